@@ -1,0 +1,84 @@
+"""Function: the base of every differentiable op, and the switch that turns graph building off."""
+import contextlib
+import threading
+
+from .device import DeviceError
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    """Whether new ops record the graph that backward() needs."""
+    return getattr(_state, "grad_enabled", True)
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.previous = is_grad_enabled()
+        _state.grad_enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _state.grad_enabled = self.previous
+        return False
+
+
+def no_grad():
+    """Context manager and decorator: ops inside build no graph and save nothing for backward."""
+    return _GradMode(False)
+
+
+def enable_grad():
+    """Context manager and decorator: turn graph building back on inside a no_grad block."""
+    return _GradMode(True)
+
+
+class Function:
+    """One op: `forward` maps raw arrays to a raw array, `backward` maps the output's gradient
+    to one gradient (or None) per tensor input. `self.xp` is the array module of the inputs'
+    device, so the same code runs on NumPy and CuPy. Anything the op stores on `self` is freed
+    once backward has used it, unless the graph is retained.
+
+    Gradients may have the broadcast shape of the output: the engine sums them back to each
+    input's shape, so ops never reason about broadcasting themselves."""
+
+    def __init__(self, xp, device):
+        self.xp = xp
+        self.device = device
+
+    def forward(self, *arrays, **kwargs):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        """Run forward on the inputs' arrays and, when any input needs a gradient, record the op."""
+        from .tensor import Tensor
+        for i, t in enumerate(inputs):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{cls.__name__}: input {i} must be a Tensor, got {type(t).__name__}")
+        device = inputs[0].device
+        for t in inputs[1:]:
+            if t.device != device:
+                raise DeviceError(f"{cls.__name__}: inputs live on different devices, {device} and {t.device}; "
+                                  f"move them with .to(device) first")
+        fn = cls(inputs[0].xp, device)
+        out = fn.forward(*[t.data for t in inputs], **kwargs)
+        needs_grad = is_grad_enabled() and any(t.requires_grad for t in inputs)
+        result = Tensor._wrap(out, device, requires_grad=needs_grad)
+        if needs_grad:
+            fn.parents = inputs
+            fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
+            result._ctx = fn
+        return result
+
+    def release(self):
+        """Drop what forward saved, keeping only the graph structure."""
+        keep = {"xp", "device", "parents", "needs_input_grad"}
+        for key in [k for k in self.__dict__ if k not in keep]:
+            del self.__dict__[key]
+        self.released = True

@@ -1,0 +1,357 @@
+"""Primitive differentiable ops on raw arrays: elementwise, reductions, movement and matmul.
+
+Each op's forward sits directly above its backward. Ops use `self.xp` (numpy or cupy), never
+an imported array module, and may return gradients in the output's broadcast shape: the
+engine reduces them to each input's shape."""
+import itertools
+
+from .function import Function
+
+
+# ---------------------------------------------------------------- elementwise, binary
+
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        return g, -g
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        need_a, need_b = self.needs_input_grad
+        return (g * self.b if need_a else None), (g * self.a if need_b else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        need_a, need_b = self.needs_input_grad
+        grad_a = g / self.b if need_a else None
+        grad_b = -g * self.a / (self.b * self.b) if need_b else None
+        return grad_a, grad_b
+
+
+class Pow(Function):
+    """a ** b; the gradient for b needs log(a), so it is only defined for a > 0."""
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a ** b
+        return self.out
+
+    def backward(self, g):
+        need_a, need_b = self.needs_input_grad
+        grad_a = g * self.b * self.a ** (self.b - 1) if need_a else None
+        grad_b = g * self.out * self.xp.log(self.a) if need_b else None
+        return grad_a, grad_b
+
+
+class Maximum(Function):
+    """Elementwise max; at a tie the gradient is split equally, as for the reductions."""
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return self.xp.maximum(a, b)
+
+    def backward(self, g):
+        share_a = (self.a > self.b).astype(g.dtype) + 0.5 * (self.a == self.b).astype(g.dtype)
+        return g * share_a, g * (1 - share_a)
+
+
+class Where(Function):
+    """Picks from a where `condition` holds, else from b; `condition` is a constant boolean array."""
+    def forward(self, a, b, condition):
+        self.condition = condition
+        return self.xp.where(condition, a, b)
+
+    def backward(self, g):
+        return self.xp.where(self.condition, g, 0), self.xp.where(self.condition, 0, g)
+
+
+# ---------------------------------------------------------------- elementwise, unary
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.out = self.xp.exp(x)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return self.xp.log(x)
+
+    def backward(self, g):
+        return g / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.out = self.xp.sqrt(x)
+        return self.out
+
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.x = x
+        return self.xp.abs(x)
+
+    def backward(self, g):
+        return g * self.xp.sign(self.x)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = self.xp.tanh(x)
+        return self.out
+
+    def backward(self, g):
+        return g * (1 - self.out * self.out)
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+class Sigmoid(Function):
+    """Logistic function via tanh, so large |x| cannot overflow exp."""
+    def forward(self, x):
+        self.out = 0.5 * self.xp.tanh(0.5 * x) + 0.5
+        return self.out
+
+    def backward(self, g):
+        return g * self.out * (1 - self.out)
+
+
+class Clip(Function):
+    """Clamp to [low, high]; the gradient passes where x lies inside, boundaries included."""
+    def forward(self, x, low=None, high=None):
+        xp = self.xp
+        self.inside = xp.ones(x.shape, dtype=bool)
+        if low is not None:
+            self.inside &= x >= low
+        if high is not None:
+            self.inside &= x <= high
+        return xp.clip(x, low, high)
+
+    def backward(self, g):
+        return g * self.inside
+
+
+class Cast(Function):
+    """Change the float dtype; the gradient is cast back."""
+    def forward(self, x, dtype):
+        self.dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.dtype)
+
+
+# ---------------------------------------------------------------- reductions
+
+class Sum(Function):
+    def forward(self, x, axis=None, keepdims=False):
+        self.shape, self.axis = x.shape, axis
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        return self.xp.broadcast_to(_keep_axes(g, self.shape, self.axis), self.shape)
+
+
+class Max(Function):
+    """Max over axes; tied maxima share the gradient equally (the subgradient PyTorch's amax uses)."""
+    def forward(self, x, axis=None, keepdims=False):
+        self.axis = axis
+        out = x.max(axis=axis, keepdims=True)
+        self.mask = x == out
+        return out if keepdims else out.squeeze(axis=axis) if axis is not None else out.reshape(())
+
+    def backward(self, g):
+        mask = self.mask.astype(g.dtype)
+        count = mask.sum(axis=self.axis, keepdims=True)
+        return _keep_axes(g, mask.shape, self.axis) * (mask / count)
+
+
+class LogSumExp(Function):
+    """log(sum(exp(x))) with the max subtracted first, so inputs of size 1e4 do not overflow."""
+    def forward(self, x, axis=None, keepdims=False):
+        xp = self.xp
+        self.axis = axis
+        m = x.max(axis=axis, keepdims=True)
+        e = xp.exp(x - m)
+        s = e.sum(axis=axis, keepdims=True)
+        self.softmax = e / s
+        out = xp.log(s) + m
+        return out if keepdims else out.squeeze(axis=axis) if axis is not None else out.reshape(())
+
+    def backward(self, g):
+        return _keep_axes(g, self.softmax.shape, self.axis) * self.softmax
+
+
+class Softmax(Function):
+    """exp(x - max) / sum: subtracting the max keeps exp below 1 for any input."""
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        e = self.xp.exp(x - x.max(axis=axis, keepdims=True))
+        self.out = e / e.sum(axis=axis, keepdims=True)
+        return self.out
+
+    def backward(self, g):
+        gy = g * self.out
+        return gy - self.out * gy.sum(axis=self.axis, keepdims=True)
+
+
+class LogSoftmax(Function):
+    """x - logsumexp(x), computed with the max subtracted so it never overflows."""
+    def forward(self, x, axis=-1):
+        xp = self.xp
+        self.axis = axis
+        shifted = x - x.max(axis=axis, keepdims=True)
+        self.out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        return self.out
+
+    def backward(self, g):
+        return g - self.xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+
+
+def _keep_axes(g, shape, axis):
+    """Reshape a reduced gradient so it broadcasts against the unreduced `shape`."""
+    if axis is None:
+        return g.reshape((1,) * len(shape))
+    axes = (axis,) if isinstance(axis, int) else axis
+    axes = [a % len(shape) for a in axes]
+    kept = [1 if i in axes else s for i, s in enumerate(shape)]
+    return g.reshape(kept)
+
+
+# ---------------------------------------------------------------- movement
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.shape)
+
+
+class Permute(Function):
+    def forward(self, x, axes):
+        self.axes = axes
+        return x.transpose(axes)
+
+    def backward(self, g):
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return g.transpose(inverse)
+
+
+class Expand(Function):
+    """Broadcast to a larger shape without copying; the engine sums the gradient back."""
+    def forward(self, x, shape):
+        return self.xp.broadcast_to(x, shape)
+
+    def backward(self, g):
+        return g
+
+
+class Pad(Function):
+    """Constant padding; the gradient is the un-padded window of the output gradient."""
+    def forward(self, x, pad_width, value=0.0):
+        self.window = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, x.shape))
+        return self.xp.pad(x, pad_width, mode="constant", constant_values=value)
+
+    def backward(self, g):
+        return g[self.window]
+
+
+class GetItem(Function):
+    """Indexing; with integer-array indices the gradient scatters and sums repeated picks."""
+    def forward(self, x, index, advanced=False):
+        self.shape, self.index, self.advanced, self.dtype = x.shape, index, advanced, x.dtype
+        return x[index]
+
+    def backward(self, g):
+        xp = self.xp
+        grad = xp.zeros(self.shape, dtype=g.dtype)
+        if self.advanced:
+            xp.add.at(grad, self.index, g)  # NOTE: add.at accumulates repeated indices; += would not
+        else:
+            grad[self.index] = g
+        return grad
+
+
+class Concatenate(Function):
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        return self.xp.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        cuts = list(itertools.accumulate(self.sizes[:-1]))
+        return tuple(self.xp.split(g, cuts, axis=self.axis))
+
+
+# ---------------------------------------------------------------- matmul
+
+class MatMul(Function):
+    """NumPy matmul semantics: 1-D operands are promoted and the added axis removed again."""
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        need_a, need_b = self.needs_input_grad
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = g[..., None, :]
+        if b.ndim == 1:
+            g = g[..., None]
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = g @ b2.swapaxes(-1, -2)
+            if a.ndim == 1:
+                grad_a = grad_a[..., 0, :]
+        if need_b:
+            grad_b = a2.swapaxes(-1, -2) @ g
+            if b.ndim == 1:
+                grad_b = grad_b[..., 0]
+        return grad_a, grad_b

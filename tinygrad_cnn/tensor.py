@@ -1,0 +1,751 @@
+"""Tensor: an array on a device plus the graph that reverse-mode autograd walks back."""
+import numbers
+
+import numpy
+
+from . import ops
+from .device import array_module, canonical_device, device_of, to_device, to_numpy, use_device
+from .function import Function, is_grad_enabled
+
+float32 = numpy.dtype("float32")
+float64 = numpy.dtype("float64")
+_rng = numpy.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seed the global generator behind rand, randn, weight initialisers and dropout."""
+    global _rng
+    _rng = numpy.random.default_rng(seed)
+
+
+def get_rng():
+    """The global NumPy generator (random numbers are drawn on the CPU, so seeds agree across devices)."""
+    return _rng
+
+
+def _is_float(dtype):
+    return numpy.dtype(dtype).kind == "f"
+
+
+def _shape_arg(shape):
+    """Accept f(2, 3) and f((2, 3)) alike, as NumPy's reshape does."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+class Tensor:
+    """An n-dimensional array on a device ("cpu" or "cuda:N") that records the ops applied to it,
+    so that backward() can fill `.grad` of every tensor created with requires_grad=True.
+
+    Python floats become float32; NumPy and CuPy arrays keep their dtype; integers stay integer
+    (labels, indices) and can never require a gradient."""
+
+    __array_ufunc__ = None  # NOTE: makes `numpy_scalar * tensor` call Tensor.__rmul__
+
+    def __init__(self, data, device=None, dtype=None, requires_grad=False):
+        if isinstance(data, Tensor):
+            data = data.data
+        if device is None:
+            device = device_of(data) if hasattr(data, "__cuda_array_interface__") else None
+        device = canonical_device(device)
+        if not hasattr(data, "dtype") or not hasattr(data, "shape"):
+            array = numpy.asarray(data)
+            if array.dtype.kind == "f" and dtype is None:
+                array = array.astype(float32)
+            elif array.dtype.kind not in "biuf":
+                raise TypeError(f"Tensor cannot hold {type(data).__name__} data of dtype {array.dtype}")
+            data = array
+        elif numpy.dtype(data.dtype).kind not in "biuf":
+            raise TypeError(f"Tensor cannot hold arrays of dtype {data.dtype}")
+        data = to_device(data, device)
+        if dtype is not None:
+            data = data.astype(dtype, copy=False)
+        self._init(data, device, requires_grad)
+
+    def _init(self, data, device, requires_grad):
+        self.data = data
+        self.device = device
+        self.xp = array_module(device) if device != "cpu" else numpy
+        self.grad = None
+        self._ctx = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, data, device, requires_grad=False):
+        """Build a tensor around an array already on `device`, skipping all checks (used by ops)."""
+        t = cls.__new__(cls)
+        t.data, t.device, t.grad, t._ctx, t.requires_grad = data, device, None, None, requires_grad
+        t.xp = numpy if device == "cpu" else array_module(device)
+        return t
+
+    # ------------------------------------------------------------ attributes
+
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return int(self.data.size)
+
+    @property
+    def dtype(self):
+        return numpy.dtype(self.data.dtype)
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self):
+        body = numpy.array2string(self.numpy(), separator=", ", precision=4, threshold=20, prefix="Tensor(")
+        extras = f", dtype={self.dtype.name}, device='{self.device}'"
+        if self.requires_grad:
+            extras += ", requires_grad=True"
+        return f"Tensor({body}{extras})"
+
+    def requires_grad_(self, requires_grad=True):
+        """Mark a leaf tensor as a parameter whose gradient backward() should compute."""
+        if requires_grad and not _is_float(self.dtype):
+            raise TypeError(f"only floating-point tensors can require gradients, this one is {self.dtype.name}")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False) on a tensor produced by an op: use .detach() instead")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self):
+        """The same data, cut off from the graph (shares memory, like PyTorch)."""
+        return Tensor._wrap(self.data, self.device)
+
+    def numpy(self):
+        """A NumPy array with the values, copied from the GPU when needed."""
+        return to_numpy(self.data)
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device):
+        """The tensor on another device; gradients flow back to the original."""
+        device = canonical_device(device)
+        if device == self.device:
+            return self
+        return ToDevice.apply(self, device=device)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, index=0):
+        return self.to(f"cuda:{index}")
+
+    def astype(self, dtype):
+        """Cast; float-to-float casts are differentiable."""
+        dtype = numpy.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        if _is_float(dtype) and _is_float(self.dtype):
+            return ops.Cast.apply(self, dtype=dtype)
+        return Tensor._wrap(self.data.astype(dtype), self.device)
+
+    def float(self):
+        return self.astype(float32)
+
+    def double(self):
+        return self.astype(float64)
+
+    # ------------------------------------------------------------ autograd
+
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
+
+        Without `grad`, self must hold one element (a loss); otherwise `grad` is the upstream
+        gradient, of self's shape. Saved arrays are freed afterwards unless retain_graph=True."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad: no input had "
+                               "requires_grad=True, or it was computed under no_grad()")
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, this one has "
+                                   f"shape {self.shape}; pass backward(grad) with an upstream gradient")
+            grad = self.xp.ones(self.data.shape, dtype=self.dtype)
+        else:
+            if isinstance(grad, Tensor):
+                if grad.device != self.device:
+                    raise ValueError(f"backward(): gradient is on {grad.device}, the tensor on {self.device}")
+                grad = grad.data
+            grad = self.xp.asarray(grad, dtype=self.dtype)
+            if grad.shape != self.data.shape:
+                raise ValueError(f"backward(): gradient shape {tuple(grad.shape)} does not match tensor shape {self.shape}")
+        grads = {id(self): grad}
+        for node in reversed(self._topological_order()):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            fn = node._ctx
+            if fn is None:
+                node._accumulate(g)
+                continue
+            if getattr(fn, "released", False):
+                raise RuntimeError("backward() through a graph whose saved arrays were freed by an earlier "
+                                   "backward(); call the first backward(retain_graph=True) to go through twice")
+            in_grads = fn.backward(g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            for parent, pg, needed in zip(fn.parents, in_grads, fn.needs_input_grad):
+                if not needed or pg is None:
+                    continue
+                pg = _sum_to(pg, parent.data.shape)
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+            if not retain_graph:
+                fn.release()
+
+    def _topological_order(self):
+        """Tensors that need a gradient, each after all its inputs, found without recursion."""
+        order, visited, stack = [], {id(self)}, [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            stack.append((node, True))
+            if node._ctx is not None:
+                for parent in node._ctx.parents:
+                    if parent.requires_grad and id(parent) not in visited:
+                        visited.add(id(parent))
+                        stack.append((parent, False))
+        return order
+
+    def _accumulate(self, g):
+        g = g.astype(self.dtype, copy=False)
+        if self.grad is None:
+            self.grad = Tensor._wrap(self.xp.array(g, copy=True), self.device)  # NOTE: own the memory
+        else:
+            self.grad.data = self.grad.data + g
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ------------------------------------------------------------ operand coercion
+
+    def _operand(self, other, op_name):
+        """Turn a scalar into a tensor of self's dtype and check the other tensor's device."""
+        if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise ValueError(f"{op_name}: operands live on different devices, {self.device} and {other.device}")
+            return other
+        if isinstance(other, numbers.Number) and not isinstance(other, complex):
+            if _is_float(self.dtype):
+                dtype = self.dtype
+            elif isinstance(other, numbers.Integral):
+                dtype = numpy.promote_types(self.dtype, numpy.int64)
+            else:
+                dtype = float32
+            return Tensor._wrap(self.xp.asarray(other, dtype=dtype), self.device)
+        if isinstance(other, (list, tuple)) or hasattr(other, "__array_interface__") or hasattr(other, "__cuda_array_interface__"):
+            return Tensor(other, device=self.device)
+        raise TypeError(f"{op_name}: unsupported operand of type {type(other).__name__}")
+
+    def _binary(self, fn, other, op_name, reverse=False):
+        other = self._operand(other, op_name)
+        a, b = (other, self) if reverse else (self, other)
+        try:
+            numpy.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"{op_name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+        a, b = _promote(a, b)
+        return fn.apply(a, b)
+
+    def __add__(self, other):
+        return self._binary(ops.Add, other, "add")
+
+    def __radd__(self, other):
+        return self._binary(ops.Add, other, "add", reverse=True)
+
+    def __sub__(self, other):
+        return self._binary(ops.Sub, other, "sub")
+
+    def __rsub__(self, other):
+        return self._binary(ops.Sub, other, "sub", reverse=True)
+
+    def __mul__(self, other):
+        return self._binary(ops.Mul, other, "mul")
+
+    def __rmul__(self, other):
+        return self._binary(ops.Mul, other, "mul", reverse=True)
+
+    def __truediv__(self, other):
+        return self._binary(ops.Div, other, "div")
+
+    def __rtruediv__(self, other):
+        return self._binary(ops.Div, other, "div", reverse=True)
+
+    def __pow__(self, other):
+        return self._binary(ops.Pow, other, "pow")
+
+    def __rpow__(self, other):
+        return self._binary(ops.Pow, other, "pow", reverse=True)
+
+    def __neg__(self):
+        return ops.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(self._operand(other, "matmul"), self)
+
+    # comparisons: no gradient, boolean results
+    def _compare(self, other, name):
+        other = self._operand(other, name)
+        return Tensor._wrap(getattr(self.data, name)(other.data), self.device)
+
+    def __lt__(self, other):
+        return self._compare(other, "__lt__")
+
+    def __le__(self, other):
+        return self._compare(other, "__le__")
+
+    def __gt__(self, other):
+        return self._compare(other, "__gt__")
+
+    def __ge__(self, other):
+        return self._compare(other, "__ge__")
+
+    def __eq__(self, other):
+        return self._compare(other, "__eq__")
+
+    def __ne__(self, other):
+        return self._compare(other, "__ne__")
+
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def any(self):
+        return bool(self.data.any())
+
+    def all(self):
+        return bool(self.data.all())
+
+    # ------------------------------------------------------------ unary math
+
+    def _float_op(self, fn, name, **kwargs):
+        if not _is_float(self.dtype):
+            raise TypeError(f"{name} needs a floating-point tensor, got {self.dtype.name}; use .float() first")
+        return fn.apply(self, **kwargs)
+
+    def exp(self):
+        return self._float_op(ops.Exp, "exp")
+
+    def log(self):
+        return self._float_op(ops.Log, "log")
+
+    def sqrt(self):
+        return self._float_op(ops.Sqrt, "sqrt")
+
+    def abs(self):
+        return ops.Abs.apply(self)
+
+    def tanh(self):
+        return self._float_op(ops.Tanh, "tanh")
+
+    def relu(self):
+        return ops.ReLU.apply(self)
+
+    def sigmoid(self):
+        return self._float_op(ops.Sigmoid, "sigmoid")
+
+    def clip(self, low=None, high=None):
+        if low is None and high is None:
+            raise ValueError("clip needs at least one of low and high")
+        return ops.Clip.apply(self, low=low, high=high)
+
+    def maximum(self, other):
+        return self._binary(ops.Maximum, other, "maximum")
+
+    def minimum(self, other):
+        return -((-self).maximum(-self._operand(other, "minimum")))
+
+    # ------------------------------------------------------------ reductions
+
+    def _axis(self, axis):
+        """Validate an axis argument (None, int or tuple) against this tensor's rank."""
+        if axis is None:
+            return None
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        for a in axes:
+            if not -self.ndim <= a < max(self.ndim, 1):
+                raise ValueError(f"axis {a} is out of range for a tensor of shape {self.shape}")
+        normal = tuple(a % max(self.ndim, 1) for a in axes)
+        if len(set(normal)) != len(normal):
+            raise ValueError(f"repeated axis in {axis}")
+        return normal[0] if isinstance(axis, int) else normal
+
+    def sum(self, axis=None, keepdims=False):
+        return ops.Sum.apply(self, axis=self._axis(axis), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        axis = self._axis(axis)
+        axes = range(self.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+        count = 1
+        for a in axes:
+            count *= self.shape[a]
+        return self.sum(axis, keepdims) * (1.0 / max(count, 1))
+
+    def max(self, axis=None, keepdims=False):
+        if self.size == 0:
+            raise ValueError("max of an empty tensor")
+        return ops.Max.apply(self, axis=self._axis(axis), keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return -((-self).max(axis, keepdims))
+
+    def logsumexp(self, axis=None, keepdims=False):
+        return self._float_op(ops.LogSumExp, "logsumexp", axis=self._axis(axis), keepdims=keepdims)
+
+    def softmax(self, axis=-1):
+        return self._float_op(ops.Softmax, "softmax", axis=self._axis(axis))
+
+    def log_softmax(self, axis=-1):
+        return self._float_op(ops.LogSoftmax, "log_softmax", axis=self._axis(axis))
+
+    def argmax(self, axis=None, keepdims=False):
+        out = self.data.argmax(axis=self._axis(axis))
+        if keepdims and axis is not None:
+            out = self.xp.expand_dims(out, self._axis(axis))
+        return Tensor._wrap(out, self.device)
+
+    def argmin(self, axis=None, keepdims=False):
+        return (-self).argmax(axis, keepdims)
+
+    # ------------------------------------------------------------ movement
+
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        known = [s for s in shape if s != -1]
+        size = 1
+        for s in known:
+            size *= s
+        if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
+                -1 in shape and (size == 0 or self.size % size)) or (-1 not in shape and size != self.size):
+            raise ValueError(f"cannot reshape a tensor of shape {self.shape} ({self.size} elements) into {shape}")
+        if shape == self.shape:
+            return self
+        return ops.Reshape.apply(self, shape=shape)
+
+    def flatten(self, start_axis=0, end_axis=-1):
+        """Merge axes start_axis..end_axis into one (Keras' Flatten is flatten(1))."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = self._axis(start_axis), self._axis(end_axis)
+        if start > end:
+            raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
+        merged = 1
+        for s in self.shape[start:end + 1]:
+            merged *= s
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
+
+    def transpose(self, *axes):
+        """Permute axes; with none given, reverse them (NumPy's rule)."""
+        axes = _shape_arg(axes) if axes else tuple(reversed(range(self.ndim)))
+        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}")
+        axes = tuple(a % self.ndim for a in axes)
+        if axes == tuple(range(self.ndim)):
+            return self
+        return ops.Permute.apply(self, axes=axes)
+
+    permute = transpose
+
+    def swapaxes(self, axis1, axis2):
+        axes = list(range(self.ndim))
+        a, b = self._axis(axis1), self._axis(axis2)
+        axes[a], axes[b] = axes[b], axes[a]
+        return self.transpose(axes)
+
+    def expand_dims(self, axis):
+        ndim = self.ndim + 1
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"expand_dims: axis {axis} out of range for a result of rank {ndim}")
+        axis %= ndim
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    unsqueeze = expand_dims
+
+    def squeeze(self, axis=None):
+        if axis is None:
+            return self.reshape(tuple(s for s in self.shape if s != 1))
+        axes = self._axis(axis)
+        axes = (axes,) if isinstance(axes, int) else axes
+        for a in axes:
+            if self.shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} has size {self.shape[a]}, not 1, in shape {self.shape}")
+        return self.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
+
+    def broadcast_to(self, *shape):
+        shape = _shape_arg(shape)
+        try:
+            if numpy.broadcast_shapes(self.shape, shape) != shape:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"cannot broadcast shape {self.shape} to {shape}") from None
+        if shape == self.shape:
+            return self
+        return ops.Expand.apply(self, shape=shape)
+
+    expand = broadcast_to
+
+    def pad(self, pad_width, value=0.0):
+        """Constant padding with NumPy's pad_width: an int, a (before, after) pair, or a pair per axis."""
+        if isinstance(pad_width, int):
+            pad_width = [(pad_width, pad_width)] * self.ndim
+        else:
+            pad_width = [tuple(p) if isinstance(p, (tuple, list)) else (p, p) for p in pad_width]
+            if len(pad_width) == 1:
+                pad_width = pad_width * self.ndim
+        if len(pad_width) != self.ndim or any(len(p) != 2 or min(p) < 0 for p in pad_width):
+            raise ValueError(f"pad: pad_width {pad_width} does not fit a tensor of shape {self.shape}")
+        pad_width = tuple((int(a), int(b)) for a, b in pad_width)
+        return ops.Pad.apply(self, pad_width=pad_width, value=value)
+
+    def __getitem__(self, index):
+        index, advanced = _normalize_index(index, self)
+        try:
+            return ops.GetItem.apply(self, index=index, advanced=advanced)
+        except IndexError as e:
+            raise IndexError(f"bad index for a tensor of shape {self.shape}: {e}") from None
+
+
+# ---------------------------------------------------------------- functions of several tensors
+
+class ToDevice(Function):
+    """Copy to another device; the gradient is copied back."""
+    def forward(self, x, device):
+        self.source = self.device
+        with use_device(device):
+            return to_device(x, device)
+
+    def backward(self, g):
+        return to_device(g, self.source)
+
+    @classmethod
+    def apply(cls, x, device):
+        fn = cls(x.xp, x.device)
+        out = fn.forward(x.data, device)
+        needs_grad = is_grad_enabled() and x.requires_grad
+        result = Tensor._wrap(out, device, requires_grad=needs_grad)
+        if needs_grad:
+            fn.parents, fn.needs_input_grad = (x,), (True,)
+            result._ctx = fn
+        return result
+
+
+def _promote(a, b):
+    """Give two operands one dtype: ints join the float; two floats follow NumPy (float32+float64 -> float64)."""
+    if a.dtype == b.dtype:
+        return a, b
+    fa, fb = _is_float(a.dtype), _is_float(b.dtype)
+    if fa and not fb:
+        return a, b.astype(a.dtype)
+    if fb and not fa:
+        return a.astype(b.dtype), b
+    dtype = numpy.promote_types(a.dtype, b.dtype)
+    return a.astype(dtype), b.astype(dtype)
+
+
+def _sum_to(g, shape):
+    """Sum a broadcast gradient back to `shape`: the one place broadcasting is undone."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _normalize_index(index, tensor):
+    """Turn Tensor/list indices into arrays on the tensor's device; report whether any are arrays."""
+    items = index if isinstance(index, tuple) else (index,)
+    out, advanced = [], False
+    for item in items:
+        if isinstance(item, Tensor):
+            if item.device != tensor.device:
+                raise ValueError(f"index on {item.device} for a tensor on {tensor.device}")
+            if _is_float(item.dtype):
+                raise IndexError(f"tensor indices must be integer or boolean, got {item.dtype.name}")
+            item, advanced = item.data, True
+        elif isinstance(item, (list, numpy.ndarray)) or hasattr(item, "__cuda_array_interface__"):
+            item = tensor.xp.asarray(item)
+            if item.dtype.kind not in "biu":
+                raise IndexError(f"array indices must be integer or boolean, got {item.dtype}")
+            advanced = True
+        out.append(item)
+    return (tuple(out) if isinstance(index, tuple) else out[0]), advanced
+
+
+def matmul(a, b):
+    """Matrix product with NumPy's rules for 1-D, 2-D and batched operands."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError("matmul needs two tensors")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: scalars are not allowed, got shapes {a.shape} and {b.shape}; use *")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    batch_ok = True
+    try:
+        numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        batch_ok = False
+    if inner_a != inner_b or not batch_ok:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match "
+                         f"(inner sizes {inner_a} and {inner_b})")
+    a, b = _promote(*_same_device("matmul", a, b))
+    return ops.MatMul.apply(a, b)
+
+
+def _same_device(name, *tensors):
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        raise ValueError(f"{name}: tensors live on different devices: {', '.join(sorted(devices))}")
+    return tensors
+
+
+def concatenate(tensors, axis=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concatenate needs at least one tensor")
+    _same_device("concatenate", *tensors)
+    first = tensors[0]
+    axis_n = first._axis(axis)
+    for t in tensors[1:]:
+        if t.ndim != first.ndim or any(s != f for i, (s, f) in enumerate(zip(t.shape, first.shape)) if i != axis_n):
+            raise ValueError(f"concatenate along axis {axis}: shapes {first.shape} and {t.shape} differ off that axis")
+    dtype = first.dtype
+    for t in tensors[1:]:
+        dtype = numpy.promote_types(dtype, t.dtype)
+    return ops.Concatenate.apply(*[t.astype(dtype) for t in tensors], axis=axis_n)
+
+
+def stack(tensors, axis=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack needs tensors of one shape, got {sorted(shapes)}")
+    return concatenate([t.expand_dims(axis) for t in tensors], axis=axis)
+
+
+def where(condition, a, b):
+    """Elementwise choice: a where condition holds, else b (differentiable in a and b)."""
+    if not isinstance(a, Tensor):
+        a = b._operand(a, "where") if isinstance(b, Tensor) else Tensor(a)
+    b = a._operand(b, "where")
+    cond = condition.data if isinstance(condition, Tensor) else a.xp.asarray(condition)
+    if isinstance(condition, Tensor) and condition.device != a.device:
+        raise ValueError(f"where: condition on {condition.device}, values on {a.device}")
+    try:
+        shape = numpy.broadcast_shapes(tuple(cond.shape), a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: shapes {tuple(cond.shape)}, {a.shape} and {b.shape} cannot be broadcast together") from None
+    a, b = _promote(a, b)
+    return ops.Where.apply(a, b, condition=a.xp.broadcast_to(cond.astype(bool), shape))
+
+
+def maximum(a, b):
+    return a.maximum(b) if isinstance(a, Tensor) else b.maximum(a)
+
+
+def minimum(a, b):
+    return a.minimum(b) if isinstance(a, Tensor) else b.minimum(a)
+
+
+# ---------------------------------------------------------------- factories
+
+def _factory(array, device, requires_grad):
+    device = canonical_device(device)
+    with use_device(device):
+        data = to_device(array, device)
+    return Tensor._wrap(data, device).requires_grad_(requires_grad) if requires_grad else Tensor._wrap(data, device)
+
+
+def _make(device, fill):
+    device = canonical_device(device)
+    xp = array_module(device)
+    with use_device(device):
+        return fill(xp), device
+
+
+def zeros(*shape, dtype=float32, device=None, requires_grad=False):
+    data, device = _make(device, lambda xp: xp.zeros(_shape_arg(shape), dtype=dtype))
+    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+
+
+def ones(*shape, dtype=float32, device=None, requires_grad=False):
+    data, device = _make(device, lambda xp: xp.ones(_shape_arg(shape), dtype=dtype))
+    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+
+
+def full(shape, fill_value, dtype=float32, device=None, requires_grad=False):
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    data, device = _make(device, lambda xp: xp.full(shape, fill_value, dtype=dtype))
+    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def rand(*shape, dtype=float32, device=None, requires_grad=False):
+    """Uniform on [0, 1) from the global generator (see manual_seed)."""
+    return _factory(_rng.random(_shape_arg(shape)).astype(dtype), device, requires_grad)
+
+
+def randn(*shape, dtype=float32, device=None, requires_grad=False):
+    """Standard normal from the global generator (see manual_seed)."""
+    return _factory(_rng.standard_normal(_shape_arg(shape)).astype(dtype), device, requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, device=None):
+    if stop is None:
+        start, stop = 0, start
+    if dtype is None:
+        dtype = numpy.int64 if all(isinstance(v, int) for v in (start, stop, step)) else float32
+    data, device = _make(device, lambda xp: xp.arange(start, stop, step, dtype=dtype))
+    return Tensor._wrap(data, device)
+
+
+def eye(n, m=None, dtype=float32, device=None, requires_grad=False):
+    data, device = _make(device, lambda xp: xp.eye(n, m, dtype=dtype))
+    return Tensor._wrap(data, device).requires_grad_(requires_grad)

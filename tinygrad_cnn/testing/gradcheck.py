@@ -1,0 +1,111 @@
+"""Compare a function's analytic gradient (backward) with central finite differences in float64."""
+import numpy
+
+from ..device import to_numpy
+from ..function import no_grad
+from ..tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """The analytic and numeric gradients disagree; the message names the input and the worst element."""
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=0):
+    """Check backward() of `fn(*inputs)` against central differences; return True or raise GradcheckError.
+
+    Every input is copied to float64. Tensors with requires_grad=True (and bare float arrays) are
+    checked; other tensors are passed as constants. The output is contracted with a *random*
+    upstream gradient, never with ones: d/dx sum(softmax(x)) is exactly zero, so `.sum()` would
+    hide a softmax whose backward returns zeros.
+
+    fast_mode=True checks one random direction per input instead of every element: two
+    evaluations per input instead of two per element, for large inputs."""
+    rng = numpy.random.default_rng(seed)
+    args, checked = [], []
+    for i, x in enumerate(inputs):
+        if isinstance(x, Tensor):
+            wants_grad = x.requires_grad
+            device = x.device
+            data = x.data
+        elif hasattr(x, "dtype") and hasattr(x, "shape"):
+            wants_grad, device, data = numpy.dtype(x.dtype).kind == "f", None, x
+        else:
+            args.append(x)
+            continue
+        float_input = numpy.dtype(data.dtype).kind == "f"
+        t = Tensor(data, device=device, dtype="float64" if float_input else None)
+        if wants_grad and float_input:
+            t = Tensor(t.data.copy(), device=t.device, requires_grad=True)
+            checked.append(i)
+        args.append(t)
+    if not checked:
+        raise ValueError("gradcheck: no input requires a gradient; pass tensors with requires_grad=True")
+
+    out = fn(*args)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    if out.dtype != numpy.float64:
+        raise GradcheckError(f"gradcheck: fn returned {out.dtype.name} from float64 inputs; an op downcasts")
+    upstream = rng.standard_normal(out.shape)
+    upstream_t = Tensor(upstream, device=out.device)
+    out.backward(upstream_t)
+
+    def objective():
+        with no_grad():
+            return float((fn(*args).numpy() * upstream).sum())
+
+    for i in checked:
+        x = args[i]
+        analytic = numpy.zeros(x.shape) if x.grad is None else x.grad.numpy()
+        if analytic.shape != x.shape:
+            raise GradcheckError(f"gradcheck: input {i} has shape {x.shape} but its gradient has shape {analytic.shape}")
+        if fast_mode:
+            _check_direction(i, x, analytic, objective, rng, eps, atol, rtol)
+        else:
+            _check_elements(i, x, analytic, objective, eps, atol, rtol)
+    return True
+
+
+def _numeric(x, flat_index, direction, objective, eps):
+    """(f(x + eps*d) - f(x - eps*d)) / (2 eps), perturbing x in place and restoring it."""
+    data = x.data
+    original = data.copy()
+    if flat_index is not None:
+        view = data.reshape(-1)
+        view[flat_index] = original.reshape(-1)[flat_index] + eps
+        plus = objective()
+        view[flat_index] = original.reshape(-1)[flat_index] - eps
+        minus = objective()
+    else:
+        data[...] = original + eps * direction
+        plus = objective()
+        data[...] = original - eps * direction
+        minus = objective()
+    data[...] = original
+    return (plus - minus) / (2 * eps)
+
+
+def _check_elements(i, x, analytic, objective, eps, atol, rtol):
+    numeric = numpy.empty(x.size)
+    for k in range(x.size):
+        numeric[k] = _numeric(x, k, None, objective, eps)
+    numeric = numeric.reshape(x.shape)
+    error = numpy.abs(analytic - numeric) - (atol + rtol * numpy.abs(numeric))
+    if error.size and error.max() > 0 or not numpy.all(numpy.isfinite(analytic)):
+        worst = numpy.unravel_index(numpy.nanargmax(numpy.where(numpy.isfinite(analytic), error, numpy.inf)), x.shape)
+        raise GradcheckError(
+            f"gradcheck failed for input {i} (shape {x.shape}) at index {tuple(int(j) for j in worst)}: "
+            f"analytic {analytic[worst]:.8g}, numeric {numeric[worst]:.8g} "
+            f"(atol={atol}, rtol={rtol}; {int((error > 0).sum())} of {x.size} elements disagree)")
+
+
+def _check_direction(i, x, analytic, objective, rng, eps, atol, rtol):
+    direction = rng.standard_normal(x.shape)
+    direction /= max(numpy.linalg.norm(direction), 1e-12)
+    xp_direction = x.xp.asarray(direction)
+    numeric = _numeric(x, None, xp_direction, objective, eps)
+    predicted = float((analytic * direction).sum())
+    if not abs(predicted - numeric) <= atol + rtol * abs(numeric):
+        raise GradcheckError(
+            f"gradcheck (fast mode) failed for input {i} (shape {x.shape}): directional derivative "
+            f"analytic {predicted:.8g}, numeric {numeric:.8g} (atol={atol}, rtol={rtol})")
