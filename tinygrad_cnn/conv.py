@@ -1,0 +1,157 @@
+"""Convolution and pooling primitives over NCHW tensors, built from strided windows and one GEMM.
+
+Windows are gathered with a loop over the KH x KW kernel offsets only: each offset is one strided
+slice of the whole batch, so nothing loops over pixels, channels or images, and the same code runs
+on CuPy."""
+from .function import Function
+
+
+def pair(value, name):
+    """Accept an int or a pair of ints, as PyTorch and Keras do."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+def output_size(size, kernel, stride=1, padding=0, dilation=1):
+    """Output length along one axis: floor((size + 2*padding - dilation*(kernel-1) - 1) / stride) + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def same_padding(kernel, dilation=1):
+    """(before, after) padding that keeps the size at stride 1; odd totals put the extra after, like Keras."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def _window(array, i, j, out_h, out_w, stride, dilation):
+    """The slice of a padded (N, H, W, C) array that kernel offset (i, j) sees, for every output pixel."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return array[:, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw, :]
+
+
+def _pad_nhwc(xp, x, padding, value=0.0):
+    """Copy an NCHW array into a padded channels-last (N, Hp, Wp, C) buffer."""
+    (top, bottom), (left, right) = padding
+    n, c, h, w = x.shape
+    out = xp.full((n, h + top + bottom, w + left + right, c), value, dtype=x.dtype)
+    out[:, top:top + h, left:left + w, :] = x.transpose(0, 2, 3, 1)
+    return out
+
+
+class Conv2d(Function):
+    """Cross-correlation of x (N, C, H, W) with weight (O, C, KH, KW), plus an optional bias (O,).
+
+    NOTE: the work happens channels-last. im2col builds (N, OH, OW, KH, KW, C) so that each
+    kernel offset copies whole contiguous channel vectors, and the product with the weight is a
+    single (N*OH*OW, KH*KW*C) x (KH*KW*C, O) GEMM. The result is returned as an NCHW view of
+    that NHWC memory: no transpose copy, and the next layer reads it channels-last for free."""
+
+    def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+        xp = self.xp
+        n, c, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        (top, bottom), (left, right) = padding
+        out_h = output_size(h + top + bottom, kh, stride[0], 0, dilation[0])
+        out_w = output_size(w + left + right, kw, stride[1], 0, dilation[1])
+        x_pad = _pad_nhwc(xp, x, padding)
+        cols = xp.empty((n, out_h, out_w, kh, kw, c), dtype=x.dtype)  # (N, OH, OW, KH, KW, C)
+        for i in range(kh):
+            for j in range(kw):
+                cols[:, :, :, i, j, :] = _window(x_pad, i, j, out_h, out_w, stride, dilation)
+        cols = cols.reshape(n * out_h * out_w, kh * kw * c)
+        w_mat = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)  # (KH*KW*C, O)
+        out = cols @ w_mat  # (N*OH*OW, O)
+        if bias:
+            out += bias[0]
+        self.cols, self.weight = cols, weight
+        self.geometry = (x.shape, x_pad.shape, out_h, out_w, stride, padding, dilation)
+        return out.reshape(n, out_h, out_w, o).transpose(0, 3, 1, 2)
+
+    def backward(self, g):
+        xp = self.xp
+        (n, c, h, w), pad_shape, out_h, out_w, stride, padding, dilation = self.geometry
+        o, _, kh, kw = self.weight.shape
+        g_mat = g.transpose(0, 2, 3, 1).reshape(n * out_h * out_w, o)  # (N*OH*OW, O)
+        need_x, need_w = self.needs_input_grad[:2]
+        grad_x = grad_w = None
+        if need_w:
+            grad_w = (g_mat.T @ self.cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+        if need_x:
+            w_mat = self.weight.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
+            grad_cols = (g_mat @ w_mat).reshape(n, out_h, out_w, kh, kw, c)
+            grad_pad = xp.zeros(pad_shape, dtype=g.dtype)
+            for i in range(kh):  # col2im: add each kernel offset's slice back where it was read
+                for j in range(kw):
+                    _window(grad_pad, i, j, out_h, out_w, stride, dilation)[...] += grad_cols[:, :, :, i, j, :]
+            (top, _), (left, _) = padding
+            grad_x = grad_pad[:, top:top + h, left:left + w, :].transpose(0, 3, 1, 2)
+        if len(self.needs_input_grad) == 3:
+            grad_b = g_mat.sum(axis=0) if self.needs_input_grad[2] else None
+            return grad_x, grad_w, grad_b
+        return grad_x, grad_w
+
+
+class _Pool2d(Function):
+    """Shared window bookkeeping of max and average pooling (channels-last, like Conv2d)."""
+
+    def _windows(self, x, kernel, stride, padding, fill):
+        n, c, h, w = x.shape
+        (kh, kw), (ph, pw) = kernel, padding
+        out_h = output_size(h, kh, stride[0], ph)
+        out_w = output_size(w, kw, stride[1], pw)
+        x_pad = _pad_nhwc(self.xp, x, ((ph, ph), (pw, pw)), fill)
+        self.geometry = (x.shape, x_pad.shape, out_h, out_w, kernel, stride, padding)
+        offsets = [(i, j) for i in range(kh) for j in range(kw)]
+        return x_pad, offsets, out_h, out_w
+
+    def _scatter(self, pieces):
+        """Sum per-offset gradient pieces (each (N, OH, OW, C)) back into an NCHW input gradient."""
+        (n, c, h, w), pad_shape, out_h, out_w, kernel, stride, padding = self.geometry
+        grad_pad = self.xp.zeros(pad_shape, dtype=pieces[0][1].dtype)
+        for (i, j), piece in pieces:
+            _window(grad_pad, i, j, out_h, out_w, stride, (1, 1))[...] += piece
+        ph, pw = padding
+        return grad_pad[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2)
+
+
+class MaxPool2d(_Pool2d):
+    """Max over each window; backward routes a window's gradient to exactly one maximum (the
+    first in row-major order when several tie), so gradients are never split or duplicated."""
+
+    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+        xp = self.xp
+        fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+        x_pad, offsets, out_h, out_w = self._windows(x, kernel, stride, padding, fill)
+        out = None
+        for k, (i, j) in enumerate(offsets):
+            view = _window(x_pad, i, j, out_h, out_w, stride, (1, 1))  # (N, OH, OW, C)
+            if out is None:
+                out = view.copy()
+                self.argmax = xp.zeros(out.shape, dtype=xp.uint8 if len(offsets) < 256 else xp.int32)
+            else:
+                better = view > out  # NOTE: strict >, so the first maximum wins a tie
+                xp.copyto(out, view, where=better)
+                self.argmax[better] = k
+        self.offsets = offsets
+        return out.transpose(0, 3, 1, 2)
+
+    def backward(self, g):
+        g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, C)
+        return self._scatter([(ij, g * (self.argmax == k)) for k, ij in enumerate(self.offsets)])
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over each window; zero padding counts toward the mean (PyTorch's default)."""
+
+    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+        x_pad, offsets, out_h, out_w = self._windows(x, kernel, stride, padding, 0.0)
+        self.offsets = offsets
+        out = sum(_window(x_pad, i, j, out_h, out_w, stride, (1, 1)) for i, j in offsets)
+        return (out * (1.0 / len(offsets))).astype(x.dtype, copy=False).transpose(0, 3, 1, 2)
+
+    def backward(self, g):
+        share = g.transpose(0, 2, 3, 1) * (1.0 / len(self.offsets))
+        return self._scatter([(ij, share) for ij in self.offsets])

@@ -1,0 +1,229 @@
+"""Stateless layer functions (PyTorch's argument names and NCHW layout) and the losses."""
+import numpy
+
+from .. import conv
+from ..function import Function
+from ..tensor import Tensor, get_rng
+
+
+def _check_tensor(x, name, ndim=None, what=""):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a Tensor, got {type(x).__name__}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {what}, got shape {x.shape}")
+
+
+def _check_float(x, name):
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype.name}; use .float()")
+
+
+# ---------------------------------------------------------------- convolution and pooling
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """2-D cross-correlation. x (N, C, H, W), weight (O, C, KH, KW), bias (O,).
+
+    padding is an int, a pair, or 'valid' (none) / 'same' (output size = input size; stride 1)."""
+    _check_tensor(x, "conv2d input", 4, "(N, C, H, W)")
+    _check_tensor(weight, "conv2d weight", 4, "(out_channels, in_channels, KH, KW)")
+    _check_float(x, "conv2d input")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but the weight expects "
+                         f"{weight.shape[1]} (shape {weight.shape})")
+    stride, dilation = conv.pair(stride, "stride"), conv.pair(dilation, "dilation")
+    kh, kw = weight.shape[2:]
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = ((0, 0), (0, 0))
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError("conv2d: padding='same' needs stride 1 (as in PyTorch)")
+            pads = (conv.same_padding(kh, dilation[0]), conv.same_padding(kw, dilation[1]))
+        else:
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    else:
+        ph, pw = conv.pair(padding, "padding")
+        if ph < 0 or pw < 0:
+            raise ValueError(f"conv2d: padding must be >= 0, got {padding!r}")
+        pads = ((ph, ph), (pw, pw))
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"conv2d: stride and dilation must be >= 1, got {stride} and {dilation}")
+    h = x.shape[2] + sum(pads[0])
+    w = x.shape[3] + sum(pads[1])
+    if dilation[0] * (kh - 1) + 1 > h or dilation[1] * (kw - 1) + 1 > w:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} (dilation {dilation}) is larger than the padded input "
+                         f"{h}x{w} (input shape {x.shape})")
+    inputs = [x, weight]
+    if bias is not None:
+        _check_tensor(bias, "conv2d bias", 1, "(out_channels,)")
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"conv2d: bias shape {bias.shape} does not match {weight.shape[0]} output channels")
+        inputs.append(bias)
+    return conv.Conv2d.apply(*inputs, stride=stride, padding=pads, dilation=dilation)
+
+
+def _pool_args(name, x, kernel_size, stride, padding):
+    _check_tensor(x, f"{name} input", 4, "(N, C, H, W)")
+    kernel = conv.pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else conv.pair(stride, "stride")
+    padding = conv.pair(padding, "padding")
+    if min(kernel) < 1 or min(stride) < 1:
+        raise ValueError(f"{name}: kernel_size and stride must be >= 1, got {kernel} and {stride}")
+    if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1] or min(padding) < 0:
+        raise ValueError(f"{name}: padding {padding} must be >= 0 and at most half the kernel {kernel}")
+    if kernel[0] > x.shape[2] + 2 * padding[0] or kernel[1] > x.shape[3] + 2 * padding[1]:
+        raise ValueError(f"{name}: window {kernel} is larger than the padded input (input shape {x.shape})")
+    return dict(kernel=kernel, stride=stride, padding=padding)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max over windows; stride defaults to the kernel size."""
+    return conv.MaxPool2d.apply(x, **_pool_args("max_pool2d", x, kernel_size, stride, padding))
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Mean over windows (zero padding counts); stride defaults to the kernel size."""
+    _check_float(x, "avg_pool2d input")
+    return conv.AvgPool2d.apply(x, **_pool_args("avg_pool2d", x, kernel_size, stride, padding))
+
+
+# ---------------------------------------------------------------- dense and activations
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch."""
+    _check_tensor(x, "linear input")
+    _check_tensor(weight, "linear weight", 2, "(out_features, in_features)")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight expects "
+                         f"{weight.shape[1]} (shape {weight.shape})")
+    out = x @ weight.T
+    return out if bias is None else out + bias
+
+
+def relu(x):
+    return x.relu()
+
+
+def sigmoid(x):
+    return x.sigmoid()
+
+
+def tanh(x):
+    return x.tanh()
+
+
+def softmax(x, axis=-1):
+    return x.softmax(axis)
+
+
+def log_softmax(x, axis=-1):
+    return x.log_softmax(axis)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    keep = get_rng().random(x.shape) >= p
+    mask = x.xp.asarray(keep.astype(x.dtype) * numpy.asarray(1.0 / (1.0 - p), dtype=x.dtype))
+    return x * Tensor._wrap(mask, x.device)
+
+
+# ---------------------------------------------------------------- losses
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _class_targets(logits, targets, name):
+    _check_tensor(logits, f"{name} input", 2, "(N, classes)")
+    _check_float(logits, f"{name} input")
+    if not isinstance(targets, Tensor):
+        targets = Tensor(numpy.asarray(targets), device=logits.device)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"{name}: targets must be integer class indices, got {targets.dtype.name}")
+    if targets.shape != (logits.shape[0],):
+        raise ValueError(f"{name}: targets shape {targets.shape} does not match input shape {logits.shape}; "
+                         f"expected ({logits.shape[0]},)")
+    if targets.device != logits.device:
+        raise ValueError(f"{name}: input on {logits.device}, targets on {targets.device}")
+    if targets.size and (int(targets.data.min()) < 0 or int(targets.data.max()) >= logits.shape[1]):
+        raise ValueError(f"{name}: targets must lie in [0, {logits.shape[1] - 1}], got values from "
+                         f"{int(targets.data.min())} to {int(targets.data.max())}")
+    return targets
+
+
+class CrossEntropy(Function):
+    """Per-sample -log softmax(logits)[target], fused: one stable log-softmax, and a backward
+    of softmax - onehot that never builds the log-softmax graph."""
+
+    def forward(self, logits, targets):
+        xp = self.xp
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = xp.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        rows = xp.arange(logits.shape[0])
+        self.softmax, self.targets, self.rows = exp / total, targets, rows
+        return xp.log(total[:, 0]) - shifted[rows, targets]
+
+    def backward(self, g):
+        grad = self.softmax * g[:, None]
+        grad[self.rows, self.targets] -= g
+        return grad, None
+
+
+def cross_entropy(logits, targets, reduction="mean"):
+    """Softmax cross-entropy of raw scores (N, classes) against integer class targets (N,)."""
+    targets = _class_targets(logits, targets, "cross_entropy")
+    return _reduce(CrossEntropy.apply(logits, targets), reduction)
+
+
+def nll_loss(log_probs, targets, reduction="mean"):
+    """Negative log-likelihood of log-probabilities (N, classes), e.g. the output of log_softmax."""
+    targets = _class_targets(log_probs, targets, "nll_loss")
+    picked = log_probs[Tensor._wrap(log_probs.xp.arange(log_probs.shape[0]), log_probs.device), targets]
+    return _reduce(-picked, reduction)
+
+
+def _binary_targets(x, targets, name):
+    _check_tensor(x, f"{name} input")
+    _check_float(x, f"{name} input")
+    if not isinstance(targets, Tensor):
+        targets = Tensor(numpy.asarray(targets, dtype=x.dtype), device=x.device)
+    if targets.shape != x.shape:
+        raise ValueError(f"{name}: targets shape {targets.shape} does not match input shape {x.shape}")
+    return targets.astype(x.dtype)
+
+
+def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
+    """BCE on raw scores, as max(x, 0) - x*t + log(1 + exp(-|x|)): never overflows, never log(0)."""
+    targets = _binary_targets(logits, targets, "binary_cross_entropy_with_logits")
+    loss = logits.relu() - logits * targets + (1 + (-logits.abs()).exp()).log()
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy(probs, targets, reduction="mean", eps=1e-7):
+    """BCE on probabilities in [0, 1]; they are clipped to [eps, 1 - eps] so log never sees 0."""
+    targets = _binary_targets(probs, targets, "binary_cross_entropy")
+    p = probs.clip(eps, 1 - eps)
+    loss = -(targets * p.log() + (1 - targets) * (1 - p).log())
+    return _reduce(loss, reduction)
+
+
+def mse_loss(prediction, target, reduction="mean"):
+    """Mean squared error."""
+    _check_tensor(prediction, "mse_loss input")
+    if not isinstance(target, Tensor):
+        target = Tensor(numpy.asarray(target, dtype=prediction.dtype), device=prediction.device)
+    if target.shape != prediction.shape:
+        raise ValueError(f"mse_loss: target shape {target.shape} does not match input shape {prediction.shape}")
+    diff = prediction - target
+    return _reduce(diff * diff, reduction)
