@@ -13,16 +13,25 @@ class GradcheckError(AssertionError):
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=0):
     """Check backward() of `fn(*inputs)` against central differences; return True or raise GradcheckError.
 
-    Every input is copied to float64. Tensors with requires_grad=True (and bare float arrays) are
-    checked; other tensors are passed as constants. The output is contracted with a *random*
-    upstream gradient, never with ones: d/dx sum(softmax(x)) is exactly zero, so `.sum()` would
-    hide a softmax whose backward returns zeros.
+    Tensors with requires_grad=True (and bare float arrays) are checked; other tensors are passed
+    as constants. Inputs are copied to float64, except float64 leaf tensors that require grad:
+    those are checked in place (values and `.grad` restored afterwards), so `fn` may ignore its
+    arguments and read them from elsewhere, e.g. a model's parameters.
+
+    The output is contracted with a *random* upstream gradient, never with ones: d/dx
+    sum(softmax(x)) is exactly zero, so `.sum()` would hide a softmax whose backward returns zeros.
 
     fast_mode=True checks one random direction per input instead of every element: two
     evaluations per input instead of two per element, for large inputs."""
     rng = numpy.random.default_rng(seed)
-    args, checked = [], []
+    args, checked, saved_grads = [], [], {}
     for i, x in enumerate(inputs):
+        if isinstance(x, Tensor) and x.requires_grad and x.is_leaf and x.dtype == numpy.float64:
+            saved_grads[i] = x.grad
+            x.grad = None
+            args.append(x)
+            checked.append(i)
+            continue
         if isinstance(x, Tensor):
             wants_grad = x.requires_grad
             device = x.device
@@ -41,6 +50,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
     if not checked:
         raise ValueError("gradcheck: no input requires a gradient; pass tensors with requires_grad=True")
 
+    try:
+        return _check(fn, args, checked, rng, eps, atol, rtol, fast_mode)
+    finally:
+        for i, grad in saved_grads.items():
+            args[i].grad = grad
+
+
+def _check(fn, args, checked, rng, eps, atol, rtol, fast_mode):
     out = fn(*args)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
