@@ -341,10 +341,10 @@ class MatMul(Function):
         need_a, need_b = self.needs_input_grad
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
+        if b.ndim == 1:  # NOTE: b first, so that 1-D @ 1-D (a 0-d g) becomes (1,) and then (1, 1)
+            g = g[..., None]
         if a.ndim == 1:
             g = g[..., None, :]
-        if b.ndim == 1:
-            g = g[..., None]
         grad_a = grad_b = None
         if need_a:
             grad_a = g @ b2.swapaxes(-1, -2)

@@ -4,7 +4,7 @@ import numbers
 import numpy
 
 from . import ops
-from .device import array_module, canonical_device, device_of, to_device, to_numpy, use_device
+from .device import DeviceError, array_module, canonical_device, device_of, to_device, to_numpy, use_device
 from .function import Function, is_grad_enabled
 
 float32 = numpy.dtype("float32")
@@ -21,6 +21,12 @@ def manual_seed(seed):
 def get_rng():
     """The global NumPy generator (random numbers are drawn on the CPU, so seeds agree across devices)."""
     return _rng
+
+
+def _as_array(data):
+    """NOTE: NumPy reductions return scalars (np.float64), which cannot be written in place (gradcheck,
+    optimizers); keep `.data` a 0-d array instead, as CuPy always does."""
+    return numpy.asarray(data) if isinstance(data, numpy.generic) else data
 
 
 def _is_float(dtype):
@@ -64,7 +70,7 @@ class Tensor:
         self._init(data, device, requires_grad)
 
     def _init(self, data, device, requires_grad):
-        self.data = data
+        self.data = _as_array(data)
         self.device = device
         self.xp = array_module(device) if device != "cpu" else numpy
         self.grad = None
@@ -77,7 +83,7 @@ class Tensor:
     def _wrap(cls, data, device, requires_grad=False):
         """Build a tensor around an array already on `device`, skipping all checks (used by ops)."""
         t = cls.__new__(cls)
-        t.data, t.device, t.grad, t._ctx, t.requires_grad = data, device, None, None, requires_grad
+        t.data, t.device, t.grad, t._ctx, t.requires_grad = _as_array(data), device, None, None, requires_grad
         t.xp = numpy if device == "cpu" else array_module(device)
         return t
 
@@ -190,7 +196,7 @@ class Tensor:
         else:
             if isinstance(grad, Tensor):
                 if grad.device != self.device:
-                    raise ValueError(f"backward(): gradient is on {grad.device}, the tensor on {self.device}")
+                    raise DeviceError(f"backward(): gradient is on {grad.device}, the tensor on {self.device}")
                 grad = grad.data
             grad = self.xp.asarray(grad, dtype=self.dtype)
             if grad.shape != self.data.shape:
@@ -221,17 +227,21 @@ class Tensor:
 
     def _topological_order(self):
         """Tensors that need a gradient, each after all its inputs, found without recursion."""
-        order, visited, stack = [], {id(self)}, [(self, False)]
+        # NOTE: a node is marked visited when it is expanded, not when it is pushed; marking on push
+        # could emit a shared input before another of its consumers (x * (2 * x) lost a term).
+        order, visited, stack = [], set(), [(self, False)]
         while stack:
             node, expanded = stack.pop()
             if expanded:
                 order.append(node)
                 continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
             stack.append((node, True))
             if node._ctx is not None:
                 for parent in node._ctx.parents:
                     if parent.requires_grad and id(parent) not in visited:
-                        visited.add(id(parent))
                         stack.append((parent, False))
         return order
 
@@ -251,7 +261,7 @@ class Tensor:
         """Turn a scalar into a tensor of self's dtype and check the other tensor's device."""
         if isinstance(other, Tensor):
             if other.device != self.device:
-                raise ValueError(f"{op_name}: operands live on different devices, {self.device} and {other.device}")
+                raise DeviceError(f"{op_name}: operands live on different devices, {self.device} and {other.device}")
             return other
         if isinstance(other, numbers.Number) and not isinstance(other, complex):
             if _is_float(self.dtype):
@@ -268,10 +278,7 @@ class Tensor:
     def _binary(self, fn, other, op_name, reverse=False):
         other = self._operand(other, op_name)
         a, b = (other, self) if reverse else (self, other)
-        try:
-            numpy.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            raise ValueError(f"{op_name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+        _check_broadcast(op_name, a, b)
         a, b = _promote(a, b)
         return fn.apply(a, b)
 
@@ -390,7 +397,12 @@ class Tensor:
         return self._binary(ops.Maximum, other, "maximum")
 
     def minimum(self, other):
-        return -((-self).maximum(-self._operand(other, "minimum")))
+        other = self._operand(other, "minimum")
+        _check_broadcast("minimum", self, other)  # before the negations, so the error names minimum
+        a, b = _promote(self, other)
+        if not _is_float(a.dtype):  # NOTE: -x wraps for unsigned ints and fails for bools; ints need no grad
+            return Tensor._wrap(self.xp.minimum(a.data, b.data), self.device)
+        return -((-a).maximum(-b))
 
     # ------------------------------------------------------------ reductions
 
@@ -424,6 +436,8 @@ class Tensor:
         return ops.Max.apply(self, axis=self._axis(axis), keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
+        if not _is_float(self.dtype) and self.size:  # NOTE: as in minimum, -x is wrong for uint and bool
+            return Tensor._wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
         return -((-self).max(axis, keepdims))
 
     def logsumexp(self, axis=None, keepdims=False):
@@ -436,13 +450,18 @@ class Tensor:
         return self._float_op(ops.LogSoftmax, "log_softmax", axis=self._axis(axis))
 
     def argmax(self, axis=None, keepdims=False):
-        out = self.data.argmax(axis=self._axis(axis))
-        if keepdims and axis is not None:
-            out = self.xp.expand_dims(out, self._axis(axis))
-        return Tensor._wrap(out, self.device)
+        return self._arg("argmax", axis, keepdims)
 
     def argmin(self, axis=None, keepdims=False):
-        return (-self).argmax(axis, keepdims)
+        return self._arg("argmin", axis, keepdims)
+
+    def _arg(self, name, axis, keepdims):
+        """Index of the max/min (no gradient); keepdims as in NumPy, also for axis=None."""
+        axis = self._axis(axis)
+        out = getattr(self.data, name)(axis=axis)
+        if keepdims:
+            out = out.reshape((1,) * self.ndim) if axis is None else self.xp.expand_dims(out, axis)
+        return Tensor._wrap(out, self.device)
 
     # ------------------------------------------------------------ movement
 
@@ -566,6 +585,13 @@ class ToDevice(Function):
         return result
 
 
+def _check_broadcast(op_name, a, b):
+    try:
+        numpy.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op_name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
 def _promote(a, b):
     """Give two operands one dtype: ints join the float; two floats follow NumPy (float32+float64 -> float64)."""
     if a.dtype == b.dtype:
@@ -597,7 +623,7 @@ def _normalize_index(index, tensor):
     for item in items:
         if isinstance(item, Tensor):
             if item.device != tensor.device:
-                raise ValueError(f"index on {item.device} for a tensor on {tensor.device}")
+                raise DeviceError(f"index on {item.device} for a tensor on {tensor.device}")
             if _is_float(item.dtype):
                 raise IndexError(f"tensor indices must be integer or boolean, got {item.dtype.name}")
             item, advanced = item.data, True
@@ -633,7 +659,7 @@ def matmul(a, b):
 def _same_device(name, *tensors):
     devices = {t.device for t in tensors}
     if len(devices) > 1:
-        raise ValueError(f"{name}: tensors live on different devices: {', '.join(sorted(devices))}")
+        raise DeviceError(f"{name}: tensors live on different devices: {', '.join(sorted(devices))}")
     return tensors
 
 
@@ -657,6 +683,7 @@ def stack(tensors, axis=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack needs at least one tensor")
+    _same_device("stack", *tensors)
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ValueError(f"stack needs tensors of one shape, got {sorted(shapes)}")
@@ -670,7 +697,7 @@ def where(condition, a, b):
     b = a._operand(b, "where")
     cond = condition.data if isinstance(condition, Tensor) else a.xp.asarray(condition)
     if isinstance(condition, Tensor) and condition.device != a.device:
-        raise ValueError(f"where: condition on {condition.device}, values on {a.device}")
+        raise DeviceError(f"where: condition on {condition.device}, values on {a.device}")
     try:
         shape = numpy.broadcast_shapes(tuple(cond.shape), a.shape, b.shape)
     except ValueError:

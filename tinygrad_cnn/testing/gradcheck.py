@@ -26,7 +26,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
     rng = numpy.random.default_rng(seed)
     args, checked, saved_grads = [], [], {}
     for i, x in enumerate(inputs):
-        if isinstance(x, Tensor) and x.requires_grad and x.is_leaf and x.dtype == numpy.float64:
+        if (isinstance(x, Tensor) and x.requires_grad and x.is_leaf and x.dtype == numpy.float64
+                and getattr(getattr(x.data, "flags", None), "writeable", True)):  # read-only: check a copy
             saved_grads[i] = x.grad
             x.grad = None
             args.append(x)
@@ -88,10 +89,12 @@ def _numeric(x, flat_index, direction, objective, eps):
     data = x.data
     original = data.copy()
     if flat_index is not None:
-        view = data.reshape(-1)
-        view[flat_index] = original.reshape(-1)[flat_index] + eps
+        # NOTE: index the element itself; data.reshape(-1) would be a copy for a non-contiguous
+        # array (a transposed parameter checked in place) and the perturbation would be lost.
+        index = tuple(int(j) for j in numpy.unravel_index(flat_index, data.shape))
+        data[index] = original[index] + eps
         plus = objective()
-        view[flat_index] = original.reshape(-1)[flat_index] - eps
+        data[index] = original[index] - eps
         minus = objective()
     else:
         data[...] = original + eps * direction
@@ -108,12 +111,16 @@ def _check_elements(i, x, analytic, objective, eps, atol, rtol):
         numeric[k] = _numeric(x, k, None, objective, eps)
     numeric = numeric.reshape(x.shape)
     error = numpy.abs(analytic - numeric) - (atol + rtol * numpy.abs(numeric))
-    if error.size and error.max() > 0 or not numpy.all(numpy.isfinite(analytic)):
-        worst = numpy.unravel_index(numpy.nanargmax(numpy.where(numpy.isfinite(analytic), error, numpy.inf)), x.shape)
+    # NOTE: a NaN error (non-finite analytic *or* numeric value, e.g. f undefined at x +- eps) is a
+    # disagreement too; `error.max() > 0` alone would let it pass silently.
+    bad = ~(error <= 0)
+    if bad.any():
+        worst = numpy.unravel_index(numpy.argmax(numpy.where(bad, numpy.nan_to_num(error, nan=numpy.inf), -numpy.inf)),
+                                    x.shape)
         raise GradcheckError(
             f"gradcheck failed for input {i} (shape {x.shape}) at index {tuple(int(j) for j in worst)}: "
             f"analytic {analytic[worst]:.8g}, numeric {numeric[worst]:.8g} "
-            f"(atol={atol}, rtol={rtol}; {int((error > 0).sum())} of {x.size} elements disagree)")
+            f"(atol={atol}, rtol={rtol}; {int(bad.sum())} of {x.size} elements disagree)")
 
 
 def _check_direction(i, x, analytic, objective, rng, eps, atol, rtol):
