@@ -35,7 +35,10 @@ def load_arrays(path):
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
     try:
-        with numpy.load(path, allow_pickle=False) as archive:
+        archive = numpy.load(path, allow_pickle=False)
+        if not hasattr(archive, "files"):  # NOTE: a lone .npy array loads without error; it is no checkpoint
+            raise ValueError(f"it holds a single array of shape {archive.shape}, not an .npz archive")
+        with archive:
             return {name: archive[name] for name in archive.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path!r} is truncated or not a valid .npz file ({e})") from None

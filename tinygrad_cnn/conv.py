@@ -123,24 +123,54 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
         xp = self.xp
+        if kernel == stride and padding == (0, 0):
+            return self._forward_tiled(x, kernel)
         fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
         x_pad, offsets, out_h, out_w = self._windows(x, kernel, stride, padding, fill)
-        out = None
-        for k, (i, j) in enumerate(offsets):
-            view = _window(x_pad, i, j, out_h, out_w, stride, (1, 1))  # (N, OH, OW, C)
-            if out is None:
-                out = view.copy()
-                self.argmax = xp.zeros(out.shape, dtype=xp.uint8 if len(offsets) < 256 else xp.int32)
-            else:
-                better = view > out  # NOTE: strict >, so the first maximum wins a tie
-                xp.copyto(out, view, where=better)
-                self.argmax[better] = k
-        self.offsets = offsets
+        self.offsets, self.tiled = offsets, False
+        out, self.argmax = self._running_max(
+            [_window(x_pad, i, j, out_h, out_w, stride, (1, 1)) for i, j in offsets])
         return out.transpose(0, 3, 1, 2)
 
     def backward(self, g):
         g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, C)
+        if self.tiled:
+            return self._backward_tiled(g)
         return self._scatter([(ij, g * (self.argmax == k)) for k, ij in enumerate(self.offsets)])
+
+    def _running_max(self, views):
+        """Elementwise max over the window views and the index of the first view holding it."""
+        xp = self.xp
+        out = views[0].copy()
+        argmax = xp.zeros(out.shape, dtype=xp.uint8 if len(views) < 256 else xp.int32)
+        for k, view in enumerate(views[1:], start=1):
+            better = view > out  # NOTE: strict >, so the first maximum wins a tie
+            xp.maximum(out, view, out=out)
+            argmax = xp.where(better, argmax.dtype.type(k), argmax)
+        return out, argmax
+
+    # NOTE: windows that tile the input (kernel == stride, no padding) get a fast path: they are
+    # reshaped views of the channels-last input, so nothing is padded, and backward writes each
+    # input element exactly once instead of zero-filling and adding.
+    def _forward_tiled(self, x, kernel):
+        n, c, h, w = x.shape
+        (kh, kw) = kernel
+        out_h, out_w = h // kh, w // kw
+        x6 = x.transpose(0, 2, 3, 1)[:, :out_h * kh, :out_w * kw, :].reshape(n, out_h, kh, out_w, kw, c)
+        self.tiled, self.geometry = True, (x.shape, kernel, out_h, out_w)
+        out, self.argmax = self._running_max([x6[:, :, i, :, j, :] for i in range(kh) for j in range(kw)])
+        return out.transpose(0, 3, 1, 2)
+
+    def _backward_tiled(self, g):
+        xp = self.xp
+        (n, c, h, w), (kh, kw), out_h, out_w = self.geometry
+        grad6 = xp.empty((n, out_h, kh, out_w, kw, c), dtype=g.dtype)
+        for k in range(kh * kw):
+            grad6[:, :, k // kw, :, k % kw, :] = g * (self.argmax == k)
+        grad = grad6.reshape(n, out_h * kh, out_w * kw, c)
+        if out_h * kh != h or out_w * kw != w:  # rows/columns no window covered get zero gradient
+            grad = xp.pad(grad, ((0, 0), (0, h - out_h * kh), (0, w - out_w * kw), (0, 0)))
+        return grad.transpose(0, 3, 1, 2)
 
 
 class AvgPool2d(_Pool2d):

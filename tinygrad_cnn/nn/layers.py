@@ -1,0 +1,570 @@
+"""Keras-style layers over NCHW tensors, built lazily from the first input shape, and Sequential.
+
+Layer names and constructor arguments follow Keras (Conv2D(filters, kernel_size, strides, padding,
+activation)); weights follow PyTorch's layouts: conv (filters, in_channels, KH, KW), dense
+(units, in_features). Shapes given to build() and compute_output_shape() exclude the batch axis."""
+import math
+
+import numpy
+
+from .. import conv
+from ..device import canonical_device
+from ..tensor import Tensor, float32
+from . import functional as F
+from . import init as initializers
+from .module import Module
+
+ACTIVATIONS = {"relu": F.relu, "sigmoid": F.sigmoid, "softmax": F.softmax, "tanh": F.tanh, "linear": None}
+
+
+def get_activation(activation, softmax_axis=-1):
+    """(function or None, name) for an activation given as a name, None, or a callable.
+
+    softmax is taken over `softmax_axis`: the features of Dense (-1), the channels of Conv2D (1)."""
+    if activation is None:
+        return None, None
+    if isinstance(activation, str):
+        key = activation.lower()
+        if key not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}: use one of "
+                             f"{', '.join(repr(k) for k in ACTIVATIONS)}, None, or a callable")
+        if key == "softmax":
+            return (lambda x: F.softmax(x, axis=softmax_axis)), key
+        return ACTIVATIONS[key], (None if key == "linear" else key)
+    if callable(activation):
+        return activation, getattr(activation, "__name__", type(activation).__name__)
+    raise TypeError(f"activation must be a name, None or a callable, got {type(activation).__name__}")
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _positive_pair(value, name):
+    pair = conv.pair(value, name)
+    if min(pair) < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return pair
+
+
+def _same_pads(size, kernel, stride):
+    """Keras 'same': output ceil(size / stride), the padding split evenly with any extra after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _shape_tuple(shape):
+    if isinstance(shape, int):
+        shape = (shape,)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple of ints (without the batch axis), got {shape!r}") from None
+    if any(s < 1 for s in shape):
+        raise ValueError(f"input_shape must hold positive sizes (without the batch axis), got {shape}")
+    return shape
+
+
+class Layer(Module):
+    """A module whose weights wait for the first input shape: build(input_shape) creates them once
+    the channels or features are known, and a layer called before being built builds itself from
+    the input (on the input's device unless given one). Every call validates the input and names
+    the layer and the shapes when it does not fit."""
+
+    default_name = "layer"
+
+    def __init__(self, name=None, dtype=None, device=None):
+        dtype = numpy.dtype(float32 if dtype is None else dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}: dtype must be a floating-point type, got {dtype}")
+        self.name = name
+        self.dtype = dtype
+        self.device = None if device is None else canonical_device(device)
+        self.built = False
+        self.input_shape = None
+
+    def _label(self):
+        return f"{type(self).__name__} layer {self.name!r}" if self.name else type(self).__name__
+
+    def _fail(self, shape, why):
+        raise ValueError(f"{self._label()}: {why}; got input shape {tuple(shape)}")
+
+    def _validate(self, shape):
+        """Check a full input shape (batch axis first, None in build) and raise ValueError naming both."""
+
+    def _build(self, input_shape):
+        """Create the weights for `input_shape` (no batch axis); layers without weights do nothing."""
+
+    def build(self, input_shape):
+        """Create the weights for inputs of `input_shape` (no batch axis, e.g. (1, 28, 28)). A built layer
+        only checks that the shape fits its weights."""
+        input_shape = _shape_tuple(input_shape)
+        self._validate((None,) + input_shape)
+        if not self.built:
+            self._build(input_shape)
+            self.input_shape = input_shape
+            self.built = True
+        return self
+
+    def compute_output_shape(self, input_shape):
+        """Output shape (no batch axis) for inputs of `input_shape`; validates the shape."""
+        input_shape = _shape_tuple(input_shape)
+        self._validate((None,) + input_shape)
+        return self._output_shape(input_shape)
+
+    def _output_shape(self, input_shape):
+        return input_shape
+
+    def _prepare(self, x):
+        """Type-check, build on the first call, and validate the actual input shape."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{self._label()}: input must be a Tensor, got {type(x).__name__}")
+        if x.ndim == 0:
+            self._fail(x.shape, "expects a batch of inputs, not a scalar")
+        self._validate(x.shape)
+        if not self.built:
+            if self.device is None:
+                self.device = x.device
+            self.build(x.shape[1:])
+        return x
+
+    def __call__(self, x):
+        return self.forward(self._prepare(x))
+
+    def _new_weight(self, initializer, shape):
+        """A parameter on this layer's device, drawn on the CPU (so seeds agree across devices)."""
+        values = numpy.asarray(initializer(tuple(shape), self.dtype))
+        if values.shape != tuple(shape):
+            raise ValueError(f"{self._label()}: initializer returned shape {values.shape}, expected {tuple(shape)}")
+        return Tensor(values.astype(self.dtype, copy=False), device=canonical_device(self.device),
+                      requires_grad=True)
+
+    def _check_float(self, x):
+        if x.dtype.kind != "f":
+            raise TypeError(f"{self._label()}: input must be floating-point, got {x.dtype.name}; use .float()")
+
+    def _cast(self, x):
+        """Compute in the weights' dtype, as Keras layers do (float32 images into a float64 model)."""
+        self._check_float(x)
+        dtype = self.weight.dtype
+        return x if x.dtype == dtype else x.astype(dtype)
+
+    def _repr_args(self):
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._repr_args()})"
+
+
+class _Activated(Layer):
+    """A layer computing activation(pre_activation(x)); Sequential.logits calls pre_activation alone."""
+
+    def forward(self, x):
+        z = self.pre_activation(x)
+        return z if self.activation is None else self.activation(z)
+
+    def _activation_repr(self):
+        return f", activation={self.activation_name!r}" if self.activation_name else ""
+
+
+class Conv2D(_Activated):
+    """2-D convolution over (N, C, H, W) inputs; weight (filters, C, KH, KW), bias (filters,).
+
+    padding: 'valid' (none), 'same' (Keras: output ceil(H / stride), any odd extra padding after),
+    or an int / pair of ints of explicit zero padding (PyTorch style). activation='softmax' is taken
+    over the channels (axis 1), as Keras takes it over its channels-last axis."""
+
+    default_name = "conv2d"
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
+                 dilation_rate=1, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 name=None, dtype=None, device=None):
+        super().__init__(name, dtype, device)
+        self.filters = _positive_int(filters, "Conv2D filters")
+        self.kernel_size = _positive_pair(kernel_size, "Conv2D kernel_size")
+        self.strides = _positive_pair(strides, "Conv2D strides")
+        self.dilation_rate = _positive_pair(dilation_rate, "Conv2D dilation_rate")
+        if isinstance(padding, str):
+            padding = padding.lower()
+            if padding not in ("valid", "same"):
+                raise ValueError(f"Conv2D padding must be 'valid', 'same' or an int/pair, got {padding!r}")
+        else:
+            if min(conv.pair(padding, "Conv2D padding")) < 0:
+                raise ValueError(f"Conv2D padding must be >= 0, got {padding!r}")
+            padding = conv.pair(padding, "Conv2D padding")
+        self.padding = padding
+        self.use_bias = bool(use_bias)
+        self.activation, self.activation_name = get_activation(activation, softmax_axis=1)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.weight = None
+        self.bias = None
+
+    def _pads(self, h, w):
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        if self.padding == "same":
+            return _same_pads(h, dh * (kh - 1) + 1, sh), _same_pads(w, dw * (kw - 1) + 1, sw)
+        ph, pw = self.padding
+        return (ph, ph), (pw, pw)
+
+    def _validate(self, shape):
+        if len(shape) != 4:
+            self._fail(shape, "expects 4-D input (N, C, H, W)")
+        if self.built and shape[1] != self.weight.shape[1]:
+            self._fail(shape, f"expects {self.weight.shape[1]} input channels (weight shape {self.weight.shape})")
+        (top, bottom), (left, right) = self._pads(shape[2], shape[3])
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
+        if dh * (kh - 1) + 1 > shape[2] + top + bottom or dw * (kw - 1) + 1 > shape[3] + left + right:
+            self._fail(shape, f"kernel {kh}x{kw} (dilation {self.dilation_rate}) is larger than the "
+                              f"{self.padding!r}-padded input")
+
+    def _build(self, input_shape):
+        kh, kw = self.kernel_size
+        self.weight = self._new_weight(self.kernel_initializer, (self.filters, input_shape[0], kh, kw))
+        if self.use_bias:
+            self.bias = self._new_weight(self.bias_initializer, (self.filters,))
+
+    def _output_shape(self, input_shape):
+        _, h, w = input_shape
+        (top, bottom), (left, right) = self._pads(h, w)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
+        return (self.filters, conv.output_size(h + top + bottom, kh, sh, 0, dh),
+                conv.output_size(w + left + right, kw, sw, 0, dw))
+
+    def pre_activation(self, x):
+        x = self._cast(x)
+        pads = self._pads(x.shape[2], x.shape[3])
+        inputs = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
+        return conv.Conv2d.apply(*inputs, stride=self.strides, padding=pads, dilation=self.dilation_rate)
+
+    def _repr_args(self):
+        return (f"{self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
+                f"padding={self.padding!r}{self._activation_repr()}")
+
+
+class Dense(_Activated):
+    """Fully connected layer on the last axis: x @ weight.T + bias, weight (units, in_features)."""
+
+    default_name = "dense"
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", name=None, dtype=None, device=None):
+        super().__init__(name, dtype, device)
+        self.units = _positive_int(units, "Dense units")
+        self.use_bias = bool(use_bias)
+        self.activation, self.activation_name = get_activation(activation, softmax_axis=-1)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.weight = None
+        self.bias = None
+
+    def _validate(self, shape):
+        if len(shape) < 2:
+            self._fail(shape, "expects input (N, features)")
+        if self.built and shape[-1] != self.weight.shape[1]:
+            self._fail(shape, f"expects {self.weight.shape[1]} input features on the last axis "
+                              f"(weight shape {self.weight.shape}); put a Flatten() before Dense")
+
+    def _build(self, input_shape):
+        self.weight = self._new_weight(self.kernel_initializer, (self.units, input_shape[-1]))
+        if self.use_bias:
+            self.bias = self._new_weight(self.bias_initializer, (self.units,))
+
+    def _output_shape(self, input_shape):
+        return input_shape[:-1] + (self.units,)
+
+    def pre_activation(self, x):
+        return F.linear(self._cast(x), self.weight, self.bias)
+
+    def _repr_args(self):
+        return f"{self.units}{self._activation_repr()}"
+
+
+class _Pool(Layer):
+    """Shared arguments of the pooling layers: padding 'valid' or 'same' (Keras semantics: windows
+    that overhang the edge only see real pixels)."""
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", name=None):
+        super().__init__(name)
+        kind = type(self).__name__
+        self.pool_size = _positive_pair(pool_size, f"{kind} pool_size")
+        self.strides = self.pool_size if strides is None else _positive_pair(strides, f"{kind} strides")
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+            raise ValueError(f"{kind} padding must be 'valid' or 'same', got {padding!r}")
+        self.padding = padding.lower()
+
+    def _pads(self, h, w):
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        return _same_pads(h, self.pool_size[0], self.strides[0]), _same_pads(w, self.pool_size[1], self.strides[1])
+
+    def _validate(self, shape):
+        if len(shape) != 4:
+            self._fail(shape, "expects 4-D input (N, C, H, W)")
+        (top, bottom), (left, right) = self._pads(shape[2], shape[3])
+        if self.pool_size[0] > shape[2] + top + bottom or self.pool_size[1] > shape[3] + left + right:
+            self._fail(shape, f"pool window {self.pool_size} is larger than the input; use padding='same'")
+
+    def _output_shape(self, input_shape):
+        c, h, w = input_shape
+        (top, bottom), (left, right) = self._pads(h, w)
+        return (c, conv.output_size(h + top + bottom, self.pool_size[0], self.strides[0]),
+                conv.output_size(w + left + right, self.pool_size[1], self.strides[1]))
+
+    def _repr_args(self):
+        return f"pool_size={self.pool_size}, strides={self.strides}, padding={self.padding!r}"
+
+
+class MaxPool2D(_Pool):
+    """Max over pool_size windows of (N, C, H, W) inputs; strides default to pool_size."""
+
+    default_name = "max_pool2d"
+
+    def forward(self, x):
+        self._check_float(x)
+        (top, bottom), (left, right) = self._pads(x.shape[2], x.shape[3])
+        if top or bottom or left or right:  # NOTE: -inf padding is never the max of a window
+            x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)), value=-numpy.inf)
+        return F.max_pool2d(x, self.pool_size, self.strides)
+
+
+class AvgPool2D(_Pool):
+    """Mean over pool_size windows; with padding='same' the mean counts only real pixels (Keras)."""
+
+    default_name = "avg_pool2d"
+
+    def forward(self, x):
+        self._check_float(x)
+        h, w = x.shape[2:]
+        (top, bottom), (left, right) = self._pads(h, w)
+        if not (top or bottom or left or right):
+            return F.avg_pool2d(x, self.pool_size, self.strides)
+        x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)))
+        real = numpy.zeros((1, 1, h + top + bottom, w + left + right), dtype=x.dtype)
+        real[:, :, top:top + h, left:left + w] = 1
+        fraction = F.avg_pool2d(Tensor(real), self.pool_size, self.strides).numpy()  # share of real pixels
+        return F.avg_pool2d(x, self.pool_size, self.strides) / Tensor(fraction, device=x.device)
+
+
+MaxPooling2D = MaxPool2D
+AveragePooling2D = AvgPool2D
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...), as x.flatten(1)."""
+
+    default_name = "flatten"
+
+    def _validate(self, shape):
+        if len(shape) < 2:
+            self._fail(shape, "expects a batch axis and at least one more")
+
+    def _output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+    def forward(self, x):
+        return x.flatten(1)
+
+
+class _Elementwise(Layer):
+    """An activation as a layer (no weights)."""
+
+    fn = None
+
+    def forward(self, x):
+        self._check_float(x)
+        return type(self).fn(x)
+
+
+class ReLU(_Elementwise):
+    default_name = "relu"
+    fn = staticmethod(F.relu)
+
+
+class Sigmoid(_Elementwise):
+    default_name = "sigmoid"
+    fn = staticmethod(F.sigmoid)
+
+
+class Tanh(_Elementwise):
+    default_name = "tanh"
+    fn = staticmethod(F.tanh)
+
+
+class Softmax(Layer):
+    """softmax over `axis` of the full input (batch axis included, as in Keras)."""
+
+    default_name = "softmax"
+
+    def __init__(self, axis=-1, name=None):
+        super().__init__(name)
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"Softmax axis must be an int, got {axis!r}")
+        self.axis = axis
+
+    def _validate(self, shape):
+        if not -len(shape) <= self.axis < len(shape) or self.axis % len(shape) == 0:
+            self._fail(shape, f"axis {self.axis} is not a feature axis of the input")
+
+    def forward(self, x):
+        self._check_float(x)
+        return F.softmax(x, self.axis)
+
+    def _repr_args(self):
+        return f"axis={self.axis}"
+
+
+class Dropout(Layer):
+    """Zeroes a fraction `rate` of the inputs while training and scales the rest by 1/(1-rate);
+    the identity in eval mode. Masks come from the global generator (see manual_seed)."""
+
+    default_name = "dropout"
+
+    def __init__(self, rate, name=None):
+        super().__init__(name)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+
+    def forward(self, x):
+        return F.dropout(x, self.rate, training=self.training)
+
+    def _repr_args(self):
+        return f"{self.rate}"
+
+
+class Sequential(Layer):
+    """Layers applied in order. With input_shape (no batch axis, e.g. (1, 28, 28)) every layer is
+    built at construction; otherwise on the first call. Layers without a name get Keras-style
+    ones, unique within the model: conv2d, conv2d_1, ...
+
+    Sequential.logits(x) is the output before a final softmax or sigmoid: train on it with
+    F.cross_entropy / F.binary_cross_entropy_with_logits (Keras' from_logits=True), which is
+    more stable than taking the log of probabilities."""
+
+    default_name = "sequential"
+
+    def __init__(self, layers=None, input_shape=None, name=None):
+        super().__init__(name or self.default_name)
+        self.layers = []
+        for layer in layers or []:
+            self.add(layer)
+        if input_shape is not None:
+            self.build(input_shape)
+
+    def add(self, layer):
+        """Append a layer (built at once when the model already is)."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add needs a Layer (it infers shapes through build), got "
+                            f"{type(layer).__name__}; subclass Layer for custom code")
+        if not layer.name:
+            used = {getattr(m, "name", None) for m in self.layers}
+            base, k = layer.default_name, 0
+            while (f"{base}_{k}" if k else base) in used:
+                k += 1
+            layer.name = f"{base}_{k}" if k else base
+        if self.built:
+            if layer.device is None:
+                layer.device = self.device
+            layer.build(self.compute_output_shape(self.input_shape))
+        self.layers.append(layer)
+        return self
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(self.layers[index])
+        return self.layers[index]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def _validate(self, shape):
+        if self.layers:
+            self.layers[0]._validate(shape)
+
+    def _build(self, input_shape):
+        shape = input_shape
+        for layer in self.layers:
+            if layer.device is None:
+                layer.device = self.device
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def _output_shape(self, input_shape):
+        shape = input_shape
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def logits(self, x):
+        """The output without the final softmax/sigmoid: the last layer's pre-activation, or the
+        input of a final Softmax/Sigmoid layer. A model whose output needs no such stripping (no
+        final activation) returns its output; one ending in another activation (relu, tanh, a
+        callable) raises ValueError, since that output is not logits."""
+        if not self.layers:
+            raise ValueError("logits() of an empty Sequential")
+        x = self._prepare(x)
+        *body, last = self.layers
+        for layer in body:
+            x = layer(x)
+        if isinstance(last, (Softmax, Sigmoid)):
+            return last._prepare(x)
+        if isinstance(last, _Activated):
+            if last.activation_name not in ("softmax", "sigmoid", None):
+                raise ValueError(f"logits(): the last layer ({last._label()}) ends in activation "
+                                 f"{last.activation_name!r}, whose output is not logits; only a final "
+                                 f"softmax or sigmoid is stripped")
+            return last.pre_activation(last._prepare(x))
+        if isinstance(last, _Elementwise):
+            raise ValueError(f"logits(): the model ends in {last._label()}, whose output is not logits")
+        return last(x)
+
+    def summary(self, print_fn=print):
+        """A Keras-like table of layers, output shapes and parameter counts, printed with print_fn
+        (None to only return it) and returned as a string."""
+        if not self.built:
+            raise ValueError("summary() needs the input shape: pass input_shape=... to Sequential, call "
+                             "model.build(input_shape), or call the model on a batch first")
+        rows, shape = [], self.input_shape
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+            rows.append((f"{layer.name} ({type(layer).__name__})", str((None,) + tuple(shape)),
+                         f"{layer.count_params():,}"))
+        header = ("Layer (type)", "Output Shape", "Param #")
+        widths = [max([len(r[i]) + 3 for r in rows + [header]] + [minimum]) for i, minimum in enumerate((28, 26))]
+        line_length = max(sum(widths) + max(len(r[2]) for r in rows + [header]) + 1, 65)
+
+        def row(cells):
+            return " " + cells[0].ljust(widths[0]) + cells[1].ljust(widths[1]) + cells[2]
+
+        trainable = self.count_params()
+        buffers = sum(b.size for _, b in self.named_buffers())
+        lines = [f'Model: "{self.name}"', "_" * line_length, row(header), "=" * line_length]
+        for i, r in enumerate(rows):
+            lines.append(row(r))
+            lines.append("=" * line_length if i == len(rows) - 1 else "_" * line_length)
+        if not rows:
+            lines.append("=" * line_length)
+        lines += [f"Total params: {trainable + buffers:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {buffers:,}", "_" * line_length]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}) {layer.name}: {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)" if inner else "Sequential()"

@@ -1,0 +1,192 @@
+"""Module: the base of layers and models; finds parameters by walking attributes and saves them."""
+import os
+from collections.abc import Mapping
+
+import numpy
+
+from ..checkpoint import load_arrays, save_arrays
+from ..device import array_module, canonical_device, to_device, to_numpy, use_device
+from ..tensor import Tensor
+
+
+class Module:
+    """Anything with a forward(). Parameters are not registered: they are found by walking the
+    attributes, in the order they were first assigned. An attribute is a parameter when it is a
+    Tensor with requires_grad=True; a Module, or a list/tuple of Modules, is walked recursively
+    (named `layers.0.weight`). Tensors that must be saved but not trained are declared with
+    register_buffer()."""
+
+    training = True
+    device = None
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    # ------------------------------------------------------------ walking the attributes
+
+    def named_children(self):
+        """(name, module) for direct sub-modules, list and tuple items named by their index."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield f"{name}.{i}", item
+
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for self (name "") and every sub-module, each module once."""
+        seen, stack = set(), [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{child}" if name else child, m) for child, m in module.named_children()]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        return [m for _, m in self.named_modules()]
+
+    def _named_tensors(self, want_params=True, want_buffers=True):
+        seen = set()
+        for prefix, module in self.named_modules():
+            buffers = module.__dict__.get("_buffer_names", ())
+            for name, value in vars(module).items():
+                if not isinstance(value, Tensor) or id(value) in seen:
+                    continue
+                is_buffer = name in buffers
+                if (is_buffer and want_buffers) or (not is_buffer and value.requires_grad and want_params):
+                    seen.add(id(value))  # NOTE: a tensor shared by two layers is listed (and trained) once
+                    yield (f"{prefix}.{name}" if prefix else name), value
+
+    def named_parameters(self):
+        """(dotted name, tensor) of every trainable parameter, e.g. ("layers.0.weight", ...)."""
+        return list(self._named_tensors(want_buffers=False))
+
+    def parameters(self):
+        """The trainable tensors, in a fixed order (what an optimizer takes)."""
+        return [p for _, p in self._named_tensors(want_buffers=False)]
+
+    def named_buffers(self):
+        return list(self._named_tensors(want_params=False))
+
+    def register_buffer(self, name, tensor):
+        """Store a tensor that state_dict() saves but optimizers never see (e.g. running statistics)."""
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor, got {type(tensor).__name__}")
+        self.__dict__.setdefault("_buffer_names", set()).add(name)
+        setattr(self, name, tensor)
+
+    def count_params(self):
+        """Number of trainable scalars (Keras' name)."""
+        return sum(p.size for p in self.parameters())
+
+    # ------------------------------------------------------------ modes and devices
+
+    def train(self, mode=True):
+        """Switch self and every sub-module to training mode (dropout active) or, with False, to eval."""
+        for module in self.modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device):
+        """Move parameters and buffers to `device` in place: they stay the same leaf Tensor objects
+        (so references held elsewhere see the move), but an optimizer's state does not follow, so
+        create the optimizer after moving. Layers not yet built will build there."""
+        device = canonical_device(device)
+        for module in self.modules():
+            module.device = device
+        for _, t in self._named_tensors():
+            _move(t, device)
+            if t.grad is not None:
+                _move(t.grad, device)
+        return self
+
+    # ------------------------------------------------------------ checkpoints
+
+    def state_dict(self):
+        """{dotted name: NumPy copy} of every parameter and buffer."""
+        return {name: numpy.array(to_numpy(t.data), copy=True) for name, t in self._named_tensors()}
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays into the parameters (cast to each parameter's dtype, onto its device).
+
+        Everything is checked before anything is written: a missing or unexpected name (only when
+        strict) or a shape mismatch raises one ValueError that lists each problem, and leaves the
+        model unchanged. Returns (missing, unexpected) name lists."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict needs a mapping of name -> array, got {type(state).__name__}")
+        unbuilt = [name or type(m).__name__ for name, m in self.named_modules() if getattr(m, "built", True) is False]
+        if unbuilt:
+            raise ValueError(f"load_state_dict: {', '.join(unbuilt)} not built yet, so the parameter shapes are "
+                             f"unknown; build the model first (Sequential(..., input_shape=...), "
+                             f"model.build(input_shape) or one call on a batch)")
+        own = dict(self._named_tensors())
+        missing = [name for name in own if name not in state]
+        unexpected = [name for name in state if name not in own]
+        problems = []
+        if strict:
+            problems += [f"missing key {name!r} (model shape {own[name].shape})" for name in missing]
+            problems += [f"unexpected key {name!r}" for name in unexpected]
+        values = {}
+        for name, t in own.items():
+            if name not in state:
+                continue
+            value = state[name]
+            value = value.numpy() if isinstance(value, Tensor) else numpy.asarray(to_numpy(value))
+            if value.dtype.kind not in "biuf":
+                problems.append(f"{name!r}: dtype {value.dtype} is not numeric")
+            elif tuple(value.shape) != t.shape:
+                problems.append(f"{name!r}: checkpoint shape {tuple(value.shape)}, model shape {t.shape}")
+            else:
+                values[name] = value
+        if problems:
+            raise ValueError("load_state_dict: the state does not fit this model:\n  " + "\n  ".join(problems))
+        for name, value in values.items():
+            t = own[name]
+            with use_device(t.device):
+                t.data = to_device(numpy.array(value, dtype=t.dtype, copy=True), t.device)
+        return missing, unexpected
+
+    def save(self, path):
+        """Write state_dict() to `path` as .npz (no pickle), atomically: a crash mid-write leaves any
+        previous file at `path` intact. The name is used as given (no .npz appended)."""
+        save_arrays(path, self.state_dict())
+
+    def load(self, path, strict=True):
+        """Load a file written by save(); a truncated, corrupt or non-.npz file raises CheckpointError
+        (a ValueError) naming the file, and a checkpoint that does not fit names the mismatches."""
+        state = load_arrays(path)
+        try:
+            return self.load_state_dict(state, strict=strict)
+        except ValueError as e:
+            raise ValueError(f"checkpoint {os.fspath(path)!r}: {e}") from None
+
+    def __repr__(self):
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}()"
+        lines = [f"  ({name}): {repr(m).replace(chr(10), chr(10) + '  ')}" for name, m in children]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def _move(t, device):
+    """Re-home a tensor's array on `device`, keeping the Tensor object (and its leaf status)."""
+    if t.device == device:
+        return
+    with use_device(device):
+        t.data = to_device(t.data, device)
+    t.device = device
+    t.xp = array_module(device)

@@ -1,0 +1,307 @@
+"""Optimizers (SGD, Adam, AdamW) that update parameters in place, and per-epoch learning-rate schedules.
+
+Updates run on the raw arrays with each parameter's own array module (NumPy or CuPy), outside
+the graph. Hyper-parameters are Python floats, so float32 parameters and their state stay float32
+(NumPy 2 does not promote an array for a Python scalar)."""
+import math
+from collections.abc import Mapping
+
+import numpy
+
+from .device import to_device, to_numpy
+from .tensor import Tensor
+
+
+def _number(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, numpy.integer, numpy.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _at_least(value, name, low=0.0):
+    value = _number(value, name)
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+class Optimizer:
+    """Holds a fixed list of parameters and per-parameter state; step() updates every parameter
+    that has a gradient and skips the others (their state does not advance either)."""
+
+    state_names = ()
+
+    def __init__(self, params, **hyper):
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__} needs an iterable of parameters, got a single Tensor; "
+                            f"wrap it in a list")
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        seen = set()
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor")
+            if not p.requires_grad or not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) is not a leaf tensor "
+                                 f"with requires_grad=True")
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) appears twice")
+            seen.add(id(p))
+        self.params = params
+        self.state = [{} for _ in params]
+        self._hyper_names = tuple(hyper)
+        self.__dict__.update(self._checked(hyper))
+
+    def _checked(self, hyper):
+        """Validated copies of the hyper-parameters (raises ValueError/TypeError)."""
+        hyper = dict(hyper)
+        hyper["lr"] = _at_least(hyper["lr"], "lr")
+        if "weight_decay" in hyper:
+            hyper["weight_decay"] = _at_least(hyper["weight_decay"], "weight_decay")
+        return hyper
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                if p.grad.shape != p.shape:
+                    raise ValueError(f"{type(self).__name__}: gradient shape {p.grad.shape} does not match "
+                                     f"parameter shape {p.shape}")
+                self._update(p, p.grad.data, state)
+
+    def _update(self, p, g, state):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ checkpoints
+
+    def state_dict(self):
+        """A flat dict of NumPy arrays and Python scalars (np.savez-able): the hyper-parameters,
+        "param_count", and "state.<i>.<name>" for each parameter's buffers and step count."""
+        out = {name: getattr(self, name) for name in self._hyper_names}
+        out["param_count"] = len(self.params)
+        for i, state in enumerate(self.state):
+            for name, value in state.items():
+                out[f"state.{i}.{name}"] = value if isinstance(value, int) else numpy.array(to_numpy(value), copy=True)
+        return out
+
+    def load_state_dict(self, state):
+        """Restore what state_dict() returned (arrays may come back 0-d from np.load). Everything is
+        checked first; a wrong parameter count, shape or key raises one ValueError listing each problem
+        and changes nothing."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict needs a mapping, got {type(state).__name__}")
+        problems, per_param = [], [{} for _ in self.params]
+        missing = [k for k in self._hyper_names + ("param_count",) if k not in state]
+        problems += [f"missing key {k!r}" for k in missing]
+        if "param_count" in state and int(numpy.asarray(state["param_count"])) != len(self.params):
+            problems.append(f"the state is for {int(numpy.asarray(state['param_count']))} parameters, "
+                            f"this optimizer has {len(self.params)}")
+        for key, value in state.items():
+            if key in self._hyper_names or key == "param_count":
+                continue
+            parts = key.split(".")
+            if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit() or \
+                    parts[2] not in self.state_names + ("step",):
+                problems.append(f"unexpected key {key!r}")
+                continue
+            i, name = int(parts[1]), parts[2]
+            if i >= len(self.params):
+                problems.append(f"{key!r}: there is no parameter {i} (this optimizer has {len(self.params)})")
+            elif name == "step":
+                per_param[i][name] = int(numpy.asarray(value))
+            elif tuple(numpy.shape(value)) != self.params[i].shape:
+                problems.append(f"{key!r}: shape {tuple(numpy.shape(value))}, parameter {i} has shape "
+                                f"{self.params[i].shape}")
+            else:
+                per_param[i][name] = numpy.asarray(to_numpy(value))
+        hyper = {}
+        if not problems:
+            try:
+                hyper = self._checked({k: _plain(state[k]) for k in self._hyper_names})
+            except (TypeError, ValueError) as e:
+                problems.append(str(e))
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state does not fit:\n  " +
+                             "\n  ".join(problems))
+        self.__dict__.update(hyper)
+        for p, state, loaded in zip(self.params, self.state, per_param):
+            state.clear()
+            for name, value in loaded.items():
+                state[name] = value if name == "step" else to_device(numpy.array(value, dtype=p.dtype), p.device)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper_names)
+        return f"{type(self).__name__}({len(self.params)} parameters, {args})"
+
+
+def _plain(value):
+    """A 0-d array back to a Python scalar, a 1-d one to a tuple (as np.load returns them)."""
+    array = numpy.asarray(value)
+    if array.ndim == 0:
+        return array.item()
+    return tuple(array.tolist())
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with PyTorch's momentum: buf = momentum*buf + g (buf = g at the
+    first step), then p -= lr*buf, or p -= lr*(g + momentum*buf) with nesterov. weight_decay adds
+    weight_decay*p to the gradient (L2)."""
+
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+
+    def _checked(self, hyper):
+        hyper = super()._checked(hyper)
+        hyper["momentum"] = _at_least(hyper["momentum"], "momentum")
+        if not isinstance(hyper["nesterov"], (bool, numpy.bool_)):
+            raise TypeError(f"nesterov must be True or False, got {hyper['nesterov']!r}")
+        hyper["nesterov"] = bool(hyper["nesterov"])
+        if hyper["nesterov"] and hyper["momentum"] == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        return hyper
+
+    def _update(self, p, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * p.data
+        if self.momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= self.momentum
+                buf += g
+            g = g + self.momentum * buf if self.nesterov else buf
+        p.data -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction, as in PyTorch; weight_decay is L2 added to the gradient
+    (coupled with the adaptive scaling; see AdamW for the decoupled form)."""
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _checked(self, hyper):
+        hyper = super()._checked(hyper)
+        betas = hyper["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+        betas = tuple(_number(b, "betas") for b in betas)
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        hyper["betas"] = betas
+        hyper["eps"] = _at_least(hyper["eps"], "eps")
+        return hyper
+
+    def _decay(self, p, g):
+        return g + self.weight_decay * p.data if self.weight_decay else g
+
+    def _update(self, p, g, state):
+        xp = p.xp
+        beta1, beta2 = self.betas
+        g = self._decay(p, g)
+        if "exp_avg" not in state:
+            state["exp_avg"] = xp.zeros_like(p.data)
+            state["exp_avg_sq"] = xp.zeros_like(p.data)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        t = state["step"] = state.get("step", 0) + 1
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        # NOTE: the bias corrections are Python floats, so float32 state is never promoted to float64.
+        denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps
+        p.data -= (self.lr / (1 - beta1 ** t)) * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*weight_decay before the
+    Adam step, so decay is not scaled down for parameters with large gradients."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _decay(self, p, g):
+        if self.weight_decay:
+            p.data *= 1 - self.lr * self.weight_decay
+        return g
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+
+class LRScheduler:
+    """Sets optimizer.lr from the epoch count; call step() once per epoch, after the epoch's updates."""
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = float(optimizer.lr)
+        self.last_epoch = 0
+        self._last_lr = self.base_lr
+
+    def lr_at(self, epoch):
+        raise NotImplementedError
+
+    def step(self):
+        self.last_epoch += 1
+        self._last_lr = float(self.lr_at(self.last_epoch))
+        self.optimizer.lr = self._last_lr
+
+    def get_last_lr(self):
+        """The learning rate set by the last step() (the initial one before any step), a float."""
+        return self._last_lr
+
+    def state_dict(self):
+        return {"base_lr": self.base_lr, "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state):
+        self.base_lr = float(numpy.asarray(state["base_lr"]))
+        self.last_epoch = int(numpy.asarray(state["last_epoch"]))
+        self._last_lr = float(self.lr_at(self.last_epoch)) if self.last_epoch else self.base_lr
+        self.optimizer.lr = self._last_lr
+
+
+class StepLR(LRScheduler):
+    """lr = base_lr * gamma ** (epoch // step_size)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if isinstance(step_size, bool) or not isinstance(step_size, (int, numpy.integer)) or step_size < 1:
+            raise ValueError(f"step_size must be a positive int, got {step_size!r}")
+        self.step_size = int(step_size)
+        self.gamma = _number(gamma, "gamma")
+        if self.gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch):
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2: from base_lr down to
+    eta_min at epoch T_max (and back up after, as PyTorch's closed form does)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 (PyTorch's argument name)
+        if isinstance(T_max, bool) or not isinstance(T_max, (int, numpy.integer)) or T_max < 1:
+            raise ValueError(f"T_max must be a positive int, got {T_max!r}")
+        self.T_max = int(T_max)
+        self.eta_min = _at_least(eta_min, "eta_min")
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch):
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
