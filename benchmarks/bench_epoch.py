@@ -1,0 +1,189 @@
+"""One training epoch of the tutorial's CNN on real MNIST, ours against PyTorch in the same process.
+
+    python benchmarks/bench_epoch.py                # full epoch (60,000 images), batch 128, Adam
+    python benchmarks/bench_epoch.py --quick        # 6,400 images: a smoke run in seconds
+    python benchmarks/bench_epoch.py --json benchmarks/results/epoch_cpu.json
+
+Both frameworks train the same architecture on the same batches, interleaved in chunks of
+batches so that noise from other work on the machine hits both alike. Peak resident memory is
+measured separately, one child process per framework, since one process cannot tell whose
+memory is whose. Test accuracy, after the epoch, is on the 10,000 test images.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from common import load_torch, machine, peak_rss_mb, print_table, sync, write_json
+
+import tinygrad_cnn as tg
+from tinygrad_cnn import optim
+from tinygrad_cnn.datasets import mnist
+from tinygrad_cnn.nn import functional as F
+from mnist import build_model  # examples/mnist.py
+
+
+class Ours:
+    name = "ours"
+
+    def __init__(self, device, lr):
+        tg.manual_seed(0)
+        self.device = device
+        self.model = build_model()
+        self.model.to(device)
+        self.opt = optim.Adam(self.model.parameters(), lr=lr)
+
+    def step(self, x, y):
+        xb, yb = tg.Tensor(x, device=self.device), tg.Tensor(y, device=self.device)
+        loss = F.cross_entropy(self.model.logits(xb), yb)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        sync(self.device)
+
+    def predict(self, x):
+        self.model.eval()
+        with tg.no_grad():
+            out = self.model.logits(tg.Tensor(x, device=self.device)).argmax(axis=1).numpy()
+        sync(self.device)
+        self.model.train()
+        return out
+
+
+class Torch:
+    name = "torch"
+
+    def __init__(self, device, lr):
+        import torch
+        from torch import nn
+        torch.manual_seed(0)
+        self.torch, self.device = torch, "cuda" if device.startswith("cuda") else "cpu"
+        self.model = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
+            nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10)).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+    def step(self, x, y):
+        torch = self.torch
+        xb, yb = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        loss = torch.nn.functional.cross_entropy(self.model(xb), yb)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def predict(self, x):
+        torch = self.torch
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(x).to(self.device)).argmax(1).cpu().numpy()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        self.model.train()
+        return out
+
+
+def batches(x, y, batch_size, seed):
+    order = np.random.default_rng(seed).permutation(len(x))
+    for start in range(0, len(x), batch_size):
+        idx = order[start:start + batch_size]
+        yield mnist.to_float_images(x[idx]), y[idx].astype(np.int64)
+
+
+def evaluate(runner, x, y, batch_size=1000):
+    """Test accuracy and inference throughput (images/s) over the whole test set."""
+    correct, start = 0, time.perf_counter()
+    for i in range(0, len(x), batch_size):
+        correct += int((runner.predict(mnist.to_float_images(x[i:i + batch_size])) == y[i:i + batch_size]).sum())
+    return correct / len(x), len(x) / (time.perf_counter() - start)
+
+
+def train(runners, x, y, batch_size, chunk=10):
+    """Train every runner on the same batches; chunks of `chunk` batches alternate between them."""
+    seconds = {r.name: 0.0 for r in runners}
+    stream = list(batches(x, y, batch_size, seed=0))
+    for start in range(0, len(stream), chunk):
+        for r in runners:
+            t0 = time.perf_counter()
+            for xb, yb in stream[start:start + chunk]:
+                r.step(xb, yb)
+            seconds[r.name] += time.perf_counter() - t0
+    return seconds
+
+
+def worker(framework, device, images, batch_size, lr):
+    """Child process: train one framework alone and report its peak resident memory."""
+    (x, y), _ = mnist.load_data()
+    before = peak_rss_mb()
+    runner = (Ours if framework == "ours" else Torch)(device, lr)
+    train([runner], x[:images], y[:images], batch_size)
+    print(json.dumps(dict(framework=framework, peak_rss_mb=peak_rss_mb(), baseline_rss_mb=before)))
+
+
+def measure_memory(framework, args, images):
+    cmd = [sys.executable, __file__, "--worker", framework, "--device", args.device, "--images", str(images),
+           "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(out.stderr[-2000:])
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--quick", action="store_true", help="6,400 training images instead of 60,000")
+    p.add_argument("--images", type=int, default=None, help="training images (default: all, or 6,400 with --quick)")
+    p.add_argument("--no-memory", action="store_true", help="skip the child processes that measure peak memory")
+    p.add_argument("--json", default=None)
+    p.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    images = args.images or (6400 if args.quick else 60000)
+    if args.worker:
+        return worker(args.worker, args.device, images, args.batch_size, args.lr)
+
+    device = tg.device.canonical_device(args.device)
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    x_train, y_train = x_train[:images], y_train[:images]
+    runners = [Ours(device, args.lr)]
+    if load_torch(device) is not None:
+        runners.append(Torch(device, args.lr))
+    else:
+        print("PyTorch not installed: no peer (pip install torch==2.13.0 for the CPU wheel)")
+    seconds = train(runners, x_train, y_train, args.batch_size)
+    results = {}
+    for r in runners:
+        acc, infer = evaluate(r, x_test, y_test)
+        results[r.name] = dict(epoch_seconds=seconds[r.name], images_per_second=images / seconds[r.name],
+                               test_accuracy=acc, inference_images_per_second=infer)
+        if not args.no_memory:
+            results[r.name]["peak_rss_mb"] = measure_memory(r.name, args, images)
+
+    names = [r.name for r in runners]
+    fmt = {"epoch_seconds": "{:.1f}", "images_per_second": "{:.0f}", "test_accuracy": "{:.4f}",
+           "inference_images_per_second": "{:.0f}", "peak_rss_mb": "{:.0f}"}
+    rows = []
+    for key, f in fmt.items():
+        values = [results[n].get(key) for n in names]
+        row = [key] + [f.format(v) if v is not None else "-" for v in values]
+        if "torch" in results and values[0] and values[-1]:
+            row.append(f"{values[0] / values[-1]:.2f}x")
+        rows.append(row)
+    headers = ["metric"] + names + (["ours/PyTorch"] if "torch" in results else [])
+    print(f"\none epoch of {images} images, batch {args.batch_size}, Adam lr {args.lr}, device {device}")
+    print_table(headers, rows)
+    write_json(args.json, dict(device=device, images=images, batch_size=args.batch_size, lr=args.lr,
+                               machine=machine(), results=results))
+    return results
+
+
+if __name__ == "__main__":
+    main()

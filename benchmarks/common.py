@@ -1,0 +1,83 @@
+"""Shared helpers for the benchmarks: timing, the optional PyTorch peer, tables and JSON."""
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+
+
+def load_torch(device="cpu"):
+    """PyTorch if installed (`pip install torch==2.13.0`), else None: it is only a peer to compare with."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return None
+    return torch
+
+
+def sync(device):
+    """Wait for queued GPU work so a timer measures it (no-op on the CPU)."""
+    if device.startswith("cuda"):
+        import cupy
+        cupy.cuda.Device().synchronize()
+
+
+def time_interleaved(runs, repeats, warmup=2):
+    """Median seconds of each named callable, alternating between them so machine noise hits all alike."""
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def machine():
+    info = dict(python=platform.python_version(), machine=platform.machine(), cpus=os.cpu_count())
+    try:
+        import numpy
+        info["numpy"] = numpy.__version__
+    except ImportError:
+        pass
+    torch = load_torch()
+    if torch is not None:
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def print_table(headers, rows):
+    """A plain aligned table (Markdown-compatible)."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    print(line(cells[0]))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in cells[1:]:
+        print(line(r))
+
+
+def write_json(path, payload):
+    if not path:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
+    print(f"wrote {path}")
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process in MB (Linux reports ru_maxrss in KiB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
