@@ -16,7 +16,6 @@ setup(
         "cuda13": ["cupy-cuda13x>=13"],
         "progress": ["tqdm>=4.60"],
         "plot": ["matplotlib>=3.6"],
-        "bench": ["psutil>=5.9"],
     },
     license="MIT",
 )

@@ -32,6 +32,20 @@ def _window(array, i, j, out_h, out_w, stride, dilation):
     return array[:, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw, :]
 
 
+def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation):
+    """Every window of a padded (N, H, W, C) array as one row of a (N*OH*OW, KH*KW*C) matrix.
+
+    NOTE: a single strided view (N, OH, OW, KH, KW, C) copied once is about 3x faster than
+    KH*KW slice copies here: each (KW, C) run of a window is contiguous in the channels-last
+    input (at dilation 1), so the copy moves KW*C values at a time instead of C."""
+    n, c = x_pad.shape[0], x_pad.shape[3]
+    s_n, s_h, s_w, s_c = x_pad.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        x_pad, shape=(n, out_h, out_w, kh, kw, c),
+        strides=(s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c))
+    return windows.reshape(n * out_h * out_w, kh * kw * c)
+
+
 def _pad_nhwc(xp, x, padding, value=0.0):
     """Copy an NCHW array into a padded channels-last (N, Hp, Wp, C) buffer."""
     (top, bottom), (left, right) = padding
@@ -44,10 +58,10 @@ def _pad_nhwc(xp, x, padding, value=0.0):
 class Conv2d(Function):
     """Cross-correlation of x (N, C, H, W) with weight (O, C, KH, KW), plus an optional bias (O,).
 
-    NOTE: the work happens channels-last. im2col builds (N, OH, OW, KH, KW, C) so that each
-    kernel offset copies whole contiguous channel vectors, and the product with the weight is a
-    single (N*OH*OW, KH*KW*C) x (KH*KW*C, O) GEMM. The result is returned as an NCHW view of
-    that NHWC memory: no transpose copy, and the next layer reads it channels-last for free."""
+    NOTE: the work happens channels-last. im2col gathers each window as one row of
+    (N*OH*OW, KH*KW*C), so the product with the weight is a single GEMM. The result is returned
+    as an NCHW view of that NHWC memory: no transpose copy, and the next layer reads it
+    channels-last for free."""
 
     def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
         xp = self.xp
@@ -57,11 +71,7 @@ class Conv2d(Function):
         out_h = output_size(h + top + bottom, kh, stride[0], 0, dilation[0])
         out_w = output_size(w + left + right, kw, stride[1], 0, dilation[1])
         x_pad = _pad_nhwc(xp, x, padding)
-        cols = xp.empty((n, out_h, out_w, kh, kw, c), dtype=x.dtype)  # (N, OH, OW, KH, KW, C)
-        for i in range(kh):
-            for j in range(kw):
-                cols[:, :, :, i, j, :] = _window(x_pad, i, j, out_h, out_w, stride, dilation)
-        cols = cols.reshape(n * out_h * out_w, kh * kw * c)
+        cols = _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation)  # (N*OH*OW, KH*KW*C)
         w_mat = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)  # (KH*KW*C, O)
         out = cols @ w_mat  # (N*OH*OW, O)
         if bias:

@@ -140,11 +140,11 @@ class Tanh(Function):
 
 class ReLU(Function):
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        self.out = self.xp.maximum(x, 0)  # NOTE: keeps the output (shared with the next op), not a mask
+        return self.out
 
     def backward(self, g):
-        return g * self.mask
+        return g * (self.out > 0)
 
 
 class Sigmoid(Function):
