@@ -6,7 +6,9 @@
 A public name is one in the module's __all__ or, for a module without __all__, a function, class
 or UPPER_CASE constant defined there. Classes list their public members, including those inherited
 from private bases. tests/test_docs.py fails when api.md differs from what this script writes, so
-a renamed function or a changed docstring shows up as a stale reference.
+a renamed function or a changed docstring shows up as a stale reference. Every public function,
+method, property and class needs a docstring of its own; only names that cannot carry one
+(constants, class attributes) are described in FILL_INS.
 """
 import argparse
 import importlib
@@ -22,7 +24,8 @@ OUT = os.path.join(ROOT, "docs", "api.md")
 
 # (module, one line on what it is for), in the order of the page
 MODULES = {
-    "tinygrad_cnn": "The top level: `Tensor`, `Function`, grad switches, seeding and tensor factories.",
+    "tinygrad_cnn": "The top level: `Tensor`, `Function`, grad switches, seeding, tensor factories, and the "
+                    "submodules as attributes (`import tinygrad_cnn as tg; tg.nn.Dense`).",
     "tinygrad_cnn.nn": "Layers, `Sequential` and `Module`; `import tinygrad_cnn.nn as nn`.",
     "tinygrad_cnn.nn.functional": "Stateless layer functions and the losses; usually imported as `F`.",
     "tinygrad_cnn.nn.init": "Weight initialisers, by name (`kernel_initializer='he_uniform'`) or as functions.",
@@ -37,125 +40,23 @@ MODULES = {
     "tinygrad_cnn.ops": "The primitive ops behind `Tensor`'s methods; see [how-it-works.md](how-it-works.md).",
 }
 
-# Names whose docstring is missing or does not say what the name does; a short line fills in.
+# Names that cannot carry a docstring of their own (constants, class attributes, a function stored
+# as a class attribute): a short line says what they are. Everything else needs a docstring.
 FILL_INS = {
-    "Tensor.shape": "The shape, a tuple of ints.",
-    "Tensor.ndim": "The number of axes.",
-    "Tensor.size": "The number of elements.",
-    "Tensor.dtype": "The NumPy dtype (float32, float64, an integer type or bool).",
-    "Tensor.is_leaf": "True for a tensor not produced by an op (made by you, or under `no_grad`).",
-    "Tensor.T": "The transpose (axes reversed).",
-    "Tensor.item": "The value of a one-element tensor as a Python number.",
-    "Tensor.tolist": "The values as nested Python lists.",
-    "Tensor.cpu": "The tensor on the CPU (`to('cpu')`).",
-    "Tensor.cuda": "The tensor on GPU `index` (`to(f'cuda:{index}')`).",
-    "Tensor.float": "Cast to float32.",
-    "Tensor.double": "Cast to float64.",
-    "Tensor.zero_grad": "Clear `.grad`.",
-    "Tensor.any": "True when any element is nonzero (a Python bool, no gradient).",
-    "Tensor.all": "True when every element is nonzero (a Python bool, no gradient).",
-    "Tensor.exp": "Elementwise e**x.",
-    "Tensor.log": "Elementwise natural logarithm.",
-    "Tensor.sqrt": "Elementwise square root.",
-    "Tensor.abs": "Elementwise absolute value (gradient sign(x), 0 at 0).",
-    "Tensor.tanh": "Elementwise hyperbolic tangent.",
-    "Tensor.relu": "Elementwise max(x, 0) (gradient 0 at 0).",
-    "Tensor.sigmoid": "Elementwise 1 / (1 + exp(-x)), computed via tanh so it never overflows.",
-    "Tensor.clip": "Clamp to [low, high] (either may be None); the gradient passes inside, bounds included.",
-    "Tensor.maximum": "Elementwise maximum with a tensor or number (ties share the gradient).",
-    "Tensor.minimum": "Elementwise minimum with a tensor or number (ties share the gradient).",
-    "Tensor.sum": "Sum over `axis` (None: all axes; an int or a tuple).",
-    "Tensor.mean": "Mean over `axis` (None: all axes; an int or a tuple).",
-    "Tensor.max": "Maximum over `axis`; tied maxima share the gradient equally.",
-    "Tensor.min": "Minimum over `axis`; tied minima share the gradient equally.",
-    "Tensor.logsumexp": "log(sum(exp(x))) over `axis`, computed without overflow.",
-    "Tensor.softmax": "exp(x) / sum(exp(x)) over `axis`, computed without overflow.",
-    "Tensor.log_softmax": "log(softmax(x)) over `axis`, computed without overflow.",
-    "Tensor.argmax": "Index of the maximum over `axis` (an integer tensor, no gradient).",
-    "Tensor.argmin": "Index of the minimum over `axis` (an integer tensor, no gradient).",
-    "Tensor.reshape": "The same elements in a new shape; one size may be -1. reshape(2, 3) or reshape((2, 3)).",
-    "Tensor.swapaxes": "Exchange two axes.",
-    "Tensor.expand_dims": "Insert an axis of size 1 at `axis`.",
-    "Tensor.squeeze": "Remove axes of size 1 (all of them, or those in `axis`).",
-    "Tensor.broadcast_to": "Broadcast to a larger shape without copying; the gradient is summed back.",
-    "tinygrad_cnn.zeros": "A tensor of zeros: zeros(2, 3) or zeros((2, 3)).",
-    "tinygrad_cnn.ones": "A tensor of ones: ones(2, 3) or ones((2, 3)).",
-    "tinygrad_cnn.full": "A tensor of `shape` filled with `fill_value`.",
-    "tinygrad_cnn.zeros_like": "Zeros of `t`'s shape, dtype and device.",
-    "tinygrad_cnn.ones_like": "Ones of `t`'s shape, dtype and device.",
-    "tinygrad_cnn.arange": "Evenly spaced values in [start, stop), as numpy.arange (int64 for int arguments).",
-    "tinygrad_cnn.eye": "The n x m identity matrix.",
-    "tinygrad_cnn.concatenate": "Join tensors along an existing axis (dtypes are promoted).",
-    "tinygrad_cnn.stack": "Join tensors of one shape along a new axis.",
-    "tinygrad_cnn.maximum": "Elementwise maximum of two operands, at least one a Tensor.",
-    "tinygrad_cnn.minimum": "Elementwise minimum of two operands, at least one a Tensor.",
     "tinygrad_cnn.float32": "numpy.dtype('float32'), the default float type.",
     "tinygrad_cnn.float64": "numpy.dtype('float64').",
-    "tinygrad_cnn.nn.ReLU": "relu as a layer.",
-    "tinygrad_cnn.nn.Sigmoid": "sigmoid as a layer; `Sequential.logits` strips it when it is last.",
-    "tinygrad_cnn.nn.Tanh": "tanh as a layer.",
     "tinygrad_cnn.nn.ACTIVATIONS": "The activations known by name (`activation='relu'`).",
-    "tinygrad_cnn.nn.functional.relu": "max(x, 0), elementwise.",
-    "tinygrad_cnn.nn.functional.sigmoid": "1 / (1 + exp(-x)), elementwise.",
-    "tinygrad_cnn.nn.functional.tanh": "tanh(x), elementwise.",
-    "tinygrad_cnn.nn.functional.softmax": "exp(x) / sum(exp(x)) over `axis`.",
-    "tinygrad_cnn.nn.functional.log_softmax": "log(softmax(x)) over `axis`, computed without overflow.",
-    "tinygrad_cnn.nn.init.zeros": "All zeros (the default bias initialiser).",
-    "tinygrad_cnn.nn.init.ones": "All ones.",
-    "Module.modules": "Every module, self first (see named_modules).",
-    "Module.named_buffers": "(dotted name, tensor) of every buffer declared with register_buffer().",
-    "Module.eval": "Switch to evaluation mode: `train(False)`.",
-    "Module.zero_grad": "Clear `.grad` of every parameter.",
-    "Sequential.forward": "Apply the layers in order.",
-    "Layer.default_name": "The base of the names Sequential gives to unnamed layers.",
-    "Layer.forward": "Compute the output for a batch (called by `layer(x)`, after build and shape checks).",
-    "Optimizer.zero_grad": "Clear `.grad` of every parameter.",
-    "Optimizer.step": "Update every parameter that has a gradient.",
-    "Optimizer.state_names": "Names of the per-parameter state arrays (e.g. 'exp_avg').",
-    "LRScheduler.lr_at": "The learning rate for an epoch count (defined by each schedule).",
-    "Conv2D.pre_activation": "The convolution plus bias, before the activation (Sequential.logits uses it).",
-    "Conv2D.forward": "activation(pre_activation(x)).",
-    "Dense.pre_activation": "x @ weight.T + bias, before the activation (Sequential.logits uses it).",
-    "Dense.forward": "activation(pre_activation(x)).",
-    "MaxPool2D.forward": "Max over each window of x (N, C, H, W).",
-    "AvgPool2D.forward": "Mean over each window of x (N, C, H, W).",
-    "Flatten.forward": "x.flatten(1).",
-    "ReLU.fn": "The function the layer applies (nn.functional.relu).",
-    "Sigmoid.fn": "The function the layer applies (nn.functional.sigmoid).",
-    "Tanh.fn": "The function the layer applies (nn.functional.tanh).",
-    "ReLU.forward": "relu(x), elementwise.",
-    "Sigmoid.forward": "sigmoid(x), elementwise.",
-    "Tanh.forward": "tanh(x), elementwise.",
-    "Softmax.forward": "softmax(x) over `axis`.",
-    "Dropout.forward": "Dropout while training; the identity in eval mode.",
-    "LRScheduler.step": "Count one more epoch and set optimizer.lr (call once per epoch, after its updates).",
-    "LRScheduler.state_dict": "{'base_lr', 'last_epoch'}, for a checkpoint.",
-    "LRScheduler.load_state_dict": "Restore what state_dict() returned, and set optimizer.lr to match.",
-    "StepLR.lr_at": "The learning rate after `epoch` epochs (the formula above).",
-    "CosineAnnealingLR.lr_at": "The learning rate after `epoch` epochs (the formula above).",
+    "tinygrad_cnn.nn.init.INITIALIZERS": "The initialisers known by name (`kernel_initializer='he_uniform'`).",
     "tinygrad_cnn.datasets.mnist.INFO": "Name, authors and license of the dataset.",
     "tinygrad_cnn.device.DEFAULT_DEVICE_ENV": "The environment variable that names the default device "
                                               "(used wherever device=None).",
-    "tinygrad_cnn.ops.Add": "a + b.",
-    "tinygrad_cnn.ops.Sub": "a - b.",
-    "tinygrad_cnn.ops.Mul": "a * b.",
-    "tinygrad_cnn.ops.Div": "a / b.",
-    "tinygrad_cnn.ops.Neg": "-x.",
-    "tinygrad_cnn.ops.Exp": "exp(x).",
-    "tinygrad_cnn.ops.Log": "Natural logarithm.",
-    "tinygrad_cnn.ops.Sqrt": "Square root.",
-    "tinygrad_cnn.ops.Abs": "|x|; the gradient is sign(x), 0 at 0.",
-    "tinygrad_cnn.ops.Tanh": "tanh(x).",
-    "tinygrad_cnn.ops.ReLU": "max(x, 0); the gradient is 0 at 0.",
-    "tinygrad_cnn.ops.Sum": "Sum over `axis`; the gradient is broadcast back.",
-    "tinygrad_cnn.ops.Reshape": "A new shape; the gradient is reshaped back.",
-    "tinygrad_cnn.ops.Permute": "Reorder the axes; the gradient is permuted back.",
-    "tinygrad_cnn.ops.Concatenate": "Join arrays along `axis`; the gradient is split.",
-    "Function.forward": "Compute the output array from the input arrays (override this).",
-    "Function.backward": "Map the output's gradient to one gradient (or None) per input (override this).",
     "Module.training": "True in training mode (dropout active), False after eval().",
     "Module.device": "The device of the module's tensors (None until built or moved).",
-    "Module.forward": "Compute the output (override this); `module(x)` calls it.",
+    "Layer.default_name": "The base of the names Sequential gives to unnamed layers.",
+    "Optimizer.state_names": "Names of the per-parameter state arrays (e.g. 'exp_avg').",
+    "ReLU.fn": "The function the layer applies (nn.functional.relu).",
+    "Sigmoid.fn": "The function the layer applies (nn.functional.sigmoid).",
+    "Tanh.fn": "The function the layer applies (nn.functional.tanh).",
 }
 
 # Instance attributes set in __init__, which inspect cannot see.
@@ -227,7 +128,9 @@ def _doc(obj, key):
     doc = inspect.getdoc(obj) if obj is not None else None
     if key in FILL_INS:
         return FILL_INS[key] + ("\n\n" + doc if doc and not _inherited_doc(obj) else "")
-    return doc or ""
+    if not doc or _inherited_doc(obj):
+        raise SystemExit(f"make_api.py: {key} has no docstring of its own; write one (a line saying what it does)")
+    return doc
 
 
 def _inherited_doc(obj):
@@ -304,7 +207,9 @@ def _render_op(lines, qualified, cls):
     lines += [f"### `{qualified}`", ""]
     forward = _signature(cls.forward).replace("(self, ", "(").replace("(self)", "()")
     _block(lines, f"class {cls.__name__}(Function)    # {cls.__name__}.apply{forward}")
-    _paragraph(lines, FILL_INS.get(qualified) or (inspect.getdoc(cls) if cls.__doc__ else ""))
+    if not (FILL_INS.get(qualified) or cls.__doc__):
+        raise SystemExit(f"make_api.py: the op {qualified} has no docstring; say what it computes")
+    _paragraph(lines, FILL_INS.get(qualified) or inspect.getdoc(cls))
 
 
 def _render_class(lines, qualified, cls, level="###"):

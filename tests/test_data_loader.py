@@ -1,6 +1,6 @@
 """Tests for tinygrad_cnn.data.DataLoader.
 
-Batching and shuffling logic is checked through ``iter_numpy`` (the same
+Batching and shuffling logic is checked through `iter_numpy` (the same
 batches without Tensor wrapping); the Tensor path is checked for shapes,
 dtypes, values and devices.
 """

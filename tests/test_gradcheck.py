@@ -268,6 +268,23 @@ def test_gradcheck_rejects_a_downcasting_function():
         gradcheck(lambda t: t.astype(tc.float32), [Tensor(np.ones(3), requires_grad=True)])
 
 
+def test_float32_output_message_names_both_causes_and_the_fix():
+    # The usual cause: fn reads float32 parameters from a model, not the float64 copies it is given.
+    tc.manual_seed(0)
+    layer = tc.nn.Dense(3)
+    layer.build((4,))
+    batch = Tensor(np.random.default_rng(0).standard_normal((5, 4)))
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda *params: layer(batch).tanh(), layer.parameters())
+    message = str(info.value)
+    assert "fn returned float32 from float64 inputs" in message
+    assert "a model's parameters" in message and "an op in fn casts down to float32" in message
+    assert "float64 leaf tensors" in message and "checked in place" in message
+    for p in layer.parameters():  # the fix the message gives
+        p.data = p.data.astype("float64")
+    assert gradcheck(lambda *params: layer(batch).tanh(), layer.parameters())
+
+
 def test_gradcheck_needs_an_input_that_requires_grad():
     with pytest.raises(ValueError, match="requires_grad"):
         gradcheck(lambda t: t.exp(), [Tensor(np.ones(3))])

@@ -132,6 +132,24 @@ def test_sequential_add_index_len_iter():
         model.add(lambda x: x)
 
 
+def test_slice_of_a_built_model_is_built_for_the_shape_that_reaches_it():
+    model = tutorial_model(input_shape=(1, 28, 28))
+    head, tail = model[:2], model[2:]
+    assert head.built and head.input_shape == (1, 28, 28)
+    assert tail.built and tail.input_shape == (32, 14, 14)
+    assert head[0] is model[0] and head.count_params() + tail.count_params() == model.count_params()
+    text = head.summary(print_fn=None)
+    assert "(None, 32, 28, 28)" in text and "(None, 32, 14, 14)" in text and "Total params: 320" in text
+    assert "(None, 10)" in tail.summary(print_fn=None)
+    x = tg.rand(2, 1, 28, 28)
+    np.testing.assert_array_equal(tail(head(x)).numpy(), model(x).numpy())
+    lazy = tutorial_model()
+    assert not lazy[:2].built  # a slice of an unbuilt model builds on its first call, as the model does
+    lazy(x)
+    assert lazy[4:].built and lazy[4:].input_shape == (64, 7, 7)
+    assert not model[::2].built  # layers that are not consecutive need not chain
+
+
 # ---------------------------------------------------------------- activations
 
 @pytest.mark.parametrize("name, reference", [

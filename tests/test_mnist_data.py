@@ -2,7 +2,7 @@
 
 Structure checks are tested with tiny crafted IDX files; where a test needs
 them to pass the hash check too, CHECKSUMS is patched to the crafted files'
-own sizes and digests.  The network is never used: ``_fetch`` is patched.
+own sizes and digests.  The network is never used: `_fetch` is patched.
 """
 
 import gzip
@@ -25,7 +25,7 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 def idx_images(n, seed=0, magic=mnist.IMAGE_MAGIC, rows=28, cols=28,
                count=None):
-    """IDX image bytes; ``count`` overrides the header's item count."""
+    """IDX image bytes; `count` overrides the header's item count."""
     pixels = np.random.default_rng(seed).integers(
         0, 256, size=n * rows * cols, dtype=np.uint8)
     header = struct.pack(">IIII", magic, n if count is None else count,
@@ -51,7 +51,7 @@ def tiny_files(n_train=5, n_test=3, seed=0):
 
 
 def write_files(folder, files, gz=True):
-    """Write ``{name: raw bytes}`` into ``folder`` (gzipped if ``gz``)."""
+    """Write `{name: raw bytes}` into `folder` (gzipped if `gz`)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         if gz:
@@ -172,7 +172,7 @@ def test_raw_and_mixed_files_load(tmp_path, tiny):
 # --- bad files ------------------------------------------------------------
 
 def bad_set(tmp_path, name, content, gz=True):
-    """Tiny valid set in tmp_path with ``name`` replaced by ``content``."""
+    """Tiny valid set in tmp_path with `name` replaced by `content`."""
     files = tiny_files()
     files.pop(name)
     write_files(tmp_path, files)
@@ -370,7 +370,7 @@ def test_cache_dir_follows_home(isolated, tiny, monkeypatch):
 # --- download -------------------------------------------------------------
 
 def fake_mirror(blobs, calls, bad_urls=()):
-    """A ``_fetch`` serving ``{file name: bytes}``; records every URL."""
+    """A `_fetch` serving `{file name: bytes}`; records every URL."""
     def fetch(url):
         calls.append(url)
         if any(url.startswith(bad) for bad in bad_urls):

@@ -269,3 +269,21 @@ def test_canonical_device_default_follows_env_var(monkeypatch):
     assert canonical_device(None) == "cuda:0"
     monkeypatch.setenv(DEFAULT_DEVICE_ENV, "")
     assert canonical_device(None) == "cpu"
+
+
+# ---------------------------------------------------------------- the package
+
+
+def test_import_gives_the_submodules_and_loads_no_optional_dependency():
+    import subprocess
+    from pathlib import Path
+    optional = ("hypothesis", "matplotlib", "tqdm", "cupy", "tinygrad_cnn.testing.strategies", "urllib.request")
+    probe = ("import sys, tinygrad_cnn as tg\n"
+             "tg.nn.Dense, tg.optim.Adam, tg.data.DataLoader, tg.datasets.mnist.load_data\n"
+             "tg.device.canonical_device, tg.checkpoint.save_arrays, tg.testing.gradcheck\n"
+             f"optional = {optional!r}\n"
+             "print(sorted(m for m in sys.modules if m in optional or m.split('.')[0] in optional))\n")
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]", f"import tinygrad_cnn loaded {run.stdout.strip()}"

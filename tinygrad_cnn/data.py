@@ -14,11 +14,11 @@ class DataLoader:
     wrapped in a Tensor (and so copied to the device), which keeps GPU memory
     use independent of the dataset size.
 
-    Each ``iter()`` is one epoch.  With ``shuffle=True`` every epoch draws a
-    fresh permutation from one ``numpy.random.default_rng(seed)`` generator,
+    Each `iter()` is one epoch.  With `shuffle=True` every epoch draws a
+    fresh permutation from one `numpy.random.default_rng(seed)` generator,
     so epochs differ while the same seed reproduces the whole sequence.
-    ``transform`` is applied to each x batch (a NumPy array) before it is
-    wrapped, e.g. ``mnist.to_float_images``; labels are passed through
+    `transform` is applied to each x batch (a NumPy array) before it is
+    wrapped, e.g. `mnist.to_float_images`; labels are passed through
     unchanged so integer labels stay integer.
     """
 
@@ -56,7 +56,7 @@ class DataLoader:
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self):
-        """One epoch of Tensor batches: ``(x, y)``, or ``x`` if y is None."""
+        """One epoch of Tensor batches: `(x, y)`, or `x` if y is None."""
         # Imported here so this module does not depend on the core at import.
         from .tensor import Tensor
 

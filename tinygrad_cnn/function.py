@@ -49,9 +49,11 @@ class Function:
         self.device = device
 
     def forward(self, *arrays, **kwargs):
+        """Compute the output array from the input arrays (override this)."""
         raise NotImplementedError
 
     def backward(self, grad):
+        """Map the output's gradient to one gradient (or None) per input (override this)."""
         raise NotImplementedError
 
     @classmethod

@@ -11,6 +11,7 @@ from .function import Function
 # ---------------------------------------------------------------- elementwise, binary
 
 class Add(Function):
+    """a + b; the gradient passes to both unchanged."""
     def forward(self, a, b):
         return a + b
 
@@ -19,6 +20,7 @@ class Add(Function):
 
 
 class Sub(Function):
+    """a - b; the gradient passes to a and, negated, to b."""
     def forward(self, a, b):
         return a - b
 
@@ -27,6 +29,7 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """a * b; each input's gradient is g times the other input."""
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -37,6 +40,7 @@ class Mul(Function):
 
 
 class Div(Function):
+    """a / b; the gradients are g / b and -g * a / b**2."""
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -86,6 +90,7 @@ class Where(Function):
 # ---------------------------------------------------------------- elementwise, unary
 
 class Neg(Function):
+    """-x; the gradient is -g."""
     def forward(self, x):
         return -x
 
@@ -94,6 +99,7 @@ class Neg(Function):
 
 
 class Exp(Function):
+    """exp(x); the gradient is g * exp(x), from the saved output."""
     def forward(self, x):
         self.out = self.xp.exp(x)
         return self.out
@@ -103,6 +109,7 @@ class Exp(Function):
 
 
 class Log(Function):
+    """Natural logarithm; the gradient is g / x."""
     def forward(self, x):
         self.x = x
         return self.xp.log(x)
@@ -112,6 +119,7 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """Square root; the gradient is g / (2 sqrt(x)), from the saved output."""
     def forward(self, x):
         self.out = self.xp.sqrt(x)
         return self.out
@@ -121,6 +129,7 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    """|x|; the gradient is g * sign(x), 0 at 0."""
     def forward(self, x):
         self.x = x
         return self.xp.abs(x)
@@ -130,6 +139,7 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    """tanh(x); the gradient is g * (1 - tanh(x)**2), from the saved output."""
     def forward(self, x):
         self.out = self.xp.tanh(x)
         return self.out
@@ -139,6 +149,7 @@ class Tanh(Function):
 
 
 class ReLU(Function):
+    """max(x, 0); the gradient is g where x > 0, else 0 (at 0 included)."""
     def forward(self, x):
         self.out = self.xp.maximum(x, 0)  # NOTE: keeps the output (shared with the next op), not a mask
         return self.out
@@ -185,6 +196,7 @@ class Cast(Function):
 # ---------------------------------------------------------------- reductions
 
 class Sum(Function):
+    """Sum over `axis` (None: all); the gradient is g broadcast back to the input's shape."""
     def forward(self, x, axis=None, keepdims=False):
         self.shape, self.axis = x.shape, axis
         return x.sum(axis=axis, keepdims=keepdims)
@@ -262,6 +274,7 @@ def _keep_axes(g, shape, axis):
 # ---------------------------------------------------------------- movement
 
 class Reshape(Function):
+    """A new shape for the same elements; the gradient is reshaped back."""
     def forward(self, x, shape):
         self.shape = x.shape
         return x.reshape(shape)
@@ -271,6 +284,7 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    """Reorder the axes; the gradient is permuted back by the inverse permutation."""
     def forward(self, x, axes):
         self.axes = axes
         return x.transpose(axes)
@@ -318,6 +332,7 @@ class GetItem(Function):
 
 
 class Concatenate(Function):
+    """Join arrays along `axis`; the gradient is split at the same places."""
     def forward(self, *arrays, axis=0):
         self.axis = axis
         self.sizes = [a.shape[axis] for a in arrays]

@@ -65,10 +65,12 @@ class Optimizer:
         return hyper
 
     def zero_grad(self):
+        """Clear `.grad` of every parameter (set it to None); call it before each backward()."""
         for p in self.params:
             p.grad = None
 
     def step(self):
+        """Update every parameter that has a gradient, in place; those without one are skipped."""
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 if p.grad.shape != p.shape:
@@ -252,9 +254,11 @@ class LRScheduler:
         self._last_lr = self.base_lr
 
     def lr_at(self, epoch):
+        """The learning rate after `epoch` epochs (each schedule defines it; step() sets it)."""
         raise NotImplementedError
 
     def step(self):
+        """Count one more epoch and set optimizer.lr (call once per epoch, after its updates)."""
         self.last_epoch += 1
         self._last_lr = float(self.lr_at(self.last_epoch))
         self.optimizer.lr = self._last_lr
@@ -264,9 +268,11 @@ class LRScheduler:
         return self._last_lr
 
     def state_dict(self):
+        """{'base_lr', 'last_epoch'}, for a checkpoint (the schedule's own settings are not saved)."""
         return {"base_lr": self.base_lr, "last_epoch": self.last_epoch}
 
     def load_state_dict(self, state):
+        """Restore what state_dict() returned, and set optimizer.lr to match."""
         self.base_lr = float(numpy.asarray(state["base_lr"]))
         self.last_epoch = int(numpy.asarray(state["last_epoch"]))
         self._last_lr = float(self.lr_at(self.last_epoch)) if self.last_epoch else self.base_lr
@@ -286,6 +292,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer)
 
     def lr_at(self, epoch):
+        """base_lr * gamma ** (epoch // step_size)."""
         return self.base_lr * self.gamma ** (epoch // self.step_size)
 
 
@@ -301,6 +308,7 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer)
 
     def lr_at(self, epoch):
+        """eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
 

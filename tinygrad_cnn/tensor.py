@@ -91,26 +91,32 @@ class Tensor:
 
     @property
     def shape(self):
+        """The shape, a tuple of ints."""
         return tuple(self.data.shape)
 
     @property
     def ndim(self):
+        """The number of axes."""
         return self.data.ndim
 
     @property
     def size(self):
+        """The number of elements, a Python int."""
         return int(self.data.size)
 
     @property
     def dtype(self):
+        """The NumPy dtype (float32, float64, an integer type or bool), on any device."""
         return numpy.dtype(self.data.dtype)
 
     @property
     def is_leaf(self):
+        """True for a tensor not produced by an op (made by you, or under `no_grad`)."""
         return self._ctx is None
 
     @property
     def T(self):
+        """The transpose, axes reversed (as NumPy's `.T`)."""
         return self.transpose()
 
     def __len__(self):
@@ -143,11 +149,13 @@ class Tensor:
         return to_numpy(self.data)
 
     def item(self):
+        """The value of a one-element tensor as a Python number (ValueError for more elements)."""
         if self.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.numpy().reshape(()).item()
 
     def tolist(self):
+        """The values as nested Python lists (copied from the GPU when needed)."""
         return self.numpy().tolist()
 
     def to(self, device):
@@ -158,9 +166,11 @@ class Tensor:
         return ToDevice.apply(self, device=device)
 
     def cpu(self):
+        """The tensor on the CPU, `to('cpu')`; gradients flow back to the original."""
         return self.to("cpu")
 
     def cuda(self, index=0):
+        """The tensor on GPU `index`, `to(f'cuda:{index}')`; gradients flow back to the original."""
         return self.to(f"cuda:{index}")
 
     def astype(self, dtype):
@@ -173,9 +183,11 @@ class Tensor:
         return Tensor._wrap(self.data.astype(dtype), self.device)
 
     def float(self):
+        """Cast to float32 (differentiable from another float dtype)."""
         return self.astype(float32)
 
     def double(self):
+        """Cast to float64, as gradcheck wants (differentiable from another float dtype)."""
         return self.astype(float64)
 
     # ------------------------------------------------------------ autograd
@@ -253,6 +265,7 @@ class Tensor:
             self.grad.data = self.grad.data + g
 
     def zero_grad(self):
+        """Clear `.grad` (set it to None), so the next backward() starts from zero."""
         self.grad = None
 
     # ------------------------------------------------------------ operand coercion
@@ -355,9 +368,11 @@ class Tensor:
         return bool(self.item())
 
     def any(self):
+        """True when any element is nonzero (a Python bool, no gradient)."""
         return bool(self.data.any())
 
     def all(self):
+        """True when every element is nonzero (a Python bool, no gradient)."""
         return bool(self.data.all())
 
     # ------------------------------------------------------------ unary math
@@ -368,35 +383,45 @@ class Tensor:
         return fn.apply(self, **kwargs)
 
     def exp(self):
+        """Elementwise e**x; the gradient reuses the output."""
         return self._float_op(ops.Exp, "exp")
 
     def log(self):
+        """Elementwise natural logarithm; the gradient is g / x."""
         return self._float_op(ops.Log, "log")
 
     def sqrt(self):
+        """Elementwise square root; the gradient is g / (2 sqrt(x)), infinite at 0."""
         return self._float_op(ops.Sqrt, "sqrt")
 
     def abs(self):
+        """Elementwise absolute value; the gradient is sign(x), 0 at 0."""
         return ops.Abs.apply(self)
 
     def tanh(self):
+        """Elementwise hyperbolic tangent; the gradient is 1 - tanh(x)**2."""
         return self._float_op(ops.Tanh, "tanh")
 
     def relu(self):
+        """Elementwise max(x, 0); the gradient is 1 where x > 0 and 0 elsewhere, x = 0 included."""
         return ops.ReLU.apply(self)
 
     def sigmoid(self):
+        """Elementwise 1 / (1 + exp(-x)), computed via tanh so large |x| never overflows."""
         return self._float_op(ops.Sigmoid, "sigmoid")
 
     def clip(self, low=None, high=None):
+        """Clamp to [low, high] (either may be None); the gradient passes inside, bounds included."""
         if low is None and high is None:
             raise ValueError("clip needs at least one of low and high")
         return ops.Clip.apply(self, low=low, high=high)
 
     def maximum(self, other):
+        """Elementwise maximum with a tensor or number; at a tie each side gets half the gradient."""
         return self._binary(ops.Maximum, other, "maximum")
 
     def minimum(self, other):
+        """Elementwise minimum with a tensor or number; at a tie each side gets half the gradient."""
         other = self._operand(other, "minimum")
         _check_broadcast("minimum", self, other)  # before the negations, so the error names minimum
         a, b = _promote(self, other)
@@ -420,9 +445,11 @@ class Tensor:
         return normal[0] if isinstance(axis, int) else normal
 
     def sum(self, axis=None, keepdims=False):
+        """Sum over `axis` (None: all axes; an int or a tuple); the gradient broadcasts back."""
         return ops.Sum.apply(self, axis=self._axis(axis), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
+        """Mean over `axis` (None: all axes; an int or a tuple); the gradient is spread evenly."""
         axis = self._axis(axis)
         axes = range(self.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
         count = 1
@@ -431,28 +458,35 @@ class Tensor:
         return self.sum(axis, keepdims) * (1.0 / max(count, 1))
 
     def max(self, axis=None, keepdims=False):
+        """Maximum over `axis` (None: all axes); tied maxima share the gradient equally."""
         if self.size == 0:
             raise ValueError("max of an empty tensor")
         return ops.Max.apply(self, axis=self._axis(axis), keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
+        """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
         if not _is_float(self.dtype) and self.size:  # NOTE: as in minimum, -x is wrong for uint and bool
             return Tensor._wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
         return -((-self).max(axis, keepdims))
 
     def logsumexp(self, axis=None, keepdims=False):
+        """log(sum(exp(x))) over `axis`, with the max subtracted first so it never overflows."""
         return self._float_op(ops.LogSumExp, "logsumexp", axis=self._axis(axis), keepdims=keepdims)
 
     def softmax(self, axis=-1):
+        """exp(x) / sum(exp(x)) over `axis` (default: the last), with the max subtracted so it never overflows."""
         return self._float_op(ops.Softmax, "softmax", axis=self._axis(axis))
 
     def log_softmax(self, axis=-1):
+        """log(softmax(x)) over `axis`, as x - logsumexp(x): finite where softmax underflows to 0."""
         return self._float_op(ops.LogSoftmax, "log_softmax", axis=self._axis(axis))
 
     def argmax(self, axis=None, keepdims=False):
+        """Index of the maximum over `axis` (None: in the flattened tensor), an integer tensor, no gradient."""
         return self._arg("argmax", axis, keepdims)
 
     def argmin(self, axis=None, keepdims=False):
+        """Index of the minimum over `axis` (None: in the flattened tensor), an integer tensor, no gradient."""
         return self._arg("argmin", axis, keepdims)
 
     def _arg(self, name, axis, keepdims):
@@ -466,6 +500,7 @@ class Tensor:
     # ------------------------------------------------------------ movement
 
     def reshape(self, *shape):
+        """The same elements in a new shape, reshape(2, 3) or reshape((2, 3)); one size may be -1."""
         shape = _shape_arg(shape)
         known = [s for s in shape if s != -1]
         size = 1
@@ -503,12 +538,14 @@ class Tensor:
     permute = transpose
 
     def swapaxes(self, axis1, axis2):
+        """Exchange two axes (a transpose)."""
         axes = list(range(self.ndim))
         a, b = self._axis(axis1), self._axis(axis2)
         axes[a], axes[b] = axes[b], axes[a]
         return self.transpose(axes)
 
     def expand_dims(self, axis):
+        """Insert an axis of size 1 at `axis`, counted in the result as NumPy does."""
         ndim = self.ndim + 1
         if not -ndim <= axis < ndim:
             raise ValueError(f"expand_dims: axis {axis} out of range for a result of rank {ndim}")
@@ -518,6 +555,7 @@ class Tensor:
     unsqueeze = expand_dims
 
     def squeeze(self, axis=None):
+        """Remove axes of size 1: all of them, or those in `axis` (which must have size 1)."""
         if axis is None:
             return self.reshape(tuple(s for s in self.shape if s != 1))
         axes = self._axis(axis)
@@ -528,6 +566,7 @@ class Tensor:
         return self.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
 
     def broadcast_to(self, *shape):
+        """Broadcast to a larger shape without copying; the gradient is summed back."""
         shape = _shape_arg(shape)
         try:
             if numpy.broadcast_shapes(self.shape, shape) != shape:
@@ -664,6 +703,7 @@ def _same_device(name, *tensors):
 
 
 def concatenate(tensors, axis=0):
+    """Join tensors along an existing `axis` (dtypes are promoted); the gradient is split back."""
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concatenate needs at least one tensor")
@@ -680,6 +720,7 @@ def concatenate(tensors, axis=0):
 
 
 def stack(tensors, axis=0):
+    """Join tensors of one shape along a new `axis`."""
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack needs at least one tensor")
@@ -707,10 +748,12 @@ def where(condition, a, b):
 
 
 def maximum(a, b):
+    """Elementwise maximum of two operands, at least one a Tensor (see Tensor.maximum)."""
     return a.maximum(b) if isinstance(a, Tensor) else b.maximum(a)
 
 
 def minimum(a, b):
+    """Elementwise minimum of two operands, at least one a Tensor (see Tensor.minimum)."""
     return a.minimum(b) if isinstance(a, Tensor) else b.minimum(a)
 
 
@@ -731,26 +774,31 @@ def _make(device, fill):
 
 
 def zeros(*shape, dtype=float32, device=None, requires_grad=False):
+    """A tensor of zeros, zeros(2, 3) or zeros((2, 3)); float32 unless `dtype` says otherwise."""
     data, device = _make(device, lambda xp: xp.zeros(_shape_arg(shape), dtype=dtype))
     return Tensor._wrap(data, device).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=float32, device=None, requires_grad=False):
+    """A tensor of ones, ones(2, 3) or ones((2, 3)); float32 unless `dtype` says otherwise."""
     data, device = _make(device, lambda xp: xp.ones(_shape_arg(shape), dtype=dtype))
     return Tensor._wrap(data, device).requires_grad_(requires_grad)
 
 
 def full(shape, fill_value, dtype=float32, device=None, requires_grad=False):
+    """A tensor of `shape` (an int or a tuple) filled with `fill_value`."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     data, device = _make(device, lambda xp: xp.full(shape, fill_value, dtype=dtype))
     return Tensor._wrap(data, device).requires_grad_(requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
+    """Zeros of `t`'s shape and device, and its dtype unless `dtype` is given."""
     return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
+    """Ones of `t`'s shape and device, and its dtype unless `dtype` is given."""
     return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
 
 
@@ -765,6 +813,7 @@ def randn(*shape, dtype=float32, device=None, requires_grad=False):
 
 
 def arange(start, stop=None, step=1, dtype=None, device=None):
+    """Evenly spaced values in [start, stop), as numpy.arange: int64 for int arguments, else float32."""
     if stop is None:
         start, stop = 0, start
     if dtype is None:
@@ -774,5 +823,6 @@ def arange(start, stop=None, step=1, dtype=None, device=None):
 
 
 def eye(n, m=None, dtype=float32, device=None, requires_grad=False):
+    """The n x m identity matrix (m defaults to n)."""
     data, device = _make(device, lambda xp: xp.eye(n, m, dtype=dtype))
     return Tensor._wrap(data, device).requires_grad_(requires_grad)

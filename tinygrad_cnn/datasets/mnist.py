@@ -2,22 +2,22 @@
 
 The MNIST database is by Yann LeCun, Corinna Cortes and Christopher J.C.
 Burges and is distributed under the Creative Commons Attribution-Share Alike
-3.0 license (CC BY-SA 3.0); see ``data/mnist/README.md`` for the attribution
+3.0 license (CC BY-SA 3.0); see `data/mnist/README.md` for the attribution
 that travels with the files.
 
-``load_data()`` mirrors ``keras.datasets.mnist.load_data()``: it returns
-``((x_train, y_train), (x_test, y_test))`` as uint8 NumPy arrays.  Every file
+`load_data()` mirrors `keras.datasets.mnist.load_data()`: it returns
+`((x_train, y_train), (x_test, y_test))` as uint8 NumPy arrays.  Every file
 is checked (IDX header, payload length, decompressed size and SHA-256) so a
-truncated or corrupt copy fails loudly with an ``MNISTError`` naming the file,
+truncated or corrupt copy fails loudly with an `MNISTError` naming the file,
 instead of training silently on bad data.
 
 Where the files are looked for, in order:
 
-1. the ``path`` argument (if given, nothing else is tried);
-2. ``$TINYGRAD_CNN_DATA`` (the folder itself, or a folder holding ``mnist/``);
-3. the repository's own ``data/mnist/``;
-4. the user cache ``~/.cache/tinygrad_cnn/mnist``;
-5. otherwise the files are downloaded from ``MIRRORS`` into the cache.
+1. the `path` argument (if given, nothing else is tried);
+2. `$TINYGRAD_CNN_DATA` (the folder itself, or a folder holding `mnist/`);
+3. the repository's own `data/mnist/`;
+4. the user cache `~/.cache/tinygrad_cnn/mnist`;
+5. otherwise the files are downloaded from `MIRRORS` into the cache.
 """
 
 import gzip
@@ -25,7 +25,6 @@ import hashlib
 import os
 import struct
 import tempfile
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -83,10 +82,10 @@ class MNISTNotFoundError(MNISTError, FileNotFoundError):
 
 
 def load_data(path=None):
-    """Return ``((x_train, y_train), (x_test, y_test))`` as uint8 arrays.
+    """Return `((x_train, y_train), (x_test, y_test))` as uint8 arrays.
 
     Shapes are (60000, 28, 28), (60000,), (10000, 28, 28), (10000,), as in
-    Keras.  ``path`` names a folder holding the four IDX files (``.gz`` or
+    Keras.  `path` names a folder holding the four IDX files (`.gz` or
     raw); when given, missing files there raise instead of falling back.
     """
     folder = _locate(path)
@@ -111,7 +110,7 @@ def to_float_images(x):
 # --- locating the files ---------------------------------------------------
 
 def _find_file(folder, name):
-    """Return the existing path for ``name`` (raw preferred over .gz)."""
+    """Return the existing path for `name` (raw preferred over .gz)."""
     for candidate in (folder / name, folder / (name + ".gz")):
         if candidate.is_file():
             return candidate
@@ -119,12 +118,12 @@ def _find_file(folder, name):
 
 
 def _complete(folder):
-    """True if ``folder`` holds all four files in either form."""
+    """True if `folder` holds all four files in either form."""
     return all(_find_file(folder, name) is not None for name in FILES)
 
 
 def _with_subfolder(folder):
-    """A data folder may be the MNIST folder itself or hold ``mnist/``."""
+    """A data folder may be the MNIST folder itself or hold `mnist/`."""
     folder = Path(folder).expanduser()
     return [folder, folder / "mnist"]
 
@@ -162,13 +161,15 @@ def _locate(path):
 # --- downloading ----------------------------------------------------------
 
 def _fetch(url):
-    """Return the bytes at ``url``; tests replace this to stay offline."""
+    """Return the bytes at `url`; tests replace this to stay offline."""
+    import urllib.request  # here, so `import tinygrad_cnn` does not load the HTTP and SSL modules
+
     with urllib.request.urlopen(url, timeout=60) as response:
         return response.read()
 
 
 def _download(name, cache, searched):
-    """Fetch ``name``.gz from the first mirror that serves a verified copy."""
+    """Fetch `name`.gz from the first mirror that serves a verified copy."""
     problems = []
     corrupt = False
     for mirror in MIRRORS:
@@ -214,7 +215,7 @@ def _atomic_write(dest, blob):
 # --- reading and checking -------------------------------------------------
 
 def _decompress(blob, label):
-    """Gunzip ``blob``, turning every gzip failure into an MNISTError."""
+    """Gunzip `blob`, turning every gzip failure into an MNISTError."""
     try:
         return gzip.decompress(blob)
     except EOFError:

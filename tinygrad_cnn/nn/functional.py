@@ -101,22 +101,27 @@ def linear(x, weight, bias=None):
 
 
 def relu(x):
+    """max(x, 0), elementwise (Tensor.relu); the gradient is 0 at and below 0."""
     return x.relu()
 
 
 def sigmoid(x):
+    """1 / (1 + exp(-x)), elementwise, via tanh so large |x| never overflows."""
     return x.sigmoid()
 
 
 def tanh(x):
+    """tanh(x), elementwise (Tensor.tanh)."""
     return x.tanh()
 
 
 def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) over `axis`, with the max subtracted first so it never overflows."""
     return x.softmax(axis)
 
 
 def log_softmax(x, axis=-1):
+    """log(softmax(x)) over `axis`, as x - logsumexp(x): never log(0); pair it with nll_loss."""
     return x.log_softmax(axis)
 
 

@@ -51,10 +51,12 @@ def he_normal(shape, dtype=numpy.float32):
 
 
 def zeros(shape, dtype=numpy.float32):
+    """All zeros: the default bias initialiser."""
     return numpy.zeros(tuple(shape), dtype=dtype)
 
 
 def ones(shape, dtype=numpy.float32):
+    """All ones."""
     return numpy.ones(tuple(shape), dtype=dtype)
 
 
@@ -72,4 +74,4 @@ def get(initializer):
                      f"or a callable fn(shape, dtype)")
 
 
-__all__ = ["compute_fans", "glorot_uniform", "he_uniform", "he_normal", "zeros", "ones", "get"]
+__all__ = ["compute_fans", "glorot_uniform", "he_uniform", "he_normal", "zeros", "ones", "get", "INITIALIZERS"]

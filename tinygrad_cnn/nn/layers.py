@@ -163,6 +163,7 @@ class _Activated(Layer):
     """A layer computing activation(pre_activation(x)); Sequential.logits calls pre_activation alone."""
 
     def forward(self, x):
+        """activation(pre_activation(x)), or pre_activation(x) without an activation."""
         z = self.pre_activation(x)
         return z if self.activation is None else self.activation(z)
 
@@ -237,6 +238,7 @@ class Conv2D(_Activated):
                 conv.output_size(w + left + right, kw, sw, 0, dw))
 
     def pre_activation(self, x):
+        """The convolution plus bias, before the activation (Sequential.logits uses it)."""
         x = self._cast(x)
         pads = self._pads(x.shape[2], x.shape[3])
         inputs = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
@@ -279,6 +281,7 @@ class Dense(_Activated):
         return input_shape[:-1] + (self.units,)
 
     def pre_activation(self, x):
+        """x @ weight.T + bias, before the activation (Sequential.logits uses it)."""
         return F.linear(self._cast(x), self.weight, self.bias)
 
     def _repr_args(self):
@@ -326,6 +329,7 @@ class MaxPool2D(_Pool):
     default_name = "max_pool2d"
 
     def forward(self, x):
+        """Max over each window of x (N, C, H, W); 'same' padding pads with -inf."""
         self._check_float(x)
         (top, bottom), (left, right) = self._pads(x.shape[2], x.shape[3])
         if top or bottom or left or right:  # NOTE: -inf padding is never the max of a window
@@ -339,6 +343,7 @@ class AvgPool2D(_Pool):
     default_name = "avg_pool2d"
 
     def forward(self, x):
+        """Mean over each window of x (N, C, H, W), counting only real pixels with 'same' padding."""
         self._check_float(x)
         h, w = x.shape[2:]
         (top, bottom), (left, right) = self._pads(h, w)
@@ -368,6 +373,7 @@ class Flatten(Layer):
         return (math.prod(input_shape),)
 
     def forward(self, x):
+        """x.flatten(1): one feature axis after the batch axis."""
         return x.flatten(1)
 
 
@@ -377,21 +383,25 @@ class _Elementwise(Layer):
     fn = None
 
     def forward(self, x):
+        """fn(x), elementwise, for a floating-point x (`fn` is the layer's function, e.g. nn.functional.relu)."""
         self._check_float(x)
         return type(self).fn(x)
 
 
 class ReLU(_Elementwise):
+    """relu as a layer, for models written as a list of layers (Keras' ReLU)."""
     default_name = "relu"
     fn = staticmethod(F.relu)
 
 
 class Sigmoid(_Elementwise):
+    """sigmoid as a layer; `Sequential.logits` strips it when it is last."""
     default_name = "sigmoid"
     fn = staticmethod(F.sigmoid)
 
 
 class Tanh(_Elementwise):
+    """tanh as a layer."""
     default_name = "tanh"
     fn = staticmethod(F.tanh)
 
@@ -412,6 +422,7 @@ class Softmax(Layer):
             self._fail(shape, f"axis {self.axis} is not a feature axis of the input")
 
     def forward(self, x):
+        """softmax(x) over `axis`."""
         self._check_float(x)
         return F.softmax(x, self.axis)
 
@@ -432,6 +443,7 @@ class Dropout(Layer):
         self.rate = float(rate)
 
     def forward(self, x):
+        """Dropout while training; the identity in eval mode."""
         return F.dropout(x, self.rate, training=self.training)
 
     def _repr_args(self):
@@ -476,9 +488,19 @@ class Sequential(Layer):
         return self
 
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(self.layers[index])
-        return self.layers[index]
+        """A layer, or for a slice a Sequential of the same layer objects (weights shared). A slice of
+        consecutive layers of a built model is built too, for the shape that reaches its first layer."""
+        if not isinstance(index, slice):
+            return self.layers[index]
+        positions = range(len(self.layers))[index]
+        model = Sequential(self.layers[index])
+        model.device, model.training = self.device, self.training
+        if self.built and len(positions) and (len(positions) == 1 or positions.step == 1):
+            shape = self.input_shape
+            for layer in self.layers[:positions[0]]:
+                shape = layer.compute_output_shape(shape)
+            model.build(shape)
+        return model
 
     def __len__(self):
         return len(self.layers)
@@ -505,6 +527,7 @@ class Sequential(Layer):
         return shape
 
     def forward(self, x):
+        """Apply the layers in order (each builds itself on the first call)."""
         for layer in self.layers:
             x = layer(x)
         return x

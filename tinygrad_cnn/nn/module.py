@@ -23,6 +23,7 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
+        """Compute the output (override this); `module(x)` calls it."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     # ------------------------------------------------------------ walking the attributes
@@ -50,6 +51,7 @@ class Module:
             stack.extend(reversed(children))
 
     def modules(self):
+        """Every module, self first, each once (the modules of named_modules())."""
         return [m for _, m in self.named_modules()]
 
     def _named_tensors(self, want_params=True, want_buffers=True):
@@ -73,6 +75,7 @@ class Module:
         return [p for _, p in self._named_tensors(want_buffers=False)]
 
     def named_buffers(self):
+        """(dotted name, tensor) of every buffer declared with register_buffer()."""
         return list(self._named_tensors(want_params=False))
 
     def register_buffer(self, name, tensor):
@@ -95,9 +98,11 @@ class Module:
         return self
 
     def eval(self):
+        """Switch self and every sub-module to evaluation mode (dropout off): `train(False)`."""
         return self.train(False)
 
     def zero_grad(self):
+        """Clear `.grad` of every parameter (set it to None)."""
         for p in self.parameters():
             p.grad = None
 

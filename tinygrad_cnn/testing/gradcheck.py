@@ -63,7 +63,12 @@ def _check(fn, args, checked, rng, eps, atol, rtol, fast_mode):
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     if out.dtype != numpy.float64:
-        raise GradcheckError(f"gradcheck: fn returned {out.dtype.name} from float64 inputs; an op downcasts")
+        low = out.dtype.name
+        raise GradcheckError(
+            f"gradcheck: fn returned {low} from float64 inputs. Either fn reads {low} tensors other than "
+            f"its arguments, e.g. a model's parameters (gradcheck perturbs float64 copies of {low} inputs, "
+            f"which such an fn ignores): make those float64 leaf tensors (p.data = p.data.astype('float64')) "
+            f"and pass them in `inputs`, where they are checked in place; or an op in fn casts down to {low}.")
     upstream = rng.standard_normal(out.shape)
     upstream_t = Tensor(upstream, device=out.device)
     out.backward(upstream_t)
