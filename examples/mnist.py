@@ -23,7 +23,7 @@ from tinygrad_cnn.datasets import mnist  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
 
 # ---------------------------------------------------------------- config (flags override these)
-EPOCHS = 4
+EPOCHS = 6
 BATCH_SIZE = 128
 LR = 1e-3           # Adam, decayed to 0 over the run by a cosine schedule
 SEED = 0

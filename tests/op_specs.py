@@ -343,6 +343,8 @@ SPECS = [
           transpose_case()),
     _spec("transpose_axes_varargs", lambda x, axes: x.transpose(*axes),
           lambda x, axes: np.transpose(x, axes), transpose_case()),
+    _spec("permute", lambda x, axes: x.permute(*axes),   # the Permute op, under PyTorch's name
+          lambda x, axes: np.transpose(x, axes), transpose_case()),
     _spec("flatten", lambda x, start_axis: x.flatten(start_axis), np_flatten, flatten_case()),
     _spec("broadcast_to", lambda x, shape: x.broadcast_to(shape), np.broadcast_to, broadcast_case()),
     _spec("expand", lambda x, shape: x.expand(*shape), np.broadcast_to, broadcast_case()),
