@@ -88,11 +88,10 @@ class Torch:
         return out
 
 
-def batches(x, y, batch_size, seed):
-    order = np.random.default_rng(seed).permutation(len(x))
-    for start in range(0, len(x), batch_size):
-        idx = order[start:start + batch_size]
-        yield mnist.to_float_images(x[idx]), y[idx].astype(np.int64)
+def batch(x, y, order, index, batch_size):
+    """Batch `index` of one shuffled epoch, made on demand so the harness holds one batch at a time."""
+    idx = order[index * batch_size:(index + 1) * batch_size]
+    return mnist.to_float_images(x[idx]), y[idx].astype(np.int64)
 
 
 def evaluate(runner, x, y, batch_size=1000):
@@ -106,11 +105,13 @@ def evaluate(runner, x, y, batch_size=1000):
 def train(runners, x, y, batch_size, chunk=10):
     """Train every runner on the same batches; chunks of `chunk` batches alternate between them."""
     seconds = {r.name: 0.0 for r in runners}
-    stream = list(batches(x, y, batch_size, seed=0))
-    for start in range(0, len(stream), chunk):
+    order = np.random.default_rng(0).permutation(len(x))
+    count = -(-len(x) // batch_size)
+    for start in range(0, count, chunk):
+        stream = [batch(x, y, order, i, batch_size) for i in range(start, min(start + chunk, count))]
         for r in runners:
             t0 = time.perf_counter()
-            for xb, yb in stream[start:start + chunk]:
+            for xb, yb in stream:
                 r.step(xb, yb)
             seconds[r.name] += time.perf_counter() - t0
     return seconds
@@ -122,7 +123,7 @@ def worker(framework, device, images, batch_size, lr):
     before = peak_rss_mb()
     runner = (Ours if framework == "ours" else Torch)(device, lr)
     train([runner], x[:images], y[:images], batch_size)
-    print(json.dumps(dict(framework=framework, peak_rss_mb=peak_rss_mb(), baseline_rss_mb=before)))
+    print(json.dumps(dict(framework=framework, peak_rss_mb=peak_rss_mb(), after_data_rss_mb=before)))
 
 
 def measure_memory(framework, args, images):
