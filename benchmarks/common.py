@@ -78,6 +78,16 @@ def write_json(path, payload):
 
 
 def peak_rss_mb():
-    """Peak resident memory of this process in MB (Linux reports ru_maxrss in KiB)."""
+    """Peak resident memory of this process in MB.
+
+    NOTE: Linux's VmHWM starts afresh at exec; ru_maxrss does not (a child started by a big
+    parent reports at least the parent's peak), so it is only the fallback off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
