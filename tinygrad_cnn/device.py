@@ -1,4 +1,5 @@
 """Devices: the only module that chooses between NumPy ("cpu") and CuPy ("cuda[:N]")."""
+import functools
 import os
 
 import numpy
@@ -42,6 +43,12 @@ def array_module(device):
     device = canonical_device(device)
     if device == "cpu":
         return numpy
+    return _cuda_module(device)
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_module(device):
+    """CuPy, once the GPU behind `device` has answered (cached: every op asks; failures are not cached)."""
     cupy = _import_cupy()
     index = int(device.split(":")[1])
     try:
