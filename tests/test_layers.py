@@ -538,3 +538,42 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
     restored.load(path)
     x = images()
     np.testing.assert_array_equal(restored(x).numpy(), old(x).numpy())
+
+
+@pytest.mark.parametrize("bias_shift", [0.0, -0.3, -50.0])   # -50: every window's maximum is below 0
+def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_shift):
+    """Sequential applies a Conv2D's ReLU after a following MaxPool2D (they commute); the output
+    and every gradient must equal the plain layer-by-layer computation."""
+    import numpy as np
+    import tinygrad_cnn as tg
+    from tinygrad_cnn import nn
+    from tinygrad_cnn.nn import functional as F
+
+    tg.manual_seed(3)
+    model = nn.Sequential([nn.Conv2D(4, 3, padding="same", activation="relu", dtype="float64"),
+                           nn.MaxPool2D(2), nn.Flatten(), nn.Dense(3, dtype="float64")], input_shape=(2, 6, 6))
+    model.layers[0].bias.data += bias_shift
+    x = tg.Tensor(np.random.default_rng(0).standard_normal((3, 2, 6, 6)))
+    upstream = tg.Tensor(np.random.default_rng(1).standard_normal((3, 3)))
+
+    def grads(run):
+        model.zero_grad()
+        out = run(x)
+        out.backward(upstream)
+        return out.numpy(), [p.grad.numpy().copy() for p in model.parameters()]
+
+    def layer_by_layer(h):
+        for layer in model.layers:
+            h = layer(h)
+        return h
+
+    out_fused, grads_fused = grads(model)
+    out_plain, grads_plain = grads(layer_by_layer)
+    np.testing.assert_array_equal(out_fused, out_plain)
+    for g_fused, g_plain in zip(grads_fused, grads_plain):
+        np.testing.assert_allclose(g_fused, g_plain, rtol=1e-12, atol=1e-12)
+    conv = model.layers[0]
+    plain_pool = F.max_pool2d(conv.pre_activation(x).relu(), 2)
+    pooled = model[:2](x)
+    np.testing.assert_array_equal(pooled.numpy(), plain_pool.numpy())
+    assert type(pooled._ctx).__name__ == "ReLU", "the ReLU should run after the pool, on the smaller map"

@@ -357,6 +357,26 @@ class AvgPool2D(_Pool):
 
 
 MaxPooling2D = MaxPool2D
+
+
+def _run(layers, x):
+    """Apply layers in order.
+
+    NOTE: max-pooling commutes with ReLU, exactly, gradients included: max(relu(a), relu(b)) =
+    relu(max(a, b)), and both send a window's gradient to its first maximum, or nowhere when it
+    is <= 0. So a ReLU-activated layer followed directly by MaxPool2D pools first and applies
+    ReLU to the pooled output, a quarter of the size for 2x2 windows."""
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        following = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(layer, _Activated) and layer.activation_name == "relu" and isinstance(following, MaxPool2D):
+            x = following(layer.pre_activation(layer._prepare(x))).relu()
+            i += 2
+        else:
+            x = layer(x)
+            i += 1
+    return x
 AveragePooling2D = AvgPool2D
 
 
@@ -528,9 +548,7 @@ class Sequential(Layer):
 
     def forward(self, x):
         """Apply the layers in order (each builds itself on the first call)."""
-        for layer in self.layers:
-            x = layer(x)
-        return x
+        return _run(self.layers, x)
 
     def logits(self, x):
         """The output without the final softmax/sigmoid: the last layer's pre-activation, or the
@@ -541,8 +559,7 @@ class Sequential(Layer):
             raise ValueError("logits() of an empty Sequential")
         x = self._prepare(x)
         *body, last = self.layers
-        for layer in body:
-            x = layer(x)
+        x = _run(body, x)
         if isinstance(last, (Softmax, Sigmoid)):
             return last._prepare(x)
         if isinstance(last, _Activated):
