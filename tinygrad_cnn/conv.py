@@ -46,6 +46,20 @@ def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation):
     return windows.reshape(n * out_h * out_w, kh * kw * c)
 
 
+def _col2im(xp, pieces, pad_shape, out_h, out_w, stride, dilation, padding):
+    """The inverse gather of im2col: add each kernel offset's (N, OH, OW, C) gradient piece into
+    the strided window it was read from (windows overlap, so pixels sum), then cut the padding
+    off and return the input gradient as an NCHW view. `pieces` yields ((i, j), piece)."""
+    grad_pad = None
+    for (i, j), piece in pieces:
+        if grad_pad is None:
+            grad_pad = xp.zeros(pad_shape, dtype=piece.dtype)
+        _window(grad_pad, i, j, out_h, out_w, stride, dilation)[...] += piece
+    (top, _), (left, _) = padding
+    h, w = pad_shape[1] - sum(padding[0]), pad_shape[2] - sum(padding[1])
+    return grad_pad[:, top:top + h, left:left + w, :].transpose(0, 3, 1, 2)
+
+
 def _pad_nhwc(xp, x, padding, value=0.0):
     """Copy an NCHW array into a padded channels-last (N, Hp, Wp, C) buffer."""
     (top, bottom), (left, right) = padding
@@ -90,23 +104,28 @@ class Conv2d(Function):
         if need_w:
             grad_w = (self.cols.T @ g_mat).T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
         if need_x:
-            # NOTE: col2im one kernel offset at a time: each (N*OH*OW, O) x (O, C) product lands in a
-            # contiguous buffer that is added to its window, which beats one big GEMM whose
-            # (N, OH, OW, KH, KW, C) result must then be read back with strides (1.6x here).
-            w_offsets = xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
-            grad_pad = xp.zeros(pad_shape, dtype=g.dtype)
-            part = xp.empty((n * out_h * out_w, c), dtype=g.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    xp.matmul(g_mat, w_offsets[i, j], out=part)
-                    _window(grad_pad, i, j, out_h, out_w, stride, dilation)[...] += part.reshape(n, out_h, out_w, c)
-            (top, _), (left, _) = padding
-            grad_x = grad_pad[:, top:top + h, left:left + w, :].transpose(0, 3, 1, 2)
+            grad_x = _col2im(xp, self._input_grad_pieces(g_mat), pad_shape, out_h, out_w, stride, dilation, padding)
         if len(self.needs_input_grad) == 3:
             # NOTE: a product with ones sums the columns ~6x faster than g_mat.sum(axis=0) here
             grad_b = xp.ones(g_mat.shape[0], dtype=g.dtype) @ g_mat if self.needs_input_grad[2] else None
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
+
+    def _input_grad_pieces(self, g_mat):
+        """For each kernel offset (i, j), the gradient of the input values that offset read.
+
+        NOTE: one (N*OH*OW, O) x (O, C) product per offset, into one reused contiguous buffer,
+        beats one big GEMM whose (N, OH, OW, KH, KW, C) result must then be read back with
+        strides (1.6x here)."""
+        xp = self.xp
+        (n, c, _, _), _, out_h, out_w = self.geometry[:4]
+        _, _, kh, kw = self.weight.shape
+        w_offsets = xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
+        part = xp.empty((g_mat.shape[0], c), dtype=g_mat.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                xp.matmul(g_mat, w_offsets[i, j], out=part)
+                yield (i, j), part.reshape(n, out_h, out_w, c)
 
 
 class _Pool2d(Function):
@@ -124,12 +143,8 @@ class _Pool2d(Function):
 
     def _scatter(self, pieces):
         """Sum per-offset gradient pieces (each (N, OH, OW, C)) back into an NCHW input gradient."""
-        (n, c, h, w), pad_shape, out_h, out_w, kernel, stride, padding = self.geometry
-        grad_pad = self.xp.zeros(pad_shape, dtype=pieces[0][1].dtype)
-        for (i, j), piece in pieces:
-            _window(grad_pad, i, j, out_h, out_w, stride, (1, 1))[...] += piece
-        ph, pw = padding
-        return grad_pad[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2)
+        _, pad_shape, out_h, out_w, _, stride, (ph, pw) = self.geometry
+        return _col2im(self.xp, pieces, pad_shape, out_h, out_w, stride, (1, 1), ((ph, ph), (pw, pw)))
 
 
 class MaxPool2d(_Pool2d):
