@@ -128,7 +128,7 @@ def worker(framework, device, images, batch_size, lr):
 
 def measure_memory(framework, args, images):
     cmd = [sys.executable, __file__, "--worker", framework, "--device", args.device, "--images", str(images),
-           "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+           "--batch-size", str(args.batch_size), "--lr", str(args.lr)] + (["--system-malloc"] if args.system_malloc else [])
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         print(out.stderr[-2000:])
@@ -144,10 +144,13 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="6,400 training images instead of 60,000")
     p.add_argument("--images", type=int, default=None, help="training images (default: all, or 6,400 with --quick)")
     p.add_argument("--no-memory", action="store_true", help="skip the child processes that measure peak memory")
+    p.add_argument("--system-malloc", action="store_true",
+                   help="leave glibc's malloc at its defaults (no tinygrad_cnn.memory.keep_freed_memory())")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     images = args.images or (6400 if args.quick else 60000)
+    kept = False if args.system_malloc else tg.memory.keep_freed_memory()  # both frameworks share the process
     if args.worker:
         return worker(args.worker, args.device, images, args.batch_size, args.lr)
 
@@ -175,14 +178,15 @@ def main(argv=None):
     for key, f in fmt.items():
         values = [results[n].get(key) for n in names]
         row = [key] + [f.format(v) if v is not None else "-" for v in values]
-        if "torch" in results and values[0] and values[-1]:
-            row.append(f"{values[0] / values[-1]:.2f}x")
+        if "torch" in results:
+            row.append(f"{values[0] / values[-1]:.2f}x" if values[0] and values[-1] else "-")
         rows.append(row)
     headers = ["metric"] + names + (["ours/PyTorch"] if "torch" in results else [])
-    print(f"\none epoch of {images} images, batch {args.batch_size}, Adam lr {args.lr}, device {device}")
+    print(f"\none epoch of {images} images, batch {args.batch_size}, Adam lr {args.lr}, device {device}, "
+          f"freed memory kept for reuse: {kept}")
     print_table(headers, rows)
     write_json(args.json, dict(device=device, images=images, batch_size=args.batch_size, lr=args.lr,
-                               machine=machine(), results=results))
+                               keep_freed_memory=kept, machine=machine(), results=results))
     return results
 
 

@@ -78,8 +78,11 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--system-malloc", action="store_true",
+                   help="leave glibc's malloc at its defaults (no tinygrad_cnn.memory.keep_freed_memory())")
     args = p.parse_args(argv)
     device = tg.device.canonical_device(args.device)
+    kept = False if args.system_malloc else tg.memory.keep_freed_memory()  # both frameworks share the process
     torch = load_torch(device)
     torch_device = "cuda" if device.startswith("cuda") else "cpu"
     if torch is None:
@@ -92,9 +95,11 @@ def main(argv=None):
         ratio = times["ours"] / theirs if theirs else None
         rows.append([name, f"{ours:.2f}", f"{theirs * 1e3:.2f}" if theirs else "-", f"{ratio:.2f}x" if ratio else "-"])
         results.append(dict(op=name, ours_ms=ours, torch_ms=theirs * 1e3 if theirs else None, ratio=ratio))
-    print(f"\nforward+backward, batch {N}, float32, device {device}, median of {args.repeats}")
+    print(f"\nforward+backward, batch {N}, float32, device {device}, median of {args.repeats}, "
+          f"freed memory kept for reuse: {kept}")
     print_table(["op", "ours ms", "PyTorch ms", "ours/PyTorch"], rows)
-    write_json(args.json, dict(device=device, repeats=args.repeats, machine=machine(), ops=results))
+    write_json(args.json, dict(device=device, repeats=args.repeats, keep_freed_memory=kept, machine=machine(),
+                               ops=results))
     return results
 
 
