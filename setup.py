@@ -11,7 +11,9 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy>=1.24"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "threadpoolctl>=3.1"],
+        # threads per op on the CPU: threadpoolctl keeps BLAS to one thread inside them (parallel.py)
+        "fast": ["threadpoolctl>=3.1"],
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13"],
         "progress": ["tqdm>=4.60"],

@@ -34,6 +34,8 @@ MODULES = {
     "tinygrad_cnn.datasets.mnist": "The MNIST digits.",
     "tinygrad_cnn.checkpoint": "Saving and loading dicts of arrays.",
     "tinygrad_cnn.device": "Device names and array modules (NumPy or CuPy).",
+    "tinygrad_cnn.parallel": "Threads per op on the CPU (the batch split over cores; needs the `fast` extra).",
+    "tinygrad_cnn.memory": "Keeping freed host memory for reuse between training steps.",
     "tinygrad_cnn.testing": "Gradient checks for your own ops.",
     "tinygrad_cnn.testing.strategies": "Hypothesis strategies for op tests (needs the `test` extra).",
     "tinygrad_cnn.conv": "The convolution and pooling ops and their size arithmetic (used by `nn`).",
@@ -47,6 +49,8 @@ FILL_INS = {
     "tinygrad_cnn.float64": "numpy.dtype('float64').",
     "tinygrad_cnn.nn.ACTIVATIONS": "The activations known by name (`activation='relu'`).",
     "tinygrad_cnn.nn.init.INITIALIZERS": "The initialisers known by name (`kernel_initializer='he_uniform'`).",
+    "tinygrad_cnn.parallel.MIN_ELEMENTS": "Ops smaller than this many elements run as one call: threads would cost "
+                                          "more than they save.",
     "tinygrad_cnn.datasets.mnist.INFO": "Name, authors and license of the dataset.",
     "tinygrad_cnn.device.DEFAULT_DEVICE_ENV": "The environment variable that names the default device "
                                               "(used wherever device=None).",

@@ -4,6 +4,7 @@ Windows are strided views of the whole batch: im2col is one view copied once, an
 pooling loop over the KH x KW kernel offsets only, so nothing loops over pixels, channels or
 images, and the same code runs on CuPy."""
 from .function import Function
+from .parallel import over_batch
 
 
 def pair(value, name):
@@ -32,8 +33,9 @@ def _window(array, i, j, out_h, out_w, stride, dilation):
     return array[:, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw, :]
 
 
-def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation):
-    """Every window of a padded (N, H, W, C) array as one row of a (N*OH*OW, KH*KW*C) matrix.
+def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation, out=None):
+    """Every window of a padded (N, H, W, C) array as one row of a (N*OH*OW, KH*KW*C) matrix,
+    written into `out` when given.
 
     NOTE: a single strided view (N, OH, OW, KH, KW, C) copied once is about 3x faster than
     KH*KW slice copies here: each (KW, C) run of a window is contiguous in the channels-last
@@ -43,28 +45,37 @@ def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation):
     windows = xp.lib.stride_tricks.as_strided(
         x_pad, shape=(n, out_h, out_w, kh, kw, c),
         strides=(s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c))
-    return windows.reshape(n * out_h * out_w, kh * kw * c)
+    if out is None:
+        return windows.reshape(n * out_h * out_w, kh * kw * c)
+    out.reshape(windows.shape)[...] = windows
+    return out
 
 
-def _col2im(xp, pieces, pad_shape, out_h, out_w, stride, dilation, padding):
-    """The inverse gather of im2col: add each kernel offset's (N, OH, OW, C) gradient piece into
-    the strided window it was read from (windows overlap, so pixels sum), then cut the padding
-    off and return the input gradient as an NCHW view. `pieces` yields ((i, j), piece)."""
-    grad_pad = None
+def _col2im(xp, pieces, grad_pad, out_h, out_w, stride, dilation):
+    """The inverse gather of im2col: zero the padded (N, Hp, Wp, C) gradient `grad_pad`, then add
+    each kernel offset's (N, OH, OW, C) gradient piece into the strided window it was read from
+    (windows overlap, so pixels sum). `pieces` yields ((i, j), piece)."""
+    grad_pad[...] = 0
     for (i, j), piece in pieces:
-        if grad_pad is None:
-            grad_pad = xp.zeros(pad_shape, dtype=piece.dtype)
         _window(grad_pad, i, j, out_h, out_w, stride, dilation)[...] += piece
-    (top, _), (left, _) = padding
-    h, w = pad_shape[1] - sum(padding[0]), pad_shape[2] - sum(padding[1])
+    return grad_pad
+
+
+def _unpad_nchw(grad_pad, padding):
+    """Cut the padding off a (N, Hp, Wp, C) array and return it as an NCHW view."""
+    (top, bottom), (left, right) = padding
+    h, w = grad_pad.shape[1] - top - bottom, grad_pad.shape[2] - left - right
     return grad_pad[:, top:top + h, left:left + w, :].transpose(0, 3, 1, 2)
 
 
-def _pad_nhwc(xp, x, padding, value=0.0):
-    """Copy an NCHW array into a padded channels-last (N, Hp, Wp, C) buffer."""
+def _pad_nhwc(xp, x, padding, value=0.0, out=None):
+    """Copy an NCHW array into a padded channels-last (N, Hp, Wp, C) buffer (`out` when given)."""
     (top, bottom), (left, right) = padding
     n, c, h, w = x.shape
-    out = xp.full((n, h + top + bottom, w + left + right, c), value, dtype=x.dtype)
+    if out is None:
+        out = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    if top or bottom or left or right:
+        out[...] = value
     out[:, top:top + h, left:left + w, :] = x.transpose(0, 2, 3, 1)
     return out
 
@@ -75,7 +86,8 @@ class Conv2d(Function):
     NOTE: the work happens channels-last. im2col gathers each window as one row of
     (N*OH*OW, KH*KW*C), so the product with the weight is a single GEMM. The result is returned
     as an NCHW view of that NHWC memory: no transpose copy, and the next layer reads it
-    channels-last for free."""
+    channels-last for free. Forward and backward split the batch over CPU cores (parallel.py):
+    each slice of images does its own padding, im2col, products and col2im."""
 
     def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
         xp = self.xp
@@ -84,14 +96,24 @@ class Conv2d(Function):
         (top, bottom), (left, right) = padding
         out_h = output_size(h + top + bottom, kh, stride[0], 0, dilation[0])
         out_w = output_size(w + left + right, kw, stride[1], 0, dilation[1])
-        x_pad = _pad_nhwc(xp, x, padding)
-        cols = _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation)  # (N*OH*OW, KH*KW*C)
+        pad_shape = (n, h + top + bottom, w + left + right, c)
+        x_pad = xp.empty(pad_shape, dtype=x.dtype)
+        cols = xp.empty((n * out_h * out_w, kh * kw * c), dtype=x.dtype)
+        out = xp.empty((n * out_h * out_w, o), dtype=x.dtype)
         w_mat = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)  # (KH*KW*C, O)
-        out = cols @ w_mat  # (N*OH*OW, O)
-        if bias:
-            out += bias[0]
+        per_image = out_h * out_w
+
+        def work(images):
+            rows = slice(images.start * per_image, images.stop * per_image)
+            _pad_nhwc(xp, x[images], padding, out=x_pad[images])
+            _im2col(xp, x_pad[images], kh, kw, out_h, out_w, stride, dilation, out=cols[rows])
+            xp.matmul(cols[rows], w_mat, out=out[rows])
+            if bias:
+                out[rows] += bias[0]
+
+        over_batch(xp, n, cols.size, work)
         self.cols, self.weight = cols, weight
-        self.geometry = (x.shape, x_pad.shape, out_h, out_w, stride, padding, dilation)
+        self.geometry = (x.shape, pad_shape, out_h, out_w, stride, padding, dilation)
         return out.reshape(n, out_h, out_w, o).transpose(0, 3, 1, 2)
 
     def backward(self, g):
@@ -100,32 +122,43 @@ class Conv2d(Function):
         o, _, kh, kw = self.weight.shape
         g_mat = g.transpose(0, 2, 3, 1).reshape(n * out_h * out_w, o)  # (N*OH*OW, O)
         need_x, need_w = self.needs_input_grad[:2]
-        grad_x = grad_w = None
-        if need_w:
-            grad_w = (self.cols.T @ g_mat).T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
-        if need_x:
-            grad_x = _col2im(xp, self._input_grad_pieces(g_mat), pad_shape, out_h, out_w, stride, dilation, padding)
+        need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
+        grad_pad = xp.empty(pad_shape, dtype=g.dtype) if need_x else None
+        w_offsets = xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
+        per_image = out_h * out_w
+
+        def work(images):
+            rows = slice(images.start * per_image, images.stop * per_image)
+            g_rows = g_mat[rows]
+            if need_x:
+                pieces = self._input_grad_pieces(g_rows, w_offsets, images.stop - images.start)
+                _col2im(xp, pieces, grad_pad[images], out_h, out_w, stride, dilation)
+            grad_w = (self.cols[rows].T @ g_rows) if need_w else None  # (KH*KW*C, O), this slice's share
+            # NOTE: a product with ones sums the columns ~6x faster than g_rows.sum(axis=0) here
+            grad_b = xp.ones(g_rows.shape[0], dtype=g.dtype) @ g_rows if need_b else None
+            return grad_w, grad_b
+
+        shares = over_batch(xp, n, self.cols.size, work)
+        grad_x = _unpad_nchw(grad_pad, padding) if need_x else None
+        grad_w = sum(share[0] for share in shares).T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if need_w else None
         if len(self.needs_input_grad) == 3:
-            # NOTE: a product with ones sums the columns ~6x faster than g_mat.sum(axis=0) here
-            grad_b = xp.ones(g_mat.shape[0], dtype=g.dtype) @ g_mat if self.needs_input_grad[2] else None
-            return grad_x, grad_w, grad_b
+            return grad_x, grad_w, sum(share[1] for share in shares) if need_b else None
         return grad_x, grad_w
 
-    def _input_grad_pieces(self, g_mat):
+    def _input_grad_pieces(self, g_rows, w_offsets, images):
         """For each kernel offset (i, j), the gradient of the input values that offset read.
 
-        NOTE: one (N*OH*OW, O) x (O, C) product per offset, into one reused contiguous buffer,
+        NOTE: one (rows, O) x (O, C) product per offset, into one reused contiguous buffer,
         beats one big GEMM whose (N, OH, OW, KH, KW, C) result must then be read back with
         strides (1.6x here)."""
         xp = self.xp
-        (n, c, _, _), _, out_h, out_w = self.geometry[:4]
-        _, _, kh, kw = self.weight.shape
-        w_offsets = xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
-        part = xp.empty((g_mat.shape[0], c), dtype=g_mat.dtype)
+        kh, kw, _, c = w_offsets.shape
+        out_h, out_w = self.geometry[2:4]
+        part = xp.empty((g_rows.shape[0], c), dtype=g_rows.dtype)
         for i in range(kh):
             for j in range(kw):
-                xp.matmul(g_mat, w_offsets[i, j], out=part)
-                yield (i, j), part.reshape(n, out_h, out_w, c)
+                xp.matmul(g_rows, w_offsets[i, j], out=part)
+                yield (i, j), part.reshape(images, out_h, out_w, c)
 
 
 class _Pool2d(Function):
@@ -141,10 +174,11 @@ class _Pool2d(Function):
         offsets = [(i, j) for i in range(kh) for j in range(kw)]
         return x_pad, offsets, out_h, out_w
 
-    def _scatter(self, pieces):
+    def _scatter(self, pieces, dtype):
         """Sum per-offset gradient pieces (each (N, OH, OW, C)) back into an NCHW input gradient."""
         _, pad_shape, out_h, out_w, _, stride, (ph, pw) = self.geometry
-        return _col2im(self.xp, pieces, pad_shape, out_h, out_w, stride, (1, 1), ((ph, ph), (pw, pw)))
+        grad_pad = _col2im(self.xp, pieces, self.xp.empty(pad_shape, dtype=dtype), out_h, out_w, stride, (1, 1))
+        return _unpad_nchw(grad_pad, ((ph, ph), (pw, pw)))
 
 
 class MaxPool2d(_Pool2d):
@@ -164,26 +198,36 @@ class MaxPool2d(_Pool2d):
             x_pad, offsets, out_h, out_w = self._windows(x, kernel, stride, padding, fill)
             self.views = [_window(x_pad, i, j, out_h, out_w, stride, (1, 1)) for i, j in offsets]
             self.offsets, self.tiled = offsets, False
-        out = self.views[0].copy()  # (N, OH, OW, C)
-        for view in self.views[1:]:
-            xp.maximum(out, view, out=out)
+        out = xp.empty(self.views[0].shape, dtype=x.dtype)  # (N, OH, OW, C)
+
+        def running_max(rows):
+            out[rows] = self.views[0][rows]
+            for view in self.views[1:]:
+                xp.maximum(out[rows], view[rows], out=out[rows])
+
+        over_batch(xp, out.shape[0], x.size, running_max)
         self.out = out
         return out.transpose(0, 3, 1, 2)
 
     def backward(self, g):
         g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, C)
-        hits, taken = [], None
-        for view in self.views:  # hits[k]: windows whose first maximum sits at offset k
-            hit = view == self.out
+        if self.tiled:
+            return self._gather_tiled(g)
+        hits = self._first_maxima(slice(None))
+        return self._scatter([(ij, g * hit) for ij, hit in zip(self.offsets, hits)], g.dtype)
+
+    def _first_maxima(self, rows):
+        """hits[k]: the windows (of batch `rows`) whose first maximum sits at offset k."""
+        hits, taken, out = [], None, self.out[rows]
+        for view in self.views:
+            hit = view[rows] == out
             if taken is None:
                 taken = hit.copy()
             else:
                 self.xp.greater(hit, taken, out=hit)  # hit and not taken: a tie an earlier offset won
                 taken |= hit
             hits.append(hit)
-        if self.tiled:
-            return self._gather_tiled(g, hits)
-        return self._scatter([(ij, g * hit) for ij, hit in zip(self.offsets, hits)])
+        return hits
 
     # NOTE: windows that tile the input (kernel == stride, no padding) get a fast path: they are
     # reshaped views of the channels-last input, so nothing is padded, and backward writes each
@@ -196,12 +240,16 @@ class MaxPool2d(_Pool2d):
         self.tiled, self.geometry = True, (x.shape, kernel, out_h, out_w)
         return [x6[:, :, i, :, j, :] for i in range(kh) for j in range(kw)]
 
-    def _gather_tiled(self, g, hits):
+    def _gather_tiled(self, g):
         xp = self.xp
         (n, c, h, w), (kh, kw), out_h, out_w = self.geometry
         grad6 = xp.empty((n, out_h, kh, out_w, kw, c), dtype=g.dtype)
-        for k, hit in enumerate(hits):
-            xp.multiply(g, hit, out=grad6[:, :, k // kw, :, k % kw, :])
+
+        def route(rows):
+            for k, hit in enumerate(self._first_maxima(rows)):
+                xp.multiply(g[rows], hit, out=grad6[rows, :, k // kw, :, k % kw, :])
+
+        over_batch(xp, n, grad6.size, route)
         grad = grad6.reshape(n, out_h * kh, out_w * kw, c)
         if out_h * kh != h or out_w * kw != w:  # rows/columns no window covered get zero gradient
             grad = xp.pad(grad, ((0, 0), (0, h - out_h * kh), (0, w - out_w * kw), (0, 0)))
@@ -219,4 +267,4 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, g):
         share = g.transpose(0, 2, 3, 1) * (1.0 / len(self.offsets))
-        return self._scatter([(ij, share) for ij in self.offsets])
+        return self._scatter([(ij, share) for ij in self.offsets], share.dtype)

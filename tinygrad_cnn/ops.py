@@ -6,6 +6,7 @@ engine reduces them to each input's shape."""
 import itertools
 
 from .function import Function
+from .parallel import over_batch
 
 
 # ---------------------------------------------------------------- elementwise, binary
@@ -349,11 +350,17 @@ class MatMul(Function):
     """NumPy matmul semantics: 1-D operands are promoted and the added axis removed again."""
     def forward(self, a, b):
         self.a, self.b = a, b
+        if a.ndim == 2 and b.ndim == 2:  # NOTE: rows split over CPU cores (parallel.py)
+            out = self.xp.empty((a.shape[0], b.shape[1]), dtype=self.xp.result_type(a, b))
+            over_batch(self.xp, a.shape[0], a.size + b.size, lambda r: self.xp.matmul(a[r], b, out=out[r]))
+            return out
         return a @ b
 
     def backward(self, g):
         a, b = self.a, self.b
         need_a, need_b = self.needs_input_grad
+        if a.ndim == 2 and b.ndim == 2:
+            return self._backward_2d(g, a, b, need_a, need_b)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         if b.ndim == 1:  # NOTE: b first, so that 1-D @ 1-D (a 0-d g) becomes (1,) and then (1, 1)
@@ -369,4 +376,15 @@ class MatMul(Function):
             grad_b = a2.swapaxes(-1, -2) @ g
             if b.ndim == 1:
                 grad_b = grad_b[..., 0]
+        return grad_a, grad_b
+
+    def _backward_2d(self, g, a, b, need_a, need_b):
+        """g @ b.T by rows of g, and a.T @ g by columns of g, so no thread's share needs a sum."""
+        xp = self.xp
+        grad_a = xp.empty(a.shape, dtype=xp.result_type(g, b)) if need_a else None
+        grad_b = xp.empty(b.shape, dtype=xp.result_type(a, g)) if need_b else None
+        if need_a:
+            over_batch(xp, g.shape[0], g.size + b.size, lambda r: xp.matmul(g[r], b.T, out=grad_a[r]))
+        if need_b:
+            over_batch(xp, g.shape[1], a.size + g.size, lambda c: xp.matmul(a.T, g[:, c], out=grad_b[:, c]))
         return grad_a, grad_b

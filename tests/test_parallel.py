@@ -1,0 +1,165 @@
+"""Ops that split their batch over CPU threads (parallel.py) give the same values and gradients
+as one call over the whole batch. Threads are forced here (three of them, any op size), so the
+small generated problems take the threaded path, with uneven and single-image slices."""
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinygrad_cnn as tg
+from tinygrad_cnn import parallel
+from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.testing import gradcheck
+from tinygrad_cnn.testing.strategies import arrays, tie_free_arrays
+from tests.test_conv_pool import conv2d_loop, conv_cases, pool_cases, pool_loop
+
+threadpoolctl = pytest.importorskip("threadpoolctl", reason="threads per op need the `fast` extra")
+
+
+@contextlib.contextmanager
+def forced_threads(n=3):
+    """n threads per op, for ops of any size; the defaults again afterwards."""
+    min_elements = parallel.MIN_ELEMENTS
+    parallel.MIN_ELEMENTS = 0
+    parallel.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        parallel.MIN_ELEMENTS = min_elements
+        parallel.set_num_threads(None)
+
+
+@pytest.fixture
+def threads():
+    with forced_threads() as n:
+        yield n
+
+
+def one_call(fn):
+    """fn() with threads turned off: the reference the threaded result must equal."""
+    previous = parallel._threads
+    parallel.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        parallel.set_num_threads(previous)
+
+
+def with_batch(data, x, make=arrays):
+    """x's problem with a drawn batch of 1 to 5 images (3 threads: uneven slices, idle threads)."""
+    return data.draw(make((data.draw(st.integers(1, 5)),) + x.shape[1:]))
+
+
+def values_and_grads(fn, arrays_in):
+    """fn's output and the gradients of all inputs for a fixed random upstream gradient."""
+    inputs = [tg.Tensor(a, requires_grad=True) for a in arrays_in]
+    out = fn(*inputs)
+    out.backward(tg.Tensor(np.random.default_rng(1).standard_normal(out.shape)))
+    return [out.numpy()] + [t.grad.numpy() for t in inputs]
+
+
+def assert_same(fn, arrays_in):
+    threaded = values_and_grads(fn, arrays_in)
+    single = one_call(lambda: values_and_grads(fn, arrays_in))
+    for a, b in zip(threaded, single):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- the splitting itself
+
+@given(batch=st.integers(1, 40), n=st.integers(1, 6))
+def test_over_batch_covers_every_row_once_in_order(batch, n):
+    with forced_threads(n):
+        covered = parallel.over_batch(np, batch, 0, lambda rows: list(range(batch))[rows])
+    assert len(covered) == min(n, batch)
+    assert [i for part in covered for i in part] == list(range(batch))
+    assert all(part for part in covered)  # no empty slice
+
+
+def test_small_work_runs_as_one_call(threads, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1000)
+    assert parallel.over_batch(np, 8, 999, lambda rows: rows) == [slice(0, 8)]
+
+
+def test_blas_is_single_threaded_inside_the_work(threads):
+    def blas_threads(rows):
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    inside = parallel.over_batch(np, 6, 10**6, blas_threads)
+    assert len(inside) == 3 and all(counts and set(counts) == {1} for counts in inside)
+
+
+def test_errors_in_worker_threads_reach_the_caller(threads):
+    def work(rows):
+        if rows.start > 0:
+            raise ValueError(f"slice {rows} failed")
+        return rows
+    with pytest.raises(ValueError, match="failed"):
+        parallel.over_batch(np, 6, 10**6, work)
+
+
+def test_without_threadpoolctl_ops_run_as_one_call(threads, monkeypatch):
+    monkeypatch.setattr(parallel, "_blas", False)  # what a missing threadpoolctl leaves
+    assert parallel.get_num_threads() == 1
+    assert parallel.over_batch(np, 6, 10**6, lambda rows: rows) == [slice(0, 6)]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "2"])
+def test_set_num_threads_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="positive int"):
+        parallel.set_num_threads(bad)
+
+
+# ---------------------------------------------------------------- the ops that split
+
+@given(case=conv_cases(), data=st.data())
+def test_conv2d_threaded(case, data):
+    with forced_threads():
+        x, w, b, kwargs = case
+        x = with_batch(data, x)
+        inputs = [x, w] + ([] if b is None else [b])
+        out = F.conv2d(*[tg.Tensor(a) for a in inputs], **kwargs).numpy()
+        np.testing.assert_allclose(out, conv2d_loop(x, w, b, kwargs["stride"], kwargs["padding"], kwargs["dilation"]),
+                                   rtol=1e-10, atol=1e-10)
+        assert gradcheck(lambda *t: F.conv2d(*t, **kwargs), [tg.Tensor(a, requires_grad=True) for a in inputs])
+        assert_same(lambda *t: F.conv2d(*t, **kwargs), inputs)
+
+
+@given(case=pool_cases(), data=st.data())
+def test_max_pool_threaded(case, data):
+    with forced_threads():
+        x, kwargs = case
+        x = with_batch(data, x, tie_free_arrays)
+        stride = kwargs["stride"] if kwargs["stride"] is not None else kwargs["kernel_size"]
+        np.testing.assert_allclose(F.max_pool2d(tg.Tensor(x), **kwargs).numpy(),
+                                   pool_loop(x, kwargs["kernel_size"], stride, kwargs["padding"], "max"), rtol=0, atol=0)
+        assert gradcheck(lambda t: F.max_pool2d(t, **kwargs), [tg.Tensor(x, requires_grad=True)])
+        assert_same(lambda t: F.max_pool2d(t, **kwargs), [x])
+
+
+def test_max_pool_ties_threaded(threads):
+    """All-equal windows (MNIST's background): each window's gradient goes to its first input."""
+    x = tg.Tensor(np.zeros((5, 2, 4, 4)), requires_grad=True)
+    F.max_pool2d(x, 2).sum().backward()
+    expected = np.zeros((5, 2, 4, 4))
+    expected[:, :, ::2, ::2] = 1.0
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+@given(data=st.data())
+def test_matmul_2d_threaded(data):
+    with forced_threads():
+        m, k, n = data.draw(st.integers(1, 7)), data.draw(st.integers(1, 5)), data.draw(st.integers(1, 7))
+        a, b = data.draw(arrays((m, k))), data.draw(arrays((k, n)))
+        np.testing.assert_allclose((tg.Tensor(a) @ tg.Tensor(b)).numpy(), a @ b, rtol=1e-12, atol=1e-12)
+        assert gradcheck(lambda s, t: s @ t, [tg.Tensor(a, requires_grad=True), tg.Tensor(b, requires_grad=True)])
+        assert_same(lambda s, t: s @ t, [a, b])
+
+
+def test_matmul_threaded_keeps_float32(threads):
+    a = tg.Tensor(np.ones((6, 4), np.float32), requires_grad=True)
+    b = tg.Tensor(np.ones((4, 5), np.float32), requires_grad=True)
+    out = a @ b
+    out.sum().backward()
+    assert out.dtype == a.grad.dtype == b.grad.dtype == np.float32
+    np.testing.assert_array_equal(out.numpy(), np.full((6, 5), 4.0, np.float32))

@@ -1,0 +1,84 @@
+"""Intra-op parallelism on the CPU: an op splits its batch into one slice per core, run in threads.
+
+NumPy runs elementwise work on one core, and its BLAS runs matrix products on all of them but
+then keeps its idle threads spinning for a while, which starves any other thread. So the
+expensive ops (convolution, pooling, dense products) hand their batch to `over_batch`: one slice
+per thread, each doing all of its own work (copies, products, adds) with BLAS limited to one
+thread for the duration. NumPy releases the GIL inside its loops, so the slices run at once.
+
+Limiting BLAS needs `threadpoolctl` (the optional extra `fast`); without it, and on a GPU, an
+op runs as one call over the whole batch, which is the same code with one slice."""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+# below ~1 MB of float32 per op, handing work to threads costs more than it saves
+MIN_ELEMENTS = 1 << 18
+
+_threads = None       # the number set by set_num_threads, or None for one per core
+_pool = None          # ThreadPoolExecutor with _threads - 1 workers (the caller runs a slice too)
+_blas = None          # threadpoolctl controller of the loaded BLAS libraries, False if unavailable
+
+
+def cpu_count():
+    """Cores this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """Threads an op may split its batch over (1 when threadpoolctl is missing)."""
+    if _blas_controller() is False:
+        return 1
+    return _threads if _threads is not None else cpu_count()
+
+
+def set_num_threads(n):
+    """Use n threads per op from now on (like torch.set_num_threads); 1 turns splitting off and
+    None restores the default, one per core."""
+    global _threads, _pool
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"set_num_threads: n must be a positive int or None, got {n!r}")
+    _threads = n
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+
+
+def _blas_controller():
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController().select(user_api="blas")
+        except ImportError:
+            _blas = False
+    return _blas
+
+
+def _workers(n):
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="tinygrad_cnn")
+    return _pool
+
+
+def over_batch(xp, batch, elements, work):
+    """Call work(rows) for contiguous, disjoint slices `rows` that together cover range(batch).
+
+    The slices run in parallel on NumPy when `elements` (the size of the arrays work touches)
+    is large enough; work may write its own rows of a shared output. Returns the list of what
+    each call returned, in slice order, for the caller to combine (e.g. sum partial products)."""
+    parts = min(get_num_threads(), batch)
+    if parts < 2 or elements < MIN_ELEMENTS or xp.__name__ != "numpy":
+        return [work(slice(0, batch))]
+    bounds = [batch * k // parts for k in range(parts + 1)]
+    slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    with _blas_controller().limit(limits=1):
+        futures = [_workers(get_num_threads()).submit(work, rows) for rows in slices[1:]]
+        try:
+            first = work(slices[0])  # the calling thread takes the first slice
+        finally:
+            results = [f.result() for f in futures]  # wait for all (and re-raise their errors)
+        return [first] + results
