@@ -33,9 +33,9 @@ def _window(array, i, j, out_h, out_w, stride, dilation):
     return array[:, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw, :]
 
 
-def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation, out=None):
+def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation, out=None, width=None):
     """Every window of a padded (N, H, W, C) array as one row of a (N*OH*OW, KH*KW*C) matrix,
-    written into `out` when given.
+    written into the first KH*KW*C columns of `out` (`width` columns wide) when given.
 
     NOTE: a single strided view (N, OH, OW, KH, KW, C) copied once is about 3x faster than
     KH*KW slice copies here: each (KW, C) run of a window is contiguous in the channels-last
@@ -47,7 +47,7 @@ def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation, out=None):
         strides=(s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c))
     if out is None:
         return windows.reshape(n * out_h * out_w, kh * kw * c)
-    out.reshape(windows.shape)[...] = windows
+    out.reshape(n, out_h, out_w, width)[..., :kh * kw * c].reshape(windows.shape)[...] = windows
     return out
 
 
@@ -97,19 +97,26 @@ class Conv2d(Function):
         out_h = output_size(h + top + bottom, kh, stride[0], 0, dilation[0])
         out_w = output_size(w + left + right, kw, stride[1], 0, dilation[1])
         pad_shape = (n, h + top + bottom, w + left + right, c)
+        k = kh * kw * c
+        # NOTE: with a bias, im2col rows get a trailing 1 and the weight matrix the bias as its
+        # last row, so the GEMM adds the bias and the weight-gradient GEMM sums its gradient:
+        # two passes over the output saved.
+        width = k + 1 if bias else k
+        w_mat = weight.transpose(2, 3, 1, 0).reshape(k, o)  # (KH*KW*C, O)
+        if bias:
+            w_mat = xp.concatenate([w_mat, bias[0].reshape(1, o).astype(w_mat.dtype, copy=False)])
         x_pad = xp.empty(pad_shape, dtype=x.dtype)
-        cols = xp.empty((n * out_h * out_w, kh * kw * c), dtype=x.dtype)
-        out = xp.empty((n * out_h * out_w, o), dtype=x.dtype)
-        w_mat = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)  # (KH*KW*C, O)
+        cols = xp.empty((n * out_h * out_w, width), dtype=x.dtype)
+        out = xp.empty((n * out_h * out_w, o), dtype=xp.result_type(x, w_mat))
         per_image = out_h * out_w
 
         def work(images):
             rows = slice(images.start * per_image, images.stop * per_image)
             _pad_nhwc(xp, x[images], padding, out=x_pad[images])
-            _im2col(xp, x_pad[images], kh, kw, out_h, out_w, stride, dilation, out=cols[rows])
-            xp.matmul(cols[rows], w_mat, out=out[rows])
+            _im2col(xp, x_pad[images], kh, kw, out_h, out_w, stride, dilation, out=cols[rows], width=width)
             if bias:
-                out[rows] += bias[0]
+                cols[rows, k] = 1
+            xp.matmul(cols[rows], w_mat, out=out[rows])
 
         over_batch(xp, n, cols.size, work)
         self.cols, self.weight = cols, weight
@@ -120,9 +127,11 @@ class Conv2d(Function):
         xp = self.xp
         (n, c, h, w), pad_shape, out_h, out_w, stride, padding, dilation = self.geometry
         o, _, kh, kw = self.weight.shape
+        k = kh * kw * c
         g_mat = g.transpose(0, 2, 3, 1).reshape(n * out_h * out_w, o)  # (N*OH*OW, O)
         need_x, need_w = self.needs_input_grad[:2]
-        need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
+        has_bias = len(self.needs_input_grad) == 3
+        need_params = need_w or (has_bias and self.needs_input_grad[2])
         grad_pad = xp.empty(pad_shape, dtype=g.dtype) if need_x else None
         w_offsets = xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
         per_image = out_h * out_w
@@ -133,16 +142,15 @@ class Conv2d(Function):
             if need_x:
                 pieces = self._input_grad_pieces(g_rows, w_offsets, images.stop - images.start)
                 _col2im(xp, pieces, grad_pad[images], out_h, out_w, stride, dilation)
-            grad_w = (self.cols[rows].T @ g_rows) if need_w else None  # (KH*KW*C, O), this slice's share
-            # NOTE: a product with ones sums the columns ~6x faster than g_rows.sum(axis=0) here
-            grad_b = xp.ones(g_rows.shape[0], dtype=g.dtype) @ g_rows if need_b else None
-            return grad_w, grad_b
+            # this slice's share of the weight gradient, (KH*KW*C, O), and of the bias (the last row)
+            return self.cols[rows].T @ g_rows if need_params else None
 
         shares = over_batch(xp, n, self.cols.size, work)
         grad_x = _unpad_nchw(grad_pad, padding) if need_x else None
-        grad_w = sum(share[0] for share in shares).T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if need_w else None
-        if len(self.needs_input_grad) == 3:
-            return grad_x, grad_w, sum(share[1] for share in shares) if need_b else None
+        grad_params = sum(shares) if need_params else None
+        grad_w = grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if need_w else None
+        if has_bias:
+            return grad_x, grad_w, grad_params[k] if self.needs_input_grad[2] else None
         return grad_x, grad_w
 
     def _input_grad_pieces(self, g_rows, w_offsets, images):
