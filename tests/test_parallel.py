@@ -163,3 +163,36 @@ def test_matmul_threaded_keeps_float32(threads):
     out.sum().backward()
     assert out.dtype == a.grad.dtype == b.grad.dtype == np.float32
     np.testing.assert_array_equal(out.numpy(), np.full((6, 5), 4.0, np.float32))
+
+
+@given(data=st.data())
+def test_relu_threaded(data):
+    with forced_threads():
+        x = data.draw(arrays(data.draw(st.sampled_from([(5,), (4, 3), (3, 2, 2, 3)]))))
+        x = np.where(np.abs(x) < 0.1, 0.5, x)  # off the kink at 0, for finite differences
+        np.testing.assert_array_equal(tg.Tensor(x).relu().numpy(), np.maximum(x, 0))
+        assert gradcheck(lambda t: t.relu(), [tg.Tensor(x, requires_grad=True)])
+        assert_same(lambda t: t.relu(), [x])
+
+
+def adam_run(params, steps=3):
+    opt = tg.optim.Adam(params, lr=0.1)
+    rng = np.random.default_rng(2)
+    for _ in range(steps):
+        for p in params:
+            p.grad = tg.Tensor(rng.standard_normal(p.shape))
+        opt.step()
+    return [p.numpy() for p in params]
+
+
+@pytest.mark.parametrize("make", [
+    lambda a: a,                   # contiguous: split over threads
+    lambda a: a.T,                 # a transposed view: updated in one call, in place all the same
+])
+def test_adam_threaded_matches_one_call(make):
+    start = np.random.default_rng(3).standard_normal((5, 7))
+    with forced_threads():
+        threaded = adam_run([tg.Tensor(make(start.copy()), requires_grad=True)])
+    single = one_call(lambda: adam_run([tg.Tensor(make(start.copy()), requires_grad=True)]))
+    np.testing.assert_array_equal(threaded[0], single[0])
+    assert not np.allclose(threaded[0], make(start))  # the parameter did move

@@ -150,13 +150,28 @@ class Tanh(Function):
 
 
 class ReLU(Function):
-    """max(x, 0); the gradient is g where x > 0, else 0 (at 0 included)."""
+    """max(x, 0); the gradient is g where x > 0, else 0 (at 0 included).
+
+    NOTE: activations are large and the work is one pass, so it is split over CPU cores."""
     def forward(self, x):
-        self.out = self.xp.maximum(x, 0)  # NOTE: keeps the output (shared with the next op), not a mask
-        return self.out
+        xp = self.xp
+        self.out = out = xp.empty_like(x)  # NOTE: keeps the output (shared with the next op), not a mask
+        _over_rows(xp, out, lambda r: xp.maximum(x[r], 0, out=out[r]))
+        return out
 
     def backward(self, g):
-        return g * (self.out > 0)
+        xp, out = self.xp, self.out
+        grad = xp.empty(out.shape, dtype=g.dtype)
+        _over_rows(xp, grad, lambda r: xp.multiply(g[r], out[r] > 0, out=grad[r]))
+        return grad
+
+
+def _over_rows(xp, out, work):
+    """work(rows) over slices of axis 0 in parallel (parallel.py); a 0-d array in one call."""
+    if out.ndim == 0:
+        work(Ellipsis)
+    else:
+        over_batch(xp, out.shape[0], out.size, work)
 
 
 class Sigmoid(Function):

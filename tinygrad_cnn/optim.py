@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy
 
 from .device import to_device, to_numpy
+from .parallel import over_batch
 from .tensor import Tensor
 
 
@@ -211,15 +212,24 @@ class Adam(Optimizer):
 
     def _update(self, p, g, state):
         xp = p.xp
-        beta1, beta2 = self.betas
         g = self._decay(p, g)
         if "exp_avg" not in state:
             state["exp_avg"] = xp.zeros_like(p.data)
             state["exp_avg_sq"] = xp.zeros_like(p.data)
         m, v = state["exp_avg"], state["exp_avg_sq"]
         t = state["step"] = state.get("step", 0) + 1
-        # NOTE: in place, through one scratch buffer: a temporary per term made this 2.5x slower.
-        # The bias corrections are Python floats, so float32 state is never promoted to float64.
+        if all(a.flags.c_contiguous for a in (p.data, m, v)):  # NOTE: big weights split over cores (parallel.py)
+            flat = [a.reshape(-1) for a in (p.data, g, m, v)]
+            over_batch(xp, p.data.size, p.data.size, lambda r: self._adam_step(xp, *[a[r] for a in flat], t))
+        else:
+            self._adam_step(xp, p.data, g, m, v, t)
+
+    def _adam_step(self, xp, p, g, m, v, t):
+        """The update of one array (or a slice of one), in place.
+
+        NOTE: through one scratch buffer: a temporary per term made this 2.5x slower. The bias
+        corrections are Python floats, so float32 state is never promoted to float64."""
+        beta1, beta2 = self.betas
         scratch = xp.empty_like(m)
         m *= beta1
         m += xp.multiply(g, 1 - beta1, out=scratch)
@@ -231,7 +241,7 @@ class Adam(Optimizer):
         denom += self.eps
         step = xp.divide(m, denom, out=scratch)
         step *= self.lr / (1 - beta1 ** t)
-        p.data -= step
+        p -= step
 
 
 class AdamW(Adam):
