@@ -166,6 +166,65 @@ def test_conv2d_float32_stays_float32(device):
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
+# ---------------------------------------------------------------- conv2d + max-pool in one op
+
+@st.composite
+def conv_pool_cases(draw):
+    """conv_cases with a pooling window that fits the convolution's output."""
+    x, w, b, kwargs = draw(conv_cases())
+    (top, bottom), (left, right) = conv_pads(kwargs["padding"], w.shape[2:], as_pair(kwargs["dilation"]))
+    (sh, sw), (dh, dw) = as_pair(kwargs["stride"]), as_pair(kwargs["dilation"])
+    out_h = (x.shape[2] + top + bottom - dh * (w.shape[2] - 1) - 1) // sh + 1
+    out_w = (x.shape[3] + left + right - dw * (w.shape[3] - 1) - 1) // sw + 1
+    pool = draw(st.integers(1, min(out_h, 3))), draw(st.integers(1, min(out_w, 3)))
+    return x, w, b, kwargs, pool
+
+
+def conv_then_pool(x, w, b, kwargs, pool):
+    """The two-op composition conv_pool must equal, values and gradients (checked above)."""
+    return F.max_pool2d(F.conv2d(x, w, b, **kwargs), pool)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(case=conv_pool_cases())
+@example(case=(_fixed((2, 2, 7, 6)), _fixed((3, 2, 3, 3), 1), _fixed((3,), 2), dict(stride=1, padding=1, dilation=1),
+               (2, 2)))  # 7 rows: the last is in no window
+def test_conv2d_max_pool2d_equals_conv2d_then_max_pool2d(device, case):
+    """Values and gradients of the one-op form equal the composition's (itself gradient-checked),
+    ties included: rounding the inputs to multiples of 0.5 makes windows tie often."""
+    x, w, b, kwargs, pool = case
+    x, w = np.round(x * 2) / 2, np.round(w * 2) / 2
+    arrays_in = [x, w] + ([] if b is None else [b])
+    upstream = None
+    results = []
+    for fn in (lambda x, w, *b: F.conv2d_max_pool2d(x, w, *b, pool_size=pool, **kwargs),
+               lambda x, w, *b: conv_then_pool(x, w, b[0] if b else None, kwargs, pool)):
+        inputs = [tensor(a, device, True) for a in arrays_in]
+        out = fn(*inputs)
+        if upstream is None:
+            upstream = np.random.default_rng(0).standard_normal(out.shape)
+        out.backward(tensor(upstream, device))
+        results.append([out.numpy()] + [t.grad.numpy() for t in inputs])
+    for one_op, composed in zip(*results):
+        np.testing.assert_allclose(one_op, composed, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_conv2d_max_pool2d_gradcheck(device):
+    """A fixed tie-free case, so finite differences never cross a window's maximum."""
+    x, w, b = _fixed((2, 2, 6, 5)), _fixed((3, 2, 3, 3), 1) * 0.1, _fixed((3,), 2)
+    inputs = [tensor(x, device, True), tensor(w, device, True), tensor(b, device, True)]
+    assert gradcheck(lambda *t: F.conv2d_max_pool2d(*t, padding=1, pool_size=2), inputs)
+
+
+def test_conv2d_max_pool2d_rejects_a_window_larger_than_the_output():
+    x, w = tensor(np.zeros((1, 1, 4, 4)), "cpu"), tensor(np.zeros((1, 1, 3, 3)), "cpu")
+    with pytest.raises(ValueError, match=r"pool window \(3, 3\) is larger than the convolution's 2x2 output"):
+        F.conv2d_max_pool2d(x, w, pool_size=3)
+    with pytest.raises(ValueError, match="pool_size must be >= 1"):
+        F.conv2d_max_pool2d(x, w, pool_size=0)
+
+
 # ---------------------------------------------------------------- pooling
 
 @pytest.mark.parametrize("device", DEVICES)

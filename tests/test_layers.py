@@ -540,8 +540,9 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
     np.testing.assert_array_equal(restored(x).numpy(), old(x).numpy())
 
 
+@pytest.mark.parametrize("side", [6, 7])   # 7: the pooling leaves a row and a column out
 @pytest.mark.parametrize("bias_shift", [0.0, -0.3, -50.0])   # -50: every window's maximum is below 0
-def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_shift):
+def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_shift, side):
     """Sequential applies a Conv2D's ReLU after a following MaxPool2D (they commute); the output
     and every gradient must equal the plain layer-by-layer computation."""
     import numpy as np
@@ -551,9 +552,9 @@ def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_s
 
     tg.manual_seed(3)
     model = nn.Sequential([nn.Conv2D(4, 3, padding="same", activation="relu", dtype="float64"),
-                           nn.MaxPool2D(2), nn.Flatten(), nn.Dense(3, dtype="float64")], input_shape=(2, 6, 6))
+                           nn.MaxPool2D(2), nn.Flatten(), nn.Dense(3, dtype="float64")], input_shape=(2, side, side))
     model.layers[0].bias.data += bias_shift
-    x = tg.Tensor(np.random.default_rng(0).standard_normal((3, 2, 6, 6)))
+    x = tg.Tensor(np.random.default_rng(0).standard_normal((3, 2, side, side)))
     upstream = tg.Tensor(np.random.default_rng(1).standard_normal((3, 3)))
 
     def grads(run):
@@ -577,3 +578,4 @@ def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_s
     pooled = model[:2](x)
     np.testing.assert_array_equal(pooled.numpy(), plain_pool.numpy())
     assert type(pooled._ctx).__name__ == "ReLU", "the ReLU should run after the pool, on the smaller map"
+    assert pooled._ctx.parents[0]._ctx.pool == (2, 2), "the pooling should run inside the convolution op"

@@ -8,25 +8,26 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinygrad_cnn as tg
-from tinygrad_cnn import parallel
+from tinygrad_cnn import conv, parallel
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.testing import gradcheck
 from tinygrad_cnn.testing.strategies import arrays, tie_free_arrays
-from tests.test_conv_pool import conv2d_loop, conv_cases, pool_cases, pool_loop
+from tests.test_conv_pool import conv2d_loop, conv_cases, conv_pool_cases, conv_then_pool, pool_cases, pool_loop
 
 threadpoolctl = pytest.importorskip("threadpoolctl", reason="threads per op need the `fast` extra")
 
 
 @contextlib.contextmanager
 def forced_threads(n=3):
-    """n threads per op, for ops of any size; the defaults again afterwards."""
-    min_elements = parallel.MIN_ELEMENTS
-    parallel.MIN_ELEMENTS = 0
+    """n threads per op, for ops of any size, and chunks of 2 images within a thread's slice
+    when a convolution pools; the defaults again afterwards."""
+    min_elements, chunk = parallel.MIN_ELEMENTS, conv.CHUNK_IMAGES
+    parallel.MIN_ELEMENTS, conv.CHUNK_IMAGES = 0, 2
     parallel.set_num_threads(n)
     try:
         yield n
     finally:
-        parallel.MIN_ELEMENTS = min_elements
+        parallel.MIN_ELEMENTS, conv.CHUNK_IMAGES = min_elements, chunk
         parallel.set_num_threads(None)
 
 
@@ -46,9 +47,9 @@ def one_call(fn):
         parallel.set_num_threads(previous)
 
 
-def with_batch(data, x, make=arrays):
-    """x's problem with a drawn batch of 1 to 5 images (3 threads: uneven slices, idle threads)."""
-    return data.draw(make((data.draw(st.integers(1, 5)),) + x.shape[1:]))
+def with_batch(data, x, make=arrays, most=5):
+    """x's problem with a drawn batch of 1 to `most` images (3 threads: uneven slices, idle threads)."""
+    return data.draw(make((data.draw(st.integers(1, most)),) + x.shape[1:]))
 
 
 def values_and_grads(fn, arrays_in):
@@ -123,6 +124,22 @@ def test_conv2d_threaded(case, data):
                                    rtol=1e-10, atol=1e-10)
         assert gradcheck(lambda *t: F.conv2d(*t, **kwargs), [tg.Tensor(a, requires_grad=True) for a in inputs])
         assert_same(lambda *t: F.conv2d(*t, **kwargs), inputs)
+
+
+@given(case=conv_pool_cases(), data=st.data())
+def test_conv2d_max_pool2d_threaded(case, data):
+    """Slices of up to 2 images per thread, chunks of 2 within them: every split the op makes."""
+    with forced_threads():
+        x, w, b, kwargs, pool = case
+        x = np.round(with_batch(data, x, make=lambda shape: arrays(shape, min_value=-9.0, max_value=9.0), most=8))
+        inputs = [x, w] + ([] if b is None else [b])
+
+        def composed(x, w, *b):
+            return conv_then_pool(x, w, b[0] if b else None, kwargs, pool)
+
+        threaded = values_and_grads(lambda x, w, *b: F.conv2d_max_pool2d(x, w, *b, pool_size=pool, **kwargs), inputs)
+        for a, b_ in zip(threaded, one_call(lambda: values_and_grads(composed, inputs))):
+            np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
 
 
 @given(case=pool_cases(), data=st.data())

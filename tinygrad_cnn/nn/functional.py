@@ -24,6 +24,33 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     """2-D cross-correlation. x (N, C, H, W), weight (O, C, KH, KW), bias (O,).
 
     padding is an int, a pair, or 'valid' (none) / 'same' (output size = input size; stride 1)."""
+    inputs, kwargs = _conv_args(x, weight, bias, stride, padding, dilation)
+    return conv.Conv2d.apply(*inputs, **kwargs)
+
+
+def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, pool_size=2):
+    """max_pool2d(conv2d(x, weight, bias, stride, padding, dilation), pool_size) as one op.
+
+    The same values and gradients, faster: the convolution's full-size output is pooled, and
+    in backward its gradient formed and used, a few images at a time while still in cache.
+    The pooling windows do not overlap (stride = pool_size); rows and columns past the last
+    whole window are left out, as max_pool2d leaves them out."""
+    inputs, kwargs = _conv_args(x, weight, bias, stride, padding, dilation)
+    pool = conv.pair(pool_size, "pool_size")
+    if min(pool) < 1:
+        raise ValueError(f"conv2d_max_pool2d: pool_size must be >= 1, got {pool_size!r}")
+    (top, bottom), (left, right) = kwargs["padding"]
+    (kh, kw), (sh, sw), (dh, dw) = weight.shape[2:], kwargs["stride"], kwargs["dilation"]
+    out_h = conv.output_size(x.shape[2] + top + bottom, kh, sh, 0, dh)
+    out_w = conv.output_size(x.shape[3] + left + right, kw, sw, 0, dw)
+    if pool[0] > out_h or pool[1] > out_w:
+        raise ValueError(f"conv2d_max_pool2d: pool window {pool} is larger than the convolution's "
+                         f"{out_h}x{out_w} output (input shape {x.shape})")
+    return conv.Conv2d.apply(*inputs, pool=pool, **kwargs)
+
+
+def _conv_args(x, weight, bias, stride, padding, dilation):
+    """Check conv2d's arguments; return its input tensors and the Conv2d op's keyword arguments."""
     _check_tensor(x, "conv2d input", 4, "(N, C, H, W)")
     _check_tensor(weight, "conv2d weight", 4, "(out_channels, in_channels, KH, KW)")
     _check_float(x, "conv2d input")
@@ -59,7 +86,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"conv2d: bias shape {bias.shape} does not match {weight.shape[0]} output channels")
         inputs.append(bias)
-    return conv.Conv2d.apply(*inputs, stride=stride, padding=pads, dilation=dilation)
+    return inputs, dict(stride=stride, padding=pads, dilation=dilation)
 
 
 def _pool_args(name, x, kernel_size, stride, padding):

@@ -237,12 +237,14 @@ class Conv2D(_Activated):
         return (self.filters, conv.output_size(h + top + bottom, kh, sh, 0, dh),
                 conv.output_size(w + left + right, kw, sw, 0, dw))
 
-    def pre_activation(self, x):
-        """The convolution plus bias, before the activation (Sequential.logits uses it)."""
+    def pre_activation(self, x, max_pool=None):
+        """The convolution plus bias, before the activation (Sequential.logits uses it); with
+        max_pool=(PH, PW), max-pooled over non-overlapping windows of that size in the same op."""
         x = self._cast(x)
         pads = self._pads(x.shape[2], x.shape[3])
         inputs = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return conv.Conv2d.apply(*inputs, stride=self.strides, padding=pads, dilation=self.dilation_rate)
+        return conv.Conv2d.apply(*inputs, stride=self.strides, padding=pads, dilation=self.dilation_rate,
+                                 pool=max_pool)
 
     def _repr_args(self):
         return (f"{self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
@@ -364,19 +366,36 @@ def _run(layers, x):
 
     NOTE: max-pooling commutes with ReLU, exactly, gradients included: max(relu(a), relu(b)) =
     relu(max(a, b)), and both send a window's gradient to its first maximum, or nowhere when it
-    is <= 0. So a ReLU-activated layer followed directly by MaxPool2D pools first and applies
-    ReLU to the pooled output, a quarter of the size for 2x2 windows."""
+    is <= 0. So a ReLU-activated (or linear) Conv2D followed directly by a MaxPool2D pools first
+    and applies ReLU to the pooled output, a quarter of the size for 2x2 windows; and when the
+    pooling windows tile the convolution's output, the pooling runs inside the convolution op,
+    chunk by chunk while the output is in cache (F.conv2d_max_pool2d)."""
     i = 0
     while i < len(layers):
         layer = layers[i]
         following = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, _Activated) and layer.activation_name == "relu" and isinstance(following, MaxPool2D):
-            x = following(layer.pre_activation(layer._prepare(x))).relu()
+        if isinstance(layer, _Activated) and layer.activation_name in ("relu", None) \
+                and isinstance(following, MaxPool2D):
+            x = layer._prepare(x)
+            conv_shape = layer.compute_output_shape(x.shape[1:]) if isinstance(layer, Conv2D) else None
+            if conv_shape is not None and _tiles(following, conv_shape):
+                following.build(conv_shape)  # validates the shape, as calling the layer would
+                x = layer.pre_activation(x, max_pool=following.pool_size)
+            else:
+                x = following(layer.pre_activation(x))
+            x = x.relu() if layer.activation_name == "relu" else x
             i += 2
         else:
             x = layer(x)
             i += 1
     return x
+
+
+def _tiles(pool, input_shape):
+    """Whether a MaxPool2D's windows tile inputs of input_shape (C, H, W): no padding, no overlap."""
+    return pool.strides == pool.pool_size and pool._pads(*input_shape[1:]) == ((0, 0), (0, 0))
+
+
 AveragePooling2D = AvgPool2D
 
 
