@@ -47,7 +47,12 @@ def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation, out=None, width=N
         strides=(s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c))
     if out is None:
         return windows.reshape(n * out_h * out_w, kh * kw * c)
-    out.reshape(n, out_h, out_w, width)[..., :kh * kw * c].reshape(windows.shape)[...] = windows
+    # the first KH*KW*C columns of the contiguous (N*OH*OW, width) `out`, seen as windows.shape
+    item = out.itemsize
+    dst = xp.lib.stride_tricks.as_strided(
+        out, shape=windows.shape,
+        strides=(out_h * out_w * width * item, out_w * width * item, width * item, kw * c * item, c * item, item))
+    dst[...] = windows
     return out
 
 
