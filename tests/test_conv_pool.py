@@ -180,16 +180,18 @@ def conv_pool_cases(draw):
     return x, w, b, kwargs, pool
 
 
-def conv_then_pool(x, w, b, kwargs, pool):
-    """The two-op composition conv_pool must equal, values and gradients (checked above)."""
-    return F.max_pool2d(F.conv2d(x, w, b, **kwargs), pool)
+def conv_then_pool(x, w, b, kwargs, pool, relu=False):
+    """The composition conv2d_max_pool2d must equal, values and gradients (each op checked above)."""
+    out = F.max_pool2d(F.conv2d(x, w, b, **kwargs), pool)
+    return out.relu() if relu else out
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("relu", [False, True])
 @given(case=conv_pool_cases())
 @example(case=(_fixed((2, 2, 7, 6)), _fixed((3, 2, 3, 3), 1), _fixed((3,), 2), dict(stride=1, padding=1, dilation=1),
                (2, 2)))  # 7 rows: the last is in no window
-def test_conv2d_max_pool2d_equals_conv2d_then_max_pool2d(device, case):
+def test_conv2d_max_pool2d_equals_conv2d_then_max_pool2d(device, relu, case):
     """Values and gradients of the one-op form equal the composition's (itself gradient-checked),
     ties included: rounding the inputs to multiples of 0.5 makes windows tie often."""
     x, w, b, kwargs, pool = case
@@ -197,8 +199,8 @@ def test_conv2d_max_pool2d_equals_conv2d_then_max_pool2d(device, case):
     arrays_in = [x, w] + ([] if b is None else [b])
     upstream = None
     results = []
-    for fn in (lambda x, w, *b: F.conv2d_max_pool2d(x, w, *b, pool_size=pool, **kwargs),
-               lambda x, w, *b: conv_then_pool(x, w, b[0] if b else None, kwargs, pool)):
+    for fn in (lambda x, w, *b: F.conv2d_max_pool2d(x, w, *b, pool_size=pool, relu=relu, **kwargs),
+               lambda x, w, *b: conv_then_pool(x, w, b[0] if b else None, kwargs, pool, relu)):
         inputs = [tensor(a, device, True) for a in arrays_in]
         out = fn(*inputs)
         if upstream is None:

@@ -134,10 +134,13 @@ def test_conv2d_max_pool2d_threaded(case, data):
         x = np.round(with_batch(data, x, make=lambda shape: arrays(shape, min_value=-9.0, max_value=9.0), most=8))
         inputs = [x, w] + ([] if b is None else [b])
 
-        def composed(x, w, *b):
-            return conv_then_pool(x, w, b[0] if b else None, kwargs, pool)
+        relu = data.draw(st.booleans())
 
-        threaded = values_and_grads(lambda x, w, *b: F.conv2d_max_pool2d(x, w, *b, pool_size=pool, **kwargs), inputs)
+        def composed(x, w, *b):
+            return conv_then_pool(x, w, b[0] if b else None, kwargs, pool, relu)
+
+        threaded = values_and_grads(
+            lambda x, w, *b: F.conv2d_max_pool2d(x, w, *b, pool_size=pool, relu=relu, **kwargs), inputs)
         for a, b_ in zip(threaded, one_call(lambda: values_and_grads(composed, inputs))):
             np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
 

@@ -101,17 +101,18 @@ def _chunks(images, pooling):
 
 class Conv2d(Function):
     """Cross-correlation of x (N, C, H, W) with weight (O, C, KH, KW), plus an optional bias (O,),
-    optionally max-pooled over non-overlapping `pool` (PH, PW) windows in the same op.
+    optionally max-pooled over non-overlapping `pool` (PH, PW) windows and passed through ReLU
+    (`relu=True`) in the same op.
 
     NOTE: the work happens channels-last. im2col gathers each window as one row of
     (N*OH*OW, KH*KW*C), so the product with the weight is a single GEMM. The result is returned
     as an NCHW view of that NHWC memory: no transpose copy, and the next layer reads it
     channels-last for free. Forward and backward split the batch over CPU cores (parallel.py):
     each slice of images does its own padding, im2col, products, pooling and col2im, chunk by
-    chunk. Pooling here gives the values and gradients of MaxPool2d on the output, without
-    making a separate pass over the full-size output in each direction."""
+    chunk. Pooling and ReLU here give the values and gradients of MaxPool2d and ReLU on the
+    output, without separate passes over the output in each direction."""
 
-    def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None):
+    def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None, relu=False):
         xp = self.xp
         n, c, h, w = x.shape
         o, _, kh, kw = weight.shape
@@ -132,6 +133,7 @@ class Conv2d(Function):
         out = xp.empty((n * out_h * out_w, o), dtype=xp.result_type(x, w_mat))
         out_nhwc = out.reshape(n, out_h, out_w, o)
         pooled = None if pool is None else xp.empty((n, out_h // pool[0], out_w // pool[1], o), dtype=out.dtype)
+        result = out_nhwc if pool is None else pooled
         per_image = out_h * out_w
 
         def work(images):
@@ -145,11 +147,14 @@ class Conv2d(Function):
                 xp.matmul(cols[rows], w_mat, out=out[rows])
                 if pool is not None:
                     _running_max(xp, _tiles(out_nhwc[chunk], pool), pooled[chunk])
+                if relu:
+                    xp.maximum(result[chunk], 0, out=result[chunk])
 
         over_batch(xp, n, cols.size, work)
         self.cols, self.weight, self.out, self.pooled, self.pool = cols, weight, out_nhwc, pooled, pool
+        self.result, self.relu = result, relu
         self.geometry = (x.shape, pad_shape, out_h, out_w, stride, padding, dilation)
-        return (out_nhwc if pool is None else pooled).transpose(0, 3, 1, 2)
+        return result.transpose(0, 3, 1, 2)
 
     def backward(self, g):
         xp = self.xp
@@ -157,7 +162,6 @@ class Conv2d(Function):
         o, _, kh, kw = self.weight.shape
         k = kh * kw * c
         g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, O), or (N, OH // PH, OW // PW, O) after pooling
-        g_mat = g.reshape(n * out_h * out_w, o) if self.pool is None else None  # (N*OH*OW, O)
         need_x, need_w = self.needs_input_grad[:2]
         has_bias = len(self.needs_input_grad) == 3
         need_params = need_w or (has_bias and self.needs_input_grad[2])
@@ -170,11 +174,14 @@ class Conv2d(Function):
             unpooled = self._unpooling_buffer(min(CHUNK_IMAGES, images.stop - images.start), g.dtype)
             for chunk in _chunks(images, self.pool is not None):
                 rows = slice(chunk.start * per_image, chunk.stop * per_image)
+                g_chunk = g[chunk] * (self.result[chunk] > 0) if self.relu else g[chunk]
                 if self.pool is None:
-                    g_rows = g_mat[rows]
+                    g_rows = g_chunk.reshape(-1, o)
                 else:  # the gradient of the chunk's unpooled output: g at each window's first maximum
+                    # (after ReLU, `pooled` holds 0 for negative maxima, which no input equals, and
+                    # where it is 0 the ReLU already zeroed g, so routing by it stays exact)
                     g_out = unpooled[:chunk.stop - chunk.start]
-                    _route_to_first_max(xp, _tiles(self.out[chunk], self.pool), self.pooled[chunk], g[chunk],
+                    _route_to_first_max(xp, _tiles(self.out[chunk], self.pool), self.pooled[chunk], g_chunk,
                                         _tiles(g_out, self.pool))
                     g_rows = g_out.reshape(-1, o)
                 if need_x:

@@ -28,8 +28,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     return conv.Conv2d.apply(*inputs, **kwargs)
 
 
-def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, pool_size=2):
-    """max_pool2d(conv2d(x, weight, bias, stride, padding, dilation), pool_size) as one op.
+def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, pool_size=2, relu=False):
+    """max_pool2d(conv2d(x, weight, bias, stride, padding, dilation), pool_size) as one op,
+    followed by ReLU when relu=True.
 
     The same values and gradients, faster: the convolution's full-size output is pooled, and
     in backward its gradient formed and used, a few images at a time while still in cache.
@@ -46,7 +47,7 @@ def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, poo
     if pool[0] > out_h or pool[1] > out_w:
         raise ValueError(f"conv2d_max_pool2d: pool window {pool} is larger than the convolution's "
                          f"{out_h}x{out_w} output (input shape {x.shape})")
-    return conv.Conv2d.apply(*inputs, pool=pool, **kwargs)
+    return conv.Conv2d.apply(*inputs, pool=pool, relu=bool(relu), **kwargs)
 
 
 def _conv_args(x, weight, bias, stride, padding, dilation):

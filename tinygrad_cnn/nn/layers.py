@@ -237,14 +237,24 @@ class Conv2D(_Activated):
         return (self.filters, conv.output_size(h + top + bottom, kh, sh, 0, dh),
                 conv.output_size(w + left + right, kw, sw, 0, dw))
 
-    def pre_activation(self, x, max_pool=None):
-        """The convolution plus bias, before the activation (Sequential.logits uses it); with
-        max_pool=(PH, PW), max-pooled over non-overlapping windows of that size in the same op."""
+    def pre_activation(self, x):
+        """The convolution plus bias, before the activation (Sequential.logits uses it)."""
+        return self._conv(x)
+
+    def forward(self, x):
+        """activation(pre_activation(x)); a ReLU runs inside the convolution op."""
+        if self.activation_name == "relu":
+            return self._conv(x, relu=True)
+        return super().forward(x)
+
+    def _conv(self, x, max_pool=None, relu=False):
+        """The convolution op, optionally followed, in the same op, by max-pooling over
+        non-overlapping max_pool=(PH, PW) windows and by ReLU."""
         x = self._cast(x)
         pads = self._pads(x.shape[2], x.shape[3])
         inputs = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
         return conv.Conv2d.apply(*inputs, stride=self.strides, padding=pads, dilation=self.dilation_rate,
-                                 pool=max_pool)
+                                 pool=max_pool, relu=relu)
 
     def _repr_args(self):
         return (f"{self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
@@ -366,10 +376,10 @@ def _run(layers, x):
 
     NOTE: max-pooling commutes with ReLU, exactly, gradients included: max(relu(a), relu(b)) =
     relu(max(a, b)), and both send a window's gradient to its first maximum, or nowhere when it
-    is <= 0. So a ReLU-activated (or linear) Conv2D followed directly by a MaxPool2D pools first
-    and applies ReLU to the pooled output, a quarter of the size for 2x2 windows; and when the
-    pooling windows tile the convolution's output, the pooling runs inside the convolution op,
-    chunk by chunk while the output is in cache (F.conv2d_max_pool2d)."""
+    is <= 0. So a ReLU-activated (or linear) layer followed directly by a MaxPool2D pools first
+    and applies ReLU to the pooled output, a quarter of the size for 2x2 windows; and for a
+    Conv2D whose output the pooling windows tile, pooling and ReLU run inside the convolution
+    op, chunk by chunk while the output is in cache (F.conv2d_max_pool2d)."""
     i = 0
     while i < len(layers):
         layer = layers[i]
@@ -377,13 +387,14 @@ def _run(layers, x):
         if isinstance(layer, _Activated) and layer.activation_name in ("relu", None) \
                 and isinstance(following, MaxPool2D):
             x = layer._prepare(x)
+            relu = layer.activation_name == "relu"
             conv_shape = layer.compute_output_shape(x.shape[1:]) if isinstance(layer, Conv2D) else None
             if conv_shape is not None and _tiles(following, conv_shape):
                 following.build(conv_shape)  # validates the shape, as calling the layer would
-                x = layer.pre_activation(x, max_pool=following.pool_size)
+                x = layer._conv(x, max_pool=following.pool_size, relu=relu)
             else:
                 x = following(layer.pre_activation(x))
-            x = x.relu() if layer.activation_name == "relu" else x
+                x = x.relu() if relu else x
             i += 2
         else:
             x = layer(x)
