@@ -25,6 +25,14 @@ def workloads():
         ("conv2 32->64 14x14 3x3 pad1", [(N, 32, 14, 14), (64, 32, 3, 3), (64,)],
          lambda t, x, w, b: F.conv2d(x, w, b, padding=1),
          lambda torch, t, x, w, b: torch.nn.functional.conv2d(x, w, b, padding=1)),
+        ("conv1 block: conv+relu+pool", [(N, 1, 28, 28), (32, 1, 3, 3), (32,)],
+         lambda t, x, w, b: F.conv2d_max_pool2d(x, w, b, padding=1, pool_size=2, relu=True),
+         lambda torch, t, x, w, b: torch.nn.functional.max_pool2d(
+             torch.relu(torch.nn.functional.conv2d(x, w, b, padding=1)), 2)),
+        ("conv2 block: conv+relu+pool", [(N, 32, 14, 14), (64, 32, 3, 3), (64,)],
+         lambda t, x, w, b: F.conv2d_max_pool2d(x, w, b, padding=1, pool_size=2, relu=True),
+         lambda torch, t, x, w, b: torch.nn.functional.max_pool2d(
+             torch.relu(torch.nn.functional.conv2d(x, w, b, padding=1)), 2)),
         ("max_pool 2x2 (128,32,28,28)", [(N, 32, 28, 28)],
          lambda t, x: F.max_pool2d(x, 2),
          lambda torch, t, x: torch.nn.functional.max_pool2d(x, 2)),

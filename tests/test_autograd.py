@@ -51,6 +51,19 @@ def test_accumulated_grad_owns_its_memory():
     np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 2.0))
 
 
+def test_later_backward_calls_accumulate_in_place():
+    """Like PyTorch: the same .grad array is updated; a read-only .grad set by hand still works."""
+    x = leaf(rand(3))
+    (x * 2.0).sum().backward()
+    grad, array = x.grad, x.grad.data
+    (x * 3.0).sum().backward()
+    assert x.grad is grad and x.grad.data is array
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 5.0))
+    x.grad = Tensor(np.broadcast_to(np.float64(1.0), (3,)))  # read-only memory
+    (x * 2.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 3.0))
+
+
 # ---------------------------------------------------------------- shared inputs and diamonds
 
 @device_param

@@ -262,7 +262,11 @@ class Tensor:
         if self.grad is None:
             self.grad = Tensor._wrap(self.xp.array(g, copy=True), self.device)  # NOTE: own the memory
         else:
-            self.grad.data = self.grad.data + g
+            data = self.grad.data
+            if getattr(data.flags, "writeable", True) and data.shape == g.shape:
+                data += g  # in place, as PyTorch accumulates: no new array per backward()
+            else:  # a .grad set by hand to a read-only or differently shaped array
+                self.grad.data = data + g
 
     def zero_grad(self):
         """Clear `.grad` (set it to None), so the next backward() starts from zero."""
