@@ -70,9 +70,15 @@ def over_batch(xp, batch, elements, work):
     The slices run in parallel on NumPy when `elements` (the size of the arrays work touches)
     is large enough; work may write its own rows of a shared output. Returns the list of what
     each call returned, in slice order, for the caller to combine (e.g. sum partial products)."""
-    parts = min(get_num_threads(), batch)
-    if parts < 2 or elements < MIN_ELEMENTS or xp.__name__ != "numpy":
+    threads = get_num_threads()
+    if xp.__name__ != "numpy" or threads < 2:
         return [work(slice(0, batch))]
+    parts = min(threads, batch)
+    if parts < 2 or elements < MIN_ELEMENTS:
+        # NOTE: still with BLAS held to one thread: a product small enough to run alone here
+        # would otherwise wake BLAS's threads, which then spin and starve the next op's threads
+        with _blas_controller().limit(limits=1):
+            return [work(slice(0, batch))]
     bounds = [batch * k // parts for k in range(parts + 1)]
     slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
     with _blas_controller().limit(limits=1):
