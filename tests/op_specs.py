@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinygrad_cnn as tc
+from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.testing import strategies as S
 
 
@@ -114,6 +115,19 @@ def matmul_case(draw, a_rank, b_rank, batch=False):
     sa = {1: (k,), 2: (n, k)}[a_rank] if a_rank <= 2 else ba + (n, k)
     sb = {1: (k,), 2: (k, m)}[b_rank] if b_rank <= 2 else bb + (k, m)
     return Case((draw(values(sa)), draw(values(sb))), {})
+
+
+@st.composite
+def linear_case(draw, bias):
+    """x (..., in) with 0 to 2 leading axes, weight (out, in), and a bias (out,) when asked."""
+    lead = draw(st.lists(st.integers(1, 3), min_size=0, max_size=2))
+    k, m = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    arrays = (draw(values(tuple(lead) + (k,))), draw(values((m, k))))
+    return Case(arrays + ((draw(values((m,))),) if bias else ()), {})
+
+
+def linear_reference(x, w, b=None):
+    return x @ w.T + (0.0 if b is None else b)
 
 
 @st.composite
@@ -323,6 +337,8 @@ SPECS = [
     _spec("matmul_1d_batched", lambda a, b: a @ b, np.matmul, matmul_case(1, 3, batch=True)),
     _spec("matmul_batched_1d", lambda a, b: a @ b, np.matmul, matmul_case(3, 1, batch=True)),
     _spec("matmul_batched_2d", lambda a, b: a @ b, np.matmul, matmul_case(3, 2, batch=True)),
+    _spec("linear", lambda x, w, b: F.linear(x, w, b), linear_reference, linear_case(bias=True)),
+    _spec("linear_no_bias", lambda x, w: F.linear(x, w), linear_reference, linear_case(bias=False)),
     # elementwise of two tensors
     _spec("maximum", lambda a, b: tc.maximum(a, b), np.maximum, tie_free_pair()),
     _spec("minimum", lambda a, b: a.minimum(b), np.minimum, tie_free_pair()),

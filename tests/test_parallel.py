@@ -216,3 +216,14 @@ def test_adam_threaded_matches_one_call(make):
     single = one_call(lambda: adam_run([tg.Tensor(make(start.copy()), requires_grad=True)]))
     np.testing.assert_array_equal(threaded[0], single[0])
     assert not np.allclose(threaded[0], make(start))  # the parameter did move
+
+
+@given(data=st.data())
+def test_linear_threaded(data):
+    with forced_threads():
+        n, k, m = data.draw(st.integers(1, 7)), data.draw(st.integers(1, 5)), data.draw(st.integers(1, 7))
+        x, w, b = data.draw(arrays((n, k))), data.draw(arrays((m, k))), data.draw(arrays((m,)))
+        np.testing.assert_allclose(F.linear(tg.Tensor(x), tg.Tensor(w), tg.Tensor(b)).numpy(), x @ w.T + b,
+                                   rtol=1e-12, atol=1e-12)
+        assert gradcheck(lambda *t: F.linear(*t), [tg.Tensor(a, requires_grad=True) for a in (x, w, b)])
+        assert_same(lambda *t: F.linear(*t), [x, w, b])

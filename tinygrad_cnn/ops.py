@@ -403,3 +403,42 @@ class MatMul(Function):
         if need_b:
             over_batch(xp, g.shape[1], a.size + g.size, lambda c: xp.matmul(a.T, g[:, c], out=grad_b[:, c]))
         return grad_a, grad_b
+
+
+class Linear(Function):
+    """x @ weight.T + bias, for x (..., in), weight (out, in), bias (out,): what a dense layer
+    computes, as one op.
+
+    NOTE: one op instead of a transpose, a matmul and a broadcast add: the weight's gradient is
+    made directly in the weight's layout, the bias's by one sum, and the products split over
+    CPU cores (parallel.py) by rows of x, or by columns of the weight's gradient."""
+    def forward(self, x, weight, *bias):
+        xp = self.xp
+        x2 = x.reshape(-1, x.shape[-1])
+        out = xp.empty((x2.shape[0], weight.shape[0]), dtype=xp.result_type(x, weight, *bias))
+
+        def rows(r):
+            xp.matmul(x2[r], weight.T, out=out[r])
+            if bias:
+                out[r] += bias[0]
+
+        over_batch(xp, x2.shape[0], x2.size + weight.size, rows)
+        self.x2, self.weight, self.x_shape = x2, weight, x.shape
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    def backward(self, g):
+        xp, x2, weight = self.xp, self.x2, self.weight
+        g2 = g.reshape(-1, weight.shape[0])
+        need_x, need_w = self.needs_input_grad[:2]
+        grad_x = grad_w = None
+        if need_x:
+            grad_x = xp.empty((g2.shape[0], weight.shape[1]), dtype=xp.result_type(g, weight))
+            over_batch(xp, g2.shape[0], g2.size + weight.size, lambda r: xp.matmul(g2[r], weight, out=grad_x[r]))
+            grad_x = grad_x.reshape(self.x_shape)
+        if need_w:
+            grad_w = xp.empty(weight.shape, dtype=xp.result_type(g, x2))
+            over_batch(xp, weight.shape[1], g2.size + x2.size,
+                       lambda c: xp.matmul(g2.T, x2[:, c], out=grad_w[:, c]))
+        if len(self.needs_input_grad) == 3:
+            return grad_x, grad_w, g2.sum(axis=0) if self.needs_input_grad[2] else None
+        return grad_x, grad_w

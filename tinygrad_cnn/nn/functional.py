@@ -1,7 +1,7 @@
 """Stateless layer functions (PyTorch's argument names and NCHW layout) and the losses."""
 import numpy
 
-from .. import conv
+from .. import conv, ops
 from ..function import Function
 from ..tensor import Tensor, get_rng
 
@@ -124,8 +124,13 @@ def linear(x, weight, bias=None):
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight expects "
                          f"{weight.shape[1]} (shape {weight.shape})")
-    out = x @ weight.T
-    return out if bias is None else out + bias
+    if bias is not None:
+        _check_tensor(bias, "linear bias", 1, "(out_features,)")
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"linear: bias shape {bias.shape} does not match {weight.shape[0]} output features")
+    if x.ndim == 0:
+        raise ValueError("linear: input must have at least one axis (the features)")
+    return ops.Linear.apply(x, weight, *([] if bias is None else [bias]))
 
 
 def relu(x):
