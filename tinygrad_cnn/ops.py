@@ -365,10 +365,8 @@ class MatMul(Function):
     """NumPy matmul semantics: 1-D operands are promoted and the added axis removed again."""
     def forward(self, a, b):
         self.a, self.b = a, b
-        if a.ndim == 2 and b.ndim == 2:  # NOTE: rows split over CPU cores (parallel.py)
-            out = self.xp.empty((a.shape[0], b.shape[1]), dtype=self.xp.result_type(a, b))
-            over_batch(self.xp, a.shape[0], a.size + b.size, lambda r: self.xp.matmul(a[r], b, out=out[r]))
-            return out
+        if a.ndim == 2 and b.ndim == 2:
+            return _split_product(self.xp, a, b, self.xp.empty((a.shape[0], b.shape[1]), dtype=self.xp.result_type(a, b)))
         return a @ b
 
     def backward(self, g):
@@ -394,15 +392,24 @@ class MatMul(Function):
         return grad_a, grad_b
 
     def _backward_2d(self, g, a, b, need_a, need_b):
-        """g @ b.T by rows of g, and a.T @ g by columns of g, so no thread's share needs a sum."""
         xp = self.xp
-        grad_a = xp.empty(a.shape, dtype=xp.result_type(g, b)) if need_a else None
-        grad_b = xp.empty(b.shape, dtype=xp.result_type(a, g)) if need_b else None
-        if need_a:
-            over_batch(xp, g.shape[0], g.size + b.size, lambda r: xp.matmul(g[r], b.T, out=grad_a[r]))
-        if need_b:
-            over_batch(xp, g.shape[1], a.size + g.size, lambda c: xp.matmul(a.T, g[:, c], out=grad_b[:, c]))
+        grad_a = _split_product(xp, g, b.T, xp.empty(a.shape, dtype=xp.result_type(g, b))) if need_a else None
+        grad_b = _split_product(xp, a.T, g, xp.empty(b.shape, dtype=xp.result_type(a, g))) if need_b else None
         return grad_a, grad_b
+
+
+def _split_product(xp, a, b, out):
+    """out[...] = a @ b for 2-D a and b, split over CPU cores (parallel.py) along out's longer
+    axis, rows of a or columns of b, so that no thread's share needs a sum.
+
+    NOTE: along the longer axis, each thread packs only its share of the larger operand;
+    splitting (128, 3136) @ (3136, 128)'s gradient by the short axis made both threads pack all
+    of the weight, and the pair no faster than one thread."""
+    if out.shape[0] >= out.shape[1]:
+        over_batch(xp, out.shape[0], a.size + b.size, lambda r: xp.matmul(a[r], b, out=out[r]))
+    else:
+        over_batch(xp, out.shape[1], a.size + b.size, lambda c: xp.matmul(a, b[:, c], out=out[:, c]))
+    return out
 
 
 class Linear(Function):
@@ -410,19 +417,14 @@ class Linear(Function):
     computes, as one op.
 
     NOTE: one op instead of a transpose, a matmul and a broadcast add: the weight's gradient is
-    made directly in the weight's layout, the bias's by one sum, and the products split over
-    CPU cores (parallel.py) by rows of x, or by columns of the weight's gradient."""
+    made directly in the weight's layout and the bias's by one sum."""
     def forward(self, x, weight, *bias):
         xp = self.xp
         x2 = x.reshape(-1, x.shape[-1])
-        out = xp.empty((x2.shape[0], weight.shape[0]), dtype=xp.result_type(x, weight, *bias))
-
-        def rows(r):
-            xp.matmul(x2[r], weight.T, out=out[r])
-            if bias:
-                out[r] += bias[0]
-
-        over_batch(xp, x2.shape[0], x2.size + weight.size, rows)
+        out = _split_product(xp, x2, weight.T, xp.empty((x2.shape[0], weight.shape[0]),
+                                                         dtype=xp.result_type(x, weight, *bias)))
+        if bias:
+            out += bias[0]
         self.x2, self.weight, self.x_shape = x2, weight, x.shape
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
@@ -432,13 +434,11 @@ class Linear(Function):
         need_x, need_w = self.needs_input_grad[:2]
         grad_x = grad_w = None
         if need_x:
-            grad_x = xp.empty((g2.shape[0], weight.shape[1]), dtype=xp.result_type(g, weight))
-            over_batch(xp, g2.shape[0], g2.size + weight.size, lambda r: xp.matmul(g2[r], weight, out=grad_x[r]))
+            grad_x = _split_product(xp, g2, weight, xp.empty((g2.shape[0], weight.shape[1]),
+                                                             dtype=xp.result_type(g, weight)))
             grad_x = grad_x.reshape(self.x_shape)
         if need_w:
-            grad_w = xp.empty(weight.shape, dtype=xp.result_type(g, x2))
-            over_batch(xp, weight.shape[1], g2.size + x2.size,
-                       lambda c: xp.matmul(g2.T, x2[:, c], out=grad_w[:, c]))
+            grad_w = _split_product(xp, g2.T, x2, xp.empty(weight.shape, dtype=xp.result_type(g, x2)))
         if len(self.needs_input_grad) == 3:
             return grad_x, grad_w, g2.sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_w
