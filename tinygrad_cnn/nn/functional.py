@@ -200,19 +200,29 @@ def _class_targets(logits, targets, name):
 
 
 class CrossEntropy(Function):
-    """Per-sample -log softmax(logits)[target], fused: one stable log-softmax, and a backward
-    of softmax - onehot that never builds the log-softmax graph."""
+    """-log softmax(logits)[target] per sample, then its mean, sum or nothing, fused: one stable
+    log-softmax, and a backward of softmax - onehot that never builds the log-softmax graph.
 
-    def forward(self, logits, targets):
+    NOTE: the reduction is part of the op: the loss of a training step is one op forward and
+    one backward, not three."""
+
+    def forward(self, logits, targets, reduction="mean"):
         xp = self.xp
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = xp.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
         rows = xp.arange(logits.shape[0])
-        self.softmax, self.targets, self.rows = exp / total, targets, rows
-        return xp.log(total[:, 0]) - shifted[rows, targets]
+        self.softmax, self.targets, self.rows, self.reduction = exp / total, targets, rows, reduction
+        losses = xp.log(total[:, 0]) - shifted[rows, targets]
+        if reduction == "none":
+            return losses
+        reduced = losses.mean(keepdims=True) if reduction == "mean" else losses.sum(keepdims=True)
+        return reduced.reshape(())
 
     def backward(self, g):
+        n = self.softmax.shape[0]
+        if self.reduction != "none":  # every sample's loss gets the same share of the upstream scalar
+            g = self.xp.broadcast_to(g / n if self.reduction == "mean" else g, (n,))
         grad = self.softmax * g[:, None]
         grad[self.rows, self.targets] -= g
         return grad, None
@@ -221,7 +231,9 @@ class CrossEntropy(Function):
 def cross_entropy(logits, targets, reduction="mean"):
     """Softmax cross-entropy of raw scores (N, classes) against integer class targets (N,)."""
     targets = _class_targets(logits, targets, "cross_entropy")
-    return _reduce(CrossEntropy.apply(logits, targets), reduction)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return CrossEntropy.apply(logits, targets, reduction=reduction)
 
 
 def nll_loss(log_probs, targets, reduction="mean"):
