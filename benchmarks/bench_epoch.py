@@ -102,14 +102,19 @@ def evaluate(runner, x, y, batch_size=1000):
     return correct / len(x), len(x) / (time.perf_counter() - start)
 
 
-def train(runners, x, y, batch_size, chunk=10):
-    """Train every runner on the same batches; chunks of `chunk` batches alternate between them."""
+def train(runners, x, y, batch_size, chunk=10, settle=0.05):
+    """Train every runner on the same batches; chunks of `chunk` batches alternate between them.
+
+    Before each timed chunk the harness pauses `settle` seconds: idle worker threads keep
+    spinning for a while after the last op (PyTorch's OpenMP threads, several milliseconds),
+    and without the pause the next chunk would start on cores the other framework still holds."""
     seconds = {r.name: 0.0 for r in runners}
     order = np.random.default_rng(0).permutation(len(x))
     count = -(-len(x) // batch_size)
     for start in range(0, count, chunk):
         stream = [batch(x, y, order, i, batch_size) for i in range(start, min(start + chunk, count))]
         for r in runners:
+            time.sleep(settle)
             t0 = time.perf_counter()
             for xb, yb in stream:
                 r.step(xb, yb)

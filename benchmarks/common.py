@@ -30,13 +30,17 @@ def sync(device):
 
 
 def time_interleaved(runs, repeats, warmup=2):
-    """Median seconds of each named callable, alternating between them so machine noise hits all alike."""
+    """Median seconds of each named callable, alternating between them so machine noise hits all
+    alike. Each timed call follows an untimed call of the same callable: idle worker threads keep
+    spinning for a while after an op (PyTorch's OpenMP threads, several milliseconds), and that
+    first call, not the timed one, is the one that runs while the other framework's threads spin."""
     for fn in runs.values():
         for _ in range(warmup):
             fn()
     samples = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
+            fn()
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
