@@ -399,16 +399,24 @@ class MatMul(Function):
 
 
 def _split_product(xp, a, b, out):
-    """out[...] = a @ b for 2-D a and b, split over CPU cores (parallel.py) along out's longer
-    axis, rows of a or columns of b, so that no thread's share needs a sum.
+    """out[...] = a @ b for 2-D a and b, split over CPU cores (parallel.py) along the longest of
+    its three axes: rows of a, columns of b, or the shared axis, whose partial products are
+    then summed.
 
-    NOTE: along the longer axis, each thread packs only its share of the larger operand;
-    splitting (128, 3136) @ (3136, 128)'s gradient by the short axis made both threads pack all
-    of the weight, and the pair no faster than one thread."""
-    if out.shape[0] >= out.shape[1]:
-        over_batch(xp, out.shape[0], a.size + b.size, lambda r: xp.matmul(a[r], b, out=out[r]))
+    NOTE: along the longest axis, each thread packs only its share of the larger operand.
+    Splitting the dense layer's (128, 3136) @ (3136, 128) by rows made both threads pack all of
+    the weight, and the pair was barely faster than one thread."""
+    m, k = a.shape
+    n = b.shape[1]
+    if k > max(m, n):
+        parts = over_batch(xp, k, a.size + b.size, lambda s: a[:, s] @ b[s])
+        out[...] = parts[0]
+        for part in parts[1:]:
+            out += part
+    elif m >= n:
+        over_batch(xp, m, a.size + b.size, lambda r: xp.matmul(a[r], b, out=out[r]))
     else:
-        over_batch(xp, out.shape[1], a.size + b.size, lambda c: xp.matmul(a, b[:, c], out=out[:, c]))
+        over_batch(xp, n, a.size + b.size, lambda c: xp.matmul(a, b[:, c], out=out[:, c]))
     return out
 
 
