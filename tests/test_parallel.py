@@ -227,3 +227,13 @@ def test_linear_threaded(data):
                                    rtol=1e-12, atol=1e-12)
         assert gradcheck(lambda *t: F.linear(*t), [tg.Tensor(a, requires_grad=True) for a in (x, w, b)])
         assert_same(lambda *t: F.linear(*t), [x, w, b])
+
+
+@pytest.mark.parametrize("shape", [(9, 2, 3), (2, 9, 3), (2, 3, 9)])   # (m, k, n): k, m or n the longest
+def test_products_split_along_each_axis(threads, shape):
+    m, k, n = shape
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    np.testing.assert_allclose((tg.Tensor(a) @ tg.Tensor(b)).numpy(), a @ b, rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda s, t: s @ t, [tg.Tensor(a, requires_grad=True), tg.Tensor(b, requires_grad=True)])
+    assert_same(lambda s, t: s @ t, [a, b])
