@@ -237,3 +237,12 @@ def test_products_split_along_each_axis(threads, shape):
     np.testing.assert_allclose((tg.Tensor(a) @ tg.Tensor(b)).numpy(), a @ b, rtol=1e-12, atol=1e-12)
     assert gradcheck(lambda s, t: s @ t, [tg.Tensor(a, requires_grad=True), tg.Tensor(b, requires_grad=True)])
     assert_same(lambda s, t: s @ t, [a, b])
+
+
+def test_work_that_splits_again_runs_its_inner_call_whole(threads):
+    """An op inside another op's slice (say, a user's custom op) must not wait for busy workers."""
+    def outer(rows):
+        return parallel.over_batch(np, 9, 10**6, lambda inner: (rows, inner))
+    parts = parallel.over_batch(np, 6, 10**6, outer)
+    assert [p[0][1] for p in parts] == [slice(0, 9)] * 3   # each inner call ran as one piece
+    assert [p[0][0] for p in parts] == [slice(0, 2), slice(2, 4), slice(4, 6)]

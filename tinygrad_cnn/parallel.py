@@ -9,6 +9,7 @@ thread for the duration. NumPy releases the GIL inside its loops, so the slices 
 Limiting BLAS needs `threadpoolctl` (the optional extra `fast`); without it, and on a GPU, an
 op runs as one call over the whole batch, which is the same code with one slice."""
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 # below ~1 MB of float32 per op, handing work to threads costs more than it saves
@@ -17,6 +18,7 @@ MIN_ELEMENTS = 1 << 18
 _threads = None       # the number set by set_num_threads, or None for one per core
 _pool = None          # ThreadPoolExecutor with _threads - 1 workers (the caller runs a slice too)
 _blas = None          # threadpoolctl controller of the loaded BLAS libraries, False if unavailable
+_inside = threading.local()  # .active: this thread is already running a slice of some op
 
 
 def cpu_count():
@@ -71,7 +73,9 @@ def over_batch(xp, batch, elements, work):
     is large enough; work may write its own rows of a shared output. Returns the list of what
     each call returned, in slice order, for the caller to combine (e.g. sum partial products)."""
     threads = get_num_threads()
-    if xp.__name__ != "numpy" or threads < 2:
+    if xp.__name__ != "numpy" or threads < 2 or getattr(_inside, "active", False):
+        # NOTE: work that itself calls over_batch runs its inner call in one piece: the pool's
+        # workers may all be busy with the outer call, and waiting for them would never end
         return [work(slice(0, batch))]
     parts = min(threads, batch)
     if parts < 2 or elements < MIN_ELEMENTS:
@@ -82,9 +86,18 @@ def over_batch(xp, batch, elements, work):
     bounds = [batch * k // parts for k in range(parts + 1)]
     slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
     with _blas_controller().limit(limits=1):
-        futures = [_workers(get_num_threads()).submit(work, rows) for rows in slices[1:]]
+        futures = [_workers(get_num_threads()).submit(_as_slice, work, rows) for rows in slices[1:]]
         try:
-            first = work(slices[0])  # the calling thread takes the first slice
+            first = _as_slice(work, slices[0])  # the calling thread takes the first slice
         finally:
             results = [f.result() for f in futures]  # wait for all (and re-raise their errors)
         return [first] + results
+
+
+def _as_slice(work, rows):
+    """work(rows), marked as running inside over_batch in this thread."""
+    _inside.active = True
+    try:
+        return work(rows)
+    finally:
+        _inside.active = False
