@@ -113,7 +113,8 @@ class Conv2d(Function):
     chunk. Pooling and ReLU here give the values and gradients of MaxPool2d and ReLU on the
     output, without separate passes over the output in each direction."""
 
-    def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None, relu=False):
+    def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
+                relu=False):
         xp = self.xp
         n, c, h, w = x.shape
         o, _, kh, kw = weight.shape
@@ -171,7 +172,8 @@ class Conv2d(Function):
 
         def work(images):
             share = None  # this slice's share of the weight gradient (KH*KW*C, O), the bias its last row
-            unpooled = self._unpooling_buffer(min(CHUNK_IMAGES, images.stop - images.start), g.dtype)
+            unpooled = None if self.pool is None else _unpooled_buffer(
+                xp, (min(CHUNK_IMAGES, images.stop - images.start), out_h, out_w, o), self.pool, g.dtype)
             for chunk in _chunks(images, self.pool is not None):
                 rows = slice(chunk.start * per_image, chunk.stop * per_image)
                 g_chunk = g[chunk] * (self.result[chunk] > 0) if self.relu else g[chunk]
@@ -199,16 +201,6 @@ class Conv2d(Function):
         if has_bias:
             return grad_x, grad_w, grad_params[k] if self.needs_input_grad[2] else None
         return grad_x, grad_w
-
-    def _unpooling_buffer(self, images, dtype):
-        """A chunk's (images, OH, OW, O) output-gradient buffer; zero where no pooling window
-        reaches (rows and columns past the last whole window), as those get no gradient."""
-        if self.pool is None:
-            return None
-        (out_h, out_w), o = self.geometry[2:4], self.weight.shape[0]
-        shape = (images, out_h, out_w, o)
-        covered = out_h % self.pool[0] == 0 and out_w % self.pool[1] == 0
-        return self.xp.empty(shape, dtype=dtype) if covered else self.xp.zeros(shape, dtype=dtype)
 
     def _input_grad_pieces(self, g_rows, w_offsets, images):
         """For each kernel offset (i, j), the gradient of the input values that offset read.
@@ -253,6 +245,15 @@ def _tiles(y, kernel):
     kh, kw = kernel
     y6 = y[:, :h // kh * kh, :w // kw * kw, :].reshape(n, h // kh, kh, w // kw, kw, c)
     return [y6[:, :, i, :, j, :] for i in range(kh) for j in range(kw)]
+
+
+def _unpooled_buffer(xp, shape, kernel, dtype):
+    """An (N, H, W, C) buffer for the gradient of a max-pool's input: uninitialised when the
+    windows cover every row and column (routing writes all of it), else zero, so that the rows
+    and columns past the last whole window get no gradient."""
+    _, h, w, _ = shape
+    covered = h % kernel[0] == 0 and w % kernel[1] == 0
+    return xp.empty(shape, dtype=dtype) if covered else xp.zeros(shape, dtype=dtype)
 
 
 def _running_max(xp, views, out):
@@ -311,8 +312,7 @@ class MaxPool2d(_Pool2d):
             _route_to_first_max(xp, self.views, self.out, g, pieces)
             return self._scatter(list(zip(self.offsets, pieces)), g.dtype)
         (n, c, h, w), kernel = self.geometry
-        grad = xp.zeros((n, h, w, c), dtype=g.dtype) if h % kernel[0] or w % kernel[1] else \
-            xp.empty((n, h, w, c), dtype=g.dtype)  # rows/columns no window covered get zero gradient
+        grad = _unpooled_buffer(xp, (n, h, w, c), kernel, g.dtype)
         grads = _tiles(grad, kernel)
         over_batch(xp, n, grad.size, lambda r: _route_to_first_max(
             xp, [v[r] for v in self.views], self.out[r], g[r], [d[r] for d in grads]))

@@ -34,5 +34,6 @@ def keep_freed_memory():
         return False
     # Both are needed: a fixed mmap threshold puts big blocks on the heap, and the trim threshold
     # stops free() from returning the top of the heap to the kernel.
-    _kept = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    _kept = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) \
+        and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
     return _kept

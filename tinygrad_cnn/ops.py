@@ -366,7 +366,8 @@ class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
         if a.ndim == 2 and b.ndim == 2:
-            return _split_product(self.xp, a, b, self.xp.empty((a.shape[0], b.shape[1]), dtype=self.xp.result_type(a, b)))
+            out = self.xp.empty((a.shape[0], b.shape[1]), dtype=self.xp.result_type(a, b))
+            return _split_product(self.xp, a, b, out)
         return a @ b
 
     def backward(self, g):

@@ -171,14 +171,16 @@ def dropout(x, p=0.5, training=True):
 
 # ---------------------------------------------------------------- losses
 
+def _check_reduction(reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
 def _reduce(loss, reduction):
+    _check_reduction(reduction)
     if reduction == "mean":
         return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return loss.sum() if reduction == "sum" else loss
 
 
 def _class_targets(logits, targets, name):
@@ -231,8 +233,7 @@ class CrossEntropy(Function):
 def cross_entropy(logits, targets, reduction="mean"):
     """Softmax cross-entropy of raw scores (N, classes) against integer class targets (N,)."""
     targets = _class_targets(logits, targets, "cross_entropy")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    _check_reduction(reduction)
     return CrossEntropy.apply(logits, targets, reduction=reduction)
 
 

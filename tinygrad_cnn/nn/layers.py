@@ -389,7 +389,7 @@ def _run(layers, x):
             x = layer._prepare(x)
             relu = layer.activation_name == "relu"
             conv_shape = layer.compute_output_shape(x.shape[1:]) if isinstance(layer, Conv2D) else None
-            if conv_shape is not None and _tiles(following, conv_shape):
+            if conv_shape is not None and _windows_tile(following, conv_shape):
                 following.build(conv_shape)  # validates the shape, as calling the layer would
                 x = layer._conv(x, max_pool=following.pool_size, relu=relu)
             else:
@@ -402,7 +402,7 @@ def _run(layers, x):
     return x
 
 
-def _tiles(pool, input_shape):
+def _windows_tile(pool, input_shape):
     """Whether a MaxPool2D's windows tile inputs of input_shape (C, H, W): no padding, no overlap."""
     return pool.strides == pool.pool_size and pool._pads(*input_shape[1:]) == ((0, 0), (0, 0))
 
