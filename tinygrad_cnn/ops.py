@@ -410,7 +410,7 @@ def _split_product(xp, a, b, out):
     m, k = a.shape
     n = b.shape[1]
     if k > max(m, n):
-        parts = over_batch(xp, k, a.size + b.size, lambda s: a[:, s] @ b[s])
+        parts = over_batch(xp, k, a.size + b.size, lambda s: xp.dot(a[:, s], b[s]))  # dot: see conv.py
         out[...] = parts[0]
         for part in parts[1:]:
             out += part
