@@ -6,7 +6,7 @@ engine reduces them to each input's shape."""
 import itertools
 
 from .function import Function
-from .parallel import over_batch
+from .parallel import concurrently, over_batch
 
 
 # ---------------------------------------------------------------- elementwise, binary
@@ -442,12 +442,16 @@ class Linear(Function):
         g2 = g.reshape(-1, weight.shape[0])
         need_x, need_w = self.needs_input_grad[:2]
         grad_x = grad_w = None
-        if need_x:
+        if need_x and need_w:  # one product per core (parallel.concurrently); dot: see conv.py
+            grad_x, grad_w = concurrently(xp, x2.size + weight.size, lambda: xp.dot(g2, weight),
+                                          lambda: xp.dot(g2.T, x2))
+        elif need_x:
             grad_x = _split_product(xp, g2, weight, xp.empty((g2.shape[0], weight.shape[1]),
                                                              dtype=xp.result_type(g, weight)))
-            grad_x = grad_x.reshape(self.x_shape)
-        if need_w:
+        elif need_w:
             grad_w = _split_product(xp, g2.T, x2, xp.empty(weight.shape, dtype=xp.result_type(g, x2)))
+        if grad_x is not None:
+            grad_x = grad_x.reshape(self.x_shape)
         if len(self.needs_input_grad) == 3:
             return grad_x, grad_w, g2.sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_w
