@@ -119,7 +119,8 @@ class _PoolBlocks:
         self.pool = pool
         self.window = pool or (1, 1)
         self.height, self.width = out_h // self.window[0], out_w // self.window[1]  # the grid of windows
-        self.rows_per_image = self.window[0] * self.window[1] * self.height * self.width
+        self.count = self.window[0] * self.window[1]  # window offsets, one block each
+        self.rows_per_image = self.count * self.height * self.width
 
     def rows(self, images):
         """The rows of a consecutive slice of images."""
@@ -128,8 +129,7 @@ class _PoolBlocks:
     def split(self, matrix, channels):
         """The blocks of a chunk's rows of `matrix`, one per window offset in row-major order,
         each as (images, height, width, channels)."""
-        count = self.window[0] * self.window[1]
-        return list(matrix.reshape(count, -1, self.height, self.width, channels))
+        return list(matrix.reshape(self.count, -1, self.height, self.width, channels))
 
 
 class Conv2d(Function):
@@ -171,25 +171,38 @@ class Conv2d(Function):
             cols = xp.empty((width, rows_total), dtype=x.dtype).T
         else:
             cols = xp.empty((rows_total, width), dtype=x.dtype)
-        out = xp.empty((rows_total, o), dtype=xp.result_type(x, w_mat))
-        pooled = None if pool is None else xp.empty((n, blocks.height, blocks.width, o), dtype=out.dtype)
-        result = out.reshape(n, out_h, out_w, o) if pool is None else pooled
+        dtype = xp.result_type(x, w_mat)
+        if pool is None:
+            out = xp.empty((rows_total, o), dtype=dtype)
+            result = out.reshape(n, out_h, out_w, o)
+            offset = None
+        else:
+            # NOTE: a pooling convolution keeps, per pooled value, only the offset of its window's
+            # first maximum (one byte), not its full-size output: that output lives in one
+            # chunk-sized buffer per thread while still in cache, and backward routes by offset.
+            result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
+            offset = xp.empty(result.shape, dtype=xp.uint8 if blocks.count <= 256 else xp.int32)
 
         def work(images):
             _pad_nhwc(xp, x[images], padding, out=x_pad[images])
+            if pool is not None:  # the chunk's full-size output
+                scratch = xp.empty((min(CHUNK_IMAGES, images.stop - images.start) * blocks.rows_per_image, o), dtype)
             for chunk in _chunks(images, pool is not None):
                 rows = blocks.rows(chunk)
                 _im2col(xp, x_pad[chunk], kh, kw, blocks.height, blocks.width, stride, dilation, cols[rows], blocks.window)
                 if bias:
                     cols[rows, k] = 1
-                xp.matmul(cols[rows], w_mat, out=out[rows])
-                if pool is not None:
-                    _running_max(xp, blocks.split(out[rows], o), pooled[chunk])
+                if pool is None:
+                    xp.matmul(cols[rows], w_mat, out=out[rows])
+                else:
+                    xp.matmul(cols[rows], w_mat, out=scratch[:rows.stop - rows.start])
+                    _max_and_first_offset(xp, blocks.split(scratch[:rows.stop - rows.start], o), result[chunk],
+                                          offset[chunk])
                 if relu:
                     xp.maximum(result[chunk], 0, out=result[chunk])
 
         over_batch(xp, n, cols.size, work)
-        self.cols, self.weight, self.out, self.pooled, self.pool, self.blocks = cols, weight, out, pooled, pool, blocks
+        self.cols, self.weight, self.offset, self.pool, self.blocks = cols, weight, offset, pool, blocks
         self.result, self.relu = result, relu
         self.geometry = (x.shape, pad_shape, out_h, out_w, stride, padding, dilation)
         return result.transpose(0, 3, 1, 2)
@@ -219,11 +232,9 @@ class Conv2d(Function):
                 if not pooling:
                     g_rows = g_chunk.reshape(-1, o)
                 else:  # g at each window's first maximum
-                    # (after ReLU, `pooled` holds 0 for negative maxima, which no input equals, and
-                    # where it is 0 the ReLU already zeroed g, so routing by it stays exact)
                     g_rows = routed[:(rows.stop - rows.start) * o].reshape(-1, o)
-                    _route_to_first_max(xp, blocks.split(self.out[rows], o),
-                                        self.pooled[chunk], g_chunk, blocks.split(g_rows, o))
+                    for q, block in enumerate(blocks.split(g_rows, o)):
+                        xp.multiply(g_chunk, self.offset[chunk] == q, out=block)
                 if need_params:
                     # NOTE: dot, not matmul: matmul keeps the GIL when its output has at most 500
                     # values (conv1's is 10 x 32), and the other thread's ops then stall on it
@@ -299,6 +310,22 @@ def _unpooled_buffer(xp, shape, kernel, dtype):
     _, h, w, _ = shape
     covered = h % kernel[0] == 0 and w % kernel[1] == 0
     return xp.empty(shape, dtype=dtype) if covered else xp.zeros(shape, dtype=dtype)
+
+
+def _max_and_first_offset(xp, blocks, out, offset):
+    """out = the elementwise max of `blocks`, and offset = the index of the first block that
+    holds it (the first maximum in the window's row-major order when several tie)."""
+    xp.copyto(out, blocks[0])
+    offset.fill(0)
+    later = xp.empty(out.shape, dtype=bool)
+    index = xp.empty(out.shape, dtype=offset.dtype)
+    for q, block in enumerate(blocks[1:], start=1):
+        xp.greater(block, out, out=later)  # strictly: a tie keeps the earlier offset
+        xp.maximum(out, block, out=out)
+        # NOTE: offset = max(offset, q * later), since q exceeds every offset so far; in the
+        # offset's integer type, 10x faster than a masked assignment
+        xp.multiply(later.view(offset.dtype) if offset.itemsize == 1 else later, q, out=index, casting="unsafe")
+        xp.maximum(offset, index, out=offset)
 
 
 def _running_max(xp, views, out):
