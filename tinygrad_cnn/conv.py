@@ -153,108 +153,131 @@ class Conv2d(Function):
         (top, bottom), (left, right) = padding
         out_h = output_size(h + top + bottom, kh, stride[0], 0, dilation[0])
         out_w = output_size(w + left + right, kw, stride[1], 0, dilation[1])
-        pad_shape = (n, h + top + bottom, w + left + right, c)
         k = kh * kw * c
-        # NOTE: with a bias, im2col rows get a trailing 1 and the weight matrix the bias as its
-        # last row, so the GEMM adds the bias and the weight-gradient GEMM sums its gradient:
-        # two passes over the output saved.
-        width = k + 1 if bias else k
         w_mat = weight.transpose(2, 3, 1, 0).reshape(k, o)  # (KH*KW*C, O)
-        if bias:
+        if bias:  # see _fill_cols
             w_mat = xp.concatenate([w_mat, bias[0].reshape(1, o).astype(w_mat.dtype, copy=False)])
         blocks = _PoolBlocks(pool, out_h, out_w)
-        x_pad = xp.empty(pad_shape, dtype=x.dtype)
+        self.weight, self.has_bias, self.blocks, self.pool, self.relu = weight, bool(bias), blocks, pool, relu
         # NOTE: with few channels (the first layer's), a window's channels-last run is shorter
         # than an output row, so im2col writes a column-major matrix along output rows instead.
-        rows_total = n * blocks.rows_per_image
-        if c * kw < blocks.width:
-            cols = xp.empty((width, rows_total), dtype=x.dtype).T
-        else:
-            cols = xp.empty((rows_total, width), dtype=x.dtype)
+        self.channels_first = c * kw < blocks.width
+        self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
+        self.x_pad = x_pad = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
         dtype = xp.result_type(x, w_mat)
         if pool is None:
-            out = xp.empty((rows_total, o), dtype=dtype)
-            result = out.reshape(n, out_h, out_w, o)
-            offset = None
+            # NOTE: a convolution that does not pool takes its slice in one piece and keeps its
+            # im2col matrix for the weight gradient; one that pools works chunk by chunk in cache
+            # and rebuilds each chunk's rows in backward: writing the whole matrix to memory and
+            # reading it back cost more than a second im2col (conv2 of the tutorial: 1.5 ms a step).
+            self.cols = cols = self._new_cols(n * blocks.rows_per_image)
+            out = xp.empty((cols.shape[0], o), dtype=dtype)
+            self.result = out.reshape(n, out_h, out_w, o)
+            self.offset = None
         else:
-            # NOTE: a pooling convolution keeps, per pooled value, only the offset of its window's
-            # first maximum (one byte), not its full-size output: that output lives in one
-            # chunk-sized buffer per thread while still in cache, and backward routes by offset.
-            result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
-            offset = xp.empty(result.shape, dtype=xp.uint8 if blocks.count <= 256 else xp.int32)
+            self.cols = None
+            # NOTE: and it keeps, per pooled value, only the offset of its window's first maximum
+            # (one byte), not its full-size output, which lives in one chunk-sized buffer per
+            # thread; backward routes the gradient by offset.
+            self.result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
+            self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count <= 256 else xp.int32)
+        result = self.result
 
         def work(images):
             _pad_nhwc(xp, x[images], padding, out=x_pad[images])
-            if pool is not None:  # the chunk's full-size output
-                scratch = xp.empty((min(CHUNK_IMAGES, images.stop - images.start) * blocks.rows_per_image, o), dtype)
-            for chunk in _chunks(images, pool is not None):
-                rows = blocks.rows(chunk)
-                _im2col(xp, x_pad[chunk], kh, kw, blocks.height, blocks.width, stride, dilation, cols[rows], blocks.window)
-                if bias:
-                    cols[rows, k] = 1
-                if pool is None:
-                    xp.matmul(cols[rows], w_mat, out=out[rows])
-                else:
-                    xp.matmul(cols[rows], w_mat, out=scratch[:rows.stop - rows.start])
-                    _max_and_first_offset(xp, blocks.split(scratch[:rows.stop - rows.start], o), result[chunk],
-                                          offset[chunk])
-                if relu:
-                    xp.maximum(result[chunk], 0, out=result[chunk])
+            if pool is None:
+                rows = blocks.rows(images)
+                self._fill_cols(images, cols[rows])
+                xp.matmul(cols[rows], w_mat, out=out[rows])
+            else:
+                chunk_cols = self._new_cols(min(CHUNK_IMAGES, images.stop - images.start) * blocks.rows_per_image)
+                chunk_out = xp.empty((chunk_cols.shape[0], o), dtype=dtype)
+                for chunk in _chunks(images, True):
+                    size = (chunk.stop - chunk.start) * blocks.rows_per_image
+                    self._fill_cols(chunk, chunk_cols[:size])
+                    xp.matmul(chunk_cols[:size], w_mat, out=chunk_out[:size])
+                    _max_and_first_offset(xp, blocks.split(chunk_out[:size], o), result[chunk], self.offset[chunk])
+                    if relu:
+                        xp.maximum(result[chunk], 0, out=result[chunk])
+            if relu and pool is None:
+                xp.maximum(result[images], 0, out=result[images])
 
-        over_batch(xp, n, cols.size, work)
-        self.cols, self.weight, self.offset, self.pool, self.blocks = cols, weight, offset, pool, blocks
-        self.result, self.relu = result, relu
-        self.geometry = (x.shape, pad_shape, out_h, out_w, stride, padding, dilation)
+        over_batch(xp, n, n * blocks.rows_per_image * (k + 1), work)
         return result.transpose(0, 3, 1, 2)
+
+    def _new_cols(self, rows):
+        """An uninitialised im2col matrix: `rows` rows of KH*KW*C values (and a 1 with a bias)."""
+        width = self.weight[0].size + self.has_bias
+        if self.channels_first:
+            return self.xp.empty((width, rows), dtype=self.x_pad.dtype).T
+        return self.xp.empty((rows, width), dtype=self.x_pad.dtype)
+
+    def _fill_cols(self, images, cols):
+        """Write the im2col rows of a consecutive slice of images into `cols`.
+
+        NOTE: with a bias, each row ends in a 1 and the weight matrix in the bias, so the GEMM
+        adds the bias and the weight-gradient GEMM sums its gradient: two passes over the output
+        saved."""
+        _, _, _, stride, _, dilation = self.geometry
+        kh, kw = self.weight.shape[2:]
+        blocks = self.blocks
+        _im2col(self.xp, self.x_pad[images], kh, kw, blocks.height, blocks.width, stride, dilation, cols,
+                blocks.window)
+        if self.has_bias:
+            cols[:, -1] = 1
 
     def backward(self, g):
         xp, blocks = self.xp, self.blocks
-        (n, c, h, w), pad_shape, out_h, out_w, stride, padding, dilation = self.geometry
+        (n, c, h, w), out_h, out_w, stride, padding, dilation = self.geometry
         o, _, kh, kw = self.weight.shape
         k = kh * kw * c
         g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, O), or (N, OH // PH, OW // PW, O) after pooling
         need_x, need_w = self.needs_input_grad[:2]
-        has_bias = len(self.needs_input_grad) == 3
-        need_params = need_w or (has_bias and self.needs_input_grad[2])
-        grad_pad = xp.empty(pad_shape, dtype=g.dtype) if need_x else None
+        need_params = need_w or (self.has_bias and self.needs_input_grad[2])
+        grad_pad = xp.empty(self.x_pad.shape, dtype=g.dtype) if need_x else None
         w_offsets = xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
         pooling = blocks.pool is not None
 
         def work(images):
             share = None  # this slice's share of the weight gradient (KH*KW*C, O), the bias its last row
-            most = min(CHUNK_IMAGES, images.stop - images.start)
-            if pooling:  # the unpooled gradient in the rows' order, and (for col2im) in pixel order
-                routed = xp.empty(most * blocks.rows_per_image * o, dtype=g.dtype)
+            if pooling:
+                most = min(CHUNK_IMAGES, images.stop - images.start)
+                chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params else None
+                routed = xp.empty((most * blocks.rows_per_image, o), dtype=g.dtype)  # in the rows' order
                 unpooled = _unpooled_buffer(xp, (most, out_h, out_w, o), blocks.pool, g.dtype) if need_x else None
             for chunk in _chunks(images, pooling):
-                rows = blocks.rows(chunk)
+                size = (chunk.stop - chunk.start) * blocks.rows_per_image
                 g_chunk = g[chunk] * (self.result[chunk] > 0) if self.relu else g[chunk]
-                if not pooling:
-                    g_rows = g_chunk.reshape(-1, o)
-                else:  # g at each window's first maximum
-                    g_rows = routed[:(rows.stop - rows.start) * o].reshape(-1, o)
+                if pooling:  # g at each window's first maximum
+                    g_rows = routed[:size]
                     for q, block in enumerate(blocks.split(g_rows, o)):
                         xp.multiply(g_chunk, self.offset[chunk] == q, out=block)
+                    cols = chunk_cols[:size] if need_params else None
+                    if need_params:
+                        self._fill_cols(chunk, cols)
+                else:
+                    g_rows = g_chunk.reshape(-1, o)
+                    cols = self.cols[blocks.rows(chunk)]
                 if need_params:
                     # NOTE: dot, not matmul: matmul keeps the GIL when its output has at most 500
                     # values (conv1's is 10 x 32), and the other thread's ops then stall on it
-                    part = xp.dot(self.cols[rows].T, g_rows)
+                    part = xp.dot(cols.T, g_rows)
                     share = part if share is None else xp.add(share, part, out=share)
                 if need_x:
                     if pooling:  # col2im wants the gradient in pixel order
                         g_pixels = unpooled[:chunk.stop - chunk.start]
-                        for view, part in zip(_tiles(g_pixels, blocks.pool), blocks.split(g_rows, o)):
-                            view[...] = part
+                        for view, block in zip(_tiles(g_pixels, blocks.pool), blocks.split(g_rows, o)):
+                            view[...] = block
                         g_rows = g_pixels.reshape(-1, o)
                     pieces = self._input_grad_pieces(g_rows, w_offsets, chunk.stop - chunk.start)
                     _col2im(xp, pieces, grad_pad[chunk], out_h, out_w, stride, dilation)
             return share
 
-        shares = over_batch(xp, n, self.cols.size, work)
+        shares = over_batch(xp, n, n * blocks.rows_per_image * (k + 1), work)
         grad_x = _unpad_nchw(grad_pad, padding) if need_x else None
         grad_params = sum(shares) if need_params else None
         grad_w = grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if need_w else None
-        if has_bias:
+        if self.has_bias:
             return grad_x, grad_w, grad_params[k] if self.needs_input_grad[2] else None
         return grad_x, grad_w
 
@@ -266,7 +289,7 @@ class Conv2d(Function):
         strides (1.6x here)."""
         xp = self.xp
         kh, kw, _, c = w_offsets.shape
-        out_h, out_w = self.geometry[2:4]
+        out_h, out_w = self.geometry[1:3]
         part = xp.empty((g_rows.shape[0], c), dtype=g_rows.dtype)
         for i in range(kh):
             for j in range(kw):
