@@ -180,7 +180,7 @@ class Conv2d(Function):
             # (one byte), not its full-size output, which lives in one chunk-sized buffer per
             # thread; backward routes the gradient by offset.
             self.result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
-            self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count <= 256 else xp.int32)
+            self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count < 256 else xp.int32)
         result = self.result
 
         def work(images):
@@ -196,9 +196,8 @@ class Conv2d(Function):
                     size = (chunk.stop - chunk.start) * blocks.rows_per_image
                     self._fill_cols(chunk, chunk_cols[:size])
                     xp.matmul(chunk_cols[:size], w_mat, out=chunk_out[:size])
-                    _max_and_first_offset(xp, blocks.split(chunk_out[:size], o), result[chunk], self.offset[chunk])
-                    if relu:
-                        xp.maximum(result[chunk], 0, out=result[chunk])
+                    _max_and_first_offset(xp, blocks.split(chunk_out[:size], o), result[chunk], self.offset[chunk],
+                                          relu)
             if relu and pool is None:
                 xp.maximum(result[images], 0, out=result[images])
 
@@ -247,16 +246,15 @@ class Conv2d(Function):
                 unpooled = _unpooled_buffer(xp, (most, out_h, out_w, o), blocks.pool, g.dtype) if need_x else None
             for chunk in _chunks(images, pooling):
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
-                g_chunk = g[chunk] * (self.result[chunk] > 0) if self.relu else g[chunk]
-                if pooling:  # g at each window's first maximum
+                if pooling:  # g at each window's first maximum (none where ReLU zeroed it)
                     g_rows = routed[:size]
                     for q, block in enumerate(blocks.split(g_rows, o)):
-                        xp.multiply(g_chunk, self.offset[chunk] == q, out=block)
+                        xp.multiply(g[chunk], self.offset[chunk] == q, out=block)
                     cols = chunk_cols[:size] if need_params else None
                     if need_params:
                         self._fill_cols(chunk, cols)
                 else:
-                    g_rows = g_chunk.reshape(-1, o)
+                    g_rows = (g[chunk] * (self.result[chunk] > 0) if self.relu else g[chunk]).reshape(-1, o)
                     cols = self.cols[blocks.rows(chunk)]
                 if need_params:
                     # NOTE: dot, not matmul: matmul keeps the GIL when its output has at most 500
@@ -335,20 +333,30 @@ def _unpooled_buffer(xp, shape, kernel, dtype):
     return xp.empty(shape, dtype=dtype) if covered else xp.zeros(shape, dtype=dtype)
 
 
-def _max_and_first_offset(xp, blocks, out, offset):
-    """out = the elementwise max of `blocks`, and offset = the index of the first block that
-    holds it (the first maximum in the window's row-major order when several tie)."""
+def _max_and_first_offset(xp, blocks, out, offset, relu):
+    """out = the elementwise max of `blocks` (then passed through ReLU if `relu`), and offset =
+    the index of the first block that holds it (the first maximum in the window's row-major
+    order when several tie), or len(blocks) where ReLU zeroed it: no gradient flows there."""
     xp.copyto(out, blocks[0])
     offset.fill(0)
-    later = xp.empty(out.shape, dtype=bool)
+    flag = xp.empty(out.shape, dtype=bool)
     index = xp.empty(out.shape, dtype=offset.dtype)
-    for q, block in enumerate(blocks[1:], start=1):
-        xp.greater(block, out, out=later)  # strictly: a tie keeps the earlier offset
-        xp.maximum(out, block, out=out)
-        # NOTE: offset = max(offset, q * later), since q exceeds every offset so far; in the
+    flag_as_int = flag.view(offset.dtype) if offset.itemsize == 1 else flag
+
+    def mark(q):
+        # NOTE: offset = max(offset, q * flag), since q exceeds every offset so far; in the
         # offset's integer type, 10x faster than a masked assignment
-        xp.multiply(later.view(offset.dtype) if offset.itemsize == 1 else later, q, out=index, casting="unsafe")
+        xp.multiply(flag_as_int, q, out=index, casting="unsafe")
         xp.maximum(offset, index, out=offset)
+
+    for q, block in enumerate(blocks[1:], start=1):
+        xp.greater(block, out, out=flag)  # strictly: a tie keeps the earlier offset
+        xp.maximum(out, block, out=out)
+        mark(q)
+    if relu:  # ReLU's gradient at 0 is 0, as in ReLU's own backward
+        xp.less_equal(out, 0, out=flag)
+        mark(len(blocks))
+        xp.maximum(out, 0, out=out)
 
 
 def _running_max(xp, views, out):
