@@ -72,12 +72,17 @@ class Optimizer:
 
     def step(self):
         """Update every parameter that has a gradient, in place; those without one are skipped."""
+        for p, g, state in self._with_grads():
+            self._update(p, g, state)
+
+    def _with_grads(self):
+        """(parameter, gradient array, state) for each parameter that has a gradient."""
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 if p.grad.shape != p.shape:
                     raise ValueError(f"{type(self).__name__}: gradient shape {p.grad.shape} does not match "
                                      f"parameter shape {p.shape}")
-                self._update(p, p.grad.data, state)
+                yield p, p.grad.data, state
 
     def _update(self, p, g, state):
         raise NotImplementedError
@@ -210,19 +215,44 @@ class Adam(Optimizer):
     def _decay(self, p, g):
         return g + self.weight_decay * p.data if self.weight_decay else g
 
-    def _update(self, p, g, state):
-        xp = p.xp
+    def step(self):
+        """Update every parameter that has a gradient, in place.
+
+        NOTE: all parameters in one split over cores (parallel.py): their elements, laid end to
+        end, are cut into one range per thread, and each thread updates its pieces of each
+        parameter. Small parameters no longer run one after another on one core."""
+        flat, rest = [], []
+        for p, g, state in self._with_grads():
+            arrays = self._prepare(p, g, state)
+            if p.xp.__name__ == "numpy" and all(a.flags.c_contiguous for a in arrays):
+                cpu = p.xp
+                flat.append(([a.reshape(-1) for a in arrays], state["step"]))
+            else:
+                rest.append((p.xp, arrays, state["step"]))
+        for xp, arrays, t in rest:
+            self._adam_step(xp, *arrays, t)
+        starts = [0]
+        for arrays, _ in flat:
+            starts.append(starts[-1] + arrays[0].size)
+
+        def work(span):
+            for (arrays, t), lo, hi in zip(flat, starts[:-1], starts[1:]):
+                if lo < span.stop and span.start < hi:
+                    piece = slice(max(span.start, lo) - lo, min(span.stop, hi) - lo)
+                    self._adam_step(cpu, *[a[piece] for a in arrays], t)
+
+        if flat:
+            over_batch(cpu, starts[-1], starts[-1], work)
+
+    def _prepare(self, p, g, state):
+        """(parameter, gradient, first moment, second moment) arrays, with weight decay applied
+        and the step count advanced."""
         g = self._decay(p, g)
         if "exp_avg" not in state:
-            state["exp_avg"] = xp.zeros_like(p.data)
-            state["exp_avg_sq"] = xp.zeros_like(p.data)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        t = state["step"] = state.get("step", 0) + 1
-        if all(a.flags.c_contiguous for a in (p.data, m, v)):  # NOTE: big weights split over cores (parallel.py)
-            flat = [a.reshape(-1) for a in (p.data, g, m, v)]
-            over_batch(xp, p.data.size, p.data.size, lambda r: self._adam_step(xp, *[a[r] for a in flat], t))
-        else:
-            self._adam_step(xp, p.data, g, m, v, t)
+            state["exp_avg"] = p.xp.zeros_like(p.data)
+            state["exp_avg_sq"] = p.xp.zeros_like(p.data)
+        state["step"] = state.get("step", 0) + 1
+        return p.data, g, state["exp_avg"], state["exp_avg_sq"]
 
     def _adam_step(self, xp, p, g, m, v, t):
         """The update of one array (or a slice of one), in place.
