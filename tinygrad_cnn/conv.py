@@ -236,6 +236,8 @@ class Conv2d(Function):
         grad_pad = xp.empty(self.x_pad.shape, dtype=g.dtype) if need_x else None
         w_offsets = xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
         pooling = blocks.pool is not None
+        if pooling:  # 1 + each block's index, as (count, 1, 1, 1, 1) to compare with every offset at once
+            offsets = xp.arange(1, blocks.count + 1, dtype=self.offset.dtype).reshape(-1, 1, 1, 1, 1)
 
         def work(images):
             share = None  # this slice's share of the weight gradient (KH*KW*C, O), the bias its last row
@@ -248,8 +250,9 @@ class Conv2d(Function):
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
                 if pooling:  # g at each window's first maximum (none where ReLU zeroed it)
                     g_rows = routed[:size]
-                    for q, block in enumerate(blocks.split(g_rows, o)):
-                        xp.multiply(g[chunk], self.offset[chunk] == q, out=block)
+                    # NOTE: all offsets' blocks in two broadcast ops, not two per offset
+                    hits = self.offset[chunk] == offsets
+                    xp.multiply(g[chunk], hits, out=g_rows.reshape(hits.shape))
                     cols = chunk_cols[:size] if need_params else None
                     if need_params:
                         self._fill_cols(chunk, cols)
@@ -335,28 +338,25 @@ def _unpooled_buffer(xp, shape, kernel, dtype):
 
 def _max_and_first_offset(xp, blocks, out, offset, relu):
     """out = the elementwise max of `blocks` (then passed through ReLU if `relu`), and offset =
-    the index of the first block that holds it (the first maximum in the window's row-major
-    order when several tie), or len(blocks) where ReLU zeroed it: no gradient flows there."""
-    xp.copyto(out, blocks[0])
-    offset.fill(0)
+    1 + the index of the first block that holds it (the first maximum in the window's row-major
+    order when several tie), or 0 where ReLU zeroed it: no gradient flows there."""
     flag = xp.empty(out.shape, dtype=bool)
     index = xp.empty(out.shape, dtype=offset.dtype)
     flag_as_int = flag.view(offset.dtype) if offset.itemsize == 1 else flag
-
-    def mark(q):
+    if relu:  # ReLU first: the running max starts at 0, and a block must exceed it (ReLU's gradient at 0 is 0)
+        xp.maximum(blocks[0], 0, out=out)
+        xp.greater(blocks[0], 0, out=flag)
+        xp.copyto(offset, flag_as_int, casting="unsafe")
+    else:
+        xp.copyto(out, blocks[0])
+        offset.fill(1)
+    for q, block in enumerate(blocks[1:], start=2):
+        xp.greater(block, out, out=flag)  # strictly: a tie keeps the earlier offset
+        xp.maximum(out, block, out=out)
         # NOTE: offset = max(offset, q * flag), since q exceeds every offset so far; in the
         # offset's integer type, 10x faster than a masked assignment
         xp.multiply(flag_as_int, q, out=index, casting="unsafe")
         xp.maximum(offset, index, out=offset)
-
-    for q, block in enumerate(blocks[1:], start=1):
-        xp.greater(block, out, out=flag)  # strictly: a tie keeps the earlier offset
-        xp.maximum(out, block, out=out)
-        mark(q)
-    if relu:  # ReLU's gradient at 0 is 0, as in ReLU's own backward
-        xp.less_equal(out, 0, out=flag)
-        mark(len(blocks))
-        xp.maximum(out, 0, out=out)
 
 
 def _running_max(xp, views, out):
