@@ -128,11 +128,16 @@ def test_conv2d_threaded(case, data):
 
 @given(case=conv_pool_cases(), data=st.data())
 def test_conv2d_max_pool2d_threaded(case, data):
-    """Slices of up to 2 images per thread, chunks of 2 within them: every split the op makes."""
+    """Slices of up to 2 images per thread, chunks of 2 within them: every split the op makes.
+
+    Integer inputs and weights in halves make windows tie often, and keep every product and sum
+    exact: the one-op form lays out its GEMMs differently from the composition, and with
+    rounding a tie in one could be a near-tie in the other, routing the gradient elsewhere."""
     with forced_threads():
         x, w, b, kwargs, pool = case
         x = np.round(with_batch(data, x, make=lambda shape: arrays(shape, min_value=-9.0, max_value=9.0), most=8))
-        inputs = [x, w] + ([] if b is None else [b])
+        w = np.round(w * 2) / 2
+        inputs = [x, w] + ([] if b is None else [np.round(b * 2) / 2])
 
         relu = data.draw(st.booleans())
 
