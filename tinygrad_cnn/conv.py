@@ -60,10 +60,20 @@ def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation, out, pool=(1, 1))
 
 
 def _col2im(xp, pieces, grad_pad, out_h, out_w, stride, dilation):
-    """The inverse gather of im2col: zero the padded (N, Hp, Wp, C) gradient `grad_pad`, then add
-    each kernel offset's (N, OH, OW, C) gradient piece into the strided window it was read from
-    (windows overlap, so pixels sum). `pieces` yields ((i, j), piece)."""
-    grad_pad[...] = 0
+    """The inverse gather of im2col: add each kernel offset's (N, OH, OW, C) gradient piece into
+    the strided window of the padded (N, Hp, Wp, C) gradient `grad_pad` it was read from
+    (windows overlap, so pixels sum), and zero what no window covers. `pieces` yields
+    ((i, j), piece), offset (0, 0) first."""
+    if stride == (1, 1):
+        # NOTE: offset (0, 0)'s window is then the top-left (OH, OW) block: it is copied, not
+        # added, and only the rows and columns outside it are zeroed (one pass fewer)
+        grad_pad[:, out_h:] = 0
+        grad_pad[:, :out_h, out_w:] = 0
+        pieces = iter(pieces)
+        (i, j), piece = next(pieces)
+        grad_pad[:, :out_h, :out_w] = piece
+    else:
+        grad_pad[...] = 0
     for (i, j), piece in pieces:
         _window(grad_pad, i, j, out_h, out_w, stride, dilation)[...] += piece
     return grad_pad
