@@ -98,19 +98,16 @@ def _pad_nhwc(xp, x, padding, value=0.0, out=None):
     return out
 
 
-# NOTE: images per chunk within a thread's slice of the batch, when a convolution pools its
-# output. A chunk's im2col rows go into the GEMM, and its output (1.6 MB at most in the
-# tutorial's model) is pooled, and in backward its gradient formed and used, while still in the
-# core's cache: ~10% off a training step. A convolution that does not pool takes its slice in
-# one go; smaller GEMMs only cost it.
+# NOTE: images per chunk within a thread's slice of the batch. A chunk's im2col rows go into the
+# GEMM, and its output (1.6 MB at most in the tutorial's model) is pooled, and in backward its
+# gradient formed and used, while still in the core's cache: ~10% off a training step.
 CHUNK_IMAGES = 16
 
 
-def _chunks(images, pooling):
-    """Consecutive sub-slices of the slice `images`: CHUNK_IMAGES long when pooling, else one."""
-    size = CHUNK_IMAGES if pooling else max(images.stop - images.start, 1)
-    for lo in range(images.start, images.stop, size):
-        yield slice(lo, min(lo + size, images.stop))
+def _chunks(images):
+    """Consecutive sub-slices of the slice `images`, CHUNK_IMAGES long (the last may be shorter)."""
+    for lo in range(images.start, images.stop, CHUNK_IMAGES):
+        yield slice(lo, min(lo + CHUNK_IMAGES, images.stop))
 
 
 class _PoolBlocks:
@@ -175,41 +172,38 @@ class Conv2d(Function):
         self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
         self.x_pad = x_pad = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
         dtype = xp.result_type(x, w_mat)
+        # NOTE: the work goes chunk by chunk, each chunk's im2col rows in one buffer per thread
+        # that stays in cache, and backward rebuilds them for the weight gradient: writing the
+        # whole matrix to memory and reading it back cost more than a second im2col (conv2 of
+        # the tutorial: 1.5 ms a step).
         if pool is None:
-            # NOTE: a convolution that does not pool takes its slice in one piece and keeps its
-            # im2col matrix for the weight gradient; one that pools works chunk by chunk in cache
-            # and rebuilds each chunk's rows in backward: writing the whole matrix to memory and
-            # reading it back cost more than a second im2col (conv2 of the tutorial: 1.5 ms a step).
-            self.cols = cols = self._new_cols(n * blocks.rows_per_image)
-            out = xp.empty((cols.shape[0], o), dtype=dtype)
-            self.result = out.reshape(n, out_h, out_w, o)
+            self.result = xp.empty((n, out_h, out_w, o), dtype=dtype)
             self.offset = None
         else:
-            self.cols = None
-            # NOTE: and it keeps, per pooled value, only the offset of its window's first maximum
-            # (one byte), not its full-size output, which lives in one chunk-sized buffer per
-            # thread; backward routes the gradient by offset.
+            # NOTE: a pooling convolution keeps, per pooled value, only the offset of its window's
+            # first maximum (one byte), not its full-size output, which lives in one chunk-sized
+            # buffer per thread; backward routes the gradient by offset.
             self.result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
             self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count < 256 else xp.int32)
         result = self.result
 
         def work(images):
             _pad_nhwc(xp, x[images], padding, out=x_pad[images])
-            if pool is None:
-                rows = blocks.rows(images)
-                self._fill_cols(images, cols[rows])
-                xp.matmul(cols[rows], w_mat, out=out[rows])
-            else:
-                chunk_cols = self._new_cols(min(CHUNK_IMAGES, images.stop - images.start) * blocks.rows_per_image)
-                chunk_out = xp.empty((chunk_cols.shape[0], o), dtype=dtype)
-                for chunk in _chunks(images, True):
-                    size = (chunk.stop - chunk.start) * blocks.rows_per_image
-                    self._fill_cols(chunk, chunk_cols[:size])
+            most = min(CHUNK_IMAGES, images.stop - images.start) * blocks.rows_per_image
+            chunk_cols = self._new_cols(most)
+            chunk_out = result.reshape(-1, o) if pool is None else xp.empty((most, o), dtype=dtype)
+            for chunk in _chunks(images):
+                rows = blocks.rows(chunk)
+                size = rows.stop - rows.start
+                self._fill_cols(chunk, chunk_cols[:size])
+                if pool is None:  # straight into the output
+                    xp.matmul(chunk_cols[:size], w_mat, out=chunk_out[rows])
+                    if relu:
+                        xp.maximum(result[chunk], 0, out=result[chunk])
+                else:
                     xp.matmul(chunk_cols[:size], w_mat, out=chunk_out[:size])
                     _max_and_first_offset(xp, blocks.split(chunk_out[:size], o), result[chunk], self.offset[chunk],
                                           relu)
-            if relu and pool is None:
-                xp.maximum(result[images], 0, out=result[images])
 
         over_batch(xp, n, n * blocks.rows_per_image * (k + 1), work)
         return result.transpose(0, 3, 1, 2)
@@ -251,25 +245,23 @@ class Conv2d(Function):
 
         def work(images):
             share = None  # this slice's share of the weight gradient (KH*KW*C, O), the bias its last row
+            most = min(CHUNK_IMAGES, images.stop - images.start)
+            chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params else None
             if pooling:
-                most = min(CHUNK_IMAGES, images.stop - images.start)
-                chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params else None
                 routed = xp.empty((most * blocks.rows_per_image, o), dtype=g.dtype)  # in the rows' order
                 unpooled = _unpooled_buffer(xp, (most, out_h, out_w, o), blocks.pool, g.dtype) if need_x else None
-            for chunk in _chunks(images, pooling):
+            for chunk in _chunks(images):
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
                 if pooling:  # g at each window's first maximum (none where ReLU zeroed it)
                     g_rows = routed[:size]
                     # NOTE: all offsets' blocks in two broadcast ops, not two per offset
                     hits = self.offset[chunk] == offsets
                     xp.multiply(g[chunk], hits, out=g_rows.reshape(hits.shape))
-                    cols = chunk_cols[:size] if need_params else None
-                    if need_params:
-                        self._fill_cols(chunk, cols)
                 else:
                     g_rows = (g[chunk] * (self.result[chunk] > 0) if self.relu else g[chunk]).reshape(-1, o)
-                    cols = self.cols[blocks.rows(chunk)]
                 if need_params:
+                    cols = chunk_cols[:size]
+                    self._fill_cols(chunk, cols)
                     # NOTE: dot, not matmul: matmul keeps the GIL when its output has at most 500
                     # values (conv1's is 10 x 32), and the other thread's ops then stall on it
                     part = xp.dot(cols.T, g_rows)
