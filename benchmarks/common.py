@@ -29,18 +29,23 @@ def sync(device):
         cupy.cuda.Device().synchronize()
 
 
-def time_interleaved(runs, repeats, warmup=2):
+def time_interleaved(runs, repeats, warmup=2, busy=0.03):
     """Median seconds of each named callable, alternating between them so machine noise hits all
-    alike. Each timed call follows an untimed call of the same callable: idle worker threads keep
-    spinning for a while after an op (PyTorch's OpenMP threads, several milliseconds), and that
-    first call, not the timed one, is the one that runs while the other framework's threads spin."""
+    alike. Each timed call follows untimed calls of the same callable for at least `busy`
+    seconds: PyTorch's OpenMP threads keep spinning for several milliseconds after its last op,
+    and a timed call right after them would run on a core they still hold. (Pausing instead
+    does not work here: after 20 ms idle, these cores run the next few milliseconds at half
+    speed.)"""
     for fn in runs.values():
         for _ in range(warmup):
             fn()
     samples = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
+            until = time.perf_counter() + busy
             fn()
+            while time.perf_counter() < until:
+                fn()
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
