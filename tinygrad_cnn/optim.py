@@ -261,16 +261,16 @@ class Adam(Optimizer):
         corrections are Python floats, so float32 state is never promoted to float64."""
         beta1, beta2 = self.betas
         scratch = xp.empty_like(m)
-        m *= beta1
-        m += xp.multiply(g, 1 - beta1, out=scratch)
+        m += xp.multiply(xp.subtract(g, m, out=scratch), 1 - beta1, out=scratch)  # m + (1-b1)(g-m), as PyTorch's lerp
         v *= beta2
-        xp.multiply(g, g, out=scratch)
-        v += xp.multiply(scratch, 1 - beta2, out=scratch)
-        denom = xp.sqrt(v, out=scratch)  # sqrt(v_hat) + eps, with v_hat = v / (1 - beta2**t)
-        denom *= 1 / math.sqrt(1 - beta2 ** t)
-        denom += self.eps
+        v += xp.multiply(xp.multiply(g, 1 - beta2, out=scratch), g, out=scratch)
+        # p -= lr/c1 * m / (sqrt(v)/c2 + eps), with c1, c2 = 1 - beta1**t, sqrt(1 - beta2**t), written
+        # as lr*c2/c1 * m / (sqrt(v) + eps*c2) to save a pass
+        c1, c2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
+        denom = xp.sqrt(v, out=scratch)
+        denom += self.eps * c2
         step = xp.divide(m, denom, out=scratch)
-        step *= self.lr / (1 - beta1 ** t)
+        step *= self.lr * c2 / c1
         p -= step
 
 
