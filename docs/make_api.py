@@ -51,8 +51,8 @@ FILL_INS = {
     "tinygrad_cnn.nn.init.INITIALIZERS": "The initialisers known by name (`kernel_initializer='he_uniform'`).",
     "tinygrad_cnn.parallel.MIN_ELEMENTS": "Ops smaller than this many elements run as one call: threads would cost "
                                           "more than they save.",
-    "tinygrad_cnn.conv.CHUNK_IMAGES": "Images per chunk of a thread's slice in a convolution (a chunk's im2col "
-                                      "rows and output stay in cache).",
+    "tinygrad_cnn.conv.CHUNK_BYTES": "Largest matrix, in bytes, that a chunk of a thread's slice may need in a "
+                                     "convolution (a chunk's im2col rows and output stay in cache).",
     "tinygrad_cnn.datasets.mnist.INFO": "Name, authors and license of the dataset.",
     "tinygrad_cnn.device.DEFAULT_DEVICE_ENV": "The environment variable that names the default device "
                                               "(used wherever device=None).",

@@ -18,16 +18,17 @@ threadpoolctl = pytest.importorskip("threadpoolctl", reason="threads per op need
 
 
 @contextlib.contextmanager
-def forced_threads(n=3):
-    """n threads per op, for ops of any size, and chunks of 2 images within a thread's slice
-    when a convolution pools; the defaults again afterwards."""
-    min_elements, chunk = parallel.MIN_ELEMENTS, conv.CHUNK_IMAGES
-    parallel.MIN_ELEMENTS, conv.CHUNK_IMAGES = 0, 2
+def forced_threads(n=3, chunk_bytes=1):
+    """n threads per op, for ops of any size, and convolutions in chunks of at most
+    `chunk_bytes` (one image with the default) within a thread's slice; the defaults again
+    afterwards."""
+    min_elements, chunk = parallel.MIN_ELEMENTS, conv.CHUNK_BYTES
+    parallel.MIN_ELEMENTS, conv.CHUNK_BYTES = 0, chunk_bytes
     parallel.set_num_threads(n)
     try:
         yield n
     finally:
-        parallel.MIN_ELEMENTS, conv.CHUNK_IMAGES = min_elements, chunk
+        parallel.MIN_ELEMENTS, conv.CHUNK_BYTES = min_elements, chunk
         parallel.set_num_threads(None)
 
 
@@ -113,9 +114,13 @@ def test_set_num_threads_rejects_bad_values(bad):
 
 # ---------------------------------------------------------------- the ops that split
 
+# chunk sizes from one image to a whole slice, full and partial last chunks included
+CHUNK_BYTES = st.integers(1, 20_000)
+
+
 @given(case=conv_cases(), data=st.data())
 def test_conv2d_threaded(case, data):
-    with forced_threads():
+    with forced_threads(chunk_bytes=data.draw(CHUNK_BYTES, label="chunk_bytes")):
         x, w, b, kwargs = case
         x = with_batch(data, x)
         inputs = [x, w] + ([] if b is None else [b])
@@ -128,7 +133,7 @@ def test_conv2d_threaded(case, data):
 
 @given(case=conv_pool_cases(), data=st.data())
 def test_conv2d_max_pool2d_threaded(case, data):
-    """Slices of up to 2 images per thread, chunks of 2 within them: every split the op makes.
+    """Slices of up to 2 images per thread, chunks of any size within them: every split the op makes.
 
     Integer inputs and weights in halves make windows tie often, and keep every product and sum
     exact: the one-op form lays out its GEMMs differently from the composition, and with
@@ -144,6 +149,7 @@ def test_conv2d_max_pool2d_threaded(case, data):
         def composed(x, w, *b):
             return conv_then_pool(x, w, b[0] if b else None, kwargs, pool, relu)
 
+        conv.CHUNK_BYTES = data.draw(CHUNK_BYTES, label="chunk_bytes")
         threaded = values_and_grads(
             lambda x, w, *b: F.conv2d_max_pool2d(x, w, *b, pool_size=pool, relu=relu, **kwargs), inputs)
         for a, b_ in zip(threaded, one_call(lambda: values_and_grads(composed, inputs))):

@@ -98,16 +98,19 @@ def _pad_nhwc(xp, x, padding, value=0.0, out=None):
     return out
 
 
-# NOTE: images per chunk within a thread's slice of the batch. A chunk's im2col rows go into the
-# GEMM, and its output (1.6 MB at most in the tutorial's model) is pooled, and in backward its
-# gradient formed and used, while still in the core's cache: ~10% off a training step.
-CHUNK_IMAGES = 16
+# NOTE: the size, in bytes, of the largest matrix a chunk of images may need in a convolution
+# (its im2col rows, or its full-size output): a chunk's rows go through the GEMM, and its output
+# is pooled, and in backward its gradient formed and used, while still in the core's cache
+# (16 images in the tutorial's second layer forward, 9 backward): ~10% off a training step.
+CHUNK_BYTES = 4 << 20
 
 
-def _chunks(images):
-    """Consecutive sub-slices of the slice `images`, CHUNK_IMAGES long (the last may be shorter)."""
-    for lo in range(images.start, images.stop, CHUNK_IMAGES):
-        yield slice(lo, min(lo + CHUNK_IMAGES, images.stop))
+def _chunks(images, image_bytes):
+    """Consecutive sub-slices of the slice `images`, each of about CHUNK_BYTES // image_bytes
+    images (at least one; the last may be shorter)."""
+    size = max(1, CHUNK_BYTES // image_bytes)
+    for lo in range(images.start, images.stop, size):
+        yield slice(lo, min(lo + size, images.stop))
 
 
 class _PoolBlocks:
@@ -187,12 +190,15 @@ class Conv2d(Function):
             self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count < 256 else xp.int32)
         result = self.result
 
+        image_bytes = blocks.rows_per_image * max(k + 1, o) * x_pad.itemsize  # its im2col rows or output
+
         def work(images):
             _pad_nhwc(xp, x[images], padding, out=x_pad[images])
-            most = min(CHUNK_IMAGES, images.stop - images.start) * blocks.rows_per_image
+            chunks = list(_chunks(images, image_bytes))
+            most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image
             chunk_cols = self._new_cols(most)
             chunk_out = result.reshape(-1, o) if pool is None else xp.empty((most, o), dtype=dtype)
-            for chunk in _chunks(images):
+            for chunk in chunks:
                 rows = blocks.rows(chunk)
                 size = rows.stop - rows.start
                 self._fill_cols(chunk, chunk_cols[:size])
@@ -237,20 +243,41 @@ class Conv2d(Function):
         g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, O), or (N, OH // PH, OW // PW, O) after pooling
         need_x, need_w = self.needs_input_grad[:2]
         need_params = need_w or (self.has_bias and self.needs_input_grad[2])
-        grad_pad = xp.empty(self.x_pad.shape, dtype=g.dtype) if need_x else None
-        w_offsets = xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
+        (top, bottom), (left, right) = padding
+        reach_h, reach_w = (kh - 1) * dilation[0], (kw - 1) * dilation[1]
+        # NOTE: at stride 1 (and padding within the kernel's reach), the input gradient is a
+        # correlation of the zero-padded output gradient with the flipped kernel: one im2col and
+        # one GEMM per chunk, written straight into the result, instead of KH*KW narrow GEMMs
+        # whose pieces are then added into overlapping windows (~1 ms a step in the tutorial's
+        # model, whose first layer then also reads a contiguous gradient)
+        full = (need_x and stride == (1, 1) and 0 <= min(top, bottom) and max(top, bottom) <= reach_h
+                and 0 <= min(left, right) and max(left, right) <= reach_w)
+        if full:
+            g_full_size = (out_h + 2 * reach_h - top - bottom, out_w + 2 * reach_w - left - right)
+            g_at = (reach_h - top, reach_w - left)  # where the gradient starts in it
+            w_flipped = xp.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(kh * kw * o, c)
+            grad_nhwc = xp.empty((n, h, w, c), dtype=xp.result_type(g, self.weight))
+        grad_pad = xp.empty(self.x_pad.shape, dtype=g.dtype) if need_x and not full else None
+        w_offsets = None if full else xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
+        image_bytes = self.x_pad.itemsize * max(blocks.rows_per_image * max(k + 1, o), h * w * kh * kw * o if full else 0)
         pooling = blocks.pool is not None
         if pooling:  # 1 + each block's index, as (count, 1, 1, 1, 1) to compare with every offset at once
             offsets = xp.arange(1, blocks.count + 1, dtype=self.offset.dtype).reshape(-1, 1, 1, 1, 1)
 
         def work(images):
             share = None  # this slice's share of the weight gradient (KH*KW*C, O), the bias its last row
-            most = min(CHUNK_IMAGES, images.stop - images.start)
+            chunks = list(_chunks(images, image_bytes))
+            most = chunks[0].stop - chunks[0].start
             chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params else None
             if pooling:
                 routed = xp.empty((most * blocks.rows_per_image, o), dtype=g.dtype)  # in the rows' order
-                unpooled = _unpooled_buffer(xp, (most, out_h, out_w, o), blocks.pool, g.dtype) if need_x else None
-            for chunk in _chunks(images):
+            if full:  # the gradient in pixel order inside a zero border, and its im2col rows
+                g_full = xp.zeros((most,) + g_full_size + (o,), dtype=g.dtype)
+                g_pixels = g_full[:, g_at[0]:g_at[0] + out_h, g_at[1]:g_at[1] + out_w, :]
+                g_cols = xp.empty((most * h * w, kh * kw * o), dtype=g.dtype)
+            elif need_x and pooling:
+                g_pixels = _unpooled_buffer(xp, (most, out_h, out_w, o), blocks.pool, g.dtype)
+            for chunk in chunks:
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
                 if pooling:  # g at each window's first maximum (none where ReLU zeroed it)
                     g_rows = routed[:size]
@@ -267,17 +294,29 @@ class Conv2d(Function):
                     part = xp.dot(cols.T, g_rows)
                     share = part if share is None else xp.add(share, part, out=share)
                 if need_x:
-                    if pooling:  # col2im wants the gradient in pixel order
-                        g_pixels = unpooled[:chunk.stop - chunk.start]
-                        for view, block in zip(_tiles(g_pixels, blocks.pool), blocks.split(g_rows, o)):
-                            view[...] = block
-                        g_rows = g_pixels.reshape(-1, o)
-                    pieces = self._input_grad_pieces(g_rows, w_offsets, chunk.stop - chunk.start)
-                    _col2im(xp, pieces, grad_pad[chunk], out_h, out_w, stride, dilation)
+                    images_in = chunk.stop - chunk.start
+                    if pooling or full:  # the gradient in pixel order
+                        pixels = g_pixels[:images_in]
+                        if pooling:
+                            for view, block in zip(_tiles(pixels, blocks.pool), blocks.split(g_rows, o)):
+                                view[...] = block
+                        else:
+                            pixels[...] = g_rows.reshape(pixels.shape)
+                    if full:
+                        rows = g_cols[:images_in * h * w]
+                        _im2col(xp, g_full[:images_in], kh, kw, h, w, (1, 1), dilation, rows)
+                        xp.matmul(rows, w_flipped, out=grad_nhwc[chunk].reshape(-1, c))
+                    else:
+                        pieces = self._input_grad_pieces(pixels.reshape(-1, o) if pooling else g_rows, w_offsets,
+                                                         images_in)
+                        _col2im(xp, pieces, grad_pad[chunk], out_h, out_w, stride, dilation)
             return share
 
         shares = over_batch(xp, n, n * blocks.rows_per_image * (k + 1), work)
-        grad_x = _unpad_nchw(grad_pad, padding) if need_x else None
+        if need_x:
+            grad_x = grad_nhwc.transpose(0, 3, 1, 2) if full else _unpad_nchw(grad_pad, padding)
+        else:
+            grad_x = None
         grad_params = sum(shares) if need_params else None
         grad_w = grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if need_w else None
         if self.has_bias:
