@@ -249,8 +249,10 @@ class Conv2d(Function):
         # correlation of the zero-padded output gradient with the flipped kernel: one im2col and
         # one GEMM per chunk, written straight into the result, instead of KH*KW narrow GEMMs
         # whose pieces are then added into overlapping windows (~1 ms a step in the tutorial's
-        # model, whose first layer then also reads a contiguous gradient)
-        full = (need_x and stride == (1, 1) and 0 <= min(top, bottom) and max(top, bottom) <= reach_h
+        # model, whose first layer then also reads a contiguous gradient). Its im2col holds
+        # KH*KW*O values per pixel and the additions KH*KW*C, so it pays when C >= O / 2.
+        full = (need_x and stride == (1, 1) and 2 * c >= o
+                and 0 <= min(top, bottom) and max(top, bottom) <= reach_h
                 and 0 <= min(left, right) and max(left, right) <= reach_w)
         if full:
             g_full_size = (out_h + 2 * reach_h - top - bottom, out_w + 2 * reach_w - left - right)
