@@ -257,11 +257,13 @@ class Conv2d(Function):
         if full:
             g_full_size = (out_h + 2 * reach_h - top - bottom, out_w + 2 * reach_w - left - right)
             g_at = (reach_h - top, reach_w - left)  # where the gradient starts in it
-            w_flipped = xp.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(kh * kw * o, c)
+            flipped = self.weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)  # (KH, KW, O, C)
+            w_flipped = xp.ascontiguousarray(flipped).reshape(kh * kw * o, c)
             grad_nhwc = xp.empty((n, h, w, c), dtype=xp.result_type(g, self.weight))
         grad_pad = xp.empty(self.x_pad.shape, dtype=g.dtype) if need_x and not full else None
         w_offsets = None if full else xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
-        image_bytes = self.x_pad.itemsize * max(blocks.rows_per_image * max(k + 1, o), h * w * kh * kw * o if full else 0)
+        rows_bytes = blocks.rows_per_image * max(k + 1, o)  # its im2col rows or output gradient
+        image_bytes = self.x_pad.itemsize * max(rows_bytes, h * w * kh * kw * o if full else 0)
         pooling = blocks.pool is not None
         if pooling:  # 1 + each block's index, as (count, 1, 1, 1, 1) to compare with every offset at once
             offsets = xp.arange(1, blocks.count + 1, dtype=self.offset.dtype).reshape(-1, 1, 1, 1, 1)
