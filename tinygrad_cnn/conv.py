@@ -243,27 +243,9 @@ class Conv2d(Function):
         g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, O), or (N, OH // PH, OW // PW, O) after pooling
         need_x, need_w = self.needs_input_grad[:2]
         need_params = need_w or (self.has_bias and self.needs_input_grad[2])
-        (top, bottom), (left, right) = padding
-        reach_h, reach_w = (kh - 1) * dilation[0], (kw - 1) * dilation[1]
-        # NOTE: at stride 1 (and padding within the kernel's reach), the input gradient is a
-        # correlation of the zero-padded output gradient with the flipped kernel: one im2col and
-        # one GEMM per chunk, written straight into the result, instead of KH*KW narrow GEMMs
-        # whose pieces are then added into overlapping windows (~1 ms a step in the tutorial's
-        # model, whose first layer then also reads a contiguous gradient). Its im2col holds
-        # KH*KW*O values per pixel and the additions KH*KW*C, so it pays when C >= O / 2.
-        full = (need_x and stride == (1, 1) and 2 * c >= o
-                and 0 <= min(top, bottom) and max(top, bottom) <= reach_h
-                and 0 <= min(left, right) and max(left, right) <= reach_w)
-        if full:
-            g_full_size = (out_h + 2 * reach_h - top - bottom, out_w + 2 * reach_w - left - right)
-            g_at = (reach_h - top, reach_w - left)  # where the gradient starts in it
-            flipped = self.weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)  # (KH, KW, O, C)
-            w_flipped = xp.ascontiguousarray(flipped).reshape(kh * kw * o, c)
-            grad_nhwc = xp.empty((n, h, w, c), dtype=xp.result_type(g, self.weight))
-        grad_pad = xp.empty(self.x_pad.shape, dtype=g.dtype) if need_x and not full else None
-        w_offsets = None if full else xp.ascontiguousarray(self.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
-        rows_bytes = blocks.rows_per_image * max(k + 1, o)  # its im2col rows or output gradient
-        image_bytes = self.x_pad.itemsize * max(rows_bytes, h * w * kh * kw * o if full else 0)
+        grad_x = _InputGradient(self, g.dtype) if need_x else None
+        image_bytes = self.x_pad.itemsize * max(blocks.rows_per_image * max(k + 1, o),  # im2col rows, output gradient
+                                                grad_x.image_values if need_x else 0)
         pooling = blocks.pool is not None
         if pooling:  # 1 + each block's index, as (count, 1, 1, 1, 1) to compare with every offset at once
             offsets = xp.arange(1, blocks.count + 1, dtype=self.offset.dtype).reshape(-1, 1, 1, 1, 1)
@@ -275,12 +257,7 @@ class Conv2d(Function):
             chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params else None
             if pooling:
                 routed = xp.empty((most * blocks.rows_per_image, o), dtype=g.dtype)  # in the rows' order
-            if full:  # the gradient in pixel order inside a zero border, and its im2col rows
-                g_full = xp.zeros((most,) + g_full_size + (o,), dtype=g.dtype)
-                g_pixels = g_full[:, g_at[0]:g_at[0] + out_h, g_at[1]:g_at[1] + out_w, :]
-                g_cols = xp.empty((most * h * w, kh * kw * o), dtype=g.dtype)
-            elif need_x and pooling:
-                g_pixels = _unpooled_buffer(xp, (most, out_h, out_w, o), blocks.pool, g.dtype)
+            scratch = grad_x.scratch(most) if need_x else None
             for chunk in chunks:
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
                 if pooling:  # g at each window's first maximum (none where ReLU zeroed it)
@@ -298,48 +275,108 @@ class Conv2d(Function):
                     part = xp.dot(cols.T, g_rows)
                     share = part if share is None else xp.add(share, part, out=share)
                 if need_x:
-                    images_in = chunk.stop - chunk.start
-                    if pooling or full:  # the gradient in pixel order
-                        pixels = g_pixels[:images_in]
-                        if pooling:
-                            for view, block in zip(_tiles(pixels, blocks.pool), blocks.split(g_rows, o)):
-                                view[...] = block
-                        else:
-                            pixels[...] = g_rows.reshape(pixels.shape)
-                    if full:
-                        rows = g_cols[:images_in * h * w]
-                        _im2col(xp, g_full[:images_in], kh, kw, h, w, (1, 1), dilation, rows)
-                        xp.matmul(rows, w_flipped, out=grad_nhwc[chunk].reshape(-1, c))
-                    else:
-                        pieces = self._input_grad_pieces(pixels.reshape(-1, o) if pooling else g_rows, w_offsets,
-                                                         images_in)
-                        _col2im(xp, pieces, grad_pad[chunk], out_h, out_w, stride, dilation)
+                    grad_x.add(scratch, chunk, g_rows)
             return share
 
         shares = over_batch(xp, n, n * blocks.rows_per_image * (k + 1), work)
-        if need_x:
-            grad_x = grad_nhwc.transpose(0, 3, 1, 2) if full else _unpad_nchw(grad_pad, padding)
-        else:
-            grad_x = None
         grad_params = sum(shares) if need_params else None
         grad_w = grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if need_w else None
+        grad_x = grad_x.result() if need_x else None
         if self.has_bias:
             return grad_x, grad_w, grad_params[k] if self.needs_input_grad[2] else None
         return grad_x, grad_w
 
-    def _input_grad_pieces(self, g_rows, w_offsets, images):
+
+class _InputGradient:
+    """The gradient of a Conv2d's input, built chunk by chunk from the output gradient's rows.
+
+    NOTE: at stride 1 (and padding within the kernel's reach), it is a correlation of the
+    zero-padded output gradient with the flipped kernel: one im2col and one GEMM per chunk,
+    written straight into the result, instead of KH*KW narrow GEMMs whose pieces are then added
+    into overlapping windows (col2im): ~1 ms a step in the tutorial's model, whose first layer
+    then also reads a contiguous gradient. Its im2col holds KH*KW*O values per pixel and the
+    additions KH*KW*C, so it is used when C >= O / 2."""
+
+    def __init__(self, op, dtype):
+        self.op, self.xp = op, op.xp
+        (n, c, h, w), out_h, out_w, stride, padding, dilation = op.geometry
+        o, _, kh, kw = op.weight.shape
+        (top, bottom), (left, right) = padding
+        reach_h, reach_w = (kh - 1) * dilation[0], (kw - 1) * dilation[1]
+        self.full = (stride == (1, 1) and 2 * c >= o
+                     and 0 <= min(top, bottom) and max(top, bottom) <= reach_h
+                     and 0 <= min(left, right) and max(left, right) <= reach_w)
+        self.dtype = dtype
+        if self.full:
+            self.padded_size = (out_h + 2 * reach_h - top - bottom, out_w + 2 * reach_w - left - right)
+            self.at = (reach_h - top, reach_w - left)  # where the output gradient starts in it
+            flipped = op.weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)  # (KH, KW, O, C)
+            self.weight = self.xp.ascontiguousarray(flipped).reshape(kh * kw * o, c)
+            self.grad = self.xp.empty((n, h, w, c), dtype=self.xp.result_type(dtype, op.weight))
+            self.image_values = h * w * kh * kw * o  # of its im2col rows
+        else:
+            self.weight = self.xp.ascontiguousarray(op.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
+            self.grad = self.xp.empty(op.x_pad.shape, dtype=dtype)  # padded, channels-last
+            self.image_values = 0
+
+    def scratch(self, images):
+        """One thread's buffers for chunks of up to `images` images: the output gradient in pixel
+        order (inside a zero border, when full), and the im2col rows (when full)."""
+        xp, op = self.xp, self.op
+        out_h, out_w = op.geometry[1:3]
+        o, _, kh, kw = op.weight.shape
+        if self.full:
+            padded = xp.zeros((images,) + self.padded_size + (o,), dtype=self.dtype)
+            pixels = padded[:, self.at[0]:self.at[0] + out_h, self.at[1]:self.at[1] + out_w, :]
+            h, w = self.grad.shape[1:3]
+            return padded, pixels, xp.empty((images * h * w, kh * kw * o), dtype=self.dtype)
+        if op.blocks.pool is not None:
+            return None, _unpooled_buffer(xp, (images, out_h, out_w, o), op.blocks.pool, self.dtype), None
+        return None, None, None
+
+    def add(self, scratch, chunk, g_rows):
+        """Write the input gradient of a chunk of images, from its output gradient rows (in the
+        rows' order: by window offset when pooling)."""
+        xp, op = self.xp, self.op
+        padded, pixels, cols = scratch
+        _, out_h, out_w, stride, _, dilation = op.geometry
+        o, c, kh, kw = op.weight.shape
+        images = chunk.stop - chunk.start
+        if pixels is not None:  # the gradient in pixel order
+            pixels = pixels[:images]
+            if op.blocks.pool is not None:
+                for view, block in zip(_tiles(pixels, op.blocks.pool), op.blocks.split(g_rows, o)):
+                    view[...] = block
+            else:
+                pixels[...] = g_rows.reshape(pixels.shape)
+            g_rows = pixels.reshape(-1, o) if not self.full else None
+        if self.full:
+            h, w = self.grad.shape[1:3]
+            rows = cols[:images * h * w]
+            _im2col(xp, padded[:images], kh, kw, h, w, (1, 1), dilation, rows)
+            xp.matmul(rows, self.weight, out=self.grad[chunk].reshape(-1, c))
+        else:
+            _col2im(xp, self._pieces(g_rows, images), self.grad[chunk], out_h, out_w, stride, dilation)
+
+    def result(self):
+        """The gradient as an NCHW view."""
+        if self.full:
+            return self.grad.transpose(0, 3, 1, 2)
+        return _unpad_nchw(self.grad, self.op.geometry[4])
+
+    def _pieces(self, g_rows, images):
         """For each kernel offset (i, j), the gradient of the input values that offset read.
 
         NOTE: one (rows, O) x (O, C) product per offset, into one reused contiguous buffer,
         beats one big GEMM whose (N, OH, OW, KH, KW, C) result must then be read back with
         strides (1.6x here)."""
         xp = self.xp
-        kh, kw, _, c = w_offsets.shape
-        out_h, out_w = self.geometry[1:3]
+        kh, kw, _, c = self.weight.shape
+        out_h, out_w = self.op.geometry[1:3]
         part = xp.empty((g_rows.shape[0], c), dtype=g_rows.dtype)
         for i in range(kh):
             for j in range(kw):
-                xp.matmul(g_rows, w_offsets[i, j], out=part)
+                xp.matmul(g_rows, self.weight[i, j], out=part)
                 yield (i, j), part.reshape(images, out_h, out_w, c)
 
 
