@@ -263,13 +263,16 @@ def test_max_pool_ties_route_each_window_to_one_input(device, data):
     out = F.max_pool2d(x, (kh, kw), (sh, sw))
     upstream = np.random.default_rng(h * 7 + w).uniform(0.5, 1.5, out.shape)
     out.backward(tg.Tensor(upstream, device=device))
-    grad = x.grad.numpy()
+    grad, values = x.grad.numpy(), x.numpy()
     for c in range(2):
         for r in range(out.shape[2]):
             for s in range(out.shape[3]):
                 window = grad[0, c, r * sh:r * sh + kh, s * sw:s * sw + kw]
                 assert np.count_nonzero(window) == 1
                 assert window.sum() == pytest.approx(upstream[0, c, r, s])
+                # the first maximum in reading order is the one
+                first = np.argmax(values[0, c, r * sh:r * sh + kh, s * sw:s * sw + kw])
+                assert window.ravel()[first] != 0
     assert grad.sum() == pytest.approx(upstream.sum())  # nothing reached cells outside every window
 
 

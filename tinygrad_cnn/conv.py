@@ -190,7 +190,8 @@ class Conv2d(Function):
             self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count < 256 else xp.int32)
         result = self.result
 
-        image_bytes = blocks.rows_per_image * max(k + 1, o) * x_pad.itemsize  # its im2col rows or output
+        self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
+        image_bytes = self.image_values * x_pad.itemsize
 
         def work(images):
             _pad_nhwc(xp, x[images], padding, out=x_pad[images])
@@ -211,7 +212,7 @@ class Conv2d(Function):
                     _max_and_first_offset(xp, blocks.split(chunk_out[:size], o), result[chunk], self.offset[chunk],
                                           relu)
 
-        over_batch(xp, n, n * blocks.rows_per_image * (k + 1), work)
+        over_batch(xp, n, n * self.image_values, work)
         return result.transpose(0, 3, 1, 2)
 
     def _new_cols(self, rows):
@@ -244,8 +245,7 @@ class Conv2d(Function):
         need_x, need_w = self.needs_input_grad[:2]
         need_params = need_w or (self.has_bias and self.needs_input_grad[2])
         grad_x = _InputGradient(self, g.dtype) if need_x else None
-        image_bytes = self.x_pad.itemsize * max(blocks.rows_per_image * max(k + 1, o),  # im2col rows, output gradient
-                                                grad_x.image_values if need_x else 0)
+        image_bytes = self.x_pad.itemsize * max(self.image_values, grad_x.image_values if need_x else 0)
         pooling = blocks.pool is not None
         if pooling:  # 1 + each block's index, as (count, 1, 1, 1, 1) to compare with every offset at once
             offsets = xp.arange(1, blocks.count + 1, dtype=self.offset.dtype).reshape(-1, 1, 1, 1, 1)
@@ -278,7 +278,7 @@ class Conv2d(Function):
                     grad_x.add(scratch, chunk, g_rows)
             return share
 
-        shares = over_batch(xp, n, n * blocks.rows_per_image * (k + 1), work)
+        shares = over_batch(xp, n, n * self.image_values, work)
         grad_params = sum(shares) if need_params else None
         grad_w = grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if need_w else None
         grad_x = grad_x.result() if need_x else None
@@ -441,34 +441,19 @@ def _max_and_first_offset(xp, blocks, out, offset, relu):
         xp.maximum(offset, index, out=offset)
 
 
-def _running_max(xp, views, out):
-    """out = the elementwise max of the window offsets' views."""
-    xp.copyto(out, views[0])
-    for view in views[1:]:
-        xp.maximum(out, view, out=out)
-
-
-def _route_to_first_max(xp, views, out, g, grads):
-    """grads[k] = g where offset k holds its window's first maximum (first in row-major order
-    when several tie), else 0: each window's gradient reaches exactly one input."""
-    taken = None
-    for view, grad in zip(views, grads):
-        hit = view == out
-        if taken is None:
-            taken = hit.copy()
-        else:
-            xp.greater(hit, taken, out=hit)  # hit and not taken: a tie an earlier offset won
-            taken |= hit
-        xp.multiply(g, hit, out=grad)
+def _route_by_offset(xp, offset, g, grads):
+    """grads[q - 1] = g where offset == q, else 0 (offsets from _max_and_first_offset): each
+    window's gradient reaches exactly one input, and none where ReLU zeroed the output."""
+    for q, grad in enumerate(grads, start=1):
+        xp.multiply(g, offset == q, out=grad)
 
 
 class MaxPool2d(_Pool2d):
     """Max over each window; backward routes a window's gradient to exactly one maximum (the
     first in row-major order when several tie), so gradients are never split or duplicated.
 
-    NOTE: forward keeps only the running maximum; backward finds each window's first maximum
-    by comparing the window offsets with the output. That is cheaper than tracking an argmax
-    in forward, where every comparison would also need a select."""
+    NOTE: forward keeps, per output value, the offset of its window's first maximum (one byte),
+    as the fused conv+pool op does, and backward routes by it; the input is not kept."""
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
         xp = self.xp
@@ -477,30 +462,30 @@ class MaxPool2d(_Pool2d):
         # once instead of zero-filling and adding.
         self.tiled = kernel == stride and padding == (0, 0)
         if self.tiled:
-            self.views = _tiles(x.transpose(0, 2, 3, 1), kernel)
+            views = _tiles(x.transpose(0, 2, 3, 1), kernel)
             self.geometry = (x.shape, kernel)
         else:
             fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
             x_pad, offsets, out_h, out_w = self._windows(x, kernel, stride, padding, fill)
-            self.views = [_window(x_pad, i, j, out_h, out_w, stride, (1, 1)) for i, j in offsets]
+            views = [_window(x_pad, i, j, out_h, out_w, stride, (1, 1)) for i, j in offsets]
             self.offsets = offsets
-        out = xp.empty(self.views[0].shape, dtype=x.dtype)  # (N, OH, OW, C)
-        over_batch(xp, out.shape[0], x.size, lambda r: _running_max(xp, [v[r] for v in self.views], out[r]))
-        self.out = out
+        out = xp.empty(views[0].shape, dtype=x.dtype)  # (N, OH, OW, C)
+        self.offset = xp.empty(out.shape, dtype=xp.uint8 if len(views) < 256 else xp.int32)
+        over_batch(xp, out.shape[0], x.size, lambda r: _max_and_first_offset(
+            xp, [v[r] for v in views], out[r], self.offset[r], relu=False))
         return out.transpose(0, 3, 1, 2)
 
     def backward(self, g):
         xp = self.xp
         g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, C)
         if not self.tiled:
-            pieces = [xp.empty(g.shape, dtype=g.dtype) for _ in self.views]
-            _route_to_first_max(xp, self.views, self.out, g, pieces)
+            pieces = [xp.empty(g.shape, dtype=g.dtype) for _ in self.offsets]
+            _route_by_offset(xp, self.offset, g, pieces)
             return self._scatter(list(zip(self.offsets, pieces)), g.dtype)
         (n, c, h, w), kernel = self.geometry
         grad = _unpooled_buffer(xp, (n, h, w, c), kernel, g.dtype)
         grads = _tiles(grad, kernel)
-        over_batch(xp, n, grad.size, lambda r: _route_to_first_max(
-            xp, [v[r] for v in self.views], self.out[r], g[r], [d[r] for d in grads]))
+        over_batch(xp, n, grad.size, lambda r: _route_by_offset(xp, self.offset[r], g[r], [d[r] for d in grads]))
         return grad.transpose(0, 3, 1, 2)
 
 
