@@ -2,6 +2,8 @@
 as one call over the whole batch. Threads are forced here (three of them, any op size), so the
 small generated problems take the threaded path, with uneven and single-image slices."""
 import contextlib
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -104,6 +106,60 @@ def test_without_threadpoolctl_ops_run_as_one_call(threads, monkeypatch):
     monkeypatch.setattr(parallel, "_blas", False)  # what a missing threadpoolctl leaves
     assert parallel.get_num_threads() == 1
     assert parallel.over_batch(np, 6, 10**6, lambda rows: rows) == [slice(0, 6)]
+
+
+@given(count=st.integers(0, 30), n=st.integers(1, 5))
+def test_over_chunks_hands_each_chunk_to_exactly_one_thread(count, n):
+    chunks = [slice(i, i + 1) for i in range(count)]
+    with forced_threads(n):
+        taken = parallel.over_chunks(np, chunks, 10**6, lambda source: [(threading.get_ident(), i, c)
+                                                                      for i, c in source])
+    assert len(taken) == max(1, min(n, count))  # one call per thread, or one call in all
+    assert sorted(i for part in taken for _, i, _ in part) == list(range(count))
+    assert all(c is chunks[i] for part in taken for _, i, c in part)
+    for part in taken:  # each call ran in one thread, and took its chunks in order
+        assert len({ident for ident, _, _ in part}) <= 1
+        assert [i for _, i, _ in part] == sorted(i for _, i, _ in part)
+
+
+def test_over_chunks_lets_a_free_thread_take_more():
+    """A thread held up in one chunk leaves the others to take the rest."""
+    with forced_threads(2):
+        def work(source):
+            mine = []
+            for index, _ in source:
+                mine.append(index)
+                if index == 0:
+                    time.sleep(0.5)
+            return mine
+        parts = parallel.over_chunks(np, list(range(6)), 10**6, work)
+    assert sorted(parts) == [[0], [1, 2, 3, 4, 5]]  # whichever thread drew chunk 0 drew nothing else
+
+
+def test_errors_in_over_chunks_reach_the_caller(threads):
+    def work(source):
+        for index, _ in source:
+            if index == 4:
+                raise ValueError(f"chunk {index} failed")
+    with pytest.raises(ValueError, match="chunk 4 failed"):
+        parallel.over_chunks(np, list(range(8)), 10**6, work)
+
+
+@pytest.mark.parametrize("count, most, threads_, sizes", [
+    (128, 9, 2, [8] * 16),        # the tutorial's second layer, backward: 15 chunks fit, 16 for two threads
+    (128, 41, 2, [32] * 4),       # its first layer: 4 MiB holds 41 images
+    (10, 4, 3, [4, 4, 2]),        # 3 needed, for 3 threads: the last shorter
+    (5, 100, 2, [3, 2]),          # less than one chunk: still one per thread
+    (1, 100, 4, [1]),
+])
+def test_conv_chunks_come_in_a_multiple_of_the_threads(count, most, threads_, sizes, monkeypatch):
+    monkeypatch.setattr(conv, "CHUNK_BYTES", most * 100)
+    monkeypatch.setattr(parallel, "_threads", threads_)
+    monkeypatch.setattr(conv, "get_num_threads", lambda: threads_)
+    chunks = conv._chunks(count, 100)
+    assert [c.stop - c.start for c in chunks] == sizes
+    assert chunks[0].start == 0 and chunks[-1].stop == count
+    assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, "2"])

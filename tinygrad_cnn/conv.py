@@ -4,7 +4,7 @@ Windows are strided views of the whole batch: im2col is one view copied once, an
 pooling loop over the KH x KW kernel offsets only, so nothing loops over pixels, channels or
 images, and the same code runs on CuPy."""
 from .function import Function
-from .parallel import over_batch
+from .parallel import get_num_threads, over_batch, over_chunks
 
 
 def pair(value, name):
@@ -33,23 +33,32 @@ def _window(array, i, j, out_h, out_w, stride, dilation):
     return array[:, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw, :]
 
 
-def _im2col(xp, x_pad, kh, kw, out_h, out_w, stride, dilation, out, pool=(1, 1)):
-    """Write every window of a padded (N, H, W, C) array as one row of the 2-D `out` (of any
-    strides; the first KH*KW*C columns are written). Rows are in (i, j, image, y, x) order for
-    the PH x PW offsets (i, j) of `pool` windows over an (OH, OW) grid of them; with the default
-    pool (1, 1), (image, y, x) over the (OH, OW) output.
+def _windows(xp, x_pad, kh, kw, out_h, out_w, stride, dilation, pool=(1, 1)):
+    """Every window of a padded (N, H, W, C) array, as one strided view of shape
+    (PH, PW, N, OH, OW, KH, KW, C): offset (i, j) of the PH x PW `pool` windows over an (OH, OW)
+    grid of them, the image, the window's place in that grid, then its (KH, KW, C) values. With
+    the default pool (1, 1), (OH, OW) is the output grid. Slicing axis 2 gives a chunk's windows.
+
+    NOTE: built once per op (or per thread buffer), not per chunk: as_strided is Python code
+    (3 us), run while holding the lock (the GIL) the other thread needs between its NumPy calls."""
+    n, c = x_pad.shape[0], x_pad.shape[3]
+    s_n, s_h, s_w, s_c = x_pad.strides
+    (sh, sw), (ph, pw) = stride, pool
+    return xp.lib.stride_tricks.as_strided(
+        x_pad, shape=(ph, pw, n, out_h, out_w, kh, kw, c),
+        strides=(s_h * sh, s_w * sw, s_n, s_h * sh * ph, s_w * sw * pw, s_h * dilation[0], s_w * dilation[1], s_c))
+
+
+def _im2col(xp, windows, out):
+    """Write `windows` (from _windows, sliced to a chunk of images) as the rows of the 2-D `out`
+    (of any strides; the first KH*KW*C columns are written), in (i, j, image, y, x) order.
 
     NOTE: one strided view of the input copied once into a matching view of `out`: one call
     per chunk (Python overhead holds the GIL that the other threads need), and NumPy copies
     along whichever axis is contiguous in both. With `out` row-major that is a window's (KW, C)
     run (contiguous in the channels-last input at dilation 1), 3x faster than KH*KW slice
     copies; with `out` column-major (few channels) it is a row of the output grid."""
-    n, c = x_pad.shape[0], x_pad.shape[3]
-    s_n, s_h, s_w, s_c = x_pad.strides
-    (sh, sw), (ph, pw) = stride, pool
-    windows = xp.lib.stride_tricks.as_strided(
-        x_pad, shape=(ph, pw, n, out_h, out_w, kh, kw, c),
-        strides=(s_h * sh, s_w * sw, s_n, s_h * sh * ph, s_w * sw * pw, s_h * dilation[0], s_w * dilation[1], s_c))
+    ph, pw, n, out_h, out_w, kh, kw, c = windows.shape
     row, col = out.strides
     per_offset = n * out_h * out_w * row
     dst = xp.lib.stride_tricks.as_strided(
@@ -105,12 +114,15 @@ def _pad_nhwc(xp, x, padding, value=0.0, out=None):
 CHUNK_BYTES = 4 << 20
 
 
-def _chunks(images, image_bytes):
-    """Consecutive sub-slices of the slice `images`, each of about CHUNK_BYTES // image_bytes
-    images (at least one; the last may be shorter)."""
-    size = max(1, CHUNK_BYTES // image_bytes)
-    for lo in range(images.start, images.stop, size):
-        yield slice(lo, min(lo + size, images.stop))
+def _chunks(count, image_bytes):
+    """Consecutive slices of one size (the last may be shorter) that cover range(count): of at
+    most CHUNK_BYTES // image_bytes images (at least one), and as many as a multiple of the
+    thread count, so that threads taking them in turn (over_chunks) get equal shares."""
+    threads = get_num_threads()
+    number = -(-count // max(1, CHUNK_BYTES // image_bytes))  # the fewest chunks that fit
+    number = -(-number // threads) * threads
+    size = max(1, -(-count // max(1, number)))
+    return [slice(lo, min(lo + size, count)) for lo in range(0, count, size)]
 
 
 class _PoolBlocks:
@@ -174,6 +186,7 @@ class Conv2d(Function):
         self.channels_first = c * kw < blocks.width
         self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
         self.x_pad = x_pad = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+        self.windows = _windows(xp, x_pad, kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
         dtype = xp.result_type(x, w_mat)
         # NOTE: the work goes chunk by chunk, each chunk's im2col rows in one buffer per thread
         # that stays in cache, and backward rebuilds them for the weight gradient: writing the
@@ -193,48 +206,50 @@ class Conv2d(Function):
         self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
         image_bytes = self.image_values * x_pad.itemsize
 
-        def work(images):
-            _pad_nhwc(xp, x[images], padding, out=x_pad[images])
-            chunks = list(_chunks(images, image_bytes))
-            most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image
+        chunks = _chunks(n, image_bytes)
+        most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image if chunks else 0
+
+        def work(source):
             chunk_cols = self._new_cols(most)
             chunk_out = result.reshape(-1, o) if pool is None else xp.empty((most, o), dtype=dtype)
-            for chunk in chunks:
-                rows = blocks.rows(chunk)
-                size = rows.stop - rows.start
-                self._fill_cols(chunk, chunk_cols[:size])
+            for _, chunk in source:
+                _pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
+                cols = self._fill_cols(chunk, chunk_cols)
                 if pool is None:  # straight into the output
-                    xp.matmul(chunk_cols[:size], w_mat, out=chunk_out[rows])
+                    xp.matmul(cols, w_mat, out=chunk_out[blocks.rows(chunk)])
                     if relu:
                         xp.maximum(result[chunk], 0, out=result[chunk])
                 else:
-                    xp.matmul(chunk_cols[:size], w_mat, out=chunk_out[:size])
+                    size = cols.shape[0]
+                    xp.matmul(cols, w_mat, out=chunk_out[:size])
                     _max_and_first_offset(xp, blocks.split(chunk_out[:size], o), result[chunk], self.offset[chunk],
                                           relu)
 
-        over_batch(xp, n, n * self.image_values, work)
+        over_chunks(xp, chunks, n * self.image_values, work)
         return result.transpose(0, 3, 1, 2)
 
     def _new_cols(self, rows):
-        """An uninitialised im2col matrix: `rows` rows of KH*KW*C values (and a 1 with a bias)."""
-        width = self.weight[0].size + self.has_bias
-        if self.channels_first:
-            return self.xp.empty((width, rows), dtype=self.x_pad.dtype).T
-        return self.xp.empty((rows, width), dtype=self.x_pad.dtype)
-
-    def _fill_cols(self, images, cols):
-        """Write the im2col rows of a consecutive slice of images into `cols`.
+        """An im2col matrix for chunks of up to `rows` rows: KH*KW*C values per row, left
+        uninitialised, and with a bias a last column of ones (which _fill_cols leaves alone).
 
         NOTE: with a bias, each row ends in a 1 and the weight matrix in the bias, so the GEMM
         adds the bias and the weight-gradient GEMM sums its gradient: two passes over the output
         saved."""
-        _, _, _, stride, _, dilation = self.geometry
-        kh, kw = self.weight.shape[2:]
-        blocks = self.blocks
-        _im2col(self.xp, self.x_pad[images], kh, kw, blocks.height, blocks.width, stride, dilation, cols,
-                blocks.window)
+        width = self.weight[0].size + self.has_bias
+        if self.channels_first:
+            cols = self.xp.empty((width, rows), dtype=self.x_pad.dtype).T
+        else:
+            cols = self.xp.empty((rows, width), dtype=self.x_pad.dtype)
         if self.has_bias:
             cols[:, -1] = 1
+        return cols
+
+    def _fill_cols(self, images, cols):
+        """Write the im2col rows of a consecutive slice of images into the first rows of `cols`
+        (from _new_cols); returns those rows."""
+        rows = cols[:(images.stop - images.start) * self.blocks.rows_per_image]
+        _im2col(self.xp, self.windows[:, :, images], rows)
+        return rows
 
     def backward(self, g):
         xp, blocks = self.xp, self.blocks
@@ -250,15 +265,16 @@ class Conv2d(Function):
         if pooling:  # 1 + each block's index, as (count, 1, 1, 1, 1) to compare with every offset at once
             offsets = xp.arange(1, blocks.count + 1, dtype=self.offset.dtype).reshape(-1, 1, 1, 1, 1)
 
-        def work(images):
-            share = None  # this slice's share of the weight gradient (KH*KW*C, O), the bias its last row
-            chunks = list(_chunks(images, image_bytes))
-            most = chunks[0].stop - chunks[0].start
+        chunks = _chunks(n, image_bytes)
+        most = chunks[0].stop - chunks[0].start if chunks else 0
+        parts = [None] * len(chunks)  # each chunk's share of the weight gradient (KH*KW*C, O), the bias its last row
+
+        def work(source):
             chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params else None
             if pooling:
                 routed = xp.empty((most * blocks.rows_per_image, o), dtype=g.dtype)  # in the rows' order
             scratch = grad_x.scratch(most) if need_x else None
-            for chunk in chunks:
+            for index, chunk in source:
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
                 if pooling:  # g at each window's first maximum (none where ReLU zeroed it)
                     g_rows = routed[:size]
@@ -268,18 +284,19 @@ class Conv2d(Function):
                 else:
                     g_rows = (g[chunk] * (self.result[chunk] > 0) if self.relu else g[chunk]).reshape(-1, o)
                 if need_params:
-                    cols = chunk_cols[:size]
-                    self._fill_cols(chunk, cols)
+                    cols = self._fill_cols(chunk, chunk_cols)
                     # NOTE: dot, not matmul: matmul keeps the GIL when its output has at most 500
                     # values (conv1's is 10 x 32), and the other thread's ops then stall on it
-                    part = xp.dot(cols.T, g_rows)
-                    share = part if share is None else xp.add(share, part, out=share)
+                    parts[index] = xp.dot(cols.T, g_rows)
                 if need_x:
                     grad_x.add(scratch, chunk, g_rows)
-            return share
 
-        shares = over_batch(xp, n, n * self.image_values, work)
-        grad_params = sum(shares) if need_params else None
+        over_chunks(xp, chunks, n * self.image_values, work)
+        grad_params = None
+        if need_params:  # summed in chunk order, whichever thread computed each part
+            grad_params = parts[0] if parts else xp.zeros((k + self.has_bias, o), dtype=g.dtype)
+            for part in parts[1:]:
+                grad_params += part
         grad_w = grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if need_w else None
         grad_x = grad_x.result() if need_x else None
         if self.has_bias:
@@ -329,7 +346,8 @@ class _InputGradient:
             padded = xp.zeros((images,) + self.padded_size + (o,), dtype=self.dtype)
             pixels = padded[:, self.at[0]:self.at[0] + out_h, self.at[1]:self.at[1] + out_w, :]
             h, w = self.grad.shape[1:3]
-            return padded, pixels, xp.empty((images * h * w, kh * kw * o), dtype=self.dtype)
+            windows = _windows(xp, padded, kh, kw, h, w, (1, 1), op.geometry[5])
+            return windows, pixels, xp.empty((images * h * w, kh * kw * o), dtype=self.dtype)
         if op.blocks.pool is not None:
             return None, _unpooled_buffer(xp, (images, out_h, out_w, o), op.blocks.pool, self.dtype), None
         return None, None, None
@@ -338,22 +356,22 @@ class _InputGradient:
         """Write the input gradient of a chunk of images, from its output gradient rows (in the
         rows' order: by window offset when pooling)."""
         xp, op = self.xp, self.op
-        padded, pixels, cols = scratch
+        windows, pixels, cols = scratch
         _, out_h, out_w, stride, _, dilation = op.geometry
         o, c, kh, kw = op.weight.shape
         images = chunk.stop - chunk.start
         if pixels is not None:  # the gradient in pixel order
             pixels = pixels[:images]
-            if op.blocks.pool is not None:
-                for view, block in zip(_tiles(pixels, op.blocks.pool), op.blocks.split(g_rows, o)):
-                    view[...] = block
+            if op.blocks.pool is not None:  # one copy: the rows' blocks are the windows' offsets
+                tiles = _tiles(pixels, op.blocks.pool)
+                xp.copyto(tiles, g_rows.reshape(tiles.shape))
             else:
                 pixels[...] = g_rows.reshape(pixels.shape)
             g_rows = pixels.reshape(-1, o) if not self.full else None
         if self.full:
             h, w = self.grad.shape[1:3]
             rows = cols[:images * h * w]
-            _im2col(xp, padded[:images], kh, kw, h, w, (1, 1), dilation, rows)
+            _im2col(xp, windows[:, :, :images], rows)
             xp.matmul(rows, self.weight, out=self.grad[chunk].reshape(-1, c))
         else:
             _col2im(xp, self._pieces(g_rows, images), self.grad[chunk], out_h, out_w, stride, dilation)
@@ -401,12 +419,19 @@ class _Pool2d(Function):
 
 
 def _tiles(y, kernel):
-    """Offset k = i*KW + j of every non-overlapping KH x KW window of a (N, H, W, C) array, as a
-    list of (N, H // KH, W // KW, C) views; rows and columns past the last whole window are left out."""
+    """Every non-overlapping KH x KW window of a (N, H, W, C) array, as one view of shape
+    (KH, KW, N, H // KH, W // KW, C): [i, j] is offset (i, j) of every window; rows and columns
+    past the last whole window are left out."""
     n, h, w, c = y.shape
     kh, kw = kernel
     y6 = y[:, :h // kh * kh, :w // kw * kw, :].reshape(n, h // kh, kh, w // kw, kw, c)
-    return [y6[:, :, i, :, j, :] for i in range(kh) for j in range(kw)]
+    return y6.transpose(2, 4, 0, 1, 3, 5)
+
+
+def _tile_list(y, kernel):
+    """_tiles as a list of (N, H // KH, W // KW, C) views, one per offset in row-major order."""
+    tiles = _tiles(y, kernel)
+    return [tiles[i, j] for i in range(kernel[0]) for j in range(kernel[1])]
 
 
 def _unpooled_buffer(xp, shape, kernel, dtype):
@@ -462,7 +487,7 @@ class MaxPool2d(_Pool2d):
         # once instead of zero-filling and adding.
         self.tiled = kernel == stride and padding == (0, 0)
         if self.tiled:
-            views = _tiles(x.transpose(0, 2, 3, 1), kernel)
+            views = _tile_list(x.transpose(0, 2, 3, 1), kernel)
             self.geometry = (x.shape, kernel)
         else:
             fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
@@ -484,7 +509,7 @@ class MaxPool2d(_Pool2d):
             return self._scatter(list(zip(self.offsets, pieces)), g.dtype)
         (n, c, h, w), kernel = self.geometry
         grad = _unpooled_buffer(xp, (n, h, w, c), kernel, g.dtype)
-        grads = _tiles(grad, kernel)
+        grads = _tile_list(grad, kernel)
         over_batch(xp, n, grad.size, lambda r: _route_by_offset(xp, self.offset[r], g[r], [d[r] for d in grads]))
         return grad.transpose(0, 3, 1, 2)
 
