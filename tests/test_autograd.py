@@ -51,15 +51,6 @@ def test_accumulated_grad_owns_its_memory():
     np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 2.0))
 
 
-def test_a_new_grad_is_c_contiguous_even_from_a_transposed_gradient():
-    """Optimizers update contiguous gradients on all cores at once; a transpose's gradient is a
-    transposed view, which .grad must not keep as it is."""
-    x = leaf(np.arange(6.0).reshape(2, 3))
-    (x.transpose(1, 0) * leaf(np.ones((3, 2)))).sum().backward()
-    assert x.grad.data.flags.c_contiguous
-    np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3)))
-
-
 def test_later_backward_calls_accumulate_in_place():
     """Like PyTorch: the same .grad array is updated; a read-only .grad set by hand still works."""
     x = leaf(rand(3))

@@ -166,6 +166,18 @@ def test_conv2d_float32_stays_float32(device):
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("pool", [None, 2])
+def test_conv2d_weight_gradient_has_the_weights_layout(pool):
+    """The optimizers update C-contiguous gradients in one split over cores; the conv computes
+    its weight gradient transposed, so it must hand back a contiguous copy."""
+    rng = np.random.default_rng(0)
+    x = tensor(rng.standard_normal((2, 3, 6, 6)), "cpu", True)
+    w, b = tensor(rng.standard_normal((4, 3, 3, 3)), "cpu", True), tensor(np.zeros(4), "cpu", True)
+    out = F.conv2d(x, w, b, padding=1) if pool is None else F.conv2d_max_pool2d(x, w, b, padding=1, pool_size=pool)
+    out.sum().backward()
+    assert w.grad.data.flags.c_contiguous
+
+
 # ---------------------------------------------------------------- conv2d + max-pool in one op
 
 @st.composite

@@ -297,7 +297,10 @@ class Conv2d(Function):
             grad_params = parts[0] if parts else xp.zeros((k + self.has_bias, o), dtype=g.dtype)
             for part in parts[1:]:
                 grad_params += part
-        grad_w = grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if need_w else None
+        grad_w = None
+        if need_w:  # NOTE: in the weight's own contiguous layout (a small copy), so that the optimizers
+            # update it with the other parameters in their one split over cores
+            grad_w = xp.ascontiguousarray(grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
         grad_x = grad_x.result() if need_x else None
         if self.has_bias:
             return grad_x, grad_w, grad_params[k] if self.needs_input_grad[2] else None

@@ -260,9 +260,7 @@ class Tensor:
     def _accumulate(self, g):
         g = g.astype(self.dtype, copy=False)
         if self.grad is None:
-            # NOTE: own the memory, and C-contiguous: a layer's gradient may be a transposed view,
-            # and the optimizers update contiguous arrays on all cores at once
-            self.grad = Tensor._wrap(self.xp.array(g, copy=True, order="C"), self.device)
+            self.grad = Tensor._wrap(self.xp.array(g, copy=True), self.device)  # NOTE: own the memory
         else:
             data = self.grad.data
             if getattr(data.flags, "writeable", True) and data.shape == g.shape:
