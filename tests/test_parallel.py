@@ -145,6 +145,23 @@ def test_errors_in_over_chunks_reach_the_caller(threads):
         parallel.over_chunks(np, list(range(8)), 10**6, work)
 
 
+def test_conv_weight_gradient_does_not_depend_on_which_thread_took_which_chunk():
+    """Threads take chunks in turn, so which thread sums which chunk changes from run to run;
+    float32 sums in another order differ in the last bits, so the parts are summed in chunk
+    order. A thread-order sum fails this within a few runs."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((24, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((24, 5, 4, 4)).astype(np.float32)
+    results = set()
+    with forced_threads(3, chunk_bytes=1):
+        for _ in range(12):
+            weight = tg.Tensor(w, requires_grad=True)
+            F.conv2d_max_pool2d(tg.Tensor(x), weight, padding=1, pool_size=2, relu=True).backward(tg.Tensor(g))
+            results.add(weight.grad.numpy().tobytes())
+    assert len(results) == 1
+
+
 @pytest.mark.parametrize("count, most, threads_, sizes", [
     (128, 9, 2, [8] * 16),        # the tutorial's second layer, backward: 15 chunks fit, 16 for two threads
     (128, 41, 2, [32] * 4),       # its first layer: 4 MiB holds 41 images
