@@ -22,7 +22,7 @@ threadpoolctl = pytest.importorskip("threadpoolctl", reason="threads per op need
 @contextlib.contextmanager
 def forced_threads(n=3, chunk_bytes=1):
     """n threads per op, for ops of any size, and convolutions in chunks of at most
-    `chunk_bytes` (one image with the default) within a thread's slice; the defaults again
+    `chunk_bytes` (one image with the default), taken by the threads in turn; the defaults again
     afterwards."""
     min_elements, chunk = parallel.MIN_ELEMENTS, conv.CHUNK_BYTES
     parallel.MIN_ELEMENTS, conv.CHUNK_BYTES = 0, chunk_bytes
@@ -187,7 +187,7 @@ def test_set_num_threads_rejects_bad_values(bad):
 
 # ---------------------------------------------------------------- the ops that split
 
-# chunk sizes from one image to a whole slice, full and partial last chunks included
+# chunk sizes from one image to the whole batch, full and partial last chunks included
 CHUNK_BYTES = st.integers(1, 20_000)
 
 

@@ -110,7 +110,8 @@ def _pad_nhwc(xp, x, padding, value=0.0, out=None):
 # NOTE: the size, in bytes, of the largest matrix a chunk of images may need in a convolution
 # (its im2col rows, or its full-size output): a chunk's rows go through the GEMM, and its output
 # is pooled, and in backward its gradient formed and used, while still in the core's cache
-# (16 images in the tutorial's second layer forward, 9 backward): ~10% off a training step.
+# (16 images in the tutorial's second layer forward, 8 backward, counts rounded so that the
+# threads get equal numbers of chunks): ~10% off a training step.
 CHUNK_BYTES = 4 << 20
 
 
@@ -162,9 +163,9 @@ class Conv2d(Function):
     NOTE: the work happens channels-last. im2col gathers each window as one row of
     (N*OH*OW, KH*KW*C), so the product with the weight is a single GEMM. The result is returned
     as an NCHW view of that NHWC memory: no transpose copy, and the next layer reads it
-    channels-last for free. Forward and backward split the batch over CPU cores (parallel.py):
-    each slice of images does its own padding, im2col, products, pooling and col2im, chunk by
-    chunk. Pooling and ReLU here give the values and gradients of MaxPool2d and ReLU on the
+    channels-last for free. Forward and backward split the batch into chunks of images that the
+    CPU cores take in turn (parallel.over_chunks): each chunk gets its own padding, im2col,
+    products, pooling and input gradient, in one thread. Pooling and ReLU here give the values and gradients of MaxPool2d and ReLU on the
     output, without separate passes over the output in each direction."""
 
     def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
