@@ -48,6 +48,7 @@ FILL_INS = {
     "tinygrad_cnn.float32": "numpy.dtype('float32'), the default float type.",
     "tinygrad_cnn.float64": "numpy.dtype('float64').",
     "tinygrad_cnn.nn.ACTIVATIONS": "The activations known by name (`activation='relu'`).",
+    "tinygrad_cnn.nn.DATA_FORMATS": "The axis orders image layers take (`data_format=`): (N, C, H, W) or (N, H, W, C).",
     "tinygrad_cnn.nn.init.INITIALIZERS": "The initialisers known by name (`kernel_initializer='he_uniform'`).",
     "tinygrad_cnn.parallel.MIN_ELEMENTS": "Ops smaller than this many elements run as one call: threads would cost "
                                           "more than they save.",

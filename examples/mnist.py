@@ -75,7 +75,7 @@ def progress(iterable, total, desc, disable):
         from tqdm import tqdm
     except ImportError:
         disable = True
-    if disable:
+    if disable or not sys.stderr.isatty():  # redirected: the epoch lines only, not every bar refresh
         return iterable, None
     bar = tqdm(iterable, total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
     return bar, bar

@@ -41,7 +41,9 @@ class Optimizer:
                             f"wrap it in a list")
         params = list(params)
         if not params:
-            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+            raise ValueError(f"{type(self).__name__} got an empty parameter list; a model whose layers are not "
+                             f"built yet has none (a Sequential without input_shape): give it input_shape=..., "
+                             f"call model.build(input_shape) or call it on a batch before creating the optimizer")
         seen = set()
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):

@@ -154,6 +154,14 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.numpy().reshape(()).item()
 
+    def __float__(self):
+        """float(t) for a one-element tensor, as item() (ValueError for more elements)."""
+        return float(self.item())
+
+    def __int__(self):
+        """int(t) for a one-element tensor, truncated as int() of a float is."""
+        return int(self.item())
+
     def tolist(self):
         """The values as nested Python lists (copied from the GPU when needed)."""
         return self.numpy().tolist()

@@ -2,10 +2,11 @@
 the functional API (also importable as `F`)."""
 from . import functional, init
 from . import functional as F
-from .layers import (ACTIVATIONS, AveragePooling2D, AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer,
+from .layers import (ACTIVATIONS, DATA_FORMATS, AveragePooling2D, AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer,
                      MaxPool2D, MaxPooling2D, ReLU, Sequential, Sigmoid, Softmax, Tanh, get_activation)
+from .functional import relu, sigmoid, softmax, tanh
 from .module import Module
 
 __all__ = ["Module", "Layer", "Sequential", "Conv2D", "Dense", "MaxPool2D", "MaxPooling2D", "AvgPool2D",
            "AveragePooling2D", "Flatten", "ReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "ACTIVATIONS",
-           "get_activation", "functional", "F", "init"]
+           "get_activation", "functional", "F", "init", "relu", "sigmoid", "softmax", "tanh", "DATA_FORMATS"]

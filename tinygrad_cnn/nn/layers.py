@@ -32,6 +32,9 @@ def get_activation(activation, softmax_axis=-1):
             return (lambda x: F.softmax(x, axis=softmax_axis)), key
         return ACTIVATIONS[key], (None if key == "linear" else key)
     if callable(activation):
+        for key, fn in ACTIVATIONS.items():  # nn.relu, nn.softmax, ... (tf.nn.relu in the tutorial): by name, so
+            if fn is not None and activation is fn:  # that relu fuses into the conv and softmax is stripped by logits()
+                return get_activation(key, softmax_axis)
         return activation, getattr(activation, "__name__", type(activation).__name__)
     raise TypeError(f"activation must be a name, None or a callable, got {type(activation).__name__}")
 
@@ -54,6 +57,53 @@ def _same_pads(size, kernel, stride):
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
+
+
+DATA_FORMATS = ("channels_first", "channels_last")
+
+
+def _data_format(value, kind):
+    if value not in DATA_FORMATS:
+        raise ValueError(f"{kind} data_format must be 'channels_first' (N, C, H, W) or 'channels_last' "
+                         f"(N, H, W, C), got {value!r}")
+    return value
+
+
+class _Spatial:
+    """Image layers in either axis order. The ops work on (N, C, H, W) tensors whose memory is
+    channels-last inside, so a channels-last layer hands them a transposed view and transposes
+    the result back: no copies either way."""
+
+    data_format = "channels_first"
+
+    @property
+    def _channels_last(self):
+        return self.data_format == "channels_last"
+
+    def _layout(self):
+        return "(N, H, W, C)" if self._channels_last else "(N, C, H, W)"
+
+    def _nchw_shape(self, shape):
+        """A 4-D shape (batch axis first) in (N, C, H, W) order."""
+        return (shape[0], shape[3], shape[1], shape[2]) if self._channels_last else tuple(shape)
+
+    def _chw(self, input_shape):
+        """An input shape without the batch axis as (C, H, W)."""
+        return self._nchw_shape((None,) + tuple(input_shape))[1:]
+
+    def _own_order(self, chw):
+        """A (C, H, W) shape without the batch axis in the layer's own order."""
+        c, h, w = chw
+        return (h, w, c) if self._channels_last else (c, h, w)
+
+    def _format_repr(self):
+        return ", data_format='channels_last'" if self._channels_last else ""
+
+    def _to_nchw(self, x):
+        return x.transpose(0, 3, 1, 2) if self._channels_last else x
+
+    def _from_nchw(self, y):
+        return y.transpose(0, 2, 3, 1) if self._channels_last else y
 
 
 def _shape_tuple(shape):
@@ -171,19 +221,21 @@ class _Activated(Layer):
         return f", activation={self.activation_name!r}" if self.activation_name else ""
 
 
-class Conv2D(_Activated):
-    """2-D convolution over (N, C, H, W) inputs; weight (filters, C, KH, KW), bias (filters,).
+class Conv2D(_Spatial, _Activated):
+    """2-D convolution over (N, C, H, W) inputs, or (N, H, W, C) with data_format='channels_last'
+    (Keras' order; the same speed); weight (filters, C, KH, KW), bias (filters,) either way.
 
     padding: 'valid' (none), 'same' (Keras: output ceil(H / stride), any odd extra padding after),
     or an int / pair of ints of explicit zero padding (PyTorch style). activation='softmax' is taken
-    over the channels (axis 1), as Keras takes it over its channels-last axis."""
+    over the channels axis, as in Keras."""
 
     default_name = "conv2d"
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
                  dilation_rate=1, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name=None, dtype=None, device=None):
+                 name=None, dtype=None, device=None, data_format="channels_first"):
         super().__init__(name, dtype, device)
+        self.data_format = _data_format(data_format, "Conv2D")
         self.filters = _positive_int(filters, "Conv2D filters")
         self.kernel_size = _positive_pair(kernel_size, "Conv2D kernel_size")
         self.strides = _positive_pair(strides, "Conv2D strides")
@@ -198,7 +250,7 @@ class Conv2D(_Activated):
             padding = conv.pair(padding, "Conv2D padding")
         self.padding = padding
         self.use_bias = bool(use_bias)
-        self.activation, self.activation_name = get_activation(activation, softmax_axis=1)
+        self.activation, self.activation_name = get_activation(activation, -1 if self._channels_last else 1)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.weight = None
@@ -215,27 +267,29 @@ class Conv2D(_Activated):
 
     def _validate(self, shape):
         if len(shape) != 4:
-            self._fail(shape, "expects 4-D input (N, C, H, W)")
-        if self.built and shape[1] != self.weight.shape[1]:
-            self._fail(shape, f"expects {self.weight.shape[1]} input channels (weight shape {self.weight.shape})")
-        (top, bottom), (left, right) = self._pads(shape[2], shape[3])
+            self._fail(shape, f"expects 4-D input {self._layout()}")
+        _, c, h, w = self._nchw_shape(shape)
+        if self.built and c != self.weight.shape[1]:
+            self._fail(shape, f"expects {self.weight.shape[1]} input channels on axis "
+                              f"{3 if self._channels_last else 1} of {self._layout()} (weight shape {self.weight.shape})")
+        (top, bottom), (left, right) = self._pads(h, w)
         (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
-        if dh * (kh - 1) + 1 > shape[2] + top + bottom or dw * (kw - 1) + 1 > shape[3] + left + right:
+        if dh * (kh - 1) + 1 > h + top + bottom or dw * (kw - 1) + 1 > w + left + right:
             self._fail(shape, f"kernel {kh}x{kw} (dilation {self.dilation_rate}) is larger than the "
                               f"{self.padding!r}-padded input")
 
     def _build(self, input_shape):
         kh, kw = self.kernel_size
-        self.weight = self._new_weight(self.kernel_initializer, (self.filters, input_shape[0], kh, kw))
+        self.weight = self._new_weight(self.kernel_initializer, (self.filters, self._chw(input_shape)[0], kh, kw))
         if self.use_bias:
             self.bias = self._new_weight(self.bias_initializer, (self.filters,))
 
     def _output_shape(self, input_shape):
-        _, h, w = input_shape
+        _, h, w = self._chw(input_shape)
         (top, bottom), (left, right) = self._pads(h, w)
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
-        return (self.filters, conv.output_size(h + top + bottom, kh, sh, 0, dh),
-                conv.output_size(w + left + right, kw, sw, 0, dw))
+        return self._own_order((self.filters, conv.output_size(h + top + bottom, kh, sh, 0, dh),
+                                conv.output_size(w + left + right, kw, sw, 0, dw)))
 
     def pre_activation(self, x):
         """The convolution plus bias, before the activation (Sequential.logits uses it)."""
@@ -250,15 +304,15 @@ class Conv2D(_Activated):
     def _conv(self, x, max_pool=None, relu=False):
         """The convolution op, optionally followed, in the same op, by max-pooling over
         non-overlapping max_pool=(PH, PW) windows and by ReLU."""
-        x = self._cast(x)
+        x = self._to_nchw(self._cast(x))
         pads = self._pads(x.shape[2], x.shape[3])
         inputs = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return conv.Conv2d.apply(*inputs, stride=self.strides, padding=pads, dilation=self.dilation_rate,
-                                 pool=max_pool, relu=relu)
+        return self._from_nchw(conv.Conv2d.apply(*inputs, stride=self.strides, padding=pads,
+                                                 dilation=self.dilation_rate, pool=max_pool, relu=relu))
 
     def _repr_args(self):
         return (f"{self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
-                f"padding={self.padding!r}{self._activation_repr()}")
+                f"padding={self.padding!r}{self._activation_repr()}{self._format_repr()}")
 
 
 class Dense(_Activated):
@@ -281,8 +335,9 @@ class Dense(_Activated):
         if len(shape) < 2:
             self._fail(shape, "expects input (N, features)")
         if self.built and shape[-1] != self.weight.shape[1]:
+            advice = "; put a Flatten() before Dense" if len(shape) > 2 else ""  # a flat input needs no Flatten
             self._fail(shape, f"expects {self.weight.shape[1]} input features on the last axis "
-                              f"(weight shape {self.weight.shape}); put a Flatten() before Dense")
+                              f"(weight shape {self.weight.shape}){advice}")
 
     def _build(self, input_shape):
         self.weight = self._new_weight(self.kernel_initializer, (self.units, input_shape[-1]))
@@ -300,13 +355,14 @@ class Dense(_Activated):
         return f"{self.units}{self._activation_repr()}"
 
 
-class _Pool(Layer):
+class _Pool(_Spatial, Layer):
     """Shared arguments of the pooling layers: padding 'valid' or 'same' (Keras semantics: windows
-    that overhang the edge only see real pixels)."""
+    that overhang the edge only see real pixels), data_format as Conv2D's."""
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", name=None):
+    def __init__(self, pool_size=2, strides=None, padding="valid", name=None, data_format="channels_first"):
         super().__init__(name)
         kind = type(self).__name__
+        self.data_format = _data_format(data_format, kind)
         self.pool_size = _positive_pair(pool_size, f"{kind} pool_size")
         self.strides = self.pool_size if strides is None else _positive_pair(strides, f"{kind} strides")
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
@@ -320,19 +376,26 @@ class _Pool(Layer):
 
     def _validate(self, shape):
         if len(shape) != 4:
-            self._fail(shape, "expects 4-D input (N, C, H, W)")
-        (top, bottom), (left, right) = self._pads(shape[2], shape[3])
-        if self.pool_size[0] > shape[2] + top + bottom or self.pool_size[1] > shape[3] + left + right:
-            self._fail(shape, f"pool window {self.pool_size} is larger than the input; use padding='same'")
+            self._fail(shape, f"expects 4-D input {self._layout()}")
+        _, _, h, w = self._nchw_shape(shape)
+        (top, bottom), (left, right) = self._pads(h, w)
+        if self.pool_size[0] > h + top + bottom or self.pool_size[1] > w + left + right:
+            self._fail(shape, f"pool window {self.pool_size} is larger than the input ({h}x{w} pixels in "
+                              f"{self._layout()}); use padding='same'")
 
     def _output_shape(self, input_shape):
-        c, h, w = input_shape
+        c, h, w = self._chw(input_shape)
         (top, bottom), (left, right) = self._pads(h, w)
-        return (c, conv.output_size(h + top + bottom, self.pool_size[0], self.strides[0]),
-                conv.output_size(w + left + right, self.pool_size[1], self.strides[1]))
+        return self._own_order((c, conv.output_size(h + top + bottom, self.pool_size[0], self.strides[0]),
+                                conv.output_size(w + left + right, self.pool_size[1], self.strides[1])))
+
+    def forward(self, x):
+        """Pool x in its data format."""
+        self._check_float(x)
+        return self._from_nchw(self._pool(self._to_nchw(x)))
 
     def _repr_args(self):
-        return f"pool_size={self.pool_size}, strides={self.strides}, padding={self.padding!r}"
+        return f"pool_size={self.pool_size}, strides={self.strides}, padding={self.padding!r}{self._format_repr()}"
 
 
 class MaxPool2D(_Pool):
@@ -340,9 +403,8 @@ class MaxPool2D(_Pool):
 
     default_name = "max_pool2d"
 
-    def forward(self, x):
+    def _pool(self, x):
         """Max over each window of x (N, C, H, W); 'same' padding pads with -inf."""
-        self._check_float(x)
         (top, bottom), (left, right) = self._pads(x.shape[2], x.shape[3])
         if top or bottom or left or right:  # NOTE: -inf padding is never the max of a window
             x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)), value=-numpy.inf)
@@ -354,9 +416,8 @@ class AvgPool2D(_Pool):
 
     default_name = "avg_pool2d"
 
-    def forward(self, x):
+    def _pool(self, x):
         """Mean over each window of x (N, C, H, W), counting only real pixels with 'same' padding."""
-        self._check_float(x)
         h, w = x.shape[2:]
         (top, bottom), (left, right) = self._pads(h, w)
         if not (top or bottom or left or right):
@@ -385,11 +446,12 @@ def _run(layers, x):
         layer = layers[i]
         following = layers[i + 1] if i + 1 < len(layers) else None
         if isinstance(layer, _Activated) and layer.activation_name in ("relu", None) \
-                and isinstance(following, MaxPool2D):
+                and isinstance(following, MaxPool2D) and getattr(layer, "data_format", following.data_format) \
+                == following.data_format:
             x = layer._prepare(x)
             relu = layer.activation_name == "relu"
             conv_shape = layer.compute_output_shape(x.shape[1:]) if isinstance(layer, Conv2D) else None
-            if conv_shape is not None and _windows_tile(following, conv_shape):
+            if conv_shape is not None and _windows_tile(following, layer._chw(conv_shape)):
                 following.build(conv_shape)  # validates the shape, as calling the layer would
                 x = layer._conv(x, max_pool=following.pool_size, relu=relu)
             else:
@@ -411,9 +473,17 @@ AveragePooling2D = AvgPool2D
 
 
 class Flatten(Layer):
-    """(N, d1, d2, ...) -> (N, d1*d2*...), as x.flatten(1)."""
+    """(N, d1, d2, ...) -> (N, d1*d2*...), as x.flatten(1): features in the input's axis order.
+
+    data_format='channels_first' flattens as Keras does for (N, C, H, W) input: channels moved
+    last first, so that features come in (H, W, C) order and the next Dense layer's weights mean
+    what they mean in a channels-last model. None (the default) and 'channels_last' flatten as is."""
 
     default_name = "flatten"
+
+    def __init__(self, data_format=None, name=None):
+        super().__init__(name)
+        self.data_format = None if data_format is None else _data_format(data_format, "Flatten")
 
     def _validate(self, shape):
         if len(shape) < 2:
@@ -423,7 +493,10 @@ class Flatten(Layer):
         return (math.prod(input_shape),)
 
     def forward(self, x):
-        """x.flatten(1): one feature axis after the batch axis."""
+        """x.flatten(1): one feature axis after the batch axis (channels moved last first for
+        data_format='channels_first')."""
+        if self.data_format == "channels_first" and x.ndim > 2:
+            x = x.transpose(0, *range(2, x.ndim), 1)
         return x.flatten(1)
 
 
@@ -559,8 +632,46 @@ class Sequential(Layer):
         return iter(self.layers)
 
     def _validate(self, shape):
-        if self.layers:
+        """The first layer checks the input; when the model is not built yet, or the input's shape
+        differs from the one it was built for, every layer checks what would reach it, and an error
+        says which layer fails, for which model input, and whether the channel order looks swapped."""
+        if not self.layers:
+            return
+        if self.built and tuple(shape[1:]) == self.input_shape:
             self.layers[0]._validate(shape)
+            return
+        given = tuple(shape[1:])
+        current = given
+        for i, layer in enumerate(self.layers):
+            try:
+                if i == 0:
+                    layer._validate(shape)  # with the real batch size, for the message
+                current = layer.compute_output_shape(current) if i < len(self.layers) - 1 \
+                    else layer._validate((None,) + tuple(current))
+            except ValueError as e:
+                built = (f"it was built for inputs of shape {self.input_shape} and got {given} (shapes without "
+                         f"the batch axis); " if self.built else f"for inputs of shape {given} (without the batch "
+                                                                  f"axis), ")
+                where = "" if i == 0 else f"layer {i} ({layer._label()}) cannot take the shape that reaches it: "
+                raise ValueError(f"{self._label()}: {built}{where}{e}{self._channel_order_hint(given)}") from None
+
+    def _channel_order_hint(self, shape):
+        """A sentence when an image shape looks like the other data format than the model's layers'."""
+        formats = [layer.data_format for layer in self.layers if isinstance(layer, _Spatial)]
+        if len(shape) != 3 or not formats:
+            return ""
+        small = (1, 3, 4)  # channels of grey, colour, colour + alpha images
+        if formats[0] == "channels_first" and shape[2] in small and shape[0] not in small:
+            h, w, c = shape
+            return (f". The input shape {shape} looks channels-last (H, W, C), but this model's layers take the "
+                    f"channels first (C, H, W): use input_shape=({c}, {h}, {w}) and images x.transpose(0, 3, 1, 2), "
+                    f"or layers with data_format='channels_last' (the default of tinygrad_cnn.keras)")
+        if formats[0] == "channels_last" and shape[0] in small and shape[2] not in small:
+            c, h, w = shape
+            return (f". The input shape {shape} looks channels-first (C, H, W), but this model's layers take the "
+                    f"channels last (H, W, C): use input_shape=({h}, {w}, {c}) and images x.transpose(0, 2, 3, 1), "
+                    f"or layers with data_format='channels_first'")
+        return ""
 
     def _build(self, input_shape):
         shape = input_shape

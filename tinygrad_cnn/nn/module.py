@@ -119,6 +119,14 @@ class Module:
                 _move(t.grad, device)
         return self
 
+    def cuda(self, index=0):
+        """Move to GPU `index`: `to(f"cuda:{index}")` (DeviceError without CuPy or a GPU)."""
+        return self.to(f"cuda:{index}")
+
+    def cpu(self):
+        """Move to the CPU: `to("cpu")`."""
+        return self.to("cpu")
+
     # ------------------------------------------------------------ checkpoints
 
     def state_dict(self):
