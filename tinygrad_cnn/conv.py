@@ -3,15 +3,21 @@
 Windows are strided views of the whole batch: im2col is one view copied once, and col2im and
 pooling loop over the KH x KW kernel offsets only, so nothing loops over pixels, channels or
 images, and the same code runs on CuPy."""
+import numbers
+
 from .function import Function
 from .parallel import get_num_threads, over_batch, over_chunks
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and type(value).__name__ not in ("bool", "bool_")
+
+
 def pair(value, name):
-    """Accept an int or a pair of ints, as PyTorch and Keras do."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value, value
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+    """Accept an int or a pair of ints (NumPy integers too, as np.int64(3) is an integer), as PyTorch and Keras do."""
+    if _is_int(value):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         return int(value[0]), int(value[1])
     raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
 
@@ -494,7 +500,7 @@ class MaxPool2d(_Pool2d):
             views = _tile_list(x.transpose(0, 2, 3, 1), kernel)
             self.geometry = (x.shape, kernel)
         else:
-            fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+            fill = -xp.inf if x.dtype.kind == "f" else False if x.dtype.kind == "b" else xp.iinfo(x.dtype).min
             x_pad, offsets, out_h, out_w = self._windows(x, kernel, stride, padding, fill)
             views = [_window(x_pad, i, j, out_h, out_w, stride, (1, 1)) for i, j in offsets]
             self.offsets = offsets

@@ -4,6 +4,7 @@ Each op's forward sits directly above its backward. Ops use `self.xp` (numpy or 
 an imported array module, and may return gradients in the output's broadcast shape: the
 engine reduces them to each input's shape."""
 import itertools
+import math
 
 from .function import Function
 from .parallel import concurrently, over_batch
@@ -428,7 +429,7 @@ class Linear(Function):
     made directly in the weight's layout and the bias's by one sum."""
     def forward(self, x, weight, *bias):
         xp = self.xp
-        x2 = x.reshape(-1, x.shape[-1])
+        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # NOTE: not -1, which is ambiguous with 0 features
         out = _split_product(xp, x2, weight.T, xp.empty((x2.shape[0], weight.shape[0]),
                                                          dtype=xp.result_type(x, weight, *bias)))
         if bias:
@@ -438,7 +439,7 @@ class Linear(Function):
 
     def backward(self, g):
         xp, x2, weight = self.xp, self.x2, self.weight
-        g2 = g.reshape(-1, weight.shape[0])
+        g2 = g.reshape(x2.shape[0], weight.shape[0])
         need_x, need_w = self.needs_input_grad[:2]
         grad_x = grad_w = None
         if need_x and need_w:  # one product per core (parallel.concurrently); dot: see conv.py

@@ -67,6 +67,13 @@ class Optimizer:
             hyper["weight_decay"] = _at_least(hyper["weight_decay"], "weight_decay")
         return hyper
 
+    def __setattr__(self, name, value):
+        """A hyper-parameter set after construction (optimizer.lr = ...) is checked as in __init__:
+        a negative or non-finite lr would silently ascend or destroy the weights."""
+        if name in self.__dict__.get("_hyper_names", ()):
+            value = self._checked({**{k: getattr(self, k) for k in self._hyper_names}, name: value})[name]
+        object.__setattr__(self, name, value)
+
     def zero_grad(self):
         """Clear `.grad` of every parameter (set it to None); call it before each backward()."""
         for p in self.params:

@@ -23,6 +23,11 @@ def get_rng():
     return _rng
 
 
+def _short(data, limit=60):
+    text = repr(data)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _as_array(data):
     """NOTE: NumPy reductions return scalars (np.float64), which cannot be written in place (gradcheck,
     optimizers); keep `.data` a 0-d array instead, as CuPy always does."""
@@ -33,10 +38,19 @@ def _is_float(dtype):
     return numpy.dtype(dtype).kind == "f"
 
 
+def _is_int(value):
+    """A Python or NumPy integer, but not a bool (True is an int to Python, never a size or an axis here)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, numpy.bool_))
+
+
 def _shape_arg(shape):
-    """Accept f(2, 3) and f((2, 3)) alike, as NumPy's reshape does."""
+    """Accept f(2, 3) and f((2, 3)) alike, as NumPy's reshape does; sizes must be integers
+    (NOTE: int(6.7) would silently make 6)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    bad = [s for s in shape if not _is_int(s)]
+    if bad:
+        raise TypeError(f"sizes and axes must be integers, got {bad[0]!r} in {shape}")
     return tuple(int(s) for s in shape)
 
 
@@ -56,7 +70,11 @@ class Tensor:
             device = device_of(data) if hasattr(data, "__cuda_array_interface__") else None
         device = canonical_device(device)
         if not hasattr(data, "dtype") or not hasattr(data, "shape"):
-            array = numpy.asarray(data)
+            try:
+                array = numpy.asarray(data)
+            except ValueError:  # NOTE: NumPy's "inhomogeneous shape" message does not say what to fix
+                raise ValueError(f"Tensor needs rectangular data: the nested lists have rows of different "
+                                 f"lengths ({_short(data)})") from None
             if array.dtype.kind == "f" and dtype is None:
                 array = array.astype(float32)
             elif array.dtype.kind not in "biuf":
@@ -305,6 +323,10 @@ class Tensor:
         a, b = (other, self) if reverse else (self, other)
         _check_broadcast(op_name, a, b)
         a, b = _promote(a, b)
+        if fn is ops.Sub:
+            _refuse_bool(a, "sub (x - y)", "use x != y (logical xor) or cast first")
+        elif fn is ops.Pow:
+            _check_int_power(a, b)
         return fn.apply(a, b)
 
     def __add__(self, other):
@@ -332,12 +354,15 @@ class Tensor:
         return self._binary(ops.Div, other, "div", reverse=True)
 
     def __pow__(self, other):
+        if _is_int(other) and other < 0:  # a number: checked here on any device, without reading an array
+            _check_int_power(self, other)
         return self._binary(ops.Pow, other, "pow")
 
     def __rpow__(self, other):
         return self._binary(ops.Pow, other, "pow", reverse=True)
 
     def __neg__(self):
+        _refuse_bool(self, "neg (-x)", "use x == False (logical not) or cast first")
         return ops.Neg.apply(self)
 
     def __pos__(self):
@@ -352,6 +377,7 @@ class Tensor:
     # comparisons: no gradient, boolean results
     def _compare(self, other, name):
         other = self._operand(other, name)
+        _check_broadcast(name.strip("_"), self, other)
         return Tensor._wrap(getattr(self.data, name)(other.data), self.device)
 
     def __lt__(self, other):
@@ -416,6 +442,7 @@ class Tensor:
 
     def relu(self):
         """Elementwise max(x, 0); the gradient is 1 where x > 0 and 0 elsewhere, x = 0 included."""
+        _refuse_bool(self, "relu", "cast it first, e.g. x.float()")
         return ops.ReLU.apply(self)
 
     def sigmoid(self):
@@ -447,7 +474,10 @@ class Tensor:
         """Validate an axis argument (None, int or tuple) against this tensor's rank."""
         if axis is None:
             return None
-        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        if not _is_int(axis) and not (isinstance(axis, (tuple, list)) and all(_is_int(a) for a in axis)):
+            raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
+        axis = int(axis) if _is_int(axis) else tuple(int(a) for a in axis)
+        axes = (axis,) if isinstance(axis, int) else axis
         for a in axes:
             if not -self.ndim <= a < max(self.ndim, 1):
                 raise ValueError(f"axis {a} is out of range for a tensor of shape {self.shape}")
@@ -482,16 +512,35 @@ class Tensor:
         return -((-self).max(axis, keepdims))
 
     def logsumexp(self, axis=None, keepdims=False):
-        """log(sum(exp(x))) over `axis`, with the max subtracted first so it never overflows."""
-        return self._float_op(ops.LogSumExp, "logsumexp", axis=self._axis(axis), keepdims=keepdims)
+        """log(sum(exp(x))) over `axis`, with the max subtracted first so it never overflows;
+        -inf (the log of an empty sum) over a zero-size axis, as in PyTorch."""
+        axis = self._axis(axis)
+        if self._over_nothing(axis, "logsumexp"):
+            return self.sum(axis, keepdims) - float("inf")  # NOTE: the max of no elements is undefined
+        return self._float_op(ops.LogSumExp, "logsumexp", axis=axis, keepdims=keepdims)
 
     def softmax(self, axis=-1):
         """exp(x) / sum(exp(x)) over `axis` (default: the last), with the max subtracted so it never overflows."""
-        return self._float_op(ops.Softmax, "softmax", axis=self._axis(axis))
+        axis = self._axis(axis)
+        if self._over_nothing(axis, "softmax"):
+            return self * 1.0  # an empty result of the same shape: there is nothing to normalise
+        return self._float_op(ops.Softmax, "softmax", axis=axis)
 
     def log_softmax(self, axis=-1):
         """log(softmax(x)) over `axis`, as x - logsumexp(x): finite where softmax underflows to 0."""
-        return self._float_op(ops.LogSoftmax, "log_softmax", axis=self._axis(axis))
+        axis = self._axis(axis)
+        if self._over_nothing(axis, "log_softmax"):
+            return self * 1.0
+        return self._float_op(ops.LogSoftmax, "log_softmax", axis=axis)
+
+    def _over_nothing(self, axis, name):
+        """True when a float tensor is reduced over an axis of size 0 (axis already checked)."""
+        if not _is_float(self.dtype):
+            raise TypeError(f"{name} needs a floating-point tensor, got {self.dtype.name}; use .float() first")
+        if self.size:
+            return False
+        axes = range(self.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+        return any(self.shape[a] == 0 for a in axes)
 
     def argmax(self, axis=None, keepdims=False):
         """Index of the maximum over `axis` (None: in the flattened tensor), an integer tensor, no gradient."""
@@ -504,6 +553,9 @@ class Tensor:
     def _arg(self, name, axis, keepdims):
         """Index of the max/min (no gradient); keepdims as in NumPy, also for axis=None."""
         axis = self._axis(axis)
+        if self.size == 0 and (axis is None or self.shape[axis] == 0):
+            where = "an empty tensor" if axis is None else f"axis {axis} of size 0"
+            raise ValueError(f"{name} of {where} (shape {self.shape}): there is no element to pick")
         out = getattr(self.data, name)(axis=axis)
         if keepdims:
             out = out.reshape((1,) * self.ndim) if axis is None else self.xp.expand_dims(out, axis)
@@ -540,7 +592,9 @@ class Tensor:
     def transpose(self, *axes):
         """Permute axes; with none given, reverse them (NumPy's rule)."""
         axes = _shape_arg(axes) if axes else tuple(reversed(range(self.ndim)))
-        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+        # NOTE: range first: a % ndim alone would map axis 5 of a 2-D tensor onto axis 1
+        if any(not -self.ndim <= a < self.ndim for a in axes) or \
+                sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
             raise ValueError(f"axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}")
         axes = tuple(a % self.ndim for a in axes)
         if axes == tuple(range(self.ndim)):
@@ -593,6 +647,8 @@ class Tensor:
 
     def pad(self, pad_width, value=0.0):
         """Constant padding with NumPy's pad_width: an int, a (before, after) pair, or a pair per axis."""
+        if self.ndim == 0:
+            raise ValueError("pad: a 0-d tensor has no axes to pad; reshape it to 1-D first")
         if isinstance(pad_width, int):
             pad_width = [(pad_width, pad_width)] * self.ndim
         else:
@@ -634,6 +690,26 @@ class ToDevice(Function):
             fn.parents, fn.needs_input_grad = (x,), (True,)
             result._ctx = fn
         return result
+
+
+def _refuse_bool(x, op_name, hint):
+    if x.dtype.kind == "b":
+        raise TypeError(f"{op_name} is not defined for bool tensors (shape {x.shape}): {hint}")
+
+
+def _check_int_power(a, b):
+    """Integers to negative integer powers have no integer result (NumPy raises deep inside).
+    `b` is a tensor or a Python int."""
+    if a.dtype.kind not in "biu":
+        return
+    if isinstance(b, Tensor):
+        # NOTE: an exponent tensor's values are read only on the CPU: on a GPU the read would stall the stream
+        if b.dtype.kind not in "iu" or b.xp is not numpy or not b.size:
+            return
+        b = int(b.data.min())
+    if b < 0:
+        raise ValueError(f"pow: an integer tensor ({a.dtype.name}) to a negative integer power ({b}) has no "
+                         f"integer result; cast the base first, e.g. x.float() ** {b}")
 
 
 def _check_broadcast(op_name, a, b):

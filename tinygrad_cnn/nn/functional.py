@@ -60,6 +60,8 @@ def _conv_args(x, weight, bias, stride, padding, dilation):
                          f"{weight.shape[1]} (shape {weight.shape})")
     stride, dilation = conv.pair(stride, "stride"), conv.pair(dilation, "dilation")
     kh, kw = weight.shape[2:]
+    if kh < 1 or kw < 1:  # NOTE: a 0-size kernel sums nothing: the output would be all zeros (or bias)
+        raise ValueError(f"conv2d: the kernel must be at least 1x1, the weight has shape {weight.shape}")
     if isinstance(padding, str):
         if padding == "valid":
             pads = ((0, 0), (0, 0))
@@ -261,9 +263,25 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     return _reduce(loss, reduction)
 
 
+def _check_unit_interval(x, what, name):
+    """Refuse values outside [0, 1]: the clip would turn them into a tiny loss with zero gradient.
+
+    NOTE: checked on the CPU only: on a GPU, reading the min and max back is a device-to-host
+    sync in the middle of a training step."""
+    if x.xp is not numpy or not x.size:
+        return
+    low, high = float(x.data.min()), float(x.data.max())
+    if low < 0 or high > 1:
+        raise ValueError(f"{name}: {what} must lie in [0, 1], got values from {low:g} to {high:g}"
+                         + ("; for raw scores (logits) use binary_cross_entropy_with_logits" if what == "input" else ""))
+
+
 def binary_cross_entropy(probs, targets, reduction="mean", eps=1e-7):
-    """BCE on probabilities in [0, 1]; they are clipped to [eps, 1 - eps] so log never sees 0."""
+    """BCE on probabilities in [0, 1] (ValueError outside, on the CPU); they are clipped to
+    [eps, 1 - eps] so log never sees 0."""
     targets = _binary_targets(probs, targets, "binary_cross_entropy")
+    _check_unit_interval(probs, "input", "binary_cross_entropy")
+    _check_unit_interval(targets, "targets", "binary_cross_entropy")
     p = probs.clip(eps, 1 - eps)
     loss = -(targets * p.log() + (1 - targets) * (1 - p).log())
     return _reduce(loss, reduction)
