@@ -300,3 +300,72 @@ def test_library_ops_pass_where_planted_ones_fail():
     x = np.random.default_rng(5).standard_normal((3, 4))
     assert gradcheck(ops.Sigmoid.apply, [Tensor(x, requires_grad=True)])
     assert gradcheck(ops.Mul.apply, [Tensor(x, requires_grad=True), Tensor(x[::-1].copy(), requires_grad=True)])
+
+
+# ---------------------------------------------------------------- gradcheck's random stream
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_a_transposed_matmul_gradient_on_a_times_a_is_caught_with_inputs_from_default_rng(seed):
+    """Inputs drawn from default_rng(seed), as tests do. If gradcheck drew its upstream gradient from
+    default_rng(seed) too, u would equal A, and for u == A the transposed gradient of A @ A is the
+    right one: the bug passed with seed 0 (checked)."""
+    a = np.random.default_rng(seed).standard_normal((4, 4))
+    for fast_mode in (False, True):
+        assert gradcheck(lambda t: t @ t, [Tensor(a, requires_grad=True)], fast_mode=fast_mode, seed=seed)
+        with pytest.raises(GradcheckError):
+            gradcheck(lambda t: MatMulTransposedGrad.apply(t, t), [Tensor(a, requires_grad=True)],
+                      fast_mode=fast_mode, seed=seed)
+
+
+def test_the_random_stream_is_independent_of_the_global_and_default_generators():
+    from tinygrad_cnn.testing.gradcheck import _stream
+    drawn = _stream(0).standard_normal(8)
+    np.random.seed(0)
+    others = [np.random.default_rng(0).standard_normal(8), np.random.standard_normal(8),
+              np.random.default_rng([0]).standard_normal(8)]
+    others += [g.standard_normal(8) for g in np.random.default_rng(0).spawn(4)]
+    for other in others:
+        assert np.abs(drawn - other).min() > 0, "gradcheck's stream shares numbers with another generator"
+    np.testing.assert_array_equal(drawn, _stream(0).standard_normal(8))  # but it is reproducible
+    # and gradcheck itself neither reads nor moves the global generators
+    state, tc_state = np.random.get_state()[1].copy(), tc.get_rng().bit_generator.state
+    gradcheck(lambda t: t.tanh(), [Tensor(np.ones(3), requires_grad=True)], fast_mode=True)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+    assert tc.get_rng().bit_generator.state == tc_state
+
+
+class ScaleOneElement(Function):
+    """Correct except for one element of the gradient, scaled: an error a single direction can miss."""
+    def forward(self, x):
+        return x * 1.0
+
+    def backward(self, g):
+        g = g.copy()
+        g.reshape(-1)[0] *= 1.05
+        return g
+
+
+def test_more_directions_evaluate_more_and_catch_what_one_direction_misses():
+    x = np.random.default_rng(3).standard_normal((20, 20))
+    calls = []
+
+    def counted(t):
+        calls.append(1)
+        return ScaleOneElement.apply(t)
+
+    # one direction misses a 5% error in one of 400 elements for about half the seeds (11 of 20)
+    passed = 0
+    for seed in range(20):
+        try:
+            passed += gradcheck(counted, [Tensor(x, requires_grad=True)], fast_mode=True, seed=seed)
+        except GradcheckError:
+            pass
+    assert passed >= 10
+    calls.clear()
+    with pytest.raises(GradcheckError, match=r"direction \d+ of 400"):
+        gradcheck(counted, [Tensor(x, requires_grad=True)], fast_mode=True, n_directions=400)
+    assert len(calls) <= 1 + 2 * 400
+    calls.clear()
+    assert gradcheck(lambda t: t * 1.0, [Tensor(x, requires_grad=True)], fast_mode=True, n_directions=3)
+    with pytest.raises(ValueError, match="n_directions"):
+        gradcheck(lambda t: t * 1.0, [Tensor(x, requires_grad=True)], fast_mode=True, n_directions=0)

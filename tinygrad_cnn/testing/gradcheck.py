@@ -10,7 +10,18 @@ class GradcheckError(AssertionError):
     """The analytic and numeric gradients disagree; the message names the input and the worst element."""
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=0):
+# NOTE: gradcheck's random numbers (the upstream gradient, fast mode's directions) come from their
+# own stream: SeedSequence(seed) with this spawn key. default_rng(seed), which tests also use to
+# draw inputs, would give the same numbers: with u == A, a transposed gradient of A @ A passed.
+_STREAM_KEY = (0x67726164,)  # "grad"
+
+
+def _stream(seed):
+    """A generator independent of numpy.random's global state, default_rng(seed) and its children."""
+    return numpy.random.Generator(numpy.random.PCG64(numpy.random.SeedSequence(seed, spawn_key=_STREAM_KEY)))
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=0, n_directions=1):
     """Check backward() of `fn(*inputs)` against central differences; return True or raise GradcheckError.
 
     Tensors with requires_grad=True (and bare float arrays) are checked; other tensors are passed
@@ -21,9 +32,16 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
     The output is contracted with a *random* upstream gradient, never with ones: d/dx
     sum(softmax(x)) is exactly zero, so `.sum()` would hide a softmax whose backward returns zeros.
 
-    fast_mode=True checks one random direction per input instead of every element: two
-    evaluations per input instead of two per element, for large inputs."""
-    rng = numpy.random.default_rng(seed)
+    fast_mode=True checks `n_directions` random directions per input instead of every element:
+    2 * n_directions evaluations per input instead of two per element, for large inputs. One
+    direction checks one number, the projection of the gradient on it: a wrong gradient passes
+    only if its error is (nearly) orthogonal to the direction, which a random direction makes
+    unlikely but not impossible; each further direction multiplies the chance of missing it.
+    The random numbers come from a stream of their own (see _stream), never from the global or
+    default generators the inputs may have been drawn from."""
+    if int(n_directions) != n_directions or n_directions < 1:
+        raise ValueError(f"gradcheck: n_directions must be a positive integer, got {n_directions!r}")
+    rng = _stream(seed)
     args, checked, saved_grads = [], [], {}
     for i, x in enumerate(inputs):
         if (isinstance(x, Tensor) and x.requires_grad and x.is_leaf and x.dtype == numpy.float64
@@ -52,13 +70,13 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
         raise ValueError("gradcheck: no input requires a gradient; pass tensors with requires_grad=True")
 
     try:
-        return _check(fn, args, checked, rng, eps, atol, rtol, fast_mode)
+        return _check(fn, args, checked, rng, eps, atol, rtol, fast_mode, int(n_directions))
     finally:
         for i, grad in saved_grads.items():
             args[i].grad = grad
 
 
-def _check(fn, args, checked, rng, eps, atol, rtol, fast_mode):
+def _check(fn, args, checked, rng, eps, atol, rtol, fast_mode, n_directions):
     out = fn(*args)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
@@ -83,7 +101,8 @@ def _check(fn, args, checked, rng, eps, atol, rtol, fast_mode):
         if analytic.shape != x.shape:
             raise GradcheckError(f"gradcheck: input {i} has shape {x.shape} but its gradient has shape {analytic.shape}")
         if fast_mode:
-            _check_direction(i, x, analytic, objective, rng, eps, atol, rtol)
+            for k in range(n_directions):
+                _check_direction(i, x, analytic, objective, rng, eps, atol, rtol, k, n_directions)
         else:
             _check_elements(i, x, analytic, objective, eps, atol, rtol)
     return True
@@ -128,7 +147,7 @@ def _check_elements(i, x, analytic, objective, eps, atol, rtol):
             f"(atol={atol}, rtol={rtol}; {int(bad.sum())} of {x.size} elements disagree)")
 
 
-def _check_direction(i, x, analytic, objective, rng, eps, atol, rtol):
+def _check_direction(i, x, analytic, objective, rng, eps, atol, rtol, k=0, n_directions=1):
     direction = rng.standard_normal(x.shape)
     direction /= max(numpy.linalg.norm(direction), 1e-12)
     xp_direction = x.xp.asarray(direction)
@@ -136,5 +155,6 @@ def _check_direction(i, x, analytic, objective, rng, eps, atol, rtol):
     predicted = float((analytic * direction).sum())
     if not abs(predicted - numeric) <= atol + rtol * abs(numeric):
         raise GradcheckError(
-            f"gradcheck (fast mode) failed for input {i} (shape {x.shape}): directional derivative "
+            f"gradcheck (fast mode) failed for input {i} (shape {x.shape}): "
+            f"{f'direction {k + 1} of {n_directions}: ' if n_directions > 1 else ''}directional derivative "
             f"analytic {predicted:.8g}, numeric {numeric:.8g} (atol={atol}, rtol={rtol})")
