@@ -2,8 +2,13 @@
 
 Updates run on the raw arrays with each parameter's own array module (NumPy or CuPy), outside
 the graph. Hyper-parameters are Python floats, so float32 parameters and their state stay float32
-(NumPy 2 does not promote an array for a Python scalar)."""
+(NumPy 2 does not promote an array for a Python scalar).
+
+A step whose gradients hold a NaN or an infinity is never applied: by default it is skipped and
+counted in `skipped_steps` (one bad batch cannot destroy a model); `nonfinite="raise"` raises
+NonFiniteGradientError instead. float16 parameters keep their optimizer state in float32."""
 import math
+import warnings
 from collections.abc import Mapping
 
 import numpy
@@ -29,13 +34,27 @@ def _at_least(value, name, low=0.0):
     return value
 
 
+class NonFiniteGradientError(FloatingPointError):
+    """An optimizer step met a NaN or infinite gradient (with nonfinite="raise")."""
+
+
+def _state_dtype(p):
+    """NOTE: float16 cannot hold Adam's second moment (1e-4 ** 2 underflows to 0, and then
+    eps = 1e-8 does too, so the step divides by zero): state is float32 for anything narrower."""
+    return p.dtype if p.dtype.itemsize >= 4 else numpy.dtype("float32")
+
+
 class Optimizer:
     """Holds a fixed list of parameters and per-parameter state; step() updates every parameter
-    that has a gradient and skips the others (their state does not advance either)."""
+    that has a gradient and skips the others (their state does not advance either).
+
+    nonfinite: what step() does when any gradient holds a NaN or an infinity: "skip" (default)
+    leaves every parameter and all state untouched and adds one to `skipped_steps`; "raise"
+    raises NonFiniteGradientError naming the parameters."""
 
     state_names = ()
 
-    def __init__(self, params, **hyper):
+    def __init__(self, params, nonfinite="skip", **hyper):
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__} needs an iterable of parameters, got a single Tensor; "
                             f"wrap it in a list")
@@ -54,8 +73,12 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) appears twice")
             seen.add(id(p))
+        if nonfinite not in ("skip", "raise"):
+            raise ValueError(f"nonfinite must be 'skip' or 'raise', got {nonfinite!r}")
         self.params = params
         self.state = [{} for _ in params]
+        self.nonfinite = nonfinite
+        self.skipped_steps = 0
         self._hyper_names = tuple(hyper)
         self.__dict__.update(self._checked(hyper))
 
@@ -81,8 +104,38 @@ class Optimizer:
 
     def step(self):
         """Update every parameter that has a gradient, in place; those without one are skipped."""
+        if not self._gradients_finite():
+            return
         for p, g, state in self._with_grads():
             self._update(p, g, state)
+
+    def _gradients_finite(self):
+        """True when every gradient is finite; otherwise count a skipped step (or raise).
+
+        NOTE: one sum per gradient, and one host sync per device: a sum is finite whenever all
+        its terms are (NaN and inf propagate), so only a non-finite sum, which may also be an
+        overflow of large finite values, is checked element by element."""
+        totals = {}  # device -> (array module, sum of its gradients' sums)
+        with numpy.errstate(over="ignore", invalid="ignore"):  # an overflow here is checked just below
+            for p in self.params:
+                if p.grad is not None:
+                    xp, total = totals.get(p.device, (p.xp, 0))
+                    totals[p.device] = xp, total + p.grad.data.sum()
+        if all(bool(xp.isfinite(total)) for xp, total in totals.values()):
+            return True
+        bad = [f"parameter {i} (shape {p.shape})" for i, p in enumerate(self.params)
+               if p.grad is not None and not bool(p.xp.isfinite(p.grad.data).all())]
+        if not bad:
+            return True
+        message = (f"{type(self).__name__}.step: non-finite gradient (NaN or inf) in {', '.join(bad[:4])}"
+                   f"{' and more' if len(bad) > 4 else ''}")
+        if self.nonfinite == "raise":
+            raise NonFiniteGradientError(message)
+        self.skipped_steps += 1
+        warnings.warn(f"{message}: step skipped, parameters unchanged ({self.skipped_steps} skipped so far)",
+                      RuntimeWarning, stacklevel=3)
+        return False
+
 
     def _with_grads(self):
         """(parameter, gradient array, state) for each parameter that has a gradient."""
@@ -91,6 +144,7 @@ class Optimizer:
                 if p.grad.shape != p.shape:
                     raise ValueError(f"{type(self).__name__}: gradient shape {p.grad.shape} does not match "
                                      f"parameter shape {p.shape}")
+                p._version[0] += 1  # the parameter is about to change: saved graphs that used it are stale
                 yield p, p.grad.data, state
 
     def _update(self, p, g, state):
@@ -151,7 +205,8 @@ class Optimizer:
         for p, state, loaded in zip(self.params, self.state, per_param):
             state.clear()
             for name, value in loaded.items():
-                state[name] = value if name == "step" else to_device(numpy.array(value, dtype=p.dtype), p.device)
+                state[name] = value if name == "step" else to_device(numpy.array(value, dtype=_state_dtype(p)),
+                                                                     p.device)
 
     def __repr__(self):
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper_names)
@@ -173,8 +228,8 @@ class SGD(Optimizer):
 
     state_names = ("momentum_buffer",)
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, nonfinite="skip"):
+        super().__init__(params, nonfinite, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
     def _checked(self, hyper):
         hyper = super()._checked(hyper)
@@ -192,7 +247,7 @@ class SGD(Optimizer):
         if self.momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
+                buf = state["momentum_buffer"] = g.astype(_state_dtype(p), copy=True)
             else:
                 buf *= self.momentum
                 buf += g
@@ -206,8 +261,8 @@ class Adam(Optimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, nonfinite="skip"):
+        super().__init__(params, nonfinite, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _checked(self, hyper):
         hyper = super()._checked(hyper)
@@ -230,6 +285,8 @@ class Adam(Optimizer):
         NOTE: all parameters in one split over cores (parallel.py): their elements, laid end to
         end, are cut into one range per thread, and each thread updates its pieces of each
         parameter. Small parameters no longer run one after another on one core."""
+        if not self._gradients_finite():
+            return
         flat, rest = [], []
         for p, g, state in self._with_grads():
             arrays = self._prepare(p, g, state)
@@ -258,8 +315,9 @@ class Adam(Optimizer):
         and the step count advanced."""
         g = self._decay(p, g)
         if "exp_avg" not in state:
-            state["exp_avg"] = p.xp.zeros_like(p.data)
-            state["exp_avg_sq"] = p.xp.zeros_like(p.data)
+            state["exp_avg"] = p.xp.zeros_like(p.data, dtype=_state_dtype(p))
+            state["exp_avg_sq"] = p.xp.zeros_like(p.data, dtype=_state_dtype(p))
+        g = g.astype(state["exp_avg"].dtype, copy=False)
         state["step"] = state.get("step", 0) + 1
         return p.data, g, state["exp_avg"], state["exp_avg_sq"]
 
@@ -287,8 +345,8 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*weight_decay before the
     Adam step, so decay is not scaled down for parameters with large gradients."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, nonfinite="skip"):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, nonfinite=nonfinite)
 
     def _decay(self, p, g):
         if self.weight_decay:
@@ -368,4 +426,4 @@ class CosineAnnealingLR(LRScheduler):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = ["Optimizer", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]

@@ -93,6 +93,7 @@ class Tensor:
         self.xp = array_module(device) if device != "cpu" else numpy
         self.grad = None
         self._ctx = None
+        self._version = [0]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -102,6 +103,7 @@ class Tensor:
         """Build a tensor around an array already on `device`, skipping all checks (used by ops)."""
         t = cls.__new__(cls)
         t.data, t.device, t.grad, t._ctx, t.requires_grad = _as_array(data), device, None, None, requires_grad
+        t._version = [0]
         t.xp = numpy if device == "cpu" else array_module(device)
         return t
 
