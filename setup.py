@@ -18,6 +18,8 @@ setup(
         "cuda13": ["cupy-cuda13x>=13"],
         "progress": ["tqdm>=4.60"],
         "plot": ["matplotlib>=3.6"],
+        # data-parallel training (tinygrad_cnn.distributed): mpi4py and an MPI that installs by name (MPICH's wheel)
+        "distributed": ["mpi4py>=4", "mpich>=4"],
     },
     license="MIT",
 )

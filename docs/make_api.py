@@ -35,6 +35,8 @@ MODULES = {
     "tinygrad_cnn.checkpoint": "Saving and loading dicts of arrays.",
     "tinygrad_cnn.device": "Device names and array modules (NumPy or CuPy).",
     "tinygrad_cnn.parallel": "Threads per op on the CPU (the batch split over cores; needs the `fast` extra).",
+    "tinygrad_cnn.distributed": "Data-parallel training over MPI and NCCL (needs the `distributed` extra to run "
+                                "on more than one process); see [distributed.md](distributed.md).",
     "tinygrad_cnn.memory": "Keeping freed host memory for reuse between training steps.",
     "tinygrad_cnn.testing": "Gradient checks for your own ops.",
     "tinygrad_cnn.testing.strategies": "Hypothesis strategies for op tests (needs the `test` extra).",

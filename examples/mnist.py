@@ -4,6 +4,7 @@
     python examples/mnist.py --epochs 1 --limit-train 2000 --limit-test 1000   # a quick look
     python examples/mnist.py --device cuda       # the same code on a GPU (needs CuPy)
     python examples/mnist.py --resume runs/mnist.npz --epochs 6                 # continue training
+    mpirun -n 2 python examples/mnist.py         # one model on 2 processes (the `distributed` extra)
 """
 import argparse
 import json
@@ -16,7 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone
 
 import tinygrad_cnn as tg  # noqa: E402
-from tinygrad_cnn import nn, optim  # noqa: E402
+from tinygrad_cnn import distributed as dist, nn, optim  # noqa: E402
 from tinygrad_cnn.checkpoint import load_arrays, save_arrays  # noqa: E402
 from tinygrad_cnn.data import DataLoader  # noqa: E402
 from tinygrad_cnn.datasets import mnist  # noqa: E402
@@ -82,7 +83,9 @@ def progress(iterable, total, desc, disable):
 
 
 def evaluate(model, x, y, device, batch_size=1000):
-    """Mean loss and accuracy over a dataset, without building a graph."""
+    """Mean loss and accuracy over a dataset, without building a graph (under MPI each rank takes
+    every world_size-th image and the sums are added over the ranks)."""
+    n, x, y = len(x), x[dist.rank()::dist.world_size()], y[dist.rank()::dist.world_size()]
     model.eval()
     total_loss, correct = 0.0, 0
     with tg.no_grad():
@@ -90,7 +93,7 @@ def evaluate(model, x, y, device, batch_size=1000):
             logits = model.logits(xb)
             total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
             correct += int((logits.argmax(axis=1) == yb).numpy().sum())
-    return total_loss / len(x), correct / len(x)
+    return dist.allreduce(total_loss) / n, dist.allreduce(correct) / n
 
 
 def check_gradients(x, y, seed):
@@ -131,7 +134,14 @@ def load_checkpoint(path, model, optimizer):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = tg.device.canonical_device(args.device)
+    world = dist.init()  # under mpirun: this process's rank in the MPI world; else a world of one
+    device = dist.device_for_rank(args.device)  # cuda -> cuda:<local rank>
+    if not world.is_root:
+        sys.stdout = open(os.devnull, "w")  # only rank 0 prints
+    try:
+        batch_size = dist.local_batch_size(args.batch_size)  # each rank's share of the global batch
+    except ValueError as e:
+        raise SystemExit(f"--batch-size: {e}") from None
     tg.memory.keep_freed_memory()  # reuse freed host memory between steps: ~30% faster steps on our VMs
     tg.manual_seed(args.seed)
 
@@ -146,21 +156,25 @@ def main(argv=None):
     model = build_model()
     model.to(device)
     model.summary()
-    optimizer = optim.Adam(model.parameters(), lr=args.lr)
+    dist.broadcast_parameters(model)
+    optimizer = dist.DistributedOptimizer(optim.Adam(model.parameters(), lr=args.lr))  # averages gradients
     schedule = optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
 
     start_epoch, history = 0, []
     if args.resume:
-        start_epoch, history = load_checkpoint(args.resume, model, optimizer)
+        start_epoch, history = dist.on_root(lambda: load_checkpoint(args.resume, model, optimizer))
+        dist.broadcast_parameters(model)
+        dist.broadcast_optimizer_state(optimizer)
         for _ in range(start_epoch):
             schedule.step()
         print(f"resumed from {args.resume} after epoch {start_epoch}")
 
     for epoch in range(start_epoch, args.epochs):
         model.train()
-        loader = DataLoader(x_train, y_train, batch_size=args.batch_size, shuffle=True, seed=args.seed + epoch,
-                            device=device, transform=mnist.to_float_images)
-        batches, bar = progress(loader, len(loader), f"epoch {epoch + 1}/{args.epochs}", args.no_progress)
+        loader = DataLoader(x_train, y_train, batch_size=batch_size, shuffle=True, seed=args.seed + epoch,
+                            device=device, transform=mnist.to_float_images, rank=world.rank, world_size=world.size)
+        batches, bar = progress(loader, len(loader), f"epoch {epoch + 1}/{args.epochs}",
+                                args.no_progress or not world.is_root)
         seen, correct, loss_sum, start = 0, 0, 0.0, time.perf_counter()
         for xb, yb in batches:
             logits = model.logits(xb)
@@ -176,6 +190,7 @@ def main(argv=None):
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
                                 img_s=f"{seen / (time.perf_counter() - start):.0f}")
         train_time = time.perf_counter() - start
+        seen, correct, loss_sum = dist.allreduce(seen), dist.allreduce(correct), dist.allreduce(loss_sum)
         schedule.step()
         test_loss, test_acc = evaluate(model, x_test, y_test, device)
         history.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen, train_acc=correct / seen,
@@ -183,15 +198,15 @@ def main(argv=None):
                             images_per_second=seen / train_time))
         print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f} | {train_time:.1f} s ({seen / train_time:.0f} img/s)")
-        if args.save:
+        if args.save and world.is_root:
             save_checkpoint(args.save, model, optimizer, epoch + 1, history)
 
     if args.save and history:
         print(f"checkpoint: {args.save}")
-    if args.metrics and history:
+    if args.metrics and history and world.is_root:
         os.makedirs(os.path.dirname(os.path.abspath(args.metrics)), exist_ok=True)
         with open(args.metrics, "w") as f:
-            json.dump(dict(config=vars(args), device=device, epochs=history), f, indent=2)
+            json.dump(dict(config=vars(args), device=device, world_size=world.size, epochs=history), f, indent=2)
         print(f"metrics: {args.metrics}")
     if history:
         print(f"final test accuracy: {history[-1]['test_acc']:.4f}")

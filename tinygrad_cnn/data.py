@@ -20,10 +20,20 @@ class DataLoader:
     `transform` is applied to each x batch (a NumPy array) before it is
     wrapped, e.g. `mnist.to_float_images`; labels are passed through
     unchanged so integer labels stay integer.
+
+    Data-parallel training (see tinygrad_cnn.distributed): with `world_size`
+    ranks, rank `rank` takes every world_size-th sample of the epoch's
+    order, starting at its rank, as PyTorch's DistributedSampler.  Every rank
+    draws the same permutation (same seed), so the shards are disjoint, of
+    equal size, and rank r's k-th batch plus the others' k-th batches are
+    exactly the k-th batch of one process at world_size times the batch
+    size.  NOTE: the last len(x) % world_size samples of each (shuffled)
+    order are left out, so that all ranks take the same number of steps.
     """
 
     def __init__(self, x, y=None, batch_size=32, shuffle=False, seed=None,
-                 drop_last=False, device=None, transform=None):
+                 drop_last=False, device=None, transform=None, rank=0,
+                 world_size=1):
         x = np.asarray(x)
         if x.ndim == 0:
             raise ValueError("x must have a first (sample) dimension")
@@ -41,6 +51,16 @@ class DataLoader:
         if transform is not None and not callable(transform):
             raise TypeError(
                 f"transform must be callable or None, got {transform!r}")
+        for name, value in (("rank", rank), ("world_size", world_size)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, world_size) with world_size >= 1, got "
+                             f"rank={rank}, world_size={world_size}")
+        if world_size > 1 and world_size > len(x):
+            raise ValueError(f"more ranks ({world_size}) than samples ({len(x)}): every rank "
+                             f"needs at least one sample")
+        self.rank, self.world_size = int(rank), int(world_size)
         self.x = x
         self.y = y
         self.batch_size = int(batch_size)
@@ -51,8 +71,8 @@ class DataLoader:
         self._rng = np.random.default_rng(seed)
 
     def __len__(self):
-        """Number of batches per epoch."""
-        n, b = len(self.x), self.batch_size
+        """Number of batches per epoch (on this rank)."""
+        n, b = len(self.x) // self.world_size, self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self):
@@ -80,7 +100,9 @@ class DataLoader:
         """
         n = len(self.x)
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
-        stop = len(self) * self.batch_size if self.drop_last else n
+        if self.world_size > 1:  # this rank's shard: every world_size-th sample
+            order = order[self.rank:n - n % self.world_size:self.world_size]
+        stop = len(self) * self.batch_size if self.drop_last else len(order)
         return self._batches(order, stop)
 
     def _batches(self, order, stop):
@@ -98,4 +120,6 @@ class DataLoader:
     def __repr__(self):
         return (f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, "
-                f"device={self.device!r})")
+                f"device={self.device!r}"
+                + (f", rank={self.rank}, world_size={self.world_size}"
+                   if self.world_size > 1 else "") + ")")
