@@ -53,6 +53,37 @@ class Ours:
         return out
 
 
+class OursChannelsLast(Ours):
+    """The same model and step on channels-last (N, H, W, C) batches: tinygrad_cnn.keras's layers."""
+
+    name = "ours-nhwc"
+
+    def __init__(self, device, lr):
+        from tinygrad_cnn import keras
+        tg.manual_seed(0)
+        self.device = device
+        self.model = keras.Sequential([
+            keras.layers.Conv2D(32, (3, 3), padding="same", activation="relu", input_shape=(28, 28, 1)),
+            keras.layers.MaxPooling2D((2, 2), strides=2),
+            keras.layers.Conv2D(64, (3, 3), padding="same", activation="relu"),
+            keras.layers.MaxPooling2D((2, 2), strides=2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ], device=device)
+        self.opt = optim.Adam(self.model.parameters(), lr=lr)
+
+    @staticmethod
+    def _nhwc(x):
+        return x.transpose(0, 2, 3, 1)  # (N, 1, 28, 28) -> (N, 28, 28, 1): the same memory
+
+    def step(self, x, y):
+        super().step(self._nhwc(x), y)
+
+    def predict(self, x):
+        return super().predict(self._nhwc(x))
+
+
 class Torch:
     name = "torch"
 
@@ -126,7 +157,7 @@ def worker(framework, device, images, batch_size, lr):
     """Child process: train one framework alone and report its peak resident memory."""
     (x, y), _ = mnist.load_data()
     before = peak_rss_mb()
-    runner = (Ours if framework == "ours" else Torch)(device, lr)
+    runner = {"ours": Ours, "ours-nhwc": OursChannelsLast, "torch": Torch}[framework](device, lr)
     train([runner], x[:images], y[:images], batch_size)
     print(json.dumps(dict(framework=framework, peak_rss_mb=peak_rss_mb(), after_data_rss_mb=before)))
 
@@ -152,7 +183,7 @@ def main(argv=None):
     p.add_argument("--system-malloc", action="store_true",
                    help="leave glibc's malloc at its defaults (no tinygrad_cnn.memory.keep_freed_memory())")
     p.add_argument("--json", default=None)
-    p.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=["ours", "ours-nhwc", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     images = args.images or (6400 if args.quick else 60000)
     kept = False if args.system_malloc else tg.memory.keep_freed_memory()  # both frameworks share the process
@@ -162,7 +193,7 @@ def main(argv=None):
     device = tg.device.canonical_device(args.device)
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     x_train, y_train = x_train[:images], y_train[:images]
-    runners = [Ours(device, args.lr)]
+    runners = [Ours(device, args.lr), OursChannelsLast(device, args.lr)]
     if load_torch(device) is not None:
         runners.append(Torch(device, args.lr))
     else:
@@ -185,8 +216,9 @@ def main(argv=None):
         row = [key] + [f.format(v) if v is not None else "-" for v in values]
         if "torch" in results:
             row.append(f"{values[0] / values[-1]:.2f}x" if values[0] and values[-1] else "-")
+        row.append(f"{values[1] / values[0]:.3f}x" if values[0] and values[1] else "-")
         rows.append(row)
-    headers = ["metric"] + names + (["ours/PyTorch"] if "torch" in results else [])
+    headers = ["metric"] + names + (["ours/PyTorch"] if "torch" in results else []) + ["nhwc/nchw"]
     print(f"\none epoch of {images} images, batch {args.batch_size}, Adam lr {args.lr}, device {device}, "
           f"freed memory kept for reuse: {kept}")
     print_table(headers, rows)

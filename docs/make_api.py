@@ -38,6 +38,12 @@ MODULES = {
     "tinygrad_cnn.distributed": "Data-parallel training over MPI and NCCL (needs the `distributed` extra to run "
                                 "on more than one process); see [distributed.md](distributed.md).",
     "tinygrad_cnn.memory": "Keeping freed host memory for reuse between training steps.",
+    "tinygrad_cnn.keras": "Keras' API over `nn`: `Sequential` with compile/fit/evaluate/predict; the tutorial's "
+                          "`tf.keras` code runs after `import tinygrad_cnn as tf`.",
+    "tinygrad_cnn.keras.layers": "`nn`'s layers with Keras' defaults (channels-last) and arguments (`input_shape=`).",
+    "tinygrad_cnn.keras.optimizers": "Keras' optimizers: hyperparameters first, the model's parameters at fit.",
+    "tinygrad_cnn.keras.losses": "Keras' losses, called as loss(y_true, y_pred).",
+    "tinygrad_cnn.keras.callbacks": "Keras' callbacks for fit, evaluate and predict.",
     "tinygrad_cnn.testing": "Gradient checks for your own ops.",
     "tinygrad_cnn.testing.strategies": "Hypothesis strategies for op tests (needs the `test` extra).",
     "tinygrad_cnn.conv": "The convolution and pooling ops and their size arithmetic (used by `nn`).",
@@ -50,6 +56,10 @@ FILL_INS = {
     "tinygrad_cnn.float32": "numpy.dtype('float32'), the default float type.",
     "tinygrad_cnn.float64": "numpy.dtype('float64').",
     "tinygrad_cnn.nn.ACTIVATIONS": "The activations known by name (`activation='relu'`).",
+    "tinygrad_cnn.keras.layers.DEFAULT_DATA_FORMAT": "'channels_last', as in Keras: (N, H, W, C) images.",
+    "tinygrad_cnn.keras.optimizers.NAMES": "The optimizers known by name (`optimizer='adam'`).",
+    "tinygrad_cnn.keras.losses.NAMES": "The losses known by name (`loss='sparse_categorical_crossentropy'`).",
+    "tinygrad_cnn.keras.losses.EPSILON": "1e-7: probabilities are clipped to [EPSILON, 1 - EPSILON] before a log, as in Keras.",
     "tinygrad_cnn.nn.DATA_FORMATS": "The axis orders image layers take (`data_format=`): (N, C, H, W) or (N, H, W, C).",
     "tinygrad_cnn.nn.init.INITIALIZERS": "The initialisers known by name (`kernel_initializer='he_uniform'`).",
     "tinygrad_cnn.parallel.MIN_ELEMENTS": "Ops smaller than this many elements run as one call: threads would cost "

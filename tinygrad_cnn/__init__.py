@@ -7,10 +7,11 @@ from .tensor import (Tensor, arange, concatenate, eye, float32, float64, full, g
 # The submodules, so that `import tinygrad_cnn as tg` gives tg.nn, tg.optim, ...; testing.strategies needs
 # hypothesis (an optional extra), so it is imported on its own.
 from . import checkpoint, data, datasets, device, memory, nn, optim, testing
+from . import keras  # after nn and optim, which it builds on
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "DeviceError", "no_grad", "enable_grad", "is_grad_enabled", "cuda_available",
            "manual_seed", "get_rng", "zeros", "ones", "full", "rand", "randn", "arange", "eye", "zeros_like",
            "ones_like", "matmul", "concatenate", "stack", "where", "maximum", "minimum", "float32", "float64",
-           "nn", "optim", "data", "datasets", "device", "memory", "checkpoint", "testing"]
+           "nn", "optim", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras"]

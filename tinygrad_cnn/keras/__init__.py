@@ -1,0 +1,11 @@
+"""Keras' API over tinygrad_cnn: the tutorial's `tf.keras` code runs after `import tinygrad_cnn as tf`.
+
+A thin front end: the layers are tinygrad_cnn.nn's with Keras' defaults (channels-last images),
+and Sequential adds compile / fit / evaluate / predict. `datasets.mnist.load_data()` reads the
+bundled MNIST files."""
+from .. import datasets
+from . import callbacks, layers, losses, optimizers
+from .layers import Input
+from .models import Sequential
+
+__all__ = ["Sequential", "Input", "layers", "optimizers", "losses", "callbacks", "datasets"]

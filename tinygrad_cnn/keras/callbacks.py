@@ -1,0 +1,303 @@
+"""Keras' callbacks: hooks fit(), evaluate() and predict() call, with Keras' names and arguments.
+
+`logs` are dicts of Python floats with Keras' keys ('loss', 'accuracy', 'val_loss', ...). Batch
+hooks get the running means so far; they are computed (a device sync) only for callbacks that
+override a batch hook."""
+import csv
+import math
+import os
+import warnings
+
+import numpy
+
+from . import optimizers
+
+
+class Callback:
+    """The base class: every hook does nothing. `self.model` is the model being trained and
+    `self.params` holds {'epochs', 'steps', 'verbose'}; set `self.model.stop_training = True` to
+    stop after the current batch."""
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        """Called by fit/evaluate/predict before the first hook."""
+        self.model = model
+
+    def set_params(self, params):
+        """Called by fit/evaluate/predict with {'epochs', 'steps', 'verbose'}."""
+        self.params = params
+
+    def on_train_begin(self, logs=None):
+        """Before the first epoch."""
+
+    def on_train_end(self, logs=None):
+        """After the last epoch (or a stop); logs are the last epoch's."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Before epoch `epoch` (counted from 0)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        """After epoch `epoch` and its validation: logs hold the epoch's means and val_ values."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        """Before training batch `batch` of the epoch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        """After training batch `batch`: logs hold the epoch's running means."""
+
+    def on_test_begin(self, logs=None):
+        """Before evaluate() or a validation pass."""
+
+    def on_test_end(self, logs=None):
+        """After evaluate() or a validation pass."""
+
+    def on_test_batch_begin(self, batch, logs=None):
+        """Before evaluation batch `batch`."""
+
+    def on_test_batch_end(self, batch, logs=None):
+        """After evaluation batch `batch`."""
+
+    def on_predict_begin(self, logs=None):
+        """Before predict()."""
+
+    def on_predict_end(self, logs=None):
+        """After predict()."""
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        """Before prediction batch `batch`."""
+
+    def on_predict_batch_end(self, batch, logs=None):
+        """After prediction batch `batch`."""
+
+
+class History(Callback):
+    """What fit() returns: `.history` maps each key ('loss', 'accuracy', 'val_loss', ...) to one
+    value per epoch, and `.epoch` lists the epochs run."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        """Start a new list of epochs."""
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Append the epoch's logs."""
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+
+def _mode(mode, monitor, who):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{who} mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":  # as Keras: accuracies (and AUC) grow, everything else shrinks
+        mode = "max" if any(word in monitor for word in ("acc", "auc")) else "min"
+    return mode
+
+
+def _better(mode, current, reference, min_delta=0.0):
+    """Whether `current` improves on `reference` by more than min_delta; a NaN never does."""
+    if current is None or math.isnan(current):
+        return False
+    return current + min_delta < reference if mode == "min" else current - min_delta > reference
+
+
+class ModelCheckpoint(Callback):
+    """Save the model's weights after each epoch through Module.save (atomic: a crash leaves the
+    previous file whole). `filepath` may hold {epoch} and log keys ({epoch:02d}-{val_loss:.2f}).
+    With save_best_only, only when `monitor` improves: a NaN never does, so a good checkpoint is
+    never replaced by a diverged model. save_weights_only is accepted for Keras' sake: the
+    weights are all a tinygrad_cnn model saves."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError(f"ModelCheckpoint save_freq must be 'epoch' (saving every N batches is not "
+                             f"supported), got {save_freq!r}")
+        self.filepath = os.fspath(filepath)
+        self.monitor, self.verbose = monitor, verbose
+        self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
+        self.mode = _mode(mode, monitor, "ModelCheckpoint")
+        default = math.inf if self.mode == "min" else -math.inf
+        self.best = default if initial_value_threshold is None else float(initial_value_threshold)
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Save (when the monitored value improved, with save_best_only)."""
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                warnings.warn(f"ModelCheckpoint: {self.monitor!r} is not in the logs ({', '.join(logs)}); "
+                              f"nothing saved", stacklevel=2)
+                return
+            if not _better(self.mode, current, self.best):
+                if self.verbose:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+                return
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
+                      f"saving model to {path}")
+            self.best = current
+        elif self.verbose:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        self.model.save(path)
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than min_delta for `patience` epochs; with
+    restore_best_weights, the weights of the best epoch are put back when training ends (as Keras 3)."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping patience must be an int >= 0, got {patience!r}")
+        self.monitor, self.min_delta, self.patience, self.verbose = monitor, abs(float(min_delta)), patience, verbose
+        self.mode = _mode(mode, monitor, "EarlyStopping")
+        self.baseline, self.restore_best_weights, self.start_from_epoch = baseline, restore_best_weights, start_from_epoch
+
+    def on_train_begin(self, logs=None):
+        """Reset the wait and the best value."""
+        self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, 0, 0, None
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Count the epochs without improvement; stop after `patience` of them."""
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(f"EarlyStopping: {self.monitor!r} is not in the logs ({', '.join(logs or {})})",
+                          stacklevel=2)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights, self.best_epoch = self.model.state_dict(), epoch
+        self.wait += 1
+        if _better(self.mode, current, self.best, self.min_delta):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.state_dict()
+            if self.baseline is None or _better(self.mode, current, self.baseline, self.min_delta):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        """Put the best epoch's weights back (restore_best_weights)."""
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.load_state_dict(self.best_weights)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training at the first batch whose loss is NaN or infinite (a device sync per batch)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Stop when the running loss is NaN or infinite."""
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at the start of each epoch to schedule(epoch, lr) (or
+    schedule(epoch)); the rate used goes into the logs as 'learning_rate'."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler needs a callable schedule(epoch, lr), got {schedule!r}")
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Set this epoch's learning rate from the schedule."""
+        optimizer = self.model.optimizer
+        lr = float(optimizers.learning_rate(optimizer))
+        try:
+            new = self.schedule(epoch, lr)
+        except TypeError:  # a one-argument schedule(epoch), as Keras also accepts
+            new = self.schedule(epoch)
+        if isinstance(new, bool) or not isinstance(new, (int, float, numpy.floating)) or not math.isfinite(new):
+            raise ValueError(f"LearningRateScheduler: the schedule must return a finite number, got {new!r} "
+                             f"at epoch {epoch}")
+        optimizers.set_learning_rate(optimizer, float(new))
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(new)}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Record the rate as logs['learning_rate']."""
+        if logs is not None:
+            logs["learning_rate"] = float(optimizers.learning_rate(self.model.optimizer))
+
+
+class CSVLogger(Callback):
+    """Write one row per epoch (epoch, then the logs' keys in sorted order) to a CSV file, flushed
+    each epoch; append=True continues an existing file."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.separator, self.append = os.fspath(filename), separator, append
+        self.keys, self.file, self.writer = None, None, None
+
+    def on_train_begin(self, logs=None):
+        """Open the file (appending with append=True)."""
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self.file = open(self.filename, "a" if self.append else "w", newline="")
+        self.keys, self.writer, self._header = None, None, not exists
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Write the epoch's row (the header first, for a new file)."""
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+            self.writer = csv.DictWriter(self.file, fieldnames=["epoch"] + self.keys, delimiter=self.separator)
+            if self._header:
+                self.writer.writeheader()
+        self.writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self.keys}})
+        self.file.flush()
+
+    def on_train_end(self, logs=None):
+        """Close the file."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class CallbackList:
+    """The callbacks of one fit/evaluate/predict call, called in order (not public API)."""
+
+    def __init__(self, callbacks, model, params):
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be tinygrad_cnn.keras.callbacks.Callback objects, got "
+                                f"{type(cb).__name__}")
+        self.callbacks = callbacks
+        for cb in callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+
+    def wants(self, hook):
+        """Whether some callback overrides `hook` (so batch logs must be computed for it)."""
+        return any(getattr(type(cb), hook) is not getattr(Callback, hook) for cb in self.callbacks)
+
+    def call(self, hook, *args):
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args)
+
+
+__all__ = ["Callback", "History", "ModelCheckpoint", "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "CSVLogger"]

@@ -1,0 +1,373 @@
+"""Keras' Sequential: nn.Sequential plus compile, fit, evaluate and predict with Keras' semantics.
+
+A training step is the loop one writes by hand: forward, loss, zero_grad, backward, step; fit()
+adds the batching, shuffling, validation, progress and callbacks around it. Data stay NumPy
+arrays on the host; each batch is copied to the model's device as it is used."""
+import math
+
+import numpy
+
+from .. import nn
+from ..function import no_grad
+from ..nn.layers import _Activated
+from ..tensor import Tensor, get_rng
+from . import callbacks as callbacks_module
+from . import losses, optimizers
+from .layers import Input
+from .progress import Progress
+
+METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
+
+
+def _count(value, name, low=1):
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def _verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return verbose
+
+
+def _array(value, what):
+    """NumPy data from an array-like or a Tensor (any numeric dtype)."""
+    if value is None:
+        raise ValueError(f"{what} is missing")
+    array = value.numpy() if isinstance(value, Tensor) else numpy.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be numeric, got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ValueError(f"{what} must have a first (sample) axis, got a scalar")
+    return array
+
+
+class _Metric:
+    """An accuracy: sum of hits per batch (a Tensor, no sync) and hits possible per sample."""
+
+    def __init__(self, name, kind):
+        self.name, self.kind = name, kind
+
+    def hits(self, out, y, logits):
+        with no_grad():
+            if self.kind == "sparse":
+                return (out.argmax(axis=-1) == y).sum(), 1
+            if self.kind == "categorical":
+                return (out.argmax(axis=-1) == y.argmax(axis=-1)).sum(), 1
+            threshold = 0.0 if logits else 0.5  # sigmoid(z) > 0.5 exactly when z > 0
+            return ((out > threshold) == (y > 0.5)).sum(), int(numpy.prod(out.shape[1:]))
+
+
+class _Running:
+    """Sample-weighted running means of the loss and metrics, kept on the device until read."""
+
+    def __init__(self):
+        self.sums, self.per = {}, {}
+        self.seen = 0
+
+    def add(self, name, total, per_sample=1):
+        total = total.detach().astype("float64")
+        self.sums[name] = total if name not in self.sums else self.sums[name] + total
+        self.per[name] = per_sample
+
+    def logs(self):
+        """{name: mean} as Python floats (one read per value: a device sync on a GPU), sorted by name."""
+        return {name: float(self.sums[name]) / (self.seen * self.per[name]) for name in sorted(self.sums)}
+
+
+class Sequential(nn.Sequential):
+    """nn.Sequential with Keras' training API. The input shape comes from a first Input(shape=...)
+    or from `input_shape=` on the first layer (the model is then built at once), else from the
+    first batch. device=None puts the weights on the default device."""
+
+    def __init__(self, layers=None, name=None, device=None):
+        self._declared_shape = None
+        super().__init__(None, name=name)
+        if device is not None:
+            self.to(device)
+        for layer in layers or []:
+            self.add(layer)
+        self.optimizer, self.loss, self.metric_names = None, None, []
+        self.stop_training = False
+
+    def add(self, layer):
+        """Append a layer; Input(shape=...) or input_shape= on the first layer builds the model."""
+        if isinstance(layer, Input):
+            if self.layers or self._declared_shape is not None:
+                raise ValueError("Input(...) must be the first entry of a Sequential")
+            self._declared_shape = layer.shape
+            return self
+        super().add(layer)
+        shape = self._declared_shape or getattr(layer, "keras_input_shape", None)
+        if not self.built and len(self.layers) == 1 and shape is not None:
+            self.build(shape)
+        return self
+
+    def build(self, input_shape):
+        """Build for inputs of `input_shape`; Keras' (None, 28, 28, 1), with the batch axis, is accepted."""
+        if isinstance(input_shape, (tuple, list)) and len(input_shape) > 1 and input_shape[0] is None:
+            input_shape = tuple(input_shape[1:])
+        return super().build(input_shape)
+
+    # ------------------------------------------------------------ compile
+
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        """Choose the optimizer ('adam', 'sgd', 'adamw', a keras.optimizers object or a tinygrad_cnn.optim
+        optimizer), the loss (a name, a keras.losses object or a callable(y_true, y_pred)) and metrics
+        (['accuracy'], or the named accuracies). Keras' default optimizer, RMSprop, does not exist here:
+        the default is Adam."""
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = None if loss is None else losses.get(loss)
+        names = list(metrics or [])
+        for name in names:
+            if not isinstance(name, str) or name.lower() not in METRICS:
+                raise ValueError(f"unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
+        self.metric_names = names
+        return self
+
+    def _ready(self, x):
+        """Build the model (from x's shape) and the optimizer before the first step."""
+        if self.loss is None or self.optimizer is None:
+            raise ValueError("call model.compile(optimizer=..., loss=...) before fit() or evaluate()")
+        if not self.built:
+            self.build(x.shape[1:])
+        self._validate((None,) + x.shape[1:])
+        if isinstance(self.optimizer, optimizers.Optimizer):
+            self.optimizer.build(self.parameters())
+            step_optimizer = self.optimizer.optimizer
+        else:
+            step_optimizer = self.optimizer
+        if {id(p) for p in step_optimizer.params} != {id(p) for p in self.parameters()}:
+            raise ValueError(f"the optimizer was made for other parameters than this model's "
+                             f"({len(step_optimizer.params)} tensors against {len(self.parameters())}); "
+                             f"give compile() a new one")
+        return step_optimizer
+
+    def _data(self, x, y, who):
+        """x as float32 and y as the loss wants it, both checked against the model."""
+        x = _array(x, f"{who}: x").astype("float32", copy=False)
+        y = _array(y, f"{who}: y")
+        if len(x) != len(y):
+            raise ValueError(f"{who}: x and y must hold the same number of samples, got {len(x)} and {len(y)}")
+        if len(x) == 0:
+            raise ValueError(f"{who}: no samples")
+        output_shape = (len(x),) + tuple(self.compute_output_shape(x.shape[1:]))
+        return x, self.loss.targets(y, output_shape)
+
+    def _metrics(self, y):
+        out_shape = self.compute_output_shape(self.input_shape)
+        found = []
+        for name in self.metric_names:
+            key = name.lower()
+            if key in ("accuracy", "acc"):  # Keras' choice, from the shapes
+                if out_shape[-1] == 1:
+                    kind = "binary"
+                elif y.ndim < len(out_shape) + 1:
+                    kind = "sparse"
+                else:
+                    kind = "categorical"
+            else:
+                kind = key.split("_accuracy")[0].replace("sparse_categorical", "sparse")
+            found.append(_Metric(name, kind))
+        return found
+
+    def _final_activation(self):
+        last = self.layers[-1] if self.layers else None
+        if isinstance(last, nn.Softmax):
+            return "softmax"
+        if isinstance(last, nn.Sigmoid):
+            return "sigmoid"
+        return last.activation_name if isinstance(last, _Activated) else None
+
+    def _output(self, xb):
+        """(output, whether it is logits): a softmax or sigmoid the loss can take as logits is skipped."""
+        loss = self.loss
+        if not loss.from_logits and loss.activation is not None and self._final_activation() == loss.activation:
+            return self.logits(xb), True
+        return self(xb), loss.from_logits
+
+    def _device(self):
+        params = self.parameters()
+        return params[0].device if params else self.device
+
+    def _batches(self, n, batch_size, order=None):
+        for step, start in enumerate(range(0, n, batch_size)):
+            yield step, (slice(start, start + batch_size) if order is None else order[start:start + batch_size])
+
+    # ------------------------------------------------------------ fit
+
+    def train_step(self, xb, yb, step_optimizer=None):
+        """One step on Tensors xb, yb (yb as the loss's targets() gives them): forward, loss,
+        zero_grad, backward, optimizer step. Returns (output, whether it is logits, loss)."""
+        step_optimizer = step_optimizer or self._ready(xb.numpy())
+        out, logits = self._output(xb)
+        loss = self.loss.compute(out, yb, logits)
+        step_optimizer.zero_grad()
+        loss.backward()
+        step_optimizer.step()
+        return out, logits, loss
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, initial_epoch=0, validation_batch_size=None, validation_freq=1):
+        """Train for epochs initial_epoch..epochs-1 over NumPy x, y (any numeric dtype; x cast to
+        float32) in batches of batch_size (32), shuffled each epoch from the global generator
+        (tinygrad_cnn.manual_seed). validation_data=(x, y), or validation_split: the last fraction of
+        the samples, taken before shuffling. Returns a History; logs use Keras' keys."""
+        batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
+        epochs, initial_epoch = _count(epochs, "epochs", 0), _count(initial_epoch, "initial_epoch", 0)
+        verbose, validation_freq = _verbose(verbose), _count(validation_freq, "validation_freq")
+        step_optimizer = self._ready(_array(x, "fit: x"))
+        x, y = self._data(x, y, "fit")
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+                or not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val)")
+            val = self._data(*validation_data, "fit: validation_data")
+        elif validation_split:
+            split = int(math.floor(len(x) * (1 - validation_split)))
+            if split == 0 or split == len(x):
+                raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
+                                 f"out of {len(x)}")
+            x, y, val = x[:split], y[:split], (x[split:], y[split:])
+        metrics, device = self._metrics(y), self._device()
+        steps = -(-len(x) // batch_size)
+        history = callbacks_module.History()
+        hooks = callbacks_module.CallbackList(list(callbacks or []) + [history], self,
+                                              {"epochs": epochs, "steps": steps, "verbose": verbose})
+        batch_logs_wanted = hooks.wants("on_train_batch_end")
+        self.stop_training = False
+        hooks.call("on_train_begin", None)
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            hooks.call("on_epoch_begin", epoch, None)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+            self.train()
+            order = get_rng().permutation(len(x)) if shuffle else None
+            running, progress = _Running(), Progress(steps, verbose)
+            for step, index in self._batches(len(x), batch_size, order):
+                hooks.call("on_train_batch_begin", step, None)
+                xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
+                out, logits, loss = self.train_step(xb, yb, step_optimizer)
+                running.seen += len(xb)
+                running.add("loss", loss * len(xb))
+                for metric in metrics:
+                    running.add(metric.name, *metric.hits(out, yb, logits))
+                batch_logs = running.logs() if batch_logs_wanted else None
+                hooks.call("on_train_batch_end", step, batch_logs)
+                if progress.due(step + 1):
+                    progress.update(step + 1, batch_logs or running.logs())
+                if self.stop_training:
+                    break
+            logs = running.logs()
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate(*val, validation_batch_size or batch_size, hooks, metrics, 0)
+                logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            progress.finish(logs)
+            hooks.call("on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        hooks.call("on_train_end", logs)
+        return history
+
+    # ------------------------------------------------------------ evaluate and predict
+
+    def _evaluate(self, x, y, batch_size, hooks, metrics, verbose):
+        """Mean loss and metrics over prepared x, y, without a graph and in eval mode."""
+        device, was_training = self._device(), self.training
+        self.eval()
+        running, progress = _Running(), Progress(-(-len(x) // batch_size), verbose)
+        hooks.call("on_test_begin", None)
+        try:
+            with no_grad():
+                for step, index in self._batches(len(x), batch_size):
+                    hooks.call("on_test_batch_begin", step, None)
+                    xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
+                    out, logits = self._output(xb)
+                    running.seen += len(xb)
+                    running.add("loss", self.loss.compute(out, yb, logits) * len(xb))
+                    for metric in metrics:
+                        running.add(metric.name, *metric.hits(out, yb, logits))
+                    hooks.call("on_test_batch_end", step, None)
+                    if progress.due(step + 1):
+                        progress.update(step + 1, running.logs())
+        finally:
+            self.train(was_training)
+        logs = running.logs()
+        progress.finish(logs)
+        hooks.call("on_test_end", logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False):
+        """The loss, or [loss, metric, ...] (a dict with return_dict=True), over x, y in batches of
+        batch_size (32)."""
+        batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
+        verbose = _verbose(verbose)
+        self._ready(_array(x, "evaluate: x"))
+        x, y = self._data(x, y, "evaluate")
+        metrics = self._metrics(y)
+        hooks = callbacks_module.CallbackList(callbacks, self, {"steps": -(-len(x) // batch_size), "verbose": verbose})
+        logs = self._evaluate(x, y, batch_size, hooks, metrics, verbose)
+        if return_dict:
+            return logs
+        values = [logs["loss"]] + [logs[m.name] for m in metrics]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+        """The model's outputs (its final activation included) for x, as one NumPy array, computed
+        in batches of batch_size (32) in eval mode."""
+        batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
+        verbose = _verbose(verbose)
+        x = _array(x, "predict: x").astype("float32", copy=False)
+        if not self.built:
+            self.build(x.shape[1:])
+        self._validate((None,) + x.shape[1:])
+        steps = -(-len(x) // batch_size)
+        hooks = callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
+        device, was_training = self._device(), self.training
+        progress, outputs = Progress(steps, verbose), []
+        self.eval()
+        hooks.call("on_predict_begin", None)
+        try:
+            with no_grad():
+                for step, index in self._batches(len(x), batch_size):
+                    hooks.call("on_predict_batch_begin", step, None)
+                    outputs.append(self(Tensor(x[index], device=device)).numpy())
+                    hooks.call("on_predict_batch_end", step, None)
+                    if progress.due(step + 1):
+                        progress.update(step + 1, {})
+        finally:
+            self.train(was_training)
+        progress.finish({})
+        hooks.call("on_predict_end", None)
+        if not outputs:
+            return numpy.zeros((0,) + tuple(self.compute_output_shape(x.shape[1:])), dtype="float32")
+        return numpy.concatenate(outputs)
+
+    # ------------------------------------------------------------ weights
+
+    def get_weights(self):
+        """Copies of the parameters and buffers as NumPy arrays, in state_dict() order."""
+        return list(self.state_dict().values())
+
+    def set_weights(self, weights):
+        """Load arrays in get_weights() order (checked: count and shapes)."""
+        names = list(self.state_dict())
+        weights = list(weights)
+        if len(weights) != len(names):
+            raise ValueError(f"set_weights: the model has {len(names)} weight arrays, got {len(weights)}")
+        self.load_state_dict(dict(zip(names, weights)))
+
+    def save_weights(self, path):
+        """Module.save(path): the weights, atomically."""
+        self.save(path)
+
+    def load_weights(self, path):
+        """Module.load(path)."""
+        return self.load(path)
