@@ -252,6 +252,7 @@ def test_early_stopping_waits_patience_epochs_and_restores_the_best_weights():
     assert len(history.epoch) == 2   # stopped at epoch 1, the first without improvement
 
 
+@pytest.mark.filterwarnings("ignore:.*non-finite gradient")  # the optimizer skips the NaN step, and says so
 def test_terminate_on_nan_stops_at_the_first_bad_batch():
     x, y = small_data()
     x[40] = np.nan  # in the third batch of 16 when not shuffled
