@@ -4,8 +4,8 @@ A thin front end: the layers are tinygrad_cnn.nn's with Keras' defaults (channel
 and Sequential adds compile / fit / evaluate / predict. `datasets.mnist.load_data()` reads the
 bundled MNIST files."""
 from .. import datasets
-from . import callbacks, layers, losses, optimizers
+from . import callbacks, layers, losses, models, optimizers
 from .layers import Input
 from .models import Sequential
 
-__all__ = ["Sequential", "Input", "layers", "optimizers", "losses", "callbacks", "datasets"]
+__all__ = ["Sequential", "Input", "layers", "models", "optimizers", "losses", "callbacks", "datasets"]
