@@ -178,7 +178,9 @@ def _over_rows(xp, out, work):
 class Sigmoid(Function):
     """Logistic function via tanh, so large |x| cannot overflow exp."""
     def forward(self, x):
-        self.out = 0.5 * self.xp.tanh(0.5 * x) + 0.5
+        # NOTE: the constant has x's dtype: NumPy 1.x makes a float32 0-d result float64 with a Python 0.5
+        half = x.dtype.type(0.5)
+        self.out = half * self.xp.tanh(half * x) + half
         return self.out
 
     def backward(self, g):
@@ -194,6 +196,9 @@ class Clip(Function):
             self.inside &= x >= low
         if high is not None:
             self.inside &= x <= high
+        if x.dtype.kind == "f":  # NOTE: bounds in x's dtype, or NumPy 1.x turns a float32 0-d input float64
+            low = None if low is None else x.dtype.type(low)
+            high = None if high is None else x.dtype.type(high)
         return xp.clip(x, low, high)
 
     def backward(self, g):
