@@ -15,7 +15,9 @@ Where the files are looked for, in order:
 
 1. the `path` argument (if given, nothing else is tried);
 2. `$TINYGRAD_CNN_DATA` (the folder itself, or a folder holding `mnist/`);
-3. the repository's own `data/mnist/`;
+3. the files bundled with the package: `data/mnist/` in a clone, or
+   `tinygrad_cnn/datasets/mnist_files/` in an installed wheel (pyproject.toml
+   copies them there), so a `pip install .` needs no network;
 4. the user cache `~/.cache/tinygrad_cnn/mnist`;
 5. otherwise the files are downloaded from `MIRRORS` into the cache.
 """
@@ -40,8 +42,11 @@ INFO = {
 }
 
 ENV_VAR = "TINYGRAD_CNN_DATA"
-# Located from the package file so it works from any working directory.
-REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
+# Located from the package file so it works from any working directory: inside
+# the package in an installed wheel, else the clone's data/mnist/.
+_WHEEL_DATA_DIR = Path(__file__).resolve().parent / "mnist_files"
+REPO_DATA_DIR = (_WHEEL_DATA_DIR if _WHEEL_DATA_DIR.is_dir()
+                 else Path(__file__).resolve().parents[2] / "data" / "mnist")
 # Expanded at call time so that a changed $HOME (e.g. in tests) is honoured.
 CACHE_DIR = "~/.cache/tinygrad_cnn/mnist"
 MIRRORS = [
