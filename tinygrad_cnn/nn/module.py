@@ -175,13 +175,19 @@ class Module:
 
     def save(self, path):
         """Write state_dict() to `path` as .npz (no pickle), atomically: a crash mid-write leaves any
-        previous file at `path` intact. The name is used as given (no .npz appended)."""
+        previous file at `path` intact. The name is used as given (no .npz appended) and must end in
+        .npz: any other extension raises CheckpointError rather than writing an npz under that name."""
         save_arrays(path, self.state_dict())
 
     def load(self, path, strict=True):
-        """Load a file written by save(); a truncated, corrupt or non-.npz file raises CheckpointError
+        """Load a file written by save(), or the model part of a training checkpoint (its `model/` arrays,
+        as examples/mnist.py writes them); a truncated, corrupt or non-.npz file raises CheckpointError
         (a ValueError) naming the file, and a checkpoint that does not fit names the mismatches."""
         state = load_arrays(path)
+        own = dict(self._named_tensors())
+        if not any(name in state for name in own) and any(k.startswith("model/") for k in state):
+            # a training checkpoint (examples/mnist.py): model/<name>, optim/<name>, meta/...; take the model
+            state = {k[len("model/"):]: v for k, v in state.items() if k.startswith("model/")}
         try:
             return self.load_state_dict(state, strict=strict)
         except ValueError as e:
