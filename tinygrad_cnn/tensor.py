@@ -168,6 +168,15 @@ class Tensor:
         """A NumPy array with the values, copied from the GPU when needed."""
         return to_numpy(self.data)
 
+    def __dlpack__(self, *args, **kwargs):
+        """DLPack export of the data, without a copy: `numpy.from_dlpack(t)`, `cupy.from_dlpack(t)` and
+        `torch.from_dlpack(t)` see the same memory (so writes through them show here)."""
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        """(DLPack device type, index): (1, 0) on the CPU, (2, N) on cuda:N."""
+        return self.data.__dlpack_device__()
+
     def item(self):
         """The value of a one-element tensor as a Python number (ValueError for more elements)."""
         if self.size != 1:
@@ -861,6 +870,26 @@ def _make(device, fill):
     xp = array_module(device)
     with use_device(device):
         return fill(xp), device
+
+
+def from_dlpack(array, requires_grad=False):
+    """A Tensor that shares memory with `array`, any object with __dlpack__ (a NumPy or CuPy array, a
+    PyTorch tensor): no copy, on the CPU or the CUDA device the array lives on."""
+    if not (hasattr(array, "__dlpack__") and hasattr(array, "__dlpack_device__")):
+        raise TypeError(f"from_dlpack needs an object with __dlpack__ and __dlpack_device__ (NumPy, CuPy, "
+                        f"PyTorch), got {type(array).__name__}")
+    kind, index = array.__dlpack_device__()
+    if kind == 1:  # kDLCPU
+        device = "cpu"
+    elif kind == 2:  # kDLCUDA
+        device = f"cuda:{int(index)}"
+    else:
+        raise DeviceError(f"from_dlpack: DLPack device type {kind} is neither the CPU (1) nor CUDA (2)")
+    xp = array_module(device)
+    data = xp.from_dlpack(array)
+    if requires_grad and not _is_float(data.dtype):
+        raise TypeError(f"from_dlpack: only float tensors can require gradients, got {data.dtype}")
+    return Tensor._wrap(data, device, requires_grad=requires_grad)
 
 
 def zeros(*shape, dtype=float32, device=None, requires_grad=False):
