@@ -1,15 +1,28 @@
 """Shared test setup: hypothesis profiles, and the devices every device-aware test runs on.
 
 Hypothesis profile: HYPOTHESIS_PROFILE=ci (default, fast), dev, or thorough (300 examples).
-GPU: tests parametrized with DEVICES also run on "cuda", marked `gpu`; they are skipped when CuPy
-or a GPU is missing, unless TINYGRAD_CNN_TEST_CUDA=1, which turns the skip into an error so that a
-GPU check cannot pass by skipping everything."""
+GPU: tests parametrized with DEVICES also run on "cuda", marked `gpu`. Without a real GPU they run
+on the strict CuPy emulation (tests/cupy_emulation), put in place of `cupy` here; a real GPU always
+takes precedence, and TINYGRAD_CNN_EMULATE_CUPY=0 turns the emulation off. When no CUDA (real or
+emulated) is available they are skipped, unless TINYGRAD_CNN_TEST_CUDA=1, which turns the skip
+into an error so that a GPU check cannot pass by skipping everything (set
+TINYGRAD_CNN_EMULATE_CUPY=0 with it on a GPU machine, so that the emulation can never stand in)."""
 import os
+import sys
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 import tinygrad_cnn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cupy_emulation  # noqa: E402
+
+EMULATE_ENV = "TINYGRAD_CNN_EMULATE_CUPY"
+EMULATED = (os.environ.get(EMULATE_ENV, "1").strip() not in ("0", "")
+            and not cupy_emulation.real_gpu_available())
+if EMULATED:
+    cupy_emulation.install()
 
 # ---------------------------------------------------------------- hypothesis profiles
 
@@ -21,7 +34,12 @@ settings.register_profile("dev", max_examples=60, deadline=None, print_blob=True
                           suppress_health_check=_SLOW_OK)
 settings.register_profile("thorough", max_examples=300, deadline=None, database=None, print_blob=True,
                           suppress_health_check=_SLOW_OK)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# NOTE: the gpu variants on the emulation run the same NumPy code as the cpu ones, under CuPy's rules:
+# a few examples each find a broken rule; more would double CI's time for little.
+settings.register_profile("emulated", max_examples=3, deadline=None, database=None, print_blob=True,
+                          suppress_health_check=_SLOW_OK)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
 
 # ---------------------------------------------------------------- devices
 
@@ -46,7 +64,8 @@ def _why_no_cuda():
 
 
 def pytest_report_header(config):
-    return (f"tinygrad_cnn devices: cpu{', cuda' if CUDA_AVAILABLE else ''} "
+    cuda = ", cuda (CuPy emulation on NumPy)" if CUDA_AVAILABLE and EMULATED else ", cuda" if CUDA_AVAILABLE else ""
+    return (f"tinygrad_cnn devices: cpu{cuda} "
             f"({REQUIRE_CUDA_ENV}={os.environ.get(REQUIRE_CUDA_ENV, '')!s}; "
             f"hypothesis profile {settings.get_current_profile_name()})")
 
@@ -58,3 +77,19 @@ def pytest_runtest_setup(item):
     if cuda_required():
         pytest.fail(f"{REQUIRE_CUDA_ENV}=1 but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """The emulated gpu variants of hypothesis tests run the "emulated" profile's examples."""
+    test = getattr(item, "obj", None)
+    key = "_hypothesis_internal_use_settings"
+    if not (EMULATED and PROFILE == "ci" and item.get_closest_marker("gpu") and hasattr(test, key)):
+        yield
+        return
+    before = getattr(test, key)
+    setattr(test, key, settings(before, max_examples=min(before.max_examples, 3)))
+    try:
+        yield
+    finally:
+        setattr(test, key, before)

@@ -1,5 +1,4 @@
 """Devices: the only module that chooses between NumPy ("cpu") and CuPy ("cuda[:N]")."""
-import functools
 import os
 
 import numpy
@@ -46,10 +45,18 @@ def array_module(device):
     return _cuda_module(device)
 
 
-@functools.lru_cache(maxsize=None)
+_answered = {}  # device -> the CuPy module whose GPU answered for it
+
+
 def _cuda_module(device):
-    """CuPy, once the GPU behind `device` has answered (cached: every op asks; failures are not cached)."""
+    """CuPy, once the GPU behind `device` has answered.
+
+    NOTE: the answer is remembered for the CuPy module that gave it, and `import cupy` (a dict
+    lookup once imported) runs each time, so that a CuPy that became unimportable is noticed;
+    failures are not remembered."""
     cupy = _import_cupy()
+    if _answered.get(device) is cupy:
+        return cupy
     index = int(device.split(":")[1])
     try:
         count = cupy.cuda.runtime.getDeviceCount()
@@ -57,6 +64,7 @@ def _cuda_module(device):
         raise DeviceError(f"device {device!r}: CuPy is installed but no CUDA GPU is usable ({e})") from e
     if index >= count:
         raise DeviceError(f"device {device!r}: this machine has {count} CUDA GPU(s)")
+    _answered[device] = cupy
     return cupy
 
 

@@ -1,0 +1,666 @@
+"""A strict CuPy stand-in on NumPy, for proving the GPU path on a machine without a GPU.
+
+`install()` puts it in sys.modules as `cupy` (tests/conftest.py does so when no real GPU answers;
+a real GPU always takes precedence). It follows CuPy 14's rules, not NumPy's:
+- only the names real CuPy has exist (names.json, written by make_names.py from the real package),
+  and calls accept only the keywords CuPy's signatures have (e.g. no `where=` on ufuncs);
+- implicit conversion to NumPy raises TypeError as CuPy does (`numpy.asarray(a)`); `.get()` works;
+- NumPy arrays given as arguments raise TypeError ("Unsupported type"), except where CuPy
+  copies them to the device (asarray, array, indices);
+- arrays live on a device; an op on an array of another device than the current one raises,
+  and integer-array indices out of range wrap around silently, as on CuPy;
+- `flags` has only CuPy's attributes; asking for another (e.g. `writeable`) is recorded.
+
+It counts, by file and line of the calling code: kernel launches (one per call that writes
+device memory; allocation and views launch nothing), blocking syncs (int/float/bool/item/tolist/
+repr/str/get and synchronize) and bytes moved each way. `record()` gives the counts of a block.
+
+Limits: one launch per call is a model, not CuPy's exact count (a few routines launch more on a
+real GPU; cuBLAS may split a GEMM); timing, streams and memory pools are not modelled."""
+import collections
+import contextlib
+import json
+import os
+import sys
+import types
+
+import numpy
+
+_NAMES = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "names.json")))
+_TOP = _NAMES["cupy"]
+_METHODS = _NAMES["cupy.ndarray"]
+_FLAGS = set(_NAMES["flags"])
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(os.path.dirname(_HERE))
+DEVICE_COUNT = int(os.environ.get("TINYGRAD_CNN_EMULATED_GPUS", "2"))
+# CuPy's scatter (ufunc.at, scatter_add) runs on atomics, which exist for these dtypes only
+_AT_DTYPES = {"add": "iILQefd", "maximum": "iILQfd", "minimum": "iILQfd"}
+
+
+# ---------------------------------------------------------------- counting
+
+class Counts:
+    """Launches, blocking syncs and transfers, in total and by (event, 'file:line')."""
+
+    def __init__(self):
+        self.launches = self.syncs = self.h2d = self.d2h = self.h2d_bytes = self.d2h_bytes = 0
+        self.sites = collections.Counter()
+        self.missing_attributes = collections.Counter()
+
+    def as_dict(self):
+        return dict(launches=self.launches, syncs=self.syncs, h2d=self.h2d, d2h=self.d2h,
+                    h2d_bytes=self.h2d_bytes, d2h_bytes=self.d2h_bytes)
+
+    def __repr__(self):
+        return f"Counts({self.as_dict()})"
+
+
+_recorders = [Counts()]  # the first counts everything since install
+_fusing = [0]
+
+
+def totals():
+    """Counts since the emulation was installed."""
+    return _recorders[0]
+
+
+@contextlib.contextmanager
+def record():
+    """`with record() as counts:` counts what the block does."""
+    counts = Counts()
+    _recorders.append(counts)
+    try:
+        yield counts
+    finally:
+        _recorders.remove(counts)
+
+
+def _site():
+    frame = sys._getframe(2)
+    while frame is not None and (frame.f_code.co_filename.startswith(_HERE)
+                                 or "/numpy/" in frame.f_code.co_filename):
+        frame = frame.f_back
+    if frame is None:
+        return "?"
+    return f"{os.path.relpath(frame.f_code.co_filename, _ROOT)}:{frame.f_lineno}"
+
+
+def _event(kind, nbytes=0):
+    if kind == "launch" and _fusing[0]:
+        return
+    site = _site()
+    for c in _recorders:
+        if kind == "launch":
+            c.launches += 1
+        elif kind == "sync":
+            c.syncs += 1
+        elif kind == "h2d":
+            c.h2d += 1
+            c.h2d_bytes += nbytes
+        elif kind == "d2h":
+            c.d2h += 1
+            c.d2h_bytes += nbytes
+        c.sites[(kind, site)] += 1
+
+
+# ---------------------------------------------------------------- devices
+
+_current = [0]
+
+
+class Device:
+    """cupy.cuda.Device: a context manager that makes `id` the current device."""
+
+    def __init__(self, device=None):
+        self.id = _current[0] if device is None else int(device)
+        if not 0 <= self.id < DEVICE_COUNT:
+            raise RuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal ({self.id})")
+        self._previous = []
+
+    def __enter__(self):
+        self._previous.append(_current[0])
+        _current[0] = self.id
+        return self
+
+    def __exit__(self, *exc):
+        _current[0] = self._previous.pop()
+
+    def use(self):
+        _current[0] = self.id
+
+    def synchronize(self):
+        _event("sync")
+
+    def __repr__(self):
+        return f"<CUDA Device {self.id}>"
+
+    def __eq__(self, other):
+        return isinstance(other, Device) and other.id == self.id
+
+    def __hash__(self):
+        return hash(self.id)
+
+
+class _Stream:
+    def synchronize(self):
+        _event("sync")
+
+
+def _check_device(arrays):
+    for a in arrays:
+        if a._dev != _current[0]:
+            raise ValueError(f"The device where the array resides ({a._dev}) is different from the current "
+                             f"device ({_current[0]}). Peer access is unavailable between these devices.")
+
+
+# ---------------------------------------------------------------- arrays
+
+_IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy "
+             "array explicitly.")
+
+
+class Flags:
+    """CuPy's flags: c_contiguous, f_contiguous, owndata (no writeable, aligned, ...)."""
+
+    def __init__(self, array):
+        self._flags = array.flags
+
+    def __getattr__(self, name):
+        if name in _FLAGS:
+            return {"fnc": self._flags.fnc, "forc": self._flags.forc}.get(name, getattr(self._flags, name, None))
+        for c in _recorders:
+            c.missing_attributes[("flags." + name, _site())] += 1
+        raise AttributeError(f"'cupy._core.flags.Flags' object has no attribute {name!r}")
+
+    def __getitem__(self, key):
+        return getattr(self, key.lower())
+
+
+def _unwrap(value, arrays):
+    """The NumPy array behind an emulated one (collected in `arrays`); NumPy arrays are refused."""
+    if isinstance(value, ndarray):
+        arrays.append(value)
+        return value._a
+    if isinstance(value, numpy.ndarray):
+        raise TypeError(f"Unsupported type {type(value)}")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(v, arrays) for v in value)
+    return value
+
+
+def _wrap(result, inputs, launched, device=None):
+    """Emulated arrays for NumPy results; one launch unless every result is a view of an input."""
+    dev = _current[0] if device is None else device
+    if isinstance(result, tuple):
+        return tuple(_wrap(r, inputs, launched, device) for r in result)
+    if isinstance(result, list):
+        return [_wrap(r, inputs, launched, device) for r in result]
+    if isinstance(result, numpy.generic):
+        result = numpy.asarray(result)
+    if isinstance(result, numpy.ndarray):
+        view_of = next((a for a in inputs if numpy.may_share_memory(result, a._a)), None)
+        if view_of is not None:
+            out = ndarray(result, view_of._dev)
+        else:
+            if launched is None:
+                _event("launch")
+            out = ndarray(result, dev)
+        return out
+    return result
+
+
+def _check_kwargs(name, params, kwargs):
+    if params is None or "**" in params:
+        return
+    bad = [k for k in kwargs if k not in params]
+    if bad:
+        raise TypeError(f"cupy.{name}() got an unexpected keyword argument {bad[0]!r} (not in CuPy 14)")
+
+
+class ndarray:  # noqa: N801 (CuPy's name)
+    """cupy.ndarray: a NumPy array that is on a (pretend) device."""
+
+    __slots__ = ("_a", "_dev")
+    __array_priority__ = 100
+
+    def __init__(self, a, device=None):
+        if not isinstance(a, numpy.ndarray):  # cupy.ndarray(shape, dtype)
+            a = numpy.empty(a, dtype=device if device is not None else float)
+            device = None
+        self._a = a
+        self._dev = _current[0] if device is None else device
+
+    # attributes
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    itemsize = property(lambda self: self._a.itemsize)
+    nbytes = property(lambda self: self._a.nbytes)
+    strides = property(lambda self: self._a.strides)
+    flags = property(lambda self: Flags(self._a))
+    device = property(lambda self: Device(self._dev))
+    T = property(lambda self: ndarray(self._a.T, self._dev))
+    base = property(lambda self: None if self._a.base is None else ndarray(numpy.asarray(self._a.base), self._dev))
+
+    @property
+    def __cuda_array_interface__(self):
+        return dict(shape=self._a.shape, typestr=self._a.dtype.str, strides=self._a.strides,
+                    data=(self._a.__array_interface__["data"][0], False), version=3)
+
+    # conversions CuPy refuses, and the ones that sync
+    def __array__(self, *args, **kwargs):
+        raise TypeError(_IMPLICIT)
+
+    def get(self, stream=None, order="C", out=None, blocking=True):
+        _event("sync")
+        _event("d2h", self._a.nbytes)
+        return numpy.array(self._a, order=order)
+
+    def set(self, arr, stream=None):
+        if not isinstance(arr, numpy.ndarray):
+            raise TypeError(f"Only numpy.ndarray can be set to cupy.ndarray, got {type(arr)}")
+        _event("h2d", arr.nbytes)
+        self._a[...] = arr
+
+    def _sync(self):
+        _event("sync")
+        _event("d2h", self._a.nbytes)
+        return self._a
+
+    def item(self):
+        return self._sync().item()
+
+    def tolist(self):
+        return self._sync().tolist()
+
+    def __bool__(self):
+        return bool(self._sync())
+
+    def __int__(self):
+        return int(self._sync())
+
+    def __float__(self):
+        return float(self._sync())
+
+    def __complex__(self):
+        return complex(self._sync())
+
+    def __index__(self):
+        if self._a.ndim or self._a.dtype.kind not in "biu":
+            raise TypeError("only integer scalar arrays can be converted to a scalar index")
+        return int(self._sync())
+
+    def __repr__(self):
+        return repr(self._sync()).replace("array(", "array(", 1)
+
+    def __str__(self):
+        return str(self._sync())
+
+    def __format__(self, spec):
+        return format(self._sync(), spec)
+
+    def __len__(self):
+        if not self._a.ndim:
+            raise TypeError("len() of unsized object")
+        return len(self._a)
+
+    def __iter__(self):
+        if not self._a.ndim:
+            raise TypeError("iteration over a 0-d array")
+        return (self[i] for i in range(len(self._a)))
+
+    def __reduce__(self):
+        raise TypeError("the emulated cupy.ndarray is not picklable")
+
+    # NumPy's protocols: dispatch to the emulated module, as CuPy does
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        emulated = _MODULE.__dict__.get(ufunc.__name__)
+        if not isinstance(emulated, Ufunc):
+            return NotImplemented
+        return getattr(emulated, method)(*inputs, **kwargs) if method != "__call__" else emulated(*inputs, **kwargs)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        emulated = _MODULE.__dict__.get(func.__name__)
+        if emulated is None:
+            return NotImplemented
+        return emulated(*args, **kwargs)
+
+    # indexing
+    def _index(self, key, inputs):
+        items = key if isinstance(key, tuple) else (key,)
+        out, axis, advanced = [], 0, False
+        for item in items:
+            if isinstance(item, numpy.ndarray):  # CuPy copies NumPy indices to the device
+                _event("h2d", item.nbytes)
+                item = ndarray(item)
+            if isinstance(item, list):
+                item = numpy.asarray(item)
+                item = ndarray(item) if item.dtype.kind in "biu" else item
+            if isinstance(item, ndarray):
+                inputs.append(item)
+                a, advanced = item._a, True
+                if a.dtype.kind in "iu" and axis < self._a.ndim and self._a.shape[axis]:
+                    a = a % self._a.shape[axis]  # NOTE: CuPy wraps out-of-range indices silently
+                out.append(a)
+                axis += a.ndim if a.dtype.kind == "b" else 1
+                continue
+            if item is Ellipsis:
+                axis = self._a.ndim - sum(1 for i in items[items.index(item) + 1:] if i is not None)
+            elif item is not None:
+                axis += 1
+            out.append(item)
+        return (tuple(out) if isinstance(key, tuple) else out[0]), advanced
+
+    def __getitem__(self, key):
+        inputs = [self]
+        index, advanced = self._index(key, inputs)
+        if advanced:
+            _check_device(inputs)
+        return _wrap(self._a[index], [] if advanced else [self], None)
+
+    def __setitem__(self, key, value):
+        inputs = [self]
+        index, _ = self._index(key, inputs)
+        if isinstance(value, numpy.ndarray):
+            _event("h2d", value.nbytes)
+            value_a = value
+        else:
+            value_a = _unwrap(value, inputs)
+        _check_device(inputs)
+        self._a[index] = value_a
+        _event("launch")
+
+
+def _method(name):
+    params = _METHODS[name]["params"]
+
+    def method(self, *args, **kwargs):
+        _check_kwargs(f"ndarray.{name}", params, kwargs)
+        inputs = [self]
+        args = _unwrap(list(args), inputs)
+        out = kwargs.get("out")
+        kwargs = {k: _unwrap(v, inputs) for k, v in kwargs.items()}
+        if name not in ("reshape", "transpose", "view", "squeeze", "swapaxes", "ravel"):
+            _check_device(inputs)
+        if _fusing[0]:
+            raise TypeError(f"cupy.fuse: ndarray.{name} is not supported inside a fused function")
+        result = getattr(self._a, name)(*args, **kwargs)
+        if result is None or out is not None:
+            _event("launch")
+            return out
+        if name == "astype" and result is self._a:
+            return self
+        return _wrap(result, [self] if name in ("reshape", "transpose", "view", "squeeze", "swapaxes", "ravel",
+                                                "diagonal") else [], None, self._dev)
+
+    method.__name__ = name
+    return method
+
+
+for _name in _METHODS:
+    if _name in ("get", "set", "item", "tolist", "flags", "device", "T", "base", "shape", "dtype", "ndim",
+                 "size", "itemsize", "nbytes", "strides", "data", "real", "imag", "flat", "mT"):
+        continue
+    if _name.startswith("_") or not callable(getattr(numpy.ndarray, _name, None)):
+        continue
+    setattr(ndarray, _name, _method(_name))
+
+
+# ---------------------------------------------------------------- ufuncs and functions
+
+class Ufunc:
+    """A CuPy ufunc: out=, casting= and dtype= only (no where=, order=, subok=)."""
+
+    def __init__(self, name):
+        self.name = self.__name__ = name
+        self._np = getattr(numpy, name)
+        self.nin, self.nout = self._np.nin, self._np.nout
+        self.nargs, self.types = self._np.nargs, self._np.types
+
+    def __call__(self, *args, **kwargs):
+        _check_kwargs(self.name, ["out", "casting", "dtype"], kwargs)
+        inputs = []
+        args = _unwrap(list(args), inputs)
+        out = kwargs.pop("out", None)
+        if out is not None:
+            kwargs["out"] = _unwrap(out, inputs)
+        _check_device(inputs)
+        result = self._np(*args, **kwargs)
+        _event("launch")
+        if out is not None:
+            return out
+        return _wrap(result, [], False)
+
+    def at(self, a, indices, b=None):
+        if self.name not in _AT_DTYPES or a.dtype.char not in _AT_DTYPES[self.name]:
+            raise TypeError(f"cupy.{self.name}.at does not support dtype {a.dtype} "
+                            f"(only {', '.join(str(numpy.dtype(c)) for c in _AT_DTYPES.get(self.name, ''))})")
+        inputs = []
+        arr = _unwrap(a, inputs)
+        index, _ = a._index(indices, inputs)
+        b = _unwrap(b, inputs)
+        _check_device(inputs)
+        self._np.at(arr, index, b)
+        _event("launch")
+
+    def reduce(self, array, axis=0, dtype=None, out=None, keepdims=False):
+        inputs = []
+        result = self._np.reduce(_unwrap(array, inputs), axis=axis, dtype=dtype, keepdims=keepdims)
+        _event("launch")
+        return _wrap(result, [], False)
+
+    def __repr__(self):
+        return f"<ufunc 'cupy_{self.name}'>"
+
+
+_ELEMENTWISE = set()
+_NO_LAUNCH = {"empty", "empty_like", "result_type", "can_cast", "promote_types", "dtype", "iinfo", "finfo",
+              "isscalar", "ndim", "shape", "size", "broadcast_shapes", "split", "array_split", "broadcast_to",
+              "expand_dims", "squeeze", "moveaxis", "swapaxes", "transpose", "reshape", "ravel", "atleast_1d",
+              "atleast_2d", "atleast_3d", "may_share_memory", "shares_memory", "issubdtype", "min_scalar_type",
+              "flip", "fliplr", "flipud", "rollaxis", "real", "imag", "get_array_module", "broadcast_arrays"}
+_TRANSFER = {"asarray", "array", "asanyarray", "ascontiguousarray", "asfortranarray"}
+
+
+def _function(name):
+    params = _TOP[name]["params"]
+    np_func = getattr(numpy, name)
+
+    def function(*args, **kwargs):
+        _check_kwargs(name, params, kwargs)
+        if _fusing[0] and name not in _ELEMENTWISE:
+            raise TypeError(f"cupy.fuse: cupy.{name} is not supported inside a fused function")
+        if name in _TRANSFER:
+            return _to_device(name, np_func, *args, **kwargs)
+        inputs = []
+        args = _unwrap(list(args), inputs)
+        out = kwargs.get("out")
+        kwargs = {k: _unwrap(v, inputs) for k, v in kwargs.items()}
+        if name not in _NO_LAUNCH:
+            _check_device(inputs)
+        result = np_func(*args, **kwargs)
+        if name in ("empty", "empty_like"):
+            return ndarray(result)
+        if result is None or out is not None:
+            _event("launch")
+            return out
+        return _wrap(result, inputs if name in _NO_LAUNCH else [], None)
+
+    function.__name__ = name
+    return function
+
+
+def _to_device(name, np_func, a, dtype=None, *args, **kwargs):
+    if isinstance(a, ndarray):
+        result = np_func(a._a, dtype, *args, **kwargs) if name in ("array", "asarray") else np_func(a._a, dtype=dtype)
+        if result is a._a:
+            return a
+        return _wrap(result, [a] if name != "array" or kwargs.get("copy") is False else [], None, a._dev)
+    if isinstance(a, (list, tuple)) and any(isinstance(v, ndarray) for v in a):
+        raise TypeError("Unsupported type: a list of cupy arrays (use cupy.stack)")
+    kwargs.pop("blocking", None)
+    host = numpy.array(a, dtype=dtype, copy=True) if name == "array" else numpy.asarray(a, dtype=dtype)
+    _event("h2d", host.nbytes)
+    return ndarray(numpy.array(host, copy=True))
+
+
+def asnumpy(a, stream=None, order="C", out=None, blocking=True):
+    """cupy.asnumpy: a blocking copy to the host (NumPy arrays pass through)."""
+    if isinstance(a, ndarray):
+        return a.get()
+    return numpy.asarray(a)
+
+
+def copyto(dst, src, casting="same_kind", where=None):
+    """cupy.copyto; NumPy sources are refused, like any NumPy argument."""
+    inputs = []
+    d = _unwrap(dst, inputs)
+    s = _unwrap(src, inputs)
+    w = _unwrap(where, inputs)
+    _check_device(inputs)
+    numpy.copyto(d, s, casting=casting, where=True if w is None else w)
+    _event("launch")
+
+
+def fuse(*args, **kwargs):
+    """cupy.fuse: the function runs as one kernel; inside it only elementwise operations are allowed.
+    On NumPy arguments it runs the plain function, as CuPy's does."""
+    def decorate(fn):
+        def fused(*call_args):
+            if not any(isinstance(a, ndarray) for a in call_args):
+                return fn(*call_args)
+            _fusing[0] += 1
+            try:
+                result = fn(*call_args)
+            finally:
+                _fusing[0] -= 1
+            _event("launch")
+            return result
+        fused.__name__ = getattr(fn, "__name__", "fused")
+        return fused
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return decorate(args[0])
+    return decorate
+
+
+def as_strided(x, shape=None, strides=None):
+    """cupy.lib.stride_tricks.as_strided: a view, no launch."""
+    return ndarray(numpy.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides), x._dev)
+
+
+# ---------------------------------------------------------------- operators
+
+_BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "true_divide", "floordiv": "floor_divide",
+           "mod": "remainder", "pow": "power", "and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor",
+           "lshift": "left_shift", "rshift": "right_shift"}
+_COMPARE = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal",
+            "ne": "not_equal"}
+
+
+def _operators():
+    for op, uname in _BINARY.items():
+        def forward(self, other, _u=uname):
+            return _MODULE.__dict__[_u](self, other)
+
+        def reverse(self, other, _u=uname):
+            return _MODULE.__dict__[_u](other, self)
+
+        def inplace(self, other, _u=uname):
+            return _MODULE.__dict__[_u](self, other, out=self)
+        setattr(ndarray, f"__{op}__", forward)
+        setattr(ndarray, f"__r{op}__", reverse)
+        setattr(ndarray, f"__i{op}__", inplace)
+    for op, uname in _COMPARE.items():
+        setattr(ndarray, f"__{op}__", lambda self, other, _u=uname: _MODULE.__dict__[_u](self, other))
+    ndarray.__hash__ = None
+    ndarray.__neg__ = lambda self: _MODULE.negative(self)
+    ndarray.__abs__ = lambda self: _MODULE.absolute(self)
+    ndarray.__invert__ = lambda self: _MODULE.invert(self)
+    ndarray.__pos__ = lambda self: _MODULE.positive(self)
+    ndarray.__matmul__ = lambda self, other: _MODULE.matmul(self, other)
+    ndarray.__rmatmul__ = lambda self, other: _MODULE.matmul(other, self)
+
+
+# ---------------------------------------------------------------- the module
+
+class _Module(types.ModuleType):
+    def __getattr__(self, name):
+        if name in _TOP:
+            raise AttributeError(f"cupy.{name} exists in CuPy {_NAMES['cupy_version']} but is not emulated "
+                                 f"(tests/cupy_emulation)")
+        raise AttributeError(f"module 'cupy' has no attribute {name!r}")
+
+
+_MODULE = _Module("cupy", __doc__)
+
+
+def _build():
+    m = _MODULE
+    m.__version__ = _NAMES["cupy_version"] + "+emulated"
+    m.__file__ = __file__
+    m.EMULATED = True
+    m.ndarray = ndarray
+    m.ufunc = Ufunc
+    for name, entry in _TOP.items():
+        np_obj = getattr(numpy, name, None)
+        if entry["kind"] == "ufunc" and isinstance(np_obj, numpy.ufunc):
+            m.__dict__[name] = Ufunc(name)
+            _ELEMENTWISE.add(name)
+        elif entry["kind"] == "function" and callable(np_obj) and not isinstance(np_obj, type):
+            m.__dict__[name] = _function(name)
+        elif entry["kind"] in ("class", "value") and np_obj is not None:
+            m.__dict__[name] = np_obj  # dtypes (float32, ...), constants (inf, pi, newaxis), errstate
+    _ELEMENTWISE.update({"where", "clip", "copysign", "around", "round"})
+    m.asnumpy, m.copyto, m.fuse = asnumpy, copyto, fuse
+    m.ndarray = ndarray
+    lib = types.ModuleType("cupy.lib")
+    lib.stride_tricks = types.ModuleType("cupy.lib.stride_tricks")
+    lib.stride_tricks.as_strided = as_strided
+    m.lib = lib
+    cuda = types.ModuleType("cupy.cuda")
+    cuda.Device = Device
+    cuda.Stream = type("Stream", (_Stream,), {})
+    cuda.Stream.null = _Stream()
+    cuda.get_current_stream = lambda device=None: cuda.Stream.null
+    cuda.is_available = lambda: DEVICE_COUNT > 0
+    runtime = types.ModuleType("cupy.cuda.runtime")
+    runtime.getDeviceCount = lambda: DEVICE_COUNT
+    runtime.deviceSynchronize = lambda: _event("sync")
+    runtime.runtimeGetVersion = lambda: 12080
+    cuda.runtime = runtime
+    m.cuda = cuda
+    m.is_available = cuda.is_available
+
+    def show_config(*, _full=False):
+        print(f"CuPy Version          : {m.__version__} (NumPy-backed emulation, no GPU)")
+        print(f"NumPy Version         : {numpy.__version__}")
+        print(f"Device Count          : {DEVICE_COUNT}")
+    m.show_config = show_config
+    m.get_array_module = lambda *args: m if any(isinstance(a, ndarray) for a in args) else numpy
+    _operators()
+    return m
+
+
+_build()
+
+
+def install():
+    """Put the emulation in sys.modules as `cupy` (and its submodules); returns it."""
+    sys.modules["cupy"] = _MODULE
+    sys.modules["cupy.cuda"] = _MODULE.cuda
+    sys.modules["cupy.cuda.runtime"] = _MODULE.cuda.runtime
+    sys.modules["cupy.lib"] = _MODULE.lib
+    sys.modules["cupy.lib.stride_tricks"] = _MODULE.lib.stride_tricks
+    return _MODULE
+
+
+def real_gpu_available():
+    """True when a real CuPy imports and sees a GPU (it then always takes precedence)."""
+    if isinstance(sys.modules.get("cupy"), _Module):
+        return False
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 (not installed, or no driver)
+        return False
