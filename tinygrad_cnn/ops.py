@@ -55,16 +55,20 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b; the gradient for b needs log(a), so it is only defined for a > 0."""
+    """a ** b; the gradient for b needs log(a), so it is only defined for a > 0, and at a = 0
+    for b >= 0, where it is 0 (0 ** b is constant there), as in PyTorch."""
     def forward(self, a, b):
         self.a, self.b = a, b
         self.out = a ** b
         return self.out
 
     def backward(self, g):
+        xp, a, b = self.xp, self.a, self.b
         need_a, need_b = self.needs_input_grad
-        grad_a = g * self.b * self.a ** (self.b - 1) if need_a else None
-        grad_b = g * self.out * self.xp.log(self.a) if need_b else None
+        # NOTE: for b == 0 the exponent b - 1 becomes 0: b * a**0 is 0, where b * a**-1 is nan at a = 0
+        grad_a = g * b * a ** (b - 1 + (b == 0)) if need_a else None
+        # NOTE: log(1) = 0 in place of log(0) = -inf where a == 0 <= b, so 0 * -inf is no nan
+        grad_b = g * self.out * xp.log(xp.where((a == 0) & (b >= 0), a.dtype.type(1), a)) if need_b else None
         return grad_a, grad_b
 
 
@@ -247,10 +251,14 @@ class LogSumExp(Function):
         xp = self.xp
         self.axis = axis
         m = x.max(axis=axis, keepdims=True)
+        # NOTE: an infinite max is not subtracted (x - m would be nan), as in PyTorch; a slice of -inf
+        # only then sums to 0: its logsumexp is -inf and its gradient nan (PyTorch's), without a warning
+        m = xp.where(xp.isinf(m), m.dtype.type(0), m)
         e = xp.exp(x - m)
         s = e.sum(axis=axis, keepdims=True)
+        s = xp.where(s == 0, s.dtype.type("nan"), s)
         self.softmax = e / s
-        out = xp.log(s) + m
+        out = xp.where(xp.isnan(s), x.dtype.type("-inf"), xp.log(s) + m)
         return out if keepdims else out.squeeze(axis=axis) if axis is not None else out.reshape(())
 
     def backward(self, g):

@@ -1,5 +1,6 @@
 """Tensor: an array on a device plus the graph that reverse-mode autograd walks back."""
 import numbers
+import warnings
 
 import numpy
 
@@ -489,12 +490,15 @@ class Tensor:
             raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
         axis = int(axis) if _is_int(axis) else tuple(int(a) for a in axis)
         axes = (axis,) if isinstance(axis, int) else axis
+        rank = max(self.ndim, 1)  # NOTE: a 0-d tensor takes axis 0 or -1, as in PyTorch
         for a in axes:
-            if not -self.ndim <= a < max(self.ndim, 1):
+            if not -rank <= a < rank:
                 raise ValueError(f"axis {a} is out of range for a tensor of shape {self.shape}")
-        normal = tuple(a % max(self.ndim, 1) for a in axes)
+        normal = tuple(a % rank for a in axes)
         if len(set(normal)) != len(normal):
             raise ValueError(f"repeated axis in {axis}")
+        if self.ndim == 0:
+            return None  # reducing a 0-d tensor over its one "axis" is reducing it over all (none)
         return normal[0] if isinstance(axis, int) else normal
 
     def sum(self, axis=None, keepdims=False):
@@ -508,7 +512,10 @@ class Tensor:
         count = 1
         for a in axes:
             count *= self.shape[a]
-        return self.sum(axis, keepdims) * (1.0 / max(count, 1))
+        if count == 0:  # NOTE: the mean of no elements is nan (0/0), with NumPy's warning; PyTorch gives nan too
+            warnings.warn("Mean of empty slice", RuntimeWarning, stacklevel=2)
+            return self.sum(axis, keepdims) * float("nan")
+        return self.sum(axis, keepdims) * (1.0 / count)
 
     def max(self, axis=None, keepdims=False):
         """Maximum over `axis` (None: all axes); tied maxima share the gradient equally."""
@@ -618,6 +625,8 @@ class Tensor:
         """Exchange two axes (a transpose)."""
         axes = list(range(self.ndim))
         a, b = self._axis(axis1), self._axis(axis2)
+        if self.ndim == 0:
+            return self
         axes[a], axes[b] = axes[b], axes[a]
         return self.transpose(axes)
 
@@ -636,6 +645,8 @@ class Tensor:
         if axis is None:
             return self.reshape(tuple(s for s in self.shape if s != 1))
         axes = self._axis(axis)
+        if self.ndim == 0:
+            return self
         axes = (axes,) if isinstance(axes, int) else axes
         for a in axes:
             if self.shape[a] != 1:
@@ -808,6 +819,8 @@ def concatenate(tensors, axis=0):
         raise ValueError("concatenate needs at least one tensor")
     _same_device("concatenate", *tensors)
     first = tensors[0]
+    if first.ndim == 0:
+        raise ValueError("concatenate: 0-d tensors have no axis to join along; use stack")
     axis_n = first._axis(axis)
     for t in tensors[1:]:
         if t.ndim != first.ndim or any(s != f for i, (s, f) in enumerate(zip(t.shape, first.shape)) if i != axis_n):
