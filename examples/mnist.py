@@ -3,7 +3,7 @@
     python examples/mnist.py                     # defaults: reaches >= 99% test accuracy on a CPU
     python examples/mnist.py --epochs 1 --limit-train 2000 --limit-test 1000   # a quick look
     python examples/mnist.py --device cuda       # the same code on a GPU (needs CuPy)
-    python examples/mnist.py --resume runs/mnist.npz --epochs 6                 # continue training
+    python examples/mnist.py --resume runs/mnist.safetensors --epochs 6         # continue training
     mpirun -n 2 python examples/mnist.py         # one model on 2 processes (the `distributed` extra)
 """
 import argparse
@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tinygrad_cnn as tg  # noqa: E402
 from tinygrad_cnn import distributed as dist, nn, optim  # noqa: E402
-from tinygrad_cnn.checkpoint import load_arrays, save_arrays  # noqa: E402
+from tinygrad_cnn.checkpoint import load_file, save_arrays  # noqa: E402
 from tinygrad_cnn.data import DataLoader  # noqa: E402
 from tinygrad_cnn.datasets import mnist  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
@@ -28,7 +28,7 @@ EPOCHS = 6
 BATCH_SIZE = 128
 LR = 1e-3           # Adam, decayed to 0 over the run by a cosine schedule
 SEED = 0
-SAVE = "runs/mnist.npz"
+SAVE = "runs/mnist.safetensors"  # or .npz; Module.load reads its model part
 METRICS = "runs/mnist_metrics.json"
 
 
@@ -115,21 +115,23 @@ def check_gradients(x, y, seed):
     print(f"gradient check passed for {len(model.parameters())} parameter tensors (float64, fast mode)")
 
 
-def save_checkpoint(path, model, optimizer, epoch, history):
+def save_checkpoint(path, model, optimizer, epoch, history, config=None):
+    """model/<name> and optim/<name> arrays; epoch, history and config as JSON strings in the metadata."""
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
-    arrays["meta/epoch"] = np.array(epoch)
-    arrays["meta/history"] = np.array(json.dumps(history))
-    save_arrays(path, arrays)
+    meta = {"epoch": str(epoch), "history": json.dumps(history), "config": json.dumps(config or {})}
+    save_arrays(path, arrays, metadata=meta)
 
 
 def load_checkpoint(path, model, optimizer):
-    arrays = load_arrays(path)
-    if "meta/epoch" not in arrays:
-        raise SystemExit(f"{path}: not a checkpoint written by examples/mnist.py (no meta/epoch)")
+    arrays, meta = load_file(path)
+    if "meta/epoch" in arrays:  # an .npz from before the metadata (epoch and history were arrays)
+        meta = {"epoch": str(arrays.pop("meta/epoch")), "history": str(arrays.pop("meta/history"))}
+    if "epoch" not in meta:
+        raise SystemExit(f"{path}: not a checkpoint written by examples/mnist.py (no epoch in its metadata)")
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
     optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
-    return int(arrays["meta/epoch"]), json.loads(str(arrays["meta/history"]))
+    return int(meta["epoch"]), json.loads(meta["history"])
 
 
 def main(argv=None):
@@ -199,7 +201,7 @@ def main(argv=None):
         print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f} | {train_time:.1f} s ({seen / train_time:.0f} img/s)")
         if args.save and world.is_root:
-            save_checkpoint(args.save, model, optimizer, epoch + 1, history)
+            save_checkpoint(args.save, model, optimizer, epoch + 1, history, vars(args))
 
     if args.save and history:
         print(f"checkpoint: {args.save}")

@@ -174,15 +174,15 @@ class Module:
         return missing, unexpected
 
     def save(self, path):
-        """Write state_dict() to `path` as .npz (no pickle), atomically: a crash mid-write leaves any
-        previous file at `path` intact. The name is used as given (no .npz appended) and must end in
-        .npz: any other extension raises CheckpointError rather than writing an npz under that name."""
+        """Write state_dict() to `path` as .safetensors (what PyTorch and Hugging Face load), or as .npz
+        when the name ends in .npz; atomically: a crash mid-write leaves any previous file at `path` intact.
+        The name is used as given (nothing appended): any other extension raises CheckpointError."""
         save_arrays(path, self.state_dict())
 
     def load(self, path, strict=True):
-        """Load a file written by save(), or the model part of a training checkpoint (its `model/` arrays,
-        as examples/mnist.py writes them); a truncated, corrupt or non-.npz file raises CheckpointError
-        (a ValueError) naming the file, and a checkpoint that does not fit names the mismatches."""
+        """Load a .safetensors or .npz file written by save(), or the model part of a training checkpoint
+        (its `model/` arrays, as examples/mnist.py writes them); a truncated, corrupt or malformed file
+        raises CheckpointError (a ValueError) naming the file, and one that does not fit names the mismatches."""
         state = load_arrays(path)
         own = dict(self._named_tensors())
         if not any(name in state for name in own) and any(k.startswith("model/") for k in state):
