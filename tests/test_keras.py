@@ -408,3 +408,21 @@ def test_fit_evaluate_predict_on_a_device(device):
     history = model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y))
     assert history.history["loss"][1] < history.history["loss"][0]
     assert model.predict(x[:3], verbose=0).shape == (3, 10)
+
+
+@pytest.mark.parametrize("seconds", [5.0, 103.0, 4000.0])
+def test_the_tutorials_epoch_line_matches_however_long_the_epoch_took(monkeypatch, seconds):
+    """docs/tutorial.md shows a fit's epoch line; on a slow machine the time reads 1:43, not 103s."""
+    import doctest
+    from pathlib import Path
+    from tinygrad_cnn.keras import progress as progress_module
+    text = (Path(__file__).resolve().parents[1] / "docs" / "tutorial.md").read_text(encoding="utf-8")
+    expected = next(line.lstrip("# ") for line in text.splitlines() if line.startswith("# 188/188"))
+    clock = iter([0.0, seconds])
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    progress_module.Progress(188, 2, stream).finish(
+        {"accuracy": 0.9, "loss": 0.3, "val_accuracy": 0.95, "val_loss": 0.2})
+    checker = doctest.OutputChecker()
+    assert checker.check_output(expected + "\n", stream.getvalue(), doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE), \
+        (expected, stream.getvalue())
