@@ -426,3 +426,27 @@ def test_the_tutorials_epoch_line_matches_however_long_the_epoch_took(monkeypatc
     checker = doctest.OutputChecker()
     assert checker.check_output(expected + "\n", stream.getvalue(), doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE), \
         (expected, stream.getvalue())
+
+
+@pytest.mark.gpu
+def test_fit_on_a_gpu_sends_the_data_once_and_syncs_once_per_epoch_when_silent():
+    """fit copies x and y to the device once and gathers each batch there; with verbose=0 the
+    running metrics are read once, at the epoch's end (a sync each), not after every batch."""
+    from conftest import EMULATED
+    if not EMULATED:
+        pytest.skip("counts launches on the CuPy emulation")
+    from cupy_emulation import record
+    rng = np.random.default_rng(0)
+    x, y = rng.random((96, 8, 8, 1), dtype=np.float32), rng.integers(0, 3, 96)
+    model = keras.Sequential([keras.layers.Conv2D(2, 3, activation="relu", input_shape=(8, 8, 1)),
+                              keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")], device="cuda")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with record() as counts:
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0)  # 12 batches an epoch
+    assert counts.h2d_bytes < x.nbytes + y.nbytes + 2 * 96 * 8 + 4096, counts.as_dict()  # data, two orders, scalars
+    assert counts.h2d <= 4, counts.as_dict()  # x, y and each epoch's order; no copy per batch
+    ours = sum(n for (kind, site), n in counts.sites.items() if kind == "sync" and "tinygrad_cnn/optim.py" not in site)
+    assert ours <= 2 * 2, counts.sites  # loss and accuracy, read once an epoch (optimizers' own checks aside)
+    with record() as counts:
+        out = model.predict(x, verbose=0)
+    assert out.shape == (96, 3) and counts.d2h == 1, counts.as_dict()

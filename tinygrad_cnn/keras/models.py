@@ -8,9 +8,10 @@ import math
 import numpy
 
 from .. import nn
+from ..device import to_device
 from ..function import no_grad
 from ..nn.layers import _Activated
-from ..tensor import Tensor, get_rng
+from ..tensor import Tensor, concatenate, get_rng
 from . import callbacks as callbacks_module
 from . import losses, optimizers
 from .layers import Input
@@ -68,8 +69,10 @@ class _Running:
         self.sums, self.per = {}, {}
         self.seen = 0
 
-    def add(self, name, total, per_sample=1):
-        total = total.detach().astype("float64")
+    def add(self, name, total, per_sample=1, weight=1):
+        # NOTE: the weight multiplies the device array itself: a Python number there is a kernel
+        # argument, where Tensor * number would first copy the number to the device.
+        total = total.detach().data.astype("float64") * weight
         self.sums[name] = total if name not in self.sums else self.sums[name] + total
         self.per[name] = per_sample
 
@@ -193,6 +196,13 @@ class Sequential(nn.Sequential):
         params = self.parameters()
         return params[0].device if params else self.device
 
+    @staticmethod
+    def _resident(device, *arrays):
+        """The arrays on `device`, copied there once: on a GPU each batch is then gathered on the
+        device instead of sent from the host (the tutorial's 47 MB of images fit many times over)."""
+        # NOTE: on the CPU to_device returns the very same arrays, so nothing is copied there.
+        return tuple(to_device(a, device) for a in arrays)
+
     def _batches(self, n, batch_size, order=None):
         for step, start in enumerate(range(0, n, batch_size)):
             yield step, (slice(start, start + batch_size) if order is None else order[start:start + batch_size])
@@ -236,6 +246,9 @@ class Sequential(nn.Sequential):
                                  f"out of {len(x)}")
             x, y, val = x[:split], y[:split], (x[split:], y[split:])
         metrics, device = self._metrics(y), self._device()
+        x, y = self._resident(device, x, y)
+        if val is not None:
+            val = self._resident(device, *val)
         steps = -(-len(x) // batch_size)
         history = callbacks_module.History()
         hooks = callbacks_module.CallbackList(list(callbacks or []) + [history], self,
@@ -250,13 +263,14 @@ class Sequential(nn.Sequential):
                 print(f"Epoch {epoch + 1}/{epochs}")
             self.train()
             order = get_rng().permutation(len(x)) if shuffle else None
+            order = None if order is None else self._resident(device, order)[0]
             running, progress = _Running(), Progress(steps, verbose)
             for step, index in self._batches(len(x), batch_size, order):
                 hooks.call("on_train_batch_begin", step, None)
                 xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
                 out, logits, loss = self.train_step(xb, yb, step_optimizer)
                 running.seen += len(xb)
-                running.add("loss", loss * len(xb))
+                running.add("loss", loss, weight=len(xb))
                 for metric in metrics:
                     running.add(metric.name, *metric.hits(out, yb, logits))
                 batch_logs = running.logs() if batch_logs_wanted else None
@@ -281,6 +295,7 @@ class Sequential(nn.Sequential):
     def _evaluate(self, x, y, batch_size, hooks, metrics, verbose):
         """Mean loss and metrics over prepared x, y, without a graph and in eval mode."""
         device, was_training = self._device(), self.training
+        x, y = self._resident(device, x, y)
         self.eval()
         running, progress = _Running(), Progress(-(-len(x) // batch_size), verbose)
         hooks.call("on_test_begin", None)
@@ -291,7 +306,7 @@ class Sequential(nn.Sequential):
                     xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
                     out, logits = self._output(xb)
                     running.seen += len(xb)
-                    running.add("loss", self.loss.compute(out, yb, logits) * len(xb))
+                    running.add("loss", self.loss.compute(out, yb, logits), weight=len(xb))
                     for metric in metrics:
                         running.add(metric.name, *metric.hits(out, yb, logits))
                     hooks.call("on_test_batch_end", step, None)
@@ -331,6 +346,7 @@ class Sequential(nn.Sequential):
         steps = -(-len(x) // batch_size)
         hooks = callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
         device, was_training = self._device(), self.training
+        (x,) = self._resident(device, x)
         progress, outputs = Progress(steps, verbose), []
         self.eval()
         hooks.call("on_predict_begin", None)
@@ -338,7 +354,7 @@ class Sequential(nn.Sequential):
             with no_grad():
                 for step, index in self._batches(len(x), batch_size):
                     hooks.call("on_predict_batch_begin", step, None)
-                    outputs.append(self(Tensor(x[index], device=device)).numpy())
+                    outputs.append(self(Tensor(x[index], device=device)))  # read back once, at the end
                     hooks.call("on_predict_batch_end", step, None)
                     if progress.due(step + 1):
                         progress.update(step + 1, {})
@@ -348,7 +364,7 @@ class Sequential(nn.Sequential):
         hooks.call("on_predict_end", None)
         if not outputs:
             return numpy.zeros((0,) + tuple(self.compute_output_shape(x.shape[1:])), dtype="float32")
-        return numpy.concatenate(outputs)
+        return concatenate(outputs).numpy()
 
     # ------------------------------------------------------------ weights
 
