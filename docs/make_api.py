@@ -32,7 +32,9 @@ MODULES = {
     "tinygrad_cnn.optim": "Optimizers and learning-rate schedules.",
     "tinygrad_cnn.data": "Minibatches from NumPy arrays.",
     "tinygrad_cnn.datasets.mnist": "The MNIST digits.",
-    "tinygrad_cnn.checkpoint": "Saving and loading dicts of arrays.",
+    "tinygrad_cnn.checkpoint": "Saving and loading dicts of arrays (.safetensors, .npz).",
+    "tinygrad_cnn.interop": "Weights under the names and layouts of the equivalent `torch.nn.Sequential`, and back "
+                            "(no torch needed); see [interop.md](interop.md).",
     "tinygrad_cnn.device": "Device names and array modules (NumPy or CuPy).",
     "tinygrad_cnn.parallel": "Threads per op on the CPU (the batch split over cores; needs the `fast` extra).",
     "tinygrad_cnn.distributed": "Data-parallel training over MPI and NCCL (needs the `distributed` extra to run "
