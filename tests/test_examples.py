@@ -69,3 +69,39 @@ def test_binary_example_one_sigmoid_neuron():
     assert out.shape == (2, 1) and np.all((out > 0) & (out < 1))
     accuracy = binary.main(["--limit-train", "1200", "--batch-size", "32"])
     assert accuracy > 0.9   # 3 vs 8; chance is about 0.5
+
+
+# ---------------------------------------------------------------- examples/predict.py (issue 15 item 4)
+
+def test_predict_classifies_test_images_and_pngs_from_a_training_checkpoint(mnist_example, tmp_path, capsys):
+    ckpt = str(tmp_path / "m.safetensors")
+    mnist_example.main(["--epochs", "1", "--limit-train", "1024", "--limit-test", "100", "--batch-size", "64",
+                        "--save", ckpt, "--metrics", "", "--no-progress"])
+    capsys.readouterr()
+    predict = load_example("predict")
+    by_index = predict.main(["--checkpoint", ckpt, "--index", "0", "1", "2"])
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and out[0].startswith("test image 0 (label 7): ") and out[0].count("%") == 3
+    for top in by_index:
+        probs = [p for _, p in top]
+        assert len(top) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert sum(top[0][0] == label for top, label in zip(by_index, [7, 2, 1])) >= 2  # chance is 0.1 each
+
+    Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (PNG input is optional)")
+    from tinygrad_cnn.datasets import mnist
+    (_, _), (x_test, _) = mnist.load_data()
+    paths = [str(tmp_path / "light.png"), str(tmp_path / "ink.png")]
+    Image.fromarray(x_test[0]).save(paths[0])
+    Image.fromarray(255 - x_test[1]).save(paths[1])       # dark on light: inverted back on reading
+    by_file = predict.main(["--checkpoint", ckpt] + paths)
+    assert [[c for c, _ in t] for t in by_file] == [[c for c, _ in t] for t in by_index[:2]]
+    np.testing.assert_allclose([[p for _, p in t] for t in by_file], [[p for _, p in t] for t in by_index[:2]],
+                               atol=1e-6)
+
+
+def test_predict_names_bad_input(tmp_path):
+    predict = load_example("predict")
+    with pytest.raises(SystemExit):
+        predict.parse_args([])
+    with pytest.raises(Exception, match="missing.safetensors"):
+        predict.main(["--checkpoint", str(tmp_path / "missing.safetensors"), "--index", "0"])
