@@ -33,6 +33,7 @@ MODULES = {
     "tinygrad_cnn.data": "Minibatches from NumPy arrays.",
     "tinygrad_cnn.datasets.mnist": "The MNIST digits.",
     "tinygrad_cnn.checkpoint": "Saving and loading dicts of arrays (.safetensors, .npz).",
+    "tinygrad_cnn.onnx": "ONNX export of a Sequential (needs the `onnx` extra); see [interop.md](interop.md).",
     "tinygrad_cnn.interop": "Weights under the names and layouts of the equivalent `torch.nn.Sequential`, and back "
                             "(no torch needed); see [interop.md](interop.md).",
     "tinygrad_cnn.device": "Device names and array modules (NumPy or CuPy).",

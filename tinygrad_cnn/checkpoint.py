@@ -105,14 +105,27 @@ def _write_safetensors(f, arrays, metadata):
 
 def save_arrays(path, arrays, metadata=None):
     """Write {name: array} to `path`: .safetensors, or .npz when the name ends so; `metadata` is a
-    {str: str} dict (safetensors' `__metadata__`). The data go to a temporary file in the same folder,
-    which is renamed over `path` only once complete, so a crash never leaves a broken checkpoint;
-    temporaries left by writers that were killed are removed by the next save to the same name.
-    The file gets the permissions of any new file (0666 less the umask)."""
+    {str: str} dict (safetensors' `__metadata__`). Atomic, as atomic_write."""
     path = os.fspath(path)
     _check_suffix(path)
     metadata = _check_metadata(metadata)
     arrays = {name: _as_array(name, value) for name, value in arrays.items()}
+
+    def write(f):
+        if path.lower().endswith(".npz"):
+            extra = {_NPZ_METADATA + k: numpy.array(v) for k, v in metadata.items()}
+            numpy.savez(f, **arrays, **extra)
+        else:
+            _write_safetensors(f, arrays, metadata)
+    atomic_write(path, write)
+
+
+def atomic_write(path, write):
+    """Call write(f) on a temporary file in the folder of `path`, which is renamed over `path` only once
+    complete and synced, so a crash never leaves a broken file; temporaries left by writers that were killed
+    are removed by the next save to the same name. The file gets the permissions of any new file (0666 less
+    the umask)."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     base = os.path.basename(path)
@@ -122,11 +135,7 @@ def save_arrays(path, arrays, metadata=None):
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            if path.lower().endswith(".npz"):
-                extra = {_NPZ_METADATA + k: numpy.array(v) for k, v in metadata.items()}
-                numpy.savez(f, **arrays, **extra)
-            else:
-                _write_safetensors(f, arrays, metadata)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
