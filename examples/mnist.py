@@ -30,6 +30,7 @@ LR = 1e-3           # Adam, decayed to 0 over the run by a cosine schedule
 SEED = 0
 SAVE = "runs/mnist.safetensors"  # or .npz; Module.load reads its model part
 METRICS = "runs/mnist_metrics.json"
+PROGRESS_EVERY = 20  # batches between progress-bar updates (each reads the metrics: a sync on a GPU)
 
 
 def build_model():
@@ -87,13 +88,38 @@ def evaluate(model, x, y, device, batch_size=1000):
     every world_size-th image and the sums are added over the ranks)."""
     n, x, y = len(x), x[dist.rank()::dist.world_size()], y[dist.rank()::dist.world_size()]
     model.eval()
-    total_loss, correct = 0.0, 0
+    metrics = Metrics()
     with tg.no_grad():
-        for xb, yb in DataLoader(x, y, batch_size=batch_size, device=device, transform=mnist.to_float_images):
+        for xb, yb in DataLoader(x, y, batch_size=batch_size, device=device, transform=mnist.to_float_images,
+                                 on_device=device != "cpu"):
             logits = model.logits(xb)
-            total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
-            correct += int((logits.argmax(axis=1) == yb).numpy().sum())
+            metrics.add(F.cross_entropy(logits, yb, reduction="sum"), logits, yb)
+    total_loss, correct = metrics.read()
     return dist.allreduce(total_loss) / n, dist.allreduce(correct) / n
+
+
+class Metrics:
+    """An epoch's loss sum and correct count, summed where the model runs and read only when shown.
+
+    NOTE: on a GPU each read is a blocking device->host sync; reading both values once per
+    progress update (not twice per batch) lets the GPU run ahead of Python."""
+
+    def __init__(self):
+        self.totals, self.seen = None, 0
+
+    def add(self, loss_sum, logits, yb):
+        with tg.no_grad():
+            correct = (logits.argmax(axis=1) == yb).sum().astype("float64")
+            step = tg.stack([loss_sum.detach().astype("float64"), correct])
+            self.totals = step if self.totals is None else self.totals + step
+        self.seen += len(yb)
+
+    def read(self):
+        """(loss sum, correct count) so far: one device->host copy."""
+        if self.totals is None:
+            return 0.0, 0
+        loss_sum, correct = self.totals.numpy().tolist()
+        return loss_sum, int(correct)
 
 
 def check_gradients(x, y, seed):
@@ -105,11 +131,13 @@ def check_gradients(x, y, seed):
     from tinygrad_cnn.testing import gradcheck
     rng = np.random.default_rng(seed)
     model = build_model()
+    device = model.parameters()[0].device  # the default device (TINYGRAD_CNN_DEVICE), perhaps a GPU
     for name, p in model.named_parameters():
         data = rng.uniform(-0.05, 0.05, p.shape) if name.endswith("bias") else p.numpy()
-        p.data = data.astype("float64")
-    xb = tg.Tensor(mnist.to_float_images(x[:4]).astype("float64") + rng.uniform(0, 0.01, (4, 1, 28, 28)))
-    yb = tg.Tensor(y[:4].astype("int64"))
+        p.data = tg.Tensor(data.astype("float64"), device=device).data  # on the model's device, not NumPy
+    xb = tg.Tensor(mnist.to_float_images(x[:4]).astype("float64") + rng.uniform(0, 0.01, (4, 1, 28, 28)),
+                   device=device)
+    yb = tg.Tensor(y[:4].astype("int64"), device=device)
     gradcheck(lambda *params: F.cross_entropy(model.logits(xb), yb), model.parameters(), fast_mode=True,
               atol=1e-6, rtol=1e-4, seed=seed)
     print(f"gradient check passed for {len(model.parameters())} parameter tensors (float64, fast mode)")
@@ -174,25 +202,26 @@ def main(argv=None):
     for epoch in range(start_epoch, args.epochs):
         model.train()
         loader = DataLoader(x_train, y_train, batch_size=batch_size, shuffle=True, seed=args.seed + epoch,
-                            device=device, transform=mnist.to_float_images, rank=world.rank, world_size=world.size)
+                            device=device, transform=mnist.to_float_images, rank=world.rank, world_size=world.size,
+                            on_device=device != "cpu")  # a GPU holds the 47 MB of uint8 images and gathers there
         batches, bar = progress(loader, len(loader), f"epoch {epoch + 1}/{args.epochs}",
                                 args.no_progress or not world.is_root)
-        seen, correct, loss_sum, start = 0, 0, 0.0, time.perf_counter()
-        for xb, yb in batches:
+        metrics, start = Metrics(), time.perf_counter()
+        for step, (xb, yb) in enumerate(batches, 1):
             logits = model.logits(xb)
             loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
 
-            seen += len(yb)
-            loss_sum += loss.item() * len(yb)
-            correct += int((logits.argmax(axis=1) == yb).numpy().sum())
-            if bar is not None:
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
+            metrics.add(loss * len(yb), logits, yb)
+            if bar is not None and (step % PROGRESS_EVERY == 0 or step == len(loader)):
+                loss_sum, correct = metrics.read()
+                bar.set_postfix(loss=f"{loss_sum / metrics.seen:.4f}", acc=f"{correct / metrics.seen:.4f}",
+                                img_s=f"{metrics.seen / (time.perf_counter() - start):.0f}")
+        loss_sum, correct = metrics.read()
         train_time = time.perf_counter() - start
-        seen, correct, loss_sum = dist.allreduce(seen), dist.allreduce(correct), dist.allreduce(loss_sum)
+        seen, correct, loss_sum = dist.allreduce(metrics.seen), dist.allreduce(correct), dist.allreduce(loss_sum)
         schedule.step()
         test_loss, test_acc = evaluate(model, x_test, y_test, device)
         history.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen, train_acc=correct / seen,

@@ -70,6 +70,14 @@ def pytest_report_header(config):
             f"hypothesis profile {settings.get_current_profile_name()})")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_emulated_device():
+    """Each test starts on emulated device 0, whatever the one before it left current."""
+    if EMULATED:
+        cupy_emulation.reset()
+    yield
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("gpu") is None or CUDA_AVAILABLE:
         return

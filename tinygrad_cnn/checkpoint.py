@@ -13,6 +13,8 @@ import zipfile
 import numpy
 from numpy.lib import format as npy_format
 
+from .device import to_numpy
+
 _SUFFIXES = (".safetensors", ".npz")
 _NPZ_METADATA = "__metadata__/"  # NOTE: an .npz keeps the string metadata as 0-d str arrays under this prefix
 
@@ -71,7 +73,7 @@ def _check_metadata(metadata):
 
 
 def _as_array(name, value):
-    array = numpy.asarray(value)
+    array = to_numpy(value)  # NOTE: not numpy.asarray: CuPy arrays refuse implicit conversion
     little = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
     if little not in _NAMES:
         raise TypeError(f"checkpoint array {name!r} has dtype {array.dtype}: only booleans, ints, uints and "

@@ -1,8 +1,10 @@
-"""Minibatch iteration over in-memory NumPy datasets."""
+"""Minibatch iteration over in-memory datasets (NumPy arrays, or CuPy arrays kept on a GPU)."""
 
 import numbers
 
 import numpy as np
+
+from .device import canonical_device, device_of, to_device, to_device_together, to_numpy
 
 __all__ = ["DataLoader"]
 
@@ -10,9 +12,14 @@ __all__ = ["DataLoader"]
 class DataLoader:
     """Iterates (x, y) minibatches of NumPy arrays as Tensors on a device.
 
-    The data stay in host memory as NumPy arrays; only one batch at a time is
-    wrapped in a Tensor (and so copied to the device), which keeps GPU memory
-    use independent of the dataset size.
+    By default the data stay in host memory as NumPy arrays; each batch (x
+    and y together) goes to the device in one host->device copy, which keeps
+    GPU memory use independent of the dataset size.  With
+    `on_device=True` the whole dataset is copied to the device once (MNIST's
+    training set is 47 MB as uint8) and each batch is gathered there: one
+    small copy per epoch (the order), none per batch, and `transform` runs on
+    the device.  CuPy arrays given as x or y stay where they are, as with
+    `on_device=True`.
 
     Each `iter()` is one epoch.  With `shuffle=True` every epoch draws a
     fresh permutation from one `numpy.random.default_rng(seed)` generator,
@@ -33,12 +40,13 @@ class DataLoader:
 
     def __init__(self, x, y=None, batch_size=32, shuffle=False, seed=None,
                  drop_last=False, device=None, transform=None, rank=0,
-                 world_size=1):
-        x = np.asarray(x)
+                 world_size=1, on_device=False):
+        # NOTE: not np.asarray for everything: CuPy arrays refuse implicit conversion (and should stay put)
+        x = x if hasattr(x, "__cuda_array_interface__") else np.asarray(x)
         if x.ndim == 0:
             raise ValueError("x must have a first (sample) dimension")
         if y is not None:
-            y = np.asarray(y)
+            y = y if hasattr(y, "__cuda_array_interface__") else np.asarray(y)
             if y.ndim == 0 or len(y) != len(x):
                 length = "a scalar" if y.ndim == 0 else len(y)
                 raise ValueError(f"x and y must have the same length, got "
@@ -61,6 +69,13 @@ class DataLoader:
             raise ValueError(f"more ranks ({world_size}) than samples ({len(x)}): every rank "
                              f"needs at least one sample")
         self.rank, self.world_size = int(rank), int(world_size)
+        self.on_device = bool(on_device) or device_of(x) != "cpu"
+        if self.on_device:  # the dataset goes to the device once, here
+            target = canonical_device(device if device is not None else
+                                      (device_of(x) if device_of(x) != "cpu" else None))
+            x = to_device(x, target)
+            y = None if y is None else to_device(y, target)
+            device = target
         self.x = x
         self.y = y
         self.batch_size = int(batch_size)
@@ -80,29 +95,40 @@ class DataLoader:
         # Imported here so this module does not depend on the core at import.
         from .tensor import Tensor
 
+        device = canonical_device(self.device)
+
         def wrap(batches):
             for batch in batches:
-                if self.y is None:
-                    yield Tensor(batch, device=self.device)
-                else:
-                    xb, yb = batch
-                    yield (Tensor(xb, device=self.device),
-                           Tensor(yb, device=self.device))
+                batch = (batch,) if self.y is None else batch
+                if not self.on_device:  # one host->device copy per batch
+                    batch = to_device_together(batch, device)
+                tensors = tuple(Tensor(b, device=device) for b in batch)
+                yield tensors[0] if self.y is None else tensors
 
-        return wrap(self.iter_numpy())
+        return wrap(self._epoch())
 
     def iter_numpy(self):
         """One epoch of the same batches as plain NumPy arrays.
 
         Useful for evaluation code that does not need Tensors.  The
         permutation is drawn here, when the epoch starts, not lazily at the
-        first batch, so epochs are numbered by the order of the calls.
+        first batch, so epochs are numbered by the order of the calls.  With
+        on_device=True each batch is copied back to the host.
         """
+        batches = self._epoch()
+        if not self.on_device:
+            return batches
+        return (to_numpy(b) if self.y is None else tuple(to_numpy(a) for a in b) for b in batches)
+
+    def _epoch(self):
+        """One epoch of batches as arrays where the data live (host, or device with on_device)."""
         n = len(self.x)
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         if self.world_size > 1:  # this rank's shard: every world_size-th sample
             order = order[self.rank:n - n % self.world_size:self.world_size]
         stop = len(self) * self.batch_size if self.drop_last else len(order)
+        if self.on_device:  # NOTE: the same host permutation (so seeds agree), sent once per epoch
+            order = to_device(order, device_of(self.x))
         return self._batches(order, stop)
 
     def _batches(self, order, stop):
@@ -121,5 +147,6 @@ class DataLoader:
         return (f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, "
                 f"device={self.device!r}"
+                + (", on_device=True" if self.on_device else "")
                 + (f", rank={self.rank}, world_size={self.world_size}"
                    if self.world_size > 1 else "") + ")")

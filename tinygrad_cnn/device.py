@@ -109,6 +109,66 @@ def to_device(array, device):
         return xp.asarray(array)
 
 
+def to_device_together(arrays, device):
+    """Copy several host arrays onto `device` in one host->device transfer (the same arrays on the CPU).
+
+    NOTE: a batch's images and labels are packed end to end (8-byte aligned) into one host buffer
+    and sent at once: each transfer pays the PCIe latency and a sync of the copy engine, whatever its size."""
+    device = canonical_device(device)
+    arrays = [numpy.ascontiguousarray(a) for a in arrays]
+    if device == "cpu":
+        return arrays
+    offsets, total = [], 0
+    for a in arrays:
+        offsets.append(total)
+        total += -(-a.nbytes // 8) * 8
+    host = numpy.empty(total, dtype=numpy.uint8)
+    for a, start in zip(arrays, offsets):
+        host[start:start + a.nbytes] = a.reshape(-1).view(numpy.uint8)
+    xp = array_module(device)
+    with use_device(device):
+        packed = xp.asarray(host)
+        return [packed[start:start + a.nbytes].view(a.dtype).reshape(a.shape) for a, start in zip(arrays, offsets)]
+
+
+_generators = {}  # device -> (the host generator it was seeded from, the device's generator)
+
+
+def random_uniform(device, shape, dtype, host_rng):
+    """Uniform [0, 1) numbers of `shape` made on `device`.
+
+    On the CPU they come from `host_rng` itself (float64). On a GPU, from a generator on the
+    device seeded once from `host_rng` (again after manual_seed makes a new one), in float32
+    unless dtype is float64: nothing crosses the bus per call.
+    NOTE: a GPU's dropout masks are reproducible but differ from the CPU's for the same seed."""
+    device = canonical_device(device)
+    if device == "cpu":
+        return host_rng.random(shape)  # NOTE: float64 draws, the stream earlier releases gave for a seed
+    dtype = numpy.float64 if numpy.dtype(dtype) == numpy.float64 else numpy.float32
+    xp = array_module(device)
+    with use_device(device):
+        seeded_from, generator = _generators.get(device, (None, None))
+        if seeded_from is not host_rng:
+            generator = xp.random.default_rng(int(host_rng.integers(2**63)))
+            _generators[device] = (host_rng, generator)
+        return generator.random(shape, dtype=dtype)
+
+
+def module_of(array):
+    """The array module (numpy or cupy) of an array, wherever it lives (Python scalars and lists: numpy)."""
+    device = device_of(array)
+    return numpy if device == "cpu" else array_module(device)
+
+
+def is_writeable(array):
+    """Whether an array may be written in place.
+
+    NOTE: CuPy's flags have no `writeable` (every CuPy array may be written); NumPy's say."""
+    if isinstance(array, numpy.ndarray):
+        return bool(array.flags.writeable)
+    return device_of(array) != "cpu"
+
+
 def to_numpy(array):
     """A NumPy array holding the same values, wherever `array` lives."""
     return array if isinstance(array, numpy.ndarray) else (array.get() if hasattr(array, "get") else numpy.asarray(array))

@@ -2,7 +2,7 @@
 import contextlib
 import threading
 
-from .device import DeviceError
+from .device import DeviceError, use_device
 
 _state = threading.local()
 
@@ -69,7 +69,11 @@ class Function:
                 raise DeviceError(f"{cls.__name__}: inputs live on different devices, {device} and {t.device}; "
                                   f"move them with .to(device) first")
         fn = cls(inputs[0].xp, device)
-        out = fn.forward(*[t.data for t in inputs], **kwargs)
+        if device == "cpu":
+            out = fn.forward(*[t.data for t in inputs], **kwargs)
+        else:  # NOTE: CuPy allocates on the current device: make it the inputs' (cuda:1 stays on GPU 1)
+            with use_device(device):
+                out = fn.forward(*[t.data for t in inputs], **kwargs)
         needs_grad = is_grad_enabled() and any(t.requires_grad for t in inputs)
         result = Tensor._wrap(out, device, requires_grad=needs_grad)
         if needs_grad:

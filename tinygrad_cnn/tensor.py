@@ -5,7 +5,8 @@ import warnings
 import numpy
 
 from . import ops
-from .device import DeviceError, array_module, canonical_device, device_of, to_device, to_numpy, use_device
+from .device import (DeviceError, array_module, canonical_device, device_of, is_writeable, to_device, to_numpy,
+                     use_device)
 from .function import Function, is_grad_enabled
 
 float32 = numpy.dtype("float32")
@@ -238,42 +239,56 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
-        if grad is None:
-            if self.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, this one has "
-                                   f"shape {self.shape}; pass backward(grad) with an upstream gradient")
-            grad = self.xp.ones(self.data.shape, dtype=self.dtype)
-        else:
-            if isinstance(grad, Tensor):
-                if grad.device != self.device:
-                    raise DeviceError(f"backward(): gradient is on {grad.device}, the tensor on {self.device}")
-                grad = grad.data
-            grad = self.xp.asarray(grad, dtype=self.dtype)
-            if grad.shape != self.data.shape:
-                raise ValueError(f"backward(): gradient shape {tuple(grad.shape)} does not match tensor shape {self.shape}")
+        # NOTE: CuPy allocates on the current device: make it the tensor's (cuda:1 stays on GPU 1)
+        with use_device(self.device):
+            grad = self._initial_grad(grad)
         grads = {id(self): grad}
         for node in reversed(self._topological_order()):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            fn = node._ctx
-            if fn is None:
-                node._accumulate(g)
+            if node.device == "cpu":
+                self._backward_node(node, g, grads, retain_graph)
+            else:
+                with use_device(node.device):
+                    self._backward_node(node, g, grads, retain_graph)
+
+    def _initial_grad(self, grad):
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, this one has "
+                                   f"shape {self.shape}; pass backward(grad) with an upstream gradient")
+            return self.xp.ones(self.data.shape, dtype=self.dtype)
+        if isinstance(grad, Tensor):
+            if grad.device != self.device:
+                raise DeviceError(f"backward(): gradient is on {grad.device}, the tensor on {self.device}")
+            grad = grad.data
+        grad = self.xp.asarray(grad, dtype=self.dtype)
+        if grad.shape != self.data.shape:
+            raise ValueError(f"backward(): gradient shape {tuple(grad.shape)} does not match tensor shape {self.shape}")
+        return grad
+
+    @staticmethod
+    def _backward_node(node, g, grads, retain_graph):
+        """Run one node's backward and add what it gives into `grads` (by parent id)."""
+        fn = node._ctx
+        if fn is None:
+            node._accumulate(g)
+            return
+        if getattr(fn, "released", False):
+            raise RuntimeError("backward() through a graph whose saved arrays were freed by an earlier "
+                               "backward(); call the first backward(retain_graph=True) to go through twice")
+        in_grads = fn.backward(g)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        for parent, pg, needed in zip(fn.parents, in_grads, fn.needs_input_grad):
+            if not needed or pg is None:
                 continue
-            if getattr(fn, "released", False):
-                raise RuntimeError("backward() through a graph whose saved arrays were freed by an earlier "
-                                   "backward(); call the first backward(retain_graph=True) to go through twice")
-            in_grads = fn.backward(g)
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
-            for parent, pg, needed in zip(fn.parents, in_grads, fn.needs_input_grad):
-                if not needed or pg is None:
-                    continue
-                pg = _sum_to(pg, parent.data.shape)
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
-            if not retain_graph:
-                fn.release()
+            pg = _sum_to(pg, parent.data.shape)
+            key = id(parent)
+            grads[key] = pg if key not in grads else grads[key] + pg
+        if not retain_graph:
+            fn.release()
 
     def _topological_order(self):
         """Tensors that need a gradient, each after all its inputs, found without recursion."""
@@ -301,7 +316,7 @@ class Tensor:
             self.grad = Tensor._wrap(self.xp.array(g, copy=True), self.device)  # NOTE: own the memory
         else:
             data = self.grad.data
-            if getattr(data.flags, "writeable", True) and data.shape == g.shape:
+            if is_writeable(data) and data.shape == g.shape:
                 data += g  # in place, as PyTorch accumulates: no new array per backward()
             else:  # a .grad set by hand to a read-only or differently shaped array
                 self.grad.data = data + g
@@ -768,8 +783,8 @@ def _sum_to(g, shape):
 def _normalize_index(index, tensor):
     """Turn Tensor/list indices into arrays on the tensor's device; report whether any are arrays."""
     items = index if isinstance(index, tuple) else (index,)
-    out, advanced = [], False
-    for item in items:
+    out, advanced, on_device = [], False, []
+    for position, item in enumerate(items):
         if isinstance(item, Tensor):
             if item.device != tensor.device:
                 raise DeviceError(f"index on {item.device} for a tensor on {tensor.device}")
@@ -777,12 +792,53 @@ def _normalize_index(index, tensor):
                 raise IndexError(f"tensor indices must be integer or boolean, got {item.dtype.name}")
             item, advanced = item.data, True
         elif isinstance(item, (list, numpy.ndarray)) or hasattr(item, "__cuda_array_interface__"):
+            if not hasattr(item, "__cuda_array_interface__"):  # a host index: checked here, for free
+                item = numpy.asarray(item)
+                if item.dtype.kind in "iu" and tensor.xp is not numpy:
+                    _check_in_range([(item, _axis_size(items, position, tensor))], numpy)
             item = tensor.xp.asarray(item)
             if item.dtype.kind not in "biu":
                 raise IndexError(f"array indices must be integer or boolean, got {item.dtype}")
             advanced = True
+        if tensor.xp is not numpy and hasattr(item, "__cuda_array_interface__") and item.dtype.kind in "iu" \
+                and (isinstance(items[position], Tensor) or hasattr(items[position], "__cuda_array_interface__")):
+            on_device.append((item, _axis_size(items, position, tensor)))
         out.append(item)
+    if on_device:
+        _check_in_range(on_device, tensor.xp)
     return (tuple(out) if isinstance(index, tuple) else out[0]), advanced
+
+
+def _axis_size(items, position, tensor):
+    """The length of the axis that items[position] indexes (None when it cannot be told)."""
+    def width(item):
+        if item is None:
+            return 0
+        dtype = getattr(item.data if isinstance(item, Tensor) else item, "dtype", None)
+        return item.ndim if dtype is not None and dtype.kind == "b" else 1
+    if any(i is Ellipsis for i in items[:position]):  # count from the end
+        axis = tensor.ndim - sum(width(i) for i in items[position:])
+    else:
+        axis = sum(width(i) for i in items[:position])
+    return tensor.shape[axis] if 0 <= axis < tensor.ndim else None
+
+
+def _check_in_range(indices, xp):
+    """Raise IndexError for integer indices outside [-n, n), as NumPy does.
+
+    NOTE: CuPy wraps them around silently instead. An index already on the GPU costs one
+    blocking sync (all indices' min and max in one copy); host indices are checked before copying."""
+    indices = [(a, n) for a, n in indices if n is not None and a.size]
+    if not indices:
+        return
+    if xp is numpy:
+        bounds = [(int(a.min()), int(a.max())) for a, _ in indices]
+    else:
+        flat = xp.stack([xp.stack([a.min(), a.max()]).astype(xp.int64) for a, _ in indices]).get()
+        bounds = [tuple(int(v) for v in row) for row in flat]
+    for (low, high), (_, n) in zip(bounds, indices):
+        if low < -n or high >= n:
+            raise IndexError(f"index {high if high >= n else low} is out of bounds for an axis of size {n}")
 
 
 def matmul(a, b):

@@ -544,6 +544,24 @@ def fuse(*args, **kwargs):
     return decorate
 
 
+class _Generator:
+    """cupy.random.Generator (from default_rng): random() only, one launch a call."""
+
+    def __init__(self, seed=None):
+        self._np = numpy.random.default_rng(seed)
+
+    def random(self, size=None, dtype=numpy.float64, out=None):
+        if numpy.dtype(dtype) not in (numpy.float32, numpy.float64):
+            raise TypeError(f"cupy.random.Generator.random: dtype {numpy.dtype(dtype)} is not supported "
+                            f"(only float32 and float64)")
+        values = ndarray(self._np.random(size, dtype=dtype))
+        _event("launch")
+        if out is not None:
+            out[...] = values
+            return out
+        return values
+
+
 def as_strided(x, shape=None, strides=None):
     """cupy.lib.stride_tricks.as_strided: a view, no launch."""
     return ndarray(numpy.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides), x._dev)
@@ -618,6 +636,10 @@ def _build():
     lib.stride_tricks = types.ModuleType("cupy.lib.stride_tricks")
     lib.stride_tricks.as_strided = as_strided
     m.lib = lib
+    random = types.ModuleType("cupy.random")
+    random.default_rng = lambda seed=None: _Generator(seed)
+    random.Generator = _Generator
+    m.random = random
     cuda = types.ModuleType("cupy.cuda")
     cuda.Device = Device
     cuda.Stream = type("Stream", (_Stream,), {})
@@ -651,8 +673,16 @@ def install():
     sys.modules["cupy.cuda"] = _MODULE.cuda
     sys.modules["cupy.cuda.runtime"] = _MODULE.cuda.runtime
     sys.modules["cupy.lib"] = _MODULE.lib
+    sys.modules["cupy.random"] = _MODULE.random
     sys.modules["cupy.lib.stride_tricks"] = _MODULE.lib.stride_tricks
     return _MODULE
+
+
+def reset():
+    """Back to a fresh process's state: device 0 current (tests/conftest.py calls it before each test,
+    so that a test that failed inside `with Device(1)` or called Device(1).use() leaks nothing)."""
+    _current[0] = 0
+    _fusing[0] = 0
 
 
 def real_gpu_available():

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..device import module_of
+
 __all__ = ["INFO", "MNISTError", "MNISTNotFoundError", "load_data",
            "to_float_images"]
 
@@ -102,9 +104,11 @@ def load_data(path=None):
 def to_float_images(x):
     """Scale uint8 images (N, 28, 28) to float32 (N, 1, 28, 28) in [0, 1].
 
-    Convolutions in this project take NCHW input, hence the channel axis.
+    Convolutions in this project take NCHW input, hence the channel axis. A CuPy array is
+    scaled on its GPU (DataLoader(..., on_device=True) sends the uint8 images, 4x fewer bytes).
     """
-    x = np.asarray(x)
+    xp = module_of(x) if hasattr(x, "__cuda_array_interface__") else np
+    x = xp.asarray(x)
     if x.ndim != 3:
         raise ValueError(f"expected images of shape (N, H, W), got {x.shape}")
     out = x.astype(np.float32)[:, None, :, :]

@@ -2,6 +2,7 @@
 import numpy
 
 from .. import conv, ops
+from ..device import random_uniform, use_device
 from ..function import Function
 from ..tensor import Tensor, get_rng
 
@@ -166,8 +167,10 @@ def dropout(x, p=0.5, training=True):
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
-    keep = get_rng().random(x.shape) >= p
-    mask = x.xp.asarray(keep.astype(x.dtype) * numpy.asarray(1.0 / (1.0 - p), dtype=x.dtype))
+    # NOTE: the random numbers are made where x lives (no host->device copy per call on a GPU)
+    keep = random_uniform(x.device, x.shape, x.dtype, get_rng()) >= p
+    with use_device(x.device):
+        mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return x * Tensor._wrap(mask, x.device)
 
 
@@ -189,7 +192,7 @@ def _class_targets(logits, targets, name):
     _check_tensor(logits, f"{name} input", 2, "(N, classes)")
     _check_float(logits, f"{name} input")
     if not isinstance(targets, Tensor):
-        targets = Tensor(numpy.asarray(targets), device=logits.device)
+        targets = Tensor(targets, device=logits.device)  # NOTE: not numpy.asarray: CuPy arrays refuse it
     if targets.dtype.kind not in "iu":
         raise TypeError(f"{name}: targets must be integer class indices, got {targets.dtype.name}")
     if targets.shape != (logits.shape[0],):
@@ -250,7 +253,7 @@ def _binary_targets(x, targets, name):
     _check_tensor(x, f"{name} input")
     _check_float(x, f"{name} input")
     if not isinstance(targets, Tensor):
-        targets = Tensor(numpy.asarray(targets, dtype=x.dtype), device=x.device)
+        targets = Tensor(targets, device=x.device, dtype=x.dtype)  # a CuPy array stays on its GPU
     if targets.shape != x.shape:
         raise ValueError(f"{name}: targets shape {targets.shape} does not match input shape {x.shape}")
     return targets.astype(x.dtype)
@@ -297,7 +300,7 @@ def mse_loss(prediction, target, reduction="mean"):
     """Mean squared error."""
     _check_tensor(prediction, "mse_loss input")
     if not isinstance(target, Tensor):
-        target = Tensor(numpy.asarray(target, dtype=prediction.dtype), device=prediction.device)
+        target = Tensor(target, device=prediction.device, dtype=prediction.dtype)
     if target.shape != prediction.shape:
         raise ValueError(f"mse_loss: target shape {target.shape} does not match input shape {prediction.shape}")
     diff = prediction - target

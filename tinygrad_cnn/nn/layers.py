@@ -8,7 +8,7 @@ import math
 import numpy
 
 from .. import conv
-from ..device import canonical_device
+from ..device import canonical_device, to_numpy
 from ..tensor import Tensor, float32
 from . import functional as F
 from . import init as initializers
@@ -186,7 +186,7 @@ class Layer(Module):
 
     def _new_weight(self, initializer, shape):
         """A parameter on this layer's device, drawn on the CPU (so seeds agree across devices)."""
-        values = numpy.asarray(initializer(tuple(shape), self.dtype))
+        values = to_numpy(initializer(tuple(shape), self.dtype))  # an initializer may return a CuPy array
         if values.shape != tuple(shape):
             raise ValueError(f"{self._label()}: initializer returned shape {values.shape}, expected {tuple(shape)}")
         return Tensor(values.astype(self.dtype, copy=False), device=canonical_device(self.device),
@@ -423,10 +423,21 @@ class AvgPool2D(_Pool):
         if not (top or bottom or left or right):
             return F.avg_pool2d(x, self.pool_size, self.strides)
         x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)))
-        real = numpy.zeros((1, 1, h + top + bottom, w + left + right), dtype=x.dtype)
-        real[:, :, top:top + h, left:left + w] = 1
-        fraction = F.avg_pool2d(Tensor(real), self.pool_size, self.strides).numpy()  # share of real pixels
-        return F.avg_pool2d(x, self.pool_size, self.strides) / Tensor(fraction, device=x.device)
+        return F.avg_pool2d(x, self.pool_size, self.strides) / self._real_fraction(h, w, x.dtype, x.device)
+
+    def _real_fraction(self, h, w, dtype, device):
+        """Each window's share of real (not padded) pixels, made once per size, dtype and device.
+
+        NOTE: cached, so that a GPU gets it in one host->device copy, not one per call."""
+        cache = self.__dict__.setdefault("_fractions", {})
+        key = (h, w, numpy.dtype(dtype).str, device)
+        if key not in cache:
+            (top, bottom), (left, right) = self._pads(h, w)
+            real = numpy.zeros((1, 1, h + top + bottom, w + left + right), dtype=dtype)
+            real[:, :, top:top + h, left:left + w] = 1
+            fraction = F.avg_pool2d(Tensor(real), self.pool_size, self.strides).numpy()
+            cache[key] = Tensor(fraction, device=device)
+        return cache[key]
 
 
 MaxPooling2D = MaxPool2D

@@ -1,7 +1,7 @@
 """Compare a function's analytic gradient (backward) with central finite differences in float64."""
 import numpy
 
-from ..device import to_numpy
+from ..device import is_writeable, to_numpy
 from ..function import no_grad
 from ..tensor import Tensor
 
@@ -45,7 +45,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
     args, checked, saved_grads = [], [], {}
     for i, x in enumerate(inputs):
         if (isinstance(x, Tensor) and x.requires_grad and x.is_leaf and x.dtype == numpy.float64
-                and getattr(getattr(x.data, "flags", None), "writeable", True)):  # read-only: check a copy
+                and is_writeable(x.data)):  # read-only: check a copy
             saved_grads[i] = x.grad
             x.grad = None
             args.append(x)
