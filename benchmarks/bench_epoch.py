@@ -3,6 +3,7 @@
     python benchmarks/bench_epoch.py                # full epoch (60,000 images), batch 128, Adam
     python benchmarks/bench_epoch.py --quick        # 6,400 images: a smoke run in seconds
     python benchmarks/bench_epoch.py --json benchmarks/results/epoch_cpu.json
+    python3 benchmarks/bench_epoch.py --device cuda --frameworks ours,torch --no-memory   # against PyTorch CUDA
 
 Both frameworks train the same architecture on the same batches, interleaved in chunks of
 batches so that noise from other work on the machine hits both alike. Peak resident memory is
@@ -182,6 +183,9 @@ def main(argv=None):
     p.add_argument("--no-memory", action="store_true", help="skip the child processes that measure peak memory")
     p.add_argument("--system-malloc", action="store_true",
                    help="leave glibc's malloc at its defaults (no tinygrad_cnn.memory.keep_freed_memory())")
+    p.add_argument("--frameworks", default="ours,ours-nhwc,torch",
+                   help="comma-separated runners, from ours, ours-nhwc and torch (default: all three)")
+    p.add_argument("--test-images", type=int, default=None, help="test images to evaluate on (default: all)")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", choices=["ours", "ours-nhwc", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -193,11 +197,18 @@ def main(argv=None):
     device = tg.device.canonical_device(args.device)
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     x_train, y_train = x_train[:images], y_train[:images]
-    runners = [Ours(device, args.lr), OursChannelsLast(device, args.lr)]
-    if load_torch(device) is not None:
+    x_test, y_test = x_test[:args.test_images], y_test[:args.test_images]
+    wanted = [name.strip() for name in args.frameworks.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - {"ours", "ours-nhwc", "torch"})
+    if unknown:
+        p.error(f"--frameworks: unknown {', '.join(unknown)} (use ours, ours-nhwc, torch)")
+    runners = [cls(device, args.lr) for name, cls in (("ours", Ours), ("ours-nhwc", OursChannelsLast))
+               if name in wanted]
+    if "torch" in wanted and load_torch(device) is not None:
         runners.append(Torch(device, args.lr))
-    else:
-        print("PyTorch not installed: no peer (pip install torch==2.13.0 for the CPU wheel)")
+    elif "torch" in wanted:
+        print(f"PyTorch (with {'CUDA' if device != 'cpu' else 'the CPU'}) not available: no peer "
+              f"(pip install torch==2.13.0 for the CPU wheel)")
     seconds = train(runners, x_train, y_train, args.batch_size)
     results = {}
     for r in runners:
@@ -214,11 +225,14 @@ def main(argv=None):
     for key, f in fmt.items():
         values = [results[n].get(key) for n in names]
         row = [key] + [f.format(v) if v is not None else "-" for v in values]
-        if "torch" in results:
-            row.append(f"{values[0] / values[-1]:.2f}x" if values[0] and values[-1] else "-")
-        row.append(f"{values[1] / values[0]:.3f}x" if values[0] and values[1] else "-")
+        ours, nhwc, torch_ = (results.get(n, {}).get(key) for n in ("ours", "ours-nhwc", "torch"))
+        if "torch" in results and "ours" in results:
+            row.append(f"{ours / torch_:.2f}x" if ours and torch_ else "-")
+        if "ours-nhwc" in results and "ours" in results:
+            row.append(f"{nhwc / ours:.3f}x" if ours and nhwc else "-")
         rows.append(row)
-    headers = ["metric"] + names + (["ours/PyTorch"] if "torch" in results else []) + ["nhwc/nchw"]
+    headers = (["metric"] + names + (["ours/PyTorch"] if "torch" in results and "ours" in results else [])
+               + (["nhwc/nchw"] if "ours-nhwc" in results and "ours" in results else []))
     print(f"\none epoch of {images} images, batch {args.batch_size}, Adam lr {args.lr}, device {device}, "
           f"freed memory kept for reuse: {kept}")
     print_table(headers, rows)

@@ -1,0 +1,52 @@
+"""benchmarks/gpu_check.sh (issue 11 item 5): its limits fit the device machine's 8 minutes, it
+stops at a failed preflight, and the whole check passes on the CuPy emulation within its limits."""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
+
+
+def _limits(text):
+    return [[int(v) for v in m.split()] for m in re.findall(r"^\s*limits=\(([\d ]+)\)", text, re.M)]
+
+
+def test_the_real_runs_limits_add_up_to_under_8_minutes():
+    text = SCRIPT.read_text()
+    real, = [lim for lim in _limits(text) if "180" in map(str, lim)]  # the GPU run's
+    assert len(real) == 4 and sum(real) < 480 and real[0] == 10, real
+    assert "python " not in text.replace("python3", ""), "the device machine has python3 only"
+    assert "pip install" not in text and "TINYGRAD_CNN_TEST_CUDA=1" in text
+
+
+def _run(tmp_path, **env):
+    env = {**os.environ, "OUT": str(tmp_path), **env}
+    env.pop("TINYGRAD_CNN_EMULATE_CUPY", None)
+    return subprocess.run(["bash", str(SCRIPT), "--emulate"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_failed_preflight_stops_the_check_with_a_message(tmp_path):
+    done = _run(tmp_path, TINYGRAD_CNN_EMULATED_GPUS="0")  # CuPy imports, no device answers
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "preflight failed" in done.stderr and "no CUDA device" in done.stdout
+    assert sorted(os.listdir(tmp_path)) == ["summary.md"]  # no later step ran
+
+
+@pytest.mark.skipif(os.environ.get("TINYGRAD_CNN_EMULATE_CUPY", "1").strip() in ("0", ""),
+                    reason="the emulation is turned off")
+def test_the_whole_check_passes_on_the_emulation_within_its_limits(tmp_path):
+    done = _run(tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    files = sorted(os.listdir(tmp_path))
+    assert files == ["epoch.log", "epoch_cuda.json", "mnist.log", "mnist_metrics.json", "pytest.log", "summary.md"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "preflight ok" in summary and "CuPy emulation" in summary
+    rows = re.findall(r"^\| (\w+) \| (.+?) \| (\d+) s of (\d+) s \|$", summary, re.M)
+    assert [r[0] for r in rows] == ["pytest", "epoch", "mnist"]
+    assert all(verdict == "pass" and int(took) <= int(limit) for _, verdict, took, limit in rows), rows
+    assert re.search(r"\d+ passed", summary) and "default example: test accuracy" in summary
