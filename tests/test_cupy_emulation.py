@@ -98,4 +98,6 @@ def test_a_training_step_of_the_tutorial_model_on_cuda_matches_the_cpu():
         results[device] = (loss.item(), [p.numpy() for p in model.parameters()])
     assert results["cuda"][0] == pytest.approx(results["cpu"][0], rel=1e-5)
     for gpu, cpu in zip(results["cuda"][1], results["cpu"][1]):
-        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-6)
+        # NOTE: atol 1e-5: the GPU sums a convolution's weight gradient in one chunk, the CPU in one
+        # per thread share; Adam's first steps (lr 1e-3) magnify that float32 order difference
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)

@@ -330,3 +330,12 @@ def test_work_that_splits_again_runs_its_inner_call_whole(threads):
     parts = parallel.over_batch(np, 6, 10**6, outer)
     assert [p[0][1] for p in parts] == [slice(0, 9)] * 3   # each inner call ran as one piece
     assert [p[0][0] for p in parts] == [slice(0, 2), slice(2, 4), slice(4, 6)]
+
+
+def test_conv_is_one_chunk_on_a_gpu_whatever_the_thread_count(monkeypatch):
+    """A GPU convolution is one chunk: chunks by CPU threads only multiply its kernel launches."""
+    import types
+    monkeypatch.setattr(conv, "get_num_threads", lambda: 16)
+    gpu = types.SimpleNamespace(__name__="cupy")
+    assert conv._chunks(128, 10**4, gpu) == [slice(0, 128)]
+    assert len(conv._chunks(128, 10**5, np)) >= 16

@@ -121,10 +121,15 @@ def _pad_nhwc(xp, x, padding, value=0.0, out=None):
 CHUNK_BYTES = 4 << 20
 
 
-def _chunks(count, image_bytes):
+def _chunks(count, image_bytes, xp=None):
     """Consecutive slices of one size (the last may be shorter) that cover range(count): of at
     most CHUNK_BYTES // image_bytes images (at least one), and as many as a multiple of the
-    thread count, so that threads taking them in turn (over_chunks) get equal shares."""
+    thread count, so that threads taking them in turn (over_chunks) get equal shares.
+
+    NOTE: on a GPU (xp not NumPy) the whole batch is one chunk: chunks there only multiply
+    kernel launches (16 chunks on a 16-core host), and no CPU threads run GPU work."""
+    if xp is not None and xp.__name__ != "numpy":
+        return [slice(0, count)] if count else []
     threads = get_num_threads()
     number = -(-count // max(1, CHUNK_BYTES // image_bytes))  # the fewest chunks that fit
     number = -(-number // threads) * threads
@@ -213,7 +218,7 @@ class Conv2d(Function):
         self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
         image_bytes = self.image_values * x_pad.itemsize
 
-        chunks = _chunks(n, image_bytes)
+        chunks = _chunks(n, image_bytes, xp)
         most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image if chunks else 0
 
         def work(source):
@@ -272,7 +277,7 @@ class Conv2d(Function):
         if pooling:  # 1 + each block's index, as (count, 1, 1, 1, 1) to compare with every offset at once
             offsets = xp.arange(1, blocks.count + 1, dtype=self.offset.dtype).reshape(-1, 1, 1, 1, 1)
 
-        chunks = _chunks(n, image_bytes)
+        chunks = _chunks(n, image_bytes, xp)
         most = chunks[0].stop - chunks[0].start if chunks else 0
         parts = [None] * len(chunks)  # each chunk's share of the weight gradient (KH*KW*C, O), the bias its last row
 
