@@ -2,7 +2,7 @@
 import numpy
 
 from .. import conv, ops
-from ..device import random_uniform, use_device
+from ..device import device_of, random_uniform, use_device
 from ..function import Function
 from ..tensor import Tensor, get_rng
 
@@ -191,18 +191,25 @@ def _reduce(loss, reduction):
 def _class_targets(logits, targets, name):
     _check_tensor(logits, f"{name} input", 2, "(N, classes)")
     _check_float(logits, f"{name} input")
-    if not isinstance(targets, Tensor):
-        targets = Tensor(targets, device=logits.device)  # NOTE: not numpy.asarray: CuPy arrays refuse it
+    given_raw = not isinstance(targets, Tensor)
+    if given_raw:  # NOTE: not numpy.asarray: CuPy arrays refuse it; host data stays on the host until checked
+        targets = Tensor(targets, device="cpu" if device_of(targets) == "cpu" else logits.device)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"{name}: targets must be integer class indices, got {targets.dtype.name}")
     if targets.shape != (logits.shape[0],):
         raise ValueError(f"{name}: targets shape {targets.shape} does not match input shape {logits.shape}; "
                          f"expected ({logits.shape[0]},)")
-    if targets.device != logits.device:
+    if targets.device != logits.device and not given_raw:
         raise ValueError(f"{name}: input on {logits.device}, targets on {targets.device}")
-    if targets.size and (int(targets.data.min()) < 0 or int(targets.data.max()) >= logits.shape[1]):
+    # NOTE: the range is checked only where the targets are on the host: on a GPU, min/max would be a
+    # blocking sync in the middle of every training step (issue 11), so labels already on the device
+    # are trusted (CuPy wraps out-of-range indices silently); give host labels to have them checked.
+    if targets.device == "cpu" and targets.size and (
+            int(targets.data.min()) < 0 or int(targets.data.max()) >= logits.shape[1]):
         raise ValueError(f"{name}: targets must lie in [0, {logits.shape[1] - 1}], got values from "
                          f"{int(targets.data.min())} to {int(targets.data.max())}")
+    if targets.device != logits.device:
+        targets = targets.to(logits.device)
     return targets
 
 
