@@ -79,12 +79,13 @@ class Function:
         if needs_grad:
             fn.parents = inputs
             fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
+            fn.saved_versions = tuple(t._version[0] for t in inputs)  # NOTE: backward checks none changed since
             result._ctx = fn
         return result
 
     def release(self):
         """Drop what forward saved, keeping only the graph structure."""
-        keep = {"xp", "device", "parents", "needs_input_grad"}
+        keep = {"xp", "device", "parents", "needs_input_grad", "saved_versions"}
         for key in [k for k in self.__dict__ if k not in keep]:
             del self.__dict__[key]
         self.released = True

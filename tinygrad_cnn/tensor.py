@@ -164,7 +164,13 @@ class Tensor:
 
     def detach(self):
         """The same data, cut off from the graph (shares memory, like PyTorch)."""
-        return Tensor._wrap(self.data, self.device)
+        t = Tensor._wrap(self.data, self.device)
+        t._version = self._version  # NOTE: same memory, same counter: an in-place change through either is seen
+        return t
+
+    def clone(self):
+        """A copy with its own memory that stays in the graph (the gradient flows back to self)."""
+        return Clone.apply(self)
 
     def numpy(self):
         """A NumPy array with the values, copied from the GPU when needed."""
@@ -278,6 +284,12 @@ class Tensor:
         if getattr(fn, "released", False):
             raise RuntimeError("backward() through a graph whose saved arrays were freed by an earlier "
                                "backward(); call the first backward(retain_graph=True) to go through twice")
+        for parent, version in zip(fn.parents, getattr(fn, "saved_versions", ())):
+            if parent._version[0] != version:
+                raise RuntimeError(f"backward(): an input of {type(fn).__name__} (shape {parent.shape}) was "
+                                   f"modified in place after the op used it (version {version} -> "
+                                   f"{parent._version[0]}); its gradient would be wrong. Use .clone() "
+                                   f"before changing it, or change it after backward()")
         in_grads = fn.backward(g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
@@ -324,6 +336,123 @@ class Tensor:
     def zero_grad(self):
         """Clear `.grad` (set it to None), so the next backward() starts from zero."""
         self.grad = None
+
+    # ------------------------------------------------------------ in-place ops
+
+    def _check_inplace(self, name):
+        """Refuse what PyTorch refuses: changing a tensor that autograd is tracking."""
+        if not (is_grad_enabled() and self.requires_grad):
+            return
+        if self._ctx is None:
+            raise RuntimeError(f"{name}: in-place change of a leaf tensor that requires grad; do it inside "
+                               f"`with tg.no_grad():` (as an optimizer step does), or use the out-of-place op")
+        raise RuntimeError(f"{name}: in-place change of a tensor computed with grad enabled (its graph would "
+                           f"be wrong); use the out-of-place op, or do it under tg.no_grad()")
+
+    def _write(self, values, name):
+        """Store `values` (an array) into self's memory, keeping shape and dtype, and bump the version."""
+        if tuple(values.shape) != self.shape:
+            raise ValueError(f"{name}: the result has shape {tuple(values.shape)}, which does not fit in place "
+                             f"into a tensor of shape {self.shape}")
+        if numpy.dtype(values.dtype).kind == "f" and not _is_float(self.dtype):
+            raise TypeError(f"{name}: a float result cannot be stored in place into a tensor of dtype {self.dtype}")
+        if getattr(self.data.flags, "writeable", True):
+            self.data[...] = values
+        else:  # NOTE: read-only memory (a NumPy view of a constant): take a private copy, then write
+            self.data = values.astype(self.dtype, copy=True)
+        self._version[0] += 1
+        return self
+
+    def _inplace(self, fn, other, name):
+        self._check_inplace(name)
+        other = self._operand(other, name)
+        if is_grad_enabled() and other.requires_grad:
+            raise RuntimeError(f"{name}: the operand requires grad; an in-place op would drop its graph; "
+                               f"use the out-of-place op or tg.no_grad()")
+        return self._write(fn(self.data, other.data), name)
+
+    def add_(self, other):
+        """self += other in place (same object, same memory); returns self."""
+        return self._inplace(lambda a, b: a + b, other, "add_")
+
+    def sub_(self, other):
+        """self -= other in place; returns self."""
+        _refuse_bool(self, "sub_", "use logical ops or cast first")
+        return self._inplace(lambda a, b: a - b, other, "sub_")
+
+    def mul_(self, other):
+        """self *= other in place; returns self."""
+        return self._inplace(lambda a, b: a * b, other, "mul_")
+
+    def div_(self, other):
+        """self /= other in place (float tensors only); returns self."""
+        return self._inplace(lambda a, b: a / b, other, "div_")
+
+    def fill_(self, value):
+        """Set every element to `value` in place; returns self."""
+        self._check_inplace("fill_")
+        value = self._operand(value, "fill_")
+        if value.size != 1:
+            raise ValueError(f"fill_: needs one value, got a tensor of shape {value.shape}; use copy_ for arrays")
+        return self._write(self.xp.full(self.data.shape, value.data.reshape(()), dtype=self.dtype), "fill_")
+
+    def zero_(self):
+        """Set every element to 0 in place; returns self."""
+        return self.fill_(0)
+
+    def copy_(self, src):
+        """Copy src's values (broadcast to self's shape, cast to self's dtype) into self; returns self."""
+        self._check_inplace("copy_")
+        src = self._operand(src, "copy_")
+        try:
+            values = self.xp.broadcast_to(src.data, self.data.shape)
+        except ValueError:
+            raise ValueError(f"copy_: a source of shape {src.shape} does not broadcast to {self.shape}") from None
+        return self._write(values.astype(self.dtype, copy=False), "copy_")
+
+    def __setitem__(self, index, value):
+        self._check_inplace("__setitem__ (t[i] = v)")
+        if isinstance(value, Tensor) and is_grad_enabled() and value.requires_grad:
+            raise RuntimeError("__setitem__: the value requires grad; assigning it would drop its graph; "
+                               "use tg.where/concatenate, or tg.no_grad()")
+        value = self._operand(value, "__setitem__")
+        index, _ = _normalize_index(index, self)
+        if value.dtype.kind == "f" and not _is_float(self.dtype):
+            raise TypeError(f"__setitem__: float values cannot be stored into a tensor of dtype {self.dtype}")
+        data = self.data if getattr(self.data.flags, "writeable", True) else self.data.copy()
+        try:
+            data[index] = value.data
+        except IndexError as e:
+            raise IndexError(f"bad index for a tensor of shape {self.shape}: {e}") from None
+        except ValueError as e:
+            raise ValueError(f"__setitem__: a value of shape {value.shape} does not fit tensor[{_short(index)}] "
+                             f"of shape {self.shape}: {e}") from None
+        self.data = data
+        self._version[0] += 1
+
+    def _augmented(self, fn, other, name, out_of_place):
+        """x op= y: in place (same object) when autograd is not tracking either side, as PyTorch does;
+        inside a graph of non-leaf tensors, the out-of-place result (the gradient stays right)."""
+        tracked = is_grad_enabled() and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+        if not tracked:
+            return self._inplace(fn, other, name)
+        if self.requires_grad and self._ctx is None:
+            self._check_inplace(name)  # raises: a leaf that requires grad
+        return out_of_place(self, other)
+
+    def __iadd__(self, other):
+        return self._augmented(lambda a, b: a + b, other, "+=", lambda a, b: a + b)
+
+    def __isub__(self, other):
+        if not (is_grad_enabled() and self.requires_grad):
+            _refuse_bool(self, "-=", "use logical ops or cast first")
+        return self._augmented(lambda a, b: a - b, other, "-=", lambda a, b: a - b)
+
+    def __imul__(self, other):
+        return self._augmented(lambda a, b: a * b, other, "*=", lambda a, b: a * b)
+
+    def __itruediv__(self, other):
+        return self._augmented(lambda a, b: a / b, other, "/=", lambda a, b: a / b)
 
     # ------------------------------------------------------------ operand coercion
 
@@ -703,6 +832,15 @@ class Tensor:
             return ops.GetItem.apply(self, index=index, advanced=advanced)
         except IndexError as e:
             raise IndexError(f"bad index for a tensor of shape {self.shape}: {e}") from None
+
+
+class Clone(Function):
+    """A copy in new memory; the gradient passes through unchanged."""
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return g
 
 
 # ---------------------------------------------------------------- functions of several tensors
