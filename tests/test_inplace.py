@@ -126,3 +126,34 @@ def test_float_into_int_refused():
         t.div_(2)
     with pytest.raises(TypeError, match="dtype"):
         t[0] = 0.5
+
+
+def test_output_saved_for_backward_modified_raises():
+    # Exp keeps its output for backward: changing it under no_grad gave a silently wrong gradient
+    w = tg.Tensor([1.0, 2.0], requires_grad=True)
+    out = w.exp()
+    with tg.no_grad():
+        out[0] = 0
+    with pytest.raises(RuntimeError, match=r"the output of Exp \(shape \(2,\)\) was modified in place"):
+        out.sum().backward()
+    assert w.grad is None
+
+
+@pytest.mark.parametrize("view", [lambda x: x.reshape(2), lambda x: x[0], lambda x: x.T, lambda x: x.detach()])
+def test_change_through_a_view_raises(view):
+    # a view made by an op shares the memory, so it shares the version counter too (as in PyTorch)
+    w = tg.Tensor([[1.0, 2.0]], requires_grad=True)
+    x = tg.Tensor([[3.0, 4.0]])
+    y = (w * x).sum()
+    v = view(x)
+    v.mul_(100)
+    assert x._version[0] == 1
+    with pytest.raises(RuntimeError, match="modified in place"):
+        y.backward()
+
+
+def test_a_copy_does_not_share_the_counter():
+    x = tg.Tensor([[3.0, 4.0]])
+    c = x * 1
+    c.add_(1)
+    assert x._version[0] == 0 and x.tolist() == [[3.0, 4.0]]

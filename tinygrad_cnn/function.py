@@ -35,6 +35,21 @@ def enable_grad():
     return _GradMode(True)
 
 
+def _root(array):
+    base = getattr(array, "base", None)
+    return array if base is None else base
+
+
+def _share_version_if_view(result, inputs):
+    """A result that is a view of an input's memory (reshape, slicing, transpose) shares its version
+    counter, as in PyTorch: a write through either changes both, so both must show it."""
+    root = _root(result.data)
+    for t in inputs:
+        if root is t.data or root is _root(t.data):
+            result._version = t._version
+            return
+
+
 class Function:
     """One op: `forward` maps raw arrays to a raw array, `backward` maps the output's gradient
     to one gradient (or None) per tensor input. `self.xp` is the array module of the inputs'
@@ -76,16 +91,19 @@ class Function:
                 out = fn.forward(*[t.data for t in inputs], **kwargs)
         needs_grad = is_grad_enabled() and any(t.requires_grad for t in inputs)
         result = Tensor._wrap(out, device, requires_grad=needs_grad)
+        _share_version_if_view(result, inputs)
         if needs_grad:
             fn.parents = inputs
             fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
             fn.saved_versions = tuple(t._version[0] for t in inputs)  # NOTE: backward checks none changed since
+            # NOTE: the output too: exp, tanh, sigmoid, softmax, relu, pow keep it for backward
+            fn.output_version = (result._version, result._version[0])
             result._ctx = fn
         return result
 
     def release(self):
         """Drop what forward saved, keeping only the graph structure."""
-        keep = {"xp", "device", "parents", "needs_input_grad", "saved_versions"}
+        keep = {"xp", "device", "parents", "needs_input_grad", "saved_versions", "output_version"}
         for key in [k for k in self.__dict__ if k not in keep]:
             del self.__dict__[key]
         self.released = True

@@ -290,6 +290,11 @@ class Tensor:
                                    f"modified in place after the op used it (version {version} -> "
                                    f"{parent._version[0]}); its gradient would be wrong. Use .clone() "
                                    f"before changing it, or change it after backward()")
+        versions, seen = getattr(fn, "output_version", ([0], 0))
+        if versions[0] != seen:
+            raise RuntimeError(f"backward(): the output of {type(fn).__name__} (shape {node.shape}) was modified in "
+                               f"place after the op made it (version {seen} -> {versions[0]}); its gradient would "
+                               f"be wrong. Use .clone() before changing it, or change it after backward()")
         in_grads = fn.backward(g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
