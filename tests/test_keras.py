@@ -102,7 +102,7 @@ def test_fit_equals_the_hand_written_loop_bit_for_bit():
     history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:20], y[:20]))
 
     reference = small_model()
-    opt = optim.Adam(reference.parameters(), lr=1e-3, eps=1e-7)  # Keras' Adam defaults
+    opt = optim.Adam(reference.parameters(), lr=1e-3, eps=1e-7, eps_hat=True)  # Keras' Adam
     losses = []
     for epoch in range(2):
         order = tf.get_rng().permutation(len(x))  # fit shuffles from the global generator

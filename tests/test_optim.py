@@ -38,8 +38,9 @@ def sgd_reference(p, grads, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
     return p
 
 
-def adam_reference(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
-    """Kingma & Ba's algorithm with bias-corrected moments; L2 in the gradient, or decoupled decay."""
+def adam_reference(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False, eps_hat=False):
+    """Kingma & Ba's algorithm with bias-corrected moments; L2 in the gradient, or decoupled decay;
+    with eps_hat, Keras' update: lr_t * m / (sqrt(v) + eps), lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t)."""
     m = v = np.zeros_like(p)
     for t, g in enumerate(grads, start=1):
         if decoupled:
@@ -48,6 +49,10 @@ def adam_reference(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
             g = g + weight_decay * p
         m = betas[0] * m + (1 - betas[0]) * g
         v = betas[1] * v + (1 - betas[1]) * g ** 2
+        if eps_hat:
+            lr_t = lr * math.sqrt(1 - betas[1] ** t) / (1 - betas[0] ** t)
+            p = p - lr_t * m / (np.sqrt(v) + eps)
+            continue
         m_hat, v_hat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
         p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
     return p
@@ -94,6 +99,33 @@ def test_adamw_matches_numpy(device, kwargs):
     p = param(device)
     expected = adam_reference(P0, GRADS, decoupled=True, **{"weight_decay": 1e-2, **kwargs})
     np.testing.assert_allclose(run(optim.AdamW([p], **kwargs), p, GRADS), expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("make", [optim.Adam, optim.AdamW])
+def test_eps_hat_is_keras_placement_of_epsilon(device, make):
+    """Gradients near eps's size, where the two placements differ most in the first steps."""
+    small = [g * 1e-6 for g in GRADS]
+    decoupled = make is optim.AdamW
+    kwargs = dict(lr=0.01, eps=1e-6, weight_decay=0.1)
+    keras_like = adam_reference(P0, small, decoupled=decoupled, eps_hat=True, **kwargs)
+    p = param(device)
+    np.testing.assert_allclose(run(make([p], eps_hat=True, **kwargs), p, small), keras_like, rtol=1e-12, atol=1e-14)
+    q = param(device)
+    pytorch_like = run(make([q], **kwargs), q, small)
+    np.testing.assert_allclose(pytorch_like, adam_reference(P0, small, decoupled=decoupled, **kwargs),
+                               rtol=1e-12, atol=1e-14)
+    assert np.abs(pytorch_like - keras_like).max() > 1e-3  # the placements differ by far more than rounding
+
+
+def test_keras_adam_places_epsilon_as_keras_does():
+    from tinygrad_cnn import keras
+    p = param()
+    for opt in (keras.optimizers.Adam(), keras.optimizers.AdamW()):
+        made = opt._make([p])
+        assert made.eps_hat is True and made.eps == 1e-7
+    with pytest.raises(TypeError, match="eps_hat"):
+        optim.Adam([param()], eps_hat="yes")
 
 
 def test_adamw_decay_differs_from_adam_l2():

@@ -62,7 +62,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Keras' Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7) as optim.Adam."""
+    """Keras' Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7) as optim.Adam, with
+    Keras' placement of epsilon (eps_hat=True: added to sqrt(v) before the bias correction)."""
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.0):
         super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay or 0.0)
@@ -70,7 +71,7 @@ class Adam(Optimizer):
     def _make(self, parameters):
         h = self.hyper
         return optim.Adam(parameters, lr=self._learning_rate, betas=(h["beta_1"], h["beta_2"]), eps=h["epsilon"],
-                          weight_decay=h["weight_decay"])
+                          weight_decay=h["weight_decay"], eps_hat=True)
 
 
 class AdamW(Optimizer):
@@ -82,7 +83,7 @@ class AdamW(Optimizer):
     def _make(self, parameters):
         h = self.hyper
         return optim.AdamW(parameters, lr=self._learning_rate, betas=(h["beta_1"], h["beta_2"]), eps=h["epsilon"],
-                           weight_decay=h["weight_decay"])
+                           weight_decay=h["weight_decay"], eps_hat=True)
 
 
 NAMES = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
