@@ -8,6 +8,7 @@ the image shows the second digit. Training uses binary cross-entropy on the logi
 before the sigmoid), which is the numerically stable form of the same loss.
 """
 import argparse
+import math
 import os
 import sys
 import time
@@ -41,15 +42,37 @@ def two_digits(x, y, first, second):
     return x[keep], (y[keep] == second).astype(np.float32)
 
 
+def at_least_1(text):
+    """An argparse type: an int >= 1 (no images or epochs would divide by zero below)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def learning_rate_flag(text):
+    """An argparse type: a finite rate > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--digits", type=int, nargs=2, default=(3, 8), metavar=("FIRST", "SECOND"))
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=at_least_1, default=1)
+    p.add_argument("--batch-size", type=at_least_1, default=64)
+    p.add_argument("--lr", type=learning_rate_flag, default=1e-3)
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit-train", type=int, default=None)
+    p.add_argument("--limit-train", type=at_least_1, default=None, help="use only the first N training images")
     args = p.parse_args(argv)
     first, second = args.digits
     if first == second or not all(0 <= d <= 9 for d in args.digits):

@@ -173,6 +173,14 @@ def _check_member_sizes(path):
 
 def _load_npz(path):
     try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path!r} cannot be read ({e})") from None
+    if not head.startswith((b"PK", b"\x93NUMPY")):  # NOTE: numpy.load would take it for a pickle and say so
+        raise CheckpointError(f"checkpoint {path!r} is not an .npz file: an .npz is a zip archive, and this "
+                              f"file begins with {head!r}")
+    try:
         archive = numpy.load(path, allow_pickle=False)
         if not hasattr(archive, "files"):  # NOTE: a lone .npy array loads without error; it is no checkpoint
             raise ValueError(f"it holds a single array of shape {archive.shape}, not an .npz archive")

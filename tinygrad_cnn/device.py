@@ -4,8 +4,9 @@ import os
 import numpy
 
 DEFAULT_DEVICE_ENV = "TINYGRAD_CNN_DEVICE"
-_CUPY_HINT = ("install CuPy for your CUDA version, e.g. `pip install tinygrad_cnn[cuda12]` "
-              "(cupy-cuda12x) or `pip install tinygrad_cnn[cuda13]` (cupy-cuda13x)")
+# NOTE: the README's install command, word for word (tests/test_examples.py checks it)
+_CUPY_HINT = ('install CuPy for your CUDA version from the clone: `pip install -e ".[cuda12]"` '
+              '(cupy-cuda12x) or `pip install -e ".[cuda13]"` (cupy-cuda13x)')
 
 
 class DeviceError(RuntimeError):
