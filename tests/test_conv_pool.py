@@ -363,3 +363,129 @@ def test_pool_window_larger_than_input():
         F.max_pool2d(tg.rand(1, 1, 3, 3), 4)
     with pytest.raises(ValueError, match="4-D"):
         F.avg_pool2d(tg.rand(1, 3, 3), 2)
+
+
+# ---------------------------------------------------------------- the pooling kernels (device.fuse)
+
+from tinygrad_cnn import conv  # noqa: E402
+from tests.conftest import EMULATED  # noqa: E402
+
+# values that tie often, with both zeros, infinities and NaN: where the running max and its offset can go wrong
+_LEVELS = np.array([-np.inf, -1.0, -0.0, 0.0, 0.5, 1.0, np.inf, np.nan])
+
+
+def _tie_blocks(count, shape=(3, 2, 5, 4), dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.choice(_LEVELS, shape).astype(dtype) for _ in range(count)]
+
+
+def _run_pool_kernel(run, blocks):
+    offset_dtype = np.uint8 if len(blocks) < 256 else np.int32
+    out, offset = np.empty_like(blocks[0]), np.empty(blocks[0].shape, dtype=offset_dtype)
+    run(out, offset, np.ones(1, dtype=offset_dtype), *blocks)
+    return out, offset
+
+
+def _bits(a):
+    return a.view(np.uint32 if a.itemsize == 4 else np.uint64)
+
+
+def _first_max_reference(blocks, relu):
+    """Per element, out and offset the slow way: a loop over the blocks in order, first maximum kept."""
+    out, offset = np.empty_like(blocks[0]), np.empty(blocks[0].shape, dtype=np.int64)
+    for idx in np.ndindex(out.shape):
+        values = [b[idx] for b in blocks]
+        if any(np.isnan(values)):
+            continue
+        best = max(values)
+        out[idx], offset[idx] = (best, 1 + values.index(best)) if best > 0 or not relu else (0.0, 0)
+    return out, offset
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("count", [1, 2, 4, 9, 256])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_tuned_cpu_pooling_kernel_equals_the_fused_kernels_plain_body(relu, count, dtype):
+    """NOTE: NumPy runs the tuned version (device.fuse's cpu=), a GPU the plain body fused: both must
+    give the same bits (NaN, -0.0 and ties included) and offsets, and both the first maximum."""
+    kernel = conv._MAX_AND_FIRST_OFFSET[relu]
+    assert kernel.cpu is not None and kernel.cpu is not kernel.__wrapped__
+    blocks = _tie_blocks(count, dtype=dtype, seed=count)
+    tuned = _run_pool_kernel(kernel, blocks)
+    plain = _run_pool_kernel(lambda *a: kernel.__wrapped__(np, *a), blocks)
+    np.testing.assert_array_equal(_bits(tuned[0]), _bits(plain[0]))
+    np.testing.assert_array_equal(tuned[1], plain[1])
+    expected_out, expected_offset = _first_max_reference(blocks, relu)
+    finite = ~np.any(np.isnan(blocks), axis=0)
+    np.testing.assert_array_equal(tuned[0][finite], expected_out[finite])
+    np.testing.assert_array_equal(tuned[1][finite], expected_offset[finite])
+
+
+def _on_device(a):
+    import cupy
+    return cupy.asarray(a)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("count", [1, 4, 9])
+def test_the_pooling_kernel_on_cupy_equals_the_cpu_in_one_launch(relu, count):
+    import cupy
+    kernel = conv._MAX_AND_FIRST_OFFSET[relu]
+    blocks = _tie_blocks(count, seed=10 + count)
+    expected = _run_pool_kernel(kernel, blocks)
+    out, offset = cupy.empty(blocks[0].shape, dtype=np.float32), cupy.empty(blocks[0].shape, dtype=np.uint8)
+    one = _on_device(np.ones(1, dtype=np.uint8))
+    gpu_blocks = [_on_device(b) for b in blocks]
+    if EMULATED:
+        from cupy_emulation import record
+        with record() as counts:
+            kernel(out, offset, one, *gpu_blocks)
+        assert counts.launches == 1 and counts.syncs == 0
+        np.testing.assert_array_equal(_bits(out.get()), _bits(expected[0]))
+    else:  # a GPU's maximum may order -0.0 and 0.0 otherwise
+        kernel(out, offset, one, *gpu_blocks)
+        np.testing.assert_array_equal(out.get(), expected[0])
+    np.testing.assert_array_equal(offset.get(), expected[1])
+
+
+def _routing_case(count, seed=0):
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((2, 3, 4, 5))
+    g[0, 0, 0] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+    return g, rng.integers(0, count + 1, g.shape).astype(np.uint8)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("count", [1, 4])
+def test_gradient_routing_kernels_on_cupy_equal_the_cpu_in_one_launch(count):
+    """_route_by_codes (the conv's stacked blocks) and _route_by_offset (max_pool2d's separate ones):
+    g where the offset is the block's, else g * 0 (NaN stays NaN), one launch each on a GPU."""
+    import cupy
+    g, offset = _routing_case(count, seed=count)
+    with np.errstate(invalid="ignore"):  # inf * 0
+        _check_routing(cupy, g, offset, count)
+
+
+def _check_routing(cupy, g, offset, count):
+    codes = np.arange(1, count + 1, dtype=np.uint8).reshape(-1, 1, 1, 1, 1)
+    expected = np.stack([g * (offset == q) for q in range(1, count + 1)])
+    stacked = np.empty((count,) + g.shape)
+    conv._route_by_codes(stacked, g, offset, codes)
+    separate = [np.empty(g.shape) for _ in range(count)]
+    conv._route_by_offset(g, offset, *separate)
+    for cpu in (stacked, np.stack(separate)):
+        np.testing.assert_array_equal(_bits(cpu), _bits(expected))
+    gpu_stacked, gpu_separate = cupy.empty(stacked.shape), [cupy.empty(g.shape) for _ in range(count)]
+    args = [_on_device(a) for a in (g, offset, codes)]
+    if EMULATED:
+        from cupy_emulation import record
+        with record() as counts:
+            conv._route_by_codes(gpu_stacked, *args)
+            conv._route_by_offset(args[0], args[1], *gpu_separate)
+        assert counts.launches == 2 and counts.syncs == 0
+    else:
+        conv._route_by_codes(gpu_stacked, *args)
+        conv._route_by_offset(args[0], args[1], *gpu_separate)
+    np.testing.assert_array_equal(gpu_stacked.get(), expected)
+    np.testing.assert_array_equal(np.stack([a.get() for a in gpu_separate]), expected)

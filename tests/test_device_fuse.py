@@ -100,3 +100,10 @@ def test_on_cupy_it_runs_on_its_arrays_device_not_the_current_one():
     out = fused_adam_like(cp_p, cp_g, cp_m, 0.5)  # device 0 is current here
     assert out.device.id == 1
     assert cupy.cuda.Device().id == 0  # and it is current again after the call
+
+
+def test_a_cpu_version_is_what_numpy_runs_and_the_plain_body_what_cupy_fuses():
+    plain = fuse(lambda xp, a: a + 1)
+    tuned = fuse(cpu=lambda xp, a: a + 2)(lambda xp, a: a + 1)
+    assert plain(np.zeros(2))[0] == 1 and tuned(np.zeros(2))[0] == 2
+    assert tuned.__wrapped__(np, np.zeros(2))[0] == 1 and plain.cpu is None

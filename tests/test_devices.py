@@ -119,3 +119,31 @@ def test_small_network_step_matches_the_cpu():
         results[device] = (loss.item(), wt.grad.numpy())
     np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=1e-12)
     np.testing.assert_allclose(results["cuda"][1], results["cpu"][1], rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------- constants kept on a device
+
+def test_an_arange_constant_is_made_once_and_read_only_on_the_cpu():
+    from tinygrad_cnn.device import arange_constant
+    a = arange_constant("cpu", 1, 5, np.uint8)
+    np.testing.assert_array_equal(a, [1, 2, 3, 4])
+    assert a.dtype == np.uint8 and arange_constant("cpu", 1, 5, np.uint8) is a
+    assert arange_constant("cpu", 1, 5, np.int32) is not a  # one per dtype
+    with pytest.raises(ValueError, match="read-only"):
+        a[0] = 7
+
+
+@gpu
+def test_an_arange_constant_lives_on_its_gpu_and_costs_no_launch_after_the_first():
+    import cupy
+    from conftest import EMULATED
+    from tinygrad_cnn.device import arange_constant
+    first = arange_constant("cuda:1", 0, 3, np.int64)
+    assert isinstance(first, cupy.ndarray) and first.device.id == 1
+    np.testing.assert_array_equal(first.get(), [0, 1, 2])
+    if EMULATED:
+        from cupy_emulation import record
+        with record() as counts:
+            again = arange_constant("cuda:1", 0, 3, np.int64)
+        assert again is first and counts.launches == 0
+    assert arange_constant("cuda:0", 0, 3, np.int64).device.id == 0

@@ -5,6 +5,7 @@ pooling loop over the KH x KW kernel offsets only, so nothing loops over pixels,
 images, and the same code runs on CuPy."""
 import numbers
 
+from .device import arange_constant, fuse
 from .function import Function
 from .parallel import get_num_threads, over_batch, over_chunks
 
@@ -213,6 +214,7 @@ class Conv2d(Function):
             # buffer per thread; backward routes the gradient by offset.
             self.result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
             self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count < 256 else xp.int32)
+            one = _offset_codes(self, blocks.count)[1:2]
         result = self.result
 
         self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
@@ -234,8 +236,8 @@ class Conv2d(Function):
                 else:
                     size = cols.shape[0]
                     xp.matmul(cols, w_mat, out=chunk_out[:size])
-                    _max_and_first_offset(xp, blocks.split(chunk_out[:size], o), result[chunk], self.offset[chunk],
-                                          relu)
+                    _MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one,
+                                                *blocks.split(chunk_out[:size], o))
 
         over_chunks(xp, chunks, n * self.image_values, work)
         return result.transpose(0, 3, 1, 2)
@@ -275,7 +277,7 @@ class Conv2d(Function):
         image_bytes = self.x_pad.itemsize * max(self.image_values, grad_x.image_values if need_x else 0)
         pooling = blocks.pool is not None
         if pooling:  # 1 + each block's index, as (count, 1, 1, 1, 1) to compare with every offset at once
-            offsets = xp.arange(1, blocks.count + 1, dtype=self.offset.dtype).reshape(-1, 1, 1, 1, 1)
+            codes = _offset_codes(self, blocks.count)[1:].reshape(-1, 1, 1, 1, 1)
 
         chunks = _chunks(n, image_bytes, xp)
         most = chunks[0].stop - chunks[0].start if chunks else 0
@@ -290,9 +292,8 @@ class Conv2d(Function):
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
                 if pooling:  # g at each window's first maximum (none where ReLU zeroed it)
                     g_rows = routed[:size]
-                    # NOTE: all offsets' blocks in two broadcast ops, not two per offset
-                    hits = self.offset[chunk] == offsets
-                    xp.multiply(g[chunk], hits, out=g_rows.reshape(hits.shape))
+                    stacked = g_rows.reshape((blocks.count,) + g[chunk].shape)
+                    _route_by_codes(stacked, g[chunk], self.offset[chunk], codes)
                 else:
                     g_rows = (g[chunk] * (self.result[chunk] > 0) if self.relu else g[chunk]).reshape(-1, o)
                 if need_params:
@@ -458,34 +459,75 @@ def _unpooled_buffer(xp, shape, kernel, dtype):
     return xp.empty(shape, dtype=dtype) if covered else xp.zeros(shape, dtype=dtype)
 
 
-def _max_and_first_offset(xp, blocks, out, offset, relu):
-    """out = the elementwise max of `blocks` (then passed through ReLU if `relu`), and offset =
-    1 + the index of the first block that holds it (the first maximum in the window's row-major
-    order when several tie), or 0 where ReLU zeroed it: no gradient flows there."""
-    flag = xp.empty(out.shape, dtype=bool)
-    index = xp.empty(out.shape, dtype=offset.dtype)
-    flag_as_int = flag.view(offset.dtype) if offset.itemsize == 1 else flag
-    if relu:  # ReLU first: the running max starts at 0, and a block must exceed it (ReLU's gradient at 0 is 0)
-        xp.maximum(blocks[0], 0, out=out)
-        xp.greater(blocks[0], 0, out=flag)
-        xp.copyto(offset, flag_as_int, casting="unsafe")
-    else:
-        xp.copyto(out, blocks[0])
-        offset.fill(1)
-    for q, block in enumerate(blocks[1:], start=2):
-        xp.greater(block, out, out=flag)  # strictly: a tie keeps the earlier offset
-        xp.maximum(out, block, out=out)
-        # NOTE: offset = max(offset, q * flag), since q exceeds every offset so far; in the
-        # offset's integer type, 10x faster than a masked assignment
-        xp.multiply(flag_as_int, q, out=index, casting="unsafe")
-        xp.maximum(offset, index, out=offset)
+def _offset_codes(op, count):
+    """0, 1, ..., count in the dtype of `op.offset`, on the op's device (made once: see arange_constant)."""
+    return arange_constant(op.device, 0, count + 1, op.offset.dtype)
 
 
-def _route_by_offset(xp, offset, g, grads):
+def _max_and_first_offset(relu):
+    """A kernel(out, offset, one, *blocks) that writes out = the elementwise max of `blocks` (then
+    passed through ReLU if `relu`), and offset = 1 + the index of the first block that holds it (the
+    first maximum in the window's row-major order when several tie), or 0 where ReLU zeroed it: no
+    gradient flows there. `one` is a 1 in the offset's dtype (shape (1,)).
+
+    NOTE: one fused kernel on a GPU (2 + 4 per further block launches unfused: 30 a step in the
+    tutorial's model). On the CPU the plain body's temporaries are slower than the tuned version
+    below (in-place into reused buffers, in the offset's integer type), which NumPy runs instead;
+    tests/test_conv_pool.py checks that both give identical values and offsets."""
+
+    def kernel(xp, out, offset, one, *blocks):
+        if relu:  # ReLU first: the running max starts at 0, and a block must exceed it (ReLU's gradient at 0 is 0)
+            out[...] = xp.maximum(blocks[0], 0)
+            offset[...] = blocks[0] > 0
+        else:
+            out[...] = blocks[0]
+            offset[...] = one
+        for q, block in enumerate(blocks[1:], start=2):
+            flag = block > out  # strictly: a tie keeps the earlier offset
+            xp.maximum(out, block, out=out)
+            offset += flag * (q - offset)  # q where flag, else unchanged, in the offset's dtype
+
+    def tuned(xp, out, offset, one, *blocks):
+        flag = xp.empty(out.shape, dtype=bool)
+        index = xp.empty(out.shape, dtype=offset.dtype)
+        flag_as_int = flag.view(offset.dtype) if offset.itemsize == 1 else flag
+        if relu:
+            xp.maximum(blocks[0], 0, out=out)
+            xp.greater(blocks[0], 0, out=flag)
+            xp.copyto(offset, flag_as_int, casting="unsafe")
+        else:
+            xp.copyto(out, blocks[0])
+            offset.fill(1)
+        for q, block in enumerate(blocks[1:], start=2):
+            xp.greater(block, out, out=flag)
+            xp.maximum(out, block, out=out)
+            # NOTE: offset = max(offset, q * flag), since q exceeds every offset so far; in the
+            # offset's integer type, 10x faster than a masked assignment
+            xp.multiply(flag_as_int, q, out=index, casting="unsafe")
+            xp.maximum(offset, index, out=offset)
+
+    kernel.__name__ = "max_and_first_offset_relu" if relu else "max_and_first_offset"
+    return fuse(kernel, cpu=tuned)
+
+
+_MAX_AND_FIRST_OFFSET = {relu: _max_and_first_offset(relu) for relu in (False, True)}
+
+
+@fuse
+def _route_by_offset(xp, g, offset, *grads):
     """grads[q - 1] = g where offset == q, else 0 (offsets from _max_and_first_offset): each
     window's gradient reaches exactly one input, and none where ReLU zeroed the output."""
     for q, grad in enumerate(grads, start=1):
         xp.multiply(g, offset == q, out=grad)
+
+
+@fuse
+def _route_by_codes(xp, routed, g, offset, codes):
+    """routed[q - 1] = g where offset == codes[q - 1] (= q), else 0: _route_by_offset for blocks
+    stacked along a first axis, with `codes` = 1, ..., count shaped to broadcast along it.
+
+    NOTE: all offsets' blocks in two broadcast ops on the CPU (not two per offset), one kernel on a GPU."""
+    xp.multiply(g, offset == codes, out=routed)
 
 
 class MaxPool2d(_Pool2d):
@@ -511,8 +553,9 @@ class MaxPool2d(_Pool2d):
             self.offsets = offsets
         out = xp.empty(views[0].shape, dtype=x.dtype)  # (N, OH, OW, C)
         self.offset = xp.empty(out.shape, dtype=xp.uint8 if len(views) < 256 else xp.int32)
-        over_batch(xp, out.shape[0], x.size, lambda r: _max_and_first_offset(
-            xp, [v[r] for v in views], out[r], self.offset[r], relu=False))
+        one = _offset_codes(self, len(views))[1:2]
+        over_batch(xp, out.shape[0], x.size, lambda r: _MAX_AND_FIRST_OFFSET[False](
+            out[r], self.offset[r], one, *[v[r] for v in views]))
         return out.transpose(0, 3, 1, 2)
 
     def backward(self, g):
@@ -520,12 +563,12 @@ class MaxPool2d(_Pool2d):
         g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, C)
         if not self.tiled:
             pieces = [xp.empty(g.shape, dtype=g.dtype) for _ in self.offsets]
-            _route_by_offset(xp, self.offset, g, pieces)
+            _route_by_offset(g, self.offset, *pieces)
             return self._scatter(list(zip(self.offsets, pieces)), g.dtype)
         (n, c, h, w), kernel = self.geometry
         grad = _unpooled_buffer(xp, (n, h, w, c), kernel, g.dtype)
         grads = _tile_list(grad, kernel)
-        over_batch(xp, n, grad.size, lambda r: _route_by_offset(xp, self.offset[r], g[r], [d[r] for d in grads]))
+        over_batch(xp, n, grad.size, lambda r: _route_by_offset(g[r], self.offset[r], *[d[r] for d in grads]))
         return grad.transpose(0, 3, 1, 2)
 
 

@@ -175,7 +175,7 @@ def to_numpy(array):
     return array if isinstance(array, numpy.ndarray) else (array.get() if hasattr(array, "get") else numpy.asarray(array))
 
 
-def fuse(kernel):
+def fuse(kernel=None, *, cpu=None):
     """Decorator: run an elementwise `kernel(xp, *args)` as one GPU kernel on CuPy arrays, and as the
     plain Python function on NumPy.
 
@@ -195,7 +195,14 @@ def fuse(kernel):
     of a small tensor): `cupy.fuse` traces the body once per argument dtypes and shapes' ranks and
     compiles it into one kernel, cached. On NumPy the plain function runs (what cupy.fuse does with
     NumPy arguments too), so the CPU pays nothing for the GPU's fusion. The kernel runs on the device
-    of its first CuPy argument (all must live there, as for any CuPy call)."""
+    of its first CuPy argument (all must live there, as for any CuPy call).
+
+    `cpu`, when given, is what NumPy runs instead of the plain kernel: a tuned CPU version of the same
+    signature (out= buffers, in-place integer tricks) where the plain body's temporaries are slower;
+    a test must show both give identical results. `fuse(cpu=f)` is then the decorator."""
+    if kernel is None:
+        return lambda k: fuse(k, cpu=cpu)
+    on_numpy = kernel if cpu is None else cpu
     fused = {}  # cupy module -> its fused kernel (made on the first call)
 
     def call(*args):
@@ -210,9 +217,32 @@ def fuse(kernel):
                     run = fused[xp] = xp.fuse(kernel_name=kernel.__name__)(bound)
                 with a.device:
                     return run(*args)
-        return kernel(numpy, *args)
+        return on_numpy(numpy, *args)
 
     call.__name__ = call.__qualname__ = kernel.__name__
     call.__doc__ = kernel.__doc__
     call.__wrapped__ = kernel
+    call.cpu = cpu
     return call
+
+
+_constants = {}  # (device, start, stop, dtype) -> the arange kept there
+
+
+def arange_constant(device, start, stop, dtype):
+    """arange(start, stop) of `dtype` on `device`, made once and kept (read-only on the CPU; never
+    write to it on a GPU): row and class indices and offset codes, the same every training step.
+
+    NOTE: on a GPU each arange is a kernel launch per call (issue 11); kept, it is one per process."""
+    key = (canonical_device(device), int(start), int(stop), numpy.dtype(dtype).str)
+    array = _constants.get(key)
+    if array is None:
+        if len(_constants) >= 256:  # many batch sizes: start over rather than grow without bound
+            _constants.clear()
+        xp = array_module(key[0])
+        with use_device(key[0]):
+            array = xp.arange(start, stop, dtype=dtype)
+        if isinstance(array, numpy.ndarray):
+            array.flags.writeable = False
+        _constants[key] = array
+    return array
