@@ -222,3 +222,70 @@ def test_elementwise_losses_reject_wrong_target_shape(loss):
 def test_unknown_reduction_is_rejected():
     with pytest.raises(ValueError, match="reduction"):
         F.cross_entropy(tg.rand(2, 3), tg.Tensor(np.array([0, 1])), reduction="average")
+
+
+# ---------------------------------------------------------------- cross-entropy's fused kernels (device.fuse)
+
+def _unfused_cross_entropy(z, t, g, reduction):
+    """The op's steps as they were before fusion: the loss and its input gradient for upstream g."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(len(t))
+    losses = np.log(total[:, 0]) - shifted[rows, t]
+    if reduction != "none":
+        losses = (losses.mean(keepdims=True) if reduction == "mean" else losses.sum(keepdims=True)).reshape(())
+        g = np.broadcast_to(g / len(t) if reduction == "mean" else g, (len(t),))
+    grad = exp / total * g[:, None]
+    grad[rows, t] -= g
+    return losses, grad
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.itemsize])
+
+
+def _cross_entropy_case(dtype, reduction, seed=0):
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((37, 10)) * 4).astype(dtype)
+    z[0] = 3.0  # a row of ties
+    z[1, 4] = 80.0  # one dominating logit: its softmax rounds to 1
+    t = rng.integers(0, 10, 37)
+    g = np.asarray(rng.standard_normal(() if reduction != "none" else 37) * 3, dtype=dtype)
+    return z, t, g
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_fused_cross_entropy_gives_the_unfused_steps_bits(device, reduction, dtype):
+    """Fusion regroups the steps into kernels but computes each value as before, in the same order."""
+    z, t, g = _cross_entropy_case(dtype, reduction, seed=len(reduction))
+    expected_loss, expected_grad = _unfused_cross_entropy(z, t, g, reduction)
+    logits = tg.Tensor(z, device=device, requires_grad=True)
+    loss = F.cross_entropy(logits, t, reduction=reduction)
+    loss.backward(tg.Tensor(g, device=device))
+    assert loss.dtype == dtype and logits.grad.dtype == dtype
+    np.testing.assert_array_equal(_bits(loss.numpy()), _bits(expected_loss))
+    np.testing.assert_array_equal(_bits(logits.grad.numpy()), _bits(expected_grad))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_on_cuda_is_six_launches_forward_and_one_back(reduction):
+    from tests.conftest import EMULATED
+    if not EMULATED:
+        pytest.skip("launch counts come from the CuPy emulation")
+    from cupy_emulation import record
+    z, t, g = _cross_entropy_case(np.float32, reduction)
+    logits = tg.Tensor(z, device="cuda", requires_grad=True)
+    targets, upstream = tg.Tensor(t, device="cuda"), tg.Tensor(g, device="cuda")
+    F.cross_entropy(logits, targets, reduction=reduction)  # the first call makes the index constants
+    with record() as forward:
+        loss = F.cross_entropy(logits, targets, reduction=reduction)
+    fn = loss._ctx
+    with record() as backward:
+        fn.backward(upstream.data)
+    assert forward.launches == (5 if reduction == "none" else 6) and backward.launches == 1
+    assert forward.syncs == backward.syncs == forward.h2d == backward.h2d == 0

@@ -102,6 +102,30 @@ def test_relu_gradient_at_zero_is_zero(device, relu):
     np.testing.assert_array_equal(gx, [0.0, 0.0, 4.0, 0.0])
 
 
+@pytest.mark.gpu
+def test_the_relu_gradient_kernel_is_one_launch_with_the_cpus_bits():
+    """ops._relu_gradient (ReLU's backward, and a non-pooling conv's with relu=True) fused on CuPy:
+    g * (out > 0), so inf and NaN upstream become NaN where the output is not positive, as on the CPU."""
+    import cupy
+    from conftest import EMULATED
+    from tinygrad_cnn.ops import _relu_gradient
+    out = np.array([[0.0, -0.0, 1e-300, -1.0], [np.nan, np.inf, 2.0, 0.0]])
+    g = np.array([[1.0, np.inf, np.nan, -3.0], [5.0, -0.0, np.nan, np.inf]])
+    expected = np.empty_like(g)
+    with np.errstate(invalid="ignore"):
+        _relu_gradient(expected, g, out)
+        gpu = cupy.empty(g.shape)
+        if EMULATED:
+            from cupy_emulation import record
+            with record() as counts:
+                _relu_gradient(gpu, cupy.asarray(g), cupy.asarray(out))
+            assert counts.launches == 1 and counts.syncs == 0
+        else:
+            _relu_gradient(gpu, cupy.asarray(g), cupy.asarray(out))
+        np.testing.assert_array_equal(expected, g * (out > 0))
+    np.testing.assert_array_equal(gpu.get().view(np.uint64), expected.view(np.uint64))
+
+
 # ---------------------------------------------------------------- max-pooling
 
 def _pool_input():

@@ -7,6 +7,7 @@ import numbers
 
 from .device import arange_constant, fuse
 from .function import Function
+from .ops import _relu_gradient
 from .parallel import get_num_threads, over_batch, over_chunks
 
 
@@ -222,6 +223,7 @@ class Conv2d(Function):
 
         chunks = _chunks(n, image_bytes, xp)
         most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image if chunks else 0
+        self.cols = None
 
         def work(source):
             chunk_cols = self._new_cols(most)
@@ -229,6 +231,8 @@ class Conv2d(Function):
             for _, chunk in source:
                 _pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
                 cols = self._fill_cols(chunk, chunk_cols)
+                if len(chunks) == 1:  # see backward
+                    self.cols = cols
                 if pool is None:  # straight into the output
                     xp.matmul(cols, w_mat, out=chunk_out[blocks.rows(chunk)])
                     if relu:
@@ -282,9 +286,13 @@ class Conv2d(Function):
         chunks = _chunks(n, image_bytes, xp)
         most = chunks[0].stop - chunks[0].start if chunks else 0
         parts = [None] * len(chunks)  # each chunk's share of the weight gradient (KH*KW*C, O), the bias its last row
+        # NOTE: with one chunk each way (always on a GPU) forward's im2col rows are the ones needed here:
+        # kept, not rebuilt (on a GPU an im2col copy and a fill of the ones column a layer); with more
+        # chunks they are rebuilt chunk by chunk in cache (see forward)
+        kept = self.cols if len(chunks) == 1 else None
 
         def work(source):
-            chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params else None
+            chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params and kept is None else None
             if pooling:
                 routed = xp.empty((most * blocks.rows_per_image, o), dtype=g.dtype)  # in the rows' order
             scratch = grad_x.scratch(most) if need_x else None
@@ -294,10 +302,14 @@ class Conv2d(Function):
                     g_rows = routed[:size]
                     stacked = g_rows.reshape((blocks.count,) + g[chunk].shape)
                     _route_by_codes(stacked, g[chunk], self.offset[chunk], codes)
+                elif self.relu:  # in the rows' (pixels') order, so that the reshape is free
+                    g_rows = xp.empty(g[chunk].shape, dtype=g.dtype)
+                    _relu_gradient(g_rows, g[chunk], self.result[chunk])
+                    g_rows = g_rows.reshape(-1, o)
                 else:
-                    g_rows = (g[chunk] * (self.result[chunk] > 0) if self.relu else g[chunk]).reshape(-1, o)
+                    g_rows = g[chunk].reshape(-1, o)
                 if need_params:
-                    cols = self._fill_cols(chunk, chunk_cols)
+                    cols = kept if kept is not None else self._fill_cols(chunk, chunk_cols)
                     # NOTE: dot, not matmul: matmul keeps the GIL when its output has at most 500
                     # values (conv1's is 10 x 32), and the other thread's ops then stall on it
                     parts[index] = xp.dot(cols.T, g_rows)
