@@ -2,6 +2,7 @@
 import contextlib
 import threading
 
+from . import anomaly as _anomaly
 from .device import DeviceError, use_device
 
 _state = threading.local()
@@ -99,11 +100,13 @@ class Function:
             # NOTE: the output too: exp, tanh, sigmoid, softmax, relu, pow keep it for backward
             fn.output_version = (result._version, result._version[0])
             result._ctx = fn
+        if _anomaly._enabled:  # NOTE: all that anomaly mode costs when it is off
+            _anomaly.check_forward(fn, inputs, result)
         return result
 
     def release(self):
         """Drop what forward saved, keeping only the graph structure."""
-        keep = {"xp", "device", "parents", "needs_input_grad", "saved_versions", "output_version"}
+        keep = {"xp", "device", "parents", "needs_input_grad", "saved_versions", "output_version", "anomaly_site"}
         for key in [k for k in self.__dict__ if k not in keep]:
             del self.__dict__[key]
         self.released = True

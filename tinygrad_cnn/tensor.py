@@ -4,6 +4,7 @@ import warnings
 
 import numpy
 
+from . import anomaly as _anomaly
 from . import ops
 from .device import (DeviceError, array_module, canonical_device, device_of, is_writeable, to_device, to_numpy,
                      use_device)
@@ -249,10 +250,13 @@ class Tensor:
         with use_device(self.device):
             grad = self._initial_grad(grad)
         grads = {id(self): grad}
+        check_incoming = _anomaly._enabled  # NOTE: read once per backward(), not once per node
         for node in reversed(self._topological_order()):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
+            if check_incoming:
+                _anomaly.check_incoming(node, g, is_root=node is self)
             if node.device == "cpu":
                 self._backward_node(node, g, grads, retain_graph)
             else:
@@ -298,6 +302,8 @@ class Tensor:
         in_grads = fn.backward(g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
+        if _anomaly._enabled:
+            _anomaly.check_backward(fn, node, g, in_grads)
         for parent, pg, needed in zip(fn.parents, in_grads, fn.needs_input_grad):
             if not needed or pg is None:
                 continue
@@ -869,6 +875,8 @@ class ToDevice(Function):
         if needs_grad:
             fn.parents, fn.needs_input_grad = (x,), (True,)
             result._ctx = fn
+        if _anomaly._enabled:
+            _anomaly.check_forward(fn, (x,), result)
         return result
 
 
