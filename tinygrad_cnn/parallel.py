@@ -3,24 +3,29 @@
 NumPy runs elementwise work on one core, and its BLAS runs matrix products on all of them but
 then keeps its idle threads spinning for a while, which starves any other thread. So the
 expensive ops (convolution, pooling, dense products) hand their batch to `over_batch`: one slice
-per thread, each doing all of its own work (copies, products, adds) with BLAS limited to one
-thread for the duration. NumPy releases the GIL inside its loops, so the slices run at once.
+per thread, each doing all of its own work (copies, products, adds), with BLAS held to one
+thread (see `_hold_blas`). NumPy releases the GIL inside its loops, so the slices run at once.
 Convolutions, which work in cache-sized chunks of images, use `over_chunks` instead: each
 thread takes the next chunk when it is free, so the threads finish together.
 
+Several Python threads may run ops at once (two models trained side by side): they share one
+pool of worker threads and one BLAS setting, both guarded by `_lock`.
+
 Limiting BLAS needs `threadpoolctl` (the optional extra `fast`); without it, and on a GPU, an
 op runs as one call over the whole batch, which is the same code with one slice."""
-import contextlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 # below ~1 MB of float32 per op, handing work to threads costs more than it saves
 MIN_ELEMENTS = 1 << 18
 
+_lock = threading.Lock()  # guards _threads, _pool, _blas, _blas_saved and every _Pool's counts
 _threads = None       # the number set by set_num_threads, or None for one per core
-_pool = None          # ThreadPoolExecutor with _threads - 1 workers (the caller runs a slice too)
+_pool = None          # the _Pool new ops submit to (made by the first op that splits), or None
 _blas = None          # threadpoolctl controller of the loaded BLAS libraries, False if unavailable
+_blas_saved = None    # the BLAS libraries' thread counts before _hold_blas, or None: not held
+_splitting = 0        # ops now running on the threaded path, in all threads (pools old and new)
 _inside = threading.local()  # .active: this thread is already running a slice of some op
 
 
@@ -41,49 +46,124 @@ def get_num_threads():
 
 def set_num_threads(n):
     """Use n threads per op from now on (like torch.set_num_threads); 1 turns splitting off and
-    None restores the default, one per core."""
+    None restores the default, one per core. Process-wide: it applies to ops in every thread.
+
+    Safe while other threads are inside ops: an op that has started keeps the pool (and the
+    number of slices) it started with and finishes normally; ops that start after this call
+    use a new pool of the new size. The old pool's workers exit once the last op using it is
+    done. With n = 1 the BLAS libraries get their own thread counts back (see _hold_blas) as
+    soon as no op is running split."""
     global _threads, _pool
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"set_num_threads: n must be a positive int or None, got {n!r}")
-    _threads = n
-    if _pool is not None:
-        _pool.shutdown(wait=True)
-        _pool = None
+    with _lock:
+        _threads = n
+        old, _pool = _pool, None
+        if old is not None:
+            old.retired = True
+            old.close_if_unused()
+        if n == 1 and _splitting == 0:
+            _release_blas()
 
 
 def _blas_controller():
     global _blas
     if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _blas = ThreadpoolController().select(user_api="blas")
-        except ImportError:
-            _blas = False
+        with _lock:
+            if _blas is None:
+                try:
+                    from threadpoolctl import ThreadpoolController
+                    _blas = ThreadpoolController().select(user_api="blas")
+                except ImportError:
+                    _blas = False
     return _blas
 
 
-@contextlib.contextmanager
-def _blas_on_one_thread():
-    """Hold the loaded BLAS libraries to one thread, restoring their counts afterwards.
+def _set_blas_threads(lib, n):
+    """Set one BLAS library's thread count, whichever Python thread calls.
 
-    NOTE: through threadpoolctl's per-library controllers (two C calls each), not its limit()
-    context, which queries every library's full info each time: 17 us against 3 per op."""
-    libs = _blas_controller().lib_controllers
-    before = [lib.get_num_threads() for lib in libs]
-    for lib in libs:
-        lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, n in zip(libs, before):
-            lib.set_num_threads(n)
+    NOTE: threadpoolctl 3.8 lets only one "controlling" thread change OpenBLAS's (process-wide)
+    count, the first one to try (in practice the main thread, once it has run one op or called
+    threadpool_limits); calls from other threads silently do nothing. A training thread's limit
+    was then ignored, BLAS kept two threads spinning inside every op and two models trained in
+    two threads ran 28-55x slower than one after the other. Our limit is taken once under our
+    own lock (see _hold_blas), so it goes to the library directly."""
+    getattr(lib, "_real_set_num_threads", lib.set_num_threads)(n)
 
 
-def _workers(n):
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="tinygrad_cnn")
-    return _pool
+def _hold_blas():
+    """Hold the loaded BLAS libraries at one thread, for every thread of the process, from the
+    first op that splits until set_num_threads(1) turns splitting off. Called under _lock.
+
+    NOTE: held, not set and restored around each op: the count is one process-wide number, so
+    threads that each saved and restored it around their own ops restored each other's values
+    in the middle of the other's op (the limit flip-flopped, and BLAS threads spun beside
+    ours). Holding it costs nothing per op; before, the save and restore took ~3 us of each op.
+    The price: NumPy products of your own, in any thread, run on one BLAS thread meanwhile. A
+    count you set yourself (threadpoolctl) while it is held stays (it is not checked per op)
+    until set_num_threads(1) puts back the counts found here."""
+    global _blas_saved
+    if _blas_saved is None:
+        libs = _blas.lib_controllers
+        _blas_saved = [lib.get_num_threads() for lib in libs]
+        for lib in libs:
+            _set_blas_threads(lib, 1)
+
+
+def _release_blas():
+    """Give the BLAS libraries back the counts _hold_blas found. Called under _lock."""
+    global _blas_saved
+    if _blas_saved is not None:
+        for lib, n in zip(_blas.lib_controllers, _blas_saved):
+            _set_blas_threads(lib, n)
+        _blas_saved = None
+
+
+class _Pool:
+    """A ThreadPoolExecutor and the number of ops now submitting to it.
+
+    set_num_threads retires a pool rather than shutting it down under an op that is about to
+    submit to it: a retired pool gets no new ops, and it is shut down (its workers finish the
+    work already queued, then exit) when the last op using it is done."""
+
+    def __init__(self, workers):
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinygrad_cnn")
+        self.users, self.retired = 0, False
+
+    def close_if_unused(self):
+        """Shut the executor down if retired and no op uses it any more. Called under _lock."""
+        if self.retired and self.users == 0 and self.executor is not None:
+            self.executor.shutdown(wait=False)
+            self.executor = None
+
+
+def _join():
+    """The pool an op about to split should submit to, counted as used by it (hand it back
+    with _leave), or None when ops run as one call now (1 thread, or no threadpoolctl)."""
+    global _pool, _splitting
+    if _blas_controller() is False:
+        return None
+    with _lock:
+        threads = _threads if _threads is not None else cpu_count()
+        if threads < 2:
+            return None
+        _hold_blas()
+        if _pool is None:
+            _pool = _Pool(threads - 1)  # the caller runs a slice too
+        _pool.users += 1
+        _splitting += 1
+        return _pool
+
+
+def _leave(pool):
+    """An op is done with `pool` (from _join)."""
+    global _splitting
+    with _lock:
+        pool.users -= 1
+        _splitting -= 1
+        pool.close_if_unused()
+        if _splitting == 0 and _threads == 1:
+            _release_blas()
 
 
 def over_batch(xp, batch, elements, work):
@@ -131,23 +211,49 @@ class _Shared:
 def _run(xp, elements, work, args, alone):
     """[work(arg) for arg in args], run in one thread each (the caller takes the first), or
     [work(alone)] in the calling thread when threads would not pay (see over_batch)."""
-    threads = get_num_threads()
-    if xp.__name__ != "numpy" or threads < 2 or getattr(_inside, "active", False):
+    if xp.__name__ != "numpy" or getattr(_inside, "active", False):
         # NOTE: work that itself calls over_batch runs its inner call in one piece: the pool's
         # workers may all be busy with the outer call, and waiting for them would never end
         return [work(alone)]
-    if len(args) < 2 or elements < MIN_ELEMENTS:
-        # NOTE: still with BLAS held to one thread: a product small enough to run alone here
-        # would otherwise wake BLAS's threads, which then spin and starve the next op's threads
-        with _blas_on_one_thread():
+    pool = _join()
+    if pool is None:
+        return [work(alone)]
+    try:
+        if len(args) < 2 or elements < MIN_ELEMENTS:
+            # NOTE: still with BLAS held to one thread: a product small enough to run alone here
+            # would otherwise wake BLAS's threads, which then spin and starve the next op's threads
             return [work(alone)]
-    with _blas_on_one_thread():
-        futures = [_workers(threads).submit(_as_slice, work, arg) for arg in args[1:]]
+        futures = [pool.executor.submit(_as_slice, work, arg) for arg in args[1:]]
         try:
             first = _as_slice(work, args[0])  # the calling thread takes the first share
-        finally:
-            results = [f.result() for f in futures]  # wait for all (and re-raise their errors)
-        return [first] + results
+        except BaseException:
+            _abandon(futures)
+            raise
+        return [first] + _finish(futures, work, args[1:])
+    finally:
+        _leave(pool)
+
+
+def _finish(futures, work, args):
+    """The results of the shares handed to the pool, in order (their errors re-raised); a share
+    that no worker has started yet runs here instead.
+
+    NOTE: when another thread's op keeps the workers busy, waiting for one would leave this
+    core idle while that share sits in the queue; a share runs exactly once either way (a
+    future can be cancelled only before a worker takes it), and its result is the same."""
+    try:
+        return [_as_slice(work, arg) if f.cancel() else f.result() for f, arg in zip(futures, args)]
+    except BaseException:
+        _abandon(futures)
+        raise
+
+
+def _abandon(futures):
+    """After a share failed: drop the shares not started, wait for those running (they may
+    write into the op's output) before the error goes up."""
+    for f in futures:
+        f.cancel()
+    wait(futures)
 
 
 def concurrently(xp, elements, *tasks):
