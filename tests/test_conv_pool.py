@@ -468,24 +468,30 @@ def test_gradient_routing_kernels_on_cupy_equal_the_cpu_in_one_launch(count):
 
 
 def _check_routing(cupy, g, offset, count):
-    codes = np.arange(1, count + 1, dtype=np.uint8).reshape(-1, 1, 1, 1, 1)
-    expected = np.stack([g * (offset == q) for q in range(1, count + 1)])
-    stacked = np.empty((count,) + g.shape)
-    conv._route_by_codes(stacked, g, offset, codes)
+    window = (2, 2) if count == 4 else (1, count)
+    codes = np.arange(1, count + 1, dtype=np.uint8).reshape(window + (1, 1, 1, 1))
+    expected = np.stack([g * (offset == q) for q in range(1, count + 1)]).reshape(window + g.shape)
+    stacked = np.empty(expected.shape)
+    pixels = np.empty((g.shape[0], g.shape[1] * window[0], g.shape[2] * window[1], g.shape[3]))
+    conv._route_by_codes(stacked, g, offset, codes, conv._tiles(pixels, window))  # the conv's input-gradient copy
     separate = [np.empty(g.shape) for _ in range(count)]
     conv._route_by_offset(g, offset, *separate)
-    for cpu in (stacked, np.stack(separate)):
+    for cpu in (stacked, np.stack(separate).reshape(expected.shape), conv._tiles(pixels, window)):
         np.testing.assert_array_equal(_bits(cpu), _bits(expected))
     gpu_stacked, gpu_separate = cupy.empty(stacked.shape), [cupy.empty(g.shape) for _ in range(count)]
+    gpu_pixels = cupy.empty(pixels.shape)
     args = [_on_device(a) for a in (g, offset, codes)]
+
+    def route():
+        conv._route_by_codes(gpu_stacked, *args, conv._tiles(gpu_pixels, window))
+        conv._route_by_offset(args[0], args[1], *gpu_separate)
     if EMULATED:
         from cupy_emulation import record
         with record() as counts:
-            conv._route_by_codes(gpu_stacked, *args)
-            conv._route_by_offset(args[0], args[1], *gpu_separate)
+            route()
         assert counts.launches == 2 and counts.syncs == 0
     else:
-        conv._route_by_codes(gpu_stacked, *args)
-        conv._route_by_offset(args[0], args[1], *gpu_separate)
+        route()
     np.testing.assert_array_equal(gpu_stacked.get(), expected)
-    np.testing.assert_array_equal(np.stack([a.get() for a in gpu_separate]), expected)
+    np.testing.assert_array_equal(gpu_pixels.get(), pixels)
+    np.testing.assert_array_equal(np.stack([a.get() for a in gpu_separate]).reshape(expected.shape), expected)

@@ -280,8 +280,8 @@ class Conv2d(Function):
         grad_x = _InputGradient(self, g.dtype) if need_x else None
         image_bytes = self.x_pad.itemsize * max(self.image_values, grad_x.image_values if need_x else 0)
         pooling = blocks.pool is not None
-        if pooling:  # 1 + each block's index, as (count, 1, 1, 1, 1) to compare with every offset at once
-            codes = _offset_codes(self, blocks.count)[1:].reshape(-1, 1, 1, 1, 1)
+        if pooling:  # 1 + each block's index, as (PH, PW, 1, 1, 1, 1) to compare with every offset at once
+            codes = _offset_codes(self, blocks.count)[1:].reshape(blocks.window + (1, 1, 1, 1))
 
         chunks = _chunks(n, image_bytes, xp)
         most = chunks[0].stop - chunks[0].start if chunks else 0
@@ -300,8 +300,10 @@ class Conv2d(Function):
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
                 if pooling:  # g at each window's first maximum (none where ReLU zeroed it)
                     g_rows = routed[:size]
-                    stacked = g_rows.reshape((blocks.count,) + g[chunk].shape)
-                    _route_by_codes(stacked, g[chunk], self.offset[chunk], codes)
+                    stacked = g_rows.reshape(blocks.window + g[chunk].shape)
+                    # NOTE: written in pixel order too, for the input gradient, by the same kernel
+                    tiles = grad_x.tiles(scratch, chunk) if need_x else None
+                    _route_by_codes(stacked, g[chunk], self.offset[chunk], codes, *([] if tiles is None else [tiles]))
                 elif self.relu:  # in the rows' (pixels') order, so that the reshape is free
                     g_rows = xp.empty(g[chunk].shape, dtype=g.dtype)
                     _relu_gradient(g_rows, g[chunk], self.result[chunk])
@@ -314,7 +316,7 @@ class Conv2d(Function):
                     # values (conv1's is 10 x 32), and the other thread's ops then stall on it
                     parts[index] = xp.dot(cols.T, g_rows)
                 if need_x:
-                    grad_x.add(scratch, chunk, g_rows)
+                    grad_x.add(scratch, chunk, None if pooling else g_rows)
 
         over_chunks(xp, chunks, n * self.image_values, work)
         grad_params = None
@@ -380,9 +382,14 @@ class _InputGradient:
             return None, _unpooled_buffer(xp, (images, out_h, out_w, o), op.blocks.pool, self.dtype), None
         return None, None, None
 
+    def tiles(self, scratch, chunk):
+        """When pooling: the view of a chunk's pixel-order output gradient (in `scratch`) as
+        (PH, PW, images, H // PH, W // PW, O), the rows' block order, that routing writes (see add)."""
+        return _tiles(scratch[1][:chunk.stop - chunk.start], self.op.blocks.pool)
+
     def add(self, scratch, chunk, g_rows):
-        """Write the input gradient of a chunk of images, from its output gradient rows (in the
-        rows' order: by window offset when pooling)."""
+        """Write the input gradient of a chunk of images from its output gradient rows (pixel
+        order); when pooling, g_rows is None: routing wrote them into `tiles` already."""
         xp, op = self.xp, self.op
         windows, pixels, cols = scratch
         _, out_h, out_w, stride, _, dilation = op.geometry
@@ -390,10 +397,7 @@ class _InputGradient:
         images = chunk.stop - chunk.start
         if pixels is not None:  # the gradient in pixel order
             pixels = pixels[:images]
-            if op.blocks.pool is not None:  # one copy: the rows' blocks are the windows' offsets
-                tiles = _tiles(pixels, op.blocks.pool)
-                xp.copyto(tiles, g_rows.reshape(tiles.shape))
-            else:
+            if g_rows is not None:
                 pixels[...] = g_rows.reshape(pixels.shape)
             g_rows = pixels.reshape(-1, o) if not self.full else None
         if self.full:
@@ -534,12 +538,15 @@ def _route_by_offset(xp, g, offset, *grads):
 
 
 @fuse
-def _route_by_codes(xp, routed, g, offset, codes):
-    """routed[q - 1] = g where offset == codes[q - 1] (= q), else 0: _route_by_offset for blocks
-    stacked along a first axis, with `codes` = 1, ..., count shaped to broadcast along it.
+def _route_by_codes(xp, routed, g, offset, codes, *copies):
+    """routed[i, j] = g where offset == codes[i, j] (= 1 + i * PW + j), else 0: _route_by_offset
+    for blocks stacked along the first axes, with `codes` shaped to broadcast along them; each of
+    `copies` (views of routed's shape) gets the same values.
 
     NOTE: all offsets' blocks in two broadcast ops on the CPU (not two per offset), one kernel on a GPU."""
     xp.multiply(g, offset == codes, out=routed)
+    for copy in copies:
+        copy[...] = routed
 
 
 class MaxPool2d(_Pool2d):
