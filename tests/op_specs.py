@@ -143,6 +143,15 @@ def linear_reference(x, w, b=None):
     return x @ w.T + (0.0 if b is None else b)
 
 
+def linear_relu_case(bias, margin=0.01):
+    """linear_case with every pre-activation at least `margin` from ReLU's kink."""
+    return linear_case(bias=bias).filter(lambda c: np.abs(linear_reference(*c.arrays)).min(initial=1.0) >= margin)
+
+
+def linear_relu_reference(x, w, b=None):
+    return np.maximum(linear_reference(x, w, b), 0.0)
+
+
 @st.composite
 def reshape_case(draw):
     shape = draw(SHAPES)
@@ -352,6 +361,10 @@ SPECS = [
     _spec("matmul_batched_2d", lambda a, b: a @ b, np.matmul, matmul_case(3, 2, batch=True)),
     _spec("linear", lambda x, w, b: F.linear(x, w, b), linear_reference, linear_case(bias=True)),
     _spec("linear_no_bias", lambda x, w: F.linear(x, w), linear_reference, linear_case(bias=False)),
+    _spec("linear_relu", lambda x, w, b: F.linear(x, w, b, relu=True), linear_relu_reference,
+          linear_relu_case(bias=True)),
+    _spec("linear_relu_no_bias", lambda x, w: F.linear(x, w, relu=True), linear_relu_reference,
+          linear_relu_case(bias=False)),
     # elementwise of two tensors
     _spec("maximum", lambda a, b: tc.maximum(a, b), np.maximum, tie_free_pair()),
     _spec("minimum", lambda a, b: a.minimum(b), np.minimum, tie_free_pair()),
@@ -415,7 +428,7 @@ SPEC_NAMES = [s.name for s in SPECS]
 # rows with more than one array input: test_op_table_strict checks each subset of them requiring a gradient
 MULTI_INPUT = {"add", "sub", "mul", "div", "pow_tensor_tensor", "matmul_1d_1d", "matmul_1d_2d", "matmul_2d_1d",
                "matmul_2d_2d", "matmul_batched", "matmul_1d_batched", "matmul_batched_1d", "matmul_batched_2d",
-               "linear", "linear_no_bias", "maximum", "minimum", "where", "concatenate", "stack"}
+               "linear", "linear_no_bias", "linear_relu", "linear_relu_no_bias", "maximum", "minimum", "where", "concatenate", "stack"}
 assert MULTI_INPUT <= set(SPEC_NAMES)
 assert len(set(SPEC_NAMES)) == len(SPEC_NAMES), "duplicate op spec names"
 

@@ -100,7 +100,7 @@ EPSILON = 1e-4
 PLANTED = {  # op whose backward gets scaled by 1 + 1e-4 -> rows that must catch it
     ops.Mul: ["mul", "mul_scalar"], ops.Sum: ["sum_axis_none", "sum_axis_tuple_keepdims", "mean_axis_int"],
     ops.Exp: ["exp"], ops.Div: ["div", "rdiv_scalar"], ops.Pow: ["pow_tensor_tensor", "pow_scalar_int"],
-    ops.MatMul: ["matmul_2d_2d", "matmul_batched"], ops.Linear: ["linear", "linear_no_bias"],
+    ops.MatMul: ["matmul_2d_2d", "matmul_batched"], ops.Linear: ["linear", "linear_no_bias", "linear_relu"],
     ops.Maximum: ["maximum"], ops.Tanh: ["tanh"], ops.Sigmoid: ["sigmoid"], ops.LogSumExp: ["logsumexp"],
     ops.Softmax: ["softmax"], ops.Max: ["max_axis_int"], ops.GetItem: ["getitem_int_array_repeated"],
 }

@@ -96,7 +96,10 @@ def test_reduction_ties_share_equally(device, op):
 # ---------------------------------------------------------------- ReLU
 
 @device_param
-@pytest.mark.parametrize("relu", [lambda t: t.relu(), F.relu], ids=["method", "functional"])
+@pytest.mark.parametrize("relu", [lambda t: t.relu(), F.relu,
+                                  lambda t: F.linear(t[:, None], tc.ones((1, 1), dtype=t.dtype, device=t.device),
+                                                     relu=True)[:, 0]],
+                         ids=["method", "functional", "linear"])
 def test_relu_gradient_at_zero_is_zero(device, relu):
     _, (gx,) = grads(relu, [0.0, -0.0, 1e-300, -1e-300], upstream=G, device=device)
     np.testing.assert_array_equal(gx, [0.0, 0.0, 4.0, 0.0])

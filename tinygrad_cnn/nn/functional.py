@@ -120,8 +120,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
 
 # ---------------------------------------------------------------- dense and activations
 
-def linear(x, weight, bias=None):
-    """x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch."""
+def linear(x, weight, bias=None, relu=False):
+    """x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch; with relu=True,
+    max(x @ weight.T + bias, 0) in the same op (what Dense(activation='relu') runs)."""
     _check_tensor(x, "linear input")
     _check_tensor(weight, "linear weight", 2, "(out_features, in_features)")
     if x.shape[-1] != weight.shape[1]:
@@ -133,7 +134,7 @@ def linear(x, weight, bias=None):
             raise ValueError(f"linear: bias shape {bias.shape} does not match {weight.shape[0]} output features")
     if x.ndim == 0:
         raise ValueError("linear: input must have at least one axis (the features)")
-    return ops.Linear.apply(x, weight, *([] if bias is None else [bias]))
+    return ops.Linear.apply(x, weight, *([] if bias is None else [bias]), relu=bool(relu))
 
 
 def relu(x):

@@ -351,6 +351,12 @@ class Dense(_Activated):
         """x @ weight.T + bias, before the activation (Sequential.logits uses it)."""
         return F.linear(self._cast(x), self.weight, self.bias)
 
+    def forward(self, x):
+        """activation(pre_activation(x)); a ReLU runs inside the linear op (F.linear(relu=True))."""
+        if self.activation_name == "relu":
+            return F.linear(self._cast(x), self.weight, self.bias, relu=True)
+        return super().forward(x)
+
     def _repr_args(self):
         return f"{self.units}{self._activation_repr()}"
 
