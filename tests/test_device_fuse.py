@@ -107,3 +107,17 @@ def test_a_cpu_version_is_what_numpy_runs_and_the_plain_body_what_cupy_fuses():
     tuned = fuse(cpu=lambda xp, a: a + 2)(lambda xp, a: a + 1)
     assert plain(np.zeros(2))[0] == 1 and tuned(np.zeros(2))[0] == 2
     assert tuned.__wrapped__(np, np.zeros(2))[0] == 1 and plain.cpu is None
+
+
+@pytest.mark.gpu
+@emulated
+def test_the_emulation_counts_a_fused_launch_at_its_callers_line():
+    """Not at device.fuse's wrapper: bench_gpu_budget's launch sites then name the op's line."""
+    import cupy
+    import inspect
+    from cupy_emulation import record
+    a = cupy.asarray(np.ones(3, dtype=np.float32))
+    with record() as counts:
+        line = inspect.currentframe().f_lineno + 1
+        fused_adam_like(a, a, a, 0.5)
+    assert dict(counts.sites) == {("launch", f"tests/test_device_fuse.py:{line}"): 1}

@@ -32,6 +32,8 @@ _METHODS = _NAMES["cupy.ndarray"]
 _FLAGS = set(_NAMES["flags"])
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(os.path.dirname(_HERE))
+# device.fuse's wrapper, which calls cupy.fuse's kernels: a fused launch is counted at its caller's line
+_FUSE_WRAPPER = (os.path.join(_ROOT, "tinygrad_cnn", "device.py"), "call")
 DEVICE_COUNT = int(os.environ.get("TINYGRAD_CNN_EMULATED_GPUS", "2"))
 # CuPy's scatter (ufunc.at, scatter_add) runs on atomics, which exist for these dtypes only
 _AT_DTYPES = {"add": "iILQefd", "maximum": "iILQfd", "minimum": "iILQfd"}
@@ -78,7 +80,8 @@ def record():
 def _site():
     frame = sys._getframe(2)
     while frame is not None and (frame.f_code.co_filename.startswith(_HERE)
-                                 or "/numpy/" in frame.f_code.co_filename):
+                                 or "/numpy/" in frame.f_code.co_filename
+                                 or (frame.f_code.co_filename, frame.f_code.co_name) == _FUSE_WRAPPER):
         frame = frame.f_back
     if frame is None:
         return "?"
