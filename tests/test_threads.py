@@ -262,3 +262,109 @@ def test_blas_is_given_back_when_the_last_split_op_ends(blas_given_back, split_o
     release.set()
     op.join(30)
     assert set(blas_counts()) == {2}
+
+
+# ---------------------------------------------------------------- generators of one's own
+
+def model_from(generator):
+    """The small model with every random draw (weights, dropout masks) from `generator`."""
+    kernel = nn.init.get("glorot_uniform", generator)
+    return nn.Sequential([
+        nn.Conv2D(4, 3, padding="same", activation="relu", kernel_initializer=kernel),
+        nn.MaxPool2D(2),
+        nn.Flatten(),
+        nn.Dropout(0.3, generator=generator),
+        nn.Dense(16, activation="relu", kernel_initializer=nn.init.get("he_normal", generator)),
+        nn.Dense(10, kernel_initializer=kernel),
+    ], input_shape=(1, 8, 8))
+
+
+def train_with_own_generators(seed):
+    x = np.random.default_rng(100 + seed).standard_normal((48, 1, 8, 8)).astype(np.float32)
+    y = np.arange(48) % 10
+    model = model_from(np.random.default_rng(seed))
+    loader = tg.data.DataLoader(x, y, batch_size=8, shuffle=True, generator=np.random.default_rng(seed))
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(2):
+        for xb, yb in loader:
+            loss = F.cross_entropy(model.logits(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return [p.numpy().copy() for p in model.parameters()]
+
+
+def test_two_threads_with_their_own_generators_train_reproducibly(split_ops):
+    """Weights, dropout masks and shuffling from each thread's own generators: the same results
+    at once as one after the other, however a third thread draws from the global generator."""
+    done = threading.Event()
+
+    def use_the_global_generator():
+        while not done.is_set():
+            tg.rand(64)
+            tg.manual_seed(int(tg.get_rng().integers(1000)))
+    noise = threading.Thread(target=use_the_global_generator)
+    noise.start()
+    try:
+        at_once = in_threads(lambda: train_with_own_generators(0), lambda: train_with_own_generators(1))
+        again = in_threads(lambda: train_with_own_generators(1), lambda: train_with_own_generators(0))[::-1]
+    finally:
+        done.set()
+        noise.join()
+    one_after_the_other = [train_with_own_generators(0), train_with_own_generators(1)]
+    for runs in (at_once, again):
+        for a, b in zip(runs, one_after_the_other):
+            for wa, wb in zip(a, b):
+                np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(one_after_the_other[0][0], one_after_the_other[1][0])
+
+
+@pytest.mark.parametrize("name", ["glorot_uniform", "he_uniform", "he_normal"])
+def test_initializers_draw_from_the_generator_given_and_leave_the_global_one_alone(name):
+    tg.manual_seed(0)
+    state = tg.get_rng().bit_generator.state
+    fn = getattr(nn.init, name)
+    a = fn((6, 3, 3, 3), generator=np.random.default_rng(5))
+    b = nn.init.get(name, np.random.default_rng(5))((6, 3, 3, 3), np.float32)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, fn((6, 3, 3, 3), generator=np.random.default_rng(6)))
+    assert tg.get_rng().bit_generator.state == state
+    tg.manual_seed(5)
+    from_global = fn((6, 3, 3, 3))  # no generator: the global one
+    np.testing.assert_array_equal(from_global, a)  # manual_seed(5) makes default_rng(5)
+
+
+def test_dropout_and_data_loader_draw_from_the_generator_given():
+    tg.manual_seed(0)
+    state = tg.get_rng().bit_generator.state
+    x = tg.ones(4, 50)
+    masks = [F.dropout(x, 0.5, generator=np.random.default_rng(3)).numpy() for _ in range(2)]
+    layer = nn.Dropout(0.5, generator=np.random.default_rng(3))
+    np.testing.assert_array_equal(masks[0], masks[1])
+    np.testing.assert_array_equal(layer(x).numpy(), masks[0])
+    data = np.arange(20)
+    orders = [np.concatenate([b.numpy() for b in loader]) for loader in (
+        tg.data.DataLoader(data, batch_size=6, shuffle=True, generator=np.random.default_rng(7)),
+        tg.data.DataLoader(data, batch_size=6, shuffle=True, seed=7))]
+    np.testing.assert_array_equal(orders[0], orders[1])  # a generator is what seed= would have made
+    assert tg.get_rng().bit_generator.state == state
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.init.glorot_uniform((2, 2), generator=0),
+    lambda: nn.init.get("he_uniform", generator=np.random.RandomState(0)),
+    lambda: nn.Dropout(0.5, generator="seed"),
+    lambda: F.dropout(tg.ones(3), 0.5, generator=42),
+    lambda: tg.data.DataLoader(np.arange(4), generator=np.random.RandomState(0)),
+])
+def test_a_generator_that_is_not_one_is_refused(make):
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        make()
+
+
+def test_generator_misuse_is_named():
+    with pytest.raises(ValueError, match="seed or a generator, not both"):
+        tg.data.DataLoader(np.arange(4), seed=1, generator=np.random.default_rng(1))
+    with pytest.raises(ValueError, match="give your own callable its generator"):
+        nn.init.get(lambda shape, dtype: np.zeros(shape, dtype), np.random.default_rng(0))
+    assert nn.init.get("zeros", np.random.default_rng(0)) is nn.init.zeros  # nothing random to draw

@@ -23,7 +23,10 @@ class DataLoader:
 
     Each `iter()` is one epoch.  With `shuffle=True` every epoch draws a
     fresh permutation from one `numpy.random.default_rng(seed)` generator,
-    so epochs differ while the same seed reproduces the whole sequence.
+    so epochs differ while the same seed reproduces the whole sequence; or
+    from `generator`, a numpy.random.Generator you pass instead of a seed.
+    Either way the loader's order never depends on the global generator
+    (tinygrad_cnn.manual_seed) or on other threads.
     `transform` is applied to each x batch (a NumPy array) before it is
     wrapped, e.g. `mnist.to_float_images`; labels are passed through
     unchanged so integer labels stay integer.
@@ -40,7 +43,7 @@ class DataLoader:
 
     def __init__(self, x, y=None, batch_size=32, shuffle=False, seed=None,
                  drop_last=False, device=None, transform=None, rank=0,
-                 world_size=1, on_device=False):
+                 world_size=1, on_device=False, generator=None):
         # NOTE: not np.asarray for everything: CuPy arrays refuse implicit conversion (and should stay put)
         x = x if hasattr(x, "__cuda_array_interface__") else np.asarray(x)
         if x.ndim == 0:
@@ -83,7 +86,12 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.device = device
         self.transform = transform
-        self._rng = np.random.default_rng(seed)
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise TypeError(f"generator must be a numpy.random.Generator (e.g. numpy.random.default_rng(0)), "
+                            f"got {type(generator).__name__}")
+        if generator is not None and seed is not None:
+            raise ValueError("give DataLoader a seed or a generator, not both")
+        self._rng = generator if generator is not None else np.random.default_rng(seed)
 
     def __len__(self):
         """Number of batches per epoch (on this rank)."""

@@ -16,7 +16,10 @@ _rng = numpy.random.default_rng()
 
 
 def manual_seed(seed):
-    """Seed the global generator behind rand, randn, weight initialisers and dropout."""
+    """Seed the global generator behind rand, randn, weight initialisers and dropout.
+
+    Process-wide, as torch.manual_seed: all threads share that generator. Where each thread (or
+    model) needs its own stream, pass generator= to the initialisers, Dropout and DataLoader."""
     global _rng
     _rng = numpy.random.default_rng(seed)
 
@@ -24,6 +27,20 @@ def manual_seed(seed):
 def get_rng():
     """The global NumPy generator (random numbers are drawn on the CPU, so seeds agree across devices)."""
     return _rng
+
+
+def generator_or_global(generator, where):
+    """`generator` when given (a numpy.random.Generator of the caller's own), else the global one.
+
+    NOTE: the global generator is shared by every thread, so two threads drawing from it (two
+    models built or trained at once) get numbers in whichever order they ask; a generator of
+    each thread's own makes each reproducible."""
+    if generator is None:
+        return _rng
+    if not isinstance(generator, numpy.random.Generator):
+        raise TypeError(f"{where}: generator must be a numpy.random.Generator (e.g. numpy.random.default_rng(0)), "
+                        f"got {type(generator).__name__}")
+    return generator
 
 
 def _short(data, limit=60):

@@ -4,7 +4,7 @@ import numpy
 from .. import conv, ops
 from ..device import arange_constant, device_of, fuse, random_uniform, use_device
 from ..function import Function
-from ..tensor import Tensor, get_rng
+from ..tensor import Tensor, generator_or_global
 
 
 def _check_tensor(x, name, ndim=None, what=""):
@@ -162,14 +162,16 @@ def log_softmax(x, axis=-1):
     return x.log_softmax(axis)
 
 
-def dropout(x, p=0.5, training=True):
-    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+def dropout(x, p=0.5, training=True, generator=None):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout).
+    The mask is drawn from `generator` (a numpy.random.Generator) when given, else the global one."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    rng = generator_or_global(generator, "dropout")
     if not training or p == 0.0:
         return x
     # NOTE: the random numbers are made where x lives (no host->device copy per call on a GPU)
-    keep = random_uniform(x.device, x.shape, x.dtype, get_rng()) >= p
+    keep = random_uniform(x.device, x.shape, x.dtype, rng) >= p
     with use_device(x.device):
         mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return x * Tensor._wrap(mask, x.device)

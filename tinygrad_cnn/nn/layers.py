@@ -9,7 +9,7 @@ import numpy
 
 from .. import conv
 from ..device import canonical_device, to_numpy
-from ..tensor import Tensor, float32
+from ..tensor import Tensor, float32, generator_or_global
 from . import functional as F
 from . import init as initializers
 from .module import Module
@@ -572,19 +572,22 @@ class Softmax(Layer):
 
 class Dropout(Layer):
     """Zeroes a fraction `rate` of the inputs while training and scales the rest by 1/(1-rate);
-    the identity in eval mode. Masks come from the global generator (see manual_seed)."""
+    the identity in eval mode. Masks come from `generator` (a numpy.random.Generator of this
+    layer's own) when given, else from the global generator (see manual_seed)."""
 
     default_name = "dropout"
 
-    def __init__(self, rate, name=None):
+    def __init__(self, rate, name=None, generator=None):
         super().__init__(name)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
         self.rate = float(rate)
+        generator_or_global(generator, "Dropout")  # a clear error now, not at the first forward
+        self.generator = generator
 
     def forward(self, x):
         """Dropout while training; the identity in eval mode."""
-        return F.dropout(x, self.rate, training=self.training)
+        return F.dropout(x, self.rate, training=self.training, generator=self.generator)
 
     def _repr_args(self):
         return f"{self.rate}"
