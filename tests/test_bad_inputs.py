@@ -52,6 +52,36 @@ def conv_zero_height_kernel_backward():
     F.conv2d(image(), w).sum().backward()
 
 
+def npz_claiming_ten_trillion_elements():
+    import io
+    import tempfile
+    import zipfile
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 13,)})
+    npy.write(b"\0" * 64)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "huge.npz")
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("w.npy", npy.getvalue())
+        tc.checkpoint.load_arrays(path)
+
+
+def tutorial_model(input_shape=(1, 28, 28)):
+    nn = tc.nn
+    return nn.Sequential([nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(2),
+                          nn.Conv2D(64, 3, padding="same", activation="relu"), nn.MaxPool2D(2), nn.Flatten(),
+                          nn.Dense(128, activation="relu"), nn.Dense(10, activation="softmax")], input_shape=input_shape)
+
+
+def save_as_h5():
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            tc.nn.Sequential([tc.nn.Dense(2)], input_shape=(3,)).save(os.path.join(folder, "m.h5"))
+        finally:
+            assert os.listdir(folder) == [], "a file was written"
+
+
 # (id, call, exception type, regex the message must match)
 BAD_INPUTS = [
     # item 5: silent wrong answers
@@ -94,6 +124,43 @@ BAD_INPUTS = [
     ("argmax-empty", lambda: ones(0).argmax(), ValueError, r"argmax of an empty tensor \(shape \(0,\)\)"),
     ("argmin-empty-axis", lambda: ones(0, 3).argmin(axis=0), ValueError, r"argmin of axis 0 of size 0"),
     ("argmax-empty-keepdims", lambda: ones(2, 0).argmax(axis=1, keepdims=True), ValueError, r"axis 1 of size 0"),
+    # the rest of the original report
+    ("npz-header-claims-10^13-elements", npz_claiming_ten_trillion_elements, tc.checkpoint.CheckpointError,
+     r"huge.npz.*'w'.*\(10000000000000,\)"),
+    ("model-save-h5", save_as_h5, tc.checkpoint.CheckpointError, r"\.h5 is not a format.*\.safetensors, \.npz"),
+    ("tutorial-model-32x32-input", lambda: tutorial_model()(tc.rand(2, 1, 32, 32)), ValueError,
+     r"(?s)^(?!.*Flatten).*built for inputs of shape \(1, 28, 28\) and got \(1, 32, 32\)"),
+    ("nchw-model-channels-last-input-shape", lambda: tutorial_model(input_shape=(28, 28, 1)), ValueError,
+     r"looks channels-last \(H, W, C\).*input_shape=\(1, 28, 28\)"),
+    # found by tests/test_fuzz.py
+    ("linear-0d-input", lambda: F.linear(Tensor(1.0), ones(0, 0)), ValueError, r"linear: input must have at least one axis"),
+    ("conv2d-zero-output-channels", lambda: F.conv2d(image(), ones(0, 1, 1, 1)), ValueError,
+     r"at least one input and one output channel.*\(0, 1, 1, 1\)"),
+    ("conv2d-zero-input-channels", lambda: F.conv2d(ones(1, 0, 3, 3), ones(2, 0, 1, 1)), ValueError,
+     r"at least one input and one output channel"),
+    ("cross_entropy-no-classes", lambda: F.cross_entropy(ones(0, 0), np.zeros(0, dtype=np.int64)), ValueError,
+     r"cross_entropy: the input has no classes \(shape \(0, 0\)\)"),
+    ("nll_loss-no-classes", lambda: F.nll_loss(ones(2, 0), [0, 0]), ValueError, r"nll_loss: the input has no classes"),
+    ("mse_loss-int-prediction", lambda: F.mse_loss(Tensor([1, 2]), np.array([0.5, 0.5])), TypeError,
+     r"mse_loss input must be a floating-point tensor, got int64"),
+    ("expand_dims-tuple-axis", lambda: ones(2).expand_dims((0, 1)), TypeError, r"expand_dims: axis must be an int, got \(0, 1\)"),
+    ("argmax-tuple-axis", lambda: ones(2, 3).argmax(axis=(0,)), TypeError, r"argmax: axis must be None or an int"),
+    ("argmin-list-axis", lambda: ones(2, 3).argmin(axis=[0, 1]), TypeError, r"argmin: axis must be None or an int"),
+    ("zeros-negative-size", lambda: tc.zeros(2, -1), ValueError, r"zeros: sizes must be >= 0, got \(2, -1\)"),
+    ("eye-negative-size", lambda: tc.eye(-1), ValueError, r"eye: sizes must be >= 0"),
+    ("full-negative-size", lambda: tc.full((2, -3), 1.0), ValueError, r"full: sizes must be >= 0, got \(2, -3\)"),
+    ("full-float-size", lambda: tc.full(2.5, 1.0), TypeError, r"integers, got 2\.5"),
+    ("full-string-value", lambda: tc.full(2, "x"), TypeError, r"full: fill_value must be a number, got 'x'"),
+    ("arange-step-0", lambda: tc.arange(0, 5, 0), ValueError, r"arange: step must not be 0"),
+    ("pad-float-width", lambda: ones(3).pad(1.5), TypeError, r"pad: pad_width must be an int.*got 1\.5"),
+    ("pad-three-numbers", lambda: ones(3, 3).pad((1, 2, 3)), TypeError, r"pad: pad_width must be"),
+    ("clip-uint8-below-its-range", lambda: ones(2, dtype=np.uint8).clip(None, -1), ValueError,
+     r"clip: bounds \(None, -1\) leave no value of uint8 \(0 to 255\)"),
+    ("astype-complex", lambda: ones(2).astype(np.complex64), TypeError, r"astype: .*not complex64"),
+    ("astype-object", lambda: ones(2).astype(object), TypeError, r"astype: .*not object"),
+    ("min-of-empty", lambda: ones(0).min(), ValueError, r"^min of an empty tensor \(shape \(0,\)\)"),
+    ("min-of-empty-bool", lambda: ones(0, dtype=bool).min(), ValueError, r"^min of an empty tensor"),
+    ("max-over-empty-axis", lambda: ones(0, 3).max(axis=0), ValueError, r"max over axis 0 of shape \(0, 3\)"),
 ]
 
 
@@ -169,6 +236,24 @@ RIGHT_ANSWERS = [
     ("int-pow-positive", lambda: (Tensor([2, 3]) ** 2).numpy(), lambda v: np.array_equal(v, [4, 9])),
     ("float-pow-minus-1", lambda: (Tensor([2.0, 4.0]) ** -1).numpy(), lambda v: np.allclose(v, [0.5, 0.25])),
     ("bool-plus-bool", lambda: (ones(2, dtype=bool) + ones(2, dtype=bool)).numpy(), lambda v: v.tolist() == [True, True]),
+    # found by tests/test_fuzz.py
+    ("logsumexp-with-nan-is-nan", lambda: Tensor(np.array([[np.nan, 0.0], [-np.inf, -np.inf]])).logsumexp(axis=1).numpy(),
+     lambda v: np.isnan(v[0]) and v[1] == -np.inf),   # the nan row gave -inf
+    ("int-tensor-equals-tiny-float", lambda: (Tensor([0, 1]) == 1e-92).numpy(),   # 1e-92 became float32 0
+     lambda v: v.tolist() == [False, False]),
+    ("int-tensor-equals-float-between-float32s", lambda: (Tensor(np.array([16777216])) == 16777216.5).numpy(),
+     lambda v: v.tolist() == [False]),
+    ("pad-before-after-pair-2d", lambda: ones(2, 2).pad((1, 2)).numpy(),   # was (1, 1) on axis 0, (2, 2) on axis 1
+     lambda v: np.array_equal(v, np.pad(np.ones((2, 2)), (1, 2)))),
+    ("pad-before-after-pair-1d", lambda: ones(3).pad((0, 2), value=5.0).numpy(), lambda v: v.tolist() == [1, 1, 1, 5, 5]),
+    ("pad-numpy-int", lambda: ones(2).pad(np.int64(1)).shape, lambda shape: shape == (4,)),
+    ("full-numpy-int-size", lambda: tc.full(np.int64(2), 1.5).numpy(), lambda v: v.tolist() == [1.5, 1.5]),
+    ("clip-uint8-bound-outside-its-range",   # a guard: the bounds are clamped into uint8 before NumPy's clip
+     lambda: Tensor(np.array([0, 5], np.uint8)).clip(-1, 300).numpy(),
+     lambda v: v.tolist() == [0, 5] and v.dtype == np.uint8),
+    ("max-of-empty-over-nonempty-axis", lambda: ones(0, 3).max(axis=1).shape, lambda shape: shape == (0,)),
+    ("min-of-empty-int-over-nonempty-axis", lambda: ones(0, 3, dtype=np.int64).min(axis=1, keepdims=True).shape,
+     lambda shape: shape == (0, 1)),
 ]
 
 

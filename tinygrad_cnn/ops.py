@@ -271,9 +271,10 @@ class LogSumExp(Function):
         m = xp.where(xp.isinf(m), m.dtype.type(0), m)
         e = xp.exp(x - m)
         s = e.sum(axis=axis, keepdims=True)
-        s = xp.where(s == 0, s.dtype.type("nan"), s)
+        empty = s == 0  # NOTE: not isnan(s) afterwards: a NaN in the input must stay NaN, not become -inf
+        s = xp.where(empty, s.dtype.type("nan"), s)
         self.softmax = e / s
-        out = xp.where(xp.isnan(s), x.dtype.type("-inf"), xp.log(s) + m)
+        out = xp.where(empty, x.dtype.type("-inf"), xp.log(s) + m)
         return out if keepdims else out.squeeze(axis=axis) if axis is not None else out.reshape(())
 
     def backward(self, g):

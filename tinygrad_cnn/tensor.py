@@ -74,6 +74,14 @@ def _shape_arg(shape):
     return tuple(int(s) for s in shape)
 
 
+def _size_arg(shape, name):
+    """A factory's shape: integers >= 0 (NOTE: NumPy says only "negative dimensions are not allowed")."""
+    shape = _shape_arg(shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"{name}: sizes must be >= 0, got {shape}")
+    return shape
+
+
 class Tensor:
     """An n-dimensional array on a device ("cpu" or "cuda:N") that records the ops applied to it,
     so that backward() can fill `.grad` of every tensor created with requires_grad=True.
@@ -239,6 +247,8 @@ class Tensor:
     def astype(self, dtype):
         """Cast; float-to-float casts are differentiable."""
         dtype = numpy.dtype(dtype)
+        if dtype.kind not in "biuf":  # NOTE: as the constructor: complex, str and object are no tensor dtypes
+            raise TypeError(f"astype: a Tensor holds bool, int, uint or float values, not {dtype}")
         if dtype == self.dtype:
             return self
         if _is_float(dtype) and _is_float(self.dtype):
@@ -560,6 +570,9 @@ class Tensor:
 
     # comparisons: no gradient, boolean results
     def _compare(self, other, name):
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            # NOTE: a number is compared as it is: turned into an int tensor's float32 first, 1e-92 would be 0
+            return Tensor._wrap(getattr(self.data, name)(other), self.device)
         other = self._operand(other, name)
         _check_broadcast(name.strip("_"), self, other)
         return Tensor._wrap(getattr(self.data, name)(other.data), self.device)
@@ -637,6 +650,15 @@ class Tensor:
         """Clamp to [low, high] (either may be None); the gradient passes inside, bounds included."""
         if low is None and high is None:
             raise ValueError("clip needs at least one of low and high")
+        if self.dtype.kind in "iu" and all(b is None or _is_int(b) for b in (low, high)):
+            # NOTE: NumPy 2 raises OverflowError for an int bound outside the dtype's range; one on
+            # the far side has no answer in the dtype, one on the near side changes nothing
+            info = numpy.iinfo(self.dtype)
+            if (high is not None and high < info.min) or (low is not None and low > info.max):
+                raise ValueError(f"clip: bounds ({low}, {high}) leave no value of {self.dtype.name} "
+                                 f"({info.min} to {info.max}); cast the tensor first")
+            low = None if low is None else max(int(low), info.min)
+            high = None if high is None else min(int(high), info.max)
         return ops.Clip.apply(self, low=low, high=high)
 
     def maximum(self, other):
@@ -691,15 +713,26 @@ class Tensor:
 
     def max(self, axis=None, keepdims=False):
         """Maximum over `axis` (None: all axes); tied maxima share the gradient equally."""
-        if self.size == 0:
-            raise ValueError("max of an empty tensor")
-        return ops.Max.apply(self, axis=self._axis(axis), keepdims=keepdims)
+        axis = self._axis(axis)
+        self._refuse_empty("max", axis)
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
         """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
-        if not _is_float(self.dtype) and self.size:  # NOTE: as in minimum, -x is wrong for uint and bool
+        self._refuse_empty("min", self._axis(axis))
+        if not _is_float(self.dtype):  # NOTE: as in minimum, -x is wrong for uint and bool
             return Tensor._wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
         return -((-self).max(axis, keepdims))
+
+    def _refuse_empty(self, name, axis):
+        """The max/min of no elements has no value (axis already checked); an empty tensor reduced
+        over a non-empty axis is fine, an empty result."""
+        if self.size == 0 and (axis is None or any(self.shape[a] == 0 for a in
+                                                   ((axis,) if isinstance(axis, int) else axis))):
+            if axis is None:
+                raise ValueError(f"{name} of an empty tensor (shape {self.shape}): there is no element to pick")
+            raise ValueError(f"{name} over axis {axis} of shape {self.shape}: an axis of size 0 has no element "
+                             f"to pick")
 
     def logsumexp(self, axis=None, keepdims=False):
         """log(sum(exp(x))) over `axis`, with the max subtracted first so it never overflows;
@@ -742,6 +775,8 @@ class Tensor:
 
     def _arg(self, name, axis, keepdims):
         """Index of the max/min (no gradient); keepdims as in NumPy, also for axis=None."""
+        if isinstance(axis, (tuple, list)):
+            raise TypeError(f"{name}: axis must be None or an int (one axis), got {axis!r}")
         axis = self._axis(axis)
         if self.size == 0 and (axis is None or self.shape[axis] == 0):
             where = "an empty tensor" if axis is None else f"axis {axis} of size 0"
@@ -805,6 +840,8 @@ class Tensor:
     def expand_dims(self, axis):
         """Insert an axis of size 1 at `axis`, counted in the result as NumPy does."""
         ndim = self.ndim + 1
+        if not _is_int(axis):
+            raise TypeError(f"expand_dims: axis must be an int, got {axis!r}")
         if not -ndim <= axis < ndim:
             raise ValueError(f"expand_dims: axis {axis} out of range for a result of rank {ndim}")
         axis %= ndim
@@ -840,15 +877,22 @@ class Tensor:
     expand = broadcast_to
 
     def pad(self, pad_width, value=0.0):
-        """Constant padding with NumPy's pad_width: an int, a (before, after) pair, or a pair per axis."""
+        """Constant padding with NumPy's pad_width: an int, a (before, after) pair for every axis,
+        or a (before, after) pair per axis."""
         if self.ndim == 0:
             raise ValueError("pad: a 0-d tensor has no axes to pad; reshape it to 1-D first")
-        if isinstance(pad_width, int):
+        ints = lambda p: isinstance(p, (tuple, list)) and all(_is_int(v) for v in p)  # noqa: E731
+        if _is_int(pad_width):
             pad_width = [(pad_width, pad_width)] * self.ndim
-        else:
-            pad_width = [tuple(p) if isinstance(p, (tuple, list)) else (p, p) for p in pad_width]
+        elif ints(pad_width) and len(pad_width) in (1, 2):  # (n,) or (before, after), for every axis
+            pad_width = [(pad_width[0], pad_width[-1])] * self.ndim
+        elif isinstance(pad_width, (tuple, list)) and pad_width and all(ints(p) for p in pad_width):
+            pad_width = [tuple(p) for p in pad_width]
             if len(pad_width) == 1:
                 pad_width = pad_width * self.ndim
+        else:
+            raise TypeError(f"pad: pad_width must be an int, a (before, after) pair of ints, or one such pair "
+                            f"per axis, got {pad_width!r}")
         if len(pad_width) != self.ndim or any(len(p) != 2 or min(p) < 0 for p in pad_width):
             raise ValueError(f"pad: pad_width {pad_width} does not fit a tensor of shape {self.shape}")
         pad_width = tuple((int(a), int(b)) for a, b in pad_width)
@@ -1131,19 +1175,21 @@ def from_dlpack(array, requires_grad=False):
 
 def zeros(*shape, dtype=float32, device=None, requires_grad=False):
     """A tensor of zeros, zeros(2, 3) or zeros((2, 3)); float32 unless `dtype` says otherwise."""
-    data, device = _make(device, lambda xp: xp.zeros(_shape_arg(shape), dtype=dtype))
+    data, device = _make(device, lambda xp: xp.zeros(_size_arg(shape, "zeros"), dtype=dtype))
     return Tensor._wrap(data, device).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=float32, device=None, requires_grad=False):
     """A tensor of ones, ones(2, 3) or ones((2, 3)); float32 unless `dtype` says otherwise."""
-    data, device = _make(device, lambda xp: xp.ones(_shape_arg(shape), dtype=dtype))
+    data, device = _make(device, lambda xp: xp.ones(_size_arg(shape, "ones"), dtype=dtype))
     return Tensor._wrap(data, device).requires_grad_(requires_grad)
 
 
 def full(shape, fill_value, dtype=float32, device=None, requires_grad=False):
     """A tensor of `shape` (an int or a tuple) filled with `fill_value`."""
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = _size_arg(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), "full")
+    if not isinstance(fill_value, numbers.Number) or isinstance(fill_value, complex):
+        raise TypeError(f"full: fill_value must be a number, got {fill_value!r}")
     data, device = _make(device, lambda xp: xp.full(shape, fill_value, dtype=dtype))
     return Tensor._wrap(data, device).requires_grad_(requires_grad)
 
@@ -1160,18 +1206,20 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 def rand(*shape, dtype=float32, device=None, requires_grad=False):
     """Uniform on [0, 1) from the global generator (see manual_seed)."""
-    return _factory(_rng.random(_shape_arg(shape)).astype(dtype), device, requires_grad)
+    return _factory(_rng.random(_size_arg(shape, "rand")).astype(dtype), device, requires_grad)
 
 
 def randn(*shape, dtype=float32, device=None, requires_grad=False):
     """Standard normal from the global generator (see manual_seed)."""
-    return _factory(_rng.standard_normal(_shape_arg(shape)).astype(dtype), device, requires_grad)
+    return _factory(_rng.standard_normal(_size_arg(shape, "randn")).astype(dtype), device, requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, device=None):
     """Evenly spaced values in [start, stop), as numpy.arange: int64 for int arguments, else float32."""
     if stop is None:
         start, stop = 0, start
+    if step == 0:
+        raise ValueError("arange: step must not be 0")
     if dtype is None:
         dtype = numpy.int64 if all(isinstance(v, int) for v in (start, stop, step)) else float32
     data, device = _make(device, lambda xp: xp.arange(start, stop, step, dtype=dtype))
@@ -1180,5 +1228,6 @@ def arange(start, stop=None, step=1, dtype=None, device=None):
 
 def eye(n, m=None, dtype=float32, device=None, requires_grad=False):
     """The n x m identity matrix (m defaults to n)."""
+    n, m = _size_arg((n, n if m is None else m), "eye")
     data, device = _make(device, lambda xp: xp.eye(n, m, dtype=dtype))
     return Tensor._wrap(data, device).requires_grad_(requires_grad)

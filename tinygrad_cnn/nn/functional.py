@@ -63,6 +63,9 @@ def _conv_args(x, weight, bias, stride, padding, dilation):
     kh, kw = weight.shape[2:]
     if kh < 1 or kw < 1:  # NOTE: a 0-size kernel sums nothing: the output would be all zeros (or bias)
         raise ValueError(f"conv2d: the kernel must be at least 1x1, the weight has shape {weight.shape}")
+    if weight.shape[0] < 1 or weight.shape[1] < 1:  # NOTE: as a 0-size kernel; an empty batch (N = 0) is fine
+        raise ValueError(f"conv2d: needs at least one input and one output channel, the weight has shape "
+                         f"{weight.shape}")
     if isinstance(padding, str):
         if padding == "valid":
             pads = ((0, 0), (0, 0))
@@ -125,6 +128,8 @@ def linear(x, weight, bias=None, relu=False):
     max(x @ weight.T + bias, 0) in the same op (what Dense(activation='relu') runs)."""
     _check_tensor(x, "linear input")
     _check_tensor(weight, "linear weight", 2, "(out_features, in_features)")
+    if x.ndim == 0:
+        raise ValueError("linear: input must have at least one axis (the features)")
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight expects "
                          f"{weight.shape[1]} (shape {weight.shape})")
@@ -132,8 +137,6 @@ def linear(x, weight, bias=None, relu=False):
         _check_tensor(bias, "linear bias", 1, "(out_features,)")
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"linear: bias shape {bias.shape} does not match {weight.shape[0]} output features")
-    if x.ndim == 0:
-        raise ValueError("linear: input must have at least one axis (the features)")
     return ops.Linear.apply(x, weight, *([] if bias is None else [bias]), relu=bool(relu))
 
 
@@ -194,6 +197,8 @@ def _reduce(loss, reduction):
 def _class_targets(logits, targets, name):
     _check_tensor(logits, f"{name} input", 2, "(N, classes)")
     _check_float(logits, f"{name} input")
+    if logits.shape[1] == 0:
+        raise ValueError(f"{name}: the input has no classes (shape {logits.shape}); it needs at least one")
     given_raw = not isinstance(targets, Tensor)
     if given_raw:  # NOTE: not numpy.asarray: CuPy arrays refuse it; host data stays on the host until checked
         targets = Tensor(targets, device="cpu" if device_of(targets) == "cpu" else logits.device)
@@ -330,8 +335,9 @@ def binary_cross_entropy(probs, targets, reduction="mean", eps=1e-7):
 
 
 def mse_loss(prediction, target, reduction="mean"):
-    """Mean squared error."""
+    """Mean squared error of a float prediction (an int one would truncate a float target to ints)."""
     _check_tensor(prediction, "mse_loss input")
+    _check_float(prediction, "mse_loss input")
     if not isinstance(target, Tensor):
         target = Tensor(target, device=prediction.device, dtype=prediction.dtype)
     if target.shape != prediction.shape:
