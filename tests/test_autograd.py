@@ -64,6 +64,79 @@ def test_later_backward_calls_accumulate_in_place():
     np.testing.assert_allclose(x.grad.numpy(), np.full(3, 3.0))
 
 
+class _Fresh(tc.Function):
+    """An op whose backward returns a new array and tells which (by id, so as not to hold it), or
+    holds on to it (`kept`), or returns a view of a larger array."""
+    made, kept = [], []
+
+    def forward(self, x, mode="fresh"):
+        self.mode = mode
+        return x * 1.0
+
+    def backward(self, grad):
+        out = grad * 2.0
+        if self.mode == "view":
+            return self.xp.concatenate([out, out])[: out.shape[0]]
+        if self.mode == "kept":
+            _Fresh.kept.append(out)
+        _Fresh.made.append(id(out))
+        return out
+
+
+@device_param
+def test_a_first_gradient_nothing_else_holds_becomes_grad_without_a_copy(device):
+    x = leaf(rand(3), device)
+    _Fresh.apply(x).sum().backward()
+    assert id(x.grad.data) == _Fresh.made[-1]  # the very array (alive, so the id is its own)
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 2.0))
+    _Fresh.apply(x).sum().backward()  # and later gradients still add into it in place
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 4.0))
+
+
+@device_param
+@pytest.mark.parametrize("mode", ["kept", "view"])
+def test_a_gradient_held_elsewhere_or_a_view_is_copied(device, mode):
+    x = leaf(rand(3), device)
+    _Fresh.apply(x, mode=mode).sum().backward()
+    if mode == "kept":
+        assert id(x.grad.data) != id(_Fresh.kept[-1])
+        x.grad.data += 1.0
+        np.testing.assert_array_equal(tc.device.to_numpy(_Fresh.kept[-1]), np.full(3, 2.0))
+    assert x.grad.data.base is None  # its own memory
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 2.0 + (mode == "kept")))
+
+
+@device_param
+def test_a_leaf_given_its_own_upstream_gradient_copies_it(device):
+    x = leaf(rand(3), device)
+    upstream = Tensor(np.ones(3), device=device)
+    x.backward(upstream)
+    x.grad.data += 1.0
+    np.testing.assert_array_equal(upstream.numpy(), np.ones(3))
+
+
+@pytest.mark.gpu
+def test_a_training_step_copies_no_gradient_it_can_keep():
+    """A dense model's weight and bias gradients are kept as backward made them: no copy (a launch
+    on a GPU) per parameter."""
+    from tinygrad_cnn import tensor
+    from tinygrad_cnn.nn import Dense, Sequential
+    model = Sequential([Dense(4, activation="relu"), Dense(3)], input_shape=(5,))
+    model.to("cuda")
+    copies = []
+    original = tensor.Tensor._accumulate
+
+    def spy(self, g, sole=False):
+        copies.append(not sole)
+        return original(self, g, sole)
+    tensor.Tensor._accumulate = spy
+    try:
+        model(Tensor(rand(2, 5).astype(np.float32), device="cuda")).sum().backward()
+    finally:
+        tensor.Tensor._accumulate = original
+    assert copies == [False] * 4
+
+
 # ---------------------------------------------------------------- shared inputs and diamonds
 
 @device_param

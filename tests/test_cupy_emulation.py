@@ -56,6 +56,20 @@ def test_emulation_refuses_what_cupy_refuses(cp):
 
 @emulated
 @pytest.mark.gpu
+def test_a_view_holds_its_base_array_as_cupy_views_do(cp):
+    """CuPy's view.base is the array that owns the memory (the same object, kept alive by the view):
+    tensor.backward() counts references to know whether a gradient may be kept without a copy."""
+    import sys
+    a = cp.arange(6, dtype=cp.float32)
+    before = sys.getrefcount(a)
+    view = a.reshape(2, 3)
+    assert a.base is None and view.base is a and view.T.base is a and view[1:].base is a
+    assert sys.getrefcount(a) == before + 1
+    assert (a * 2).base is None
+
+
+@emulated
+@pytest.mark.gpu
 def test_emulation_counts_launches_syncs_and_transfers_by_line(cp):
     from cupy_emulation import record
     with record() as counts:

@@ -1,5 +1,6 @@
 """Tensor: an array on a device plus the graph that reverse-mode autograd walks back."""
 import numbers
+import sys
 import warnings
 
 import numpy
@@ -80,6 +81,16 @@ def _size_arg(shape, name):
     if any(s < 0 for s in shape):
         raise ValueError(f"{name}: sizes must be >= 0, got {shape}")
     return shape
+
+
+def _references_of_a_local():
+    probe = object()
+    return sys.getrefcount(probe)
+
+
+# NOTE: what sys.getrefcount says of an array that only a local variable holds, measured the way
+# backward() asks (a version of Python may count differently, e.g. borrowed references)
+_ONE_LOCAL = _references_of_a_local()
 
 
 class Tensor:
@@ -284,11 +295,13 @@ class Tensor:
                 continue
             if check_incoming:
                 _anomaly.check_incoming(node, g, is_root=node is self)
+            # a leaf's gradient is complete here: it may keep the array if nothing else holds it
+            sole = node._ctx is None and sys.getrefcount(g) <= _ONE_LOCAL and g.base is None
             if node.device == "cpu":
-                self._backward_node(node, g, grads, retain_graph)
+                self._backward_node(node, g, grads, retain_graph, sole)
             else:
                 with use_device(node.device):
-                    self._backward_node(node, g, grads, retain_graph)
+                    self._backward_node(node, g, grads, retain_graph, sole)
 
     def _initial_grad(self, grad):
         if grad is None:
@@ -306,11 +319,12 @@ class Tensor:
         return grad
 
     @staticmethod
-    def _backward_node(node, g, grads, retain_graph):
-        """Run one node's backward and add what it gives into `grads` (by parent id)."""
+    def _backward_node(node, g, grads, retain_graph, sole=False):
+        """Run one node's backward and add what it gives into `grads` (by parent id); a leaf
+        accumulates `g` (keeping it when `sole`, see _accumulate)."""
         fn = node._ctx
         if fn is None:
-            node._accumulate(g)
+            node._accumulate(g, sole)
             return
         if getattr(fn, "released", False):
             raise RuntimeError("backward() through a graph whose saved arrays were freed by an earlier "
@@ -360,11 +374,21 @@ class Tensor:
                         stack.append((parent, False))
         return order
 
-    def _accumulate(self, g):
-        g = g.astype(self.dtype, copy=False)
+    def _accumulate(self, g, sole=False):
+        """Add a gradient array into `.grad`.
+
+        sole: nothing but the caller holds `g` and it owns its memory (backward() checks), so a first
+        gradient becomes `.grad` as it is. NOTE: otherwise it is copied, since it may be another
+        leaf's gradient too (x + y gives both the same array), the caller's upstream array or a view
+        of memory something else writes; the copy was one launch per parameter on a GPU, as PyTorch's
+        AccumulateGrad also avoids by a reference count."""
+        cast = g.astype(self.dtype, copy=False)
         if self.grad is None:
-            self.grad = Tensor._wrap(self.xp.array(g, copy=True), self.device)  # NOTE: own the memory
+            if cast is g and not sole:
+                cast = self.xp.array(g, copy=True)  # NOTE: own the memory
+            self.grad = Tensor._wrap(cast, self.device)
         else:
+            g = cast
             data = self.grad.data
             if is_writeable(data) and data.shape == g.shape:
                 data += g  # in place, as PyTorch accumulates: no new array per backward()

@@ -204,6 +204,7 @@ def _wrap(result, inputs, launched, device=None):
         view_of = next((a for a in inputs if numpy.may_share_memory(result, a._a)), None)
         if view_of is not None:
             out = ndarray(result, view_of._dev)
+            out._base = view_of if view_of._base is None else view_of._base
         else:
             if launched is None:
                 _event("launch")
@@ -223,7 +224,7 @@ def _check_kwargs(name, params, kwargs):
 class ndarray:  # noqa: N801 (CuPy's name)
     """cupy.ndarray: a NumPy array that is on a (pretend) device."""
 
-    __slots__ = ("_a", "_dev")
+    __slots__ = ("_a", "_dev", "_base")
     __array_priority__ = 100
 
     def __init__(self, a, device=None):
@@ -232,6 +233,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
             device = None
         self._a = a
         self._dev = _current[0] if device is None else device
+        self._base = None  # the array whose memory this one views, held as CuPy's views hold it
 
     # attributes
     shape = property(lambda self: self._a.shape)
@@ -243,8 +245,8 @@ class ndarray:  # noqa: N801 (CuPy's name)
     strides = property(lambda self: self._a.strides)
     flags = property(lambda self: Flags(self._a))
     device = property(lambda self: Device(self._dev))
-    T = property(lambda self: ndarray(self._a.T, self._dev))
-    base = property(lambda self: None if self._a.base is None else ndarray(numpy.asarray(self._a.base), self._dev))
+    T = property(lambda self: _wrap(self._a.T, [self], None))
+    base = property(lambda self: self._base)
 
     @property
     def __cuda_array_interface__(self):
@@ -567,7 +569,7 @@ class _Generator:
 
 def as_strided(x, shape=None, strides=None):
     """cupy.lib.stride_tricks.as_strided: a view, no launch."""
-    return ndarray(numpy.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides), x._dev)
+    return _wrap(numpy.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides), [x], None)
 
 
 # ---------------------------------------------------------------- operators
