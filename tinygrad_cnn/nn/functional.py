@@ -311,7 +311,10 @@ def _check_unit_interval(x, what, name):
     sync in the middle of a training step."""
     if x.xp is not numpy or not x.size:
         return
-    low, high = float(x.data.min()), float(x.data.max())
+    values = x.data[~numpy.isnan(x.data)]  # NOTE: min/max of [2, nan] is nan, which hid the 2
+    if not values.size:
+        return
+    low, high = float(values.min()), float(values.max())
     if low < 0 or high > 1:
         raise ValueError(f"{name}: {what} must lie in [0, 1], got values from {low:g} to {high:g}"
                          + ("; for raw scores (logits) use binary_cross_entropy_with_logits" if what == "input" else ""))
