@@ -43,6 +43,21 @@ def test_python_scalars_only_run_on_numpy():
     assert fuse(lambda xp, a, b: xp.maximum(a, b))(1.0, 2.0) == 2.0
 
 
+def axpy(xp, a, x, y):
+    """In place only, returning nothing (as the optimizers' kernels are)."""
+    y += a * xp.sqrt(x)
+
+
+@pytest.mark.gpu
+def test_on_cupy_an_in_place_kernel_without_a_result_updates_its_argument():
+    import cupy
+    x, y = np.arange(4, dtype=np.float32), np.ones(4, dtype=np.float32)
+    cp_x, cp_y = cupy.asarray(x), cupy.asarray(y)
+    fuse(axpy)(0.5, cp_x, cp_y)
+    axpy(np, 0.5, x, y)
+    np.testing.assert_allclose(cupy.asnumpy(cp_y), y, rtol=1e-6)
+
+
 @pytest.mark.gpu
 def test_on_cupy_it_computes_what_the_plain_function_does():
     import cupy
