@@ -66,6 +66,25 @@ def test_saved_files_follow_the_umask(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "b.npz").st_mode) == 0o600
 
 
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saving_over_a_file_keeps_its_permissions(tmp_path):
+    """A checkpoint made private stays private when saved over (the rename of a fresh temporary file
+    gave it the umask's 0644); a new file still follows the umask."""
+    old = os.umask(0o022)
+    try:
+        save_arrays(tmp_path / "private.npz", {"w": np.zeros(2)})
+        os.chmod(tmp_path / "private.npz", 0o600)
+        small_model().save(tmp_path / "private.npz")
+        save_arrays(tmp_path / "shared.safetensors", {"w": np.zeros(2)})
+        os.chmod(tmp_path / "shared.safetensors", 0o664)
+        save_arrays(tmp_path / "shared.safetensors", {"w": np.ones(2)})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "private.npz").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "shared.safetensors").st_mode) == 0o664
+    np.testing.assert_array_equal(load_arrays(tmp_path / "shared.safetensors")["w"], np.ones(2))
+
 WRITER = """
 import sys, numpy as np
 sys.path.insert(0, {root!r})

@@ -7,6 +7,7 @@ file's size before allocating). tests/test_safetensors.py checks files both ways
 import json
 import os
 import secrets
+import stat
 import struct
 import zipfile
 
@@ -125,17 +126,23 @@ def save_arrays(path, arrays, metadata=None):
 def atomic_write(path, write):
     """Call write(f) on a temporary file in the folder of `path`, which is renamed over `path` only once
     complete and synced, so a crash never leaves a broken file; temporaries left by writers that were killed
-    are removed by the next save to the same name. The file gets the permissions of any new file (0666 less
-    the umask)."""
+    are removed by the next save to the same name. A new file gets the permissions of any new file (0666 less
+    the umask); a file saved over keeps its own, so a checkpoint made private (chmod 600) stays private."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     base = os.path.basename(path)
     _remove_stale_temporaries(folder, base)
+    try:
+        kept_mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        kept_mode = None
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(4)}.{base}")
     # NOTE: os.open with mode 0o666 lets the umask decide, as open() does (mkstemp would force 0600)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        if kept_mode is not None:  # NOTE: the rename would otherwise give an overwritten file the umask's mode
+            os.chmod(tmp, kept_mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
