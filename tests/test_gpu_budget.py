@@ -80,3 +80,44 @@ def test_host_labels_out_of_range_are_still_refused_on_cuda():
     with pytest.raises(ValueError, match=r"targets must lie in \[0, 2\]"):
         F.cross_entropy(logits, np.array([0, 3]))
     assert F.cross_entropy(logits, np.array([0, 2])).device == logits.device
+
+
+@pytest.mark.parametrize("bad", [3, -1, 7])
+def test_device_labels_out_of_range_give_nan_without_a_sync(bad):
+    """Labels already on the GPU are not read back (a sync mid-step); CuPy would wrap an
+    out-of-range index silently, so the loss and that sample's gradient are NaN instead."""
+    import tinygrad_cnn as tg
+    from cupy_emulation import record
+    from tinygrad_cnn.nn import functional as F
+    x = np.random.default_rng(0).standard_normal((3, 3)).astype(np.float32)
+    logits = tg.Tensor(x, device="cuda", requires_grad=True)
+    labels = tg.Tensor(np.array([0, bad, 2]), device="cuda")
+    with record() as counts:
+        value = F.cross_entropy(logits, labels, reduction="none")
+        value.sum().backward()
+    assert counts.syncs == 0
+    per_sample, grad = value.numpy(), logits.grad.numpy()
+    assert value.dtype == np.float32 and np.isnan(per_sample[1]) and np.isfinite(per_sample[[0, 2]]).all()
+    assert np.isnan(grad[1]).all() and np.isfinite(grad[[0, 2]]).all()
+    good = F.cross_entropy(logits, tg.Tensor(np.array([0, 1, 2]), device="cuda"), reduction="none").numpy()
+    np.testing.assert_array_equal(per_sample[[0, 2]], good[[0, 2]])
+
+
+def test_a_step_on_device_labels_out_of_range_is_skipped():
+    import tinygrad_cnn as tg
+    from tinygrad_cnn import nn, optim
+    from tinygrad_cnn.nn import functional as F
+    tg.manual_seed(0)
+    model = nn.Dense(3, device="cuda")
+    model.build((4,))
+    before = [p.numpy().copy() for p in model.parameters()]
+    opt = optim.Adam(model.parameters())
+    x = tg.Tensor(np.ones((2, 4), dtype=np.float32), device="cuda")
+    loss = F.cross_entropy(model(x), tg.Tensor(np.array([1, 5]), device="cuda"))
+    assert np.isnan(loss.numpy())
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert opt.skipped_steps == 1
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.numpy(), b)

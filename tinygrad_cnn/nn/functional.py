@@ -1,4 +1,5 @@
 """Stateless layer functions (PyTorch's argument names and NCHW layout) and the losses."""
+import math
 import numpy
 
 from .. import conv, ops
@@ -209,9 +210,11 @@ def _class_targets(logits, targets, name):
                          f"expected ({logits.shape[0]},)")
     if targets.device != logits.device and not given_raw:
         raise ValueError(f"{name}: input on {logits.device}, targets on {targets.device}")
-    # NOTE: the range is checked only where the targets are on the host: on a GPU, min/max would be a
-    # blocking sync in the middle of every training step (issue 11), so labels already on the device
-    # are trusted (CuPy wraps out-of-range indices silently); give host labels to have them checked.
+    # NOTE: the range is checked here only where the targets are on the host: on a GPU, min/max would
+    # be a blocking sync in the middle of every training step (issue 11). Labels already on the device
+    # are checked inside the loss's own kernels instead (no launch, no sync): CuPy wraps out-of-range
+    # indices silently, so the loss and gradient of such a sample are NaN, which the optimizer's
+    # non-finite check then skips (or refuses) and anomaly mode names, never a silent wrong loss.
     if targets.device == "cpu" and targets.size and (
             int(targets.data.min()) < 0 or int(targets.data.max()) >= logits.shape[1]):
         raise ValueError(f"{name}: targets must lie in [0, {logits.shape[1] - 1}], got values from "
@@ -237,7 +240,8 @@ class CrossEntropy(Function):
         total = exp.sum(axis=1, keepdims=True)
         picked = logits[arange_constant(self.device, 0, n, "int64"), targets]
         self.exp, self.total, self.targets, self.reduction = exp, total, targets, reduction
-        losses = _log_minus_difference(total[:, 0], picked, top[:, 0])  # log(total) - (picked - top)
+        # log(total) - (picked - top), NaN for a label outside [0, classes)
+        losses = _log_minus_difference(total[:, 0], picked, top[:, 0], targets, logits.shape[1], math.nan)
         if reduction == "none":
             return losses
         reduced = losses.mean(keepdims=True) if reduction == "mean" else losses.sum(keepdims=True)
@@ -248,7 +252,7 @@ class CrossEntropy(Function):
         # every sample's loss gets the same share of the upstream scalar (divided by 1: exact, unchanged)
         share, g = (n if self.reduction == "mean" else 1, g) if self.reduction != "none" else (1, g[:, None])
         grad = _softmax_minus_onehot(self.exp, self.total, g, share, self.targets[:, None],
-                                     arange_constant(self.device, 0, classes, "int64"))
+                                     arange_constant(self.device, 0, classes, "int64"), classes, math.nan)
         return grad, None
 
 
@@ -259,18 +263,21 @@ def _exp_of_difference(xp, a, b):
 
 
 @fuse
-def _log_minus_difference(xp, total, picked, top):
-    """log(total) - (picked - top): a sample's loss from its softmax sum and its target's logit."""
-    return xp.log(total) - (picked - top)
+def _log_minus_difference(xp, total, picked, top, targets, classes, nan):
+    """log(total) - (picked - top): a sample's loss from its softmax sum and its target's logit;
+    `nan` where its target is not a class in [0, classes) (device labels are checked only here)."""
+    return xp.where((targets >= 0) & (targets < classes), xp.log(total) - (picked - top), nan)
 
 
 @fuse
-def _softmax_minus_onehot(xp, exp, total, g, share, targets, classes):
+def _softmax_minus_onehot(xp, exp, total, g, share, targets, classes, count, nan):
     """(softmax - onehot(targets)) * g / share, as (exp / total) * (g / share), less g / share at
-    each row's target class; `targets` is (N, 1), `classes` 0 .. C-1."""
+    each row's target class; `targets` is (N, 1), `classes` 0 .. C-1 (`count` of them); `nan` on
+    the rows whose target is not a class."""
     g = g / share
     scaled = exp / total * g
-    return xp.where(classes == targets, scaled - g, scaled)
+    grad = xp.where(classes == targets, scaled - g, scaled)
+    return xp.where((targets >= 0) & (targets < count), grad, nan)
 
 
 def cross_entropy(logits, targets, reduction="mean"):
