@@ -114,6 +114,8 @@ BAD_INPUTS = [
     ("compare-ge-list", lambda: ones(2, 3) >= [1.0, 2.0], ValueError, r"ge: shapes \(2, 3\) and \(2,\)"),
     ("neg-bool", lambda: -ones(2, dtype=bool), TypeError, r"neg.*bool"),
     ("sub-bool", lambda: ones(2, dtype=bool) - ones(2, dtype=bool), TypeError, r"sub.*bool"),
+    ("sub-bool-python-true", lambda: ones(2, dtype=bool) - True, TypeError, r"sub.*bool"),
+    ("rsub-python-true-bool", lambda: True - ones(2, dtype=bool), TypeError, r"sub.*bool"),
     ("relu-bool", lambda: ones(2, dtype=bool).relu(), TypeError, r"relu.*bool"),
     ("F.relu-bool", lambda: F.relu(ones(2, dtype=bool)), TypeError, r"relu.*bool"),
     ("pad-0d-int", lambda: Tensor(1.0).pad(1), ValueError, r"0-d tensor has no axes to pad"),

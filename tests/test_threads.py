@@ -368,3 +368,13 @@ def test_generator_misuse_is_named():
     with pytest.raises(ValueError, match="give your own callable its generator"):
         nn.init.get(lambda shape, dtype: np.zeros(shape, dtype), np.random.default_rng(0))
     assert nn.init.get("zeros", np.random.default_rng(0)) is nn.init.zeros  # nothing random to draw
+
+
+def test_thread_count_is_set_from_the_top_level_as_in_torch():
+    from tinygrad_cnn import parallel
+    before = tg.get_num_threads()
+    try:
+        tg.set_num_threads(1)
+        assert tg.get_num_threads() == parallel.get_num_threads() == 1
+    finally:
+        tg.set_num_threads(before)

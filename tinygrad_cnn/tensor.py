@@ -527,6 +527,8 @@ class Tensor:
         if isinstance(other, numbers.Number) and not isinstance(other, complex):
             if _is_float(self.dtype):
                 dtype = self.dtype
+            elif isinstance(other, bool) and self.dtype.kind == "b":
+                dtype = self.dtype  # bool with bool stays bool, as in PyTorch (and x - True is refused)
             elif isinstance(other, numbers.Integral):
                 dtype = numpy.promote_types(self.dtype, numpy.int64)
             else:
