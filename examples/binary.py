@@ -8,7 +8,6 @@ the image shows the second digit. Training uses binary cross-entropy on the logi
 before the sigmoid), which is the numerically stable form of the same loss.
 """
 import argparse
-import math
 import os
 import sys
 import time
@@ -20,6 +19,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tinygrad_cnn as tg  # noqa: E402
 from tinygrad_cnn import nn, optim  # noqa: E402
 from tinygrad_cnn.data import DataLoader  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mnist import at_least_1, learning_rate_flag  # noqa: E402  (the same flag checks as the main example)
 from tinygrad_cnn.datasets import mnist  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
 
@@ -40,28 +42,6 @@ def two_digits(x, y, first, second):
     """Keep the images of two digits; label the first 0 and the second 1 (float, as BCE wants)."""
     keep = (y == first) | (y == second)
     return x[keep], (y[keep] == second).astype(np.float32)
-
-
-def at_least_1(text):
-    """An argparse type: an int >= 1 (no images or epochs would divide by zero below)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def learning_rate_flag(text):
-    """An argparse type: a finite rate > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
-    return value
 
 
 def main(argv=None):
