@@ -398,6 +398,18 @@ def test_bad_arguments_get_clear_errors():
         model.fit(x, y, verbose=0, callbacks=[print])
 
 
+def test_binary_crossentropy_of_raw_scores_points_to_from_logits():
+    x, y = small_data()
+    scores = keras.Sequential([keras.layers.Flatten(input_shape=(8, 8, 1)), keras.layers.Dense(1)])
+    scores.compile(optimizer="sgd", loss="binary_crossentropy")
+    scores.set_weights([w + 5 for w in scores.get_weights()])  # outputs well outside [0, 1]
+    with pytest.raises(ValueError, match=r"BinaryCrossentropy: input must lie in \[0, 1\].*"
+                                         r"BinaryCrossentropy\(from_logits=True\)"):
+        scores.fit(x, (y % 2).astype(np.float32), verbose=0)
+    with pytest.raises(ValueError, match=r"from_logits=True"):
+        keras.losses.BinaryCrossentropy()(np.array([1.0]), tf.Tensor(np.array([[3.0]], dtype=np.float32)))
+
+
 # ---------------------------------------------------------------- devices
 
 @pytest.mark.parametrize("device", DEVICES)

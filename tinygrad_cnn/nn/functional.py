@@ -311,8 +311,9 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     return _reduce(loss, reduction)
 
 
-def _check_unit_interval(x, what, name):
+def _check_unit_interval(x, what, name, logits_hint="binary_cross_entropy_with_logits"):
     """Refuse values outside [0, 1]: the clip would turn them into a tiny loss with zero gradient.
+    An out-of-range input is most likely logits: the message points to `logits_hint`.
 
     NOTE: checked on the CPU only: on a GPU, reading the min and max back is a device-to-host
     sync in the middle of a training step."""
@@ -324,7 +325,7 @@ def _check_unit_interval(x, what, name):
     low, high = float(values.min()), float(values.max())
     if low < 0 or high > 1:
         raise ValueError(f"{name}: {what} must lie in [0, 1], got values from {low:g} to {high:g}"
-                         + ("; for raw scores (logits) use binary_cross_entropy_with_logits" if what == "input" else ""))
+                         + (f"; for raw scores (logits) use {logits_hint}" if what == "input" else ""))
 
 
 def binary_cross_entropy(probs, targets, reduction="mean", eps=1e-7):
