@@ -56,6 +56,9 @@ MODULES = {
 # Names that cannot carry a docstring of their own (constants, class attributes, a function stored
 # as a class attribute): a short line says what they are. Everything else needs a docstring.
 FILL_INS = {
+    "Function.keeps_inputs": "Whether backward reads the inputs' arrays; an op that does not says False. "
+                             "Where True, an input changed in place before backward() makes it raise.",
+    "Function.keeps_output": "Whether backward reads the output's array, with the same check.",
     "tinygrad_cnn.float32": "numpy.dtype('float32'), the default float type.",
     "tinygrad_cnn.float64": "numpy.dtype('float64').",
     "tinygrad_cnn.nn.ACTIVATIONS": "The activations known by name (`activation='relu'`).",

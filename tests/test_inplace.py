@@ -157,3 +157,103 @@ def test_a_copy_does_not_share_the_counter():
     c = x * 1
     c.add_(1)
     assert x._version[0] == 0 and x.tolist() == [[3.0, 4.0]]
+
+
+# ---------------------------------------------------------------- what an op keeps for backward
+
+def _functions(cls=tg.function.Function):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _functions(sub)
+
+
+def _arrays(value, seen=None):
+    """Every array reachable from an op's attributes (through tuples, lists and dicts)."""
+    if isinstance(value, np.ndarray):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _arrays(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _arrays(v)
+
+
+_X = np.random.default_rng(0).uniform(0.5, 2.0, (3, 4))
+_Y = np.random.default_rng(1).uniform(0.5, 2.0, (3, 4))
+
+# one call of each op that says it keeps its inputs' or its output's array out of backward
+CALLS = {
+    "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b, "Div": lambda a, b: a / b,
+    "Maximum": lambda a, b: a.maximum(b), "Where": lambda a, b: tg.where(a > b, a, b), "Neg": lambda a, b: -a,
+    "Exp": lambda a, b: a.exp(), "Log": lambda a, b: a.log(), "Sqrt": lambda a, b: a.sqrt(),
+    "Abs": lambda a, b: a.abs(), "Tanh": lambda a, b: a.tanh(), "ReLU": lambda a, b: (a - 1).relu(),
+    "Sigmoid": lambda a, b: a.sigmoid(), "Clip": lambda a, b: a.clip(0.7, 1.5), "Cast": lambda a, b: a.astype("float32"),
+    "Sum": lambda a, b: a.sum(axis=0), "Max": lambda a, b: a.max(axis=1), "LogSumExp": lambda a, b: a.logsumexp(axis=1),
+    "Softmax": lambda a, b: a.softmax(axis=1), "LogSoftmax": lambda a, b: a.log_softmax(axis=1),
+    "Reshape": lambda a, b: a.reshape(4, 3), "Permute": lambda a, b: a.transpose(1, 0),
+    "Expand": lambda a, b: a.reshape(1, 3, 4).broadcast_to(2, 3, 4), "Pad": lambda a, b: a.pad(((1, 0), (0, 2))),
+    "GetItem": lambda a, b: a[np.array([0, 2, 2])], "Concatenate": lambda a, b: tg.concatenate([a, b]),
+    "MatMul": lambda a, b: a @ b.T, "Clone": lambda a, b: a.clone(),
+}
+
+
+def test_every_op_that_keeps_less_has_a_call_here():
+    lighter = {f.__name__ for f in _functions() if not (f.keeps_inputs and f.keeps_output)}
+    assert lighter <= set(CALLS), sorted(lighter - set(CALLS))
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_what_an_op_says_it_does_not_keep_shares_no_memory_with_what_it_keeps(name):
+    a, b = tg.Tensor(_X.copy(), requires_grad=True), tg.Tensor(_Y.copy(), requires_grad=True)
+    out = CALLS[name](a, b)
+    fn = out._ctx
+    assert type(fn).__name__ == name
+    kept = [v for k, v in vars(fn).items() if k not in ("parents",)]
+    kept = list(_arrays(kept))
+    if not fn.keeps_inputs:
+        assert not any(np.shares_memory(k, t.data) for k in kept for t in fn.parents), name
+    if not fn.keeps_output:
+        assert not any(np.shares_memory(k, out.data) for k in kept), name
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_a_change_after_the_op_either_leaves_its_gradient_right_or_raises(name):
+    """Change the inputs (or the output) in place after the op: backward must give the gradient of
+    the values the op saw, or refuse; never a third answer."""
+    for change in ("inputs", "output"):
+        a, b = tg.Tensor(_X.copy(), requires_grad=True), tg.Tensor(_Y.copy(), requires_grad=True)
+        out = CALLS[name](a, b)
+        upstream = np.random.default_rng(2).normal(size=out.shape)
+        reference = [g.copy() for g in _gradients(name, upstream)]
+        changed = list(out._ctx.parents) if change == "inputs" else [out]
+        if not all(t.data.flags.writeable for t in changed):
+            continue  # a broadcast view cannot be written at all
+        with tg.no_grad():
+            for t in changed:
+                t.mul_(3).add_(1)
+        try:
+            (out * tg.Tensor(upstream)).sum().backward()
+        except RuntimeError as error:
+            assert "modified in place" in str(error)
+            keeps = type(out._ctx).keeps_inputs if change == "inputs" else type(out._ctx).keeps_output
+            assert keeps, f"{name} refused a change to its {change}, which it says backward does not read"
+            continue
+        got = [t.grad.numpy() if t.grad is not None else np.zeros_like(r) for t, r in zip((a, b), reference)]
+        for g, r in zip(got, reference):
+            np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12, err_msg=f"{name}, {change} changed")
+
+
+def _gradients(name, upstream):
+    a, b = tg.Tensor(_X.copy(), requires_grad=True), tg.Tensor(_Y.copy(), requires_grad=True)
+    (CALLS[name](a, b) * tg.Tensor(upstream)).sum().backward()
+    return [t.grad.numpy() if t.grad is not None else np.zeros_like(_X) for t in (a, b)]
+
+
+def test_a_sum_does_not_keep_its_input_so_changing_it_is_allowed_as_in_pytorch():
+    x = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = tg.Tensor(np.array([3.0, 4.0]))
+    s = (x + y).sum()
+    y.add_(10)  # neither + nor sum reads y in backward
+    s.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])

@@ -60,6 +60,14 @@ class Function:
     Gradients may have the broadcast shape of the output: the engine sums them back to each
     input's shape, so ops never reason about broadcasting themselves."""
 
+    # What backward reads, so that backward() refuses to run after either was changed in place (its
+    # gradient would be wrong), as PyTorch does for the tensors an op saved. NOTE: both default to
+    # True, the safe side; an op whose backward needs neither its inputs' arrays (Sum, Add, a
+    # reshape) or its output (Mul, Log) says so, and tests/test_inplace.py checks that nothing
+    # such an op keeps shares memory with what it claims not to keep.
+    keeps_inputs = True
+    keeps_output = True
+
     def __init__(self, xp, device):
         self.xp = xp
         self.device = device
@@ -96,9 +104,10 @@ class Function:
         if needs_grad:
             fn.parents = inputs
             fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
-            fn.saved_versions = tuple(t._version[0] for t in inputs)  # NOTE: backward checks none changed since
-            # NOTE: the output too: exp, tanh, sigmoid, softmax, relu, pow keep it for backward
-            fn.output_version = (result._version, result._version[0])
+            if cls.keeps_inputs:  # NOTE: backward checks none changed since
+                fn.saved_versions = tuple(t._version[0] for t in inputs)
+            if cls.keeps_output:  # exp, tanh, sigmoid, softmax, relu, pow
+                fn.output_version = (result._version, result._version[0])
             result._ctx = fn
         if _anomaly._enabled:  # NOTE: all that anomaly mode costs when it is off
             _anomaly.check_forward(fn, inputs, result)

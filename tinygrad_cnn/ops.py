@@ -15,6 +15,9 @@ from .parallel import concurrently, over_batch
 
 class Add(Function):
     """a + b; the gradient passes to both unchanged."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, a, b):
         return a + b
 
@@ -24,6 +27,9 @@ class Add(Function):
 
 class Sub(Function):
     """a - b; the gradient passes to a and, negated, to b."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, a, b):
         return a - b
 
@@ -33,6 +39,8 @@ class Sub(Function):
 
 class Mul(Function):
     """a * b; each input's gradient is g times the other input."""
+    keeps_output = False
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -44,6 +52,8 @@ class Mul(Function):
 
 class Div(Function):
     """a / b; the gradients are g / b and -g * a / b**2."""
+    keeps_output = False
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -75,6 +85,8 @@ class Pow(Function):
 
 class Maximum(Function):
     """Elementwise max; at a tie the gradient is split equally, as for the reductions."""
+    keeps_output = False
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return self.xp.maximum(a, b)
@@ -86,6 +98,9 @@ class Maximum(Function):
 
 class Where(Function):
     """Picks from a where `condition` holds, else from b; `condition` is a constant boolean array."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, a, b, condition):
         self.condition = condition
         return self.xp.where(condition, a, b)
@@ -98,6 +113,9 @@ class Where(Function):
 
 class Neg(Function):
     """-x; the gradient is -g."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x):
         return -x
 
@@ -107,6 +125,8 @@ class Neg(Function):
 
 class Exp(Function):
     """exp(x); the gradient is g * exp(x), from the saved output."""
+    keeps_inputs = False
+
     def forward(self, x):
         self.out = self.xp.exp(x)
         return self.out
@@ -117,6 +137,8 @@ class Exp(Function):
 
 class Log(Function):
     """Natural logarithm; the gradient is g / x."""
+    keeps_output = False
+
     def forward(self, x):
         self.x = x
         return self.xp.log(x)
@@ -127,6 +149,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """Square root; the gradient is g / (2 sqrt(x)), from the saved output."""
+    keeps_inputs = False
+
     def forward(self, x):
         self.out = self.xp.sqrt(x)
         return self.out
@@ -137,6 +161,8 @@ class Sqrt(Function):
 
 class Abs(Function):
     """|x|; the gradient is g * sign(x), 0 at 0."""
+    keeps_output = False
+
     def forward(self, x):
         self.x = x
         return self.xp.abs(x)
@@ -147,6 +173,8 @@ class Abs(Function):
 
 class Tanh(Function):
     """tanh(x); the gradient is g * (1 - tanh(x)**2), from the saved output."""
+    keeps_inputs = False
+
     def forward(self, x):
         self.out = self.xp.tanh(x)
         return self.out
@@ -159,6 +187,8 @@ class ReLU(Function):
     """max(x, 0); the gradient is g where x > 0, else 0 (at 0 included).
 
     NOTE: activations are large and the work is one pass, so it is split over CPU cores."""
+    keeps_inputs = False
+
     def forward(self, x):
         xp = self.xp
         self.out = out = xp.empty_like(x)  # NOTE: keeps the output (shared with the next op), not a mask
@@ -196,6 +226,8 @@ def _over_rows(xp, out, work):
 
 class Sigmoid(Function):
     """Logistic function via tanh, so large |x| cannot overflow exp."""
+    keeps_inputs = False
+
     def forward(self, x):
         # NOTE: the constant has x's dtype: NumPy 1.x makes a float32 0-d result float64 with a Python 0.5
         half = x.dtype.type(0.5)
@@ -208,6 +240,9 @@ class Sigmoid(Function):
 
 class Clip(Function):
     """Clamp to [low, high]; the gradient passes where x lies inside, boundaries included."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, low=None, high=None):
         xp = self.xp
         self.inside = xp.ones(x.shape, dtype=bool)
@@ -226,6 +261,9 @@ class Clip(Function):
 
 class Cast(Function):
     """Change the float dtype; the gradient is cast back."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, dtype):
         self.dtype = x.dtype
         return x.astype(dtype)
@@ -238,6 +276,9 @@ class Cast(Function):
 
 class Sum(Function):
     """Sum over `axis` (None: all); the gradient is g broadcast back to the input's shape."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, axis=None, keepdims=False):
         self.shape, self.axis = x.shape, axis
         return x.sum(axis=axis, keepdims=keepdims)
@@ -248,6 +289,9 @@ class Sum(Function):
 
 class Max(Function):
     """Max over axes; tied maxima share the gradient equally (the subgradient PyTorch's amax uses)."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, axis=None, keepdims=False):
         self.axis = axis
         out = x.max(axis=axis, keepdims=True)
@@ -262,6 +306,9 @@ class Max(Function):
 
 class LogSumExp(Function):
     """log(sum(exp(x))) with the max subtracted first, so inputs of size 1e4 do not overflow."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, axis=None, keepdims=False):
         xp = self.xp
         self.axis = axis
@@ -283,6 +330,8 @@ class LogSumExp(Function):
 
 class Softmax(Function):
     """exp(x - max) / sum: subtracting the max keeps exp below 1 for any input."""
+    keeps_inputs = False
+
     def forward(self, x, axis=-1):
         self.axis = axis
         e = self.xp.exp(x - x.max(axis=axis, keepdims=True))
@@ -296,6 +345,8 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """x - logsumexp(x), computed with the max subtracted so it never overflows."""
+    keeps_inputs = False
+
     def forward(self, x, axis=-1):
         xp = self.xp
         self.axis = axis
@@ -321,6 +372,9 @@ def _keep_axes(g, shape, axis):
 
 class Reshape(Function):
     """A new shape for the same elements; the gradient is reshaped back."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, shape):
         self.shape = x.shape
         return x.reshape(shape)
@@ -331,6 +385,9 @@ class Reshape(Function):
 
 class Permute(Function):
     """Reorder the axes; the gradient is permuted back by the inverse permutation."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, axes):
         self.axes = axes
         return x.transpose(axes)
@@ -344,6 +401,9 @@ class Permute(Function):
 
 class Expand(Function):
     """Broadcast to a larger shape without copying; the engine sums the gradient back."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, shape):
         return self.xp.broadcast_to(x, shape)
 
@@ -353,6 +413,9 @@ class Expand(Function):
 
 class Pad(Function):
     """Constant padding; the gradient is the un-padded window of the output gradient."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, pad_width, value=0.0):
         self.window = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, x.shape))
         return self.xp.pad(x, pad_width, mode="constant", constant_values=value)
@@ -363,6 +426,9 @@ class Pad(Function):
 
 class GetItem(Function):
     """Indexing; with integer-array indices the gradient scatters and sums repeated picks."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x, index, advanced=False):
         self.shape, self.index, self.advanced, self.dtype = x.shape, index, advanced, x.dtype
         return x[index]
@@ -379,6 +445,9 @@ class GetItem(Function):
 
 class Concatenate(Function):
     """Join arrays along `axis`; the gradient is split at the same places."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, *arrays, axis=0):
         self.axis = axis
         self.sizes = [a.shape[axis] for a in arrays]
@@ -393,6 +462,8 @@ class Concatenate(Function):
 
 class MatMul(Function):
     """NumPy matmul semantics: 1-D operands are promoted and the added axis removed again."""
+    keeps_output = False
+
     def forward(self, a, b):
         self.a, self.b = a, b
         if a.ndim == 2 and b.ndim == 2:

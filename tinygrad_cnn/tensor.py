@@ -934,6 +934,9 @@ class Tensor:
 
 class Clone(Function):
     """A copy in new memory; the gradient passes through unchanged."""
+    keeps_inputs = False
+    keeps_output = False
+
     def forward(self, x):
         return x.copy()
 
