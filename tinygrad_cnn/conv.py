@@ -239,11 +239,11 @@ class Conv2d(Function):
                         xp.maximum(result[chunk], 0, out=result[chunk])
                 else:
                     # NOTE: one GEMM per window offset (a stacked matmul, one batched call on a GPU),
-                    # not one over all rows: a BLAS rounds a row's sum by the row's place in its tiles,
-                    # so two identical windows (inside a thick stroke, say) could differ in the last
-                    # bit, and the max then picked the later one for 3,785 of the 48,740 tied windows of
-                    # the tutorial's second layer on 64 MNIST images. The same row of same-shaped products rounds alike, so a
-                    # tie is exact and goes to the first maximum, as in PyTorch.
+                    # not one over all rows: a BLAS rounds a row's sum by the row's place in its
+                    # tiles, so two identical windows (inside a thick stroke, say) could differ in the
+                    # last bit, and the max then took the later one: 3,785 of the 48,740 tied windows
+                    # of the tutorial's second layer on 64 MNIST images. The same row of same-shaped
+                    # products rounds alike, so a tie is exact and goes to the first maximum.
                     size = cols.shape[0]
                     per_offset = xp.reshape(chunk_out[:size], (blocks.count, -1, o))  # contiguous: a view
                     xp.matmul(cols.reshape(blocks.count, -1, cols.shape[1]), w_mat, out=per_offset)

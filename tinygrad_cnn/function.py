@@ -62,7 +62,7 @@ class Function:
 
     # What backward reads, so that backward() refuses to run after either was changed in place (its
     # gradient would be wrong), as PyTorch does for the tensors an op saved. NOTE: both default to
-    # True, the safe side; an op whose backward needs neither its inputs' arrays (Sum, Add, a
+    # True, the safe side; an op whose backward does not need its inputs' arrays (Sum, Add, a
     # reshape) or its output (Mul, Log) says so, and tests/test_inplace.py checks that nothing
     # such an op keeps shares memory with what it claims not to keep.
     keeps_inputs = True
