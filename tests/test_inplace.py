@@ -167,7 +167,7 @@ def _functions(cls=tg.function.Function):
         yield from _functions(sub)
 
 
-def _arrays(value, seen=None):
+def _arrays(value):
     """Every array reachable from an op's attributes (through tuples, lists and dicts)."""
     if isinstance(value, np.ndarray):
         yield value
