@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -60,13 +59,11 @@ def test_a_rank_that_raises_stops_every_rank_with_its_error(tmp_path):
         dist.allreduce(1.0)  # rank 0 waits here for a rank that will never come
         print("rank 0 was not stopped")
     """))
-    start = time.perf_counter()
-    result = run_ranks([str(script)], timeout=120)
+    result = run_ranks([str(script)], timeout=120)  # a rank left waiting would hang until this timeout
     assert result.returncode != 0
     assert "rank 0 was not stopped" not in result.stdout
     assert "[rank 1 of 2] uncaught exception, aborting all ranks" in result.stderr
     assert "ValueError: rank one cannot go on" in result.stderr
-    assert time.perf_counter() - start < 60
 
 
 def test_the_example_trains_one_model_on_two_ranks_and_resumes(tmp_path):

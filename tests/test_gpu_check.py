@@ -27,7 +27,7 @@ def _run(tmp_path, **env):
     env = {**os.environ, "OUT": str(tmp_path), **env}
     env.pop("TINYGRAD_CNN_EMULATE_CUPY", None)
     return subprocess.run(["bash", str(SCRIPT), "--emulate"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=900)
 
 
 def test_a_failed_preflight_stops_the_check_with_a_message(tmp_path):
