@@ -8,7 +8,13 @@ Keras (3, torch backend) on the same bundled MNIST, each run in its own process.
 A single seed says little: five epochs of Adam at a constant 1e-3 end anywhere from 98.6% to 99.3%
 on either framework, so the table gives each run and the mean and spread per framework. The
 question it answers is whether examples/keras_mnist.py's >= 99% is a property of the framework or
-of one seed (issue 13)."""
+of one seed (issue 13).
+
+    KERAS_BACKEND=torch python benchmarks/bench_keras_seeds.py --seeds 0-5 --peer keras --paired --workers 2
+
+--paired takes the initial weights and the shuffle out of the comparison: both frameworks start
+from the weights Keras draws for the seed and see the same batches, so a gap that remains is in
+the training step itself."""
 import argparse
 import json
 import os
@@ -31,8 +37,10 @@ import tinygrad_cnn
 if framework == "keras":
     import torch
     torch.set_num_threads(1)  # NOTE: one core per run, as ours holds BLAS at one thread
-    import keras as tf
-    tf.utils.set_random_seed(seed)
+    import types
+    import keras
+    keras.utils.set_random_seed(seed)
+    tf = types.SimpleNamespace(keras=keras)  # NOTE: Keras 3.15 has no keras.keras; tf.keras is keras
     relu, softmax = "relu", "softmax"
 else:
     tf = tinygrad_cnn
@@ -48,11 +56,29 @@ model = tf.keras.Sequential([
     tf.keras.layers.Dense(10, activation=softmax)])
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 (x_train, y_train), (x_test, y_test) = tinygrad_cnn.keras.datasets.mnist.load_data()
+x_train, x_test = x_train[..., None] / 255.0, x_test[..., None] / 255.0
 start = time.perf_counter()
-history = model.fit(x_train[..., None] / 255.0, y_train, epochs=epochs, verbose=0,
-                    validation_data=(x_test[..., None] / 255.0, y_test))
-print(json.dumps({{"seconds": time.perf_counter() - start,
-                  **{{k: [float(v) for v in vs] for k, vs in history.history.items()}}}}))
+if sys.argv[4] == "own":  # each framework's own initial weights and shuffle
+    logs = model.fit(x_train, y_train, epochs=epochs, verbose=0, validation_data=(x_test, y_test)).history
+else:  # paired: Keras' initial weights for the seed, and the same NumPy permutation each epoch
+    import keras
+    keras.utils.set_random_seed(seed)
+    peer = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(32, (3, 3), padding="same"),
+                             keras.layers.MaxPooling2D(), keras.layers.Conv2D(64, (3, 3), padding="same"),
+                             keras.layers.MaxPooling2D(), keras.layers.Flatten(), keras.layers.Dense(128),
+                             keras.layers.Dense(10)])
+    weights = peer.get_weights()
+    if framework != "keras":  # our layouts: conv (filters, channels, KH, KW), dense (units, in)
+        weights = [w.transpose(3, 2, 0, 1) if w.ndim == 4 else w.T if w.ndim == 2 else w for w in weights]
+    model.set_weights([w.copy() for w in weights])
+    order, logs = __import__("numpy").random.default_rng(1000 + seed), {{}}
+    for epoch in range(epochs):
+        perm = order.permutation(len(x_train))
+        one = model.fit(x_train[perm], y_train[perm], epochs=1, shuffle=False, verbose=0,
+                        validation_data=(x_test, y_test)).history
+        for k, vs in one.items():
+            logs.setdefault(k, []).extend(vs)
+print(json.dumps({{"seconds": time.perf_counter() - start, **{{k: [float(v) for v in vs] for k, vs in logs.items()}}}}))
 '''
 
 
@@ -65,14 +91,14 @@ def seeds(values):
     return out
 
 
-def one_run(framework, seed, epochs):
+def one_run(framework, seed, epochs, order="own"):
     code = RUN.format(root=os.path.abspath(ROOT))
     env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "torch"))
-    done = subprocess.run([sys.executable, "-c", code, framework, str(seed), str(epochs)], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code, framework, str(seed), str(epochs), order], capture_output=True,
                           text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{framework} seed {seed} failed:\n{done.stderr[-2000:]}")
-    return {"framework": framework, "seed": seed, **json.loads(done.stdout.strip().splitlines()[-1])}
+    return {"framework": framework, "seed": seed, "order": order, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
 def main():
@@ -81,12 +107,16 @@ def main():
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--peer", choices=["none", "keras"], default="none", help="also run real Keras")
     parser.add_argument("--workers", type=int, default=1, help="runs at once (one core each)")
+    parser.add_argument("--paired", action="store_true",
+                        help="both start from Keras' initial weights for the seed and train on the same batches "
+                             "(a NumPy permutation each epoch, given with shuffle=False); needs Keras")
     parser.add_argument("--json", help="write the runs and the summary here")
     args = parser.parse_args()
     frameworks = ["ours"] + (["keras"] if args.peer == "keras" else [])
     jobs = [(f, s) for s in seeds(args.seeds) for f in frameworks]
     with ThreadPoolExecutor(args.workers) as pool:
-        runs = list(pool.map(lambda job: one_run(job[0], job[1], args.epochs), jobs))
+        runs = list(pool.map(lambda job: one_run(job[0], job[1], args.epochs, "paired" if args.paired else "own"),
+                             jobs))
     rows, summary = [], {}
     for framework in frameworks:
         mine = [r for r in runs if r["framework"] == framework]
@@ -100,7 +130,8 @@ def main():
                      f"{summary[framework]['at_least_99']}/{len(finals)} >= 99%", ""])
     print_table(["framework", "seed", "epoch 1", f"epoch {args.epochs}", "train loss", "time"], rows)
     if args.json:
-        write_json(args.json, {"machine": machine(), "epochs": args.epochs, "runs": runs, "summary": summary})
+        write_json(args.json, {"machine": machine(), "epochs": args.epochs, "paired": args.paired, "runs": runs,
+                               "summary": summary})
 
 
 if __name__ == "__main__":
