@@ -62,6 +62,7 @@ if sys.argv[4] == "own":  # each framework's own initial weights and shuffle
     logs = model.fit(x_train, y_train, epochs=epochs, verbose=0, validation_data=(x_test, y_test)).history
 else:  # paired: Keras' initial weights for the seed, and the same NumPy permutation each epoch
     import keras
+    import numpy
     keras.utils.set_random_seed(seed)
     peer = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(32, (3, 3), padding="same"),
                              keras.layers.MaxPooling2D(), keras.layers.Conv2D(64, (3, 3), padding="same"),
@@ -71,7 +72,7 @@ else:  # paired: Keras' initial weights for the seed, and the same NumPy permuta
     if framework != "keras":  # our layouts: conv (filters, channels, KH, KW), dense (units, in)
         weights = [w.transpose(3, 2, 0, 1) if w.ndim == 4 else w.T if w.ndim == 2 else w for w in weights]
     model.set_weights([w.copy() for w in weights])
-    order, logs = __import__("numpy").random.default_rng(1000 + seed), {{}}
+    order, logs = numpy.random.default_rng(1000 + seed), {{}}
     for epoch in range(epochs):
         perm = order.permutation(len(x_train))
         one = model.fit(x_train[perm], y_train[perm], epochs=1, shuffle=False, verbose=0,
