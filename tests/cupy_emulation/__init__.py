@@ -576,14 +576,32 @@ def _signature(value):
     return ["python", type(value).__name__]
 
 
+_live = []  # the sets that recording() blocks collect into
+
+
+@contextlib.contextmanager
+def recording():
+    """`with recording() as signatures:` the (module, name, argument kinds) of the block's fused calls."""
+    found = set()
+    _live.append(found)
+    try:
+        yield found
+    finally:
+        _live.remove(found)
+
+
 def _record_signature(fn, args):
     """Remember (kernel name, argument kinds) when $TINYGRAD_CNN_RECORD_FUSE is set (see
     tests/record_fuse_signatures.py; tests/test_cupy_real.py traces each through real CuPy)."""
+    for found in _live:
+        found.add(json.dumps([getattr(fn, "__module__", "?"), getattr(fn, "__name__", "?"),
+                              [_signature(a) for a in args]]))
     if os.environ.get(RECORD_ENV):
         if not _signatures:
             import atexit
             atexit.register(_write_signatures, os.environ[RECORD_ENV])
-        _signatures.add(json.dumps([getattr(fn, "__name__", "?"), [_signature(a) for a in args]]))
+        _signatures.add(json.dumps([getattr(fn, "__module__", "?"), getattr(fn, "__name__", "?"),
+                                    [_signature(a) for a in args]]))
 
 
 def _write_signatures(path):
@@ -887,7 +905,9 @@ _MODULE.where = _where
 
 
 def install():
-    """Put the emulation in sys.modules as `cupy` (and its submodules); returns it."""
+    """Put the emulation in sys.modules as `cupy` (and its submodules); returns it. A real CuPy
+    imported before is kept aside (see real_cupy)."""
+    _keep_real_modules()
     sys.modules["cupy"] = _MODULE
     sys.modules["cupy.cuda"] = _MODULE.cuda
     sys.modules["cupy.cuda.runtime"] = _MODULE.cuda.runtime
@@ -895,6 +915,46 @@ def install():
     sys.modules["cupy.random"] = _MODULE.random
     sys.modules["cupy.lib.stride_tricks"] = _MODULE.lib.stride_tricks
     return _MODULE
+
+
+# ---------------------------------------------------------------- the real package beside the emulation
+
+_INSTALLED = ("cupy", "cupy.cuda", "cupy.cuda.runtime", "cupy.lib", "cupy.random", "cupy.lib.stride_tricks")
+_real_modules = {}
+
+
+def _keep_real_modules():
+    for name in _INSTALLED:
+        module = sys.modules.get(name)
+        if module is not None and not _is_emulated(module):
+            _real_modules[name] = module
+
+
+def _is_emulated(module):
+    return module is _MODULE or getattr(module, "__name__", "").startswith("cupy") and \
+        getattr(module, "__file__", None) in (None, __file__)
+
+
+@contextlib.contextmanager
+def real_cupy():
+    """`with real_cupy() as cupy:` the real CuPy package (None when it does not import), in
+    sys.modules while the block runs (CuPy imports its own submodules lazily); the emulation is put
+    back after. NOTE: without a GPU, real CuPy traces and compiles fused kernels but launches nothing
+    (tests/test_cupy_real.py)."""
+    import importlib
+    emulated = {name: sys.modules.pop(name) for name in _INSTALLED
+                if name in sys.modules and _is_emulated(sys.modules[name])}
+    sys.modules.update(_real_modules)
+    try:
+        try:
+            module = importlib.import_module("cupy")
+        except Exception:  # noqa: BLE001 (not installed, or broken without CUDA libraries)
+            module = None
+        yield module
+    finally:
+        if emulated:
+            _keep_real_modules()
+            sys.modules.update(emulated)
 
 
 def reset():

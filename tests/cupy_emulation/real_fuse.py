@@ -30,18 +30,22 @@ def host_array(cupy, a):
 
 
 def trace(cupy, function, args, name="kernel"):
-    """Trace `function(*args)` with real cupy.fuse; returns its ElementwiseKernel. The launch that
-    follows the trace fails without a driver (CUDARuntimeError), which is expected here; any other
-    error is the trace's own and is raised."""
-    fused = cupy.fuse(kernel_name=name)(function)
+    """Trace `function(*args)` as cupy.fuse does, and return the ElementwiseKernel it generates,
+    without launching it (what Fusion.__call__ in cupy/_core/fusion.pyx does before the launch).
+
+    NOTE: where this trace raises, real cupy.fuse silently falls back to its experimental
+    new_fusion, whose rules differ: here the error is raised instead."""
+    from cupy._core import _fusion_thread_local, fusion
+    local = _fusion_thread_local.thread_local
+    history = fusion._FusionHistory()
+    local.history, local.is_old_fusing = history, True
     try:
-        fused(*args)
-    except cupy.cuda.runtime.CUDARuntimeError:
-        pass
-    kernels = list(fused._memo.values())
-    if len(kernels) != 1:
-        raise AssertionError(f"cupy.fuse made {len(kernels)} kernels for one call")
-    return kernels[0][0]
+        kernel, kwargs = history.get_fusion(function, tuple(args), name)
+    finally:
+        local.history, local.is_old_fusing = None, False
+    if kwargs:
+        raise AssertionError(f"a reduction kernel ({kwargs}): not expected from device.fuse's kernels")
+    return kernel
 
 
 def operations(kernel):
