@@ -9,6 +9,8 @@ a real GPU always takes precedence). It follows CuPy 14's rules, not NumPy's:
   copies them to the device (asarray, array, indices);
 - arrays live on a device; an op on an array of another device than the current one raises,
   and integer-array indices out of range wrap around silently, as on CuPy;
+- inside `fuse`, every operation computes in the loop CuPy's fusion picks (its weak-scalar rule and
+  loop tables, fuse_rules.json from make_fuse_rules.py; CuPy 13's rule with fuse_rules('v13'));
 - `flags` has only CuPy's attributes; asking for another (e.g. `writeable`) is recorded.
 
 It counts, by file and line of the calling code: kernel launches (one per call that writes
