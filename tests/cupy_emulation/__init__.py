@@ -9,6 +9,8 @@ a real GPU always takes precedence). It follows CuPy 14's rules, not NumPy's:
   copies them to the device (asarray, array, indices);
 - arrays live on a device; an op on an array of another device than the current one raises,
   and integer-array indices out of range wrap around silently, as on CuPy;
+- inside `fuse`, every operation computes in the loop CuPy's fusion picks (its weak-scalar rule and
+  loop tables, fuse_rules.json from make_fuse_rules.py; CuPy 13's rule with fuse_rules('v13'));
 - `flags` has only CuPy's attributes; asking for another (e.g. `writeable`) is recorded.
 
 It counts, by file and line of the calling code: kernel launches (one per call that writes
@@ -346,7 +348,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
                 inputs.append(item)
                 a, advanced = item._a, True
                 if a.dtype.kind in "iu" and axis < self._a.ndim and self._a.shape[axis]:
-                    a = a % self._a.shape[axis]  # NOTE: CuPy wraps out-of-range indices silently
+                    a = _wrap_indices(a, self._a.shape[axis])  # NOTE: as CuPy's kernels do (below)
                 out.append(a)
                 axis += a.ndim if a.dtype.kind == "b" else 1
                 continue
@@ -535,9 +537,10 @@ def fuse(*args, **kwargs):
         def fused(*call_args):
             if not any(isinstance(a, ndarray) for a in call_args):
                 return fn(*call_args)
+            _record_signature(fn, call_args)
             _fusing[0] += 1
             try:
-                result = fn(*call_args)
+                result = _fused_results(fn(*_fused_arguments(call_args)))
             finally:
                 _fusing[0] -= 1
             _event("launch")
@@ -547,6 +550,226 @@ def fuse(*args, **kwargs):
     if len(args) == 1 and callable(args[0]) and not kwargs:
         return decorate(args[0])
     return decorate
+
+
+# ---------------------------------------------------------------- index wrapping
+
+def _wrap_indices(indices, length):
+    """Integer-array indices as CuPy's indexing kernels use them: out-of-range ones wrap around,
+    silently (a[n] is a[0]), where NumPy raises. make_fuse_rules.py reads the rule from CuPy's
+    kernels (_prepare_array_indexing: i - floor(i / n) * n; _take_kernel: i % n, plus n if negative)
+    into fuse_rules.json, and refuses to write it if they change."""
+    if not _FUSE_RULES["indexing"]["wraps"]:
+        raise AssertionError("fuse_rules.json says CuPy no longer wraps indices: update the emulation")
+    return indices - numpy.floor_divide(indices, length) * length
+
+
+# ---------------------------------------------------------------- recording fused kernels' signatures
+
+RECORD_ENV = "TINYGRAD_CNN_RECORD_FUSE"  # a path: the run writes there every fused call's signature
+_signatures = set()
+
+
+def _signature(value):
+    if isinstance(value, ndarray):
+        return ["array", value._a.dtype.str, value._a.ndim]
+    if isinstance(value, numpy.generic):
+        return ["numpy", value.dtype.str]
+    return ["python", type(value).__name__]
+
+
+_live = []  # the sets that recording() blocks collect into
+
+
+@contextlib.contextmanager
+def recording():
+    """`with recording() as signatures:` the (module, name, argument kinds) of the block's fused calls."""
+    found = set()
+    _live.append(found)
+    try:
+        yield found
+    finally:
+        _live.remove(found)
+
+
+def _record_signature(fn, args):
+    """Remember (kernel name, argument kinds) when $TINYGRAD_CNN_RECORD_FUSE is set (see
+    tests/record_fuse_signatures.py; tests/test_cupy_real.py traces each through real CuPy)."""
+    for found in _live:
+        found.add(json.dumps([getattr(fn, "__module__", "?"), getattr(fn, "__name__", "?"),
+                              [_signature(a) for a in args]]))
+    if os.environ.get(RECORD_ENV):
+        if not _signatures:
+            import atexit
+            atexit.register(_write_signatures, os.environ[RECORD_ENV])
+        _signatures.add(json.dumps([getattr(fn, "__module__", "?"), getattr(fn, "__name__", "?"),
+                                    [_signature(a) for a in args]]))
+
+
+def _write_signatures(path):
+    """Merge this process's signatures into `path` (several processes may write it in turn)."""
+    known = set()
+    if os.path.exists(path):
+        with open(path) as f:
+            known = {json.dumps(entry) for entry in json.load(f)}
+    with open(path, "w") as f:
+        json.dump(sorted((json.loads(e) for e in known | _signatures), key=json.dumps), f, indent=0)
+        f.write("\n")
+
+
+# ---------------------------------------------------------------- type rules inside fuse
+
+# CuPy's loop tables and the loops real cupy.fuse chose (make_fuse_rules.py writes them from the
+# installed package). Inside an emulated fused kernel every ufunc, `where` and `x[...] = y` picks its
+# loop by CuPy's rule over these tables, computes in that loop's types and casts to the output, as
+# the generated CUDA code does: a kernel that computes in float16 on a GPU does so here too.
+_FUSE_RULES = json.load(open(os.path.join(_HERE, "fuse_rules.json")))
+_UFUNC_LOOPS = {name: [(tuple(numpy.dtype(c) for c in i), tuple(numpy.dtype(c) for c in o))
+                       for i, o, _ in entry["ops"] if all(c in numpy.typecodes["All"] for c in i + o)]
+                for name, entry in _FUSE_RULES["ufuncs"].items()}  # NOTE: loops of types NumPy lacks are left out
+FUSE_RULES_ENV = "TINYGRAD_CNN_EMULATED_FUSE_RULES"
+_fuse_rule = [os.environ.get(FUSE_RULES_ENV, "v14")]
+_KIND_SCORE_V13 = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 2}
+
+
+@contextlib.contextmanager
+def fuse_rules(version):
+    """`with fuse_rules("v13"):` fused kernels type their operations by CuPy 13's rule (default "v14",
+    or $TINYGRAD_CNN_EMULATED_FUSE_RULES)."""
+    if version not in ("v13", "v14"):
+        raise ValueError(f"unknown fuse rules {version!r}: 'v13' or 'v14'")
+    before, _fuse_rule[0] = _fuse_rule[0], version
+    try:
+        yield
+    finally:
+        _fuse_rule[0] = before
+
+
+class _FusedScalar(ndarray):
+    """A scalar inside a fused kernel (an argument, or an operation's result on scalars alone):
+    0-d, with what CuPy's rules ask of it: `_weak`, the Python type that v14 treats as weak (any
+    scalar argument or constant; False for results), and `_const`, the value v13 reads (constants
+    written in the body only)."""
+
+    __slots__ = ("_weak", "_const")
+
+    def __init__(self, a, weak, const=None):
+        super().__init__(a)
+        self._weak, self._const = weak, const
+
+
+def _fused_arguments(args):
+    """Kernel arguments as the trace sees them: scalars become typed, weak _FusedScalars."""
+    return tuple(_FusedScalar(numpy.asarray(a, dtype=numpy.dtype(type(a))), type(a))
+                 if isinstance(a, (bool, int, float, complex, numpy.generic)) else a for a in args)
+
+
+def _fused_results(result):
+    if isinstance(result, tuple):
+        return tuple(_fused_results(r) for r in result)
+    if isinstance(result, _FusedScalar):
+        return ndarray(result._a, result._dev)
+    return result
+
+
+def _operand(value):
+    """(dtype, is a scalar, weak type, constant value) of an operand inside a fused kernel."""
+    if isinstance(value, _FusedScalar):
+        return value._a.dtype, True, value._weak, value._const
+    if isinstance(value, ndarray):
+        return value._a.dtype, False, False, None
+    if isinstance(value, (bool, int, float, complex, numpy.generic)):  # a constant in the body
+        return numpy.dtype(type(value)), True, type(value), value
+    raise TypeError(f"Unsupported type {type(value)}")
+
+
+def _fits_v14(operand, loop_type):
+    dtype, scalar, weak, _ = operand
+    if numpy.can_cast(dtype, loop_type):
+        return True
+    if not weak:
+        return False
+    try:
+        return numpy.result_type(weak(0), loop_type) == loop_type
+    except TypeError:
+        return False
+
+
+def _choose_loop(name, ins, outs):
+    """The loop CuPy's fuse picks for ufunc `name` over operands `ins` (outputs `outs`), or None."""
+    loops = _UFUNC_LOOPS[name]
+    if _fuse_rule[0] == "v14":  # CuPy 14: fusion.pyx call_ufunc, _guess_routine_from_in_types
+        return next((loop for loop in loops if all(_fits_v14(o, t) for o, t in zip(ins, loop[0]))), None)
+    # CuPy 13: fusion.pyx call_ufunc, _should_use_min_scalar then can_cast1 (scalars by value) or can_cast2
+    array_kind = max([_KIND_SCORE_V13[o[0].kind] for o in ins + outs if not o[1]], default=-2)
+    scalar_kind = max([_KIND_SCORE_V13[o[0].kind] for o in ins + outs if o[1]], default=-1)
+    by_value = scalar_kind != -1 and array_kind >= scalar_kind
+    for loop in loops:
+        for (dtype, scalar, _, const), t in zip(ins, loop[0]):
+            if by_value and scalar:
+                if numpy.result_type(const if const is not None else dtype.type(0), t) != t:
+                    break
+            elif not numpy.can_cast(dtype, t):
+                break
+        else:
+            return loop
+    return None
+
+
+def _fused_call(name, args, out=None):
+    """One operation inside a fused kernel, typed by CuPy's rule (see fuse_rules.json)."""
+    nin = _FUSE_RULES["ufuncs"][name]["nin"]
+    if len(args) > nin:
+        out, args = args[nin], args[:nin]
+    if isinstance(out, tuple):
+        out = out[0] if len(out) == 1 else out
+    ins = [_operand(a) for a in args]
+    outs = [_operand(out)] if out is not None else []
+    loop = _choose_loop(name, ins, outs)
+    if loop is None:
+        raise TypeError(f"Invalid type cast in '{name}': {[o[0] for o in ins]} -> {[o[0] for o in outs]}")
+    values = [(a._a if isinstance(a, ndarray) else numpy.asarray(a)).astype(t) for a, t in zip(args, loop[0])]
+    with numpy.errstate(all="ignore"):  # a GPU computes inf and NaN silently
+        if name == "where":
+            result = numpy.where(*values)
+        elif name == "copy":
+            result = values[0]
+        else:
+            result = getattr(numpy, name)(*values)
+    result = numpy.asarray(result).astype(loop[1][0])
+    if out is not None:
+        if not numpy.can_cast(loop[1][0], out._a.dtype, "same_kind"):
+            raise TypeError(f"output 0: cannot cast {loop[1][0]} to {out._a.dtype} (same_kind), in '{name}'")
+        _check_device([out] + [a for a in args if isinstance(a, ndarray)])
+        out._a[...] = result
+        return out
+    if all(o[1] for o in ins):
+        return _FusedScalar(result, False)
+    return ndarray(result)
+
+
+_plain_ufunc_call = Ufunc.__call__
+_plain_setitem = ndarray.__setitem__
+
+
+def _ufunc_call(self, *args, **kwargs):
+    if _fusing[0]:
+        _check_kwargs(self.name, ["out"], kwargs)
+        return _fused_call(self.name, args, kwargs.get("out"))
+    return _plain_ufunc_call(self, *args, **kwargs)
+
+
+def _setitem(self, key, value):
+    if _fusing[0]:
+        if not (key is Ellipsis or key == slice(None)):
+            raise ValueError("The fusion supports `[...]` or `[:]`.")
+        _fused_call("copy", (value,), self)
+        return
+    _plain_setitem(self, key, value)
+
+
+Ufunc.__call__ = _ufunc_call
+ndarray.__setitem__ = _setitem
 
 
 class _Generator:
@@ -670,10 +893,23 @@ def _build():
 
 
 _build()
+_plain_where = _MODULE.where
+
+
+def _where(condition, x=None, y=None):
+    """cupy.where; inside a fused kernel the cupy_where ufunc, typed by CuPy's rule."""
+    if _fusing[0] and x is not None and y is not None:
+        return _fused_call("where", (condition, x, y))
+    return _plain_where(condition, x, y)
+
+
+_MODULE.where = _where
 
 
 def install():
-    """Put the emulation in sys.modules as `cupy` (and its submodules); returns it."""
+    """Put the emulation in sys.modules as `cupy` (and its submodules); returns it. A real CuPy
+    imported before is kept aside (see real_cupy)."""
+    _keep_real_modules()
     sys.modules["cupy"] = _MODULE
     sys.modules["cupy.cuda"] = _MODULE.cuda
     sys.modules["cupy.cuda.runtime"] = _MODULE.cuda.runtime
@@ -681,6 +917,46 @@ def install():
     sys.modules["cupy.random"] = _MODULE.random
     sys.modules["cupy.lib.stride_tricks"] = _MODULE.lib.stride_tricks
     return _MODULE
+
+
+# ---------------------------------------------------------------- the real package beside the emulation
+
+_INSTALLED = ("cupy", "cupy.cuda", "cupy.cuda.runtime", "cupy.lib", "cupy.random", "cupy.lib.stride_tricks")
+_real_modules = {}
+
+
+def _keep_real_modules():
+    for name in _INSTALLED:
+        module = sys.modules.get(name)
+        if module is not None and not _is_emulated(module):
+            _real_modules[name] = module
+
+
+def _is_emulated(module):
+    return module is _MODULE or getattr(module, "__name__", "").startswith("cupy") and \
+        getattr(module, "__file__", None) in (None, __file__)
+
+
+@contextlib.contextmanager
+def real_cupy():
+    """`with real_cupy() as cupy:` the real CuPy package (None when it does not import), in
+    sys.modules while the block runs (CuPy imports its own submodules lazily); the emulation is put
+    back after. NOTE: without a GPU, real CuPy traces and compiles fused kernels but launches nothing
+    (tests/test_cupy_real.py)."""
+    import importlib
+    emulated = {name: sys.modules.pop(name) for name in _INSTALLED
+                if name in sys.modules and _is_emulated(sys.modules[name])}
+    sys.modules.update(_real_modules)
+    try:
+        try:
+            module = importlib.import_module("cupy")
+        except Exception:  # noqa: BLE001 (not installed, or broken without CUDA libraries)
+            module = None
+        yield module
+    finally:
+        if emulated:
+            _keep_real_modules()
+            sys.modules.update(emulated)
 
 
 def reset():
