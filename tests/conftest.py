@@ -78,13 +78,27 @@ def _fresh_emulated_device():
     yield
 
 
+def gpu_count():
+    """How many CUDA devices (real, or emulated) there are; 0 without CUDA."""
+    if not CUDA_AVAILABLE:
+        return 0
+    import cupy
+    return cupy.cuda.runtime.getDeviceCount()
+
+
 def pytest_runtest_setup(item):
-    if item.get_closest_marker("gpu") is None or CUDA_AVAILABLE:
+    if item.get_closest_marker("gpu") is None and item.get_closest_marker("gpus") is None:
         return
-    reason = f"no CUDA: {_why_no_cuda()}"
-    if cuda_required():
-        pytest.fail(f"{REQUIRE_CUDA_ENV}=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+    if not CUDA_AVAILABLE:
+        reason = f"no CUDA: {_why_no_cuda()}"
+        if cuda_required():
+            pytest.fail(f"{REQUIRE_CUDA_ENV}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    gpus = item.get_closest_marker("gpus")
+    # NOTE: a test that needs more GPUs than the machine has skips even with TINYGRAD_CNN_TEST_CUDA=1: that
+    # flag fails a check with no GPU at all, and a one-GPU machine (the lent H100 or H200) is a GPU check
+    if gpus is not None and gpu_count() < gpus.args[0]:
+        pytest.skip(f"needs {gpus.args[0]} GPUs, this machine has {gpu_count()}")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -50,3 +50,22 @@ def test_the_whole_check_passes_on_the_emulation_within_its_limits(tmp_path):
     assert [r[0] for r in rows] == ["pytest", "epoch", "mnist"]
     assert all(verdict == "pass" and int(took) <= int(limit) for _, verdict, took, limit in rows), rows
     assert re.search(r"\d+ passed", summary) and "default example: test accuracy" in summary
+
+
+def _pytest_on(gpus, test):
+    env = {**os.environ, "TINYGRAD_CNN_EMULATED_GPUS": str(gpus), "TINYGRAD_CNN_TEST_CUDA": "1"}
+    return subprocess.run(["python3", "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", test], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(os.environ.get("TINYGRAD_CNN_EMULATE_CUPY", "1").strip() in ("0", ""),
+                    reason="the emulation is turned off")
+def test_a_test_that_needs_two_gpus_skips_on_one_and_fails_on_none_even_when_cuda_is_required():
+    """The lent machines have one GPU: a cuda:1 test must skip there, while TINYGRAD_CNN_TEST_CUDA=1 still
+    fails a check that has no GPU at all."""
+    test = "tests/test_devices.py::test_an_arange_constant_lives_on_its_gpu_and_costs_no_launch_after_the_first"
+    one = _pytest_on(1, test)
+    assert one.returncode == 0 and "1 skipped" in one.stdout and "needs 2 GPUs" in one.stdout, one.stdout[-2000:]
+    assert _pytest_on(2, test).returncode == 0
+    none = _pytest_on(0, test)
+    assert none.returncode != 0 and "TINYGRAD_CNN_TEST_CUDA=1 but no CUDA" in none.stdout, none.stdout[-2000:]
