@@ -38,6 +38,10 @@ settings.register_profile("thorough", max_examples=300, deadline=None, database=
 # a few examples each find a broken rule; more would double CI's time for little.
 settings.register_profile("emulated", max_examples=3, deadline=None, database=None, print_blob=True,
                           suppress_health_check=_SLOW_OK)
+# NOTE: the GPU check (benchmarks/gpu_check.sh) on a lent GPU: its kernels differ by dtype and rank, not by
+# shape, so a few examples each find a broken one, and the check's 10 minutes go to compiling them.
+settings.register_profile("gpu", max_examples=5, deadline=None, database=None, print_blob=True,
+                          suppress_health_check=_SLOW_OK)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 
