@@ -132,23 +132,7 @@ def test_a_step_on_device_labels_out_of_range_is_skipped():
         np.testing.assert_array_equal(p.numpy(), b)
 
 
-def _tiny_model_step(model, opt, seed):
-    import tinygrad_cnn as tg
-    from tinygrad_cnn.nn import functional as F
-    rng = np.random.default_rng(seed)
-    x = tg.Tensor(rng.random((4, 1, 8, 8), dtype=np.float32), device="cuda")
-    opt.zero_grad()
-    F.cross_entropy(model.logits(x), tg.Tensor(rng.integers(0, 3, 4), device="cuda")).backward()
-
-
-def _tiny_model():
-    import tinygrad_cnn as tg
-    from tinygrad_cnn import nn
-    tg.manual_seed(0)
-    model = nn.Sequential([nn.Conv2D(4, (3, 3), padding="same", activation="relu"), nn.MaxPool2D((2, 2)),
-                           nn.Flatten(), nn.Dense(3)], input_shape=(1, 8, 8))
-    model.to("cuda")
-    return model
+from test_grad_homes import _tiny_model, _tiny_model_step  # noqa: E402
 
 
 def test_gradients_from_backward_are_written_into_the_optimizers_buffer_so_a_step_gathers_nothing():
@@ -164,22 +148,3 @@ def test_gradients_from_backward_are_written_into_the_optimizers_buffer_so_a_ste
     with record() as counts:
         opt.step()
     assert counts.launches == 4 and counts.syncs == 0, counts.sites  # isfinite, all, count, update
-
-
-def test_a_gradient_still_held_is_not_overwritten_by_the_next_backward():
-    from tinygrad_cnn import optim
-    model = _tiny_model()
-    opt = optim.SGD(model.parameters(), lr=0.1)
-    _tiny_model_step(model, opt, 0)
-    opt.step()
-    _tiny_model_step(model, opt, 1)
-    held = [p.grad for p in opt.params]
-    copies = [g.numpy().copy() for g in held]
-    _tiny_model_step(model, opt, 2)  # zero_grad, another batch
-    for g, c, p in zip(held, copies, opt.params):
-        np.testing.assert_array_equal(g.numpy(), c)
-        assert p.grad.data is not g.data
-    before = [(p.numpy().copy(), p.grad.numpy().copy()) for p in opt.params]
-    opt.step()  # from gradients outside the buffer: gathered, and still right
-    for p, (value, grad) in zip(opt.params, before):
-        np.testing.assert_allclose(p.numpy(), value - np.float32(0.1) * grad, rtol=1e-6, atol=1e-7)

@@ -130,7 +130,8 @@ class Function:
     def grad_home(self, i, shape, dtype):
         """The array that input i's gradient may be written into (with out=), or None: the view of an
         optimizer's flat gradient buffer that is that parameter's (optim.py), while it is free (the
-        parameter has no gradient yet and nothing else holds the view) and of this shape and dtype.
+        parameter has no gradient yet, and nothing else holds the view or another view of the buffer)
+        and of this shape and dtype.
 
         NOTE: an op that writes a parameter's gradient there spares the optimizer gathering the
         gradients into its buffer, one copy per parameter (a launch each on a GPU); backward() then
@@ -140,6 +141,8 @@ class Function:
         if home is None or parent.grad is not None or not self.needs_input_grad[i]:
             return None
         if sys.getrefcount(home) > _FREE_HOME or home.shape != tuple(shape) or home.dtype != dtype:
+            return None
+        if sys.getrefcount(home.base) > parent._grad_home_refs:  # a view of the buffer is held elsewhere
             return None
         return home
 

@@ -13,6 +13,7 @@ NonFiniteGradientError instead. On a GPU the check stays on the device (no sync)
 parameters keep their optimizer state in float32."""
 import functools
 import math
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -156,8 +157,11 @@ class _Flat:
             # that gather() has nothing to copy (state in another dtype than the parameter's: none)
             self.homes = [self.grad[lo:hi].reshape(p.shape) if p.dtype == dtype else None
                           for p, (lo, hi) in zip(params, self.bounds)]
+            # NOTE: and what holds the buffer now (itself and the homes, which view it): a view of it taken
+            # later (of a gradient a user keeps) adds to that, and the homes are then not handed out
+            home_refs = sys.getrefcount(self.grad)
             for p, home in zip(params, self.homes):
-                p._grad_home = home
+                p._grad_home, p._grad_home_refs = home, home_refs
             self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
             self.ledger = self.xp.zeros(len(params) + 1, dtype=numpy.int64)
         self.uniform = True  # every parameter has the same step count (so one kernel may update them all)
