@@ -78,3 +78,17 @@ def test_a_view_of_a_gradient_still_held_is_not_overwritten_by_the_next_backward
     del row
     _tiny_model_step(model, opt, 3, device)  # nothing holds a view now: the homes are used again
     assert all(p.grad.data is home for p, home in zip(opt.params, opt._groups[0].homes))
+
+
+@pytest.mark.gpu
+def test_a_model_moved_after_the_optimizer_laid_it_out_gets_its_gradients_where_it_now_is():
+    model = _tiny_model("cpu")
+    opt = optim.Adam(model.parameters())
+    _tiny_model_step(model, opt, 0, "cpu")
+    opt.step()  # laid out on the CPU
+    model.to("cuda")
+    _tiny_model_step(model, opt, 1, "cuda")
+    assert all(p.grad.device == p.device == "cuda:0" for p in model.parameters())
+    opt.step()  # laid out again, on the GPU
+    _tiny_model_step(model, opt, 2, "cuda")
+    assert all(p.grad.data is home for p, home in zip(opt.params, opt._groups[0].homes))

@@ -11,13 +11,13 @@ _state = threading.local()
 
 
 def _references_of_a_free_home():
-    holder = types.SimpleNamespace(value=object())
-    holder.listed = [holder.value]
-    local = holder.value
+    holder = types.SimpleNamespace(value=(object(),))
+    holder.listed = [holder.value[0]]
+    local = holder.value[0]
     return sys.getrefcount(local)
 
 
-# NOTE: what sys.getrefcount says of a gradient home that only its parameter (an attribute), its
+# NOTE: what sys.getrefcount says of a gradient home that only its parameter (in a tuple), its
 # optimizer (a list) and a local variable hold
 _FREE_HOME = _references_of_a_free_home()
 
@@ -137,13 +137,13 @@ class Function:
         gradients into its buffer, one copy per parameter (a launch each on a GPU); backward() then
         keeps the array as the gradient without a copy (Tensor._accumulate)."""
         parent = self.parents[i]
-        home = parent._grad_home
-        if home is None or parent.grad is not None or not self.needs_input_grad[i]:
+        if parent._grad_home is None or parent.grad is not None or not self.needs_input_grad[i]:
             return None
-        if sys.getrefcount(home) > _FREE_HOME or home.shape != tuple(shape) or home.dtype != dtype:
-            return None
-        if sys.getrefcount(home.base) > parent._grad_home_refs:  # a view of the buffer is held elsewhere
-            return None
+        home, buffer_refs, device = parent._grad_home
+        if device != parent.device or home.shape != tuple(shape) or home.dtype != dtype:
+            return None  # (a model moved since the optimizer laid it out: its next step lays it out again)
+        if sys.getrefcount(home) > _FREE_HOME or sys.getrefcount(home.base) > buffer_refs:
+            return None  # held elsewhere, or a view of the buffer is
         return home
 
     def release(self):

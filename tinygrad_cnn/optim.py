@@ -161,7 +161,7 @@ class _Flat:
             # later (of a gradient a user keeps) adds to that, and the homes are then not handed out
             home_refs = sys.getrefcount(self.grad)
             for p, home in zip(params, self.homes):
-                p._grad_home, p._grad_home_refs = home, home_refs
+                p._grad_home = None if home is None else (home, home_refs, self.device)
             self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
             self.ledger = self.xp.zeros(len(params) + 1, dtype=numpy.int64)
         self.uniform = True  # every parameter has the same step count (so one kernel may update them all)
