@@ -22,7 +22,10 @@ def _gpu_weight(xp, weight, bias, count):
     o, c, kh, kw = weight.shape
     k = kh * kw * c
     out = xp.empty((count, k + bool(bias), o), dtype=weight.dtype)  # the bias cast to it, as on the CPU
-    out[:, :k].reshape(count, kh, kw, c, o)[...] = weight.transpose(2, 3, 1, 0)
+    target = out[:, :k].reshape(count, kh, kw, c, o)  # a view: splitting an axis needs no copy
+    if target.base is not out:  # (never, but a reshape that copied would leave `out` unwritten)
+        raise AssertionError("conv: the weight's GEMM operand is not a view")
+    target[...] = weight.transpose(2, 3, 1, 0)
     if bias:
         out[:, k] = bias[0]
     return out
