@@ -608,7 +608,7 @@ def concatenate(tup, axis=0, out=None, dtype=None, casting="same_kind"):
         _launches(rules["single_kernel_launches"])
     else:
         _launches(rules["otherwise_launches_per_array"] * sum(1 for a in np_arrays if a.size))
-    return out if out is not None else ndarray(result)
+    return out if out is not None else _wrap(result, [], True)  # launches counted above
 
 
 def stack(tup, axis=0, out=None, dtype=None, casting="same_kind"):
@@ -678,7 +678,7 @@ def matmul(a, b, out=None, **kwargs):
     launches = _matmul_launches(na, nb, nout, numpy.result_type(na, nb))
     result = numpy.matmul(na, nb, out=nout, **kwargs)
     _launches(launches)
-    return out if out is not None else ndarray(result)
+    return out if out is not None else _wrap(result, [], True)  # launches counted above
 
 
 def dot(a, b, out=None):
@@ -695,7 +695,7 @@ def dot(a, b, out=None):
         launches = _matmul_launches(na, nb, nout, numpy.result_type(na, nb))
     result = numpy.dot(na, nb, out=nout)
     _launches(launches)
-    return out if out is not None else ndarray(result)
+    return out if out is not None else _wrap(result, [], True)  # launches counted above
 
 
 _COUNTED = {"concatenate": concatenate, "stack": stack, "matmul": matmul, "dot": dot}
