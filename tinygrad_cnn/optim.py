@@ -13,6 +13,7 @@ NonFiniteGradientError instead. On a GPU the check stays on the device (no sync)
 parameters keep their optimizer state in float32."""
 import functools
 import math
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -169,6 +170,15 @@ class _Flat:
             for p, view in zip(params, self.views):
                 p.data = view
             self.grad = self.xp.empty(total, dtype=dtype)
+            # each parameter's gradient home: ops write its gradient there (Function.grad_home), so
+            # that gather() has nothing to copy (state in another dtype than the parameter's: none)
+            self.homes = [self.grad[lo:hi].reshape(p.shape) if p.dtype == dtype else None
+                          for p, (lo, hi) in zip(params, self.bounds)]
+            # NOTE: and what holds the buffer now (itself and the homes, which view it): a view of it taken
+            # later (of a gradient a user keeps) adds to that, and the homes are then not handed out
+            home_refs = sys.getrefcount(self.grad)
+            for p, home in zip(params, self.homes):
+                p._grad_home = None if home is None else (home, home_refs, self.device)
             self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
             self.ledger = self.xp.zeros(len(params) + 1, dtype=numpy.int64)
         self.uniform = True  # every parameter has the same step count (so one kernel may update them all)
@@ -180,13 +190,23 @@ class _Flat:
         return {name: buf[lo:hi].reshape(self.params[k].shape) for name, buf in self.buffers.items()}
 
     def gather(self, members):
-        """The members' gradients end to end (cast to the state dtype) in one copy, and where each lies."""
+        """The members' gradients end to end (cast to the state dtype), and where each lies: the
+        gradient buffer as it is when every parameter's gradient is its home there (see __init__),
+        else one copy."""
+        grads = [self.params[k].grad.data for k in members]
+        if len(members) == len(self.params) and all(g is self.homes[k] for k, g in zip(members, grads)):
+            return self.grad, list(self.bounds)
         spans, total = [], 0
         for k in members:
             spans.append((total, total + self.params[k].size))
             total += self.params[k].size
+        # NOTE: not into the buffer when some gradient lives in it (a home): the copy could overwrite it first
+        homed = any(g is self.grad or getattr(g, "base", None) is self.grad for g in grads)
+        flat = [g.reshape(-1) for g in grads]
+        if homed:
+            return self.xp.concatenate(flat, dtype=self.grad.dtype), spans
         out = self.grad if total == self.grad.size else self.grad[:total]
-        self.xp.concatenate([self.params[k].grad.data.reshape(-1) for k in members], out=out)
+        self.xp.concatenate(flat, out=out)
         return out, spans
 
     def masks(self, members, counts_skips):

@@ -101,6 +101,7 @@ class Tensor:
     (labels, indices) and can never require a gradient."""
 
     __array_ufunc__ = None  # NOTE: makes `numpy_scalar * tensor` call Tensor.__rmul__
+    _grad_home = None  # (view, refs, device): an optimizer's gradient buffer's view for it (Function.grad_home)
 
     def __init__(self, data, device=None, dtype=None, requires_grad=False):
         if isinstance(data, Tensor):
@@ -384,7 +385,8 @@ class Tensor:
         AccumulateGrad also avoids by a reference count."""
         cast = g.astype(self.dtype, copy=False)
         if self.grad is None:
-            if cast is g and not sole:
+            if cast is g and not sole and not (self._grad_home and g is self._grad_home[0]):
+                # (an optimizer's buffer view that Function.grad_home handed out as free is kept)
                 cast = self.xp.array(g, copy=True)  # NOTE: own the memory
             self.grad = Tensor._wrap(cast, self.device)
         else:

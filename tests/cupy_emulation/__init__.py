@@ -17,8 +17,9 @@ It counts, by file and line of the calling code: kernel launches (one per call t
 device memory; allocation and views launch nothing), blocking syncs (int/float/bool/item/tolist/
 repr/str/get and synchronize) and bytes moved each way. `record()` gives the counts of a block.
 
-Limits: one launch per call is a model, not CuPy's exact count (a few routines launch more on a
-real GPU; cuBLAS may split a GEMM); timing, streams and memory pools are not modelled."""
+Limits: one launch per call is a model, not CuPy's exact count (cuBLAS may split a GEMM), except
+for concatenate, stack, matmul and dot, counted by CuPy's own code paths (launch_rules.json, written by
+make_launch_rules.py); timing, streams and memory pools are not modelled."""
 import collections
 import contextlib
 import json
@@ -795,6 +796,134 @@ def as_strided(x, shape=None, strides=None):
     return _wrap(numpy.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides), [x], None)
 
 
+# ---------------------------------------------------------------- launch rules of concatenate and matmul
+# NOTE: these routines launch as many kernels as CuPy's code paths do, by the rules in launch_rules.json
+# (written by make_launch_rules.py from CuPy's sources, checked against the installed package), not one a
+# call: a count here is never lower than CuPy's for them.
+
+_RULES = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch_rules.json")))
+
+
+def _launches(n):
+    for _ in range(n):
+        _event("launch")
+
+
+def concatenate(tup, axis=0, out=None, dtype=None, casting="same_kind"):
+    """cupy.concatenate: one kernel when more than 8 small arrays of one dtype, else one copy per array."""
+    rules = _RULES["concatenate"]
+    arrays = list(tup)
+    inputs = []
+    np_arrays = _unwrap(arrays, inputs)
+    if len(inputs) != len(arrays):
+        raise TypeError("Only cupy arrays can be concatenated")
+    np_out = _unwrap(out, inputs) if out is not None else None
+    _check_device(inputs)
+    result = numpy.concatenate(np_arrays, axis=axis, out=np_out, dtype=dtype, casting=casting)
+    kind = result.dtype
+    ax = axis % result.ndim
+    total = sum(a.size * kind.itemsize for a in np_arrays)
+    if (len(arrays) > rules["single_kernel_if_more_than"] and all(a.dtype == kind for a in np_arrays)
+            and total < rules["single_kernel_if_bytes_below_per_array"] * len(arrays)):
+        same = all(a.flags.c_contiguous and a.shape[ax] == result.shape[ax] // len(arrays) for a in np_arrays)
+        for _ in range(rules["single_kernel_h2d_same_shape_contiguous" if same else "single_kernel_h2d_otherwise"]):
+            _event("h2d", 8 * len(arrays))
+        _launches(rules["single_kernel_launches"])
+    else:
+        _launches(rules["otherwise_launches_per_array"] * sum(1 for a in np_arrays if a.size))
+    return out if out is not None else _wrap(result, [], True)  # launches counted above
+
+
+def stack(tup, axis=0, out=None, dtype=None, casting="same_kind"):
+    """cupy.stack: concatenate of the arrays with a new axis (so its launch rules)."""
+    arrays = list(tup)
+    if not arrays:
+        raise ValueError("need at least one array to stack")
+    ax = axis % (arrays[0].ndim + 1) if isinstance(arrays[0], ndarray) else axis
+    return concatenate([_MODULE.expand_dims(a, ax) for a in arrays], ax, out=out, dtype=dtype, casting=casting)
+
+
+def _rows_ok(a):
+    return a.flags.c_contiguous or a.flags.f_contiguous
+
+
+def _matmul_launches(a, b, out, result_dtype):
+    """Kernels CuPy 14's matmul (or dot, for 2-D) launches for NumPy operands a, b into `out` (or None)."""
+    rules = _RULES["matmul"]
+    if a.size == 0 or b.size == 0:
+        return 1  # a fill of the output with zeros
+    ndim = max(a.ndim, b.ndim)
+    if ndim <= 2:
+        launches = 0
+        if out is not None and not (out.flags.c_contiguous and out.dtype == result_dtype):
+            launches += 1  # into a temporary, then copied
+            out = None
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        if a2.shape[0] == 1 and b2.shape[1] == 1:
+            return launches + 1  # a reduction
+        launches += sum(1 for x in (a2, b2) if x.dtype != result_dtype)  # astype
+        launches += sum(1 for x in (a2, b2) if x.dtype == result_dtype and not _rows_ok(x))
+        if out is not None and (numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b)):
+            launches += 1
+        return launches + 1
+    dtype = numpy.dtype("float32") if result_dtype == numpy.float16 else result_dtype
+    a3 = a.reshape((1,) * (ndim - a.ndim) + (a.shape if a.ndim > 1 else (1,) + a.shape))
+    b3 = b.reshape((1,) * (ndim - b.ndim) + (b.shape if b.ndim > 1 else b.shape + (1,)))
+    launches = 0
+    if rules["batched_operand_copy_unless_c_contiguous_of_dtype"]:
+        launches += sum(1 for x in (a3, b3) if not (x.flags.c_contiguous and x.dtype == dtype))
+    broadcast = any((sa == 1) != (sb == 1) for sa, sb in zip(a3.shape[:-2], b3.shape[:-2]))
+    if broadcast:
+        per_array = (rules["pointer_array_launches_first_batch_axis"]
+                     + rules["pointer_array_launches_per_further_batch_axis"] * (ndim - 3))
+        launches += rules["broadcast_pointer_arrays"] * per_array + rules["broadcast_gemm_launches"]
+    else:
+        launches += rules["strided_gemm_launches"]
+    if out is not None:
+        in_place = (out.dtype == dtype and out.flags.c_contiguous and not numpy.may_share_memory(out, a)
+                    and not numpy.may_share_memory(out, b))
+        launches += 0 if in_place else 1
+    elif dtype != result_dtype:
+        launches += 1
+    return launches
+
+
+def matmul(a, b, out=None, **kwargs):
+    """cupy.matmul, counted as CuPy launches it (see _matmul_launches)."""
+    _check_kwargs("matmul", _TOP["matmul"]["params"], kwargs)
+    if _fusing[0]:
+        raise TypeError("cupy.fuse: cupy.matmul is not supported inside a fused function")
+    inputs = []
+    na, nb = _unwrap(a, inputs), _unwrap(b, inputs)
+    nout = _unwrap(out, inputs) if out is not None else None
+    _check_device(inputs)
+    launches = _matmul_launches(na, nb, nout, numpy.result_type(na, nb))
+    result = numpy.matmul(na, nb, out=nout, **kwargs)
+    _launches(launches)
+    return out if out is not None else _wrap(result, [], True)  # launches counted above
+
+
+def dot(a, b, out=None):
+    """cupy.dot; for 2-D (and 1-D) operands the path and launches of 2-D matmul."""
+    inputs = []
+    na, nb = _unwrap(a, inputs), _unwrap(b, inputs)
+    nout = _unwrap(out, inputs) if out is not None else None
+    _check_device(inputs)
+    if max(na.ndim, nb.ndim) > 2 or min(na.ndim, nb.ndim) == 0:
+        launches = 1
+    else:
+        if nout is not None and not nout.flags.c_contiguous:
+            raise ValueError("Output array must be C-contiguous")
+        launches = _matmul_launches(na, nb, nout, numpy.result_type(na, nb))
+    result = numpy.dot(na, nb, out=nout)
+    _launches(launches)
+    return out if out is not None else _wrap(result, [], True)  # launches counted above
+
+
+_COUNTED = {"concatenate": concatenate, "stack": stack, "matmul": matmul, "dot": dot}
+
+
 # ---------------------------------------------------------------- operators
 
 _BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "true_divide", "floordiv": "floor_divide",
@@ -859,6 +988,7 @@ def _build():
             m.__dict__[name] = np_obj  # dtypes (float32, ...), constants (inf, pi, newaxis), errstate
     _ELEMENTWISE.update({"where", "clip", "copysign", "around", "round"})
     m.asnumpy, m.copyto, m.fuse = asnumpy, copyto, fuse
+    m.__dict__.update(_COUNTED)  # launch rules from CuPy (launch_rules.json)
     m.ndarray = ndarray
     lib = types.ModuleType("cupy.lib")
     lib.stride_tricks = types.ModuleType("cupy.lib.stride_tricks")
