@@ -184,9 +184,15 @@ def check_gradients(x, y, seed):
     xb = tg.Tensor(mnist.to_float_images(x[:4]).astype("float64") + rng.uniform(0, 0.01, (4, 1, 28, 28)),
                    device=device)
     yb = tg.Tensor(y[:4].astype("int64"), device=device)
-    gradcheck(lambda *params: F.cross_entropy(model.logits(xb), yb), model.parameters(), fast_mode=True,
-              atol=1e-6, rtol=1e-4, seed=seed)
-    print(f"gradient check passed for {len(model.parameters())} parameter tensors (float64, fast mode)")
+    # NOTE: the jitter makes a kink within eps rarer, not rare (with 10^5 ReLUs and max-pool windows some
+    # direction often crosses one; weights from manual_seed(0) do): nonsmooth="skip" retries such a direction
+    # with a smaller step or another direction, and says how many
+    report = gradcheck(lambda *params: F.cross_entropy(model.logits(xb), yb), model.parameters(), fast_mode=True,
+                       atol=1e-6, rtol=1e-4, seed=seed, nonsmooth="skip")
+    print(f"gradient check passed for {len(model.parameters())} parameter tensors (float64, fast mode; "
+          f"{report.kinks} of {report.checked} directions crossed a ReLU kink or max-pool tie within eps: "
+          f"{report.redrawn} redrawn, the rest checked with a smaller step)")
+    return report
 
 
 def cosine_rate(schedule, epoch):
