@@ -11,8 +11,8 @@ class GradcheckError(AssertionError):
 
 
 class GradcheckReport(int):
-    """What a passing gradcheck did. NOTE: an int equal to 1 (== True), so code written for the True that
-    gradcheck used to return (`assert gradcheck(...)`, `passed += gradcheck(...)`) reads as before.
+    """What a passing gradcheck did. NOTE: an int equal to 1 (== True) that prints as True, so code written
+    for the True gradcheck used to return (`assert gradcheck(...)`, `passed += gradcheck(...)`) reads as before.
 
     `checked`: elements (or fast mode's directions) compared. `kinks`: those where the function has a kink
     (a ReLU at 0, a max-pool tie) within eps, found with nonsmooth="skip"; of them, `left_out` elements were
@@ -23,6 +23,9 @@ class GradcheckReport(int):
         report = super().__new__(cls, 1)
         report.checked, report.kinks, report.left_out, report.redrawn = checked, kinks, left_out, redrawn
         return report
+
+    def __str__(self):
+        return "True"   # NOTE: print(gradcheck(...)) shows what it showed when gradcheck returned True
 
     def __repr__(self):
         return (f"GradcheckReport(checked={self.checked}, kinks={self.kinks}, left_out={self.left_out}, "
