@@ -73,6 +73,7 @@ def run_suite(hidden, extra_args):
 
 def summarize(tree):
     outcomes, per_file, reasons = collections.Counter(), collections.Counter(), collections.Counter()
+    failures = []
     for case in tree.iter("testcase"):
         path = case.get("classname", "").replace(".", "/").split("/")
         name = "/".join(path[:2]) + ".py" if path and path[0] == "tests" else case.get("file", "?")
@@ -83,9 +84,10 @@ def summarize(tree):
             reasons[(skipped.get("message") or "").removeprefix("Skipped: ")] += 1
         elif case.find("failure") is not None or case.find("error") is not None:
             outcomes["failed"] += 1
+            failures.append(f"{case.get('classname')}::{case.get('name')}")
         else:
             outcomes["passed"] += 1
-    return outcomes, per_file, reasons
+    return outcomes, per_file, reasons, failures
 
 
 def main(argv=None):
@@ -97,7 +99,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     hidden = [name for name in args.without if name]
     run, seconds, tree = run_suite(hidden, [f"--ignore={FIGURES}"] + args.pytest_args)
-    outcomes, per_file, reasons = summarize(tree)
+    outcomes, per_file, reasons, failures = summarize(tree)
     collected = subprocess.run([sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
                                 FIGURES], cwd=ROOT, capture_output=True, text=True).stdout
     figure_tests = sum(1 for line in collected.splitlines() if "::" in line)
@@ -107,7 +109,7 @@ def main(argv=None):
         benchmark="bench_test_suite", date=datetime.date.today().isoformat(), commit=commit(), machine=machine(),
         hypothesis_profile=os.environ.get("HYPOTHESIS_PROFILE", "ci (the default)"), hidden_packages=hidden,
         command="python -m pytest -q", seconds=round(seconds, 1), tests=sum(outcomes.values()),
-        passed=outcomes["passed"], skipped=outcomes["skipped"], failed=outcomes["failed"],
+        passed=outcomes["passed"], skipped=outcomes["skipped"], failed=outcomes["failed"], failures=failures,
         readme_figure_tests=figure_tests, readme_figure_tests_note=f"{FIGURES}, run after this file is written",
         skip_reasons=dict(sorted(reasons.items(), key=lambda kv: -kv[1])), tests_per_file=dict(sorted(per_file.items()))))
     if args.json:
