@@ -207,3 +207,46 @@ def test_every_results_file_the_readme_cites_exists_and_every_file_is_cited():
 def test_the_gradcheck_snippet_runs_as_written():
     snippet = re.search(r"Checking a gradient, including one of your own ops:\s*```python\n(.*?)```", readme(), re.S)
     exec(compile(snippet.group(1), "README.md", "exec"), {})   # a NameError if it used tg without importing it
+
+
+# ---------------------------------------------------------------- docs/ figures that cite a results file
+
+def doc_match(name, pattern):
+    with open(os.path.join(ROOT, "docs", name), encoding="utf-8") as f:
+        text = re.sub(r"\s+", " ", f.read())
+    found = re.findall(pattern, text)
+    assert len(found) == 1, f"docs/{name} should hold {pattern!r} exactly once, found {len(found)}"
+    return found[0] if isinstance(found[0], tuple) else (found[0],)
+
+
+def test_docs_anomaly_costs_match_anomaly_cpu():
+    data = results("anomaly_cpu.json")
+    work = {w["workload"]: w for w in data["workloads"]}
+    ns, share, op_us = doc_match("how-it-works.md", r"one flag test took about (\d+) ns: ([\d.]+)% of the smallest op "
+                                                    r"\(a 4-element multiply, ([\d.]+) us\)")
+    small = work["mul (4,) forward"]
+    assert (ns, share, op_us) == (fixed(data["flag_test_ns"], 0), fixed(100 * small["off_cost"], 2), fixed(small["off_us"], 1))
+    ratios = doc_match("how-it-works.md", r"the 4-element multiply took ([\d.]+)x as long \(the stack walk\), forward\+backward "
+                                          r"of the first convolution \(batch 128\) ([\d.]+)x, of the dense 3136->128 layer "
+                                          r"([\d.]+)x, and of ReLU on \(128, 32, 28, 28\) ([\d.]+)x")
+    assert ratios == (fixed(small["on_over_off"], 1), fixed(work["conv1 1->32 (128,1,28,28) fwd+bwd"]["on_over_off"], 1),
+                      fixed(work["dense 3136->128 batch 128 fwd+bwd"]["on_over_off"], 2),
+                      fixed(work["relu (128,32,28,28) fwd+bwd"]["on_over_off"], 1))
+
+
+def test_docs_gpu_budget_matches_gpu_budget_emulated():
+    data = results("gpu_budget_emulated.json")
+    phases = {name: str(p["launches"]) for name, p in data["phases"].items()}
+    assert doc_match("how-it-works.md", r"(\d+) launches and no blocking sync for the whole step") == (str(data["total"]["launches"]),)
+    assert doc_match("how-it-works.md", r"forward (\d+), loss (\d+), backward (\d+), Adam (\d+) \(were") == (
+        phases["forward"], phases["loss"], phases["backward"], phases["adam"])
+
+
+def test_docs_distributed_table_matches_distributed_cpu():
+    data = results("distributed_cpu.json")
+    one, two = data["one_rank"], data["two_ranks"]
+    assert doc_match("distributed.md", r"\| 1 rank x 2 threads \| ([\d.]+) \| ([\d.]+) \| - \| - \|") == (
+        fixed(1000 * one["step_s"], 1), fixed(one["epoch_s_estimate"], 1))
+    assert doc_match("distributed.md", r"\| 2 ranks x 1 thread \| ([\d.]+) \(([\d.]+)x\) \| ([\d.]+) \| ([\d.]+) \| ([\d,]+) \|") == (
+        fixed(1000 * two["step_s"], 1), fixed(two["step_s"] / one["step_s"], 2), fixed(two["epoch_s_estimate"], 1),
+        fixed(1000 * two["allreduce_in_step_s"], 2), grouped(two["bytes_per_step"]))
