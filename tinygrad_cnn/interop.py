@@ -68,6 +68,7 @@ def _chw_to_hwc(weight, chw):
 
 def torch_names(model):
     """{our state_dict name: torch's name}, e.g. {'layers.2.weight': '3.weight'} for the tutorial model."""
+    _check(model)
     names = {}
     own = {id(t): name for name, t in model.named_parameters()}
     for layer, index, _ in _plan(model):
@@ -93,6 +94,9 @@ def from_torch_state_dict(model, state):
     """Load a torch.nn.Sequential's state_dict (torch tensors, NumPy arrays, anything numpy.asarray takes)
     into `model`, renaming and permuting as to_torch_state_dict does in reverse. A missing or unexpected name
     or a wrong shape raises ValueError and leaves the model unchanged. Returns the model."""
+    if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+        raise TypeError(f"from_torch_state_dict: state must be a mapping of name -> tensor (a torch "
+                        f"state_dict), got {type(state).__name__}")
     names = {theirs: ours for ours, theirs in torch_names(model).items()}
     unexpected = sorted(set(state) - set(names))
     missing = sorted(set(names) - set(state))

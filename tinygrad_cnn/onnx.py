@@ -7,7 +7,7 @@ tinygrad_cnn.keras builds), (N, H, W, C), and the batch axis is free ('N'). ONNX
 identity at inference and is left out."""
 import numpy
 
-from .checkpoint import atomic_write
+from .checkpoint import _fspath, atomic_write
 from .nn.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid,
                         Softmax, Tanh, _Activated, _shape_tuple)
 
@@ -86,9 +86,15 @@ def export(model, path, input_shape=None):
     `input_shape` without the batch axis (default: the shape the model was built for). The model is checked
     with onnx.checker before the file is written. A layer with no export raises ValueError naming it.
     Returns the onnx.ModelProto."""
+    path = _fspath(path, "onnx.export")
     onnx = _onnx()
     if not isinstance(model, Sequential):
         raise TypeError(f"onnx.export takes a Sequential model, got {type(model).__name__}")
+    if input_shape is not None and not (isinstance(input_shape, (tuple, list)) and
+                                        all(isinstance(s, (int, numpy.integer)) and not isinstance(s, bool)
+                                            for s in input_shape)):
+        raise TypeError(f"onnx.export: input_shape must be a tuple of ints without the batch axis, e.g. "
+                        f"(1, 28, 28), got {input_shape!r}")
     if input_shape is None:
         if not model.built:
             raise ValueError("onnx.export needs input_shape (without the batch axis) for a model not built yet")
@@ -133,5 +139,5 @@ def export(model, path, input_shape=None):
     proto.ir_version = min(proto.ir_version, 8)  # NOTE: readable by older onnxruntime releases too
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
-    atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data), who="onnx.export")
     return proto

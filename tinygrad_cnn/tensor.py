@@ -16,6 +16,11 @@ float64 = numpy.dtype("float64")
 _rng = numpy.random.default_rng()
 
 
+class AxisError(ValueError, IndexError):
+    """An axis outside a tensor's rank. Both a ValueError and an IndexError, as NumPy's AxisError, so
+    code written for either (or for NumPy) catches it."""
+
+
 def manual_seed(seed):
     """Seed the global generator behind rand, randn, weight initialisers and dropout.
 
@@ -715,7 +720,7 @@ class Tensor:
         rank = max(self.ndim, 1)  # NOTE: a 0-d tensor takes axis 0 or -1, as in PyTorch
         for a in axes:
             if not -rank <= a < rank:
-                raise ValueError(f"axis {a} is out of range for a tensor of shape {self.shape}")
+                raise AxisError(f"axis {a} is out of range for a tensor of shape {self.shape}")
         normal = tuple(a % rank for a in axes)
         if len(set(normal)) != len(normal):
             raise ValueError(f"repeated axis in {axis}")
@@ -846,9 +851,9 @@ class Tensor:
         """Permute axes; with none given, reverse them (NumPy's rule)."""
         axes = _shape_arg(axes) if axes else tuple(reversed(range(self.ndim)))
         # NOTE: range first: a % ndim alone would map axis 5 of a 2-D tensor onto axis 1
-        if any(not -self.ndim <= a < self.ndim for a in axes) or \
-                sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}")
+        out_of_range = any(not -self.ndim <= a < self.ndim for a in axes)
+        if out_of_range or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
+            raise (AxisError if out_of_range else ValueError)(f"axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}")
         axes = tuple(a % self.ndim for a in axes)
         if axes == tuple(range(self.ndim)):
             return self
@@ -871,7 +876,7 @@ class Tensor:
         if not _is_int(axis):
             raise TypeError(f"expand_dims: axis must be an int, got {axis!r}")
         if not -ndim <= axis < ndim:
-            raise ValueError(f"expand_dims: axis {axis} out of range for a result of rank {ndim}")
+            raise AxisError(f"expand_dims: axis {axis} out of range for a result of rank {ndim}")
         axis %= ndim
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 

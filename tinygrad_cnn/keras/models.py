@@ -26,6 +26,12 @@ def _count(value, name, low=1):
     return int(value)
 
 
+def _callback_list(callbacks, who):
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"{who}: callbacks must be a list of Callback objects, got {type(callbacks).__name__} "
+                        f"(wrap a single callback in a list)")
+
+
 def _verbose(verbose):
     if verbose == "auto":
         return 1
@@ -88,6 +94,9 @@ class Sequential(nn.Sequential):
 
     def __init__(self, layers=None, name=None, device=None):
         self._declared_shape = None
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise TypeError(f"Sequential: layers must be a list of layers, got {type(layers).__name__} "
+                            f"(wrap a single layer in a list: Sequential([layer]))")
         super().__init__(None, name=name)
         if device is not None:
             self.to(device)
@@ -124,10 +133,15 @@ class Sequential(nn.Sequential):
         the default is Adam."""
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
+        if isinstance(metrics, str):  # NOTE: one metric, as Keras reads metrics="accuracy" (not its letters)
+            metrics = [metrics]
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"compile: metrics must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
+                            f"got {metrics!r}")
         names = list(metrics or [])
         for name in names:
             if not isinstance(name, str) or name.lower() not in METRICS:
-                raise ValueError(f"unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
+                raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
         self.metric_names = names
         return self
 
@@ -229,6 +243,9 @@ class Sequential(nn.Sequential):
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         epochs, initial_epoch = _count(epochs, "epochs", 0), _count(initial_epoch, "initial_epoch", 0)
         verbose, validation_freq = _verbose(verbose), _count(validation_freq, "validation_freq")
+        if not isinstance(shuffle, (bool, numpy.bool_)):
+            raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
+        _callback_list(callbacks, "fit")
         step_optimizer = self._ready(_array(x, "fit: x"))
         x, y = self._data(x, y, "fit")
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
@@ -324,6 +341,7 @@ class Sequential(nn.Sequential):
         batch_size (32)."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
+        _callback_list(callbacks, "evaluate")
         self._ready(_array(x, "evaluate: x"))
         x, y = self._data(x, y, "evaluate")
         metrics = self._metrics(y)
@@ -339,6 +357,7 @@ class Sequential(nn.Sequential):
         in batches of batch_size (32) in eval mode."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
+        _callback_list(callbacks, "predict")
         x = _array(x, "predict: x").astype("float32", copy=False)
         if not self.built:
             self.build(x.shape[1:])
@@ -375,6 +394,9 @@ class Sequential(nn.Sequential):
     def set_weights(self, weights):
         """Load arrays in get_weights() order (checked: count and shapes)."""
         names = list(self.state_dict())
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"set_weights: weights must be a list of arrays (as get_weights() returns), got "
+                            f"{type(weights).__name__}")
         weights = list(weights)
         if len(weights) != len(names):
             raise ValueError(f"set_weights: the model has {len(names)} weight arrays, got {len(weights)}")
