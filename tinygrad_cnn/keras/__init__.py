@@ -4,8 +4,12 @@ A thin front end: the layers are tinygrad_cnn.nn's with Keras' defaults (channel
 and Sequential adds compile / fit / evaluate / predict. `datasets.mnist.load_data()` reads the
 bundled MNIST files."""
 from .. import datasets
-from . import callbacks, layers, losses, models, optimizers
+from . import callbacks, layers, losses, metrics, models, ops, optimizers, utils
+from .functional import Model
 from .layers import Input
 from .models import Sequential
 
-__all__ = ["Sequential", "Input", "layers", "models", "optimizers", "losses", "callbacks", "datasets"]
+models.Model = Model  # keras.models.Model, as in Keras (functional imports models, so it is attached here)
+
+__all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
+           "datasets", "utils", "ops"]

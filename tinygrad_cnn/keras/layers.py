@@ -176,13 +176,24 @@ class Rescaling(_InputShape, nn.Rescaling):
 
 class Input:
     """Keras' Input(shape=...): the model's input shape without the batch axis, as the first
-    entry of a Sequential's list (it holds no weights and is not a layer of the model)."""
+    entry of a Sequential's list (it holds no weights and is not a layer of the model), or the
+    symbolic input of a functional keras.Model: `x = Dense(8)(inputs)`."""
 
     def __init__(self, shape, name=None, batch_size=None, dtype=None):
         self.shape = _shape_tuple(shape)
         self.name = name
         self.batch_size = batch_size
         self.dtype = dtype
+
+    _symbolic = True  # layers called on it record the call (keras.Model's functional API)
+
+    @property
+    def _sample_shape(self):
+        return self.shape
+
+    def _apply(self, layer):
+        from .functional import apply
+        return apply(self, layer)
 
     def __repr__(self):
         return f"Input(shape={self.shape})"
