@@ -4,6 +4,7 @@ A training step is the loop one writes by hand: forward, loss, zero_grad, backwa
 adds the batching, shuffling, validation, progress and callbacks around it. Data stay NumPy
 arrays on the host; each batch is copied to the model's device as it is used."""
 import math
+import os
 
 import numpy
 
@@ -453,6 +454,14 @@ class Sequential(BatchesMixin, nn.Sequential):
         if len(weights) != len(names):
             raise ValueError(f"set_weights: the model has {len(names)} weight arrays, got {len(weights)}")
         self.load_state_dict(dict(zip(names, weights)))
+
+    def save(self, path, overwrite=True):
+        """A name ending in .keras: the Keras 3 file real Keras opens (keras.models.load_model), with the
+        architecture; any other: Module.save (the weights as .safetensors or .npz), atomically."""
+        if os.fspath(path).endswith(".keras"):
+            from .saving import save_model
+            return save_model(self, path)
+        return super().save(path)
 
     def save_weights(self, path):
         """Module.save(path): the weights, atomically."""
