@@ -151,6 +151,27 @@ def _rmsprop_kernel(l2, momentum, centered, eps_inside, on_device):
     return fuse(rmsprop_step)
 
 
+@functools.lru_cache(maxsize=None)
+def _adadelta_kernel(l2, on_device):
+    """Adadelta's update of (slices of) flat arrays p, g, square_avg and acc_delta in one fused kernel;
+    on_device as for _adam_kernel."""
+    def adadelta_step(xp, p, g, square_avg, acc_delta, ok, lr, rho, eps, weight_decay):
+        if on_device:
+            g = xp.where(ok, g + weight_decay * p if l2 else g, 0)
+            keep = xp.where(ok, rho, 1)
+        else:
+            g = g + weight_decay * p if l2 else g
+            keep = rho
+        square_avg *= keep
+        square_avg += (1 - keep) * g * g
+        delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * g
+        acc_delta *= keep
+        acc_delta += (1 - keep) * delta * delta
+        p -= xp.where(ok, lr * delta, 0) if on_device else lr * delta
+    adadelta_step.__name__ = "adadelta" + "_l2" * l2 + "_masked" * on_device
+    return fuse(adadelta_step)
+
+
 @fuse
 def _count_step(xp, ledger, on_apply, on_skip, ok):
     """Advance a ledger: where ok, the step counts of the parameters in `on_apply`; else the skip count."""
@@ -715,6 +736,33 @@ class RMSprop(Optimizer):
         self._kernel(True)(p, g, *buffers, ok, self.lr, self.alpha, self.eps, self.momentum, self.weight_decay)
 
 
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler), as PyTorch's: square_avg = rho*square_avg + (1-rho)*g^2, delta =
+    sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g, acc_delta = rho*acc_delta + (1-rho)*delta^2,
+    p -= lr*delta (lr=1.0 by default, as PyTorch's MNIST example uses it). weight_decay is L2."""
+
+    state_names = ("square_avg", "acc_delta")
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, nonfinite="skip"):
+        super().__init__(params, nonfinite, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+
+    def _checked(self, hyper):
+        hyper = super()._checked(hyper)
+        hyper["rho"] = _number(hyper["rho"], "rho")
+        if not 0.0 <= hyper["rho"] <= 1.0:
+            raise ValueError(f"rho must lie in [0, 1], got {hyper['rho']}")
+        hyper["eps"] = _at_least(hyper["eps"], "eps")
+        return hyper
+
+    def _update_host(self, p, g, buffers, t):
+        _adadelta_kernel(bool(self.weight_decay), False)(p, g, *buffers, True, self.lr, self.rho, self.eps,
+                                                         self.weight_decay)
+
+    def _update_device(self, p, g, buffers, t, ok):
+        _adadelta_kernel(bool(self.weight_decay), True)(p, g, *buffers, ok, self.lr, self.rho, self.eps,
+                                                        self.weight_decay)
+
+
 # ---------------------------------------------------------------- learning-rate schedules
 
 class LRScheduler:
@@ -787,4 +835,4 @@ class CosineAnnealingLR(LRScheduler):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
 
-__all__ = ["Optimizer", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = ["Optimizer", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "LRScheduler", "StepLR", "CosineAnnealingLR"]

@@ -639,6 +639,10 @@ class Tensor:
     def __eq__(self, other):
         return self._compare(other, "__eq__")
 
+    def eq(self, other):
+        """PyTorch's name for ==: elementwise equality, a bool tensor."""
+        return self == other
+
     def __ne__(self, other):
         return self._compare(other, "__ne__")
 
@@ -884,6 +888,10 @@ class Tensor:
         return ops.Permute.apply(self, axes=axes)
 
     permute = transpose
+
+    def view_as(self, other):
+        """PyTorch's x.view_as(y): x reshaped to y's shape."""
+        return self.reshape(other.shape)
 
     def view(self, *shape):
         """PyTorch's name for reshape: the same elements in a new shape (one size may be -1). Unlike

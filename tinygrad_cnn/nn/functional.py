@@ -152,6 +152,12 @@ def linear(x, weight, bias=None, relu=False):
     return ops.Linear.apply(x, weight, *([] if bias is None else [bias]), relu=bool(relu))
 
 
+@torch_names
+def flatten(x, start_axis=0, end_axis=-1):
+    """Merge axes start_axis..end_axis (PyTorch's start_dim, end_dim) into one: torch.flatten(x, 1)."""
+    return as_tensor(x, "flatten input").flatten(start_axis, end_axis)
+
+
 def relu(x):
     """max(x, 0), elementwise (Tensor.relu); the gradient is 0 at and below 0."""
     return as_tensor(x, "relu input").relu()
