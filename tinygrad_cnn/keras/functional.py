@@ -28,10 +28,11 @@ class KerasTensor:
 
     @property
     def ndim(self):
+        """Number of axes, the batch axis included."""
         return len(self.shape)
 
     def _apply(self, layer):
-        """layer(self): build the layer for this shape and record it."""
+        """layer(self): build the layer for this shape and record the call."""
         return apply(self, layer)
 
     def __repr__(self):
@@ -111,6 +112,7 @@ class Model(Sequential):
         object.__setattr__(self, name, value)
 
     def add(self, layer):
+        """Refused: a functional model's layers come from keras.Model(inputs, outputs)."""
         raise TypeError("keras.Model has no add(): its layers come from keras.Model(inputs, outputs); use "
                         "keras.Sequential to add layers one by one")
 
@@ -122,6 +124,7 @@ class Model(Sequential):
                                   f"keras.Model(inputs, outputs))")
 
     def forward(self, x):
+        """The layers in order (functional), or call(x) (subclassed)."""
         if not self._subclassed:
             return super().forward(x)
         if "training" in inspect.signature(self.call).parameters:
@@ -129,6 +132,7 @@ class Model(Sequential):
         return self.call(x)
 
     def _prepare(self, x):
+        """A subclassed model takes any input its call() takes, and builds on the first call."""
         if not self._subclassed:
             return super()._prepare(x)
         x = x if isinstance(x, Tensor) else self._from_array(x)
@@ -148,6 +152,7 @@ class Model(Sequential):
         return self
 
     def _validate(self, shape):
+        """A functional model checks as Sequential does; a subclassed one leaves it to call()."""
         if not self._subclassed:
             super()._validate(shape)
 
@@ -169,6 +174,7 @@ class Model(Sequential):
         return self._output_shape(tuple(input_shape))
 
     def logits(self, x):
+        """The output without a final softmax or sigmoid (a subclassed model's output as is)."""
         if not self._subclassed:
             return super().logits(x)
         return self(x)  # NOTE: a subclass's final activation is inside call(): the loss takes its output as is

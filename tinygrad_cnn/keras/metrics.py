@@ -63,6 +63,7 @@ class Mean(Metric):
         super().update_state(values, None, sample_weight)
 
     def values(self, y_true, y_pred):
+        """The values themselves."""
         return y_true
 
 
@@ -72,6 +73,7 @@ class Accuracy(Metric):
     default_name = "accuracy"
 
     def values(self, y_true, y_pred):
+        """1 where y_pred equals y_true, else 0."""
         return (y_true.reshape(y_pred.shape) == y_pred) if y_true.size == y_pred.size else y_true == y_pred
 
 
@@ -81,6 +83,7 @@ class SparseCategoricalAccuracy(Metric):
     default_name = "sparse_categorical_accuracy"
 
     def values(self, y_true, y_pred):
+        """1 where the argmax of y_pred is the class y_true."""
         return y_pred.argmax(-1) == y_true.reshape(y_pred.shape[:-1])
 
 
@@ -90,6 +93,7 @@ class CategoricalAccuracy(Metric):
     default_name = "categorical_accuracy"
 
     def values(self, y_true, y_pred):
+        """1 where the argmaxes of y_pred and y_true agree."""
         return y_pred.argmax(-1) == y_true.argmax(-1)
 
 
@@ -103,6 +107,7 @@ class BinaryAccuracy(Metric):
         self.threshold = float(threshold)
 
     def values(self, y_true, y_pred):
+        """1 per output where (y_pred > threshold) matches y_true."""
         return (y_pred > self.threshold) == (y_true.reshape(y_pred.shape) > 0.5)
 
 
