@@ -257,3 +257,31 @@ def test_fit_on_a_data_loader():
     loader = tf.data.DataLoader(x, y, batch_size=16)
     history = model.fit(loader, epochs=2, verbose=0)
     assert len(history.history["accuracy"]) == 2
+
+
+def test_rmsprop_and_batch_normalization_train_as_real_keras():
+    """From real Keras' initial weights and the same batches, three RMSprop steps of a model with
+    BatchNormalization end at the same weights and moving statistics (skipped without Keras 3 + torch)."""
+    pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    real = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install keras)")
+    if real.backend.backend() != "torch":
+        pytest.skip("Keras runs on another backend; set KERAS_BACKEND=torch")
+    x, y = data(n=48, shape=(6,))
+
+    def layers(k):
+        # NOTE: no bias before the normalisation: its true gradient is 0, and RMSprop would turn float32
+        # rounding noise there into steps of the learning rate's size, different in each framework
+        return [k.layers.Dense(8, activation="relu", use_bias=False), k.layers.BatchNormalization(),
+                k.layers.Dense(3, activation="softmax")]
+    real.utils.set_random_seed(0)
+    theirs = real.Sequential([real.Input((6,))] + layers(real))
+    theirs.compile(optimizer=real.optimizers.RMSprop(learning_rate=0.01), loss="sparse_categorical_crossentropy")
+    ours = keras.Sequential([keras.Input((6,))] + layers(keras))
+    ours.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.01), loss="sparse_categorical_crossentropy")
+    ours.set_weights([w.T if w.ndim == 2 else w for w in theirs.get_weights()])
+    theirs.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    ours.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b.T if b.ndim == 2 else b, atol=1e-5, rtol=1e-4)
