@@ -41,6 +41,16 @@ def test_models_layers_and_tf_functions_take_arrays_and_lists():
         model({"x": 1})
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_arrays_go_to_the_layers_device(device):
+    layer = keras.layers.Dense(2, device=device)
+    out = layer(np.ones((3, 4)))  # NumPy, float64: to the layer's device, in its dtype (float32)
+    assert out.device == tf.device.canonical_device(device) and out.dtype == np.float32
+    on_device = tf.Tensor(np.ones((3, 4), "float32"), device=device).data  # a NumPy or (emulated) CuPy array
+    np.testing.assert_array_equal(keras.layers.Dense(2, device="cpu")(on_device).numpy().shape, (3, 2))
+    assert keras.layers.Dense(2)([[1.0, 2.0]]).shape == (1, 2)  # lists too
+
+
 def test_training_argument_switches_the_mode_for_one_call():
     layer = keras.layers.Dropout(0.5)
     x = np.ones((4, 50), "float32")

@@ -20,6 +20,7 @@ def test_dim_and_keepdim_are_accepted_wherever_axis_and_keepdims_are():
         np.testing.assert_array_equal(fn(dim=0).numpy(), fn(axis=0).numpy())
     assert x.flatten(start_dim=1).shape == (2, 12) and x[:, :1].squeeze(dim=1).shape == (2, 4)
     assert x.unsqueeze(dim=0).shape == (1, 2, 3, 4)
+    assert tg.concatenate([x, x], dim=1).shape == (2, 6, 4) and tg.stack([x, x], dim=0).shape == (2, 2, 3, 4)
     with pytest.raises(TypeError, match="both dim= and axis="):
         x.sum(dim=1, axis=1)
 

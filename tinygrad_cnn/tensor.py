@@ -1155,6 +1155,7 @@ def _same_device(name, *tensors):
     return tensors
 
 
+@torch_names
 def concatenate(tensors, axis=0):
     """Join tensors along an existing `axis` (dtypes are promoted); the gradient is split back."""
     tensors = list(tensors)
@@ -1174,6 +1175,7 @@ def concatenate(tensors, axis=0):
     return ops.Concatenate.apply(*[t.astype(dtype) for t in tensors], axis=axis_n)
 
 
+@torch_names
 def stack(tensors, axis=0):
     """Join tensors of one shape along a new `axis`."""
     tensors = list(tensors)
