@@ -295,3 +295,40 @@ def test_rmsprop_and_batch_normalization_train_as_real_keras():
     ours.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b.T if b.ndim == 2 else b, atol=1e-5, rtol=1e-4)
+
+
+def residual_model():
+    tf.random.set_seed(2)
+    L = keras.layers
+    inputs = keras.Input((8, 8, 1))
+    x = L.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    y = L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(x))
+    x = L.Add()([x, y])
+    h = L.Concatenate()([L.GlobalAveragePooling2D()(x), L.GlobalMaxPooling2D()(x)])
+    return keras.Model(inputs, L.Dense(3, activation="softmax")(h))
+
+
+def test_functional_model_with_branches_runs_its_graph_and_trains(capsys):
+    model = residual_model()
+    assert model.is_graph and [layer.name for layer in model.layers][-3:] == ["global_max_pooling2d", "concatenate",
+                                                                             "dense"]
+    x, y = data()
+    model.eval()
+    L = model.layers  # the graph by hand: conv, conv, batch norm, add, two poolings, concatenate, dense
+    a = L[0](x)
+    b = L[3]([a, L[2](L[1](a))])
+    expected = L[7](L[6]([L[4](b), L[5](b)]))
+    np.testing.assert_allclose(model(x).numpy(), expected.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(model.logits(x).softmax(-1).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-7)
+    model.train()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    losses = model.fit(x, y, epochs=8, batch_size=16, verbose=0).history["loss"]
+    assert losses[-1] < losses[0]
+    assert model.summary() is None and "add (Add)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(None, 8, 8, 1\)"):
+        model(np.zeros((1, 9, 9, 1), "float32"))
+    with pytest.raises(ValueError, match="with branches.*not saved"):
+        model.save("never.keras")
+    from tinygrad_cnn import interop
+    with pytest.raises(TypeError, match="with branches"):
+        interop.torch_names(model)

@@ -164,3 +164,31 @@ def test_keras_layers_default_to_channels_last_and_keras_names():
     assert model.layers[1].moving_mean.shape == (4,)  # axis -1: the channels of (N, H, W, C)
     assert [layer.name for layer in model.layers][1:4] == ["batch_normalization", "global_max_pooling2d", "reshape"]
     assert model.predict(np.ones((3, 6, 6, 2)), verbose=0).shape == (3, 2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(seed=st.integers(0, 2 ** 16), count=st.integers(2, 3), axis=st.sampled_from([1, 2, -1]))
+def test_add_and_concatenate_gradcheck_and_values(device, seed, count, axis):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((2, 3, 2)) for _ in range(count)]
+    xs = [tensor(a, device, True) for a in arrays]
+    np.testing.assert_allclose(nn.Add()(xs).numpy(), sum(arrays), rtol=1e-12)
+    assert gradcheck(lambda *t: nn.Add()(list(t)), xs)
+    widths = [int(w) for w in rng.integers(1, 4, count)]
+    parts = [rng.standard_normal((2, w, 2) if axis == 1 else (2, 3, w)) for w in widths]
+    ys = [tensor(p, device, True) for p in parts]
+    joined = nn.Concatenate(axis=axis)
+    np.testing.assert_array_equal(joined(ys).numpy(), np.concatenate(parts, axis=axis))
+    assert joined(ys).shape[1:] == joined.compute_output_shape([p.shape[1:] for p in parts])
+    assert gradcheck(lambda *t: joined(list(t)), ys)
+
+
+def test_merge_layers_name_the_problem():
+    with pytest.raises(ValueError, match=r"Add.*one shape.*\(2, 3\), \(2, 4\)"):
+        nn.Add()([np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32)])
+    with pytest.raises(ValueError, match="Concatenate.*agree on every axis but -1"):
+        nn.Concatenate()([np.zeros((2, 3, 1), np.float32), np.zeros((2, 4, 1), np.float32)])
+    with pytest.raises(ValueError, match="batch axis"):
+        nn.Concatenate(axis=0)([np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32)])
+    with pytest.raises(TypeError, match="list of at least two"):
+        nn.Add()(np.zeros((2, 3), np.float32))

@@ -25,8 +25,9 @@ _TORCH_ACTIVATIONS = {"relu": "torch.nn.ReLU()", "sigmoid": "torch.nn.Sigmoid()"
 
 
 def _check(model):
-    if not isinstance(model, Sequential):
-        raise TypeError(f"PyTorch interop handles a Sequential model, got {type(model).__name__}")
+    if not isinstance(model, Sequential) or getattr(model, "is_graph", False):
+        raise TypeError(f"PyTorch interop handles a Sequential model (a chain of layers), got {type(model).__name__}"
+                        f"{' with branches' if getattr(model, 'is_graph', False) else ''}")
     if not model.built:
         raise ValueError("PyTorch interop needs a built model (Sequential(..., input_shape=...) or "
                          "model.build(input_shape)): the Flatten order depends on the image shape")

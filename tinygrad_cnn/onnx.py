@@ -111,8 +111,9 @@ def export(model, path, input_shape=None):
     with onnx.checker before the file is written. A layer with no export raises ValueError naming it.
     Returns the onnx.ModelProto."""
     onnx = _onnx()
-    if not isinstance(model, Sequential):
-        raise TypeError(f"onnx.export takes a Sequential model, got {type(model).__name__}")
+    if not isinstance(model, Sequential) or getattr(model, "is_graph", False):
+        raise TypeError(f"onnx.export takes a Sequential model (a chain of layers), got {type(model).__name__}"
+                        f"{' with branches' if getattr(model, 'is_graph', False) else ''}")
     if input_shape is None:
         if not model.built:
             raise ValueError("onnx.export needs input_shape (without the batch axis) for a model not built yet")

@@ -174,6 +174,10 @@ class Rescaling(_InputShape, nn.Rescaling):
         self._keep_input_shape(input_shape)
 
 
+Add = nn.Add
+Concatenate = nn.Concatenate
+
+
 class Input:
     """Keras' Input(shape=...): the model's input shape without the batch axis, as the first
     entry of a Sequential's list (it holds no weights and is not a layer of the model), or the
@@ -195,6 +199,10 @@ class Input:
         from .functional import apply
         return apply(self, layer)
 
+    def _apply_merge(self, layer, nodes):
+        from .functional import apply_merge
+        return apply_merge(nodes, layer)
+
     def __repr__(self):
         return f"Input(shape={self.shape})"
 
@@ -204,4 +212,4 @@ InputLayer = Input
 
 __all__ = ["Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT",
            "BatchNormalization", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
-           "Reshape", "Rescaling"]
+           "Reshape", "Rescaling", "Add", "Concatenate"]

@@ -141,6 +141,9 @@ def save_model(model, path):
     if not isinstance(model, nn.Sequential) or getattr(model, "_subclassed", False):
         raise KerasFileError(f"{os.fspath(path)!r}: only a Sequential or a functional keras.Model is saved as "
                              f".keras here, got {type(model).__name__}")
+    if getattr(model, "is_graph", False):
+        raise KerasFileError(f"{os.fspath(path)!r}: a functional model with branches (Add, Concatenate) is not saved "
+                             f"as .keras here, only chains of layers; save its weights with model.save_weights")
     if not model.built:
         raise KerasFileError(f"{os.fspath(path)!r}: the model is not built yet, so its input shape is unknown; "
                              f"give it an Input or input_shape=, or call it on a batch first")
