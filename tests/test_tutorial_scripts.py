@@ -76,7 +76,7 @@ def test_classic_pytorch_mnist_runs_with_three_edits(few_images, monkeypatch, ca
     outside_imports = [line for line in code.splitlines() if "tinygrad_cnn" in line and
                        not re.match(r"(import|from) ", line) and "sys.path" not in line]
     assert outside_imports == []
-    run("pytorch_mnist.py", monkeypatch, "--epochs", "1", "--log-interval", "2")
+    run("pytorch_mnist.py", monkeypatch, "--epochs", "1", "--log-interval", "2", "--no-cuda")  # CPU: repeatable
     out = capsys.readouterr().out
     assert "Train Epoch: 1 [128/256 (50%)]" in out
     correct = int(re.search(r"Accuracy: (\d+)/200", out).group(1))
