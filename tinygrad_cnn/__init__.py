@@ -10,6 +10,10 @@ from .tensor import (AxisError, Tensor, arange, concatenate, eye, float32, float
 # hypothesis (an optional extra), so it is imported on its own.
 from . import checkpoint, data, datasets, device, memory, nn, optim, testing
 from . import keras  # after nn and optim, which it builds on
+from . import random  # tf.random.set_seed
+from .keras.ops import argmax, convert_to_tensor  # tf.argmax, tf.convert_to_tensor
+from .nn.functional import flatten  # torch.flatten(x, 1)
+from . import cuda  # torch.cuda.is_available()
 
 __version__ = "0.1.0"
 
@@ -17,4 +21,5 @@ __all__ = ["Tensor", "Function", "DeviceError", "AxisError", "no_grad", "enable_
            "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
            "manual_seed", "get_rng", "set_num_threads", "get_num_threads", "from_dlpack", "zeros", "ones", "full", "rand", "randn", "arange", "eye", "zeros_like",
            "ones_like", "matmul", "concatenate", "stack", "where", "maximum", "minimum", "float32", "float64",
-           "nn", "optim", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras"]
+           "nn", "optim", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras", "random",
+           "argmax", "convert_to_tensor", "flatten", "cuda"]

@@ -106,6 +106,11 @@ class DataLoader:
             raise ValueError("give DataLoader a seed or a generator, not both")
         self._rng = generator if generator is not None else np.random.default_rng(seed)
 
+    @property
+    def dataset(self):
+        """The samples the loader draws from (x), so that len(loader.dataset) counts them, as in PyTorch."""
+        return self.x
+
     def __len__(self):
         """Number of batches per epoch (on this rank)."""
         n, b = len(self.x) // self.world_size, self.batch_size

@@ -137,6 +137,59 @@ def _sgd_kernel(l2, momentum, nesterov, on_device):
     return fuse(sgd_step)
 
 
+@functools.lru_cache(maxsize=None)
+def _rmsprop_kernel(l2, momentum, centered, eps_inside, on_device):
+    """RMSprop's update of (slices of) flat arrays p, g and its buffers (square average, momentum,
+    gradient average) in one fused kernel; on_device as for _adam_kernel (where not ok, the gradient
+    is 0, the decay 1 and the step 0, so nothing changes)."""
+    def rmsprop_step(xp, p, g, square_avg, momentum_buffer, grad_avg, ok, lr, alpha, eps, mu, weight_decay):
+        if on_device:
+            g = xp.where(ok, g + weight_decay * p if l2 else g, 0)
+            keep = xp.where(ok, alpha, 1)
+        else:
+            g = g + weight_decay * p if l2 else g
+            keep = alpha
+        square_avg *= keep
+        square_avg += (1 - keep) * g * g
+        denominator = square_avg
+        if centered:
+            grad_avg *= keep
+            grad_avg += (1 - keep) * g
+            denominator = square_avg - grad_avg * grad_avg
+        denominator = xp.sqrt(denominator + eps) if eps_inside else xp.sqrt(denominator) + eps
+        if momentum:
+            momentum_buffer *= xp.where(ok, mu, 1) if on_device else mu
+            momentum_buffer += g / denominator
+            step = lr * momentum_buffer
+        else:
+            step = lr * g / denominator
+        p -= xp.where(ok, step, 0) if on_device else step
+    rmsprop_step.__name__ = ("rmsprop" + "_l2" * l2 + "_momentum" * momentum + "_centered" * centered
+                             + "_eps_inside" * eps_inside + "_masked" * on_device)
+    return fuse(rmsprop_step)
+
+
+@functools.lru_cache(maxsize=None)
+def _adadelta_kernel(l2, on_device):
+    """Adadelta's update of (slices of) flat arrays p, g, square_avg and acc_delta in one fused kernel;
+    on_device as for _adam_kernel."""
+    def adadelta_step(xp, p, g, square_avg, acc_delta, ok, lr, rho, eps, weight_decay):
+        if on_device:
+            g = xp.where(ok, g + weight_decay * p if l2 else g, 0)
+            keep = xp.where(ok, rho, 1)
+        else:
+            g = g + weight_decay * p if l2 else g
+            keep = rho
+        square_avg *= keep
+        square_avg += (1 - keep) * g * g
+        delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * g
+        acc_delta *= keep
+        acc_delta += (1 - keep) * delta * delta
+        p -= xp.where(ok, lr * delta, 0) if on_device else lr * delta
+    adadelta_step.__name__ = "adadelta" + "_l2" * l2 + "_masked" * on_device
+    return fuse(adadelta_step)
+
+
 @fuse
 def _count_step(xp, ledger, on_apply, on_skip, ok):
     """Advance a ledger: where ok, the step counts of the parameters in `on_apply`; else the skip count."""
@@ -679,6 +732,78 @@ class AdamW(Adam):
                          eps_hat=eps_hat)
 
 
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), as PyTorch's: square_avg = alpha*square_avg + (1-alpha)*g^2, then
+    p -= lr * g / (sqrt(square_avg) + eps); centered subtracts the squared mean gradient from
+    square_avg first; momentum keeps buf = momentum*buf + g / denominator and steps lr*buf.
+    weight_decay adds weight_decay*p to the gradient (L2).
+
+    eps_inside: where eps goes. False (PyTorch): sqrt(square_avg) + eps. True (Keras):
+    sqrt(square_avg + eps), which keras.optimizers.RMSprop uses, with Keras' epsilon 1e-7."""
+
+    state_names = ("square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                 nonfinite="skip", eps_inside=False):
+        if not isinstance(eps_inside, bool):
+            raise TypeError(f"eps_inside must be True or False, got {eps_inside!r}")
+        self.eps_inside = eps_inside
+        super().__init__(params, nonfinite, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered)
+
+    def _checked(self, hyper):
+        hyper = super()._checked(hyper)
+        hyper["alpha"] = _number(hyper["alpha"], "alpha")
+        if not 0.0 <= hyper["alpha"] <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {hyper['alpha']}")
+        hyper["eps"] = _at_least(hyper["eps"], "eps")
+        hyper["momentum"] = _at_least(hyper["momentum"], "momentum")
+        if not isinstance(hyper["centered"], (bool, numpy.bool_)):
+            raise TypeError(f"centered must be True or False, got {hyper['centered']!r}")
+        hyper["centered"] = bool(hyper["centered"])
+        return hyper
+
+    def _saved_names(self):
+        return ("square_avg",) + ("momentum_buffer",) * bool(self.momentum) + ("grad_avg",) * self.centered
+
+    def _kernel(self, on_device):
+        return _rmsprop_kernel(bool(self.weight_decay), bool(self.momentum), self.centered, self.eps_inside,
+                               on_device)
+
+    def _update_host(self, p, g, buffers, t):
+        self._kernel(False)(p, g, *buffers, True, self.lr, self.alpha, self.eps, self.momentum, self.weight_decay)
+
+    def _update_device(self, p, g, buffers, t, ok):
+        self._kernel(True)(p, g, *buffers, ok, self.lr, self.alpha, self.eps, self.momentum, self.weight_decay)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler), as PyTorch's: square_avg = rho*square_avg + (1-rho)*g^2, delta =
+    sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g, acc_delta = rho*acc_delta + (1-rho)*delta^2,
+    p -= lr*delta (lr=1.0 by default, as PyTorch's MNIST example uses it). weight_decay is L2."""
+
+    state_names = ("square_avg", "acc_delta")
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, nonfinite="skip"):
+        super().__init__(params, nonfinite, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+
+    def _checked(self, hyper):
+        hyper = super()._checked(hyper)
+        hyper["rho"] = _number(hyper["rho"], "rho")
+        if not 0.0 <= hyper["rho"] <= 1.0:
+            raise ValueError(f"rho must lie in [0, 1], got {hyper['rho']}")
+        hyper["eps"] = _at_least(hyper["eps"], "eps")
+        return hyper
+
+    def _update_host(self, p, g, buffers, t):
+        _adadelta_kernel(bool(self.weight_decay), False)(p, g, *buffers, True, self.lr, self.rho, self.eps,
+                                                         self.weight_decay)
+
+    def _update_device(self, p, g, buffers, t, ok):
+        _adadelta_kernel(bool(self.weight_decay), True)(p, g, *buffers, ok, self.lr, self.rho, self.eps,
+                                                        self.weight_decay)
+
+
 # ---------------------------------------------------------------- learning-rate schedules
 
 class LRScheduler:
@@ -751,4 +876,4 @@ class CosineAnnealingLR(LRScheduler):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
 
-__all__ = ["Optimizer", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = ["Optimizer", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "LRScheduler", "StepLR", "CosineAnnealingLR"]

@@ -21,6 +21,27 @@ class AxisError(ValueError, IndexError):
     code written for either (or for NumPy) catches it."""
 
 
+# PyTorch's argument names for NumPy's: `x.sum(dim=1, keepdim=True)` is `x.sum(axis=1, keepdims=True)`.
+TORCH_ALIASES = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axis", "end_dim": "end_axis"}
+
+
+def torch_names(fn):
+    """Let `fn` also take PyTorch's names (dim, keepdim, start_dim, end_dim) for its NumPy ones;
+    giving both spellings of one argument is a TypeError naming them."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for theirs, ours in TORCH_ALIASES.items():
+            if theirs in kwargs:
+                if ours in kwargs:
+                    raise TypeError(f"{fn.__name__}() got both {theirs}= and {ours}= (the same argument, "
+                                    f"PyTorch's and NumPy's name): give one")
+                kwargs[ours] = kwargs.pop(theirs)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
 def manual_seed(seed):
     """Seed the global generator behind rand, randn, weight initialisers and dropout.
 
@@ -625,6 +646,10 @@ class Tensor:
     def __eq__(self, other):
         return self._compare(other, "__eq__")
 
+    def eq(self, other):
+        """PyTorch's name for ==: elementwise equality, a bool tensor."""
+        return self == other
+
     def __ne__(self, other):
         return self._compare(other, "__ne__")
 
@@ -728,10 +753,12 @@ class Tensor:
             return None  # reducing a 0-d tensor over its one "axis" is reducing it over all (none)
         return normal[0] if isinstance(axis, int) else normal
 
+    @torch_names
     def sum(self, axis=None, keepdims=False):
         """Sum over `axis` (None: all axes; an int or a tuple); the gradient broadcasts back."""
         return ops.Sum.apply(self, axis=self._axis(axis), keepdims=keepdims)
 
+    @torch_names
     def mean(self, axis=None, keepdims=False):
         """Mean over `axis` (None: all axes; an int or a tuple); the gradient is spread evenly."""
         axis = self._axis(axis)
@@ -744,12 +771,14 @@ class Tensor:
             return self.sum(axis, keepdims) * float("nan")
         return self.sum(axis, keepdims) * (1.0 / count)
 
+    @torch_names
     def max(self, axis=None, keepdims=False):
         """Maximum over `axis` (None: all axes); tied maxima share the gradient equally."""
         axis = self._axis(axis)
         self._refuse_empty("max", axis)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
+    @torch_names
     def min(self, axis=None, keepdims=False):
         """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
         self._refuse_empty("min", self._axis(axis))
@@ -767,6 +796,7 @@ class Tensor:
             raise ValueError(f"{name} over axis {axis} of shape {self.shape}: an axis of size 0 has no element "
                              f"to pick")
 
+    @torch_names
     def logsumexp(self, axis=None, keepdims=False):
         """log(sum(exp(x))) over `axis`, with the max subtracted first so it never overflows;
         -inf (the log of an empty sum) over a zero-size axis, as in PyTorch."""
@@ -775,6 +805,7 @@ class Tensor:
             return self.sum(axis, keepdims) - float("inf")  # NOTE: the max of no elements is undefined
         return self._float_op(ops.LogSumExp, "logsumexp", axis=axis, keepdims=keepdims)
 
+    @torch_names
     def softmax(self, axis=-1):
         """exp(x) / sum(exp(x)) over `axis` (default: the last), with the max subtracted so it never overflows."""
         axis = self._axis(axis)
@@ -782,6 +813,7 @@ class Tensor:
             return self * 1.0  # an empty result of the same shape: there is nothing to normalise
         return self._float_op(ops.Softmax, "softmax", axis=axis)
 
+    @torch_names
     def log_softmax(self, axis=-1):
         """log(softmax(x)) over `axis`, as x - logsumexp(x): finite where softmax underflows to 0."""
         axis = self._axis(axis)
@@ -798,10 +830,12 @@ class Tensor:
         axes = range(self.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
         return any(self.shape[a] == 0 for a in axes)
 
+    @torch_names
     def argmax(self, axis=None, keepdims=False):
         """Index of the maximum over `axis` (None: in the flattened tensor), an integer tensor, no gradient."""
         return self._arg("argmax", axis, keepdims)
 
+    @torch_names
     def argmin(self, axis=None, keepdims=False):
         """Index of the minimum over `axis` (None: in the flattened tensor), an integer tensor, no gradient."""
         return self._arg("argmin", axis, keepdims)
@@ -835,6 +869,7 @@ class Tensor:
             return self
         return ops.Reshape.apply(self, shape=shape)
 
+    @torch_names
     def flatten(self, start_axis=0, end_axis=-1):
         """Merge axes start_axis..end_axis into one (Keras' Flatten is flatten(1))."""
         if self.ndim == 0:
@@ -861,6 +896,15 @@ class Tensor:
 
     permute = transpose
 
+    def view_as(self, other):
+        """PyTorch's x.view_as(y): x reshaped to y's shape."""
+        return self.reshape(other.shape)
+
+    def view(self, *shape):
+        """PyTorch's name for reshape: the same elements in a new shape (one size may be -1). Unlike
+        PyTorch's view it never fails on a non-contiguous tensor: the result is a reshape either way."""
+        return self.reshape(*shape)
+
     def swapaxes(self, axis1, axis2):
         """Exchange two axes (a transpose)."""
         axes = list(range(self.ndim))
@@ -870,6 +914,7 @@ class Tensor:
         axes[a], axes[b] = axes[b], axes[a]
         return self.transpose(axes)
 
+    @torch_names
     def expand_dims(self, axis):
         """Insert an axis of size 1 at `axis`, counted in the result as NumPy does."""
         ndim = self.ndim + 1
@@ -882,6 +927,7 @@ class Tensor:
 
     unsqueeze = expand_dims
 
+    @torch_names
     def squeeze(self, axis=None):
         """Remove axes of size 1: all of them, or those in `axis` (which must have size 1)."""
         if axis is None:
@@ -1116,6 +1162,7 @@ def _same_device(name, *tensors):
     return tensors
 
 
+@torch_names
 def concatenate(tensors, axis=0):
     """Join tensors along an existing `axis` (dtypes are promoted); the gradient is split back."""
     tensors = list(tensors)
@@ -1135,6 +1182,7 @@ def concatenate(tensors, axis=0):
     return ops.Concatenate.apply(*[t.astype(dtype) for t in tensors], axis=axis_n)
 
 
+@torch_names
 def stack(tensors, axis=0):
     """Join tensors of one shape along a new `axis`."""
     tensors = list(tensors)
