@@ -142,28 +142,29 @@ def _rmsprop_kernel(l2, momentum, centered, eps_inside, on_device):
     """RMSprop's update of (slices of) flat arrays p, g and its buffers (square average, momentum,
     gradient average) in one fused kernel; on_device as for _adam_kernel (where not ok, the gradient
     is 0, the decay 1 and the step 0, so nothing changes)."""
-    def rmsprop_step(xp, p, g, square_avg, momentum_buffer, grad_avg, ok, lr, alpha, eps, mu, weight_decay):
+    def rmsprop_step(xp, p, g, square_avg, momentum_buffer, grad_avg, ok, lr, alpha, one_minus_alpha, eps, mu,
+                     weight_decay, zero, one):
         if on_device:
-            g = xp.where(ok, g + weight_decay * p if l2 else g, 0)
-            keep = xp.where(ok, alpha, 1)
+            g = xp.where(ok, g + weight_decay * p if l2 else g, zero)
+            keep, take = xp.where(ok, alpha, one), xp.where(ok, one_minus_alpha, zero)
         else:
             g = g + weight_decay * p if l2 else g
-            keep = alpha
+            keep, take = alpha, one_minus_alpha
         square_avg *= keep
-        square_avg += (1 - keep) * g * g
+        square_avg += take * g * g
         denominator = square_avg
         if centered:
             grad_avg *= keep
-            grad_avg += (1 - keep) * g
+            grad_avg += take * g
             denominator = square_avg - grad_avg * grad_avg
         denominator = xp.sqrt(denominator + eps) if eps_inside else xp.sqrt(denominator) + eps
         if momentum:
-            momentum_buffer *= xp.where(ok, mu, 1) if on_device else mu
+            momentum_buffer *= xp.where(ok, mu, one) if on_device else mu
             momentum_buffer += g / denominator
             step = lr * momentum_buffer
         else:
             step = lr * g / denominator
-        p -= xp.where(ok, step, 0) if on_device else step
+        p -= xp.where(ok, step, zero) if on_device else step
     rmsprop_step.__name__ = ("rmsprop" + "_l2" * l2 + "_momentum" * momentum + "_centered" * centered
                              + "_eps_inside" * eps_inside + "_masked" * on_device)
     return fuse(rmsprop_step)
@@ -173,19 +174,19 @@ def _rmsprop_kernel(l2, momentum, centered, eps_inside, on_device):
 def _adadelta_kernel(l2, on_device):
     """Adadelta's update of (slices of) flat arrays p, g, square_avg and acc_delta in one fused kernel;
     on_device as for _adam_kernel."""
-    def adadelta_step(xp, p, g, square_avg, acc_delta, ok, lr, rho, eps, weight_decay):
+    def adadelta_step(xp, p, g, square_avg, acc_delta, ok, lr, rho, one_minus_rho, eps, weight_decay, zero, one):
         if on_device:
-            g = xp.where(ok, g + weight_decay * p if l2 else g, 0)
-            keep = xp.where(ok, rho, 1)
+            g = xp.where(ok, g + weight_decay * p if l2 else g, zero)
+            keep, take = xp.where(ok, rho, one), xp.where(ok, one_minus_rho, zero)
         else:
             g = g + weight_decay * p if l2 else g
-            keep = rho
+            keep, take = rho, one_minus_rho
         square_avg *= keep
-        square_avg += (1 - keep) * g * g
+        square_avg += take * g * g
         delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * g
         acc_delta *= keep
-        acc_delta += (1 - keep) * delta * delta
-        p -= xp.where(ok, lr * delta, 0) if on_device else lr * delta
+        acc_delta += take * delta * delta
+        p -= xp.where(ok, lr * delta, zero) if on_device else lr * delta
     adadelta_step.__name__ = "adadelta" + "_l2" * l2 + "_masked" * on_device
     return fuse(adadelta_step)
 
@@ -771,10 +772,16 @@ class RMSprop(Optimizer):
                                on_device)
 
     def _update_host(self, p, g, buffers, t):
-        self._kernel(False)(p, g, *buffers, True, self.lr, self.alpha, self.eps, self.momentum, self.weight_decay)
+        self._kernel(False)(p, g, *buffers, True, *self._coefficients(p, g))
 
     def _update_device(self, p, g, buffers, t, ok):
-        self._kernel(True)(p, g, *buffers, ok, self.lr, self.alpha, self.eps, self.momentum, self.weight_decay)
+        self._kernel(True)(p, g, *buffers, ok, *self._coefficients(p, g))
+
+    def _coefficients(self, p, g):
+        """lr, alpha, 1 - alpha, eps, momentum in the state's dtype, weight decay in the parameter's, then
+        0 and 1 (typed, as every kernel scalar: see _typed)."""
+        return (*_typed(g.dtype, self.lr, self.alpha, 1 - self.alpha, self.eps, self.momentum),
+                *_typed(p.dtype, self.weight_decay), *_typed(g.dtype, 0, 1))
 
 
 class Adadelta(Optimizer):
@@ -796,12 +803,16 @@ class Adadelta(Optimizer):
         return hyper
 
     def _update_host(self, p, g, buffers, t):
-        _adadelta_kernel(bool(self.weight_decay), False)(p, g, *buffers, True, self.lr, self.rho, self.eps,
-                                                         self.weight_decay)
+        _adadelta_kernel(bool(self.weight_decay), False)(p, g, *buffers, True, *self._coefficients(p, g))
 
     def _update_device(self, p, g, buffers, t, ok):
-        _adadelta_kernel(bool(self.weight_decay), True)(p, g, *buffers, ok, self.lr, self.rho, self.eps,
-                                                        self.weight_decay)
+        _adadelta_kernel(bool(self.weight_decay), True)(p, g, *buffers, ok, *self._coefficients(p, g))
+
+    def _coefficients(self, p, g):
+        """lr, rho, 1 - rho, eps in the state's dtype, weight decay in the parameter's, then 0 and 1 (typed:
+        see _typed)."""
+        return (*_typed(g.dtype, self.lr, self.rho, 1 - self.rho, self.eps), *_typed(p.dtype, self.weight_decay),
+                *_typed(g.dtype, 0, 1))
 
 
 # ---------------------------------------------------------------- learning-rate schedules
