@@ -161,7 +161,7 @@ def test_a_copy_does_not_share_the_counter():
 
 # ---------------------------------------------------------------- what an op keeps for backward
 
-def _functions(cls=tg.function.Function):
+def _functions(cls=tg.autograd.Function):
     for sub in cls.__subclasses__():
         yield sub
         yield from _functions(sub)

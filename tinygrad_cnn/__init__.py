@@ -1,14 +1,14 @@
 """tinygrad_cnn: a small deep-learning framework on NumPy (CPU) and CuPy (GPU)."""
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .device import DeviceError, cuda_available
-from .function import Function, enable_grad, is_grad_enabled, no_grad
+from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .parallel import get_num_threads, set_num_threads
 from .tensor import (Tensor, arange, concatenate, eye, float32, float64, from_dlpack, full, get_rng, manual_seed, matmul,
                      maximum, minimum, ones, ones_like, rand, randn, stack, where, zeros, zeros_like)
 
 # The submodules, so that `import tinygrad_cnn as tg` gives tg.nn, tg.optim, ...; testing.strategies needs
 # hypothesis (an optional extra), so it is imported on its own.
-from . import checkpoint, data, datasets, device, memory, nn, optim, testing
+from . import autograd, checkpoint, data, datasets, device, memory, nn, optim, testing
 from . import keras  # after nn and optim, which it builds on
 
 __version__ = "0.1.0"

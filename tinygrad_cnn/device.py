@@ -1,4 +1,5 @@
 """Devices: the only module that chooses between NumPy ("cpu") and CuPy ("cuda[:N]")."""
+import contextlib
 import os
 
 import numpy
@@ -88,12 +89,44 @@ def device_of(array):
     return "cpu"
 
 
+def device_kind(device):
+    """"cpu" or "cuda": the kind of a canonical device name (what kernels are registered for)."""
+    return device[:4]
+
+
+_HOST = contextlib.nullcontext()
+
+
+def scope(device):
+    """use_device for a canonical device name, at the cost of one comparison on the CPU."""
+    return _HOST if device == "cpu" else use_device(device)
+
+
+def module_for(device):
+    """array_module for a canonical device name, at the cost of one comparison on the CPU."""
+    return numpy if device == "cpu" else _cuda_module(device)
+
+
+def peek(array):
+    """The array itself where reading its values costs nothing (NumPy), else None: a GPU's values
+    would cost a blocking sync, which checks in the middle of a training step must not pay."""
+    return array if isinstance(array, numpy.ndarray) else None
+
+
+def extremes(arrays):
+    """[(min, max)] of each non-empty array as Python ints, with one sync for all those on a GPU."""
+    if all(isinstance(a, numpy.ndarray) for a in arrays):
+        return [(int(a.min()), int(a.max())) for a in arrays]
+    xp = module_of(arrays[0])
+    flat = xp.stack([xp.stack([xp.asarray(a.min()), xp.asarray(a.max())]).astype(xp.int64) for a in arrays]).get()
+    return [tuple(int(v) for v in row) for row in flat]
+
+
 def use_device(device):
     """A context manager that makes CuPy allocate on `device` (a no-op on the CPU)."""
-    import contextlib
     device = canonical_device(device)
     if device == "cpu":
-        return contextlib.nullcontext()
+        return _HOST
     return _import_cupy().cuda.Device(int(device.split(":")[1]))
 
 

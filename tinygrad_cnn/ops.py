@@ -7,7 +7,7 @@ import itertools
 import math
 
 from .device import fuse
-from .function import Function
+from .autograd import Function
 from .parallel import concurrently, over_batch
 
 

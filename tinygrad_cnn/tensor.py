@@ -1,15 +1,13 @@
 """Tensor: an array on a device plus the graph that reverse-mode autograd walks back."""
 import numbers
-import sys
 import warnings
 
 import numpy
 
-from . import anomaly as _anomaly
-from . import ops
-from .device import (DeviceError, array_module, canonical_device, device_of, is_writeable, to_device, to_numpy,
-                     use_device)
-from .function import Function, is_grad_enabled
+from . import autograd, ops
+from .autograd import Function, is_grad_enabled
+from .device import (DeviceError, array_module, canonical_device, device_of, extremes, module_for, peek, scope, to_device,
+                     to_numpy, use_device)
 
 float32 = numpy.dtype("float32")
 float64 = numpy.dtype("float64")
@@ -83,16 +81,6 @@ def _size_arg(shape, name):
     return shape
 
 
-def _references_of_a_local():
-    probe = object()
-    return sys.getrefcount(probe)
-
-
-# NOTE: what sys.getrefcount says of an array that only a local variable holds, measured the way
-# backward() asks (a version of Python may count differently, e.g. borrowed references)
-_ONE_LOCAL = _references_of_a_local()
-
-
 class Tensor:
     """An n-dimensional array on a device ("cpu" or "cuda:N") that records the ops applied to it,
     so that backward() can fill `.grad` of every tensor created with requires_grad=True.
@@ -129,7 +117,7 @@ class Tensor:
     def _init(self, data, device, requires_grad):
         self.data = _as_array(data)
         self.device = device
-        self.xp = array_module(device) if device != "cpu" else numpy
+        self.xp = module_for(device)
         self.grad = None
         self._ctx = None
         self._version = [0]
@@ -143,7 +131,7 @@ class Tensor:
         t = cls.__new__(cls)
         t.data, t.device, t.grad, t._ctx, t.requires_grad = _as_array(data), device, None, None, requires_grad
         t._version = [0]
-        t.xp = numpy if device == "cpu" else array_module(device)
+        t.xp = module_for(device)
         return t
 
     # ------------------------------------------------------------ attributes
@@ -284,24 +272,9 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
-        # NOTE: CuPy allocates on the current device: make it the tensor's (cuda:1 stays on GPU 1)
-        with use_device(self.device):
+        with scope(self.device):
             grad = self._initial_grad(grad)
-        grads = {id(self): grad}
-        check_incoming = _anomaly._enabled  # NOTE: read once per backward(), not once per node
-        for node in reversed(self._topological_order()):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if check_incoming:
-                _anomaly.check_incoming(node, g, is_root=node is self)
-            # a leaf's gradient is complete here: it may keep the array if nothing else holds it
-            sole = node._ctx is None and sys.getrefcount(g) <= _ONE_LOCAL and g.base is None
-            if node.device == "cpu":
-                self._backward_node(node, g, grads, retain_graph, sole)
-            else:
-                with use_device(node.device):
-                    self._backward_node(node, g, grads, retain_graph, sole)
+        autograd.backward(self, grad, retain_graph)
 
     def _initial_grad(self, grad):
         if grad is None:
@@ -317,83 +290,6 @@ class Tensor:
         if grad.shape != self.data.shape:
             raise ValueError(f"backward(): gradient shape {tuple(grad.shape)} does not match tensor shape {self.shape}")
         return grad
-
-    @staticmethod
-    def _backward_node(node, g, grads, retain_graph, sole=False):
-        """Run one node's backward and add what it gives into `grads` (by parent id); a leaf
-        accumulates `g` (keeping it when `sole`, see _accumulate)."""
-        fn = node._ctx
-        if fn is None:
-            node._accumulate(g, sole)
-            return
-        if getattr(fn, "released", False):
-            raise RuntimeError("backward() through a graph whose saved arrays were freed by an earlier "
-                               "backward(); call the first backward(retain_graph=True) to go through twice")
-        for parent, version in zip(fn.parents, getattr(fn, "saved_versions", ())):
-            if parent._version[0] != version:
-                raise RuntimeError(f"backward(): an input of {type(fn).__name__} (shape {parent.shape}) was "
-                                   f"modified in place after the op used it (version {version} -> "
-                                   f"{parent._version[0]}); its gradient would be wrong. Use .clone() "
-                                   f"before changing it, or change it after backward()")
-        versions, seen = getattr(fn, "output_version", ([0], 0))
-        if versions[0] != seen:
-            raise RuntimeError(f"backward(): the output of {type(fn).__name__} (shape {node.shape}) was modified in "
-                               f"place after the op made it (version {seen} -> {versions[0]}); its gradient would "
-                               f"be wrong. Use .clone() before changing it, or change it after backward()")
-        in_grads = fn.backward(g)
-        if not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
-        if _anomaly._enabled:
-            _anomaly.check_backward(fn, node, g, in_grads)
-        for parent, pg, needed in zip(fn.parents, in_grads, fn.needs_input_grad):
-            if not needed or pg is None:
-                continue
-            pg = _sum_to(pg, parent.data.shape)
-            key = id(parent)
-            grads[key] = pg if key not in grads else grads[key] + pg
-        if not retain_graph:
-            fn.release()
-
-    def _topological_order(self):
-        """Tensors that need a gradient, each after all its inputs, found without recursion."""
-        # NOTE: a node is marked visited when it is expanded, not when it is pushed; marking on push
-        # could emit a shared input before another of its consumers (x * (2 * x) lost a term).
-        order, visited, stack = [], set(), [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            if node._ctx is not None:
-                for parent in node._ctx.parents:
-                    if parent.requires_grad and id(parent) not in visited:
-                        stack.append((parent, False))
-        return order
-
-    def _accumulate(self, g, sole=False):
-        """Add a gradient array into `.grad`.
-
-        sole: nothing but the caller holds `g` and it owns its memory (backward() checks), so a first
-        gradient becomes `.grad` as it is. NOTE: otherwise it is copied, since it may be another
-        leaf's gradient too (x + y gives both the same array), the caller's upstream array or a view
-        of memory something else writes; the copy was one launch per parameter on a GPU, as PyTorch's
-        AccumulateGrad also avoids by a reference count."""
-        cast = g.astype(self.dtype, copy=False)
-        if self.grad is None:
-            if cast is g and not sole:
-                cast = self.xp.array(g, copy=True)  # NOTE: own the memory
-            self.grad = Tensor._wrap(cast, self.device)
-        else:
-            g = cast
-            data = self.grad.data
-            if is_writeable(data) and data.shape == g.shape:
-                data += g  # in place, as PyTorch accumulates: no new array per backward()
-            else:  # a .grad set by hand to a read-only or differently shaped array
-                self.grad.data = data + g
 
     def zero_grad(self):
         """Clear `.grad` (set it to None), so the next backward() starts from zero."""
@@ -932,6 +828,9 @@ class Tensor:
             raise IndexError(f"bad index for a tensor of shape {self.shape}: {e}") from None
 
 
+autograd.Tensor = Tensor  # NOTE: the engine makes the results of ops without importing this module
+
+
 class Clone(Function):
     """A copy in new memory; the gradient passes through unchanged."""
     keeps_inputs = False
@@ -949,25 +848,12 @@ class Clone(Function):
 class ToDevice(Function):
     """Copy to another device; the gradient is copied back."""
     def forward(self, x, device):
-        self.source = self.device
+        self.result_device = device
         with use_device(device):
             return to_device(x, device)
 
     def backward(self, g):
-        return to_device(g, self.source)
-
-    @classmethod
-    def apply(cls, x, device):
-        fn = cls(x.xp, x.device)
-        out = fn.forward(x.data, device)
-        needs_grad = is_grad_enabled() and x.requires_grad
-        result = Tensor._wrap(out, device, requires_grad=needs_grad)
-        if needs_grad:
-            fn.parents, fn.needs_input_grad = (x,), (True,)
-            result._ctx = fn
-        if _anomaly._enabled:
-            _anomaly.check_forward(fn, (x,), result)
-        return result
+        return to_device(g, self.device)
 
 
 def _refuse_bool(x, op_name, hint):
@@ -981,10 +867,11 @@ def _check_int_power(a, b):
     if a.dtype.kind not in "biu":
         return
     if isinstance(b, Tensor):
-        # NOTE: an exponent tensor's values are read only on the CPU: on a GPU the read would stall the stream
-        if b.dtype.kind not in "iu" or b.xp is not numpy or not b.size:
+        # NOTE: an exponent tensor's values are read only where that costs no sync (device.peek)
+        values = peek(b.data)
+        if b.dtype.kind not in "iu" or values is None or not b.size:
             return
-        b = int(b.data.min())
+        b = int(values.min())
     if b < 0:
         raise ValueError(f"pow: an integer tensor ({a.dtype.name}) to a negative integer power ({b}) has no "
                          f"integer result; cast the base first, e.g. x.float() ** {b}")
@@ -1010,21 +897,13 @@ def _promote(a, b):
     return a.astype(dtype), b.astype(dtype)
 
 
-def _sum_to(g, shape):
-    """Sum a broadcast gradient back to `shape`: the one place broadcasting is undone."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
-
-
 def _normalize_index(index, tensor):
-    """Turn Tensor/list indices into arrays on the tensor's device; report whether any are arrays."""
+    """Turn Tensor/list indices into arrays on the tensor's device; report whether any are arrays.
+
+    NOTE: integer indices are checked to lie in [-n, n), since CuPy wraps them around silently: host
+    ones before they are copied, those already on the device with one sync for all (device.extremes)."""
     items = index if isinstance(index, tuple) else (index,)
-    out, advanced, on_device = [], False, []
+    out, advanced, checks = [], False, []
     for position, item in enumerate(items):
         if isinstance(item, Tensor):
             if item.device != tensor.device:
@@ -1033,20 +912,19 @@ def _normalize_index(index, tensor):
                 raise IndexError(f"tensor indices must be integer or boolean, got {item.dtype.name}")
             item, advanced = item.data, True
         elif isinstance(item, (list, numpy.ndarray)) or hasattr(item, "__cuda_array_interface__"):
-            if not hasattr(item, "__cuda_array_interface__"):  # a host index: checked here, for free
+            if not hasattr(item, "__cuda_array_interface__"):
                 item = numpy.asarray(item)
-                if item.dtype.kind in "iu" and tensor.xp is not numpy:
-                    _check_in_range([(item, _axis_size(items, position, tensor))], numpy)
+                if item.dtype.kind in "iu":
+                    _check_in_range([(item, _axis_size(items, position, tensor))])
             item = tensor.xp.asarray(item)
             if item.dtype.kind not in "biu":
                 raise IndexError(f"array indices must be integer or boolean, got {item.dtype}")
             advanced = True
-        if tensor.xp is not numpy and hasattr(item, "__cuda_array_interface__") and item.dtype.kind in "iu" \
-                and (isinstance(items[position], Tensor) or hasattr(items[position], "__cuda_array_interface__")):
-            on_device.append((item, _axis_size(items, position, tensor)))
+        given = items[position]
+        if (isinstance(given, Tensor) or hasattr(given, "__cuda_array_interface__")) and item.dtype.kind in "iu":
+            checks.append((item, _axis_size(items, position, tensor)))
         out.append(item)
-    if on_device:
-        _check_in_range(on_device, tensor.xp)
+    _check_in_range(checks)
     return (tuple(out) if isinstance(index, tuple) else out[0]), advanced
 
 
@@ -1064,20 +942,10 @@ def _axis_size(items, position, tensor):
     return tensor.shape[axis] if 0 <= axis < tensor.ndim else None
 
 
-def _check_in_range(indices, xp):
-    """Raise IndexError for integer indices outside [-n, n), as NumPy does.
-
-    NOTE: CuPy wraps them around silently instead. An index already on the GPU costs one
-    blocking sync (all indices' min and max in one copy); host indices are checked before copying."""
+def _check_in_range(indices):
+    """Raise IndexError for integer indices outside [-n, n), as NumPy does (CuPy wraps them around)."""
     indices = [(a, n) for a, n in indices if n is not None and a.size]
-    if not indices:
-        return
-    if xp is numpy:
-        bounds = [(int(a.min()), int(a.max())) for a, _ in indices]
-    else:
-        flat = xp.stack([xp.stack([a.min(), a.max()]).astype(xp.int64) for a, _ in indices]).get()
-        bounds = [tuple(int(v) for v in row) for row in flat]
-    for (low, high), (_, n) in zip(bounds, indices):
+    for (low, high), (_, n) in zip(extremes([a for a, _ in indices]), indices):
         if low < -n or high >= n:
             raise IndexError(f"index {high if high >= n else low} is out of bounds for an axis of size {n}")
 

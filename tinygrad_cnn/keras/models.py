@@ -9,7 +9,7 @@ import numpy
 
 from .. import nn
 from ..device import to_device
-from ..function import no_grad
+from ..autograd import no_grad
 from ..nn.layers import _Activated
 from ..tensor import Tensor, concatenate, get_rng
 from . import callbacks as callbacks_module
