@@ -10,6 +10,7 @@ from .tensor import (Tensor, arange, concatenate, eye, float32, float64, from_dl
 # hypothesis (an optional extra), so it is imported on its own.
 from . import autograd, checkpoint, data, datasets, device, memory, nn, optim, testing
 from . import keras  # after nn and optim, which it builds on
+from . import kernels  # NOTE: registers the fast kernels in place of the reference ops (see kernels.TABLE)
 
 __version__ = "0.1.0"
 
@@ -17,4 +18,4 @@ __all__ = ["Tensor", "Function", "DeviceError", "no_grad", "enable_grad", "is_gr
            "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
            "manual_seed", "get_rng", "set_num_threads", "get_num_threads", "from_dlpack", "zeros", "ones", "full", "rand", "randn", "arange", "eye", "zeros_like",
            "ones_like", "matmul", "concatenate", "stack", "where", "maximum", "minimum", "float32", "float64",
-           "nn", "optim", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras"]
+           "nn", "optim", "kernels", "autograd", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras"]

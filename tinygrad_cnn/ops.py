@@ -6,9 +6,7 @@ engine reduces them to each input's shape."""
 import itertools
 import math
 
-from .device import fuse
 from .autograd import Function
-from .parallel import concurrently, over_batch
 
 
 # ---------------------------------------------------------------- elementwise, binary
@@ -184,44 +182,25 @@ class Tanh(Function):
 
 
 class ReLU(Function):
-    """max(x, 0); the gradient is g where x > 0, else 0 (at 0 included).
-
-    NOTE: activations are large and the work is one pass, so it is split over CPU cores."""
+    """max(x, 0); the gradient is g where x > 0, else 0 (at 0 included)."""
     keeps_inputs = False
 
     def forward(self, x):
-        xp = self.xp
-        self.out = out = xp.empty_like(x)  # NOTE: keeps the output (shared with the next op), not a mask
-        _over_rows(xp, out, lambda r: xp.maximum(x[r], 0, out=out[r]))
-        return out
+        self.out = self.xp.maximum(x, 0)  # NOTE: keeps the output (shared with the next op), not a mask
+        return self.out
 
     def backward(self, g):
-        xp, out = self.xp, self.out
-        grad = xp.empty(out.shape, dtype=g.dtype)
-        _over_rows(xp, grad, lambda r: _relu_gradient(grad[r], g[r], out[r]))
-        return grad
+        return g * (self.out > 0)
 
 
-@fuse
-def _add_then_relu(xp, out, bias):
-    """out = max(out + bias, 0), in place: a dense layer's bias and ReLU in one kernel on a GPU."""
-    out += bias
-    xp.maximum(out, 0, out=out)
+# NOTE: conv.py's fused convolution still uses this kernel; it moves to kernels/ with it
+from .device import fuse  # noqa: E402
 
 
 @fuse
 def _relu_gradient(xp, grad, g, out):
-    """grad = g * (out > 0): ReLU's gradient from its output (0 where out is 0: the gradient at 0 is 0),
-    one kernel on a GPU instead of a comparison and a product."""
+    """grad = g * (out > 0), one kernel on a GPU."""
     xp.multiply(g, out > 0, out=grad)
-
-
-def _over_rows(xp, out, work):
-    """work(rows) over slices of axis 0 in parallel (parallel.py); a 0-d array in one call."""
-    if out.ndim == 0:
-        work(Ellipsis)
-    else:
-        over_batch(xp, out.shape[0], out.size, work)
 
 
 class Sigmoid(Function):
@@ -466,16 +445,11 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        if a.ndim == 2 and b.ndim == 2:
-            out = self.xp.empty((a.shape[0], b.shape[1]), dtype=self.xp.result_type(a, b))
-            return _split_product(self.xp, a, b, out)
         return a @ b
 
     def backward(self, g):
         a, b = self.a, self.b
         need_a, need_b = self.needs_input_grad
-        if a.ndim == 2 and b.ndim == 2:
-            return self._backward_2d(g, a, b, need_a, need_b)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         if b.ndim == 1:  # NOTE: b first, so that 1-D @ 1-D (a 0-d g) becomes (1,) and then (1, 1)
@@ -493,76 +467,28 @@ class MatMul(Function):
                 grad_b = grad_b[..., 0]
         return grad_a, grad_b
 
-    def _backward_2d(self, g, a, b, need_a, need_b):
-        xp = self.xp
-        grad_a = _split_product(xp, g, b.T, xp.empty(a.shape, dtype=xp.result_type(g, b))) if need_a else None
-        grad_b = _split_product(xp, a.T, g, xp.empty(b.shape, dtype=xp.result_type(a, g))) if need_b else None
-        return grad_a, grad_b
-
-
-def _split_product(xp, a, b, out):
-    """out[...] = a @ b for 2-D a and b, split over CPU cores (parallel.py): the output by its
-    longer side (rows of a or columns of b), or, when the output is small and the shared axis
-    long, by the shared axis, whose partial products are then summed.
-
-    NOTE: for the dense layer's (128, 3136) @ (3136, 128), by columns took 0.68 ms, by rows
-    0.71 and by the shared axis 0.77 (one thread: 1.02), measured in one process."""
-    m, k = a.shape
-    n = b.shape[1]
-    if k > max(m, n) and max(m, n) < 64:
-        parts = over_batch(xp, k, a.size + b.size, lambda s: xp.dot(a[:, s], b[s]))  # dot: see conv.py
-        out[...] = parts[0]
-        for part in parts[1:]:
-            out += part
-    elif m > n:
-        over_batch(xp, m, a.size + b.size, lambda r: xp.matmul(a[r], b, out=out[r]))
-    else:
-        over_batch(xp, n, a.size + b.size, lambda c: xp.matmul(a, b[:, c], out=out[:, c]))
-    return out
-
 
 class Linear(Function):
-    """x @ weight.T + bias, for x (..., in), weight (out, in), bias (out,): what a dense layer
-    computes, as one op; with relu=True, max(that, 0) (a Dense layer's ReLU).
-
-    NOTE: one op instead of a transpose, a matmul and a broadcast add: the weight's gradient is
-    made directly in the weight's layout and the bias's by one sum. The ReLU is applied in place
-    with the bias (one kernel on a GPU instead of two, and no separate op) and masks the gradient
-    first in backward, from the kept output."""
-    def forward(self, x, weight, *bias, relu=False):
-        xp = self.xp
-        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # NOTE: not -1, which is ambiguous with 0 features
-        out = _split_product(xp, x2, weight.T, xp.empty((x2.shape[0], weight.shape[0]),
-                                                         dtype=xp.result_type(x, weight, *bias)))
-        if bias and relu:
-            _add_then_relu(out, bias[0])
-        elif bias:
-            out += bias[0]
-        elif relu:
-            xp.maximum(out, 0, out=out)
-        self.x2, self.weight, self.x_shape = x2, weight, x.shape
-        self.out = out if relu else None
+    """x @ weight.T + bias, for x (..., in), weight (out, in), bias (out,): a dense layer as one op,
+    so that the weight's gradient is made in the weight's own layout and the bias's by one sum."""
+    def forward(self, x, weight, *bias):
+        self.x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # NOTE: not -1, ambiguous with 0 features
+        self.weight, self.x_shape = weight, x.shape
+        out = self.x2 @ weight.T  # (rows, out)
+        if bias:
+            out = out + bias[0]
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, g):
-        xp, x2, weight = self.xp, self.x2, self.weight
-        g2 = g.reshape(x2.shape[0], weight.shape[0])
-        if self.out is not None:  # ReLU's gradient first
-            masked = xp.empty(g2.shape, dtype=g2.dtype)
-            _relu_gradient(masked, g2, self.out)
-            g2 = masked
-        need_x, need_w = self.needs_input_grad[:2]
-        grad_x = grad_w = None
-        if need_x and need_w:  # one product per core (parallel.concurrently); dot: see conv.py
-            grad_x, grad_w = concurrently(xp, x2.size + weight.size, lambda: xp.dot(g2, weight),
-                                          lambda: xp.dot(g2.T, x2))
-        elif need_x:
-            grad_x = _split_product(xp, g2, weight, xp.empty((g2.shape[0], weight.shape[1]),
-                                                             dtype=xp.result_type(g, weight)))
-        elif need_w:
-            grad_w = _split_product(xp, g2.T, x2, xp.empty(weight.shape, dtype=xp.result_type(g, x2)))
-        if grad_x is not None:
-            grad_x = grad_x.reshape(self.x_shape)
-        if len(self.needs_input_grad) == 3:
-            return grad_x, grad_w, g2.sum(axis=0) if self.needs_input_grad[2] else None
+        g2 = g.reshape(self.x2.shape[0], self.weight.shape[0])  # (rows, out)
+        need = self.needs_input_grad
+        grad_x = (g2 @ self.weight).reshape(self.x_shape) if need[0] else None
+        grad_w = g2.T @ self.x2 if need[1] else None
+        if len(need) == 3:
+            return grad_x, grad_w, g2.sum(axis=0) if need[2] else None
         return grad_x, grad_w
+
+
+def linear_relu(x, weight, *bias):
+    """max(x @ weight.T + bias, 0): what Dense(activation="relu") computes (kernels/ fuse it)."""
+    return Linear.apply(x, weight, *bias).relu()

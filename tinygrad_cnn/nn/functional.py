@@ -4,7 +4,7 @@ import numpy
 
 from .. import conv, ops
 from ..device import arange_constant, device_of, fuse, random_uniform, use_device
-from ..function import Function
+from ..autograd import Function, kernel_for
 from ..tensor import Tensor, generator_or_global
 
 
@@ -138,7 +138,8 @@ def linear(x, weight, bias=None, relu=False):
         _check_tensor(bias, "linear bias", 1, "(out_features,)")
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"linear: bias shape {bias.shape} does not match {weight.shape[0]} output features")
-    return ops.Linear.apply(x, weight, *([] if bias is None else [bias]), relu=bool(relu))
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return kernel_for(ops.linear_relu, x.device)(*inputs) if relu else ops.Linear.apply(*inputs)
 
 
 def relu(x):
