@@ -102,6 +102,12 @@ def scope(device):
     return _HOST if device == "cpu" else use_device(device)
 
 
+def quiet_division():
+    """A context in which x / 0 gives inf or nan without NumPy's RuntimeWarning, where that is the
+    answer (sqrt's gradient at 0; PyTorch gives the same). CuPy never warns."""
+    return numpy.errstate(divide="ignore", invalid="ignore")
+
+
 def module_for(device):
     """array_module for a canonical device name, at the cost of one comparison on the CPU."""
     return numpy if device == "cpu" else _cuda_module(device)

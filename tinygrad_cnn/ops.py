@@ -7,6 +7,7 @@ import itertools
 import math
 
 from .autograd import Function
+from .device import quiet_division
 
 
 # ---------------------------------------------------------------- elementwise, binary
@@ -154,7 +155,8 @@ class Sqrt(Function):
         return self.out
 
     def backward(self, g):
-        return g / (2 * self.out)
+        with quiet_division():  # NOTE: inf at 0 (nan where g is 0 too), with no warning: anomaly mode reports it
+            return g / (2 * self.out)
 
 
 class Abs(Function):
