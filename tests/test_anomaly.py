@@ -124,7 +124,7 @@ def test_conv2d_overflow_is_named_conv2d():
     with tg.detect_anomaly():
         with pytest.raises(AnomalyError) as caught:
             F.conv2d(x, w)
-    assert (caught.value.op, caught.value.phase) == ("Conv2d", "forward")
+    assert (caught.value.op, caught.value.phase) == ("FusedConvolution", "forward")
     assert "8 of 8 values non-finite (0 nan, 8 inf)" in str(caught.value)
 
 

@@ -2,7 +2,8 @@
 import math
 import numpy
 
-from .. import conv, ops
+from .. import conv_reference as conv
+from .. import ops
 from ..device import arange_constant, device_of, fuse, random_uniform, use_device
 from ..autograd import Function, kernel_for
 from ..tensor import Tensor, generator_or_global
@@ -27,7 +28,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
 
     padding is an int, a pair, or 'valid' (none) / 'same' (output size = input size; stride 1)."""
     inputs, kwargs = _conv_args(x, weight, bias, stride, padding, dilation)
-    return conv.Conv2d.apply(*inputs, **kwargs)
+    return conv.Convolution.apply(*inputs, **kwargs)
 
 
 def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, pool_size=2, relu=False):
@@ -49,7 +50,7 @@ def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, poo
     if pool[0] > out_h or pool[1] > out_w:
         raise ValueError(f"conv2d_max_pool2d: pool window {pool} is larger than the convolution's "
                          f"{out_h}x{out_w} output (input shape {x.shape})")
-    return conv.Conv2d.apply(*inputs, pool=pool, relu=bool(relu), **kwargs)
+    return kernel_for(conv.conv_pool_relu, x.device)(*inputs, pool=pool, relu=bool(relu), **kwargs)
 
 
 def _conv_args(x, weight, bias, stride, padding, dilation):
@@ -113,13 +114,13 @@ def _pool_args(name, x, kernel_size, stride, padding):
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """Max over windows; stride defaults to the kernel size."""
-    return conv.MaxPool2d.apply(x, **_pool_args("max_pool2d", x, kernel_size, stride, padding))
+    return conv.MaxPool.apply(x, **_pool_args("max_pool2d", x, kernel_size, stride, padding))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Mean over windows (zero padding counts); stride defaults to the kernel size."""
     _check_float(x, "avg_pool2d input")
-    return conv.AvgPool2d.apply(x, **_pool_args("avg_pool2d", x, kernel_size, stride, padding))
+    return conv.AvgPool.apply(x, **_pool_args("avg_pool2d", x, kernel_size, stride, padding))
 
 
 # ---------------------------------------------------------------- dense and activations
