@@ -9,10 +9,10 @@ import contextlib
 import os
 from typing import Any, NamedTuple
 
-from .. import conv_reference, ops
+from .. import conv_reference, ops, optim_reference
 from ..autograd import kernel_for, kernels_enabled, set_kernels, substitute
 from ..nn import layers
-from . import conv, dense, plan
+from . import conv, dense, optim, plan
 
 ENV = "TINYGRAD_CNN_KERNELS"
 
@@ -38,6 +38,8 @@ TABLE = [
         "conv + bias + max-pool + ReLU as one op, pooled in cache; the gradient routed by one byte per window"),
     Row(conv_reference.MaxPool, conv.RoutedMaxPool, _BOTH, "one byte per window (its first maximum), routed back"),
     Row(layers.run_layers, plan.run_layers, _BOTH, "Conv2D/Dense + MaxPool2D fused (pool before ReLU)"),
+    Row(optim_reference.Optimizer, optim.FlatEngine, _BOTH,
+        "parameters end to end: a step is a few fused kernels over all; on a GPU the finite check needs no sync"),
 ]
 
 

@@ -1,0 +1,437 @@
+"""Optimizers (SGD, Adam, AdamW), the textbook update of each parameter in place, and per-epoch
+learning-rate schedules.
+
+A step whose gradients hold a NaN or an infinity is never applied: by default it is skipped and
+counted in `skipped_steps` (one bad batch cannot destroy a model); `nonfinite="raise"` raises
+NonFiniteGradientError instead. float16 parameters keep their state in float32. Hyper-parameters
+are Python floats, so float32 parameters and their state stay float32. kernels/ replace the
+per-parameter loop by a few fused kernels over all parameters at once (kernels.optim)."""
+import math
+import warnings
+from collections.abc import Mapping
+
+import numpy
+
+from .autograd import kernel_for
+from .device import scope, to_device, to_numpy
+from .tensor import Tensor
+
+
+def _number(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, numpy.integer, numpy.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _at_least(value, name, low=0.0):
+    value = _number(value, name)
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """An optimizer step met a NaN or infinite gradient (with nonfinite="raise")."""
+
+
+def state_dtype(p):
+    """NOTE: float16 cannot hold Adam's second moment (1e-4 ** 2 underflows to 0, and then
+    eps = 1e-8 does too, so the step divides by zero): state is float32 for anything narrower."""
+    return p.dtype if p.dtype.itemsize >= 4 else numpy.dtype("float32")
+
+
+class Optimizer:
+    """Holds a fixed list of parameters and per-parameter state; step() updates every parameter
+    that has a gradient and skips the others (their state does not advance either).
+
+    `state[i]` holds parameter i's buffers (state_names) once it has had a gradient; `steps[i]`
+    how many updates it has had. nonfinite: "skip" (default) leaves every parameter and all state
+    untouched when any gradient holds a NaN or an infinity, warns and adds one to `skipped_steps`;
+    "raise" raises NonFiniteGradientError naming the parameters."""
+
+    state_names = ()
+    counts_steps = False  # whether state_dict saves each parameter's step count ("state.<i>.step")
+
+    def __init__(self, params, nonfinite="skip", **hyper):
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__} needs an iterable of parameters, got a single Tensor; "
+                            f"wrap it in a list")
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list; a model whose layers are not "
+                             f"built yet has none (a Sequential without input_shape): give it input_shape=..., "
+                             f"call model.build(input_shape) or call it on a batch before creating the optimizer")
+        seen = set()
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor")
+            if not p.requires_grad or not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) is not a leaf tensor "
+                                 f"with requires_grad=True")
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) appears twice")
+            seen.add(id(p))
+        if nonfinite not in ("skip", "raise"):
+            raise ValueError(f"nonfinite must be 'skip' or 'raise', got {nonfinite!r}")
+        self.params, self.nonfinite = params, nonfinite
+        self.state, self.steps = [{} for _ in params], [0] * len(params)
+        self.engine = None  # the kernel running the steps (kernels.optim), made at the first step
+        self._skipped = 0
+        self._hyper_names = tuple(hyper)
+        self.__dict__.update(self._checked(hyper))
+
+    def _checked(self, hyper):
+        """Validated copies of the hyper-parameters (raises ValueError/TypeError)."""
+        hyper = dict(hyper)
+        hyper["lr"] = _at_least(hyper["lr"], "lr")
+        if "weight_decay" in hyper:
+            hyper["weight_decay"] = _at_least(hyper["weight_decay"], "weight_decay")
+        return hyper
+
+    def __setattr__(self, name, value):
+        """A hyper-parameter set after construction (optimizer.lr = ...) is checked as in __init__:
+        a negative or non-finite lr would silently ascend or destroy the weights."""
+        if name in self.__dict__.get("_hyper_names", ()):
+            value = self._checked({**{k: getattr(self, k) for k in self._hyper_names}, name: value})[name]
+        object.__setattr__(self, name, value)
+
+    @property
+    def skipped_steps(self):
+        """How many steps were skipped for a non-finite gradient (a GPU kernel may keep the count on the
+        device: reading it then waits for the GPU)."""
+        return self._skipped + (self.engine.skipped() if self.engine is not None else 0)
+
+    @skipped_steps.setter
+    def skipped_steps(self, value):
+        self._skipped = int(value)
+        if self.engine is not None:
+            self.engine.reset_skipped()
+
+    def zero_grad(self):
+        """Clear `.grad` of every parameter (set it to None); call it before each backward()."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        """Update every parameter that has a gradient, in place; those without one are skipped."""
+        for i, p in enumerate(self.params):
+            if p.grad is not None and p.grad.shape != p.shape:
+                raise ValueError(f"{type(self).__name__}: gradient shape {p.grad.shape} does not match "
+                                 f"parameter shape {p.shape}")
+            if p.grad is not None and p.grad.device != p.device:
+                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) is on {p.device}, "
+                                 f"its gradient on {p.grad.device}")
+        self._use_engine(kernel_for(Optimizer, self.params[0].device))
+        if self.engine is not None:
+            return self.engine.step()
+        members = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not members or not self.gradients_finite(members):
+            return
+        for i in members:
+            p = self.params[i]
+            p._version[0] += 1  # about to change: saved graphs that used it are stale
+            if not self.state[i]:
+                self.state[i] = {name: p.xp.zeros(p.shape, dtype=state_dtype(p)) for name in self.state_names}
+            self.steps[i] += 1
+            with scope(p.device):
+                self.update(p.xp, p.data, p.grad.data.astype(state_dtype(p), copy=False), self.state[i], self.steps[i])
+
+    def gradients_finite(self, members):
+        """True when every member's gradient is finite; else warns and counts a skip, or raises."""
+        bad = [i for i in members if not bool(self.params[i].xp.isfinite(self.params[i].grad.data).all())]
+        if not bad:
+            return True
+        names = [f"parameter {i} (shape {self.params[i].shape})" for i in bad]
+        message = (f"{type(self).__name__}.step: non-finite gradient (NaN or inf) in {', '.join(names[:4])}"
+                   f"{' and more' if len(names) > 4 else ''}")
+        if self.nonfinite == "raise":
+            raise NonFiniteGradientError(message)
+        self._skipped += 1
+        warnings.warn(f"{message}: step skipped, parameters unchanged ({self.skipped_steps} skipped so far)",
+                      RuntimeWarning, stacklevel=3)
+        return False
+
+    def update(self, xp, p, g, state, t):
+        """Update parameter array p in place from its gradient g, its state buffers and step count t."""
+        raise NotImplementedError
+
+    def _use_engine(self, engine_type):
+        """Hand the state to a kernel (kernels.optim) or take it back, when the kernels were switched."""
+        if engine_type is Optimizer and self.engine is not None:
+            saved, self._skipped, self.engine = self.engine.export(), self.skipped_steps, None
+            self._import(saved)
+        elif engine_type is not Optimizer and self.engine is None:
+            self.engine = engine_type(self)
+            self.engine.load(self._export())
+
+    def _saved_names(self):
+        """The state buffers state_dict saves."""
+        return self.state_names
+
+    def _export(self):
+        """Per parameter: (its step count, {name: NumPy copy of each saved buffer}), (0, {}) before its
+        first applied step."""
+        if self.engine is not None:
+            return self.engine.export()
+        return [(t, {name: numpy.array(to_numpy(state[name]), copy=True) for name in self._saved_names()} if t else {})
+                for t, state in zip(self.steps, self.state)]
+
+    def _import(self, saved):
+        """Set every parameter's step count and buffers from `saved` (as _export gives); what is missing
+        starts from zero."""
+        if self.engine is not None:
+            return self.engine.load(saved)
+        for i, (p, (t, arrays)) in enumerate(zip(self.params, saved)):
+            self.state[i] = {}
+            if t or arrays:
+                zeros = numpy.zeros(p.shape, dtype=state_dtype(p))
+                with scope(p.device):
+                    self.state[i] = {name: to_device(numpy.array(arrays.get(name, zeros), dtype=zeros.dtype)
+                                                     .reshape(p.shape), p.device) for name in self.state_names}
+            self.steps[i] = max(int(t), 1 if arrays else 0)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def state_dict(self):
+        """A flat dict of NumPy arrays and Python scalars (np.savez-able): the hyper-parameters,
+        "param_count", and "state.<i>.<name>" for each parameter's buffers and step count (once it
+        has had an applied step). NOTE: on a GPU this copies the state to the host (a few syncs)."""
+        out = {name: getattr(self, name) for name in self._hyper_names}
+        out["param_count"] = len(self.params)
+        for i, (count, arrays) in enumerate(self._export()):
+            for name, value in arrays.items():
+                out[f"state.{i}.{name}"] = value
+            if count and self.counts_steps:
+                out[f"state.{i}.step"] = count
+        return out
+
+    def load_state_dict(self, state):
+        """Restore what state_dict() returned (arrays may come back 0-d from np.load). Everything is
+        checked first; a wrong parameter count, shape or key raises one ValueError listing each problem
+        and changes nothing."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict needs a mapping, got {type(state).__name__}")
+        problems, per_param = [], [{} for _ in self.params]
+        problems += [f"missing key {k!r}" for k in self._hyper_names + ("param_count",) if k not in state]
+        if "param_count" in state and int(numpy.asarray(state["param_count"])) != len(self.params):
+            problems.append(f"the state is for {int(numpy.asarray(state['param_count']))} parameters, "
+                            f"this optimizer has {len(self.params)}")
+        for key, value in state.items():
+            if key in self._hyper_names or key == "param_count":
+                continue
+            parts = key.split(".")
+            if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit() or \
+                    parts[2] not in self.state_names + ("step",):
+                problems.append(f"unexpected key {key!r}")
+                continue
+            i, name = int(parts[1]), parts[2]
+            if i >= len(self.params):
+                problems.append(f"{key!r}: there is no parameter {i} (this optimizer has {len(self.params)})")
+            elif name == "step":
+                per_param[i][name] = int(numpy.asarray(value))
+            elif tuple(numpy.shape(value)) != self.params[i].shape:
+                problems.append(f"{key!r}: shape {tuple(numpy.shape(value))}, parameter {i} has shape "
+                                f"{self.params[i].shape}")
+            else:
+                per_param[i][name] = numpy.asarray(to_numpy(value))
+        hyper = {}
+        if not problems:
+            try:
+                hyper = self._checked({k: _plain(state[k]) for k in self._hyper_names})
+            except (TypeError, ValueError) as e:
+                problems.append(str(e))
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state does not fit:\n  " +
+                             "\n  ".join(problems))
+        self.__dict__.update(hyper)
+        self._import([(loaded.pop("step", 0), loaded) for loaded in per_param])
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper_names)
+        return f"{type(self).__name__}({len(self.params)} parameters, {args})"
+
+
+def _plain(value):
+    """A 0-d array back to a Python scalar, a 1-d one to a tuple (as np.load returns them)."""
+    array = numpy.asarray(value)
+    if array.ndim == 0:
+        return array.item()
+    return tuple(array.tolist())
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with PyTorch's momentum: buf = momentum*buf + g (buf = g at the
+    first step), then p -= lr*buf, or p -= lr*(g + momentum*buf) with nesterov. weight_decay adds
+    weight_decay*p to the gradient (L2)."""
+
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, nonfinite="skip"):
+        super().__init__(params, nonfinite, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+
+    def _checked(self, hyper):
+        hyper = super()._checked(hyper)
+        hyper["momentum"] = _at_least(hyper["momentum"], "momentum")
+        if not isinstance(hyper["nesterov"], (bool, numpy.bool_)):
+            raise TypeError(f"nesterov must be True or False, got {hyper['nesterov']!r}")
+        hyper["nesterov"] = bool(hyper["nesterov"])
+        if hyper["nesterov"] and hyper["momentum"] == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        return hyper
+
+    def _saved_names(self):
+        """NOTE: the buffer starts at zero (momentum*0 + g is g, PyTorch's first step); without
+        momentum it is not used, and not saved."""
+        return self.state_names if self.momentum else ()
+
+    def update(self, xp, p, g, state, t):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            buf = state["momentum_buffer"]
+            buf *= self.momentum
+            buf += g
+            g = g + self.momentum * buf if self.nesterov else buf
+        p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction, as in PyTorch; weight_decay is L2 added to the gradient
+    (coupled with the adaptive scaling; see AdamW for the decoupled form).
+
+    eps_hat: where eps goes. False (PyTorch): p -= lr * m_hat / (sqrt(v_hat) + eps), eps added after
+    the bias correction. True (Keras and TensorFlow, the paper's "epsilon hat"): p -= lr_t * m /
+    (sqrt(v) + eps) with lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t), eps added before it, so
+    early steps, when sqrt(1 - beta2**t) is small, are damped for gradients near eps's size (at
+    t = 1, a gradient of 1e-6 moves its weight 0.24*lr instead of 0.91*lr with eps = 1e-7).
+    NOTE: the keras front end uses True: with False, training from the same start drifts from
+    Keras' by up to 1e-1 (relative, per weight array) after one step; with True, 2e-5 after ten."""
+
+    state_names = ("exp_avg", "exp_avg_sq")
+    counts_steps = True
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, nonfinite="skip",
+                 eps_hat=False):
+        if not isinstance(eps_hat, bool):
+            raise TypeError(f"eps_hat must be True or False, got {eps_hat!r}")
+        self.eps_hat = eps_hat
+        super().__init__(params, nonfinite, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _checked(self, hyper):
+        hyper = super()._checked(hyper)
+        betas = hyper["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+        betas = tuple(_number(b, "betas") for b in betas)
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        hyper["betas"] = betas
+        hyper["eps"] = _at_least(hyper["eps"], "eps")
+        return hyper
+
+    def update(self, xp, p, g, state, t):
+        """NOTE: the bias corrections are Python floats, so float32 state is never promoted to float64."""
+        (beta1, beta2), m, v = self.betas, state["exp_avg"], state["exp_avg_sq"]
+        if self.weight_decay and self.decoupled:
+            p *= 1 - self.lr * self.weight_decay
+        elif self.weight_decay:
+            g = g + self.weight_decay * p
+        m += (g - m) * (1 - beta1)  # m = beta1*m + (1 - beta1)*g
+        v *= beta2
+        v += g * (1 - beta2) * g
+        c1, c2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
+        if self.eps_hat:
+            p -= self.lr * c2 / c1 * m / (xp.sqrt(v) + self.eps)
+        else:
+            p -= self.lr / c1 * m / (xp.sqrt(v) / c2 + self.eps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*weight_decay before the
+    Adam step, so decay is not scaled down for parameters with large gradients."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, nonfinite="skip",
+                 eps_hat=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, nonfinite=nonfinite,
+                         eps_hat=eps_hat)
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+
+class LRScheduler:
+    """Sets optimizer.lr from the epoch count; call step() once per epoch, after the epoch's updates."""
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = float(optimizer.lr)
+        self.last_epoch = 0
+        self._last_lr = self.base_lr
+
+    def lr_at(self, epoch):
+        """The learning rate after `epoch` epochs (each schedule defines it; step() sets it)."""
+        raise NotImplementedError
+
+    def step(self):
+        """Count one more epoch and set optimizer.lr (call once per epoch, after its updates)."""
+        self.last_epoch += 1
+        self._last_lr = float(self.lr_at(self.last_epoch))
+        self.optimizer.lr = self._last_lr
+
+    def get_last_lr(self):
+        """The learning rate set by the last step() (the initial one before any step), a float."""
+        return self._last_lr
+
+    def state_dict(self):
+        """{'base_lr', 'last_epoch'}, for a checkpoint (the schedule's own settings are not saved)."""
+        return {"base_lr": self.base_lr, "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state):
+        """Restore what state_dict() returned, and set optimizer.lr to match."""
+        self.base_lr = float(numpy.asarray(state["base_lr"]))
+        self.last_epoch = int(numpy.asarray(state["last_epoch"]))
+        self._last_lr = float(self.lr_at(self.last_epoch)) if self.last_epoch else self.base_lr
+        self.optimizer.lr = self._last_lr
+
+
+class StepLR(LRScheduler):
+    """lr = base_lr * gamma ** (epoch // step_size)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if isinstance(step_size, bool) or not isinstance(step_size, (int, numpy.integer)) or step_size < 1:
+            raise ValueError(f"step_size must be a positive int, got {step_size!r}")
+        self.step_size = int(step_size)
+        self.gamma = _number(gamma, "gamma")
+        if self.gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch):
+        """base_lr * gamma ** (epoch // step_size)."""
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2: from base_lr down to
+    eta_min at epoch T_max (and back up after, as PyTorch's closed form does)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 (PyTorch's argument name)
+        if isinstance(T_max, bool) or not isinstance(T_max, (int, numpy.integer)) or T_max < 1:
+            raise ValueError(f"T_max must be a positive int, got {T_max!r}")
+        self.T_max = int(T_max)
+        self.eta_min = _at_least(eta_min, "eta_min")
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch):
+        """eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+__all__ = ["Optimizer", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
