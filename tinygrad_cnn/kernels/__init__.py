@@ -9,7 +9,7 @@ import contextlib
 import os
 from typing import Any, NamedTuple
 
-from .. import conv_reference, ops, optim_reference
+from .. import conv_reference as reference_conv, ops, optim_reference as reference_optim
 from ..autograd import kernel_for, kernels_enabled, set_kernels, substitute
 from ..nn import layers
 from . import conv, dense, optim, plan
@@ -32,13 +32,13 @@ TABLE = [
     Row(ops.MatMul, dense.SplitMatMul, ("cpu",), "2-D products split over CPU cores by their longer side"),
     Row(ops.Linear, dense.FusedLinear, _BOTH, "products split over cores; input and weight gradients at once"),
     Row(ops.linear_relu, dense.linear_relu, _BOTH, "bias and ReLU in one pass (one GPU kernel), in the same op"),
-    Row(conv_reference.Convolution, conv.FusedConvolution, _BOTH,
+    Row(reference_conv.Convolution, conv.FusedConvolution, _BOTH,
         "channels-last im2col in cache-sized chunks over CPU cores; bias folded into the GEMM"),
-    Row(conv_reference.conv_pool_relu, conv.conv_pool_relu, _BOTH,
+    Row(reference_conv.conv_pool_relu, conv.conv_pool_relu, _BOTH,
         "conv + bias + max-pool + ReLU as one op, pooled in cache; the gradient routed by one byte per window"),
-    Row(conv_reference.MaxPool, conv.RoutedMaxPool, _BOTH, "one byte per window (its first maximum), routed back"),
+    Row(reference_conv.MaxPool, conv.RoutedMaxPool, _BOTH, "one byte per window (its first maximum), routed back"),
     Row(layers.run_layers, plan.run_layers, _BOTH, "Conv2D/Dense + MaxPool2D fused (pool before ReLU)"),
-    Row(optim_reference.Optimizer, optim.FlatEngine, _BOTH,
+    Row(reference_optim.Optimizer, optim.FlatEngine, _BOTH,
         "parameters end to end: a step is a few fused kernels over all; on a GPU the finite check needs no sync"),
 ]
 
