@@ -164,8 +164,9 @@ class Optimizer:
             saved, self._skipped, self.engine = self.engine.export(), self.skipped_steps, None
             self._import(saved)
         elif engine_type is not Optimizer and self.engine is None:
-            self.engine = engine_type(self)
-            self.engine.load(self._export())
+            saved, self.engine = self._export(), engine_type(self)
+            if any(count or arrays for count, arrays in saved):  # NOTE: else it starts from zeros made in place
+                self.engine.load(saved)
 
     def _saved_names(self):
         """The state buffers state_dict saves."""
