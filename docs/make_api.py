@@ -51,6 +51,9 @@ MODULES = {
     "tinygrad_cnn.testing.strategies": "Hypothesis strategies for op tests (needs the `test` extra).",
     "tinygrad_cnn.conv": "The convolution and pooling ops and their size arithmetic (used by `nn`).",
     "tinygrad_cnn.ops": "The primitive ops behind `Tensor`'s methods; see [how-it-works.md](how-it-works.md).",
+    "tinygrad_cnn.autograd": "Function, the grad switches, the backward walk, and the table of kernel substitutions.",
+    "tinygrad_cnn.kernels": "Every speed choice, each replacing a reference op or layer sequence (`kernels.TABLE`), "
+                            "and the switch to the reference path (`TINYGRAD_CNN_KERNELS=reference`, `reference()`).",
 }
 
 # Names that cannot carry a docstring of their own (constants, class attributes, a function stored
@@ -59,6 +62,8 @@ FILL_INS = {
     "Function.keeps_inputs": "Whether backward reads the inputs' arrays; an op that does not says False. "
                              "Where True, an input changed in place before backward() makes it raise.",
     "Function.keeps_output": "Whether backward reads the output's array, with the same check.",
+    "tinygrad_cnn.kernels.ENV": "'TINYGRAD_CNN_KERNELS': set to 'reference' to run the reference ops.",
+    "tinygrad_cnn.kernels.TABLE": "One Row per substitution: the reference, its kernel, the device kinds, and why.",
     "tinygrad_cnn.float32": "numpy.dtype('float32'), the default float type.",
     "tinygrad_cnn.float64": "numpy.dtype('float64').",
     "tinygrad_cnn.nn.ACTIVATIONS": "The activations known by name (`activation='relu'`).",
@@ -106,7 +111,9 @@ ATTRIBUTES = {
               ("bias", "Shape (units,), or None without bias or before build.")],
     "Sequential": [("layers", "The list of layers, in order.")],
     "Optimizer": [("params", "The list of parameters it updates."),
-                  ("state", "One dict of state arrays per parameter (momentum, Adam moments, step count)."),
+                  ("state", "One dict of state arrays per parameter (momentum, Adam moments)."),
+                  ("steps", "How many updates each parameter has had (kept by the kernel while one runs the steps)."),
+                  ("engine", "The kernel that runs the steps (kernels/optim.py), or None on the reference path."),
                   ("lr", "The learning rate; schedules change it between epochs.")],
     "LRScheduler": [("optimizer", "The optimizer whose `lr` it sets."),
                     ("base_lr", "The optimizer's learning rate when the schedule was created."),
@@ -314,6 +321,8 @@ def _render_name(lines, module, name):
 
 
 def _constant(value):
+    if isinstance(value, list) and any(callable(x) for row in value if isinstance(row, tuple) for x in row):
+        return f"[... {len(value)} rows: print(tinygrad_cnn.kernels.table())]"  # NOTE: a repr would show addresses
     if isinstance(value, dict) and all(callable(v) or v is None for v in value.values()):
         return "{" + ", ".join(f"{k!r}: {getattr(v, '__name__', v)}" for k, v in value.items()) + "}"
     return repr(value)

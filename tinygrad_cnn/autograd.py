@@ -41,14 +41,14 @@ def enable_grad():
 
 # NOTE: the core never imports kernels/; tinygrad_cnn/__init__.py imports it, and it registers here
 # the kernel that replaces a reference op (a Function class) or a reference function, per device kind.
-SUBSTITUTIONS = {}  # (reference, "cpu" or "cuda") -> kernel
+_SUBSTITUTIONS = {}  # (reference, "cpu" or "cuda") -> kernel
 _mode = {"kernels": True}
 
 
 def substitute(reference, kernel, devices=("cpu", "cuda")):
     """Run `kernel` in place of `reference` on these device kinds while kernels are on."""
     for kind in devices:
-        SUBSTITUTIONS[reference, kind] = kernel
+        _SUBSTITUTIONS[reference, kind] = kernel
 
 
 def kernel_for(reference, device):
@@ -56,7 +56,7 @@ def kernel_for(reference, device):
     there is none or the reference mode is on (see kernels.reference())."""
     if not _mode["kernels"]:
         return reference
-    return SUBSTITUTIONS.get((reference, device_kind(device)), reference)
+    return _SUBSTITUTIONS.get((reference, device_kind(device)), reference)
 
 
 def set_kernels(enabled):

@@ -138,6 +138,7 @@ class Layer(Module):
         self.input_shape = None
 
     def label(self):
+        """How errors name the layer: its class, and its name when it has one."""
         return f"{type(self).__name__} layer {self.name!r}" if self.name else type(self).__name__
 
     def _fail(self, shape, why):
@@ -261,6 +262,7 @@ class Conv2D(_Spatial, Activated):
         self.bias = None
 
     def pads(self, h, w):
+        """((top, bottom), (left, right)) zero padding of an h x w input, from `padding`."""
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
         if self.padding == "valid":
             return (0, 0), (0, 0)
@@ -381,6 +383,7 @@ class _Pool(_Spatial, Layer):
         self.padding = padding.lower()
 
     def pads(self, h, w):
+        """((top, bottom), (left, right)) padding of an h x w input: none for 'valid', Keras' for 'same'."""
         if self.padding == "valid":
             return (0, 0), (0, 0)
         return _same_pads(h, self.pool_size[0], self.strides[0]), _same_pads(w, self.pool_size[1], self.strides[1])
