@@ -64,16 +64,14 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__} got an empty parameter list; a model whose layers are not "
                              f"built yet has none (a Sequential without input_shape): give it input_shape=..., "
                              f"call model.build(input_shape) or call it on a batch before creating the optimizer")
-        seen = set()
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor")
             if not p.requires_grad or not p.is_leaf:
                 raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) is not a leaf tensor "
                                  f"with requires_grad=True")
-            if id(p) in seen:
+            if any(p is q for q in params[:i]):
                 raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) appears twice")
-            seen.add(id(p))
         if nonfinite not in ("skip", "raise"):
             raise ValueError(f"nonfinite must be 'skip' or 'raise', got {nonfinite!r}")
         self.params, self.nonfinite = params, nonfinite
@@ -118,12 +116,9 @@ class Optimizer:
     def step(self):
         """Update every parameter that has a gradient, in place; those without one are skipped."""
         for i, p in enumerate(self.params):
-            if p.grad is not None and p.grad.shape != p.shape:
-                raise ValueError(f"{type(self).__name__}: gradient shape {p.grad.shape} does not match "
-                                 f"parameter shape {p.shape}")
-            if p.grad is not None and p.grad.device != p.device:
-                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) is on {p.device}, "
-                                 f"its gradient on {p.grad.device}")
+            if p.grad is not None and (p.grad.shape, p.grad.device) != (p.shape, p.device):
+                raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} on {p.device}, "
+                                 f"its gradient shape {p.grad.shape} on {p.grad.device}")
         self._use_engine(kernel_for(Optimizer, self.params[0].device))
         if self.engine is not None:
             return self.engine.step()
@@ -203,8 +198,7 @@ class Optimizer:
         out = {name: getattr(self, name) for name in self._hyper_names}
         out["param_count"] = len(self.params)
         for i, (count, arrays) in enumerate(self._export()):
-            for name, value in arrays.items():
-                out[f"state.{i}.{name}"] = value
+            out.update({f"state.{i}.{name}": value for name, value in arrays.items()})
             if count and self.counts_steps:
                 out[f"state.{i}.step"] = count
         return out
@@ -251,8 +245,8 @@ class Optimizer:
         self._import([(loaded.pop("step", 0), loaded) for loaded in per_param])
 
     def __repr__(self):
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper_names)
-        return f"{type(self).__name__}({len(self.params)} parameters, {args})"
+        return f"{type(self).__name__}({len(self.params)} parameters, " + \
+            ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper_names) + ")"
 
 
 def _plain(value):
@@ -327,10 +321,9 @@ class Adam(Optimizer):
         betas = hyper["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
-        betas = tuple(_number(b, "betas") for b in betas)
+        hyper["betas"] = betas = tuple(_number(b, "betas") for b in betas)
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
-        hyper["betas"] = betas
         hyper["eps"] = _at_least(hyper["eps"], "eps")
         return hyper
 
