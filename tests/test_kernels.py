@@ -210,3 +210,64 @@ def test_an_in_place_error_names_the_kernel_that_ran():
             x.add_(1)
         with pytest.raises(RuntimeError, match=f"an input of {name} \\(shape"):
             out.sum().backward()
+
+
+# ---------------------------------------------------------------- the loss and the optimizer step
+
+@device_param
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@given(data=st.data())
+def test_cross_entropy_kernel(device, reduction, data):
+    n, classes = data.draw(st.integers(1, 5), label="n"), data.draw(st.integers(1, 6), label="classes")
+    logits = data.draw(S.arrays((n, classes), min_value=-30, max_value=30), label="logits")
+    targets = np.array(data.draw(st.lists(st.integers(0, classes - 1), min_size=n, max_size=n), label="targets"))
+    ran = _same_both_ways(lambda t: F.cross_entropy(t, Tensor(targets, device=device), reduction), [logits], device)
+    assert "CrossEntropy" in ran[0].__name__
+
+
+OPTIMIZERS = {
+    "sgd": lambda ps, wd: tg.optim.SGD(ps, lr=0.1, weight_decay=wd),
+    "nesterov": lambda ps, wd: tg.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=wd),
+    "adam": lambda ps, wd: tg.optim.Adam(ps, lr=0.01, weight_decay=wd),
+    "adam_eps_hat": lambda ps, wd: tg.optim.Adam(ps, lr=0.01, eps=1e-3, eps_hat=True, weight_decay=wd),
+    "adamw": lambda ps, wd: tg.optim.AdamW(ps, lr=0.01, weight_decay=wd + 0.01),
+}
+
+
+@device_param
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@settings(max_examples=5 if PROFILE == "ci" else 40)
+@given(seed=st.integers(0, 2**16), weight_decay=st.sampled_from([0.0, 0.1]), dtype=st.sampled_from(["float32", "float64"]))
+def test_optimizer_step_kernel(device, name, seed, weight_decay, dtype):
+    """A few steps, one with a NaN gradient (skipped) and one where a parameter has no gradient: the
+    flat-buffer step (kernels/optim.py) and the textbook one end at the same parameters and state."""
+    results = []
+    for switch in (kernels.enabled, kernels.reference):
+        rng = np.random.default_rng(seed)
+        params = [Tensor(rng.standard_normal(s).astype(dtype), device=device, requires_grad=True) for s in [(3, 4), (4,), (2,)]]
+        opt = OPTIMIZERS[name](params, weight_decay)
+        with switch(), pytest.warns(RuntimeWarning, match="non-finite") if device == "cpu" else _nothing():
+            for step in range(5):
+                for k, p in enumerate(params):
+                    grad = rng.standard_normal(p.shape).astype(dtype)
+                    if step == 2 and k == 1:
+                        grad[0] = np.nan
+                    p.grad = None if step == 3 and k == 2 else Tensor(grad, device=device)
+                opt.step()
+        results.append(([p.numpy() for p in params], opt.state_dict(), opt.skipped_steps))
+    (fast, fast_state, fast_skips), (ref, ref_state, ref_skips) = results
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-14)
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, **tol)
+    assert sorted(fast_state) == sorted(ref_state) and fast_skips == ref_skips == 1
+    for key in fast_state:
+        np.testing.assert_allclose(np.asarray(fast_state[key], dtype=float), np.asarray(ref_state[key], dtype=float),
+                                   **tol, err_msg=key)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
