@@ -118,7 +118,7 @@ class Function:
         with scope(device):  # NOTE: CuPy allocates on the current device: make it the inputs'
             out = fn.forward(*[t.data for t in inputs], **kwargs)
         needs_grad = is_grad_enabled() and any(t.requires_grad for t in inputs)
-        result = Tensor._wrap(out, fn.result_device, requires_grad=needs_grad)
+        result = Tensor.wrap(out, fn.result_device, requires_grad=needs_grad)
         _share_version_if_view(result, inputs)
         if needs_grad:
             fn.parents = inputs
@@ -271,7 +271,7 @@ def accumulate(leaf, g, sole=False):
     if leaf.grad is None:
         if cast is g and not sole:
             cast = leaf.xp.array(g, copy=True)  # NOTE: own the memory
-        leaf.grad = Tensor._wrap(cast, leaf.device)
+        leaf.grad = Tensor.wrap(cast, leaf.device)
     else:
         data = leaf.grad.data
         if is_writeable(data) and data.shape == cast.shape:

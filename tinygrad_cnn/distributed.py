@@ -330,7 +330,7 @@ def _reduce_bucket(w, params):
     from .tensor import Tensor
     start = 0
     for p, n, count in zip(params, sizes, counts):
-        p.grad = Tensor._wrap(flat[start:start + n].reshape(p.shape), p.device) if count > 0 else None
+        p.grad = Tensor.wrap(flat[start:start + n].reshape(p.shape), p.device) if count > 0 else None
         start += n
     return total * flat.itemsize
 

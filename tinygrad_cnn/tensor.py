@@ -126,8 +126,9 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, data, device, requires_grad=False):
-        """Build a tensor around an array already on `device`, skipping all checks (used by ops)."""
+    def wrap(cls, data, device, requires_grad=False):
+        """A tensor around an array already on the canonical `device`, without any check: what ops and
+        kernels make their results with (use the constructor for anything else)."""
         t = cls.__new__(cls)
         t.data, t.device, t.grad, t._ctx, t.requires_grad = _as_array(data), device, None, None, requires_grad
         t._version = [0]
@@ -189,7 +190,7 @@ class Tensor:
 
     def detach(self):
         """The same data, cut off from the graph (shares memory, like PyTorch)."""
-        t = Tensor._wrap(self.data, self.device)
+        t = Tensor.wrap(self.data, self.device)
         t._version = self._version  # NOTE: same memory, same counter: an in-place change through either is seen
         return t
 
@@ -252,7 +253,7 @@ class Tensor:
             return self
         if _is_float(dtype) and _is_float(self.dtype):
             return ops.Cast.apply(self, dtype=dtype)
-        return Tensor._wrap(self.data.astype(dtype), self.device)
+        return Tensor.wrap(self.data.astype(dtype), self.device)
 
     def float(self):
         """Cast to float32 (differentiable from another float dtype)."""
@@ -429,7 +430,7 @@ class Tensor:
                 dtype = numpy.promote_types(self.dtype, numpy.int64)
             else:
                 dtype = float32
-            return Tensor._wrap(self.xp.asarray(other, dtype=dtype), self.device)
+            return Tensor.wrap(self.xp.asarray(other, dtype=dtype), self.device)
         if isinstance(other, (list, tuple)) or hasattr(other, "__array_interface__") or hasattr(other, "__cuda_array_interface__"):
             return Tensor(other, device=self.device)
         raise TypeError(f"{op_name}: unsupported operand of type {type(other).__name__}")
@@ -494,10 +495,10 @@ class Tensor:
     def _compare(self, other, name):
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             # NOTE: a number is compared as it is: turned into an int tensor's float32 first, 1e-92 would be 0
-            return Tensor._wrap(getattr(self.data, name)(other), self.device)
+            return Tensor.wrap(getattr(self.data, name)(other), self.device)
         other = self._operand(other, name)
         _check_broadcast(name.strip("_"), self, other)
-        return Tensor._wrap(getattr(self.data, name)(other.data), self.device)
+        return Tensor.wrap(getattr(self.data, name)(other.data), self.device)
 
     def __lt__(self, other):
         return self._compare(other, "__lt__")
@@ -593,7 +594,7 @@ class Tensor:
         _check_broadcast("minimum", self, other)  # before the negations, so the error names minimum
         a, b = _promote(self, other)
         if not _is_float(a.dtype):  # NOTE: -x wraps for unsigned ints and fails for bools; ints need no grad
-            return Tensor._wrap(self.xp.minimum(a.data, b.data), self.device)
+            return Tensor.wrap(self.xp.minimum(a.data, b.data), self.device)
         return -((-a).maximum(-b))
 
     # ------------------------------------------------------------ reductions
@@ -643,7 +644,7 @@ class Tensor:
         """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
         self._refuse_empty("min", self._axis(axis))
         if not _is_float(self.dtype):  # NOTE: as in minimum, -x is wrong for uint and bool
-            return Tensor._wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
+            return Tensor.wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
         return -((-self).max(axis, keepdims))
 
     def _refuse_empty(self, name, axis):
@@ -706,7 +707,7 @@ class Tensor:
         out = getattr(self.data, name)(axis=axis)
         if keepdims:
             out = out.reshape((1,) * self.ndim) if axis is None else self.xp.expand_dims(out, axis)
-        return Tensor._wrap(out, self.device)
+        return Tensor.wrap(out, self.device)
 
     # ------------------------------------------------------------ movement
 
@@ -1040,7 +1041,7 @@ def _factory(array, device, requires_grad):
     device = canonical_device(device)
     with use_device(device):
         data = to_device(array, device)
-    return Tensor._wrap(data, device).requires_grad_(requires_grad) if requires_grad else Tensor._wrap(data, device)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad) if requires_grad else Tensor.wrap(data, device)
 
 
 def _make(device, fill):
@@ -1067,19 +1068,19 @@ def from_dlpack(array, requires_grad=False):
     data = xp.from_dlpack(array)
     if requires_grad and not _is_float(data.dtype):
         raise TypeError(f"from_dlpack: only float tensors can require gradients, got {data.dtype}")
-    return Tensor._wrap(data, device, requires_grad=requires_grad)
+    return Tensor.wrap(data, device, requires_grad=requires_grad)
 
 
 def zeros(*shape, dtype=float32, device=None, requires_grad=False):
     """A tensor of zeros, zeros(2, 3) or zeros((2, 3)); float32 unless `dtype` says otherwise."""
     data, device = _make(device, lambda xp: xp.zeros(_size_arg(shape, "zeros"), dtype=dtype))
-    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=float32, device=None, requires_grad=False):
     """A tensor of ones, ones(2, 3) or ones((2, 3)); float32 unless `dtype` says otherwise."""
     data, device = _make(device, lambda xp: xp.ones(_size_arg(shape, "ones"), dtype=dtype))
-    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad)
 
 
 def full(shape, fill_value, dtype=float32, device=None, requires_grad=False):
@@ -1088,7 +1089,7 @@ def full(shape, fill_value, dtype=float32, device=None, requires_grad=False):
     if not isinstance(fill_value, numbers.Number) or isinstance(fill_value, complex):
         raise TypeError(f"full: fill_value must be a number, got {fill_value!r}")
     data, device = _make(device, lambda xp: xp.full(shape, fill_value, dtype=dtype))
-    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -1120,11 +1121,11 @@ def arange(start, stop=None, step=1, dtype=None, device=None):
     if dtype is None:
         dtype = numpy.int64 if all(isinstance(v, int) for v in (start, stop, step)) else float32
     data, device = _make(device, lambda xp: xp.arange(start, stop, step, dtype=dtype))
-    return Tensor._wrap(data, device)
+    return Tensor.wrap(data, device)
 
 
 def eye(n, m=None, dtype=float32, device=None, requires_grad=False):
     """The n x m identity matrix (m defaults to n)."""
     n, m = _size_arg((n, n if m is None else m), "eye")
     data, device = _make(device, lambda xp: xp.eye(n, m, dtype=dtype))
-    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad)

@@ -180,7 +180,7 @@ def dropout(x, p=0.5, training=True, generator=None):
     keep = random_uniform(x.device, x.shape, x.dtype, rng) >= p
     with use_device(x.device):
         mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    return x * Tensor._wrap(mask, x.device)
+    return x * Tensor.wrap(mask, x.device)
 
 
 # ---------------------------------------------------------------- losses
@@ -292,7 +292,7 @@ def cross_entropy(logits, targets, reduction="mean"):
 def nll_loss(log_probs, targets, reduction="mean"):
     """Negative log-likelihood of log-probabilities (N, classes), e.g. the output of log_softmax."""
     targets = _class_targets(log_probs, targets, "nll_loss")
-    picked = log_probs[Tensor._wrap(log_probs.xp.arange(log_probs.shape[0]), log_probs.device), targets]
+    picked = log_probs[Tensor.wrap(log_probs.xp.arange(log_probs.shape[0]), log_probs.device), targets]
     return _reduce(-picked, reduction)
 
 
