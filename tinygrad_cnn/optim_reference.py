@@ -283,6 +283,7 @@ class SGD(Optimizer):
         return self.state_names if self.momentum else ()
 
     def update(self, xp, p, g, state, t):
+        """g plus L2 decay, through the momentum buffer (PyTorch's form), then p -= lr * g."""
         if self.weight_decay:
             g = g + self.weight_decay * p
         if self.momentum:
