@@ -1,7 +1,7 @@
 """tinygrad_cnn: a small deep-learning framework on NumPy (CPU) and CuPy (GPU)."""
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .device import DeviceError, cuda_available
-from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
 from .parallel import get_num_threads, set_num_threads
 from .tensor import (Tensor, arange, concatenate, eye, float32, float64, from_dlpack, full, get_rng, manual_seed, matmul,
                      maximum, minimum, ones, ones_like, rand, randn, stack, where, zeros, zeros_like)
@@ -14,7 +14,7 @@ from . import kernels  # NOTE: registers the fast kernels in place of the refere
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "Function", "DeviceError", "no_grad", "enable_grad", "is_grad_enabled", "cuda_available",
+__all__ = ["Tensor", "Function", "grad", "DeviceError", "no_grad", "enable_grad", "is_grad_enabled", "cuda_available",
            "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
            "manual_seed", "get_rng", "set_num_threads", "get_num_threads", "from_dlpack", "zeros", "ones", "full", "rand", "randn", "arange", "eye", "zeros_like",
            "ones_like", "matmul", "concatenate", "stack", "where", "maximum", "minimum", "float32", "float64",

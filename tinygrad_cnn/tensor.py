@@ -265,17 +265,32 @@ class Tensor:
 
     # ------------------------------------------------------------ autograd
 
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, *, grad=None):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
 
-        Without `grad`, self must hold one element (a loss); otherwise `grad` is the upstream
-        gradient, of self's shape. Saved arrays are freed afterwards unless retain_graph=True."""
+        Without `gradient`, self must hold one element (a loss); otherwise `gradient` is the upstream
+        gradient, of self's shape (`grad=` is the older name). Saved arrays are freed afterwards
+        unless retain_graph=True. create_graph=True records the gradient computation, so that the
+        `.grad` tensors can be differentiated again (retain_graph then defaults to True)."""
+        if grad is not None:
+            if gradient is not None:
+                raise TypeError("backward(): pass the upstream gradient once, as gradient= (grad= is its older name)")
+            gradient = grad
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
+        retain = create_graph if retain_graph is None else retain_graph
+        if create_graph:
+            what = "backward(): gradient" if gradient is not None else "backward() without a gradient"
+            if gradient is None and self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, this one has "
+                                   f"shape {self.shape}; pass backward(grad) with an upstream gradient")
+            upstream = autograd.initial_gradient(self, gradient, True, what)
+            autograd.run_backward([self], [upstream], retain_graph=retain, create_graph=True)
+            return
         with scope(self.device):
-            grad = self._initial_grad(grad)
-        autograd.backward(self, grad, retain_graph)
+            gradient = self._initial_grad(gradient)
+        autograd.backward(self, gradient, retain)
 
     def _initial_grad(self, grad):
         if grad is None:
@@ -843,6 +858,9 @@ class Clone(Function):
     def backward(self, g):
         return g
 
+    def backward_graph(self, g, inputs, output):
+        return g
+
 
 # ---------------------------------------------------------------- functions of several tensors
 
@@ -855,6 +873,9 @@ class ToDevice(Function):
 
     def backward(self, g):
         return to_device(g, self.device)
+
+    def backward_graph(self, g, inputs, output):
+        return g.to(self.device)
 
 
 def _refuse_bool(x, op_name, hint):

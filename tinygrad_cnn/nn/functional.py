@@ -257,6 +257,13 @@ class CrossEntropy(Function):
                                      arange_constant(self.device, 0, classes, "int64"), classes, math.nan)
         return grad, None
 
+    def backward_graph(self, g, inputs, output):
+        logits, targets = inputs
+        share = logits.shape[0] if self.reduction == "mean" else 1
+        g = g.reshape(-1, 1) if self.reduction == "none" else g * (1.0 / share)
+        onehot = self.targets[:, None] == self.xp.arange(logits.shape[1])
+        return (logits.softmax(axis=1) - Tensor.wrap(onehot.astype(logits.dtype), self.device)) * g, None
+
 
 @fuse
 def _exp_of_difference(xp, a, b):
