@@ -134,6 +134,7 @@ def test_an_arange_constant_is_made_once_and_read_only_on_the_cpu():
 
 
 @gpu
+@pytest.mark.gpus(2)
 def test_an_arange_constant_lives_on_its_gpu_and_costs_no_launch_after_the_first():
     import cupy
     from conftest import EMULATED

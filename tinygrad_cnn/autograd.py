@@ -269,7 +269,8 @@ def accumulate(leaf, g, sole=False):
     AccumulateGrad also avoids by a reference count."""
     cast = g.astype(leaf.dtype, copy=False)
     if leaf.grad is None:
-        if cast is g and not sole:
+        if cast is g and not sole and not (leaf._grad_home and g is leaf._grad_home[0]):
+            # (an optimizer's buffer view that a kernel was handed as free is kept: kernels/homes.py)
             cast = leaf.xp.array(g, copy=True)  # NOTE: own the memory
         leaf.grad = Tensor.wrap(cast, leaf.device)
     else:

@@ -11,6 +11,26 @@ from .ops import _relu_gradient
 from .parallel import get_num_threads, over_batch, over_chunks
 
 
+def _gpu_weight(xp, weight, bias, count):
+    """The weight (O, C, KH, KW) as `count` copies of the (KH*KW*C, O) GEMM operand, with the bias as
+    a last row (see Conv2d._new_cols): (count, KH*KW*C [+ 1], O), C-contiguous.
+
+    NOTE: for CuPy's launch counts: written in place (one kernel, and one for the bias) rather than
+    a reshape copy and a concatenate (one copy per part); and one copy per window offset, so that the
+    per-offset GEMM is strided-batched: a 2-D operand broadcast over the batch makes CuPy build three
+    pointer arrays (a kernel each) for gemmBatched."""
+    o, c, kh, kw = weight.shape
+    k = kh * kw * c
+    out = xp.empty((count, k + bool(bias), o), dtype=weight.dtype)  # the bias cast to it, as on the CPU
+    target = out[:, :k].reshape(count, kh, kw, c, o)  # a view: splitting an axis needs no copy
+    if target.base is not out:  # (never, but a reshape that copied would leave `out` unwritten)
+        raise AssertionError("conv: the weight's GEMM operand is not a view")
+    target[...] = weight.transpose(2, 3, 1, 0)
+    if bias:
+        out[:, k] = bias[0]
+    return out
+
+
 def _is_int(value):
     return isinstance(value, numbers.Integral) and type(value).__name__ not in ("bool", "bool_")
 
@@ -190,14 +210,20 @@ class Conv2d(Function):
         out_h = output_size(h + top + bottom, kh, stride[0], 0, dilation[0])
         out_w = output_size(w + left + right, kw, stride[1], 0, dilation[1])
         k = kh * kw * c
-        w_mat = weight.transpose(2, 3, 1, 0).reshape(k, o)  # (KH*KW*C, O)
-        if bias:  # see _fill_cols
-            w_mat = xp.concatenate([w_mat, bias[0].reshape(1, o).astype(w_mat.dtype, copy=False)])
         blocks = _PoolBlocks(pool, out_h, out_w)
+        on_gpu = xp.__name__ != "numpy"
+        if on_gpu:  # (KH*KW*C [+ 1], O), one per window offset when pooling: see _gpu_weight
+            w_mat = _gpu_weight(xp, weight, bias, blocks.count if pool is not None else 1)
+            w_mat = w_mat if pool is not None else w_mat[0]
+        else:
+            w_mat = weight.transpose(2, 3, 1, 0).reshape(k, o)  # (KH*KW*C, O)
+            if bias:  # see _fill_cols
+                w_mat = xp.concatenate([w_mat, bias[0].reshape(1, o).astype(w_mat.dtype, copy=False)])
         self.weight, self.has_bias, self.blocks, self.pool, self.relu = weight, bool(bias), blocks, pool, relu
         # NOTE: with few channels (the first layer's), a window's channels-last run is shorter
-        # than an output row, so im2col writes a column-major matrix along output rows instead.
-        self.channels_first = c * kw < blocks.width
+        # than an output row, so im2col writes a column-major matrix along output rows instead
+        # (on the CPU: on a GPU a batched GEMM would first copy such a matrix C-contiguous).
+        self.channels_first = c * kw < blocks.width and not on_gpu
         self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
         self.x_pad = x_pad = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
         self.windows = _windows(xp, x_pad, kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
@@ -333,11 +359,24 @@ class Conv2d(Function):
                 grad_params += part
         grad_w = None
         if need_w:  # NOTE: in the weight's own contiguous layout (a small copy), so that the optimizers
-            # update it with the other parameters in their one split over cores
-            grad_w = xp.ascontiguousarray(grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+            # update it with the other parameters in their one split over cores; into the optimizer's
+            # buffer when it has one for it (Function.grad_home): nothing to gather at its step
+            grad_w = grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+            home = self.grad_home(1, grad_w.shape, grad_w.dtype)
+            if home is None:
+                grad_w = xp.ascontiguousarray(grad_w)
+            else:
+                xp.copyto(home, grad_w)
+                grad_w = home
         grad_x = grad_x.result() if need_x else None
         if self.has_bias:
-            return grad_x, grad_w, grad_params[k] if self.needs_input_grad[2] else None
+            if not self.needs_input_grad[2]:
+                return grad_x, grad_w, None
+            grad_b, home = grad_params[k], self.grad_home(2, (o,), grad_params.dtype)
+            if home is not None:  # (a row of grad_params: else backward() copies it)
+                xp.copyto(home, grad_b)
+                grad_b = home
+            return grad_x, grad_w, grad_b
         return grad_x, grad_w
 
 

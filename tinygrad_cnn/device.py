@@ -252,7 +252,7 @@ def fuse(kernel=None, *, cpu=None):
                 if run is None:
                     def bound(*arrays):
                         return kernel(xp, *arrays)
-                    bound.__name__ = kernel.__name__
+                    bound.__name__, bound.__module__ = kernel.__name__, kernel.__module__
                     run = fused[xp] = xp.fuse(kernel_name=kernel.__name__)(bound)
                 with a.device:
                     return run(*args)
@@ -262,7 +262,12 @@ def fuse(kernel=None, *, cpu=None):
     call.__doc__ = kernel.__doc__
     call.__wrapped__ = kernel
     call.cpu = cpu
+    _FUSED_KERNELS[(kernel.__module__, kernel.__name__)] = call
     return call
+
+
+# Every kernel made by fuse, by (module, name): tests/test_cupy_real.py traces each through real CuPy
+_FUSED_KERNELS = {}
 
 
 _constants = {}  # (device, start, stop, dtype) -> the arange kept there

@@ -3,9 +3,9 @@
 Updates run on the raw arrays with each parameter's own array module (NumPy or CuPy), outside
 the graph: at the first step the parameters are laid end to end in one buffer per device and dtype,
 their state and gathered gradients beside them, so that a step is a few fused kernels (device.fuse)
-over all of them, not a dozen per parameter (each a launch on a GPU). Hyper-parameters are Python
-floats, so float32 parameters and their state stay float32 (NumPy 2 does not promote an array for a
-Python scalar).
+over all of them, not a dozen per parameter (each a launch on a GPU). Hyper-parameters are passed
+to the kernels as NumPy scalars of the parameters' (or state's) dtype, computed on the host, so
+float32 parameters and their state stay float32 under NumPy's rules and both CuPy versions' (_typed).
 
 A step whose gradients hold a NaN or an infinity is never applied: by default it is skipped and
 counted in `skipped_steps` (one bad batch cannot destroy a model); `nonfinite="raise"` raises
@@ -13,6 +13,7 @@ NonFiniteGradientError instead. On a GPU the check stays on the device (no sync)
 parameters keep their optimizer state in float32."""
 import functools
 import math
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -63,31 +64,47 @@ def _adam_moments(xp, g, m, v, one_minus_b1, b2, one_minus_b2, lr_c, eps_c):
     return m / (xp.sqrt(v) + eps_c) * lr_c
 
 
+def _typed(dtype, *values):
+    """Hyper-parameters as NumPy scalars of `dtype`, computed on the host in double precision.
+
+    NOTE: a fused kernel never sees a Python number where precision matters: inside cupy.fuse a
+    Python scalar is typed by CuPy's own rules, not NumPy's. CuPy 14 computes an operation on
+    Python scalars alone in the first loop that fits them, float16 ('ee->e': 1 - 0.999 became
+    0.00097656, and AdamW's decay 1 - lr*wd rounded to 1), and CuPy 13 promotes an array with a
+    Python float argument to float64. A NumPy scalar has one dtype under NumPy and both CuPy
+    versions (tests/test_cupy_real.py traces every kernel through real CuPy)."""
+    kind = numpy.dtype(dtype).type
+    return tuple(kind(v) for v in values)
+
+
 @functools.lru_cache(maxsize=None)
 def _adam_kernel(l2, decoupled, eps_hat, on_device):
     """Adam's update of (slices of) flat arrays p, g, m, v in one fused kernel, for these options.
 
-    on_device=False: the host has checked the gradients and gives the bias corrections as Python
-    floats (lr_c = lr*c2/c1, eps_c = eps*c2). on_device=True: `ok` (every gradient finite) and the
-    step count `t` may be device arrays: the corrections are computed in the kernel, and where not
-    ok nothing changes (the gradient is 0 before any arithmetic, the betas 1, the step 0).
-    eps_hat: eps is added unscaled by c2 (Keras' placement, see Adam)."""
+    on_device=False: the host has checked the gradients and gives the bias corrections (lr_c =
+    lr*c2/c1, eps_c = eps*c2). on_device=True: `ok` (every gradient finite) and the step count `t`
+    may be device arrays: the corrections are computed in the kernel (in float64, from the float64
+    scalars b1_64, b2_64, lr_64 and eps_64), and where not ok nothing changes (the gradient is 0
+    before any arithmetic, the betas 1, the step 0). Every other scalar comes typed (see _typed):
+    weight_decay and decay in the parameter's dtype, the rest (with `one` and `zero`) in the
+    state's. eps_hat: eps is added unscaled by c2 (Keras' placement, see Adam)."""
     if not on_device:
-        def adam_step(xp, p, g, m, v, lr_c, eps_c, b1, b2, weight_decay, decay):
+        def adam_step(xp, p, g, m, v, lr_c, eps_c, one_minus_b1, b2, one_minus_b2, weight_decay, decay):
             if decoupled:
                 p *= decay
             if l2:
                 g = g + weight_decay * p
-            p -= _adam_moments(xp, g, m, v, 1 - b1, b2, 1 - b2, lr_c, eps_c)
+            p -= _adam_moments(xp, g, m, v, one_minus_b1, b2, one_minus_b2, lr_c, eps_c)
     else:
-        def adam_step(xp, p, g, m, v, ok, t, lr, eps, b1, b2, weight_decay, decay):
+        def adam_step(xp, p, g, m, v, ok, t, lr_64, eps_64, b1_64, b2_64, eps, one_minus_b1, b2, one_minus_b2,
+                      zero, one, weight_decay, decay, param_one):
             t = xp.maximum(t, 1)  # a skip at the first step leaves t at 0: those corrections go unused
-            c1, c2 = 1 - b1 ** t, xp.sqrt(1 - b2 ** t)
+            c1, c2 = 1 - b1_64 ** t, xp.sqrt(1 - b2_64 ** t)
             if decoupled:
-                p *= xp.where(ok, decay, 1)
-            g = xp.where(ok, g + weight_decay * p if l2 else g, 0)
-            step = _adam_moments(xp, g, m, v, xp.where(ok, 1 - b1, 0), xp.where(ok, b2, 1),
-                                 xp.where(ok, 1 - b2, 0), lr * c2 / c1, eps if eps_hat else eps * c2)
+                p *= xp.where(ok, decay, param_one)
+            g = xp.where(ok, g + weight_decay * p if l2 else g, zero)
+            step = _adam_moments(xp, g, m, v, xp.where(ok, one_minus_b1, zero), xp.where(ok, b2, one),
+                                 xp.where(ok, one_minus_b2, zero), lr_64 * c2 / c1, eps if eps_hat else eps_64 * c2)
             p -= xp.where(ok, step, 0)
     adam_step.__name__ = ("adam" + "_l2" * l2 + "_decoupled" * decoupled + "_eps_hat" * eps_hat
                           + "_masked" * on_device)
@@ -97,7 +114,8 @@ def _adam_kernel(l2, decoupled, eps_hat, on_device):
 @functools.lru_cache(maxsize=None)
 def _sgd_kernel(l2, momentum, nesterov, on_device):
     """SGD's update of (slices of) flat arrays p, g and the momentum buffer in one fused kernel;
-    on_device as for _adam_kernel."""
+    on_device as for _adam_kernel (lr, mu, one, zero typed in the state's dtype, weight_decay in
+    the parameter's)."""
     if not on_device:
         def sgd_step(xp, p, g, buf, lr, mu, weight_decay):
             if l2:
@@ -108,13 +126,13 @@ def _sgd_kernel(l2, momentum, nesterov, on_device):
                 g = g + mu * buf if nesterov else buf
             p -= lr * g
     else:
-        def sgd_step(xp, p, g, buf, ok, lr, mu, weight_decay):
-            g = xp.where(ok, g + weight_decay * p if l2 else g, 0)
+        def sgd_step(xp, p, g, buf, ok, lr, mu, weight_decay, zero, one):
+            g = xp.where(ok, g + weight_decay * p if l2 else g, zero)
             if momentum:
-                buf *= xp.where(ok, mu, 1)
+                buf *= xp.where(ok, mu, one)
                 buf += g
                 g = g + mu * buf if nesterov else buf
-            p -= xp.where(ok, lr * g, 0)
+            p -= xp.where(ok, lr * g, zero)
     sgd_step.__name__ = "sgd" + "_l2" * l2 + "_momentum" * momentum + "_nesterov" * nesterov + "_masked" * on_device
     return fuse(sgd_step)
 
@@ -152,6 +170,15 @@ class _Flat:
             for p, view in zip(params, self.views):
                 p.data = view
             self.grad = self.xp.empty(total, dtype=dtype)
+            # each parameter's gradient home: ops write its gradient there (Function.grad_home), so
+            # that gather() has nothing to copy (state in another dtype than the parameter's: none)
+            self.homes = [self.grad[lo:hi].reshape(p.shape) if p.dtype == dtype else None
+                          for p, (lo, hi) in zip(params, self.bounds)]
+            # NOTE: and what holds the buffer now (itself and the homes, which view it): a view of it taken
+            # later (of a gradient a user keeps) adds to that, and the homes are then not handed out
+            home_refs = sys.getrefcount(self.grad)
+            for p, home in zip(params, self.homes):
+                p._grad_home = None if home is None else (home, home_refs, self.device)
             self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
             self.ledger = self.xp.zeros(len(params) + 1, dtype=numpy.int64)
         self.uniform = True  # every parameter has the same step count (so one kernel may update them all)
@@ -163,13 +190,23 @@ class _Flat:
         return {name: buf[lo:hi].reshape(self.params[k].shape) for name, buf in self.buffers.items()}
 
     def gather(self, members):
-        """The members' gradients end to end (cast to the state dtype) in one copy, and where each lies."""
+        """The members' gradients end to end (cast to the state dtype), and where each lies: the
+        gradient buffer as it is when every parameter's gradient is its home there (see __init__),
+        else one copy."""
+        grads = [self.params[k].grad.data for k in members]
+        if len(members) == len(self.params) and all(g is self.homes[k] for k, g in zip(members, grads)):
+            return self.grad, list(self.bounds)
         spans, total = [], 0
         for k in members:
             spans.append((total, total + self.params[k].size))
             total += self.params[k].size
+        # NOTE: not into the buffer when some gradient lives in it (a home): the copy could overwrite it first
+        homed = any(g is self.grad or getattr(g, "base", None) is self.grad for g in grads)
+        flat = [g.reshape(-1) for g in grads]
+        if homed:
+            return self.xp.concatenate(flat, dtype=self.grad.dtype), spans
         out = self.grad if total == self.grad.size else self.grad[:total]
-        self.xp.concatenate([self.params[k].grad.data.reshape(-1) for k in members], out=out)
+        self.xp.concatenate(flat, out=out)
         return out, spans
 
     def masks(self, members, counts_skips):
@@ -565,10 +602,12 @@ class SGD(Optimizer):
         return _sgd_kernel(bool(self.weight_decay), bool(self.momentum), self.nesterov, on_device)
 
     def _update_host(self, p, g, buffers, t):
-        self._kernel(False)(p, g, buffers[0], self.lr, self.momentum, self.weight_decay)
+        self._kernel(False)(p, g, buffers[0], *_typed(g.dtype, self.lr, self.momentum),
+                            *_typed(p.dtype, self.weight_decay))
 
     def _update_device(self, p, g, buffers, t, ok):
-        self._kernel(True)(p, g, buffers[0], ok, self.lr, self.momentum, self.weight_decay)
+        self._kernel(True)(p, g, buffers[0], ok, *_typed(g.dtype, self.lr, self.momentum),
+                           *_typed(p.dtype, self.weight_decay), *_typed(g.dtype, 0, 1))
 
 
 class Adam(Optimizer):
@@ -611,19 +650,21 @@ class Adam(Optimizer):
         return _adam_kernel(decay and not self.decoupled, decay and self.decoupled, self.eps_hat, on_device)
 
     def _update_host(self, p, g, buffers, t):
-        """NOTE: the bias corrections are Python floats, so float32 state is never promoted to float64."""
+        """NOTE: the bias corrections are computed on the host in double precision and passed in
+        the state's dtype (as every coefficient: see _typed), so float32 state stays float32."""
         beta1, beta2 = self.betas
         c1, c2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
         eps_c = self.eps if self.eps_hat else self.eps * c2
-        self._kernel(False)(p, g, *buffers, self.lr * c2 / c1, eps_c, beta1, beta2, self.weight_decay,
-                            1 - self.lr * self.weight_decay)
+        self._kernel(False)(p, g, *buffers, *_typed(g.dtype, self.lr * c2 / c1, eps_c, 1 - beta1, beta2, 1 - beta2),
+                            *_typed(p.dtype, self.weight_decay, 1 - self.lr * self.weight_decay))
 
     def _update_device(self, p, g, buffers, t, ok):
         """NOTE: the bias corrections come from the device's step count, so a skipped step does not
         advance them; they are computed in float64 in the kernel."""
         beta1, beta2 = self.betas
-        self._kernel(True)(p, g, *buffers, ok, t, self.lr, self.eps, beta1, beta2, self.weight_decay,
-                           1 - self.lr * self.weight_decay)
+        self._kernel(True)(p, g, *buffers, ok, t, *_typed(numpy.float64, self.lr, self.eps, beta1, beta2),
+                           *_typed(g.dtype, self.eps, 1 - beta1, beta2, 1 - beta2, 0, 1),
+                           *_typed(p.dtype, self.weight_decay, 1 - self.lr * self.weight_decay, 1))
 
 
 class AdamW(Adam):

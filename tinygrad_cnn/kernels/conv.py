@@ -1,8 +1,9 @@
 """Kernels for convolution and max-pooling (phase 1: the fast ops still live in tinygrad_cnn/conv.py)."""
 from .. import conv
+from .homes import GradientHomes
 
 
-class FusedConvolution(conv.Conv2d):
+class FusedConvolution(GradientHomes, conv.Conv2d):
     """conv_reference.Convolution, channels-last in cache-sized chunks over CPU threads (conv.Conv2d)."""
 
 

@@ -243,7 +243,11 @@ class CrossEntropy(Function):
         picked = logits[arange_constant(self.device, 0, n, "int64"), targets]
         self.exp, self.total, self.targets, self.reduction = exp, total, targets, reduction
         # log(total) - (picked - top), NaN for a label outside [0, classes)
-        losses = _log_minus_difference(total[:, 0], picked, top[:, 0], targets, logits.shape[1], math.nan)
+        # NOTE: the scalars are NumPy scalars (of the logits' dtype, the count int64): inside cupy.fuse
+        # CuPy types a Python number by its own rules (CuPy 13 with NumPy 2: float64 losses for float32 logits)
+        kind = numpy.dtype(logits.dtype).type
+        losses = _log_minus_difference(total[:, 0], picked, top[:, 0], targets, numpy.int64(logits.shape[1]),
+                                       kind(math.nan))
         if reduction == "none":
             return losses
         reduced = losses.mean(keepdims=True) if reduction == "mean" else losses.sum(keepdims=True)
@@ -253,8 +257,10 @@ class CrossEntropy(Function):
         n, classes = self.exp.shape
         # every sample's loss gets the same share of the upstream scalar (divided by 1: exact, unchanged)
         share, g = (n if self.reduction == "mean" else 1, g) if self.reduction != "none" else (1, g[:, None])
-        grad = _softmax_minus_onehot(self.exp, self.total, g, share, self.targets[:, None],
-                                     arange_constant(self.device, 0, classes, "int64"), classes, math.nan)
+        kind = numpy.dtype(self.exp.dtype).type  # typed scalars, as in forward
+        grad = _softmax_minus_onehot(self.exp, self.total, g, kind(share), self.targets[:, None],
+                                     arange_constant(self.device, 0, classes, "int64"), numpy.int64(classes),
+                                     kind(math.nan))
         return grad, None
 
 
