@@ -3,8 +3,8 @@ import math
 
 from .. import ops
 from .homes import GradientHomes
-from ..device import fuse
-from ..parallel import concurrently, over_batch
+from .fusion import fuse
+from .parallel import concurrently, over_batch
 
 
 class ThreadedReLU(ops.ReLU):
