@@ -10,7 +10,9 @@ thread count set to 16 as on the device machine (the count must not change what 
 
 NOTE: counts, not time. On a GPU this step is bound by launches (5-15 us each from Python), so the
 launch count is the budget; the emulation counts one launch per call that writes device memory, a
-model of CuPy's count (see tests/cupy_emulation's limits). The counts are deterministic."""
+model of CuPy's count (see tests/cupy_emulation's limits), except concatenate, stack, matmul and dot,
+which it counts by CuPy 14.2's own code paths (tests/cupy_emulation/launch_rules.json). The counts are
+deterministic."""
 import argparse
 import os
 import sys
@@ -32,7 +34,8 @@ def measure(batch=128, threads=16, top=15):
     import numpy as np
 
     import tinygrad_cnn as tg
-    from tinygrad_cnn import optim, parallel
+    from tinygrad_cnn import optim
+    from tinygrad_cnn.kernels import parallel
     from tinygrad_cnn.nn import functional as F
     from mnist import build_model
 

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The GPU check, one prepared run for the device machine (an H200: Python 3.12, cupy-cuda13x, torch with
-# CUDA, pytest, hypothesis; no internet, nothing installed here: the code runs from this checkout):
+# The GPU check, one prepared run for a lent device machine (one H100 or one H200: Python 3.12, cupy-cuda13x,
+# torch with CUDA, pytest, hypothesis; no internet, nothing installed here: the code runs from this checkout):
 #   0. preflight, 10 s: cupy.show_config(), one kernel, one matmul; stops the check early if they fail,
-#   1. the gpu-marked tests on the real GPU, skips counted as failures (TINYGRAD_CNN_TEST_CUDA=1),
-#   2. one training epoch, ours against PyTorch CUDA on the same GPU (same model, batch 128, Adam, interleaved),
-#   3. the default example (examples/mnist.py, 6 epochs) and its test accuracy.
-# The step limits add up to under 480 s (8 minutes); at most 6 files go to $OUT (else the folder in $1):
-# summary.md, pytest.log, epoch.log, epoch_cuda.json, mnist.log, mnist_metrics.json.
+#   1. CPU against GPU: 10 Adam and 10 AdamW steps of the tutorial model, losses and weights compared
+#      (benchmarks/gpu_compare.py, tolerances there); it also compiles a training step's kernels first,
+#   2. the gpu-marked tests on the real GPU in 8 pytest processes (benchmarks/gpu_tests.py), so that the
+#      ~590 kernels they compile on a fresh machine (NVRTC, 0.1-0.4 s each) compile side by side, into one
+#      kernel cache (CUPY_CACHE_DIR); few hypothesis examples (profile gpu: kernels differ by dtype and rank,
+#      not by shape); TINYGRAD_CNN_TEST_CUDA=1: no GPU at all is a failure (tests needing 2 GPUs skip on 1),
+#   3. one training epoch, ours against PyTorch CUDA on the same GPU (same model, batch 128, Adam, interleaved),
+#   4. the default example (examples/mnist.py, 6 epochs) and its test accuracy.
+# The step limits add up to under 480 s (8 minutes, inside the device's 10-minute command limit); at most 8
+# files go to $OUT (else the folder in $1): summary.md, compare.log, compare.json, pytest.log, epoch.log,
+# epoch_cuda.json, mnist.log, mnist_metrics.json.
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh              on the GPU machine
 #   OUT=/tmp/emu bash benchmarks/gpu_check.sh --emulate    here: the strict CuPy emulation, tiny data
@@ -26,16 +32,18 @@ export PYTHONDONTWRITEBYTECODE=1
 if [ "$emulate" = 1 ]; then
   export TINYGRAD_CNN_EMULATE_CUPY=1
   run=(python3 benchmarks/emulate.py)
-  limits=(30 240 240 240)                # preflight, tests, epoch, example: tiny data, generous for a loaded CI CPU
-  tests=(tests/test_gpu_fixes.py)
+  limits=(30 240 240 240 240)            # preflight, compare, tests, epoch, example: generous for a loaded CI CPU
+  tests=(--shards 2 tests/test_gpu_fixes.py tests/test_devices.py)
   epoch_args=(--images 128 --test-images 100 --frameworks ours)   # no PyTorch CUDA here: do not import torch
   mnist_args=(--epochs 1 --limit-train 128 --limit-test 100 --batch-size 64)
   label="CuPy emulation on NumPy (no GPU): proves the script, not a GPU"
 else
   export TINYGRAD_CNN_EMULATE_CUPY=0     # the emulation can never stand in for the GPU
   run=(python3)
-  limits=(10 180 120 160)                # sum 470 s < 480 s
-  tests=(tests)
+  limits=(10 60 200 90 100)              # preflight, compare, tests, epoch, example: sum 460 s < 480 s
+  tests=(--shards 8 tests)
+  export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-/tmp/tinygrad_cnn_kernel_cache}"   # shared by all steps, not in $out
+  export HYPOTHESIS_PROFILE=gpu
   epoch_args=(--frameworks ours,torch)
   mnist_args=()
   label="real GPU"
@@ -79,16 +87,19 @@ if [ $rc -ne 0 ]; then
 fi
 { echo; echo "| step | result | time |"; echo "|---|---|---|"; } >> "$summary"
 
-# 1. the gpu-marked tests
-step pytest "${limits[1]}" python3 -m pytest -q -p no:cacheprovider -m gpu "${tests[@]}"
-# 2. one epoch against PyTorch CUDA
-step epoch "${limits[2]}" "${run[@]}" benchmarks/bench_epoch.py --device cuda --no-memory \
+# 1. CPU against GPU training steps (and the kernels of a step compiled)
+step compare "${limits[1]}" "${run[@]}" benchmarks/gpu_compare.py --json "$out/compare.json"
+# 2. the gpu-marked tests
+step pytest "${limits[2]}" python3 benchmarks/gpu_tests.py "${tests[@]}"
+# 3. one epoch against PyTorch CUDA
+step epoch "${limits[3]}" "${run[@]}" benchmarks/bench_epoch.py --device cuda --no-memory \
   --json "$out/epoch_cuda.json" "${epoch_args[@]}"
-# 3. the default example
-step mnist "${limits[3]}" "${run[@]}" examples/mnist.py --device cuda --no-progress --save "" \
+# 4. the default example
+step mnist "${limits[4]}" "${run[@]}" examples/mnist.py --device cuda --no-progress --save "" \
   --metrics "$out/mnist_metrics.json" "${mnist_args[@]}"
 
 { echo; echo '```'
+  grep -E "^\| Adam" "$out/compare.log"
   grep -E "passed|failed|error" "$out/pytest.log" | tail -n 2
   sed -n '/^one epoch/,$p' "$out/epoch.log"
   grep -E "^epoch|final test" "$out/mnist.log"
@@ -106,6 +117,15 @@ try:
         print(f"- epoch: ours {r['ours']['epoch_seconds']:.2f} s, no PyTorch CUDA peer")
 except (OSError, KeyError, ValueError) as e:
     print(f"- epoch: no result ({e})")
+try:
+    c = json.load(open(os.path.join(out, "compare.json")))
+    t = c["tolerances"]
+    for name, r in c["results"].items():
+        print(f"- CPU against GPU, {name} x{c['steps']}: loss {r['loss_max_rel_diff']:.1e} relative (<= {t['loss_rtol']:g}), "
+              f"weights {r['weight_max_rel_l2_diff']:.1e} of their change (<= {t['weight_rel_l2']:g}), "
+              f"{r['weight_max_abs_diff']:.1e} at most (<= {t['weight_atol']:g}): {'met' if r['ok'] else 'NOT met'}")
+except (OSError, KeyError, ValueError) as e:
+    print(f"- CPU against GPU: no result ({e})")
 try:
     acc = json.load(open(os.path.join(out, "mnist_metrics.json")))["epochs"][-1]["test_acc"]
     print(f"- default example: test accuracy {acc:.4f} (target >= 0.99: {'met' if acc >= 0.99 else 'NOT met'})")

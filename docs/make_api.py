@@ -37,7 +37,7 @@ MODULES = {
     "tinygrad_cnn.interop": "Weights under the names and layouts of the equivalent `torch.nn.Sequential`, and back "
                             "(no torch needed); see [interop.md](interop.md).",
     "tinygrad_cnn.device": "Device names and array modules (NumPy or CuPy).",
-    "tinygrad_cnn.parallel": "Threads per op on the CPU (the batch split over cores; needs the `fast` extra).",
+    "tinygrad_cnn.kernels.parallel": "Threads per op on the CPU (the batch split over cores; needs the `fast` extra).",
     "tinygrad_cnn.distributed": "Data-parallel training over MPI and NCCL (needs the `distributed` extra to run "
                                 "on more than one process); see [distributed.md](distributed.md).",
     "tinygrad_cnn.memory": "Keeping freed host memory for reuse between training steps.",
@@ -73,9 +73,9 @@ FILL_INS = {
     "tinygrad_cnn.keras.losses.EPSILON": "1e-7: probabilities are clipped to [EPSILON, 1 - EPSILON] before a log, as in Keras.",
     "tinygrad_cnn.nn.DATA_FORMATS": "The axis orders image layers take (`data_format=`): (N, C, H, W) or (N, H, W, C).",
     "tinygrad_cnn.nn.init.INITIALIZERS": "The initialisers known by name (`kernel_initializer='he_uniform'`).",
-    "tinygrad_cnn.parallel.MIN_ELEMENTS": "Ops smaller than this many elements run as one call: threads would cost "
+    "tinygrad_cnn.kernels.parallel.MIN_ELEMENTS": "Ops smaller than this many elements run as one call: threads would cost "
                                           "more than they save.",
-    "tinygrad_cnn.conv.CHUNK_BYTES": "Largest matrix, in bytes, that a chunk of a thread's slice may need in a "
+    "tinygrad_cnn.kernels.conv.CHUNK_BYTES": "Largest matrix, in bytes, that a chunk of a thread's slice may need in a "
                                      "convolution (a chunk's im2col rows and output stay in cache).",
     "tinygrad_cnn.datasets.mnist.INFO": "Name, authors and license of the dataset.",
     "tinygrad_cnn.device.DEFAULT_DEVICE_ENV": "The environment variable that names the default device "

@@ -38,6 +38,10 @@ settings.register_profile("thorough", max_examples=300, deadline=None, database=
 # a few examples each find a broken rule; more would double CI's time for little.
 settings.register_profile("emulated", max_examples=3, deadline=None, database=None, print_blob=True,
                           suppress_health_check=_SLOW_OK)
+# NOTE: the GPU check (benchmarks/gpu_check.sh) on a lent GPU: its kernels differ by dtype and rank, not by
+# shape, so a few examples each find a broken one, and the check's 10 minutes go to compiling them.
+settings.register_profile("gpu", max_examples=5, deadline=None, database=None, print_blob=True,
+                          suppress_health_check=_SLOW_OK)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 
@@ -78,13 +82,27 @@ def _fresh_emulated_device():
     yield
 
 
+def gpu_count():
+    """How many CUDA devices (real, or emulated) there are; 0 without CUDA."""
+    if not CUDA_AVAILABLE:
+        return 0
+    import cupy
+    return cupy.cuda.runtime.getDeviceCount()
+
+
 def pytest_runtest_setup(item):
-    if item.get_closest_marker("gpu") is None or CUDA_AVAILABLE:
+    if item.get_closest_marker("gpu") is None and item.get_closest_marker("gpus") is None:
         return
-    reason = f"no CUDA: {_why_no_cuda()}"
-    if cuda_required():
-        pytest.fail(f"{REQUIRE_CUDA_ENV}=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+    if not CUDA_AVAILABLE:
+        reason = f"no CUDA: {_why_no_cuda()}"
+        if cuda_required():
+            pytest.fail(f"{REQUIRE_CUDA_ENV}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    gpus = item.get_closest_marker("gpus")
+    # NOTE: a test that needs more GPUs than the machine has skips even with TINYGRAD_CNN_TEST_CUDA=1: that
+    # flag fails a check with no GPU at all, and a one-GPU machine (the lent H100 or H200) is a GPU check
+    if gpus is not None and gpu_count() < gpus.args[0]:
+        pytest.skip(f"needs {gpus.args[0]} GPUs, this machine has {gpu_count()}")
 
 
 @pytest.hookimpl(hookwrapper=True)

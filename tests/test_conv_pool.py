@@ -408,7 +408,7 @@ def test_pool_window_larger_than_input():
 
 # ---------------------------------------------------------------- the pooling kernels (device.fuse)
 
-from tinygrad_cnn import conv  # noqa: E402
+from tinygrad_cnn.kernels import conv  # noqa: E402
 from tests.conftest import EMULATED  # noqa: E402
 
 # values that tie often, with both zeros, infinities and NaN: where the running max and its offset can go wrong

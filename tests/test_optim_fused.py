@@ -215,13 +215,15 @@ def test_a_gpu_step_is_five_launches_and_no_sync_for_eight_parameters(make):
     _set_grads(params, seed=5)
     with record() as counts:
         opt.step()
-    # gather, isfinite, all, count, update (was 12 per parameter plus a sum each and one sync)
-    assert counts.as_dict() == dict(launches=5, syncs=0, h2d=0, d2h=0, h2d_bytes=0, d2h_bytes=0), counts.sites
+    # gather, isfinite, all, count, update (was 12 per parameter plus a sum each and one sync); the gather of
+    # 8 gradients set by hand is 8 copies as CuPy counts (concatenate: one kernel only for more than 8 arrays);
+    # gradients from backward() are written in place and need none (test_gpu_budget.py)
+    assert counts.as_dict() == dict(launches=4 + 8, syncs=0, h2d=0, d2h=0, h2d_bytes=0, d2h_bytes=0), counts.sites
     before = [p.numpy().copy() for p in params]
     _set_grads(params, bad=True)
     with record() as counts:
         opt.step()
-    assert counts.syncs == 0 and counts.launches == 5
+    assert counts.syncs == 0 and counts.launches == 4 + 8
     for p, b in zip(params, before):
         np.testing.assert_array_equal(p.numpy(), b)
     with record() as counts:

@@ -86,6 +86,7 @@ def test_the_reference_ops_train_the_tutorial_model_to_the_kernels_weights():
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+            assert (optimizer.engine is None) == (switch is tg.kernels.reference)
         weights.append([p.numpy() for p in model.parameters()])
     for fast, reference in zip(*weights):
         np.testing.assert_allclose(reference, fast, rtol=1e-9, atol=1e-12)

@@ -2,7 +2,7 @@
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .device import DeviceError, cuda_available
 from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
-from .parallel import get_num_threads, set_num_threads
+from .kernels.parallel import get_num_threads, set_num_threads
 from .tensor import (Tensor, arange, concatenate, eye, float32, float64, from_dlpack, full, get_rng, manual_seed, matmul,
                      maximum, minimum, ones, ones_like, rand, randn, stack, where, zeros, zeros_like)
 

@@ -282,7 +282,8 @@ def accumulate(leaf, g, sole=False):
     AccumulateGrad also avoids by a reference count."""
     cast = g.astype(leaf.dtype, copy=False)
     if leaf.grad is None:
-        if cast is g and not sole:
+        if cast is g and not sole and not (leaf._grad_home and g is leaf._grad_home[0]):
+            # (an optimizer's buffer view that a kernel was handed as free is kept: kernels/homes.py)
             cast = leaf.xp.array(g, copy=True)  # NOTE: own the memory
         leaf.grad = Tensor.wrap(cast, leaf.device)
     else:
@@ -432,7 +433,7 @@ def _reference_gradients(fn, reference, g):
     recomputed ops stops at the aliases. NOTE: the switch is process-wide; a thread running ops
     meanwhile runs them as references too, which changes speed, not results."""
     aliases = [Identity.apply(p) if need else p for p, need in zip(fn.parents, fn.needs_input_grad)]
-    forward = getattr(reference, "graph_forward", None) or reference.apply
+    forward = getattr(reference, "graph_forward", None) or getattr(reference, "apply", reference)
     previous = set_kernels(False)
     try:
         with enable_grad():

@@ -132,7 +132,7 @@ def _share_cores(world, threads_per_rank):
 
     NOTE: two ranks each splitting ops over both of 2 cores (and BLAS spinning on both) would run
     four busy threads on two cores; one thread each runs the same work without contention."""
-    from . import parallel
+    from .kernels import parallel
     n = (max(1, parallel.cpu_count() // world.local_size) if threads_per_rank == "auto"
          else int(threads_per_rank))
     parallel.set_num_threads(n)

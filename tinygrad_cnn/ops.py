@@ -258,15 +258,6 @@ class ReLU(Function):
         return g * constant((output.data > 0).astype(g.dtype), self.device)
 
 
-# NOTE: conv.py's fused convolution still uses this kernel; it moves to kernels/ with it
-from .device import fuse  # noqa: E402
-
-
-@fuse
-def _relu_gradient(xp, grad, g, out):
-    """grad = g * (out > 0), one kernel on a GPU."""
-    xp.multiply(g, out > 0, out=grad)
-
 
 class Sigmoid(Function):
     """Logistic function via tanh, so large |x| cannot overflow exp."""

@@ -3,7 +3,7 @@ import math
 
 import numpy
 
-from .optim_reference import Optimizer, _at_least, _number
+from .optim import Optimizer, _at_least, _number
 
 
 class LRScheduler:

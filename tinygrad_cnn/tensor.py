@@ -89,6 +89,7 @@ class Tensor:
     (labels, indices) and can never require a gradient."""
 
     __array_ufunc__ = None  # NOTE: makes `numpy_scalar * tensor` call Tensor.__rmul__
+    _grad_home = None  # (view, refs, device): an optimizer's gradient buffer's view for it (kernels/homes.py)
 
     def __init__(self, data, device=None, dtype=None, requires_grad=False):
         if isinstance(data, Tensor):

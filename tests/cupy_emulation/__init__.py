@@ -9,14 +9,17 @@ a real GPU always takes precedence). It follows CuPy 14's rules, not NumPy's:
   copies them to the device (asarray, array, indices);
 - arrays live on a device; an op on an array of another device than the current one raises,
   and integer-array indices out of range wrap around silently, as on CuPy;
+- inside `fuse`, every operation computes in the loop CuPy's fusion picks (its weak-scalar rule and
+  loop tables, fuse_rules.json from make_fuse_rules.py; CuPy 13's rule with fuse_rules('v13'));
 - `flags` has only CuPy's attributes; asking for another (e.g. `writeable`) is recorded.
 
 It counts, by file and line of the calling code: kernel launches (one per call that writes
 device memory; allocation and views launch nothing), blocking syncs (int/float/bool/item/tolist/
 repr/str/get and synchronize) and bytes moved each way. `record()` gives the counts of a block.
 
-Limits: one launch per call is a model, not CuPy's exact count (a few routines launch more on a
-real GPU; cuBLAS may split a GEMM); timing, streams and memory pools are not modelled."""
+Limits: one launch per call is a model, not CuPy's exact count (cuBLAS may split a GEMM), except
+for concatenate, stack, matmul and dot, counted by CuPy's own code paths (launch_rules.json, written by
+make_launch_rules.py); timing, streams and memory pools are not modelled."""
 import collections
 import contextlib
 import json
@@ -33,7 +36,7 @@ _FLAGS = set(_NAMES["flags"])
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(os.path.dirname(_HERE))
 # device.fuse's wrapper, which calls cupy.fuse's kernels: a fused launch is counted at its caller's line
-_FUSE_WRAPPER = (os.path.join(_ROOT, "tinygrad_cnn", "device.py"), "call")
+_FUSE_WRAPPER = (os.path.join(_ROOT, "tinygrad_cnn", "kernels", "fusion.py"), "call")
 DEVICE_COUNT = int(os.environ.get("TINYGRAD_CNN_EMULATED_GPUS", "2"))
 # CuPy's scatter (ufunc.at, scatter_add) runs on atomics, which exist for these dtypes only
 _AT_DTYPES = {"add": "iILQefd", "maximum": "iILQfd", "minimum": "iILQfd"}
@@ -346,7 +349,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
                 inputs.append(item)
                 a, advanced = item._a, True
                 if a.dtype.kind in "iu" and axis < self._a.ndim and self._a.shape[axis]:
-                    a = a % self._a.shape[axis]  # NOTE: CuPy wraps out-of-range indices silently
+                    a = _wrap_indices(a, self._a.shape[axis])  # NOTE: as CuPy's kernels do (below)
                 out.append(a)
                 axis += a.ndim if a.dtype.kind == "b" else 1
                 continue
@@ -535,9 +538,10 @@ def fuse(*args, **kwargs):
         def fused(*call_args):
             if not any(isinstance(a, ndarray) for a in call_args):
                 return fn(*call_args)
+            _record_signature(fn, call_args)
             _fusing[0] += 1
             try:
-                result = fn(*call_args)
+                result = _fused_results(fn(*_fused_arguments(call_args)))
             finally:
                 _fusing[0] -= 1
             _event("launch")
@@ -547,6 +551,226 @@ def fuse(*args, **kwargs):
     if len(args) == 1 and callable(args[0]) and not kwargs:
         return decorate(args[0])
     return decorate
+
+
+# ---------------------------------------------------------------- index wrapping
+
+def _wrap_indices(indices, length):
+    """Integer-array indices as CuPy's indexing kernels use them: out-of-range ones wrap around,
+    silently (a[n] is a[0]), where NumPy raises. make_fuse_rules.py reads the rule from CuPy's
+    kernels (_prepare_array_indexing: i - floor(i / n) * n; _take_kernel: i % n, plus n if negative)
+    into fuse_rules.json, and refuses to write it if they change."""
+    if not _FUSE_RULES["indexing"]["wraps"]:
+        raise AssertionError("fuse_rules.json says CuPy no longer wraps indices: update the emulation")
+    return indices - numpy.floor_divide(indices, length) * length
+
+
+# ---------------------------------------------------------------- recording fused kernels' signatures
+
+RECORD_ENV = "TINYGRAD_CNN_RECORD_FUSE"  # a path: the run writes there every fused call's signature
+_signatures = set()
+
+
+def _signature(value):
+    if isinstance(value, ndarray):
+        return ["array", value._a.dtype.str, value._a.ndim]
+    if isinstance(value, numpy.generic):
+        return ["numpy", value.dtype.str]
+    return ["python", type(value).__name__]
+
+
+_live = []  # the sets that recording() blocks collect into
+
+
+@contextlib.contextmanager
+def recording():
+    """`with recording() as signatures:` the (module, name, argument kinds) of the block's fused calls."""
+    found = set()
+    _live.append(found)
+    try:
+        yield found
+    finally:
+        _live.remove(found)
+
+
+def _record_signature(fn, args):
+    """Remember (kernel name, argument kinds) when $TINYGRAD_CNN_RECORD_FUSE is set (see
+    tests/record_fuse_signatures.py; tests/test_cupy_real.py traces each through real CuPy)."""
+    for found in _live:
+        found.add(json.dumps([getattr(fn, "__module__", "?"), getattr(fn, "__name__", "?"),
+                              [_signature(a) for a in args]]))
+    if os.environ.get(RECORD_ENV):
+        if not _signatures:
+            import atexit
+            atexit.register(_write_signatures, os.environ[RECORD_ENV])
+        _signatures.add(json.dumps([getattr(fn, "__module__", "?"), getattr(fn, "__name__", "?"),
+                                    [_signature(a) for a in args]]))
+
+
+def _write_signatures(path):
+    """Merge this process's signatures into `path` (several processes may write it in turn)."""
+    known = set()
+    if os.path.exists(path):
+        with open(path) as f:
+            known = {json.dumps(entry) for entry in json.load(f)}
+    with open(path, "w") as f:
+        json.dump(sorted((json.loads(e) for e in known | _signatures), key=json.dumps), f, indent=0)
+        f.write("\n")
+
+
+# ---------------------------------------------------------------- type rules inside fuse
+
+# CuPy's loop tables and the loops real cupy.fuse chose (make_fuse_rules.py writes them from the
+# installed package). Inside an emulated fused kernel every ufunc, `where` and `x[...] = y` picks its
+# loop by CuPy's rule over these tables, computes in that loop's types and casts to the output, as
+# the generated CUDA code does: a kernel that computes in float16 on a GPU does so here too.
+_FUSE_RULES = json.load(open(os.path.join(_HERE, "fuse_rules.json")))
+_UFUNC_LOOPS = {name: [(tuple(numpy.dtype(c) for c in i), tuple(numpy.dtype(c) for c in o))
+                       for i, o, _ in entry["ops"] if all(c in numpy.typecodes["All"] for c in i + o)]
+                for name, entry in _FUSE_RULES["ufuncs"].items()}  # NOTE: loops of types NumPy lacks are left out
+FUSE_RULES_ENV = "TINYGRAD_CNN_EMULATED_FUSE_RULES"
+_fuse_rule = [os.environ.get(FUSE_RULES_ENV, "v14")]
+_KIND_SCORE_V13 = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 2}
+
+
+@contextlib.contextmanager
+def fuse_rules(version):
+    """`with fuse_rules("v13"):` fused kernels type their operations by CuPy 13's rule (default "v14",
+    or $TINYGRAD_CNN_EMULATED_FUSE_RULES)."""
+    if version not in ("v13", "v14"):
+        raise ValueError(f"unknown fuse rules {version!r}: 'v13' or 'v14'")
+    before, _fuse_rule[0] = _fuse_rule[0], version
+    try:
+        yield
+    finally:
+        _fuse_rule[0] = before
+
+
+class _FusedScalar(ndarray):
+    """A scalar inside a fused kernel (an argument, or an operation's result on scalars alone):
+    0-d, with what CuPy's rules ask of it: `_weak`, the Python type that v14 treats as weak (any
+    scalar argument or constant; False for results), and `_const`, the value v13 reads (constants
+    written in the body only)."""
+
+    __slots__ = ("_weak", "_const")
+
+    def __init__(self, a, weak, const=None):
+        super().__init__(a)
+        self._weak, self._const = weak, const
+
+
+def _fused_arguments(args):
+    """Kernel arguments as the trace sees them: scalars become typed, weak _FusedScalars."""
+    return tuple(_FusedScalar(numpy.asarray(a, dtype=numpy.dtype(type(a))), type(a))
+                 if isinstance(a, (bool, int, float, complex, numpy.generic)) else a for a in args)
+
+
+def _fused_results(result):
+    if isinstance(result, tuple):
+        return tuple(_fused_results(r) for r in result)
+    if isinstance(result, _FusedScalar):
+        return ndarray(result._a, result._dev)
+    return result
+
+
+def _operand(value):
+    """(dtype, is a scalar, weak type, constant value) of an operand inside a fused kernel."""
+    if isinstance(value, _FusedScalar):
+        return value._a.dtype, True, value._weak, value._const
+    if isinstance(value, ndarray):
+        return value._a.dtype, False, False, None
+    if isinstance(value, (bool, int, float, complex, numpy.generic)):  # a constant in the body
+        return numpy.dtype(type(value)), True, type(value), value
+    raise TypeError(f"Unsupported type {type(value)}")
+
+
+def _fits_v14(operand, loop_type):
+    dtype, scalar, weak, _ = operand
+    if numpy.can_cast(dtype, loop_type):
+        return True
+    if not weak:
+        return False
+    try:
+        return numpy.result_type(weak(0), loop_type) == loop_type
+    except TypeError:
+        return False
+
+
+def _choose_loop(name, ins, outs):
+    """The loop CuPy's fuse picks for ufunc `name` over operands `ins` (outputs `outs`), or None."""
+    loops = _UFUNC_LOOPS[name]
+    if _fuse_rule[0] == "v14":  # CuPy 14: fusion.pyx call_ufunc, _guess_routine_from_in_types
+        return next((loop for loop in loops if all(_fits_v14(o, t) for o, t in zip(ins, loop[0]))), None)
+    # CuPy 13: fusion.pyx call_ufunc, _should_use_min_scalar then can_cast1 (scalars by value) or can_cast2
+    array_kind = max([_KIND_SCORE_V13[o[0].kind] for o in ins + outs if not o[1]], default=-2)
+    scalar_kind = max([_KIND_SCORE_V13[o[0].kind] for o in ins + outs if o[1]], default=-1)
+    by_value = scalar_kind != -1 and array_kind >= scalar_kind
+    for loop in loops:
+        for (dtype, scalar, _, const), t in zip(ins, loop[0]):
+            if by_value and scalar:
+                if numpy.result_type(const if const is not None else dtype.type(0), t) != t:
+                    break
+            elif not numpy.can_cast(dtype, t):
+                break
+        else:
+            return loop
+    return None
+
+
+def _fused_call(name, args, out=None):
+    """One operation inside a fused kernel, typed by CuPy's rule (see fuse_rules.json)."""
+    nin = _FUSE_RULES["ufuncs"][name]["nin"]
+    if len(args) > nin:
+        out, args = args[nin], args[:nin]
+    if isinstance(out, tuple):
+        out = out[0] if len(out) == 1 else out
+    ins = [_operand(a) for a in args]
+    outs = [_operand(out)] if out is not None else []
+    loop = _choose_loop(name, ins, outs)
+    if loop is None:
+        raise TypeError(f"Invalid type cast in '{name}': {[o[0] for o in ins]} -> {[o[0] for o in outs]}")
+    values = [(a._a if isinstance(a, ndarray) else numpy.asarray(a)).astype(t) for a, t in zip(args, loop[0])]
+    with numpy.errstate(all="ignore"):  # a GPU computes inf and NaN silently
+        if name == "where":
+            result = numpy.where(*values)
+        elif name == "copy":
+            result = values[0]
+        else:
+            result = getattr(numpy, name)(*values)
+    result = numpy.asarray(result).astype(loop[1][0])
+    if out is not None:
+        if not numpy.can_cast(loop[1][0], out._a.dtype, "same_kind"):
+            raise TypeError(f"output 0: cannot cast {loop[1][0]} to {out._a.dtype} (same_kind), in '{name}'")
+        _check_device([out] + [a for a in args if isinstance(a, ndarray)])
+        out._a[...] = result
+        return out
+    if all(o[1] for o in ins):
+        return _FusedScalar(result, False)
+    return ndarray(result)
+
+
+_plain_ufunc_call = Ufunc.__call__
+_plain_setitem = ndarray.__setitem__
+
+
+def _ufunc_call(self, *args, **kwargs):
+    if _fusing[0]:
+        _check_kwargs(self.name, ["out"], kwargs)
+        return _fused_call(self.name, args, kwargs.get("out"))
+    return _plain_ufunc_call(self, *args, **kwargs)
+
+
+def _setitem(self, key, value):
+    if _fusing[0]:
+        if not (key is Ellipsis or key == slice(None)):
+            raise ValueError("The fusion supports `[...]` or `[:]`.")
+        _fused_call("copy", (value,), self)
+        return
+    _plain_setitem(self, key, value)
+
+
+Ufunc.__call__ = _ufunc_call
+ndarray.__setitem__ = _setitem
 
 
 class _Generator:
@@ -570,6 +794,134 @@ class _Generator:
 def as_strided(x, shape=None, strides=None):
     """cupy.lib.stride_tricks.as_strided: a view, no launch."""
     return _wrap(numpy.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides), [x], None)
+
+
+# ---------------------------------------------------------------- launch rules of concatenate and matmul
+# NOTE: these routines launch as many kernels as CuPy's code paths do, by the rules in launch_rules.json
+# (written by make_launch_rules.py from CuPy's sources, checked against the installed package), not one a
+# call: a count here is never lower than CuPy's for them.
+
+_RULES = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch_rules.json")))
+
+
+def _launches(n):
+    for _ in range(n):
+        _event("launch")
+
+
+def concatenate(tup, axis=0, out=None, dtype=None, casting="same_kind"):
+    """cupy.concatenate: one kernel when more than 8 small arrays of one dtype, else one copy per array."""
+    rules = _RULES["concatenate"]
+    arrays = list(tup)
+    inputs = []
+    np_arrays = _unwrap(arrays, inputs)
+    if len(inputs) != len(arrays):
+        raise TypeError("Only cupy arrays can be concatenated")
+    np_out = _unwrap(out, inputs) if out is not None else None
+    _check_device(inputs)
+    result = numpy.concatenate(np_arrays, axis=axis, out=np_out, dtype=dtype, casting=casting)
+    kind = result.dtype
+    ax = axis % result.ndim
+    total = sum(a.size * kind.itemsize for a in np_arrays)
+    if (len(arrays) > rules["single_kernel_if_more_than"] and all(a.dtype == kind for a in np_arrays)
+            and total < rules["single_kernel_if_bytes_below_per_array"] * len(arrays)):
+        same = all(a.flags.c_contiguous and a.shape[ax] == result.shape[ax] // len(arrays) for a in np_arrays)
+        for _ in range(rules["single_kernel_h2d_same_shape_contiguous" if same else "single_kernel_h2d_otherwise"]):
+            _event("h2d", 8 * len(arrays))
+        _launches(rules["single_kernel_launches"])
+    else:
+        _launches(rules["otherwise_launches_per_array"] * sum(1 for a in np_arrays if a.size))
+    return out if out is not None else _wrap(result, [], True)  # launches counted above
+
+
+def stack(tup, axis=0, out=None, dtype=None, casting="same_kind"):
+    """cupy.stack: concatenate of the arrays with a new axis (so its launch rules)."""
+    arrays = list(tup)
+    if not arrays:
+        raise ValueError("need at least one array to stack")
+    ax = axis % (arrays[0].ndim + 1) if isinstance(arrays[0], ndarray) else axis
+    return concatenate([_MODULE.expand_dims(a, ax) for a in arrays], ax, out=out, dtype=dtype, casting=casting)
+
+
+def _rows_ok(a):
+    return a.flags.c_contiguous or a.flags.f_contiguous
+
+
+def _matmul_launches(a, b, out, result_dtype):
+    """Kernels CuPy 14's matmul (or dot, for 2-D) launches for NumPy operands a, b into `out` (or None)."""
+    rules = _RULES["matmul"]
+    if a.size == 0 or b.size == 0:
+        return 1  # a fill of the output with zeros
+    ndim = max(a.ndim, b.ndim)
+    if ndim <= 2:
+        launches = 0
+        if out is not None and not (out.flags.c_contiguous and out.dtype == result_dtype):
+            launches += 1  # into a temporary, then copied
+            out = None
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        if a2.shape[0] == 1 and b2.shape[1] == 1:
+            return launches + 1  # a reduction
+        launches += sum(1 for x in (a2, b2) if x.dtype != result_dtype)  # astype
+        launches += sum(1 for x in (a2, b2) if x.dtype == result_dtype and not _rows_ok(x))
+        if out is not None and (numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b)):
+            launches += 1
+        return launches + 1
+    dtype = numpy.dtype("float32") if result_dtype == numpy.float16 else result_dtype
+    a3 = a.reshape((1,) * (ndim - a.ndim) + (a.shape if a.ndim > 1 else (1,) + a.shape))
+    b3 = b.reshape((1,) * (ndim - b.ndim) + (b.shape if b.ndim > 1 else b.shape + (1,)))
+    launches = 0
+    if rules["batched_operand_copy_unless_c_contiguous_of_dtype"]:
+        launches += sum(1 for x in (a3, b3) if not (x.flags.c_contiguous and x.dtype == dtype))
+    broadcast = any((sa == 1) != (sb == 1) for sa, sb in zip(a3.shape[:-2], b3.shape[:-2]))
+    if broadcast:
+        per_array = (rules["pointer_array_launches_first_batch_axis"]
+                     + rules["pointer_array_launches_per_further_batch_axis"] * (ndim - 3))
+        launches += rules["broadcast_pointer_arrays"] * per_array + rules["broadcast_gemm_launches"]
+    else:
+        launches += rules["strided_gemm_launches"]
+    if out is not None:
+        in_place = (out.dtype == dtype and out.flags.c_contiguous and not numpy.may_share_memory(out, a)
+                    and not numpy.may_share_memory(out, b))
+        launches += 0 if in_place else 1
+    elif dtype != result_dtype:
+        launches += 1
+    return launches
+
+
+def matmul(a, b, out=None, **kwargs):
+    """cupy.matmul, counted as CuPy launches it (see _matmul_launches)."""
+    _check_kwargs("matmul", _TOP["matmul"]["params"], kwargs)
+    if _fusing[0]:
+        raise TypeError("cupy.fuse: cupy.matmul is not supported inside a fused function")
+    inputs = []
+    na, nb = _unwrap(a, inputs), _unwrap(b, inputs)
+    nout = _unwrap(out, inputs) if out is not None else None
+    _check_device(inputs)
+    launches = _matmul_launches(na, nb, nout, numpy.result_type(na, nb))
+    result = numpy.matmul(na, nb, out=nout, **kwargs)
+    _launches(launches)
+    return out if out is not None else _wrap(result, [], True)  # launches counted above
+
+
+def dot(a, b, out=None):
+    """cupy.dot; for 2-D (and 1-D) operands the path and launches of 2-D matmul."""
+    inputs = []
+    na, nb = _unwrap(a, inputs), _unwrap(b, inputs)
+    nout = _unwrap(out, inputs) if out is not None else None
+    _check_device(inputs)
+    if max(na.ndim, nb.ndim) > 2 or min(na.ndim, nb.ndim) == 0:
+        launches = 1
+    else:
+        if nout is not None and not nout.flags.c_contiguous:
+            raise ValueError("Output array must be C-contiguous")
+        launches = _matmul_launches(na, nb, nout, numpy.result_type(na, nb))
+    result = numpy.dot(na, nb, out=nout)
+    _launches(launches)
+    return out if out is not None else _wrap(result, [], True)  # launches counted above
+
+
+_COUNTED = {"concatenate": concatenate, "stack": stack, "matmul": matmul, "dot": dot}
 
 
 # ---------------------------------------------------------------- operators
@@ -636,6 +988,7 @@ def _build():
             m.__dict__[name] = np_obj  # dtypes (float32, ...), constants (inf, pi, newaxis), errstate
     _ELEMENTWISE.update({"where", "clip", "copysign", "around", "round"})
     m.asnumpy, m.copyto, m.fuse = asnumpy, copyto, fuse
+    m.__dict__.update(_COUNTED)  # launch rules from CuPy (launch_rules.json)
     m.ndarray = ndarray
     lib = types.ModuleType("cupy.lib")
     lib.stride_tricks = types.ModuleType("cupy.lib.stride_tricks")
@@ -670,10 +1023,23 @@ def _build():
 
 
 _build()
+_plain_where = _MODULE.where
+
+
+def _where(condition, x=None, y=None):
+    """cupy.where; inside a fused kernel the cupy_where ufunc, typed by CuPy's rule."""
+    if _fusing[0] and x is not None and y is not None:
+        return _fused_call("where", (condition, x, y))
+    return _plain_where(condition, x, y)
+
+
+_MODULE.where = _where
 
 
 def install():
-    """Put the emulation in sys.modules as `cupy` (and its submodules); returns it."""
+    """Put the emulation in sys.modules as `cupy` (and its submodules); returns it. A real CuPy
+    imported before is kept aside (see real_cupy)."""
+    _keep_real_modules()
     sys.modules["cupy"] = _MODULE
     sys.modules["cupy.cuda"] = _MODULE.cuda
     sys.modules["cupy.cuda.runtime"] = _MODULE.cuda.runtime
@@ -681,6 +1047,46 @@ def install():
     sys.modules["cupy.random"] = _MODULE.random
     sys.modules["cupy.lib.stride_tricks"] = _MODULE.lib.stride_tricks
     return _MODULE
+
+
+# ---------------------------------------------------------------- the real package beside the emulation
+
+_INSTALLED = ("cupy", "cupy.cuda", "cupy.cuda.runtime", "cupy.lib", "cupy.random", "cupy.lib.stride_tricks")
+_real_modules = {}
+
+
+def _keep_real_modules():
+    for name in _INSTALLED:
+        module = sys.modules.get(name)
+        if module is not None and not _is_emulated(module):
+            _real_modules[name] = module
+
+
+def _is_emulated(module):
+    return module is _MODULE or getattr(module, "__name__", "").startswith("cupy") and \
+        getattr(module, "__file__", None) in (None, __file__)
+
+
+@contextlib.contextmanager
+def real_cupy():
+    """`with real_cupy() as cupy:` the real CuPy package (None when it does not import), in
+    sys.modules while the block runs (CuPy imports its own submodules lazily); the emulation is put
+    back after. NOTE: without a GPU, real CuPy traces and compiles fused kernels but launches nothing
+    (tests/test_cupy_real.py)."""
+    import importlib
+    emulated = {name: sys.modules.pop(name) for name in _INSTALLED
+                if name in sys.modules and _is_emulated(sys.modules[name])}
+    sys.modules.update(_real_modules)
+    try:
+        try:
+            module = importlib.import_module("cupy")
+        except Exception:  # noqa: BLE001 (not installed, or broken without CUDA libraries)
+            module = None
+        yield module
+    finally:
+        if emulated:
+            _keep_real_modules()
+            sys.modules.update(emulated)
 
 
 def reset():

@@ -10,7 +10,7 @@ import numpy
 from .. import nn
 from ..device import to_device
 from ..autograd import no_grad
-from ..nn.layers import _Activated
+from ..nn.layers import Activated
 from ..tensor import Tensor, concatenate, get_rng
 from . import callbacks as callbacks_module
 from . import losses, optimizers
@@ -183,7 +183,7 @@ class Sequential(nn.Sequential):
             return "softmax"
         if isinstance(last, nn.Sigmoid):
             return "sigmoid"
-        return last.activation_name if isinstance(last, _Activated) else None
+        return last.activation_name if isinstance(last, Activated) else None
 
     def _output(self, xb):
         """(output, whether it is logits): a softmax or sigmoid the loss can take as logits is skipped."""

@@ -9,10 +9,10 @@ import contextlib
 import os
 from typing import Any, NamedTuple
 
-from .. import conv_reference as reference_conv, ops, optim_reference as reference_optim
+from .. import conv as reference_conv, ops, optim as reference_optim
 from ..autograd import kernel_for, kernels_enabled, set_kernels, substitute
-from ..nn import layers
-from . import conv, dense, optim, plan
+from ..nn import functional, layers
+from . import conv, dense, loss, optim, plan
 
 ENV = "TINYGRAD_CNN_KERNELS"
 
@@ -38,6 +38,8 @@ TABLE = [
         "conv + bias + max-pool + ReLU as one op, pooled in cache; the gradient routed by one byte per window"),
     Row(reference_conv.MaxPool, conv.RoutedMaxPool, _BOTH, "one byte per window (its first maximum), routed back"),
     Row(layers.run_layers, plan.run_layers, _BOTH, "Conv2D/Dense + MaxPool2D fused (pool before ReLU)"),
+    Row(functional.nll_of_log_softmax, loss.cross_entropy, _BOTH,
+        "log-softmax, pick, reduce and backward as fused kernels: 6 launches forward, 1 back on a GPU"),
     Row(reference_optim.Optimizer, optim.FlatEngine, _BOTH,
         "parameters end to end: a step is a few fused kernels over all; on a GPU the finite check needs no sync"),
 ]
@@ -78,13 +80,11 @@ def _mode_from_environment():
 
 def table():
     """TABLE as text, one line per substitution (benchmarks/size.py and the docs print it)."""
-    lines = []
-    for row in TABLE:
-        name = getattr(row.reference, "__qualname__", str(row.reference))
-        module = row.reference.__module__.replace("tinygrad_cnn.", "")
-        lines.append(f"{module}.{name:<18} -> {row.kernel.__module__.replace('tinygrad_cnn.', '')}."
-                     f"{row.kernel.__qualname__:<22} {'/'.join(row.devices):<9} {row.why}")
-    return "\n".join(lines)
+    def name(obj):
+        return f"{obj.__module__.replace('tinygrad_cnn.', '')}.{obj.__qualname__}"
+    rows = [(name(row.reference), name(row.kernel), "/".join(row.devices), row.why) for row in TABLE]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(f"{a:<{widths[0]}}  ->  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows)
 
 
 install()

@@ -2,8 +2,9 @@
 import math
 
 from .. import ops
-from ..device import fuse
-from ..parallel import concurrently, over_batch
+from .homes import GradientHomes
+from .fusion import fuse
+from .parallel import concurrently, over_batch
 
 
 class ThreadedReLU(ops.ReLU):
@@ -87,7 +88,7 @@ class SplitMatMul(ops.MatMul):
         return grad_a, grad_b
 
 
-class FusedLinear(ops.Linear):
+class FusedLinear(GradientHomes, ops.Linear):
     """ops.Linear, with relu=True also the ReLU after it (ops.linear_relu), its products split
     over CPU cores.
 
@@ -119,18 +120,24 @@ class FusedLinear(ops.Linear):
             g2 = masked
         need_x, need_w = self.needs_input_grad[:2]
         grad_x = grad_w = None
+        # NOTE: the parameters' gradients go straight into the optimizer's buffer when it has one
+        # for them (kernels/homes.py): nothing to gather at its step
+        w_home = self.grad_home(1, weight.shape, xp.result_type(g2, x2)) if need_w else None
         if need_x and need_w:  # one product per core (parallel.concurrently); dot: see kernels/conv.py
             grad_x, grad_w = concurrently(xp, x2.size + weight.size, lambda: xp.dot(g2, weight),
-                                          lambda: xp.dot(g2.T, x2))
+                                          lambda: xp.dot(g2.T, x2, out=w_home))
         elif need_x:
             grad_x = split_product(xp, g2, weight, xp.empty((g2.shape[0], weight.shape[1]),
                                                             dtype=xp.result_type(g, weight)))
         elif need_w:
-            grad_w = split_product(xp, g2.T, x2, xp.empty(weight.shape, dtype=xp.result_type(g, x2)))
+            grad_w = split_product(xp, g2.T, x2, w_home if w_home is not None else
+                                   xp.empty(weight.shape, dtype=xp.result_type(g, x2)))
         if grad_x is not None:
             grad_x = grad_x.reshape(self.x_shape)
         if len(self.needs_input_grad) == 3:
-            return grad_x, grad_w, g2.sum(axis=0) if self.needs_input_grad[2] else None
+            if not self.needs_input_grad[2]:
+                return grad_x, grad_w, None
+            return grad_x, grad_w, g2.sum(axis=0, out=self.grad_home(2, (g2.shape[1],), g2.dtype))
         return grad_x, grad_w
 
 

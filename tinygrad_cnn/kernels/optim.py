@@ -3,16 +3,21 @@
 At the first step the parameters are laid end to end in one buffer per device and dtype, their state
 and gathered gradients beside them, so that a step is a few fused kernels (kernels.fusion.fuse) over all
 of them, not a dozen per parameter (each a launch on a GPU). On a GPU the non-finite check stays on the
-device (no sync): the update is masked and the skip counted there until `skipped_steps` is read."""
+device (no sync): the update is masked and the skip counted there until `skipped_steps` is read.
+Hyper-parameters reach the kernels as NumPy scalars of the parameters' (or state's) dtype, computed on
+the host (_typed), so float32 parameters and their state stay float32 under NumPy's rules and CuPy's.
+Dense and convolution kernels write the gradients straight into the flat buffer (kernels/homes.py)."""
 import functools
 import math
+import sys
 import warnings
 
 import numpy
 
-from .. import optim_reference as optim
-from ..device import fuse, to_device, to_device_together, to_numpy, use_device
-from ..parallel import over_chunks
+from .. import optim
+from ..device import to_device, to_device_together, to_numpy, use_device
+from .fusion import fuse
+from .parallel import over_chunks
 
 _state_dtype = optim.state_dtype
 NonFiniteGradientError = optim.NonFiniteGradientError
@@ -32,31 +37,47 @@ def _adam_moments(xp, g, m, v, one_minus_b1, b2, one_minus_b2, lr_c, eps_c):
     return m / (xp.sqrt(v) + eps_c) * lr_c
 
 
+def _typed(dtype, *values):
+    """Hyper-parameters as NumPy scalars of `dtype`, computed on the host in double precision.
+
+    NOTE: a fused kernel never sees a Python number where precision matters: inside cupy.fuse a
+    Python scalar is typed by CuPy's own rules, not NumPy's. CuPy 14 computes an operation on
+    Python scalars alone in the first loop that fits them, float16 ('ee->e': 1 - 0.999 became
+    0.00097656, and AdamW's decay 1 - lr*wd rounded to 1), and CuPy 13 promotes an array with a
+    Python float argument to float64. A NumPy scalar has one dtype under NumPy and both CuPy
+    versions (tests/test_cupy_real.py traces every kernel through real CuPy)."""
+    kind = numpy.dtype(dtype).type
+    return tuple(kind(v) for v in values)
+
+
 @functools.lru_cache(maxsize=None)
 def _adam_kernel(l2, decoupled, eps_hat, on_device):
     """Adam's update of (slices of) flat arrays p, g, m, v in one fused kernel, for these options.
 
-    on_device=False: the host has checked the gradients and gives the bias corrections as Python
-    floats (lr_c = lr*c2/c1, eps_c = eps*c2). on_device=True: `ok` (every gradient finite) and the
-    step count `t` may be device arrays: the corrections are computed in the kernel, and where not
-    ok nothing changes (the gradient is 0 before any arithmetic, the betas 1, the step 0).
-    eps_hat: eps is added unscaled by c2 (Keras' placement, see Adam)."""
+    on_device=False: the host has checked the gradients and gives the bias corrections (lr_c =
+    lr*c2/c1, eps_c = eps*c2). on_device=True: `ok` (every gradient finite) and the step count `t`
+    may be device arrays: the corrections are computed in the kernel (in float64, from the float64
+    scalars b1_64, b2_64, lr_64 and eps_64), and where not ok nothing changes (the gradient is 0
+    before any arithmetic, the betas 1, the step 0). Every other scalar comes typed (see _typed):
+    weight_decay and decay in the parameter's dtype, the rest (with `one` and `zero`) in the
+    state's. eps_hat: eps is added unscaled by c2 (Keras' placement, see Adam)."""
     if not on_device:
-        def adam_step(xp, p, g, m, v, lr_c, eps_c, b1, b2, weight_decay, decay):
+        def adam_step(xp, p, g, m, v, lr_c, eps_c, one_minus_b1, b2, one_minus_b2, weight_decay, decay):
             if decoupled:
                 p *= decay
             if l2:
                 g = g + weight_decay * p
-            p -= _adam_moments(xp, g, m, v, 1 - b1, b2, 1 - b2, lr_c, eps_c)
+            p -= _adam_moments(xp, g, m, v, one_minus_b1, b2, one_minus_b2, lr_c, eps_c)
     else:
-        def adam_step(xp, p, g, m, v, ok, t, lr, eps, b1, b2, weight_decay, decay):
+        def adam_step(xp, p, g, m, v, ok, t, lr_64, eps_64, b1_64, b2_64, eps, one_minus_b1, b2, one_minus_b2,
+                      zero, one, weight_decay, decay, param_one):
             t = xp.maximum(t, 1)  # a skip at the first step leaves t at 0: those corrections go unused
-            c1, c2 = 1 - b1 ** t, xp.sqrt(1 - b2 ** t)
+            c1, c2 = 1 - b1_64 ** t, xp.sqrt(1 - b2_64 ** t)
             if decoupled:
-                p *= xp.where(ok, decay, 1)
-            g = xp.where(ok, g + weight_decay * p if l2 else g, 0)
-            step = _adam_moments(xp, g, m, v, xp.where(ok, 1 - b1, 0), xp.where(ok, b2, 1),
-                                 xp.where(ok, 1 - b2, 0), lr * c2 / c1, eps if eps_hat else eps * c2)
+                p *= xp.where(ok, decay, param_one)
+            g = xp.where(ok, g + weight_decay * p if l2 else g, zero)
+            step = _adam_moments(xp, g, m, v, xp.where(ok, one_minus_b1, zero), xp.where(ok, b2, one),
+                                 xp.where(ok, one_minus_b2, zero), lr_64 * c2 / c1, eps if eps_hat else eps_64 * c2)
             p -= xp.where(ok, step, 0)
     adam_step.__name__ = ("adam" + "_l2" * l2 + "_decoupled" * decoupled + "_eps_hat" * eps_hat
                           + "_masked" * on_device)
@@ -66,7 +87,8 @@ def _adam_kernel(l2, decoupled, eps_hat, on_device):
 @functools.lru_cache(maxsize=None)
 def _sgd_kernel(l2, momentum, nesterov, on_device):
     """SGD's update of (slices of) flat arrays p, g and the momentum buffer in one fused kernel;
-    on_device as for _adam_kernel."""
+    on_device as for _adam_kernel (lr, mu, one, zero typed in the state's dtype, weight_decay in
+    the parameter's)."""
     if not on_device:
         def sgd_step(xp, p, g, buf, lr, mu, weight_decay):
             if l2:
@@ -77,13 +99,13 @@ def _sgd_kernel(l2, momentum, nesterov, on_device):
                 g = g + mu * buf if nesterov else buf
             p -= lr * g
     else:
-        def sgd_step(xp, p, g, buf, ok, lr, mu, weight_decay):
-            g = xp.where(ok, g + weight_decay * p if l2 else g, 0)
+        def sgd_step(xp, p, g, buf, ok, lr, mu, weight_decay, zero, one):
+            g = xp.where(ok, g + weight_decay * p if l2 else g, zero)
             if momentum:
-                buf *= xp.where(ok, mu, 1)
+                buf *= xp.where(ok, mu, one)
                 buf += g
                 g = g + mu * buf if nesterov else buf
-            p -= xp.where(ok, lr * g, 0)
+            p -= xp.where(ok, lr * g, zero)
     sgd_step.__name__ = "sgd" + "_l2" * l2 + "_momentum" * momentum + "_nesterov" * nesterov + "_masked" * on_device
     return fuse(sgd_step)
 
@@ -121,6 +143,15 @@ class _Flat:
             for p, view in zip(params, self.views):
                 p.data = view
             self.grad = self.xp.empty(total, dtype=dtype)
+            # each parameter's gradient home: kernels write its gradient there (kernels/homes.py), so
+            # that gather() has nothing to copy (state in another dtype than the parameter's: none)
+            self.homes = [self.grad[lo:hi].reshape(p.shape) if p.dtype == dtype else None
+                          for p, (lo, hi) in zip(params, self.bounds)]
+            # NOTE: and what holds the buffer now (itself and the homes, which view it): a view of it taken
+            # later (of a gradient a user keeps) adds to that, and the homes are then not handed out
+            home_refs = sys.getrefcount(self.grad)
+            for p, home in zip(params, self.homes):
+                p._grad_home = None if home is None else (home, home_refs, self.device)
             self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
             self.ledger = self.xp.zeros(len(params) + 1, dtype=numpy.int64)
         self.uniform = True  # every parameter has the same step count (so one kernel may update them all)
@@ -132,13 +163,23 @@ class _Flat:
         return {name: buf[lo:hi].reshape(self.params[k].shape) for name, buf in self.buffers.items()}
 
     def gather(self, members):
-        """The members' gradients end to end (cast to the state dtype) in one copy, and where each lies."""
+        """The members' gradients end to end (cast to the state dtype), and where each lies: the
+        gradient buffer as it is when every parameter's gradient is its home there (see __init__),
+        else one copy."""
+        grads = [self.params[k].grad.data for k in members]
+        if len(members) == len(self.params) and all(g is self.homes[k] for k, g in zip(members, grads)):
+            return self.grad, list(self.bounds)
         spans, total = [], 0
         for k in members:
             spans.append((total, total + self.params[k].size))
             total += self.params[k].size
+        # NOTE: not into the buffer when some gradient lives in it (a home): the copy could overwrite it first
+        homed = any(g is self.grad or getattr(g, "base", None) is self.grad for g in grads)
+        flat = [g.reshape(-1) for g in grads]
+        if homed:
+            return self.xp.concatenate(flat, dtype=self.grad.dtype), spans
         out = self.grad if total == self.grad.size else self.grad[:total]
-        self.xp.concatenate([self.params[k].grad.data.reshape(-1) for k in members], out=out)
+        self.xp.concatenate(flat, out=out)
         return out, spans
 
     def masks(self, members, counts_skips):
@@ -172,6 +213,15 @@ class FlatEngine:
         self._groups = None  # the _Flat groups, made at the first step
         self.host_skipped = 0  # skipped steps counted on the host (the rest are in the groups' ledgers)
 
+    @property
+    def _groups(self):
+        """The _Flat groups, kept on the optimizer (as `_groups`, where tests/test_gpu_budget.py reads them)."""
+        return self.opt.__dict__.get("_groups")
+
+    @_groups.setter
+    def _groups(self, groups):
+        self.opt._groups = groups
+
     def skipped(self):
         """Steps skipped since this engine took over. NOTE: on a GPU the count is kept on the device;
         reading it waits for the GPU (one sync per device and dtype of parameters)."""
@@ -194,15 +244,18 @@ class FlatEngine:
         self._import(saved)
 
     def update_host(self, p, g, buffers, t):
-        """Update flat arrays (or slices) whose gradients the host has checked; t: the step count."""
+        """Update flat arrays (or slices) whose gradients the host has checked; t: the step count.
+        NOTE: Adam's bias corrections are computed on the host in double precision and passed in the
+        state's dtype (as every coefficient: see _typed), so float32 state stays float32."""
         opt = self.opt
         if isinstance(opt, optim.Adam):
             beta1, beta2 = opt.betas
-            c1, c2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)  # NOTE: Python floats: float32 stays float32
+            c1, c2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
             eps_c = opt.eps if opt.eps_hat else opt.eps * c2
-            return self._kernel(False)(p, g, *buffers, opt.lr * c2 / c1, eps_c, beta1, beta2, opt.weight_decay,
-                                       1 - opt.lr * opt.weight_decay)
-        self._kernel(False)(p, g, buffers[0], opt.lr, opt.momentum, opt.weight_decay)
+            return self._kernel(False)(p, g, *buffers,
+                                       *_typed(g.dtype, opt.lr * c2 / c1, eps_c, 1 - beta1, beta2, 1 - beta2),
+                                       *_typed(p.dtype, opt.weight_decay, 1 - opt.lr * opt.weight_decay))
+        self._kernel(False)(p, g, buffers[0], *_typed(g.dtype, opt.lr, opt.momentum), *_typed(p.dtype, opt.weight_decay))
 
     def update_device(self, p, g, buffers, t, ok):
         """Update flat arrays on a GPU; t: the step count and ok: the check (device arrays or Python).
@@ -211,9 +264,11 @@ class FlatEngine:
         opt = self.opt
         if isinstance(opt, optim.Adam):
             beta1, beta2 = opt.betas
-            return self._kernel(True)(p, g, *buffers, ok, t, opt.lr, opt.eps, beta1, beta2, opt.weight_decay,
-                                      1 - opt.lr * opt.weight_decay)
-        self._kernel(True)(p, g, buffers[0], ok, opt.lr, opt.momentum, opt.weight_decay)
+            return self._kernel(True)(p, g, *buffers, ok, t, *_typed(numpy.float64, opt.lr, opt.eps, beta1, beta2),
+                                      *_typed(g.dtype, opt.eps, 1 - beta1, beta2, 1 - beta2, 0, 1),
+                                      *_typed(p.dtype, opt.weight_decay, 1 - opt.lr * opt.weight_decay, 1))
+        self._kernel(True)(p, g, buffers[0], ok, *_typed(g.dtype, opt.lr, opt.momentum),
+                           *_typed(p.dtype, opt.weight_decay), *_typed(g.dtype, 0, 1))
 
     def _kernel(self, on_device):
         opt = self.opt
@@ -349,6 +404,7 @@ class FlatEngine:
         for state in self.opt.state:
             state.clear()
         return [_Flat(indices, [self.params[i] for i in indices], self.opt.state_names) for indices in groups.values()]
+
 
     def _export(self):
         """Per parameter: (its step count, {name: NumPy copy of each saved buffer}), (0, {}) before its

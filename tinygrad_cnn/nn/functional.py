@@ -2,10 +2,10 @@
 import math
 import numpy
 
-from .. import conv_reference as conv
+from .. import conv as conv
 from .. import ops
-from ..device import arange_constant, device_of, fuse, random_uniform, use_device
-from ..autograd import Function, kernel_for
+from ..device import device_of, random_uniform, use_device
+from ..autograd import kernel_for
 from ..tensor import Tensor, generator_or_global
 
 
@@ -226,74 +226,22 @@ def _class_targets(logits, targets, name):
     return targets
 
 
-class CrossEntropy(Function):
-    """-log softmax(logits)[target] per sample, then its mean, sum or nothing, fused: one stable
-    log-softmax, and a backward of softmax - onehot that never builds the log-softmax graph.
-
-    NOTE: the reduction is part of the op: the loss of a training step is one op forward and
-    one backward, not three. Its elementwise steps are fused kernels (device.fuse): on a GPU the
-    loss is 6 launches forward (max, exp, sum, the target's logit, the log, the mean) and 1 back
-    (was 10 and 5); on the CPU they compute what the unfused steps did, bit for bit."""
-
-    def forward(self, logits, targets, reduction="mean"):
-        n = logits.shape[0]
-        top = logits.max(axis=1, keepdims=True)
-        exp = _exp_of_difference(logits, top)
-        total = exp.sum(axis=1, keepdims=True)
-        picked = logits[arange_constant(self.device, 0, n, "int64"), targets]
-        self.exp, self.total, self.targets, self.reduction = exp, total, targets, reduction
-        # log(total) - (picked - top), NaN for a label outside [0, classes)
-        losses = _log_minus_difference(total[:, 0], picked, top[:, 0], targets, logits.shape[1], math.nan)
-        if reduction == "none":
-            return losses
-        reduced = losses.mean(keepdims=True) if reduction == "mean" else losses.sum(keepdims=True)
-        return reduced.reshape(())
-
-    def backward(self, g):
-        n, classes = self.exp.shape
-        # every sample's loss gets the same share of the upstream scalar (divided by 1: exact, unchanged)
-        share, g = (n if self.reduction == "mean" else 1, g) if self.reduction != "none" else (1, g[:, None])
-        grad = _softmax_minus_onehot(self.exp, self.total, g, share, self.targets[:, None],
-                                     arange_constant(self.device, 0, classes, "int64"), classes, math.nan)
-        return grad, None
-
-    def backward_graph(self, g, inputs, output):
-        logits, targets = inputs
-        share = logits.shape[0] if self.reduction == "mean" else 1
-        g = g.reshape(-1, 1) if self.reduction == "none" else g * (1.0 / share)
-        onehot = self.targets[:, None] == self.xp.arange(logits.shape[1])
-        return (logits.softmax(axis=1) - Tensor.wrap(onehot.astype(logits.dtype), self.device)) * g, None
-
-
-@fuse
-def _exp_of_difference(xp, a, b):
-    """exp(a - b): the shifted exponentials of a stable softmax, in one kernel on a GPU."""
-    return xp.exp(a - b)
-
-
-@fuse
-def _log_minus_difference(xp, total, picked, top, targets, classes, nan):
-    """log(total) - (picked - top): a sample's loss from its softmax sum and its target's logit;
-    `nan` where its target is not a class in [0, classes) (device labels are checked only here)."""
-    return xp.where((targets >= 0) & (targets < classes), xp.log(total) - (picked - top), nan)
-
-
-@fuse
-def _softmax_minus_onehot(xp, exp, total, g, share, targets, classes, count, nan):
-    """(softmax - onehot(targets)) * g / share, as (exp / total) * (g / share), less g / share at
-    each row's target class; `targets` is (N, 1), `classes` 0 .. C-1 (`count` of them); `nan` on
-    the rows whose target is not a class."""
-    g = g / share
-    scaled = exp / total * g
-    grad = xp.where(classes == targets, scaled - g, scaled)
-    return xp.where((targets >= 0) & (targets < count), grad, nan)
-
-
 def cross_entropy(logits, targets, reduction="mean"):
     """Softmax cross-entropy of raw scores (N, classes) against integer class targets (N,)."""
     targets = _class_targets(logits, targets, "cross_entropy")
     _check_reduction(reduction)
-    return CrossEntropy.apply(logits, targets, reduction=reduction)
+    return softmax_cross_entropy(logits, targets, reduction)
+
+
+def softmax_cross_entropy(logits, targets, reduction="mean"):
+    """cross_entropy on checked arguments (integer targets on the logits' device, a valid reduction):
+    the fused kernel (kernels/loss.py), or nll_of_log_softmax in the reference mode."""
+    return kernel_for(nll_of_log_softmax, logits.device)(logits, targets, reduction)
+
+
+def nll_of_log_softmax(logits, targets, reduction="mean"):
+    """The mathematics of cross_entropy: the target's -log_softmax, reduced."""
+    return nll_loss(logits.log_softmax(axis=1), targets, reduction)
 
 
 def nll_loss(log_probs, targets, reduction="mean"):

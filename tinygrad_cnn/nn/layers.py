@@ -7,7 +7,7 @@ import math
 
 import numpy
 
-from .. import conv_reference as conv
+from .. import conv as conv
 from ..autograd import kernel_for
 from ..device import canonical_device, to_numpy
 from ..tensor import Tensor, float32, generator_or_global
@@ -221,9 +221,6 @@ class Activated(Layer):
 
     def _activation_repr(self):
         return f", activation={self.activation_name!r}" if self.activation_name else ""
-
-
-_Activated = Activated  # NOTE: the name keras/ imported before; it goes once keras/ uses Activated
 
 
 class Conv2D(_Spatial, Activated):
@@ -747,8 +744,3 @@ class Sequential(Layer):
     def __repr__(self):
         inner = "".join(f"\n  ({i}) {layer.name}: {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)" if inner else "Sequential()"
-
-
-# NOTE: the names onnx.py, interop.py and keras/ used before; they go once those use the public ones
-Layer._label, Layer._prepare, _Spatial._chw = Layer.label, Layer.prepare, _Spatial.chw
-Conv2D._pads, _Pool._pads = Conv2D.pads, _Pool.pads
