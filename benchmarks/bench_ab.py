@@ -86,12 +86,13 @@ def main():
             w.wait(timeout=60)
     ratios = [b / a for a, b in zip(medians["A"], medians["B"])]
     a, b = statistics.median(medians["A"]), statistics.median(medians["B"])
-    print(f"\nmedian step: A {a * 1e3:.1f} ms, B {b * 1e3:.1f} ms; B/A {b / a:.3f} "
-          f"(per round {min(ratios):.3f} to {max(ratios):.3f})")
+    print(f"\nmedian step: A {a * 1e3:.1f} ms, B {b * 1e3:.1f} ms; B/A {b / a:.3f}; B/A per round: median "
+          f"{statistics.median(ratios):.3f}, {min(ratios):.3f} to {max(ratios):.3f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "steps": args.steps,
                        "median_ms": {"A": a * 1e3, "B": b * 1e3}, "ratio": b / a,
+                       "median_round_ratio": statistics.median(ratios),
                        "round_ratios": ratios}, f, indent=2)
             f.write("\n")
 

@@ -113,16 +113,8 @@ class Tensor:
         data = to_device(data, device)
         if dtype is not None:
             data = data.astype(dtype, copy=False)
-        self._init(data, device, requires_grad)
-
-    def _init(self, data, device, requires_grad):
-        self.data = _as_array(data)
-        self.device = device
-        self.xp = module_for(device)
-        self.grad = None
-        self._ctx = None
-        self._version = [0]
-        self.requires_grad = False
+        self.data, self.device, self.xp = _as_array(data), device, module_for(device)
+        self.grad, self._ctx, self._version, self.requires_grad = None, None, [0], False
         if requires_grad:
             self.requires_grad_(True)
 

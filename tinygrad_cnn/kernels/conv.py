@@ -175,7 +175,7 @@ class FusedConvolution(GradientHomes, Function):
     as an NCHW view of that NHWC memory: no transpose copy, and the next layer reads it
     channels-last for free. Forward and backward split the batch into chunks of images that the
     CPU cores take in turn (parallel.over_chunks): each chunk gets its own padding, im2col,
-    products, pooling and input gradient, in one thread. Pooling and ReLU here give the values and gradients of MaxPool2d and ReLU on the
+    products, pooling and input gradient, in one thread. Pooling and ReLU here give the values and gradients of MaxPool and ReLU on the
     output, without separate passes over the output in each direction."""
 
     def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
@@ -358,7 +358,7 @@ class FusedConvolution(GradientHomes, Function):
 
 
 class _InputGradient:
-    """The gradient of a Conv2d's input, built chunk by chunk from the output gradient's rows.
+    """The gradient of a FusedConvolution's input, built chunk by chunk from the output gradient's rows.
 
     NOTE: at stride 1 (and padding within the kernel's reach), it is a correlation of the
     zero-padded output gradient with the flipped kernel: one im2col and one GEMM per chunk,
@@ -454,7 +454,7 @@ class _InputGradient:
 
 
 class _Pool2d(Function):
-    """Shared window bookkeeping of max and average pooling (channels-last, like Conv2d)."""
+    """Shared window bookkeeping of max and average pooling (channels-last, like FusedConvolution)."""
 
     def _windows(self, x, kernel, stride, padding, fill):
         n, c, h, w = x.shape

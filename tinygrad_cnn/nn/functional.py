@@ -54,7 +54,7 @@ def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, poo
 
 
 def _conv_args(x, weight, bias, stride, padding, dilation):
-    """Check conv2d's arguments; return its input tensors and the Conv2d op's keyword arguments."""
+    """Check conv2d's arguments; return its input tensors and the Convolution op's keyword arguments."""
     _check_tensor(x, "conv2d input", 4, "(N, C, H, W)")
     _check_tensor(weight, "conv2d weight", 4, "(out_channels, in_channels, KH, KW)")
     _check_float(x, "conv2d input")
