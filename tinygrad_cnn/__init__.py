@@ -1,14 +1,15 @@
 """tinygrad_cnn: a small deep-learning framework on NumPy (CPU) and CuPy (GPU)."""
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .device import DeviceError, cuda_available
-from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
+from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .higher_order import grad
 from .kernels.parallel import get_num_threads, set_num_threads
 from .tensor import (Tensor, arange, concatenate, eye, float32, float64, from_dlpack, full, get_rng, manual_seed, matmul,
                      maximum, minimum, ones, ones_like, rand, randn, stack, where, zeros, zeros_like)
 
 # The submodules, so that `import tinygrad_cnn as tg` gives tg.nn, tg.optim, ...; testing.strategies needs
 # hypothesis (an optional extra), so it is imported on its own.
-from . import autograd, checkpoint, data, datasets, device, memory, nn, optim, testing
+from . import autograd, checkpoint, higher_order, data, datasets, device, memory, nn, optim, testing
 from . import keras  # after nn and optim, which it builds on
 from . import kernels  # NOTE: registers the fast kernels in place of the reference ops (see kernels.TABLE)
 
@@ -18,4 +19,4 @@ __all__ = ["Tensor", "Function", "grad", "DeviceError", "no_grad", "enable_grad"
            "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
            "manual_seed", "get_rng", "set_num_threads", "get_num_threads", "from_dlpack", "zeros", "ones", "full", "rand", "randn", "arange", "eye", "zeros_like",
            "ones_like", "matmul", "concatenate", "stack", "where", "maximum", "minimum", "float32", "float64",
-           "nn", "optim", "kernels", "autograd", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras"]
+           "nn", "optim", "kernels", "autograd", "higher_order", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras"]

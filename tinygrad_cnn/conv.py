@@ -119,7 +119,7 @@ class Convolution(Function):
     @staticmethod
     def graph_forward(x, weight, *bias, pool=None, relu=False, **kwargs):
         """The reference of what a kernel of this op computes (kernels fuse max-pooling and ReLU into
-        it): a kernel's second derivative recomputes it (autograd.differentiable_backward)."""
+        it): a kernel's second derivative recomputes it (higher_order.differentiable_backward)."""
         return conv_pool_relu(x, weight, *bias, pool=pool, relu=relu, **kwargs)
 
 

@@ -331,7 +331,7 @@ class Sum(Function):
         return self.xp.broadcast_to(_keep_axes(g, self.shape, self.axis), self.shape)
 
     def backward_graph(self, g, inputs, output):
-        kept = Reshape.apply(g, shape=_kept_shape(self.shape, self.axis))
+        kept = Reshape.apply(g, shape=_keep_axes(g.data, self.shape, self.axis).shape)  # (a view: no copy)
         return Expand.apply(kept, shape=self.shape)
 
 
@@ -354,7 +354,7 @@ class Max(Function):
     def backward_graph(self, g, inputs, output):
         mask = self.mask.astype(g.dtype)
         share = constant(mask / mask.sum(axis=self.axis, keepdims=True), self.device)
-        return Reshape.apply(g, shape=_kept_shape(mask.shape, self.axis)) * share
+        return Reshape.apply(g, shape=_keep_axes(g.data, mask.shape, self.axis).shape) * share
 
 
 class LogSumExp(Function):
@@ -381,7 +381,7 @@ class LogSumExp(Function):
         return _keep_axes(g, self.softmax.shape, self.axis) * self.softmax
 
     def backward_graph(self, g, inputs, output):
-        kept = _kept_shape(inputs[0].shape, self.axis)
+        kept = _keep_axes(g.data, inputs[0].shape, self.axis).shape
         return Reshape.apply(g, shape=kept) * (inputs[0] - Reshape.apply(output, shape=kept)).exp()
 
 
@@ -424,16 +424,12 @@ class LogSoftmax(Function):
 
 def _keep_axes(g, shape, axis):
     """Reshape a reduced gradient so it broadcasts against the unreduced `shape`."""
-    return g.reshape(_kept_shape(shape, axis))
-
-
-def _kept_shape(shape, axis):
-    """`shape` with the reduced axes (None: all) kept as 1."""
     if axis is None:
-        return (1,) * len(shape)
+        return g.reshape((1,) * len(shape))
     axes = (axis,) if isinstance(axis, int) else axis
     axes = [a % len(shape) for a in axes]
-    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+    kept = [1 if i in axes else s for i, s in enumerate(shape)]
+    return g.reshape(kept)
 
 
 # ---------------------------------------------------------------- movement
@@ -517,20 +513,16 @@ class GetItem(Function):
         return x[index]
 
     def backward(self, g):
-        return _scatter(self.xp, g, self.shape, self.index, self.advanced)
+        xp = self.xp
+        grad = xp.zeros(self.shape, dtype=g.dtype)
+        if self.advanced:
+            xp.add.at(grad, self.index, g)  # NOTE: add.at accumulates repeated indices; += would not
+        else:
+            grad[self.index] = g
+        return grad
 
     def backward_graph(self, g, inputs, output):
         return Scatter.apply(g, shape=self.shape, index=self.index, advanced=self.advanced)
-
-
-def _scatter(xp, g, shape, index, advanced):
-    """Zeros of `shape` with g placed at `index` (GetItem's gradient)."""
-    grad = xp.zeros(shape, dtype=g.dtype)
-    if advanced:
-        xp.add.at(grad, index, g)  # NOTE: add.at accumulates repeated indices; += would not
-    else:
-        grad[index] = g
-    return grad
 
 
 class Scatter(Function):
@@ -541,7 +533,15 @@ class Scatter(Function):
 
     def forward(self, g, shape, index, advanced=False):
         self.index, self.advanced = index, advanced
-        return _scatter(self.xp, g, shape, index, advanced)
+        return self._scatter(g, shape)
+
+    def _scatter(self, g, shape):
+        grad = self.xp.zeros(shape, dtype=g.dtype)
+        if self.advanced:
+            self.xp.add.at(grad, self.index, g)  # as GetItem.backward
+        else:
+            grad[self.index] = g
+        return grad
 
     def backward(self, g):
         return g[self.index]
@@ -654,7 +654,7 @@ class Linear(Function):
     @staticmethod
     def graph_forward(x, weight, *bias, relu=False):
         """The reference of what a kernel of this op computes (kernels fuse the ReLU after it, relu=True):
-        a kernel's second derivative recomputes it (autograd.differentiable_backward)."""
+        a kernel's second derivative recomputes it (higher_order.differentiable_backward)."""
         return linear_relu(x, weight, *bias) if relu else Linear.apply(x, weight, *bias)
 
 

@@ -4,7 +4,7 @@ import warnings
 
 import numpy
 
-from . import autograd, ops
+from . import autograd, higher_order, ops
 from .autograd import Function, is_grad_enabled
 from .device import (DeviceError, array_module, canonical_device, device_of, extremes, module_for, peek, scope, to_device,
                      to_numpy, use_device)
@@ -258,32 +258,22 @@ class Tensor:
 
     # ------------------------------------------------------------ autograd
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, *, grad=None):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, grad=None):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
 
         Without `gradient`, self must hold one element (a loss); otherwise `gradient` is the upstream
-        gradient, of self's shape (`grad=` is the older name). Saved arrays are freed afterwards
+        gradient, of self's shape (`grad=` is its older name). Saved arrays are freed afterwards
         unless retain_graph=True. create_graph=True records the gradient computation, so that the
-        `.grad` tensors can be differentiated again (retain_graph then defaults to True)."""
-        if grad is not None:
-            if gradient is not None:
-                raise TypeError("backward(): pass the upstream gradient once, as gradient= (grad= is its older name)")
-            gradient = grad
+        `.grad` tensors can be differentiated again (higher_order.py; retain_graph then defaults to True)."""
+        gradient = grad if gradient is None else gradient
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
-        retain = create_graph if retain_graph is None else retain_graph
         if create_graph:
-            what = "backward(): gradient" if gradient is not None else "backward() without a gradient"
-            if gradient is None and self.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, this one has "
-                                   f"shape {self.shape}; pass backward(grad) with an upstream gradient")
-            upstream = autograd.initial_gradient(self, gradient, True, what)
-            autograd.run_backward([self], [upstream], retain_graph=retain, create_graph=True)
-            return
+            return higher_order.backward(self, gradient, retain_graph)
         with scope(self.device):
             gradient = self._initial_grad(gradient)
-        autograd.backward(self, gradient, retain)
+        autograd.backward(self, gradient, bool(retain_graph))
 
     def _initial_grad(self, grad):
         if grad is None:

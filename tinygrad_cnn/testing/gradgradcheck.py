@@ -1,7 +1,8 @@
 """Check a function's second derivative: the gradient of its gradient, against central differences."""
 import numpy
 
-from ..autograd import enable_grad, grad
+from ..autograd import enable_grad
+from ..higher_order import grad
 from ..tensor import Tensor, concatenate
 from .gradcheck import GradcheckError, _stream, gradcheck
 
