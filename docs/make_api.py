@@ -47,6 +47,13 @@ MODULES = {
     "tinygrad_cnn.keras.optimizers": "Keras' optimizers: hyperparameters first, the model's parameters at fit.",
     "tinygrad_cnn.keras.losses": "Keras' losses, called as loss(y_true, y_pred).",
     "tinygrad_cnn.keras.callbacks": "Keras' callbacks for fit, evaluate and predict.",
+    "tinygrad_cnn.keras.metrics": "Keras' metric objects (update_state, result, reset_state); accuracies for compile.",
+    "tinygrad_cnn.keras.utils": "keras.utils as tutorials use it: to_categorical, set_random_seed, normalize.",
+    "tinygrad_cnn.keras.ops": "keras.ops-style functions on arrays or Tensors, returning Tensors.",
+    "tinygrad_cnn.keras.saving": "`.keras` files (Keras 3's format) both ways; needs the `h5` extra (h5py). See "
+                                 "[from-keras.md](from-keras.md).",
+    "tinygrad_cnn.random": "`tf.random.set_seed`: TensorFlow's name for manual_seed.",
+    "tinygrad_cnn.cuda": "`torch.cuda.is_available()`: whether CuPy can use a GPU.",
     "tinygrad_cnn.testing": "Gradient checks for your own ops.",
     "tinygrad_cnn.testing.strategies": "Hypothesis strategies for op tests (needs the `test` extra).",
     "tinygrad_cnn.conv": "The convolution and pooling ops and their size arithmetic (used by `nn`).",

@@ -21,7 +21,7 @@ from tinygrad_cnn import nn, optim  # noqa: E402
 from tinygrad_cnn.data import DataLoader  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mnist import at_least_1, learning_rate_flag  # noqa: E402  (the same flag checks as the main example)
+from mnist import at_least_0, at_least_1, learning_rate_flag  # noqa: E402  (the same flag checks as the main example)
 from tinygrad_cnn.datasets import mnist  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
 
@@ -51,7 +51,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=at_least_1, default=64)
     p.add_argument("--lr", type=learning_rate_flag, default=1e-3)
     p.add_argument("--device", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least_0, default=0)
     p.add_argument("--limit-train", type=at_least_1, default=None, help="use only the first N training images")
     args = p.parse_args(argv)
     first, second = args.digits

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tinygrad_cnn as tg  # noqa: E402
 from tinygrad_cnn import distributed as dist, nn, optim  # noqa: E402
-from tinygrad_cnn.checkpoint import CheckpointError, load_file, save_arrays  # noqa: E402
+from tinygrad_cnn.checkpoint import CheckpointError, check_writable, load_file, save_arrays  # noqa: E402
 from tinygrad_cnn.data import DataLoader  # noqa: E402
 from tinygrad_cnn.datasets import mnist  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
@@ -60,6 +60,17 @@ def at_least_1(text):
     return value
 
 
+def at_least_0(text):
+    """An argparse type: an int >= 0 (a seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def learning_rate_flag(text):
     """An argparse type: a finite rate > 0 (nan, inf, 0 and negative rates cannot train)."""
     try:
@@ -93,7 +104,7 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=learning_rate_flag, default=LR,
                    help="Adam's starting rate (a resumed run keeps its checkpoint's schedule)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: $TINYGRAD_CNN_DEVICE or cpu)")
-    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--seed", type=at_least_0, default=SEED)
     p.add_argument("--limit-train", type=at_least_1, default=None, help="use only the first N training images")
     p.add_argument("--limit-test", type=at_least_1, default=None, help="use only the first N test images")
     p.add_argument("--save", default=SAVE, help="checkpoint written at the end of every epoch ('' to skip); "
@@ -108,7 +119,15 @@ def parse_args(argv=None):
                    help="add LAMBDA * mean |d loss / d image|^2 to the loss (double backpropagation; 0: off)")
     p.add_argument("--data", default=None, help="folder with the four MNIST files (default: search)")
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # NOTE: checked now, not when the first epoch ends and the file is written
+    for flag, path, suffix in (("--save", args.save, True), ("--metrics", args.metrics, False)):
+        if path:
+            try:
+                check_writable(path, flag, suffix=suffix)
+            except CheckpointError as e:
+                p.error(str(e))
+    return args
 
 
 def progress(iterable, total, desc, disable):
@@ -178,9 +197,15 @@ def check_gradients(x, y, seed):
     xb = tg.Tensor(mnist.to_float_images(x[:4]).astype("float64") + rng.uniform(0, 0.01, (4, 1, 28, 28)),
                    device=device)
     yb = tg.Tensor(y[:4].astype("int64"), device=device)
-    gradcheck(lambda *params: F.cross_entropy(model.logits(xb), yb), model.parameters(), fast_mode=True,
-              atol=1e-6, rtol=1e-4, seed=seed)
-    print(f"gradient check passed for {len(model.parameters())} parameter tensors (float64, fast mode)")
+    # NOTE: the jitter makes a kink within eps rarer, not rare (with 10^5 ReLUs and max-pool windows some
+    # direction often crosses one; weights from manual_seed(0) do): nonsmooth="skip" retries such a direction
+    # with a smaller step or another direction, and says how many
+    report = gradcheck(lambda *params: F.cross_entropy(model.logits(xb), yb), model.parameters(), fast_mode=True,
+                       atol=1e-6, rtol=1e-4, seed=seed, nonsmooth="skip")
+    print(f"gradient check passed for {len(model.parameters())} parameter tensors (float64, fast mode; "
+          f"{report.kinks} of {report.checked} directions crossed a ReLU kink or max-pool tie within eps: "
+          f"{report.redrawn} redrawn, the rest checked with a smaller step)")
+    return report
 
 
 def cosine_rate(schedule, epoch):

@@ -53,6 +53,23 @@ def read_image(path):
     return 255 - grey if grey.mean() > 127 else grey  # NOTE: ink on paper -> MNIST's light on dark
 
 
+def checkpoint_path(path):
+    """The checkpoint to read: `path` itself, or for the default name, relative to the current directory
+    first and then to the clone (where `python examples/mnist.py` run from the clone writes it). A missing
+    one stops the script with the paths looked at and the command that makes one."""
+    looked = [os.path.abspath(path)]
+    if path == CHECKPOINT:
+        looked.append(os.path.abspath(os.path.join(HERE, "..", CHECKPOINT)))
+    for candidate in looked:
+        if os.path.isfile(candidate):
+            return candidate
+    where = " or ".join(dict.fromkeys(looked))
+    script = os.path.relpath(os.path.join(HERE, "mnist.py"))
+    script = os.path.join(HERE, "mnist.py") if script.startswith("..") else script
+    raise SystemExit(f"--checkpoint: no checkpoint at {where}. Train one with `python {script}` (it writes {CHECKPOINT} under the "
+                     f"directory it runs in; --save PATH names another), or pass --checkpoint PATH")
+
+
 def predict(model, images, top=3):
     """[(class, probability)] * top for each (28, 28) uint8 image, most probable first."""
     model.eval()
@@ -65,7 +82,10 @@ def predict(model, images, top=3):
 def main(argv=None):
     args = parse_args(argv)
     model = build_model()
-    model.load(args.checkpoint)  # weights, or the model part of a training checkpoint
+    try:
+        model.load(checkpoint_path(args.checkpoint))  # weights, or the model part of a training checkpoint
+    except ValueError as e:  # CheckpointError, or weights of another model
+        raise SystemExit(f"--checkpoint {args.checkpoint}: {e}") from None
     labels, images = [], []
     if args.index:
         (_, _), (x_test, y_test) = mnist.load_data(args.data)

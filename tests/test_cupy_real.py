@@ -50,13 +50,17 @@ def _all_kernels():
     for options in itertools.product([False, True], repeat=4):
         optim_kernels._adam_kernel(*options)
         optim_kernels._sgd_kernel(*options)
+        optim_kernels._rmsprop_kernel(*options, True)
+        optim_kernels._rmsprop_kernel(*options, False)
+        optim_kernels._adadelta_kernel(*options[:2])
     return {key: call for key, call in fusion._FUSED_KERNELS.items() if key[0].startswith("tinygrad_cnn")}
 
 
 def _live_signatures():
     """The signatures of a training step of a small CNN and of optimizer steps on float16, float32
     and float64 parameters, on the emulation, made now with this checkout's code (so a change in
-    how the package calls a kernel is traced without a new recording): Adam, AdamW, SGD."""
+    how the package calls a kernel is traced without a new recording): Adam, AdamW, SGD, RMSprop
+    (Keras' and PyTorch's epsilon, centered with momentum), Adadelta."""
     if not EMULATED:
         return []
     import tinygrad_cnn as tg
@@ -64,7 +68,10 @@ def _live_signatures():
     rng = np.random.default_rng(0)
     x, y = rng.random((4, 1, 8, 8), dtype=np.float32), rng.integers(0, 10, 4)
     makers = [lambda ps: optim.Adam(ps), lambda ps: optim.AdamW(ps, weight_decay=1e-2),
-              lambda ps: optim.SGD(ps, lr=0.01, momentum=0.9, weight_decay=1e-4)]
+              lambda ps: optim.SGD(ps, lr=0.01, momentum=0.9, weight_decay=1e-4),
+              lambda ps: optim.RMSprop(ps), lambda ps: optim.RMSprop(ps, eps_inside=False),
+              lambda ps: optim.RMSprop(ps, momentum=0.9, centered=True, weight_decay=1e-4),
+              lambda ps: optim.Adadelta(ps, weight_decay=1e-4)]
     with cupy_emulation.recording() as found:
         for make in makers:
             tg.manual_seed(0)
@@ -95,7 +102,7 @@ def _package_signatures():
     recorded = [json.loads(e) for e in sorted({json.dumps(r) for r in recorded})]
     names = {name for _, name, _ in recorded}
     extra = []
-    for family in ("adam", "sgd"):
+    for family in ("adam", "sgd", "rmsprop", "adadelta"):
         siblings = [args for module, name, args in recorded if name.startswith(family) and name.endswith("_masked")]
         for (module, name) in _all_kernels():
             if name.startswith(family) and name.endswith("_masked") and name not in names:
@@ -253,7 +260,7 @@ def test_every_package_kernel_was_recorded_and_every_record_names_one():
     # the factories make every option combination (the optimizers' unmasked kernels run on the CPU
     # only); these are the ones the suite must have called on a GPU
     module_level = {key for key, call in kernels.items()
-                    if not key[1].startswith(("adam", "sgd", "max_and_first_offset"))}
+                    if not key[1].startswith(("adam", "sgd", "rmsprop", "adadelta", "max_and_first_offset"))}
     used_factories = {"adam_masked", "adam_decoupled_masked", "adam_l2_masked", "sgd_masked", "sgd_momentum_masked", "sgd_momentum_nesterov_masked",
                       "max_and_first_offset", "max_and_first_offset_relu"}
     expected = module_level | {key for key in kernels if key[1] in used_factories}

@@ -364,5 +364,5 @@ def test_predict_names_bad_input(tmp_path):
     predict = load_example("predict")
     with pytest.raises(SystemExit):
         predict.parse_args([])
-    with pytest.raises(Exception, match="missing.safetensors"):
+    with pytest.raises(SystemExit, match="missing.safetensors"):   # a message, not a traceback (issue 27)
         predict.main(["--checkpoint", str(tmp_path / "missing.safetensors"), "--index", "0"])

@@ -76,14 +76,15 @@ def test_an_initializer_may_return_a_cupy_array(cp):
 
 # ---------------------------------------------------------------- the example's --check-grads
 
-def test_the_example_checks_gradients_on_the_default_gpu(monkeypatch, capsys):
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_example_checks_gradients_on_the_default_gpu(monkeypatch, capsys, seed):
     monkeypatch.setenv("TINYGRAD_CNN_DEVICE", "cuda")
     spec = importlib.util.spec_from_file_location("mnist_example", ROOT / "examples" / "mnist.py")
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), rng.integers(0, 10, 4)
-    tg.manual_seed(1)  # seeded, as the example is: unseeded (and with seed 0) a ReLU kink falls inside the difference
+    tg.manual_seed(seed)  # NOTE: seed 0 puts a ReLU kink inside the difference: the check retries it (issue 27)
     example.check_gradients(x, y, seed=0)
     assert "gradient check passed" in capsys.readouterr().out
 

@@ -47,7 +47,27 @@ def models():
         "dilated, no bias": (lambda: nn.Sequential([
             nn.Conv2D(3, (3, 2), dilation_rate=2, use_bias=False, activation="sigmoid"), nn.MaxPool2D(2, strides=1),
             nn.Flatten(), nn.Dense(4, use_bias=False), nn.Softmax()], input_shape=(1, 9, 9)), (1, 9, 9)),
+        "batchnorm, global pooling (keras)": (lambda: keras.models.Sequential([
+            keras.layers.Conv2D(4, 3, input_shape=(8, 8, 2)), keras.layers.BatchNormalization(),
+            keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.BatchNormalization(),
+            keras.layers.Dense(3)]), (8, 8, 2)),
+        "batchnorm, global max (channels first)": (lambda: nn.Sequential([
+            nn.Conv2D(3, 3), nn.BatchNormalization(momentum=0.9, epsilon=1e-5), nn.GlobalMaxPooling2D(keepdims=True),
+            nn.Flatten(), nn.Dense(2)], input_shape=(2, 7, 7)), (2, 7, 7)),
     }
+
+
+def test_batch_normalization_maps_to_torchs_names_and_momentum():
+    tg.manual_seed(0)
+    model = models()["batchnorm, global max (channels first)"][0]()
+    assert interop.torch_names(model) == {
+        "layers.0.weight": "0.weight", "layers.0.bias": "0.bias", "layers.1.gamma": "1.weight",
+        "layers.1.beta": "1.bias", "layers.1.moving_mean": "1.running_mean",
+        "layers.1.moving_variance": "1.running_var", "layers.4.weight": "4.weight", "layers.4.bias": "4.bias"}
+    assert "torch.nn.BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True)" in interop.torch_code(model)
+    state = interop.to_torch_state_dict(model)
+    state["1.num_batches_tracked"] = np.array(7)  # torch's counter is accepted and ignored
+    interop.from_torch_state_dict(model, state)
 
 
 def test_the_tutorial_models_names_map_as_in_torch():

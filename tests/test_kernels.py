@@ -231,6 +231,11 @@ OPTIMIZERS = {
     "adam": lambda ps, wd: tg.optim.Adam(ps, lr=0.01, weight_decay=wd),
     "adam_eps_hat": lambda ps, wd: tg.optim.Adam(ps, lr=0.01, eps=1e-3, eps_hat=True, weight_decay=wd),
     "adamw": lambda ps, wd: tg.optim.AdamW(ps, lr=0.01, weight_decay=wd + 0.01),
+    "rmsprop": lambda ps, wd: tg.optim.RMSprop(ps, lr=0.01, weight_decay=wd),
+    "rmsprop_centered_momentum": lambda ps, wd: tg.optim.RMSprop(ps, lr=0.01, momentum=0.9, centered=True,
+                                                                  weight_decay=wd),
+    "rmsprop_keras": lambda ps, wd: tg.optim.RMSprop(ps, lr=0.01, eps=1e-7, eps_inside=True, weight_decay=wd),
+    "adadelta": lambda ps, wd: tg.optim.Adadelta(ps, weight_decay=wd),
 }
 
 

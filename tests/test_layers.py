@@ -416,8 +416,10 @@ def test_layers_name_themselves_and_the_shapes_in_errors():
         nn.Flatten()(tg.rand(3))
     with pytest.raises(ValueError, match="Softmax.*axis 0"):
         nn.Softmax(axis=0)(tg.rand(2, 3))
-    with pytest.raises(TypeError, match="Dense.*Tensor.*ndarray"):
-        nn.Dense(2)(np.zeros((1, 2)))
+    with pytest.raises(TypeError, match="Dense.*Tensor or an array, got str"):
+        nn.Dense(2)("x")
+    with pytest.raises(TypeError, match="Dense.*numeric.*<U1"):
+        nn.Dense(2)(np.array([["a", "b"]]))
     with pytest.raises(TypeError, match="Conv2D.*floating-point"):
         nn.Conv2D(1, 1)(tg.Tensor(np.zeros((1, 1, 2, 2), dtype=np.int64)))
     with pytest.raises(ValueError, match="input_shape"):

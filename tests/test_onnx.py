@@ -124,3 +124,22 @@ def test_a_layer_with_no_export_is_named(tmp_path):
     assert os.listdir(tmp_path) == []
     with pytest.raises(TypeError, match="Sequential"):
         tg_onnx.export(nn.Dense(3), tmp_path / "m.onnx", (4,))
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_issue26_layers_run_the_same_in_onnxruntime(tmp_path, data_format):
+    """BatchNormalization (moving statistics away from 0 and 1), the global poolings, Reshape, Rescaling."""
+    tg.manual_seed(2)
+    axis = -1 if data_format == "channels_last" else 1
+    shape = (6, 6, 2) if data_format == "channels_last" else (2, 6, 6)
+    model = nn.Sequential([nn.Rescaling(0.5, 0.25), nn.Conv2D(3, 3, data_format=data_format),
+                           nn.BatchNormalization(axis=axis), nn.GlobalAveragePooling2D(data_format=data_format),
+                           nn.Reshape((3, 1)), nn.BatchNormalization(axis=1), nn.Flatten(), nn.Dense(2)],
+                          input_shape=shape)
+    for _ in range(3):  # training steps move the statistics
+        model(np.random.default_rng(3).standard_normal((8,) + shape) * 2 + 1)
+    assert not np.allclose(model.layers[2].moving_mean.numpy(), 0)
+    check(model, shape, tmp_path)
+    pooled = nn.Sequential([nn.GlobalMaxPooling2D(data_format=data_format, keepdims=True), nn.Flatten()],
+                           input_shape=shape)
+    check(pooled, shape, tmp_path)

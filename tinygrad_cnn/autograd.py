@@ -42,7 +42,6 @@ def enable_grad():
 # NOTE: the core never imports kernels/; tinygrad_cnn/__init__.py imports it, and it registers here
 # the kernel that replaces a reference op (a Function class) or a reference function, per device kind.
 _SUBSTITUTIONS = {}  # (reference, "cpu" or "cuda") -> kernel
-_REFERENCE_OF = {}  # kernel -> the reference it replaces (create_graph falls back to it)
 _mode = {"kernels": True}
 
 
@@ -50,7 +49,6 @@ def substitute(reference, kernel, devices=("cpu", "cuda")):
     """Run `kernel` in place of `reference` on these device kinds while kernels are on."""
     for kind in devices:
         _SUBSTITUTIONS[reference, kind] = kernel
-    _REFERENCE_OF.setdefault(kernel, reference)
 
 
 def kernel_for(reference, device):
@@ -131,9 +129,8 @@ class Function:
         result = Tensor.wrap(out, fn.result_device, requires_grad=needs_grad)
         _share_version_if_view(result, inputs)
         if needs_grad:
-            fn.parents = inputs
+            fn.parents, fn.kwargs = inputs, kwargs  # NOTE: kwargs: a kernel's second derivative reruns its reference
             fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
-            fn.kwargs = kwargs  # NOTE: a kernel's second derivative recomputes its reference with them
             if op.keeps_inputs:  # NOTE: backward checks none changed since
                 fn.saved_versions = tuple(t._version[0] for t in inputs)
             if op.keeps_output:  # exp, tanh, sigmoid, softmax, relu, pow
@@ -238,13 +235,11 @@ def _check_saved(fn, node):
                            f"Use .clone() before changing it, or change it after backward()")
 
 
-def topological_order(root, stop=()):
-    """Tensors that need a gradient, each after all its inputs, found without recursion. `root` is
-    a tensor or a list of them; the walk does not go past tensors whose id is in `stop`."""
+def topological_order(root):
+    """Tensors that need a gradient, each after all its inputs, found without recursion."""
     # NOTE: a node is marked visited when it is expanded, not when it is pushed; marking on push
     # could emit a shared input before another of its consumers (x * (2 * x) lost a term).
-    roots = root if isinstance(root, (list, tuple)) else (root,)
-    order, visited, stack = [], set(), [(r, False) for r in reversed(roots)]
+    order, visited, stack = [], set(), [(root, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -254,7 +249,7 @@ def topological_order(root, stop=()):
             continue
         visited.add(id(node))
         stack.append((node, True))
-        if node._ctx is not None and id(node) not in stop:
+        if node._ctx is not None:
             for parent in node._ctx.parents:
                 if parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))

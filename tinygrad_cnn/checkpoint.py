@@ -4,6 +4,7 @@ NOTE: the safetensors format (https://github.com/huggingface/safetensors) is wri
 NumPy code below rather than by the `safetensors` package: numpy stays the only dependency, and the reader
 is ours to make strict (it can only ever build numeric arrays, and checks every header field against the
 file's size before allocating). tests/test_safetensors.py checks files both ways against the real package."""
+import errno
 import json
 import os
 import secrets
@@ -30,6 +31,72 @@ _MAX_HEADER_BYTES = 100_000_000  # NOTE: the `safetensors` package's own limit
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, corrupt, malformed (header, offsets, dtypes), or has an
     extension other than .safetensors / .npz."""
+
+
+def _fspath(path, who, argument="path"):
+    """`path` as a str, or TypeError naming the argument (os.fspath would say 'expected str, bytes or
+    os.PathLike object, not NoneType' without saying which)."""
+    if isinstance(path, str):
+        return path
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+        if isinstance(path, str):
+            return path
+    raise TypeError(f"{who}: {argument} must be a file name (str or pathlib.Path), got {path!r}")
+
+
+def _link_problem(path):
+    """Why a symbolic link at `path` leads nowhere (a loop, or a missing target); None if it is no such link."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link loop (following it never reaches a file)"
+        return f"is a symbolic link to {os.readlink(path)!r}, which does not exist"
+    return None
+
+
+def _readable_file(path, who):
+    """Refuse, naming the path, what cannot be read as a file: missing, a directory, a broken link."""
+    problem = _link_problem(path)
+    if problem:
+        raise CheckpointError(f"{who}: {path!r} {problem}")
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{who}: {path!r} is a directory, not a checkpoint file")
+
+
+def _writable_target(path, who):
+    """The file to write for `path` (a symbolic link is written through, to the file it names), after
+    refusing, naming the path, a directory, a broken link or a parent that is a regular file."""
+    problem = _link_problem(path)
+    if problem:
+        raise CheckpointError(f"{who}: cannot write {path!r}: it {problem}")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{who}: cannot write {path!r}: it is a directory; give a file name inside it")
+    if os.path.islink(path):
+        path = os.path.realpath(path)  # NOTE: replacing the link itself would leave its target stale
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CheckpointError(f"{who}: cannot write {path!r}: {parent!r} is a regular file, not a folder")
+    return path
+
+
+def check_writable(path, who="save", suffix=True):
+    """Refuse early, before hours of training, a path a later save() could not write: not a file name (None,
+    a number), a directory, a broken symbolic link, a folder that is a regular file, or (with `suffix`) an
+    extension other than .safetensors / .npz. Returns the path as a str; CheckpointError or TypeError naming
+    `who` (e.g. a command-line flag) otherwise. Permissions are left to the save itself."""
+    path = _fspath(path, who)
+    _writable_target(path, who)
+    if suffix:
+        _check_suffix(path)
+    return path
 
 
 def _check_suffix(path):
@@ -66,6 +133,8 @@ def _remove_stale_temporaries(folder, base):
 def _check_metadata(metadata):
     if metadata is None:
         return {}
+    if not hasattr(metadata, "items"):
+        raise TypeError(f"checkpoint metadata must be a dict of str -> str, got {type(metadata).__name__}")
     bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:
         raise TypeError(f"checkpoint metadata must map str to str (use json.dumps for other values); "
@@ -109,8 +178,11 @@ def _write_safetensors(f, arrays, metadata):
 def save_arrays(path, arrays, metadata=None):
     """Write {name: array} to `path`: .safetensors, or .npz when the name ends so; `metadata` is a
     {str: str} dict (safetensors' `__metadata__`). Atomic, as atomic_write."""
-    path = os.fspath(path)
+    path = _fspath(path, "save")
+    _writable_target(path, "save")  # NOTE: before the extension: a directory's name has none
     _check_suffix(path)
+    if not hasattr(arrays, "items"):
+        raise TypeError(f"save: arrays must be a dict of name -> array, got {type(arrays).__name__}")
     metadata = _check_metadata(metadata)
     arrays = {name: _as_array(name, value) for name, value in arrays.items()}
 
@@ -123,13 +195,25 @@ def save_arrays(path, arrays, metadata=None):
     atomic_write(path, write)
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, who="save"):
     """Call write(f) on a temporary file in the folder of `path`, which is renamed over `path` only once
     complete and synced, so a crash never leaves a broken file; temporaries left by writers that were killed
     are removed by the next save to the same name. A new file gets the permissions of any new file (0666 less
-    the umask); a file saved over keeps its own, so a checkpoint made private (chmod 600) stays private."""
-    path = os.fspath(path)
+    the umask); a file saved over keeps its own, so a checkpoint made private (chmod 600) stays private.
+    A symbolic link is written through (its target is replaced, the link kept); a path that cannot be a file
+    (a directory, a broken link, under a regular file) raises CheckpointError, and one the system refuses
+    (not writable, disk full) the system's OSError with a message naming the path."""
+    path = _writable_target(_fspath(path, who), who)
     folder = os.path.dirname(os.path.abspath(path))
+    try:
+        _atomic_write(path, folder, write)
+    except OSError as e:
+        if e.filename is None or e.errno is None:  # an error of write() itself, not of the file system
+            raise
+        raise type(e)(e.errno, f"{who}: cannot write {path!r} ({e.strerror})") from None
+
+
+def _atomic_write(path, folder, write):
     os.makedirs(folder, exist_ok=True)
     base = os.path.basename(path)
     _remove_stale_temporaries(folder, base)
@@ -287,9 +371,8 @@ def _load_safetensors(path):
 def load_file(path):
     """(arrays, metadata) from a .safetensors or .npz file: {name: numpy array} and {str: str}. Never
     executes code or unpickles; every header is checked against the bytes present before anything is read."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    path = _fspath(path, "load")
+    _readable_file(path, "load")
     _check_suffix(path)
     return _load_npz(path) if path.lower().endswith(".npz") else _load_safetensors(path)
 

@@ -44,12 +44,18 @@ class DataLoader:
     def __init__(self, x, y=None, batch_size=32, shuffle=False, seed=None,
                  drop_last=False, device=None, transform=None, rank=0,
                  world_size=1, on_device=False, generator=None):
+        if x is None:
+            raise TypeError("DataLoader: x must be an array of samples (first axis), got None")
         # NOTE: not np.asarray for everything: CuPy arrays refuse implicit conversion (and should stay put)
         x = x if hasattr(x, "__cuda_array_interface__") else np.asarray(x)
         if x.ndim == 0:
             raise ValueError("x must have a first (sample) dimension")
+        if np.dtype(x.dtype).kind not in "biuf":
+            raise TypeError(f"DataLoader: x must be numeric (bool, int or float), got dtype {x.dtype}")
         if y is not None:
             y = y if hasattr(y, "__cuda_array_interface__") else np.asarray(y)
+            if np.dtype(y.dtype).kind not in "biuf":
+                raise TypeError(f"DataLoader: y must be numeric (bool, int or float), got dtype {y.dtype}")
             if y.ndim == 0 or len(y) != len(x):
                 length = "a scalar" if y.ndim == 0 else len(y)
                 raise ValueError(f"x and y must have the same length, got "
@@ -62,6 +68,13 @@ class DataLoader:
         if transform is not None and not callable(transform):
             raise TypeError(
                 f"transform must be callable or None, got {transform!r}")
+        for name, value in (("shuffle", shuffle), ("drop_last", drop_last), ("on_device", on_device)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"DataLoader: {name} must be True or False, got {value!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"DataLoader: seed must be None or an int >= 0, got {seed!r}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"DataLoader: seed must be None or an int >= 0, got {seed!r}")
         for name, value in (("rank", rank), ("world_size", world_size)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise TypeError(f"{name} must be an int, got {value!r}")
@@ -92,6 +105,11 @@ class DataLoader:
         if generator is not None and seed is not None:
             raise ValueError("give DataLoader a seed or a generator, not both")
         self._rng = generator if generator is not None else np.random.default_rng(seed)
+
+    @property
+    def dataset(self):
+        """The samples the loader draws from (x), so that len(loader.dataset) counts them, as in PyTorch."""
+        return self.x
 
     def __len__(self):
         """Number of batches per epoch (on this rank)."""
@@ -145,11 +163,23 @@ class DataLoader:
             idx = order[start:start + self.batch_size]
             xb = self.x[idx]
             if self.transform is not None:
-                xb = self.transform(xb)
+                xb = self._transformed(xb)
             if self.y is None:
                 yield xb
             else:
                 yield xb, self.y[idx]
+
+    def _transformed(self, xb):
+        """transform(xb), checked to keep one row per sample: a transform that drops or adds rows
+        would pair images with the wrong labels."""
+        n = len(xb)
+        out = self.transform(xb)
+        if self.y is not None and (getattr(out, "ndim", 1) == 0 or len(out) != n):
+            got = "a scalar" if getattr(out, "ndim", 1) == 0 else f"{len(out)} rows"
+            raise ValueError(f"DataLoader: transform {getattr(self.transform, '__name__', self.transform)!r} "
+                             f"returned {got} for a batch of {n}: it must keep one row per sample "
+                             f"(the labels are not transformed, so x and y would no longer match)")
+        return out
 
     def __repr__(self):
         return (f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, "

@@ -15,6 +15,7 @@ Without mpirun (or without mpi4py) the same script runs as a world of one and no
 communicates: mpi4py is not even imported. See docs/distributed.md.
 """
 import functools
+import numbers
 import os
 import sys
 import traceback
@@ -85,7 +86,19 @@ def init(gpu_backend=None, threads_per_rank="auto"):
     With more than one rank, an exception that escapes on any rank aborts every rank (MPI_Abort)
     after printing it, so the others never wait forever in a collective for a rank that died."""
     global _world
+    if gpu_backend is not None and not isinstance(gpu_backend, str):
+        raise TypeError(f"init: gpu_backend must be None, 'nccl' or 'mpi', got {gpu_backend!r}")
+    if not (threads_per_rank is None or threads_per_rank == "auto" or
+            (isinstance(threads_per_rank, numbers.Integral) and not isinstance(threads_per_rank, bool)
+             and threads_per_rank >= 1)):
+        raise ValueError(f"init: threads_per_rank must be 'auto', None or an int >= 1, got {threads_per_rank!r}")
     if _world is not None:
+        # NOTE: a second call returns the same world; one that asks for another backend would silently
+        # get the first, so it is refused instead
+        if gpu_backend is not None and gpu_backend.lower() != _world.gpu_backend:
+            raise ValueError(f"init: the world is already initialized with gpu_backend={_world.gpu_backend!r}; "
+                             f"a second init() cannot change it to {gpu_backend!r} (call init() without "
+                             f"gpu_backend, or with the same one)")
         return _world
     backend = (gpu_backend or os.environ.get(GPU_BACKEND_ENV) or "nccl").lower()
     if backend not in ("nccl", "mpi"):
@@ -188,6 +201,10 @@ def device_for_rank(device=None):
 def local_batch_size(global_batch_size):
     """Each rank's batch when `global_batch_size` is split over the world; it must divide evenly
     (so that the averaged gradient is that of the global batch)."""
+    if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, numbers.Integral):
+        raise TypeError(f"local_batch_size: global_batch_size must be an int >= 1, got {global_batch_size!r}")
+    if global_batch_size < 1:
+        raise ValueError(f"local_batch_size: global_batch_size must be an int >= 1, got {global_batch_size!r}")
     size = world_size()
     if global_batch_size % size:
         raise ValueError(f"the global batch size {global_batch_size} is not divisible by the world size {size}: "
@@ -205,7 +222,12 @@ def allreduce(value, op="sum"):
         raise ValueError(f"allreduce: op must be 'sum', 'mean', 'max' or 'min', got {op!r}")
     w = world()
     is_number = numpy.isscalar(value) or isinstance(value, (int, float))
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"allreduce: value must be a number, a numeric array or a Tensor, got {value!r}")
     array = numpy.array(to_numpy(getattr(value, "data", value)), copy=True)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"allreduce: value must be a number, a numeric array or a Tensor, got "
+                        f"{type(value).__name__} of dtype {array.dtype}")
     if w.size > 1:
         from mpi4py import MPI
         w.comm.Allreduce(MPI.IN_PLACE, array, op={"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX,
@@ -215,8 +237,25 @@ def allreduce(value, op="sum"):
     return array.item() if is_number else array
 
 
+def _root(root, who):
+    """`root` checked: an int rank of this world."""
+    size = world_size()
+    if isinstance(root, bool) or not isinstance(root, numbers.Integral):
+        raise TypeError(f"{who}: root must be an int rank in [0, {size}), got {root!r}")
+    if not 0 <= root < size:
+        raise ValueError(f"{who}: root must be a rank in [0, {size}) (the world has {size}), got {root!r}")
+    return int(root)
+
+
+def _bucket_bytes(value, who):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{who}: bucket_bytes must be an int >= 1, got {value!r}")
+    return int(value)
+
+
 def broadcast_object(obj, root=0):
     """Rank `root`'s picklable `obj` on every rank (the others' `obj` is ignored)."""
+    root = _root(root, "broadcast_object")
     w = world()
     return w.comm.bcast(obj, root=root) if w.size > 1 else obj
 
@@ -225,6 +264,9 @@ def on_root(fn, root=0):
     """fn() run on rank `root` only; its result, or the exception it raised, arrives on every rank
     (so a failure there, such as a missing file, stops all ranks with the same error instead of
     leaving them waiting). For reading a checkpoint once, on the rank that has it."""
+    if not callable(fn):
+        raise TypeError(f"on_root: fn must be a callable taking no arguments, got {fn!r}")
+    root = _root(root, "on_root")
     result = error = None
     if world().rank == root:
         try:
@@ -243,6 +285,7 @@ def broadcast_parameters(params, root=0):
     `params`: a Module or a list of Tensors. Call it once after building (or loading) the model,
     so that all ranks start identical even if their random initialisation differed."""
     tensors = _tensors(params)
+    root = _root(root, "broadcast_parameters")
     w = world()
     if w.size == 1:
         return
@@ -255,16 +298,31 @@ def broadcast_parameters(params, root=0):
         _collective(w).bcast(t.data, root)
 
 
-def _tensors(params):
+def _tensors(params, who="broadcast_parameters"):
     from .nn.module import Module
+    from .tensor import Tensor
     if isinstance(params, Module):
         return params.parameters() + [b for _, b in params.named_buffers()]
-    return list(params)
+    if isinstance(params, Tensor):
+        return [params]
+    try:
+        tensors = list(params)
+    except TypeError:
+        raise TypeError(f"{who}: params must be a Module or a list of Tensors, got {params!r}") from None
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{who}: params must be a Module or a list of Tensors, and hold a "
+                            f"{type(t).__name__}")
+    return tensors
 
 
 def broadcast_optimizer_state(optimizer, root=0):
     """Give every rank rank `root`'s optimizer state (moments, step counts, hyper-parameters), e.g.
     after rank 0 has loaded a checkpoint."""
+    from .optim import Optimizer
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"broadcast_optimizer_state needs an Optimizer, got {type(optimizer).__name__}")
+    root = _root(root, "broadcast_optimizer_state")
     if world().size == 1:
         return
     state = broadcast_object(optimizer.state_dict() if world().rank == root else None, root)
@@ -281,6 +339,8 @@ def average_gradients(params, bucket_bytes=BUCKET_BYTES):
     all-reduce, then scaled by 1/world_size. A parameter that has no gradient on some rank counts
     as zero there; one that has none on any rank keeps .grad None (each bucket carries one extra
     flag per parameter to know). Returns the number of gradient bytes reduced (flags excluded)."""
+    params = _tensors(params, "average_gradients")
+    bucket_bytes = _bucket_bytes(bucket_bytes, "average_gradients")
     w = world()
     if w.size == 1:
         return 0
@@ -363,6 +423,7 @@ def DistributedOptimizer(optimizer, bucket_bytes=BUCKET_BYTES):  # noqa: N802 (n
     from .optim import Optimizer
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"DistributedOptimizer needs an Optimizer, got {type(optimizer).__name__}")
+    bucket_bytes = _bucket_bytes(bucket_bytes, "DistributedOptimizer")
     if world().size == 1 or isinstance(optimizer, _AveragesGradients):
         return optimizer
     optimizer.__class__ = _distributed_class(type(optimizer))

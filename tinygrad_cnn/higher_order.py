@@ -6,8 +6,10 @@ walk: several outputs, gradients of chosen inputs (PyTorch's autograd.grad), and
 Tensors in place of arrays. A kernel keeps its array backward; when a graph is asked for at one of
 its nodes, its reference is recomputed (kernels off) and differentiated instead."""
 from . import anomaly, autograd
-from .autograd import (DeviceError, Function, _REFERENCE_OF, _SUBSTITUTIONS, _check_saved, accumulate, enable_grad,
-                       scope, set_kernels, sum_to, topological_order)
+from .autograd import (DeviceError, Function, _SUBSTITUTIONS, _check_saved, accumulate, enable_grad, scope,
+                       set_kernels, sum_to)
+
+_REFERENCE_OF = {}  # kernel op -> the reference it replaces (found once: _reference_of)
 
 
 class Identity(Function):
@@ -35,7 +37,7 @@ def run_backward(roots, grads, inputs=None, retain_graph=False, create_graph=Fal
     gradient of each input is returned (None where it got none) and no `.grad` is touched, and only
     the ops on a path from a root to an input run. stop_at_inputs: no input is an ancestor of another,
     so the walk need not go past them (the engine's own calls)."""
-    order = topological_order(list(roots), {id(t) for t in inputs} if stop_at_inputs else ())
+    order = _order(roots, {id(t) for t in inputs} if stop_at_inputs else ())
     wanted = None
     if inputs is not None:
         wanted = {}
@@ -69,6 +71,23 @@ def run_backward(roots, grads, inputs=None, retain_graph=False, create_graph=Fal
                 continue
             _run_node(node, g, pending, retain_graph, create_graph, None if wanted is None else needed)
     return found
+
+
+def _order(roots, stop):
+    """autograd.topological_order from several roots, not going past the tensors whose id is in `stop`."""
+    order, visited, stack = [], set(), [(r, False) for r in reversed(roots)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node._ctx is not None and id(node) not in stop:
+            stack.extend((p, False) for p in node._ctx.parents if p.requires_grad and id(p) not in visited)
+    return order
 
 
 def _array(g):
@@ -112,7 +131,7 @@ def _run_node(node, g, pending, retain_graph, create_graph, needed):
 def differentiable_backward(fn, node, g):
     """fn's gradients as Tensors with a graph: its backward_graph; for a kernel, its reference op's,
     on the reference recomputed from the same inputs (one forward more, only when a graph is asked for)."""
-    reference = _REFERENCE_OF.get(type(fn)) or _reference_of_function_kernel(type(fn))
+    reference = _reference_of(type(fn))
     if reference is not None:
         return _reference_gradients(fn, reference, g)
     if type(fn).backward_graph is Function.backward_graph:
@@ -123,17 +142,18 @@ def differentiable_backward(fn, node, g):
     return fn.backward_graph(g, fn.parents, node)
 
 
-def _reference_of_function_kernel(op):
-    """The reference of a kernel op that a kernel *function* applies (a fused loss or layer sequence
-    registered as a function): the reference function of the row whose kernel function applies `op`.
-    NOTE: found by the names the kernel function's code uses, once, at the first second derivative
-    through such an op; that reference is called with the op's inputs and keyword arguments."""
-    for (reference, _), kernel in list(_SUBSTITUTIONS.items()):
-        code = getattr(kernel, "__code__", None)
-        if code is not None and op.__name__ in code.co_names and kernel.__globals__.get(op.__name__) is op:
-            _REFERENCE_OF[op] = reference
-            return reference
-    return None
+def _reference_of(op):
+    """The reference op or function that the kernel op `op` replaces (kernels.TABLE), or None for a
+    reference op or a Function of the user's. A kernel that a kernel *function* applies (a fused loss or
+    layer sequence registered as a function) has that function's row: the kernel function whose code
+    names `op`. NOTE: looked up once per op class, at its first second derivative."""
+    if op not in _REFERENCE_OF:
+        rows = list(_SUBSTITUTIONS.items())
+        found = [reference for (reference, _), kernel in rows if kernel is op]
+        found += [reference for (reference, _), kernel in rows if getattr(kernel, "__code__", None) is not None
+                  and op.__name__ in kernel.__code__.co_names and kernel.__globals__.get(op.__name__) is op]
+        _REFERENCE_OF[op] = found[0] if found else None
+    return _REFERENCE_OF[op]
 
 
 def _reference_gradients(fn, reference, g):

@@ -11,14 +11,23 @@ import numpy
 
 from .nn.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid,
                         Softmax, Tanh, Activated, _Elementwise, _Spatial)
+from .nn.normalization import BatchNormalization
+from .nn.reshaping import GlobalAveragePooling2D, GlobalMaxPooling2D
 from .tensor import Tensor
+
+# Our BatchNormalization's tensors under torch's names. NOTE: torch's momentum is 1 - Keras', its eps
+# default 1e-5 (Keras' epsilon 1e-3), and torch updates running_var with the unbiased batch variance.
+_TORCH_TENSORS = {BatchNormalization: {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+                                       "moving_variance": "running_var"}}
+_IGNORED = ("num_batches_tracked",)  # torch's BatchNorm counter: nothing here uses it
 
 _TORCH_ACTIVATIONS = {"relu": "torch.nn.ReLU()", "sigmoid": "torch.nn.Sigmoid()", "tanh": "torch.nn.Tanh()"}
 
 
 def _check(model):
-    if not isinstance(model, Sequential):
-        raise TypeError(f"PyTorch interop handles a Sequential model, got {type(model).__name__}")
+    if not isinstance(model, Sequential) or getattr(model, "is_graph", False):
+        raise TypeError(f"PyTorch interop handles a Sequential model (a chain of layers), got {type(model).__name__}"
+                        f"{' with branches' if getattr(model, 'is_graph', False) else ''}")
     if not model.built:
         raise ValueError("PyTorch interop needs a built model (Sequential(..., input_shape=...) or "
                          "model.build(input_shape)): the Flatten order depends on the image shape")
@@ -46,12 +55,27 @@ def _plan(model):
             pending = None
         elif isinstance(layer, Conv2D):
             plan.append((layer, index, None))
+        elif isinstance(layer, BatchNormalization):
+            if pending is not None:
+                raise ValueError(f"layer {position} ({layer.label()}): BatchNormalization between a Flatten of "
+                                 f"(H, W, C) features and a Dense layer has no torch equivalent here")
+            axis = layer._channel_axis(len(shape) + 1)
+            if len(shape) == 3 and axis != (3 if spatial_format == "channels_last" else 1) or len(shape) not in (1, 3):
+                raise ValueError(f"layer {position} ({layer.label()}): torch's BatchNorm normalises the channels "
+                                 f"of images or the features of vectors, not axis {layer.axis} of {shape}")
+            if (layer.gamma is None) != (layer.beta is None):
+                raise ValueError(f"layer {position} ({layer.label()}): torch's BatchNorm has both a scale and a "
+                                 f"shift or neither (affine=), this layer has one")
+            plan.append((layer, index, None))
+        elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
+            pass
         elif not isinstance(layer, (MaxPool2D, AvgPool2D, Dropout, _Elementwise, Softmax, Activated)):
             raise ValueError(f"layer {position} ({layer.label()}): {type(layer).__name__} has no known torch "
                              f"equivalent")
         elif layer.parameters():
             raise ValueError(f"layer {position} ({layer.label()}) has weights but no known torch equivalent")
-        index += 1 + (1 if isinstance(layer, (Conv2D, Dense)) and layer.activation_name else 0)
+        index += 1 + (1 if isinstance(layer, (Conv2D, Dense)) and layer.activation_name else 0) + (
+            1 if isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)) and not layer.keepdims else 0)
         shape = layer.compute_output_shape(shape)
     return plan
 
@@ -68,13 +92,16 @@ def _chw_to_hwc(weight, chw):
 
 def torch_names(model):
     """{our state_dict name: torch's name}, e.g. {'layers.2.weight': '3.weight'} for the tutorial model."""
+    _check(model)
     names = {}
-    own = {id(t): name for name, t in model.named_parameters()}
+    own = {id(t): name for name, t in model._named_tensors()}
     for layer, index, _ in _plan(model):
-        for attr in ("weight", "bias"):
-            t = getattr(layer, attr)
+        mapping = next((m for kind, m in _TORCH_TENSORS.items() if isinstance(layer, kind)),
+                       {"weight": "weight", "bias": "bias"})
+        for attr, theirs in mapping.items():
+            t = getattr(layer, attr, None)
             if t is not None:
-                names[own[id(t)]] = f"{index}.{attr}"
+                names[own[id(t)]] = f"{index}.{theirs}"
     return names
 
 
@@ -93,7 +120,11 @@ def from_torch_state_dict(model, state):
     """Load a torch.nn.Sequential's state_dict (torch tensors, NumPy arrays, anything numpy.asarray takes)
     into `model`, renaming and permuting as to_torch_state_dict does in reverse. A missing or unexpected name
     or a wrong shape raises ValueError and leaves the model unchanged. Returns the model."""
+    if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+        raise TypeError(f"from_torch_state_dict: state must be a mapping of name -> tensor (a torch "
+                        f"state_dict), got {type(state).__name__}")
     names = {theirs: ours for ours, theirs in torch_names(model).items()}
+    state = {key: value for key, value in state.items() if key.rsplit(".", 1)[-1] not in _IGNORED}
     unexpected = sorted(set(state) - set(names))
     missing = sorted(set(names) - set(state))
     if unexpected or missing:
@@ -106,7 +137,7 @@ def from_torch_state_dict(model, state):
         if hasattr(value, "detach"):  # a torch tensor: numpy() needs it detached and on the CPU
             value = value.detach().cpu().numpy()
         arrays[key] = numpy.asarray(value)
-    own = dict(model.named_parameters())
+    own = dict(model._named_tensors())
     wrong = [f"{key!r} (our {names[key]!r}) has shape {tuple(arrays[key].shape)}, this model's is "
              f"{own[names[key]].shape}" for key in arrays if tuple(arrays[key].shape) != own[names[key]].shape]
     if wrong:
@@ -146,6 +177,15 @@ def torch_code(model):
             lines.append(f"torch.nn.{kind}({layer.pool_size}, stride={layer.strides})")
         elif isinstance(layer, Flatten):
             lines.append("torch.nn.Flatten()")
+        elif isinstance(layer, BatchNormalization):
+            kind = "BatchNorm2d" if len(shape) == 3 else "BatchNorm1d"
+            lines.append(f"torch.nn.{kind}({layer.moving_mean.shape[0]}, eps={layer.epsilon}, "
+                         f"momentum={round(1 - layer.momentum, 12)}, affine={layer.gamma is not None})")
+        elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
+            kind = "AdaptiveAvgPool2d" if isinstance(layer, GlobalAveragePooling2D) else "AdaptiveMaxPool2d"
+            lines.append(f"torch.nn.{kind}(1)")
+            if not layer.keepdims:
+                lines.append("torch.nn.Flatten()")
         elif isinstance(layer, Dropout):
             lines.append(f"torch.nn.Dropout({layer.rate})")
         elif isinstance(layer, Softmax):

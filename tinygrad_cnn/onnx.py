@@ -7,9 +7,11 @@ tinygrad_cnn.keras builds), (N, H, W, C), and the batch axis is free ('N'). ONNX
 identity at inference and is left out."""
 import numpy
 
-from .checkpoint import atomic_write
+from .checkpoint import _fspath, atomic_write
 from .nn.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid,
                         Softmax, Tanh, Activated, _shape_tuple)
+from .nn.normalization import BatchNormalization
+from .nn.reshaping import GlobalAveragePooling2D, GlobalMaxPooling2D, Rescaling, Reshape
 
 _OPSET = 17
 _ELEMENTWISE = {ReLU: "Relu", Sigmoid: "Sigmoid", Tanh: "Tanh"}
@@ -80,15 +82,44 @@ def _spatial(graph, layer, x, shape):
     return x
 
 
+def _batch_norm(graph, layer, x, shape):
+    """Inference-mode batch normalisation as x * scale + shift, per channel (any axis, any rank).
+
+    NOTE: folded here in float64, then stored as float32: one rounding instead of ONNX's four ops."""
+    axis = layer._channel_axis(len(shape) + 1)
+    moving_mean = layer.moving_mean.numpy().astype(numpy.float64)
+    scale = 1.0 / numpy.sqrt(layer.moving_variance.numpy().astype(numpy.float64) + layer.epsilon)
+    if layer.gamma is not None:
+        scale = scale * layer.gamma.numpy()
+    shift = -moving_mean * scale + (layer.beta.numpy() if layer.beta is not None else 0.0)
+    broadcast = (-1,) + (1,) * (len(shape) - axis)
+    x = graph.op("Mul", [x, graph.const("bn_scale", scale.reshape(broadcast))])
+    return graph.op("Add", [x, graph.const("bn_shift", shift.reshape(broadcast))])
+
+
+def _int64(graph, base, values):
+    name = graph.name(base)
+    graph.initializers.append(graph.numpy_helper.from_array(numpy.asarray(values, numpy.int64), name))
+    return name
+
+
 def export(model, path, input_shape=None):
     """Write `model` (a Sequential of Conv2D, MaxPool2D, AvgPool2D, ReLU, Sigmoid, Tanh, Softmax, Flatten,
-    Dense, Dropout; activations folded into layers too) to `path` as ONNX (opset 17), float32, for inputs of
+    Dense, Dropout, BatchNormalization (its inference form), GlobalAveragePooling2D, GlobalMaxPooling2D,
+    Reshape, Rescaling; activations folded into layers too) to `path` as ONNX (opset 17), float32, for inputs of
     `input_shape` without the batch axis (default: the shape the model was built for). The model is checked
     with onnx.checker before the file is written. A layer with no export raises ValueError naming it.
     Returns the onnx.ModelProto."""
+    path = _fspath(path, "onnx.export")
     onnx = _onnx()
-    if not isinstance(model, Sequential):
-        raise TypeError(f"onnx.export takes a Sequential model, got {type(model).__name__}")
+    if not isinstance(model, Sequential) or getattr(model, "is_graph", False):
+        raise TypeError(f"onnx.export takes a Sequential model (a chain of layers), got {type(model).__name__}"
+                        f"{' with branches' if getattr(model, 'is_graph', False) else ''}")
+    if input_shape is not None and not (isinstance(input_shape, (tuple, list)) and
+                                        all(isinstance(s, (int, numpy.integer)) and not isinstance(s, bool)
+                                            for s in input_shape)):
+        raise TypeError(f"onnx.export: input_shape must be a tuple of ints without the batch axis, e.g. "
+                        f"(1, 28, 28), got {input_shape!r}")
     if input_shape is None:
         if not model.built:
             raise ValueError("onnx.export needs input_shape (without the batch axis) for a model not built yet")
@@ -118,6 +149,17 @@ def export(model, path, input_shape=None):
                 x = graph.op("Softmax", [x], axis=layer.axis)
             elif isinstance(layer, Dropout):
                 pass  # the identity at inference
+            elif isinstance(layer, BatchNormalization):
+                x = _batch_norm(graph, layer, x, shape)
+            elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
+                kind = "ReduceMean" if isinstance(layer, GlobalAveragePooling2D) else "ReduceMax"
+                x = graph.op(kind, [x], axes=list(layer._spatial_axes()), keepdims=int(layer.keepdims))
+            elif isinstance(layer, Reshape):
+                x = graph.op("Reshape", [x, _int64(graph, "shape", (-1,) + layer._resolved(shape))])
+            elif isinstance(layer, Rescaling):
+                x = graph.op("Mul", [x, graph.const("scale", numpy.float32(layer.scale))])
+                if layer.offset:
+                    x = graph.op("Add", [x, graph.const("offset", numpy.float32(layer.offset))])
             elif isinstance(layer, Activated) and not layer.parameters():  # tinygrad_cnn.keras' Activation
                 x = _activation(graph, x, layer.activation_name, -1)
             else:
@@ -133,5 +175,5 @@ def export(model, path, input_shape=None):
     proto.ir_version = min(proto.ir_version, 8)  # NOTE: readable by older onnxruntime releases too
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
-    atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data), who="onnx.export")
     return proto

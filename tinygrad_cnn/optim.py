@@ -8,29 +8,13 @@ are Python floats, so float32 parameters and their state stay float32. kernels/ 
 per-parameter loop by a few fused kernels over all parameters at once (kernels/optim.py)."""
 import math
 import warnings
-from collections.abc import Mapping
 
 import numpy
 
 from .autograd import kernel_for
 from .device import scope, to_device, to_numpy
+from .optim_state import StateDict, at_least, number
 from .tensor import Tensor
-
-
-def _number(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float, numpy.integer, numpy.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _at_least(value, name, low=0.0):
-    value = _number(value, name)
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -43,7 +27,7 @@ def state_dtype(p):
     return p.dtype if p.dtype.itemsize >= 4 else numpy.dtype("float32")
 
 
-class Optimizer:
+class Optimizer(StateDict):
     """Holds a fixed list of parameters and per-parameter state; step() updates every parameter
     that has a gradient and skips the others (their state does not advance either).
 
@@ -84,9 +68,9 @@ class Optimizer:
     def _checked(self, hyper):
         """Validated copies of the hyper-parameters (raises ValueError/TypeError)."""
         hyper = dict(hyper)
-        hyper["lr"] = _at_least(hyper["lr"], "lr")
+        hyper["lr"] = at_least(hyper["lr"], "lr")
         if "weight_decay" in hyper:
-            hyper["weight_decay"] = _at_least(hyper["weight_decay"], "weight_decay")
+            hyper["weight_decay"] = at_least(hyper["weight_decay"], "weight_decay")
         return hyper
 
     def __setattr__(self, name, value):
@@ -189,72 +173,10 @@ class Optimizer:
                                                      .reshape(p.shape), p.device) for name in self.state_names}
             self.steps[i] = max(int(t), 1 if arrays else 0)
 
-    # ------------------------------------------------------------ checkpoints
-
-    def state_dict(self):
-        """A flat dict of NumPy arrays and Python scalars (np.savez-able): the hyper-parameters,
-        "param_count", and "state.<i>.<name>" for each parameter's buffers and step count (once it
-        has had an applied step). NOTE: on a GPU this copies the state to the host (a few syncs)."""
-        out = {name: getattr(self, name) for name in self._hyper_names}
-        out["param_count"] = len(self.params)
-        for i, (count, arrays) in enumerate(self._export()):
-            out.update({f"state.{i}.{name}": value for name, value in arrays.items()})
-            if count and self.counts_steps:
-                out[f"state.{i}.step"] = count
-        return out
-
-    def load_state_dict(self, state):
-        """Restore what state_dict() returned (arrays may come back 0-d from np.load). Everything is
-        checked first; a wrong parameter count, shape or key raises one ValueError listing each problem
-        and changes nothing."""
-        if not isinstance(state, Mapping):
-            raise TypeError(f"load_state_dict needs a mapping, got {type(state).__name__}")
-        problems, per_param = [], [{} for _ in self.params]
-        problems += [f"missing key {k!r}" for k in self._hyper_names + ("param_count",) if k not in state]
-        if "param_count" in state and int(numpy.asarray(state["param_count"])) != len(self.params):
-            problems.append(f"the state is for {int(numpy.asarray(state['param_count']))} parameters, "
-                            f"this optimizer has {len(self.params)}")
-        for key, value in state.items():
-            if key in self._hyper_names or key == "param_count":
-                continue
-            parts = key.split(".")
-            if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit() or \
-                    parts[2] not in self.state_names + ("step",):
-                problems.append(f"unexpected key {key!r}")
-                continue
-            i, name = int(parts[1]), parts[2]
-            if i >= len(self.params):
-                problems.append(f"{key!r}: there is no parameter {i} (this optimizer has {len(self.params)})")
-            elif name == "step":
-                per_param[i][name] = int(numpy.asarray(value))
-            elif tuple(numpy.shape(value)) != self.params[i].shape:
-                problems.append(f"{key!r}: shape {tuple(numpy.shape(value))}, parameter {i} has shape "
-                                f"{self.params[i].shape}")
-            else:
-                per_param[i][name] = numpy.asarray(to_numpy(value))
-        hyper = {}
-        if not problems:
-            try:
-                hyper = self._checked({k: _plain(state[k]) for k in self._hyper_names})
-            except (TypeError, ValueError) as e:
-                problems.append(str(e))
-        if problems:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the state does not fit:\n  " +
-                             "\n  ".join(problems))
-        self.__dict__.update(hyper)
-        self._import([(loaded.pop("step", 0), loaded) for loaded in per_param])
-
     def __repr__(self):
         return f"{type(self).__name__}({len(self.params)} parameters, " + \
             ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper_names) + ")"
 
-
-def _plain(value):
-    """A 0-d array back to a Python scalar, a 1-d one to a tuple (as np.load returns them)."""
-    array = numpy.asarray(value)
-    if array.ndim == 0:
-        return array.item()
-    return tuple(array.tolist())
 
 
 class SGD(Optimizer):
@@ -269,7 +191,7 @@ class SGD(Optimizer):
 
     def _checked(self, hyper):
         hyper = super()._checked(hyper)
-        hyper["momentum"] = _at_least(hyper["momentum"], "momentum")
+        hyper["momentum"] = at_least(hyper["momentum"], "momentum")
         if not isinstance(hyper["nesterov"], (bool, numpy.bool_)):
             raise TypeError(f"nesterov must be True or False, got {hyper['nesterov']!r}")
         hyper["nesterov"] = bool(hyper["nesterov"])
@@ -322,10 +244,10 @@ class Adam(Optimizer):
         betas = hyper["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
-        hyper["betas"] = betas = tuple(_number(b, "betas") for b in betas)
+        hyper["betas"] = betas = tuple(number(b, "betas") for b in betas)
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
-        hyper["eps"] = _at_least(hyper["eps"], "eps")
+        hyper["eps"] = at_least(hyper["eps"], "eps")
         return hyper
 
     def update(self, xp, p, g, state, t):
@@ -357,6 +279,93 @@ class AdamW(Adam):
                          eps_hat=eps_hat)
 
 
-__all__ = ["Optimizer", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), as PyTorch's: square_avg = alpha*square_avg + (1-alpha)*g^2, then
+    p -= lr * g / (sqrt(square_avg) + eps); centered subtracts the squared mean gradient from
+    square_avg first; momentum keeps buf = momentum*buf + g / denominator and steps lr*buf.
+    weight_decay adds weight_decay*p to the gradient (L2).
+
+    eps_inside: where eps goes. False (PyTorch): sqrt(square_avg) + eps. True (Keras):
+    sqrt(square_avg + eps), which keras.optimizers.RMSprop uses, with Keras' epsilon 1e-7."""
+
+    state_names = ("square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                 nonfinite="skip", eps_inside=False):
+        if not isinstance(eps_inside, bool):
+            raise TypeError(f"eps_inside must be True or False, got {eps_inside!r}")
+        self.eps_inside = eps_inside
+        super().__init__(params, nonfinite, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered)
+
+    def _checked(self, hyper):
+        hyper = super()._checked(hyper)
+        hyper["alpha"] = number(hyper["alpha"], "alpha")
+        if not 0.0 <= hyper["alpha"] <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {hyper['alpha']}")
+        hyper["eps"], hyper["momentum"] = at_least(hyper["eps"], "eps"), at_least(hyper["momentum"], "momentum")
+        if not isinstance(hyper["centered"], (bool, numpy.bool_)):
+            raise TypeError(f"centered must be True or False, got {hyper['centered']!r}")
+        hyper["centered"] = bool(hyper["centered"])
+        return hyper
+
+    def _saved_names(self):
+        return ("square_avg",) + ("momentum_buffer",) * bool(self.momentum) + ("grad_avg",) * self.centered
+
+    def update(self, xp, p, g, state, t):
+        """The running mean of g^2 (and of g, centered), then a step of g over its root (through momentum)."""
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        square_avg = state["square_avg"]
+        square_avg *= self.alpha
+        square_avg += (1 - self.alpha) * g * g
+        average = square_avg
+        if self.centered:
+            state["grad_avg"] *= self.alpha
+            state["grad_avg"] += (1 - self.alpha) * g
+            average = square_avg - state["grad_avg"] * state["grad_avg"]
+        denominator = xp.sqrt(average + self.eps) if self.eps_inside else xp.sqrt(average) + self.eps
+        if self.momentum:
+            state["momentum_buffer"] *= self.momentum
+            state["momentum_buffer"] += g / denominator
+            p -= self.lr * state["momentum_buffer"]
+        else:
+            p -= self.lr * g / denominator
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler), as PyTorch's: square_avg = rho*square_avg + (1-rho)*g^2, delta =
+    sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g, acc_delta = rho*acc_delta + (1-rho)*delta^2,
+    p -= lr*delta (lr=1.0 by default, as PyTorch's MNIST example uses it). weight_decay is L2."""
+
+    state_names = ("square_avg", "acc_delta")
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, nonfinite="skip"):
+        super().__init__(params, nonfinite, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+
+    def _checked(self, hyper):
+        hyper = super()._checked(hyper)
+        hyper["rho"] = number(hyper["rho"], "rho")
+        if not 0.0 <= hyper["rho"] <= 1.0:
+            raise ValueError(f"rho must lie in [0, 1], got {hyper['rho']}")
+        hyper["eps"] = at_least(hyper["eps"], "eps")
+        return hyper
+
+    def update(self, xp, p, g, state, t):
+        """Step by g scaled by the ratio of the running roots of past steps' and gradients' squares."""
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        square_avg *= self.rho
+        square_avg += (1 - self.rho) * g * g
+        delta = xp.sqrt(acc_delta + self.eps) / xp.sqrt(square_avg + self.eps) * g
+        acc_delta *= self.rho
+        acc_delta += (1 - self.rho) * delta * delta
+        p -= self.lr * delta
+
 
 from .schedules import CosineAnnealingLR, LRScheduler, StepLR  # noqa: E402 (they take an Optimizer)
+
+__all__ = ["Optimizer", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "LRScheduler", "StepLR",
+           "CosineAnnealingLR"]

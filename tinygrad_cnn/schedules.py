@@ -3,7 +3,8 @@ import math
 
 import numpy
 
-from .optim import Optimizer, _at_least, _number
+from .optim import Optimizer
+from .optim_state import at_least, number
 
 
 class LRScheduler:
@@ -50,7 +51,7 @@ class StepLR(LRScheduler):
         if isinstance(step_size, bool) or not isinstance(step_size, (int, numpy.integer)) or step_size < 1:
             raise ValueError(f"step_size must be a positive int, got {step_size!r}")
         self.step_size = int(step_size)
-        self.gamma = _number(gamma, "gamma")
+        self.gamma = number(gamma, "gamma")
         if self.gamma <= 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")
         super().__init__(optimizer)
@@ -68,7 +69,7 @@ class CosineAnnealingLR(LRScheduler):
         if isinstance(T_max, bool) or not isinstance(T_max, (int, numpy.integer)) or T_max < 1:
             raise ValueError(f"T_max must be a positive int, got {T_max!r}")
         self.T_max = int(T_max)
-        self.eta_min = _at_least(eta_min, "eta_min")
+        self.eta_min = at_least(eta_min, "eta_min")
         super().__init__(optimizer)
 
     def lr_at(self, epoch):

@@ -8,10 +8,16 @@ from . import autograd, higher_order, ops
 from .autograd import Function, is_grad_enabled
 from .device import (DeviceError, array_module, canonical_device, device_of, extremes, module_for, peek, scope, to_device,
                      to_numpy, use_device)
+from .spellings import torch_names
 
 float32 = numpy.dtype("float32")
 float64 = numpy.dtype("float64")
 _rng = numpy.random.default_rng()
+
+
+class AxisError(ValueError, IndexError):
+    """An axis outside a tensor's rank. Both a ValueError and an IndexError, as NumPy's AxisError, so
+    code written for either (or for NumPy) catches it."""
 
 
 def manual_seed(seed):
@@ -258,22 +264,22 @@ class Tensor:
 
     # ------------------------------------------------------------ autograd
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, grad=None):
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
 
-        Without `gradient`, self must hold one element (a loss); otherwise `gradient` is the upstream
-        gradient, of self's shape (`grad=` is its older name). Saved arrays are freed afterwards
-        unless retain_graph=True. create_graph=True records the gradient computation, so that the
-        `.grad` tensors can be differentiated again (higher_order.py; retain_graph then defaults to True)."""
-        gradient = grad if gradient is None else gradient
+        Without `grad`, self must hold one element (a loss); otherwise `grad` is the upstream
+        gradient, of self's shape. Saved arrays are freed afterwards unless retain_graph=True.
+        create_graph=True records the gradient computation, so that the `.grad` tensors can be
+        differentiated again (higher_order.py; retain_graph then defaults to True). PyTorch's order
+        of arguments; its first is called `gradient` there."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
         if create_graph:
-            return higher_order.backward(self, gradient, retain_graph)
+            return higher_order.backward(self, grad, retain_graph)
         with scope(self.device):
-            gradient = self._initial_grad(gradient)
-        autograd.backward(self, gradient, bool(retain_graph))
+            grad = self._initial_grad(grad)
+        autograd.backward(self, grad, bool(retain_graph))
 
     def _initial_grad(self, grad):
         if grad is None:
@@ -513,6 +519,10 @@ class Tensor:
     def __eq__(self, other):
         return self._compare(other, "__eq__")
 
+    def eq(self, other):
+        """PyTorch's name for ==: elementwise equality, a bool tensor."""
+        return self == other
+
     def __ne__(self, other):
         return self._compare(other, "__ne__")
 
@@ -608,7 +618,7 @@ class Tensor:
         rank = max(self.ndim, 1)  # NOTE: a 0-d tensor takes axis 0 or -1, as in PyTorch
         for a in axes:
             if not -rank <= a < rank:
-                raise ValueError(f"axis {a} is out of range for a tensor of shape {self.shape}")
+                raise AxisError(f"axis {a} is out of range for a tensor of shape {self.shape}")
         normal = tuple(a % rank for a in axes)
         if len(set(normal)) != len(normal):
             raise ValueError(f"repeated axis in {axis}")
@@ -616,10 +626,12 @@ class Tensor:
             return None  # reducing a 0-d tensor over its one "axis" is reducing it over all (none)
         return normal[0] if isinstance(axis, int) else normal
 
+    @torch_names
     def sum(self, axis=None, keepdims=False):
         """Sum over `axis` (None: all axes; an int or a tuple); the gradient broadcasts back."""
         return ops.Sum.apply(self, axis=self._axis(axis), keepdims=keepdims)
 
+    @torch_names
     def mean(self, axis=None, keepdims=False):
         """Mean over `axis` (None: all axes; an int or a tuple); the gradient is spread evenly."""
         axis = self._axis(axis)
@@ -632,12 +644,14 @@ class Tensor:
             return self.sum(axis, keepdims) * float("nan")
         return self.sum(axis, keepdims) * (1.0 / count)
 
+    @torch_names
     def max(self, axis=None, keepdims=False):
         """Maximum over `axis` (None: all axes); tied maxima share the gradient equally."""
         axis = self._axis(axis)
         self._refuse_empty("max", axis)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
+    @torch_names
     def min(self, axis=None, keepdims=False):
         """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
         self._refuse_empty("min", self._axis(axis))
@@ -655,6 +669,7 @@ class Tensor:
             raise ValueError(f"{name} over axis {axis} of shape {self.shape}: an axis of size 0 has no element "
                              f"to pick")
 
+    @torch_names
     def logsumexp(self, axis=None, keepdims=False):
         """log(sum(exp(x))) over `axis`, with the max subtracted first so it never overflows;
         -inf (the log of an empty sum) over a zero-size axis, as in PyTorch."""
@@ -663,6 +678,7 @@ class Tensor:
             return self.sum(axis, keepdims) - float("inf")  # NOTE: the max of no elements is undefined
         return self._float_op(ops.LogSumExp, "logsumexp", axis=axis, keepdims=keepdims)
 
+    @torch_names
     def softmax(self, axis=-1):
         """exp(x) / sum(exp(x)) over `axis` (default: the last), with the max subtracted so it never overflows."""
         axis = self._axis(axis)
@@ -670,6 +686,7 @@ class Tensor:
             return self * 1.0  # an empty result of the same shape: there is nothing to normalise
         return self._float_op(ops.Softmax, "softmax", axis=axis)
 
+    @torch_names
     def log_softmax(self, axis=-1):
         """log(softmax(x)) over `axis`, as x - logsumexp(x): finite where softmax underflows to 0."""
         axis = self._axis(axis)
@@ -686,10 +703,12 @@ class Tensor:
         axes = range(self.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
         return any(self.shape[a] == 0 for a in axes)
 
+    @torch_names
     def argmax(self, axis=None, keepdims=False):
         """Index of the maximum over `axis` (None: in the flattened tensor), an integer tensor, no gradient."""
         return self._arg("argmax", axis, keepdims)
 
+    @torch_names
     def argmin(self, axis=None, keepdims=False):
         """Index of the minimum over `axis` (None: in the flattened tensor), an integer tensor, no gradient."""
         return self._arg("argmin", axis, keepdims)
@@ -723,6 +742,7 @@ class Tensor:
             return self
         return ops.Reshape.apply(self, shape=shape)
 
+    @torch_names
     def flatten(self, start_axis=0, end_axis=-1):
         """Merge axes start_axis..end_axis into one (Keras' Flatten is flatten(1))."""
         if self.ndim == 0:
@@ -739,15 +759,24 @@ class Tensor:
         """Permute axes; with none given, reverse them (NumPy's rule)."""
         axes = _shape_arg(axes) if axes else tuple(reversed(range(self.ndim)))
         # NOTE: range first: a % ndim alone would map axis 5 of a 2-D tensor onto axis 1
-        if any(not -self.ndim <= a < self.ndim for a in axes) or \
-                sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}")
+        out_of_range = any(not -self.ndim <= a < self.ndim for a in axes)
+        if out_of_range or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
+            raise (AxisError if out_of_range else ValueError)(f"axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}")
         axes = tuple(a % self.ndim for a in axes)
         if axes == tuple(range(self.ndim)):
             return self
         return ops.Permute.apply(self, axes=axes)
 
     permute = transpose
+
+    def view_as(self, other):
+        """PyTorch's x.view_as(y): x reshaped to y's shape."""
+        return self.reshape(other.shape)
+
+    def view(self, *shape):
+        """PyTorch's name for reshape: the same elements in a new shape (one size may be -1). Unlike
+        PyTorch's view it never fails on a non-contiguous tensor: the result is a reshape either way."""
+        return self.reshape(*shape)
 
     def swapaxes(self, axis1, axis2):
         """Exchange two axes (a transpose)."""
@@ -758,18 +787,20 @@ class Tensor:
         axes[a], axes[b] = axes[b], axes[a]
         return self.transpose(axes)
 
+    @torch_names
     def expand_dims(self, axis):
         """Insert an axis of size 1 at `axis`, counted in the result as NumPy does."""
         ndim = self.ndim + 1
         if not _is_int(axis):
             raise TypeError(f"expand_dims: axis must be an int, got {axis!r}")
         if not -ndim <= axis < ndim:
-            raise ValueError(f"expand_dims: axis {axis} out of range for a result of rank {ndim}")
+            raise AxisError(f"expand_dims: axis {axis} out of range for a result of rank {ndim}")
         axis %= ndim
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     unsqueeze = expand_dims
 
+    @torch_names
     def squeeze(self, axis=None):
         """Remove axes of size 1: all of them, or those in `axis` (which must have size 1)."""
         if axis is None:
@@ -982,6 +1013,7 @@ def _same_device(name, *tensors):
     return tensors
 
 
+@torch_names
 def concatenate(tensors, axis=0):
     """Join tensors along an existing `axis` (dtypes are promoted); the gradient is split back."""
     tensors = list(tensors)
@@ -1001,6 +1033,7 @@ def concatenate(tensors, axis=0):
     return ops.Concatenate.apply(*[t.astype(dtype) for t in tensors], axis=axis_n)
 
 
+@torch_names
 def stack(tensors, axis=0):
     """Join tensors of one shape along a new `axis`."""
     tensors = list(tensors)
@@ -1053,26 +1086,6 @@ def _make(device, fill):
     xp = array_module(device)
     with use_device(device):
         return fill(xp), device
-
-
-def from_dlpack(array, requires_grad=False):
-    """A Tensor that shares memory with `array`, any object with __dlpack__ (a NumPy or CuPy array, a
-    PyTorch tensor): no copy, on the CPU or the CUDA device the array lives on."""
-    if not (hasattr(array, "__dlpack__") and hasattr(array, "__dlpack_device__")):
-        raise TypeError(f"from_dlpack needs an object with __dlpack__ and __dlpack_device__ (NumPy, CuPy, "
-                        f"PyTorch), got {type(array).__name__}")
-    kind, index = array.__dlpack_device__()
-    if kind == 1:  # kDLCPU
-        device = "cpu"
-    elif kind == 2:  # kDLCUDA
-        device = f"cuda:{int(index)}"
-    else:
-        raise DeviceError(f"from_dlpack: DLPack device type {kind} is neither the CPU (1) nor CUDA (2)")
-    xp = array_module(device)
-    data = xp.from_dlpack(array)
-    if requires_grad and not _is_float(data.dtype):
-        raise TypeError(f"from_dlpack: only float tensors can require gradients, got {data.dtype}")
-    return Tensor.wrap(data, device, requires_grad=requires_grad)
 
 
 def zeros(*shape, dtype=float32, device=None, requires_grad=False):

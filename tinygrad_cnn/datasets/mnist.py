@@ -95,6 +95,12 @@ def load_data(path=None):
     Keras.  `path` names a folder holding the four IDX files (`.gz` or
     raw); when given, missing files there raise instead of falling back.
     """
+    if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"load_data: path must be a folder name (str or pathlib.Path) or None, got {path!r}")
+        if os.path.isfile(path):
+            raise MNISTNotFoundError(f"load_data: path {os.fspath(path)!r} is a file; give the folder that "
+                                     f"holds the four MNIST files")
     folder = _locate(path)
     x_train, y_train = _load_pair(folder, TRAIN_IMAGES, TRAIN_LABELS)
     x_test, y_test = _load_pair(folder, TEST_IMAGES, TEST_LABELS)
@@ -109,6 +115,8 @@ def to_float_images(x):
     """
     xp = module_of(x) if hasattr(x, "__cuda_array_interface__") else np
     x = xp.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"to_float_images: images must be numeric (uint8 0-255), got dtype {x.dtype}")
     if x.ndim != 3:
         raise ValueError(f"expected images of shape (N, H, W), got {x.shape}")
     out = x.astype(np.float32)[:, None, :, :]

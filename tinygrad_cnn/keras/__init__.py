@@ -4,8 +4,13 @@ A thin front end: the layers are tinygrad_cnn.nn's with Keras' defaults (channel
 and Sequential adds compile / fit / evaluate / predict. `datasets.mnist.load_data()` reads the
 bundled MNIST files."""
 from .. import datasets
-from . import callbacks, layers, losses, models, optimizers
+from . import callbacks, layers, losses, metrics, models, ops, optimizers, saving, utils
+from .functional import Model
 from .layers import Input
 from .models import Sequential
 
-__all__ = ["Sequential", "Input", "layers", "models", "optimizers", "losses", "callbacks", "datasets"]
+# keras.models.Model and keras.models.load_model, as in Keras (both modules import models: attached here)
+models.Model, models.load_model = Model, saving.load_model
+
+__all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
+           "datasets", "utils", "ops", "saving"]

@@ -10,6 +10,7 @@ import warnings
 
 import numpy
 
+from ..checkpoint import _check_suffix, _fspath
 from . import optimizers
 
 
@@ -94,6 +95,8 @@ class History(Callback):
 
 
 def _mode(mode, monitor, who):
+    if not isinstance(monitor, str):
+        raise TypeError(f"{who} monitor must be the name of a logged value (e.g. 'val_loss'), got {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode == "auto":  # as Keras: accuracies (and AUC) grow, everything else shrinks
@@ -121,7 +124,11 @@ class ModelCheckpoint(Callback):
         if save_freq != "epoch":
             raise ValueError(f"ModelCheckpoint save_freq must be 'epoch' (saving every N batches is not "
                              f"supported), got {save_freq!r}")
-        self.filepath = os.fspath(filepath)
+        self.filepath = _fspath(filepath, "ModelCheckpoint", "filepath")
+        _check_suffix(self.filepath)  # NOTE: here, not after the first epoch's training
+        if os.path.isdir(self.filepath):
+            raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} is a directory; give a file name "
+                             f"such as {os.path.join(self.filepath, 'model.safetensors')!r}")
         self.monitor, self.verbose = monitor, verbose
         self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
         self.mode = _mode(mode, monitor, "ModelCheckpoint")
@@ -160,6 +167,9 @@ class EarlyStopping(Callback):
         super().__init__()
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"EarlyStopping patience must be an int >= 0, got {patience!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float, numpy.integer, numpy.floating)) \
+                or not math.isfinite(min_delta):
+            raise TypeError(f"EarlyStopping min_delta must be a finite number, got {min_delta!r}")
         self.monitor, self.min_delta, self.patience, self.verbose = monitor, abs(float(min_delta)), patience, verbose
         self.mode = _mode(mode, monitor, "EarlyStopping")
         self.baseline, self.restore_best_weights, self.start_from_epoch = baseline, restore_best_weights, start_from_epoch
@@ -250,7 +260,13 @@ class CSVLogger(Callback):
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
-        self.filename, self.separator, self.append = os.fspath(filename), separator, append
+        filename = _fspath(filename, "CSVLogger", "filename")
+        if os.path.isdir(filename):
+            raise ValueError(f"CSVLogger: filename {filename!r} is a directory; give a file name such as "
+                             f"{os.path.join(filename, 'log.csv')!r}")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}")
+        self.filename, self.separator, self.append = filename, separator, bool(append)
         self.keys, self.file, self.writer = None, None, None
 
     def on_train_begin(self, logs=None):

@@ -27,8 +27,14 @@ class Conv2D(_InputShape, nn.Conv2D):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  input_shape=None, name=None, dtype=None, device=None):
-        super().__init__(filters, kernel_size, strides, padding, activation, use_bias, dilation_rate,
-                         kernel_initializer, bias_initializer, name=name, dtype=dtype, device=device,
+        if not isinstance(padding, str):  # Keras refuses it too; PyTorch's Conv2d(in, out, kernel, stride, padding)?
+            raise TypeError(f"Conv2D padding must be 'valid' or 'same' (Keras), got {padding!r}. The arguments are "
+                            f"Keras' (filters, kernel_size, strides, padding); Conv2D{(filters, kernel_size, strides, padding)} "
+                            f"looks like PyTorch's Conv2d(in_channels, out_channels, kernel_size, stride) order, which "
+                            f"would build another layer here: write Conv2D({kernel_size}, {strides}, strides={padding})")
+        super().__init__(filters, kernel_size, strides, padding=padding, activation=activation, use_bias=use_bias,
+                         dilation_rate=dilation_rate, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer, name=name, dtype=dtype, device=device,
                          data_format=_format(data_format))
         self._keep_input_shape(input_shape)
 
@@ -70,10 +76,10 @@ class Dense(_InputShape, nn.Dense):
     """nn.Dense with Keras' arguments (input_shape= for a first layer)."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", input_shape=None, name=None, dtype=None, device=None):
+                 bias_initializer="zeros", input_shape=None, name=None, dtype=None, device=None, input_dim=None):
         super().__init__(units, activation, use_bias, kernel_initializer, bias_initializer, name=name, dtype=dtype,
-                         device=device)
-        self._keep_input_shape(input_shape)
+                         device=device, in_features=input_dim)
+        self._keep_input_shape((input_dim,) if input_shape is None and input_dim is not None else input_shape)
 
 
 class Dropout(_InputShape, nn.Dropout):
@@ -120,15 +126,82 @@ class Activation(_InputShape, Activated):
         return repr(self.activation_name)
 
 
+class BatchNormalization(_InputShape, nn.BatchNormalization):
+    """nn.BatchNormalization with Keras' default axis=-1 (the channels of (N, H, W, C) images, the features
+    of (N, F) inputs), momentum 0.99 and epsilon 1e-3."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 input_shape=None, name=None, dtype=None, device=None):
+        super().__init__(axis, momentum, epsilon, center, scale, beta_initializer, gamma_initializer,
+                         moving_mean_initializer, moving_variance_initializer, name=name, dtype=dtype, device=device)
+        self._keep_input_shape(input_shape)
+
+
+class GlobalAveragePooling2D(_InputShape, nn.GlobalAveragePooling2D):
+    """nn.GlobalAveragePooling2D with Keras' default data_format (channels-last)."""
+
+    def __init__(self, data_format=None, keepdims=False, input_shape=None, name=None):
+        super().__init__(_format(data_format), keepdims, name=name)
+        self._keep_input_shape(input_shape)
+
+
+class GlobalMaxPooling2D(_InputShape, nn.GlobalMaxPooling2D):
+    """nn.GlobalMaxPooling2D with Keras' default data_format (channels-last)."""
+
+    def __init__(self, data_format=None, keepdims=False, input_shape=None, name=None):
+        super().__init__(_format(data_format), keepdims, name=name)
+        self._keep_input_shape(input_shape)
+
+
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
+
+
+class Reshape(_InputShape, nn.Reshape):
+    """nn.Reshape (Keras' Reshape(target_shape)): Reshape((28, 28, 1)) after Input((784,))."""
+
+    def __init__(self, target_shape, input_shape=None, name=None):
+        super().__init__(target_shape, name=name)
+        self._keep_input_shape(input_shape)
+
+
+class Rescaling(_InputShape, nn.Rescaling):
+    """nn.Rescaling (Keras' Rescaling(scale, offset=0.0)): Rescaling(1 / 255) first in an image model."""
+
+    def __init__(self, scale, offset=0.0, input_shape=None, name=None, dtype=None):
+        super().__init__(scale, offset, name=name, dtype=dtype)
+        self._keep_input_shape(input_shape)
+
+
+Add = nn.Add
+Concatenate = nn.Concatenate
+
+
 class Input:
     """Keras' Input(shape=...): the model's input shape without the batch axis, as the first
-    entry of a Sequential's list (it holds no weights and is not a layer of the model)."""
+    entry of a Sequential's list (it holds no weights and is not a layer of the model), or the
+    symbolic input of a functional keras.Model: `x = Dense(8)(inputs)`."""
 
     def __init__(self, shape, name=None, batch_size=None, dtype=None):
         self.shape = _shape_tuple(shape)
         self.name = name
         self.batch_size = batch_size
         self.dtype = dtype
+
+    _symbolic = True  # layers called on it record the call (keras.Model's functional API)
+
+    @property
+    def _sample_shape(self):
+        return self.shape
+
+    def _apply(self, layer):
+        from .functional import apply
+        return apply(self, layer)
+
+    def _apply_merge(self, layer, nodes):
+        from .functional import apply_merge
+        return apply_merge(nodes, layer)
 
     def __repr__(self):
         return f"Input(shape={self.shape})"
@@ -137,4 +210,6 @@ class Input:
 InputLayer = Input
 
 
-__all__ = ["Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT"]
+__all__ = ["Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT",
+           "BatchNormalization", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
+           "Reshape", "Rescaling", "Add", "Concatenate"]

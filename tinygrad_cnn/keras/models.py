@@ -4,6 +4,7 @@ A training step is the loop one writes by hand: forward, loss, zero_grad, backwa
 adds the batching, shuffling, validation, progress and callbacks around it. Data stay NumPy
 arrays on the host; each batch is copied to the model's device as it is used."""
 import math
+import os
 
 import numpy
 
@@ -14,6 +15,8 @@ from ..nn.layers import Activated
 from ..tensor import Tensor, concatenate, get_rng
 from . import callbacks as callbacks_module
 from . import losses, optimizers
+from . import metrics as metrics_module
+from .iterables import BatchesMixin, is_batches
 from .layers import Input
 from .progress import Progress
 
@@ -24,6 +27,12 @@ def _count(value, name, low=1):
     if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     return int(value)
+
+
+def _callback_list(callbacks, who):
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"{who}: callbacks must be a list of Callback objects, got {type(callbacks).__name__} "
+                        f"(wrap a single callback in a list)")
 
 
 def _verbose(verbose):
@@ -81,13 +90,16 @@ class _Running:
         return {name: float(self.sums[name]) / (self.seen * self.per[name]) for name in sorted(self.sums)}
 
 
-class Sequential(nn.Sequential):
+class Sequential(BatchesMixin, nn.Sequential):
     """nn.Sequential with Keras' training API. The input shape comes from a first Input(shape=...)
     or from `input_shape=` on the first layer (the model is then built at once), else from the
     first batch. device=None puts the weights on the default device."""
 
     def __init__(self, layers=None, name=None, device=None):
         self._declared_shape = None
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise TypeError(f"Sequential: layers must be a list of layers, got {type(layers).__name__} "
+                            f"(wrap a single layer in a list: Sequential([layer]))")
         super().__init__(None, name=name)
         if device is not None:
             self.to(device)
@@ -115,19 +127,77 @@ class Sequential(nn.Sequential):
             input_shape = tuple(input_shape[1:])
         return super().build(input_shape)
 
+    def _declared_input_shape(self):
+        """The input shape (no batch axis) given by Input(shape=...) or input_shape= on the first layer, or None."""
+        if self._declared_shape is not None:
+            return self._declared_shape
+        return getattr(self.layers[0], "keras_input_shape", None) if self.layers else None
+
+    def _validate(self, shape):
+        """As Keras: inputs must have the declared input shape (a model declared for 8x8 images refuses 9x9
+        ones, even where its layers could take them); then the layers check what reaches them."""
+        declared = self._declared_input_shape()
+        if declared is not None and len(shape) > 0 and tuple(shape[1:]) != tuple(declared):
+            raise ValueError(f"{self.label()}: expects inputs of shape {(None,) + tuple(declared)} (declared by "
+                             f"Input(shape=...) or input_shape=), got {tuple(shape)}"
+                             f"{self._channel_order_hint(tuple(shape[1:]))}")
+        super()._validate(shape)
+
+    # ------------------------------------------------------------ Keras' model API
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
+                layer_range=None):
+        """Print the table of layers, output shapes and parameter counts (with print_fn when given), and
+        return None, as Keras does (a notebook cell ending in summary() shows it once)."""
+        super().summary(print_fn=print_fn or print)
+
+    def get_layer(self, name=None, index=None):
+        """The layer called `name`, or at position `index`; ValueError naming the layers otherwise."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer needs a name or an index (one of them)")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, int) or not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer: index {index!r} is out of range for a model of {len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; the layers are {[layer.name for layer in self.layers]}")
+
+    @property
+    def trainable_weights(self):
+        """The trainable tensors (the parameters an optimizer updates), in parameters() order."""
+        return self.parameters()
+
+    @property
+    def non_trainable_weights(self):
+        """The tensors saved but never trained: BatchNormalization's moving statistics."""
+        return [t for _, t in self.named_buffers()]
+
+    @property
+    def weights(self):
+        """Trainable then non-trainable tensors."""
+        return self.trainable_weights + self.non_trainable_weights
+
     # ------------------------------------------------------------ compile
 
-    def compile(self, optimizer="adam", loss=None, metrics=None):
-        """Choose the optimizer ('adam', 'sgd', 'adamw', a keras.optimizers object or a tinygrad_cnn.optim
-        optimizer), the loss (a name, a keras.losses object or a callable(y_true, y_pred)) and metrics
-        (['accuracy'], or the named accuracies). Keras' default optimizer, RMSprop, does not exist here:
-        the default is Adam."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """Choose the optimizer ('rmsprop', Keras' default, 'adam', 'sgd', 'adamw', a keras.optimizers object
+        or a tinygrad_cnn.optim optimizer), the loss (a name, a keras.losses object or a callable(y_true,
+        y_pred)) and metrics (['accuracy'], the named accuracies, or keras.metrics objects)."""
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
+        if isinstance(metrics, str):  # NOTE: one metric, as Keras reads metrics="accuracy" (not its letters)
+            metrics = [metrics]
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"compile: metrics must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
+                            f"got {metrics!r}")
+        if isinstance(metrics, (list, tuple)):  # keras.metrics objects stand for the accuracy they compute
+            metrics = [metrics_module.name_of(m) for m in metrics]
         names = list(metrics or [])
         for name in names:
             if not isinstance(name, str) or name.lower() not in METRICS:
-                raise ValueError(f"unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
+                raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
         self.metric_names = names
         return self
 
@@ -221,14 +291,27 @@ class Sequential(nn.Sequential):
         return out, logits, loss
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, validation_batch_size=None, validation_freq=1):
+            validation_data=None, shuffle=True, initial_epoch=0, validation_batch_size=None, validation_freq=1,
+            steps_per_epoch=None, validation_steps=None):
         """Train for epochs initial_epoch..epochs-1 over NumPy x, y (any numeric dtype; x cast to
         float32) in batches of batch_size (32), shuffled each epoch from the global generator
         (tinygrad_cnn.manual_seed). validation_data=(x, y), or validation_split: the last fraction of
-        the samples, taken before shuffling. Returns a History; logs use Keras' keys."""
+        the samples, taken before shuffling. Returns a History; logs use Keras' keys.
+
+        x may instead be an iterable of (x, y) batches with y left out (a generator, a list of pairs, a
+        DataLoader), as Keras takes a dataset: each epoch is one pass over it (steps_per_epoch batches of
+        one running iterator when given); validation_data may be one too."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         epochs, initial_epoch = _count(epochs, "epochs", 0), _count(initial_epoch, "initial_epoch", 0)
         verbose, validation_freq = _verbose(verbose), _count(validation_freq, "validation_freq")
+        if not isinstance(shuffle, (bool, numpy.bool_)):
+            raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
+        _callback_list(callbacks, "fit")
+        if is_batches(x, y):
+            steps_per_epoch = None if steps_per_epoch is None else _count(steps_per_epoch, "steps_per_epoch")
+            validation_steps = None if validation_steps is None else _count(validation_steps, "validation_steps")
+            return self._fit_batches(x, epochs, verbose, callbacks, validation_data, initial_epoch, steps_per_epoch,
+                                     validation_steps, validation_freq)
         step_optimizer = self._ready(_array(x, "fit: x"))
         x, y = self._data(x, y, "fit")
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
@@ -319,11 +402,19 @@ class Sequential(nn.Sequential):
         hooks.call("on_test_end", logs)
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False, steps=None):
         """The loss, or [loss, metric, ...] (a dict with return_dict=True), over x, y in batches of
-        batch_size (32)."""
+        batch_size (32), or over an iterable x of (x, y) batches (`steps` of them when given)."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
+        _callback_list(callbacks, "evaluate")
+        if is_batches(x, y):
+            hooks = callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
+            logs = self._evaluate_batches(x, None if steps is None else _count(steps, "steps"), hooks, verbose)
+            if return_dict:
+                return logs
+            values = [logs["loss"]] + [logs[name] for name in self._last_metric_names]
+            return values[0] if len(values) == 1 else values
         self._ready(_array(x, "evaluate: x"))
         x, y = self._data(x, y, "evaluate")
         metrics = self._metrics(y)
@@ -334,11 +425,14 @@ class Sequential(nn.Sequential):
         values = [logs["loss"]] + [logs[m.name] for m in metrics]
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None, steps=None):
         """The model's outputs (its final activation included) for x, as one NumPy array, computed
-        in batches of batch_size (32) in eval mode."""
+        in batches of batch_size (32) in eval mode; x may be an iterable of batches (x or (x, y))."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
+        _callback_list(callbacks, "predict")
+        if is_batches(x, None):
+            return self._predict_batches(x, None if steps is None else _count(steps, "steps"), verbose, callbacks)
         x = _array(x, "predict: x").astype("float32", copy=False)
         if not self.built:
             self.build(x.shape[1:])
@@ -375,10 +469,21 @@ class Sequential(nn.Sequential):
     def set_weights(self, weights):
         """Load arrays in get_weights() order (checked: count and shapes)."""
         names = list(self.state_dict())
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"set_weights: weights must be a list of arrays (as get_weights() returns), got "
+                            f"{type(weights).__name__}")
         weights = list(weights)
         if len(weights) != len(names):
             raise ValueError(f"set_weights: the model has {len(names)} weight arrays, got {len(weights)}")
         self.load_state_dict(dict(zip(names, weights)))
+
+    def save(self, path, overwrite=True):
+        """A name ending in .keras: the Keras 3 file real Keras opens (keras.models.load_model), with the
+        architecture; any other: Module.save (the weights as .safetensors or .npz), atomically."""
+        if os.fspath(path).endswith(".keras"):
+            from .saving import save_model
+            return save_model(self, path)
+        return super().save(path)
 
     def save_weights(self, path):
         """Module.save(path): the weights, atomically."""

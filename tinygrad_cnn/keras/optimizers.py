@@ -86,11 +86,26 @@ class AdamW(Optimizer):
                            weight_decay=h["weight_decay"], eps_hat=True)
 
 
-NAMES = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+class RMSprop(Optimizer):
+    """Keras' RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False) as
+    optim.RMSprop, with Keras' placement of epsilon (eps_inside=True: sqrt(velocity + epsilon))."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):
+        super().__init__(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon, centered=centered,
+                         weight_decay=weight_decay or 0.0)
+
+    def _make(self, parameters):
+        h = self.hyper
+        return optim.RMSprop(parameters, lr=self._learning_rate, alpha=h["rho"], eps=h["epsilon"],
+                             momentum=h["momentum"], centered=h["centered"], weight_decay=h["weight_decay"],
+                             eps_inside=True)
+
+
+NAMES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 
 
 def get(identifier):
-    """An optimizer from a name ('adam', 'sgd', 'adamw'), a keras optimizer, or a
+    """An optimizer from a name ('adam', 'sgd', 'adamw', 'rmsprop'), a keras optimizer, or a
     tinygrad_cnn.optim optimizer already made over the model's parameters (used as is)."""
     if isinstance(identifier, str):
         key = identifier.lower()
@@ -117,4 +132,4 @@ def set_learning_rate(optimizer, value):
         optimizer.lr = _rate(value, "learning_rate")
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "get", "learning_rate", "set_learning_rate", "NAMES"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get", "learning_rate", "set_learning_rate", "NAMES"]

@@ -110,6 +110,60 @@ def _sgd_kernel(l2, momentum, nesterov, on_device):
     return fuse(sgd_step)
 
 
+@functools.lru_cache(maxsize=None)
+def _rmsprop_kernel(l2, momentum, centered, eps_inside, on_device):
+    """RMSprop's update of (slices of) flat arrays p, g and its buffers (square average, momentum,
+    gradient average) in one fused kernel; on_device as for _adam_kernel (where not ok, the gradient
+    is 0, the decay 1 and the step 0, so nothing changes)."""
+    def rmsprop_step(xp, p, g, square_avg, momentum_buffer, grad_avg, ok, lr, alpha, one_minus_alpha, eps, mu,
+                     weight_decay, zero, one):
+        if on_device:
+            g = xp.where(ok, g + weight_decay * p if l2 else g, zero)
+            keep, take = xp.where(ok, alpha, one), xp.where(ok, one_minus_alpha, zero)
+        else:
+            g = g + weight_decay * p if l2 else g
+            keep, take = alpha, one_minus_alpha
+        square_avg *= keep
+        square_avg += take * g * g
+        denominator = square_avg
+        if centered:
+            grad_avg *= keep
+            grad_avg += take * g
+            denominator = square_avg - grad_avg * grad_avg
+        denominator = xp.sqrt(denominator + eps) if eps_inside else xp.sqrt(denominator) + eps
+        if momentum:
+            momentum_buffer *= xp.where(ok, mu, one) if on_device else mu
+            momentum_buffer += g / denominator
+            step = lr * momentum_buffer
+        else:
+            step = lr * g / denominator
+        p -= xp.where(ok, step, zero) if on_device else step
+    rmsprop_step.__name__ = ("rmsprop" + "_l2" * l2 + "_momentum" * momentum + "_centered" * centered
+                             + "_eps_inside" * eps_inside + "_masked" * on_device)
+    return fuse(rmsprop_step)
+
+
+@functools.lru_cache(maxsize=None)
+def _adadelta_kernel(l2, on_device):
+    """Adadelta's update of (slices of) flat arrays p, g, square_avg and acc_delta in one fused kernel;
+    on_device as for _adam_kernel."""
+    def adadelta_step(xp, p, g, square_avg, acc_delta, ok, lr, rho, one_minus_rho, eps, weight_decay, zero, one):
+        if on_device:
+            g = xp.where(ok, g + weight_decay * p if l2 else g, zero)
+            keep, take = xp.where(ok, rho, one), xp.where(ok, one_minus_rho, zero)
+        else:
+            g = g + weight_decay * p if l2 else g
+            keep, take = rho, one_minus_rho
+        square_avg *= keep
+        square_avg += take * g * g
+        delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * g
+        acc_delta *= keep
+        acc_delta += take * delta * delta
+        p -= xp.where(ok, lr * delta, zero) if on_device else lr * delta
+    adadelta_step.__name__ = "adadelta" + "_l2" * l2 + "_masked" * on_device
+    return fuse(adadelta_step)
+
+
 @fuse
 def _count_step(xp, ledger, on_apply, on_skip, ok):
     """Advance a ledger: where ok, the step counts of the parameters in `on_apply`; else the skip count."""
@@ -255,6 +309,8 @@ class FlatEngine:
             return self._kernel(False)(p, g, *buffers,
                                        *_typed(g.dtype, opt.lr * c2 / c1, eps_c, 1 - beta1, beta2, 1 - beta2),
                                        *_typed(p.dtype, opt.weight_decay, 1 - opt.lr * opt.weight_decay))
+        if isinstance(opt, (optim.RMSprop, optim.Adadelta)):
+            return self._kernel(False)(p, g, *buffers, True, *self._coefficients(p, g))
         self._kernel(False)(p, g, buffers[0], *_typed(g.dtype, opt.lr, opt.momentum), *_typed(p.dtype, opt.weight_decay))
 
     def update_device(self, p, g, buffers, t, ok):
@@ -267,14 +323,30 @@ class FlatEngine:
             return self._kernel(True)(p, g, *buffers, ok, t, *_typed(numpy.float64, opt.lr, opt.eps, beta1, beta2),
                                       *_typed(g.dtype, opt.eps, 1 - beta1, beta2, 1 - beta2, 0, 1),
                                       *_typed(p.dtype, opt.weight_decay, 1 - opt.lr * opt.weight_decay, 1))
+        if isinstance(opt, (optim.RMSprop, optim.Adadelta)):
+            return self._kernel(True)(p, g, *buffers, ok, *self._coefficients(p, g))
         self._kernel(True)(p, g, buffers[0], ok, *_typed(g.dtype, opt.lr, opt.momentum),
                            *_typed(p.dtype, opt.weight_decay), *_typed(g.dtype, 0, 1))
+
+    def _coefficients(self, p, g):
+        """RMSprop's lr, alpha, 1 - alpha, eps, momentum (Adadelta's lr, rho, 1 - rho, eps) in the state's
+        dtype, weight decay in the parameter's, then 0 and 1 (typed, as every kernel scalar: see _typed)."""
+        opt = self.opt
+        if isinstance(opt, optim.RMSprop):
+            head = _typed(g.dtype, opt.lr, opt.alpha, 1 - opt.alpha, opt.eps, opt.momentum)
+        else:
+            head = _typed(g.dtype, opt.lr, opt.rho, 1 - opt.rho, opt.eps)
+        return (*head, *_typed(p.dtype, opt.weight_decay), *_typed(g.dtype, 0, 1))
 
     def _kernel(self, on_device):
         opt = self.opt
         decay = bool(opt.weight_decay)
         if isinstance(opt, optim.Adam):
             return _adam_kernel(decay and not opt.decoupled, decay and opt.decoupled, opt.eps_hat, on_device)
+        if isinstance(opt, optim.RMSprop):
+            return _rmsprop_kernel(decay, bool(opt.momentum), opt.centered, opt.eps_inside, on_device)
+        if isinstance(opt, optim.Adadelta):
+            return _adadelta_kernel(decay, on_device)
         return _sgd_kernel(decay, bool(opt.momentum), opt.nesterov, on_device)
 
     def step(self):

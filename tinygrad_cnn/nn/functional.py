@@ -2,10 +2,10 @@
 import math
 import numpy
 
-from .. import conv as conv
-from .. import ops
-from ..device import device_of, random_uniform, use_device
+from .. import conv, ops
 from ..autograd import kernel_for
+from ..device import device_of, random_uniform, use_device
+from ..spellings import torch_names
 from ..tensor import Tensor, generator_or_global
 
 
@@ -14,6 +14,17 @@ def _check_tensor(x, name, ndim=None, what=""):
         raise TypeError(f"{name} must be a Tensor, got {type(x).__name__}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D {what}, got shape {x.shape}")
+
+
+def as_tensor(x, name="input"):
+    """x itself for a Tensor; a NumPy or CuPy array, a list or a number as a Tensor on its device
+    (floats as float32), as Keras and PyTorch functions accept them."""
+    if isinstance(x, Tensor):
+        return x
+    try:
+        return Tensor(x)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be a Tensor or array-like, got {type(x).__name__}: {e}") from None
 
 
 def _check_float(x, name):
@@ -143,29 +154,37 @@ def linear(x, weight, bias=None, relu=False):
     return kernel_for(ops.linear_relu, x.device)(*inputs) if relu else ops.Linear.apply(*inputs)
 
 
+@torch_names
+def flatten(x, start_axis=0, end_axis=-1):
+    """Merge axes start_axis..end_axis (PyTorch's start_dim, end_dim) into one: torch.flatten(x, 1)."""
+    return as_tensor(x, "flatten input").flatten(start_axis, end_axis)
+
+
 def relu(x):
     """max(x, 0), elementwise (Tensor.relu); the gradient is 0 at and below 0."""
-    return x.relu()
+    return as_tensor(x, "relu input").relu()
 
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), elementwise, via tanh so large |x| never overflows."""
-    return x.sigmoid()
+    return as_tensor(x, "sigmoid input").sigmoid()
 
 
 def tanh(x):
     """tanh(x), elementwise (Tensor.tanh)."""
-    return x.tanh()
+    return as_tensor(x, "tanh input").tanh()
 
 
+@torch_names
 def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) over `axis`, with the max subtracted first so it never overflows."""
-    return x.softmax(axis)
+    """exp(x) / sum(exp(x)) over `axis` (PyTorch's dim=), with the max subtracted first so it never overflows."""
+    return as_tensor(x, "softmax input").softmax(axis)
 
 
+@torch_names
 def log_softmax(x, axis=-1):
-    """log(softmax(x)) over `axis`, as x - logsumexp(x): never log(0); pair it with nll_loss."""
-    return x.log_softmax(axis)
+    """log(softmax(x)) over `axis` (PyTorch's dim=), as x - logsumexp(x): never log(0); pair it with nll_loss."""
+    return as_tensor(x, "log_softmax input").log_softmax(axis)
 
 
 def dropout(x, p=0.5, training=True, generator=None):

@@ -171,9 +171,10 @@ class Layer(Module):
         return input_shape
 
     def prepare(self, x):
-        """Type-check, build on the first call, and validate the actual input shape."""
+        """Type-check, build on the first call, and validate the actual input shape. A NumPy or
+        CuPy array or a list becomes a Tensor in this layer's dtype, on its device (Keras' habit)."""
         if not isinstance(x, Tensor):
-            raise TypeError(f"{self.label()}: input must be a Tensor, got {type(x).__name__}")
+            x = self._from_array(x)
         if x.ndim == 0:
             self._fail(x.shape, "expects a batch of inputs, not a scalar")
         self._validate(x.shape)
@@ -183,8 +184,34 @@ class Layer(Module):
             self.build(x.shape[1:])
         return x
 
-    def __call__(self, x):
-        return self.forward(self.prepare(x))
+    def _from_array(self, x):
+        """An array-like input as a Tensor of this layer's dtype on its device (the default device
+        before the layer has one); anything else is a TypeError naming the layer."""
+        dtype = getattr(x, "dtype", None)
+        if dtype is None and not isinstance(x, (list, tuple, int, float)):
+            raise TypeError(f"{self.label()}: input must be a Tensor or an array, got {type(x).__name__}")
+        try:
+            array = x if dtype is not None else numpy.asarray(x)
+            if numpy.dtype(array.dtype).kind not in "biuf":
+                raise TypeError(f"dtype {array.dtype} is not numeric")
+            return Tensor(array, device=canonical_device(self.device), dtype=self.dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{self.label()}: input must be a numeric Tensor or array: {e}") from None
+
+    def __call__(self, x, training=None):
+        """forward(x) after checks; x may be a Tensor, an array or a list. training=True/False runs this
+        call in that mode (dropout, batch statistics) and puts every sub-layer's mode back after."""
+        if getattr(x, "_symbolic", False):  # keras.Input(...) and what layers made of it: record, compute nothing
+            return x._apply(self)
+        if training is None:
+            return self.forward(self.prepare(x))
+        modes = [(m, m.training) for m in self.modules()]
+        self.train(bool(training))
+        try:
+            return self.forward(self.prepare(x))
+        finally:
+            for m, mode in modes:
+                m.training = mode
 
     def _new_weight(self, initializer, shape):
         """A parameter on this layer's device, drawn on the CPU (so seeds agree across devices)."""
@@ -228,15 +255,29 @@ class Conv2D(_Spatial, Activated):
     (Keras' order; the same speed); weight (filters, C, KH, KW), bias (filters,) either way.
 
     padding: 'valid' (none), 'same' (Keras: output ceil(H / stride), any odd extra padding after),
-    or an int / pair of ints of explicit zero padding (PyTorch style). activation='softmax' is taken
-    over the channels axis, as in Keras."""
+    or, by keyword, an int / pair of ints of explicit zero padding (PyTorch style): given by position,
+    an int padding is refused, since Conv2D(1, 5, 3, 1) is PyTorch's Conv2d(in, out, kernel, stride)
+    order, which here would build another layer. in_channels= creates the weights at once (else the
+    first input does). activation='softmax' is taken over the channels axis, as in Keras."""
 
     default_name = "conv2d"
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
+    def __init__(self, filters, kernel_size, strides=1, *positional, padding="valid", activation=None, use_bias=True,
                  dilation_rate=1, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name=None, dtype=None, device=None, data_format="channels_first"):
+                 name=None, dtype=None, device=None, data_format="channels_first", in_channels=None):
         super().__init__(name, dtype, device)
+        if len(positional) > 1:
+            raise TypeError(f"Conv2D takes at most 4 positional arguments (filters, kernel_size, strides, padding), "
+                            f"got {3 + len(positional)}; give the rest by keyword")
+        if positional:
+            padding = positional[0]
+            if not isinstance(padding, str):
+                raise TypeError(f"Conv2D{(filters, kernel_size, strides, padding)}: the arguments are Keras' "
+                                f"(filters, kernel_size, strides, padding), and a 4th positional argument must be "
+                                f"'valid' or 'same'. This looks like PyTorch's Conv2d(in_channels, out_channels, "
+                                f"kernel_size, stride) order, which would build another layer here: write "
+                                f"Conv2D({kernel_size}, {strides}, strides={padding}) (the input channels come "
+                                f"from the input, or in_channels={filters}), and explicit zero padding as padding=N")
         self.data_format = _data_format(data_format, "Conv2D")
         self.filters = _positive_int(filters, "Conv2D filters")
         self.kernel_size = _positive_pair(kernel_size, "Conv2D kernel_size")
@@ -257,6 +298,9 @@ class Conv2D(_Spatial, Activated):
         self.bias_initializer = initializers.get(bias_initializer)
         self.weight = None
         self.bias = None
+        if in_channels is not None:  # PyTorch's habit: the weights exist before the first forward pass
+            self._build(self._own_order((_positive_int(in_channels, "Conv2D in_channels"), 1, 1)))
+            self.built = True
 
     def pads(self, h, w):
         """((top, bottom), (left, right)) zero padding of an h x w input, from `padding`."""
@@ -320,12 +364,13 @@ class Conv2D(_Spatial, Activated):
 
 
 class Dense(Activated):
-    """Fully connected layer on the last axis: x @ weight.T + bias, weight (units, in_features)."""
+    """Fully connected layer on the last axis: x @ weight.T + bias, weight (units, in_features).
+    in_features= creates the weights at once (else the first input does)."""
 
     default_name = "dense"
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", name=None, dtype=None, device=None):
+                 bias_initializer="zeros", name=None, dtype=None, device=None, in_features=None):
         super().__init__(name, dtype, device)
         self.units = _positive_int(units, "Dense units")
         self.use_bias = bool(use_bias)
@@ -334,6 +379,8 @@ class Dense(Activated):
         self.bias_initializer = initializers.get(bias_initializer)
         self.weight = None
         self.bias = None
+        if in_features is not None:  # PyTorch's habit: the weights exist before the first forward pass
+            self.build((_positive_int(in_features, "Dense in_features"),))
 
     def _validate(self, shape):
         if len(shape) < 2:
@@ -579,9 +626,16 @@ class Sequential(Layer):
 
     default_name = "sequential"
 
-    def __init__(self, layers=None, input_shape=None, name=None):
+    def __init__(self, layers=None, *more, input_shape=None, name=None):
         super().__init__(name or self.default_name)
         self.layers = []
+        if isinstance(layers, Layer):  # PyTorch's Sequential(a, b, c)
+            layers = [layers, *more]
+        elif more:
+            if input_shape is not None or len(more) > 1:
+                raise TypeError("Sequential takes a list of layers or the layers themselves, Sequential(a, b), "
+                                "and input_shape= by keyword")
+            input_shape = more[0]  # Sequential([layers], input_shape), as before
         for layer in layers or []:
             self.add(layer)
         if input_shape is not None:

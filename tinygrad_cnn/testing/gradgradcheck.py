@@ -8,7 +8,7 @@ from .gradcheck import GradcheckError, _stream, gradcheck
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=0,
-                  n_directions=1):
+                  n_directions=1, nonsmooth="raise"):
     """Check the derivative of backward() of `fn(*inputs)`, as recorded with create_graph=True, against
     central differences of that backward; return True or raise GradcheckError.
 
@@ -49,7 +49,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
 
     try:
         return gradcheck(first_derivatives, inputs + [v], eps=eps, atol=atol, rtol=rtol, fast_mode=fast_mode,
-                         seed=seed, n_directions=n_directions)
+                         seed=seed, n_directions=n_directions, nonsmooth=nonsmooth)
     except GradcheckError as error:
         text = str(error)
         if f"input {n} " in text:

@@ -1,0 +1,374 @@
+"""`.keras` files, Keras 3's format, both ways: model.save("m.keras") writes one that keras.models.load_model
+opens, and load_model reads one that Keras 3 wrote, for the layers both have.
+
+A .keras file is a zip of config.json (the model's architecture: each layer's class and arguments),
+metadata.json, and model.weights.h5 (HDF5: each layer's weights under layers/<name>/vars/<i>, in Keras'
+layouts: a conv kernel (KH, KW, C, filters), a dense kernel (in, units)). HDF5 needs h5py, an optional
+extra (`pip install 'tinygrad_cnn[h5]'`); nothing else here does."""
+import datetime
+import io
+import json
+import os
+import re
+import zipfile
+
+import numpy
+
+from .. import nn
+from ..checkpoint import atomic_write
+from ..nn.layers import Activated, _Elementwise
+
+CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
+FORMAT_VERSION = "3.0.0"  # NOTE: the Keras 3 format these files follow (Keras reads but does not check it)
+
+
+class KerasFileError(ValueError):
+    """A .keras file that cannot be read or written here; the message names the file and the problem."""
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError(".keras files keep their weights in HDF5, which needs h5py: "
+                          "pip install 'tinygrad_cnn[h5]' (or pip install h5py)") from None
+    return h5py
+
+
+def _dtype_policy(dtype):
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": numpy.dtype(dtype).name},
+            "registered_name": None}
+
+
+def _initializer(name):
+    return {"module": "keras.initializers", "class_name": name, "config": {}, "registered_name": None}
+
+
+def _layer_entry(class_name, config, input_shape=None):
+    entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
+    if input_shape is not None:
+        entry["build_config"] = {"input_shape": [None, *input_shape]}
+    return entry
+
+
+def _activation_name(layer):
+    name = layer.activation_name
+    if name is not None and name not in ("relu", "sigmoid", "tanh", "softmax"):
+        raise KerasFileError(f"layer {layer.name!r}: activation {name!r} has no Keras name")
+    return name or "linear"
+
+
+# ---------------------------------------------------------------- writing
+
+def _snake(class_name):
+    """Keras' snake_case of a class name (MaxPooling2D -> max_pooling2d, ReLU -> re_lu)."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _paths(class_names):
+    """Where Keras keeps each layer's weights: layers/<snake_case class name>, _1, _2, ... for repeats
+    (NOTE: by class and position, not by the layer's name, which Keras does not trust to be reproducible)."""
+    used, paths = {}, []
+    for kind in class_names:
+        base = _snake(kind)
+        used[base] = used.get(base, -1) + 1
+        paths.append(f"{base}_{used[base]}" if used[base] else base)
+    return paths
+
+def _describe(layer, shape):
+    """(Keras class name, config, [weights in Keras' layouts]) of one of our layers."""
+    base = {"name": layer.name, "trainable": True, "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
+    fmt = getattr(layer, "data_format", None)
+    if isinstance(layer, nn.Conv2D):
+        if not isinstance(layer.padding, str):
+            raise KerasFileError(f"layer {layer.name!r}: explicit padding {layer.padding} has no Keras equivalent "
+                                 f"(Keras' Conv2D pads 'valid' or 'same')")
+        config = {**base, "filters": layer.filters, "kernel_size": list(layer.kernel_size),
+                  "strides": list(layer.strides), "padding": layer.padding, "data_format": fmt,
+                  "dilation_rate": list(layer.dilation_rate), "groups": 1, "activation": _activation_name(layer),
+                  "use_bias": layer.use_bias, "kernel_initializer": _initializer("GlorotUniform"),
+                  "bias_initializer": _initializer("Zeros"), "kernel_regularizer": None, "bias_regularizer": None,
+                  "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
+        weights = [layer.weight.numpy().transpose(2, 3, 1, 0)] + ([layer.bias.numpy()] if layer.use_bias else [])
+        return "Conv2D", config, weights
+    if isinstance(layer, nn.Dense):
+        config = {**base, "units": layer.units, "activation": _activation_name(layer), "use_bias": layer.use_bias,
+                  "kernel_initializer": _initializer("GlorotUniform"), "bias_initializer": _initializer("Zeros"),
+                  "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+                  "kernel_constraint": None, "bias_constraint": None}
+        return "Dense", config, [layer.weight.numpy().T] + ([layer.bias.numpy()] if layer.use_bias else [])
+    if isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
+        kind = "MaxPooling2D" if isinstance(layer, nn.MaxPool2D) else "AveragePooling2D"
+        return kind, {**base, "pool_size": list(layer.pool_size), "padding": layer.padding,
+                      "strides": list(layer.strides), "data_format": fmt}, []
+    if isinstance(layer, nn.Flatten):
+        return "Flatten", {**base, "data_format": layer.data_format or "channels_last"}, []
+    if isinstance(layer, nn.Dropout):
+        return "Dropout", {**base, "rate": layer.rate, "seed": None, "noise_shape": None}, []
+    if isinstance(layer, nn.BatchNormalization):
+        config = {**base, "axis": layer.axis, "momentum": layer.momentum, "epsilon": layer.epsilon,
+                  "center": layer.beta is not None, "scale": layer.gamma is not None,
+                  "beta_initializer": _initializer("Zeros"), "gamma_initializer": _initializer("Ones"),
+                  "moving_mean_initializer": _initializer("Zeros"), "moving_variance_initializer": _initializer("Ones"),
+                  "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
+                  "gamma_constraint": None, "synchronized": False}
+        weights = [t.numpy() for t in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)
+                   if t is not None]
+        return "BatchNormalization", config, weights
+    if isinstance(layer, (nn.GlobalAveragePooling2D, nn.GlobalMaxPooling2D)):
+        kind = "GlobalAveragePooling2D" if isinstance(layer, nn.GlobalAveragePooling2D) else "GlobalMaxPooling2D"
+        return kind, {**base, "data_format": fmt, "keepdims": layer.keepdims}, []
+    if isinstance(layer, nn.Reshape):
+        return "Reshape", {**base, "target_shape": list(layer.target_shape)}, []
+    if isinstance(layer, nn.Rescaling):
+        return "Rescaling", {**base, "scale": layer.scale, "offset": layer.offset}, []
+    if isinstance(layer, nn.ReLU):
+        return "ReLU", {**base, "max_value": None, "negative_slope": 0.0, "threshold": 0.0}, []
+    if isinstance(layer, nn.Softmax):
+        return "Softmax", {**base, "axis": layer.axis}, []
+    if isinstance(layer, _Elementwise):  # Sigmoid, Tanh
+        return "Activation", {**base, "activation": layer.default_name}, []
+    if isinstance(layer, Activated) and not layer.parameters():  # keras.layers.Activation
+        return "Activation", {**base, "activation": _activation_name(layer)}, []
+    raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
+
+
+def save_model(model, path):
+    """Write a built Sequential (or functional keras.Model) to `path` as a Keras 3 .keras file, atomically."""
+    h5py = _h5py()
+    if not isinstance(model, nn.Sequential) or getattr(model, "_subclassed", False):
+        raise KerasFileError(f"{os.fspath(path)!r}: only a Sequential or a functional keras.Model is saved as "
+                             f".keras here, got {type(model).__name__}")
+    if getattr(model, "is_graph", False):
+        raise KerasFileError(f"{os.fspath(path)!r}: a functional model with branches (Add, Concatenate) is not saved "
+                             f"as .keras here, only chains of layers; save its weights with model.save_weights")
+    if not model.built:
+        raise KerasFileError(f"{os.fspath(path)!r}: the model is not built yet, so its input shape is unknown; "
+                             f"give it an Input or input_shape=, or call it on a batch first")
+    shape = tuple(model.input_shape)
+    layers = [_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
+                                          "ragged": False, "name": "input_layer", "optional": False})]
+    weights, kinds = [], []
+    for layer in model.layers:
+        kind, config, arrays = _describe(layer, shape)
+        layers.append(_layer_entry(kind, config, shape))
+        weights.append((layer.name, arrays))
+        kinds.append(kind)
+        shape = layer.compute_output_shape(shape)
+    config = {"module": "keras", "class_name": "Sequential",
+              "config": {"name": model.name, "trainable": True, "dtype": _dtype_policy("float32"), "layers": layers,
+                         "build_input_shape": [None, *model.input_shape]},
+              "registered_name": None, "build_config": {"input_shape": [None, *model.input_shape]}}
+    h5 = io.BytesIO()
+    with h5py.File(h5, "w") as f:
+        f.create_group("vars").attrs["name"] = model.name
+        group = f.create_group("layers")
+        for where, (name, arrays) in zip(_paths(kinds), weights):
+            entry = group.create_group(where).create_group("vars")
+            entry.attrs["name"] = name
+            for i, array in enumerate(arrays):
+                entry.create_dataset(str(i), data=numpy.ascontiguousarray(array))
+    metadata = {"keras_version": FORMAT_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+                "producer": "tinygrad_cnn"}
+
+    def write(f):
+        with zipfile.ZipFile(f, "w") as z:
+            z.writestr(METADATA, json.dumps(metadata))
+            z.writestr(CONFIG, json.dumps(config))
+            z.writestr(WEIGHTS, h5.getvalue())
+    atomic_write(path, write)
+
+
+# ---------------------------------------------------------------- reading
+
+def _activation(config, where):
+    name = config.get("activation", "linear")
+    if isinstance(name, dict):
+        name = name.get("config", {}).get("name") or name.get("class_name")
+    if name not in ("linear", "relu", "sigmoid", "tanh", "softmax", None):
+        raise KerasFileError(f"{where}: activation {name!r} is not supported here (relu, sigmoid, tanh, softmax, "
+                             f"linear)")
+    return None if name == "linear" else name
+
+
+def _check_unsupported(config, where, keys, defaults=(None, False, 0.0, 1)):
+    for key in keys:
+        if config.get(key) not in defaults:
+            raise KerasFileError(f"{where}: {key}={config[key]!r} is not supported here")
+
+
+def _build_layer(entry, where):
+    """Our keras layer for one config.json layer entry, and a function putting its Keras weights in."""
+    from . import layers as L
+    kind, config = entry.get("class_name"), dict(entry.get("config") or {})
+    name = config.get("name")
+    if kind == "Conv2D":
+        _check_unsupported(config, where, ("groups",), (None, 1))
+        layer = L.Conv2D(config["filters"], tuple(config["kernel_size"]), tuple(config.get("strides", (1, 1))),
+                         config.get("padding", "valid"), data_format=config.get("data_format"),
+                         dilation_rate=tuple(config.get("dilation_rate", (1, 1))),
+                         activation=_activation(config, where), use_bias=config.get("use_bias", True), name=name)
+        return layer, lambda w: [w[0].transpose(3, 2, 0, 1)] + w[1:]
+    if kind == "Dense":
+        layer = L.Dense(config["units"], activation=_activation(config, where), use_bias=config.get("use_bias", True),
+                        name=name)
+        return layer, lambda w: [w[0].T] + w[1:]
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        cls = L.MaxPooling2D if kind == "MaxPooling2D" else L.AveragePooling2D
+        strides = config.get("strides")
+        return cls(tuple(config.get("pool_size", (2, 2))), None if strides is None else tuple(strides),
+                   config.get("padding", "valid"), config.get("data_format"), name=name), None
+    if kind == "Flatten":
+        return L.Flatten(config.get("data_format"), name=name), None
+    if kind == "Dropout":
+        return L.Dropout(config["rate"], name=name), None
+    if kind == "BatchNormalization":
+        _check_unsupported(config, where, ("renorm",))
+        axis = config.get("axis", -1)
+        axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+        layer = L.BatchNormalization(axis, config.get("momentum", 0.99), config.get("epsilon", 1e-3),
+                                     config.get("center", True), config.get("scale", True), name=name)
+        return layer, None
+    if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+        cls = getattr(L, kind)
+        return cls(config.get("data_format"), config.get("keepdims", False), name=name), None
+    if kind == "Reshape":
+        return L.Reshape(tuple(config["target_shape"]), name=name), None
+    if kind == "Rescaling":
+        if not isinstance(config.get("scale"), (int, float)) or not isinstance(config.get("offset", 0.0), (int, float)):
+            raise KerasFileError(f"{where}: Rescaling with per-channel scale or offset is not supported here")
+        return L.Rescaling(config["scale"], config.get("offset", 0.0), name=name), None
+    if kind == "ReLU":
+        _check_unsupported(config, where, ("max_value", "negative_slope", "threshold"), (None, 0, 0.0))
+        return L.ReLU(name=name), None
+    if kind == "Softmax":
+        return L.Softmax(config.get("axis", -1), name=name), None
+    if kind == "Activation":
+        return L.Activation(_activation(config, where) or "linear", name=name), None
+    raise KerasFileError(f"{where}: Keras layer {kind!r} is not supported here (supported: Conv2D, Dense, "
+                         f"MaxPooling2D, AveragePooling2D, Flatten, Dropout, BatchNormalization, "
+                         f"GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling, ReLU, Softmax, Activation)")
+
+
+def _input_shape(entry, where):
+    config = entry.get("config", {})
+    shape = config.get("batch_shape") or config.get("batch_input_shape")
+    if not shape or any(s is None for s in shape[1:]):
+        raise KerasFileError(f"{where}: the input shape {shape} has unknown sizes; only fixed shapes are supported")
+    return tuple(shape[1:])
+
+
+def _chain_of(config, where):
+    """(input shape, layer entries in order) of a Sequential or a chain-shaped Functional config."""
+    kind, inner = config.get("class_name"), config.get("config", {})
+    entries = list(inner.get("layers", []))
+    if kind == "Sequential":
+        shape = None
+        if entries and entries[0].get("class_name") == "InputLayer":
+            shape = _input_shape(entries.pop(0), where)
+        elif inner.get("build_input_shape"):
+            shape = tuple(inner["build_input_shape"][1:])
+        return shape, entries
+    if kind == "Functional":
+        inputs = [e for e in entries if e.get("class_name") == "InputLayer"]
+        outputs = inner.get("output_layers", [])
+        if len(inputs) != 1 or (outputs and isinstance(outputs[0], list) and len(outputs) > 1):
+            raise KerasFileError(f"{where}: a functional model with several inputs or outputs is not supported here")
+        previous, ordered = inputs[0]["config"]["name"], []
+        for entry in entries:
+            if entry is inputs[0]:
+                continue
+            nodes = entry.get("inbound_nodes", [])
+            args = nodes[0].get("args", []) if len(nodes) == 1 and isinstance(nodes[0], dict) else None
+            history = args[0].get("config", {}).get("keras_history", [None])[0] if args and len(args) == 1 \
+                and isinstance(args[0], dict) else None
+            if history != previous:
+                raise KerasFileError(f"{where}: layer {entry.get('name')!r} is not fed by the layer before it; only "
+                                     f"functional models that are a chain of layers are supported here")
+            ordered.append(entry)
+            previous = entry["config"]["name"]
+        return _input_shape(inputs[0], where), ordered
+    raise KerasFileError(f"{where}: a {kind!r} model is not supported here (Sequential or a functional chain)")
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """A tinygrad_cnn.keras model from a Keras 3 .keras file (Sequential, or a functional model that is a
+    chain of layers), with its weights; compiled from the file's compile_config where it names a loss and
+    an optimizer known here. A layer with no equivalent here raises KerasFileError naming it."""
+    h5py = _h5py()
+    from .models import Sequential
+    where = os.fspath(filepath)
+    if custom_objects:
+        raise KerasFileError(f"{where}: custom_objects are not supported here")
+    try:
+        with zipfile.ZipFile(where) as z:
+            config = json.loads(z.read(CONFIG))
+            weights_bytes = z.read(WEIGHTS) if WEIGHTS in z.namelist() else None
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
+        raise KerasFileError(f"{where}: not a readable .keras file ({e})") from None
+    shape, entries = _chain_of(config, where)
+    layers, convert = [], {}
+    for position, entry in enumerate(entries):
+        layer, to_ours = _build_layer(entry, f"{where}: layer {position} ({entry.get('config', {}).get('name')!r})")
+        layers.append(layer)
+        convert[layer.name] = to_ours
+    kinds = [entry.get("class_name") for entry in entries]
+    # NOTE: a functional model's weights count its InputLayer among the layers, a Sequential's do not
+    paths = _paths(["InputLayer"] + kinds)[1:] if config.get("class_name") == "Functional" else _paths(kinds)
+    model = Sequential(name=config.get("config", {}).get("name"))
+    if shape is not None:
+        model.add(__import__("tinygrad_cnn").keras.Input(shape))
+    for layer in layers:
+        model.add(layer)
+    if not model.built:
+        raise KerasFileError(f"{where}: the file does not say the model's input shape")
+    if weights_bytes is not None:
+        with h5py.File(io.BytesIO(weights_bytes), "r") as f:
+            _load_weights(model, f, convert, dict(zip((layer.name for layer in layers), paths)), where)
+    if compile:
+        _compile(model, config.get("compile_config"))
+    return model
+
+
+def _load_weights(model, f, convert, paths, where):
+    root = f["layers"] if "layers" in f else f.get("_layer_checkpoint_dependencies")
+    state = {}
+    for i, layer in enumerate(model.layers):
+        own = [(n, t) for n, t in model._named_tensors() if n.startswith(f"layers.{i}.")]
+        if not own:
+            continue
+        group = root.get(f"{paths[layer.name]}/vars") if root is not None else None
+        if group is None:
+            raise KerasFileError(f"{where}: no weights for layer {layer.name!r} in {WEIGHTS}")
+        arrays = [numpy.asarray(group[str(k)]) for k in range(len(group))]
+        if convert.get(layer.name):
+            arrays = convert[layer.name](arrays)
+        if len(arrays) != len(own):
+            raise KerasFileError(f"{where}: layer {layer.name!r} has {len(arrays)} weight arrays in the file, "
+                                 f"{len(own)} here")
+        state.update({name: array for (name, _), array in zip(own, arrays)})
+    try:
+        model.load_state_dict(state)
+    except ValueError as e:
+        raise KerasFileError(f"{where}: {e}") from None
+
+
+def _compile(model, compile_config):
+    from . import losses, optimizers
+    if not compile_config or not isinstance(compile_config.get("loss"), str) or \
+            compile_config["loss"].lower() not in losses.NAMES:
+        return
+    optimizer = compile_config.get("optimizer") or "rmsprop"
+    if isinstance(optimizer, dict):
+        kind = optimizer.get("class_name", "").lower()
+        if kind not in optimizers.NAMES:
+            return
+        rate = optimizer.get("config", {}).get("learning_rate")
+        optimizer = optimizers.NAMES[kind](**({"learning_rate": float(rate)} if isinstance(rate, (int, float)) else {}))
+    metrics = [m for m in compile_config.get("metrics") or [] if isinstance(m, str)]
+    model.compile(optimizer=optimizer, loss=compile_config["loss"], metrics=metrics)
+
+
+__all__ = ["save_model", "load_model", "KerasFileError"]

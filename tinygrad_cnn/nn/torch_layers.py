@@ -1,0 +1,49 @@
+"""PyTorch's layer names and argument order, for code written for torch.nn: Conv2d(in_channels,
+out_channels, kernel_size, stride, padding) and Linear(in_features, out_features). Both create their
+weights at once (the input size is given), with PyTorch's default initialisation, and are the same
+layers as Conv2D and Dense underneath (NCHW images, weight layouts as torch's)."""
+import math
+
+import numpy
+
+from ..tensor import generator_or_global
+from .layers import Conv2D, Dense, _positive_int
+
+
+def _torch_uniform(fan_in):
+    """PyTorch's default for Conv2d and Linear weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    NOTE: kaiming_uniform with a = sqrt(5), torch's weight default, has exactly this bound."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+    def draw(shape, dtype=numpy.float32):
+        return generator_or_global(None, "initializer").uniform(-bound, bound, shape).astype(dtype)
+    return draw
+
+
+class Conv2d(Conv2D):
+    """torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True):
+    Conv2D in PyTorch's argument order, weights made at once. padding: an int, a pair, 'valid' or 'same'."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
+                 name=None, dtype=None, device=None):
+        in_channels = _positive_int(in_channels, "Conv2d in_channels")
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        init = _torch_uniform(in_channels * kh * kw)
+        super().__init__(out_channels, kernel_size, stride, padding=padding, use_bias=bias, dilation_rate=dilation,
+                         kernel_initializer=init, bias_initializer=init, name=name, dtype=dtype, device=device,
+                         in_channels=in_channels)
+
+
+class Linear(Dense):
+    """torch.nn.Linear(in_features, out_features, bias=True): Dense in PyTorch's argument order, weights
+    (out_features, in_features) made at once."""
+
+    def __init__(self, in_features, out_features, bias=True, name=None, dtype=None, device=None):
+        in_features = _positive_int(in_features, "Linear in_features")
+        init = _torch_uniform(in_features)
+        super().__init__(out_features, use_bias=bias, kernel_initializer=init, bias_initializer=init, name=name,
+                         dtype=dtype, device=device, in_features=in_features)
+
+
+__all__ = ["Conv2d", "Linear"]
