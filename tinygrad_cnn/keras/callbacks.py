@@ -115,8 +115,8 @@ class ModelCheckpoint(Callback):
     """Save the model's weights after each epoch through Module.save (atomic: a crash leaves the
     previous file whole). `filepath` may hold {epoch} and log keys ({epoch:02d}-{val_loss:.2f}).
     With save_best_only, only when `monitor` improves: a NaN never does, so a good checkpoint is
-    never replaced by a diverged model. save_weights_only is accepted for Keras' sake: the
-    weights are all a tinygrad_cnn model saves."""
+    never replaced by a diverged model. A name ending in .keras writes the Keras 3 file (Model.save);
+    save_weights_only is accepted for Keras' sake."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
@@ -125,7 +125,8 @@ class ModelCheckpoint(Callback):
             raise ValueError(f"ModelCheckpoint save_freq must be 'epoch' (saving every N batches is not "
                              f"supported), got {save_freq!r}")
         self.filepath = _fspath(filepath, "ModelCheckpoint", "filepath")
-        _check_suffix(self.filepath)  # NOTE: here, not after the first epoch's training
+        if not self.filepath.lower().endswith(".keras"):  # a .keras name saves the Keras 3 file (Model.save)
+            _check_suffix(self.filepath)  # NOTE: here, not after the first epoch's training
         if os.path.isdir(self.filepath):
             raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} is a directory; give a file name "
                              f"such as {os.path.join(self.filepath, 'model.safetensors')!r}")
