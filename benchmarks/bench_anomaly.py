@@ -5,7 +5,7 @@
 
 Off and on runs of each workload alternate in one process (medians). Off, an op pays only the
 test of a module global (`if _anomaly._enabled:`) in Function.apply and in its backward: that
-test is timed on its own here (against an empty loop, the same bytecode as in function.py), and
+test is timed on its own here (against an empty loop, the same bytecode as in autograd.py), and
 `off cost` is its time times the number of tests the workload runs, as a share of the workload's
 time with the mode off. Timing off against a build without the tests would drown 30 ns in the
 noise of the op itself."""
@@ -21,7 +21,7 @@ import tinygrad_cnn as tg
 from tinygrad_cnn import anomaly
 from tinygrad_cnn.nn import functional as F
 
-_anomaly = anomaly  # NOTE: a module global of this file, so the timed test is function.py's bytecode
+_anomaly = anomaly  # NOTE: a module global of this file, so the timed test is autograd.py's bytecode
 
 
 def workloads(device):

@@ -24,7 +24,8 @@ import numpy as np
 from common import ROOT, machine, print_table, write_json
 
 import tinygrad_cnn as tg
-from tinygrad_cnn import distributed as dist, optim, parallel
+from tinygrad_cnn import distributed as dist, optim
+from tinygrad_cnn.kernels import parallel
 from tinygrad_cnn.datasets import mnist
 from tinygrad_cnn.nn import functional as F
 from mnist import build_model  # examples/mnist.py

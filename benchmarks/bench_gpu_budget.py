@@ -34,7 +34,8 @@ def measure(batch=128, threads=16, top=15):
     import numpy as np
 
     import tinygrad_cnn as tg
-    from tinygrad_cnn import optim, parallel
+    from tinygrad_cnn import optim
+    from tinygrad_cnn.kernels import parallel
     from tinygrad_cnn.nn import functional as F
     from mnist import build_model
 

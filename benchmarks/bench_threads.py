@@ -22,7 +22,8 @@ import numpy as np
 from common import machine, print_table, write_json
 
 import tinygrad_cnn as tg
-from tinygrad_cnn import memory, optim, parallel
+from tinygrad_cnn import memory, optim
+from tinygrad_cnn.kernels import parallel
 from tinygrad_cnn.datasets import mnist
 from tinygrad_cnn.nn import functional as F
 from mnist import build_model  # examples/mnist.py

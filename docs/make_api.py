@@ -37,7 +37,7 @@ MODULES = {
     "tinygrad_cnn.interop": "Weights under the names and layouts of the equivalent `torch.nn.Sequential`, and back "
                             "(no torch needed); see [interop.md](interop.md).",
     "tinygrad_cnn.device": "Device names and array modules (NumPy or CuPy).",
-    "tinygrad_cnn.parallel": "Threads per op on the CPU (the batch split over cores; needs the `fast` extra).",
+    "tinygrad_cnn.kernels.parallel": "Threads per op on the CPU (the batch split over cores; needs the `fast` extra).",
     "tinygrad_cnn.distributed": "Data-parallel training over MPI and NCCL (needs the `distributed` extra to run "
                                 "on more than one process); see [distributed.md](distributed.md).",
     "tinygrad_cnn.memory": "Keeping freed host memory for reuse between training steps.",
@@ -58,6 +58,9 @@ MODULES = {
     "tinygrad_cnn.testing.strategies": "Hypothesis strategies for op tests (needs the `test` extra).",
     "tinygrad_cnn.conv": "The convolution and pooling ops and their size arithmetic (used by `nn`).",
     "tinygrad_cnn.ops": "The primitive ops behind `Tensor`'s methods; see [how-it-works.md](how-it-works.md).",
+    "tinygrad_cnn.autograd": "Function, the grad switches, the backward walk, and the table of kernel substitutions.",
+    "tinygrad_cnn.kernels": "Every speed choice, each replacing a reference op or layer sequence (`kernels.TABLE`), "
+                            "and the switch to the reference path (`TINYGRAD_CNN_KERNELS=reference`, `reference()`).",
 }
 
 # Names that cannot carry a docstring of their own (constants, class attributes, a function stored
@@ -66,6 +69,8 @@ FILL_INS = {
     "Function.keeps_inputs": "Whether backward reads the inputs' arrays; an op that does not says False. "
                              "Where True, an input changed in place before backward() makes it raise.",
     "Function.keeps_output": "Whether backward reads the output's array, with the same check.",
+    "tinygrad_cnn.kernels.ENV": "'TINYGRAD_CNN_KERNELS': set to 'reference' to run the reference ops.",
+    "tinygrad_cnn.kernels.TABLE": "One Row per substitution: the reference, its kernel, the device kinds, and why.",
     "tinygrad_cnn.float32": "numpy.dtype('float32'), the default float type.",
     "tinygrad_cnn.float64": "numpy.dtype('float64').",
     "tinygrad_cnn.nn.ACTIVATIONS": "The activations known by name (`activation='relu'`).",
@@ -75,9 +80,9 @@ FILL_INS = {
     "tinygrad_cnn.keras.losses.EPSILON": "1e-7: probabilities are clipped to [EPSILON, 1 - EPSILON] before a log, as in Keras.",
     "tinygrad_cnn.nn.DATA_FORMATS": "The axis orders image layers take (`data_format=`): (N, C, H, W) or (N, H, W, C).",
     "tinygrad_cnn.nn.init.INITIALIZERS": "The initialisers known by name (`kernel_initializer='he_uniform'`).",
-    "tinygrad_cnn.parallel.MIN_ELEMENTS": "Ops smaller than this many elements run as one call: threads would cost "
+    "tinygrad_cnn.kernels.parallel.MIN_ELEMENTS": "Ops smaller than this many elements run as one call: threads would cost "
                                           "more than they save.",
-    "tinygrad_cnn.conv.CHUNK_BYTES": "Largest matrix, in bytes, that a chunk of a thread's slice may need in a "
+    "tinygrad_cnn.kernels.conv.CHUNK_BYTES": "Largest matrix, in bytes, that a chunk of a thread's slice may need in a "
                                      "convolution (a chunk's im2col rows and output stay in cache).",
     "tinygrad_cnn.datasets.mnist.INFO": "Name, authors and license of the dataset.",
     "tinygrad_cnn.device.DEFAULT_DEVICE_ENV": "The environment variable that names the default device "
@@ -113,7 +118,9 @@ ATTRIBUTES = {
               ("bias", "Shape (units,), or None without bias or before build.")],
     "Sequential": [("layers", "The list of layers, in order.")],
     "Optimizer": [("params", "The list of parameters it updates."),
-                  ("state", "One dict of state arrays per parameter (momentum, Adam moments, step count)."),
+                  ("state", "One dict of state arrays per parameter (momentum, Adam moments)."),
+                  ("steps", "How many updates each parameter has had (kept by the kernel while one runs the steps)."),
+                  ("engine", "The kernel that runs the steps (kernels/optim.py), or None on the reference path."),
                   ("lr", "The learning rate; schedules change it between epochs.")],
     "LRScheduler": [("optimizer", "The optimizer whose `lr` it sets."),
                     ("base_lr", "The optimizer's learning rate when the schedule was created."),
@@ -321,6 +328,8 @@ def _render_name(lines, module, name):
 
 
 def _constant(value):
+    if isinstance(value, list) and any(callable(x) for row in value if isinstance(row, tuple) for x in row):
+        return f"[... {len(value)} rows: print(tinygrad_cnn.kernels.table())]"  # NOTE: a repr would show addresses
     if isinstance(value, dict) and all(callable(v) or v is None for v in value.values()):
         return "{" + ", ".join(f"{k!r}: {getattr(v, '__name__', v)}" for k, v in value.items()) + "}"
     return repr(value)

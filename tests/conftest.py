@@ -119,3 +119,17 @@ def pytest_runtest_call(item):
         yield
     finally:
         setattr(test, key, before)
+
+
+# ---------------------------------------------------------------- kernel modes
+
+KERNEL_MODES = ["fast", "reference"]
+
+
+@pytest.fixture(scope="module", params=KERNEL_MODES)
+def kernel_mode(request):
+    """Run a module's tests once with the kernels (the default fast path) and once on the reference
+    ops (tinygrad_cnn.kernels.reference()): `pytestmark = pytest.mark.usefixtures("kernel_mode")`."""
+    switch = tinygrad_cnn.kernels.reference if request.param == "reference" else tinygrad_cnn.kernels.enabled
+    with switch():
+        yield request.param

@@ -101,17 +101,18 @@ def test_the_site_is_the_line_of_user_code_that_created_the_op():
     assert "x.log()" in str(caught.value)  # the source line is quoted
 
 
-def test_a_layer_is_named_by_its_op_and_the_site_is_the_model_call():
+@pytest.mark.parametrize("mode, op", [("fast", "FusedLinear"), ("reference", "Linear")])
+def test_a_layer_is_named_by_the_op_that_ran_and_the_site_is_the_model_call(mode, op):
     """Frames inside tinygrad_cnn (Sequential, Dense, functional) are skipped: the site is the
-    line here that called the model."""
+    line here that called the model. The op named is the one that ran: the kernel in the fast mode."""
     model = tg.nn.Sequential([tg.nn.Dense(3)], input_shape=(2,))
     model.layers[0].weight.data[...] = 3e38
     x = Tensor(np.ones((4, 2), dtype=np.float32))
-    with tg.detect_anomaly():
+    with tg.detect_anomaly(), (tg.kernels.enabled() if mode == "fast" else tg.kernels.reference()):
         with pytest.raises(AnomalyError) as caught:
             line = next_line()
             model(x)
-    assert caught.value.op == "Linear" and caught.value.phase == "forward"
+    assert caught.value.op == op and caught.value.phase == "forward"
     assert caught.value.site == f"{__file__}:{line}"
     assert "inputs [0: (4, 2) float32, 1: (3, 2) float32, 2: (3,) float32] -> output (4, 3) float32" \
         in str(caught.value)
@@ -123,7 +124,7 @@ def test_conv2d_overflow_is_named_conv2d():
     with tg.detect_anomaly():
         with pytest.raises(AnomalyError) as caught:
             F.conv2d(x, w)
-    assert (caught.value.op, caught.value.phase) == ("Conv2d", "forward")
+    assert (caught.value.op, caught.value.phase) == ("FusedConvolution", "forward")
     assert "8 of 8 values non-finite (0 nan, 8 inf)" in str(caught.value)
 
 

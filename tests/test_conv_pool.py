@@ -316,7 +316,7 @@ def test_identical_windows_tie_exactly_in_the_fused_conv_and_pool_and_go_to_the_
         b = rng.uniform(0.0, 0.05, filters).astype(np.float32)  # positive: the background ties too
         out = F.conv2d_max_pool2d(tg.Tensor(x, requires_grad=True), tg.Tensor(w), tg.Tensor(b), padding=1, relu=True)
         op = out._ctx
-        while type(op).__name__ != "Conv2d":
+        while not isinstance(op, tg.kernels.conv.FusedConvolution):
             op = op.parents[0]._ctx
         z = _exact_preactivations(x, w, b)
         n, o, h, wd = z.shape
@@ -408,7 +408,7 @@ def test_pool_window_larger_than_input():
 
 # ---------------------------------------------------------------- the pooling kernels (device.fuse)
 
-from tinygrad_cnn import conv  # noqa: E402
+from tinygrad_cnn.kernels import conv  # noqa: E402
 from tests.conftest import EMULATED  # noqa: E402
 
 # values that tie often, with both zeros, infinities and NaN: where the running max and its offset can go wrong

@@ -18,8 +18,10 @@ import pytest
 import cupy_emulation
 from conftest import EMULATED
 from cupy_emulation import real_fuse
-from tinygrad_cnn import conv, device, ops, optim  # noqa: F401 (their kernels register with device.fuse)
-from tinygrad_cnn.nn import functional  # noqa: F401
+from tinygrad_cnn import optim
+from tinygrad_cnn.kernels import conv, dense, fusion, loss  # noqa: F401 (their kernels register with fuse)
+from tinygrad_cnn.kernels import optim as optim_kernels
+from tinygrad_cnn.nn import functional
 
 HERE = Path(__file__).resolve().parent
 RECORDED = HERE / "fuse_signatures.json"
@@ -46,12 +48,12 @@ def real():
 def _all_kernels():
     """Every package kernel made by device.fuse, the factories' every option combination included."""
     for options in itertools.product([False, True], repeat=4):
-        optim._adam_kernel(*options)
-        optim._sgd_kernel(*options)
-        optim._rmsprop_kernel(*options, True)
-        optim._rmsprop_kernel(*options, False)
-        optim._adadelta_kernel(*options[:2])
-    return {key: call for key, call in device._FUSED_KERNELS.items() if key[0].startswith("tinygrad_cnn")}
+        optim_kernels._adam_kernel(*options)
+        optim_kernels._sgd_kernel(*options)
+        optim_kernels._rmsprop_kernel(*options, True)
+        optim_kernels._rmsprop_kernel(*options, False)
+        optim_kernels._adadelta_kernel(*options[:2])
+    return {key: call for key, call in fusion._FUSED_KERNELS.items() if key[0].startswith("tinygrad_cnn")}
 
 
 def _live_signatures():

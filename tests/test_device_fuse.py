@@ -5,7 +5,7 @@ cupy.fuse counts one launch per fused call and refuses non-elementwise calls ins
 import numpy as np
 import pytest
 
-from tinygrad_cnn.device import fuse
+from tinygrad_cnn.kernels.fusion import fuse
 
 from conftest import EMULATED
 

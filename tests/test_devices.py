@@ -124,7 +124,7 @@ def test_small_network_step_matches_the_cpu():
 # ---------------------------------------------------------------- constants kept on a device
 
 def test_an_arange_constant_is_made_once_and_read_only_on_the_cpu():
-    from tinygrad_cnn.device import arange_constant
+    from tinygrad_cnn.kernels.fusion import arange_constant
     a = arange_constant("cpu", 1, 5, np.uint8)
     np.testing.assert_array_equal(a, [1, 2, 3, 4])
     assert a.dtype == np.uint8 and arange_constant("cpu", 1, 5, np.uint8) is a
@@ -138,7 +138,7 @@ def test_an_arange_constant_is_made_once_and_read_only_on_the_cpu():
 def test_an_arange_constant_lives_on_its_gpu_and_costs_no_launch_after_the_first():
     import cupy
     from conftest import EMULATED
-    from tinygrad_cnn.device import arange_constant
+    from tinygrad_cnn.kernels.fusion import arange_constant
     first = arange_constant("cuda:1", 0, 3, np.int64)
     assert isinstance(first, cupy.ndarray) and first.device.id == 1
     np.testing.assert_array_equal(first.get(), [0, 1, 2])

@@ -148,7 +148,7 @@ def test_one_element_backward_without_gradient_is_fine():
 
 def fake_cuda(values, dtype=np.float64):
     """A tensor that claims to live on cuda:0. Real CUDA tensors cannot be made without a GPU
-    (Tensor._wrap(.., "cuda:0") already asks CuPy for the array module), so a CPU tensor is
+    (Tensor.wrap(.., "cuda:0") already asks CuPy for the array module), so a CPU tensor is
     relabelled: every device check compares `.device` before touching the data."""
     x = Tensor(np.asarray(values, dtype=dtype))
     x.device = "cuda:0"

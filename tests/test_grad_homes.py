@@ -1,4 +1,4 @@
-"""Gradients written straight into the optimizer's flat buffer (optim._Flat's homes, Function.grad_home),
+"""Gradients written straight into the optimizer's flat buffer (kernels/optim.py _Flat's homes, kernels/homes.py),
 on the CPU and on a GPU: never over a gradient, or a view of one, that something still holds."""
 import numpy as np
 import pytest
@@ -36,7 +36,7 @@ def test_gradients_from_backward_are_the_optimizers_buffer_and_steps_match_gathe
         for p in reference.parameters():  # gradients set by hand: gathered by a copy
             p.grad = tg.Tensor(p.grad.numpy().copy(), device=device)
         if seed:
-            assert all(p.grad.data is home for p, home in zip(opt.params, opt._groups[0].homes))
+            assert all(p.grad.data is home for p, home in zip(opt.params, opt.engine._groups[0].homes))
         opt.step()
         ref_opt.step()
     for p, q in zip(model.parameters(), reference.parameters()):
@@ -69,7 +69,7 @@ def test_a_view_of_a_gradient_still_held_is_not_overwritten_by_the_next_backward
     _tiny_model_step(model, opt, 0, device)
     opt.step()
     _tiny_model_step(model, opt, 1, device)
-    assert opt.params[0].grad.data is opt._groups[0].homes[0]
+    assert opt.params[0].grad.data is opt.engine._groups[0].homes[0]
     row = opt.params[0].grad.data[0]  # a view of the optimizer's buffer
     kept = to_numpy(row).copy()
     _tiny_model_step(model, opt, 2, device)
@@ -77,7 +77,7 @@ def test_a_view_of_a_gradient_still_held_is_not_overwritten_by_the_next_backward
     opt.step()
     del row
     _tiny_model_step(model, opt, 3, device)  # nothing holds a view now: the homes are used again
-    assert all(p.grad.data is home for p, home in zip(opt.params, opt._groups[0].homes))
+    assert all(p.grad.data is home for p, home in zip(opt.params, opt.engine._groups[0].homes))
 
 
 @pytest.mark.gpu
@@ -91,4 +91,4 @@ def test_a_model_moved_after_the_optimizer_laid_it_out_gets_its_gradients_where_
     assert all(p.grad.device == p.device == "cuda:0" for p in model.parameters())
     opt.step()  # laid out again, on the GPU
     _tiny_model_step(model, opt, 2, "cuda")
-    assert all(p.grad.data is home for p, home in zip(opt.params, opt._groups[0].homes))
+    assert all(p.grad.data is home for p, home in zip(opt.params, opt.engine._groups[0].homes))

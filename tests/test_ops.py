@@ -16,6 +16,7 @@ from op_specs import FORWARD_ONLY, MULTI_INPUT, SPECS, np_log_softmax, np_logsum
 
 spec_param = pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 device_param = pytest.mark.parametrize("device", DEVICES)
+pytestmark = pytest.mark.usefixtures("kernel_mode")  # every row with the kernels and on the reference ops
 
 
 def _run(spec, case, device, dtype, requires_grad=False):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinygrad_cnn as tg
-from tinygrad_cnn import conv, parallel
+from tinygrad_cnn.kernels import conv, parallel
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.testing import gradcheck
 from tinygrad_cnn.testing.strategies import arrays, tie_free_arrays

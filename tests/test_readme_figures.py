@@ -250,3 +250,9 @@ def test_docs_distributed_table_matches_distributed_cpu():
     assert doc_match("distributed.md", r"\| 2 ranks x 1 thread \| ([\d.]+) \(([\d.]+)x\) \| ([\d.]+) \| ([\d.]+) \| ([\d,]+) \|") == (
         fixed(1000 * two["step_s"], 1), fixed(two["step_s"] / one["step_s"], 2), fixed(two["epoch_s_estimate"], 1),
         fixed(1000 * two["allreduce_in_step_s"], 2), grouped(two["bytes_per_step"]))
+
+
+def test_readme_reading_path_lines_match_size_json():
+    """The README's count of the reading path's code lines is benchmarks/size.py's (results/size.json)."""
+    stated = int(re.search(r"read five files\*\*, ([\d,]+) lines of code \(`size\.json`\)", readme()).group(1).replace(",", ""))
+    assert stated == results("size.json")["reading_path_total"]

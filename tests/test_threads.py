@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn as tg
-from tinygrad_cnn import conv, nn, optim, parallel
+from tinygrad_cnn import nn, optim
+from tinygrad_cnn.kernels import conv, parallel
 from tinygrad_cnn.nn import functional as F
 
 try:
@@ -371,7 +372,7 @@ def test_generator_misuse_is_named():
 
 
 def test_thread_count_is_set_from_the_top_level_as_in_torch():
-    from tinygrad_cnn import parallel
+    from tinygrad_cnn.kernels import parallel
     before = tg.get_num_threads()
     try:
         tg.set_num_threads(1)

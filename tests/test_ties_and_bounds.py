@@ -107,11 +107,11 @@ def test_relu_gradient_at_zero_is_zero(device, relu):
 
 @pytest.mark.gpu
 def test_the_relu_gradient_kernel_is_one_launch_with_the_cpus_bits():
-    """ops._relu_gradient (ReLU's backward, and a non-pooling conv's with relu=True) fused on CuPy:
+    """kernels.dense.relu_gradient (ReLU's backward, and a non-pooling conv's with relu=True) fused on CuPy:
     g * (out > 0), so inf and NaN upstream become NaN where the output is not positive, as on the CPU."""
     import cupy
     from conftest import EMULATED
-    from tinygrad_cnn.ops import _relu_gradient
+    from tinygrad_cnn.kernels.dense import relu_gradient as _relu_gradient
     out = np.array([[0.0, -0.0, 1e-300, -1.0], [np.nan, np.inf, 2.0, 0.0]])
     g = np.array([[1.0, np.inf, np.nan, -3.0], [5.0, -0.0, np.nan, np.inf]])
     expected = np.empty_like(g)

@@ -7,6 +7,7 @@ does the same, so a 90% bar there would test the seed rather than the framework.
 import time
 
 import numpy as np
+import pytest
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import nn, optim
@@ -17,7 +18,14 @@ from tinygrad_cnn.nn import functional as F
 TRAIN_IMAGES, TEST_IMAGES, BATCH_SIZE, LR, SEED = 4000, 1000, 32, 1e-3, 0
 
 
-def test_one_epoch_of_the_tutorial_cnn_beats_90_percent():
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_one_epoch_of_the_tutorial_cnn_beats_90_percent(mode):
+    """With the kernels (the default), and once on the reference ops (tinygrad_cnn.kernels.reference())."""
+    with tg.kernels.enabled() if mode == "fast" else tg.kernels.reference():
+        _one_epoch(mode)
+
+
+def _one_epoch(mode):
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     tg.manual_seed(SEED)
@@ -52,6 +60,33 @@ def test_one_epoch_of_the_tutorial_cnn_beats_90_percent():
             correct += int((probs.numpy().argmax(axis=1) == yb.numpy()).sum())
     accuracy = correct / TEST_IMAGES
     elapsed = time.perf_counter() - start
-    print(f"MNIST smoke test: accuracy {accuracy:.3f} on {TEST_IMAGES} test images, {elapsed:.1f} s")
+    print(f"MNIST smoke test ({mode}): accuracy {accuracy:.3f} on {TEST_IMAGES} test images, {elapsed:.1f} s")
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:5])
     assert accuracy > 0.90, f"accuracy {accuracy:.3f} after one epoch on {TRAIN_IMAGES} images"
+
+
+def test_the_reference_ops_train_the_tutorial_model_to_the_kernels_weights():
+    """The tutorial's CNN in float64, a few Adam steps from the same start on the same batches: the
+    reference path (plain ops, per-parameter Adam) ends at the weights of the fast path."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((48, 1, 28, 28)), rng.integers(0, 10, 48)
+    weights = []
+    for switch in (tg.kernels.enabled, tg.kernels.reference):
+        tg.manual_seed(0)
+        model = nn.Sequential([
+            nn.Conv2D(32, 3, padding="same", activation="relu", dtype="float64"), nn.MaxPool2D(2, strides=2),
+            nn.Conv2D(64, 3, padding="same", activation="relu", dtype="float64"), nn.MaxPool2D(2, strides=2),
+            nn.Flatten(), nn.Dense(128, activation="relu", dtype="float64"), nn.Dense(10, dtype="float64"),
+        ], input_shape=(1, 28, 28))
+        optimizer = optim.Adam(model.parameters(), lr=1e-3)
+        with switch():
+            for step in range(3):
+                batch = slice(16 * step, 16 * step + 16)
+                loss = F.cross_entropy(model(tg.Tensor(x[batch])), y[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            assert (optimizer.engine is None) == (switch is tg.kernels.reference)
+        weights.append([p.numpy() for p in model.parameters()])
+    for fast, reference in zip(*weights):
+        np.testing.assert_allclose(reference, fast, rtol=1e-9, atol=1e-12)

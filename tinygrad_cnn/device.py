@@ -1,4 +1,5 @@
 """Devices: the only module that chooses between NumPy ("cpu") and CuPy ("cuda[:N]")."""
+import contextlib
 import os
 
 import numpy
@@ -88,12 +89,50 @@ def device_of(array):
     return "cpu"
 
 
+def device_kind(device):
+    """"cpu" or "cuda": the kind of a canonical device name (what kernels are registered for)."""
+    return device[:4]
+
+
+_HOST = contextlib.nullcontext()
+
+
+def scope(device):
+    """use_device for a canonical device name, at the cost of one comparison on the CPU."""
+    return _HOST if device == "cpu" else use_device(device)
+
+
+def quiet_division():
+    """A context in which x / 0 gives inf or nan without NumPy's RuntimeWarning, where that is the
+    answer (sqrt's gradient at 0; PyTorch gives the same). CuPy never warns."""
+    return numpy.errstate(divide="ignore", invalid="ignore")
+
+
+def module_for(device):
+    """array_module for a canonical device name, at the cost of one comparison on the CPU."""
+    return numpy if device == "cpu" else _cuda_module(device)
+
+
+def peek(array):
+    """The array itself where reading its values costs nothing (NumPy), else None: a GPU's values
+    would cost a blocking sync, which checks in the middle of a training step must not pay."""
+    return array if isinstance(array, numpy.ndarray) else None
+
+
+def extremes(arrays):
+    """[(min, max)] of each non-empty array as Python ints, with one sync for all those on a GPU."""
+    if all(isinstance(a, numpy.ndarray) for a in arrays):
+        return [(int(a.min()), int(a.max())) for a in arrays]
+    xp = module_of(arrays[0])
+    flat = xp.stack([xp.stack([xp.asarray(a.min()), xp.asarray(a.max())]).astype(xp.int64) for a in arrays]).get()
+    return [tuple(int(v) for v in row) for row in flat]
+
+
 def use_device(device):
     """A context manager that makes CuPy allocate on `device` (a no-op on the CPU)."""
-    import contextlib
     device = canonical_device(device)
     if device == "cpu":
-        return contextlib.nullcontext()
+        return _HOST
     return _import_cupy().cuda.Device(int(device.split(":")[1]))
 
 
@@ -173,81 +212,3 @@ def is_writeable(array):
 def to_numpy(array):
     """A NumPy array holding the same values, wherever `array` lives."""
     return array if isinstance(array, numpy.ndarray) else (array.get() if hasattr(array, "get") else numpy.asarray(array))
-
-
-def fuse(kernel=None, *, cpu=None):
-    """Decorator: run an elementwise `kernel(xp, *args)` as one GPU kernel on CuPy arrays, and as the
-    plain Python function on NumPy.
-
-    The kernel gets the array module as its first argument (`xp`, so op code needs no import of
-    numpy or cupy for its ufuncs), then the arrays and scalars it was called with. Its body may use
-    operators, in-place operators on its array arguments (`m += ...`) and xp's elementwise functions
-    (ufuncs such as xp.sqrt, xp.where, xp.clip); it may return an array or a tuple of arrays. Nothing
-    else: no methods, indexing or reductions (CuPy refuses them inside a fused function).
-
-        @fuse
-        def axpy(xp, a, x, y):
-            y += a * x
-
-        axpy(0.5, x, y)   # one launch on CuPy arrays; two NumPy calls on NumPy ones
-
-    NOTE: on a GPU each elementwise call is a kernel launch (5-15 us from Python, more than the work
-    of a small tensor): `cupy.fuse` traces the body once per argument dtypes and shapes' ranks and
-    compiles it into one kernel, cached. On NumPy the plain function runs (what cupy.fuse does with
-    NumPy arguments too), so the CPU pays nothing for the GPU's fusion. The kernel runs on the device
-    of its first CuPy argument (all must live there, as for any CuPy call).
-
-    `cpu`, when given, is what NumPy runs instead of the plain kernel: a tuned CPU version of the same
-    signature (out= buffers, in-place integer tricks) where the plain body's temporaries are slower;
-    a test must show both give identical results. `fuse(cpu=f)` is then the decorator."""
-    if kernel is None:
-        return lambda k: fuse(k, cpu=cpu)
-    on_numpy = kernel if cpu is None else cpu
-    fused = {}  # cupy module -> its fused kernel (made on the first call)
-
-    def call(*args):
-        for a in args:
-            if type(a).__module__.startswith("cupy"):
-                xp = module_of(a)
-                run = fused.get(xp)
-                if run is None:
-                    def bound(*arrays):
-                        return kernel(xp, *arrays)
-                    bound.__name__, bound.__module__ = kernel.__name__, kernel.__module__
-                    run = fused[xp] = xp.fuse(kernel_name=kernel.__name__)(bound)
-                with a.device:
-                    return run(*args)
-        return on_numpy(numpy, *args)
-
-    call.__name__ = call.__qualname__ = kernel.__name__
-    call.__doc__ = kernel.__doc__
-    call.__wrapped__ = kernel
-    call.cpu = cpu
-    _FUSED_KERNELS[(kernel.__module__, kernel.__name__)] = call
-    return call
-
-
-# Every kernel made by fuse, by (module, name): tests/test_cupy_real.py traces each through real CuPy
-_FUSED_KERNELS = {}
-
-
-_constants = {}  # (device, start, stop, dtype) -> the arange kept there
-
-
-def arange_constant(device, start, stop, dtype):
-    """arange(start, stop) of `dtype` on `device`, made once and kept (read-only on the CPU; never
-    write to it on a GPU): row and class indices and offset codes, the same every training step.
-
-    NOTE: on a GPU each arange is a kernel launch per call (issue 11); kept, it is one per process."""
-    key = (canonical_device(device), int(start), int(stop), numpy.dtype(dtype).str)
-    array = _constants.get(key)
-    if array is None:
-        if len(_constants) >= 256:  # many batch sizes: start over rather than grow without bound
-            _constants.clear()
-        xp = array_module(key[0])
-        with use_device(key[0]):
-            array = xp.arange(start, stop, dtype=dtype)
-        if isinstance(array, numpy.ndarray):
-            array.flags.writeable = False
-        _constants[key] = array
-    return array

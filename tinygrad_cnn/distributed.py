@@ -145,7 +145,7 @@ def _share_cores(world, threads_per_rank):
 
     NOTE: two ranks each splitting ops over both of 2 cores (and BLAS spinning on both) would run
     four busy threads on two cores; one thread each runs the same work without contention."""
-    from . import parallel
+    from .kernels import parallel
     n = (max(1, parallel.cpu_count() // world.local_size) if threads_per_rank == "auto"
          else int(threads_per_rank))
     parallel.set_num_threads(n)
@@ -390,7 +390,7 @@ def _reduce_bucket(w, params):
     from .tensor import Tensor
     start = 0
     for p, n, count in zip(params, sizes, counts):
-        p.grad = Tensor._wrap(flat[start:start + n].reshape(p.shape), p.device) if count > 0 else None
+        p.grad = Tensor.wrap(flat[start:start + n].reshape(p.shape), p.device) if count > 0 else None
         start += n
     return total * flat.itemsize
 

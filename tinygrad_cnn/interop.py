@@ -10,7 +10,7 @@ columns of the Dense layer after it permuted, so the two models compute the same
 import numpy
 
 from .nn.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid,
-                        Softmax, Tanh, _Activated, _Elementwise, _Spatial)
+                        Softmax, Tanh, Activated, _Elementwise, _Spatial)
 from .nn.normalization import BatchNormalization
 from .nn.reshaping import GlobalAveragePooling2D, GlobalMaxPooling2D
 from .tensor import Tensor
@@ -45,7 +45,7 @@ def _plan(model):
             if len(shape) == 3:
                 channels_last = spatial_format == "channels_last"
                 if channels_last and layer.data_format == "channels_first":
-                    raise ValueError(f"layer {position} ({layer._label()}): Flatten('channels_first') after "
+                    raise ValueError(f"layer {position} ({layer.label()}): Flatten('channels_first') after "
                                      f"channels-last layers has no torch equivalent")
                 if channels_last or layer.data_format == "channels_first":
                     h, w, c = shape if channels_last else (shape[1], shape[2], shape[0])
@@ -57,23 +57,23 @@ def _plan(model):
             plan.append((layer, index, None))
         elif isinstance(layer, BatchNormalization):
             if pending is not None:
-                raise ValueError(f"layer {position} ({layer._label()}): BatchNormalization between a Flatten of "
+                raise ValueError(f"layer {position} ({layer.label()}): BatchNormalization between a Flatten of "
                                  f"(H, W, C) features and a Dense layer has no torch equivalent here")
             axis = layer._channel_axis(len(shape) + 1)
             if len(shape) == 3 and axis != (3 if spatial_format == "channels_last" else 1) or len(shape) not in (1, 3):
-                raise ValueError(f"layer {position} ({layer._label()}): torch's BatchNorm normalises the channels "
+                raise ValueError(f"layer {position} ({layer.label()}): torch's BatchNorm normalises the channels "
                                  f"of images or the features of vectors, not axis {layer.axis} of {shape}")
             if (layer.gamma is None) != (layer.beta is None):
-                raise ValueError(f"layer {position} ({layer._label()}): torch's BatchNorm has both a scale and a "
+                raise ValueError(f"layer {position} ({layer.label()}): torch's BatchNorm has both a scale and a "
                                  f"shift or neither (affine=), this layer has one")
             plan.append((layer, index, None))
         elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
             pass
-        elif not isinstance(layer, (MaxPool2D, AvgPool2D, Dropout, _Elementwise, Softmax, _Activated)):
-            raise ValueError(f"layer {position} ({layer._label()}): {type(layer).__name__} has no known torch "
+        elif not isinstance(layer, (MaxPool2D, AvgPool2D, Dropout, _Elementwise, Softmax, Activated)):
+            raise ValueError(f"layer {position} ({layer.label()}): {type(layer).__name__} has no known torch "
                              f"equivalent")
         elif layer.parameters():
-            raise ValueError(f"layer {position} ({layer._label()}) has weights but no known torch equivalent")
+            raise ValueError(f"layer {position} ({layer.label()}) has weights but no known torch equivalent")
         index += 1 + (1 if isinstance(layer, (Conv2D, Dense)) and layer.activation_name else 0) + (
             1 if isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)) and not layer.keepdims else 0)
         shape = layer.compute_output_shape(shape)
@@ -160,9 +160,9 @@ def torch_code(model):
         chw = (shape[2], shape[0], shape[1]) if getattr(layer, "data_format", None) == "channels_last" \
             and len(shape) == 3 else shape
         if isinstance(layer, Conv2D):
-            (top, bottom), (left, right) = layer._pads(chw[1], chw[2])
+            (top, bottom), (left, right) = layer.pads(chw[1], chw[2])
             if top != bottom or left != right:
-                raise ValueError(f"layer {position} ({layer._label()}): padding {layer.padding!r} pads "
+                raise ValueError(f"layer {position} ({layer.label()}): padding {layer.padding!r} pads "
                                  f"({top}, {bottom}) x ({left}, {right}), which torch.nn.Conv2d cannot express")
             lines.append(f"torch.nn.Conv2d({chw[0]}, {layer.filters}, kernel_size={layer.kernel_size}, "
                          f"stride={layer.strides}, padding={(top, left)}, dilation={layer.dilation_rate}, "
@@ -171,7 +171,7 @@ def torch_code(model):
             lines.append(f"torch.nn.Linear({layer.weight.shape[1]}, {layer.units}, bias={layer.use_bias})")
         elif isinstance(layer, (MaxPool2D, AvgPool2D)):
             if layer.padding != "valid":
-                raise ValueError(f"layer {position} ({layer._label()}): padding {layer.padding!r} (windows that "
+                raise ValueError(f"layer {position} ({layer.label()}): padding {layer.padding!r} (windows that "
                                  f"overhang the edge see only real pixels) has no torch pooling equivalent")
             kind = "MaxPool2d" if isinstance(layer, MaxPool2D) else "AvgPool2d"
             lines.append(f"torch.nn.{kind}({layer.pool_size}, stride={layer.strides})")
@@ -195,12 +195,12 @@ def torch_code(model):
             lines.append(f"torch.nn.Softmax(dim={axis})")
         elif isinstance(layer, (ReLU, Sigmoid, Tanh)):
             lines.append(f"torch.nn.{type(layer).__name__}()")
-        name = layer.activation_name if isinstance(layer, _Activated) else None
+        name = layer.activation_name if isinstance(layer, Activated) else None
         if name == "softmax":
             lines.append(f"torch.nn.Softmax(dim={1 if isinstance(layer, Conv2D) or len(shape) == 1 else -1})")
         elif name in _TORCH_ACTIVATIONS:
             lines.append(_TORCH_ACTIVATIONS[name])
         elif name is not None:
-            raise ValueError(f"layer {position} ({layer._label()}): activation {name!r} has no torch module here")
+            raise ValueError(f"layer {position} ({layer.label()}): activation {name!r} has no torch module here")
         shape = layer.compute_output_shape(shape)
     return "torch.nn.Sequential(\n    " + ",\n    ".join(lines) + ",\n)"

@@ -9,7 +9,7 @@ import numpy
 
 from .checkpoint import _fspath, atomic_write
 from .nn.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid,
-                        Softmax, Tanh, _Activated, _shape_tuple)
+                        Softmax, Tanh, Activated, _shape_tuple)
 from .nn.normalization import BatchNormalization
 from .nn.reshaping import GlobalAveragePooling2D, GlobalMaxPooling2D, Rescaling, Reshape
 
@@ -59,8 +59,8 @@ def _activation(graph, x, name, axis):
 def _spatial(graph, layer, x, shape):
     """A conv or pool in (N, C, H, W), between Transposes for a channels-last layer."""
     channels_last = layer.data_format == "channels_last"
-    _, h, w = layer._chw(shape)
-    (top, bottom), (left, right) = layer._pads(h, w)
+    _, h, w = layer.chw(shape)
+    (top, bottom), (left, right) = layer.pads(h, w)
     pads = [top, left, bottom, right]
     if channels_last:
         x = graph.op("Transpose", [x], perm=[0, 3, 1, 2])
@@ -160,12 +160,12 @@ def export(model, path, input_shape=None):
                 x = graph.op("Mul", [x, graph.const("scale", numpy.float32(layer.scale))])
                 if layer.offset:
                     x = graph.op("Add", [x, graph.const("offset", numpy.float32(layer.offset))])
-            elif isinstance(layer, _Activated) and not layer.parameters():  # tinygrad_cnn.keras' Activation
+            elif isinstance(layer, Activated) and not layer.parameters():  # tinygrad_cnn.keras' Activation
                 x = _activation(graph, x, layer.activation_name, -1)
             else:
                 raise ValueError(f"{type(layer).__name__} has no ONNX export")
         except ValueError as e:
-            raise ValueError(f"onnx.export: layer {position} ({layer._label()}): {e}") from None
+            raise ValueError(f"onnx.export: layer {position} ({layer.label()}): {e}") from None
         shape = layer.compute_output_shape(shape)
     h = onnx.helper
     inputs = [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", *_shape_tuple(input_shape)])]

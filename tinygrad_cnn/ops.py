@@ -2,13 +2,18 @@
 
 Each op's forward sits directly above its backward. Ops use `self.xp` (numpy or cupy), never
 an imported array module, and may return gradients in the output's broadcast shape: the
-engine reduces them to each input's shape."""
+engine reduces them to each input's shape.
+
+backward_graph, below backward, is the same gradient written with Tensor ops (DeZero's way): what
+runs when a graph of the gradient is asked for (create_graph=True), so that it can be differentiated
+again. It reads what depends on the inputs from the `inputs` and `output` Tensors, never from the
+arrays forward saved, which would be constants to the next derivative; masks, shapes and indices,
+whose derivative is zero, may come from `self`."""
 import itertools
 import math
 
-from .device import fuse
-from .function import Function
-from .parallel import concurrently, over_batch
+from .autograd import Function, constant
+from .device import quiet_division
 
 
 # ---------------------------------------------------------------- elementwise, binary
@@ -24,6 +29,9 @@ class Add(Function):
     def backward(self, g):
         return g, g
 
+    def backward_graph(self, g, inputs, output):
+        return g, g
+
 
 class Sub(Function):
     """a - b; the gradient passes to a and, negated, to b."""
@@ -34,6 +42,9 @@ class Sub(Function):
         return a - b
 
     def backward(self, g):
+        return g, -g
+
+    def backward_graph(self, g, inputs, output):
         return g, -g
 
 
@@ -49,6 +60,10 @@ class Mul(Function):
         need_a, need_b = self.needs_input_grad
         return (g * self.b if need_a else None), (g * self.a if need_b else None)
 
+    def backward_graph(self, g, inputs, output):
+        (a, b), (need_a, need_b) = inputs, self.needs_input_grad
+        return (g * b if need_a else None), (g * a if need_b else None)
+
 
 class Div(Function):
     """a / b; the gradients are g / b and -g * a / b**2."""
@@ -63,6 +78,10 @@ class Div(Function):
         grad_a = g / self.b if need_a else None
         grad_b = -g * self.a / (self.b * self.b) if need_b else None
         return grad_a, grad_b
+
+    def backward_graph(self, g, inputs, output):
+        (a, b), (need_a, need_b) = inputs, self.needs_input_grad
+        return (g / b if need_a else None), (-g * a / (b * b) if need_b else None)
 
 
 class Pow(Function):
@@ -82,6 +101,18 @@ class Pow(Function):
         grad_b = g * self.out * xp.log(xp.where((a == 0) & (b >= 0), a.dtype.type(1), a)) if need_b else None
         return grad_a, grad_b
 
+    def backward_graph(self, g, inputs, output):
+        xp, (a, b), (need_a, need_b) = self.xp, inputs, self.needs_input_grad
+        grad_a = grad_b = None
+        if need_a:  # NOTE: as in backward, but the exponent is raised only where a == 0 too: elsewhere
+            # b - 1 must stay, for the derivative in b of a ** (b - 1) at b = 0
+            lift = (b.data == 0) & (a.data == 0)
+            grad_a = g * b * a ** (b - 1 + constant(lift.astype(b.dtype), self.device))
+        if need_b:
+            one = constant(xp.ones((), dtype=a.dtype), self.device)
+            grad_b = g * output * Where.apply(one, a, condition=(a.data == 0) & (b.data >= 0)).log()
+        return grad_a, grad_b
+
 
 class Maximum(Function):
     """Elementwise max; at a tie the gradient is split equally, as for the reductions."""
@@ -95,6 +126,11 @@ class Maximum(Function):
         share_a = (self.a > self.b).astype(g.dtype) + 0.5 * (self.a == self.b).astype(g.dtype)
         return g * share_a, g * (1 - share_a)
 
+    def backward_graph(self, g, inputs, output):
+        a, b = self.a, self.b
+        share_a = (a > b).astype(g.dtype) + 0.5 * (a == b).astype(g.dtype)
+        return g * constant(share_a, self.device), g * constant(1 - share_a, self.device)
+
 
 class Where(Function):
     """Picks from a where `condition` holds, else from b; `condition` is a constant boolean array."""
@@ -107,6 +143,10 @@ class Where(Function):
 
     def backward(self, g):
         return self.xp.where(self.condition, g, 0), self.xp.where(self.condition, 0, g)
+
+    def backward_graph(self, g, inputs, output):
+        zero = constant(self.xp.zeros((), dtype=g.dtype), self.device)
+        return Where.apply(g, zero, condition=self.condition), Where.apply(zero, g, condition=self.condition)
 
 
 # ---------------------------------------------------------------- elementwise, unary
@@ -122,6 +162,9 @@ class Neg(Function):
     def backward(self, g):
         return -g
 
+    def backward_graph(self, g, inputs, output):
+        return -g
+
 
 class Exp(Function):
     """exp(x); the gradient is g * exp(x), from the saved output."""
@@ -133,6 +176,9 @@ class Exp(Function):
 
     def backward(self, g):
         return g * self.out
+
+    def backward_graph(self, g, inputs, output):
+        return g * output
 
 
 class Log(Function):
@@ -146,6 +192,9 @@ class Log(Function):
     def backward(self, g):
         return g / self.x
 
+    def backward_graph(self, g, inputs, output):
+        return g / inputs[0]
+
 
 class Sqrt(Function):
     """Square root; the gradient is g / (2 sqrt(x)), from the saved output."""
@@ -156,7 +205,12 @@ class Sqrt(Function):
         return self.out
 
     def backward(self, g):
-        return g / (2 * self.out)
+        with quiet_division():  # NOTE: inf at 0 (nan where g is 0 too), with no warning: anomaly mode reports it
+            return g / (2 * self.out)
+
+    def backward_graph(self, g, inputs, output):
+        with quiet_division():
+            return g / (output * 2)
 
 
 class Abs(Function):
@@ -170,6 +224,9 @@ class Abs(Function):
     def backward(self, g):
         return g * self.xp.sign(self.x)
 
+    def backward_graph(self, g, inputs, output):
+        return g * constant(self.xp.sign(inputs[0].data), self.device)
+
 
 class Tanh(Function):
     """tanh(x); the gradient is g * (1 - tanh(x)**2), from the saved output."""
@@ -182,46 +239,24 @@ class Tanh(Function):
     def backward(self, g):
         return g * (1 - self.out * self.out)
 
+    def backward_graph(self, g, inputs, output):
+        return g * (1 - output * output)
+
 
 class ReLU(Function):
-    """max(x, 0); the gradient is g where x > 0, else 0 (at 0 included).
-
-    NOTE: activations are large and the work is one pass, so it is split over CPU cores."""
+    """max(x, 0); the gradient is g where x > 0, else 0 (at 0 included)."""
     keeps_inputs = False
 
     def forward(self, x):
-        xp = self.xp
-        self.out = out = xp.empty_like(x)  # NOTE: keeps the output (shared with the next op), not a mask
-        _over_rows(xp, out, lambda r: xp.maximum(x[r], 0, out=out[r]))
-        return out
+        self.out = self.xp.maximum(x, 0)  # NOTE: keeps the output (shared with the next op), not a mask
+        return self.out
 
     def backward(self, g):
-        xp, out = self.xp, self.out
-        grad = xp.empty(out.shape, dtype=g.dtype)
-        _over_rows(xp, grad, lambda r: _relu_gradient(grad[r], g[r], out[r]))
-        return grad
+        return g * (self.out > 0)
 
+    def backward_graph(self, g, inputs, output):
+        return g * constant((output.data > 0).astype(g.dtype), self.device)
 
-@fuse
-def _add_then_relu(xp, out, bias):
-    """out = max(out + bias, 0), in place: a dense layer's bias and ReLU in one kernel on a GPU."""
-    out += bias
-    xp.maximum(out, 0, out=out)
-
-
-@fuse
-def _relu_gradient(xp, grad, g, out):
-    """grad = g * (out > 0): ReLU's gradient from its output (0 where out is 0: the gradient at 0 is 0),
-    one kernel on a GPU instead of a comparison and a product."""
-    xp.multiply(g, out > 0, out=grad)
-
-
-def _over_rows(xp, out, work):
-    """work(rows) over slices of axis 0 in parallel (parallel.py); a 0-d array in one call."""
-    if out.ndim == 0:
-        work(Ellipsis)
-    else:
-        over_batch(xp, out.shape[0], out.size, work)
 
 
 class Sigmoid(Function):
@@ -236,6 +271,9 @@ class Sigmoid(Function):
 
     def backward(self, g):
         return g * self.out * (1 - self.out)
+
+    def backward_graph(self, g, inputs, output):
+        return g * output * (1 - output)
 
 
 class Clip(Function):
@@ -258,6 +296,9 @@ class Clip(Function):
     def backward(self, g):
         return g * self.inside
 
+    def backward_graph(self, g, inputs, output):
+        return g * constant(self.inside.astype(g.dtype), self.device)
+
 
 class Cast(Function):
     """Change the float dtype; the gradient is cast back."""
@@ -270,6 +311,9 @@ class Cast(Function):
 
     def backward(self, g):
         return g.astype(self.dtype)
+
+    def backward_graph(self, g, inputs, output):
+        return Cast.apply(g, dtype=self.dtype)
 
 
 # ---------------------------------------------------------------- reductions
@@ -285,6 +329,10 @@ class Sum(Function):
 
     def backward(self, g):
         return self.xp.broadcast_to(_keep_axes(g, self.shape, self.axis), self.shape)
+
+    def backward_graph(self, g, inputs, output):
+        kept = Reshape.apply(g, shape=_keep_axes(g.data, self.shape, self.axis).shape)  # (a view: no copy)
+        return Expand.apply(kept, shape=self.shape)
 
 
 class Max(Function):
@@ -302,6 +350,11 @@ class Max(Function):
         mask = self.mask.astype(g.dtype)
         count = mask.sum(axis=self.axis, keepdims=True)
         return _keep_axes(g, mask.shape, self.axis) * (mask / count)
+
+    def backward_graph(self, g, inputs, output):
+        mask = self.mask.astype(g.dtype)
+        share = constant(mask / mask.sum(axis=self.axis, keepdims=True), self.device)
+        return Reshape.apply(g, shape=_keep_axes(g.data, mask.shape, self.axis).shape) * share
 
 
 class LogSumExp(Function):
@@ -327,6 +380,10 @@ class LogSumExp(Function):
     def backward(self, g):
         return _keep_axes(g, self.softmax.shape, self.axis) * self.softmax
 
+    def backward_graph(self, g, inputs, output):
+        kept = _keep_axes(g.data, inputs[0].shape, self.axis).shape
+        return Reshape.apply(g, shape=kept) * (inputs[0] - Reshape.apply(output, shape=kept)).exp()
+
 
 class Softmax(Function):
     """exp(x - max) / sum: subtracting the max keeps exp below 1 for any input."""
@@ -342,6 +399,10 @@ class Softmax(Function):
         gy = g * self.out
         return gy - self.out * gy.sum(axis=self.axis, keepdims=True)
 
+    def backward_graph(self, g, inputs, output):
+        gy = g * output
+        return gy - output * gy.sum(axis=self.axis, keepdims=True)
+
 
 class LogSoftmax(Function):
     """x - logsumexp(x), computed with the max subtracted so it never overflows."""
@@ -356,6 +417,9 @@ class LogSoftmax(Function):
 
     def backward(self, g):
         return g - self.xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+
+    def backward_graph(self, g, inputs, output):
+        return g - output.exp() * g.sum(axis=self.axis, keepdims=True)
 
 
 def _keep_axes(g, shape, axis):
@@ -382,6 +446,9 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.shape)
 
+    def backward_graph(self, g, inputs, output):
+        return Reshape.apply(g, shape=self.shape)
+
 
 class Permute(Function):
     """Reorder the axes; the gradient is permuted back by the inverse permutation."""
@@ -398,6 +465,12 @@ class Permute(Function):
             inverse[a] = i
         return g.transpose(inverse)
 
+    def backward_graph(self, g, inputs, output):
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return Permute.apply(g, axes=tuple(inverse))
+
 
 class Expand(Function):
     """Broadcast to a larger shape without copying; the engine sums the gradient back."""
@@ -408,6 +481,9 @@ class Expand(Function):
         return self.xp.broadcast_to(x, shape)
 
     def backward(self, g):
+        return g
+
+    def backward_graph(self, g, inputs, output):
         return g
 
 
@@ -422,6 +498,9 @@ class Pad(Function):
 
     def backward(self, g):
         return g[self.window]
+
+    def backward_graph(self, g, inputs, output):
+        return GetItem.apply(g, index=self.window)
 
 
 class GetItem(Function):
@@ -442,6 +521,34 @@ class GetItem(Function):
             grad[self.index] = g
         return grad
 
+    def backward_graph(self, g, inputs, output):
+        return Scatter.apply(g, shape=self.shape, index=self.index, advanced=self.advanced)
+
+
+class Scatter(Function):
+    """GetItem's gradient as an op (zeros of `shape` with g added at `index`), so that the gradient
+    of indexing can be differentiated again: its own gradient is indexing."""
+    keeps_inputs = False
+    keeps_output = False
+
+    def forward(self, g, shape, index, advanced=False):
+        self.index, self.advanced = index, advanced
+        return self._scatter(g, shape)
+
+    def _scatter(self, g, shape):
+        grad = self.xp.zeros(shape, dtype=g.dtype)
+        if self.advanced:
+            self.xp.add.at(grad, self.index, g)  # as GetItem.backward
+        else:
+            grad[self.index] = g
+        return grad
+
+    def backward(self, g):
+        return g[self.index]
+
+    def backward_graph(self, g, inputs, output):
+        return GetItem.apply(g, index=self.index, advanced=self.advanced)
+
 
 class Concatenate(Function):
     """Join arrays along `axis`; the gradient is split at the same places."""
@@ -457,6 +564,12 @@ class Concatenate(Function):
         cuts = list(itertools.accumulate(self.sizes[:-1]))
         return tuple(self.xp.split(g, cuts, axis=self.axis))
 
+    def backward_graph(self, g, inputs, output):
+        ends = list(itertools.accumulate(self.sizes))
+        lead = (slice(None),) * (self.axis % g.ndim)
+        return tuple(GetItem.apply(g, index=lead + (slice(end - size, end),))
+                     for end, size in zip(ends, self.sizes))
+
 
 # ---------------------------------------------------------------- matmul
 
@@ -466,16 +579,11 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        if a.ndim == 2 and b.ndim == 2:
-            out = self.xp.empty((a.shape[0], b.shape[1]), dtype=self.xp.result_type(a, b))
-            return _split_product(self.xp, a, b, out)
         return a @ b
 
     def backward(self, g):
         a, b = self.a, self.b
         need_a, need_b = self.needs_input_grad
-        if a.ndim == 2 and b.ndim == 2:
-            return self._backward_2d(g, a, b, need_a, need_b)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         if b.ndim == 1:  # NOTE: b first, so that 1-D @ 1-D (a 0-d g) becomes (1,) and then (1, 1)
@@ -493,82 +601,63 @@ class MatMul(Function):
                 grad_b = grad_b[..., 0]
         return grad_a, grad_b
 
-    def _backward_2d(self, g, a, b, need_a, need_b):
-        xp = self.xp
-        grad_a = _split_product(xp, g, b.T, xp.empty(a.shape, dtype=xp.result_type(g, b))) if need_a else None
-        grad_b = _split_product(xp, a.T, g, xp.empty(b.shape, dtype=xp.result_type(a, g))) if need_b else None
+    def backward_graph(self, g, inputs, output):
+        (a, b), (need_a, need_b) = inputs, self.needs_input_grad
+        a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
+        if b.ndim == 1:  # as in backward
+            g = g.expand_dims(-1)
+        if a.ndim == 1:
+            g = g.expand_dims(-2)
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = g @ b2.swapaxes(-1, -2)
+            if a.ndim == 1:
+                grad_a = grad_a[..., 0, :]
+        if need_b:
+            grad_b = a2.swapaxes(-1, -2) @ g
+            if b.ndim == 1:
+                grad_b = grad_b[..., 0]
         return grad_a, grad_b
 
 
-def _split_product(xp, a, b, out):
-    """out[...] = a @ b for 2-D a and b, split over CPU cores (parallel.py): the output by its
-    longer side (rows of a or columns of b), or, when the output is small and the shared axis
-    long, by the shared axis, whose partial products are then summed.
-
-    NOTE: for the dense layer's (128, 3136) @ (3136, 128), by columns took 0.68 ms, by rows
-    0.71 and by the shared axis 0.77 (one thread: 1.02), measured in one process."""
-    m, k = a.shape
-    n = b.shape[1]
-    if k > max(m, n) and max(m, n) < 64:
-        parts = over_batch(xp, k, a.size + b.size, lambda s: xp.dot(a[:, s], b[s]))  # dot: see conv.py
-        out[...] = parts[0]
-        for part in parts[1:]:
-            out += part
-    elif m > n:
-        over_batch(xp, m, a.size + b.size, lambda r: xp.matmul(a[r], b, out=out[r]))
-    else:
-        over_batch(xp, n, a.size + b.size, lambda c: xp.matmul(a, b[:, c], out=out[:, c]))
-    return out
-
-
 class Linear(Function):
-    """x @ weight.T + bias, for x (..., in), weight (out, in), bias (out,): what a dense layer
-    computes, as one op; with relu=True, max(that, 0) (a Dense layer's ReLU).
-
-    NOTE: one op instead of a transpose, a matmul and a broadcast add: the weight's gradient is
-    made directly in the weight's layout and the bias's by one sum. The ReLU is applied in place
-    with the bias (one kernel on a GPU instead of two, and no separate op) and masks the gradient
-    first in backward, from the kept output."""
-    def forward(self, x, weight, *bias, relu=False):
-        xp = self.xp
-        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # NOTE: not -1, which is ambiguous with 0 features
-        out = _split_product(xp, x2, weight.T, xp.empty((x2.shape[0], weight.shape[0]),
-                                                         dtype=xp.result_type(x, weight, *bias)))
-        if bias and relu:
-            _add_then_relu(out, bias[0])
-        elif bias:
-            out += bias[0]
-        elif relu:
-            xp.maximum(out, 0, out=out)
-        self.x2, self.weight, self.x_shape = x2, weight, x.shape
-        self.out = out if relu else None
+    """x @ weight.T + bias, for x (..., in), weight (out, in), bias (out,): a dense layer as one op,
+    so that the weight's gradient is made in the weight's own layout and the bias's by one sum."""
+    def forward(self, x, weight, *bias):
+        self.x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # NOTE: not -1, ambiguous with 0 features
+        self.weight, self.x_shape = weight, x.shape
+        out = self.x2 @ weight.T  # (rows, out)
+        if bias:
+            out = out + bias[0]
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, g):
-        xp, x2, weight = self.xp, self.x2, self.weight
-        g2 = g.reshape(x2.shape[0], weight.shape[0])
-        if self.out is not None:  # ReLU's gradient first
-            masked = xp.empty(g2.shape, dtype=g2.dtype)
-            _relu_gradient(masked, g2, self.out)
-            g2 = masked
-        need_x, need_w = self.needs_input_grad[:2]
-        grad_x = grad_w = None
-        # NOTE: the parameters' gradients go straight into the optimizer's buffer when it has one
-        # for them (Function.grad_home): nothing to gather at its step
-        w_home = self.grad_home(1, weight.shape, xp.result_type(g2, x2)) if need_w else None
-        if need_x and need_w:  # one product per core (parallel.concurrently); dot: see conv.py
-            grad_x, grad_w = concurrently(xp, x2.size + weight.size, lambda: xp.dot(g2, weight),
-                                          lambda: xp.dot(g2.T, x2, out=w_home))
-        elif need_x:
-            grad_x = _split_product(xp, g2, weight, xp.empty((g2.shape[0], weight.shape[1]),
-                                                             dtype=xp.result_type(g, weight)))
-        elif need_w:
-            grad_w = _split_product(xp, g2.T, x2, w_home if w_home is not None else
-                                    xp.empty(weight.shape, dtype=xp.result_type(g, x2)))
-        if grad_x is not None:
-            grad_x = grad_x.reshape(self.x_shape)
-        if len(self.needs_input_grad) == 3:
-            if not self.needs_input_grad[2]:
-                return grad_x, grad_w, None
-            return grad_x, grad_w, g2.sum(axis=0, out=self.grad_home(2, (g2.shape[1],), g2.dtype))
+        g2 = g.reshape(self.x2.shape[0], self.weight.shape[0])  # (rows, out)
+        need = self.needs_input_grad
+        grad_x = (g2 @ self.weight).reshape(self.x_shape) if need[0] else None
+        grad_w = g2.T @ self.x2 if need[1] else None
+        if len(need) == 3:
+            return grad_x, grad_w, g2.sum(axis=0) if need[2] else None
         return grad_x, grad_w
+
+    def backward_graph(self, g, inputs, output):
+        x, weight, need = inputs[0], inputs[1], self.needs_input_grad
+        rows = math.prod(x.shape[:-1])
+        g2 = g.reshape(rows, weight.shape[0])
+        grad_x = (g2 @ weight).reshape(x.shape) if need[0] else None
+        grad_w = g2.T @ x.reshape(rows, x.shape[-1]) if need[1] else None
+        if len(need) == 3:
+            return grad_x, grad_w, g2.sum(axis=0) if need[2] else None
+        return grad_x, grad_w
+
+    @staticmethod
+    def graph_forward(x, weight, *bias, relu=False):
+        """The reference of what a kernel of this op computes (kernels fuse the ReLU after it, relu=True):
+        a kernel's second derivative recomputes it (higher_order.differentiable_backward)."""
+        return linear_relu(x, weight, *bias) if relu else Linear.apply(x, weight, *bias)
+
+
+def linear_relu(x, weight, *bias):
+    """max(x @ weight.T + bias, 0): what Dense(activation="relu") computes (kernels/ fuse it)."""
+    return Linear.apply(x, weight, *bias).relu()

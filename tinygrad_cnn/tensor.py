@@ -1,15 +1,14 @@
 """Tensor: an array on a device plus the graph that reverse-mode autograd walks back."""
 import numbers
-import sys
 import warnings
 
 import numpy
 
-from . import anomaly as _anomaly
-from . import ops
-from .device import (DeviceError, array_module, canonical_device, device_of, is_writeable, to_device, to_numpy,
-                     use_device)
-from .function import Function, is_grad_enabled
+from . import autograd, higher_order, ops
+from .autograd import Function, is_grad_enabled
+from .device import (DeviceError, array_module, canonical_device, device_of, extremes, module_for, peek, scope, to_device,
+                     to_numpy, use_device)
+from .spellings import torch_names
 
 float32 = numpy.dtype("float32")
 float64 = numpy.dtype("float64")
@@ -19,27 +18,6 @@ _rng = numpy.random.default_rng()
 class AxisError(ValueError, IndexError):
     """An axis outside a tensor's rank. Both a ValueError and an IndexError, as NumPy's AxisError, so
     code written for either (or for NumPy) catches it."""
-
-
-# PyTorch's argument names for NumPy's: `x.sum(dim=1, keepdim=True)` is `x.sum(axis=1, keepdims=True)`.
-TORCH_ALIASES = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axis", "end_dim": "end_axis"}
-
-
-def torch_names(fn):
-    """Let `fn` also take PyTorch's names (dim, keepdim, start_dim, end_dim) for its NumPy ones;
-    giving both spellings of one argument is a TypeError naming them."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        for theirs, ours in TORCH_ALIASES.items():
-            if theirs in kwargs:
-                if ours in kwargs:
-                    raise TypeError(f"{fn.__name__}() got both {theirs}= and {ours}= (the same argument, "
-                                    f"PyTorch's and NumPy's name): give one")
-                kwargs[ours] = kwargs.pop(theirs)
-        return fn(*args, **kwargs)
-    return wrapper
 
 
 def manual_seed(seed):
@@ -109,16 +87,6 @@ def _size_arg(shape, name):
     return shape
 
 
-def _references_of_a_local():
-    probe = object()
-    return sys.getrefcount(probe)
-
-
-# NOTE: what sys.getrefcount says of an array that only a local variable holds, measured the way
-# backward() asks (a version of Python may count differently, e.g. borrowed references)
-_ONE_LOCAL = _references_of_a_local()
-
-
 class Tensor:
     """An n-dimensional array on a device ("cpu" or "cuda:N") that records the ops applied to it,
     so that backward() can fill `.grad` of every tensor created with requires_grad=True.
@@ -127,7 +95,7 @@ class Tensor:
     (labels, indices) and can never require a gradient."""
 
     __array_ufunc__ = None  # NOTE: makes `numpy_scalar * tensor` call Tensor.__rmul__
-    _grad_home = None  # (view, refs, device): an optimizer's gradient buffer's view for it (Function.grad_home)
+    _grad_home = None  # (view, refs, device): an optimizer's gradient buffer's view for it (kernels/homes.py)
 
     def __init__(self, data, device=None, dtype=None, requires_grad=False):
         if isinstance(data, Tensor):
@@ -151,26 +119,19 @@ class Tensor:
         data = to_device(data, device)
         if dtype is not None:
             data = data.astype(dtype, copy=False)
-        self._init(data, device, requires_grad)
-
-    def _init(self, data, device, requires_grad):
-        self.data = _as_array(data)
-        self.device = device
-        self.xp = array_module(device) if device != "cpu" else numpy
-        self.grad = None
-        self._ctx = None
-        self._version = [0]
-        self.requires_grad = False
+        self.data, self.device, self.xp = _as_array(data), device, module_for(device)
+        self.grad, self._ctx, self._version, self.requires_grad = None, None, [0], False
         if requires_grad:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, data, device, requires_grad=False):
-        """Build a tensor around an array already on `device`, skipping all checks (used by ops)."""
+    def wrap(cls, data, device, requires_grad=False):
+        """A tensor around an array already on the canonical `device`, without any check: what ops and
+        kernels make their results with (use the constructor for anything else)."""
         t = cls.__new__(cls)
         t.data, t.device, t.grad, t._ctx, t.requires_grad = _as_array(data), device, None, None, requires_grad
         t._version = [0]
-        t.xp = numpy if device == "cpu" else array_module(device)
+        t.xp = module_for(device)
         return t
 
     # ------------------------------------------------------------ attributes
@@ -228,7 +189,7 @@ class Tensor:
 
     def detach(self):
         """The same data, cut off from the graph (shares memory, like PyTorch)."""
-        t = Tensor._wrap(self.data, self.device)
+        t = Tensor.wrap(self.data, self.device)
         t._version = self._version  # NOTE: same memory, same counter: an in-place change through either is seen
         return t
 
@@ -291,7 +252,7 @@ class Tensor:
             return self
         if _is_float(dtype) and _is_float(self.dtype):
             return ops.Cast.apply(self, dtype=dtype)
-        return Tensor._wrap(self.data.astype(dtype), self.device)
+        return Tensor.wrap(self.data.astype(dtype), self.device)
 
     def float(self):
         """Cast to float32 (differentiable from another float dtype)."""
@@ -303,32 +264,22 @@ class Tensor:
 
     # ------------------------------------------------------------ autograd
 
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
 
         Without `grad`, self must hold one element (a loss); otherwise `grad` is the upstream
-        gradient, of self's shape. Saved arrays are freed afterwards unless retain_graph=True."""
+        gradient, of self's shape. Saved arrays are freed afterwards unless retain_graph=True.
+        create_graph=True records the gradient computation, so that the `.grad` tensors can be
+        differentiated again (higher_order.py; retain_graph then defaults to True). PyTorch's order
+        of arguments; its first is called `gradient` there."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
-        # NOTE: CuPy allocates on the current device: make it the tensor's (cuda:1 stays on GPU 1)
-        with use_device(self.device):
+        if create_graph:
+            return higher_order.backward(self, grad, retain_graph)
+        with scope(self.device):
             grad = self._initial_grad(grad)
-        grads = {id(self): grad}
-        check_incoming = _anomaly._enabled  # NOTE: read once per backward(), not once per node
-        for node in reversed(self._topological_order()):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if check_incoming:
-                _anomaly.check_incoming(node, g, is_root=node is self)
-            # a leaf's gradient is complete here: it may keep the array if nothing else holds it
-            sole = node._ctx is None and sys.getrefcount(g) <= _ONE_LOCAL and g.base is None
-            if node.device == "cpu":
-                self._backward_node(node, g, grads, retain_graph, sole)
-            else:
-                with use_device(node.device):
-                    self._backward_node(node, g, grads, retain_graph, sole)
+        autograd.backward(self, grad, bool(retain_graph))
 
     def _initial_grad(self, grad):
         if grad is None:
@@ -344,84 +295,6 @@ class Tensor:
         if grad.shape != self.data.shape:
             raise ValueError(f"backward(): gradient shape {tuple(grad.shape)} does not match tensor shape {self.shape}")
         return grad
-
-    @staticmethod
-    def _backward_node(node, g, grads, retain_graph, sole=False):
-        """Run one node's backward and add what it gives into `grads` (by parent id); a leaf
-        accumulates `g` (keeping it when `sole`, see _accumulate)."""
-        fn = node._ctx
-        if fn is None:
-            node._accumulate(g, sole)
-            return
-        if getattr(fn, "released", False):
-            raise RuntimeError("backward() through a graph whose saved arrays were freed by an earlier "
-                               "backward(); call the first backward(retain_graph=True) to go through twice")
-        for parent, version in zip(fn.parents, getattr(fn, "saved_versions", ())):
-            if parent._version[0] != version:
-                raise RuntimeError(f"backward(): an input of {type(fn).__name__} (shape {parent.shape}) was "
-                                   f"modified in place after the op used it (version {version} -> "
-                                   f"{parent._version[0]}); its gradient would be wrong. Use .clone() "
-                                   f"before changing it, or change it after backward()")
-        versions, seen = getattr(fn, "output_version", ([0], 0))
-        if versions[0] != seen:
-            raise RuntimeError(f"backward(): the output of {type(fn).__name__} (shape {node.shape}) was modified in "
-                               f"place after the op made it (version {seen} -> {versions[0]}); its gradient would "
-                               f"be wrong. Use .clone() before changing it, or change it after backward()")
-        in_grads = fn.backward(g)
-        if not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
-        if _anomaly._enabled:
-            _anomaly.check_backward(fn, node, g, in_grads)
-        for parent, pg, needed in zip(fn.parents, in_grads, fn.needs_input_grad):
-            if not needed or pg is None:
-                continue
-            pg = _sum_to(pg, parent.data.shape)
-            key = id(parent)
-            grads[key] = pg if key not in grads else grads[key] + pg
-        if not retain_graph:
-            fn.release()
-
-    def _topological_order(self):
-        """Tensors that need a gradient, each after all its inputs, found without recursion."""
-        # NOTE: a node is marked visited when it is expanded, not when it is pushed; marking on push
-        # could emit a shared input before another of its consumers (x * (2 * x) lost a term).
-        order, visited, stack = [], set(), [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            if node._ctx is not None:
-                for parent in node._ctx.parents:
-                    if parent.requires_grad and id(parent) not in visited:
-                        stack.append((parent, False))
-        return order
-
-    def _accumulate(self, g, sole=False):
-        """Add a gradient array into `.grad`.
-
-        sole: nothing but the caller holds `g` and it owns its memory (backward() checks), so a first
-        gradient becomes `.grad` as it is. NOTE: otherwise it is copied, since it may be another
-        leaf's gradient too (x + y gives both the same array), the caller's upstream array or a view
-        of memory something else writes; the copy was one launch per parameter on a GPU, as PyTorch's
-        AccumulateGrad also avoids by a reference count."""
-        cast = g.astype(self.dtype, copy=False)
-        if self.grad is None:
-            if cast is g and not sole and not (self._grad_home and g is self._grad_home[0]):
-                # (an optimizer's buffer view that Function.grad_home handed out as free is kept)
-                cast = self.xp.array(g, copy=True)  # NOTE: own the memory
-            self.grad = Tensor._wrap(cast, self.device)
-        else:
-            g = cast
-            data = self.grad.data
-            if is_writeable(data) and data.shape == g.shape:
-                data += g  # in place, as PyTorch accumulates: no new array per backward()
-            else:  # a .grad set by hand to a read-only or differently shaped array
-                self.grad.data = data + g
 
     def zero_grad(self):
         """Clear `.grad` (set it to None), so the next backward() starts from zero."""
@@ -561,7 +434,7 @@ class Tensor:
                 dtype = numpy.promote_types(self.dtype, numpy.int64)
             else:
                 dtype = float32
-            return Tensor._wrap(self.xp.asarray(other, dtype=dtype), self.device)
+            return Tensor.wrap(self.xp.asarray(other, dtype=dtype), self.device)
         if isinstance(other, (list, tuple)) or hasattr(other, "__array_interface__") or hasattr(other, "__cuda_array_interface__"):
             return Tensor(other, device=self.device)
         raise TypeError(f"{op_name}: unsupported operand of type {type(other).__name__}")
@@ -626,10 +499,10 @@ class Tensor:
     def _compare(self, other, name):
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             # NOTE: a number is compared as it is: turned into an int tensor's float32 first, 1e-92 would be 0
-            return Tensor._wrap(getattr(self.data, name)(other), self.device)
+            return Tensor.wrap(getattr(self.data, name)(other), self.device)
         other = self._operand(other, name)
         _check_broadcast(name.strip("_"), self, other)
-        return Tensor._wrap(getattr(self.data, name)(other.data), self.device)
+        return Tensor.wrap(getattr(self.data, name)(other.data), self.device)
 
     def __lt__(self, other):
         return self._compare(other, "__lt__")
@@ -729,7 +602,7 @@ class Tensor:
         _check_broadcast("minimum", self, other)  # before the negations, so the error names minimum
         a, b = _promote(self, other)
         if not _is_float(a.dtype):  # NOTE: -x wraps for unsigned ints and fails for bools; ints need no grad
-            return Tensor._wrap(self.xp.minimum(a.data, b.data), self.device)
+            return Tensor.wrap(self.xp.minimum(a.data, b.data), self.device)
         return -((-a).maximum(-b))
 
     # ------------------------------------------------------------ reductions
@@ -783,7 +656,7 @@ class Tensor:
         """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
         self._refuse_empty("min", self._axis(axis))
         if not _is_float(self.dtype):  # NOTE: as in minimum, -x is wrong for uint and bool
-            return Tensor._wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
+            return Tensor.wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
         return -((-self).max(axis, keepdims))
 
     def _refuse_empty(self, name, axis):
@@ -851,7 +724,7 @@ class Tensor:
         out = getattr(self.data, name)(axis=axis)
         if keepdims:
             out = out.reshape((1,) * self.ndim) if axis is None else self.xp.expand_dims(out, axis)
-        return Tensor._wrap(out, self.device)
+        return Tensor.wrap(out, self.device)
 
     # ------------------------------------------------------------ movement
 
@@ -985,6 +858,9 @@ class Tensor:
             raise IndexError(f"bad index for a tensor of shape {self.shape}: {e}") from None
 
 
+autograd.Tensor = Tensor  # NOTE: the engine makes the results of ops without importing this module
+
+
 class Clone(Function):
     """A copy in new memory; the gradient passes through unchanged."""
     keeps_inputs = False
@@ -996,31 +872,24 @@ class Clone(Function):
     def backward(self, g):
         return g
 
+    def backward_graph(self, g, inputs, output):
+        return g
+
 
 # ---------------------------------------------------------------- functions of several tensors
 
 class ToDevice(Function):
     """Copy to another device; the gradient is copied back."""
     def forward(self, x, device):
-        self.source = self.device
+        self.result_device = device
         with use_device(device):
             return to_device(x, device)
 
     def backward(self, g):
-        return to_device(g, self.source)
+        return to_device(g, self.device)
 
-    @classmethod
-    def apply(cls, x, device):
-        fn = cls(x.xp, x.device)
-        out = fn.forward(x.data, device)
-        needs_grad = is_grad_enabled() and x.requires_grad
-        result = Tensor._wrap(out, device, requires_grad=needs_grad)
-        if needs_grad:
-            fn.parents, fn.needs_input_grad = (x,), (True,)
-            result._ctx = fn
-        if _anomaly._enabled:
-            _anomaly.check_forward(fn, (x,), result)
-        return result
+    def backward_graph(self, g, inputs, output):
+        return g.to(self.device)
 
 
 def _refuse_bool(x, op_name, hint):
@@ -1034,10 +903,11 @@ def _check_int_power(a, b):
     if a.dtype.kind not in "biu":
         return
     if isinstance(b, Tensor):
-        # NOTE: an exponent tensor's values are read only on the CPU: on a GPU the read would stall the stream
-        if b.dtype.kind not in "iu" or b.xp is not numpy or not b.size:
+        # NOTE: an exponent tensor's values are read only where that costs no sync (device.peek)
+        values = peek(b.data)
+        if b.dtype.kind not in "iu" or values is None or not b.size:
             return
-        b = int(b.data.min())
+        b = int(values.min())
     if b < 0:
         raise ValueError(f"pow: an integer tensor ({a.dtype.name}) to a negative integer power ({b}) has no "
                          f"integer result; cast the base first, e.g. x.float() ** {b}")
@@ -1063,21 +933,13 @@ def _promote(a, b):
     return a.astype(dtype), b.astype(dtype)
 
 
-def _sum_to(g, shape):
-    """Sum a broadcast gradient back to `shape`: the one place broadcasting is undone."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
-
-
 def _normalize_index(index, tensor):
-    """Turn Tensor/list indices into arrays on the tensor's device; report whether any are arrays."""
+    """Turn Tensor/list indices into arrays on the tensor's device; report whether any are arrays.
+
+    NOTE: integer indices are checked to lie in [-n, n), since CuPy wraps them around silently: host
+    ones before they are copied, those already on the device with one sync for all (device.extremes)."""
     items = index if isinstance(index, tuple) else (index,)
-    out, advanced, on_device = [], False, []
+    out, advanced, checks = [], False, []
     for position, item in enumerate(items):
         if isinstance(item, Tensor):
             if item.device != tensor.device:
@@ -1086,20 +948,19 @@ def _normalize_index(index, tensor):
                 raise IndexError(f"tensor indices must be integer or boolean, got {item.dtype.name}")
             item, advanced = item.data, True
         elif isinstance(item, (list, numpy.ndarray)) or hasattr(item, "__cuda_array_interface__"):
-            if not hasattr(item, "__cuda_array_interface__"):  # a host index: checked here, for free
+            if not hasattr(item, "__cuda_array_interface__"):
                 item = numpy.asarray(item)
-                if item.dtype.kind in "iu" and tensor.xp is not numpy:
-                    _check_in_range([(item, _axis_size(items, position, tensor))], numpy)
+                if item.dtype.kind in "iu":
+                    _check_in_range([(item, _axis_size(items, position, tensor))])
             item = tensor.xp.asarray(item)
             if item.dtype.kind not in "biu":
                 raise IndexError(f"array indices must be integer or boolean, got {item.dtype}")
             advanced = True
-        if tensor.xp is not numpy and hasattr(item, "__cuda_array_interface__") and item.dtype.kind in "iu" \
-                and (isinstance(items[position], Tensor) or hasattr(items[position], "__cuda_array_interface__")):
-            on_device.append((item, _axis_size(items, position, tensor)))
+        given = items[position]
+        if (isinstance(given, Tensor) or hasattr(given, "__cuda_array_interface__")) and item.dtype.kind in "iu":
+            checks.append((item, _axis_size(items, position, tensor)))
         out.append(item)
-    if on_device:
-        _check_in_range(on_device, tensor.xp)
+    _check_in_range(checks)
     return (tuple(out) if isinstance(index, tuple) else out[0]), advanced
 
 
@@ -1117,20 +978,10 @@ def _axis_size(items, position, tensor):
     return tensor.shape[axis] if 0 <= axis < tensor.ndim else None
 
 
-def _check_in_range(indices, xp):
-    """Raise IndexError for integer indices outside [-n, n), as NumPy does.
-
-    NOTE: CuPy wraps them around silently instead. An index already on the GPU costs one
-    blocking sync (all indices' min and max in one copy); host indices are checked before copying."""
+def _check_in_range(indices):
+    """Raise IndexError for integer indices outside [-n, n), as NumPy does (CuPy wraps them around)."""
     indices = [(a, n) for a, n in indices if n is not None and a.size]
-    if not indices:
-        return
-    if xp is numpy:
-        bounds = [(int(a.min()), int(a.max())) for a, _ in indices]
-    else:
-        flat = xp.stack([xp.stack([a.min(), a.max()]).astype(xp.int64) for a, _ in indices]).get()
-        bounds = [tuple(int(v) for v in row) for row in flat]
-    for (low, high), (_, n) in zip(bounds, indices):
+    for (low, high), (_, n) in zip(extremes([a for a, _ in indices]), indices):
         if low < -n or high >= n:
             raise IndexError(f"index {high if high >= n else low} is out of bounds for an axis of size {n}")
 
@@ -1227,7 +1078,7 @@ def _factory(array, device, requires_grad):
     device = canonical_device(device)
     with use_device(device):
         data = to_device(array, device)
-    return Tensor._wrap(data, device).requires_grad_(requires_grad) if requires_grad else Tensor._wrap(data, device)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad) if requires_grad else Tensor.wrap(data, device)
 
 
 def _make(device, fill):
@@ -1237,36 +1088,16 @@ def _make(device, fill):
         return fill(xp), device
 
 
-def from_dlpack(array, requires_grad=False):
-    """A Tensor that shares memory with `array`, any object with __dlpack__ (a NumPy or CuPy array, a
-    PyTorch tensor): no copy, on the CPU or the CUDA device the array lives on."""
-    if not (hasattr(array, "__dlpack__") and hasattr(array, "__dlpack_device__")):
-        raise TypeError(f"from_dlpack needs an object with __dlpack__ and __dlpack_device__ (NumPy, CuPy, "
-                        f"PyTorch), got {type(array).__name__}")
-    kind, index = array.__dlpack_device__()
-    if kind == 1:  # kDLCPU
-        device = "cpu"
-    elif kind == 2:  # kDLCUDA
-        device = f"cuda:{int(index)}"
-    else:
-        raise DeviceError(f"from_dlpack: DLPack device type {kind} is neither the CPU (1) nor CUDA (2)")
-    xp = array_module(device)
-    data = xp.from_dlpack(array)
-    if requires_grad and not _is_float(data.dtype):
-        raise TypeError(f"from_dlpack: only float tensors can require gradients, got {data.dtype}")
-    return Tensor._wrap(data, device, requires_grad=requires_grad)
-
-
 def zeros(*shape, dtype=float32, device=None, requires_grad=False):
     """A tensor of zeros, zeros(2, 3) or zeros((2, 3)); float32 unless `dtype` says otherwise."""
     data, device = _make(device, lambda xp: xp.zeros(_size_arg(shape, "zeros"), dtype=dtype))
-    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=float32, device=None, requires_grad=False):
     """A tensor of ones, ones(2, 3) or ones((2, 3)); float32 unless `dtype` says otherwise."""
     data, device = _make(device, lambda xp: xp.ones(_size_arg(shape, "ones"), dtype=dtype))
-    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad)
 
 
 def full(shape, fill_value, dtype=float32, device=None, requires_grad=False):
@@ -1275,7 +1106,7 @@ def full(shape, fill_value, dtype=float32, device=None, requires_grad=False):
     if not isinstance(fill_value, numbers.Number) or isinstance(fill_value, complex):
         raise TypeError(f"full: fill_value must be a number, got {fill_value!r}")
     data, device = _make(device, lambda xp: xp.full(shape, fill_value, dtype=dtype))
-    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -1307,11 +1138,11 @@ def arange(start, stop=None, step=1, dtype=None, device=None):
     if dtype is None:
         dtype = numpy.int64 if all(isinstance(v, int) for v in (start, stop, step)) else float32
     data, device = _make(device, lambda xp: xp.arange(start, stop, step, dtype=dtype))
-    return Tensor._wrap(data, device)
+    return Tensor.wrap(data, device)
 
 
 def eye(n, m=None, dtype=float32, device=None, requires_grad=False):
     """The n x m identity matrix (m defaults to n)."""
     n, m = _size_arg((n, n if m is None else m), "eye")
     data, device = _make(device, lambda xp: xp.eye(n, m, dtype=dtype))
-    return Tensor._wrap(data, device).requires_grad_(requires_grad)
+    return Tensor.wrap(data, device).requires_grad_(requires_grad)

@@ -36,7 +36,7 @@ _FLAGS = set(_NAMES["flags"])
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(os.path.dirname(_HERE))
 # device.fuse's wrapper, which calls cupy.fuse's kernels: a fused launch is counted at its caller's line
-_FUSE_WRAPPER = (os.path.join(_ROOT, "tinygrad_cnn", "device.py"), "call")
+_FUSE_WRAPPER = (os.path.join(_ROOT, "tinygrad_cnn", "kernels", "fusion.py"), "call")
 DEVICE_COUNT = int(os.environ.get("TINYGRAD_CNN_EMULATED_GPUS", "2"))
 # CuPy's scatter (ufunc.at, scatter_add) runs on atomics, which exist for these dtypes only
 _AT_DTYPES = {"add": "iILQefd", "maximum": "iILQfd", "minimum": "iILQfd"}

@@ -10,8 +10,8 @@ import inspect
 
 import numpy
 
-from ..function import no_grad
-from ..nn.layers import Layer, Sequential as _NNSequential, Softmax, Sigmoid, _Activated, _Elementwise
+from ..autograd import no_grad
+from ..nn.layers import Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, _Elementwise
 from ..tensor import Tensor
 from .models import Sequential
 
@@ -193,10 +193,10 @@ class Model(Sequential):
             return self.call(x, training=self.training)
         return self.call(x)
 
-    def _prepare(self, x):
+    def prepare(self, x):
         """A subclassed model takes any input its call() takes, and builds on the first call."""
         if not self._subclassed:
-            return super()._prepare(x)
+            return super().prepare(x)
         x = x if isinstance(x, Tensor) else self._from_array(x)
         if not self.built:
             self.input_shape, self.built = tuple(x.shape[1:]), True
@@ -218,7 +218,7 @@ class Model(Sequential):
         then checks what reaches it); a subclassed one leaves it to call()."""
         if self.is_graph:
             if tuple(shape[1:]) != self._declared_shape:
-                raise ValueError(f"{self._label()}: expects inputs of shape {(None,) + self._declared_shape} "
+                raise ValueError(f"{self.label()}: expects inputs of shape {(None,) + self._declared_shape} "
                                  f"(declared by Input(shape=...)), got {tuple(shape)}")
         elif not self._subclassed:
             super()._validate(shape)
@@ -248,15 +248,15 @@ class Model(Sequential):
     def logits(self, x):
         """The output without a final softmax or sigmoid (a subclassed model's output as is)."""
         if self.is_graph:
-            x = self._prepare(x)
+            x = self.prepare(x)
             last = self._nodes[-1].layer
             args = self._run_graph(x, stop_before_output=True)
             if isinstance(last, (Softmax, Sigmoid)):
-                return last._prepare(args[0])
-            if isinstance(last, _Activated) and last.activation_name in ("softmax", "sigmoid", None):
-                return last.pre_activation(last._prepare(args[0]))
-            if isinstance(last, (_Activated, _Elementwise)):
-                raise ValueError(f"logits(): the model ends in {last._label()}, whose output is not logits")
+                return last.prepare(args[0])
+            if isinstance(last, Activated) and last.activation_name in ("softmax", "sigmoid", None):
+                return last.pre_activation(last.prepare(args[0]))
+            if isinstance(last, (Activated, _Elementwise)):
+                raise ValueError(f"logits(): the model ends in {last.label()}, whose output is not logits")
             return last(args[0] if len(args) == 1 else args)
         if not self._subclassed:
             return super().logits(x)

@@ -6,7 +6,7 @@ import warnings
 
 import numpy
 
-from ..function import no_grad
+from ..autograd import no_grad
 from ..tensor import Tensor, concatenate
 from . import callbacks as callbacks_module
 from .progress import Progress

@@ -4,7 +4,7 @@ Keras 3's layer names) and Keras' constructor arguments (`input_shape=` on a fir
 Weights keep the project's layouts: a conv kernel (filters, channels, KH, KW), a dense kernel
 (units, in_features), whatever the data format."""
 from .. import nn
-from ..nn.layers import _Activated, _shape_tuple, get_activation
+from ..nn.layers import Activated, _shape_tuple, get_activation
 
 DEFAULT_DATA_FORMAT = "channels_last"
 
@@ -106,7 +106,7 @@ class Softmax(_InputShape, nn.Softmax):
         self._keep_input_shape(input_shape)
 
 
-class Activation(_InputShape, _Activated):
+class Activation(_InputShape, Activated):
     """An activation as a layer: Activation('relu'), Activation(tf.nn.softmax); softmax over the
     last axis. A final softmax or sigmoid is stripped by logits(), as a Dense layer's is."""
 

@@ -100,7 +100,7 @@ class SparseCategoricalCrossentropy(Loss):
         if logits:
             # NOTE: the op itself, not F.cross_entropy, whose check of the label range reads the labels
             # back from the device each batch; targets() checked them once, on the host
-            return F.CrossEntropy.apply(out, y, reduction="mean")
+            return F.softmax_cross_entropy(out, y, reduction="mean")
         return F.nll_loss(out.clip(EPSILON, 1 - EPSILON).log(), y)
 
 

@@ -10,8 +10,8 @@ import numpy
 
 from .. import nn
 from ..device import to_device
-from ..function import no_grad
-from ..nn.layers import _Activated
+from ..autograd import no_grad
+from ..nn.layers import Activated
 from ..tensor import Tensor, concatenate, get_rng
 from . import callbacks as callbacks_module
 from . import losses, optimizers
@@ -138,7 +138,7 @@ class Sequential(BatchesMixin, nn.Sequential):
         ones, even where its layers could take them); then the layers check what reaches them."""
         declared = self._declared_input_shape()
         if declared is not None and len(shape) > 0 and tuple(shape[1:]) != tuple(declared):
-            raise ValueError(f"{self._label()}: expects inputs of shape {(None,) + tuple(declared)} (declared by "
+            raise ValueError(f"{self.label()}: expects inputs of shape {(None,) + tuple(declared)} (declared by "
                              f"Input(shape=...) or input_shape=), got {tuple(shape)}"
                              f"{self._channel_order_hint(tuple(shape[1:]))}")
         super()._validate(shape)
@@ -253,7 +253,7 @@ class Sequential(BatchesMixin, nn.Sequential):
             return "softmax"
         if isinstance(last, nn.Sigmoid):
             return "sigmoid"
-        return last.activation_name if isinstance(last, _Activated) else None
+        return last.activation_name if isinstance(last, Activated) else None
 
     def _output(self, xb):
         """(output, whether it is logits): a softmax or sigmoid the loss can take as logits is skipped."""

@@ -1,7 +1,8 @@
 """keras.ops-style functions that take NumPy or CuPy arrays, lists or Tensors and return Tensors (with
 .numpy()), as Keras' own do; `tf.argmax` and `tf.convert_to_tensor` are these too."""
 from ..nn import functional as F
-from ..tensor import Tensor, torch_names
+from ..spellings import torch_names
+from ..tensor import Tensor
 
 
 def convert_to_tensor(x, dtype=None):

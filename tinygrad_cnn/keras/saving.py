@@ -16,7 +16,7 @@ import numpy
 
 from .. import nn
 from ..checkpoint import atomic_write
-from ..nn.layers import _Activated, _Elementwise
+from ..nn.layers import Activated, _Elementwise
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 FORMAT_VERSION = "3.0.0"  # NOTE: the Keras 3 format these files follow (Keras reads but does not check it)
@@ -130,7 +130,7 @@ def _describe(layer, shape):
         return "Softmax", {**base, "axis": layer.axis}, []
     if isinstance(layer, _Elementwise):  # Sigmoid, Tanh
         return "Activation", {**base, "activation": layer.default_name}, []
-    if isinstance(layer, _Activated) and not layer.parameters():  # keras.layers.Activation
+    if isinstance(layer, Activated) and not layer.parameters():  # keras.layers.Activation
         return "Activation", {**base, "activation": _activation_name(layer)}, []
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
 

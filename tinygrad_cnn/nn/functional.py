@@ -3,9 +3,10 @@ import math
 import numpy
 
 from .. import conv, ops
-from ..device import arange_constant, device_of, fuse, random_uniform, use_device
-from ..function import Function
-from ..tensor import Tensor, generator_or_global, torch_names
+from ..autograd import kernel_for
+from ..device import device_of, random_uniform, use_device
+from ..spellings import torch_names
+from ..tensor import Tensor, generator_or_global
 
 
 def _check_tensor(x, name, ndim=None, what=""):
@@ -38,7 +39,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
 
     padding is an int, a pair, or 'valid' (none) / 'same' (output size = input size; stride 1)."""
     inputs, kwargs = _conv_args(x, weight, bias, stride, padding, dilation)
-    return conv.Conv2d.apply(*inputs, **kwargs)
+    return conv.Convolution.apply(*inputs, **kwargs)
 
 
 def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, pool_size=2, relu=False):
@@ -60,11 +61,11 @@ def conv2d_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1, poo
     if pool[0] > out_h or pool[1] > out_w:
         raise ValueError(f"conv2d_max_pool2d: pool window {pool} is larger than the convolution's "
                          f"{out_h}x{out_w} output (input shape {x.shape})")
-    return conv.Conv2d.apply(*inputs, pool=pool, relu=bool(relu), **kwargs)
+    return kernel_for(conv.conv_pool_relu, x.device)(*inputs, pool=pool, relu=bool(relu), **kwargs)
 
 
 def _conv_args(x, weight, bias, stride, padding, dilation):
-    """Check conv2d's arguments; return its input tensors and the Conv2d op's keyword arguments."""
+    """Check conv2d's arguments; return its input tensors and the Convolution op's keyword arguments."""
     _check_tensor(x, "conv2d input", 4, "(N, C, H, W)")
     _check_tensor(weight, "conv2d weight", 4, "(out_channels, in_channels, KH, KW)")
     _check_float(x, "conv2d input")
@@ -124,13 +125,13 @@ def _pool_args(name, x, kernel_size, stride, padding):
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """Max over windows; stride defaults to the kernel size."""
-    return conv.MaxPool2d.apply(x, **_pool_args("max_pool2d", x, kernel_size, stride, padding))
+    return conv.MaxPool.apply(x, **_pool_args("max_pool2d", x, kernel_size, stride, padding))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Mean over windows (zero padding counts); stride defaults to the kernel size."""
     _check_float(x, "avg_pool2d input")
-    return conv.AvgPool2d.apply(x, **_pool_args("avg_pool2d", x, kernel_size, stride, padding))
+    return conv.AvgPool.apply(x, **_pool_args("avg_pool2d", x, kernel_size, stride, padding))
 
 
 # ---------------------------------------------------------------- dense and activations
@@ -149,7 +150,8 @@ def linear(x, weight, bias=None, relu=False):
         _check_tensor(bias, "linear bias", 1, "(out_features,)")
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"linear: bias shape {bias.shape} does not match {weight.shape[0]} output features")
-    return ops.Linear.apply(x, weight, *([] if bias is None else [bias]), relu=bool(relu))
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return kernel_for(ops.linear_relu, x.device)(*inputs) if relu else ops.Linear.apply(*inputs)
 
 
 @torch_names
@@ -197,7 +199,7 @@ def dropout(x, p=0.5, training=True, generator=None):
     keep = random_uniform(x.device, x.shape, x.dtype, rng) >= p
     with use_device(x.device):
         mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    return x * Tensor._wrap(mask, x.device)
+    return x * Tensor.wrap(mask, x.device)
 
 
 # ---------------------------------------------------------------- losses
@@ -243,79 +245,28 @@ def _class_targets(logits, targets, name):
     return targets
 
 
-class CrossEntropy(Function):
-    """-log softmax(logits)[target] per sample, then its mean, sum or nothing, fused: one stable
-    log-softmax, and a backward of softmax - onehot that never builds the log-softmax graph.
-
-    NOTE: the reduction is part of the op: the loss of a training step is one op forward and
-    one backward, not three. Its elementwise steps are fused kernels (device.fuse): on a GPU the
-    loss is 6 launches forward (max, exp, sum, the target's logit, the log, the mean) and 1 back
-    (was 10 and 5); on the CPU they compute what the unfused steps did, bit for bit."""
-
-    def forward(self, logits, targets, reduction="mean"):
-        n = logits.shape[0]
-        top = logits.max(axis=1, keepdims=True)
-        exp = _exp_of_difference(logits, top)
-        total = exp.sum(axis=1, keepdims=True)
-        picked = logits[arange_constant(self.device, 0, n, "int64"), targets]
-        self.exp, self.total, self.targets, self.reduction = exp, total, targets, reduction
-        # log(total) - (picked - top), NaN for a label outside [0, classes)
-        # NOTE: the scalars are NumPy scalars (of the logits' dtype, the count int64): inside cupy.fuse
-        # CuPy types a Python number by its own rules (CuPy 13 with NumPy 2: float64 losses for float32 logits)
-        kind = numpy.dtype(logits.dtype).type
-        losses = _log_minus_difference(total[:, 0], picked, top[:, 0], targets, numpy.int64(logits.shape[1]),
-                                       kind(math.nan))
-        if reduction == "none":
-            return losses
-        reduced = losses.mean(keepdims=True) if reduction == "mean" else losses.sum(keepdims=True)
-        return reduced.reshape(())
-
-    def backward(self, g):
-        n, classes = self.exp.shape
-        # every sample's loss gets the same share of the upstream scalar (divided by 1: exact, unchanged)
-        share, g = (n if self.reduction == "mean" else 1, g) if self.reduction != "none" else (1, g[:, None])
-        kind = numpy.dtype(self.exp.dtype).type  # typed scalars, as in forward
-        grad = _softmax_minus_onehot(self.exp, self.total, g, kind(share), self.targets[:, None],
-                                     arange_constant(self.device, 0, classes, "int64"), numpy.int64(classes),
-                                     kind(math.nan))
-        return grad, None
-
-
-@fuse
-def _exp_of_difference(xp, a, b):
-    """exp(a - b): the shifted exponentials of a stable softmax, in one kernel on a GPU."""
-    return xp.exp(a - b)
-
-
-@fuse
-def _log_minus_difference(xp, total, picked, top, targets, classes, nan):
-    """log(total) - (picked - top): a sample's loss from its softmax sum and its target's logit;
-    `nan` where its target is not a class in [0, classes) (device labels are checked only here)."""
-    return xp.where((targets >= 0) & (targets < classes), xp.log(total) - (picked - top), nan)
-
-
-@fuse
-def _softmax_minus_onehot(xp, exp, total, g, share, targets, classes, count, nan):
-    """(softmax - onehot(targets)) * g / share, as (exp / total) * (g / share), less g / share at
-    each row's target class; `targets` is (N, 1), `classes` 0 .. C-1 (`count` of them); `nan` on
-    the rows whose target is not a class."""
-    g = g / share
-    scaled = exp / total * g
-    grad = xp.where(classes == targets, scaled - g, scaled)
-    return xp.where((targets >= 0) & (targets < count), grad, nan)
-
-
 def cross_entropy(logits, targets, reduction="mean"):
     """Softmax cross-entropy of raw scores (N, classes) against integer class targets (N,)."""
     targets = _class_targets(logits, targets, "cross_entropy")
     _check_reduction(reduction)
-    return CrossEntropy.apply(logits, targets, reduction=reduction)
+    return softmax_cross_entropy(logits, targets, reduction)
+
+
+def softmax_cross_entropy(logits, targets, reduction="mean"):
+    """cross_entropy on checked arguments (integer targets on the logits' device, a valid reduction):
+    the fused kernel (kernels/loss.py), or nll_of_log_softmax in the reference mode."""
+    return kernel_for(nll_of_log_softmax, logits.device)(logits, targets, reduction)
+
+
+def nll_of_log_softmax(logits, targets, reduction="mean"):
+    """The mathematics of cross_entropy: the target's -log_softmax, reduced."""
+    return nll_loss(logits.log_softmax(axis=1), targets, reduction)
 
 
 def nll_loss(log_probs, targets, reduction="mean"):
     """Negative log-likelihood of log-probabilities (N, classes), e.g. the output of log_softmax."""
     targets = _class_targets(log_probs, targets, "nll_loss")
-    picked = log_probs[Tensor._wrap(log_probs.xp.arange(log_probs.shape[0]), log_probs.device), targets]
+    picked = log_probs[Tensor.wrap(log_probs.xp.arange(log_probs.shape[0]), log_probs.device), targets]
     return _reduce(-picked, reduction)
 
 

@@ -7,7 +7,8 @@ import math
 
 import numpy
 
-from .. import conv
+from .. import conv as conv
+from ..autograd import kernel_for
 from ..device import canonical_device, to_numpy
 from ..tensor import Tensor, float32, generator_or_global
 from . import functional as F
@@ -87,7 +88,7 @@ class _Spatial:
         """A 4-D shape (batch axis first) in (N, C, H, W) order."""
         return (shape[0], shape[3], shape[1], shape[2]) if self._channels_last else tuple(shape)
 
-    def _chw(self, input_shape):
+    def chw(self, input_shape):
         """An input shape without the batch axis as (C, H, W)."""
         return self._nchw_shape((None,) + tuple(input_shape))[1:]
 
@@ -136,11 +137,12 @@ class Layer(Module):
         self.built = False
         self.input_shape = None
 
-    def _label(self):
+    def label(self):
+        """How errors name the layer: its class, and its name when it has one."""
         return f"{type(self).__name__} layer {self.name!r}" if self.name else type(self).__name__
 
     def _fail(self, shape, why):
-        raise ValueError(f"{self._label()}: {why}; got input shape {tuple(shape)}")
+        raise ValueError(f"{self.label()}: {why}; got input shape {tuple(shape)}")
 
     def _validate(self, shape):
         """Check a full input shape (batch axis first, None in build) and raise ValueError naming both."""
@@ -168,7 +170,7 @@ class Layer(Module):
     def _output_shape(self, input_shape):
         return input_shape
 
-    def _prepare(self, x):
+    def prepare(self, x):
         """Type-check, build on the first call, and validate the actual input shape. A NumPy or
         CuPy array or a list becomes a Tensor in this layer's dtype, on its device (Keras' habit)."""
         if not isinstance(x, Tensor):
@@ -187,14 +189,14 @@ class Layer(Module):
         before the layer has one); anything else is a TypeError naming the layer."""
         dtype = getattr(x, "dtype", None)
         if dtype is None and not isinstance(x, (list, tuple, int, float)):
-            raise TypeError(f"{self._label()}: input must be a Tensor or an array, got {type(x).__name__}")
+            raise TypeError(f"{self.label()}: input must be a Tensor or an array, got {type(x).__name__}")
         try:
             array = x if dtype is not None else numpy.asarray(x)
             if numpy.dtype(array.dtype).kind not in "biuf":
                 raise TypeError(f"dtype {array.dtype} is not numeric")
             return Tensor(array, device=canonical_device(self.device), dtype=self.dtype)
         except (TypeError, ValueError) as e:
-            raise TypeError(f"{self._label()}: input must be a numeric Tensor or array: {e}") from None
+            raise TypeError(f"{self.label()}: input must be a numeric Tensor or array: {e}") from None
 
     def __call__(self, x, training=None):
         """forward(x) after checks; x may be a Tensor, an array or a list. training=True/False runs this
@@ -202,11 +204,11 @@ class Layer(Module):
         if getattr(x, "_symbolic", False):  # keras.Input(...) and what layers made of it: record, compute nothing
             return x._apply(self)
         if training is None:
-            return self.forward(self._prepare(x))
+            return self.forward(self.prepare(x))
         modes = [(m, m.training) for m in self.modules()]
         self.train(bool(training))
         try:
-            return self.forward(self._prepare(x))
+            return self.forward(self.prepare(x))
         finally:
             for m, mode in modes:
                 m.training = mode
@@ -215,13 +217,13 @@ class Layer(Module):
         """A parameter on this layer's device, drawn on the CPU (so seeds agree across devices)."""
         values = to_numpy(initializer(tuple(shape), self.dtype))  # an initializer may return a CuPy array
         if values.shape != tuple(shape):
-            raise ValueError(f"{self._label()}: initializer returned shape {values.shape}, expected {tuple(shape)}")
+            raise ValueError(f"{self.label()}: initializer returned shape {values.shape}, expected {tuple(shape)}")
         return Tensor(values.astype(self.dtype, copy=False), device=canonical_device(self.device),
                       requires_grad=True)
 
     def _check_float(self, x):
         if x.dtype.kind != "f":
-            raise TypeError(f"{self._label()}: input must be floating-point, got {x.dtype.name}; use .float()")
+            raise TypeError(f"{self.label()}: input must be floating-point, got {x.dtype.name}; use .float()")
 
     def _cast(self, x):
         """Compute in the weights' dtype, as Keras layers do (float32 images into a float64 model)."""
@@ -236,7 +238,7 @@ class Layer(Module):
         return f"{type(self).__name__}({self._repr_args()})"
 
 
-class _Activated(Layer):
+class Activated(Layer):
     """A layer computing activation(pre_activation(x)); Sequential.logits calls pre_activation alone."""
 
     def forward(self, x):
@@ -248,7 +250,7 @@ class _Activated(Layer):
         return f", activation={self.activation_name!r}" if self.activation_name else ""
 
 
-class Conv2D(_Spatial, _Activated):
+class Conv2D(_Spatial, Activated):
     """2-D convolution over (N, C, H, W) inputs, or (N, H, W, C) with data_format='channels_last'
     (Keras' order; the same speed); weight (filters, C, KH, KW), bias (filters,) either way.
 
@@ -300,7 +302,8 @@ class Conv2D(_Spatial, _Activated):
             self._build(self._own_order((_positive_int(in_channels, "Conv2D in_channels"), 1, 1)))
             self.built = True
 
-    def _pads(self, h, w):
+    def pads(self, h, w):
+        """((top, bottom), (left, right)) zero padding of an h x w input, from `padding`."""
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
         if self.padding == "valid":
             return (0, 0), (0, 0)
@@ -316,7 +319,7 @@ class Conv2D(_Spatial, _Activated):
         if self.built and c != self.weight.shape[1]:
             self._fail(shape, f"expects {self.weight.shape[1]} input channels on axis "
                               f"{3 if self._channels_last else 1} of {self._layout()} (weight shape {self.weight.shape})")
-        (top, bottom), (left, right) = self._pads(h, w)
+        (top, bottom), (left, right) = self.pads(h, w)
         (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
         if dh * (kh - 1) + 1 > h + top + bottom or dw * (kw - 1) + 1 > w + left + right:
             self._fail(shape, f"kernel {kh}x{kw} (dilation {self.dilation_rate}) is larger than the "
@@ -324,42 +327,43 @@ class Conv2D(_Spatial, _Activated):
 
     def _build(self, input_shape):
         kh, kw = self.kernel_size
-        self.weight = self._new_weight(self.kernel_initializer, (self.filters, self._chw(input_shape)[0], kh, kw))
+        self.weight = self._new_weight(self.kernel_initializer, (self.filters, self.chw(input_shape)[0], kh, kw))
         if self.use_bias:
             self.bias = self._new_weight(self.bias_initializer, (self.filters,))
 
     def _output_shape(self, input_shape):
-        _, h, w = self._chw(input_shape)
-        (top, bottom), (left, right) = self._pads(h, w)
+        _, h, w = self.chw(input_shape)
+        (top, bottom), (left, right) = self.pads(h, w)
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
         return self._own_order((self.filters, conv.output_size(h + top + bottom, kh, sh, 0, dh),
                                 conv.output_size(w + left + right, kw, sw, 0, dw)))
 
     def pre_activation(self, x):
         """The convolution plus bias, before the activation (Sequential.logits uses it)."""
-        return self._conv(x)
+        return self.convolve(x)
 
     def forward(self, x):
-        """activation(pre_activation(x)); a ReLU runs inside the convolution op."""
+        """activation(pre_activation(x)); a ReLU in the same op as the convolution (conv_pool_relu)."""
         if self.activation_name == "relu":
-            return self._conv(x, relu=True)
+            return self.convolve(x, relu=True)
         return super().forward(x)
 
-    def _conv(self, x, max_pool=None, relu=False):
-        """The convolution op, optionally followed, in the same op, by max-pooling over
-        non-overlapping max_pool=(PH, PW) windows and by ReLU."""
+    def convolve(self, x, max_pool=None, relu=False):
+        """The convolution, optionally followed by max-pooling over tiling max_pool=(PH, PW) windows
+        and by ReLU: conv.conv_pool_relu, which kernels/ run as one op."""
         x = self._to_nchw(self._cast(x))
-        pads = self._pads(x.shape[2], x.shape[3])
+        pads = self.pads(x.shape[2], x.shape[3])
         inputs = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return self._from_nchw(conv.Conv2d.apply(*inputs, stride=self.strides, padding=pads,
-                                                 dilation=self.dilation_rate, pool=max_pool, relu=relu))
+        run = kernel_for(conv.conv_pool_relu, x.device)
+        return self._from_nchw(run(*inputs, stride=self.strides, padding=pads, dilation=self.dilation_rate,
+                                   pool=max_pool, relu=relu))
 
     def _repr_args(self):
         return (f"{self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
                 f"padding={self.padding!r}{self._activation_repr()}{self._format_repr()}")
 
 
-class Dense(_Activated):
+class Dense(Activated):
     """Fully connected layer on the last axis: x @ weight.T + bias, weight (units, in_features).
     in_features= creates the weights at once (else the first input does)."""
 
@@ -422,7 +426,8 @@ class _Pool(_Spatial, Layer):
             raise ValueError(f"{kind} padding must be 'valid' or 'same', got {padding!r}")
         self.padding = padding.lower()
 
-    def _pads(self, h, w):
+    def pads(self, h, w):
+        """((top, bottom), (left, right)) padding of an h x w input: none for 'valid', Keras' for 'same'."""
         if self.padding == "valid":
             return (0, 0), (0, 0)
         return _same_pads(h, self.pool_size[0], self.strides[0]), _same_pads(w, self.pool_size[1], self.strides[1])
@@ -431,14 +436,14 @@ class _Pool(_Spatial, Layer):
         if len(shape) != 4:
             self._fail(shape, f"expects 4-D input {self._layout()}")
         _, _, h, w = self._nchw_shape(shape)
-        (top, bottom), (left, right) = self._pads(h, w)
+        (top, bottom), (left, right) = self.pads(h, w)
         if self.pool_size[0] > h + top + bottom or self.pool_size[1] > w + left + right:
             self._fail(shape, f"pool window {self.pool_size} is larger than the input ({h}x{w} pixels in "
                               f"{self._layout()}); use padding='same'")
 
     def _output_shape(self, input_shape):
-        c, h, w = self._chw(input_shape)
-        (top, bottom), (left, right) = self._pads(h, w)
+        c, h, w = self.chw(input_shape)
+        (top, bottom), (left, right) = self.pads(h, w)
         return self._own_order((c, conv.output_size(h + top + bottom, self.pool_size[0], self.strides[0]),
                                 conv.output_size(w + left + right, self.pool_size[1], self.strides[1])))
 
@@ -458,7 +463,7 @@ class MaxPool2D(_Pool):
 
     def _pool(self, x):
         """Max over each window of x (N, C, H, W); 'same' padding pads with -inf."""
-        (top, bottom), (left, right) = self._pads(x.shape[2], x.shape[3])
+        (top, bottom), (left, right) = self.pads(x.shape[2], x.shape[3])
         if top or bottom or left or right:  # NOTE: -inf padding is never the max of a window
             x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)), value=-numpy.inf)
         return F.max_pool2d(x, self.pool_size, self.strides)
@@ -472,7 +477,7 @@ class AvgPool2D(_Pool):
     def _pool(self, x):
         """Mean over each window of x (N, C, H, W), counting only real pixels with 'same' padding."""
         h, w = x.shape[2:]
-        (top, bottom), (left, right) = self._pads(h, w)
+        (top, bottom), (left, right) = self.pads(h, w)
         if not (top or bottom or left or right):
             return F.avg_pool2d(x, self.pool_size, self.strides)
         x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)))
@@ -485,7 +490,7 @@ class AvgPool2D(_Pool):
         cache = self.__dict__.setdefault("_fractions", {})
         key = (h, w, numpy.dtype(dtype).str, device)
         if key not in cache:
-            (top, bottom), (left, right) = self._pads(h, w)
+            (top, bottom), (left, right) = self.pads(h, w)
             real = numpy.zeros((1, 1, h + top + bottom, w + left + right), dtype=dtype)
             real[:, :, top:top + h, left:left + w] = 1
             fraction = F.avg_pool2d(Tensor(real), self.pool_size, self.strides).numpy()
@@ -496,41 +501,11 @@ class AvgPool2D(_Pool):
 MaxPooling2D = MaxPool2D
 
 
-def _run(layers, x):
-    """Apply layers in order.
-
-    NOTE: max-pooling commutes with ReLU, exactly, gradients included: max(relu(a), relu(b)) =
-    relu(max(a, b)), and both send a window's gradient to its first maximum, or nowhere when it
-    is <= 0. So a ReLU-activated (or linear) layer followed directly by a MaxPool2D pools first
-    and applies ReLU to the pooled output, a quarter of the size for 2x2 windows; and for a
-    Conv2D whose output the pooling windows tile, pooling and ReLU run inside the convolution
-    op, chunk by chunk while the output is in cache (F.conv2d_max_pool2d)."""
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
-        following = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, _Activated) and layer.activation_name in ("relu", None) \
-                and isinstance(following, MaxPool2D) and getattr(layer, "data_format", following.data_format) \
-                == following.data_format:
-            x = layer._prepare(x)
-            relu = layer.activation_name == "relu"
-            conv_shape = layer.compute_output_shape(x.shape[1:]) if isinstance(layer, Conv2D) else None
-            if conv_shape is not None and _windows_tile(following, layer._chw(conv_shape)):
-                following.build(conv_shape)  # validates the shape, as calling the layer would
-                x = layer._conv(x, max_pool=following.pool_size, relu=relu)
-            else:
-                x = following(layer.pre_activation(x))
-                x = x.relu() if relu else x
-            i += 2
-        else:
-            x = layer(x)
-            i += 1
+def run_layers(layers, x):
+    """Apply layers in order: what Sequential does (kernels/ plan which neighbours fuse)."""
+    for layer in layers:
+        x = layer(x)
     return x
-
-
-def _windows_tile(pool, input_shape):
-    """Whether a MaxPool2D's windows tile inputs of input_shape (C, H, W): no padding, no overlap."""
-    return pool.strides == pool.pool_size and pool._pads(*input_shape[1:]) == ((0, 0), (0, 0))
 
 
 AveragePooling2D = AvgPool2D
@@ -726,8 +701,8 @@ class Sequential(Layer):
                 built = (f"it was built for inputs of shape {self.input_shape} and got {given} (shapes without "
                          f"the batch axis); " if self.built else f"for inputs of shape {given} (without the batch "
                                                                   f"axis), ")
-                where = "" if i == 0 else f"layer {i} ({layer._label()}) cannot take the shape that reaches it: "
-                raise ValueError(f"{self._label()}: {built}{where}{e}{self._channel_order_hint(given)}") from None
+                where = "" if i == 0 else f"layer {i} ({layer.label()}) cannot take the shape that reaches it: "
+                raise ValueError(f"{self.label()}: {built}{where}{e}{self._channel_order_hint(given)}") from None
 
     def _channel_order_hint(self, shape):
         """A sentence when an image shape looks like the other data format than the model's layers'."""
@@ -763,7 +738,7 @@ class Sequential(Layer):
 
     def forward(self, x):
         """Apply the layers in order (each builds itself on the first call)."""
-        return _run(self.layers, x)
+        return kernel_for(run_layers, x.device if isinstance(x, Tensor) else "cpu")(self.layers, x)
 
     def logits(self, x):
         """The output without the final softmax/sigmoid: the last layer's pre-activation, or the
@@ -772,19 +747,19 @@ class Sequential(Layer):
         callable) raises ValueError, since that output is not logits."""
         if not self.layers:
             raise ValueError("logits() of an empty Sequential")
-        x = self._prepare(x)
+        x = self.prepare(x)
         *body, last = self.layers
-        x = _run(body, x)
+        x = kernel_for(run_layers, x.device)(body, x)
         if isinstance(last, (Softmax, Sigmoid)):
-            return last._prepare(x)
-        if isinstance(last, _Activated):
+            return last.prepare(x)
+        if isinstance(last, Activated):
             if last.activation_name not in ("softmax", "sigmoid", None):
-                raise ValueError(f"logits(): the last layer ({last._label()}) ends in activation "
+                raise ValueError(f"logits(): the last layer ({last.label()}) ends in activation "
                                  f"{last.activation_name!r}, whose output is not logits; only a final "
                                  f"softmax or sigmoid is stripped")
-            return last.pre_activation(last._prepare(x))
+            return last.pre_activation(last.prepare(x))
         if isinstance(last, _Elementwise):
-            raise ValueError(f"logits(): the model ends in {last._label()}, whose output is not logits")
+            raise ValueError(f"logits(): the model ends in {last.label()}, whose output is not logits")
         return last(x)
 
     def summary(self, print_fn=print):

@@ -12,12 +12,12 @@ class _Merge(Layer):
     def __call__(self, inputs, training=None):
         """The merged input list; every input is checked, and the error names the layer and the shapes."""
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
-            raise TypeError(f"{self._label()}: takes a list of at least two inputs, got "
+            raise TypeError(f"{self.label()}: takes a list of at least two inputs, got "
                             f"{type(inputs).__name__}{'' if not hasattr(inputs, '__len__') else ' of ' + str(len(inputs))}")
         symbolic = [getattr(x, "_symbolic", False) for x in inputs]
         if any(symbolic):
             if not all(symbolic):
-                raise TypeError(f"{self._label()}: mixes symbolic inputs (keras.Input) with values")
+                raise TypeError(f"{self.label()}: mixes symbolic inputs (keras.Input) with values")
             return inputs[0]._apply_merge(self, list(inputs))
         tensors = [x if isinstance(x, Tensor) else self._from_array(x) for x in inputs]
         for x in tensors:
@@ -46,7 +46,7 @@ class Add(_Merge):
 
     def _check_shapes(self, shapes, batch):
         if any(s != shapes[0] for s in shapes):
-            raise ValueError(f"{self._label()}: the inputs must have one shape, got {shapes}")
+            raise ValueError(f"{self.label()}: the inputs must have one shape, got {shapes}")
 
     def _merged_shape(self, shapes):
         return shapes[0]
@@ -72,16 +72,16 @@ class Concatenate(_Merge):
 
     def _axis(self, rank, shapes):
         if not -rank <= self.axis < rank:
-            raise ValueError(f"{self._label()}: axis {self.axis} is out of range for inputs of shapes {shapes}")
+            raise ValueError(f"{self.label()}: axis {self.axis} is out of range for inputs of shapes {shapes}")
         return self.axis % rank
 
     def _check_shapes(self, shapes, batch):
         rank = len(shapes[0])
         axis = self._axis(rank + (0 if batch else 1), shapes) - (0 if batch else 1)
         if axis < 0 or (batch and axis == 0):
-            raise ValueError(f"{self._label()}: axis {self.axis} is the batch axis")
+            raise ValueError(f"{self.label()}: axis {self.axis} is the batch axis")
         if any(len(s) != rank or s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
-            raise ValueError(f"{self._label()}: the inputs must agree on every axis but {self.axis}, got {shapes}")
+            raise ValueError(f"{self.label()}: the inputs must agree on every axis but {self.axis}, got {shapes}")
 
     def _merged_shape(self, shapes):
         axis = self._axis(len(shapes[0]) + 1, shapes) - 1

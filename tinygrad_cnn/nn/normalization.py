@@ -4,7 +4,7 @@ Composed of Tensor ops (mean, subtraction, sqrt, ...), so its gradient is autogr
 it runs wherever they run; the moving statistics are buffers (saved in checkpoints, never trained)."""
 import numpy
 
-from ..function import no_grad
+from ..autograd import no_grad
 from ..tensor import Tensor
 from . import init as initializers
 from .layers import Layer

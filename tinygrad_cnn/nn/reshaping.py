@@ -24,7 +24,7 @@ class _GlobalPool(_Spatial, Layer):
         return (1, 2) if self._channels_last else (2, 3)
 
     def _output_shape(self, input_shape):
-        c = self._chw(input_shape)[0]
+        c = self.chw(input_shape)[0]
         return self._own_order((c, 1, 1)) if self.keepdims else (c,)
 
     def forward(self, x):

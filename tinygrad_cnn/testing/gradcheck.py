@@ -2,7 +2,7 @@
 import numpy
 
 from ..device import is_writeable, to_numpy
-from ..function import no_grad
+from ..autograd import no_grad
 from ..tensor import Tensor
 
 

@@ -1,0 +1,101 @@
+"""Interleaved A/B of a training step of the tutorial's CNN between two checkouts of the package.
+
+    python benchmarks/bench_ab.py --a /work/main --b . --rounds 8 --steps 10
+    python benchmarks/bench_ab.py --a . --b . --b-env TINYGRAD_CNN_KERNELS=reference   # kernels vs reference
+
+Each side runs in its own long-lived worker process (its checkout first on sys.path), with the same
+model, seed and batch of 128 MNIST-sized images; the rounds alternate A, B, B, A, ... so that noise
+from other work on the machine hits both alike. Prints the median step time of each side per round,
+and the ratio B/A of the medians with the spread over rounds."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+WORKER = r"""
+import sys, time
+import numpy as np
+import tinygrad_cnn as tg
+from tinygrad_cnn import nn, optim
+from tinygrad_cnn.nn import functional as F
+print(tg.__file__, file=sys.stderr)
+tg.manual_seed(0)
+model = nn.Sequential([
+    nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(2, strides=2),
+    nn.Conv2D(64, 3, padding="same", activation="relu"), nn.MaxPool2D(2, strides=2),
+    nn.Flatten(), nn.Dense(128, activation="relu"), nn.Dense(10, activation="softmax")], input_shape=(1, 28, 28))
+opt = optim.Adam(model.parameters(), lr=1e-3)
+rng = np.random.default_rng(0)
+x = tg.Tensor(rng.random((128, 1, 28, 28), dtype=np.float32))
+y = tg.Tensor(rng.integers(0, 10, 128))
+
+def step():
+    loss = F.cross_entropy(model.logits(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+for _ in range(3):
+    step()
+for line in sys.stdin:
+    times = []
+    for _ in range(int(line)):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    print(" ".join(repr(t) for t in times), flush=True)
+"""
+
+
+def start(checkout, env):
+    environment = {**os.environ, "PYTHONPATH": os.path.abspath(checkout), **env}
+    return subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=environment, cwd=os.path.abspath(checkout))
+
+
+def run(worker, steps):
+    worker.stdin.write(f"{steps}\n")
+    worker.stdin.flush()
+    return [float(t) for t in worker.stdout.readline().split()]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--a", required=True, help="checkout A (e.g. /work/main)")
+    p.add_argument("--b", required=True, help="checkout B")
+    p.add_argument("--a-env", default="", help="NAME=value,... for A's worker")
+    p.add_argument("--b-env", default="", help="NAME=value,... for B's worker")
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--steps", type=int, default=10, help="training steps per side per round")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    parse = lambda text: dict(kv.split("=", 1) for kv in text.split(",") if kv)  # noqa: E731
+    workers = {"A": start(args.a, parse(args.a_env)), "B": start(args.b, parse(args.b_env))}
+    medians = {"A": [], "B": []}
+    try:
+        for r in range(args.rounds):
+            for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
+                medians[side].append(statistics.median(run(workers[side], args.steps)))
+            print(f"round {r + 1}: A {medians['A'][-1] * 1e3:7.1f} ms   B {medians['B'][-1] * 1e3:7.1f} ms   "
+                  f"B/A {medians['B'][-1] / medians['A'][-1]:.3f}", flush=True)
+    finally:
+        for w in workers.values():
+            w.stdin.close()
+            w.wait(timeout=60)
+    ratios = [b / a for a, b in zip(medians["A"], medians["B"])]
+    a, b = statistics.median(medians["A"]), statistics.median(medians["B"])
+    print(f"\nmedian step: A {a * 1e3:.1f} ms, B {b * 1e3:.1f} ms; B/A {b / a:.3f}; B/A per round: median "
+          f"{statistics.median(ratios):.3f}, {min(ratios):.3f} to {max(ratios):.3f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "steps": args.steps,
+                       "median_ms": {"A": a * 1e3, "B": b * 1e3}, "ratio": b / a,
+                       "median_round_ratio": statistics.median(ratios),
+                       "round_ratios": ratios}, f, indent=2)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

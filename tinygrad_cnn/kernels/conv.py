@@ -1,0 +1,622 @@
+"""Kernels for convolution and max-pooling: channels-last, in cache-sized chunks over CPU threads, with
+bias, ReLU and a tiling max-pool fused into the convolution (the references: tinygrad_cnn/conv.py).
+
+Windows are strided views of the whole batch: im2col is one view copied once, and col2im and
+pooling loop over the KH x KW kernel offsets only, so nothing loops over pixels, channels or
+images, and the same code runs on CuPy."""
+from ..autograd import Function
+from ..conv import output_size
+from .dense import relu_gradient
+from .fusion import arange_constant, fuse
+from .homes import GradientHomes
+from .parallel import get_num_threads, over_batch, over_chunks
+
+
+def _gpu_weight(xp, weight, bias, count):
+    """The weight (O, C, KH, KW) as `count` copies of the (KH*KW*C, O) GEMM operand, with the bias as
+    a last row (see FusedConvolution._new_cols): (count, KH*KW*C [+ 1], O), C-contiguous.
+
+    NOTE: for CuPy's launch counts: written in place (one kernel, and one for the bias) rather than
+    a reshape copy and a concatenate (one copy per part); and one copy per window offset, so that the
+    per-offset GEMM is strided-batched: a 2-D operand broadcast over the batch makes CuPy build three
+    pointer arrays (a kernel each) for gemmBatched."""
+    o, c, kh, kw = weight.shape
+    k = kh * kw * c
+    out = xp.empty((count, k + bool(bias), o), dtype=weight.dtype)  # the bias cast to it, as on the CPU
+    target = out[:, :k].reshape(count, kh, kw, c, o)  # a view: splitting an axis needs no copy
+    if target.base is not out:  # (never, but a reshape that copied would leave `out` unwritten)
+        raise AssertionError("conv: the weight's GEMM operand is not a view")
+    target[...] = weight.transpose(2, 3, 1, 0)
+    if bias:
+        out[:, k] = bias[0]
+    return out
+
+
+def _window(array, i, j, out_h, out_w, stride, dilation):
+    """The slice of a padded (N, H, W, C) array that kernel offset (i, j) sees, for every output pixel."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return array[:, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw, :]
+
+
+def _windows(xp, x_pad, kh, kw, out_h, out_w, stride, dilation, pool=(1, 1)):
+    """Every window of a padded (N, H, W, C) array, as one strided view of shape
+    (PH, PW, N, OH, OW, KH, KW, C): offset (i, j) of the PH x PW `pool` windows over an (OH, OW)
+    grid of them, the image, the window's place in that grid, then its (KH, KW, C) values. With
+    the default pool (1, 1), (OH, OW) is the output grid. Slicing axis 2 gives a chunk's windows.
+
+    NOTE: built once per op (or per thread buffer), not per chunk: as_strided is Python code
+    (3 us), run while holding the lock (the GIL) the other thread needs between its NumPy calls."""
+    n, c = x_pad.shape[0], x_pad.shape[3]
+    s_n, s_h, s_w, s_c = x_pad.strides
+    (sh, sw), (ph, pw) = stride, pool
+    return xp.lib.stride_tricks.as_strided(
+        x_pad, shape=(ph, pw, n, out_h, out_w, kh, kw, c),
+        strides=(s_h * sh, s_w * sw, s_n, s_h * sh * ph, s_w * sw * pw, s_h * dilation[0], s_w * dilation[1], s_c))
+
+
+def _im2col(xp, windows, out):
+    """Write `windows` (from _windows, sliced to a chunk of images) as the rows of the 2-D `out`
+    (of any strides; the first KH*KW*C columns are written), in (i, j, image, y, x) order.
+
+    NOTE: one strided view of the input copied once into a matching view of `out`: one call
+    per chunk (Python overhead holds the GIL that the other threads need), and NumPy copies
+    along whichever axis is contiguous in both. With `out` row-major that is a window's (KW, C)
+    run (contiguous in the channels-last input at dilation 1), 3x faster than KH*KW slice
+    copies; with `out` column-major (few channels) it is a row of the output grid."""
+    ph, pw, n, out_h, out_w, kh, kw, c = windows.shape
+    row, col = out.strides
+    per_offset = n * out_h * out_w * row
+    dst = xp.lib.stride_tricks.as_strided(
+        out, shape=windows.shape,
+        strides=(pw * per_offset, per_offset, out_h * out_w * row, out_w * row, row, kw * c * col, c * col, col))
+    xp.copyto(dst, windows)
+    return out
+
+
+def _col2im(xp, pieces, grad_pad, out_h, out_w, stride, dilation):
+    """The inverse gather of im2col: add each kernel offset's (N, OH, OW, C) gradient piece into
+    the strided window of the padded (N, Hp, Wp, C) gradient `grad_pad` it was read from
+    (windows overlap, so pixels sum), and zero what no window covers. `pieces` yields
+    ((i, j), piece), offset (0, 0) first."""
+    if stride == (1, 1):
+        # NOTE: offset (0, 0)'s window is then the top-left (OH, OW) block: it is copied, not
+        # added, and only the rows and columns outside it are zeroed (one pass fewer)
+        grad_pad[:, out_h:] = 0
+        grad_pad[:, :out_h, out_w:] = 0
+        pieces = iter(pieces)
+        (i, j), piece = next(pieces)
+        grad_pad[:, :out_h, :out_w] = piece
+    else:
+        grad_pad[...] = 0
+    for (i, j), piece in pieces:
+        _window(grad_pad, i, j, out_h, out_w, stride, dilation)[...] += piece
+    return grad_pad
+
+
+def _unpad_nchw(grad_pad, padding):
+    """Cut the padding off a (N, Hp, Wp, C) array and return it as an NCHW view."""
+    (top, bottom), (left, right) = padding
+    h, w = grad_pad.shape[1] - top - bottom, grad_pad.shape[2] - left - right
+    return grad_pad[:, top:top + h, left:left + w, :].transpose(0, 3, 1, 2)
+
+
+def _pad_nhwc(xp, x, padding, value=0.0, out=None):
+    """Copy an NCHW array into a padded channels-last (N, Hp, Wp, C) buffer (`out` when given)."""
+    (top, bottom), (left, right) = padding
+    n, c, h, w = x.shape
+    if out is None:
+        out = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    if top or bottom or left or right:
+        out[...] = value
+    out[:, top:top + h, left:left + w, :] = x.transpose(0, 2, 3, 1)
+    return out
+
+
+# NOTE: the size, in bytes, of the largest matrix a chunk of images may need in a convolution
+# (its im2col rows, or its full-size output): a chunk's rows go through the GEMM, and its output
+# is pooled, and in backward its gradient formed and used, while still in the core's cache
+# (16 images in the tutorial's second layer forward, 8 backward, counts rounded so that the
+# threads get equal numbers of chunks): ~10% off a training step.
+CHUNK_BYTES = 4 << 20
+
+
+def _chunks(count, image_bytes, xp=None):
+    """Consecutive slices of one size (the last may be shorter) that cover range(count): of at
+    most CHUNK_BYTES // image_bytes images (at least one), and as many as a multiple of the
+    thread count, so that threads taking them in turn (over_chunks) get equal shares.
+
+    NOTE: on a GPU (xp not NumPy) the whole batch is one chunk: chunks there only multiply
+    kernel launches (16 chunks on a 16-core host), and no CPU threads run GPU work."""
+    if xp is not None and xp.__name__ != "numpy":
+        return [slice(0, count)] if count else []
+    threads = get_num_threads()
+    number = -(-count // max(1, CHUNK_BYTES // image_bytes))  # the fewest chunks that fit
+    number = -(-number // threads) * threads
+    size = max(1, -(-count // max(1, number)))
+    return [slice(lo, min(lo + size, count)) for lo in range(0, count, size)]
+
+
+class _PoolBlocks:
+    """The order of a convolution's im2col rows (and so of its output rows).
+
+    Without pooling: one row per output pixel, in (image, y, x) order. When a tiling max-pool
+    follows, only the pixels inside whole pool windows get rows, and a chunk's rows are ordered
+    (window offset, image, window y, window x): offset (i, j) of every window is one contiguous
+    block, laid out like the pooled output.
+
+    NOTE: pooling is then an elementwise max of PH*PW contiguous blocks, and its backward writes
+    contiguous blocks, instead of strided views whose contiguous runs are only the channels
+    (32 values in the tutorial's first layer): 2x faster there."""
+
+    def __init__(self, pool, out_h, out_w):
+        self.pool = pool
+        self.window = pool or (1, 1)
+        self.height, self.width = out_h // self.window[0], out_w // self.window[1]  # the grid of windows
+        self.count = self.window[0] * self.window[1]  # window offsets, one block each
+        self.rows_per_image = self.count * self.height * self.width
+
+    def rows(self, images):
+        """The rows of a consecutive slice of images."""
+        return slice(images.start * self.rows_per_image, images.stop * self.rows_per_image)
+
+    def split(self, matrix, channels):
+        """The blocks of a chunk's rows of `matrix`, one per window offset in row-major order,
+        each as (images, height, width, channels)."""
+        return list(matrix.reshape(self.count, -1, self.height, self.width, channels))
+
+
+class FusedConvolution(GradientHomes, Function):
+    """Cross-correlation of x (N, C, H, W) with weight (O, C, KH, KW), plus an optional bias (O,),
+    optionally max-pooled over non-overlapping `pool` (PH, PW) windows and passed through ReLU
+    (`relu=True`) in the same op.
+
+    NOTE: the work happens channels-last. im2col gathers each window as one row of
+    (N*OH*OW, KH*KW*C), so the product with the weight is a single GEMM. The result is returned
+    as an NCHW view of that NHWC memory: no transpose copy, and the next layer reads it
+    channels-last for free. Forward and backward split the batch into chunks of images that the
+    CPU cores take in turn (parallel.over_chunks): each chunk gets its own padding, im2col,
+    products, pooling and input gradient, in one thread. Pooling and ReLU here give the values and gradients of MaxPool and ReLU on the
+    output, without separate passes over the output in each direction."""
+
+    def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
+                relu=False):
+        xp = self.xp
+        n, c, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        (top, bottom), (left, right) = padding
+        out_h = output_size(h + top + bottom, kh, stride[0], 0, dilation[0])
+        out_w = output_size(w + left + right, kw, stride[1], 0, dilation[1])
+        k = kh * kw * c
+        blocks = _PoolBlocks(pool, out_h, out_w)
+        on_gpu = xp.__name__ != "numpy"
+        if on_gpu:  # (KH*KW*C [+ 1], O), one per window offset when pooling: see _gpu_weight
+            w_mat = _gpu_weight(xp, weight, bias, blocks.count if pool is not None else 1)
+            w_mat = w_mat if pool is not None else w_mat[0]
+        else:
+            w_mat = weight.transpose(2, 3, 1, 0).reshape(k, o)  # (KH*KW*C, O)
+            if bias:  # see _fill_cols
+                w_mat = xp.concatenate([w_mat, bias[0].reshape(1, o).astype(w_mat.dtype, copy=False)])
+        self.weight, self.has_bias, self.blocks, self.pool, self.relu = weight, bool(bias), blocks, pool, relu
+        # NOTE: with few channels (the first layer's), a window's channels-last run is shorter
+        # than an output row, so im2col writes a column-major matrix along output rows instead
+        # (on the CPU: on a GPU a batched GEMM would first copy such a matrix C-contiguous).
+        self.channels_first = c * kw < blocks.width and not on_gpu
+        self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
+        self.x_pad = x_pad = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+        self.windows = _windows(xp, x_pad, kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
+        dtype = xp.result_type(x, w_mat)
+        # NOTE: the work goes chunk by chunk, each chunk's im2col rows in one buffer per thread
+        # that stays in cache, and backward rebuilds them for the weight gradient: writing the
+        # whole matrix to memory and reading it back cost more than a second im2col (conv2 of
+        # the tutorial: 1.5 ms a step).
+        if pool is None:
+            self.result = xp.empty((n, out_h, out_w, o), dtype=dtype)
+            self.offset = None
+        else:
+            # NOTE: a pooling convolution keeps, per pooled value, only the offset of its window's
+            # first maximum (one byte), not its full-size output, which lives in one chunk-sized
+            # buffer per thread; backward routes the gradient by offset.
+            self.result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
+            self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count < 256 else xp.int32)
+            one = _offset_codes(self, blocks.count)[1:2]
+        result = self.result
+
+        self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
+        image_bytes = self.image_values * x_pad.itemsize
+
+        chunks = _chunks(n, image_bytes, xp)
+        most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image if chunks else 0
+        self.cols = None
+
+        def work(source):
+            chunk_cols = self._new_cols(most)
+            chunk_out = result.reshape(-1, o) if pool is None else xp.empty((most, o), dtype=dtype)
+            for _, chunk in source:
+                _pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
+                cols = self._fill_cols(chunk, chunk_cols)
+                if len(chunks) == 1:  # see backward
+                    self.cols = cols
+                if pool is None:  # straight into the output
+                    xp.matmul(cols, w_mat, out=chunk_out[blocks.rows(chunk)])
+                    if relu:
+                        xp.maximum(result[chunk], 0, out=result[chunk])
+                else:
+                    # NOTE: one GEMM per window offset (a stacked matmul, one batched call on a GPU),
+                    # not one over all rows: a BLAS rounds a row's sum by the row's place in its
+                    # tiles, so two identical windows (inside a thick stroke, say) could differ in the
+                    # last bit, and the max then took the later one: 3,785 of the 48,740 tied windows
+                    # of the tutorial's second layer on 64 MNIST images. The same row of same-shaped
+                    # products rounds alike, so a tie is exact and goes to the first maximum.
+                    size = cols.shape[0]
+                    per_offset = xp.reshape(chunk_out[:size], (blocks.count, -1, o))  # contiguous: a view
+                    xp.matmul(cols.reshape(blocks.count, -1, cols.shape[1]), w_mat, out=per_offset)
+                    _MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one,
+                                                *blocks.split(chunk_out[:size], o))
+
+        over_chunks(xp, chunks, n * self.image_values, work)
+        return result.transpose(0, 3, 1, 2)
+
+    def _new_cols(self, rows):
+        """An im2col matrix for chunks of up to `rows` rows: KH*KW*C values per row, left
+        uninitialised, and with a bias a last column of ones (which _fill_cols leaves alone).
+
+        NOTE: with a bias, each row ends in a 1 and the weight matrix in the bias, so the GEMM
+        adds the bias and the weight-gradient GEMM sums its gradient: two passes over the output
+        saved."""
+        width = self.weight[0].size + self.has_bias
+        if self.channels_first:
+            cols = self.xp.empty((width, rows), dtype=self.x_pad.dtype).T
+        else:
+            cols = self.xp.empty((rows, width), dtype=self.x_pad.dtype)
+        if self.has_bias:
+            cols[:, -1] = 1
+        return cols
+
+    def _fill_cols(self, images, cols):
+        """Write the im2col rows of a consecutive slice of images into the first rows of `cols`
+        (from _new_cols); returns those rows."""
+        rows = cols[:(images.stop - images.start) * self.blocks.rows_per_image]
+        _im2col(self.xp, self.windows[:, :, images], rows)
+        return rows
+
+    def backward(self, g):
+        xp, blocks = self.xp, self.blocks
+        (n, c, h, w), out_h, out_w, stride, padding, dilation = self.geometry
+        o, _, kh, kw = self.weight.shape
+        k = kh * kw * c
+        g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, O), or (N, OH // PH, OW // PW, O) after pooling
+        need_x, need_w = self.needs_input_grad[:2]
+        need_params = need_w or (self.has_bias and self.needs_input_grad[2])
+        grad_x = _InputGradient(self, g.dtype) if need_x else None
+        image_bytes = self.x_pad.itemsize * max(self.image_values, grad_x.image_values if need_x else 0)
+        pooling = blocks.pool is not None
+        if pooling:  # 1 + each block's index, as (PH, PW, 1, 1, 1, 1) to compare with every offset at once
+            codes = _offset_codes(self, blocks.count)[1:].reshape(blocks.window + (1, 1, 1, 1))
+
+        chunks = _chunks(n, image_bytes, xp)
+        most = chunks[0].stop - chunks[0].start if chunks else 0
+        parts = [None] * len(chunks)  # each chunk's share of the weight gradient (KH*KW*C, O), the bias its last row
+        # NOTE: with one chunk each way (always on a GPU) forward's im2col rows are the ones needed here:
+        # kept, not rebuilt (on a GPU an im2col copy and a fill of the ones column a layer); with more
+        # chunks they are rebuilt chunk by chunk in cache (see forward)
+        kept = self.cols if len(chunks) == 1 else None
+
+        def work(source):
+            chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params and kept is None else None
+            if pooling:
+                routed = xp.empty((most * blocks.rows_per_image, o), dtype=g.dtype)  # in the rows' order
+            scratch = grad_x.scratch(most) if need_x else None
+            for index, chunk in source:
+                size = (chunk.stop - chunk.start) * blocks.rows_per_image
+                if pooling:  # g at each window's first maximum (none where ReLU zeroed it)
+                    g_rows = routed[:size]
+                    stacked = g_rows.reshape(blocks.window + g[chunk].shape)
+                    # NOTE: written in pixel order too, for the input gradient, by the same kernel
+                    tiles = grad_x.tiles(scratch, chunk) if need_x else None
+                    _route_by_codes(stacked, g[chunk], self.offset[chunk], codes, *([] if tiles is None else [tiles]))
+                elif self.relu:  # in the rows' (pixels') order, so that the reshape is free
+                    g_rows = xp.empty(g[chunk].shape, dtype=g.dtype)
+                    relu_gradient(g_rows, g[chunk], self.result[chunk])
+                    g_rows = g_rows.reshape(-1, o)
+                else:
+                    g_rows = g[chunk].reshape(-1, o)
+                if need_params:
+                    cols = kept if kept is not None else self._fill_cols(chunk, chunk_cols)
+                    # NOTE: dot, not matmul: matmul keeps the GIL when its output has at most 500
+                    # values (conv1's is 10 x 32), and the other thread's ops then stall on it
+                    parts[index] = xp.dot(cols.T, g_rows)
+                if need_x:
+                    grad_x.add(scratch, chunk, None if pooling else g_rows)
+
+        over_chunks(xp, chunks, n * self.image_values, work)
+        grad_params = None
+        if need_params:  # summed in chunk order, whichever thread computed each part
+            grad_params = parts[0] if parts else xp.zeros((k + self.has_bias, o), dtype=g.dtype)
+            for part in parts[1:]:
+                grad_params += part
+        grad_w = None
+        if need_w:  # NOTE: in the weight's own contiguous layout (a small copy), so that the optimizers
+            # update it with the other parameters in their one split over cores; into the optimizer's
+            # buffer when it has one for it (kernels/homes.py): nothing to gather at its step
+            grad_w = grad_params[:k].T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+            home = self.grad_home(1, grad_w.shape, grad_w.dtype)
+            if home is None:
+                grad_w = xp.ascontiguousarray(grad_w)
+            else:
+                xp.copyto(home, grad_w)
+                grad_w = home
+        grad_x = grad_x.result() if need_x else None
+        if self.has_bias:
+            if not self.needs_input_grad[2]:
+                return grad_x, grad_w, None
+            grad_b, home = grad_params[k], self.grad_home(2, (o,), grad_params.dtype)
+            if home is not None:  # (a row of grad_params: else backward() copies it)
+                xp.copyto(home, grad_b)
+                grad_b = home
+            return grad_x, grad_w, grad_b
+        return grad_x, grad_w
+
+
+class _InputGradient:
+    """The gradient of a FusedConvolution's input, built chunk by chunk from the output gradient's rows.
+
+    NOTE: at stride 1 (and padding within the kernel's reach), it is a correlation of the
+    zero-padded output gradient with the flipped kernel: one im2col and one GEMM per chunk,
+    written straight into the result, instead of KH*KW narrow GEMMs whose pieces are then added
+    into overlapping windows (col2im): ~1 ms a step in the tutorial's model, whose first layer
+    then also reads a contiguous gradient. Its im2col holds KH*KW*O values per pixel and the
+    additions KH*KW*C, so it is used when C >= O / 2."""
+
+    def __init__(self, op, dtype):
+        self.op, self.xp = op, op.xp
+        (n, c, h, w), out_h, out_w, stride, padding, dilation = op.geometry
+        o, _, kh, kw = op.weight.shape
+        (top, bottom), (left, right) = padding
+        reach_h, reach_w = (kh - 1) * dilation[0], (kw - 1) * dilation[1]
+        self.full = (stride == (1, 1) and 2 * c >= o
+                     and 0 <= min(top, bottom) and max(top, bottom) <= reach_h
+                     and 0 <= min(left, right) and max(left, right) <= reach_w)
+        self.dtype = dtype
+        if self.full:
+            self.padded_size = (out_h + 2 * reach_h - top - bottom, out_w + 2 * reach_w - left - right)
+            self.at = (reach_h - top, reach_w - left)  # where the output gradient starts in it
+            flipped = op.weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)  # (KH, KW, O, C)
+            self.weight = self.xp.ascontiguousarray(flipped).reshape(kh * kw * o, c)
+            self.grad = self.xp.empty((n, h, w, c), dtype=self.xp.result_type(dtype, op.weight))
+            self.image_values = h * w * kh * kw * o  # of its im2col rows
+        else:
+            self.weight = self.xp.ascontiguousarray(op.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
+            self.grad = self.xp.empty(op.x_pad.shape, dtype=dtype)  # padded, channels-last
+            self.image_values = 0
+
+    def scratch(self, images):
+        """One thread's buffers for chunks of up to `images` images: the output gradient in pixel
+        order (inside a zero border, when full), and the im2col rows (when full)."""
+        xp, op = self.xp, self.op
+        out_h, out_w = op.geometry[1:3]
+        o, _, kh, kw = op.weight.shape
+        if self.full:
+            padded = xp.zeros((images,) + self.padded_size + (o,), dtype=self.dtype)
+            pixels = padded[:, self.at[0]:self.at[0] + out_h, self.at[1]:self.at[1] + out_w, :]
+            h, w = self.grad.shape[1:3]
+            windows = _windows(xp, padded, kh, kw, h, w, (1, 1), op.geometry[5])
+            return windows, pixels, xp.empty((images * h * w, kh * kw * o), dtype=self.dtype)
+        if op.blocks.pool is not None:
+            return None, _unpooled_buffer(xp, (images, out_h, out_w, o), op.blocks.pool, self.dtype), None
+        return None, None, None
+
+    def tiles(self, scratch, chunk):
+        """When pooling: the view of a chunk's pixel-order output gradient (in `scratch`) as
+        (PH, PW, images, H // PH, W // PW, O), the rows' block order, that routing writes (see add)."""
+        return _tiles(scratch[1][:chunk.stop - chunk.start], self.op.blocks.pool)
+
+    def add(self, scratch, chunk, g_rows):
+        """Write the input gradient of a chunk of images from its output gradient rows (pixel
+        order); when pooling, g_rows is None: routing wrote them into `tiles` already."""
+        xp, op = self.xp, self.op
+        windows, pixels, cols = scratch
+        _, out_h, out_w, stride, _, dilation = op.geometry
+        o, c, kh, kw = op.weight.shape
+        images = chunk.stop - chunk.start
+        if pixels is not None:  # the gradient in pixel order
+            pixels = pixels[:images]
+            if g_rows is not None:
+                pixels[...] = g_rows.reshape(pixels.shape)
+            g_rows = pixels.reshape(-1, o) if not self.full else None
+        if self.full:
+            h, w = self.grad.shape[1:3]
+            rows = cols[:images * h * w]
+            _im2col(xp, windows[:, :, :images], rows)
+            xp.matmul(rows, self.weight, out=self.grad[chunk].reshape(-1, c))
+        else:
+            _col2im(xp, self._pieces(g_rows, images), self.grad[chunk], out_h, out_w, stride, dilation)
+
+    def result(self):
+        """The gradient as an NCHW view."""
+        if self.full:
+            return self.grad.transpose(0, 3, 1, 2)
+        return _unpad_nchw(self.grad, self.op.geometry[4])
+
+    def _pieces(self, g_rows, images):
+        """For each kernel offset (i, j), the gradient of the input values that offset read.
+
+        NOTE: one (rows, O) x (O, C) product per offset, into one reused contiguous buffer,
+        beats one big GEMM whose (N, OH, OW, KH, KW, C) result must then be read back with
+        strides (1.6x here)."""
+        xp = self.xp
+        kh, kw, _, c = self.weight.shape
+        out_h, out_w = self.op.geometry[1:3]
+        part = xp.empty((g_rows.shape[0], c), dtype=g_rows.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                xp.matmul(g_rows, self.weight[i, j], out=part)
+                yield (i, j), part.reshape(images, out_h, out_w, c)
+
+
+class _Pool2d(Function):
+    """Shared window bookkeeping of max and average pooling (channels-last, like FusedConvolution)."""
+
+    def _windows(self, x, kernel, stride, padding, fill):
+        n, c, h, w = x.shape
+        (kh, kw), (ph, pw) = kernel, padding
+        out_h = output_size(h, kh, stride[0], ph)
+        out_w = output_size(w, kw, stride[1], pw)
+        x_pad = _pad_nhwc(self.xp, x, ((ph, ph), (pw, pw)), fill)
+        self.geometry = (x.shape, x_pad.shape, out_h, out_w, kernel, stride, padding)
+        offsets = [(i, j) for i in range(kh) for j in range(kw)]
+        return x_pad, offsets, out_h, out_w
+
+    def _scatter(self, pieces, dtype):
+        """Sum per-offset gradient pieces (each (N, OH, OW, C)) back into an NCHW input gradient."""
+        _, pad_shape, out_h, out_w, _, stride, (ph, pw) = self.geometry
+        grad_pad = _col2im(self.xp, pieces, self.xp.empty(pad_shape, dtype=dtype), out_h, out_w, stride, (1, 1))
+        return _unpad_nchw(grad_pad, ((ph, ph), (pw, pw)))
+
+
+def _tiles(y, kernel):
+    """Every non-overlapping KH x KW window of a (N, H, W, C) array, as one view of shape
+    (KH, KW, N, H // KH, W // KW, C): [i, j] is offset (i, j) of every window; rows and columns
+    past the last whole window are left out."""
+    n, h, w, c = y.shape
+    kh, kw = kernel
+    y6 = y[:, :h // kh * kh, :w // kw * kw, :].reshape(n, h // kh, kh, w // kw, kw, c)
+    return y6.transpose(2, 4, 0, 1, 3, 5)
+
+
+def _tile_list(y, kernel):
+    """_tiles as a list of (N, H // KH, W // KW, C) views, one per offset in row-major order."""
+    tiles = _tiles(y, kernel)
+    return [tiles[i, j] for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _unpooled_buffer(xp, shape, kernel, dtype):
+    """An (N, H, W, C) buffer for the gradient of a max-pool's input: uninitialised when the
+    windows cover every row and column (routing writes all of it), else zero, so that the rows
+    and columns past the last whole window get no gradient."""
+    _, h, w, _ = shape
+    covered = h % kernel[0] == 0 and w % kernel[1] == 0
+    return xp.empty(shape, dtype=dtype) if covered else xp.zeros(shape, dtype=dtype)
+
+
+def _offset_codes(op, count):
+    """0, 1, ..., count in the dtype of `op.offset`, on the op's device (made once: see arange_constant)."""
+    return arange_constant(op.device, 0, count + 1, op.offset.dtype)
+
+
+def _max_and_first_offset(relu):
+    """A kernel(out, offset, one, *blocks) that writes out = the elementwise max of `blocks` (then
+    passed through ReLU if `relu`), and offset = 1 + the index of the first block that holds it (the
+    first maximum in the window's row-major order when several tie), or 0 where ReLU zeroed it: no
+    gradient flows there. `one` is a 1 in the offset's dtype (shape (1,)).
+
+    NOTE: one fused kernel on a GPU (2 + 4 per further block launches unfused: 30 a step in the
+    tutorial's model). On the CPU the plain body's temporaries are slower than the tuned version
+    below (in-place into reused buffers, in the offset's integer type), which NumPy runs instead;
+    tests/test_conv_pool.py checks that both give identical values and offsets."""
+
+    def kernel(xp, out, offset, one, *blocks):
+        if relu:  # ReLU first: the running max starts at 0, and a block must exceed it (ReLU's gradient at 0 is 0)
+            out[...] = xp.maximum(blocks[0], 0)
+            offset[...] = blocks[0] > 0
+        else:
+            out[...] = blocks[0]
+            offset[...] = one
+        for q, block in enumerate(blocks[1:], start=2):
+            flag = block > out  # strictly: a tie keeps the earlier offset
+            xp.maximum(out, block, out=out)
+            offset += flag * (q - offset)  # q where flag, else unchanged, in the offset's dtype
+
+    def tuned(xp, out, offset, one, *blocks):
+        flag = xp.empty(out.shape, dtype=bool)
+        index = xp.empty(out.shape, dtype=offset.dtype)
+        flag_as_int = flag.view(offset.dtype) if offset.itemsize == 1 else flag
+        if relu:
+            xp.maximum(blocks[0], 0, out=out)
+            xp.greater(blocks[0], 0, out=flag)
+            xp.copyto(offset, flag_as_int, casting="unsafe")
+        else:
+            xp.copyto(out, blocks[0])
+            offset.fill(1)
+        for q, block in enumerate(blocks[1:], start=2):
+            xp.greater(block, out, out=flag)
+            xp.maximum(out, block, out=out)
+            # NOTE: offset = max(offset, q * flag), since q exceeds every offset so far; in the
+            # offset's integer type, 10x faster than a masked assignment
+            xp.multiply(flag_as_int, q, out=index, casting="unsafe")
+            xp.maximum(offset, index, out=offset)
+
+    kernel.__name__ = "max_and_first_offset_relu" if relu else "max_and_first_offset"
+    return fuse(kernel, cpu=tuned)
+
+
+_MAX_AND_FIRST_OFFSET = {relu: _max_and_first_offset(relu) for relu in (False, True)}
+
+
+@fuse
+def _route_by_offset(xp, g, offset, *grads):
+    """grads[q - 1] = g where offset == q, else 0 (offsets from _max_and_first_offset): each
+    window's gradient reaches exactly one input, and none where ReLU zeroed the output."""
+    for q, grad in enumerate(grads, start=1):
+        xp.multiply(g, offset == q, out=grad)
+
+
+@fuse
+def _route_by_codes(xp, routed, g, offset, codes, *copies):
+    """routed[i, j] = g where offset == codes[i, j] (= 1 + i * PW + j), else 0: _route_by_offset
+    for blocks stacked along the first axes, with `codes` shaped to broadcast along them; each of
+    `copies` (views of routed's shape) gets the same values.
+
+    NOTE: all offsets' blocks in two broadcast ops on the CPU (not two per offset), one kernel on a GPU."""
+    xp.multiply(g, offset == codes, out=routed)
+    for copy in copies:
+        copy[...] = routed
+
+
+class RoutedMaxPool(_Pool2d):
+    """Max over each window; backward routes a window's gradient to exactly one maximum (the
+    first in row-major order when several tie), so gradients are never split or duplicated.
+
+    NOTE: forward keeps, per output value, the offset of its window's first maximum (one byte),
+    as the fused conv+pool op does, and backward routes by it; the input is not kept."""
+
+    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+        xp = self.xp
+        # NOTE: windows that tile the input (kernel == stride, no padding) are reshaped views of
+        # the channels-last input: nothing is padded, and backward writes each input element
+        # once instead of zero-filling and adding.
+        self.tiled = kernel == stride and padding == (0, 0)
+        if self.tiled:
+            views = _tile_list(x.transpose(0, 2, 3, 1), kernel)
+            self.geometry = (x.shape, kernel)
+        else:
+            fill = -xp.inf if x.dtype.kind == "f" else False if x.dtype.kind == "b" else xp.iinfo(x.dtype).min
+            x_pad, offsets, out_h, out_w = self._windows(x, kernel, stride, padding, fill)
+            views = [_window(x_pad, i, j, out_h, out_w, stride, (1, 1)) for i, j in offsets]
+            self.offsets = offsets
+        out = xp.empty(views[0].shape, dtype=x.dtype)  # (N, OH, OW, C)
+        self.offset = xp.empty(out.shape, dtype=xp.uint8 if len(views) < 256 else xp.int32)
+        one = _offset_codes(self, len(views))[1:2]
+        over_batch(xp, out.shape[0], x.size, lambda r: _MAX_AND_FIRST_OFFSET[False](
+            out[r], self.offset[r], one, *[v[r] for v in views]))
+        return out.transpose(0, 3, 1, 2)
+
+    def backward(self, g):
+        xp = self.xp
+        g = g.transpose(0, 2, 3, 1)  # (N, OH, OW, C)
+        if not self.tiled:
+            pieces = [xp.empty(g.shape, dtype=g.dtype) for _ in self.offsets]
+            _route_by_offset(g, self.offset, *pieces)
+            return self._scatter(list(zip(self.offsets, pieces)), g.dtype)
+        (n, c, h, w), kernel = self.geometry
+        grad = _unpooled_buffer(xp, (n, h, w, c), kernel, g.dtype)
+        grads = _tile_list(grad, kernel)
+        over_batch(xp, n, grad.size, lambda r: _route_by_offset(g[r], self.offset[r], *[d[r] for d in grads]))
+        return grad.transpose(0, 3, 1, 2)
+
+
+def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
+                   relu=False):
+    """conv.conv_pool_relu as one op: the convolution's output pooled and passed through
+    ReLU chunk by chunk while in cache, its gradient formed the same way."""
+    return FusedConvolution.apply(x, weight, *bias, stride=stride, padding=padding, dilation=dilation, pool=pool,
+                                  relu=relu)
