@@ -6,8 +6,8 @@ walk: several outputs, gradients of chosen inputs (PyTorch's autograd.grad), and
 Tensors in place of arrays. A kernel keeps its array backward; when a graph is asked for at one of
 its nodes, its reference is recomputed (kernels off) and differentiated instead."""
 from . import anomaly, autograd
-from .autograd import (DeviceError, Function, _SUBSTITUTIONS, _check_saved, accumulate, enable_grad, scope,
-                       set_kernels, sum_to)
+from .autograd import (DeviceError, Function, _SUBSTITUTIONS, _check_saved, accumulate, checked_gradients,
+                       enable_grad, scope, set_kernels, sum_to)
 
 _REFERENCE_OF = {}  # kernel op -> the reference it replaces (found once: _reference_of)
 
@@ -103,8 +103,7 @@ def _run_node(node, g, pending, retain_graph, create_graph, needed):
             in_grads = differentiable_backward(fn, node, g)
     else:
         in_grads = fn.backward(g)
-    if not isinstance(in_grads, tuple):
-        in_grads = (in_grads,)
+    in_grads = checked_gradients(fn, in_grads)
     if anomaly._enabled:
         anomaly.check_backward(fn, node, _array(g), tuple(None if x is None else _array(x) for x in in_grads))
     for parent, pg, need in zip(fn.parents, in_grads, fn.needs_input_grad):
