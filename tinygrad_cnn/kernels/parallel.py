@@ -24,8 +24,9 @@ MIN_ELEMENTS = 1 << 18
 # rounding a BLAS may vary with their place in its tiles; partial sums of a gradient) is cut into
 # pieces fixed by the problem, at least PIECES of them when the work is big enough, never by the
 # thread count: the threads only decide who runs which piece, and partial results are combined
-# in piece order. So training gives the same bits with any thread count, and with or without
-# threadpoolctl (issue 27; tests/test_same_bits.py). Machines with more cores than PIECES use
+# in piece order. So training gives the same bits with any thread count, and without
+# threadpoolctl too when BLAS runs on one thread (issue 27; tests/test_same_bits.py: on its own
+# threads OpenBLAS cuts some products differently). Machines with more cores than PIECES use
 # the extra ones only where the work has more pieces (large batches).
 PIECES = 8
 
