@@ -115,7 +115,7 @@ def _pad_nhwc(xp, x, padding, value=0.0, out=None):
 # NOTE: the size, in bytes, of the largest matrix a chunk of images may need in a convolution
 # (its im2col rows, or its full-size output): a chunk's rows go through the GEMM, and its output
 # is pooled, and in backward its gradient formed and used, while still in the core's cache
-# (16 images of a batch of 128 in the tutorial's second layer): ~10% off a training step.
+# (16 images of a batch of 128 in the tutorial's second layer forward, 8 backward): ~10% off a step.
 CHUNK_BYTES = 4 << 20
 
 

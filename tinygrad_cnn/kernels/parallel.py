@@ -205,11 +205,14 @@ def over_batch(xp, batch, elements, work):
 def pieces(count, least=1, most=None):
     """Consecutive slices of one size (the last may be shorter) that cover range(count): PIECES
     of them, or fewer so that each has at least `least` items, or more so that none has over
-    `most`. A function of the problem only (see PIECES), to hand to over_chunks."""
+    `most` (then a multiple of PIECES, while there are items enough). A function of the problem
+    only (see PIECES), to hand to over_chunks: 1, 2, 4 or 8 threads get equal shares."""
     size = max(1, least, -(-count // PIECES))
     if most is not None:
         size = max(1, min(size, most))
     number = -(-count // size)
+    if number > PIECES:
+        number = min(count, -(-number // PIECES) * PIECES)
     size = -(-count // max(1, number))  # equal shares
     return [slice(lo, min(lo + size, count)) for lo in range(0, count, size)]
 
