@@ -82,8 +82,11 @@ FILL_INS = {
     "tinygrad_cnn.nn.init.INITIALIZERS": "The initialisers known by name (`kernel_initializer='he_uniform'`).",
     "tinygrad_cnn.kernels.parallel.MIN_ELEMENTS": "Ops smaller than this many elements run as one call: threads would cost "
                                           "more than they save.",
-    "tinygrad_cnn.kernels.conv.CHUNK_BYTES": "Largest matrix, in bytes, that a chunk of a thread's slice may need in a "
+    "tinygrad_cnn.kernels.conv.CHUNK_BYTES": "Largest matrix, in bytes, that a chunk of images may need in a "
                                      "convolution (a chunk's im2col rows and output stay in cache).",
+    "tinygrad_cnn.kernels.parallel.PIECES": "The least number of pieces (conv chunks, split products) that work whose "
+                                            "bits depend on the cut is split into, fixed so that results never depend "
+                                            "on the thread count.",
     "tinygrad_cnn.datasets.mnist.INFO": "Name, authors and license of the dataset.",
     "tinygrad_cnn.device.DEFAULT_DEVICE_ENV": "The environment variable that names the default device "
                                               "(used wherever device=None).",

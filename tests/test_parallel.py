@@ -162,21 +162,23 @@ def test_conv_weight_gradient_does_not_depend_on_which_thread_took_which_chunk()
     assert len(results) == 1
 
 
-@pytest.mark.parametrize("count, most, threads_, sizes", [
-    (128, 9, 2, [8] * 16),        # the tutorial's second layer, backward: 15 chunks fit, 16 for two threads
-    (128, 41, 2, [32] * 4),       # its first layer: 4 MiB holds 41 images
-    (10, 4, 3, [4, 4, 2]),        # 3 needed, for 3 threads: the last shorter
-    (5, 100, 2, [3, 2]),          # less than one chunk: still one per thread
-    (1, 100, 4, [1]),
+@pytest.mark.parametrize("count, most, sizes", [
+    (128, 9, [8] * 16),       # the tutorial's second layer, backward: 15 chunks fit, a multiple of PIECES
+    (128, 41, [16] * 8),      # its first layer: 4 MiB holds 41 images, PIECES chunks
+    (10, 4, [2] * 5),         # fewer images than PIECES chunks of 2
+    (5, 100, [1] * 5),        # less than one image per piece: one chunk each
+    (1, 100, [1]),
 ])
-def test_conv_chunks_come_in_a_multiple_of_the_threads(count, most, threads_, sizes, monkeypatch):
+def test_conv_chunks_are_fixed_by_the_problem_not_the_thread_count(count, most, sizes, monkeypatch):
+    """Issue 27: chunk boundaries decide the bits (a chunk is one GEMM, its weight-gradient share
+    one partial sum), so they must not follow the thread count."""
     monkeypatch.setattr(conv, "CHUNK_BYTES", most * 100)
-    monkeypatch.setattr(parallel, "_threads", threads_)
-    monkeypatch.setattr(conv, "get_num_threads", lambda: threads_)
-    chunks = conv._chunks(count, 100)
-    assert [c.stop - c.start for c in chunks] == sizes
-    assert chunks[0].start == 0 and chunks[-1].stop == count
-    assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
+    for threads_ in (1, 2, 3, 16):
+        monkeypatch.setattr(parallel, "_threads", threads_)
+        chunks = conv._chunks(count, 100)
+        assert [c.stop - c.start for c in chunks] == sizes
+        assert chunks[0].start == 0 and chunks[-1].stop == count
+        assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, "2"])
@@ -335,7 +337,7 @@ def test_work_that_splits_again_runs_its_inner_call_whole(threads):
 def test_conv_is_one_chunk_on_a_gpu_whatever_the_thread_count(monkeypatch):
     """A GPU convolution is one chunk: chunks by CPU threads only multiply its kernel launches."""
     import types
-    monkeypatch.setattr(conv, "get_num_threads", lambda: 16)
+    monkeypatch.setattr(parallel, "_threads", 16)
     gpu = types.SimpleNamespace(__name__="cupy")
     assert conv._chunks(128, 10**4, gpu) == [slice(0, 128)]
-    assert len(conv._chunks(128, 10**5, np)) >= 16
+    assert len(conv._chunks(128, 10**5, np)) == parallel.PIECES  # on the CPU: fixed by the problem

@@ -9,7 +9,7 @@ from ..conv import output_size
 from .dense import relu_gradient
 from .fusion import arange_constant, fuse
 from .homes import GradientHomes
-from .parallel import get_num_threads, over_batch, over_chunks
+from .parallel import over_batch, over_chunks, pieces
 
 
 def _gpu_weight(xp, weight, bias, count):
@@ -115,25 +115,24 @@ def _pad_nhwc(xp, x, padding, value=0.0, out=None):
 # NOTE: the size, in bytes, of the largest matrix a chunk of images may need in a convolution
 # (its im2col rows, or its full-size output): a chunk's rows go through the GEMM, and its output
 # is pooled, and in backward its gradient formed and used, while still in the core's cache
-# (16 images in the tutorial's second layer forward, 8 backward, counts rounded so that the
-# threads get equal numbers of chunks): ~10% off a training step.
+# (16 images of a batch of 128 in the tutorial's second layer forward, 8 backward): ~10% off a step.
 CHUNK_BYTES = 4 << 20
 
 
 def _chunks(count, image_bytes, xp=None):
-    """Consecutive slices of one size (the last may be shorter) that cover range(count): of at
-    most CHUNK_BYTES // image_bytes images (at least one), and as many as a multiple of the
-    thread count, so that threads taking them in turn (over_chunks) get equal shares.
+    """Consecutive slices of one size (the last may be shorter) that cover range(count): at least
+    parallel.PIECES of them (fewer for a smaller batch), more where one would exceed CHUNK_BYTES.
 
-    NOTE: on a GPU (xp not NumPy) the whole batch is one chunk: chunks there only multiply
-    kernel launches (16 chunks on a 16-core host), and no CPU threads run GPU work."""
+    NOTE: fixed by the problem, not the thread count: a chunk's im2col rows go through one GEMM,
+    whose rounding of a row may depend on its place in the product, and the chunks' shares of the
+    weight gradient are summed in order; chunks that followed the thread count made 30 Adam steps
+    with 1 and 2 threads differ by up to 2.8e-3 (issue 27). Threads take the chunks in turn
+    (over_chunks), so with PIECES a multiple of the thread count they get equal shares.
+    On a GPU (xp not NumPy) the whole batch is one chunk: chunks there only multiply
+    kernel launches, and no CPU threads run GPU work."""
     if xp is not None and xp.__name__ != "numpy":
         return [slice(0, count)] if count else []
-    threads = get_num_threads()
-    number = -(-count // max(1, CHUNK_BYTES // image_bytes))  # the fewest chunks that fit
-    number = -(-number // threads) * threads
-    size = max(1, -(-count // max(1, number)))
-    return [slice(lo, min(lo + size, count)) for lo in range(0, count, size)]
+    return pieces(count, most=max(1, CHUNK_BYTES // image_bytes))
 
 
 class _PoolBlocks:

@@ -4,7 +4,8 @@ import math
 from .. import ops
 from .homes import GradientHomes
 from .fusion import fuse
-from .parallel import concurrently, over_batch
+from . import parallel
+from .parallel import concurrently, over_batch, over_chunks, pieces
 
 
 class ThreadedReLU(ops.ReLU):
@@ -47,24 +48,48 @@ def _over_rows(xp, out, work):
         over_batch(xp, out.shape[0], out.size, work)
 
 
-def split_product(xp, a, b, out):
-    """out[...] = a @ b for 2-D a and b, split over CPU cores (parallel.py): the output by its
-    longer side (rows of a or columns of b), or, when the output is small and the shared axis
-    long, by the shared axis, whose partial products are then summed.
+# NOTE: a piece of a split product has at least this many rows (or columns, or values of the
+# shared axis), so that each GEMM call still runs at full speed
+PIECE = 64
 
-    NOTE: for the dense layer's (128, 3136) @ (3136, 128), by columns took 0.68 ms, by rows
+
+def split_product(xp, a, b, out):
+    """out[...] = a @ b for 2-D a and b, cut into pieces that CPU cores take in turn (parallel.py):
+    the output by its longer side (rows of a or columns of b), or, when the output is small and the
+    shared axis long, by the shared axis, whose partial products are then summed in order.
+
+    NOTE: the pieces are fixed by the shapes (parallel.pieces), not the thread count, so that the
+    bits do not depend on it (issue 27); a product too small to split (parallel.MIN_ELEMENTS) is
+    one call. For the dense layer's (128, 3136) @ (3136, 128), by columns took 0.68 ms, by rows
     0.71 and by the shared axis 0.77 (one thread: 1.02), measured in one process."""
     m, k = a.shape
     n = b.shape[1]
-    if k > max(m, n) and max(m, n) < 64:
-        parts = over_batch(xp, k, a.size + b.size, lambda s: xp.dot(a[:, s], b[s]))  # dot: see kernels/conv.py
+    elements = a.size + b.size
+    whole = xp.__name__ != "numpy" or elements < parallel.MIN_ELEMENTS  # one piece (on a GPU: one launch)
+    if k > max(m, n) and max(m, n) < PIECE:
+        cuts = [slice(0, k)] if whole else pieces(k, PIECE)
+        parts = [None] * len(cuts)
+
+        def work(source):
+            for index, s in source:
+                parts[index] = xp.dot(a[:, s], b[s])  # dot: see kernels/conv.py
+
+        over_chunks(xp, cuts, elements, work)
         out[...] = parts[0]
         for part in parts[1:]:
             out += part
-    elif m > n:
-        over_batch(xp, m, a.size + b.size, lambda r: xp.matmul(a[r], b, out=out[r]))
-    else:
-        over_batch(xp, n, a.size + b.size, lambda c: xp.matmul(a, b[:, c], out=out[:, c]))
+        return out
+    by_rows = m > n
+    cuts = [slice(0, m if by_rows else n)] if whole else pieces(m if by_rows else n, PIECE)
+
+    def work(source):
+        for _, s in source:
+            if by_rows:
+                xp.matmul(a[s], b, out=out[s])
+            else:
+                xp.matmul(a, b[:, s], out=out[:, s])
+
+    over_chunks(xp, cuts, elements, work)
     return out
 
 

@@ -20,6 +20,16 @@ from concurrent.futures import ThreadPoolExecutor, wait
 # below ~1 MB of float32 per op, handing work to threads costs more than it saves
 MIN_ELEMENTS = 1 << 18
 
+# NOTE: work whose floating-point result depends on how it is cut (a product's rows, whose
+# rounding a BLAS may vary with their place in its tiles; partial sums of a gradient) is cut into
+# pieces fixed by the problem, at least PIECES of them when the work is big enough, never by the
+# thread count: the threads only decide who runs which piece, and partial results are combined
+# in piece order. So training gives the same bits with any thread count, and without
+# threadpoolctl too when BLAS runs on one thread (issue 27; tests/test_same_bits.py: on its own
+# threads OpenBLAS cuts some products differently). Machines with more cores than PIECES use
+# the extra ones only where the work has more pieces (large batches).
+PIECES = 8
+
 _lock = threading.Lock()  # guards _threads, _pool, _blas, _blas_saved and every _Pool's counts
 _threads = None       # the number set by set_num_threads, or None for one per core
 _pool = None          # the _Pool new ops submit to (made by the first op that splits), or None
@@ -137,21 +147,31 @@ class _Pool:
             self.executor = None
 
 
+_ALONE = object()  # from _join: the op runs in the calling thread, with BLAS held
+
+
 def _join():
     """The pool an op about to split should submit to, counted as used by it (hand it back
-    with _leave), or None when ops run as one call now (1 thread, or no threadpoolctl)."""
+    with _leave), or None when ops run as one call now (no threadpoolctl); with one thread, a
+    _Pool-less marker (_ALONE): the op runs in the caller, BLAS held too.
+
+    NOTE: BLAS is held at one thread inside every op also with set_num_threads(1), and given
+    back when the last op running ends: OpenBLAS cuts some products differently on two threads
+    (a conv's (10, 3920) x (3920, 32) weight-gradient product differed by 3e-5), so 1 and 2
+    threads gave different bits (issue 27). Held and given back per op only at one thread:
+    ~10 us an op."""
     global _pool, _splitting
     if _blas_controller() is False:
         return None
     with _lock:
         threads = _threads if _threads is not None else cpu_count()
-        if threads < 2:
-            return None
         _hold_blas()
+        _splitting += 1
+        if threads < 2:
+            return _ALONE
         if _pool is None:
             _pool = _Pool(threads - 1)  # the caller runs a slice too
         _pool.users += 1
-        _splitting += 1
         return _pool
 
 
@@ -159,9 +179,10 @@ def _leave(pool):
     """An op is done with `pool` (from _join)."""
     global _splitting
     with _lock:
-        pool.users -= 1
+        if pool is not _ALONE:
+            pool.users -= 1
+            pool.close_if_unused()
         _splitting -= 1
-        pool.close_if_unused()
         if _splitting == 0 and _threads == 1:
             _release_blas()
 
@@ -171,11 +192,29 @@ def over_batch(xp, batch, elements, work):
 
     The slices run in parallel on NumPy when `elements` (the size of the arrays work touches)
     is large enough; work may write its own rows of a shared output. Returns the list of what
-    each call returned, in slice order, for the caller to combine (e.g. sum partial products)."""
+    each call returned, in slice order.
+
+    NOTE: the slices follow the thread count, so work must give the same values however its
+    rows are cut (elementwise work); anything else goes through over_chunks with fixed pieces."""
     parts = max(1, min(get_num_threads(), batch))
     bounds = [batch * k // parts for k in range(parts + 1)]
     slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
     return _run(xp, elements, work, slices, alone=slice(0, batch))
+
+
+def pieces(count, least=1, most=None):
+    """Consecutive slices of one size (the last may be shorter) that cover range(count): PIECES
+    of them, or fewer so that each has at least `least` items, or more so that none has over
+    `most` (then a multiple of PIECES, while there are items enough). A function of the problem
+    only (see PIECES), to hand to over_chunks: 1, 2, 4 or 8 threads get equal shares."""
+    size = max(1, least, -(-count // PIECES))
+    if most is not None:
+        size = max(1, min(size, most))
+    number = -(-count // size)
+    if number > PIECES:
+        number = min(count, -(-number // PIECES) * PIECES)
+    size = -(-count // max(1, number))  # equal shares
+    return [slice(lo, min(lo + size, count)) for lo in range(0, count, size)]
 
 
 def over_chunks(xp, chunks, elements, work):
@@ -219,7 +258,7 @@ def _run(xp, elements, work, args, alone):
     if pool is None:
         return [work(alone)]
     try:
-        if len(args) < 2 or elements < MIN_ELEMENTS:
+        if pool is _ALONE or len(args) < 2 or elements < MIN_ELEMENTS:
             # NOTE: still with BLAS held to one thread: a product small enough to run alone here
             # would otherwise wake BLAS's threads, which then spin and starve the next op's threads
             return [work(alone)]
