@@ -82,6 +82,17 @@ def learning_rate_flag(text):
     return value
 
 
+def penalty_flag(text):
+    """An argparse type: a finite weight >= 0 for the gradient penalty."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=at_least_1, default=EPOCHS,
@@ -104,6 +115,8 @@ def parse_args(argv=None):
                    help="a batch whose gradient holds NaN or inf: skip its step (counted and reported; the "
                         "default) or stop training (exit status 1)")
     p.add_argument("--check-grads", action="store_true", help="float64 gradient check of the model first")
+    p.add_argument("--grad-penalty", type=penalty_flag, default=0.0, metavar="LAMBDA",
+                   help="add LAMBDA * mean |d loss / d image|^2 to the loss (double backpropagation; 0: off)")
     p.add_argument("--data", default=None, help="folder with the four MNIST files (default: search)")
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
     args = p.parse_args(argv)
@@ -279,12 +292,25 @@ def load_checkpoint(path, model, optimizer):
     return epoch, history
 
 
-def train_step(model, optimizer, xb, yb):
-    """One update: (loss, logits), or None when the optimizer skipped it (a non-finite gradient)."""
+def train_step(model, optimizer, xb, yb, grad_penalty=0.0):
+    """One update: (loss, logits), or None when the optimizer skipped it (a non-finite gradient).
+
+    grad_penalty > 0 adds grad_penalty * the mean over images of |d loss / d image|^2 to what is
+    minimised (double backpropagation, Drucker and LeCun 1992): the loss's gradient in the images is
+    recorded (create_graph=True) and differentiated again, in the weights. The returned loss is the
+    cross-entropy alone, comparable with runs without the penalty."""
+    if grad_penalty:
+        xb = tg.Tensor(xb.data, device=xb.device, requires_grad=True)
     logits = model.logits(xb)
     loss = F.cross_entropy(logits, yb)
     optimizer.zero_grad()
-    loss.backward()
+    if grad_penalty:
+        (gx,) = tg.grad(loss, xb, create_graph=True)  # (N, 1, 28, 28); loss is a mean: scale by N back
+        per_image = gx * len(yb)
+        penalty = (per_image * per_image).sum() * (grad_penalty / len(yb))
+        (loss + penalty).backward()
+    else:
+        loss.backward()
     skipped = optimizer.skipped_steps
     with warnings.catch_warnings():  # NOTE: skipped steps are reported once per epoch, not one warning each
         warnings.filterwarnings("ignore", message=".*step skipped", category=RuntimeWarning)
@@ -367,7 +393,7 @@ def main(argv=None):
         metrics, start, skipped_before = Metrics(), time.perf_counter(), optimizer.skipped_steps
         for step, (xb, yb) in enumerate(batches, 1):
             try:
-                done = train_step(model, optimizer, xb, yb)
+                done = train_step(model, optimizer, xb, yb, args.grad_penalty)
             except optim.NonFiniteGradientError as e:
                 raise SystemExit(f"epoch {epoch + 1}, batch {step}: {e}; training stopped (--nonfinite stop), "
                                  f"{kept_file()}") from None

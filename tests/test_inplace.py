@@ -199,7 +199,17 @@ CALLS = {
     "Convolution": lambda a, b: F.conv2d(a.reshape(1, 1, 3, 4), b[:2, :2].reshape(1, 1, 2, 2)),
     "MaxPool": lambda a, b: F.max_pool2d(a.reshape(1, 1, 3, 4), 2, 1),
     "AvgPool": lambda a, b: F.avg_pool2d(a.reshape(1, 1, 3, 4), 2, 1),
+    # the ops that second derivatives use (backward_graph)
+    "Identity": lambda a, b: tg.higher_order.Identity.apply(a, copy=True),
+    "Scatter": lambda a, b: tg.ops.Scatter.apply(a, shape=(4, 4), index=(slice(0, 3),)),
+    "Im2Col": lambda a, b: tg.conv.Im2Col.apply(a.reshape(1, 1, 3, 4), windows=_windows()),
+    "Col2Im": lambda a, b: tg.conv.Col2Im.apply(tg.concatenate([a, b]).reshape(1, 1, 2, 2, 2, 3),
+                                                          windows=_windows()),
 }
+
+
+def _windows():
+    return tg.conv.Windows(np, (1, 1, 3, 4), ((0, 0), (0, 0)), (2, 2), (1, 1), (1, 1))
 # a kernel is checked under the name of the reference op it replaces (kernels.TABLE)
 REFERENCE_OF = {row.kernel.__name__: row.reference.__name__ for row in tg.kernels.TABLE}
 

@@ -2,6 +2,7 @@
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .device import DeviceError, cuda_available
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .higher_order import grad
 from .kernels.parallel import get_num_threads, set_num_threads
 from .dlpack import from_dlpack
 from .tensor import (AxisError, Tensor, arange, concatenate, eye, float32, float64, full, get_rng, manual_seed, matmul,
@@ -9,7 +10,7 @@ from .tensor import (AxisError, Tensor, arange, concatenate, eye, float32, float
 
 # The submodules, so that `import tinygrad_cnn as tg` gives tg.nn, tg.optim, ...; testing.strategies needs
 # hypothesis (an optional extra), so it is imported on its own.
-from . import autograd, checkpoint, data, datasets, device, memory, nn, optim, testing
+from . import autograd, checkpoint, higher_order, data, datasets, device, memory, nn, optim, testing
 from . import keras  # after nn and optim, which it builds on
 from . import random  # tf.random.set_seed
 from .keras.ops import argmax, convert_to_tensor  # tf.argmax, tf.convert_to_tensor
@@ -19,9 +20,9 @@ from . import kernels  # NOTE: registers the fast kernels in place of the refere
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "Function", "DeviceError", "AxisError", "no_grad", "enable_grad", "is_grad_enabled", "cuda_available",
+__all__ = ["Tensor", "Function", "grad", "DeviceError", "AxisError", "no_grad", "enable_grad", "is_grad_enabled", "cuda_available",
            "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
            "manual_seed", "get_rng", "set_num_threads", "get_num_threads", "from_dlpack", "zeros", "ones", "full", "rand", "randn", "arange", "eye", "zeros_like",
            "ones_like", "matmul", "concatenate", "stack", "where", "maximum", "minimum", "float32", "float64",
-           "nn", "optim", "kernels", "autograd", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras",
+           "nn", "optim", "kernels", "autograd", "higher_order", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras",
            "random", "argmax", "convert_to_tensor", "flatten", "cuda"]

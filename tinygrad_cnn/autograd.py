@@ -89,7 +89,10 @@ class Function:
     keeps_inputs = True
     keeps_output = True
 
-    def __init__(self, xp, device):
+    def __init__(self, xp=None, device=None):
+        if xp is None:  # NOTE: MyOp()(x), PyTorch's old-style call, would otherwise fail on missing arguments
+            raise TypeError(f"{type(self).__name__} is a Function: call {type(self).__name__}.apply(x, ...) (as "
+                            f"torch.autograd.Function), not {type(self).__name__}()(x)")
         self.xp = xp
         self.device = self.result_device = device  # forward may move the result (ToDevice)
 
@@ -99,6 +102,14 @@ class Function:
 
     def backward(self, grad):
         """Map the output's gradient to one gradient (or None) per input (override this)."""
+        raise NotImplementedError
+
+    def backward_graph(self, grad, inputs, output):
+        """backward() written with Tensor ops, so that it is recorded and can be differentiated again:
+        what backward(create_graph=True) and grad(..., create_graph=True) run. `grad` is a Tensor,
+        `inputs` the op's input Tensors and `output` its output Tensor; whatever depends on them
+        must be computed from them (not from arrays saved by forward), masks and shapes may come
+        from `self`. An op without it has a gradient that cannot be differentiated (an error names it)."""
         raise NotImplementedError
 
     @classmethod
@@ -121,7 +132,7 @@ class Function:
         result = Tensor.wrap(out, fn.result_device, requires_grad=needs_grad)
         _share_version_if_view(result, inputs)
         if needs_grad:
-            fn.parents = inputs
+            fn.parents, fn.kwargs = inputs, kwargs  # NOTE: kwargs: a kernel's second derivative reruns its reference
             fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
             if op.keeps_inputs:  # NOTE: backward checks none changed since
                 fn.saved_versions = tuple(t._version[0] for t in inputs)
@@ -194,9 +205,7 @@ def _backward_node(node, g, grads, retain_graph):
     """Run one op's backward and add what it gives into `grads` (by parent id)."""
     fn = node._ctx
     _check_saved(fn, node)
-    in_grads = fn.backward(g)
-    if not isinstance(in_grads, tuple):
-        in_grads = (in_grads,)
+    in_grads = checked_gradients(fn, fn.backward(g))
     if anomaly._enabled:
         anomaly.check_backward(fn, node, g, in_grads)
     for parent, pg, needed in zip(fn.parents, in_grads, fn.needs_input_grad):
@@ -207,6 +216,21 @@ def _backward_node(node, g, grads, retain_graph):
         grads[key] = pg if key not in grads else grads[key] + pg
     if not retain_graph:
         fn.release()
+
+
+def checked_gradients(fn, in_grads):
+    """What a backward returned, as a tuple with one gradient (or None) per input, each of its input's
+    shape or a broadcast of it (summed back by sum_to); otherwise an error naming the op, as PyTorch's."""
+    in_grads, name = in_grads if isinstance(in_grads, tuple) else (in_grads,), type(fn).__name__
+    if len(in_grads) != len(fn.parents):
+        raise RuntimeError(f"{name}.backward returned {len(in_grads)} gradient(s) for {len(fn.parents)} input(s); "
+                           f"return one per input, in order (None for an input that has no gradient)")
+    for i, (want, pg) in enumerate((tuple(p.shape), pg) for p, pg in zip(fn.parents, in_grads)):
+        if pg is not None and tuple(pg.shape) != want and (len(pg.shape) < len(want) or any(
+                w not in (1, d) for w, d in zip(want[::-1], pg.shape[::-1]))):
+            raise RuntimeError(f"{name}.backward returned a gradient of shape {tuple(pg.shape)} for input {i} of "
+                               f"shape {want}; it must have the input's shape (or a broadcast of it)")
+    return in_grads
 
 
 def _check_saved(fn, node):
@@ -279,3 +303,10 @@ def accumulate(leaf, g, sole=False):
             data += cast  # in place, as PyTorch accumulates: no new array per backward()
         else:  # a .grad set by hand to a read-only or differently shaped array
             leaf.grad.data = data + cast
+
+
+# ---------------------------------------------------------------- for backward_graph (higher_order.py)
+
+def constant(array, device):
+    """A tensor around an array that no gradient flows into (a mask, a share): for backward_graph."""
+    return Tensor.wrap(array, device)

@@ -2,7 +2,7 @@
 (strided slices of the whole batch), then one tensordot (convolution) or one reduction (pooling)."""
 import numbers
 
-from .autograd import Function
+from .autograd import Function, constant
 
 
 def _is_int(value):
@@ -99,6 +99,29 @@ class Convolution(Function):
             return grad_x, grad_w, g.sum(axis=(0, 1, 2)) if need[2] else None
         return grad_x, grad_w
 
+    def backward_graph(self, g, inputs, output):
+        """backward as Tensor ops: the windows' products as matrix products, gathering and scattering
+        the windows as the ops Im2Col and Col2Im (each the other's gradient)."""
+        (x, weight), need, windows = inputs[:2], self.needs_input_grad, self.windows
+        (n, c), (o, kh, kw), (oh, ow) = x.shape[:2], (weight.shape[0],) + weight.shape[2:], g.shape[2:]
+        g2 = g.transpose(0, 2, 3, 1).reshape(n * oh * ow, o)
+        grad_x = grad_w = None
+        if need[0]:
+            cols = (g2 @ weight.reshape(o, c * kh * kw)).reshape(n, oh, ow, c, kh, kw)
+            grad_x = Col2Im.apply(cols.transpose(0, 3, 4, 5, 1, 2), windows=windows)
+        if need[1]:
+            cols = Im2Col.apply(x, windows=windows).transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, c * kh * kw)
+            grad_w = (g2.T @ cols).reshape(weight.shape)
+        if len(need) == 3:
+            return grad_x, grad_w, g.sum(axis=(0, 2, 3)) if need[2] else None
+        return grad_x, grad_w
+
+    @staticmethod
+    def graph_forward(x, weight, *bias, pool=None, relu=False, **kwargs):
+        """The reference of what a kernel of this op computes (kernels fuse max-pooling and ReLU into
+        it): a kernel's second derivative recomputes it (higher_order.differentiable_backward)."""
+        return conv_pool_relu(x, weight, *bias, pool=pool, relu=relu, **kwargs)
+
 
 def _lowest(xp, dtype):
     """The padding a max never picks: -inf, or the dtype's least value."""
@@ -125,6 +148,12 @@ class MaxPool(Function):
         grad_cols = (offsets == self.first[:, :, None]) * g[:, :, None]  # (N, C, KH*KW, OH, OW)
         return self.windows.scatter(grad_cols.reshape(g.shape[:2] + (kh, kw) + g.shape[2:]))
 
+    def backward_graph(self, g, inputs, output):
+        xp, (kh, kw), (n, c, oh, ow) = self.xp, self.windows.kernel, g.shape
+        offsets = xp.arange(kh * kw).reshape(1, 1, -1, 1, 1)
+        first = (offsets == self.first[:, :, None]).astype(g.dtype).reshape(n, c, kh, kw, oh, ow)
+        return Col2Im.apply(g.reshape(n, c, 1, 1, oh, ow) * constant(first, self.device), windows=self.windows)
+
 
 class AvgPool(Function):
     """Mean over each window; zero padding counts toward the mean (PyTorch's default)."""
@@ -140,6 +169,44 @@ class AvgPool(Function):
         kh, kw = self.windows.kernel
         share = g[:, :, None, None] * (1.0 / (kh * kw))
         return self.windows.scatter(self.xp.broadcast_to(share, g.shape[:2] + (kh, kw) + g.shape[2:]))
+
+    def backward_graph(self, g, inputs, output):
+        (kh, kw), (n, c, oh, ow) = self.windows.kernel, g.shape
+        share = g.reshape(n, c, 1, 1, oh, ow) * (1.0 / (kh * kw))
+        return Col2Im.apply(share.broadcast_to(n, c, kh, kw, oh, ow), windows=self.windows)
+
+
+class Im2Col(Function):
+    """Windows.gather as an op, (N, C, H, W) -> (N, C, KH, KW, OH, OW): for the second derivative of a
+    convolution (backward_graph), whose gradients are products with the gathered windows."""
+    keeps_inputs = False
+    keeps_output = False
+
+    def forward(self, x, windows):
+        self.windows = windows
+        return windows.gather(x)
+
+    def backward(self, g):
+        return self.windows.scatter(g)
+
+    def backward_graph(self, g, inputs, output):
+        return Col2Im.apply(g, windows=self.windows)
+
+
+class Col2Im(Function):
+    """Windows.scatter as an op, the adjoint of Im2Col: overlapping windows add up."""
+    keeps_inputs = False
+    keeps_output = False
+
+    def forward(self, cols, windows):
+        self.windows = windows
+        return windows.scatter(cols)
+
+    def backward(self, g):
+        return self.windows.gather(g)
+
+    def backward_graph(self, g, inputs, output):
+        return Im2Col.apply(g, windows=self.windows)
 
 
 def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,

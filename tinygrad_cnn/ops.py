@@ -2,11 +2,17 @@
 
 Each op's forward sits directly above its backward. Ops use `self.xp` (numpy or cupy), never
 an imported array module, and may return gradients in the output's broadcast shape: the
-engine reduces them to each input's shape."""
+engine reduces them to each input's shape.
+
+backward_graph, below backward, is the same gradient written with Tensor ops (DeZero's way): what
+runs when a graph of the gradient is asked for (create_graph=True), so that it can be differentiated
+again. It reads what depends on the inputs from the `inputs` and `output` Tensors, never from the
+arrays forward saved, which would be constants to the next derivative; masks, shapes and indices,
+whose derivative is zero, may come from `self`."""
 import itertools
 import math
 
-from .autograd import Function
+from .autograd import Function, constant
 from .device import quiet_division
 
 
@@ -23,6 +29,9 @@ class Add(Function):
     def backward(self, g):
         return g, g
 
+    def backward_graph(self, g, inputs, output):
+        return g, g
+
 
 class Sub(Function):
     """a - b; the gradient passes to a and, negated, to b."""
@@ -33,6 +42,9 @@ class Sub(Function):
         return a - b
 
     def backward(self, g):
+        return g, -g
+
+    def backward_graph(self, g, inputs, output):
         return g, -g
 
 
@@ -48,6 +60,10 @@ class Mul(Function):
         need_a, need_b = self.needs_input_grad
         return (g * self.b if need_a else None), (g * self.a if need_b else None)
 
+    def backward_graph(self, g, inputs, output):
+        (a, b), (need_a, need_b) = inputs, self.needs_input_grad
+        return (g * b if need_a else None), (g * a if need_b else None)
+
 
 class Div(Function):
     """a / b; the gradients are g / b and -g * a / b**2."""
@@ -62,6 +78,10 @@ class Div(Function):
         grad_a = g / self.b if need_a else None
         grad_b = -g * self.a / (self.b * self.b) if need_b else None
         return grad_a, grad_b
+
+    def backward_graph(self, g, inputs, output):
+        (a, b), (need_a, need_b) = inputs, self.needs_input_grad
+        return (g / b if need_a else None), (-g * a / (b * b) if need_b else None)
 
 
 class Pow(Function):
@@ -81,6 +101,18 @@ class Pow(Function):
         grad_b = g * self.out * xp.log(xp.where((a == 0) & (b >= 0), a.dtype.type(1), a)) if need_b else None
         return grad_a, grad_b
 
+    def backward_graph(self, g, inputs, output):
+        xp, (a, b), (need_a, need_b) = self.xp, inputs, self.needs_input_grad
+        grad_a = grad_b = None
+        if need_a:  # NOTE: as in backward, but the exponent is raised only where a == 0 too: elsewhere
+            # b - 1 must stay, for the derivative in b of a ** (b - 1) at b = 0
+            lift = (b.data == 0) & (a.data == 0)
+            grad_a = g * b * a ** (b - 1 + constant(lift.astype(b.dtype), self.device))
+        if need_b:
+            one = constant(xp.ones((), dtype=a.dtype), self.device)
+            grad_b = g * output * Where.apply(one, a, condition=(a.data == 0) & (b.data >= 0)).log()
+        return grad_a, grad_b
+
 
 class Maximum(Function):
     """Elementwise max; at a tie the gradient is split equally, as for the reductions."""
@@ -94,6 +126,11 @@ class Maximum(Function):
         share_a = (self.a > self.b).astype(g.dtype) + 0.5 * (self.a == self.b).astype(g.dtype)
         return g * share_a, g * (1 - share_a)
 
+    def backward_graph(self, g, inputs, output):
+        a, b = self.a, self.b
+        share_a = (a > b).astype(g.dtype) + 0.5 * (a == b).astype(g.dtype)
+        return g * constant(share_a, self.device), g * constant(1 - share_a, self.device)
+
 
 class Where(Function):
     """Picks from a where `condition` holds, else from b; `condition` is a constant boolean array."""
@@ -106,6 +143,10 @@ class Where(Function):
 
     def backward(self, g):
         return self.xp.where(self.condition, g, 0), self.xp.where(self.condition, 0, g)
+
+    def backward_graph(self, g, inputs, output):
+        zero = constant(self.xp.zeros((), dtype=g.dtype), self.device)
+        return Where.apply(g, zero, condition=self.condition), Where.apply(zero, g, condition=self.condition)
 
 
 # ---------------------------------------------------------------- elementwise, unary
@@ -121,6 +162,9 @@ class Neg(Function):
     def backward(self, g):
         return -g
 
+    def backward_graph(self, g, inputs, output):
+        return -g
+
 
 class Exp(Function):
     """exp(x); the gradient is g * exp(x), from the saved output."""
@@ -133,6 +177,9 @@ class Exp(Function):
     def backward(self, g):
         return g * self.out
 
+    def backward_graph(self, g, inputs, output):
+        return g * output
+
 
 class Log(Function):
     """Natural logarithm; the gradient is g / x."""
@@ -144,6 +191,9 @@ class Log(Function):
 
     def backward(self, g):
         return g / self.x
+
+    def backward_graph(self, g, inputs, output):
+        return g / inputs[0]
 
 
 class Sqrt(Function):
@@ -158,6 +208,10 @@ class Sqrt(Function):
         with quiet_division():  # NOTE: inf at 0 (nan where g is 0 too), with no warning: anomaly mode reports it
             return g / (2 * self.out)
 
+    def backward_graph(self, g, inputs, output):
+        with quiet_division():
+            return g / (output * 2)
+
 
 class Abs(Function):
     """|x|; the gradient is g * sign(x), 0 at 0."""
@@ -169,6 +223,9 @@ class Abs(Function):
 
     def backward(self, g):
         return g * self.xp.sign(self.x)
+
+    def backward_graph(self, g, inputs, output):
+        return g * constant(self.xp.sign(inputs[0].data), self.device)
 
 
 class Tanh(Function):
@@ -182,6 +239,9 @@ class Tanh(Function):
     def backward(self, g):
         return g * (1 - self.out * self.out)
 
+    def backward_graph(self, g, inputs, output):
+        return g * (1 - output * output)
+
 
 class ReLU(Function):
     """max(x, 0); the gradient is g where x > 0, else 0 (at 0 included)."""
@@ -193,6 +253,9 @@ class ReLU(Function):
 
     def backward(self, g):
         return g * (self.out > 0)
+
+    def backward_graph(self, g, inputs, output):
+        return g * constant((output.data > 0).astype(g.dtype), self.device)
 
 
 
@@ -208,6 +271,9 @@ class Sigmoid(Function):
 
     def backward(self, g):
         return g * self.out * (1 - self.out)
+
+    def backward_graph(self, g, inputs, output):
+        return g * output * (1 - output)
 
 
 class Clip(Function):
@@ -230,6 +296,9 @@ class Clip(Function):
     def backward(self, g):
         return g * self.inside
 
+    def backward_graph(self, g, inputs, output):
+        return g * constant(self.inside.astype(g.dtype), self.device)
+
 
 class Cast(Function):
     """Change the float dtype; the gradient is cast back."""
@@ -242,6 +311,9 @@ class Cast(Function):
 
     def backward(self, g):
         return g.astype(self.dtype)
+
+    def backward_graph(self, g, inputs, output):
+        return Cast.apply(g, dtype=self.dtype)
 
 
 # ---------------------------------------------------------------- reductions
@@ -257,6 +329,10 @@ class Sum(Function):
 
     def backward(self, g):
         return self.xp.broadcast_to(_keep_axes(g, self.shape, self.axis), self.shape)
+
+    def backward_graph(self, g, inputs, output):
+        kept = Reshape.apply(g, shape=_keep_axes(g.data, self.shape, self.axis).shape)  # (a view: no copy)
+        return Expand.apply(kept, shape=self.shape)
 
 
 class Max(Function):
@@ -274,6 +350,11 @@ class Max(Function):
         mask = self.mask.astype(g.dtype)
         count = mask.sum(axis=self.axis, keepdims=True)
         return _keep_axes(g, mask.shape, self.axis) * (mask / count)
+
+    def backward_graph(self, g, inputs, output):
+        mask = self.mask.astype(g.dtype)
+        share = constant(mask / mask.sum(axis=self.axis, keepdims=True), self.device)
+        return Reshape.apply(g, shape=_keep_axes(g.data, mask.shape, self.axis).shape) * share
 
 
 class LogSumExp(Function):
@@ -299,6 +380,10 @@ class LogSumExp(Function):
     def backward(self, g):
         return _keep_axes(g, self.softmax.shape, self.axis) * self.softmax
 
+    def backward_graph(self, g, inputs, output):
+        kept = _keep_axes(g.data, inputs[0].shape, self.axis).shape
+        return Reshape.apply(g, shape=kept) * (inputs[0] - Reshape.apply(output, shape=kept)).exp()
+
 
 class Softmax(Function):
     """exp(x - max) / sum: subtracting the max keeps exp below 1 for any input."""
@@ -314,6 +399,10 @@ class Softmax(Function):
         gy = g * self.out
         return gy - self.out * gy.sum(axis=self.axis, keepdims=True)
 
+    def backward_graph(self, g, inputs, output):
+        gy = g * output
+        return gy - output * gy.sum(axis=self.axis, keepdims=True)
+
 
 class LogSoftmax(Function):
     """x - logsumexp(x), computed with the max subtracted so it never overflows."""
@@ -328,6 +417,9 @@ class LogSoftmax(Function):
 
     def backward(self, g):
         return g - self.xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+
+    def backward_graph(self, g, inputs, output):
+        return g - output.exp() * g.sum(axis=self.axis, keepdims=True)
 
 
 def _keep_axes(g, shape, axis):
@@ -354,6 +446,9 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.shape)
 
+    def backward_graph(self, g, inputs, output):
+        return Reshape.apply(g, shape=self.shape)
+
 
 class Permute(Function):
     """Reorder the axes; the gradient is permuted back by the inverse permutation."""
@@ -370,6 +465,12 @@ class Permute(Function):
             inverse[a] = i
         return g.transpose(inverse)
 
+    def backward_graph(self, g, inputs, output):
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return Permute.apply(g, axes=tuple(inverse))
+
 
 class Expand(Function):
     """Broadcast to a larger shape without copying; the engine sums the gradient back."""
@@ -380,6 +481,9 @@ class Expand(Function):
         return self.xp.broadcast_to(x, shape)
 
     def backward(self, g):
+        return g
+
+    def backward_graph(self, g, inputs, output):
         return g
 
 
@@ -394,6 +498,9 @@ class Pad(Function):
 
     def backward(self, g):
         return g[self.window]
+
+    def backward_graph(self, g, inputs, output):
+        return GetItem.apply(g, index=self.window)
 
 
 class GetItem(Function):
@@ -414,6 +521,34 @@ class GetItem(Function):
             grad[self.index] = g
         return grad
 
+    def backward_graph(self, g, inputs, output):
+        return Scatter.apply(g, shape=self.shape, index=self.index, advanced=self.advanced)
+
+
+class Scatter(Function):
+    """GetItem's gradient as an op (zeros of `shape` with g added at `index`), so that the gradient
+    of indexing can be differentiated again: its own gradient is indexing."""
+    keeps_inputs = False
+    keeps_output = False
+
+    def forward(self, g, shape, index, advanced=False):
+        self.index, self.advanced = index, advanced
+        return self._scatter(g, shape)
+
+    def _scatter(self, g, shape):
+        grad = self.xp.zeros(shape, dtype=g.dtype)
+        if self.advanced:
+            self.xp.add.at(grad, self.index, g)  # as GetItem.backward
+        else:
+            grad[self.index] = g
+        return grad
+
+    def backward(self, g):
+        return g[self.index]
+
+    def backward_graph(self, g, inputs, output):
+        return GetItem.apply(g, index=self.index, advanced=self.advanced)
+
 
 class Concatenate(Function):
     """Join arrays along `axis`; the gradient is split at the same places."""
@@ -428,6 +563,12 @@ class Concatenate(Function):
     def backward(self, g):
         cuts = list(itertools.accumulate(self.sizes[:-1]))
         return tuple(self.xp.split(g, cuts, axis=self.axis))
+
+    def backward_graph(self, g, inputs, output):
+        ends = list(itertools.accumulate(self.sizes))
+        lead = (slice(None),) * (self.axis % g.ndim)
+        return tuple(GetItem.apply(g, index=lead + (slice(end - size, end),))
+                     for end, size in zip(ends, self.sizes))
 
 
 # ---------------------------------------------------------------- matmul
@@ -460,6 +601,25 @@ class MatMul(Function):
                 grad_b = grad_b[..., 0]
         return grad_a, grad_b
 
+    def backward_graph(self, g, inputs, output):
+        (a, b), (need_a, need_b) = inputs, self.needs_input_grad
+        a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
+        if b.ndim == 1:  # as in backward
+            g = g.expand_dims(-1)
+        if a.ndim == 1:
+            g = g.expand_dims(-2)
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = g @ b2.swapaxes(-1, -2)
+            if a.ndim == 1:
+                grad_a = grad_a[..., 0, :]
+        if need_b:
+            grad_b = a2.swapaxes(-1, -2) @ g
+            if b.ndim == 1:
+                grad_b = grad_b[..., 0]
+        return grad_a, grad_b
+
 
 class Linear(Function):
     """x @ weight.T + bias, for x (..., in), weight (out, in), bias (out,): a dense layer as one op,
@@ -480,6 +640,22 @@ class Linear(Function):
         if len(need) == 3:
             return grad_x, grad_w, g2.sum(axis=0) if need[2] else None
         return grad_x, grad_w
+
+    def backward_graph(self, g, inputs, output):
+        x, weight, need = inputs[0], inputs[1], self.needs_input_grad
+        rows = math.prod(x.shape[:-1])
+        g2 = g.reshape(rows, weight.shape[0])
+        grad_x = (g2 @ weight).reshape(x.shape) if need[0] else None
+        grad_w = g2.T @ x.reshape(rows, x.shape[-1]) if need[1] else None
+        if len(need) == 3:
+            return grad_x, grad_w, g2.sum(axis=0) if need[2] else None
+        return grad_x, grad_w
+
+    @staticmethod
+    def graph_forward(x, weight, *bias, relu=False):
+        """The reference of what a kernel of this op computes (kernels fuse the ReLU after it, relu=True):
+        a kernel's second derivative recomputes it (higher_order.differentiable_backward)."""
+        return linear_relu(x, weight, *bias) if relu else Linear.apply(x, weight, *bias)
 
 
 def linear_relu(x, weight, *bias):

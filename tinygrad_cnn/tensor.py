@@ -4,7 +4,7 @@ import warnings
 
 import numpy
 
-from . import autograd, ops
+from . import autograd, higher_order, ops
 from .autograd import Function, is_grad_enabled
 from .device import (DeviceError, array_module, canonical_device, device_of, extremes, module_for, peek, scope, to_device,
                      to_numpy, use_device)
@@ -264,17 +264,22 @@ class Tensor:
 
     # ------------------------------------------------------------ autograd
 
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
 
         Without `grad`, self must hold one element (a loss); otherwise `grad` is the upstream
-        gradient, of self's shape. Saved arrays are freed afterwards unless retain_graph=True."""
+        gradient, of self's shape. Saved arrays are freed afterwards unless retain_graph=True.
+        create_graph=True records the gradient computation, so that the `.grad` tensors can be
+        differentiated again (higher_order.py; retain_graph then defaults to True). PyTorch's order
+        of arguments; its first is called `gradient` there."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
+        if create_graph:
+            return higher_order.backward(self, grad, retain_graph)
         with scope(self.device):
             grad = self._initial_grad(grad)
-        autograd.backward(self, grad, retain_graph)
+        autograd.backward(self, grad, bool(retain_graph))
 
     def _initial_grad(self, grad):
         if grad is None:
@@ -867,6 +872,9 @@ class Clone(Function):
     def backward(self, g):
         return g
 
+    def backward_graph(self, g, inputs, output):
+        return g
+
 
 # ---------------------------------------------------------------- functions of several tensors
 
@@ -879,6 +887,9 @@ class ToDevice(Function):
 
     def backward(self, g):
         return to_device(g, self.device)
+
+    def backward_graph(self, g, inputs, output):
+        return g.to(self.device)
 
 
 def _refuse_bool(x, op_name, hint):
