@@ -254,5 +254,5 @@ def test_docs_distributed_table_matches_distributed_cpu():
 
 def test_readme_reading_path_lines_match_size_json():
     """The README's count of the reading path's code lines is benchmarks/size.py's (results/size.json)."""
-    stated = int(re.search(r"read five files\*\*, ([\d,]+) lines of code \(`size\.json`\)", readme()).group(1).replace(",", ""))
+    stated = int(re.search(r"read five files\*\*, ([\d,]+) lines of code \(`size\.json`", readme()).group(1).replace(",", ""))
     assert stated == results("size.json")["reading_path_total"]
