@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import Tensor, conv, kernels, ops
@@ -102,9 +102,12 @@ def _no_near_ties(y, pool, relu, gap=1e-6):
 
 @device_param
 @pytest.mark.parametrize("relu", [False, True])
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(case=conv_pool_cases())
 def test_fused_conv_pool_relu_kernel(device, relu, case):
     x, w, b, kwargs, pool = case
+    jitter = np.random.default_rng(0)  # NOTE: drawn values tie often (0, 1, ...): a little noise breaks most ties
+    x, w = x + jitter.uniform(-1e-3, 1e-3, x.shape), w + jitter.uniform(-1e-3, 1e-3, w.shape)
     assume(_no_near_ties(conv2d_loop(x, w, b, **kwargs), pool, relu))
     ran = _same_both_ways(lambda *t: F.conv2d_max_pool2d(*t, pool_size=pool, relu=relu, **kwargs), [x, w, b], device)
     assert _top_ops(ran) == ("FusedConvolution", "ReLU" if relu else "MaxPool")
