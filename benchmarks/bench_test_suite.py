@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 from common import ROOT, machine, print_table, write_json
 
 # Imported by some tests, installed by no extra that the README's test command names.
-NOT_IN_THE_TEST_EXTRA = ("torch", "mpi4py", "keras", "tensorflow")
+NOT_IN_THE_TEST_EXTRA = ("torch", "mpi4py", "keras", "tensorflow", "cupy", "cupy_backends")
 FIGURES = "tests/test_readme_figures.py"
 
 BLOCKER = '''
