@@ -204,7 +204,7 @@ def backward(root, grad, retain_graph=False):
 def _backward_node(node, g, grads, retain_graph):
     """Run one op's backward and add what it gives into `grads` (by parent id)."""
     fn = node._ctx
-    _check_saved(fn, node)
+    check_saved(fn, node)
     in_grads = checked_gradients(fn, fn.backward(g))
     if anomaly._enabled:
         anomaly.check_backward(fn, node, g, in_grads)
@@ -233,7 +233,7 @@ def checked_gradients(fn, in_grads):
     return in_grads
 
 
-def _check_saved(fn, node):
+def check_saved(fn, node):
     """Refuse a backward whose saved arrays were freed, or changed in place since the op used them."""
     name = type(fn).__name__
     if getattr(fn, "released", False):

@@ -6,7 +6,7 @@ walk: several outputs, gradients of chosen inputs (PyTorch's autograd.grad), and
 Tensors in place of arrays. A kernel keeps its array backward; when a graph is asked for at one of
 its nodes, its reference is recomputed (kernels off) and differentiated instead."""
 from . import anomaly, autograd
-from .autograd import (DeviceError, Function, _SUBSTITUTIONS, _check_saved, accumulate, checked_gradients,
+from .autograd import (DeviceError, Function, _SUBSTITUTIONS, check_saved, accumulate, checked_gradients,
                        enable_grad, scope, set_kernels, sum_to)
 
 _REFERENCE_OF = {}  # kernel op -> the reference it replaces (found once: _reference_of)
@@ -97,7 +97,7 @@ def _array(g):
 def _run_node(node, g, pending, retain_graph, create_graph, needed):
     """One op's backward (recorded when create_graph), its gradients added into `pending`."""
     fn = node._ctx
-    _check_saved(fn, node)
+    check_saved(fn, node)
     if create_graph:
         with enable_grad():
             in_grads = differentiable_backward(fn, node, g)

@@ -10,7 +10,7 @@ columns of the Dense layer after it permuted, so the two models compute the same
 import numpy
 
 from .nn.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid,
-                        Softmax, Tanh, Activated, _Elementwise, _Spatial)
+                        Softmax, Tanh, Activated, Elementwise, Spatial)
 from .nn.normalization import BatchNormalization
 from .nn.reshaping import GlobalAveragePooling2D, GlobalMaxPooling2D
 from .tensor import Tensor
@@ -39,7 +39,7 @@ def _plan(model):
     _check(model)
     plan, index, shape, spatial_format, pending = [], 0, model.input_shape, None, None
     for position, layer in enumerate(model.layers):
-        if isinstance(layer, _Spatial):
+        if isinstance(layer, Spatial):
             spatial_format = layer.data_format
         if isinstance(layer, Flatten):
             if len(shape) == 3:
@@ -69,7 +69,7 @@ def _plan(model):
             plan.append((layer, index, None))
         elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
             pass
-        elif not isinstance(layer, (MaxPool2D, AvgPool2D, Dropout, _Elementwise, Softmax, Activated)):
+        elif not isinstance(layer, (MaxPool2D, AvgPool2D, Dropout, Elementwise, Softmax, Activated)):
             raise ValueError(f"layer {position} ({layer.label()}): {type(layer).__name__} has no known torch "
                              f"equivalent")
         elif layer.parameters():
@@ -155,7 +155,7 @@ def torch_code(model):
     _plan(model)  # the same checks as the weights
     lines, shape, spatial_format = [], model.input_shape, None
     for position, layer in enumerate(model.layers):
-        if isinstance(layer, _Spatial):
+        if isinstance(layer, Spatial):
             spatial_format = layer.data_format
         chw = (shape[2], shape[0], shape[1]) if getattr(layer, "data_format", None) == "channels_last" \
             and len(shape) == 3 else shape

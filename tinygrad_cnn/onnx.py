@@ -9,7 +9,7 @@ import numpy
 
 from .checkpoint import _fspath, atomic_write
 from .nn.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid,
-                        Softmax, Tanh, Activated, _shape_tuple)
+                        Softmax, Tanh, Activated, shape_tuple)
 from .nn.normalization import BatchNormalization
 from .nn.reshaping import GlobalAveragePooling2D, GlobalMaxPooling2D, Rescaling, Reshape
 
@@ -124,7 +124,7 @@ def export(model, path, input_shape=None):
         if not model.built:
             raise ValueError("onnx.export needs input_shape (without the batch axis) for a model not built yet")
         input_shape = model.input_shape
-    shape = _shape_tuple(input_shape)
+    shape = shape_tuple(input_shape)
     if not model.built:
         model.build(shape)
     model._validate((1,) + shape)
@@ -168,7 +168,7 @@ def export(model, path, input_shape=None):
             raise ValueError(f"onnx.export: layer {position} ({layer.label()}): {e}") from None
         shape = layer.compute_output_shape(shape)
     h = onnx.helper
-    inputs = [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", *_shape_tuple(input_shape)])]
+    inputs = [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", *shape_tuple(input_shape)])]
     outputs = [h.make_tensor_value_info(x, onnx.TensorProto.FLOAT, ["N", *shape])]
     proto = h.make_model(h.make_graph(graph.nodes, model.name or "sequential", inputs, outputs, graph.initializers),
                          opset_imports=[h.make_opsetid("", _OPSET)], producer_name="tinygrad_cnn")

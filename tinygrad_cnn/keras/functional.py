@@ -11,7 +11,7 @@ import inspect
 import numpy
 
 from ..autograd import no_grad
-from ..nn.layers import Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, _Elementwise
+from ..nn.layers import Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, Elementwise
 from ..tensor import Tensor
 from .models import Sequential
 
@@ -255,7 +255,7 @@ class Model(Sequential):
                 return last.prepare(args[0])
             if isinstance(last, Activated) and last.activation_name in ("softmax", "sigmoid", None):
                 return last.pre_activation(last.prepare(args[0]))
-            if isinstance(last, (Activated, _Elementwise)):
+            if isinstance(last, (Activated, Elementwise)):
                 raise ValueError(f"logits(): the model ends in {last.label()}, whose output is not logits")
             return last(args[0] if len(args) == 1 else args)
         if not self._subclassed:

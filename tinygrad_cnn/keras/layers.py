@@ -4,7 +4,7 @@ Keras 3's layer names) and Keras' constructor arguments (`input_shape=` on a fir
 Weights keep the project's layouts: a conv kernel (filters, channels, KH, KW), a dense kernel
 (units, in_features), whatever the data format."""
 from .. import nn
-from ..nn.layers import Activated, _shape_tuple, get_activation
+from ..nn.layers import Activated, shape_tuple, get_activation
 
 DEFAULT_DATA_FORMAT = "channels_last"
 
@@ -18,7 +18,7 @@ class _InputShape:
     for the first layer of a Sequential (which then builds at once)."""
 
     def _keep_input_shape(self, input_shape):
-        self.keras_input_shape = None if input_shape is None else _shape_tuple(input_shape)
+        self.keras_input_shape = None if input_shape is None else shape_tuple(input_shape)
 
 
 class Conv2D(_InputShape, nn.Conv2D):
@@ -184,7 +184,7 @@ class Input:
     symbolic input of a functional keras.Model: `x = Dense(8)(inputs)`."""
 
     def __init__(self, shape, name=None, batch_size=None, dtype=None):
-        self.shape = _shape_tuple(shape)
+        self.shape = shape_tuple(shape)
         self.name = name
         self.batch_size = batch_size
         self.dtype = dtype

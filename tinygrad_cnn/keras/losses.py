@@ -133,7 +133,7 @@ class BinaryCrossentropy(Loss):
         if logits:
             return F.binary_cross_entropy_with_logits(out, y)
         # NOTE: checked here first so that the hint for logits is Keras' own argument
-        F._check_unit_interval(out, "input", type(self).__name__, logits_hint="BinaryCrossentropy(from_logits=True)")
+        F.check_unit_interval(out, "input", type(self).__name__, logits_hint="BinaryCrossentropy(from_logits=True)")
         return F.binary_cross_entropy(out, y, eps=EPSILON)
 
 

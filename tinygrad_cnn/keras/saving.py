@@ -16,7 +16,7 @@ import numpy
 
 from .. import nn
 from ..checkpoint import atomic_write
-from ..nn.layers import Activated, _Elementwise
+from ..nn.layers import Activated, Elementwise
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 FORMAT_VERSION = "3.0.0"  # NOTE: the Keras 3 format these files follow (Keras reads but does not check it)
@@ -128,7 +128,7 @@ def _describe(layer, shape):
         return "ReLU", {**base, "max_value": None, "negative_slope": 0.0, "threshold": 0.0}, []
     if isinstance(layer, nn.Softmax):
         return "Softmax", {**base, "axis": layer.axis}, []
-    if isinstance(layer, _Elementwise):  # Sigmoid, Tanh
+    if isinstance(layer, Elementwise):  # Sigmoid, Tanh
         return "Activation", {**base, "activation": layer.default_name}, []
     if isinstance(layer, Activated) and not layer.parameters():  # keras.layers.Activation
         return "Activation", {**base, "activation": _activation_name(layer)}, []

@@ -287,7 +287,7 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     return _reduce(loss, reduction)
 
 
-def _check_unit_interval(x, what, name, logits_hint="binary_cross_entropy_with_logits"):
+def check_unit_interval(x, what, name, logits_hint="binary_cross_entropy_with_logits"):
     """Refuse values outside [0, 1]: the clip would turn them into a tiny loss with zero gradient.
     An out-of-range input is most likely logits: the message points to `logits_hint`.
 
@@ -312,8 +312,8 @@ def binary_cross_entropy(probs, targets, reduction="mean", eps=1e-7):
     rounds to 1 and log(1 - p) is -inf; with 2**-11 the loss stays below 7.7 and its gradient
     below 2048. float32 and float64 keep eps = 1e-7."""
     targets = _binary_targets(probs, targets, "binary_cross_entropy")
-    _check_unit_interval(probs, "input", "binary_cross_entropy")
-    _check_unit_interval(targets, "targets", "binary_cross_entropy")
+    check_unit_interval(probs, "input", "binary_cross_entropy")
+    check_unit_interval(targets, "targets", "binary_cross_entropy")
     if numpy.dtype(probs.dtype).kind == "f":
         eps = max(eps, float(numpy.finfo(probs.dtype).epsneg))
     p = probs.clip(eps, 1 - eps)

@@ -70,7 +70,7 @@ def _data_format(value, kind):
     return value
 
 
-class _Spatial:
+class Spatial:
     """Image layers in either axis order. The ops work on (N, C, H, W) tensors whose memory is
     channels-last inside, so a channels-last layer hands them a transposed view and transposes
     the result back: no copies either way."""
@@ -107,7 +107,7 @@ class _Spatial:
         return y.transpose(0, 2, 3, 1) if self._channels_last else y
 
 
-def _shape_tuple(shape):
+def shape_tuple(shape):
     if isinstance(shape, int):
         shape = (shape,)
     try:
@@ -153,7 +153,7 @@ class Layer(Module):
     def build(self, input_shape):
         """Create the weights for inputs of `input_shape` (no batch axis, e.g. (1, 28, 28)). A built layer
         only checks that the shape fits its weights."""
-        input_shape = _shape_tuple(input_shape)
+        input_shape = shape_tuple(input_shape)
         self._validate((None,) + input_shape)
         if not self.built:
             self._build(input_shape)
@@ -163,7 +163,7 @@ class Layer(Module):
 
     def compute_output_shape(self, input_shape):
         """Output shape (no batch axis) for inputs of `input_shape`; validates the shape."""
-        input_shape = _shape_tuple(input_shape)
+        input_shape = shape_tuple(input_shape)
         self._validate((None,) + input_shape)
         return self._output_shape(input_shape)
 
@@ -250,7 +250,7 @@ class Activated(Layer):
         return f", activation={self.activation_name!r}" if self.activation_name else ""
 
 
-class Conv2D(_Spatial, Activated):
+class Conv2D(Spatial, Activated):
     """2-D convolution over (N, C, H, W) inputs, or (N, H, W, C) with data_format='channels_last'
     (Keras' order; the same speed); weight (filters, C, KH, KW), bias (filters,) either way.
 
@@ -412,7 +412,7 @@ class Dense(Activated):
         return f"{self.units}{self._activation_repr()}"
 
 
-class _Pool(_Spatial, Layer):
+class _Pool(Spatial, Layer):
     """Shared arguments of the pooling layers: padding 'valid' or 'same' (Keras semantics: windows
     that overhang the edge only see real pixels), data_format as Conv2D's."""
 
@@ -539,7 +539,7 @@ class Flatten(Layer):
         return x.flatten(1)
 
 
-class _Elementwise(Layer):
+class Elementwise(Layer):
     """An activation as a layer (no weights)."""
 
     fn = None
@@ -550,19 +550,19 @@ class _Elementwise(Layer):
         return type(self).fn(x)
 
 
-class ReLU(_Elementwise):
+class ReLU(Elementwise):
     """relu as a layer, for models written as a list of layers (Keras' ReLU)."""
     default_name = "relu"
     fn = staticmethod(F.relu)
 
 
-class Sigmoid(_Elementwise):
+class Sigmoid(Elementwise):
     """sigmoid as a layer; `Sequential.logits` strips it when it is last."""
     default_name = "sigmoid"
     fn = staticmethod(F.sigmoid)
 
 
-class Tanh(_Elementwise):
+class Tanh(Elementwise):
     """tanh as a layer."""
     default_name = "tanh"
     fn = staticmethod(F.tanh)
@@ -706,7 +706,7 @@ class Sequential(Layer):
 
     def _channel_order_hint(self, shape):
         """A sentence when an image shape looks like the other data format than the model's layers'."""
-        formats = [layer.data_format for layer in self.layers if isinstance(layer, _Spatial)]
+        formats = [layer.data_format for layer in self.layers if isinstance(layer, Spatial)]
         if len(shape) != 3 or not formats:
             return ""
         small = (1, 3, 4)  # channels of grey, colour, colour + alpha images
@@ -758,7 +758,7 @@ class Sequential(Layer):
                                  f"{last.activation_name!r}, whose output is not logits; only a final "
                                  f"softmax or sigmoid is stripped")
             return last.pre_activation(last.prepare(x))
-        if isinstance(last, _Elementwise):
+        if isinstance(last, Elementwise):
             raise ValueError(f"logits(): the model ends in {last.label()}, whose output is not logits")
         return last(x)
 

@@ -3,10 +3,10 @@ GlobalMaxPooling2D, Reshape and Rescaling (Keras' names and arguments)."""
 import math
 import numbers
 
-from .layers import Layer, _data_format, _Spatial
+from .layers import Layer, _data_format, Spatial
 
 
-class _GlobalPool(_Spatial, Layer):
+class _GlobalPool(Spatial, Layer):
     """Pool each channel over all of H and W: (N, C, H, W) -> (N, C), or (N, 1, 1, C)-style with keepdims."""
 
     def __init__(self, data_format="channels_first", keepdims=False, name=None):
