@@ -251,11 +251,12 @@ def check_saved(fn, node):
                            f"Use .clone() before changing it, or change it after backward()")
 
 
-def topological_order(root):
-    """Tensors that need a gradient, each after all its inputs, found without recursion."""
+def topological_order(*roots, stop=()):
+    """Tensors that need a gradient, each after all its inputs, found without recursion (not going past
+    the tensors whose id is in `stop`: grad() stops at its inputs)."""
     # NOTE: a node is marked visited when it is expanded, not when it is pushed; marking on push
     # could emit a shared input before another of its consumers (x * (2 * x) lost a term).
-    order, visited, stack = [], set(), [(root, False)]
+    order, visited, stack = [], set(), [(r, False) for r in reversed(roots)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -265,7 +266,7 @@ def topological_order(root):
             continue
         visited.add(id(node))
         stack.append((node, True))
-        if node._ctx is not None:
+        if node._ctx is not None and id(node) not in stop:
             for parent in node._ctx.parents:
                 if parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))

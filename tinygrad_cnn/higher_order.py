@@ -7,7 +7,7 @@ Tensors in place of arrays. A kernel keeps its array backward; when a graph is a
 its nodes, its reference is recomputed (kernels off) and differentiated instead."""
 from . import anomaly, autograd
 from .autograd import (DeviceError, Function, _SUBSTITUTIONS, check_saved, accumulate, checked_gradients,
-                       enable_grad, scope, set_kernels, sum_to)
+                       enable_grad, scope, set_kernels, sum_to, topological_order)
 
 _REFERENCE_OF = {}  # kernel op -> the reference it replaces (found once: _reference_of)
 
@@ -37,7 +37,7 @@ def run_backward(roots, grads, inputs=None, retain_graph=False, create_graph=Fal
     gradient of each input is returned (None where it got none) and no `.grad` is touched, and only
     the ops on a path from a root to an input run. stop_at_inputs: no input is an ancestor of another,
     so the walk need not go past them (the engine's own calls)."""
-    order = _order(roots, {id(t) for t in inputs} if stop_at_inputs else ())
+    order = topological_order(*roots, stop={id(t) for t in inputs} if stop_at_inputs else ())
     wanted = None
     if inputs is not None:
         wanted = {}
@@ -71,23 +71,6 @@ def run_backward(roots, grads, inputs=None, retain_graph=False, create_graph=Fal
                 continue
             _run_node(node, g, pending, retain_graph, create_graph, None if wanted is None else needed)
     return found
-
-
-def _order(roots, stop):
-    """autograd.topological_order from several roots, not going past the tensors whose id is in `stop`."""
-    order, visited, stack = [], set(), [(r, False) for r in reversed(roots)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node._ctx is not None and id(node) not in stop:
-            stack.extend((p, False) for p in node._ctx.parents if p.requires_grad and id(p) not in visited)
-    return order
 
 
 def _array(g):
