@@ -260,6 +260,7 @@ def alternate_processes(args, images):
     for rnd in range(args.runs):
         for runner in (runners if rnd % 2 == 0 else runners[::-1]):
             result = run_child(runner, args, images)
+            result["training_memory_mb"] = result["peak_rss_mb"] - result["rss_before_training_mb"]
             runs.append(dict(round=rnd, runner=runner[0], **result))
             print(f"  round {rnd + 1} {runner[0]:10s} first epoch {result['first_epoch_seconds']:6.2f} s, "
                   f"inference {result['inference_images_per_second']:7.0f} images/s, accuracy "
@@ -270,7 +271,8 @@ def alternate_processes(args, images):
         mine = [r for r in runs if r["runner"] == name]
         summary[name] = {key: dict(zip(("median", "min", "max"), spread([r[key] for r in mine])),
                                    values=[r[key] for r in mine])
-                         for key in ("first_epoch_seconds", "inference_images_per_second", "test_accuracy", "peak_rss_mb")}
+                         for key in ("first_epoch_seconds", "inference_images_per_second", "test_accuracy", "peak_rss_mb",
+                                     "training_memory_mb")}
         summary[name]["checkout"] = mine[0].get("tinygrad_cnn") or mine[0].get("tensorflow")
     ratios = {}
     for a, b in RATIOS:
@@ -284,10 +286,12 @@ def alternate_processes(args, images):
         s = summary[name]
         e, i, m = s["first_epoch_seconds"], s["inference_images_per_second"], s["peak_rss_mb"]
         rows.append([name, f"{e['median']:.2f} ({e['min']:.2f}-{e['max']:.2f})", f"{i['median']:,.0f}",
-                     f"{s['test_accuracy']['median']:.4f}", f"{m['median']:.0f} ({m['min']:.0f}-{m['max']:.0f})"])
+                     f"{s['test_accuracy']['median']:.4f}", f"{m['median']:.0f} ({m['min']:.0f}-{m['max']:.0f})",
+                     f"{s['training_memory_mb']['median']:.0f}"])
     print(f"\none epoch of {images} images, batch {args.batch_size}, Adam lr {args.lr}, each run its own process, "
           f"{args.runs} runs, medians (min-max)")
-    print_table(["runner", "first epoch s", "inference images/s", "test accuracy", "peak MB"], rows)
+    print_table(["runner", "first epoch s", "inference images/s", "test accuracy", "peak MB",
+                 "of it added in training MB"], rows)
     if ratios:
         print_table(["first-epoch ratio", "per run: median (min-max)", "of the medians"],
                     [[k, f"{v['median']:.3f} ({v['min']:.3f}-{v['max']:.3f})", f"{v['of_medians']:.3f}"]
