@@ -1,24 +1,38 @@
-"""One training epoch of the tutorial's CNN on real MNIST, ours against PyTorch in the same process.
+"""One training epoch of the tutorial's CNN on real MNIST: ours against PyTorch in the same process,
+then against TensorFlow/Keras in separate processes, run alternately.
 
     python benchmarks/bench_epoch.py                # full epoch (60,000 images), batch 128, Adam
     python benchmarks/bench_epoch.py --quick        # 6,400 images: a smoke run in seconds
     python benchmarks/bench_epoch.py --json benchmarks/results/epoch_cpu.json
     python3 benchmarks/bench_epoch.py --device cuda --frameworks ours,torch --no-memory   # against PyTorch CUDA
+    python benchmarks/bench_epoch.py --frameworks ours,torch --runs 3 --keras-python /work/tfenv/bin/python \
+        --baseline /tmp/base --json benchmarks/results/epoch_peers.json    # today (/tmp/base) beside this checkout
 
-Both frameworks train the same architecture on the same batches, interleaved in chunks of
-batches so that noise from other work on the machine hits both alike. Peak resident memory is
-measured separately, one child process per framework, since one process cannot tell whose
-memory is whose. Test accuracy, after the epoch, is on the 10,000 test images.
+Same process: both frameworks train the same architecture on the same batches, interleaved in
+chunks of batches so that noise from other work on the machine hits both alike. Peak resident
+memory is measured separately, one child process per framework, since one process cannot tell
+whose memory is whose. Test accuracy, after the epoch, is on the 10,000 test images.
+
+Separate processes (`--runs N`, CPU only): each run is one process per runner (epoch_child.py):
+`ours` (the example's way, with its `keep_freed_memory()`), `ours-user` (a user's own loop, no
+memory-tuning call), `keras` (TensorFlow/Keras, in the interpreter `--keras-python` names; skipped
+with a line saying why when it cannot import them), and with `--baseline PATH` the same two of ours
+from that checkout (`base`, `base-user`). Runs alternate in A B C, C B A order, so each runner's
+process meets the machine's slow and quiet moments alike; each prints first-epoch seconds,
+inference images/s on the test images, test accuracy and peak memory, and the summary gives
+medians, spreads and per-run ratios.
 """
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
 
-from common import load_torch, machine, peak_rss_mb, print_table, sync, write_json
+from common import ROOT, load_torch, machine, peak_rss_mb, print_table, provenance, spread, sync, write_json
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import optim
@@ -173,6 +187,119 @@ def measure_memory(framework, args, images):
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
 
 
+CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "epoch_child.py")
+SEPARATE = ("ours", "ours-user", "keras")
+
+
+def keras_python(path):
+    """The interpreter that runs the Keras peer, or None with the reason printed (it is optional)."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    try:
+        out = subprocess.run([path, "-c", "import tensorflow, keras; print(tensorflow.__version__, keras.__version__)"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        out = None
+        why = str(e)
+    if out is not None and out.returncode == 0:
+        return path
+    if out is not None:
+        why = (out.stderr.strip().splitlines() or ["no output"])[-1]
+    print(f"TensorFlow/Keras not available to {path} ({why}): no Keras peer. It is only a peer: install it apart "
+          f"(python -m venv /work/tfenv && /work/tfenv/bin/pip install tensorflow-cpu==2.21.0 keras==3.15.1) "
+          f"and pass --keras-python /work/tfenv/bin/python")
+    return None
+
+
+def separate_runners(args):
+    """(name, kind, checkout, interpreter) of each runner of the separate-process comparison."""
+    wanted = [name.strip() for name in args.processes.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(SEPARATE))
+    if unknown:
+        raise SystemExit(f"--processes: unknown {', '.join(unknown)} (use {', '.join(SEPARATE)})")
+    ours = os.path.abspath(args.ours)
+    runners = [(name, name, ours, sys.executable) for name in wanted if name != "keras"]
+    for i, path in enumerate(args.baseline):
+        label = "base" if i == 0 else f"base{i + 1}"
+        runners += [(label + name[4:], name, os.path.abspath(path), sys.executable) for name in wanted if name != "keras"]
+    if "keras" in wanted:
+        python = keras_python(args.keras_python)
+        if python:
+            runners.append(("keras", "keras", ours, python))
+    return runners
+
+
+def run_child(runner, args, images):
+    name, kind, checkout, python = runner
+    cmd = [python, CHILD, "--kind", kind, "--checkout", checkout, "--images", str(images), "--batch-size",
+           str(args.batch_size), "--lr", str(args.lr)]
+    if args.test_images:
+        cmd += ["--test-images", str(args.test_images)]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    start = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        print(out.stderr[-3000:])
+        raise SystemExit(f"{name}: {' '.join(cmd)} failed (exit {out.returncode})")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["process_seconds"] = time.perf_counter() - start
+    return result
+
+
+RATIOS = [("ours", "keras"), ("ours-user", "keras"), ("ours-user", "ours"), ("base", "keras"), ("base-user", "keras"),
+          ("base-user", "base"), ("ours", "base"), ("ours-user", "base-user")]
+
+
+def alternate_processes(args, images):
+    """Every runner's epoch in its own process, `args.runs` rounds alternating A B C, C B A."""
+    runners = separate_runners(args)
+    if not runners:
+        return None
+    runs, names = [], [r[0] for r in runners]
+    print(f"\nseparate processes, {args.runs} rounds of {', '.join(names)} (alternating order); load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    for rnd in range(args.runs):
+        for runner in (runners if rnd % 2 == 0 else runners[::-1]):
+            result = run_child(runner, args, images)
+            result["training_memory_mb"] = result["peak_rss_mb"] - result["rss_before_training_mb"]
+            runs.append(dict(round=rnd, runner=runner[0], **result))
+            print(f"  round {rnd + 1} {runner[0]:10s} first epoch {result['first_epoch_seconds']:6.2f} s, "
+                  f"inference {result['inference_images_per_second']:7.0f} images/s, accuracy "
+                  f"{result['test_accuracy']:.4f}, peak {result['peak_rss_mb']:.0f} MB "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
+    summary = {}
+    for name in names:
+        mine = [r for r in runs if r["runner"] == name]
+        summary[name] = {key: dict(zip(("median", "min", "max"), spread([r[key] for r in mine])),
+                                   values=[r[key] for r in mine])
+                         for key in ("first_epoch_seconds", "inference_images_per_second", "test_accuracy", "peak_rss_mb",
+                                     "training_memory_mb")}
+        summary[name]["checkout"] = mine[0].get("tinygrad_cnn") or mine[0].get("tensorflow")
+    ratios = {}
+    for a, b in RATIOS:
+        if a in summary and b in summary:
+            seconds = {n: [r["first_epoch_seconds"] for r in runs if r["runner"] == n] for n in (a, b)}
+            per_round = [x / y for x, y in zip(seconds[a], seconds[b])]
+            ratios[f"{a}/{b}"] = dict(zip(("median", "min", "max"), spread(per_round)), per_round=per_round,
+                                      of_medians=statistics.median(seconds[a]) / statistics.median(seconds[b]))
+    rows = []
+    for name in names:
+        s = summary[name]
+        e, i, m = s["first_epoch_seconds"], s["inference_images_per_second"], s["peak_rss_mb"]
+        rows.append([name, f"{e['median']:.2f} ({e['min']:.2f}-{e['max']:.2f})", f"{i['median']:,.0f}",
+                     f"{s['test_accuracy']['median']:.4f}", f"{m['median']:.0f} ({m['min']:.0f}-{m['max']:.0f})",
+                     f"{s['training_memory_mb']['median']:.0f}"])
+    print(f"\none epoch of {images} images, batch {args.batch_size}, Adam lr {args.lr}, each run its own process, "
+          f"{args.runs} runs, medians (min-max)")
+    print_table(["runner", "first epoch s", "inference images/s", "test accuracy", "peak MB",
+                 "of it added in training MB"], rows)
+    if ratios:
+        print_table(["first-epoch ratio", "per run: median (min-max)", "of the medians"],
+                    [[k, f"{v['median']:.3f} ({v['min']:.3f}-{v['max']:.3f})", f"{v['of_medians']:.3f}"]
+                     for k, v in ratios.items()])
+    return dict(runners={r[0]: dict(kind=r[1], checkout=r[2], python=r[3]) for r in runners},
+                runs=runs, summary=summary, ratios=ratios)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -186,6 +313,16 @@ def main(argv=None):
     p.add_argument("--frameworks", default="ours,ours-nhwc,torch",
                    help="comma-separated runners, from ours, ours-nhwc and torch (default: all three)")
     p.add_argument("--test-images", type=int, default=None, help="test images to evaluate on (default: all)")
+    p.add_argument("--runs", type=int, default=None,
+                   help="rounds of the separate-process comparison (default 3, 1 with --quick; 0: skip it; CPU only)")
+    p.add_argument("--processes", default=",".join(SEPARATE),
+                   help="separate-process runners, from ours, ours-user and keras (default: all three)")
+    p.add_argument("--ours", default=ROOT, help="the checkout the separate `ours` runners run (default: this one)")
+    p.add_argument("--baseline", action="append", default=[], metavar="PATH",
+                   help="another checkout (e.g. a git worktree of an older commit) whose ours and ours-user "
+                        "join the alternation as base and base-user; repeatable")
+    p.add_argument("--keras-python", default=os.environ.get("TINYGRAD_CNN_KERAS_PYTHON", sys.executable),
+                   help="the interpreter with TensorFlow and Keras 3 (default: $TINYGRAD_CNN_KERAS_PYTHON or this one)")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", choices=["ours", "ours-nhwc", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -195,6 +332,23 @@ def main(argv=None):
         return worker(args.worker, args.device, images, args.batch_size, args.lr)
 
     device = tg.device.canonical_device(args.device)
+    started = provenance(**{f"baseline{i + 1}": path for i, path in enumerate(args.baseline)})
+    results = same_process(args, p, device, images, kept) if args.frameworks.strip() else {}
+    separate, asked = None, args.runs
+    args.runs = (1 if args.quick else 3) if asked is None else asked
+    if args.runs > 0 and device == "cpu":
+        separate = alternate_processes(args, images)
+    elif asked:
+        print("the separate-process comparison (Keras, a user's own loop) runs on the CPU only: skipped")
+    write_json(args.json, dict(device=device, images=images, batch_size=args.batch_size, lr=args.lr,
+                               keep_freed_memory=kept, machine=machine(), results=results, **started,
+                               load_average_at_end=[round(v, 2) for v in os.getloadavg()],
+                               separate_processes=separate))
+    return results
+
+
+def same_process(args, p, device, images, kept):
+    """Ours (and ours-nhwc) against PyTorch, interleaved in this process; a table; the results."""
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     x_train, y_train = x_train[:images], y_train[:images]
     x_test, y_test = x_test[:args.test_images], y_test[:args.test_images]
@@ -236,8 +390,6 @@ def main(argv=None):
     print(f"\none epoch of {images} images, batch {args.batch_size}, Adam lr {args.lr}, device {device}, "
           f"freed memory kept for reuse: {kept}")
     print_table(headers, rows)
-    write_json(args.json, dict(device=device, images=images, batch_size=args.batch_size, lr=args.lr,
-                               keep_freed_memory=kept, machine=machine(), results=results))
     return results
 
 

@@ -1,8 +1,10 @@
 """Shared helpers for the benchmarks: timing, the optional PyTorch peer, tables and JSON."""
+import datetime
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -30,8 +32,13 @@ def sync(device):
 
 
 def time_interleaved(runs, repeats, warmup=2, busy=0.03):
-    """Median seconds of each named callable, alternating between them so machine noise hits all
-    alike. Each timed call follows untimed calls of the same callable for at least `busy`
+    """Median seconds of each named callable: time_samples' medians."""
+    return {name: statistics.median(s) for name, s in time_samples(runs, repeats, warmup, busy).items()}
+
+
+def time_samples(runs, repeats, warmup=2, busy=0.03):
+    """Seconds of each timed call (a list of `repeats`) of each named callable, alternating between
+    them so machine noise hits all alike. Each timed call follows untimed calls of the same callable for at least `busy`
     seconds: PyTorch's OpenMP threads keep spinning for several milliseconds after its last op,
     and a timed call right after them would run on a core they still hold. (Pausing instead
     does not work here: after 20 ms idle, these cores run the next few milliseconds at half
@@ -49,7 +56,7 @@ def time_interleaved(runs, repeats, warmup=2, busy=0.03):
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples
 
 
 def machine():
@@ -64,6 +71,32 @@ def machine():
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
     return info
+
+
+def commit(path=ROOT):
+    """The checkout's HEAD hash, with '+changes' when its tracked files differ from it (None outside git)."""
+    def git(*args):
+        out = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else None
+    head = git("rev-parse", "HEAD")
+    return head and head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def provenance(**checkouts):
+    """Date (UTC), this checkout's commit and those of `checkouts` (name=path), and the load average
+    when the run started: a results file says when, on what code and how busy the machine was."""
+    info = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit=commit())
+    info.update({f"{name}_commit": commit(path) for name, path in checkouts.items()})
+    try:
+        info["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    return info
+
+
+def spread(values):
+    """(median, min, max) of a list of numbers."""
+    return statistics.median(values), min(values), max(values)
 
 
 def print_table(headers, rows):

@@ -1,0 +1,59 @@
+"""The benchmark scripts of issue 25 still run against the package (never their times: those are the
+benchmarks' to report): bench_epoch's per-process runner trains both ways of ours on a few images
+and reports what the tables read, and bench_layers counts FLOPs and names the kernel that ran."""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tg
+from tinygrad_cnn import kernels
+from tinygrad_cnn.nn import functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import bench_layers  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", ["ours", "ours-user"])
+def test_epoch_child_trains_one_way_of_ours_and_reports_it(kind):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "epoch_child.py"), "--kind", kind,
+                          "--checkout", ROOT, "--images", "256", "--test-images", "300"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["kind"] == kind and r["images"] == 256
+    assert os.path.samefile(r["tinygrad_cnn"], os.path.join(ROOT, "tinygrad_cnn"))  # the checkout asked for
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert r["keep_freed_memory"] == (kind == "ours" and glibc)  # a user's own loop makes no such call
+    assert r["first_epoch_seconds"] > 0 and r["inference_images_per_second"] > 0
+    assert 0 <= r["test_accuracy"] <= 1
+    assert r["peak_rss_after_inference_mb"] >= r["peak_rss_mb"] > 0
+
+
+def test_flop_counts_are_direct_convolutions_and_the_winograd_floor():
+    # conv2 at batch 128: forward, weight and input gradients, each 2 x 128 x 14 x 14 x 64 x 32 x 9
+    assert bench_layers.conv_flops(14, 14, 32, 64, 3) == 3 * 2 * 128 * 14 * 14 * 64 * 32 * 9
+    assert bench_layers.dense_flops(3136, 128) == 3 * 2 * 128 * 3136 * 128
+    assert bench_layers.WINOGRAD_SAVING == 2.25  # 36 multiplies per 2x2 tile directly, 16 in F(2x2, 3x3)
+
+
+def test_the_kernel_column_names_what_ran():
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
+    w = tg.Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
+
+    def block():
+        F.conv2d_max_pool2d(x, w, None, padding=1, pool_size=2, relu=True).sum().backward()
+
+    traced = bench_layers.traced_kernels(tg, block)
+    assert traced and all("." in name for name in traced)  # module.function under tinygrad_cnn/kernels/
+    assert bench_layers.kernel_label("conv2 block", traced) in ("direct", "winograd")
+    with kernels.reference():
+        assert bench_layers.traced_kernels(tg, block) == []  # the reference path runs no kernels/ code
+    assert bench_layers.kernel_label("conv2 block", ["winograd.forward"]) == "winograd"
+    assert bench_layers.kernel_label("conv2 block", ["conv.conv_pool_relu"]) == "direct"
