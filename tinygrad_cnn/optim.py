@@ -43,6 +43,9 @@ class Optimizer(StateDict):
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__} needs an iterable of parameters, got a single Tensor; "
                             f"wrap it in a list")
+        if not hasattr(params, "__iter__"):
+            raise TypeError(f"{type(self).__name__} needs an iterable of parameters (model.parameters()), got "
+                            f"{type(params).__name__}")
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list; a model whose layers are not "
