@@ -29,6 +29,7 @@ from tinygrad_cnn import checkpoint, distributed as dist, interop, keras, nn, on
 from tinygrad_cnn.checkpoint import CheckpointError
 from tinygrad_cnn.data import DataLoader
 from tinygrad_cnn.datasets import mnist
+from tinygrad_cnn.testing import gradcheck
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.dirname(os.path.abspath(tc.__file__))
@@ -67,6 +68,10 @@ def in_folder(fn):
         with folder() as d:
             return fn(d)
     return call
+
+
+def x64():
+    return tc.Tensor(np.ones(3), requires_grad=True)
 
 
 def params():
@@ -500,6 +505,20 @@ BAD_INPUTS = [
      r"LearningRateScheduler needs a callable schedule\(epoch, lr\), got 3"),
     ("keras.losses-from_logits-string", "silent", lambda: keras.losses.SparseCategoricalCrossentropy(from_logits="yes"),
      TypeError, r"SparseCategoricalCrossentropy from_logits must be True or False, got 'yes'"),
+    ("Module.train-mode-string", "silent", lambda: small().train("no"), TypeError, r"train: mode must be True or False, got 'no'"),
+    # ------------------------------------------------ testing.gradcheck's own arguments
+    ("gradcheck-eps-0", "count", lambda: gradcheck(lambda t: t * 2, [x64()], eps=0), ValueError,
+     r"gradcheck: eps must be a finite number > 0, got 0"),
+    ("gradcheck-eps-negative", "count", lambda: gradcheck(lambda t: t * 2, [x64()], eps=-1e-6), ValueError,
+     r"gradcheck: eps must be a finite number > 0"),
+    ("gradcheck-atol-negative", "count", lambda: gradcheck(lambda t: t * 2, [x64()], atol=-1), ValueError,
+     r"gradcheck: atol must be a finite number >= 0, got -1"),
+    ("gradcheck-rtol-string", "type", lambda: gradcheck(lambda t: t * 2, [x64()], rtol="1e-3"), ValueError,
+     r"gradcheck: rtol must be a finite number >= 0, got '1e-3'"),
+    ("gradcheck-inputs-one-tensor", "type", lambda: gradcheck(lambda t: t * 2, x64()), TypeError,
+     r"gradcheck: inputs must be a list or tuple .*got Tensor; wrap a single Tensor in a list"),
+    ("gradcheck-fn-None", "none", lambda: gradcheck(None, [x64()]), TypeError,
+     r"gradcheck: fn must be a callable taking the inputs, got NoneType"),
 ]
 
 CATEGORIES = ("none", "type", "count", "conflict", "path", "silent")
