@@ -29,6 +29,11 @@ def fixed(value, places):
     return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
 
 
+def sci(value):
+    """One significant decimal in scientific notation, as the README writes it: 1.2e-6, not 1.2e-06."""
+    return re.sub(r"e([-+])0*(\d)", r"e\1\2", f"{value:.1e}").replace("e+", "e")
+
+
 def grouped(n):
     return f"{n:,}"
 
@@ -175,14 +180,14 @@ def test_the_torch_and_onnx_agreement_matches_agreement_json():
                       r"accuracy\) over the 10,000 test images: torch (\S+) \(CPU\) and onnxruntime (\S+) give probabilities "
                       r"within ([\d.e-]+) and ([\d.e-]+) of ours and the same ([\d.]+)%; `predict.py` printed `([^`]+)`")
     assert found == (data["date"], accuracy, torch["version"].split("+")[0], ort["version"],
-                     f"{torch['max_abs_difference']:.1e}", f"{ort['max_abs_difference']:.1e}", accuracy,
+                     sci(torch["max_abs_difference"]), sci(ort["max_abs_difference"]), accuracy,
                      data["predict_index_0"])
     assert doc_match("interop.md", r"Measured ([\d-]+) \(`benchmarks/results/agreement.json`\) on the 1-epoch checkpoint of "
                                    r"`examples/mnist.py` \(([\d.]+)% test accuracy\): over the 10,000 MNIST test images "
                                    r"onnxruntime (\S+)'s probabilities differ from ours by at most ([\d.e-]+) and torch's "
                                    r"\(with `to_torch_state_dict`\) by at most ([\d.e-]+); all three give ([\d.]+)%. "
                                    r"The file is ([\d.]+) MB") == (
-        data["date"], accuracy, ort["version"], f"{ort['max_abs_difference']:.1e}", f"{torch['max_abs_difference']:.1e}",
+        data["date"], accuracy, ort["version"], sci(ort["max_abs_difference"]), sci(torch["max_abs_difference"]),
         accuracy, fixed(ort["onnx_bytes"] / 1e6, 2))
 
 
@@ -336,3 +341,18 @@ def test_readme_reading_path_lines_match_size_json():
     """The README's count of the reading path's code lines is benchmarks/size.py's (results/size.json)."""
     stated = int(re.search(r"read five files\*\*, ([\d,]+) lines of code \(`size\.json`", readme()).group(1).replace(",", ""))
     assert stated == results("size.json")["reading_path_total"]
+
+
+def test_bench_examples_writes_date_commit_command_and_the_runs_figures(tmp_path):
+    """The pipeline behind mnist_run.json, on a tiny run: what a re-run after a kernel change writes."""
+    import subprocess
+    out = tmp_path / "run.json"
+    done = subprocess.run([sys.executable, "benchmarks/bench_examples.py", "mnist", "--out", str(out), "--",
+                           "--epochs", "1", "--limit-train", "256", "--limit-test", "128", "--batch-size", "64"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", data["date"]) and re.match(r"[0-9a-f]{40}", data["commit"])
+    assert data["command"].startswith("python benchmarks/bench_examples.py mnist --out ")
+    assert data["example_command"] == "python examples/mnist.py --epochs 1 --limit-train 256 --limit-test 128 --batch-size 64"
+    assert len(data["epochs"]) == 1 and 0 <= data["final_test_accuracy"] <= 1 and data["config"]["limit_train"] == 256
