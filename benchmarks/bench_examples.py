@@ -16,10 +16,11 @@ probabilities of the 10,000 test images with PyTorch (the `interop` module's tor
 (the `onnx` extra's export), and keeps what `examples/predict.py --index 0` prints for it; a peer that is
 not installed is recorded as skipped.
 
-Runtimes on the project's 2-core VM (2026-12-07, loaded by other jobs; about a third of that when quiet):
-mnist 15-20 min, keras 15-25 min, agreement 2-4 min, mpi (6 epochs on 2 ranks) 10 min quiet, 49 min once
-under heavy load. Accuracy depends on the code (and the BLAS), not on the load: re-run after changing
-kernels, then update the README lines that tests/test_readme_figures.py points at.
+Runtimes on the project's 2-core VM on 2026-12-07, loaded by other jobs (load average ~10): mnist 763 s,
+keras 912 s, agreement 180 s; on a quiet day mnist took about 1.5 minutes (2026-11-29) and a 2-rank mpi run
+of the defaults 49 minutes once under heavy load (2026-12-01; not yet run by this script). Accuracy depends
+on the code (and the BLAS), not on the load: re-run after changing kernels, then update the README lines
+that tests/test_readme_figures.py points at.
 """
 import argparse
 import json
