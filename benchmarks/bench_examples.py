@@ -17,8 +17,8 @@ probabilities of the 10,000 test images with PyTorch (the `interop` module's tor
 not installed is recorded as skipped.
 
 Runtimes on the project's 2-core VM on 2026-12-07, loaded by other jobs (load average ~10): mnist 763 s,
-keras 912 s, agreement 180 s; on a quiet day mnist took about 1.5 minutes (2026-11-29) and a 2-rank mpi run
-of the defaults 49 minutes once under heavy load (2026-12-01; not yet run by this script). Accuracy depends
+keras 912 s, agreement 180 s, mpi 447 s; on a quiet day mnist took about 1.5 minutes (2026-11-29), and a
+2-rank run 49 minutes once under heavier load (2026-12-01). Accuracy depends
 on the code (and the BLAS), not on the load: re-run after changing kernels, then update the README lines
 that tests/test_readme_figures.py points at.
 """

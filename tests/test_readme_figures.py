@@ -251,9 +251,6 @@ def test_the_edge_table_rows_match_the_module():
 NO_RESULTS_FILE = [  # figures measured by hand before results files were kept: each must say so
     r"0\.96x to 0\.98x in five runs, no results file",
     r"Re-measured 2026-12-03 on a slower day of the same VM \(no results file\)",
-    # NOTE: `python benchmarks/bench_examples.py mpi` writes mnist_2ranks.json; not yet run (49 minutes on this VM)
-    r"Measured 2026-12-01 \(no results file; `python benchmarks/bench_examples.py mpi` writes one\): the default 2-rank "
-    r"run reached 99\.13%",
 ]
 
 
@@ -356,3 +353,16 @@ def test_bench_examples_writes_date_commit_command_and_the_runs_figures(tmp_path
     assert data["command"].startswith("python benchmarks/bench_examples.py mnist --out ")
     assert data["example_command"] == "python examples/mnist.py --epochs 1 --limit-train 256 --limit-test 128 --batch-size 64"
     assert len(data["epochs"]) == 1 and 0 <= data["final_test_accuracy"] <= 1 and data["config"]["limit_train"] == 256
+
+
+def test_the_two_rank_figures_match_mnist_2ranks():
+    run = example_run("mnist_2ranks.json", "mpirun -n 2 python examples/mnist.py")
+    assert run["world_size"] == 2
+    accuracies = [fixed(100 * e["test_acc"], 2) for e in run["epochs"]]
+    assert one_match(r"Measured ([\d-]+) \(`benchmarks/results/mnist_2ranks.json`, `python benchmarks/bench_examples.py mpi`\): "
+                     r"the default 2-rank run reached ([\d.]+)% test accuracy \(on this shared 2-core VM, loaded by other "
+                     r"jobs, in ([\d.]+) minutes") == (run["date"], accuracies[-1], fixed(run["seconds"] / 60, 1))
+    found = doc_match("distributed.md", r"([\d-]+) on the shared 2-core VM \(`benchmarks/results/mnist_2ranks.json`, written by "
+                                        r"`python benchmarks/bench_examples.py mpi`\): test accuracy ([\d., ]+) and "
+                                        r"\*\*([\d.]+)%\*\* after the six epochs")
+    assert found == (run["date"], ", ".join(accuracies[:-1]), accuracies[-1])
