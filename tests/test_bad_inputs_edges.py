@@ -479,6 +479,8 @@ BAD_INPUTS = [
     ("keras.Activation-unknown", "type", lambda: keras.layers.Activation("bogus"), ValueError, r"unknown activation 'bogus'"),
     ("optim.Adam-params-None", "none", lambda: optim.Adam(None), TypeError,
      r"Adam needs an iterable of parameters \(model\.parameters\(\)\), got NoneType"),
+    ("optim.SGD-params-one-tensor", "type", lambda: optim.SGD(params()[0], lr=0.1), TypeError,
+     r"SGD needs an iterable of parameters .*got a single Tensor; wrap it in a list"),
     ("optim.Adam-lr-negative", "count", lambda: optim.Adam(params(), lr=-1), ValueError, r"lr must be >= 0\.0, got -1"),
     ("optim.Adam-lr-string", "type", lambda: optim.Adam(params(), lr="x"), TypeError, r"lr must be a number, got 'x'"),
     ("optim.Adam-betas-above-1", "count", lambda: optim.Adam(params(), betas=(1.5, 0.9)), ValueError, r"betas must lie in \[0, 1\)"),
