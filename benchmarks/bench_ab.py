@@ -14,6 +14,8 @@ import statistics
 import subprocess
 import sys
 
+from common import provenance
+
 WORKER = r"""
 import sys, time
 import numpy as np
@@ -90,7 +92,7 @@ def main():
           f"{statistics.median(ratios):.3f}, {min(ratios):.3f} to {max(ratios):.3f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "steps": args.steps,
+            json.dump({**provenance(), "a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "steps": args.steps,
                        "median_ms": {"A": a * 1e3, "B": b * 1e3}, "ratio": b / a,
                        "median_round_ratio": statistics.median(ratios),
                        "round_ratios": ratios}, f, indent=2)

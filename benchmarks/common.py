@@ -3,6 +3,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -110,9 +111,23 @@ def print_table(headers, rows):
         print(line(r))
 
 
+def provenance():
+    """When, at which commit and by which command a results file was written (issue 27: every figure
+    must be traceable to a re-runnable command). The commit gets '+changes' when the work tree differs."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+                commit=head + ("+changes" if dirty else ""),
+                command=" ".join(shlex.quote(a) for a in ["python", os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]))
+
+
 def write_json(path, payload):
+    """Write `payload` (a dict) as JSON, stamped with provenance() where it lacks those keys."""
     if not path:
         return
+    payload = {**provenance(), **payload} if isinstance(payload, dict) else payload
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(payload, f, indent=2)

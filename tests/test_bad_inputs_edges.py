@@ -29,6 +29,7 @@ from tinygrad_cnn import checkpoint, distributed as dist, interop, keras, nn, on
 from tinygrad_cnn.checkpoint import CheckpointError
 from tinygrad_cnn.data import DataLoader
 from tinygrad_cnn.datasets import mnist
+from tinygrad_cnn.testing import gradcheck
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.dirname(os.path.abspath(tc.__file__))
@@ -67,6 +68,14 @@ def in_folder(fn):
         with folder() as d:
             return fn(d)
     return call
+
+
+def x64():
+    return tc.Tensor(np.ones(3), requires_grad=True)
+
+
+def params():
+    return [tc.Tensor(np.ones(3, np.float32), requires_grad=True)]
 
 
 def small():
@@ -378,6 +387,140 @@ BAD_INPUTS = [
      ValueError, r"no checkpoint at /nonexistent/m\.safetensors\. Train one with `python .*mnist\.py`"),
     ("predict.py--checkpoint-directory", "path", lambda: predict_main("--checkpoint", ROOT, "--index", "0")(), ValueError,
      r"no checkpoint at"),
+    # ------------------------------------------------ layer, optimizer and schedule constructors (nn, keras, optim)
+    ("Conv2D-filters-0", "count", lambda: nn.Conv2D(0, 3), ValueError, r"Conv2D filters must be a positive int, got 0"),
+    ("Conv2D-filters-fraction", "count", lambda: nn.Conv2D(2.5, 3), ValueError, r"Conv2D filters must be a positive int, got 2\.5"),
+    ("Conv2D-filters-None", "none", lambda: nn.Conv2D(None, 3), ValueError, r"Conv2D filters must be a positive int, got None"),
+    ("Conv2D-filters-string", "type", lambda: nn.Conv2D("8", 3), ValueError, r"Conv2D filters must be a positive int, got '8'"),
+    ("Conv2D-kernel_size-negative", "count", lambda: nn.Conv2D(2, -1), ValueError, r"Conv2D kernel_size must be >= 1, got -1"),
+    ("Conv2D-kernel_size-None", "none", lambda: nn.Conv2D(2, None), ValueError, r"Conv2D kernel_size must be an int or a pair"),
+    ("Conv2D-kernel_size-triple", "type", lambda: nn.Conv2D(2, (3, 3, 3)), ValueError,
+     r"Conv2D kernel_size must be an int or a pair of ints, got \(3, 3, 3\)"),
+    ("Conv2D-strides-0", "count", lambda: nn.Conv2D(2, 3, strides=0), ValueError, r"Conv2D strides must be >= 1, got 0"),
+    ("Conv2D-dilation_rate-0", "count", lambda: nn.Conv2D(2, 3, dilation_rate=0), ValueError, r"Conv2D dilation_rate must be >= 1"),
+    ("Conv2D-padding-bogus", "type", lambda: nn.Conv2D(2, 3, padding="bogus"), ValueError,
+     r"Conv2D padding must be 'valid', 'same' or an int/pair, got 'bogus'"),
+    ("Conv2D-padding-negative", "count", lambda: nn.Conv2D(2, 3, padding=-1), ValueError, r"Conv2D padding must be >= 0, got -1"),
+    ("Conv2D-padding-None", "none", lambda: nn.Conv2D(2, 3, padding=None), ValueError, r"Conv2D padding must be an int or a pair"),
+    ("Conv2D-activation-unknown", "type", lambda: nn.Conv2D(2, 3, activation="bogus"), ValueError,
+     r"unknown activation 'bogus': use one of 'relu'"),
+    ("Conv2D-activation-int", "type", lambda: nn.Conv2D(2, 3, activation=3), TypeError,
+     r"activation must be a name, None or a callable, got int"),
+    ("Conv2D-initializer-unknown", "type", lambda: nn.Conv2D(2, 3, kernel_initializer="bogus"), ValueError,
+     r"unknown initializer 'bogus': use one of glorot_uniform"),
+    ("Conv2D-data_format-bogus", "type", lambda: nn.Conv2D(2, 3, data_format="nhwc"), ValueError,
+     r"Conv2D data_format must be 'channels_first' .* or 'channels_last' .*, got 'nhwc'"),
+    ("Conv2D-use_bias-string", "silent", lambda: nn.Conv2D(2, 3, use_bias="no"), TypeError,
+     r"Conv2D use_bias must be True or False, got 'no'"),
+    ("Dense-units-fraction", "count", lambda: nn.Dense(2.5), ValueError, r"Dense units must be a positive int, got 2\.5"),
+    ("Dense-units-0", "count", lambda: nn.Dense(0), ValueError, r"Dense units must be a positive int, got 0"),
+    ("Dense-units-None", "none", lambda: nn.Dense(None), ValueError, r"Dense units must be a positive int, got None"),
+    ("Dense-units-bool", "type", lambda: nn.Dense(True), ValueError, r"Dense units must be a positive int, got True"),
+    ("Dense-use_bias-string", "silent", lambda: nn.Dense(2, use_bias="false"), TypeError,
+     r"Dense use_bias must be True or False, got 'false'"),
+    ("Dense-bias_initializer-unknown", "type", lambda: nn.Dense(2, bias_initializer="bogus"), ValueError,
+     r"unknown initializer 'bogus'"),
+    ("Dropout-rate-above-1", "count", lambda: nn.Dropout(1.5), ValueError, r"Dropout rate must be a number in \[0, 1\), got 1\.5"),
+    ("Dropout-rate-1", "count", lambda: nn.Dropout(1), ValueError, r"Dropout rate must be a number in \[0, 1\), got 1"),
+    ("Dropout-rate-negative", "count", lambda: nn.Dropout(-0.1), ValueError, r"Dropout rate must be a number in \[0, 1\)"),
+    ("Dropout-rate-None", "none", lambda: nn.Dropout(None), ValueError, r"Dropout rate must be a number in \[0, 1\), got None"),
+    ("Dropout-rate-nan", "count", lambda: nn.Dropout(float("nan")), ValueError, r"Dropout rate must be a number .*got nan"),
+    ("MaxPool2D-pool_size-0", "count", lambda: nn.MaxPool2D(0), ValueError, r"MaxPool2D pool_size must be >= 1, got 0"),
+    ("MaxPool2D-pool_size-fraction", "count", lambda: nn.MaxPool2D(2.5), ValueError,
+     r"MaxPool2D pool_size must be an int or a pair of ints, got 2\.5"),
+    ("MaxPool2D-strides-0", "count", lambda: nn.MaxPool2D(2, strides=0), ValueError, r"MaxPool2D strides must be >= 1, got 0"),
+    ("MaxPool2D-padding-bogus", "type", lambda: nn.MaxPool2D(2, padding="bogus"), ValueError,
+     r"MaxPool2D padding must be 'valid' or 'same', got 'bogus'"),
+    ("AvgPool2D-pool_size-None", "none", lambda: nn.AvgPool2D(None), ValueError, r"AvgPool2D pool_size must be an int or a pair"),
+    ("Flatten-data_format-bogus", "type", lambda: nn.Flatten(data_format="x"), ValueError, r"Flatten data_format must be"),
+    ("Softmax-axis-string", "type", lambda: nn.Softmax(axis="1"), TypeError, r"Softmax axis must be an int, got '1'"),
+    ("Softmax-axis-fraction", "type", lambda: nn.Softmax(axis=1.5), TypeError, r"Softmax axis must be an int, got 1\.5"),
+    ("Sequential-layers-int", "type", lambda: nn.Sequential(3), TypeError, r"Sequential takes a list of layers, got int"),
+    ("Sequential-layer-a-string", "type", lambda: nn.Sequential([nn.Dense(2), "relu"]), TypeError,
+     r"Sequential\.add needs a Layer .*got str"),
+    ("Sequential-input_shape-negative", "count", lambda: nn.Sequential([nn.Dense(2)], input_shape=(-3,)), ValueError,
+     r"input_shape must hold positive sizes .*got \(-3,\)"),
+    ("Sequential-input_shape-0", "count", lambda: nn.Sequential([nn.Dense(2)], input_shape=(0,)), ValueError,
+     r"input_shape must hold positive sizes"),
+    ("Sequential-input_shape-fraction", "silent", lambda: nn.Sequential([nn.Dense(2)], input_shape=(2.5,)), TypeError,
+     r"input_shape must be a tuple of ints .*got \(2\.5,\)"),
+    ("BatchNormalization-momentum-2", "count", lambda: nn.BatchNormalization(momentum=2), ValueError,
+     r"BatchNormalization momentum must be a number in \[0, 1\], got 2"),
+    ("BatchNormalization-epsilon-0", "count", lambda: nn.BatchNormalization(epsilon=0), ValueError,
+     r"BatchNormalization epsilon must be a number > 0, got 0"),
+    ("BatchNormalization-axis-string", "type", lambda: nn.BatchNormalization(axis="1"), TypeError,
+     r"BatchNormalization axis must be an int, got '1'"),
+    ("BatchNormalization-center-string", "silent", lambda: nn.BatchNormalization(center="no"), TypeError,
+     r"BatchNormalization center must be True or False, got 'no'"),
+    ("GlobalAveragePooling2D-keepdims-string", "silent", lambda: nn.GlobalAveragePooling2D(keepdims="no"), TypeError,
+     r"GlobalAveragePooling2D keepdims must be True or False, got 'no'"),
+    ("Reshape-target_shape-None", "none", lambda: nn.Reshape(None), TypeError, r"Reshape target_shape must be a tuple of ints, got None"),
+    ("Reshape-target_shape-two-minus-ones", "conflict", lambda: nn.Reshape((-1, -1)), ValueError,
+     r"Reshape target_shape must hold sizes >= 1 and at most one -1"),
+    ("Reshape-target_shape-fraction", "silent", lambda: nn.Reshape((2.5,)), TypeError,
+     r"Reshape target_shape must be a tuple of ints, got \(2\.5,\)"),
+    ("Reshape-target_shape-string", "silent", lambda: nn.Reshape("3"), TypeError, r"Reshape target_shape must be a tuple of ints, got '3'"),
+    ("Rescaling-scale-string", "type", lambda: nn.Rescaling("a"), ValueError, r"Rescaling scale must be a finite number, got 'a'"),
+    ("Rescaling-offset-None", "none", lambda: nn.Rescaling(1, offset=None), ValueError, r"Rescaling offset must be a finite number"),
+    ("Conv2d-in_channels-0", "count", lambda: nn.Conv2d(0, 2, 3), ValueError, r"Conv2d in_channels must be a positive int, got 0"),
+    ("Conv2d-bias-string", "silent", lambda: nn.Conv2d(1, 2, 3, bias="no"), TypeError, r"Conv2d bias must be True or False, got 'no'"),
+    ("Linear-in_features-None", "none", lambda: nn.Linear(None, 2), ValueError, r"Linear in_features must be a positive int, got None"),
+    ("Linear-bias-string", "silent", lambda: nn.Linear(2, 2, bias="no"), TypeError, r"Linear bias must be True or False, got 'no'"),
+    ("Concatenate-axis-string", "type", lambda: nn.Concatenate(axis="1"), TypeError, r"Concatenate axis must be an int, got '1'"),
+    ("keras.Conv2D-input_shape-negative", "count", lambda: keras.layers.Conv2D(2, 3, input_shape=(-1, 28, 1)), ValueError,
+     r"input_shape must hold positive sizes"),
+    ("keras.Dense-input_shape-string", "silent", lambda: keras.layers.Dense(2, input_shape="3"), TypeError,
+     r"input_shape must be a tuple of ints .*got '3'"),
+    ("keras.Input-shape-None", "none", lambda: keras.layers.Input(None), TypeError, r"input_shape must be a tuple of ints"),
+    ("keras.Input-shape-fraction", "silent", lambda: keras.layers.Input((2.5,)), TypeError,
+     r"input_shape must be a tuple of ints .*got \(2\.5,\)"),
+    ("keras.Input-batch_size-0", "count", lambda: keras.layers.Input((3,), batch_size=0), ValueError,
+     r"Input batch_size must be a positive int or None, got 0"),
+    ("keras.Activation-unknown", "type", lambda: keras.layers.Activation("bogus"), ValueError, r"unknown activation 'bogus'"),
+    ("optim.Adam-params-None", "none", lambda: optim.Adam(None), TypeError,
+     r"Adam needs an iterable of parameters \(model\.parameters\(\)\), got NoneType"),
+    ("optim.SGD-params-one-tensor", "type", lambda: optim.SGD(params()[0], lr=0.1), TypeError,
+     r"SGD needs an iterable of parameters .*got a single Tensor; wrap it in a list"),
+    ("optim.Adam-lr-negative", "count", lambda: optim.Adam(params(), lr=-1), ValueError, r"lr must be >= 0\.0, got -1"),
+    ("optim.Adam-lr-string", "type", lambda: optim.Adam(params(), lr="x"), TypeError, r"lr must be a number, got 'x'"),
+    ("optim.Adam-betas-above-1", "count", lambda: optim.Adam(params(), betas=(1.5, 0.9)), ValueError, r"betas must lie in \[0, 1\)"),
+    ("optim.SGD-nesterov-without-momentum", "conflict", lambda: optim.SGD(params(), lr=0.1, nesterov=True), ValueError,
+     r"nesterov=True needs momentum > 0"),
+    ("optim.Adam-nonfinite-bogus", "type", lambda: optim.Adam(params(), nonfinite="bogus"), ValueError,
+     r"nonfinite must be 'skip' or 'raise', got 'bogus'"),
+    ("optim.StepLR-step_size-0", "count", lambda: optim.StepLR(optim.SGD(params(), lr=0.1), step_size=0), ValueError,
+     r"step_size must be a positive int, got 0"),
+    ("optim.StepLR-optimizer-None", "none", lambda: optim.StepLR(None, step_size=2), TypeError, r"StepLR needs an Optimizer, got NoneType"),
+    ("optim.CosineAnnealingLR-T_max-fraction", "count", lambda: optim.CosineAnnealingLR(optim.SGD(params(), lr=0.1), T_max=2.5),
+     ValueError, r"T_max must be a positive int, got 2\.5"),
+    ("keras.optimizers.Adam-beta_1-above-1", "count", lambda: keras.optimizers.Adam(beta_1=1.5), ValueError,
+     r"Adam beta_1 must be a finite number in \[0, 1\), got 1\.5"),
+    ("keras.optimizers.RMSprop-rho-2", "count", lambda: keras.optimizers.RMSprop(rho=2), ValueError,
+     r"RMSprop rho must be a finite number in \[0, 1\], got 2"),
+    ("keras.optimizers.Adam-learning_rate-negative", "count", lambda: keras.optimizers.Adam(learning_rate=-1), ValueError,
+     r"Adam learning_rate must be a finite number >= 0, got -1"),
+    ("keras.EarlyStopping-patience-fraction", "count", lambda: keras.callbacks.EarlyStopping(patience=2.5), ValueError,
+     r"EarlyStopping patience must be an int >= 0, got 2\.5"),
+    ("keras.EarlyStopping-mode-bogus", "type", lambda: keras.callbacks.EarlyStopping(mode="bogus"), ValueError,
+     r"EarlyStopping mode must be 'auto', 'min' or 'max', got 'bogus'"),
+    ("keras.LearningRateScheduler-not-callable", "type", lambda: keras.callbacks.LearningRateScheduler(3), TypeError,
+     r"LearningRateScheduler needs a callable schedule\(epoch, lr\), got 3"),
+    ("keras.losses-from_logits-string", "silent", lambda: keras.losses.SparseCategoricalCrossentropy(from_logits="yes"),
+     TypeError, r"SparseCategoricalCrossentropy from_logits must be True or False, got 'yes'"),
+    ("Module.train-mode-string", "silent", lambda: small().train("no"), TypeError, r"train: mode must be True or False, got 'no'"),
+    # ------------------------------------------------ testing.gradcheck's own arguments
+    ("gradcheck-eps-0", "count", lambda: gradcheck(lambda t: t * 2, [x64()], eps=0), ValueError,
+     r"gradcheck: eps must be a finite number > 0, got 0"),
+    ("gradcheck-eps-negative", "count", lambda: gradcheck(lambda t: t * 2, [x64()], eps=-1e-6), ValueError,
+     r"gradcheck: eps must be a finite number > 0"),
+    ("gradcheck-atol-negative", "count", lambda: gradcheck(lambda t: t * 2, [x64()], atol=-1), ValueError,
+     r"gradcheck: atol must be a finite number >= 0, got -1"),
+    ("gradcheck-rtol-string", "type", lambda: gradcheck(lambda t: t * 2, [x64()], rtol="1e-3"), ValueError,
+     r"gradcheck: rtol must be a finite number >= 0, got '1e-3'"),
+    ("gradcheck-inputs-one-tensor", "type", lambda: gradcheck(lambda t: t * 2, x64()), TypeError,
+     r"gradcheck: inputs must be a list or tuple .*got Tensor; wrap a single Tensor in a list"),
+    ("gradcheck-fn-None", "none", lambda: gradcheck(None, [x64()]), TypeError,
+     r"gradcheck: fn must be a callable taking the inputs, got NoneType"),
 ]
 
 CATEGORIES = ("none", "type", "count", "conflict", "path", "silent")
@@ -445,6 +588,13 @@ RIGHT_ANSWERS = [
     ("DataLoader-transform-dropping-rows-without-y", lambda: [len(b) for b in DataLoader(
         X, batch_size=4, transform=lambda xb: xb[:1]).iter_numpy()], lambda r: r == [1, 1, 1]),
     ("DataLoader-seed-numpy-int", lambda: len(DataLoader(X, shuffle=True, seed=np.int64(3))), lambda r: r == 1),
+    ("Dense-use_bias-numpy-bool", lambda: nn.Dense(2, use_bias=np.bool_(False)).use_bias, lambda r: r is False),
+    ("Sequential-input_shape-numpy-ints-or-one-int", lambda: (
+        nn.Sequential([nn.Dense(2)], input_shape=(np.int64(3),)).input_shape,
+        nn.Sequential([nn.Dense(2)], input_shape=3).input_shape), lambda r: r == ((3,), (3,))),
+    ("Reshape-numpy-ints-and-one-minus-one", lambda: nn.Reshape((np.int64(2), -1)).target_shape, lambda r: r == (2, -1)),
+    ("keras.Input-shape-from-a-generator", lambda: keras.layers.Input(s for s in (28, 28, 1)).shape,
+     lambda r: r == (28, 28, 1)),
 ]
 
 

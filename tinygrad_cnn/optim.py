@@ -40,9 +40,9 @@ class Optimizer(StateDict):
     counts_steps = False  # whether state_dict saves each parameter's step count ("state.<i>.step")
 
     def __init__(self, params, nonfinite="skip", **hyper):
-        if isinstance(params, Tensor):
-            raise TypeError(f"{type(self).__name__} needs an iterable of parameters, got a single Tensor; "
-                            f"wrap it in a list")
+        if isinstance(params, Tensor) or not hasattr(params, "__iter__"):
+            got = "a single Tensor; wrap it in a list" if isinstance(params, Tensor) else type(params).__name__
+            raise TypeError(f"{type(self).__name__} needs an iterable of parameters (model.parameters()), got {got}")
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list; a model whose layers are not "

@@ -3,6 +3,8 @@ Keras 3's layer names) and Keras' constructor arguments (`input_shape=` on a fir
 
 Weights keep the project's layouts: a conv kernel (filters, channels, KH, KW), a dense kernel
 (units, in_features), whatever the data format."""
+import numbers
+
 from .. import nn
 from ..nn.layers import Activated, shape_tuple, get_activation
 
@@ -186,6 +188,9 @@ class Input:
     def __init__(self, shape, name=None, batch_size=None, dtype=None):
         self.shape = shape_tuple(shape)
         self.name = name
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+                                       or batch_size < 1):
+            raise ValueError(f"Input batch_size must be a positive int or None, got {batch_size!r}")
         self.batch_size = batch_size
         self.dtype = dtype
 

@@ -16,6 +16,17 @@ def _rate(value, name):
     return float(value)
 
 
+def _keras_named(owner, below_one=(), up_to_one=(), non_negative=(), **values):
+    """Check Keras-named hyperparameters under their own names (optim's checks name its own: betas,
+    alpha, eps): each a finite number in [0, 1) (below_one), [0, 1] (up_to_one) or >= 0."""
+    for name, value in values.items():
+        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        allowed = ("[0, 1)" if name in below_one else "[0, 1]" if name in up_to_one else ">= 0")
+        if not number or value < 0 or (name in below_one and value >= 1) or (name in up_to_one and value > 1):
+            raise ValueError(f"{owner} {name} must be a finite number in {allowed}".replace("in >=", ">=") +
+                             f", got {value!r}")
+
+
 class Optimizer:
     """Hyperparameters waiting for parameters: build(parameters) creates the tinygrad_cnn.optim
     optimizer that does the work (`.optimizer`); `learning_rate` reads and sets its rate."""
@@ -66,6 +77,7 @@ class Adam(Optimizer):
     Keras' placement of epsilon (eps_hat=True: added to sqrt(v) before the bias correction)."""
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.0):
+        _keras_named("Adam", below_one=("beta_1", "beta_2"), beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay or 0.0)
 
     def _make(self, parameters):
@@ -78,6 +90,7 @@ class AdamW(Optimizer):
     """Keras' AdamW(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7)."""
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        _keras_named("AdamW", below_one=("beta_1", "beta_2"), beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         super().__init__(learning_rate, weight_decay=weight_decay, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
 
     def _make(self, parameters):
@@ -91,6 +104,7 @@ class RMSprop(Optimizer):
     optim.RMSprop, with Keras' placement of epsilon (eps_inside=True: sqrt(velocity + epsilon))."""
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):
+        _keras_named("RMSprop", up_to_one=("rho",), rho=rho, epsilon=epsilon)
         super().__init__(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon, centered=centered,
                          weight_decay=weight_decay or 0.0)
 

@@ -11,11 +11,14 @@ thread takes the next chunk when it is free, so the threads finish together.
 Several Python threads may run ops at once (two models trained side by side): they share one
 pool of worker threads and one BLAS setting, both guarded by `_lock`.
 
-Limiting BLAS needs `threadpoolctl` (the optional extra `fast`); without it, and on a GPU, an
-op runs as one call over the whole batch, which is the same code with one slice."""
+Limiting BLAS uses `threadpoolctl` (the optional extra `fast`) or, without it, OpenBLAS's own
+`openblas_set_num_threads` found in the loaded library (`_OpenBLAS`); where neither works (another
+BLAS and no threadpoolctl), and on a GPU, an op runs as one call over the whole batch, which is the
+same code with one slice."""
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from types import SimpleNamespace
 
 # below ~1 MB of float32 per op, handing work to threads costs more than it saves
 MIN_ELEMENTS = 1 << 18
@@ -25,15 +28,15 @@ MIN_ELEMENTS = 1 << 18
 # pieces fixed by the problem, at least PIECES of them when the work is big enough, never by the
 # thread count: the threads only decide who runs which piece, and partial results are combined
 # in piece order. So training gives the same bits with any thread count, and without
-# threadpoolctl too when BLAS runs on one thread (issue 27; tests/test_same_bits.py: on its own
-# threads OpenBLAS cuts some products differently). Machines with more cores than PIECES use
+# threadpoolctl too, as long as BLAS can be held at one thread (issue 27; tests/test_same_bits.py:
+# on its own threads OpenBLAS cuts some products differently). Machines with more cores than PIECES use
 # the extra ones only where the work has more pieces (large batches).
 PIECES = 8
 
 _lock = threading.Lock()  # guards _threads, _pool, _blas, _blas_saved and every _Pool's counts
 _threads = None       # the number set by set_num_threads, or None for one per core
 _pool = None          # the _Pool new ops submit to (made by the first op that splits), or None
-_blas = None          # threadpoolctl controller of the loaded BLAS libraries, False if unavailable
+_blas = None          # controller of the loaded BLAS libraries (threadpoolctl's or _OpenBLAS), False if none
 _blas_saved = None    # the BLAS libraries' thread counts before _hold_blas, or None: not held
 _splitting = 0        # ops now running on the threaded path, in all threads (pools old and new)
 _inside = threading.local()  # .active: this thread is already running a slice of some op
@@ -48,7 +51,8 @@ def cpu_count():
 
 
 def get_num_threads():
-    """Threads an op may split its batch over (1 when threadpoolctl is missing)."""
+    """Threads an op may split its batch over (1 when BLAS cannot be held at one thread: no
+    threadpoolctl and no OpenBLAS)."""
     if _blas_controller() is False:
         return 1
     return _threads if _threads is not None else cpu_count()
@@ -85,8 +89,52 @@ def _blas_controller():
                     from threadpoolctl import ThreadpoolController
                     _blas = ThreadpoolController().select(user_api="blas")
                 except ImportError:
-                    _blas = False
+                    _blas = _OpenBLAS.find() or False
     return _blas
+
+
+class _OpenBLAS:
+    """The OpenBLAS libraries loaded in this process, held through their own C functions (ctypes):
+    what threadpoolctl does for them, for when it is not installed.
+
+    NOTE: without it, OpenBLAS ran its own threads inside our ops and cut some products by their
+    count, so training differed in the last bits (3.3e-6 after 30 steps) from a process with it
+    (issue 27). NumPy's wheels bundle OpenBLAS on Linux, Windows and x86 macOS; another BLAS (MKL,
+    Accelerate) without threadpoolctl is left alone, and ops then run as one call each."""
+
+    # NOTE: scipy-openblas (NumPy >= 2 wheels) prefixes the names, and its 64-bit-integer build
+    # adds the suffix "64_"; a system OpenBLAS has the plain names
+    NAMES = [(f"{prefix}openblas_get_num_threads{suffix}", f"{prefix}openblas_set_num_threads{suffix}")
+             for prefix in ("scipy_", "") for suffix in ("64_", "")]
+
+    def __init__(self, getter, setter):
+        self.get_num_threads, self.set_num_threads = getter, setter
+
+    @classmethod
+    def find(cls):
+        """An object with `lib_controllers` (as threadpoolctl's), or None when no OpenBLAS is loaded."""
+        import ctypes
+        import glob
+
+        import numpy  # noqa: F401  (loads its BLAS)
+        try:  # NOTE: only libraries already loaded (RTLD_NOLOAD): opening another OpenBLAS would start its threads
+            with open("/proc/self/maps") as f:
+                paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+        except OSError:  # macOS, Windows: NumPy's bundled copy
+            here = os.path.dirname(numpy.__file__)
+            paths = sorted(glob.glob(os.path.join(here, ".dylibs", "*openblas*")) +
+                           glob.glob(os.path.join(here, "..", "numpy.libs", "*openblas*")))
+        found = []
+        for path in paths:
+            try:
+                lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.DEFAULT_MODE)
+            except OSError:
+                continue
+            for getter, setter in cls.NAMES:
+                if hasattr(lib, getter) and hasattr(lib, setter):
+                    found.append(cls(getattr(lib, getter), getattr(lib, setter)))
+                    break
+        return SimpleNamespace(lib_controllers=found) if found else None
 
 
 def _set_blas_threads(lib, n):

@@ -4,6 +4,7 @@ Layer names and constructor arguments follow Keras (Conv2D(filters, kernel_size,
 activation)); weights follow PyTorch's layouts: conv (filters, in_channels, KH, KW), dense
 (units, in_features). Shapes given to build() and compute_output_shape() exclude the batch axis."""
 import math
+import numbers
 
 import numpy
 
@@ -107,13 +108,25 @@ class Spatial:
         return y.transpose(0, 2, 3, 1) if self._channels_last else y
 
 
+def flag(value, what):
+    """`value` as a bool, or a TypeError naming `what`: a string such as "no" or "False" would be true."""
+    if not isinstance(value, (bool, numpy.bool_)):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def shape_tuple(shape):
-    if isinstance(shape, int):
+    """`shape` (an int or a sequence of ints) as a tuple of positive ints, or a TypeError/ValueError
+    naming input_shape.
+
+    NOTE: sizes must be whole numbers: int() made (2.5,) into (2,) and the string "3" into (3,) before
+    (issue 27)."""
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         shape = (shape,)
-    try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"input_shape must be a tuple of ints (without the batch axis), got {shape!r}") from None
+    sizes = tuple(shape) if hasattr(shape, "__iter__") and not isinstance(shape, (str, bytes)) else None
+    if sizes is None or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sizes):
+        raise TypeError(f"input_shape must be a tuple of ints (without the batch axis), got {shape!r}")
+    shape = tuple(int(s) for s in sizes)
     if any(s < 1 for s in shape):
         raise ValueError(f"input_shape must hold positive sizes (without the batch axis), got {shape}")
     return shape
@@ -292,7 +305,7 @@ class Conv2D(Spatial, Activated):
                 raise ValueError(f"Conv2D padding must be >= 0, got {padding!r}")
             padding = conv.pair(padding, "Conv2D padding")
         self.padding = padding
-        self.use_bias = bool(use_bias)
+        self.use_bias = flag(use_bias, "Conv2D use_bias")
         self.activation, self.activation_name = get_activation(activation, -1 if self._channels_last else 1)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -373,7 +386,7 @@ class Dense(Activated):
                  bias_initializer="zeros", name=None, dtype=None, device=None, in_features=None):
         super().__init__(name, dtype, device)
         self.units = _positive_int(units, "Dense units")
-        self.use_bias = bool(use_bias)
+        self.use_bias = flag(use_bias, "Dense use_bias")
         self.activation, self.activation_name = get_activation(activation, softmax_axis=-1)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -636,6 +649,8 @@ class Sequential(Layer):
                 raise TypeError("Sequential takes a list of layers or the layers themselves, Sequential(a, b), "
                                 "and input_shape= by keyword")
             input_shape = more[0]  # Sequential([layers], input_shape), as before
+        if layers is not None and (isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__")):
+            raise TypeError(f"Sequential takes a list of layers, got {type(layers).__name__}")
         for layer in layers or []:
             self.add(layer)
         if input_shape is not None:

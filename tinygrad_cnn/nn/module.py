@@ -93,6 +93,8 @@ class Module:
 
     def train(self, mode=True):
         """Switch self and every sub-module to training mode (dropout active) or, with False, to eval."""
+        if not isinstance(mode, (bool, numpy.bool_)):  # NOTE: train("no") was training mode (a true string)
+            raise TypeError(f"train: mode must be True or False, got {mode!r}")
         for module in self.modules():
             module.training = bool(mode)
         return self

@@ -7,7 +7,7 @@ import numpy
 from ..autograd import no_grad
 from ..tensor import Tensor
 from . import init as initializers
-from .layers import Layer
+from .layers import Layer, flag
 
 
 def _fraction(value, name):
@@ -41,7 +41,7 @@ class BatchNormalization(Layer):
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
             raise ValueError(f"BatchNormalization epsilon must be a number > 0, got {epsilon!r}")
         self.epsilon = float(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = flag(center, "BatchNormalization center"), flag(scale, "BatchNormalization scale")
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)

@@ -3,7 +3,7 @@ GlobalMaxPooling2D, Reshape and Rescaling (Keras' names and arguments)."""
 import math
 import numbers
 
-from .layers import Layer, _data_format, Spatial
+from .layers import Layer, _data_format, Spatial, flag
 
 
 class _GlobalPool(Spatial, Layer):
@@ -12,7 +12,7 @@ class _GlobalPool(Spatial, Layer):
     def __init__(self, data_format="channels_first", keepdims=False, name=None):
         super().__init__(name)
         self.data_format = _data_format(data_format, type(self).__name__)
-        self.keepdims = bool(keepdims)
+        self.keepdims = flag(keepdims, f"{type(self).__name__} keepdims")
 
     def _validate(self, shape):
         if len(shape) != 4:
@@ -67,10 +67,11 @@ class Reshape(Layer):
         super().__init__(name)
         if isinstance(target_shape, numbers.Integral):
             target_shape = (target_shape,)
-        try:
-            target = tuple(int(s) for s in target_shape)
-        except TypeError:
-            raise TypeError(f"Reshape target_shape must be a tuple of ints, got {target_shape!r}") from None
+        sizes = tuple(target_shape) if hasattr(target_shape, "__iter__") and not isinstance(target_shape, str) else None
+        if sizes is None or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sizes):
+            # NOTE: int() made (2.5,) into (2,) and "3" into (3,) before (issue 27)
+            raise TypeError(f"Reshape target_shape must be a tuple of ints, got {target_shape!r}")
+        target = tuple(int(s) for s in sizes)
         if target.count(-1) > 1 or any(s < 1 and s != -1 for s in target):
             raise ValueError(f"Reshape target_shape must hold sizes >= 1 and at most one -1, got {target_shape!r}")
         self.target_shape = target

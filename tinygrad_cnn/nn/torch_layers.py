@@ -7,7 +7,7 @@ import math
 import numpy
 
 from ..tensor import generator_or_global
-from .layers import Conv2D, Dense, _positive_int
+from .layers import Conv2D, Dense, _positive_int, flag
 
 
 def _torch_uniform(fan_in):
@@ -30,7 +30,7 @@ class Conv2d(Conv2D):
         in_channels = _positive_int(in_channels, "Conv2d in_channels")
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         init = _torch_uniform(in_channels * kh * kw)
-        super().__init__(out_channels, kernel_size, stride, padding=padding, use_bias=bias, dilation_rate=dilation,
+        super().__init__(out_channels, kernel_size, stride, padding=padding, use_bias=flag(bias, "Conv2d bias"), dilation_rate=dilation,
                          kernel_initializer=init, bias_initializer=init, name=name, dtype=dtype, device=device,
                          in_channels=in_channels)
 
@@ -42,7 +42,7 @@ class Linear(Dense):
     def __init__(self, in_features, out_features, bias=True, name=None, dtype=None, device=None):
         in_features = _positive_int(in_features, "Linear in_features")
         init = _torch_uniform(in_features)
-        super().__init__(out_features, use_bias=bias, kernel_initializer=init, bias_initializer=init, name=name,
+        super().__init__(out_features, use_bias=flag(bias, "Linear bias"), kernel_initializer=init, bias_initializer=init, name=name,
                          dtype=dtype, device=device, in_features=in_features)
 
 

@@ -73,6 +73,15 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
     within reach, leaves the element out (fast mode: draws a new direction, up to 10 times), counting each
     in the returned report. A smooth function's wrong gradient is never excused, and more than half of an
     input's elements across kinks still fails."""
+    if not callable(fn):
+        raise TypeError(f"gradcheck: fn must be a callable taking the inputs, got {type(fn).__name__}")
+    if isinstance(inputs, (Tensor, numpy.ndarray, str)) or not hasattr(inputs, "__iter__"):
+        raise TypeError(f"gradcheck: inputs must be a list or tuple of the arguments of fn (Tensors), got "
+                        f"{type(inputs).__name__}{'; wrap a single Tensor in a list' if isinstance(inputs, Tensor) else ''}")
+    for name, value, least in (("eps", eps, "> 0"), ("atol", atol, ">= 0"), ("rtol", rtol, ">= 0")):
+        number = not isinstance(value, bool) and isinstance(value, (int, float, numpy.floating)) and numpy.isfinite(value)
+        if not number or value < 0 or (least == "> 0" and value == 0):
+            raise ValueError(f"gradcheck: {name} must be a finite number {least}, got {value!r}")
     if int(n_directions) != n_directions or n_directions < 1:
         raise ValueError(f"gradcheck: n_directions must be a positive integer, got {n_directions!r}")
     if nonsmooth not in ("raise", "skip"):
