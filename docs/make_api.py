@@ -90,6 +90,8 @@ FILL_INS = {
     "tinygrad_cnn.datasets.mnist.INFO": "Name, authors and license of the dataset.",
     "tinygrad_cnn.device.DEFAULT_DEVICE_ENV": "The environment variable that names the default device "
                                               "(used wherever device=None).",
+    "Tensor.grad_home": "None, or (view, references, device): the view of an optimizer's flat gradient buffer "
+                        "that a kernel may write this parameter's gradient into (kernels/homes.py).",
     "Module.training": "True in training mode (dropout active), False after eval().",
     "Module.device": "The device of the module's tensors (None until built or moved).",
     "Layer.default_name": "The base of the names Sequential gives to unnamed layers.",
@@ -108,6 +110,10 @@ ATTRIBUTES = {
         ("requires_grad", "Whether backward() computes a gradient for this tensor (or, for an op's output, "
                           "whether any input needs one)."),
         ("grad", "The gradient accumulated by backward(), a Tensor of the same shape, or None."),
+        ("grad_fn", "The Function (op) that made this tensor, whose `parents` are its inputs: what backward() "
+                    "walks. None for a leaf, or for a result computed without grad."),
+        ("version_counter", "A one-element list counting in-place changes to the data, shared with views and "
+                            "`detach()`; backward() refuses to run when an op's saved input changed since."),
     ],
     "Layer": [
         ("name", "The layer's name (Sequential names unnamed layers: conv2d, conv2d_1, ...)."),

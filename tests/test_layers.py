@@ -580,6 +580,6 @@ def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_s
     plain_pool = F.max_pool2d(conv.pre_activation(x).relu(), 2)
     pooled = model[:2](x)
     np.testing.assert_allclose(pooled.numpy(), plain_pool.numpy(), rtol=1e-12, atol=1e-12)
-    op = pooled._ctx
+    op = pooled.grad_fn
     assert (type(op).__name__, op.pool, op.relu) == ("FusedConvolution", (2, 2), True), \
         "pooling, then ReLU, should run inside the convolution op"

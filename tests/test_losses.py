@@ -284,7 +284,7 @@ def test_cross_entropy_on_cuda_is_six_launches_forward_and_one_back(reduction):
     F.cross_entropy(logits, targets, reduction=reduction)  # the first call makes the index constants
     with record() as forward:
         loss = F.cross_entropy(logits, targets, reduction=reduction)
-    fn = loss._ctx
+    fn = loss.grad_fn
     with record() as backward:
         fn.backward(upstream.data)
     assert forward.launches == (5 if reduction == "none" else 6) and backward.launches == 1

@@ -139,7 +139,7 @@ def _signature(input_arrays, output_array):
 
 
 def _origin(tensor):
-    ctx = tensor._ctx
+    ctx = tensor.grad_fn
     if ctx is None:
         return "a leaf/data tensor"
     site = getattr(ctx, "anomaly_site", None)
@@ -176,7 +176,7 @@ def check_incoming(node, grad, is_root):
     if is_root:
         raise AnomalyError(f"anomaly mode: the gradient given to backward() is non-finite: {_count(grad)}, "
                            f"shape {_describe(grad)}", phase="input")
-    fn = node._ctx
+    fn = node.grad_fn
     op = type(fn).__name__ if fn is not None else None
     target = f"the output of {op}" if op else f"a leaf tensor of shape {node.shape}"
     site = getattr(fn, "anomaly_site", None)

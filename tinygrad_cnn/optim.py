@@ -111,7 +111,7 @@ class Optimizer(StateDict):
             return
         for i in members:
             p = self.params[i]
-            p._version[0] += 1  # about to change: saved graphs that used it are stale
+            p.version_counter[0] += 1  # about to change: saved graphs that used it are stale
             if not self.state[i]:
                 self.state[i] = {name: p.xp.zeros(p.shape, dtype=state_dtype(p)) for name in self.state_names}
             self.steps[i] += 1
