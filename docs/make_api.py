@@ -27,6 +27,9 @@ MODULES = {
     "tinygrad_cnn": "The top level: `Tensor`, `Function`, grad switches, seeding, tensor factories, and the "
                     "submodules as attributes (`import tinygrad_cnn as tg; tg.nn.Dense`).",
     "tinygrad_cnn.nn": "Layers, `Sequential` and `Module`; `import tinygrad_cnn.nn as nn`.",
+    "tinygrad_cnn.torch_nn": "torch.nn's spelling for PyTorch code (`import tinygrad_cnn.torch_nn as nn`): "
+                             "`Conv2d` and `Linear` in PyTorch's argument order, and the rest of `nn` under the same "
+                             "names; see [from-pytorch.md](from-pytorch.md).",
     "tinygrad_cnn.nn.functional": "Stateless layer functions and the losses; usually imported as `F`.",
     "tinygrad_cnn.nn.init": "Weight initialisers, by name (`kernel_initializer='he_uniform'`) or as functions.",
     "tinygrad_cnn.optim": "Optimizers and learning-rate schedules.",

@@ -40,7 +40,8 @@ def get_activation(activation, softmax_axis=-1):
     raise TypeError(f"activation must be a name, None or a callable, got {type(activation).__name__}")
 
 
-def _positive_int(value, name):
+def positive_int(value, name):
+    """`value` as an int >= 1 (NumPy integers too, not bools), else a ValueError naming the argument."""
     if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
@@ -279,7 +280,7 @@ class Conv2D(Spatial, Activated):
                                 f"Conv2D({kernel_size}, {strides}, strides={padding}) (the input channels come "
                                 f"from the input, or in_channels={filters}), and explicit zero padding as padding=N")
         self.data_format = _data_format(data_format, "Conv2D")
-        self.filters = _positive_int(filters, "Conv2D filters")
+        self.filters = positive_int(filters, "Conv2D filters")
         self.kernel_size = _positive_pair(kernel_size, "Conv2D kernel_size")
         self.strides = _positive_pair(strides, "Conv2D strides")
         self.dilation_rate = _positive_pair(dilation_rate, "Conv2D dilation_rate")
@@ -299,7 +300,7 @@ class Conv2D(Spatial, Activated):
         self.weight = None
         self.bias = None
         if in_channels is not None:  # PyTorch's habit: the weights exist before the first forward pass
-            self._build(self._own_order((_positive_int(in_channels, "Conv2D in_channels"), 1, 1)))
+            self._build(self._own_order((positive_int(in_channels, "Conv2D in_channels"), 1, 1)))
             self.built = True
 
     def pads(self, h, w):
@@ -372,7 +373,7 @@ class Dense(Activated):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", name=None, dtype=None, device=None, in_features=None):
         super().__init__(name, dtype, device)
-        self.units = _positive_int(units, "Dense units")
+        self.units = positive_int(units, "Dense units")
         self.use_bias = bool(use_bias)
         self.activation, self.activation_name = get_activation(activation, softmax_axis=-1)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -380,7 +381,7 @@ class Dense(Activated):
         self.weight = None
         self.bias = None
         if in_features is not None:  # PyTorch's habit: the weights exist before the first forward pass
-            self.build((_positive_int(in_features, "Dense in_features"),))
+            self.build((positive_int(in_features, "Dense in_features"),))
 
     def _validate(self, shape):
         if len(shape) < 2:
