@@ -146,7 +146,7 @@ class Function:
             if op.keeps_output:  # exp, tanh, sigmoid, softmax, relu, pow
                 fn.output_version = (result.version_counter, result.version_counter[0])
             result.grad_fn = fn
-        if anomaly._enabled:  # NOTE: all that anomaly mode costs when it is off
+        if anomaly.enabled:  # NOTE: all that anomaly mode costs when it is off
             anomaly.check_forward(fn, inputs, result)
         return result
 
@@ -193,7 +193,7 @@ def backward(root, grad, retain_graph=False):
     """Accumulate d(root)/d(leaf), for the upstream gradient array `grad`, into `.grad` of every
     leaf that requires a gradient, visiting each op once, after every op that uses its output."""
     grads = {id(root): grad}
-    check_incoming = anomaly._enabled  # NOTE: read once per backward(), not once per node
+    check_incoming = anomaly.enabled  # NOTE: read once per backward(), not once per node
     for node in reversed(topological_order(root)):
         g = grads.pop(id(node), None)
         if g is None:
@@ -213,7 +213,7 @@ def _backward_node(node, g, grads, retain_graph):
     fn = node.grad_fn
     check_saved(fn, node)
     in_grads = checked_gradients(fn, fn.backward(g))
-    if anomaly._enabled:
+    if anomaly.enabled:
         anomaly.check_backward(fn, node, g, in_grads)
     for parent, pg, needed in zip(fn.parents, in_grads, fn.needs_input_grad):
         if not needed or pg is None:

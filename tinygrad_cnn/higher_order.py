@@ -52,7 +52,7 @@ def run_backward(roots, grads, inputs=None, retain_graph=False, create_graph=Fal
     for root, g in zip(roots, grads):
         pending[id(root)] = g if id(root) not in pending else pending[id(root)] + g
     root_ids = {id(r) for r in roots}
-    check_incoming = anomaly._enabled
+    check_incoming = anomaly.enabled
     for node in reversed(order):
         g = pending.pop(id(node), None)
         if g is None or (wanted is not None and id(node) not in needed):
@@ -87,7 +87,7 @@ def _run_node(node, g, pending, retain_graph, create_graph, needed):
     else:
         in_grads = fn.backward(g)
     in_grads = checked_gradients(fn, in_grads)
-    if anomaly._enabled:
+    if anomaly.enabled:
         anomaly.check_backward(fn, node, _array(g), tuple(None if x is None else _array(x) for x in in_grads))
     for parent, pg, need in zip(fn.parents, in_grads, fn.needs_input_grad):
         if not need or pg is None or (needed is not None and id(parent) not in needed):

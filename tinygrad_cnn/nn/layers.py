@@ -64,7 +64,8 @@ def _same_pads(size, kernel, stride):
 DATA_FORMATS = ("channels_first", "channels_last")
 
 
-def _data_format(value, kind):
+def checked_data_format(value, kind):
+    """`value` when it is one of DATA_FORMATS, else a ValueError naming the layer `kind` and both choices."""
     if value not in DATA_FORMATS:
         raise ValueError(f"{kind} data_format must be 'channels_first' (N, C, H, W) or 'channels_last' "
                          f"(N, H, W, C), got {value!r}")
@@ -279,7 +280,7 @@ class Conv2D(Spatial, Activated):
                                 f"kernel_size, stride) order, which would build another layer here: write "
                                 f"Conv2D({kernel_size}, {strides}, strides={padding}) (the input channels come "
                                 f"from the input, or in_channels={filters}), and explicit zero padding as padding=N")
-        self.data_format = _data_format(data_format, "Conv2D")
+        self.data_format = checked_data_format(data_format, "Conv2D")
         self.filters = positive_int(filters, "Conv2D filters")
         self.kernel_size = _positive_pair(kernel_size, "Conv2D kernel_size")
         self.strides = _positive_pair(strides, "Conv2D strides")
@@ -420,7 +421,7 @@ class _Pool(Spatial, Layer):
     def __init__(self, pool_size=2, strides=None, padding="valid", name=None, data_format="channels_first"):
         super().__init__(name)
         kind = type(self).__name__
-        self.data_format = _data_format(data_format, kind)
+        self.data_format = checked_data_format(data_format, kind)
         self.pool_size = _positive_pair(pool_size, f"{kind} pool_size")
         self.strides = self.pool_size if strides is None else _positive_pair(strides, f"{kind} strides")
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
@@ -523,7 +524,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, name=None):
         super().__init__(name)
-        self.data_format = None if data_format is None else _data_format(data_format, "Flatten")
+        self.data_format = None if data_format is None else checked_data_format(data_format, "Flatten")
 
     def _validate(self, shape):
         if len(shape) < 2:
