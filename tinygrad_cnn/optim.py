@@ -114,6 +114,7 @@ class Optimizer(StateDict):
             p.version_counter[0] += 1  # about to change: saved graphs that used it are stale
             if not self.state[i]:
                 self.state[i] = {name: p.xp.zeros(p.shape, dtype=state_dtype(p)) for name in self.state_names}
+            self.state[i] = {k: to_device(v, p.device) for k, v in self.state[i].items()}  # after a model.to(...)
             self.steps[i] += 1
             with scope(p.device):
                 self.update(p.xp, p.data, p.grad.data.astype(state_dtype(p), copy=False), self.state[i], self.steps[i])
