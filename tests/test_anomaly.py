@@ -118,6 +118,7 @@ def test_a_layer_is_named_by_the_op_that_ran_and_the_site_is_the_model_call(mode
         in str(caught.value)
 
 
+@pytest.mark.kernels  # names the kernel that ran (FusedConvolution)
 def test_conv2d_overflow_is_named_conv2d():
     x = Tensor(np.full((1, 1, 4, 4), 1e30, dtype=np.float32))
     w = Tensor(np.full((2, 1, 3, 3), 1e30, dtype=np.float32), requires_grad=True)

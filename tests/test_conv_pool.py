@@ -304,6 +304,7 @@ def _exact_preactivations(x, w, b):
     return z
 
 
+@pytest.mark.kernels  # the fused conv+pool kernel's tie routing
 @pytest.mark.parametrize("images", [32, 13])
 def test_identical_windows_tie_exactly_in_the_fused_conv_and_pool_and_go_to_the_first(images):
     """Inside MNIST's thick strokes (pixels of exactly 1.0) and over its background, neighbouring

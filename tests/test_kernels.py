@@ -22,6 +22,9 @@ from test_conv_pool import conv2d_loop, conv_cases, conv_pool_cases, pool_cases
 device_param = pytest.mark.parametrize("device", DEVICES)
 
 
+pytestmark = pytest.mark.kernels  # each test turns the reference ops on itself where it wants them
+
+
 def _run(fn, arrays, device, upstream_seed=0):
     """fn's output and every input's gradient for a random upstream gradient, as NumPy arrays."""
     inputs = [None if a is None else Tensor(a, device=device, requires_grad=True) for a in arrays]

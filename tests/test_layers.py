@@ -542,6 +542,7 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
     np.testing.assert_array_equal(restored(x).numpy(), old(x).numpy())
 
 
+@pytest.mark.kernels  # the plan that fuses Conv2D + MaxPool2D
 @pytest.mark.parametrize("side", [6, 7])   # 7: the pooling leaves a row and a column out
 @pytest.mark.parametrize("bias_shift", [0.0, -0.3, -50.0])   # -50: every window's maximum is below 0
 def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_shift, side):

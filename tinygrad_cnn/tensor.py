@@ -6,7 +6,7 @@ import numpy
 
 from . import autograd, checks, higher_order, ops
 from .autograd import Function, is_grad_enabled
-from .checks import AxisError, is_float, is_int
+from .checks import AxisError, is_float, is_int  # noqa: F401 (AxisError: tg.AxisError, raised by checks.axis)
 from .device import array_module, canonical_device, device_of, module_for, scope, to_device, to_numpy, use_device
 from .spellings import torch_names
 
