@@ -4,7 +4,7 @@
     python benchmarks/bench_anomaly.py --repeats 50 --json benchmarks/results/anomaly_cpu.json
 
 Off and on runs of each workload alternate in one process (medians). Off, an op pays only the
-test of a module global (`if _anomaly._enabled:`) in Function.apply and in its backward: that
+test of a module global (`if _anomaly.enabled:`) in Function.apply and in its backward: that
 test is timed on its own here (against an empty loop, the same bytecode as in autograd.py), and
 `off cost` is its time times the number of tests the workload runs, as a share of the workload's
 time with the mode off. Timing off against a build without the tests would drown 30 ns in the
@@ -92,32 +92,32 @@ def tests_run(run):
 
 
 def flag_test_seconds(loops=200_000, repeats=15):
-    """Seconds one `if _anomaly._enabled:` costs with the mode off: a loop of ten tests against
+    """Seconds one `if _anomaly.enabled:` costs with the mode off: a loop of ten tests against
     an empty loop, interleaved, the median difference over ten.
 
     NOTE: the ten tests are written out, not looped over: an inner loop would time its own
     overhead, several times the ~20 ns of the test."""
     def with_tests(n):
         for _ in range(n):
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
-            if _anomaly._enabled:
+            if _anomaly.enabled:
                 pass
 
     def without_tests(n):

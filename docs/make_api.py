@@ -27,6 +27,9 @@ MODULES = {
     "tinygrad_cnn": "The top level: `Tensor`, `Function`, grad switches, seeding, tensor factories, and the "
                     "submodules as attributes (`import tinygrad_cnn as tg; tg.nn.Dense`).",
     "tinygrad_cnn.nn": "Layers, `Sequential` and `Module`; `import tinygrad_cnn.nn as nn`.",
+    "tinygrad_cnn.torch_nn": "torch.nn's spelling for PyTorch code (`import tinygrad_cnn.torch_nn as nn`): "
+                             "`Conv2d` and `Linear` in PyTorch's argument order, and the rest of `nn` under the same "
+                             "names; see [from-pytorch.md](from-pytorch.md).",
     "tinygrad_cnn.nn.functional": "Stateless layer functions and the losses; usually imported as `F`.",
     "tinygrad_cnn.nn.init": "Weight initialisers, by name (`kernel_initializer='he_uniform'`) or as functions.",
     "tinygrad_cnn.optim": "Optimizers and learning-rate schedules.",
@@ -90,6 +93,8 @@ FILL_INS = {
     "tinygrad_cnn.datasets.mnist.INFO": "Name, authors and license of the dataset.",
     "tinygrad_cnn.device.DEFAULT_DEVICE_ENV": "The environment variable that names the default device "
                                               "(used wherever device=None).",
+    "Tensor.grad_home": "None, or (view, references, device): the view of an optimizer's flat gradient buffer "
+                        "that a kernel may write this parameter's gradient into (kernels/homes.py).",
     "Module.training": "True in training mode (dropout active), False after eval().",
     "Module.device": "The device of the module's tensors (None until built or moved).",
     "Layer.default_name": "The base of the names Sequential gives to unnamed layers.",
@@ -108,6 +113,10 @@ ATTRIBUTES = {
         ("requires_grad", "Whether backward() computes a gradient for this tensor (or, for an op's output, "
                           "whether any input needs one)."),
         ("grad", "The gradient accumulated by backward(), a Tensor of the same shape, or None."),
+        ("grad_fn", "The Function (op) that made this tensor, whose `parents` are its inputs: what backward() "
+                    "walks. None for a leaf, or for a result computed without grad."),
+        ("version_counter", "A one-element list counting in-place changes to the data, shared with views and "
+                            "`detach()`; backward() refuses to run when an op's saved input changed since."),
     ],
     "Layer": [
         ("name", "The layer's name (Sequential names unnamed layers: conv2d, conv2d_1, ...)."),

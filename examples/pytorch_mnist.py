@@ -19,7 +19,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone
 
 import tinygrad_cnn as torch  # noqa: E402  (was: import torch)
-from tinygrad_cnn import nn  # noqa: E402  (was: import torch.nn as nn)
+import tinygrad_cnn.torch_nn as nn  # noqa: E402  (was: import torch.nn as nn)
 from tinygrad_cnn import optim  # noqa: E402  (was: import torch.optim as optim)
 from tinygrad_cnn.data import DataLoader  # noqa: E402  (was: from torchvision import datasets, transforms)
 from tinygrad_cnn.datasets import mnist  # noqa: E402

@@ -126,6 +126,18 @@ def pytest_runtest_call(item):
 KERNEL_MODES = ["fast", "reference"]
 
 
+@pytest.fixture(autouse=True)
+def kernels_for_kernel_tests(request):
+    """A test marked `kernels` is about the fast path (which kernel ran, a fused kernel's bits, a launch or
+    sync budget): it runs with the kernels on, also when the suite runs with TINYGRAD_CNN_KERNELS=reference,
+    which otherwise turns them off for every test."""
+    if request.node.get_closest_marker("kernels") is None:
+        yield
+        return
+    with tinygrad_cnn.kernels.enabled():
+        yield
+
+
 @pytest.fixture(scope="module", params=KERNEL_MODES)
 def kernel_mode(request):
     """Run a module's tests once with the kernels (the default fast path) and once on the reference

@@ -295,7 +295,7 @@ def test_retain_graph_allows_a_second_backward_which_doubles_the_gradient():
 def test_backward_frees_saved_arrays_unless_retained():
     x = leaf(rand(3))
     y = x.exp() * x
-    ctx = y._ctx
+    ctx = y.grad_fn
     assert "a" in vars(ctx) and "b" in vars(ctx)
     y.sum().backward(retain_graph=True)
     assert "a" in vars(ctx), "retain_graph=True keeps what forward saved"

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn as tc
-from tinygrad_cnn import checkpoint, distributed as dist, interop, keras, nn, onnx as tc_onnx, optim
+from tinygrad_cnn import checkpoint, distributed as dist, interop, keras, nn, onnx as tc_onnx, optim, torch_nn
 from tinygrad_cnn.checkpoint import CheckpointError
 from tinygrad_cnn.data import DataLoader
 from tinygrad_cnn.datasets import mnist
@@ -462,10 +462,10 @@ BAD_INPUTS = [
     ("Reshape-target_shape-string", "silent", lambda: nn.Reshape("3"), TypeError, r"Reshape target_shape must be a tuple of ints, got '3'"),
     ("Rescaling-scale-string", "type", lambda: nn.Rescaling("a"), ValueError, r"Rescaling scale must be a finite number, got 'a'"),
     ("Rescaling-offset-None", "none", lambda: nn.Rescaling(1, offset=None), ValueError, r"Rescaling offset must be a finite number"),
-    ("Conv2d-in_channels-0", "count", lambda: nn.Conv2d(0, 2, 3), ValueError, r"Conv2d in_channels must be a positive int, got 0"),
-    ("Conv2d-bias-string", "silent", lambda: nn.Conv2d(1, 2, 3, bias="no"), TypeError, r"Conv2d bias must be True or False, got 'no'"),
-    ("Linear-in_features-None", "none", lambda: nn.Linear(None, 2), ValueError, r"Linear in_features must be a positive int, got None"),
-    ("Linear-bias-string", "silent", lambda: nn.Linear(2, 2, bias="no"), TypeError, r"Linear bias must be True or False, got 'no'"),
+    ("Conv2d-in_channels-0", "count", lambda: torch_nn.Conv2d(0, 2, 3), ValueError, r"Conv2d in_channels must be a positive int, got 0"),
+    ("Conv2d-bias-string", "silent", lambda: torch_nn.Conv2d(1, 2, 3, bias="no"), TypeError, r"Conv2d bias must be True or False, got 'no'"),
+    ("Linear-in_features-None", "none", lambda: torch_nn.Linear(None, 2), ValueError, r"Linear in_features must be a positive int, got None"),
+    ("Linear-bias-string", "silent", lambda: torch_nn.Linear(2, 2, bias="no"), TypeError, r"Linear bias must be True or False, got 'no'"),
     ("Concatenate-axis-string", "type", lambda: nn.Concatenate(axis="1"), TypeError, r"Concatenate axis must be an int, got '1'"),
     ("keras.Conv2D-input_shape-negative", "count", lambda: keras.layers.Conv2D(2, 3, input_shape=(-1, 28, 1)), ValueError,
      r"input_shape must hold positive sizes"),

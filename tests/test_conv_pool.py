@@ -304,6 +304,7 @@ def _exact_preactivations(x, w, b):
     return z
 
 
+@pytest.mark.kernels  # the fused conv+pool kernel's tie routing
 @pytest.mark.parametrize("images", [32, 13])
 def test_identical_windows_tie_exactly_in_the_fused_conv_and_pool_and_go_to_the_first(images):
     """Inside MNIST's thick strokes (pixels of exactly 1.0) and over its background, neighbouring
@@ -318,9 +319,9 @@ def test_identical_windows_tie_exactly_in_the_fused_conv_and_pool_and_go_to_the_
         w = rng.uniform(-0.3, 0.3, (filters, channels, 3, 3)).astype(np.float32)
         b = rng.uniform(0.0, 0.05, filters).astype(np.float32)  # positive: the background ties too
         out = F.conv2d_max_pool2d(tg.Tensor(x, requires_grad=True), tg.Tensor(w), tg.Tensor(b), padding=1, relu=True)
-        op = out._ctx
+        op = out.grad_fn
         while not isinstance(op, tg.kernels.conv.FusedConvolution):
-            op = op.parents[0]._ctx
+            op = op.parents[0].grad_fn
         z = _exact_preactivations(x, w, b)
         n, o, h, wd = z.shape
         windows = z.reshape(n, o, h // 2, 2, wd // 2, 2).transpose(0, 2, 4, 1, 3, 5).reshape(n, h // 2, wd // 2, o, 4)

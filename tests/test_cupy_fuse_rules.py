@@ -94,6 +94,7 @@ def test_integer_indices_wrap_as_cupys_kernels_do(cp):
     np.testing.assert_array_equal(b[cp.asarray([0, 1]), cp.asarray([3, -1])].get(), [0, 5])
 
 
+@pytest.mark.kernels  # the fused loss kernel (the reference checks labels with a sync and raises)
 @pytest.mark.gpu
 @pytest.mark.parametrize("classes", [3, 10])
 def test_a_device_label_equal_to_the_class_count_gives_nan_not_class_0(classes):

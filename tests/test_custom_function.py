@@ -81,12 +81,12 @@ def test_softplus_keeps_float32_and_does_not_overflow(device):
 def test_a_users_function_builds_the_graph_like_the_builtins():
     x = Tensor(np.array([0.5, -1.0]), requires_grad=True)
     y = Softplus.apply(x)
-    assert y.requires_grad and isinstance(y._ctx, Softplus) and y._ctx.parents == (x,)
+    assert y.requires_grad and isinstance(y.grad_fn, Softplus) and y.grad_fn.parents == (x,)
     with tinygrad_cnn.no_grad():
         z = Softplus.apply(x)
     assert not z.requires_grad and z.is_leaf
     y.sum().backward()
-    assert not hasattr(y._ctx, "x"), "what forward saved is freed after backward"
+    assert not hasattr(y.grad_fn, "x"), "what forward saved is freed after backward"
 
 
 def test_a_constant_input_to_a_users_function_gets_no_gradient():

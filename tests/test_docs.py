@@ -117,6 +117,7 @@ def run_markdown(path):
         sys.modules.pop(module.__name__, None)
 
 
+@pytest.mark.kernels  # the docs print the default path (kernel names, a kernel's -0)
 @pytest.mark.parametrize("path", MARKDOWN, ids=lambda p: p.name)
 def test_python_blocks_run_and_print_what_the_docs_say(path, monkeypatch):
     monkeypatch.chdir(ROOT)

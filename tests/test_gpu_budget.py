@@ -12,7 +12,8 @@ import pytest
 
 from conftest import EMULATED
 
-pytestmark = pytest.mark.skipif(not EMULATED, reason="counts come from the CuPy emulation")
+pytestmark = [pytest.mark.skipif(not EMULATED, reason="counts come from the CuPy emulation"),
+              pytest.mark.kernels]  # the budgets are the fast path's
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,7 +28,9 @@ def _bench():
 
 @pytest.fixture(scope="module")
 def budget():
-    return _bench().measure(batch=128, threads=16)
+    import tinygrad_cnn as tg
+    with tg.kernels.enabled():  # NOTE: made before the `kernels` mark's own switch (a function's) is entered
+        return _bench().measure(batch=128, threads=16)
 
 
 def test_the_loss_does_not_sync_mid_step(budget):

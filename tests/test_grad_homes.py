@@ -11,6 +11,9 @@ from tinygrad_cnn.nn import functional as F
 from conftest import DEVICES
 
 
+pytestmark = pytest.mark.kernels  # gradient homes are the kernel engine's
+
+
 def _tiny_model_step(model, opt, seed, device="cuda"):
     rng = np.random.default_rng(seed)
     x = tg.Tensor(rng.random((4, 1, 8, 8), dtype=np.float32), device=device)

@@ -318,15 +318,15 @@ def test_a_transposed_matmul_gradient_on_a_times_a_is_caught_with_inputs_from_de
 
 
 def test_the_random_stream_is_independent_of_the_global_and_default_generators():
-    from tinygrad_cnn.testing.gradcheck import _stream
-    drawn = _stream(0).standard_normal(8)
+    from tinygrad_cnn.testing.gradcheck import independent_stream
+    drawn = independent_stream(0).standard_normal(8)
     np.random.seed(0)
     others = [np.random.default_rng(0).standard_normal(8), np.random.standard_normal(8),
               np.random.default_rng([0]).standard_normal(8)]
     others += [g.standard_normal(8) for g in np.random.default_rng(0).spawn(4)]
     for other in others:
         assert np.abs(drawn - other).min() > 0, "gradcheck's stream shares numbers with another generator"
-    np.testing.assert_array_equal(drawn, _stream(0).standard_normal(8))  # but it is reproducible
+    np.testing.assert_array_equal(drawn, independent_stream(0).standard_normal(8))  # but it is reproducible
     # and gradcheck itself neither reads nor moves the global generators
     state, tc_state = np.random.get_state()[1].copy(), tc.get_rng().bit_generator.state
     gradcheck(lambda t: t.tanh(), [Tensor(np.ones(3), requires_grad=True)], fast_mode=True)

@@ -443,6 +443,7 @@ def test_the_tutorials_epoch_line_matches_however_long_the_epoch_took(monkeypatc
         (expected, stream.getvalue())
 
 
+@pytest.mark.kernels  # a copy and sync budget of the fast path
 @pytest.mark.gpu
 def test_fit_on_a_gpu_sends_the_data_once_and_syncs_once_per_epoch_when_silent():
     """fit copies x and y to the device once and gathers each batch there; with verbose=0 the

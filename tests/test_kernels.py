@@ -22,6 +22,9 @@ from test_conv_pool import conv2d_loop, conv_cases, conv_pool_cases, pool_cases
 device_param = pytest.mark.parametrize("device", DEVICES)
 
 
+pytestmark = pytest.mark.kernels  # each test turns the reference ops on itself where it wants them
+
+
 def _run(fn, arrays, device, upstream_seed=0):
     """fn's output and every input's gradient for a random upstream gradient, as NumPy arrays."""
     inputs = [None if a is None else Tensor(a, device=device, requires_grad=True) for a in arrays]
@@ -40,7 +43,7 @@ def _same_both_ways(fn, arrays, device, rtol=1e-10, atol=1e-12):
     for name, a, b in zip(["value"] + [f"gradient {i}" for i in range(len(fast))], fast, ref):
         assert a.shape == b.shape, f"{name}: shape {a.shape} with the kernels, {b.shape} without"
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"{name} differs from the reference")
-    return type(fast_out._ctx), type(ref_out._ctx)
+    return type(fast_out.grad_fn), type(ref_out.grad_fn)
 
 
 def _top_ops(fn_types):
@@ -196,7 +199,7 @@ def _subprocess(code, **env):
 
 def test_environment_switch_runs_the_reference_ops():
     code = ("import tinygrad_cnn as tg; x = tg.Tensor([[-1.0, 2.0]], requires_grad=True); "
-            "print(type(x.relu()._ctx).__name__, tg.kernels.kernels_enabled())")
+            "print(type(x.relu().grad_fn).__name__, tg.kernels.kernels_enabled())")
     assert _subprocess(code, TINYGRAD_CNN_KERNELS="reference").stdout.split() == ["ReLU", "False"]
     assert _subprocess(code, TINYGRAD_CNN_KERNELS="").stdout.split() == ["ThreadedReLU", "True"]
     bad = _subprocess(code, TINYGRAD_CNN_KERNELS="slow")

@@ -542,6 +542,7 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
     np.testing.assert_array_equal(restored(x).numpy(), old(x).numpy())
 
 
+@pytest.mark.kernels  # the plan that fuses Conv2D + MaxPool2D
 @pytest.mark.parametrize("side", [6, 7])   # 7: the pooling leaves a row and a column out
 @pytest.mark.parametrize("bias_shift", [0.0, -0.3, -50.0])   # -50: every window's maximum is below 0
 def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_shift, side):
@@ -580,6 +581,6 @@ def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_s
     plain_pool = F.max_pool2d(conv.pre_activation(x).relu(), 2)
     pooled = model[:2](x)
     np.testing.assert_allclose(pooled.numpy(), plain_pool.numpy(), rtol=1e-12, atol=1e-12)
-    op = pooled._ctx
+    op = pooled.grad_fn
     assert (type(op).__name__, op.pool, op.relu) == ("FusedConvolution", (2, 2), True), \
         "pooling, then ReLU, should run inside the convolution op"

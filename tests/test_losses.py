@@ -256,6 +256,7 @@ def _cross_entropy_case(dtype, reduction, seed=0):
     return z, t, g
 
 
+@pytest.mark.kernels  # the fused cross-entropy kernel
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -271,6 +272,7 @@ def test_fused_cross_entropy_gives_the_unfused_steps_bits(device, reduction, dty
     np.testing.assert_array_equal(_bits(logits.grad.numpy()), _bits(expected_grad))
 
 
+@pytest.mark.kernels  # the fused loss kernel's launch budget
 @pytest.mark.gpu
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_cross_entropy_on_cuda_is_six_launches_forward_and_one_back(reduction):
@@ -284,7 +286,7 @@ def test_cross_entropy_on_cuda_is_six_launches_forward_and_one_back(reduction):
     F.cross_entropy(logits, targets, reduction=reduction)  # the first call makes the index constants
     with record() as forward:
         loss = F.cross_entropy(logits, targets, reduction=reduction)
-    fn = loss._ctx
+    fn = loss.grad_fn
     with record() as backward:
         fn.backward(upstream.data)
     assert forward.launches == (5 if reduction == "none" else 6) and backward.launches == 1

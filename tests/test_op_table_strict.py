@@ -175,7 +175,7 @@ def _check_every_backward(out):
     """Make each op of out's graph assert that its upstream gradient has its output's dtype and
     device, and that each gradient it returns has its input's dtype and device."""
     for node in tc.autograd.topological_order(out):
-        fn = node._ctx
+        fn = node.grad_fn
         if fn is None:
             continue
 

@@ -307,3 +307,4 @@ def test_bad_hyperparameters_raise_value_error(make, match):
 def test_wrong_types_raise_type_error(make):
     with pytest.raises(TypeError):
         make(param())
+

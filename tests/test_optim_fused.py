@@ -160,6 +160,7 @@ def test_parameters_without_a_gradient_keep_their_own_step_count(device):
     assert [steps[f"state.{i}.step"] for i in range(len(SHAPES))] == [4, 3, 4, 4]
 
 
+@pytest.mark.kernels  # the fused optimizer kernel's bits
 def test_cpu_results_are_the_same_bits_as_the_earlier_order_of_operations():
     """On the CPU the fused kernel is the plain function, running the earlier per-parameter code's
     operations in its order, with Python-float bias corrections: the same float32 bits."""
@@ -203,6 +204,7 @@ def _set_grads(params, bad=False, seed=4):
 
 @pytest.mark.gpu
 @emulated
+@pytest.mark.kernels  # the fused optimizer kernel's launch budget
 @pytest.mark.parametrize("make", [lambda ps: optim.Adam(ps), lambda ps: optim.AdamW(ps),
                                   lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True)],
                          ids=["Adam", "AdamW", "SGD"])
@@ -263,7 +265,10 @@ def test_float16_and_float32_parameters_on_one_gpu_skip_together():
 
 @pytest.mark.gpu
 @emulated
-def test_parameters_on_cuda_1_are_updated_there_while_device_0_is_current():
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_parameters_on_cuda_1_are_updated_there_while_device_0_is_current(mode):
+    """Also on the reference path, which checked the gradients and made the state on the current device
+    (found by the suite run with TINYGRAD_CNN_KERNELS=reference)."""
     import cupy
     params = _eight_params("cuda:1")
     expected = _eight_params("cpu")
@@ -272,7 +277,8 @@ def test_parameters_on_cuda_1_are_updated_there_while_device_0_is_current():
         _set_grads(params, seed=seed)
         _set_grads(expected, seed=seed)
         assert cupy.cuda.Device().id == 0
-        opt.step()
+        with tg.kernels.enabled() if mode == "fast" else tg.kernels.reference():
+            opt.step()
         reference.step()
     assert all(p.data.device.id == 1 and p.device == "cuda:1" for p in params)
     assert all(v.device.id == 1 for s in opt.state for v in s.values())
@@ -303,16 +309,20 @@ def test_a_parameter_whose_data_is_replaced_is_still_updated(device):
 
 
 @pytest.mark.gpu
-def test_moving_the_parameters_to_another_device_keeps_the_state():
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_moving_the_parameters_to_another_device_keeps_the_state(mode):
+    """Also on the reference path, whose state stayed where it was made (found by the suite run with
+    TINYGRAD_CNN_KERNELS=reference: a NumPy moment met a CuPy gradient)."""
     moved, stayed = make_params("cpu"), make_params("cpu")
     a, b = optim.Adam(moved, lr=0.01), optim.Adam(stayed, lr=0.01)
     seq = [g for k, g in enumerate(grads_sequence()) if k != NAN_AT]
-    run(a, moved, seq[:2])
-    run(b, stayed, seq[:2])
-    for p in moved:
-        _move(p, "cuda:0")  # what Module.to does to each parameter
-    run(a, moved, seq[2:])
-    run(b, stayed, seq[2:])
+    with tg.kernels.enabled() if mode == "fast" else tg.kernels.reference():
+        run(a, moved, seq[:2])
+        run(b, stayed, seq[:2])
+        for p in moved:
+            _move(p, "cuda:0")  # what Module.to does to each parameter
+        run(a, moved, seq[2:])
+        run(b, stayed, seq[2:])
     assert a.state_dict()["state.0.step"] == 4
     for p, q in zip(moved, stayed):
         np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=2e-6, atol=1e-7)

@@ -1,6 +1,9 @@
 """PyTorch spellings (issue 26): dim=/keepdim= wherever axis=/keepdims= are, Sequential(*layers), Tensor.view,
 eager weights from in_features/in_channels (an optimizer before the first forward pass), and a clear error
 for Conv2D arguments in PyTorch's (in, out, kernel, stride) order."""
+import importlib
+import itertools
+
 import numpy as np
 import pytest
 
@@ -72,3 +75,43 @@ def test_conv2d_in_pytorch_order_is_refused_with_the_pytorch_order_named():
     assert nn.Conv2D(5, 3, 1, "same").padding == "same"  # Keras' positional padding is a string
     layer = nn.Conv2D(5, 3, padding=1)  # explicit zero padding by keyword, PyTorch style
     assert layer(np.zeros((2, 1, 28, 28), "float32")).shape == (2, 5, 28, 28)
+
+
+# ---------------------------------------------------------------- names (issue 24)
+
+NAMESPACES = ["tinygrad_cnn", "tinygrad_cnn.nn", "tinygrad_cnn.torch_nn", "tinygrad_cnn.nn.functional",
+              "tinygrad_cnn.ops", "tinygrad_cnn.conv", "tinygrad_cnn.keras", "tinygrad_cnn.keras.layers",
+              "tinygrad_cnn.optim"]
+
+
+def _classes(module_name):
+    module = importlib.import_module(module_name)
+    return {name: value for name, value in vars(module).items() if not name.startswith("_") and isinstance(value, type)}
+
+
+@pytest.mark.parametrize("module_name", NAMESPACES)
+def test_no_two_classes_of_a_namespace_differ_only_by_case(module_name):
+    names = sorted(_classes(module_name))
+    clashes = [(a, b) for a, b in itertools.combinations(names, 2) if a.lower() == b.lower()]
+    assert not clashes, f"{module_name}: {clashes}"
+
+
+def test_no_op_and_layer_differ_only_by_case():
+    ops = {**_classes("tinygrad_cnn.ops"), **_classes("tinygrad_cnn.conv")}
+    layers = {**_classes("tinygrad_cnn.nn"), **_classes("tinygrad_cnn.torch_nn")}
+    clashes = [(a, b) for a in ops for b in layers if a != b and a.lower() == b.lower()]
+    assert not clashes
+
+
+def test_pytorch_order_layers_live_in_torch_nn():
+    import tinygrad_cnn.torch_nn as torch_nn
+    assert torch_nn.Conv2d(1, 4, 3, 1).weight.shape == (4, 1, 3, 3)  # (in, out, kernel, stride)
+    assert torch_nn.Linear(6, 2).weight.shape == (2, 6)
+    assert torch_nn.Module is tg.nn.Module and torch_nn.Sequential is tg.nn.Sequential and torch_nn.F is tg.nn.F
+    assert not hasattr(torch_nn, "Conv2D") and not hasattr(torch_nn, "Dense")  # Keras' order stays in nn
+    for name, keras_name in (("Conv2d", "Conv2D"), ("Linear", "Dense")):
+        with pytest.raises(AttributeError, match=rf"tinygrad_cnn.nn has no {name}: .*tinygrad_cnn.torch_nn.{name} "
+                                                 rf".*tinygrad_cnn.nn.{keras_name}\("):
+            getattr(tg.nn, name)
+    with pytest.raises(AttributeError, match="has no attribute 'Conv3d'"):
+        tg.nn.Conv3d

@@ -344,6 +344,8 @@ def test_readme_reading_path_lines_match_size_json():
     """The README's count of the reading path's code lines is benchmarks/size.py's (results/size.json)."""
     stated = int(re.search(r"read five files\*\*, ([\d,]+) lines of code \(`size\.json`", readme()).group(1).replace(",", ""))
     assert stated == results("size.json")["reading_path_total"]
+    checks = int(re.search(r"calls into `checks\.py` \(([\d,]+) lines, off the path\)", readme()).group(1).replace(",", ""))
+    assert checks == results("size.json")["checks.py"]
 
 
 def test_bench_examples_writes_date_commit_command_and_the_runs_figures(tmp_path):

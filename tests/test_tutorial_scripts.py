@@ -121,7 +121,7 @@ def test_adadelta_and_torch_layers_match_torch():
         topt.step()
         opt.step()
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-12)
-    conv, dense = tg.nn.Conv2d(2, 3, 3, stride=2, padding=1), tg.nn.Linear(4, 5)
+    conv, dense = tg.torch_nn.Conv2d(2, 3, 3, stride=2, padding=1), tg.torch_nn.Linear(4, 5)
     tconv, tdense = torch.nn.Conv2d(2, 3, 3, stride=2, padding=1), torch.nn.Linear(4, 5)
     for a, b in ((conv, tconv), (dense, tdense)):
         assert a.weight.shape == tuple(b.weight.shape)  # PyTorch's order and layout, made at once

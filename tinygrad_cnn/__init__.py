@@ -12,6 +12,7 @@ from .tensor import (AxisError, Tensor, arange, concatenate, eye, float32, float
 # hypothesis (an optional extra), so it is imported on its own.
 from . import autograd, checkpoint, higher_order, data, datasets, device, memory, nn, optim, testing
 from . import keras  # after nn and optim, which it builds on
+from . import torch_nn  # torch.nn's spelling: Conv2d, Linear (import tinygrad_cnn.torch_nn as nn)
 from . import random  # tf.random.set_seed
 from .keras.ops import argmax, convert_to_tensor  # tf.argmax, tf.convert_to_tensor
 from .nn.functional import flatten  # torch.flatten(x, 1)
@@ -25,4 +26,4 @@ __all__ = ["Tensor", "Function", "grad", "DeviceError", "AxisError", "no_grad", 
            "manual_seed", "get_rng", "set_num_threads", "get_num_threads", "from_dlpack", "zeros", "ones", "full", "rand", "randn", "arange", "eye", "zeros_like",
            "ones_like", "matmul", "concatenate", "stack", "where", "maximum", "minimum", "float32", "float64",
            "nn", "optim", "kernels", "autograd", "higher_order", "data", "datasets", "device", "memory", "checkpoint", "testing", "keras",
-           "random", "argmax", "convert_to_tensor", "flatten", "cuda"]
+           "torch_nn", "random", "argmax", "convert_to_tensor", "flatten", "cuda"]

@@ -7,7 +7,7 @@ infinite, and the line of user code (the first frame outside tinygrad_cnn) that 
 A value that was already non-finite in an op's input, or in the gradient reaching it, is not
 blamed on that op: the error says where it came from instead.
 
-With the mode off (the default) an op pays one test of the module global `_enabled`: no stack is
+With the mode off (the default) an op pays one test of the module global `enabled`: no stack is
 captured and no array is scanned. benchmarks/bench_anomaly.py measures both.
 
 The flag is one per process, as PyTorch's is, not one per thread like no_grad(): a training that
@@ -20,7 +20,7 @@ import sys
 from .device import device_of, module_of, use_device
 
 # NOTE: read directly by Function.apply and autograd.backward; the whole cost of the mode when off
-_enabled = False
+enabled = False
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -41,14 +41,14 @@ class AnomalyError(FloatingPointError):
 
 def is_anomaly_enabled():
     """Whether ops check their outputs and gradients for NaN and infinity."""
-    return _enabled
+    return enabled
 
 
 def _set(mode):
-    global _enabled
+    global enabled
     if not isinstance(mode, bool):
         raise TypeError(f"anomaly mode must be True or False, got {mode!r}")
-    _enabled = mode
+    enabled = mode
 
 
 class set_detect_anomaly:
@@ -56,7 +56,7 @@ class set_detect_anomaly:
     at its end (as PyTorch's set_detect_anomaly)."""
 
     def __init__(self, mode):
-        self.previous = _enabled
+        self.previous = enabled
         _set(mode)
 
     def __enter__(self):
@@ -77,7 +77,7 @@ class detect_anomaly(contextlib.ContextDecorator):
         self._previous = []  # a stack, so that one instance used as a decorator may recurse
 
     def __enter__(self):
-        self._previous.append(_enabled)
+        self._previous.append(enabled)
         _set(True)
         return self
 
@@ -139,7 +139,7 @@ def _signature(input_arrays, output_array):
 
 
 def _origin(tensor):
-    ctx = tensor._ctx
+    ctx = tensor.grad_fn
     if ctx is None:
         return "a leaf/data tensor"
     site = getattr(ctx, "anomaly_site", None)
@@ -176,7 +176,7 @@ def check_incoming(node, grad, is_root):
     if is_root:
         raise AnomalyError(f"anomaly mode: the gradient given to backward() is non-finite: {_count(grad)}, "
                            f"shape {_describe(grad)}", phase="input")
-    fn = node._ctx
+    fn = node.grad_fn
     op = type(fn).__name__ if fn is not None else None
     target = f"the output of {op}" if op else f"a leaf tensor of shape {node.shape}"
     site = getattr(fn, "anomaly_site", None)

@@ -59,6 +59,13 @@ def kernel_for(reference, device):
     return _SUBSTITUTIONS.get((reference, device_kind(device)), reference)
 
 
+def substitutions():
+    """Every registration so far, as a new dict {(reference, "cpu" or "cuda"): kernel} (a copy: only
+    substitute() adds to the table). NOTE: a function, not a public dict, so that docs/api.md, which
+    prints public constants, never shows the kernels' addresses."""
+    return dict(_SUBSTITUTIONS)
+
+
 def set_kernels(enabled):
     """Turn kernels on (the fast path) or off (the reference path); returns the previous setting."""
     previous, _mode["kernels"] = _mode["kernels"], bool(enabled)
@@ -135,11 +142,11 @@ class Function:
             fn.parents, fn.kwargs = inputs, kwargs  # NOTE: kwargs: a kernel's second derivative reruns its reference
             fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
             if op.keeps_inputs:  # NOTE: backward checks none changed since
-                fn.saved_versions = tuple(t._version[0] for t in inputs)
+                fn.saved_versions = tuple(t.version_counter[0] for t in inputs)
             if op.keeps_output:  # exp, tanh, sigmoid, softmax, relu, pow
-                fn.output_version = (result._version, result._version[0])
-            result._ctx = fn
-        if anomaly._enabled:  # NOTE: all that anomaly mode costs when it is off
+                fn.output_version = (result.version_counter, result.version_counter[0])
+            result.grad_fn = fn
+        if anomaly.enabled:  # NOTE: all that anomaly mode costs when it is off
             anomaly.check_forward(fn, inputs, result)
         return result
 
@@ -166,7 +173,7 @@ def _share_version_if_view(result, inputs):
     root = _root(result.data)
     for t in inputs:
         if root is t.data or root is _root(t.data):
-            result._version = t._version
+            result.version_counter = t.version_counter
             return
 
 
@@ -186,7 +193,7 @@ def backward(root, grad, retain_graph=False):
     """Accumulate d(root)/d(leaf), for the upstream gradient array `grad`, into `.grad` of every
     leaf that requires a gradient, visiting each op once, after every op that uses its output."""
     grads = {id(root): grad}
-    check_incoming = anomaly._enabled  # NOTE: read once per backward(), not once per node
+    check_incoming = anomaly.enabled  # NOTE: read once per backward(), not once per node
     for node in reversed(topological_order(root)):
         g = grads.pop(id(node), None)
         if g is None:
@@ -194,7 +201,7 @@ def backward(root, grad, retain_graph=False):
         if check_incoming:
             anomaly.check_incoming(node, g, is_root=node is root)
         with scope(node.device):
-            if node._ctx is None:  # a leaf's gradient is complete: it may keep `g` if nothing else holds it
+            if node.grad_fn is None:  # a leaf's gradient is complete: it may keep `g` if nothing else holds it
                 sole = sys.getrefcount(g) <= _ONE_LOCAL and g.base is None
                 accumulate(node, g, sole)
             else:
@@ -203,10 +210,10 @@ def backward(root, grad, retain_graph=False):
 
 def _backward_node(node, g, grads, retain_graph):
     """Run one op's backward and add what it gives into `grads` (by parent id)."""
-    fn = node._ctx
+    fn = node.grad_fn
     check_saved(fn, node)
     in_grads = checked_gradients(fn, fn.backward(g))
-    if anomaly._enabled:
+    if anomaly.enabled:
         anomaly.check_backward(fn, node, g, in_grads)
     for parent, pg, needed in zip(fn.parents, in_grads, fn.needs_input_grad):
         if not needed or pg is None:
@@ -240,9 +247,9 @@ def check_saved(fn, node):
         raise RuntimeError(f"backward() through a graph whose saved arrays were freed by an earlier backward() "
                            f"(at {name}); call the first backward(retain_graph=True) to go through twice")
     for parent, version in zip(fn.parents, getattr(fn, "saved_versions", ())):
-        if parent._version[0] != version:
+        if parent.version_counter[0] != version:
             raise RuntimeError(f"backward(): an input of {name} (shape {parent.shape}) was modified in place "
-                               f"after the op used it (version {version} -> {parent._version[0]}); its gradient "
+                               f"after the op used it (version {version} -> {parent.version_counter[0]}); its gradient "
                                f"would be wrong. Use .clone() before changing it, or change it after backward()")
     versions, seen = getattr(fn, "output_version", ([0], 0))
     if versions[0] != seen:
@@ -266,8 +273,8 @@ def topological_order(*roots, stop=()):
             continue
         visited.add(id(node))
         stack.append((node, True))
-        if node._ctx is not None and id(node) not in stop:
-            for parent in node._ctx.parents:
+        if node.grad_fn is not None and id(node) not in stop:
+            for parent in node.grad_fn.parents:
                 if parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
     return order
@@ -294,7 +301,7 @@ def accumulate(leaf, g, sole=False):
     AccumulateGrad also avoids by a reference count."""
     cast = g.astype(leaf.dtype, copy=False)
     if leaf.grad is None:
-        if cast is g and not sole and not (leaf._grad_home and g is leaf._grad_home[0]):
+        if cast is g and not sole and not (leaf.grad_home and g is leaf.grad_home[0]):
             # (an optimizer's buffer view that a kernel was handed as free is kept: kernels/homes.py)
             cast = leaf.xp.array(g, copy=True)  # NOTE: own the memory
         leaf.grad = Tensor.wrap(cast, leaf.device)

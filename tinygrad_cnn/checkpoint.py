@@ -33,7 +33,7 @@ class CheckpointError(ValueError):
     extension other than .safetensors / .npz."""
 
 
-def _fspath(path, who, argument="path"):
+def path_argument(path, who, argument="path"):
     """`path` as a str, or TypeError naming the argument (os.fspath would say 'expected str, bytes or
     os.PathLike object, not NoneType' without saying which)."""
     if isinstance(path, str):
@@ -92,14 +92,15 @@ def check_writable(path, who="save", suffix=True):
     a number), a directory, a broken symbolic link, a folder that is a regular file, or (with `suffix`) an
     extension other than .safetensors / .npz. Returns the path as a str; CheckpointError or TypeError naming
     `who` (e.g. a command-line flag) otherwise. Permissions are left to the save itself."""
-    path = _fspath(path, who)
+    path = path_argument(path, who)
     _writable_target(path, who)
     if suffix:
-        _check_suffix(path)
+        check_suffix(path)
     return path
 
 
-def _check_suffix(path):
+def check_suffix(path):
+    """Refuse a file name whose extension is not one this project writes (.safetensors or .npz)."""
     if not path.lower().endswith(_SUFFIXES):
         ext = os.path.splitext(path)[1] or "no extension"
         raise CheckpointError(f"checkpoint {path!r}: {ext} is not a format this project writes; "
@@ -178,9 +179,9 @@ def _write_safetensors(f, arrays, metadata):
 def save_arrays(path, arrays, metadata=None):
     """Write {name: array} to `path`: .safetensors, or .npz when the name ends so; `metadata` is a
     {str: str} dict (safetensors' `__metadata__`). Atomic, as atomic_write."""
-    path = _fspath(path, "save")
+    path = path_argument(path, "save")
     _writable_target(path, "save")  # NOTE: before the extension: a directory's name has none
-    _check_suffix(path)
+    check_suffix(path)
     if not hasattr(arrays, "items"):
         raise TypeError(f"save: arrays must be a dict of name -> array, got {type(arrays).__name__}")
     metadata = _check_metadata(metadata)
@@ -203,7 +204,7 @@ def atomic_write(path, write, who="save"):
     A symbolic link is written through (its target is replaced, the link kept); a path that cannot be a file
     (a directory, a broken link, under a regular file) raises CheckpointError, and one the system refuses
     (not writable, disk full) the system's OSError with a message naming the path."""
-    path = _writable_target(_fspath(path, who), who)
+    path = _writable_target(path_argument(path, who), who)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         _atomic_write(path, folder, write)
@@ -371,9 +372,9 @@ def _load_safetensors(path):
 def load_file(path):
     """(arrays, metadata) from a .safetensors or .npz file: {name: numpy array} and {str: str}. Never
     executes code or unpickles; every header is checked against the bytes present before anything is read."""
-    path = _fspath(path, "load")
+    path = path_argument(path, "load")
     _readable_file(path, "load")
-    _check_suffix(path)
+    check_suffix(path)
     return _load_npz(path) if path.lower().endswith(".npz") else _load_safetensors(path)
 
 

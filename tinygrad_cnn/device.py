@@ -119,6 +119,13 @@ def peek(array):
     return array if isinstance(array, numpy.ndarray) else None
 
 
+def all_finite(array):
+    """Whether every element is finite (no NaN or inf), computed on the array's own device (a GPU other
+    than the current one too); a Python bool, so on a GPU it waits for the result."""
+    with scope(device_of(array)):
+        return bool(module_of(array).isfinite(array).all())
+
+
 def extremes(arrays):
     """[(min, max)] of each non-empty array as Python ints, with one sync for all those on a GPU."""
     if all(isinstance(a, numpy.ndarray) for a in arrays):

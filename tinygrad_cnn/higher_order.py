@@ -6,8 +6,8 @@ walk: several outputs, gradients of chosen inputs (PyTorch's autograd.grad), and
 Tensors in place of arrays. A kernel keeps its array backward; when a graph is asked for at one of
 its nodes, its reference is recomputed (kernels off) and differentiated instead."""
 from . import anomaly, autograd
-from .autograd import (DeviceError, Function, _SUBSTITUTIONS, check_saved, accumulate, checked_gradients,
-                       enable_grad, scope, set_kernels, sum_to, topological_order)
+from .autograd import (DeviceError, Function, check_saved, accumulate, checked_gradients, enable_grad, scope,
+                       set_kernels, substitutions, sum_to, topological_order)
 
 _REFERENCE_OF = {}  # kernel op -> the reference it replaces (found once: _reference_of)
 
@@ -45,14 +45,14 @@ def run_backward(roots, grads, inputs=None, retain_graph=False, create_graph=Fal
             wanted.setdefault(id(t), []).append(k)
         needed = set()  # the nodes on a path to an input: parents come before children in `order`
         for node in order:
-            if id(node) in wanted or (node._ctx is not None and any(id(p) in needed for p in node._ctx.parents)):
+            if id(node) in wanted or (node.grad_fn is not None and any(id(p) in needed for p in node.grad_fn.parents)):
                 needed.add(id(node))
     found = None if inputs is None else [None] * len(inputs)
     pending = {}
     for root, g in zip(roots, grads):
         pending[id(root)] = g if id(root) not in pending else pending[id(root)] + g
     root_ids = {id(r) for r in roots}
-    check_incoming = anomaly._enabled
+    check_incoming = anomaly.enabled
     for node in reversed(order):
         g = pending.pop(id(node), None)
         if g is None or (wanted is not None and id(node) not in needed):
@@ -63,11 +63,11 @@ def run_backward(roots, grads, inputs=None, retain_graph=False, create_graph=Fal
             if wanted is not None and id(node) in wanted:
                 for k in wanted[id(node)]:
                     found[k] = g
-            if node._ctx is None:
+            if node.grad_fn is None:
                 if wanted is None:
                     accumulate_graph(node, g) if create_graph else accumulate(node, g)
                 continue
-            if wanted is not None and not any(id(p) in needed for p in node._ctx.parents):
+            if wanted is not None and not any(id(p) in needed for p in node.grad_fn.parents):
                 continue
             _run_node(node, g, pending, retain_graph, create_graph, None if wanted is None else needed)
     return found
@@ -79,7 +79,7 @@ def _array(g):
 
 def _run_node(node, g, pending, retain_graph, create_graph, needed):
     """One op's backward (recorded when create_graph), its gradients added into `pending`."""
-    fn = node._ctx
+    fn = node.grad_fn
     check_saved(fn, node)
     if create_graph:
         with enable_grad():
@@ -87,7 +87,7 @@ def _run_node(node, g, pending, retain_graph, create_graph, needed):
     else:
         in_grads = fn.backward(g)
     in_grads = checked_gradients(fn, in_grads)
-    if anomaly._enabled:
+    if anomaly.enabled:
         anomaly.check_backward(fn, node, _array(g), tuple(None if x is None else _array(x) for x in in_grads))
     for parent, pg, need in zip(fn.parents, in_grads, fn.needs_input_grad):
         if not need or pg is None or (needed is not None and id(parent) not in needed):
@@ -130,7 +130,7 @@ def _reference_of(op):
     layer sequence registered as a function) has that function's row: the kernel function whose code
     names `op`. NOTE: looked up once per op class, at its first second derivative."""
     if op not in _REFERENCE_OF:
-        rows = list(_SUBSTITUTIONS.items())
+        rows = list(substitutions().items())
         found = [reference for (reference, _), kernel in rows if kernel is op]
         found += [reference for (reference, _), kernel in rows if getattr(kernel, "__code__", None) is not None
                   and op.__name__ in kernel.__code__.co_names and kernel.__globals__.get(op.__name__) is op]

@@ -7,7 +7,7 @@ tinygrad_cnn.keras builds), (N, H, W, C), and the batch axis is free ('N'). ONNX
 identity at inference and is left out."""
 import numpy
 
-from .checkpoint import _fspath, atomic_write
+from .checkpoint import path_argument, atomic_write
 from .nn.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid,
                         Softmax, Tanh, Activated, shape_tuple)
 from .nn.normalization import BatchNormalization
@@ -110,7 +110,7 @@ def export(model, path, input_shape=None):
     `input_shape` without the batch axis (default: the shape the model was built for). The model is checked
     with onnx.checker before the file is written. A layer with no export raises ValueError naming it.
     Returns the onnx.ModelProto."""
-    path = _fspath(path, "onnx.export")
+    path = path_argument(path, "onnx.export")
     onnx = _onnx()
     if not isinstance(model, Sequential) or getattr(model, "is_graph", False):
         raise TypeError(f"onnx.export takes a Sequential model (a chain of layers), got {type(model).__name__}"

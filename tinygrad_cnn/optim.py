@@ -12,7 +12,7 @@ import warnings
 import numpy
 
 from .autograd import kernel_for
-from .device import scope, to_device, to_numpy
+from .device import all_finite, scope, to_device, to_numpy
 from .optim_state import StateDict, at_least, number
 from .tensor import Tensor
 
@@ -111,16 +111,17 @@ class Optimizer(StateDict):
             return
         for i in members:
             p = self.params[i]
-            p._version[0] += 1  # about to change: saved graphs that used it are stale
-            if not self.state[i]:
-                self.state[i] = {name: p.xp.zeros(p.shape, dtype=state_dtype(p)) for name in self.state_names}
+            p.version_counter[0] += 1  # about to change: saved graphs that used it are stale
             self.steps[i] += 1
-            with scope(p.device):
+            with scope(p.device):  # NOTE: the state is made on the parameter's GPU, not the current one
+                if not self.state[i]:
+                    self.state[i] = {name: p.xp.zeros(p.shape, dtype=state_dtype(p)) for name in self.state_names}
+                self.state[i] = {k: to_device(v, p.device) for k, v in self.state[i].items()}  # after a model.to(...)
                 self.update(p.xp, p.data, p.grad.data.astype(state_dtype(p), copy=False), self.state[i], self.steps[i])
 
     def gradients_finite(self, members):
         """True when every member's gradient is finite; else warns and counts a skip, or raises."""
-        bad = [i for i in members if not bool(self.params[i].xp.isfinite(self.params[i].grad.data).all())]
+        bad = [i for i in members if not all_finite(self.params[i].grad.data)]
         if not bad:
             return True
         names = [f"parameter {i} (shape {self.params[i].shape})" for i in bad]

@@ -4,20 +4,15 @@ import warnings
 
 import numpy
 
-from . import autograd, higher_order, ops
+from . import autograd, checks, higher_order, ops
 from .autograd import Function, is_grad_enabled
-from .device import (DeviceError, array_module, canonical_device, device_of, extremes, module_for, peek, scope, to_device,
-                     to_numpy, use_device)
+from .checks import AxisError, is_float, is_int  # noqa: F401 (AxisError: tg.AxisError, raised by checks.axis)
+from .device import array_module, canonical_device, device_of, module_for, scope, to_device, to_numpy, use_device
 from .spellings import torch_names
 
 float32 = numpy.dtype("float32")
 float64 = numpy.dtype("float64")
 _rng = numpy.random.default_rng()
-
-
-class AxisError(ValueError, IndexError):
-    """An axis outside a tensor's rank. Both a ValueError and an IndexError, as NumPy's AxisError, so
-    code written for either (or for NumPy) catches it."""
 
 
 def manual_seed(seed):
@@ -48,43 +43,10 @@ def generator_or_global(generator, where):
     return generator
 
 
-def _short(data, limit=60):
-    text = repr(data)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def _as_array(data):
     """NOTE: NumPy reductions return scalars (np.float64), which cannot be written in place (gradcheck,
     optimizers); keep `.data` a 0-d array instead, as CuPy always does."""
     return numpy.asarray(data) if isinstance(data, numpy.generic) else data
-
-
-def _is_float(dtype):
-    return numpy.dtype(dtype).kind == "f"
-
-
-def _is_int(value):
-    """A Python or NumPy integer, but not a bool (True is an int to Python, never a size or an axis here)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, numpy.bool_))
-
-
-def _shape_arg(shape):
-    """Accept f(2, 3) and f((2, 3)) alike, as NumPy's reshape does; sizes must be integers
-    (NOTE: int(6.7) would silently make 6)."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    bad = [s for s in shape if not _is_int(s)]
-    if bad:
-        raise TypeError(f"sizes and axes must be integers, got {bad[0]!r} in {shape}")
-    return tuple(int(s) for s in shape)
-
-
-def _size_arg(shape, name):
-    """A factory's shape: integers >= 0 (NOTE: NumPy says only "negative dimensions are not allowed")."""
-    shape = _shape_arg(shape)
-    if any(s < 0 for s in shape):
-        raise ValueError(f"{name}: sizes must be >= 0, got {shape}")
-    return shape
 
 
 class Tensor:
@@ -95,7 +57,7 @@ class Tensor:
     (labels, indices) and can never require a gradient."""
 
     __array_ufunc__ = None  # NOTE: makes `numpy_scalar * tensor` call Tensor.__rmul__
-    _grad_home = None  # (view, refs, device): an optimizer's gradient buffer's view for it (kernels/homes.py)
+    grad_home = None  # (view, refs, device): an optimizer's gradient buffer's view for it (kernels/homes.py)
 
     def __init__(self, data, device=None, dtype=None, requires_grad=False):
         if isinstance(data, Tensor):
@@ -103,24 +65,11 @@ class Tensor:
         if device is None:
             device = device_of(data) if hasattr(data, "__cuda_array_interface__") else None
         device = canonical_device(device)
-        if not hasattr(data, "dtype") or not hasattr(data, "shape"):
-            try:
-                array = numpy.asarray(data)
-            except ValueError:  # NOTE: NumPy's "inhomogeneous shape" message does not say what to fix
-                raise ValueError(f"Tensor needs rectangular data: the nested lists have rows of different "
-                                 f"lengths ({_short(data)})") from None
-            if array.dtype.kind == "f" and dtype is None:
-                array = array.astype(float32)
-            elif array.dtype.kind not in "biuf":
-                raise TypeError(f"Tensor cannot hold {type(data).__name__} data of dtype {array.dtype}")
-            data = array
-        elif numpy.dtype(data.dtype).kind not in "biuf":
-            raise TypeError(f"Tensor cannot hold arrays of dtype {data.dtype}")
-        data = to_device(data, device)
+        data = to_device(checks.tensor_data(data, dtype), device)
         if dtype is not None:
             data = data.astype(dtype, copy=False)
         self.data, self.device, self.xp = _as_array(data), device, module_for(device)
-        self.grad, self._ctx, self._version, self.requires_grad = None, None, [0], False
+        self.grad, self.grad_fn, self.version_counter, self.requires_grad = None, None, [0], False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -129,8 +78,8 @@ class Tensor:
         """A tensor around an array already on the canonical `device`, without any check: what ops and
         kernels make their results with (use the constructor for anything else)."""
         t = cls.__new__(cls)
-        t.data, t.device, t.grad, t._ctx, t.requires_grad = _as_array(data), device, None, None, requires_grad
-        t._version = [0]
+        t.data, t.device, t.grad, t.grad_fn, t.requires_grad = _as_array(data), device, None, None, requires_grad
+        t.version_counter = [0]
         t.xp = module_for(device)
         return t
 
@@ -159,7 +108,7 @@ class Tensor:
     @property
     def is_leaf(self):
         """True for a tensor not produced by an op (made by you, or under `no_grad`)."""
-        return self._ctx is None
+        return self.grad_fn is None
 
     @property
     def T(self):
@@ -180,17 +129,14 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         """Mark a leaf tensor as a parameter whose gradient backward() should compute."""
-        if requires_grad and not _is_float(self.dtype):
-            raise TypeError(f"only floating-point tensors can require gradients, this one is {self.dtype.name}")
-        if not requires_grad and self._ctx is not None:
-            raise RuntimeError("requires_grad_(False) on a tensor produced by an op: use .detach() instead")
+        checks.can_require_grad(self, requires_grad)
         self.requires_grad = bool(requires_grad)
         return self
 
     def detach(self):
         """The same data, cut off from the graph (shares memory, like PyTorch)."""
         t = Tensor.wrap(self.data, self.device)
-        t._version = self._version  # NOTE: same memory, same counter: an in-place change through either is seen
+        t.version_counter = self.version_counter  # NOTE: same memory, same counter: an in-place change through either is seen
         return t
 
     def clone(self):
@@ -212,8 +158,7 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number (ValueError for more elements)."""
-        if self.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        checks.one_element(self)
         return self.numpy().reshape(()).item()
 
     def __float__(self):
@@ -245,12 +190,10 @@ class Tensor:
 
     def astype(self, dtype):
         """Cast; float-to-float casts are differentiable."""
-        dtype = numpy.dtype(dtype)
-        if dtype.kind not in "biuf":  # NOTE: as the constructor: complex, str and object are no tensor dtypes
-            raise TypeError(f"astype: a Tensor holds bool, int, uint or float values, not {dtype}")
+        dtype = checks.tensor_dtype(dtype)
         if dtype == self.dtype:
             return self
-        if _is_float(dtype) and _is_float(self.dtype):
+        if is_float(dtype) and is_float(self.dtype):
             return ops.Cast.apply(self, dtype=dtype)
         return Tensor.wrap(self.data.astype(dtype), self.device)
 
@@ -278,23 +221,8 @@ class Tensor:
         if create_graph:
             return higher_order.backward(self, grad, retain_graph)
         with scope(self.device):
-            grad = self._initial_grad(grad)
+            grad = checks.upstream_gradient(self, grad)
         autograd.backward(self, grad, bool(retain_graph))
-
-    def _initial_grad(self, grad):
-        if grad is None:
-            if self.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, this one has "
-                                   f"shape {self.shape}; pass backward(grad) with an upstream gradient")
-            return self.xp.ones(self.data.shape, dtype=self.dtype)
-        if isinstance(grad, Tensor):
-            if grad.device != self.device:
-                raise DeviceError(f"backward(): gradient is on {grad.device}, the tensor on {self.device}")
-            grad = grad.data
-        grad = self.xp.asarray(grad, dtype=self.dtype)
-        if grad.shape != self.data.shape:
-            raise ValueError(f"backward(): gradient shape {tuple(grad.shape)} does not match tensor shape {self.shape}")
-        return grad
 
     def zero_grad(self):
         """Clear `.grad` (set it to None), so the next backward() starts from zero."""
@@ -302,36 +230,20 @@ class Tensor:
 
     # ------------------------------------------------------------ in-place ops
 
-    def _check_inplace(self, name):
-        """Refuse what PyTorch refuses: changing a tensor that autograd is tracking."""
-        if not (is_grad_enabled() and self.requires_grad):
-            return
-        if self._ctx is None:
-            raise RuntimeError(f"{name}: in-place change of a leaf tensor that requires grad; do it inside "
-                               f"`with tg.no_grad():` (as an optimizer step does), or use the out-of-place op")
-        raise RuntimeError(f"{name}: in-place change of a tensor computed with grad enabled (its graph would "
-                           f"be wrong); use the out-of-place op, or do it under tg.no_grad()")
-
     def _write(self, values, name):
         """Store `values` (an array) into self's memory, keeping shape and dtype, and bump the version."""
-        if tuple(values.shape) != self.shape:
-            raise ValueError(f"{name}: the result has shape {tuple(values.shape)}, which does not fit in place "
-                             f"into a tensor of shape {self.shape}")
-        if numpy.dtype(values.dtype).kind == "f" and not _is_float(self.dtype):
-            raise TypeError(f"{name}: a float result cannot be stored in place into a tensor of dtype {self.dtype}")
+        checks.fits_in_place(self, values, name)
         if getattr(self.data.flags, "writeable", True):
             self.data[...] = values
         else:  # NOTE: read-only memory (a NumPy view of a constant): take a private copy, then write
             self.data = values.astype(self.dtype, copy=True)
-        self._version[0] += 1
+        self.version_counter[0] += 1
         return self
 
     def _inplace(self, fn, other, name):
-        self._check_inplace(name)
+        checks.can_change_in_place(self, name)
         other = self._operand(other, name)
-        if is_grad_enabled() and other.requires_grad:
-            raise RuntimeError(f"{name}: the operand requires grad; an in-place op would drop its graph; "
-                               f"use the out-of-place op or tg.no_grad()")
+        checks.no_grad_operand(other, name)
         return self._write(fn(self.data, other.data), name)
 
     def add_(self, other):
@@ -340,7 +252,7 @@ class Tensor:
 
     def sub_(self, other):
         """self -= other in place; returns self."""
-        _refuse_bool(self, "sub_", "use logical ops or cast first")
+        checks.not_bool(self, "sub_", "use logical ops or cast first")
         return self._inplace(lambda a, b: a - b, other, "sub_")
 
     def mul_(self, other):
@@ -353,10 +265,9 @@ class Tensor:
 
     def fill_(self, value):
         """Set every element to `value` in place; returns self."""
-        self._check_inplace("fill_")
+        checks.can_change_in_place(self, "fill_")
         value = self._operand(value, "fill_")
-        if value.size != 1:
-            raise ValueError(f"fill_: needs one value, got a tensor of shape {value.shape}; use copy_ for arrays")
+        checks.one_fill_value(value)
         return self._write(self.xp.full(self.data.shape, value.data.reshape(()), dtype=self.dtype), "fill_")
 
     def zero_(self):
@@ -365,33 +276,26 @@ class Tensor:
 
     def copy_(self, src):
         """Copy src's values (broadcast to self's shape, cast to self's dtype) into self; returns self."""
-        self._check_inplace("copy_")
-        src = self._operand(src, "copy_")
-        try:
-            values = self.xp.broadcast_to(src.data, self.data.shape)
-        except ValueError:
-            raise ValueError(f"copy_: a source of shape {src.shape} does not broadcast to {self.shape}") from None
+        checks.can_change_in_place(self, "copy_")
+        values = checks.copy_source(self, self._operand(src, "copy_"))
         return self._write(values.astype(self.dtype, copy=False), "copy_")
 
     def __setitem__(self, index, value):
-        self._check_inplace("__setitem__ (t[i] = v)")
-        if isinstance(value, Tensor) and is_grad_enabled() and value.requires_grad:
-            raise RuntimeError("__setitem__: the value requires grad; assigning it would drop its graph; "
-                               "use tg.where/concatenate, or tg.no_grad()")
+        checks.can_change_in_place(self, "__setitem__ (t[i] = v)")
+        checks.no_grad_value(value)
         value = self._operand(value, "__setitem__")
-        index, _ = _normalize_index(index, self)
-        if value.dtype.kind == "f" and not _is_float(self.dtype):
-            raise TypeError(f"__setitem__: float values cannot be stored into a tensor of dtype {self.dtype}")
+        index, _ = checks.index(index, self)
+        checks.float_into_int(self, value.dtype, "__setitem__: float values cannot be stored into")
         data = self.data if getattr(self.data.flags, "writeable", True) else self.data.copy()
         try:
             data[index] = value.data
         except IndexError as e:
-            raise IndexError(f"bad index for a tensor of shape {self.shape}: {e}") from None
+            raise checks.index_error(self, e) from None
         except ValueError as e:
-            raise ValueError(f"__setitem__: a value of shape {value.shape} does not fit tensor[{_short(index)}] "
+            raise ValueError(f"__setitem__: a value of shape {value.shape} does not fit tensor[{checks.short(index)}] "
                              f"of shape {self.shape}: {e}") from None
         self.data = data
-        self._version[0] += 1
+        self.version_counter[0] += 1
 
     def _augmented(self, fn, other, name, out_of_place):
         """x op= y: in place (same object) when autograd is not tracking either side, as PyTorch does;
@@ -399,8 +303,8 @@ class Tensor:
         tracked = is_grad_enabled() and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
         if not tracked:
             return self._inplace(fn, other, name)
-        if self.requires_grad and self._ctx is None:
-            self._check_inplace(name)  # raises: a leaf that requires grad
+        if self.requires_grad and self.grad_fn is None:
+            checks.can_change_in_place(self, name)  # raises: a leaf that requires grad
         return out_of_place(self, other)
 
     def __iadd__(self, other):
@@ -408,7 +312,7 @@ class Tensor:
 
     def __isub__(self, other):
         if not (is_grad_enabled() and self.requires_grad):
-            _refuse_bool(self, "-=", "use logical ops or cast first")
+            checks.not_bool(self, "-=", "use logical ops or cast first")
         return self._augmented(lambda a, b: a - b, other, "-=", lambda a, b: a - b)
 
     def __imul__(self, other):
@@ -422,11 +326,10 @@ class Tensor:
     def _operand(self, other, op_name):
         """Turn a scalar into a tensor of self's dtype and check the other tensor's device."""
         if isinstance(other, Tensor):
-            if other.device != self.device:
-                raise DeviceError(f"{op_name}: operands live on different devices, {self.device} and {other.device}")
+            checks.operand_device(self, other, op_name)
             return other
         if isinstance(other, numbers.Number) and not isinstance(other, complex):
-            if _is_float(self.dtype):
+            if is_float(self.dtype):
                 dtype = self.dtype
             elif isinstance(other, bool) and self.dtype.kind == "b":
                 dtype = self.dtype  # bool with bool stays bool, as in PyTorch (and x - True is refused)
@@ -442,12 +345,12 @@ class Tensor:
     def _binary(self, fn, other, op_name, reverse=False):
         other = self._operand(other, op_name)
         a, b = (other, self) if reverse else (self, other)
-        _check_broadcast(op_name, a, b)
+        checks.broadcastable(op_name, a, b)
         a, b = _promote(a, b)
         if fn is ops.Sub:
-            _refuse_bool(a, "sub (x - y)", "use x != y (logical xor) or cast first")
+            checks.not_bool(a, "sub (x - y)", "use x != y (logical xor) or cast first")
         elif fn is ops.Pow:
-            _check_int_power(a, b)
+            checks.int_power(a, b)
         return fn.apply(a, b)
 
     def __add__(self, other):
@@ -475,15 +378,15 @@ class Tensor:
         return self._binary(ops.Div, other, "div", reverse=True)
 
     def __pow__(self, other):
-        if _is_int(other) and other < 0:  # a number: checked here on any device, without reading an array
-            _check_int_power(self, other)
+        if is_int(other) and other < 0:  # a number: checked here on any device, without reading an array
+            checks.int_power(self, other)
         return self._binary(ops.Pow, other, "pow")
 
     def __rpow__(self, other):
         return self._binary(ops.Pow, other, "pow", reverse=True)
 
     def __neg__(self):
-        _refuse_bool(self, "neg (-x)", "use x == False (logical not) or cast first")
+        checks.not_bool(self, "neg (-x)", "use x == False (logical not) or cast first")
         return ops.Neg.apply(self)
 
     def __pos__(self):
@@ -501,7 +404,7 @@ class Tensor:
             # NOTE: a number is compared as it is: turned into an int tensor's float32 first, 1e-92 would be 0
             return Tensor.wrap(getattr(self.data, name)(other), self.device)
         other = self._operand(other, name)
-        _check_broadcast(name.strip("_"), self, other)
+        checks.broadcastable(name.strip("_"), self, other)
         return Tensor.wrap(getattr(self.data, name)(other.data), self.device)
 
     def __lt__(self, other):
@@ -529,8 +432,7 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __bool__(self):
-        if self.size != 1:
-            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous; use .any() or .all()")
+        checks.one_truth_value(self)
         return bool(self.item())
 
     def any(self):
@@ -544,8 +446,7 @@ class Tensor:
     # ------------------------------------------------------------ unary math
 
     def _float_op(self, fn, name, **kwargs):
-        if not _is_float(self.dtype):
-            raise TypeError(f"{name} needs a floating-point tensor, got {self.dtype.name}; use .float() first")
+        checks.floating(self, name)
         return fn.apply(self, **kwargs)
 
     def exp(self):
@@ -570,7 +471,7 @@ class Tensor:
 
     def relu(self):
         """Elementwise max(x, 0); the gradient is 1 where x > 0 and 0 elsewhere, x = 0 included."""
-        _refuse_bool(self, "relu", "cast it first, e.g. x.float()")
+        checks.not_bool(self, "relu", "cast it first, e.g. x.float()")
         return ops.ReLU.apply(self)
 
     def sigmoid(self):
@@ -579,17 +480,7 @@ class Tensor:
 
     def clip(self, low=None, high=None):
         """Clamp to [low, high] (either may be None); the gradient passes inside, bounds included."""
-        if low is None and high is None:
-            raise ValueError("clip needs at least one of low and high")
-        if self.dtype.kind in "iu" and all(b is None or _is_int(b) for b in (low, high)):
-            # NOTE: NumPy 2 raises OverflowError for an int bound outside the dtype's range; one on
-            # the far side has no answer in the dtype, one on the near side changes nothing
-            info = numpy.iinfo(self.dtype)
-            if (high is not None and high < info.min) or (low is not None and low > info.max):
-                raise ValueError(f"clip: bounds ({low}, {high}) leave no value of {self.dtype.name} "
-                                 f"({info.min} to {info.max}); cast the tensor first")
-            low = None if low is None else max(int(low), info.min)
-            high = None if high is None else min(int(high), info.max)
+        low, high = checks.clip_bounds(self, low, high)
         return ops.Clip.apply(self, low=low, high=high)
 
     def maximum(self, other):
@@ -599,32 +490,17 @@ class Tensor:
     def minimum(self, other):
         """Elementwise minimum with a tensor or number; at a tie each side gets half the gradient."""
         other = self._operand(other, "minimum")
-        _check_broadcast("minimum", self, other)  # before the negations, so the error names minimum
+        checks.broadcastable("minimum", self, other)  # before the negations, so the error names minimum
         a, b = _promote(self, other)
-        if not _is_float(a.dtype):  # NOTE: -x wraps for unsigned ints and fails for bools; ints need no grad
+        if not is_float(a.dtype):  # NOTE: -x wraps for unsigned ints and fails for bools; ints need no grad
             return Tensor.wrap(self.xp.minimum(a.data, b.data), self.device)
         return -((-a).maximum(-b))
 
     # ------------------------------------------------------------ reductions
 
     def _axis(self, axis):
-        """Validate an axis argument (None, int or tuple) against this tensor's rank."""
-        if axis is None:
-            return None
-        if not _is_int(axis) and not (isinstance(axis, (tuple, list)) and all(_is_int(a) for a in axis)):
-            raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
-        axis = int(axis) if _is_int(axis) else tuple(int(a) for a in axis)
-        axes = (axis,) if isinstance(axis, int) else axis
-        rank = max(self.ndim, 1)  # NOTE: a 0-d tensor takes axis 0 or -1, as in PyTorch
-        for a in axes:
-            if not -rank <= a < rank:
-                raise AxisError(f"axis {a} is out of range for a tensor of shape {self.shape}")
-        normal = tuple(a % rank for a in axes)
-        if len(set(normal)) != len(normal):
-            raise ValueError(f"repeated axis in {axis}")
-        if self.ndim == 0:
-            return None  # reducing a 0-d tensor over its one "axis" is reducing it over all (none)
-        return normal[0] if isinstance(axis, int) else normal
+        """An axis argument checked against this tensor's rank (checks.axis)."""
+        return checks.axis(self, axis)
 
     @torch_names
     def sum(self, axis=None, keepdims=False):
@@ -648,26 +524,16 @@ class Tensor:
     def max(self, axis=None, keepdims=False):
         """Maximum over `axis` (None: all axes); tied maxima share the gradient equally."""
         axis = self._axis(axis)
-        self._refuse_empty("max", axis)
+        checks.something_to_pick(self, "max", axis)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
     @torch_names
     def min(self, axis=None, keepdims=False):
         """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
-        self._refuse_empty("min", self._axis(axis))
-        if not _is_float(self.dtype):  # NOTE: as in minimum, -x is wrong for uint and bool
+        checks.something_to_pick(self, "min", self._axis(axis))
+        if not is_float(self.dtype):  # NOTE: as in minimum, -x is wrong for uint and bool
             return Tensor.wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
         return -((-self).max(axis, keepdims))
-
-    def _refuse_empty(self, name, axis):
-        """The max/min of no elements has no value (axis already checked); an empty tensor reduced
-        over a non-empty axis is fine, an empty result."""
-        if self.size == 0 and (axis is None or any(self.shape[a] == 0 for a in
-                                                   ((axis,) if isinstance(axis, int) else axis))):
-            if axis is None:
-                raise ValueError(f"{name} of an empty tensor (shape {self.shape}): there is no element to pick")
-            raise ValueError(f"{name} over axis {axis} of shape {self.shape}: an axis of size 0 has no element "
-                             f"to pick")
 
     @torch_names
     def logsumexp(self, axis=None, keepdims=False):
@@ -696,8 +562,7 @@ class Tensor:
 
     def _over_nothing(self, axis, name):
         """True when a float tensor is reduced over an axis of size 0 (axis already checked)."""
-        if not _is_float(self.dtype):
-            raise TypeError(f"{name} needs a floating-point tensor, got {self.dtype.name}; use .float() first")
+        checks.floating(self, name)
         if self.size:
             return False
         axes = range(self.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
@@ -715,12 +580,7 @@ class Tensor:
 
     def _arg(self, name, axis, keepdims):
         """Index of the max/min (no gradient); keepdims as in NumPy, also for axis=None."""
-        if isinstance(axis, (tuple, list)):
-            raise TypeError(f"{name}: axis must be None or an int (one axis), got {axis!r}")
-        axis = self._axis(axis)
-        if self.size == 0 and (axis is None or self.shape[axis] == 0):
-            where = "an empty tensor" if axis is None else f"axis {axis} of size 0"
-            raise ValueError(f"{name} of {where} (shape {self.shape}): there is no element to pick")
+        axis = checks.arg_axis(self, name, axis)
         out = getattr(self.data, name)(axis=axis)
         if keepdims:
             out = out.reshape((1,) * self.ndim) if axis is None else self.xp.expand_dims(out, axis)
@@ -730,14 +590,7 @@ class Tensor:
 
     def reshape(self, *shape):
         """The same elements in a new shape, reshape(2, 3) or reshape((2, 3)); one size may be -1."""
-        shape = _shape_arg(shape)
-        known = [s for s in shape if s != -1]
-        size = 1
-        for s in known:
-            size *= s
-        if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
-                -1 in shape and (size == 0 or self.size % size)) or (-1 not in shape and size != self.size):
-            raise ValueError(f"cannot reshape a tensor of shape {self.shape} ({self.size} elements) into {shape}")
+        shape = checks.new_shape(self, shape)
         if shape == self.shape:
             return self
         return ops.Reshape.apply(self, shape=shape)
@@ -747,9 +600,7 @@ class Tensor:
         """Merge axes start_axis..end_axis into one (Keras' Flatten is flatten(1))."""
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = self._axis(start_axis), self._axis(end_axis)
-        if start > end:
-            raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
+        start, end = checks.axis_span(self, start_axis, end_axis)
         merged = 1
         for s in self.shape[start:end + 1]:
             merged *= s
@@ -757,12 +608,7 @@ class Tensor:
 
     def transpose(self, *axes):
         """Permute axes; with none given, reverse them (NumPy's rule)."""
-        axes = _shape_arg(axes) if axes else tuple(reversed(range(self.ndim)))
-        # NOTE: range first: a % ndim alone would map axis 5 of a 2-D tensor onto axis 1
-        out_of_range = any(not -self.ndim <= a < self.ndim for a in axes)
-        if out_of_range or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
-            raise (AxisError if out_of_range else ValueError)(f"axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}")
-        axes = tuple(a % self.ndim for a in axes)
+        axes = checks.permutation(self, axes)
         if axes == tuple(range(self.ndim)):
             return self
         return ops.Permute.apply(self, axes=axes)
@@ -790,12 +636,7 @@ class Tensor:
     @torch_names
     def expand_dims(self, axis):
         """Insert an axis of size 1 at `axis`, counted in the result as NumPy does."""
-        ndim = self.ndim + 1
-        if not _is_int(axis):
-            raise TypeError(f"expand_dims: axis must be an int, got {axis!r}")
-        if not -ndim <= axis < ndim:
-            raise AxisError(f"expand_dims: axis {axis} out of range for a result of rank {ndim}")
-        axis %= ndim
+        axis = checks.new_axis(self, axis)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     unsqueeze = expand_dims
@@ -809,19 +650,12 @@ class Tensor:
         if self.ndim == 0:
             return self
         axes = (axes,) if isinstance(axes, int) else axes
-        for a in axes:
-            if self.shape[a] != 1:
-                raise ValueError(f"squeeze: axis {a} has size {self.shape[a]}, not 1, in shape {self.shape}")
+        checks.squeezable(self, axes)
         return self.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
 
     def broadcast_to(self, *shape):
         """Broadcast to a larger shape without copying; the gradient is summed back."""
-        shape = _shape_arg(shape)
-        try:
-            if numpy.broadcast_shapes(self.shape, shape) != shape:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"cannot broadcast shape {self.shape} to {shape}") from None
+        shape = checks.broadcast_target(self, shape)
         if shape == self.shape:
             return self
         return ops.Expand.apply(self, shape=shape)
@@ -831,31 +665,15 @@ class Tensor:
     def pad(self, pad_width, value=0.0):
         """Constant padding with NumPy's pad_width: an int, a (before, after) pair for every axis,
         or a (before, after) pair per axis."""
-        if self.ndim == 0:
-            raise ValueError("pad: a 0-d tensor has no axes to pad; reshape it to 1-D first")
-        ints = lambda p: isinstance(p, (tuple, list)) and all(_is_int(v) for v in p)  # noqa: E731
-        if _is_int(pad_width):
-            pad_width = [(pad_width, pad_width)] * self.ndim
-        elif ints(pad_width) and len(pad_width) in (1, 2):  # (n,) or (before, after), for every axis
-            pad_width = [(pad_width[0], pad_width[-1])] * self.ndim
-        elif isinstance(pad_width, (tuple, list)) and pad_width and all(ints(p) for p in pad_width):
-            pad_width = [tuple(p) for p in pad_width]
-            if len(pad_width) == 1:
-                pad_width = pad_width * self.ndim
-        else:
-            raise TypeError(f"pad: pad_width must be an int, a (before, after) pair of ints, or one such pair "
-                            f"per axis, got {pad_width!r}")
-        if len(pad_width) != self.ndim or any(len(p) != 2 or min(p) < 0 for p in pad_width):
-            raise ValueError(f"pad: pad_width {pad_width} does not fit a tensor of shape {self.shape}")
-        pad_width = tuple((int(a), int(b)) for a, b in pad_width)
+        pad_width = checks.pad_width(self, pad_width)
         return ops.Pad.apply(self, pad_width=pad_width, value=value)
 
     def __getitem__(self, index):
-        index, advanced = _normalize_index(index, self)
+        index, advanced = checks.index(index, self)
         try:
             return ops.GetItem.apply(self, index=index, advanced=advanced)
         except IndexError as e:
-            raise IndexError(f"bad index for a tensor of shape {self.shape}: {e}") from None
+            raise checks.index_error(self, e) from None
 
 
 autograd.Tensor = Tensor  # NOTE: the engine makes the results of ops without importing this module
@@ -892,39 +710,11 @@ class ToDevice(Function):
         return g.to(self.device)
 
 
-def _refuse_bool(x, op_name, hint):
-    if x.dtype.kind == "b":
-        raise TypeError(f"{op_name} is not defined for bool tensors (shape {x.shape}): {hint}")
-
-
-def _check_int_power(a, b):
-    """Integers to negative integer powers have no integer result (NumPy raises deep inside).
-    `b` is a tensor or a Python int."""
-    if a.dtype.kind not in "biu":
-        return
-    if isinstance(b, Tensor):
-        # NOTE: an exponent tensor's values are read only where that costs no sync (device.peek)
-        values = peek(b.data)
-        if b.dtype.kind not in "iu" or values is None or not b.size:
-            return
-        b = int(values.min())
-    if b < 0:
-        raise ValueError(f"pow: an integer tensor ({a.dtype.name}) to a negative integer power ({b}) has no "
-                         f"integer result; cast the base first, e.g. x.float() ** {b}")
-
-
-def _check_broadcast(op_name, a, b):
-    try:
-        numpy.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f"{op_name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
-
-
 def _promote(a, b):
     """Give two operands one dtype: ints join the float; two floats follow NumPy (float32+float64 -> float64)."""
     if a.dtype == b.dtype:
         return a, b
-    fa, fb = _is_float(a.dtype), _is_float(b.dtype)
+    fa, fb = is_float(a.dtype), is_float(b.dtype)
     if fa and not fb:
         return a, b.astype(a.dtype)
     if fb and not fa:
@@ -933,101 +723,19 @@ def _promote(a, b):
     return a.astype(dtype), b.astype(dtype)
 
 
-def _normalize_index(index, tensor):
-    """Turn Tensor/list indices into arrays on the tensor's device; report whether any are arrays.
-
-    NOTE: integer indices are checked to lie in [-n, n), since CuPy wraps them around silently: host
-    ones before they are copied, those already on the device with one sync for all (device.extremes)."""
-    items = index if isinstance(index, tuple) else (index,)
-    out, advanced, checks = [], False, []
-    for position, item in enumerate(items):
-        if isinstance(item, Tensor):
-            if item.device != tensor.device:
-                raise DeviceError(f"index on {item.device} for a tensor on {tensor.device}")
-            if _is_float(item.dtype):
-                raise IndexError(f"tensor indices must be integer or boolean, got {item.dtype.name}")
-            item, advanced = item.data, True
-        elif isinstance(item, (list, numpy.ndarray)) or hasattr(item, "__cuda_array_interface__"):
-            if not hasattr(item, "__cuda_array_interface__"):
-                item = numpy.asarray(item)
-                if item.dtype.kind in "iu":
-                    _check_in_range([(item, _axis_size(items, position, tensor))])
-            item = tensor.xp.asarray(item)
-            if item.dtype.kind not in "biu":
-                raise IndexError(f"array indices must be integer or boolean, got {item.dtype}")
-            advanced = True
-        given = items[position]
-        if (isinstance(given, Tensor) or hasattr(given, "__cuda_array_interface__")) and item.dtype.kind in "iu":
-            checks.append((item, _axis_size(items, position, tensor)))
-        out.append(item)
-    _check_in_range(checks)
-    return (tuple(out) if isinstance(index, tuple) else out[0]), advanced
-
-
-def _axis_size(items, position, tensor):
-    """The length of the axis that items[position] indexes (None when it cannot be told)."""
-    def width(item):
-        if item is None:
-            return 0
-        dtype = getattr(item.data if isinstance(item, Tensor) else item, "dtype", None)
-        return item.ndim if dtype is not None and dtype.kind == "b" else 1
-    if any(i is Ellipsis for i in items[:position]):  # count from the end
-        axis = tensor.ndim - sum(width(i) for i in items[position:])
-    else:
-        axis = sum(width(i) for i in items[:position])
-    return tensor.shape[axis] if 0 <= axis < tensor.ndim else None
-
-
-def _check_in_range(indices):
-    """Raise IndexError for integer indices outside [-n, n), as NumPy does (CuPy wraps them around)."""
-    indices = [(a, n) for a, n in indices if n is not None and a.size]
-    for (low, high), (_, n) in zip(extremes([a for a, _ in indices]), indices):
-        if low < -n or high >= n:
-            raise IndexError(f"index {high if high >= n else low} is out of bounds for an axis of size {n}")
-
-
 def matmul(a, b):
     """Matrix product with NumPy's rules for 1-D, 2-D and batched operands."""
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        raise TypeError("matmul needs two tensors")
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: scalars are not allowed, got shapes {a.shape} and {b.shape}; use *")
-    inner_a = a.shape[-1]
-    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
-    batch_ok = True
-    try:
-        numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        batch_ok = False
-    if inner_a != inner_b or not batch_ok:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match "
-                         f"(inner sizes {inner_a} and {inner_b})")
-    a, b = _promote(*_same_device("matmul", a, b))
-    return ops.MatMul.apply(a, b)
-
-
-def _same_device(name, *tensors):
-    devices = {t.device for t in tensors}
-    if len(devices) > 1:
-        raise DeviceError(f"{name}: tensors live on different devices: {', '.join(sorted(devices))}")
-    return tensors
+    checks.matmul_operands(a, b)
+    return ops.MatMul.apply(*_promote(a, b))
 
 
 @torch_names
 def concatenate(tensors, axis=0):
     """Join tensors along an existing `axis` (dtypes are promoted); the gradient is split back."""
     tensors = list(tensors)
-    if not tensors:
-        raise ValueError("concatenate needs at least one tensor")
-    _same_device("concatenate", *tensors)
-    first = tensors[0]
-    if first.ndim == 0:
-        raise ValueError("concatenate: 0-d tensors have no axis to join along; use stack")
-    axis_n = first._axis(axis)
-    for t in tensors[1:]:
-        if t.ndim != first.ndim or any(s != f for i, (s, f) in enumerate(zip(t.shape, first.shape)) if i != axis_n):
-            raise ValueError(f"concatenate along axis {axis}: shapes {first.shape} and {t.shape} differ off that axis")
-    dtype = first.dtype
+    checks.joinable("concatenate", tensors)
+    axis_n = checks.concatenate_axis(tensors, axis)
+    dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = numpy.promote_types(dtype, t.dtype)
     return ops.Concatenate.apply(*[t.astype(dtype) for t in tensors], axis=axis_n)
@@ -1037,12 +745,8 @@ def concatenate(tensors, axis=0):
 def stack(tensors, axis=0):
     """Join tensors of one shape along a new `axis`."""
     tensors = list(tensors)
-    if not tensors:
-        raise ValueError("stack needs at least one tensor")
-    _same_device("stack", *tensors)
-    shapes = {t.shape for t in tensors}
-    if len(shapes) > 1:
-        raise ValueError(f"stack needs tensors of one shape, got {sorted(shapes)}")
+    checks.joinable("stack", tensors)
+    checks.one_shape(tensors)
     return concatenate([t.expand_dims(axis) for t in tensors], axis=axis)
 
 
@@ -1052,12 +756,7 @@ def where(condition, a, b):
         a = b._operand(a, "where") if isinstance(b, Tensor) else Tensor(a)
     b = a._operand(b, "where")
     cond = condition.data if isinstance(condition, Tensor) else a.xp.asarray(condition)
-    if isinstance(condition, Tensor) and condition.device != a.device:
-        raise DeviceError(f"where: condition on {condition.device}, values on {a.device}")
-    try:
-        shape = numpy.broadcast_shapes(tuple(cond.shape), a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f"where: shapes {tuple(cond.shape)}, {a.shape} and {b.shape} cannot be broadcast together") from None
+    shape = checks.where_shape(condition, cond, a, b)
     a, b = _promote(a, b)
     return ops.Where.apply(a, b, condition=a.xp.broadcast_to(cond.astype(bool), shape))
 
@@ -1090,21 +789,20 @@ def _make(device, fill):
 
 def zeros(*shape, dtype=float32, device=None, requires_grad=False):
     """A tensor of zeros, zeros(2, 3) or zeros((2, 3)); float32 unless `dtype` says otherwise."""
-    data, device = _make(device, lambda xp: xp.zeros(_size_arg(shape, "zeros"), dtype=dtype))
+    data, device = _make(device, lambda xp: xp.zeros(checks.sizes(shape, "zeros"), dtype=dtype))
     return Tensor.wrap(data, device).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=float32, device=None, requires_grad=False):
     """A tensor of ones, ones(2, 3) or ones((2, 3)); float32 unless `dtype` says otherwise."""
-    data, device = _make(device, lambda xp: xp.ones(_size_arg(shape, "ones"), dtype=dtype))
+    data, device = _make(device, lambda xp: xp.ones(checks.sizes(shape, "ones"), dtype=dtype))
     return Tensor.wrap(data, device).requires_grad_(requires_grad)
 
 
 def full(shape, fill_value, dtype=float32, device=None, requires_grad=False):
     """A tensor of `shape` (an int or a tuple) filled with `fill_value`."""
-    shape = _size_arg(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), "full")
-    if not isinstance(fill_value, numbers.Number) or isinstance(fill_value, complex):
-        raise TypeError(f"full: fill_value must be a number, got {fill_value!r}")
+    shape = checks.sizes(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), "full")
+    checks.fill_value(fill_value)
     data, device = _make(device, lambda xp: xp.full(shape, fill_value, dtype=dtype))
     return Tensor.wrap(data, device).requires_grad_(requires_grad)
 
@@ -1121,20 +819,19 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 def rand(*shape, dtype=float32, device=None, requires_grad=False):
     """Uniform on [0, 1) from the global generator (see manual_seed)."""
-    return _factory(_rng.random(_size_arg(shape, "rand")).astype(dtype), device, requires_grad)
+    return _factory(_rng.random(checks.sizes(shape, "rand")).astype(dtype), device, requires_grad)
 
 
 def randn(*shape, dtype=float32, device=None, requires_grad=False):
     """Standard normal from the global generator (see manual_seed)."""
-    return _factory(_rng.standard_normal(_size_arg(shape, "randn")).astype(dtype), device, requires_grad)
+    return _factory(_rng.standard_normal(checks.sizes(shape, "randn")).astype(dtype), device, requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, device=None):
     """Evenly spaced values in [start, stop), as numpy.arange: int64 for int arguments, else float32."""
     if stop is None:
         start, stop = 0, start
-    if step == 0:
-        raise ValueError("arange: step must not be 0")
+    checks.arange_step(step)
     if dtype is None:
         dtype = numpy.int64 if all(isinstance(v, int) for v in (start, stop, step)) else float32
     data, device = _make(device, lambda xp: xp.arange(start, stop, step, dtype=dtype))
@@ -1143,6 +840,6 @@ def arange(start, stop=None, step=1, dtype=None, device=None):
 
 def eye(n, m=None, dtype=float32, device=None, requires_grad=False):
     """The n x m identity matrix (m defaults to n)."""
-    n, m = _size_arg((n, n if m is None else m), "eye")
+    n, m = checks.sizes((n, n if m is None else m), "eye")
     data, device = _make(device, lambda xp: xp.eye(n, m, dtype=dtype))
     return Tensor.wrap(data, device).requires_grad_(requires_grad)

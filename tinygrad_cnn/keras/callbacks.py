@@ -10,7 +10,7 @@ import warnings
 
 import numpy
 
-from ..checkpoint import _check_suffix, _fspath
+from ..checkpoint import check_suffix, path_argument
 from . import optimizers
 
 
@@ -124,9 +124,9 @@ class ModelCheckpoint(Callback):
         if save_freq != "epoch":
             raise ValueError(f"ModelCheckpoint save_freq must be 'epoch' (saving every N batches is not "
                              f"supported), got {save_freq!r}")
-        self.filepath = _fspath(filepath, "ModelCheckpoint", "filepath")
+        self.filepath = path_argument(filepath, "ModelCheckpoint", "filepath")
         if not self.filepath.lower().endswith(".keras"):  # a .keras name saves the Keras 3 file (Model.save)
-            _check_suffix(self.filepath)  # NOTE: here, not after the first epoch's training
+            check_suffix(self.filepath)  # NOTE: here, not after the first epoch's training
         if os.path.isdir(self.filepath):
             raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} is a directory; give a file name "
                              f"such as {os.path.join(self.filepath, 'model.safetensors')!r}")
@@ -261,7 +261,7 @@ class CSVLogger(Callback):
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
-        filename = _fspath(filename, "CSVLogger", "filename")
+        filename = path_argument(filename, "CSVLogger", "filename")
         if os.path.isdir(filename):
             raise ValueError(f"CSVLogger: filename {filename!r} is a directory; give a file name such as "
                              f"{os.path.join(filename, 'log.csv')!r}")

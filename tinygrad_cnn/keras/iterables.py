@@ -73,7 +73,7 @@ class BatchesMixin:
 
     def _fit_batches(self, source, epochs, verbose, callbacks, validation_data, initial_epoch, steps_per_epoch,
                      validation_steps, validation_freq):
-        from .models import _Running  # NOTE: models imports this module; the helpers come at call time
+        from .models import RunningMeans  # NOTE: models imports this module; the helpers come at call time
         device, history = None, callbacks_module.History()
         hooks = callbacks_module.CallbackList(list(callbacks or []) + [history], self,
                                               {"epochs": epochs, "steps": steps_per_epoch, "verbose": verbose})
@@ -85,7 +85,7 @@ class BatchesMixin:
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
             self.train()
-            running, progress, step = _Running(), Progress(steps_per_epoch or 0, 2 if verbose else 0), -1
+            running, progress, step = RunningMeans(), Progress(steps_per_epoch or 0, 2 if verbose else 0), -1
             for step, batch in enumerate(self._epoch_batches(source, steps_per_epoch, state)):
                 x, y = _pair(batch, "fit", step)
                 if step_optimizer is None:
@@ -125,12 +125,12 @@ class BatchesMixin:
 
     def _evaluate_batches(self, source, steps, hooks, verbose, who="evaluate"):
         """Mean loss and metrics over an iterable of (x, y) batches (or an (x, y) pair of arrays), in eval mode."""
-        from .models import _Running
+        from .models import RunningMeans
         if isinstance(source, (tuple, list)) and len(source) == 2 and not is_batches(source, None):
             source = [tuple(source)]  # validation_data=(x_val, y_val): one batch
         if self.loss is None:
             raise ValueError("call model.compile(optimizer=..., loss=...) before fit() or evaluate()")
-        was_training, running, metrics, step = self.training, _Running(), None, -1
+        was_training, running, metrics, step = self.training, RunningMeans(), None, -1
         progress = Progress(steps or 0, 2 if verbose else 0)
         self.eval()
         hooks.call("on_test_begin", None)

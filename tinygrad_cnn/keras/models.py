@@ -71,7 +71,7 @@ class _Metric:
             return ((out > threshold) == (y > 0.5)).sum(), int(numpy.prod(out.shape[1:]))
 
 
-class _Running:
+class RunningMeans:
     """Sample-weighted running means of the loss and metrics, kept on the device until read."""
 
     def __init__(self):
@@ -347,7 +347,7 @@ class Sequential(BatchesMixin, nn.Sequential):
             self.train()
             order = get_rng().permutation(len(x)) if shuffle else None
             order = None if order is None else self._resident(device, order)[0]
-            running, progress = _Running(), Progress(steps, verbose)
+            running, progress = RunningMeans(), Progress(steps, verbose)
             for step, index in self._batches(len(x), batch_size, order):
                 hooks.call("on_train_batch_begin", step, None)
                 xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
@@ -380,7 +380,7 @@ class Sequential(BatchesMixin, nn.Sequential):
         device, was_training = self._device(), self.training
         x, y = self._resident(device, x, y)
         self.eval()
-        running, progress = _Running(), Progress(-(-len(x) // batch_size), verbose)
+        running, progress = RunningMeans(), Progress(-(-len(x) // batch_size), verbose)
         hooks.call("on_test_begin", None)
         try:
             with no_grad():

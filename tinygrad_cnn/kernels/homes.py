@@ -28,9 +28,9 @@ class GradientHomes:
         gradients into its buffer, one copy per parameter (a launch each on a GPU); backward() then
         keeps the array as the gradient without a copy (autograd.accumulate)."""
         parent = self.parents[i]
-        if parent._grad_home is None or parent.grad is not None or not self.needs_input_grad[i]:
+        if parent.grad_home is None or parent.grad is not None or not self.needs_input_grad[i]:
             return None
-        home, buffer_refs, device = parent._grad_home
+        home, buffer_refs, device = parent.grad_home
         if device != parent.device or home.shape != tuple(shape) or home.dtype != dtype:
             return None  # (a model moved since the optimizer laid it out: its next step lays it out again)
         if sys.getrefcount(home) > _FREE_HOME or sys.getrefcount(home.base) > buffer_refs:

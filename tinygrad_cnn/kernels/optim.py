@@ -205,7 +205,7 @@ class _Flat:
             # later (of a gradient a user keeps) adds to that, and the homes are then not handed out
             home_refs = sys.getrefcount(self.grad)
             for p, home in zip(params, self.homes):
-                p._grad_home = None if home is None else (home, home_refs, self.device)
+                p.grad_home = None if home is None else (home, home_refs, self.device)
             self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
             self.ledger = self.xp.zeros(len(params) + 1, dtype=numpy.int64)
         self.uniform = True  # every parameter has the same step count (so one kernel may update them all)
@@ -363,7 +363,7 @@ class FlatEngine:
             return
         for n, (group, members, grads, spans) in enumerate(batches):
             for k in members:
-                group.params[k]._version[0] += 1  # about to change: saved graphs that used it are stale
+                group.params[k].version_counter[0] += 1  # about to change: saved graphs that used it are stale
             with use_device(group.device):
                 on_apply, on_skip = group.masks(members, counts_skips=n == 0 and ok is not True)
                 _count_step(group.ledger, on_apply, on_skip, ok)

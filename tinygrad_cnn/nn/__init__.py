@@ -6,7 +6,6 @@ from .layers import (ACTIVATIONS, DATA_FORMATS, AveragePooling2D, AvgPool2D, Con
                      MaxPool2D, MaxPooling2D, ReLU, Sequential, Sigmoid, Softmax, Tanh, get_activation)
 from .merging import Add, Concatenate
 from .normalization import BatchNormalization
-from .torch_layers import Conv2d, Linear
 from .reshaping import (GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D, Rescaling,
                         Reshape)
 from .functional import relu, sigmoid, softmax, tanh
@@ -16,4 +15,17 @@ __all__ = ["Module", "Layer", "Sequential", "Conv2D", "Dense", "MaxPool2D", "Max
            "AveragePooling2D", "Flatten", "ReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "ACTIVATIONS",
            "get_activation", "functional", "F", "init", "relu", "sigmoid", "softmax", "tanh", "DATA_FORMATS",
            "BatchNormalization", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
-           "Reshape", "Rescaling", "Conv2d", "Linear", "Add", "Concatenate"]
+           "Reshape", "Rescaling", "Add", "Concatenate"]
+
+# NOTE: PyTorch's Conv2d and Linear moved to tinygrad_cnn.torch_nn (issue 24), so that no two layers here
+# differ only by a letter's case; code that still asks here is told where they went
+_MOVED = {"Conv2d": "Conv2D(filters, kernel_size, strides, padding)", "Linear": "Dense(units)"}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        raise AttributeError(f"tinygrad_cnn.nn has no {name}: PyTorch's {name}, in PyTorch's argument order, is "
+                             f"tinygrad_cnn.torch_nn.{name} (`import tinygrad_cnn.torch_nn as nn`, where PyTorch "
+                             f"code has `import torch.nn as nn`); tinygrad_cnn.nn.{_MOVED[name]} is the same layer "
+                             f"in Keras' argument order")
+    raise AttributeError(f"module 'tinygrad_cnn.nn' has no attribute {name!r}")

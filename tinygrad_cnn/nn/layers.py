@@ -41,7 +41,8 @@ def get_activation(activation, softmax_axis=-1):
     raise TypeError(f"activation must be a name, None or a callable, got {type(activation).__name__}")
 
 
-def _positive_int(value, name):
+def positive_int(value, name):
+    """`value` as an int >= 1 (NumPy integers too, not bools), else a ValueError naming the argument."""
     if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
@@ -64,7 +65,8 @@ def _same_pads(size, kernel, stride):
 DATA_FORMATS = ("channels_first", "channels_last")
 
 
-def _data_format(value, kind):
+def checked_data_format(value, kind):
+    """`value` when it is one of DATA_FORMATS, else a ValueError naming the layer `kind` and both choices."""
     if value not in DATA_FORMATS:
         raise ValueError(f"{kind} data_format must be 'channels_first' (N, C, H, W) or 'channels_last' "
                          f"(N, H, W, C), got {value!r}")
@@ -291,8 +293,8 @@ class Conv2D(Spatial, Activated):
                                 f"kernel_size, stride) order, which would build another layer here: write "
                                 f"Conv2D({kernel_size}, {strides}, strides={padding}) (the input channels come "
                                 f"from the input, or in_channels={filters}), and explicit zero padding as padding=N")
-        self.data_format = _data_format(data_format, "Conv2D")
-        self.filters = _positive_int(filters, "Conv2D filters")
+        self.data_format = checked_data_format(data_format, "Conv2D")
+        self.filters = positive_int(filters, "Conv2D filters")
         self.kernel_size = _positive_pair(kernel_size, "Conv2D kernel_size")
         self.strides = _positive_pair(strides, "Conv2D strides")
         self.dilation_rate = _positive_pair(dilation_rate, "Conv2D dilation_rate")
@@ -312,7 +314,7 @@ class Conv2D(Spatial, Activated):
         self.weight = None
         self.bias = None
         if in_channels is not None:  # PyTorch's habit: the weights exist before the first forward pass
-            self._build(self._own_order((_positive_int(in_channels, "Conv2D in_channels"), 1, 1)))
+            self._build(self._own_order((positive_int(in_channels, "Conv2D in_channels"), 1, 1)))
             self.built = True
 
     def pads(self, h, w):
@@ -385,7 +387,7 @@ class Dense(Activated):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", name=None, dtype=None, device=None, in_features=None):
         super().__init__(name, dtype, device)
-        self.units = _positive_int(units, "Dense units")
+        self.units = positive_int(units, "Dense units")
         self.use_bias = flag(use_bias, "Dense use_bias")
         self.activation, self.activation_name = get_activation(activation, softmax_axis=-1)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -393,7 +395,7 @@ class Dense(Activated):
         self.weight = None
         self.bias = None
         if in_features is not None:  # PyTorch's habit: the weights exist before the first forward pass
-            self.build((_positive_int(in_features, "Dense in_features"),))
+            self.build((positive_int(in_features, "Dense in_features"),))
 
     def _validate(self, shape):
         if len(shape) < 2:
@@ -432,7 +434,7 @@ class _Pool(Spatial, Layer):
     def __init__(self, pool_size=2, strides=None, padding="valid", name=None, data_format="channels_first"):
         super().__init__(name)
         kind = type(self).__name__
-        self.data_format = _data_format(data_format, kind)
+        self.data_format = checked_data_format(data_format, kind)
         self.pool_size = _positive_pair(pool_size, f"{kind} pool_size")
         self.strides = self.pool_size if strides is None else _positive_pair(strides, f"{kind} strides")
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
@@ -535,7 +537,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, name=None):
         super().__init__(name)
-        self.data_format = None if data_format is None else _data_format(data_format, "Flatten")
+        self.data_format = None if data_format is None else checked_data_format(data_format, "Flatten")
 
     def _validate(self, shape):
         if len(shape) < 2:

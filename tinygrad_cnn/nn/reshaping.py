@@ -3,7 +3,7 @@ GlobalMaxPooling2D, Reshape and Rescaling (Keras' names and arguments)."""
 import math
 import numbers
 
-from .layers import Layer, _data_format, Spatial, flag
+from .layers import Layer, checked_data_format, Spatial, flag
 
 
 class _GlobalPool(Spatial, Layer):
@@ -11,7 +11,7 @@ class _GlobalPool(Spatial, Layer):
 
     def __init__(self, data_format="channels_first", keepdims=False, name=None):
         super().__init__(name)
-        self.data_format = _data_format(data_format, type(self).__name__)
+        self.data_format = checked_data_format(data_format, type(self).__name__)
         self.keepdims = flag(keepdims, f"{type(self).__name__} keepdims")
 
     def _validate(self, shape):

@@ -38,7 +38,7 @@ class GradcheckReport(int):
 _STREAM_KEY = (0x67726164,)  # "grad"
 
 
-def _stream(seed):
+def independent_stream(seed):
     """A generator independent of numpy.random's global state, default_rng(seed) and its children."""
     return numpy.random.Generator(numpy.random.PCG64(numpy.random.SeedSequence(seed, spawn_key=_STREAM_KEY)))
 
@@ -61,7 +61,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
     direction checks one number, the projection of the gradient on it: a wrong gradient passes
     only if its error is (nearly) orthogonal to the direction, which a random direction makes
     unlikely but not impossible; each further direction multiplies the chance of missing it.
-    The random numbers come from a stream of their own (see _stream), never from the global or
+    The random numbers come from a stream of their own (see independent_stream), never from the global or
     default generators the inputs may have been drawn from.
 
     Kinks: a whole model is only piecewise smooth. Where x - eps and x + eps lie on two sides of a ReLU's
@@ -86,7 +86,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
         raise ValueError(f"gradcheck: n_directions must be a positive integer, got {n_directions!r}")
     if nonsmooth not in ("raise", "skip"):
         raise ValueError(f"gradcheck: nonsmooth must be 'raise' or 'skip', got {nonsmooth!r}")
-    rng = _stream(seed)
+    rng = independent_stream(seed)
     args, checked, saved_grads = [], [], {}
     for i, x in enumerate(inputs):
         if (isinstance(x, Tensor) and x.requires_grad and x.is_leaf and x.dtype == numpy.float64

@@ -4,7 +4,7 @@ import numpy
 from ..autograd import enable_grad
 from ..higher_order import grad
 from ..tensor import Tensor, concatenate
-from .gradcheck import GradcheckError, _stream, gradcheck
+from .gradcheck import GradcheckError, independent_stream, gradcheck
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=0,
@@ -29,7 +29,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     if not isinstance(out, Tensor):
         raise TypeError(f"gradgradcheck: fn must return a Tensor, got {type(out).__name__}")
     if grad_outputs is None:
-        v = _stream(seed + 1).standard_normal(out.shape)  # NOTE: a stream apart from gradcheck's own (seed)
+        v = independent_stream(seed + 1).standard_normal(out.shape)  # NOTE: a stream apart from gradcheck's own (seed)
     else:
         v = grad_outputs.numpy() if isinstance(grad_outputs, Tensor) else numpy.asarray(grad_outputs)
         if v.shape != out.shape:
