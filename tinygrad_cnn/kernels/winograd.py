@@ -65,7 +65,6 @@ class WinogradConvPool(GradientHomes, Function):
 
     NOTE: the result is an NCHW view of channels-last memory, as FusedConvolution's; per pooled
     value one byte keeps its window's first maximum, and backward routes by it (PyTorch's rule)."""
-    keeps_output = False
 
     def forward(self, x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=(2, 2),
                 relu=False):
