@@ -18,10 +18,18 @@ from .conv import (_MAX_AND_FIRST_OFFSET, _offset_codes, _pad_nhwc, _route_by_co
 from .homes import GradientHomes
 from .parallel import over_chunks, pieces
 
-# NOTE: the per-chunk working set (V, M and the output transform's buffers, ~10 values per
-# transformed tile point and channel) fits a core's 4 MiB L2 at 8 images of the tutorial's conv2:
-# measured against 16 and 4 images a chunk in benchmarks/bench_winograd.py (--chunk).
-CHUNK_BYTES = 1 << 20
+# NOTE: a chunk's V and M (16 x tiles x (C + O) values) stay under this size, 6 images of the
+# tutorial's conv2, so that a thread's buffers (about twice that) stay in its core's 4 MiB L2: on a
+# loaded machine 1 and 2 MB gave the same fwd+bwd time (0.74-0.77x the direct kernel), 4 MB 0.80x
+# (benchmarks/bench_winograd.py --chunk).
+CHUNK_BYTES = 2 << 20
+
+# NOTE: keeping the transformed input V of the whole batch from forward, instead of the padded input
+# and recomputing V in backward, saved ~3% of the tutorial conv2 block's fwd+bwd (keep / recompute per
+# A B B A round: median 0.97, 0.82-1.06 on a loaded machine) but raised a training step's peak memory
+# by 5 MB (12.8 MB kept instead of 4.2 MB; 84.7 MB against 79.8 MB with the direct kernel, 77.4 MB
+# recomputing): off, so that the peak stays below the direct kernel's.
+KEEP_V = False
 
 # F(2x2, 3x3)'s kernel transform G (4x3): U = G g G^T. NOTE: its entries are 0, +-1 and 1/2, so
 # U is exact up to one rounding per sum; B^T and A^T (adds and subtracts only) are written out as
@@ -78,10 +86,11 @@ class WinogradConvPool(GradientHomes, Function):
         self.shapes = (n, c, h, w, o, th, tw, padding)
         self.has_bias = bool(bias)
         self.u = self._kernel_transform(weight.astype(dtype, copy=False))  # (16, C, O)
-        # NOTE: when a gradient may follow, the transformed input of the whole batch is kept for
-        # backward's dU = V^T dM (12.8 MB for the tutorial's conv2 at batch 128, where the direct kernel
-        # keeps its 4.2 MB padded input): recomputing it there cost ~10% of the block's fwd+bwd
-        self.v = xp.empty((16, n * th * tw, c), dtype=dtype) if is_grad_enabled() else None
+        # NOTE: for backward's dU = V^T dM, the padded input is kept (4.2 MB for the tutorial's conv2
+        # at batch 128, as the direct kernel keeps), and V recomputed chunk by chunk in cache; see KEEP_V
+        keep_v = KEEP_V and is_grad_enabled()
+        self.v = xp.empty((16, n * th * tw, c), dtype=dtype) if keep_v else None
+        self.x_pad = xp.empty((n, height, width, c), dtype=x.dtype) if not keep_v else None
         result = xp.empty((n, th, tw, o), dtype=dtype)
         self.offset = xp.empty(result.shape, dtype=xp.uint8)
         one = _offset_codes(self, 4)[1:2]
@@ -91,7 +100,7 @@ class WinogradConvPool(GradientHomes, Function):
         per_image = th * tw
 
         def work(source):
-            d = xp.empty((most, height, width, c), dtype=x.dtype)
+            d = xp.empty((most, height, width, c), dtype=x.dtype) if self.x_pad is None else None
             t = xp.empty((4, most, height, tw, c), dtype=dtype)
             v = self._buffers(most, dtype, c) if self.v is None else None
             m = self._buffers(most, dtype, o)
@@ -100,9 +109,10 @@ class WinogradConvPool(GradientHomes, Function):
             for _, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
-                _pad_nhwc(xp, x[chunk], padding, out=d[:images])
+                padded = d[:images] if self.x_pad is None else self.x_pad[chunk]
+                _pad_nhwc(xp, x[chunk], padding, out=padded)
                 vc = v[:, :tiles] if self.v is None else self.v[:, chunk.start * per_image:chunk.stop * per_image]
-                self._input_transform(d[:images], t[:, :images], vc)
+                self._input_transform(padded, t[:, :images], vc)
                 mc = m[:, :tiles]
                 xp.matmul(vc, self.u, out=mc)
                 mc = mc.reshape(4, 4, tiles, o)
@@ -192,9 +202,8 @@ class WinogradConvPool(GradientHomes, Function):
             m = self._buffers(most, dtype, o)
             dy = xp.empty((2, 2, most, th, tw, o), dtype=dtype)
             z = xp.empty((2, 2, most, th, tw, o), dtype=dtype)
-            if need_x:
-                v = self._buffers(most, dtype, c)
-                t = xp.empty((4, most, height, tw, c), dtype=dtype)
+            v = self._buffers(most, dtype, c)
+            t = xp.empty((4, most, height, tw, c), dtype=dtype)
             for index, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
@@ -203,7 +212,11 @@ class WinogradConvPool(GradientHomes, Function):
                 if need_b:  # every output of a tile sums M[1, 1] once (see forward)
                     parts_b[index] = dm[5].sum(axis=0)
                 if need_w:
-                    vc = self.v[:, chunk.start * per_image:chunk.stop * per_image]
+                    if self.v is not None:
+                        vc = self.v[:, chunk.start * per_image:chunk.stop * per_image]
+                    else:  # V again, from the padded input, in cache
+                        vc = v[:, :tiles]
+                        self._input_transform(self.x_pad[chunk], t[:, :images], vc)
                     parts_u[index] = xp.matmul(vc.transpose(0, 2, 1), dm)  # (16, C, O)
                 if need_x:
                     dv = v[:, :tiles]
