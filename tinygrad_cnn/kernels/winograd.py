@@ -104,8 +104,6 @@ class WinogradConvPool(GradientHomes, Function):
             t = xp.empty((4, most, height, tw, c), dtype=dtype)
             v = self._buffers(most, dtype, c) if self.v is None else None
             m = self._buffers(most, dtype, o)
-            s = xp.empty((2, 4, most * per_image, o), dtype=dtype)
-            y = xp.empty((2, 2, most * per_image, o), dtype=dtype)
             for _, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
@@ -118,17 +116,19 @@ class WinogradConvPool(GradientHomes, Function):
                 mc = mc.reshape(4, 4, tiles, o)
                 if b is not None:  # NOTE: every output of the tile sums M[1, 1] once, so the bias goes there
                     mc[1, 1] += b
-                sc, yc = s[:, :, :tiles], y[:, :, :tiles]
-                # the output transform Y = A^T M A, rows then columns: A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
-                xp.add(mc[0], mc[1], out=sc[0])
-                sc[0] += mc[2]
-                xp.subtract(mc[1], mc[2], out=sc[1])
-                sc[1] -= mc[3]
-                xp.add(sc[:, 0], sc[:, 1], out=yc[:, 0])
-                yc[:, 0] += sc[:, 2]
-                xp.subtract(sc[:, 1], sc[:, 2], out=yc[:, 1])
-                yc[:, 1] -= sc[:, 3]
-                blocks = [yc[i, j].reshape(images, th, tw, o) for i in range(2) for j in range(2)]
+                # NOTE: the output transform Y = A^T M A, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]], in place:
+                # rows 0 and 3 of M get the row pass, then their columns 0 and 3 the column pass, and
+                # Y[i, j] is M[3i, 3j]; 8 calls, no other buffer in cache
+                mc[0] += mc[1]
+                mc[0] += mc[2]
+                xp.subtract(mc[1], mc[3], out=mc[3])
+                mc[3] -= mc[2]
+                ends = mc[::3]  # rows 0 and 3
+                ends[:, 0] += ends[:, 1]
+                ends[:, 0] += ends[:, 2]
+                xp.subtract(ends[:, 1], ends[:, 3], out=ends[:, 3])
+                ends[:, 3] -= ends[:, 2]
+                blocks = [mc[3 * i, 3 * j].reshape(images, th, tw, o) for i in range(2) for j in range(2)]
                 _MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one, *blocks)
 
         over_chunks(xp, chunks, n * per_image * 16 * max(c, o), work)
@@ -200,15 +200,12 @@ class WinogradConvPool(GradientHomes, Function):
 
         def work(source):
             m = self._buffers(most, dtype, o)
-            dy = xp.empty((2, 2, most, th, tw, o), dtype=dtype)
-            z = xp.empty((2, 2, most, th, tw, o), dtype=dtype)
             v = self._buffers(most, dtype, c)
             t = xp.empty((4, most, height, tw, c), dtype=dtype)
             for index, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
-                dm = self._output_adjoint(g[chunk], self.offset[chunk], codes, dy[:, :, :images],
-                                          z[:, :, :images], m[:, :tiles])
+                dm = self._output_adjoint(g[chunk], self.offset[chunk], codes, m[:, :tiles])
                 if need_b:  # every output of a tile sums M[1, 1] once (see forward)
                     parts_b[index] = dm[5].sum(axis=0)
                 if need_w:
@@ -243,34 +240,24 @@ class WinogradConvPool(GradientHomes, Function):
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
 
-    def _output_adjoint(self, g, offset, codes, dy, z, dm):
+    def _output_adjoint(self, g, offset, codes, dm):
         """dM = A dY A^T into `dm` (16, tiles, O), where the 2x2 output gradient dY of each tile is
         the pooled gradient g (images, TH, TW, O) at the window's first maximum and zero elsewhere
-        (everywhere where ReLU zeroed the pooled value); `dy` and `z` (2, 2, images, TH, TW, O) are
-        scratch. A^T = [[1, 1, 1, 0], [0, 1, -1, -1]].
+        (everywhere where ReLU zeroed the pooled value). A = [[1, 0], [1, 1], [1, -1], [0, -1]].
 
-        NOTE: routing is one broadcast compare-and-multiply (as the direct kernel's); then rows and
-        columns of A, 8 calls in all. A look-up of the +-1/0 factor by offset code (xp.take) and a
-        multiply by g took 2.5x as long."""
+        NOTE: in place, as forward's output transform: routing (one broadcast compare-and-multiply,
+        as the direct kernel's) writes dY[i, j] into dM[3i, 3j], then rows 0 and 3 give rows 1 and
+        2 (and row 3 its sign), then columns 0 and 3 give columns 1 and 2; 7 calls. A look-up of
+        the +-1/0 factor by offset code (xp.take) and a multiply by g took 2.5x as long."""
         xp = self.xp
-        _route_by_codes(dy, g, offset, codes)
-        dy = dy.reshape(2, 2, -1, dy.shape[-1])  # [i, j]: the gradient of output pixel (i, j) of each tile
-        z = z.reshape(dy.shape)
-        xp.add(dy[0], dy[1], out=z[0])  # rows a = 1, 2 (row 0 is dy[0], row 3 is -dy[1])
-        xp.subtract(dy[0], dy[1], out=z[1])
-        out = dm.reshape(4, 4, -1, dy.shape[-1])
-        for a, row, sign in ((0, dy[0], 1), (1, z[0], 1), (2, z[1], 1), (3, dy[1], -1)):
-            if sign > 0:
-                xp.copyto(out[a, 0], row[0])
-                xp.add(row[0], row[1], out=out[a, 1])
-                xp.subtract(row[0], row[1], out=out[a, 2])
-                xp.negative(row[1], out=out[a, 3])
-            else:
-                xp.negative(row[0], out=out[a, 0])
-                xp.add(row[0], row[1], out=out[a, 1])
-                xp.negative(out[a, 1], out=out[a, 1])
-                xp.subtract(row[1], row[0], out=out[a, 2])
-                xp.copyto(out[a, 3], row[1])
+        images, th, tw, o = g.shape
+        out = dm.reshape(4, 4, images, th, tw, o)
+        _route_by_codes(out[::3, ::3], g, offset, codes)
+        out = dm.reshape(4, 4, -1, o)
+        for rows in (out[:, ::3], out.transpose(1, 0, 2, 3)):  # rows (of columns 0 and 3), then columns
+            xp.add(rows[0], rows[3], out=rows[1])
+            xp.subtract(rows[0], rows[3], out=rows[2])
+            xp.negative(rows[3], out=rows[3])
         return dm
 
     def _kernel_adjoint(self, du, dtype):
