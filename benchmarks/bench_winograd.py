@@ -3,7 +3,8 @@
 One process, the two kernels interleaved (A B B A rounds) on the same tensors: forward alone, and
 forward + backward (all gradients the training step needs). conv2 is the block Winograd is chosen
 for (32 -> 64 channels, 14x14, pad 1, 2x2 pool, ReLU, batch 128); conv1 (1 -> 32 channels, 28x28)
-is shown for information (Winograd is not chosen there: kernels/winograd.py WINS_FROM_CHANNELS).
+is shown for information (Winograd is not chosen there: kernels/winograd.py WINS_FROM_CHANNELS), and
+conv2 with 4, 8 and 16 input channels (--blocks conv2-c4,conv2-c8,conv2-c16) where the choice turns.
 
     python benchmarks/bench_winograd.py [--rounds 15] [--json benchmarks/results/winograd_cpu.json]
 """
@@ -23,6 +24,10 @@ from tinygrad_cnn.kernels import conv as direct, winograd
 BLOCKS = {  # name: (input shape, output channels, input needs a gradient)
     "conv2": ((128, 32, 14, 14), 64, True),
     "conv1": ((128, 1, 28, 28), 32, False),
+    # conv2's shape with fewer input channels: where Winograd starts to pay (WINS_FROM_CHANNELS)
+    "conv2-c4": ((128, 4, 14, 14), 64, True),
+    "conv2-c8": ((128, 8, 14, 14), 64, True),
+    "conv2-c16": ((128, 16, 14, 14), 64, True),
 }
 
 

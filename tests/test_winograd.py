@@ -158,7 +158,8 @@ def test_float32_error_is_no_worse_than_the_direct_kernels():
 
 @pytest.mark.parametrize("shape, kwargs, expected", [
     ((2, 32, 14, 14), dict(padding="same"), "WinogradConvPool"),  # the tutorial's conv2
-    ((2, 8, 6, 6), dict(padding="valid"), "WinogradConvPool"),
+    ((2, 32, 6, 6), dict(padding="valid"), "WinogradConvPool"),
+    ((2, 16, 14, 14), dict(padding="same"), "FusedConvolution"),  # fewer channels than WINS_FROM_CHANNELS
     ((2, 1, 28, 28), dict(padding="same"), "FusedConvolution"),  # conv1: too few channels to win
     ((2, 32, 13, 13), dict(padding="same"), "FusedConvolution"),  # an odd output: windows are not tiles
     ((2, 32, 16, 16), dict(padding=1, stride=2), "FusedConvolution"),

@@ -5,9 +5,10 @@ Each 4x4 tile of the padded input, taken at stride 2, gives one 2x2 block of the
 a 2x2/2 pool that block is one pool window: the output transform, bias, max-pool and ReLU run on
 the block in cache, and the full-size output is never written. The product itself is 16 GEMMs of
 (tiles x C) @ (C x O), one per point of the transformed tile, 2.25x fewer FLOPs than the direct
-convolution's (tiles x 9C) @ (9C x O). Backward routes the pooled gradient into the transformed
-output (each window's gradient reaches one output pixel, so that is a table look-up), and forms
-dU = V^T dM and dV = dM U^T as 16 GEMMs each; dW = G^T dU G once per step.
+convolution's (tiles x 9C) @ (9C x O). Backward routes each window's gradient to its first maximum,
+one pixel of the tile's 2x2 block, transforms that block (dM = A dY A^T), and forms dU = V^T dM and
+dV = dM U^T as 16 GEMMs each; dW = G^T dU G once per step, and dx = B dV B^T summed over the
+overlapping tiles.
 
 Everything is channels-last and works on whole chunks of images with strided views: the
 transforms are adds and subtracts of strided slices, a handful of NumPy calls per chunk, nothing
@@ -36,6 +37,7 @@ KEEP_V = False
 # slices in the code below rather than as matrices.
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 
+
 def applies(x, weight, stride, padding, dilation, pool, relu):
     """Whether the Winograd op computes this conv_pool_relu call: a 3x3 kernel at stride 1 and
     dilation 1, a 2x2/2 pool over an even-sized output (each window one 2x2 output block), ReLU
@@ -51,9 +53,12 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
 
 
 # NOTE: Winograd pays per input channel for its transforms what it saves per output channel in
-# the GEMMs, so it wins only with enough input channels: at C = 1 (the tutorial's conv1) the
-# direct kernel's single GEMM is cheap and the transforms are not (benchmarks/bench_winograd.py).
-WINS_FROM_CHANNELS = 8
+# the GEMMs, so it wins only with enough input channels. Measured on conv2's shape (14x14, 64
+# outputs, batch 128; Winograd / direct per A B B A round, medians on a loaded 2-core machine,
+# benchmarks/bench_winograd.py): C = 32 forward 0.78-0.81, fwd+bwd 0.72-0.75; C = 16 forward 1.17,
+# fwd+bwd 0.91; C = 8 1.35 and 1.05; C = 4 1.63 and 1.53; C = 1 (conv1's 28x28) 6.1 and 3.3. From
+# 32 on, it wins for inference as for training.
+WINS_FROM_CHANNELS = 32
 
 
 def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
@@ -139,7 +144,7 @@ class WinogradConvPool(GradientHomes, Function):
         so that the weight gradient's per-chunk parts, summed in chunk order, give the same bits."""
         n, c, _, _, o, th, tw, _ = self.shapes
         image_bytes = 16 * th * tw * (c + o) * self.xp.dtype(dtype).itemsize
-        return pieces(n, most=max(1, CHUNK_BYTES // image_bytes))
+        return pieces(n, most=max(1, CHUNK_BYTES // image_bytes)) if n else []  # (pieces(0) raises)
 
     def _buffers(self, images, dtype, channels):
         """A (16, tiles, channels) buffer for chunks of up to `images` images: one (tiles, channels)
@@ -224,12 +229,12 @@ class WinogradConvPool(GradientHomes, Function):
         grad_x = _unpad_nchw(grad_pad, padding) if need_x else None
         grad_w = grad_b = None
         if need_w:  # summed in chunk order, whichever thread computed each part
-            du = parts_u[0]
+            du = parts_u[0] if chunks else xp.zeros((16, c, o), dtype=dtype)  # (an empty batch: no chunk)
             for part in parts_u[1:]:
                 du += part
             grad_w = self._kernel_adjoint(du.reshape(4, 4, c, o), dtype)
         if need_b:
-            grad_b = parts_b[0]
+            grad_b = parts_b[0] if chunks else xp.zeros(o, dtype=dtype)
             for part in parts_b[1:]:
                 grad_b += part
             home = self.grad_home(2, grad_b.shape, grad_b.dtype)
