@@ -4,7 +4,8 @@ One process, the two kernels interleaved (A B B A rounds) on the same tensors: f
 forward + backward (all gradients the training step needs). conv2 is the block Winograd is chosen
 for (32 -> 64 channels, 14x14, pad 1, 2x2 pool, ReLU, batch 128); conv1 (1 -> 32 channels, 28x28)
 is shown for information (Winograd is not chosen there: kernels/winograd.py WINS_FROM_CHANNELS), and
-conv2 with 4, 8 and 16 input channels (--blocks conv2-c4,conv2-c8,conv2-c16) where the choice turns.
+conv2 with 4, 8 and 16 input channels (--blocks conv2-c4,conv2-c8,conv2-c16) where the choice turns;
+`step` is a whole training step of the tutorial model (Adam, batch 128) with Winograd off and on.
 
     python benchmarks/bench_winograd.py [--rounds 15] [--json benchmarks/results/winograd_cpu.json]
 """
@@ -53,6 +54,33 @@ def block(name, kernel, seed=0):
     return fwd, step
 
 
+def training_step(use_winograd, batch=128):
+    """One Adam step of the tutorial model on a fixed batch, with Winograd chosen for conv2 or not
+    (kernels/winograd.py WINS_FROM_CHANNELS switched around the step)."""
+    from tinygrad_cnn import nn, optim
+    from tinygrad_cnn.nn import functional as F
+    tg.manual_seed(0)
+    model = nn.Sequential([
+        nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(2),
+        nn.Conv2D(64, 3, padding="same", activation="relu"), nn.MaxPool2D(2),
+        nn.Flatten(), nn.Dense(128, activation="relu"), nn.Dense(10, activation="softmax")], input_shape=(1, 28, 28))
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    x, y = tg.Tensor(rng.random((batch, 1, 28, 28), dtype=np.float32)), tg.Tensor(rng.integers(0, 10, batch))
+    threshold = winograd.WINS_FROM_CHANNELS if use_winograd else 1 << 30
+
+    def step():
+        saved, winograd.WINS_FROM_CHANNELS = winograd.WINS_FROM_CHANNELS, threshold
+        try:
+            loss = F.cross_entropy(model.logits(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        finally:
+            winograd.WINS_FROM_CHANNELS = saved
+    return step
+
+
 def interleaved(runs, rounds, warmup=3):
     """Seconds per call of each callable in `runs` (a dict of two), in A B B A rounds: all samples,
     and the per-round ratio second / first (the means of its two calls each)."""
@@ -90,7 +118,7 @@ def commit():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--blocks", default="conv2,conv1")
+    p.add_argument("--blocks", default="conv2,conv1,step", help="conv2, conv1, conv2-c4/c8/c16, step")
     p.add_argument("--chunk", type=int, default=None, help="winograd.CHUNK_BYTES to try (bytes)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -98,6 +126,15 @@ def main(argv=None):
         winograd.CHUNK_BYTES = args.chunk
     rows, results = [], {}
     for name in args.blocks.split(","):
+        if name == "step":  # the whole training step, Winograd off and on
+            samples, ratios = interleaved(dict(direct=training_step(False), winograd=training_step(True)), args.rounds)
+            entry = {k: summary(v) for k, v in samples.items()}
+            entry["ratio"] = summary(ratios, scale=1)
+            results["training step"] = entry
+            rows.append(["model", "training step", "{median:.2f} ({low:.2f}-{high:.2f})".format(**entry["direct"]),
+                         "{median:.2f} ({low:.2f}-{high:.2f})".format(**entry["winograd"]),
+                         "{median:.3f} ({low:.3f}-{high:.3f})".format(**entry["ratio"])])
+            continue
         fwd_d, step_d = block(name, direct.FusedConvolution)
         fwd_w, step_w = block(name, winograd.WinogradConvPool)
         for phase, runs in (("forward", dict(direct=fwd_d, winograd=fwd_w)),
