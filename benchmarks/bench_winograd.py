@@ -11,13 +11,15 @@ conv2 with 4, 8 and 16 input channels (--blocks conv2-c4,conv2-c8,conv2-c16) whe
 """
 import argparse
 import datetime
+import os
 import statistics
 import subprocess
+import sys
 import time
 
 import numpy as np
 
-from common import ROOT, machine, print_table, write_json
+from common import ROOT, machine, peak_rss_mb, print_table, write_json
 
 import tinygrad_cnn as tg
 from tinygrad_cnn.kernels import conv as direct, winograd
@@ -81,6 +83,24 @@ def training_step(use_winograd, batch=128):
     return step
 
 
+def peak_memory_child(use_winograd, steps=8):
+    """Child process: the peak resident memory (MB) over `steps` training steps, counted from after
+    the model and batch are built (Linux: VmHWM reset through /proc/self/clear_refs)."""
+    step = training_step(use_winograd)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    for _ in range(steps):
+        step()
+    return peak_rss_mb()
+
+
+def peak_memory(use_winograd):
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+            f"import bench_winograd as b; print(b.peak_memory_child({use_winograd}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    return float(out.stdout.split()[-1]) if out.returncode == 0 else None
+
+
 def interleaved(runs, rounds, warmup=3):
     """Seconds per call of each callable in `runs` (a dict of two), in A B B A rounds: all samples,
     and the per-round ratio second / first (the means of its two calls each)."""
@@ -120,6 +140,8 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--blocks", default="conv2,conv1,step", help="conv2, conv1, conv2-c4/c8/c16, step")
     p.add_argument("--chunk", type=int, default=None, help="winograd.CHUNK_BYTES to try (bytes)")
+    p.add_argument("--memory", action="store_true", help="also the peak memory of 8 training steps, each way "
+                   "(child processes, Linux)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     if args.chunk:
@@ -146,6 +168,10 @@ def main(argv=None):
             rows.append([name, phase, "{median:.2f} ({low:.2f}-{high:.2f})".format(**entry["direct"]),
                          "{median:.2f} ({low:.2f}-{high:.2f})".format(**entry["winograd"]),
                          "{median:.3f} ({low:.3f}-{high:.3f})".format(**entry["ratio"])])
+    if args.memory:
+        results["peak_rss_mb_8_steps"] = memory = {name: peak_memory(on) for name, on in
+                                                   (("direct", False), ("winograd", True))}
+        print(f"peak memory over 8 training steps (MB): direct {memory['direct']}, winograd {memory['winograd']}")
     print_table(["block", "phase", "direct ms (p10-p90)", "winograd ms (p10-p90)", "winograd / direct per round"],
                 rows)
     write_json(args.json, dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -29,7 +29,8 @@ CHUNK_BYTES = 2 << 20
 # and recomputing V in backward, saved ~3% of the tutorial conv2 block's fwd+bwd (keep / recompute per
 # A B B A round: median 0.97, 0.82-1.06 on a loaded machine) but raised a training step's peak memory
 # by 5 MB (12.8 MB kept instead of 4.2 MB; 84.7 MB against 79.8 MB with the direct kernel, 77.4 MB
-# recomputing): off, so that the peak stays below the direct kernel's.
+# recomputing): off, so that the peak stays below the direct kernel's (74.5 MB against 79.5 MB since
+# the output transform works in place: benchmarks/bench_winograd.py --memory).
 KEEP_V = False
 
 # F(2x2, 3x3)'s kernel transform G (4x3): U = G g G^T. NOTE: its entries are 0, +-1 and 1/2, so
