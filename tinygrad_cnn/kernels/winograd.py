@@ -56,9 +56,9 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
 # NOTE: Winograd pays per input channel for its transforms what it saves per output channel in
 # the GEMMs, so it wins only with enough input channels. Measured on conv2's shape (14x14, 64
 # outputs, batch 128; Winograd / direct per A B B A round, medians on a loaded 2-core machine,
-# benchmarks/bench_winograd.py): C = 32 forward 0.78-0.81, fwd+bwd 0.72-0.75; C = 16 forward 1.17,
-# fwd+bwd 0.91; C = 8 1.35 and 1.05; C = 4 1.63 and 1.53; C = 1 (conv1's 28x28) 6.1 and 3.3. From
-# 32 on, it wins for inference as for training.
+# benchmarks/bench_winograd.py): C = 32 forward 0.75-0.85, fwd+bwd 0.71-0.75 (seven runs); C = 16
+# forward 1.07-1.17, fwd+bwd 0.91-1.04; C = 8 1.35 and 1.05; C = 4 1.63 and 1.53; C = 1 (conv1's
+# 28x28) 5.9-7.4 and 3.2-4.1. From 32 on, it wins for inference as for training.
 WINS_FROM_CHANNELS = 32
 
 
