@@ -95,7 +95,12 @@ def _tutorial_model(device):
 
 
 @pytest.mark.gpu
-def test_a_training_step_of_the_tutorial_model_on_cuda_matches_the_cpu():
+def test_a_training_step_of_the_tutorial_model_on_cuda_matches_the_cpu(monkeypatch):
+    # NOTE: the CPU runs the direct convolution kernel here, as the GPU does: with Winograd for conv2
+    # (kernels/winograd.py, CPU only), Adam's first steps magnify its different float32 rounding of
+    # near-zero weight gradients to 6e-5 in 25 of conv2's 18,432 weights (tests/test_winograd.py
+    # checks Winograd against the reference)
+    monkeypatch.setattr(tg.kernels.winograd, "WINS_FROM_CHANNELS", 1 << 30)
     rng = np.random.default_rng(0)
     x = rng.random((16, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 16)

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import Tensor, conv, kernels, ops
+from tinygrad_cnn.kernels import winograd
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.testing import strategies as S
 
@@ -114,6 +115,22 @@ def test_fused_conv_pool_relu_kernel(device, relu, case):
     assume(_no_near_ties(conv2d_loop(x, w, b, **kwargs), pool, relu))
     ran = _same_both_ways(lambda *t: F.conv2d_max_pool2d(*t, pool_size=pool, relu=relu, **kwargs), [x, w, b], device)
     assert _top_ops(ran) == ("FusedConvolution", "ReLU" if relu else "MaxPool")
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(data=st.data())
+def test_winograd_conv_pool_relu_kernel(relu, data):
+    """conv2d_max_pool2d where kernels/winograd.py applies (3x3, stride 1, 2x2 pool over an even
+    output, enough input channels; the CPU only): Winograd F(2x2, 3x3) against the reference ops."""
+    c = data.draw(st.integers(winograd.WINS_FROM_CHANNELS, winograd.WINS_FROM_CHANNELS + 3), label="channels")
+    n, o, side = data.draw(st.integers(1, 3), label="n"), data.draw(st.integers(1, 3), label="o"), \
+        2 * data.draw(st.integers(1, 3), label="half side")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    x, w, b = rng.standard_normal((n, c, side, side)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
+    assume(_no_near_ties(conv2d_loop(x, w, b, 1, "same", 1), (2, 2), relu))
+    ran = _same_both_ways(lambda *t: F.conv2d_max_pool2d(*t, pool_size=2, relu=relu, padding="same"), [x, w, b], "cpu")
+    assert _top_ops(ran) == ("WinogradConvPool", "ReLU" if relu else "MaxPool")
 
 
 @device_param

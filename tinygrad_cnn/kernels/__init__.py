@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from .. import conv as reference_conv, ops, optim as reference_optim
 from ..autograd import kernel_for, kernels_enabled, set_kernels, substitute
 from ..nn import functional, layers
-from . import conv, dense, loss, optim, plan
+from . import conv, dense, loss, optim, plan, winograd
 
 ENV = "TINYGRAD_CNN_KERNELS"
 
@@ -36,6 +36,8 @@ TABLE = [
         "channels-last im2col in cache-sized chunks over CPU cores; bias folded into the GEMM"),
     Row(reference_conv.conv_pool_relu, conv.conv_pool_relu, _BOTH,
         "conv + bias + max-pool + ReLU as one op, pooled in cache; the gradient routed by one byte per window"),
+    Row(reference_conv.conv_pool_relu, winograd.conv_pool_relu, ("cpu",),
+        "3x3 stride-1 conv + 2x2 pool as Winograd F(2x2, 3x3), where it applies and wins; else the row above"),
     Row(reference_conv.MaxPool, conv.RoutedMaxPool, _BOTH, "one byte per window (its first maximum), routed back"),
     Row(layers.run_layers, plan.run_layers, _BOTH, "Conv2D/Dense + MaxPool2D fused (pool before ReLU)"),
     Row(functional.nll_of_log_softmax, loss.cross_entropy, _BOTH,

@@ -93,14 +93,14 @@ def _col2im(xp, pieces, grad_pad, out_h, out_w, stride, dilation):
     return grad_pad
 
 
-def _unpad_nchw(grad_pad, padding):
+def unpad_nchw(grad_pad, padding):
     """Cut the padding off a (N, Hp, Wp, C) array and return it as an NCHW view."""
     (top, bottom), (left, right) = padding
     h, w = grad_pad.shape[1] - top - bottom, grad_pad.shape[2] - left - right
     return grad_pad[:, top:top + h, left:left + w, :].transpose(0, 3, 1, 2)
 
 
-def _pad_nhwc(xp, x, padding, value=0.0, out=None):
+def pad_nhwc(xp, x, padding, value=0.0, out=None):
     """Copy an NCHW array into a padded channels-last (N, Hp, Wp, C) buffer (`out` when given)."""
     (top, bottom), (left, right) = padding
     n, c, h, w = x.shape
@@ -217,7 +217,7 @@ class FusedConvolution(GradientHomes, Function):
             # buffer per thread; backward routes the gradient by offset.
             self.result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
             self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count < 256 else xp.int32)
-            one = _offset_codes(self, blocks.count)[1:2]
+            one = offset_codes(self, blocks.count)[1:2]
         result = self.result
 
         self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
@@ -231,7 +231,7 @@ class FusedConvolution(GradientHomes, Function):
             chunk_cols = self._new_cols(most)
             chunk_out = result.reshape(-1, o) if pool is None else xp.empty((most, o), dtype=dtype)
             for _, chunk in source:
-                _pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
+                pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
                 cols = self._fill_cols(chunk, chunk_cols)
                 if len(chunks) == 1:  # see backward
                     self.cols = cols
@@ -249,7 +249,7 @@ class FusedConvolution(GradientHomes, Function):
                     size = cols.shape[0]
                     per_offset = xp.reshape(chunk_out[:size], (blocks.count, -1, o))  # contiguous: a view
                     xp.matmul(cols.reshape(blocks.count, -1, cols.shape[1]), w_mat, out=per_offset)
-                    _MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one,
+                    MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one,
                                                 *blocks.split(chunk_out[:size], o))
 
         over_chunks(xp, chunks, n * self.image_values, work)
@@ -290,7 +290,7 @@ class FusedConvolution(GradientHomes, Function):
         image_bytes = self.x_pad.itemsize * max(self.image_values, grad_x.image_values if need_x else 0)
         pooling = blocks.pool is not None
         if pooling:  # 1 + each block's index, as (PH, PW, 1, 1, 1, 1) to compare with every offset at once
-            codes = _offset_codes(self, blocks.count)[1:].reshape(blocks.window + (1, 1, 1, 1))
+            codes = offset_codes(self, blocks.count)[1:].reshape(blocks.window + (1, 1, 1, 1))
 
         chunks = _chunks(n, image_bytes, xp)
         most = chunks[0].stop - chunks[0].start if chunks else 0
@@ -312,7 +312,7 @@ class FusedConvolution(GradientHomes, Function):
                     stacked = g_rows.reshape(blocks.window + g[chunk].shape)
                     # NOTE: written in pixel order too, for the input gradient, by the same kernel
                     tiles = grad_x.tiles(scratch, chunk) if need_x else None
-                    _route_by_codes(stacked, g[chunk], self.offset[chunk], codes, *([] if tiles is None else [tiles]))
+                    route_by_codes(stacked, g[chunk], self.offset[chunk], codes, *([] if tiles is None else [tiles]))
                 elif self.relu:  # in the rows' (pixels') order, so that the reshape is free
                     g_rows = xp.empty(g[chunk].shape, dtype=g.dtype)
                     relu_gradient(g_rows, g[chunk], self.result[chunk])
@@ -434,7 +434,7 @@ class _InputGradient:
         """The gradient as an NCHW view."""
         if self.full:
             return self.grad.transpose(0, 3, 1, 2)
-        return _unpad_nchw(self.grad, self.op.geometry[4])
+        return unpad_nchw(self.grad, self.op.geometry[4])
 
     def _pieces(self, g_rows, images):
         """For each kernel offset (i, j), the gradient of the input values that offset read.
@@ -460,7 +460,7 @@ class _Pool2d(Function):
         (kh, kw), (ph, pw) = kernel, padding
         out_h = output_size(h, kh, stride[0], ph)
         out_w = output_size(w, kw, stride[1], pw)
-        x_pad = _pad_nhwc(self.xp, x, ((ph, ph), (pw, pw)), fill)
+        x_pad = pad_nhwc(self.xp, x, ((ph, ph), (pw, pw)), fill)
         self.geometry = (x.shape, x_pad.shape, out_h, out_w, kernel, stride, padding)
         offsets = [(i, j) for i in range(kh) for j in range(kw)]
         return x_pad, offsets, out_h, out_w
@@ -469,7 +469,7 @@ class _Pool2d(Function):
         """Sum per-offset gradient pieces (each (N, OH, OW, C)) back into an NCHW input gradient."""
         _, pad_shape, out_h, out_w, _, stride, (ph, pw) = self.geometry
         grad_pad = _col2im(self.xp, pieces, self.xp.empty(pad_shape, dtype=dtype), out_h, out_w, stride, (1, 1))
-        return _unpad_nchw(grad_pad, ((ph, ph), (pw, pw)))
+        return unpad_nchw(grad_pad, ((ph, ph), (pw, pw)))
 
 
 def _tiles(y, kernel):
@@ -497,7 +497,7 @@ def _unpooled_buffer(xp, shape, kernel, dtype):
     return xp.empty(shape, dtype=dtype) if covered else xp.zeros(shape, dtype=dtype)
 
 
-def _offset_codes(op, count):
+def offset_codes(op, count):
     """0, 1, ..., count in the dtype of `op.offset`, on the op's device (made once: see arange_constant)."""
     return arange_constant(op.device, 0, count + 1, op.offset.dtype)
 
@@ -548,7 +548,7 @@ def _max_and_first_offset(relu):
     return fuse(kernel, cpu=tuned)
 
 
-_MAX_AND_FIRST_OFFSET = {relu: _max_and_first_offset(relu) for relu in (False, True)}
+MAX_AND_FIRST_OFFSET = {relu: _max_and_first_offset(relu) for relu in (False, True)}
 
 
 @fuse
@@ -560,7 +560,7 @@ def _route_by_offset(xp, g, offset, *grads):
 
 
 @fuse
-def _route_by_codes(xp, routed, g, offset, codes, *copies):
+def route_by_codes(xp, routed, g, offset, codes, *copies):
     """routed[i, j] = g where offset == codes[i, j] (= 1 + i * PW + j), else 0: _route_by_offset
     for blocks stacked along the first axes, with `codes` shaped to broadcast along them; each of
     `copies` (views of routed's shape) gets the same values.
@@ -594,8 +594,8 @@ class RoutedMaxPool(_Pool2d):
             self.offsets = offsets
         out = xp.empty(views[0].shape, dtype=x.dtype)  # (N, OH, OW, C)
         self.offset = xp.empty(out.shape, dtype=xp.uint8 if len(views) < 256 else xp.int32)
-        one = _offset_codes(self, len(views))[1:2]
-        over_batch(xp, out.shape[0], x.size, lambda r: _MAX_AND_FIRST_OFFSET[False](
+        one = offset_codes(self, len(views))[1:2]
+        over_batch(xp, out.shape[0], x.size, lambda r: MAX_AND_FIRST_OFFSET[False](
             out[r], self.offset[r], one, *[v[r] for v in views]))
         return out.transpose(0, 3, 1, 2)
 
