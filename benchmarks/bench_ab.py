@@ -2,12 +2,14 @@
 
     python benchmarks/bench_ab.py --a /work/main --b . --rounds 8 --steps 10
     python benchmarks/bench_ab.py --a . --b . --b-env TINYGRAD_CNN_KERNELS=reference   # kernels vs reference
+    python benchmarks/bench_ab.py --a . --b . --keep-freed B   # B calls tg.memory.keep_freed_memory()
 
 Each side runs in its own long-lived worker process (its checkout first on sys.path), with the same
 model, seed and batch of 128 MNIST-sized images; the rounds alternate A, B, B, A, ... so that noise
 from other work on the machine hits both alike. Prints the median step time of each side per round,
 and the ratio B/A of the medians with the spread over rounds."""
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -21,6 +23,8 @@ import tinygrad_cnn as tg
 from tinygrad_cnn import nn, optim
 from tinygrad_cnn.nn import functional as F
 print(tg.__file__, file=sys.stderr)
+if sys.argv[1] == "keep":  # process-wide, hence a side of its own
+    assert tg.memory.keep_freed_memory()
 tg.manual_seed(0)
 model = nn.Sequential([
     nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(2, strides=2),
@@ -49,9 +53,9 @@ for line in sys.stdin:
 """
 
 
-def start(checkout, env):
+def start(checkout, env, keep=False):
     environment = {**os.environ, "PYTHONPATH": os.path.abspath(checkout), **env}
-    return subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", WORKER, "keep" if keep else "default"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, env=environment, cwd=os.path.abspath(checkout))
 
 
@@ -61,18 +65,34 @@ def run(worker, steps):
     return [float(t) for t in worker.stdout.readline().split()]
 
 
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or None
+    except OSError:
+        return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--a", required=True, help="checkout A (e.g. /work/main)")
     p.add_argument("--b", required=True, help="checkout B")
     p.add_argument("--a-env", default="", help="NAME=value,... for A's worker")
     p.add_argument("--b-env", default="", help="NAME=value,... for B's worker")
+    p.add_argument("--keep-freed", choices=["none", "A", "B", "both"], default="none",
+                   help="which side's worker calls tg.memory.keep_freed_memory() (glibc malloc, process-wide)")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--steps", type=int, default=10, help="training steps per side per round")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     parse = lambda text: dict(kv.split("=", 1) for kv in text.split(",") if kv)  # noqa: E731
-    workers = {"A": start(args.a, parse(args.a_env)), "B": start(args.b, parse(args.b_env))}
+    keep = {side: args.keep_freed in (side, "both") for side in ("A", "B")}
+    workers = {side: start(getattr(args, side.lower()), parse(getattr(args, side.lower() + "_env")), keep[side])
+               for side in ("A", "B")}
     medians = {"A": [], "B": []}
     try:
         for r in range(args.rounds):
@@ -90,7 +110,8 @@ def main():
           f"{statistics.median(ratios):.3f}, {min(ratios):.3f} to {max(ratios):.3f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "steps": args.steps,
+            json.dump({"a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "keep_freed": args.keep_freed,
+                       "steps": args.steps, "rounds": args.rounds, "date": _now(), "commit": _commit(),
                        "median_ms": {"A": a * 1e3, "B": b * 1e3}, "ratio": b / a,
                        "median_round_ratio": statistics.median(ratios),
                        "round_ratios": ratios}, f, indent=2)

@@ -119,9 +119,10 @@ def _pad_nhwc(xp, x, padding, value=0.0, out=None):
 CHUNK_BYTES = 4 << 20
 
 
-def _chunks(count, image_bytes, xp=None):
+def _chunks(count, image_bytes, xp=None, limit=None):
     """Consecutive slices of one size (the last may be shorter) that cover range(count): at least
-    parallel.PIECES of them (fewer for a smaller batch), more where one would exceed CHUNK_BYTES.
+    parallel.PIECES of them (fewer for a smaller batch), more where one would exceed `limit` bytes
+    (CHUNK_BYTES when None).
 
     NOTE: fixed by the problem, not the thread count: a chunk's im2col rows go through one GEMM,
     whose rounding of a row may depend on its place in the product, and the chunks' shares of the
@@ -132,7 +133,7 @@ def _chunks(count, image_bytes, xp=None):
     kernel launches, and no CPU threads run GPU work."""
     if xp is not None and xp.__name__ != "numpy":
         return [slice(0, count)] if count else []
-    return pieces(count, most=max(1, CHUNK_BYTES // image_bytes))
+    return pieces(count, most=max(1, (CHUNK_BYTES if limit is None else limit) // image_bytes))
 
 
 class _PoolBlocks:
@@ -223,7 +224,7 @@ class FusedConvolution(GradientHomes, Function):
         self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
         image_bytes = self.image_values * x_pad.itemsize
 
-        chunks = _chunks(n, image_bytes, xp)
+        chunks = _chunks(n, image_bytes, xp, self.chunk_bytes())
         most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image if chunks else 0
         self.cols = None
 
@@ -254,6 +255,10 @@ class FusedConvolution(GradientHomes, Function):
 
         over_chunks(xp, chunks, n * self.image_values, work)
         return result.transpose(0, 3, 1, 2)
+
+    def chunk_bytes(self):
+        """The most bytes of im2col rows or full-size output a chunk of images may hold (see CHUNK_BYTES)."""
+        return CHUNK_BYTES
 
     def _new_cols(self, rows):
         """An im2col matrix for chunks of up to `rows` rows: KH*KW*C values per row, left
@@ -292,7 +297,7 @@ class FusedConvolution(GradientHomes, Function):
         if pooling:  # 1 + each block's index, as (PH, PW, 1, 1, 1, 1) to compare with every offset at once
             codes = _offset_codes(self, blocks.count)[1:].reshape(blocks.window + (1, 1, 1, 1))
 
-        chunks = _chunks(n, image_bytes, xp)
+        chunks = _chunks(n, image_bytes, xp, self.chunk_bytes())
         most = chunks[0].stop - chunks[0].start if chunks else 0
         parts = [None] * len(chunks)  # each chunk's share of the weight gradient (KH*KW*C, O), the bias its last row
         # NOTE: with one chunk each way (always on a GPU) forward's im2col rows are the ones needed here:
@@ -328,9 +333,19 @@ class FusedConvolution(GradientHomes, Function):
                     grad_x.add(scratch, chunk, None if pooling else g_rows)
 
         over_chunks(xp, chunks, n * self.image_values, work)
+        return self._parameter_gradients(parts, grad_x.result() if need_x else None, g.dtype)
+
+    def _parameter_gradients(self, parts, grad_x, dtype):
+        """backward's results from each chunk's share of the (KH*KW*C [+ 1], O) weight gradient, the
+        bias's its last row (None where no parameter needs a gradient), and the input's gradient."""
+        xp = self.xp
+        o, c, kh, kw = self.weight.shape
+        k = kh * kw * c
+        need_w = self.needs_input_grad[1]
         grad_params = None
-        if need_params:  # summed in chunk order, whichever thread computed each part
-            grad_params = parts[0] if parts else xp.zeros((k + self.has_bias, o), dtype=g.dtype)
+        if need_w or (self.has_bias and self.needs_input_grad[2]):
+            # summed in chunk order, whichever thread computed each part
+            grad_params = parts[0] if parts else xp.zeros((k + self.has_bias, o), dtype=dtype)
             for part in parts[1:]:
                 grad_params += part
         grad_w = None
@@ -344,7 +359,6 @@ class FusedConvolution(GradientHomes, Function):
             else:
                 xp.copyto(home, grad_w)
                 grad_w = home
-        grad_x = grad_x.result() if need_x else None
         if self.has_bias:
             if not self.needs_input_grad[2]:
                 return grad_x, grad_w, None
@@ -616,6 +630,9 @@ class RoutedMaxPool(_Pool2d):
 def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
                    relu=False):
     """conv.conv_pool_relu as one op: the convolution's output pooled and passed through
-    ReLU chunk by chunk while in cache, its gradient formed the same way."""
-    return FusedConvolution.apply(x, weight, *bias, stride=stride, padding=padding, dilation=dilation, pool=pool,
+    ReLU chunk by chunk while in cache, its gradient formed the same way (with one input channel,
+    the first layer's, by conv_few.FewChannelConvolution)."""
+    from . import conv_few  # (it builds on this module)
+    op = conv_few.FewChannelConvolution if conv_few.applies(x, weight, pool, stride, dilation) else FusedConvolution
+    return op.apply(x, weight, *bias, stride=stride, padding=padding, dilation=dilation, pool=pool,
                                   relu=relu)

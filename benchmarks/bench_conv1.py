@@ -1,0 +1,83 @@
+"""The tutorial's first block, Conv2D(32, 3x3, same, relu) on one channel + MaxPool 2x2, forward and
+backward at batch 128: FewChannelConvolution (kernels/conv_few.py, what conv_pool_relu picks for one
+input channel) against FusedConvolution (what ran before), interleaved in one process.
+
+    python benchmarks/bench_conv1.py                      # table
+    python benchmarks/bench_conv1.py --runs 5 --repeats 20 --json benchmarks/results/conv1_cpu.json
+
+Two cases: the model's (its input needs no gradient, as a model's input never does) and
+bench_ops.py's "conv1 block" (x requires grad too). Each run times every (case, kernel) pair
+alternately (common.time_interleaved: medians of `repeats`); the table gives the median over runs
+and the spread (lowest and highest run median)."""
+import argparse
+import datetime
+import statistics
+import subprocess
+
+import numpy as np
+
+from common import ROOT, machine, print_table, time_interleaved, write_json
+
+import tinygrad_cnn as tg
+from tinygrad_cnn.kernels import conv, conv_few
+
+N = 128
+KWARGS = dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), pool=(2, 2), relu=True)
+
+
+def make_runs():
+    rng = np.random.default_rng(0)
+    x = rng.random((N, 1, 28, 28), dtype=np.float32)
+    w = (rng.standard_normal((32, 1, 3, 3)) / 3).astype(np.float32)
+    b = (rng.standard_normal(32) / 10).astype(np.float32)
+    upstream = tg.Tensor(rng.standard_normal((N, 32, 14, 14)).astype(np.float32))
+    runs = {}
+    for case, x_grad in (("model (x needs no grad)", False), ("x needs grad", True)):
+        for name, op in (("FusedConvolution", conv.FusedConvolution), ("FewChannelConvolution",
+                                                                        conv_few.FewChannelConvolution)):
+            def run(op=op, x_grad=x_grad):
+                inputs = [tg.Tensor(x, requires_grad=x_grad), tg.Tensor(w, requires_grad=True),
+                          tg.Tensor(b, requires_grad=True)]
+                op.apply(*inputs, **KWARGS).backward(upstream)
+            runs[case, name] = run
+    return runs
+
+
+def _commit():
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return out.stdout.strip() or None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args(argv)
+    runs = make_runs()
+    medians = {key: [] for key in runs}
+    for _ in range(args.runs):
+        for key, seconds in time_interleaved({key: fn for key, fn in runs.items()}, args.repeats).items():
+            medians[key].append(seconds * 1e3)
+    rows, results = [], []
+    for case in dict.fromkeys(case for case, _ in runs):
+        before, after = medians[case, "FusedConvolution"], medians[case, "FewChannelConvolution"]
+        ratios = [a / b for a, b in zip(after, before)]
+        row = dict(case=case, fused_ms=statistics.median(before), few_ms=statistics.median(after),
+                   fused_runs_ms=before, few_runs_ms=after, ratio=statistics.median(ratios),
+                   ratio_range=[min(ratios), max(ratios)])
+        results.append(row)
+        rows.append([case, f"{row['fused_ms']:.2f} ({min(before):.2f}-{max(before):.2f})",
+                     f"{row['few_ms']:.2f} ({min(after):.2f}-{max(after):.2f})",
+                     f"{row['ratio']:.2f} ({min(ratios):.2f}-{max(ratios):.2f})"])
+    print(f"\nconv1 block forward+backward, batch {N}, float32, {tg.get_num_threads()} threads, "
+          f"median of {args.repeats} per run, {args.runs} runs (lowest-highest run)")
+    print_table(["case", "FusedConvolution ms", "FewChannelConvolution ms", "new/old"], rows)
+    write_json(args.json, dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                               commit=_commit(), batch=N, runs=args.runs, repeats=args.repeats,
+                               threads=tg.get_num_threads(), machine=machine(), results=results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
