@@ -43,13 +43,27 @@ def step():
 
 for _ in range(3):
     step()
+def faults():
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except ImportError:  # (not on Windows)
+        return 0
+
+def peak_mb():
+    try:
+        with open("/proc/self/status") as f:
+            return [int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:")][0]
+    except (OSError, IndexError):
+        return 0.0
+
 for line in sys.stdin:
-    times = []
+    times, before = [], faults()
     for _ in range(int(line)):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    print(" ".join(repr(t) for t in times), flush=True)
+    print(" ".join(repr(t) for t in times), "|", faults() - before, peak_mb(), flush=True)
 """
 
 
@@ -60,9 +74,13 @@ def start(checkout, env, keep=False):
 
 
 def run(worker, steps):
+    """The step times of `steps` steps, the page faults they took (minor: memory the kernel handed
+    the process, zeroed), and the worker's peak resident memory so far in MB."""
     worker.stdin.write(f"{steps}\n")
     worker.stdin.flush()
-    return [float(t) for t in worker.stdout.readline().split()]
+    times, counts = worker.stdout.readline().split("|")
+    faults, peak = counts.split()
+    return [float(t) for t in times.split()], int(faults), float(peak)
 
 
 def _now():
@@ -93,11 +111,13 @@ def main():
     keep = {side: args.keep_freed in (side, "both") for side in ("A", "B")}
     workers = {side: start(getattr(args, side.lower()), parse(getattr(args, side.lower() + "_env")), keep[side])
                for side in ("A", "B")}
-    medians = {"A": [], "B": []}
+    medians, faults, peaks = {"A": [], "B": []}, {"A": [], "B": []}, {}
     try:
         for r in range(args.rounds):
             for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
-                medians[side].append(statistics.median(run(workers[side], args.steps)))
+                times, count, peaks[side] = run(workers[side], args.steps)
+                medians[side].append(statistics.median(times))
+                faults[side].append(count / args.steps)
             print(f"round {r + 1}: A {medians['A'][-1] * 1e3:7.1f} ms   B {medians['B'][-1] * 1e3:7.1f} ms   "
                   f"B/A {medians['B'][-1] / medians['A'][-1]:.3f}", flush=True)
     finally:
@@ -108,13 +128,18 @@ def main():
     a, b = statistics.median(medians["A"]), statistics.median(medians["B"])
     print(f"\nmedian step: A {a * 1e3:.1f} ms, B {b * 1e3:.1f} ms; B/A {b / a:.3f}; B/A per round: median "
           f"{statistics.median(ratios):.3f}, {min(ratios):.3f} to {max(ratios):.3f}")
+    per_step = {side: statistics.median(faults[side][1:] or faults[side]) for side in faults}  # (round 1 warms up)
+    print(f"page faults per step (median over rounds): A {per_step['A']:.0f}, B {per_step['B']:.0f}; "
+          f"peak resident memory: A {peaks['A']:.0f} MB, B {peaks['B']:.0f} MB")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "keep_freed": args.keep_freed,
                        "steps": args.steps, "rounds": args.rounds, "date": _now(), "commit": _commit(),
                        "median_ms": {"A": a * 1e3, "B": b * 1e3}, "ratio": b / a,
                        "median_round_ratio": statistics.median(ratios),
-                       "round_ratios": ratios}, f, indent=2)
+                       "round_ratios": ratios, "faults_per_step": per_step, "peak_rss_mb": peaks,
+                       "median_ms_per_round": {side: [m * 1e3 for m in medians[side]] for side in medians}},
+                      f, indent=2)
             f.write("\n")
 
 
