@@ -6,6 +6,7 @@ pooling loop over the KH x KW kernel offsets only, so nothing loops over pixels,
 images, and the same code runs on CuPy."""
 from ..autograd import Function
 from ..conv import output_size
+from . import buffers
 from .dense import relu_gradient
 from .fusion import arange_constant, fuse
 from .homes import GradientHomes
@@ -105,7 +106,7 @@ def _pad_nhwc(xp, x, padding, value=0.0, out=None):
     (top, bottom), (left, right) = padding
     n, c, h, w = x.shape
     if out is None:
-        out = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+        out = buffers.empty(xp, (n, h + top + bottom, w + left + right, c), x.dtype)
     if top or bottom or left or right:
         out[...] = value
     out[:, top:top + h, left:left + w, :] = x.transpose(0, 2, 3, 1)
@@ -202,7 +203,7 @@ class FusedConvolution(GradientHomes, Function):
         # (on the CPU: on a GPU a batched GEMM would first copy such a matrix C-contiguous).
         self.channels_first = c * kw < blocks.width and not on_gpu
         self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
-        self.x_pad = x_pad = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+        self.x_pad = x_pad = buffers.empty(xp, (n, h + top + bottom, w + left + right, c), x.dtype)
         self.windows = _windows(xp, x_pad, kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
         dtype = xp.result_type(x, w_mat)
         # NOTE: the work goes chunk by chunk, each chunk's im2col rows in one buffer per thread
@@ -210,14 +211,14 @@ class FusedConvolution(GradientHomes, Function):
         # whole matrix to memory and reading it back cost more than a second im2col (conv2 of
         # the tutorial: 1.5 ms a step).
         if pool is None:
-            self.result = xp.empty((n, out_h, out_w, o), dtype=dtype)
+            self.result = buffers.empty(xp, (n, out_h, out_w, o), dtype)
             self.offset = None
         else:
             # NOTE: a pooling convolution keeps, per pooled value, only the offset of its window's
             # first maximum (one byte), not its full-size output, which lives in one chunk-sized
             # buffer per thread; backward routes the gradient by offset.
-            self.result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
-            self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count < 256 else xp.int32)
+            self.result = buffers.empty(xp, (n, blocks.height, blocks.width, o), dtype)
+            self.offset = buffers.empty(xp, self.result.shape, xp.uint8 if blocks.count < 256 else xp.int32)
             one = _offset_codes(self, blocks.count)[1:2]
         result = self.result
 
@@ -230,7 +231,7 @@ class FusedConvolution(GradientHomes, Function):
 
         def work(source):
             chunk_cols = self._new_cols(most)
-            chunk_out = result.reshape(-1, o) if pool is None else xp.empty((most, o), dtype=dtype)
+            chunk_out = result.reshape(-1, o) if pool is None else buffers.empty(xp, (most, o), dtype)
             for _, chunk in source:
                 _pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
                 cols = self._fill_cols(chunk, chunk_cols)
@@ -269,9 +270,9 @@ class FusedConvolution(GradientHomes, Function):
         saved."""
         width = self.weight[0].size + self.has_bias
         if self.channels_first:
-            cols = self.xp.empty((width, rows), dtype=self.x_pad.dtype).T
+            cols = buffers.empty(self.xp, (width, rows), self.x_pad.dtype).T
         else:
-            cols = self.xp.empty((rows, width), dtype=self.x_pad.dtype)
+            cols = buffers.empty(self.xp, (rows, width), self.x_pad.dtype)
         if self.has_bias:
             cols[:, -1] = 1
         return cols
@@ -308,7 +309,7 @@ class FusedConvolution(GradientHomes, Function):
         def work(source):
             chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params and kept is None else None
             if pooling:
-                routed = xp.empty((most * blocks.rows_per_image, o), dtype=g.dtype)  # in the rows' order
+                routed = buffers.empty(xp, (most * blocks.rows_per_image, o), g.dtype)  # in the rows' order
             scratch = grad_x.scratch(most) if need_x else None
             for index, chunk in source:
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
@@ -395,11 +396,11 @@ class _InputGradient:
             self.at = (reach_h - top, reach_w - left)  # where the output gradient starts in it
             flipped = op.weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)  # (KH, KW, O, C)
             self.weight = self.xp.ascontiguousarray(flipped).reshape(kh * kw * o, c)
-            self.grad = self.xp.empty((n, h, w, c), dtype=self.xp.result_type(dtype, op.weight))
+            self.grad = buffers.empty(self.xp, (n, h, w, c), self.xp.result_type(dtype, op.weight))
             self.image_values = h * w * kh * kw * o  # of its im2col rows
         else:
             self.weight = self.xp.ascontiguousarray(op.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
-            self.grad = self.xp.empty(op.x_pad.shape, dtype=dtype)  # padded, channels-last
+            self.grad = buffers.empty(self.xp, op.x_pad.shape, dtype)  # padded, channels-last
             self.image_values = 0
 
     def scratch(self, images):
@@ -409,11 +410,11 @@ class _InputGradient:
         out_h, out_w = op.geometry[1:3]
         o, _, kh, kw = op.weight.shape
         if self.full:
-            padded = xp.zeros((images,) + self.padded_size + (o,), dtype=self.dtype)
+            padded = buffers.zeros(xp, (images,) + self.padded_size + (o,), self.dtype)
             pixels = padded[:, self.at[0]:self.at[0] + out_h, self.at[1]:self.at[1] + out_w, :]
             h, w = self.grad.shape[1:3]
             windows = _windows(xp, padded, kh, kw, h, w, (1, 1), op.geometry[5])
-            return windows, pixels, xp.empty((images * h * w, kh * kw * o), dtype=self.dtype)
+            return windows, pixels, buffers.empty(xp, (images * h * w, kh * kw * o), self.dtype)
         if op.blocks.pool is not None:
             return None, _unpooled_buffer(xp, (images, out_h, out_w, o), op.blocks.pool, self.dtype), None
         return None, None, None
@@ -508,7 +509,7 @@ def _unpooled_buffer(xp, shape, kernel, dtype):
     and columns past the last whole window get no gradient."""
     _, h, w, _ = shape
     covered = h % kernel[0] == 0 and w % kernel[1] == 0
-    return xp.empty(shape, dtype=dtype) if covered else xp.zeros(shape, dtype=dtype)
+    return buffers.empty(xp, shape, dtype) if covered else buffers.zeros(xp, shape, dtype)
 
 
 def _offset_codes(op, count):

@@ -8,6 +8,7 @@ gradient, routed to each window's first maximum, is formed once per chunk and re
 for the weight gradient and (only when the input needs a gradient: never for a model's input)
 one for the input's. kernels/conv.py's conv_pool_relu picks it (see `applies`)."""
 from ..device import device_kind
+from . import buffers
 from .conv import FusedConvolution, _chunks, _offset_codes, _route_by_codes, _unpad_nchw
 from .parallel import over_batch, over_chunks
 
@@ -63,12 +64,12 @@ class FewChannelConvolution(FusedConvolution):
         if need_x:
             # taps[b, t, image, y', x']: the gradient of the input value that tap t = (i, j, channel) of
             # block b's output pixel (y', x') read; (K, O) rows in the im2col rows' (i, j, channel) order
-            taps = xp.empty((blocks.count, k, n, blocks.height, blocks.width), dtype=g.dtype)
+            taps = buffers.empty(xp, (blocks.count, k, n, blocks.height, blocks.width), g.dtype)
             w_rows = xp.ascontiguousarray(self.weight.transpose(2, 3, 1, 0).reshape(k, o)).astype(g.dtype, copy=False)
 
         def work(source):
             cols_buffer = self._new_cols(most) if need_params else None
-            routed = xp.empty((most, o), dtype=g.dtype)
+            routed = buffers.empty(xp, (most, o), g.dtype)
             for index, chunk in source:
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
                 g_rows = routed[:size]  # g at each window's first maximum (none where ReLU zeroed it)
@@ -97,7 +98,7 @@ class FewChannelConvolution(FusedConvolution):
         (sh, sw), (dh, dw), (ph, pw) = stride, dilation, blocks.window
         step_h, step_w = sh * ph, sw * pw  # from one pool window to the next, in input pixels
         span_h, span_w = step_h * (blocks.height - 1) + 1, step_w * (blocks.width - 1) + 1
-        grad = xp.zeros(self.x_pad.shape, dtype=taps.dtype)  # (N, Hp, Wp, C)
+        grad = buffers.zeros(xp, self.x_pad.shape, taps.dtype)  # (N, Hp, Wp, C)
         # tap t = (i, j, channel)'s place in the padded input, relative to its window's
         places = [(dh * i, dw * j, channel) for i in range(kh) for j in range(kw) for channel in range(c)]
 
