@@ -151,7 +151,7 @@ def _one_step(threads):
 @pytest.mark.skipif(parallel._blas_controller() is False, reason="threads per op need the `fast` extra")
 def test_the_same_bits_with_1_2_and_3_threads(monkeypatch):
     """Chunks are fixed by the problem (here many small ones), not by the thread count."""
-    monkeypatch.setattr(conv_few, "CHUNK_BYTES", 3000)
+    monkeypatch.setattr(conv_few, "CHUNK_BYTES", 20_000)  # 4 images a chunk
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
     try:
         results = {n: _one_step(n) for n in (1, 2, 3)}
