@@ -72,8 +72,11 @@ class FewChannelConvolution(FusedConvolution):
             routed = buffers.empty(xp, (most, o), g.dtype)
             for index, chunk in source:
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
+                g_chunk = g[chunk]
+                if not g_chunk.flags.c_contiguous:  # NOTE: read once here, not once per block by the routing
+                    g_chunk = xp.ascontiguousarray(g_chunk)  # (an NCHW gradient; the next layer's is channels-last)
                 g_rows = routed[:size]  # g at each window's first maximum (none where ReLU zeroed it)
-                _route_by_codes(g_rows.reshape(blocks.window + g[chunk].shape), g[chunk], self.offset[chunk], codes)
+                _route_by_codes(g_rows.reshape(blocks.window + g_chunk.shape), g_chunk, self.offset[chunk], codes)
                 if need_params:
                     # NOTE: dot, not matmul: see FusedConvolution.backward
                     parts[index] = xp.dot(self._fill_cols(chunk, cols_buffer).T, g_rows)
