@@ -4,15 +4,18 @@ input channel) against FusedConvolution (what ran before), interleaved in one pr
 
     python benchmarks/bench_conv1.py                      # table
     python benchmarks/bench_conv1.py --runs 5 --repeats 20 --json benchmarks/results/conv1_cpu.json
+    python benchmarks/bench_conv1.py --cpu-time --json benchmarks/results/conv1_cpu_thread_time.json
 
 Two cases: the model's (its input needs no gradient, as a model's input never does) and
 bench_ops.py's "conv1 block" (x requires grad too). Each run times every (case, kernel) pair
 alternately (common.time_interleaved: medians of `repeats`); the table gives the median over runs
-and the spread (lowest and highest run median)."""
+and the spread (lowest and highest run median). --cpu-time runs one thread and times the CPU time
+that thread used (time.thread_time), which waiting for a core on a loaded machine does not inflate."""
 import argparse
 import datetime
 import statistics
 import subprocess
+import time
 
 import numpy as np
 
@@ -45,6 +48,20 @@ def make_runs():
     return runs
 
 
+def thread_times(runs, repeats, warmup=2):
+    """Median CPU seconds of the calling thread per call of each callable, alternating between them."""
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.thread_time()
+            fn()
+            samples[name].append(time.thread_time() - start)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
 def _commit():
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     return out.stdout.strip() or None
@@ -54,12 +71,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--cpu-time", action="store_true", help="one thread, timed by its CPU time (time.thread_time)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
+    if args.cpu_time:
+        tg.set_num_threads(1)
+    timer = thread_times if args.cpu_time else time_interleaved
     runs = make_runs()
     medians = {key: [] for key in runs}
     for _ in range(args.runs):
-        for key, seconds in time_interleaved({key: fn for key, fn in runs.items()}, args.repeats).items():
+        for key, seconds in timer(runs, args.repeats).items():
             medians[key].append(seconds * 1e3)
     rows, results = [], []
     for case in dict.fromkeys(case for case, _ in runs):
@@ -72,11 +93,12 @@ def main(argv=None):
         rows.append([case, f"{row['fused_ms']:.2f} ({min(before):.2f}-{max(before):.2f})",
                      f"{row['few_ms']:.2f} ({min(after):.2f}-{max(after):.2f})",
                      f"{row['ratio']:.2f} ({min(ratios):.2f}-{max(ratios):.2f})"])
-    print(f"\nconv1 block forward+backward, batch {N}, float32, {tg.get_num_threads()} threads, "
+    clock = "CPU time of the one thread" if args.cpu_time else "wall time"
+    print(f"\nconv1 block forward+backward, batch {N}, float32, {tg.get_num_threads()} threads, {clock}, "
           f"median of {args.repeats} per run, {args.runs} runs (lowest-highest run)")
     print_table(["case", "FusedConvolution ms", "FewChannelConvolution ms", "new/old"], rows)
     write_json(args.json, dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                               commit=_commit(), batch=N, runs=args.runs, repeats=args.repeats,
+                               commit=_commit(), batch=N, runs=args.runs, clock="thread_time" if args.cpu_time else "wall", repeats=args.repeats,
                                threads=tg.get_num_threads(), machine=machine(), results=results))
     return results
 
