@@ -87,10 +87,11 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _commit():
+def _commit(checkout):
+    """The checkout's HEAD (its working tree may differ: a copy of a worktree reports the live branch's)."""
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or None
+                              cwd=os.path.abspath(checkout)).stdout.strip() or None
     except OSError:
         return None
 
@@ -134,7 +135,7 @@ def main():
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "keep_freed": args.keep_freed,
-                       "steps": args.steps, "rounds": args.rounds, "date": _now(), "commit": _commit(),
+                       "steps": args.steps, "rounds": args.rounds, "date": _now(), "commit": {"A": _commit(args.a), "B": _commit(args.b)},
                        "median_ms": {"A": a * 1e3, "B": b * 1e3}, "ratio": b / a,
                        "median_round_ratio": statistics.median(ratios),
                        "round_ratios": ratios, "faults_per_step": per_step, "peak_rss_mb": peaks,
