@@ -69,7 +69,8 @@ for line in sys.stdin:
 
 def start(checkout, env, keep=False):
     environment = {**os.environ, "PYTHONPATH": os.path.abspath(checkout), **env}
-    return subprocess.Popen([sys.executable, "-c", WORKER, "keep" if keep else "default"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", WORKER, "keep" if keep else "default"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, env=environment, cwd=os.path.abspath(checkout))
 
 
@@ -134,8 +135,9 @@ def main():
           f"peak resident memory: A {peaks['A']:.0f} MB, B {peaks['B']:.0f} MB")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "keep_freed": args.keep_freed,
-                       "steps": args.steps, "rounds": args.rounds, "date": _now(), "commit": {"A": _commit(args.a), "B": _commit(args.b)},
+            json.dump({"a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env,
+                       "keep_freed": args.keep_freed, "steps": args.steps, "rounds": args.rounds, "date": _now(),
+                       "commit": {"A": _commit(args.a), "B": _commit(args.b)},
                        "median_ms": {"A": a * 1e3, "B": b * 1e3}, "ratio": b / a,
                        "median_round_ratio": statistics.median(ratios),
                        "round_ratios": ratios, "faults_per_step": per_step, "peak_rss_mb": peaks,

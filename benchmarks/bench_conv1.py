@@ -98,7 +98,8 @@ def main(argv=None):
           f"median of {args.repeats} per run, {args.runs} runs (lowest-highest run)")
     print_table(["case", "FusedConvolution ms", "FewChannelConvolution ms", "new/old"], rows)
     write_json(args.json, dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                               commit=_commit(), batch=N, runs=args.runs, clock="thread_time" if args.cpu_time else "wall", repeats=args.repeats,
+                               commit=_commit(), batch=N, runs=args.runs, repeats=args.repeats,
+                               clock="thread_time" if args.cpu_time else "wall",
                                threads=tg.get_num_threads(), machine=machine(), results=results))
     return results
 

@@ -38,7 +38,7 @@ TABLE = [
     Row(reference_conv.conv_pool_relu, conv.conv_pool_relu, _BOTH,
         "conv + bias + max-pool + ReLU as one op, pooled in cache; the gradient routed by one byte per window"),
     Row(reference_conv.conv_pool_relu, conv_few.FewChannelConvolution, ("cpu",),
-        "one input channel: chunks in L2; the routed gradient feeds both gradient GEMMs, none for an input without grad",
+        "one input channel: chunks in L2; one GEMM from the routed gradient per gradient, none for data",
         via=conv.conv_pool_relu),
     Row(reference_conv.MaxPool, conv.RoutedMaxPool, _BOTH, "one byte per window (its first maximum), routed back"),
     Row(layers.run_layers, plan.run_layers, _BOTH, "Conv2D/Dense + MaxPool2D fused (pool before ReLU)"),
