@@ -19,8 +19,9 @@ def keep_freed_memory():
     this call (2,700 a step, 10.5 MB faulted back in and zeroed by the kernel, before they did).
     Measured with benchmarks/bench_ab.py (alternating rounds in two long-lived processes, batch 128,
     a loaded 2-core VM): before, this call made a step 6% faster (B/A 0.937 over 40 rounds; an A/A
-    control 0.993); since, both take under 5 faults a step (timings: benchmarks/README.md). It still
-    helps code of your own that allocates large NumPy arrays every step.
+    control 0.993); since, both take under 5 faults a step, and the call measured 0.91 and 1.11 in two
+    runs: no effect the noise resolves (benchmarks/README.md). It can still help code of your own
+    that allocates large NumPy arrays every step.
 
     The cost: the process keeps its peak heap instead of shrinking between steps, and the
     setting holds for the whole process (every library's malloc), so it is opt-in. Returns True
