@@ -637,7 +637,10 @@ def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), di
     """conv.conv_pool_relu as one op: the convolution's output pooled and passed through
     ReLU chunk by chunk while in cache, its gradient formed the same way (with one input channel,
     the first layer's, by conv_few.FewChannelConvolution)."""
-    from . import conv_few  # (it builds on this module)
-    op = conv_few.FewChannelConvolution if conv_few.applies(x, weight, pool, stride, dilation) else FusedConvolution
-    return op.apply(x, weight, *bias, stride=stride, padding=padding, dilation=dilation, pool=pool,
-                                  relu=relu)
+    op = FewChannelConvolution if few_channels(x, weight, pool, stride, dilation) else FusedConvolution
+    return op.apply(x, weight, *bias, stride=stride, padding=padding, dilation=dilation, pool=pool, relu=relu)
+
+
+# NOTE: imported last, as it builds on this module; a global here (not conv_few.FewChannelConvolution)
+# so that a second derivative finds conv_pool_relu's reference for it (higher_order._reference_of)
+from .conv_few import FewChannelConvolution, applies as few_channels  # noqa: E402
