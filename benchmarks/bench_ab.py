@@ -2,6 +2,7 @@
 
     python benchmarks/bench_ab.py --a /work/main --b . --rounds 8 --steps 10
     python benchmarks/bench_ab.py --a . --b . --b-env TINYGRAD_CNN_KERNELS=reference   # kernels vs reference
+    python benchmarks/bench_ab.py --a . --b . --keep-freed B   # B calls tg.memory.keep_freed_memory()
 
 Each side runs in its own long-lived worker process (its checkout first on sys.path), with the same
 model, seed and batch of 128 MNIST-sized images; the rounds alternate A, B, B, A, ... so that noise
@@ -23,6 +24,8 @@ import tinygrad_cnn as tg
 from tinygrad_cnn import nn, optim
 from tinygrad_cnn.nn import functional as F
 print(tg.__file__, file=sys.stderr)
+if sys.argv[1] == "keep":  # process-wide, hence a side of its own
+    assert tg.memory.keep_freed_memory()
 tg.manual_seed(0)
 model = nn.Sequential([
     nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(2, strides=2),
@@ -41,26 +44,54 @@ def step():
 
 for _ in range(3):
     step()
+def faults():
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except ImportError:  # (not on Windows)
+        return 0
+
+def peak_mb():
+    try:
+        with open("/proc/self/status") as f:
+            return [int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:")][0]
+    except (OSError, IndexError):
+        return 0.0
+
 for line in sys.stdin:
-    times = []
+    times, before = [], faults()
     for _ in range(int(line)):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    print(" ".join(repr(t) for t in times), flush=True)
+    print(" ".join(repr(t) for t in times), "|", faults() - before, peak_mb(), flush=True)
 """
 
 
-def start(checkout, env):
+def start(checkout, env, keep=False):
     environment = {**os.environ, "PYTHONPATH": os.path.abspath(checkout), **env}
-    return subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", WORKER, "keep" if keep else "default"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, env=environment, cwd=os.path.abspath(checkout))
 
 
 def run(worker, steps):
+    """The step times of `steps` steps, the page faults they took (minor: memory the kernel handed
+    the process, zeroed), and the worker's peak resident memory so far in MB."""
     worker.stdin.write(f"{steps}\n")
     worker.stdin.flush()
-    return [float(t) for t in worker.stdout.readline().split()]
+    times, counts = worker.stdout.readline().split("|")
+    faults, peak = counts.split()
+    return [float(t) for t in times.split()], int(faults), float(peak)
+
+
+def _commit(checkout):
+    """The checkout's HEAD (its working tree may differ: a copy of a worktree reports the live branch's)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=os.path.abspath(checkout)).stdout.strip() or None
+    except OSError:
+        return None
 
 
 def main():
@@ -69,17 +100,23 @@ def main():
     p.add_argument("--b", required=True, help="checkout B")
     p.add_argument("--a-env", default="", help="NAME=value,... for A's worker")
     p.add_argument("--b-env", default="", help="NAME=value,... for B's worker")
+    p.add_argument("--keep-freed", choices=["none", "A", "B", "both"], default="none",
+                   help="which side's worker calls tg.memory.keep_freed_memory() (glibc malloc, process-wide)")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--steps", type=int, default=10, help="training steps per side per round")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     parse = lambda text: dict(kv.split("=", 1) for kv in text.split(",") if kv)  # noqa: E731
-    workers = {"A": start(args.a, parse(args.a_env)), "B": start(args.b, parse(args.b_env))}
-    medians = {"A": [], "B": []}
+    keep = {side: args.keep_freed in (side, "both") for side in ("A", "B")}
+    workers = {side: start(getattr(args, side.lower()), parse(getattr(args, side.lower() + "_env")), keep[side])
+               for side in ("A", "B")}
+    medians, faults, peaks = {"A": [], "B": []}, {"A": [], "B": []}, {}
     try:
         for r in range(args.rounds):
             for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
-                medians[side].append(statistics.median(run(workers[side], args.steps)))
+                times, count, peaks[side] = run(workers[side], args.steps)
+                medians[side].append(statistics.median(times))
+                faults[side].append(count / args.steps)
             print(f"round {r + 1}: A {medians['A'][-1] * 1e3:7.1f} ms   B {medians['B'][-1] * 1e3:7.1f} ms   "
                   f"B/A {medians['B'][-1] / medians['A'][-1]:.3f}", flush=True)
     finally:
@@ -90,12 +127,19 @@ def main():
     a, b = statistics.median(medians["A"]), statistics.median(medians["B"])
     print(f"\nmedian step: A {a * 1e3:.1f} ms, B {b * 1e3:.1f} ms; B/A {b / a:.3f}; B/A per round: median "
           f"{statistics.median(ratios):.3f}, {min(ratios):.3f} to {max(ratios):.3f}")
+    per_step = {side: statistics.median(faults[side][1:] or faults[side]) for side in faults}  # (round 1 warms up)
+    print(f"page faults per step (median over rounds): A {per_step['A']:.0f}, B {per_step['B']:.0f}; "
+          f"peak resident memory: A {peaks['A']:.0f} MB, B {peaks['B']:.0f} MB")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({**provenance(), "a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env, "steps": args.steps,
+            json.dump({**provenance(), "a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env,
+                       "keep_freed": args.keep_freed, "steps": args.steps, "rounds": args.rounds,
+                       "side_commits": {"A": _commit(args.a), "B": _commit(args.b)},
                        "median_ms": {"A": a * 1e3, "B": b * 1e3}, "ratio": b / a,
                        "median_round_ratio": statistics.median(ratios),
-                       "round_ratios": ratios}, f, indent=2)
+                       "round_ratios": ratios, "faults_per_step": per_step, "peak_rss_mb": peaks,
+                       "median_ms_per_round": {side: [m * 1e3 for m in medians[side]] for side in medians}},
+                      f, indent=2)
             f.write("\n")
 
 

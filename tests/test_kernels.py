@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import Tensor, conv, kernels, ops
-from tinygrad_cnn.kernels import winograd
+from tinygrad_cnn.kernels import conv_few, winograd
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.testing import strategies as S
 
@@ -114,7 +114,8 @@ def test_fused_conv_pool_relu_kernel(device, relu, case):
     x, w = x + jitter.uniform(-1e-3, 1e-3, x.shape), w + jitter.uniform(-1e-3, 1e-3, w.shape)
     assume(_no_near_ties(conv2d_loop(x, w, b, **kwargs), pool, relu))
     ran = _same_both_ways(lambda *t: F.conv2d_max_pool2d(*t, pool_size=pool, relu=relu, **kwargs), [x, w, b], device)
-    assert _top_ops(ran) == ("FusedConvolution", "ReLU" if relu else "MaxPool")
+    few = device == "cpu" and x.shape[1] <= conv_few.MAX_CHANNELS  # (kernels/conv_few.py: the first layer's)
+    assert _top_ops(ran) == ("FewChannelConvolution" if few else "FusedConvolution", "ReLU" if relu else "MaxPool")
 
 
 @pytest.mark.parametrize("relu", [False, True])

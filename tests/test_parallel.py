@@ -175,7 +175,7 @@ def test_conv_chunks_are_fixed_by_the_problem_not_the_thread_count(count, most, 
     monkeypatch.setattr(conv, "CHUNK_BYTES", most * 100)
     for threads_ in (1, 2, 3, 16):
         monkeypatch.setattr(parallel, "_threads", threads_)
-        chunks = conv._chunks(count, 100)
+        chunks = conv.cache_chunks(count, 100)
         assert [c.stop - c.start for c in chunks] == sizes
         assert chunks[0].start == 0 and chunks[-1].stop == count
         assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
@@ -339,5 +339,5 @@ def test_conv_is_one_chunk_on_a_gpu_whatever_the_thread_count(monkeypatch):
     import types
     monkeypatch.setattr(parallel, "_threads", 16)
     gpu = types.SimpleNamespace(__name__="cupy")
-    assert conv._chunks(128, 10**4, gpu) == [slice(0, 128)]
-    assert len(conv._chunks(128, 10**5, np)) == parallel.PIECES  # on the CPU: fixed by the problem
+    assert conv.cache_chunks(128, 10**4, gpu) == [slice(0, 128)]
+    assert len(conv.cache_chunks(128, 10**5, np)) == parallel.PIECES  # on the CPU: fixed by the problem

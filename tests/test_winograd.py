@@ -160,7 +160,7 @@ def test_float32_error_is_no_worse_than_the_direct_kernels():
     ((2, 32, 14, 14), dict(padding="same"), "WinogradConvPool"),  # the tutorial's conv2
     ((2, 32, 6, 6), dict(padding="valid"), "WinogradConvPool"),
     ((2, 16, 14, 14), dict(padding="same"), "FusedConvolution"),  # fewer channels than WINS_FROM_CHANNELS
-    ((2, 1, 28, 28), dict(padding="same"), "FusedConvolution"),  # conv1: too few channels to win
+    ((2, 1, 28, 28), dict(padding="same"), "FewChannelConvolution"),  # conv1: too few channels to win
     ((2, 32, 13, 13), dict(padding="same"), "FusedConvolution"),  # an odd output: windows are not tiles
     ((2, 32, 16, 16), dict(padding=1, stride=2), "FusedConvolution"),
     ((2, 32, 14, 14), dict(padding="same", dilation=2), "FusedConvolution"),
@@ -193,5 +193,5 @@ def test_the_model_uses_winograd_for_conv2_and_the_reference_switch_bypasses_it(
                              env=dict(env, TINYGRAD_CNN_KERNELS=mode))
         assert out.returncode == 0, out.stderr
         return out.stdout.split()
-    assert ops("fast") == ["WinogradConvPool", "FusedConvolution"]
+    assert ops("fast") == ["WinogradConvPool", "FewChannelConvolution"]
     assert "WinogradConvPool" not in ops("reference") and "FusedConvolution" not in ops("reference")

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from .. import conv as reference_conv, ops, optim as reference_optim
 from ..autograd import kernel_for, kernels_enabled, set_kernels, substitute
 from ..nn import functional, layers
-from . import conv, dense, loss, optim, plan, winograd
+from . import conv, conv_few, dense, loss, optim, plan, winograd
 
 ENV = "TINYGRAD_CNN_KERNELS"
 
@@ -22,6 +22,7 @@ class Row(NamedTuple):
     kernel: Any      # what runs instead, with the same arguments and results
     devices: tuple   # the device kinds it runs on ("cpu", "cuda")
     why: str
+    via: Any = None  # the kernel that picks this one for some inputs (not installed itself), or None
 
 
 _BOTH = ("cpu", "cuda")
@@ -38,6 +39,9 @@ TABLE = [
         "conv + bias + max-pool + ReLU as one op, pooled in cache; the gradient routed by one byte per window"),
     Row(reference_conv.conv_pool_relu, winograd.conv_pool_relu, ("cpu",),
         "3x3 stride-1 conv + 2x2 pool as Winograd F(2x2, 3x3), where it applies and wins; else the row above"),
+    Row(reference_conv.conv_pool_relu, conv_few.FewChannelConvolution, ("cpu",),
+        "one input channel: chunks in L2; one GEMM from the routed gradient per gradient, none for data",
+        via=conv.conv_pool_relu),
     Row(reference_conv.MaxPool, conv.RoutedMaxPool, _BOTH, "one byte per window (its first maximum), routed back"),
     Row(layers.run_layers, plan.run_layers, _BOTH, "Conv2D/Dense + MaxPool2D fused (pool before ReLU)"),
     Row(functional.nll_of_log_softmax, loss.cross_entropy, _BOTH,
@@ -48,9 +52,11 @@ TABLE = [
 
 
 def install():
-    """Register every row of TABLE (tinygrad_cnn/__init__.py calls it once)."""
+    """Register every row of TABLE (tinygrad_cnn/__init__.py calls it once); a row with `via` is
+    picked by that kernel, which its own row installs."""
     for row in TABLE:
-        substitute(row.reference, row.kernel, row.devices)
+        if row.via is None:
+            substitute(row.reference, row.kernel, row.devices)
 
 
 @contextlib.contextmanager

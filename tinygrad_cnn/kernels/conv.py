@@ -6,6 +6,7 @@ pooling loop over the KH x KW kernel offsets only, so nothing loops over pixels,
 images, and the same code runs on CuPy."""
 from ..autograd import Function
 from ..conv import output_size
+from . import buffers
 from .dense import relu_gradient
 from .fusion import arange_constant, fuse
 from .homes import GradientHomes
@@ -63,14 +64,18 @@ def _im2col(xp, windows, out):
     along whichever axis is contiguous in both. With `out` row-major that is a window's (KW, C)
     run (contiguous in the channels-last input at dilation 1), 3x faster than KH*KW slice
     copies; with `out` column-major (few channels) it is a row of the output grid."""
-    ph, pw, n, out_h, out_w, kh, kw, c = windows.shape
+    xp.copyto(im2col_target(xp, windows.shape, out), windows)
+    return out
+
+
+def im2col_target(xp, shape, out):
+    """The view of `out` that _im2col copies windows of `shape` into."""
+    ph, pw, n, out_h, out_w, kh, kw, c = shape
     row, col = out.strides
     per_offset = n * out_h * out_w * row
-    dst = xp.lib.stride_tricks.as_strided(
-        out, shape=windows.shape,
+    return xp.lib.stride_tricks.as_strided(
+        out, shape=shape,
         strides=(pw * per_offset, per_offset, out_h * out_w * row, out_w * row, row, kw * c * col, c * col, col))
-    xp.copyto(dst, windows)
-    return out
 
 
 def _col2im(xp, pieces, grad_pad, out_h, out_w, stride, dilation):
@@ -105,7 +110,7 @@ def pad_nhwc(xp, x, padding, value=0.0, out=None):
     (top, bottom), (left, right) = padding
     n, c, h, w = x.shape
     if out is None:
-        out = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+        out = buffers.empty(xp, (n, h + top + bottom, w + left + right, c), x.dtype)
     if top or bottom or left or right:
         out[...] = value
     out[:, top:top + h, left:left + w, :] = x.transpose(0, 2, 3, 1)
@@ -119,9 +124,10 @@ def pad_nhwc(xp, x, padding, value=0.0, out=None):
 CHUNK_BYTES = 4 << 20
 
 
-def _chunks(count, image_bytes, xp=None):
+def cache_chunks(count, image_bytes, xp=None, limit=None):
     """Consecutive slices of one size (the last may be shorter) that cover range(count): at least
-    parallel.PIECES of them (fewer for a smaller batch), more where one would exceed CHUNK_BYTES.
+    parallel.PIECES of them (fewer for a smaller batch), more where one would exceed `limit` bytes
+    (CHUNK_BYTES when None).
 
     NOTE: fixed by the problem, not the thread count: a chunk's im2col rows go through one GEMM,
     whose rounding of a row may depend on its place in the product, and the chunks' shares of the
@@ -132,7 +138,7 @@ def _chunks(count, image_bytes, xp=None):
     kernel launches, and no CPU threads run GPU work."""
     if xp is not None and xp.__name__ != "numpy":
         return [slice(0, count)] if count else []
-    return pieces(count, most=max(1, CHUNK_BYTES // image_bytes))
+    return pieces(count, most=max(1, (CHUNK_BYTES if limit is None else limit) // image_bytes))
 
 
 class _PoolBlocks:
@@ -201,7 +207,7 @@ class FusedConvolution(GradientHomes, Function):
         # (on the CPU: on a GPU a batched GEMM would first copy such a matrix C-contiguous).
         self.channels_first = c * kw < blocks.width and not on_gpu
         self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
-        self.x_pad = x_pad = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+        self.x_pad = x_pad = buffers.empty(xp, (n, h + top + bottom, w + left + right, c), x.dtype)
         self.windows = _windows(xp, x_pad, kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
         dtype = xp.result_type(x, w_mat)
         # NOTE: the work goes chunk by chunk, each chunk's im2col rows in one buffer per thread
@@ -209,27 +215,27 @@ class FusedConvolution(GradientHomes, Function):
         # whole matrix to memory and reading it back cost more than a second im2col (conv2 of
         # the tutorial: 1.5 ms a step).
         if pool is None:
-            self.result = xp.empty((n, out_h, out_w, o), dtype=dtype)
+            self.result = buffers.empty(xp, (n, out_h, out_w, o), dtype)
             self.offset = None
         else:
             # NOTE: a pooling convolution keeps, per pooled value, only the offset of its window's
             # first maximum (one byte), not its full-size output, which lives in one chunk-sized
             # buffer per thread; backward routes the gradient by offset.
-            self.result = xp.empty((n, blocks.height, blocks.width, o), dtype=dtype)
-            self.offset = xp.empty(self.result.shape, dtype=xp.uint8 if blocks.count < 256 else xp.int32)
+            self.result = buffers.empty(xp, (n, blocks.height, blocks.width, o), dtype)
+            self.offset = buffers.empty(xp, self.result.shape, xp.uint8 if blocks.count < 256 else xp.int32)
             one = offset_codes(self, blocks.count)[1:2]
         result = self.result
 
         self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
         image_bytes = self.image_values * x_pad.itemsize
 
-        chunks = _chunks(n, image_bytes, xp)
+        chunks = cache_chunks(n, image_bytes, xp, self.chunk_bytes())
         most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image if chunks else 0
         self.cols = None
 
         def work(source):
             chunk_cols = self._new_cols(most)
-            chunk_out = result.reshape(-1, o) if pool is None else xp.empty((most, o), dtype=dtype)
+            chunk_out = result.reshape(-1, o) if pool is None else buffers.empty(xp, (most, o), dtype)
             for _, chunk in source:
                 pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
                 cols = self._fill_cols(chunk, chunk_cols)
@@ -255,6 +261,10 @@ class FusedConvolution(GradientHomes, Function):
         over_chunks(xp, chunks, n * self.image_values, work)
         return result.transpose(0, 3, 1, 2)
 
+    def chunk_bytes(self):
+        """The most bytes of im2col rows or full-size output a chunk of images may hold (see CHUNK_BYTES)."""
+        return CHUNK_BYTES
+
     def _new_cols(self, rows):
         """An im2col matrix for chunks of up to `rows` rows: KH*KW*C values per row, left
         uninitialised, and with a bias a last column of ones (which _fill_cols leaves alone).
@@ -264,9 +274,9 @@ class FusedConvolution(GradientHomes, Function):
         saved."""
         width = self.weight[0].size + self.has_bias
         if self.channels_first:
-            cols = self.xp.empty((width, rows), dtype=self.x_pad.dtype).T
+            cols = buffers.empty(self.xp, (width, rows), self.x_pad.dtype).T
         else:
-            cols = self.xp.empty((rows, width), dtype=self.x_pad.dtype)
+            cols = buffers.empty(self.xp, (rows, width), self.x_pad.dtype)
         if self.has_bias:
             cols[:, -1] = 1
         return cols
@@ -292,7 +302,7 @@ class FusedConvolution(GradientHomes, Function):
         if pooling:  # 1 + each block's index, as (PH, PW, 1, 1, 1, 1) to compare with every offset at once
             codes = offset_codes(self, blocks.count)[1:].reshape(blocks.window + (1, 1, 1, 1))
 
-        chunks = _chunks(n, image_bytes, xp)
+        chunks = cache_chunks(n, image_bytes, xp, self.chunk_bytes())
         most = chunks[0].stop - chunks[0].start if chunks else 0
         parts = [None] * len(chunks)  # each chunk's share of the weight gradient (KH*KW*C, O), the bias its last row
         # NOTE: with one chunk each way (always on a GPU) forward's im2col rows are the ones needed here:
@@ -303,7 +313,7 @@ class FusedConvolution(GradientHomes, Function):
         def work(source):
             chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params and kept is None else None
             if pooling:
-                routed = xp.empty((most * blocks.rows_per_image, o), dtype=g.dtype)  # in the rows' order
+                routed = buffers.empty(xp, (most * blocks.rows_per_image, o), g.dtype)  # in the rows' order
             scratch = grad_x.scratch(most) if need_x else None
             for index, chunk in source:
                 size = (chunk.stop - chunk.start) * blocks.rows_per_image
@@ -328,9 +338,19 @@ class FusedConvolution(GradientHomes, Function):
                     grad_x.add(scratch, chunk, None if pooling else g_rows)
 
         over_chunks(xp, chunks, n * self.image_values, work)
+        return self._parameter_gradients(parts, grad_x.result() if need_x else None, g.dtype)
+
+    def _parameter_gradients(self, parts, grad_x, dtype):
+        """backward's results from each chunk's share of the (KH*KW*C [+ 1], O) weight gradient, the
+        bias's its last row (None where no parameter needs a gradient), and the input's gradient."""
+        xp = self.xp
+        o, c, kh, kw = self.weight.shape
+        k = kh * kw * c
+        need_w = self.needs_input_grad[1]
         grad_params = None
-        if need_params:  # summed in chunk order, whichever thread computed each part
-            grad_params = parts[0] if parts else xp.zeros((k + self.has_bias, o), dtype=g.dtype)
+        if need_w or (self.has_bias and self.needs_input_grad[2]):
+            # summed in chunk order, whichever thread computed each part
+            grad_params = parts[0] if parts else xp.zeros((k + self.has_bias, o), dtype=dtype)
             for part in parts[1:]:
                 grad_params += part
         grad_w = None
@@ -344,7 +364,6 @@ class FusedConvolution(GradientHomes, Function):
             else:
                 xp.copyto(home, grad_w)
                 grad_w = home
-        grad_x = grad_x.result() if need_x else None
         if self.has_bias:
             if not self.needs_input_grad[2]:
                 return grad_x, grad_w, None
@@ -381,11 +400,11 @@ class _InputGradient:
             self.at = (reach_h - top, reach_w - left)  # where the output gradient starts in it
             flipped = op.weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)  # (KH, KW, O, C)
             self.weight = self.xp.ascontiguousarray(flipped).reshape(kh * kw * o, c)
-            self.grad = self.xp.empty((n, h, w, c), dtype=self.xp.result_type(dtype, op.weight))
+            self.grad = buffers.empty(self.xp, (n, h, w, c), self.xp.result_type(dtype, op.weight))
             self.image_values = h * w * kh * kw * o  # of its im2col rows
         else:
             self.weight = self.xp.ascontiguousarray(op.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
-            self.grad = self.xp.empty(op.x_pad.shape, dtype=dtype)  # padded, channels-last
+            self.grad = buffers.empty(self.xp, op.x_pad.shape, dtype)  # padded, channels-last
             self.image_values = 0
 
     def scratch(self, images):
@@ -395,11 +414,11 @@ class _InputGradient:
         out_h, out_w = op.geometry[1:3]
         o, _, kh, kw = op.weight.shape
         if self.full:
-            padded = xp.zeros((images,) + self.padded_size + (o,), dtype=self.dtype)
+            padded = buffers.zeros(xp, (images,) + self.padded_size + (o,), self.dtype)
             pixels = padded[:, self.at[0]:self.at[0] + out_h, self.at[1]:self.at[1] + out_w, :]
             h, w = self.grad.shape[1:3]
             windows = _windows(xp, padded, kh, kw, h, w, (1, 1), op.geometry[5])
-            return windows, pixels, xp.empty((images * h * w, kh * kw * o), dtype=self.dtype)
+            return windows, pixels, buffers.empty(xp, (images * h * w, kh * kw * o), self.dtype)
         if op.blocks.pool is not None:
             return None, _unpooled_buffer(xp, (images, out_h, out_w, o), op.blocks.pool, self.dtype), None
         return None, None, None
@@ -494,7 +513,7 @@ def _unpooled_buffer(xp, shape, kernel, dtype):
     and columns past the last whole window get no gradient."""
     _, h, w, _ = shape
     covered = h % kernel[0] == 0 and w % kernel[1] == 0
-    return xp.empty(shape, dtype=dtype) if covered else xp.zeros(shape, dtype=dtype)
+    return buffers.empty(xp, shape, dtype) if covered else buffers.zeros(xp, shape, dtype)
 
 
 def offset_codes(op, count):
@@ -616,6 +635,12 @@ class RoutedMaxPool(_Pool2d):
 def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
                    relu=False):
     """conv.conv_pool_relu as one op: the convolution's output pooled and passed through
-    ReLU chunk by chunk while in cache, its gradient formed the same way."""
-    return FusedConvolution.apply(x, weight, *bias, stride=stride, padding=padding, dilation=dilation, pool=pool,
-                                  relu=relu)
+    ReLU chunk by chunk while in cache, its gradient formed the same way (with one input channel,
+    the first layer's, by conv_few.FewChannelConvolution)."""
+    op = FewChannelConvolution if few_channels(x, weight, pool, stride, dilation) else FusedConvolution
+    return op.apply(x, weight, *bias, stride=stride, padding=padding, dilation=dilation, pool=pool, relu=relu)
+
+
+# NOTE: imported last, as it builds on this module; a global here (not conv_few.FewChannelConvolution)
+# so that a second derivative finds conv_pool_relu's reference for it (higher_order._reference_of)
+from .conv_few import FewChannelConvolution, applies as few_channels  # noqa: E402

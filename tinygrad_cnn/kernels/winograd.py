@@ -16,6 +16,7 @@ loops over tiles, pixels or channels."""
 from ..autograd import Function, is_grad_enabled
 from .conv import (MAX_AND_FIRST_OFFSET, offset_codes, pad_nhwc, route_by_codes, unpad_nchw,
                    conv_pool_relu as _direct)
+from . import buffers
 from .homes import GradientHomes
 from .parallel import over_chunks, pieces
 
@@ -99,19 +100,19 @@ class WinogradConvPool(GradientHomes, Function):
         # NOTE: for backward's dU = V^T dM, the padded input is kept (4.2 MB for the tutorial's conv2
         # at batch 128, as the direct kernel keeps), and V recomputed chunk by chunk in cache; see KEEP_V
         keep_v = KEEP_V and is_grad_enabled()
-        self.v = xp.empty((16, n * th * tw, c), dtype=dtype) if keep_v else None
-        self.x_pad = xp.empty((n, height, width, c), dtype=x.dtype) if not keep_v else None
-        result = xp.empty((n, th, tw, o), dtype=dtype)
-        self.offset = xp.empty(result.shape, dtype=xp.uint8)
+        self.v = buffers.empty(xp, (16, n * th * tw, c), dtype) if keep_v else None
+        self.x_pad = buffers.empty(xp, (n, height, width, c), x.dtype) if not keep_v else None
+        result = buffers.empty(xp, (n, th, tw, o), dtype)
+        self.offset = buffers.empty(xp, result.shape, xp.uint8)
         one = offset_codes(self, 4)[1:2]
         b = bias[0].astype(dtype, copy=False) if bias else None
-        chunks = self._chunks(dtype)
+        chunks = self.cache_chunks(dtype)
         most = chunks[0].stop - chunks[0].start if chunks else 0
         per_image = th * tw
 
         def work(source):
-            d = xp.empty((most, height, width, c), dtype=x.dtype) if self.x_pad is None else None
-            t = xp.empty((4, most, height, tw, c), dtype=dtype)
+            d = buffers.empty(xp, (most, height, width, c), x.dtype) if self.x_pad is None else None
+            t = buffers.empty(xp, (4, most, height, tw, c), dtype)
             v = self._buffers(most, dtype, c) if self.v is None else None
             m = self._buffers(most, dtype, o)
             for _, chunk in source:
@@ -144,7 +145,7 @@ class WinogradConvPool(GradientHomes, Function):
         over_chunks(xp, chunks, n * per_image * 16 * max(c, o), work)
         return result.transpose(0, 3, 1, 2)
 
-    def _chunks(self, dtype):
+    def cache_chunks(self, dtype):
         """Chunks of images fixed by the problem (parallel.pieces): never by the thread count,
         so that the weight gradient's per-chunk parts, summed in chunk order, give the same bits."""
         n, c, _, _, o, th, tw, _ = self.shapes
@@ -155,7 +156,7 @@ class WinogradConvPool(GradientHomes, Function):
         """A (16, tiles, channels) buffer for chunks of up to `images` images: one (tiles, channels)
         matrix per point of the 4x4 transformed tile, tiles in (image, tile y, tile x) order."""
         _, _, _, _, _, th, tw, _ = self.shapes
-        return self.xp.empty((16, images * th * tw, channels), dtype=dtype)
+        return buffers.empty(self.xp, (16, images * th * tw, channels), dtype)
 
     def _kernel_transform(self, weight):
         """U = G g G^T for every (output, input) channel pair, as (16, C, O): one GEMM operand per
@@ -200,18 +201,18 @@ class WinogradConvPool(GradientHomes, Function):
         dtype = xp.result_type(g, self.u)
         codes = offset_codes(self, 4)[1:].reshape(2, 2, 1, 1, 1, 1)  # 1 + each block's index
         u_t = self.u.transpose(0, 2, 1)  # (16, O, C)
-        chunks = self._chunks(dtype)
+        chunks = self.cache_chunks(dtype)
         most = chunks[0].stop - chunks[0].start if chunks else 0
         per_image = th * tw
         (top, bottom), (left, right) = padding
         height, width = h + top + bottom, w + left + right
-        grad_pad = xp.empty((n, height, width, c), dtype=dtype) if need_x else None
+        grad_pad = buffers.empty(xp, (n, height, width, c), dtype) if need_x else None
         parts_u, parts_b = [None] * len(chunks), [None] * len(chunks)
 
         def work(source):
             m = self._buffers(most, dtype, o)
             v = self._buffers(most, dtype, c)
-            t = xp.empty((4, most, height, tw, c), dtype=dtype)
+            t = buffers.empty(xp, (4, most, height, tw, c), dtype)
             for index, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
