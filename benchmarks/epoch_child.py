@@ -12,7 +12,8 @@ of loading MNIST is reset first where Linux allows; TensorFlow's import alone ho
 decides which tinygrad_cnn runs (its folder goes first on sys.path).
 
 The kinds:
-- `ours`: as examples/mnist.py trains: `tg.memory.keep_freed_memory()`, its `build_model()` and
+- `ours`: as examples/mnist.py trains: `tg.memory.keep_freed_memory()` where that checkout's example
+  calls it (examples before issue 25's kernels/buffers.py did), its `build_model()` and
   `train_step()`, a shuffling `DataLoader` that scales each batch from uint8 (the example's progress
   bar and running metrics left out).
 - `ours-user`: a user's own loop, PyTorch-style: the same layers written out, the whole training set
@@ -83,7 +84,12 @@ def ours(args):
     if args.kind == "ours":
         from mnist import build_model, train_step  # the checkout's examples/mnist.py
         from tinygrad_cnn.data import DataLoader
-        info["keep_freed_memory"] = tg.memory.keep_freed_memory()
+        import mnist as example
+        # as that checkout's example does: older ones called keep_freed_memory(), today's do not
+        # (kernels/buffers.py keeps the large arrays instead)
+        with open(example.__file__, encoding="utf-8") as f:
+            calls_it = "tg.memory.keep_freed_memory()" in f.read()
+        info["keep_freed_memory"] = tg.memory.keep_freed_memory() if calls_it else False
         tg.manual_seed(args.seed)
         model = build_model()
         optimizer = optim.Adam(model.parameters(), lr=args.lr)
