@@ -138,7 +138,8 @@ class MaxPool(Function):
         pads = ((padding[0], padding[0]), (padding[1], padding[1]))
         self.windows = Windows(self.xp, x.shape, pads, kernel, stride, (1, 1))
         cols = self.windows.gather(x, fill=_lowest(self.xp, x.dtype))
-        cols = cols.reshape(cols.shape[:2] + (-1,) + cols.shape[4:])  # (N, C, KH*KW, OH, OW)
+        # NOTE: the window's size spelled out, not -1, which is ambiguous in a batch of zero images
+        cols = cols.reshape(cols.shape[:2] + (cols.shape[2] * cols.shape[3],) + cols.shape[4:])  # (N, C, KH*KW, OH, OW)
         self.first = cols.argmax(axis=2)  # NOTE: argmax picks the first of tied maxima
         return cols.max(axis=2)
 

@@ -254,7 +254,10 @@ def pieces(count, least=1, most=None):
     """Consecutive slices of one size (the last may be shorter) that cover range(count): PIECES
     of them, or fewer so that each has at least `least` items, or more so that none has over
     `most` (then a multiple of PIECES, while there are items enough). A function of the problem
-    only (see PIECES), to hand to over_chunks: 1, 2, 4 or 8 threads get equal shares."""
+    only (see PIECES), to hand to over_chunks: 1, 2, 4 or 8 threads get equal shares. An empty
+    count (a batch of zero images) has no pieces."""
+    if count <= 0:
+        return []
     size = max(1, least, -(-count // PIECES))
     if most is not None:
         size = max(1, min(size, most))

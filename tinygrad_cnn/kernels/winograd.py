@@ -150,7 +150,7 @@ class WinogradConvPool(GradientHomes, Function):
         so that the weight gradient's per-chunk parts, summed in chunk order, give the same bits."""
         n, c, _, _, o, th, tw, _ = self.shapes
         image_bytes = 16 * th * tw * (c + o) * self.xp.dtype(dtype).itemsize
-        return pieces(n, most=max(1, CHUNK_BYTES // image_bytes)) if n else []  # (pieces(0) raises)
+        return pieces(n, most=max(1, CHUNK_BYTES // image_bytes))  # none for n = 0
 
     def _buffers(self, images, dtype, channels):
         """A (16, tiles, channels) buffer for chunks of up to `images` images: one (tiles, channels)

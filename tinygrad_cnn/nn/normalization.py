@@ -92,7 +92,8 @@ class BatchNormalization(Layer):
             mean = x.mean(axis=others, keepdims=True)
             centered = x - mean
             variance = (centered * centered).mean(axis=others, keepdims=True)
-            self._follow(mean, variance)
+            if x.size:  # NOTE: an empty batch has no statistics (NaN); the moving ones stay as they are
+                self._follow(mean, variance)
             y = centered / (variance + self.epsilon).sqrt()
         else:
             mean = self._broadcast(self.moving_mean, rank, axis)
@@ -106,9 +107,6 @@ class BatchNormalization(Layer):
 
     def _follow(self, mean, variance):
         """moving = moving * momentum + batch * (1 - momentum), outside the graph."""
-        # NOTE: an empty batch has no statistics (NaN); the moving ones are left as they are.
-        if mean.size == 0 or any(s == 0 for s in mean.shape):
-            return
         with no_grad():
             for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
                 moving = getattr(self, name)
