@@ -83,18 +83,6 @@ def commit(path=ROOT):
     return head and head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def provenance(**checkouts):
-    """Date (UTC), this checkout's commit and those of `checkouts` (name=path), and the load average
-    when the run started: a results file says when, on what code and how busy the machine was."""
-    info = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit=commit())
-    info.update({f"{name}_commit": commit(path) for name, path in checkouts.items()})
-    try:
-        info["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        pass
-    return info
-
-
 def spread(values):
     """(median, min, max) of a list of numbers."""
     return statistics.median(values), min(values), max(values)
@@ -111,16 +99,20 @@ def print_table(headers, rows):
         print(line(r))
 
 
-def provenance():
+def provenance(**checkouts):
     """When, at which commit and by which command a results file was written (issue 27: every figure
-    must be traceable to a re-runnable command). The commit gets '+changes' when the work tree differs."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    head = git("rev-parse", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-                commit=head + ("+changes" if dirty else ""),
+    must be traceable to a re-runnable command), the commits of other `checkouts` (name=path) it
+    compared, and the load average when the run started (how busy the machine was). The commit gets
+    '+changes' when the work tree differs."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    info = dict(date=now.strftime("%Y-%m-%d"), time_utc=now.strftime("%H:%M"), commit=commit() or "unknown",
                 command=" ".join(shlex.quote(a) for a in ["python", os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]))
+    info.update({f"{name}_commit": commit(path) for name, path in checkouts.items()})
+    try:
+        info["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    return info
 
 
 def write_json(path, payload):

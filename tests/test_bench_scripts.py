@@ -3,7 +3,6 @@ benchmarks' to report): bench_epoch's per-process runner trains both ways of our
 and reports what the tables read, and bench_layers counts FLOPs and names the kernel that ran."""
 import json
 import os
-import platform
 import subprocess
 import sys
 
@@ -28,8 +27,9 @@ def test_epoch_child_trains_one_way_of_ours_and_reports_it(kind):
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["kind"] == kind and r["images"] == 256
     assert os.path.samefile(r["tinygrad_cnn"], os.path.join(ROOT, "tinygrad_cnn"))  # the checkout asked for
-    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-    assert r["keep_freed_memory"] == (kind == "ours" and glibc)  # a user's own loop makes no such call
+    # neither makes the process-wide malloc call: a user's own loop never did, and today's example no
+    # longer does (kernels/buffers.py); `ours` makes it only for an older checkout whose example does
+    assert r["keep_freed_memory"] is False
     assert r["first_epoch_seconds"] > 0 and r["inference_images_per_second"] > 0
     assert 0 <= r["test_accuracy"] <= 1
     assert r["peak_rss_after_inference_mb"] >= r["peak_rss_mb"] > 0
