@@ -226,6 +226,7 @@ RELIABILITY = [  # (README pattern with one count, test file)
     (r"\((\d+) tests, `tests/test_axis_errors.py`\)", "tests/test_axis_errors.py"),
     (r"each fail (\d+) tests \(`tests/test_planted_bugs.py`\)", "tests/test_planted_bugs.py"),
     (r"(\d+) cases \(`tests/test_edge_values.py`\)", "tests/test_edge_values.py"),
+    (r"(\d+) cases \(`tests/test_empty_batch.py`", "tests/test_empty_batch.py"),
     (r"\((\d+) tests, `tests/test_nonfinite.py`\)", "tests/test_nonfinite.py"),
     (r"\((\d+), `tests/test_float16.py`\)", "tests/test_float16.py"),
     (r"(\d+) tests \(`tests/test_anomaly.py`\)", "tests/test_anomaly.py"),
