@@ -15,6 +15,15 @@ from tinygrad_cnn.testing import gradcheck
 from tinygrad_cnn.testing.strategies import arrays, tie_free_arrays
 
 from conftest import PROFILE
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_channel_kernel_chosen():
+    """NOTE: conv_few.MAX_CHANNELS is 0 by default (on a quiet machine the kernel loses); these tests
+    turn the choice on, as a user would, and check what it then computes."""
+    saved, conv_few.MAX_CHANNELS = conv_few.MAX_CHANNELS, 1
+    yield
+    conv_few.MAX_CHANNELS = saved
 from test_conv_pool import as_pair, conv_pads
 
 

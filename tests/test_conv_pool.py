@@ -329,8 +329,7 @@ def test_identical_windows_tie_exactly_in_the_fused_conv_and_pool_and_go_to_the_
         first = (windows == top).argmax(-1) + 1
         assert tied.sum() > 1000  # the data do tie
         np.testing.assert_array_equal(np.asarray(out.grad_fn.offset)[tied], first[tied])
-        if tg.kernels.winograd.applies(args[0], args[1], **{k: kwargs[k] for k in kwargs if k != "relu"},
-                                       relu=True):
+        if channels >= 32:  # where Winograd applies once chosen (kernels/winograd.py, WINS_FROM_CHANNELS)
             # NOTE: Winograd computes the four pixels of a window by four different sums, so two
             # identical windows may round an ulp apart, and a tie then goes to the later one: 1 of the
             # 20,214 tied windows here (32 images). Bounded, not exact: at most 1 in 5,000.

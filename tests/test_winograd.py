@@ -19,6 +19,16 @@ from tinygrad_cnn.testing import gradcheck
 from conftest import PROFILE
 from test_kernels import _no_near_ties
 
+# NOTE: neither Winograd nor the one-channel kernel is chosen by default (kernels/winograd.py,
+# WINS_FROM_CHANNELS: on a quiet machine it loses); these tests turn the choice on as a user would.
+
+@pytest.fixture(scope="module", autouse=True)
+def winograd_chosen():
+    saved = winograd.WINS_FROM_CHANNELS, kernels.conv_few.MAX_CHANNELS
+    winograd.WINS_FROM_CHANNELS, kernels.conv_few.MAX_CHANNELS = 32, 1
+    yield
+    winograd.WINS_FROM_CHANNELS, kernels.conv_few.MAX_CHANNELS = saved
+
 
 def _kwargs(padding, relu):
     return dict(stride=(1, 1), padding=padding, dilation=(1, 1), pool=(2, 2), relu=relu)
@@ -175,7 +185,9 @@ def test_the_dispatcher_picks_winograd_only_where_it_applies(shape, kwargs, expe
 
 
 def test_the_model_uses_winograd_for_conv2_and_the_reference_switch_bypasses_it():
-    code = ("import numpy as np, tinygrad_cnn as tg\n"
+    code = ("import sys, numpy as np, tinygrad_cnn as tg\n"
+            "if sys.argv[1] == 'on':\n"
+            "    tg.kernels.winograd.WINS_FROM_CHANNELS, tg.kernels.conv_few.MAX_CHANNELS = 32, 1\n"
             "m = tg.nn.Sequential([tg.nn.Conv2D(32, 3, padding='same', activation='relu'), tg.nn.MaxPool2D(2),"
             " tg.nn.Conv2D(64, 3, padding='same', activation='relu'), tg.nn.MaxPool2D(2)], input_shape=(1, 28, 28))\n"
             "y = m(tg.Tensor(np.ones((2, 1, 28, 28), dtype=np.float32)))\n"
@@ -188,10 +200,11 @@ def test_the_model_uses_winograd_for_conv2_and_the_reference_switch_bypasses_it(
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
-    def ops(mode):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root,
-                             env=dict(env, TINYGRAD_CNN_KERNELS=mode))
+    def ops(mode, choice="on"):
+        out = subprocess.run([sys.executable, "-c", code, choice], capture_output=True, text=True, timeout=120,
+                             cwd=root, env=dict(env, TINYGRAD_CNN_KERNELS=mode))
         assert out.returncode == 0, out.stderr
         return out.stdout.split()
     assert ops("fast") == ["WinogradConvPool", "FewChannelConvolution"]
+    assert ops("fast", choice="default") == ["FusedConvolution", "FusedConvolution"]  # neither by default
     assert "WinogradConvPool" not in ops("reference") and "FusedConvolution" not in ops("reference")

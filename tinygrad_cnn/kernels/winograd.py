@@ -51,7 +51,7 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
     (top, bottom), (left, right) = padding
     out_h, out_w = x.shape[2] + top + bottom - 2, x.shape[3] + left + right - 2
     return (min(top, bottom, left, right) >= 0 and out_h > 0 and out_w > 0 and out_h % 2 == 0
-            and out_w % 2 == 0 and x.shape[1] >= WINS_FROM_CHANNELS)
+            and out_w % 2 == 0 and WINS_FROM_CHANNELS is not None and x.shape[1] >= WINS_FROM_CHANNELS)
 
 
 # NOTE: Winograd pays per input channel for its transforms what it saves per output channel in
@@ -59,8 +59,13 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
 # outputs, batch 128; Winograd / direct per A B B A round, medians on a loaded 2-core machine,
 # benchmarks/bench_winograd.py): C = 32 forward 0.75-0.85, fwd+bwd 0.71-0.75 (seven runs); C = 16
 # forward 1.07-1.17, fwd+bwd 0.91-1.04; C = 8 1.35 and 1.05; C = 4 1.63 and 1.53; C = 1 (conv1's
-# 28x28) 5.9-7.4 and 3.2-4.1. From 32 on, it wins for inference as for training.
-WINS_FROM_CHANNELS = 32
+# 28x28) 5.9-7.4 and 3.2-4.1. But those runs had other jobs on both cores (load 7-11). Quiet (load
+# 0.3, 2026-12-07 15:43, two threads, 10 rounds): conv2 forward 1.29, fwd+bwd 1.15 (1.10-1.18), the
+# training step 1.09 (1.05-1.11): two threads keep the direct kernel's one GEMM per chunk busy at ~70%
+# of the machine's GEMM rate (benchmarks/bench_layers.py), and the transforms' extra memory passes
+# cost more than the 2.25x fewer GEMM FLOPs save. So it is chosen for no shape by default (None);
+# WINS_FROM_CHANNELS = 32 chooses it from 32 input channels, where it won on the loaded machine.
+WINS_FROM_CHANNELS = None
 
 
 def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
