@@ -14,7 +14,7 @@ and the floor Winograd F(2x2, 3x3) would need (2.25x fewer multiplies in its 16 
 and output transforms not counted), the time, the achieved rate in direct-convolution FLOPs, and
 that rate as a share of one large float32 `np.matmul` (1024^3, the BLAS's own threads) timed
 interleaved with the row, in the same process, so that a busy machine slows both alike. The
-kernel column says "winograd" when a function or file whose name says so ran for the row (a
+kernel column says "winograd" when WinogradConvPool.forward ran for the row (a
 profile hook over tinygrad_cnn/kernels/ during one untimed call), else "direct".
 
 Each checkout runs in its own worker process (its folder first on sys.path); with `--baseline`,
@@ -138,8 +138,12 @@ def traced_kernels(tg, fn):
 
 
 def kernel_label(name, traced):
-    if any("winograd" in t.lower() for t in traced):
+    """Which convolution kernel ran: by the op whose forward ran, not by the dispatcher's file (the
+    CPU's conv_pool_relu lives in winograd.py and falls back to the direct kernel)."""
+    if "winograd.forward" in traced:
         return "winograd"
+    if "conv_few.forward" in traced or "conv_few.backward" in traced:
+        return "few-channel"
     return "direct" if name.startswith("conv") else ""
 
 

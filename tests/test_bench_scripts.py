@@ -57,3 +57,6 @@ def test_the_kernel_column_names_what_ran():
         assert bench_layers.traced_kernels(tg, block) == []  # the reference path runs no kernels/ code
     assert bench_layers.kernel_label("conv2 block", ["winograd.forward"]) == "winograd"
     assert bench_layers.kernel_label("conv2 block", ["conv.conv_pool_relu"]) == "direct"
+    # the CPU's dispatcher lives in winograd.py: passing through it is not Winograd running
+    assert bench_layers.kernel_label("conv2 block", ["winograd.conv_pool_relu", "winograd.applies",
+                                                     "conv.conv_pool_relu", "conv.forward"]) == "direct"
