@@ -21,9 +21,10 @@ CHUNK_BYTES = 1 << 20
 # NOTE: at most this many input channels take this kernel (measured for C = 1 only: the first
 # layer of MNIST models); more channels give wider im2col rows, where FusedConvolution's chunks pay.
 # Measured against FusedConvolution on a loaded 2-core machine (load 5-10) it took 0.88-0.91x in the
-# model's case (no input gradient); quiet (load 0.3, 2026-12-07 15:43, benchmarks/bench_conv1.py, 3 runs
-# of 15) 1.10x (1.08-1.16) in that case and 0.93x when x needs a gradient. So by default no input
-# takes it (0); MAX_CHANNELS = 1 chooses it for one-channel inputs.
+# model's case (no input gradient); quiet (load 0.3-1.5, benchmarks/bench_conv1.py, 3 runs of 15) 1.10x
+# (1.08-1.16) at 15:43 and 1.01x (0.96-1.03) at 16:00 in that case (results/conv1_cpu_quiet.json), 0.93x
+# and 0.89x when x needs a gradient. No gain where a model uses it, so by default no input takes it
+# (0); MAX_CHANNELS = 1 chooses it for one-channel inputs.
 MAX_CHANNELS = 0
 
 

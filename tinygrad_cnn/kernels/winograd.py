@@ -60,8 +60,9 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
 # benchmarks/bench_winograd.py): C = 32 forward 0.75-0.85, fwd+bwd 0.71-0.75 (seven runs); C = 16
 # forward 1.07-1.17, fwd+bwd 0.91-1.04; C = 8 1.35 and 1.05; C = 4 1.63 and 1.53; C = 1 (conv1's
 # 28x28) 5.9-7.4 and 3.2-4.1. But those runs had other jobs on both cores (load 7-11). Quiet (load
-# 0.3, 2026-12-07 15:43, two threads, 10 rounds): conv2 forward 1.29, fwd+bwd 1.15 (1.10-1.18), the
-# training step 1.09 (1.05-1.11): two threads keep the direct kernel's one GEMM per chunk busy at ~70%
+# 0.3, 2026-12-07, two threads, 10 rounds; results/winograd_cpu_quiet.json): conv2 forward 1.31, fwd+bwd
+# 1.09 (1.07-1.13), the training step 1.06 (1.04-1.09) (an earlier quiet run: 1.15 and 1.09); two
+# threads keep the direct kernel's one GEMM per chunk busy at ~70%
 # of the machine's GEMM rate (benchmarks/bench_layers.py), and the transforms' extra memory passes
 # cost more than the 2.25x fewer GEMM FLOPs save. So it is chosen for no shape by default (None);
 # WINS_FROM_CHANNELS = 32 chooses it from 32 input channels, where it won on the loaded machine.
