@@ -136,6 +136,11 @@ BAD_INPUTS = [
      r"(?s)^(?!.*Flatten).*built for inputs of shape \(1, 28, 28\) and got \(1, 32, 32\)"),
     ("nchw-model-channels-last-input-shape", lambda: tutorial_model(input_shape=(28, 28, 1)), ValueError,
      r"looks channels-last \(H, W, C\).*input_shape=\(1, 28, 28\)"),
+    # a seed NumPy refused deep inside, or None seeding from the OS, silently unrepeatable (issue 27)
+    ("manual_seed-string", lambda: tc.manual_seed("a"), TypeError, r"manual_seed: seed must be an int >= 0, got 'a'"),
+    ("manual_seed-negative", lambda: tc.manual_seed(-1), ValueError, r"manual_seed: seed must be an int >= 0, got -1"),
+    ("manual_seed-fraction", lambda: tc.manual_seed(2.5), TypeError, r"manual_seed: seed must be an int >= 0, got 2.5"),
+    ("manual_seed-none", lambda: tc.manual_seed(None), TypeError, r"manual_seed: seed must be an int >= 0, got None"),
     # found by tests/test_fuzz.py
     ("linear-0d-input", lambda: F.linear(Tensor(1.0), ones(0, 0)), ValueError, r"linear: input must have at least one axis"),
     ("conv2d-zero-output-channels", lambda: F.conv2d(image(), ones(0, 1, 1, 1)), ValueError,

@@ -25,6 +25,15 @@ def is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, numpy.bool_))
 
 
+def seed(value, name="manual_seed"):
+    """A seed is a Python or NumPy int >= 0 (NumPy's generators refuse the rest deep inside; None
+    would seed from the operating system, silently unrepeatable)."""
+    if not is_int(value):
+        raise TypeError(f"{name}: seed must be an int >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: seed must be an int >= 0, got {value!r}")
+
+
 def is_float(dtype):
     """Whether `dtype` is a floating-point dtype (the only kind that carries gradients)."""
     return numpy.dtype(dtype).kind == "f"

@@ -16,11 +16,12 @@ _rng = numpy.random.default_rng()
 
 
 def manual_seed(seed):
-    """Seed the global generator behind rand, randn, weight initialisers and dropout.
+    """Seed the global generator behind rand, randn, weight initialisers and dropout with an int >= 0.
 
     Process-wide, as torch.manual_seed: all threads share that generator. Where each thread (or
     model) needs its own stream, pass generator= to the initialisers, Dropout and DataLoader."""
     global _rng
+    checks.seed(seed)
     _rng = numpy.random.default_rng(seed)
 
 
