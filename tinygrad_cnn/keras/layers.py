@@ -5,6 +5,8 @@ Weights keep the project's layouts: a conv kernel (filters, channels, KH, KW), a
 (units, in_features), whatever the data format."""
 import numbers
 
+import numpy
+
 from .. import nn
 from ..nn.layers import Activated, shape_tuple, get_activation
 
@@ -192,7 +194,12 @@ class Input:
                                        or batch_size < 1):
             raise ValueError(f"Input batch_size must be a positive int or None, got {batch_size!r}")
         self.batch_size = batch_size
-        self.dtype = dtype
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"Input name must be a string or None, got {name!r}")
+        try:
+            self.dtype = None if dtype is None else numpy.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"Input dtype must be a NumPy dtype or its name (such as 'float32'), got {dtype!r}") from None
 
     _symbolic = True  # layers called on it record the call (keras.Model's functional API)
 

@@ -146,6 +146,8 @@ class Layer(Module):
         dtype = numpy.dtype(float32 if dtype is None else dtype)
         if dtype.kind != "f":
             raise TypeError(f"{type(self).__name__}: dtype must be a floating-point type, got {dtype}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string or None, got {name!r}")
         self.name = name
         self.dtype = dtype
         self.device = None if device is None else canonical_device(device)
