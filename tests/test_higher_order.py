@@ -242,3 +242,16 @@ def test_mnist_gradient_penalty_changes_the_update_by_its_own_gradient():
     for a, b, e in zip(with_penalty.grads, without.grads, expected):
         np.testing.assert_allclose(a - b, lam * e, rtol=1e-7, atol=1e-12)
     assert max(np.abs(e).max() for e in expected) > 0
+
+
+def test_a_broadcast_operand_gets_its_own_shape_with_create_graph():
+    """The recorded walk sums a broadcast gradient back to its input's shape (autograd.sum_to on
+    Tensors), and the second derivative goes through that sum: d/dx of sum_j d/db_j sum (x b)^2."""
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.random((3, 4)), requires_grad=True)
+    b = tg.Tensor(rng.random(4), requires_grad=True)
+    grad_b, = tg.grad(((x * b) ** 2).sum(), [b], create_graph=True)
+    assert grad_b.shape == (4,)
+    np.testing.assert_allclose(grad_b.numpy(), (2 * x.numpy() ** 2 * b.numpy()).sum(axis=0))
+    grad_x, = tg.grad(grad_b.sum(), [x])
+    np.testing.assert_allclose(grad_x.numpy(), 4 * x.numpy() * b.numpy())

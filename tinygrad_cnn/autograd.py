@@ -281,7 +281,8 @@ def topological_order(*roots, stop=()):
 
 
 def sum_to(g, shape):
-    """Sum a broadcast gradient back to `shape`: the one place broadcasting is undone."""
+    """Sum a broadcast gradient back to `shape`: the one place broadcasting is undone. `g` is an array,
+    or a Tensor when gradients of gradients are recorded (higher_order.py): both have these methods."""
     if g.shape == shape:
         return g
     lead = g.ndim - len(shape)

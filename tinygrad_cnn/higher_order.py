@@ -94,7 +94,7 @@ def _run_node(node, g, pending, retain_graph, create_graph, needed):
             continue
         if create_graph:
             with enable_grad():
-                pg = sum_to_tensor(pg, parent.shape)
+                pg = sum_to(pg, parent.shape)  # (Tensor ops, recorded: sum_to takes either)
         else:
             pg = sum_to(pg, parent.data.shape)
         key = id(parent)
@@ -155,17 +155,6 @@ def _reference_gradients(fn, reference, g):
     finally:
         set_kernels(previous)
     return tuple(next(got) if need else None for need in fn.needs_input_grad)
-
-
-def sum_to_tensor(g, shape):
-    """sum_to for a Tensor, with Tensor ops (recorded)."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
 
 
 def accumulate_graph(leaf, g):
