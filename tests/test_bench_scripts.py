@@ -60,3 +60,12 @@ def test_the_kernel_column_names_what_ran():
     # the CPU's dispatcher lives in winograd.py: passing through it is not Winograd running
     assert bench_layers.kernel_label("conv2 block", ["winograd.conv_pool_relu", "winograd.applies",
                                                      "conv.conv_pool_relu", "conv.forward"]) == "direct"
+
+
+def test_provenance_names_the_compared_checkouts():
+    """bench_epoch/bench_layers --baseline record each compared checkout's commit; two provenance()
+    functions in common.py, one hiding the other, once made those runs fail."""
+    import common
+    info = common.provenance(base=ROOT)
+    assert info["base_commit"] == common.commit(ROOT) and info["commit"] == common.commit(ROOT)
+    assert info["date"] and info["command"].startswith("python ")
