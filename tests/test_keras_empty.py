@@ -266,3 +266,38 @@ def test_on_batch_values_as_real_keras(real_keras):
     got = ours.test_on_batch(x, y, return_dict=True)
     assert got.keys() == expected.keys()
     np.testing.assert_allclose([got[k] for k in sorted(got)], [expected[k] for k in sorted(got)], rtol=2e-5)
+
+
+# ---------------------------------------------------------------- metric objects
+
+METRIC_ARGUMENTS = {  # name: (y_true, y_pred) of no samples
+    "Mean": (np.zeros((0,)), None),
+    "Accuracy": (np.zeros((0, CLASSES)), np.zeros((0, CLASSES))),
+    "SparseCategoricalAccuracy": (EMPTY_Y, np.zeros((0, CLASSES), np.float32)),
+    "CategoricalAccuracy": (np.zeros((0, CLASSES)), np.zeros((0, CLASSES), np.float32)),
+    "BinaryAccuracy": (np.zeros((0, CLASSES)), np.zeros((0, CLASSES), np.float32)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(METRIC_ARGUMENTS))
+def test_metric_objects_over_no_samples_stay_at_zero_silently(name):
+    """As real Keras 3.15.1: a metric updated with no samples still reads 0.0 (its value before any
+    update), and a later batch counts alone; no RuntimeWarning on the way."""
+    metric = getattr(keras.metrics, name)()
+    y_true, y_pred = METRIC_ARGUMENTS[name]
+    metric.update_state(y_true, y_pred)
+    assert float(metric.result().numpy()) == 0.0
+    if name == "Mean":
+        metric.update_state(np.array([2.0, 4.0]))
+        assert float(metric.result().numpy()) == 3.0
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", sorted(METRIC_ARGUMENTS))
+def test_metric_objects_over_no_samples_as_real_keras(real_keras, name):
+    y_true, y_pred = METRIC_ARGUMENTS[name]
+    theirs = getattr(real_keras.metrics, name)()
+    theirs.update_state(y_true) if y_pred is None else theirs.update_state(y_true, y_pred)
+    ours = getattr(keras.metrics, name)()
+    ours.update_state(y_true, y_pred)
+    assert float(ours.result().numpy()) == float(theirs.result())
