@@ -10,11 +10,10 @@ from tinygrad_cnn import nn
 from tinygrad_cnn.nn import functional as F
 from tests.conftest import DEVICES
 
-# NOTE: NumPy warns about the mean of nothing and the 0 / 0 in its gradient; the values are checked here
+# NOTE: a RuntimeWarning is an error here: PyTorch's mean of nothing is a silent nan, and so is ours
+# (NumPy's mean warns "Mean of empty slice", and a 0 / 0 "invalid value encountered")
 pytestmark = [pytest.mark.usefixtures("kernel_mode"),
-              pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning"),
-              pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
-              pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")]
+              pytest.mark.filterwarnings("error::RuntimeWarning")]
 
 try:
     import torch
@@ -162,6 +161,27 @@ def test_functional_op_on_an_empty_batch_as_pytorch(name, device):
     for a, b in zip(ours, theirs):
         assert a.grad.shape == tuple(b.grad.shape)
         np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+
+
+# ---------------------------------------------------------------- reductions, against PyTorch
+
+MEANS = [((0,), None), ((0, 3), None), ((0, 3), 0), ((0, 3), 1), ((2, 0), 1), ((2, 0, 3), (1, 2)), ((2, 0), 0)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape, axis", MEANS)
+def test_mean_of_nothing_is_a_silent_nan_as_pytorch(shape, axis, device):
+    """torch.empty(0).mean() is nan with no warning; ours gives the same values, shapes and (empty or
+    zero-size) gradients, with no RuntimeWarning (an error in this module)."""
+    x = tg.Tensor(np.zeros(shape, np.float32), device=device, requires_grad=True)
+    out = x.mean(axis=axis)
+    out.sum().backward()
+    assert x.grad.shape == shape
+    if torch is not None:
+        expected = torch.zeros(shape).mean() if axis is None else torch.zeros(shape).mean(dim=axis)
+        np.testing.assert_array_equal(out.numpy(), expected.numpy())
+    else:
+        assert np.isnan(out.numpy()).all()
 
 
 # ---------------------------------------------------------------- losses, against PyTorch

@@ -1,6 +1,5 @@
 """Tensor: an array on a device plus the graph that reverse-mode autograd walks back."""
 import numbers
-import warnings
 
 import numpy
 
@@ -516,8 +515,7 @@ class Tensor:
         count = 1
         for a in axes:
             count *= self.shape[a]
-        if count == 0:  # NOTE: the mean of no elements is nan (0/0), with NumPy's warning; PyTorch gives nan too
-            warnings.warn("Mean of empty slice", RuntimeWarning, stacklevel=2)
+        if count == 0:  # NOTE: the mean of no elements is nan (0/0), as PyTorch's, and silent, as PyTorch's
             return self.sum(axis, keepdims) * float("nan")
         return self.sum(axis, keepdims) * (1.0 / count)
 

@@ -24,12 +24,13 @@ def is_batches(x, y):
     return hasattr(x, "__iter__") or hasattr(x, "__next__")
 
 
-def _host(value, what):
+def _host(value, what, empty=False):
+    """A batch as a NumPy array; `empty` lets it hold no samples (predict's: no rows out)."""
     array = value.numpy() if isinstance(value, Tensor) else numpy.asarray(
         value.get() if hasattr(value, "get") and hasattr(value, "__cuda_array_interface__") else value)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{what} must be numeric, got dtype {array.dtype}")
-    if array.ndim == 0 or len(array) == 0:
+    if array.ndim == 0 or (len(array) == 0 and not empty):  # NOTE: a mean loss over no samples is undefined
         raise ValueError(f"{what} must be a non-empty batch (a first, sample axis), got shape {array.shape}")
     return array
 
@@ -46,7 +47,7 @@ def _pair(batch, who, step, want_y=True):
         raise ValueError(f"{who}: batch {step} must be a pair (x, y), got "
                          f"{type(batch).__name__}{' of length ' + str(len(batch)) if hasattr(batch, '__len__') else ''}"
                          f" (sample weights are not supported)")
-    x = _host(x, f"{who}: batch {step}'s x").astype("float32", copy=False)
+    x = _host(x, f"{who}: batch {step}'s x", empty=not want_y).astype("float32", copy=False)
     if y is None:
         return x, None
     y = _host(y, f"{who}: batch {step}'s y")

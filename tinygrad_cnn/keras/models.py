@@ -219,6 +219,14 @@ class Sequential(BatchesMixin, nn.Sequential):
                              f"give compile() a new one")
         return step_optimizer
 
+    def _samples(self, x, y, who):
+        """(the step optimizer, x, y) for fit, evaluate and the *_on_batch methods: x checked to hold
+        samples first (a mean loss over none would be nan), then the model built and the data checked."""
+        x = _array(x, f"{who}: x")
+        if len(x) == 0:
+            raise ValueError(f"{who}: no samples (x has shape {x.shape}): a loss or metric over none is undefined")
+        return (self._ready(x),) + self._data(x, y, who)
+
     def _data(self, x, y, who):
         """x as float32 and y as the loss wants it, both checked against the model."""
         x = _array(x, f"{who}: x").astype("float32", copy=False)
@@ -226,7 +234,7 @@ class Sequential(BatchesMixin, nn.Sequential):
         if len(x) != len(y):
             raise ValueError(f"{who}: x and y must hold the same number of samples, got {len(x)} and {len(y)}")
         if len(x) == 0:
-            raise ValueError(f"{who}: no samples")
+            raise ValueError(f"{who}: no samples (x has shape {x.shape}): a loss or metric over none is undefined")
         output_shape = (len(x),) + tuple(self.compute_output_shape(x.shape[1:]))
         return x, self.loss.targets(y, output_shape)
 
@@ -312,8 +320,7 @@ class Sequential(BatchesMixin, nn.Sequential):
             validation_steps = None if validation_steps is None else _count(validation_steps, "validation_steps")
             return self._fit_batches(x, epochs, verbose, callbacks, validation_data, initial_epoch, steps_per_epoch,
                                      validation_steps, validation_freq)
-        step_optimizer = self._ready(_array(x, "fit: x"))
-        x, y = self._data(x, y, "fit")
+        step_optimizer, x, y = self._samples(x, y, "fit")
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
                 or not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
@@ -415,15 +422,10 @@ class Sequential(BatchesMixin, nn.Sequential):
                 return logs
             values = [logs["loss"]] + [logs[name] for name in self._last_metric_names]
             return values[0] if len(values) == 1 else values
-        self._ready(_array(x, "evaluate: x"))
-        x, y = self._data(x, y, "evaluate")
+        _, x, y = self._samples(x, y, "evaluate")
         metrics = self._metrics(y)
         hooks = callbacks_module.CallbackList(callbacks, self, {"steps": -(-len(x) // batch_size), "verbose": verbose})
-        logs = self._evaluate(x, y, batch_size, hooks, metrics, verbose)
-        if return_dict:
-            return logs
-        values = [logs["loss"]] + [logs[m.name] for m in metrics]
-        return values[0] if len(values) == 1 else values
+        return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose), metrics, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None, steps=None):
         """The model's outputs (its final activation included) for x, as one NumPy array, computed
@@ -459,6 +461,43 @@ class Sequential(BatchesMixin, nn.Sequential):
         if not outputs:
             return numpy.zeros((0,) + tuple(self.compute_output_shape(x.shape[1:])), dtype="float32")
         return concatenate(outputs).numpy()
+
+    # ------------------------------------------------------------ one batch
+
+    def train_on_batch(self, x, y=None, return_dict=False):
+        """One training step on the arrays x, y as one batch; its loss (taken before the step), or
+        [loss, metric, ...] (a dict with return_dict=True), as Keras 3: for this batch alone."""
+        step_optimizer, x, y = self._samples(x, y, "train_on_batch")
+        metrics, device = self._metrics(y), self._device()
+        self.train()
+        xb, yb = Tensor(x, device=device), Tensor(y, device=device)
+        out, logits, loss = self.train_step(xb, yb, step_optimizer)
+        running = RunningMeans()
+        running.seen = len(xb)
+        running.add("loss", loss, weight=len(xb))
+        for metric in metrics:
+            running.add(metric.name, *metric.hits(out, yb, logits))
+        return self._returned(running.logs(), metrics, return_dict)
+
+    def test_on_batch(self, x, y=None, return_dict=False):
+        """evaluate() on the arrays x, y as one batch (in eval mode, no graph, no callbacks)."""
+        _, x, y = self._samples(x, y, "test_on_batch")
+        metrics = self._metrics(y)
+        logs = self._evaluate(x, y, len(x), callbacks_module.CallbackList(None, self, {}), metrics, 0)
+        return self._returned(logs, metrics, return_dict)
+
+    def predict_on_batch(self, x):
+        """predict() on the array x as one batch: (0, ...) outputs for no samples, as Keras."""
+        x = _array(x, "predict_on_batch: x")
+        return self.predict(x, batch_size=max(len(x), 1), verbose=0)
+
+    @staticmethod
+    def _returned(logs, metrics, return_dict):
+        """Keras' return value: the logs, or the loss alone, or [loss, metric, ...]."""
+        if return_dict:
+            return logs
+        values = [logs["loss"]] + [logs[m.name] for m in metrics]
+        return values[0] if len(values) == 1 else values
 
     # ------------------------------------------------------------ weights
 

@@ -31,13 +31,15 @@ class FusedCrossEntropy(Function):
                                        kind(math.nan))
         if reduction == "none":
             return losses
-        reduced = losses.mean(keepdims=True) if reduction == "mean" else losses.sum(keepdims=True)
-        return reduced.reshape(())
+        reduced = losses.mean(keepdims=True) if reduction == "mean" and n else losses.sum(keepdims=True)
+        # NOTE: the mean of no samples is nan (0 / 0), as PyTorch's, and as silent (NumPy's mean would warn)
+        return (reduced if reduction == "sum" or n else reduced * kind(math.nan)).reshape(())
 
     def backward(self, g):
         n, classes = self.exp.shape
-        # every sample's loss gets the same share of the upstream scalar (divided by 1: exact, unchanged)
-        share, g = (n if self.reduction == "mean" else 1, g) if self.reduction != "none" else (1, g[:, None])
+        # every sample's loss gets the same share of the upstream scalar (divided by 1: exact, unchanged);
+        # NOTE: max(n, 1): no samples have an empty gradient, with no 1 / 0 (and its warning) on the way
+        share, g = (max(n, 1) if self.reduction == "mean" else 1, g) if self.reduction != "none" else (1, g[:, None])
         kind = numpy.dtype(self.exp.dtype).type  # typed scalars, as in forward
         grad = _softmax_minus_onehot(self.exp, self.total, g, kind(share), self.targets[:, None],
                                      arange_constant(self.device, 0, classes, "int64"), numpy.int64(classes),
