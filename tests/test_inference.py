@@ -77,28 +77,33 @@ def test_the_tutorial_model_gives_the_same_bits_with_and_without_no_grad(device,
 
 def test_a_forward_that_is_not_recorded_pools_without_offsets(monkeypatch):
     """The counts that show the inference path: under no_grad the fused conv+pool and max_pool2d never
-    run the offset kernel nor ask for an offset array; recorded, they do (and backward still works)."""
+    run the offset kernel nor ask for an offset array, and the convolutions keep no padded batch;
+    recorded, they do (and backward still works)."""
     with_offsets, values_only = _count_kernels(monkeypatch)
     requests = []
     real_empty = buffers.empty
 
     def empty(xp, shape, dtype):
-        requests.append(xp.dtype(dtype))
+        requests.append((tuple(shape), xp.dtype(dtype)))
         return real_empty(xp, shape, dtype)
 
     monkeypatch.setattr(buffers, "empty", empty)
     model = tutorial_model()
     x = tg.Tensor(_images(4))
+    # the whole batch's padded inputs of the two convolutions (kept by a recorded op for backward)
+    padded = {(4, 30, 30, 1), (4, 16, 16, 32)}
     with tg.no_grad():
         model.logits(x)
         F.max_pool2d(x, 2)
     assert with_offsets.calls == 0 and values_only.calls > 0
-    assert np.dtype(np.uint8) not in requests
+    assert np.dtype(np.uint8) not in {dtype for _, dtype in requests}
+    assert not padded & {shape for shape, _ in requests}
     values_only.calls = 0
     model.logits(x).sum().backward()
     F.max_pool2d(tg.Tensor(_images(4), requires_grad=True), 2).sum().backward()
     assert with_offsets.calls > 0 and values_only.calls == 0
-    assert np.dtype(np.uint8) in requests
+    assert np.dtype(np.uint8) in {dtype for _, dtype in requests}
+    assert padded <= {shape for shape, _ in requests}
 
 
 def test_recorded_is_set_before_forward_and_true_for_a_forward_called_by_hand():

@@ -207,8 +207,14 @@ class FusedConvolution(GradientHomes, Function):
         # (on the CPU: on a GPU a batched GEMM would first copy such a matrix C-contiguous).
         self.channels_first = c * kw < blocks.width and not on_gpu
         self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
-        self.x_pad = x_pad = buffers.empty(xp, (n, h + top + bottom, w + left + right, c), x.dtype)
-        self.windows = _windows(xp, x_pad, kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
+        self.x_dtype = x.dtype
+        # values only (not recorded, pooling, on the CPU: see _pool_values): nothing is kept for backward,
+        # so each thread pads its chunks into a buffer of its own instead of the whole batch's
+        values_only = pool is not None and not self.recorded and not on_gpu
+        padded_shape = (h + top + bottom, w + left + right, c)
+        self.x_pad = x_pad = None if values_only else buffers.empty(xp, (n,) + padded_shape, x.dtype)
+        window_args = (kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
+        self.windows = None if values_only else _windows(xp, x_pad, *window_args)
         dtype = xp.result_type(x, w_mat)
         # NOTE: the work goes chunk by chunk, each chunk's im2col rows in one buffer per thread
         # that stays in cache, and backward rebuilds them for the weight gradient: writing the
@@ -230,22 +236,25 @@ class FusedConvolution(GradientHomes, Function):
         result, offset = self.result, self.offset
 
         self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
-        image_bytes = self.image_values * x_pad.itemsize
+        image_bytes = self.image_values * x.itemsize
 
         chunks = cache_chunks(n, image_bytes, xp, self.chunk_bytes())
         most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image if chunks else 0
         self.cols = None
-        values_only = pool is not None and offset is None and not on_gpu  # see _pool_values
 
         def work(source):
             chunk_cols = self._new_cols(most)
             chunk_out = result.reshape(-1, o) if pool is None else buffers.empty(xp, (most, o), dtype)
-            views = {}  # for _pool_values
+            if values_only:  # this thread's padded chunk, its windows, and _pool_values' views
+                padded = buffers.empty(xp, (most // blocks.rows_per_image,) + padded_shape, x.dtype)
+                windows, views = _windows(xp, padded, *window_args), {}
             for _, chunk in source:
-                pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
                 if values_only:
-                    self._pool_values(chunk, chunk_cols, chunk_out, w_mat, result[chunk], views)
+                    count = chunk.stop - chunk.start
+                    pad_nhwc(xp, x[chunk], padding, out=padded[:count])
+                    self._pool_values(count, windows, chunk_cols, chunk_out, w_mat, result[chunk], views)
                     continue
+                pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
                 cols = self._fill_cols(chunk, chunk_cols)
                 if len(chunks) == 1:  # see backward
                     self.cols = cols
@@ -276,11 +285,12 @@ class FusedConvolution(GradientHomes, Function):
         """The most bytes of im2col rows or full-size output a chunk of images may hold (see CHUNK_BYTES)."""
         return CHUNK_BYTES
 
-    def _pool_values(self, images, cols, scratch, w_mat, out, views):
-        """The pooled output `out` (images, H', W', O) of a consecutive slice of images, values only (an
-        op that is not recorded, on the CPU): for each window offset in turn, its block of im2col rows
-        (in `cols`), their GEMM (into `out` for the first, then into `scratch`) and the running max,
-        ReLU first. `views` keeps each chunk size's block views of `cols` and their im2col targets.
+    def _pool_values(self, count, windows, cols, scratch, w_mat, out, views):
+        """The pooled output `out` (count, H', W', O) of a chunk of `count` images whose padded input
+        `windows` (from _windows) sees, values only (an op that is not recorded, on the CPU): for each
+        window offset in turn, its block of im2col rows (in `cols`), their GEMM (into `out` for the
+        first, then into `scratch`) and the running max, ReLU first. `views` keeps each chunk size's
+        block views of `cols` and their im2col targets.
 
         NOTE: the recorded path's stacked matmul is one BLAS call per offset (NumPy's loop), here the
         same call on the same rows, and the maxima are MAX_OF_BLOCKS's calls in its order: the same
@@ -288,18 +298,19 @@ class FusedConvolution(GradientHomes, Function):
         matrix (up to CHUNK_BYTES, 4 MiB) or full-size output exceeds this machine's 2 MB L2: one
         thread, a chunk of the tutorial's first layer at batch 1000 (40 images) 0.99 -> 0.83 ms
         (-15%), of its second (18 images) 1.5-1.8 -> 1.5-1.7 ms (-3 to -7%), medians of 40 calls in
-        three runs on the loaded machine (the recorded path pooled with MAX_OF_BLOCKS there too)."""
+        three runs on the loaded machine (the recorded path pooled with MAX_OF_BLOCKS there too).
+        Padding each chunk into a buffer of its thread's (forward) instead of the whole batch's keeps
+        36 MB less at batch 1000 and took conv2 from 90-91 to 87-88 ms a batch (one thread)."""
         xp, blocks = self.xp, self.blocks
-        count = images.stop - images.start
         if count not in views:  # NOTE: made once per chunk size: as_strided is Python code (see conv_few)
             rows = cols[:count * blocks.rows_per_image].reshape(blocks.count, -1, cols.shape[1])
-            shape = (1, 1) + self.windows[:, :, :count].shape[2:]
+            shape = (1, 1) + windows[:, :, :count].shape[2:]
             views[count] = [(block, im2col_target(xp, shape, block)) for block in rows]
         flat = out.reshape(-1, out.shape[-1])  # (contiguous: a view)
         product = scratch[:flat.shape[0]]
         for q, (block, target) in enumerate(views[count]):
             i, j = divmod(q, blocks.window[1])
-            xp.copyto(target, self.windows[i:i + 1, j:j + 1, images])
+            xp.copyto(target, windows[i:i + 1, j:j + 1, :count])
             if q == 0:
                 xp.matmul(block, w_mat, out=flat)
                 if self.relu:
@@ -317,9 +328,9 @@ class FusedConvolution(GradientHomes, Function):
         saved."""
         width = self.weight[0].size + self.has_bias
         if self.channels_first:
-            cols = buffers.empty(self.xp, (width, rows), self.x_pad.dtype).T
+            cols = buffers.empty(self.xp, (width, rows), self.x_dtype).T
         else:
-            cols = buffers.empty(self.xp, (rows, width), self.x_pad.dtype)
+            cols = buffers.empty(self.xp, (rows, width), self.x_dtype)
         if self.has_bias:
             cols[:, -1] = 1
         return cols
