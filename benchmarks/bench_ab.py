@@ -3,11 +3,17 @@
     python benchmarks/bench_ab.py --a /work/main --b . --rounds 8 --steps 10
     python benchmarks/bench_ab.py --a . --b . --b-env TINYGRAD_CNN_KERNELS=reference   # kernels vs reference
     python benchmarks/bench_ab.py --a . --b . --keep-freed B   # B calls tg.memory.keep_freed_memory()
+    python benchmarks/bench_ab.py --a /work/main --b . --infer --rounds 20 --steps 10   # inference instead
 
 Each side runs in its own long-lived worker process (its checkout first on sys.path), with the same
 model, seed and batch of 128 MNIST-sized images; the rounds alternate A, B, B, A, ... so that noise
 from other work on the machine hits both alike. Prints the median step time of each side per round,
-and the ratio B/A of the medians with the spread over rounds."""
+and the ratio B/A of the medians with the spread over rounds.
+
+With --infer a "step" is instead one batch of what benchmarks/epoch_child.py times for inference:
+predicting 1000 of the 10,000 MNIST test images (the next batch each step; `with tg.no_grad()`,
+model.logits, argmax, .numpy()) with the untrained model (the work does not depend on the weights);
+images/s (1000 / the median step) is also printed."""
 import argparse
 import json
 import os
@@ -42,7 +48,22 @@ def step():
     loss.backward()
     opt.step()
 
-for _ in range(3):
+if sys.argv[2] == "infer":  # epoch_child.py's inference: 10,000 test images, batch 1000
+    from tinygrad_cnn.datasets import mnist
+    model.eval()
+    test = mnist.to_float_images(mnist.load_data()[1][0])
+
+    def predict(batch):
+        with tg.no_grad():
+            return model.logits(tg.Tensor(batch)).argmax(axis=1).numpy()
+
+    batches = [test[i:i + 1000] for i in range(0, len(test), 1000)]
+
+    def step():  # one batch of 1000, the next of the 10 each time
+        batches.append(batches.pop(0))
+        return predict(batches[0])
+
+for _ in range(3 if sys.argv[2] == "train" else 10):
     step()
 def faults():
     try:
@@ -68,9 +89,9 @@ for line in sys.stdin:
 """
 
 
-def start(checkout, env, keep=False):
+def start(checkout, env, keep=False, infer=False):
     environment = {**os.environ, "PYTHONPATH": os.path.abspath(checkout), **env}
-    return subprocess.Popen([sys.executable, "-c", WORKER, "keep" if keep else "default"],
+    return subprocess.Popen([sys.executable, "-c", WORKER, "keep" if keep else "default", "infer" if infer else "train"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, env=environment, cwd=os.path.abspath(checkout))
 
@@ -104,11 +125,14 @@ def main():
                    help="which side's worker calls tg.memory.keep_freed_memory() (glibc malloc, process-wide)")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--steps", type=int, default=10, help="training steps per side per round")
+    p.add_argument("--infer", action="store_true",
+                   help="time inference (a batch of 1000 test images, no_grad) instead of training steps")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     parse = lambda text: dict(kv.split("=", 1) for kv in text.split(",") if kv)  # noqa: E731
     keep = {side: args.keep_freed in (side, "both") for side in ("A", "B")}
-    workers = {side: start(getattr(args, side.lower()), parse(getattr(args, side.lower() + "_env")), keep[side])
+    workers = {side: start(getattr(args, side.lower()), parse(getattr(args, side.lower() + "_env")), keep[side],
+                           args.infer)
                for side in ("A", "B")}
     medians, faults, peaks = {"A": [], "B": []}, {"A": [], "B": []}, {}
     try:
@@ -127,6 +151,8 @@ def main():
     a, b = statistics.median(medians["A"]), statistics.median(medians["B"])
     print(f"\nmedian step: A {a * 1e3:.1f} ms, B {b * 1e3:.1f} ms; B/A {b / a:.3f}; B/A per round: median "
           f"{statistics.median(ratios):.3f}, {min(ratios):.3f} to {max(ratios):.3f}")
+    if args.infer:
+        print(f"inference images/s (1000 images / median step): A {1e3 / a:.0f}, B {1e3 / b:.0f}")
     per_step = {side: statistics.median(faults[side][1:] or faults[side]) for side in faults}  # (round 1 warms up)
     print(f"page faults per step (median over rounds): A {per_step['A']:.0f}, B {per_step['B']:.0f}; "
           f"peak resident memory: A {peaks['A']:.0f} MB, B {peaks['B']:.0f} MB")
@@ -134,6 +160,8 @@ def main():
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({**provenance(), "a": args.a, "b": args.b, "a_env": args.a_env, "b_env": args.b_env,
                        "keep_freed": args.keep_freed, "steps": args.steps, "rounds": args.rounds,
+                       "measured": "inference: a batch of 1000 MNIST test images, no_grad" if args.infer
+                       else "training step, batch 128",
                        "side_commits": {"A": _commit(args.a), "B": _commit(args.b)},
                        "median_ms": {"A": a * 1e3, "B": b * 1e3}, "ratio": b / a,
                        "median_round_ratio": statistics.median(ratios),

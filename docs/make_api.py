@@ -72,6 +72,8 @@ FILL_INS = {
     "Function.keeps_inputs": "Whether backward reads the inputs' arrays; an op that does not says False. "
                              "Where True, an input changed in place before backward() makes it raise.",
     "Function.keeps_output": "Whether backward reads the output's array, with the same check.",
+    "Function.recorded": "Set by apply() before forward: whether the op is recorded (some input needs a "
+                         "gradient, outside no_grad). A forward may then skip what only backward reads.",
     "tinygrad_cnn.kernels.ENV": "'TINYGRAD_CNN_KERNELS': set to 'reference' to run the reference ops.",
     "tinygrad_cnn.kernels.TABLE": "One Row per substitution: the reference, its kernel, the device kinds, and why.",
     "tinygrad_cnn.float32": "numpy.dtype('float32'), the default float type.",

@@ -95,6 +95,10 @@ class Function:
     # such an op keeps shares memory with what it claims not to keep.
     keeps_inputs = True
     keeps_output = True
+    # Whether apply records the op, so that backward may run: set before forward, so that a forward
+    # can skip what only backward reads (the fused conv+pool's offsets of maxima). True, the safe
+    # side, for a forward called by hand.
+    recorded = True
 
     def __init__(self, xp=None, device=None):
         if xp is None:  # NOTE: MyOp()(x), PyTorch's old-style call, would otherwise fail on missing arguments
@@ -133,9 +137,9 @@ class Function:
                                   f"move them with .to(device) first")
         op = kernel_for(cls, device)
         fn = op(inputs[0].xp, device)
+        fn.recorded = needs_grad = is_grad_enabled() and any(t.requires_grad for t in inputs)
         with scope(device):  # NOTE: CuPy allocates on the current device: make it the inputs'
             out = fn.forward(*[t.data for t in inputs], **kwargs)
-        needs_grad = is_grad_enabled() and any(t.requires_grad for t in inputs)
         result = Tensor.wrap(out, fn.result_device, requires_grad=needs_grad)
         _share_version_if_view(result, inputs)
         if needs_grad:

@@ -207,27 +207,38 @@ class FusedConvolution(GradientHomes, Function):
         # (on the CPU: on a GPU a batched GEMM would first copy such a matrix C-contiguous).
         self.channels_first = c * kw < blocks.width and not on_gpu
         self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
-        self.x_pad = x_pad = buffers.empty(xp, (n, h + top + bottom, w + left + right, c), x.dtype)
-        self.windows = _windows(xp, x_pad, kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
+        self.x_dtype = x.dtype
+        # values only (not recorded, pooling, on the CPU: see _pool_values): nothing is kept for backward,
+        # so each thread pads its chunks into a buffer of its own instead of the whole batch's
+        values_only = pool is not None and not self.recorded and not on_gpu
+        padded_shape = (h + top + bottom, w + left + right, c)
+        self.x_pad = x_pad = None if values_only else buffers.empty(xp, (n,) + padded_shape, x.dtype)
+        window_args = (kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
+        self.windows = None if values_only else _windows(xp, x_pad, *window_args)
         dtype = xp.result_type(x, w_mat)
         # NOTE: the work goes chunk by chunk, each chunk's im2col rows in one buffer per thread
         # that stays in cache, and backward rebuilds them for the weight gradient: writing the
         # whole matrix to memory and reading it back cost more than a second im2col (conv2 of
         # the tutorial: 1.5 ms a step).
+        self.offset = None
         if pool is None:
             self.result = buffers.empty(xp, (n, out_h, out_w, o), dtype)
-            self.offset = None
         else:
             # NOTE: a pooling convolution keeps, per pooled value, only the offset of its window's
             # first maximum (one byte), not its full-size output, which lives in one chunk-sized
-            # buffer per thread; backward routes the gradient by offset.
+            # buffer per thread; backward routes the gradient by offset. An op that is not recorded
+            # (no_grad, or nothing needs a gradient) never runs backward: it pools values only
+            # (MAX_OF_BLOCKS, and on the CPU _pool_values). Predicting MNIST at batch 1000 with the
+            # tutorial's model: 12,664 -> 14,926 images/s against main (bench_ab.py --infer, B/A per
+            # round median 0.859, 0.51-1.63, on the 2 cores loaded by other jobs: results/ab_infer_loaded.json).
             self.result = buffers.empty(xp, (n, blocks.height, blocks.width, o), dtype)
-            self.offset = buffers.empty(xp, self.result.shape, xp.uint8 if blocks.count < 256 else xp.int32)
-            one = offset_codes(self, blocks.count)[1:2]
-        result = self.result
+            if self.recorded:
+                self.offset = buffers.empty(xp, self.result.shape, xp.uint8 if blocks.count < 256 else xp.int32)
+                one = offset_codes(self, blocks.count)[1:2]
+        result, offset = self.result, self.offset
 
         self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
-        image_bytes = self.image_values * x_pad.itemsize
+        image_bytes = self.image_values * x.itemsize
 
         chunks = cache_chunks(n, image_bytes, xp, self.chunk_bytes())
         most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image if chunks else 0
@@ -236,7 +247,15 @@ class FusedConvolution(GradientHomes, Function):
         def work(source):
             chunk_cols = self._new_cols(most)
             chunk_out = result.reshape(-1, o) if pool is None else buffers.empty(xp, (most, o), dtype)
+            if values_only:  # this thread's padded chunk, its windows, and _pool_values' views
+                padded = buffers.empty(xp, (most // blocks.rows_per_image,) + padded_shape, x.dtype)
+                windows, views = _windows(xp, padded, *window_args), {}
             for _, chunk in source:
+                if values_only:
+                    count = chunk.stop - chunk.start
+                    pad_nhwc(xp, x[chunk], padding, out=padded[:count])
+                    self._pool_values(count, windows, chunk_cols, chunk_out, w_mat, result[chunk], views)
+                    continue
                 pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
                 cols = self._fill_cols(chunk, chunk_cols)
                 if len(chunks) == 1:  # see backward
@@ -255,8 +274,11 @@ class FusedConvolution(GradientHomes, Function):
                     size = cols.shape[0]
                     per_offset = xp.reshape(chunk_out[:size], (blocks.count, -1, o))  # contiguous: a view
                     xp.matmul(cols.reshape(blocks.count, -1, cols.shape[1]), w_mat, out=per_offset)
-                    MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one,
-                                                *blocks.split(chunk_out[:size], o))
+                    if offset is None:
+                        MAX_OF_BLOCKS[relu](result[chunk], *blocks.split(chunk_out[:size], o))
+                    else:
+                        MAX_AND_FIRST_OFFSET[relu](result[chunk], offset[chunk], one,
+                                                    *blocks.split(chunk_out[:size], o))
 
         over_chunks(xp, chunks, n * self.image_values, work)
         return result.transpose(0, 3, 1, 2)
@@ -264,6 +286,40 @@ class FusedConvolution(GradientHomes, Function):
     def chunk_bytes(self):
         """The most bytes of im2col rows or full-size output a chunk of images may hold (see CHUNK_BYTES)."""
         return CHUNK_BYTES
+
+    def _pool_values(self, count, windows, cols, scratch, w_mat, out, views):
+        """The pooled output `out` (count, H', W', O) of a chunk of `count` images whose padded input
+        `windows` (from _windows) sees, values only (an op that is not recorded, on the CPU): for each
+        window offset in turn, its block of im2col rows (in `cols`), their GEMM (into `out` for the
+        first, then into `scratch`) and the running max, ReLU first. `views` keeps each chunk size's
+        block views of `cols` and their im2col targets.
+
+        NOTE: the recorded path's stacked matmul is one BLAS call per offset (NumPy's loop), here the
+        same call on the same rows, and the maxima are MAX_OF_BLOCKS's calls in its order: the same
+        bits. But a block's rows and products are used while in cache, where a chunk's whole im2col
+        matrix (up to CHUNK_BYTES, 4 MiB) or full-size output exceeds this machine's 2 MB L2: one
+        thread, a chunk of the tutorial's first layer at batch 1000 (40 images) 0.99 -> 0.83 ms
+        (-15%), of its second (18 images) 1.5-1.8 -> 1.5-1.7 ms (-3 to -7%), medians of 40 calls in
+        three runs on the loaded machine (the recorded path pooled with MAX_OF_BLOCKS there too).
+        Padding each chunk into a buffer of its thread's (forward) instead of the whole batch's keeps
+        36 MB less at batch 1000 and took conv2 from 90-91 to 87-88 ms a batch (one thread)."""
+        xp, blocks = self.xp, self.blocks
+        if count not in views:  # NOTE: made once per chunk size: as_strided is Python code (see conv_few)
+            rows = cols[:count * blocks.rows_per_image].reshape(blocks.count, -1, cols.shape[1])
+            shape = (1, 1) + windows[:, :, :count].shape[2:]
+            views[count] = [(block, im2col_target(xp, shape, block)) for block in rows]
+        flat = out.reshape(-1, out.shape[-1])  # (contiguous: a view)
+        product = scratch[:flat.shape[0]]
+        for q, (block, target) in enumerate(views[count]):
+            i, j = divmod(q, blocks.window[1])
+            xp.copyto(target, windows[i:i + 1, j:j + 1, :count])
+            if q == 0:
+                xp.matmul(block, w_mat, out=flat)
+                if self.relu:
+                    xp.maximum(out, 0, out=out)
+            else:
+                xp.matmul(block, w_mat, out=product)
+                xp.maximum(out, product.reshape(out.shape), out=out)
 
     def _new_cols(self, rows):
         """An im2col matrix for chunks of up to `rows` rows: KH*KW*C values per row, left
@@ -274,9 +330,9 @@ class FusedConvolution(GradientHomes, Function):
         saved."""
         width = self.weight[0].size + self.has_bias
         if self.channels_first:
-            cols = buffers.empty(self.xp, (width, rows), self.x_pad.dtype).T
+            cols = buffers.empty(self.xp, (width, rows), self.x_dtype).T
         else:
-            cols = buffers.empty(self.xp, (rows, width), self.x_pad.dtype)
+            cols = buffers.empty(self.xp, (rows, width), self.x_dtype)
         if self.has_bias:
             cols[:, -1] = 1
         return cols
@@ -570,6 +626,39 @@ def _max_and_first_offset(relu):
 MAX_AND_FIRST_OFFSET = {relu: _max_and_first_offset(relu) for relu in (False, True)}
 
 
+def _max_of_blocks(relu):
+    """A kernel(out, *blocks) that writes out = the elementwise max of `blocks` (then passed through
+    ReLU if `relu`): _max_and_first_offset's values without the offsets, for an op that is not
+    recorded (inference), which never routes a gradient.
+
+    NOTE: the same calls on the values, in the same order, as _max_and_first_offset (ReLU first, then
+    one maximum per further block), so that the values are bit-identical to a recorded forward's,
+    NaNs and signed zeros included (tests/test_conv_pool.py). One pass per block where the offsets
+    took four (a comparison, a maximum, a product and a maximum in uint8): a chunk of the tutorial's
+    first layer at batch 1000 (40 images, 4 blocks of 40 x 14 x 14 x 32) pooled in 0.27 ms instead of
+    0.64 ms, its second layer's (18 images) in 0.04 ms instead of 0.09 ms, against a chunk's 1.3 and
+    1.5 ms in all (one thread, medians of 30 calls, on the loaded 2-core machine)."""
+
+    def kernel(xp, out, *blocks):
+        out[...] = xp.maximum(blocks[0], 0) if relu else blocks[0]
+        for block in blocks[1:]:
+            xp.maximum(out, block, out=out)
+
+    def tuned(xp, out, *blocks):
+        if relu:
+            xp.maximum(blocks[0], 0, out=out)
+        else:
+            xp.copyto(out, blocks[0])
+        for block in blocks[1:]:
+            xp.maximum(out, block, out=out)
+
+    kernel.__name__ = "max_of_blocks_relu" if relu else "max_of_blocks"
+    return fuse(kernel, cpu=tuned)
+
+
+MAX_OF_BLOCKS = {relu: _max_of_blocks(relu) for relu in (False, True)}
+
+
 @fuse
 def _route_by_offset(xp, g, offset, *grads):
     """grads[q - 1] = g where offset == q, else 0 (offsets from _max_and_first_offset): each
@@ -612,6 +701,9 @@ class RoutedMaxPool(_Pool2d):
             views = [_window(x_pad, i, j, out_h, out_w, stride, (1, 1)) for i, j in offsets]
             self.offsets = offsets
         out = xp.empty(views[0].shape, dtype=x.dtype)  # (N, OH, OW, C)
+        if not self.recorded:  # values only: see FusedConvolution.forward
+            over_batch(xp, out.shape[0], x.size, lambda r: MAX_OF_BLOCKS[False](out[r], *[v[r] for v in views]))
+            return out.transpose(0, 3, 1, 2)
         self.offset = xp.empty(out.shape, dtype=xp.uint8 if len(views) < 256 else xp.int32)
         one = offset_codes(self, len(views))[1:2]
         over_batch(xp, out.shape[0], x.size, lambda r: MAX_AND_FIRST_OFFSET[False](

@@ -13,8 +13,8 @@ overlapping tiles.
 Everything is channels-last and works on whole chunks of images with strided views: the
 transforms are adds and subtracts of strided slices, a handful of NumPy calls per chunk, nothing
 loops over tiles, pixels or channels."""
-from ..autograd import Function, is_grad_enabled
-from .conv import (MAX_AND_FIRST_OFFSET, offset_codes, pad_nhwc, route_by_codes, unpad_nchw,
+from ..autograd import Function
+from .conv import (MAX_AND_FIRST_OFFSET, MAX_OF_BLOCKS, offset_codes, pad_nhwc, route_by_codes, unpad_nchw,
                    conv_pool_relu as _direct)
 from . import buffers
 from .homes import GradientHomes
@@ -105,12 +105,14 @@ class WinogradConvPool(GradientHomes, Function):
         self.u = self._kernel_transform(weight.astype(dtype, copy=False))  # (16, C, O)
         # NOTE: for backward's dU = V^T dM, the padded input is kept (4.2 MB for the tutorial's conv2
         # at batch 128, as the direct kernel keeps), and V recomputed chunk by chunk in cache; see KEEP_V
-        keep_v = KEEP_V and is_grad_enabled()
+        # (an op that is not recorded keeps neither, nor the offsets: it pools values only, see
+        # conv.MAX_OF_BLOCKS, and pads each chunk into a buffer of its thread's)
+        keep_v = KEEP_V and self.recorded
         self.v = buffers.empty(xp, (16, n * th * tw, c), dtype) if keep_v else None
-        self.x_pad = buffers.empty(xp, (n, height, width, c), x.dtype) if not keep_v else None
+        self.x_pad = buffers.empty(xp, (n, height, width, c), x.dtype) if self.recorded and not keep_v else None
         result = buffers.empty(xp, (n, th, tw, o), dtype)
-        self.offset = buffers.empty(xp, result.shape, xp.uint8)
-        one = offset_codes(self, 4)[1:2]
+        self.offset = buffers.empty(xp, result.shape, xp.uint8) if self.recorded else None
+        one = offset_codes(self, 4)[1:2] if self.recorded else None
         b = bias[0].astype(dtype, copy=False) if bias else None
         chunks = self.cache_chunks(dtype)
         most = chunks[0].stop - chunks[0].start if chunks else 0
@@ -146,7 +148,10 @@ class WinogradConvPool(GradientHomes, Function):
                 xp.subtract(ends[:, 1], ends[:, 3], out=ends[:, 3])
                 ends[:, 3] -= ends[:, 2]
                 blocks = [mc[3 * i, 3 * j].reshape(images, th, tw, o) for i in range(2) for j in range(2)]
-                MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one, *blocks)
+                if self.offset is None:
+                    MAX_OF_BLOCKS[relu](result[chunk], *blocks)
+                else:
+                    MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one, *blocks)
 
         over_chunks(xp, chunks, n * per_image * 16 * max(c, o), work)
         return result.transpose(0, 3, 1, 2)
