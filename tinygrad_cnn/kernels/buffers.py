@@ -97,11 +97,13 @@ def _take(xp, nbytes):
     # back, for this new block or anything else): kept beside it, the cache would hold more than
     # the work needs at once. In the tutorial's first step the first layer's 1.5 MB blocks go when
     # the second asks for 4 MB, and its later requests reuse the second layer's blocks (kept at
-    # batch 128: 22.6 MiB in 8 blocks, 23.9 in 9 without this; 22.0 MiB in use at most); inference
+    # batch 128: 22.4-22.6 MiB in 8 blocks, 23.9 in 9 without this; 22.0 in use at most); inference
     # after training lets the training blocks go the same way. The epoch's peak (as above) 133.9 ->
-    # 132.1-132.5 MB, after inference on the 10,000 test images 248 -> 238 MB. Larger free blocks
-    # stay: forgetting them could make a step that alternates a small and a large request miss
-    # both, every step.
+    # 132.1-132.5 MB, after inference on the 10,000 test images 248 -> 238 MB (e996f8e: 219; the
+    # rest is inference's own blocks, which serve only requests of about their size where glibc's
+    # heap lends freed memory to anything: benchmarks/README.md, "Kept blocks and peak memory").
+    # Larger free blocks stay: forgetting them could make a step that alternates a small and a
+    # large request miss both, every step.
     _blocks[:] = [entry for j, entry in enumerate(_blocks)
                   if entry[0].nbytes >= nbytes or _count(_blocks, j) != _FREE]
     block = xp.empty(nbytes, dtype=xp.uint8)
