@@ -19,10 +19,14 @@ import threading
 # keep_freed_memory: the tutorial's model took none in its first layer (0.8 MB blocks), and caching
 # those as well raised its peak memory by 2-4 MB (blocks of one size that no other request fits)
 MIN_BYTES = 1 << 20
-# NOTE: a free block serves requests of its size down to 1 / FIT of it: a convolution's im2col
-# rows forward and backward differ by a row or so; wider (2x) raised the peak by 2 MB, narrower
-# (exact sizes) by 9 MB, both against glibc keeping freed memory (tests/test_buffers.py)
-FIT = 1.01
+# NOTE: a free block serves requests of its size down to 1 / FIT of it, the smallest such block
+# first: a convolution's blocks forward and backward differ by a few rows, and the epoch's last
+# batch of the tutorial (96 images after 128s) fits in the 128-image blocks (1.33x) instead of
+# adding 19 MB of blocks of its own sizes, as FIT = 1.01 did. Training peak over 12,896 images
+# (benchmarks/epoch_child.py --kind ours, two runs each; e996f8e with glibc keeping freed memory:
+# 132.1-132.4 MB): 1.01 151 MB, 1.4 132.4-132.6, 1.5 132.6-133.3, 1.75 132.1-132.5, 2 136 (a
+# backward request then takes a block twice its size that a later, larger one needed).
+FIT = 1.75
 # NOTE: a block not handed out in the last MAX_AGE requests is forgotten (malloc gets it back when
 # its last view goes): a step of the tutorial's model makes ~20 requests, so an evaluation with
 # another batch size does not keep the training blocks, nor training the evaluation's
@@ -74,7 +78,8 @@ def zeros(xp, shape, dtype):
 
 def _take(xp, nbytes):
     """The smallest free kept block of nbytes to FIT * nbytes; else a new one, kept when MAX_BYTES
-    allows. Forgets free blocks older than MAX_AGE requests. Called under _lock."""
+    allows, and the free blocks smaller than nbytes are forgotten (see below). Forgets free blocks
+    older than MAX_AGE requests. Called under _lock."""
     _requests[0] += 1
     now, best, i = _requests[0], None, 0
     while i < len(_blocks):
@@ -88,6 +93,19 @@ def _take(xp, nbytes):
     if best is not None:
         _blocks[best][1] = now
         return _blocks[best][0]
+    # NOTE: free blocks too small for a request that none serves are forgotten (malloc gets them
+    # back, for this new block or anything else): kept beside it, the cache would hold more than
+    # the work needs at once. In the tutorial's first step the first layer's 1.5 MB blocks go when
+    # the second asks for 4 MB, and its later requests reuse the second layer's blocks (kept at
+    # batch 128: 22.4-22.6 MiB in 8 blocks, 23.9 in 9 without this; 22.0 in use at most); inference
+    # after training lets the training blocks go the same way. The epoch's peak (as above) 133.9 ->
+    # 132.1-132.5 MB, after inference on the 10,000 test images 248 -> 238 MB (e996f8e: 219; the
+    # rest is inference's own blocks, which serve only requests of about their size where glibc's
+    # heap lends freed memory to anything: benchmarks/README.md, "Kept blocks and peak memory").
+    # Larger free blocks stay: forgetting them could make a step that alternates a small and a
+    # large request miss both, every step.
+    _blocks[:] = [entry for j, entry in enumerate(_blocks)
+                  if entry[0].nbytes >= nbytes or _count(_blocks, j) != _FREE]
     block = xp.empty(nbytes, dtype=xp.uint8)
     if sum(entry[0].nbytes for entry in _blocks) + nbytes <= MAX_BYTES:
         _blocks.append([block, now])
