@@ -207,6 +207,28 @@ def test_on_batch_methods_give_that_batch_s_values():
     assert model.test_on_batch(x, y)[0] < loss
 
 
+@pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch"])
+def test_on_batch_methods_take_keras_arguments_in_keras_order(method):
+    """Keras 3's third argument is sample_weight (train_on_batch's fourth class_weight), return_dict
+    comes after: weights given by position or name are refused by name before any step, not taken
+    for return_dict (a list of weights returned a dict from an unweighted step, an array raised
+    NumPy's "truth value of an array is ambiguous")."""
+    model, (x, y) = sequential(), data(5)
+    before = [w.copy() for w in model.get_weights()]
+    weights = [1.0, 0.0, 0.0, 0.0, 0.0]
+    calls = [lambda: getattr(model, method)(x, y, weights), lambda: getattr(model, method)(x, y, np.ones(5)),
+             lambda: getattr(model, method)(x, y, sample_weight=weights)]
+    if method == "train_on_batch":
+        calls += [lambda: model.train_on_batch(x, y, None, {0: 2.0}), lambda: model.train_on_batch(x, y, class_weight={0: 2.0})]
+    for call in calls:
+        with pytest.raises(NotImplementedError, match=f"{method}: (sample|class)_weight is not supported"):
+            call()
+    for w, old in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, old)
+    assert getattr(model, method)(x, y, None, **({"class_weight": None} if method == "train_on_batch" else {}),
+                                  return_dict=True).keys() == {"loss", "accuracy"}
+
+
 # ---------------------------------------------------------------- against real Keras
 
 @pytest.fixture(scope="module")
@@ -266,6 +288,13 @@ def test_on_batch_values_as_real_keras(real_keras):
     got = ours.test_on_batch(x, y, return_dict=True)
     assert got.keys() == expected.keys()
     np.testing.assert_allclose([got[k] for k in sorted(got)], [expected[k] for k in sorted(got)], rtol=2e-5)
+
+
+@pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch", "predict_on_batch"])
+def test_on_batch_signatures_as_real_keras(real_keras, method):
+    import inspect
+    theirs = list(inspect.signature(getattr(real_keras.Sequential, method)).parameters)
+    assert list(inspect.signature(getattr(keras.Sequential, method)).parameters) == theirs
 
 
 # ---------------------------------------------------------------- metric objects

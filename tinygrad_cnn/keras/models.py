@@ -90,6 +90,15 @@ class RunningMeans:
         return {name: float(self.sums[name]) / (self.seen * self.per[name]) for name in sorted(self.sums)}
 
 
+def _no_weights(who, **weights):
+    """Refuse Keras' per-sample or per-class weights by name (NOTE: taken by position in Keras' order,
+    so that a weight is never read as the next argument, return_dict)."""
+    for name, value in weights.items():
+        if value is not None:
+            raise NotImplementedError(f"{who}: {name} is not supported here (got {type(value).__name__}); "
+                                      f"weight the data instead, or pass {name}=None")
+
+
 class Sequential(BatchesMixin, nn.Sequential):
     """nn.Sequential with Keras' training API. The input shape comes from a first Input(shape=...)
     or from `input_shape=` on the first layer (the model is then built at once), else from the
@@ -464,9 +473,11 @@ class Sequential(BatchesMixin, nn.Sequential):
 
     # ------------------------------------------------------------ one batch
 
-    def train_on_batch(self, x, y=None, return_dict=False):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on the arrays x, y as one batch; its loss (taken before the step), or
-        [loss, metric, ...] (a dict with return_dict=True), as Keras 3: for this batch alone."""
+        [loss, metric, ...] (a dict with return_dict=True), as Keras 3: for this batch alone.
+        Keras' argument order; sample_weight and class_weight are not supported (NotImplementedError)."""
+        _no_weights("train_on_batch", sample_weight=sample_weight, class_weight=class_weight)
         step_optimizer, x, y = self._samples(x, y, "train_on_batch")
         metrics, device = self._metrics(y), self._device()
         self.train()
@@ -479,8 +490,10 @@ class Sequential(BatchesMixin, nn.Sequential):
             running.add(metric.name, *metric.hits(out, yb, logits))
         return self._returned(running.logs(), metrics, return_dict)
 
-    def test_on_batch(self, x, y=None, return_dict=False):
-        """evaluate() on the arrays x, y as one batch (in eval mode, no graph, no callbacks)."""
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """evaluate() on the arrays x, y as one batch (in eval mode, no graph, no callbacks); Keras'
+        argument order, sample_weight not supported (NotImplementedError)."""
+        _no_weights("test_on_batch", sample_weight=sample_weight)
         _, x, y = self._samples(x, y, "test_on_batch")
         metrics = self._metrics(y)
         logs = self._evaluate(x, y, len(x), callbacks_module.CallbackList(None, self, {}), metrics, 0)
