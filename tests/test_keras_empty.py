@@ -290,11 +290,33 @@ def test_on_batch_values_as_real_keras(real_keras):
     np.testing.assert_allclose([got[k] for k in sorted(got)], [expected[k] for k in sorted(got)], rtol=2e-5)
 
 
-@pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch", "predict_on_batch"])
-def test_on_batch_signatures_as_real_keras(real_keras, method):
+@pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch", "predict_on_batch", "fit", "evaluate", "predict"])
+def test_signatures_as_real_keras(real_keras, method):
+    """The same parameters in the same order as Keras 3 (its evaluate's **kwargs aside), so that a
+    Keras user's positional call means the same here."""
     import inspect
-    theirs = list(inspect.signature(getattr(real_keras.Sequential, method)).parameters)
+    theirs = [name for name in inspect.signature(getattr(real_keras.Sequential, method)).parameters if name != "kwargs"]
     assert list(inspect.signature(getattr(keras.Sequential, method)).parameters) == theirs
+
+
+def test_fit_evaluate_predict_take_keras_positions():
+    """Keras' positions: fit's 10th and 11th are class_weight and sample_weight (refused by name: the
+    10th was initial_epoch here, so fit(..., True, {0: 2.0}) started at epoch {0: 2.0}), evaluate's 5th
+    is sample_weight (it was callbacks), predict's 4th steps (it was callbacks)."""
+    model, (x, y) = sequential(), data(8)
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(NotImplementedError, match="fit: class_weight is not supported"):
+        model.fit(x, y, 4, 1, 0, None, 0.0, None, True, {0: 2.0})
+    with pytest.raises(NotImplementedError, match="fit: sample_weight is not supported"):
+        model.fit(x, y, 4, 1, 0, None, 0.0, None, True, None, np.ones(8))
+    for w, old in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, old)
+    history = model.fit(x, y, 4, 2, 0, None, 0.0, None, False, None, None, 1)  # initial_epoch 1: one epoch
+    assert history.epoch == [1]
+    with pytest.raises(NotImplementedError, match="evaluate: sample_weight is not supported"):
+        model.evaluate(x, y, 4, 0, np.ones(8))
+    assert model.evaluate(x, y, 4, 0, None, None, None, True).keys() == {"loss", "accuracy"}
+    assert model.predict(x, 4, 0, None, None).shape == (8, CLASSES)
 
 
 # ---------------------------------------------------------------- metric objects

@@ -308,8 +308,8 @@ class Sequential(BatchesMixin, nn.Sequential):
         return out, logits, loss
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, validation_batch_size=None, validation_freq=1,
-            steps_per_epoch=None, validation_steps=None):
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for epochs initial_epoch..epochs-1 over NumPy x, y (any numeric dtype; x cast to
         float32) in batches of batch_size (32), shuffled each epoch from the global generator
         (tinygrad_cnn.manual_seed). validation_data=(x, y), or validation_split: the last fraction of
@@ -317,7 +317,9 @@ class Sequential(BatchesMixin, nn.Sequential):
 
         x may instead be an iterable of (x, y) batches with y left out (a generator, a list of pairs, a
         DataLoader), as Keras takes a dataset: each epoch is one pass over it (steps_per_epoch batches of
-        one running iterator when given); validation_data may be one too."""
+        one running iterator when given); validation_data may be one too. Keras' argument order;
+        class_weight and sample_weight are not supported (NotImplementedError)."""
+        _no_weights("fit", class_weight=class_weight, sample_weight=sample_weight)
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         epochs, initial_epoch = _count(epochs, "epochs", 0), _count(initial_epoch, "initial_epoch", 0)
         verbose, validation_freq = _verbose(verbose), _count(validation_freq, "validation_freq")
@@ -418,9 +420,12 @@ class Sequential(BatchesMixin, nn.Sequential):
         hooks.call("on_test_end", logs)
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False, steps=None):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None, callbacks=None,
+                 return_dict=False):
         """The loss, or [loss, metric, ...] (a dict with return_dict=True), over x, y in batches of
-        batch_size (32), or over an iterable x of (x, y) batches (`steps` of them when given)."""
+        batch_size (32), or over an iterable x of (x, y) batches (`steps` of them when given).
+        Keras' argument order; sample_weight is not supported (NotImplementedError)."""
+        _no_weights("evaluate", sample_weight=sample_weight)
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
         _callback_list(callbacks, "evaluate")
@@ -436,7 +441,7 @@ class Sequential(BatchesMixin, nn.Sequential):
         hooks = callbacks_module.CallbackList(callbacks, self, {"steps": -(-len(x) // batch_size), "verbose": verbose})
         return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose), metrics, return_dict)
 
-    def predict(self, x, batch_size=None, verbose="auto", callbacks=None, steps=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs (its final activation included) for x, as one NumPy array, computed
         in batches of batch_size (32) in eval mode; x may be an iterable of batches (x or (x, y))."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
