@@ -12,8 +12,14 @@ step, and the whole training step. Each row shows its GEMM FLOPs as direct convo
 (2 x N x H x W x O x C x 9 per product: forward, weight gradient and, where needed, input gradient)
 and the floor Winograd F(2x2, 3x3) would need (2.25x fewer multiplies in its 16 GEMMs; its input
 and output transforms not counted), the time, the achieved rate in direct-convolution FLOPs, and
-that rate as a share of one large float32 `np.matmul` (1024^3, the BLAS's own threads) timed
-interleaved with the row, in the same process, so that a busy machine slows both alike. The
+that rate as a share of one large float32 `np.matmul` (1024^3, the BLAS on all the process's cores)
+timed interleaved with the row, in the same process, so that a busy machine slows both alike.
+
+NOTE: the package holds its BLAS at one thread from its first op that splits work over the cores
+(kernels/parallel.py), so a plain `np.matmul` here ran on ONE core until 2026-12-07 evening: the
+earlier results files' "gemm_gflops" (and shares, floors) are one core's rate, about half of this
+2-core machine's (153 against 304 GFLOP/s at 2048^3, quiet). The reference GEMM now runs under
+threadpoolctl's limit of all cores (the one-core rate stays in the JSON as `gemm_one_core_gflops`). The
 kernel column says "winograd" when WinogradConvPool.forward ran for the row (a
 profile hook over tinygrad_cnn/kernels/ during one untimed call), else "direct".
 
@@ -147,6 +153,24 @@ def kernel_label(name, traced):
     return "direct" if name.startswith("conv") else ""
 
 
+def make_gemms(np, a, b):
+    """The reference GEMM a @ b on all the process's cores, and on one (as the package holds its BLAS
+    inside its ops); see the NOTE in the module docstring."""
+    from threadpoolctl import ThreadpoolController
+    controller = ThreadpoolController()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+    def gemm():
+        with controller.limit(limits=cores, user_api="blas"):
+            np.matmul(a, b)
+
+    def gemm_one_core():
+        with controller.limit(limits=1, user_api="blas"):
+            np.matmul(a, b)
+
+    return gemm, gemm_one_core
+
+
 def worker(checkout):
     from common import time_samples  # noqa: F401  (puts this folder's parent on sys.path; ours goes first)
     sys.path.insert(0, checkout)
@@ -156,8 +180,7 @@ def worker(checkout):
     rows = build(tg)
     a, b = (np.random.default_rng(1).standard_normal((GEMM_SIZE, GEMM_SIZE)).astype(np.float32) for _ in range(2))
 
-    def gemm():
-        np.matmul(a, b)
+    gemm, gemm_one_core = make_gemms(np, a, b)
 
     info = dict(tinygrad_cnn=os.path.dirname(os.path.abspath(tg.__file__)), gemm_flops=2.0 * GEMM_SIZE ** 3,
                 numpy=np.__version__, rows=[])
@@ -171,8 +194,8 @@ def worker(checkout):
         repeats = int(line)
         out = []
         for name, fn, _, _ in rows:
-            samples = time_samples({"row": fn, "gemm": gemm}, repeats)
-            out.append(dict(row=samples["row"], gemm=samples["gemm"]))
+            samples = time_samples({"row": fn, "gemm": gemm, "gemm_one_core": gemm_one_core}, repeats)
+            out.append(dict(row=samples["row"], gemm=samples["gemm"], gemm_one_core=samples["gemm_one_core"]))
         print(json.dumps(out), flush=True)
 
 
@@ -195,9 +218,10 @@ def summarize(info, rounds):
         gemm = [s for r in rounds for s in r[i]["gemm"]]
         seconds, gemm_s = statistics.median(row), statistics.median(gemm)
         gemm_rate = info["gemm_flops"] / gemm_s
+        one_core = statistics.median([s for r in rounds for s in r[i]["gemm_one_core"]])
         entry = dict(meta, ms=seconds * 1e3, ms_min=min(row) * 1e3, ms_max=max(row) * 1e3,
                      round_ms=[statistics.median(r[i]["row"]) * 1e3 for r in rounds], samples=len(row),
-                     gemm_gflops=gemm_rate / 1e9)
+                     gemm_gflops=gemm_rate / 1e9, gemm_one_core_gflops=info["gemm_flops"] / one_core / 1e9)
         if meta["flops"]:
             entry.update(gflops=meta["flops"] / seconds / 1e9, share_of_gemm=meta["flops"] / seconds / gemm_rate,
                          gemm_floor_ms=meta["flops"] / gemm_rate * 1e3,

@@ -69,3 +69,30 @@ def test_provenance_names_the_compared_checkouts():
     info = common.provenance(base=ROOT)
     assert info["base_commit"] == common.commit(ROOT) and info["commit"] == common.commit(ROOT)
     assert info["date"] and info["command"].startswith("python ")
+
+
+def test_bench_layers_reference_gemm_runs_on_all_cores(monkeypatch):
+    """The package holds its BLAS at one thread after an op that splits work (kernels/parallel.py), and
+    bench_layers' reference GEMM ran inside that hold: its "GEMM rate" was one core's (half this 2-core
+    machine's), which made the convolutions look near the machine's rate. It runs on all cores now."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np
+    import tinygrad_cnn as tg
+    from tinygrad_cnn.kernels import parallel
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    controller = threadpoolctl.ThreadpoolController()
+    if cores < 2 or not controller.select(user_api="blas").lib_controllers:
+        pytest.skip("needs a BLAS that threadpoolctl sees and two cores")
+    if parallel.get_num_threads() < 2:
+        pytest.skip("the package's ops do not split here")
+    x = tg.Tensor(np.ones((64, 3136), np.float32))
+    tg.nn.Dense(128)(x)  # an op that splits: the BLAS is held at one thread from here
+    seen = []
+    real_matmul = np.matmul
+    fake = type("NumPy", (), {"matmul": staticmethod(lambda a, b: seen.append(
+        max(lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")))})
+    gemm, gemm_one_core = bench_layers.make_gemms(fake, None, None)
+    gemm()
+    gemm_one_core()
+    assert seen == [cores, 1], seen
+    assert np.matmul is real_matmul

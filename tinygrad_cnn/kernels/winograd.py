@@ -61,10 +61,10 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
 # forward 1.07-1.17, fwd+bwd 0.91-1.04; C = 8 1.35 and 1.05; C = 4 1.63 and 1.53; C = 1 (conv1's
 # 28x28) 5.9-7.4 and 3.2-4.1. But those runs had other jobs on both cores (load 7-11). Quiet (load
 # 0.3, 2026-12-07, two threads, 10 rounds; results/winograd_cpu_quiet.json): conv2 forward 1.31, fwd+bwd
-# 1.09 (1.07-1.13), the training step 1.06 (1.04-1.09) (an earlier quiet run: 1.15 and 1.09); two
-# threads keep the direct kernel's one GEMM per chunk busy at ~70%
-# of the machine's GEMM rate (benchmarks/bench_layers.py), and the transforms' extra memory passes
-# cost more than the 2.25x fewer GEMM FLOPs save. So it is chosen for no shape by default (None);
+# 1.09 (1.07-1.13), the training step 1.06 (1.04-1.09) (an earlier quiet run: 1.15 and 1.09): the
+# transforms' extra memory passes cost more than the 2.25x fewer GEMM FLOPs save (the direct block
+# runs at ~30% of both cores' GEMM rate, not the ~70% once written here, which was one core's rate:
+# benchmarks/bench_layers.py's NOTE). So it is chosen for no shape by default (None);
 # WINS_FROM_CHANNELS = 32 chooses it from 32 input channels, where it won on the loaded machine.
 WINS_FROM_CHANNELS = None
 
