@@ -145,3 +145,14 @@ def kernel_mode(request):
     switch = tinygrad_cnn.kernels.reference if request.param == "reference" else tinygrad_cnn.kernels.enabled
     with switch():
         yield request.param
+
+
+@pytest.fixture(scope="module")
+def real_keras():
+    """Real Keras 3 on the torch backend, to compare tinygrad_cnn.keras with (skips without them)."""
+    pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    module = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install keras)")
+    if module.backend.backend() != "torch":
+        pytest.skip("Keras runs on another backend; set KERAS_BACKEND=torch")
+    return module

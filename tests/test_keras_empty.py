@@ -9,7 +9,6 @@ evaluate raises "None was passed" from inside Sequential.call, train_on_batch a 
 ("grad can be implicitly created only for scalar outputs"), test_on_batch returns [0.0, 0.0] (a
 perfect-looking loss), an empty last batch of a generator gives evaluate a nan loss, and an empty
 validation_data only warns and leaves the val_ keys out."""
-import os
 import warnings
 
 import numpy as np
@@ -230,16 +229,6 @@ def test_on_batch_methods_take_keras_arguments_in_keras_order(method):
 
 
 # ---------------------------------------------------------------- against real Keras
-
-@pytest.fixture(scope="module")
-def real_keras():
-    pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    module = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install keras)")
-    if module.backend.backend() != "torch":
-        pytest.skip("Keras runs on another backend; set KERAS_BACKEND=torch")
-    return module
-
 
 def dense_pair(real_keras):
     """The same Dense softmax model in real Keras and here, from Keras' initial weights."""

@@ -86,16 +86,6 @@ def test_model_checkpoint_can_write_keras_files(tmp_path):
 
 # ---------------------------------------------------------------- against real Keras 3
 
-@pytest.fixture(scope="module")
-def real_keras():
-    pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    module = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install keras)")
-    if module.backend.backend() != "torch":
-        pytest.skip("Keras runs on another backend; set KERAS_BACKEND=torch")
-    return module
-
-
 def test_real_keras_opens_our_file_with_the_same_predictions(tmp_path, real_keras):
     model, x = model_with_every_layer()
     path = str(tmp_path / "ours.keras")
