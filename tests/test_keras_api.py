@@ -332,3 +332,62 @@ def test_functional_model_with_branches_runs_its_graph_and_trains(capsys):
     from tinygrad_cnn import interop
     with pytest.raises(TypeError, match="with branches"):
         interop.torch_names(model)
+
+
+# ---------------------------------------------------------------- fit with arrays: steps and validation as Keras 3
+
+class _Counts(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.train_batches = self.test_batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.train_batches += 1
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.test_batches += 1
+
+
+def _compiled():
+    model = small()
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_fit_with_arrays_runs_steps_per_epoch_batches_and_validation_steps():
+    """As real Keras 3.15.1 (torch backend) with 64 samples and batch_size 16: steps_per_epoch=2 runs 2
+    batches an epoch (History.params["steps"] 2), 10 runs the 4 there are with a warning, and
+    validation_steps=2 evaluates 2 validation batches. Both were ignored with arrays (4 and 4 batches)."""
+    x, y = data(64)
+    model, counts = _compiled(), _Counts()
+    history = model.fit(x, y, batch_size=16, epochs=2, steps_per_epoch=2, verbose=0, callbacks=[counts])
+    assert counts.train_batches == 4 and history.params["steps"] == 2
+    counts = _Counts()
+    with pytest.warns(UserWarning, match="steps_per_epoch=10 is more than the 4 batches"):
+        model.fit(x, y, batch_size=16, epochs=2, steps_per_epoch=10, verbose=0, callbacks=[counts])
+    assert counts.train_batches == 8
+    counts = _Counts()
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, validation_data=(x, y), validation_steps=2,
+                        callbacks=[counts])
+    assert counts.test_batches == 2
+    np.testing.assert_allclose(history.history["val_loss"][0], model.evaluate(x[:32], y[:32], batch_size=16, verbose=0)[0],
+                               rtol=1e-6)
+
+
+def test_fit_with_arrays_takes_an_iterable_of_batches_as_validation_data():
+    """Keras 3 takes a dataset or generator as validation_data beside array x; here it was refused
+    ("validation_data must be a pair"). The validation figures are evaluate()'s over the same batches."""
+    x, y = data(64)
+    model, counts = _compiled(), _Counts()
+
+    def batches():
+        for i in range(0, 64, 32):
+            yield x[i:i + 32], y[i:i + 32]
+
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, validation_data=batches(), callbacks=[counts])
+    assert counts.test_batches == 2 and {"val_loss", "val_accuracy"} <= set(history.history)
+    expected = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    np.testing.assert_allclose(history.history["val_loss"][0], expected["loss"], rtol=1e-6)
+    np.testing.assert_allclose(history.history["val_accuracy"][0], expected["accuracy"], rtol=1e-6)
+    with pytest.raises(ValueError, match="validation_data must be a pair"):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, y))

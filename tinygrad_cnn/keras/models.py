@@ -3,8 +3,10 @@
 A training step is the loop one writes by hand: forward, loss, zero_grad, backward, step; fit()
 adds the batching, shuffling, validation, progress and callbacks around it. Data stay NumPy
 arrays on the host; each batch is copied to the model's device as it is used."""
+import itertools
 import math
 import os
+import warnings
 
 import numpy
 
@@ -317,7 +319,9 @@ class Sequential(BatchesMixin, nn.Sequential):
 
         x may instead be an iterable of (x, y) batches with y left out (a generator, a list of pairs, a
         DataLoader), as Keras takes a dataset: each epoch is one pass over it (steps_per_epoch batches of
-        one running iterator when given); validation_data may be one too. Keras' argument order;
+        one running iterator when given); validation_data may be one too, also beside arrays. With arrays,
+        steps_per_epoch limits an epoch to that many batches (a warning when x has fewer) and
+        validation_steps the validation to its first batches, as Keras. Keras' argument order;
         class_weight and sample_weight are not supported (NotImplementedError)."""
         _no_weights("fit", class_weight=class_weight, sample_weight=sample_weight)
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
@@ -335,10 +339,14 @@ class Sequential(BatchesMixin, nn.Sequential):
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
                 or not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
-        val = None
-        if validation_data is not None:
+        steps_per_epoch = None if steps_per_epoch is None else _count(steps_per_epoch, "steps_per_epoch")
+        validation_steps = None if validation_steps is None else _count(validation_steps, "validation_steps")
+        val = val_batches = None
+        if validation_data is not None and is_batches(validation_data, None):
+            val_batches = validation_data  # an iterable of (x, y) batches, as with an iterable x
+        elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val)")
+                raise ValueError("validation_data must be a pair (x_val, y_val) or an iterable of (x, y) batches")
             val = self._data(*validation_data, "fit: validation_data")
         elif validation_split:
             split = int(math.floor(len(x) * (1 - validation_split)))
@@ -350,10 +358,15 @@ class Sequential(BatchesMixin, nn.Sequential):
         x, y = self._resident(device, x, y)
         if val is not None:
             val = self._resident(device, *val)
+            if validation_steps is not None:  # the first batches, as Keras
+                val = tuple(part[:validation_steps * (validation_batch_size or batch_size)] for part in val)
         steps = -(-len(x) // batch_size)
+        if steps_per_epoch is not None and steps_per_epoch > steps:
+            warnings.warn(f"fit: steps_per_epoch={steps_per_epoch} is more than the {steps} batches of x (batch_size "
+                          f"{batch_size}): each epoch runs {steps}", stacklevel=2)
         history = callbacks_module.History()
         hooks = callbacks_module.CallbackList(list(callbacks or []) + [history], self,
-                                              {"epochs": epochs, "steps": steps, "verbose": verbose})
+                                              {"epochs": epochs, "steps": steps_per_epoch or steps, "verbose": verbose})
         batch_logs_wanted = hooks.wants("on_train_batch_end")
         self.stop_training = False
         hooks.call("on_train_begin", None)
@@ -365,8 +378,8 @@ class Sequential(BatchesMixin, nn.Sequential):
             self.train()
             order = get_rng().permutation(len(x)) if shuffle else None
             order = None if order is None else self._resident(device, order)[0]
-            running, progress = RunningMeans(), Progress(steps, verbose)
-            for step, index in self._batches(len(x), batch_size, order):
+            running, progress = RunningMeans(), Progress(min(steps, steps_per_epoch or steps), verbose)
+            for step, index in itertools.islice(self._batches(len(x), batch_size, order), steps_per_epoch):
                 hooks.call("on_train_batch_begin", step, None)
                 xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
                 out, logits, loss = self.train_step(xb, yb, step_optimizer)
@@ -381,8 +394,9 @@ class Sequential(BatchesMixin, nn.Sequential):
                 if self.stop_training:
                     break
             logs = running.logs()
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate(*val, validation_batch_size or batch_size, hooks, metrics, 0)
+            if (val is not None or val_batches is not None) and (epoch + 1) % validation_freq == 0:
+                val_logs = (self._evaluate(*val, validation_batch_size or batch_size, hooks, metrics, 0) if val_batches is None
+                            else self._evaluate_batches(val_batches, validation_steps, hooks, 0, "fit: validation_data"))
                 logs.update({f"val_{key}": value for key, value in val_logs.items()})
             progress.finish(logs)
             hooks.call("on_epoch_end", epoch, logs)
