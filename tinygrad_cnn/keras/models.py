@@ -22,6 +22,10 @@ from .iterables import BatchesMixin, is_batches
 from .layers import Input
 from .progress import Progress
 
+# keras model calls under way: only the outermost one picks inference by default (nested models, and the
+# calls inside fit/evaluate, follow the mode already set)
+_CALL_DEPTH = [0]
+
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
 
 
@@ -154,6 +158,17 @@ class Sequential(BatchesMixin, nn.Sequential):
                              f"{self._channel_order_hint(tuple(shape[1:]))}")
         super()._validate(shape)
 
+    def __call__(self, x, training=None):
+        """As Keras: model(x) without training= runs in inference mode (no dropout, BatchNormalization's
+        moving statistics left alone), whatever mode fit() left the model in; training=True trains."""
+        if training is None and _CALL_DEPTH[0] == 0:
+            training = False
+        _CALL_DEPTH[0] += 1
+        try:
+            return super().__call__(x, training)
+        finally:
+            _CALL_DEPTH[0] -= 1
+
     # ------------------------------------------------------------ Keras' model API
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
@@ -276,6 +291,13 @@ class Sequential(BatchesMixin, nn.Sequential):
 
     def _output(self, xb):
         """(output, whether it is logits): a softmax or sigmoid the loss can take as logits is skipped."""
+        _CALL_DEPTH[0] += 1  # NOTE: fit and evaluate have set the mode (train or eval): the call keeps it
+        try:
+            return self._output_in_mode(xb)
+        finally:
+            _CALL_DEPTH[0] -= 1
+
+    def _output_in_mode(self, xb):
         loss = self.loss
         if not loss.from_logits and loss.activation is not None and self._final_activation() == loss.activation:
             return self.logits(xb), True

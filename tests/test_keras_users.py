@@ -1,0 +1,52 @@
+"""Keras users' everyday code, run on tinygrad_cnn.keras and (where installed) on real Keras 3 (torch
+backend) to compare: what a keras.io-style snippet does must not silently differ here."""
+import numpy
+import pytest
+
+import tinygrad_cnn.keras as tk
+
+
+def _data(n=64, features=6, classes=3, seed=0):
+    rng = numpy.random.default_rng(seed)
+    return rng.normal(size=(n, features)).astype("float32"), rng.integers(0, classes, n)
+
+
+def _model(keras):
+    layers = keras.layers
+    return keras.Sequential([keras.Input((6,)), layers.Dense(8, activation="relu"), layers.Dropout(0.5),
+                             layers.BatchNormalization(), layers.Dense(3, activation="softmax")])
+
+
+def _numpy(out):
+    return out.detach().cpu().numpy() if hasattr(out, "detach") else out.numpy()
+
+
+def _call_is_inference(keras):
+    """(model(x) repeatable, model(x) == predict(x), BatchNormalization's moving mean untouched by model(x))
+    after one epoch of fit(), the way a user checks a trained model by calling it."""
+    x, y = _data()
+    keras.utils.set_random_seed(1)
+    model = _model(keras)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    moving_mean = _numpy(model.layers[2].moving_mean).copy()
+    first, second = _numpy(model(x[:8])), _numpy(model(x[:8]))
+    return (numpy.allclose(first, second), numpy.allclose(first, model.predict(x[:8], verbose=0), atol=1e-5),
+            numpy.array_equal(moving_mean, _numpy(model.layers[2].moving_mean)))
+
+
+def test_calling_a_model_runs_inference_as_in_keras(real_keras):
+    """Keras: model(x) without training= is inference (no dropout, moving statistics, nothing updated),
+    also right after fit(); here it ran in the training mode fit() left: random outputs, and each call
+    moved BatchNormalization's moving mean."""
+    assert _call_is_inference(real_keras) == (True, True, True)
+    assert _call_is_inference(tk) == (True, True, True)
+
+
+def test_calling_a_model_with_training_true_still_trains_mode():
+    x, _ = _data()
+    model = _model(tk)
+    model.build((6,))
+    a, b = model(x, training=True).numpy(), model(x, training=True).numpy()
+    assert not numpy.allclose(a, b)  # dropout is on when asked for
+    assert numpy.allclose(model(x).numpy(), model(x).numpy())
