@@ -50,3 +50,26 @@ def test_calling_a_model_with_training_true_still_trains_mode():
     a, b = model(x, training=True).numpy(), model(x, training=True).numpy()
     assert not numpy.allclose(a, b)  # dropout is on when asked for
     assert numpy.allclose(model(x).numpy(), model(x).numpy())
+
+
+def test_freezing_a_layer_is_refused_not_ignored(real_keras):
+    """Keras: layer.trainable = False freezes its weights (fit leaves them as they are). Here setting it
+    was a plain attribute nobody read: the 'frozen' layer went on training. Freezing is not supported,
+    so it must say so; reading trainable (True) and setting True are fine."""
+    x, y = _data()
+    real = _model(real_keras)
+    real.layers[0].trainable = False
+    real.compile(real_keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    before = [w.copy() for w in real.layers[0].get_weights()]
+    real.fit(x, y, epochs=1, verbose=0)
+    assert all(numpy.array_equal(a, b) for a, b in zip(before, real.layers[0].get_weights()))
+
+    model = _model(tk)
+    assert model.trainable is True and model.layers[0].trainable is True
+    model.layers[0].trainable = True  # nothing to do
+    with pytest.raises(NotImplementedError, match="trainable"):
+        model.layers[0].trainable = False
+    with pytest.raises(NotImplementedError, match="trainable"):
+        model.trainable = False
+    with pytest.raises(NotImplementedError, match="trainable"):
+        tk.layers.Dense(3).trainable = 0

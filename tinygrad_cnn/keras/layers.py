@@ -17,7 +17,23 @@ def _format(data_format):
     return DEFAULT_DATA_FORMAT if data_format is None else data_format
 
 
-class _InputShape:
+class Trainable:
+    """`trainable` as Keras layers and models have it, always True here: freezing (trainable = False)
+    is not supported, so it is refused, since a flag nobody reads would leave the 'frozen' weights training."""
+
+    @property
+    def trainable(self):
+        """True: every weight trains."""
+        return True
+
+    @trainable.setter
+    def trainable(self, value):
+        if not value:
+            raise NotImplementedError(f"{type(self).__name__}.trainable = {value!r}: freezing weights is not supported "
+                                      f"here (fit would still train them); leave trainable True")
+
+
+class _InputShape(Trainable):
     """`input_shape=` as Keras 2 layers take it: the model's input shape without the batch axis,
     for the first layer of a Sequential (which then builds at once)."""
 

@@ -19,7 +19,7 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import Input
+from .layers import Input, Trainable
 from .progress import Progress
 
 # keras model calls under way: only the outermost one picks inference by default (nested models, and the
@@ -105,7 +105,7 @@ def _no_weights(who, **weights):
                                       f"weight the data instead, or pass {name}=None")
 
 
-class Sequential(BatchesMixin, nn.Sequential):
+class Sequential(Trainable, BatchesMixin, nn.Sequential):
     """nn.Sequential with Keras' training API. The input shape comes from a first Input(shape=...)
     or from `input_shape=` on the first layer (the model is then built at once), else from the
     first batch. device=None puts the weights on the default device."""
