@@ -73,3 +73,31 @@ def test_freezing_a_layer_is_refused_not_ignored(real_keras):
         model.trainable = False
     with pytest.raises(NotImplementedError, match="trainable"):
         tk.layers.Dense(3).trainable = 0
+
+
+def _plateau_rates(keras, **kwargs):
+    """The learning rate logged each epoch when `loss` never improves by min_delta=10 after the first epoch."""
+    x, y = _data()
+    keras.utils.set_random_seed(0)
+    model = _model(keras)
+    model.compile(keras.optimizers.SGD(learning_rate=0.1), "sparse_categorical_crossentropy")
+    reduce = keras.callbacks.ReduceLROnPlateau(monitor="loss", min_delta=10.0, **kwargs)
+    history = model.fit(x, y, epochs=8, batch_size=32, verbose=0, callbacks=[reduce])
+    return sorted(history.history), history.history["learning_rate"]
+
+
+def test_reduce_lr_on_plateau_as_keras(real_keras):
+    """ReduceLROnPlateau (keras.io's usual callback) was missing: AttributeError. The rates it sets, with
+    patience, cooldown and min_lr, and the 'learning_rate' log key follow real Keras."""
+    kwargs = dict(factor=0.5, patience=1, cooldown=1, min_lr=0.02)
+    keys, rates = _plateau_rates(tk, **kwargs)
+    real_keys, real_rates = _plateau_rates(real_keras, **kwargs)
+    assert keys == real_keys == ["learning_rate", "loss"]
+    assert rates == pytest.approx(real_rates, rel=1e-6)
+    # by hand: epoch 0 sets best; each later epoch fails, reduces (patience 1) and starts a cooldown of one
+    # epoch, which ends at the start of the next epoch's check, so each epoch reduces until min_lr
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.02, 0.02, 0.02, 0.02])
+    kwargs = dict(factor=0.2, patience=2, mode="min")
+    assert _plateau_rates(tk, **kwargs)[1] == pytest.approx(_plateau_rates(real_keras, **kwargs)[1], rel=1e-6)
+    with pytest.raises(ValueError, match="factor"):
+        tk.callbacks.ReduceLROnPlateau(factor=1.0)
