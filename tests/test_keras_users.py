@@ -101,3 +101,49 @@ def test_reduce_lr_on_plateau_as_keras(real_keras):
     assert _plateau_rates(tk, **kwargs)[1] == pytest.approx(_plateau_rates(real_keras, **kwargs)[1], rel=1e-6)
     with pytest.raises(ValueError, match="factor"):
         tk.callbacks.ReduceLROnPlateau(factor=1.0)
+
+
+def _saved_and_loaded(keras, path, tmp_path):
+    """keras.io's checkpoint round trip: fit with ModelCheckpoint(save_best_only=True), load_model the file,
+    evaluate. Returns (the loaded model's optimizer class and learning rate, its evaluate dict)."""
+    x, y = _data()
+    keras.utils.set_random_seed(0)
+    model = _model(keras)
+    model.compile(keras.optimizers.Adam(learning_rate=0.005), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, validation_split=0.25, verbose=0,
+              callbacks=[keras.callbacks.ModelCheckpoint(str(path), save_best_only=True)])
+    loaded = keras.models.load_model(str(path))
+    rate = float(numpy.asarray(loaded.optimizer.learning_rate))
+    return (type(loaded.optimizer).__name__, rate), loaded.evaluate(x, y, verbose=0, return_dict=True)
+
+
+def test_load_model_comes_back_compiled(real_keras, tmp_path):
+    """Keras' load_model returns the model compiled as saved (optimizer, loss, metrics), so evaluate() works
+    on it at once; here the .keras file held no compile_config, and evaluate() raised 'call model.compile'."""
+    real_optimizer, real_logs = _saved_and_loaded(real_keras, tmp_path / "real.keras", tmp_path)
+    optimizer, logs = _saved_and_loaded(tk, tmp_path / "best.keras", tmp_path)
+    assert real_optimizer[0] == optimizer[0] == "Adam" and optimizer[1] == pytest.approx(real_optimizer[1]) == 0.005
+    assert sorted(logs) == sorted(real_logs) == ["accuracy", "loss"]
+    # real Keras reads this file compiled too, and evaluates the same weights to the same loss
+    again = real_keras.models.load_model(str(tmp_path / "best.keras"))
+    assert type(again.optimizer).__name__ == "Adam"
+    x, y = _data()
+    assert again.evaluate(x, y, verbose=0, return_dict=True)["loss"] == pytest.approx(logs["loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("make", [lambda k: k.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True),
+                                  lambda k: k.optimizers.RMSprop(learning_rate=0.002, rho=0.8, centered=True),
+                                  lambda k: k.optimizers.Adam(beta_1=0.8, beta_2=0.99, epsilon=1e-5)])
+def test_load_model_keeps_the_optimizers_settings(real_keras, tmp_path, make):
+    """Both ways (a file written here, one written by Keras), the loaded optimizer has the saved momentum,
+    betas, rho..., not only the learning rate: a resumed fit steps as the saved one would."""
+    x, y = _data()
+    for keras in (tk, real_keras):
+        model = _model(keras)
+        model.compile(make(keras), "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=1, verbose=0)
+        model.save(str(tmp_path / "m.keras"))
+        loaded = tk.models.load_model(str(tmp_path / "m.keras")).optimizer
+        expected = make(tk)
+        assert type(loaded) is type(expected) and loaded.hyper == expected.hyper
+        assert loaded.learning_rate == pytest.approx(expected.learning_rate)
