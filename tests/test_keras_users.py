@@ -147,3 +147,35 @@ def test_load_model_keeps_the_optimizers_settings(real_keras, tmp_path, make):
         expected = make(tk)
         assert type(loaded) is type(expected) and loaded.hyper == expected.hyper
         assert loaded.learning_rate == pytest.approx(expected.learning_rate)
+
+
+@pytest.mark.parametrize("name, labels", [("categorical_crossentropy", "onehot"),
+                                          ("sparse_categorical_crossentropy", "index"),
+                                          ("mean_squared_error", "onehot")])
+def test_loss_functions_as_keras(real_keras, name, labels):
+    """Keras' function form, `loss=keras.losses.categorical_crossentropy` (the classic MNIST example), and
+    its direct call, one loss per sample, were missing (AttributeError); fit's loss is the named loss's."""
+    x, y = _data()
+    target = tk.utils.to_categorical(y, 3) if labels == "onehot" else y
+    probabilities = numpy.random.default_rng(1).dirichlet(numpy.ones(3), size=5).astype("float32")
+    mine = getattr(tk.losses, name)(target[:5], probabilities)
+    theirs = getattr(real_keras.losses, name)(target[:5], probabilities)
+    assert mine.shape == (5,) and mine.numpy() == pytest.approx(_numpy(theirs), rel=1e-5)
+    logs = []
+    for keras in (tk, real_keras):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(keras.optimizers.SGD(0.1), loss=getattr(keras.losses, name))
+        model.set_weights([numpy.full((3, 6) if keras is tk else (6, 3), 0.1, "float32"), numpy.zeros(3, "float32")])
+        logs.append(model.evaluate(x, target, verbose=0, return_dict=True))
+    assert sorted(logs[0]) == sorted(logs[1]) == ["loss"]
+    assert logs[0]["loss"] == pytest.approx(logs[1]["loss"], rel=1e-5)
+
+
+def test_binary_crossentropy_function_as_keras(real_keras):
+    rng = numpy.random.default_rng(2)
+    target, probabilities = rng.integers(0, 2, (5, 4)).astype("float32"), rng.uniform(0.01, 0.99, (5, 4)).astype("float32")
+    mine = tk.losses.binary_crossentropy(target, probabilities)
+    assert mine.numpy() == pytest.approx(_numpy(real_keras.losses.binary_crossentropy(target, probabilities)), rel=1e-5)
+    assert tk.losses.binary_crossentropy(target, numpy.log(probabilities / (1 - probabilities)), from_logits=True) \
+        .numpy() == pytest.approx(mine.numpy(), rel=1e-4)
