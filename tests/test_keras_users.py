@@ -179,3 +179,31 @@ def test_binary_crossentropy_function_as_keras(real_keras):
     assert mine.numpy() == pytest.approx(_numpy(real_keras.losses.binary_crossentropy(target, probabilities)), rel=1e-5)
     assert tk.losses.binary_crossentropy(target, numpy.log(probabilities / (1 - probabilities)), from_logits=True) \
         .numpy() == pytest.approx(mine.numpy(), rel=1e-4)
+
+
+def test_layer_weights_and_pop_as_keras(real_keras):
+    """model.layers[i].get_weights()/set_weights() (Keras' order: kernel, bias; gamma, beta, moving mean,
+    moving variance) and Sequential.pop() were missing here (AttributeError)."""
+    shapes = {}
+    for keras in (tk, real_keras):
+        model = _model(keras)
+        shapes[keras] = [[w.shape for w in layer.get_weights()] for layer in model.layers]
+        removed = model.pop()
+        assert removed.name.startswith("dense") and len(model.layers) == 3
+        assert model.predict(_data()[0][:5], verbose=0).shape == (5, 8)
+        assert len(model.get_weights()) == 6
+    # a dense kernel is (units, inputs) here (the project's layout), (inputs, units) in Keras
+    assert shapes[tk] == [[(8, 6), (8,)], [], [(8,)] * 4, [(3, 8), (3,)]]
+    assert shapes[real_keras] == [[(6, 8), (8,)], [], [(8,)] * 4, [(8, 3), (3,)]]
+    model = _model(tk)
+    dense = model.layers[0]
+    dense.set_weights([numpy.ones((8, 6), "float32"), numpy.zeros(8, "float32")])
+    assert (dense.get_weights()[0] == 1).all() and model.get_weights()[0].sum() == 48
+    with pytest.raises(ValueError, match="2 weight arrays"):
+        dense.set_weights([numpy.ones((8, 6), "float32")])
+    with pytest.raises(ValueError, match="shape"):
+        dense.set_weights([numpy.ones((6, 8), "float32"), numpy.zeros(8, "float32")])
+    while model.layers:
+        model.pop()
+    with pytest.raises(TypeError, match="no layers"):
+        model.pop()

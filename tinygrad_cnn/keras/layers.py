@@ -40,6 +40,20 @@ class _InputShape(Trainable):
     def _keep_input_shape(self, input_shape):
         self.keras_input_shape = None if input_shape is None else shape_tuple(input_shape)
 
+    def get_weights(self):
+        """Copies of the layer's weights as NumPy arrays, in Keras' order (kernel, bias; gamma, beta, moving
+        mean, moving variance), each in this project's layout (a dense kernel is (units, inputs))."""
+        return list(self.state_dict().values())
+
+    def set_weights(self, weights):
+        """Load arrays in get_weights() order (checked: count and shapes)."""
+        names = list(self.state_dict())
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(names):
+            got = f"{len(weights)} arrays" if isinstance(weights, (list, tuple)) else type(weights).__name__
+            raise ValueError(f"{self.label()}.set_weights: the layer has {len(names)} weight arrays "
+                             f"({', '.join(names) or 'none'}), got {got}")
+        self.load_state_dict(dict(zip(names, weights)))
+
 
 class Conv2D(_InputShape, nn.Conv2D):
     """nn.Conv2D with Keras' defaults: data_format 'channels_last', (N, H, W, C) images."""

@@ -136,6 +136,16 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             self.build(shape)
         return self
 
+    def pop(self):
+        """Remove the last layer and return it, as Keras (the declared input shape stays)."""
+        if not self.layers:
+            raise TypeError("pop: there are no layers in the model")
+        declared = self._declared_input_shape()
+        layer = self.layers.pop()
+        if self._declared_shape is None and declared is not None and not self.layers:
+            self._declared_shape = declared  # it came with the layer just removed
+        return layer
+
     def build(self, input_shape):
         """Build for inputs of `input_shape`; Keras' (None, 28, 28, 1), with the batch axis, is accepted."""
         if isinstance(input_shape, (tuple, list)) and len(input_shape) > 1 and input_shape[0] is None:
