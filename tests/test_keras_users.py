@@ -207,3 +207,24 @@ def test_layer_weights_and_pop_as_keras(real_keras):
         model.pop()
     with pytest.raises(TypeError, match="no layers"):
         model.pop()
+
+
+def _standalone(keras):
+    """keras.io's Dropout/BatchNormalization demo: a layer called on its own, without and with training=."""
+    data = numpy.random.default_rng(3).normal(3.0, 2.0, (16, 4)).astype("float32")
+    dropout, norm = keras.layers.Dropout(0.5), keras.layers.BatchNormalization()
+    unchanged = numpy.allclose(_numpy(dropout(data)), data)
+    dropped = numpy.mean(_numpy(dropout(data, training=True)) == 0) > 0.2
+    inference = _numpy(norm(data))
+    moving = _numpy(norm.moving_mean).copy()
+    batch_stats = _numpy(norm(data, training=True))
+    return (unchanged, dropped, numpy.allclose(inference, data / numpy.sqrt(1 + 1e-3), atol=1e-5),
+            bool(numpy.all(moving == 0)), abs(float(batch_stats.mean())) < 1e-4,
+            bool(numpy.all(_numpy(norm.moving_mean) > 0)))
+
+
+def test_a_layer_called_alone_runs_inference_as_in_keras(real_keras):
+    """Keras: a layer called without training= is in inference mode (Dropout the identity, BatchNormalization
+    with its moving statistics, which the call leaves alone); here a new layer was in training mode."""
+    assert _standalone(real_keras) == (True,) * 6
+    assert _standalone(tk) == (True,) * 6

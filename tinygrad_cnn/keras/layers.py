@@ -17,6 +17,11 @@ def _format(data_format):
     return DEFAULT_DATA_FORMAT if data_format is None else data_format
 
 
+# keras model calls under way: only a call outside any picks inference by default (a layer inside a model's
+# call, and the calls inside fit/evaluate, follow the mode already set)
+CALL_DEPTH = [0]
+
+
 class Trainable:
     """`trainable` as Keras layers and models have it, always True here: freezing (trainable = False)
     is not supported, so it is refused, since a flag nobody reads would leave the 'frozen' weights training."""
@@ -39,6 +44,14 @@ class _InputShape(Trainable):
 
     def _keep_input_shape(self, input_shape):
         self.keras_input_shape = None if input_shape is None else shape_tuple(input_shape)
+
+    def __call__(self, x, training=None):
+        """As Keras: a layer called on its own without training= runs in inference mode (Dropout passes x
+        through, BatchNormalization uses and keeps its moving statistics); inside a keras model it follows
+        the model's mode. NOTE: so in a hand-written loop over nn.Sequential, pass training=True."""
+        if training is None and CALL_DEPTH[0] == 0 and not getattr(x, "_symbolic", False):
+            training = False
+        return super().__call__(x, training)
 
     def get_weights(self):
         """Copies of the layer's weights as NumPy arrays, in Keras' order (kernel, bias; gamma, beta, moving

@@ -19,12 +19,8 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import Input, Trainable
+from .layers import CALL_DEPTH as _CALL_DEPTH, Input, Trainable
 from .progress import Progress
-
-# keras model calls under way: only the outermost one picks inference by default (nested models, and the
-# calls inside fit/evaluate, follow the mode already set)
-_CALL_DEPTH = [0]
 
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
 
