@@ -228,3 +228,69 @@ def test_a_layer_called_alone_runs_inference_as_in_keras(real_keras):
     with its moving statistics, which the call leaves alone); here a new layer was in training mode."""
     assert _standalone(real_keras) == (True,) * 6
     assert _standalone(tk) == (True,) * 6
+
+
+@pytest.mark.parametrize("case", ["sgd-split", "adam-onehot-initial-epoch", "rmsprop", "sgd-name-uneven"])
+def test_fit_history_evaluate_predict_match_keras(real_keras, case):
+    """From the same weights, with shuffle=False: History (keys, order, epochs, values), evaluate(return_dict=True)
+    and predict(batch_size=) agree with real Keras to float32 rounding (measured <= 1e-6 apart)."""
+    x, y = _data(70)
+    rng = numpy.random.default_rng(5)
+    first, second = (rng.normal(size=shape).astype("float32") * 0.3 for shape in ((6, 8), (8, 3)))
+    onehot = tk.utils.to_categorical(y, 3)
+    optimizer, loss, target, settings = {
+        "sgd-split": (lambda k: k.optimizers.SGD(0.1), "sparse_categorical_crossentropy", y,
+                      dict(epochs=3, batch_size=16, validation_split=0.25)),
+        "adam-onehot-initial-epoch": (lambda k: k.optimizers.Adam(0.01), "categorical_crossentropy", onehot,
+                                      dict(epochs=4, initial_epoch=1, batch_size=10, validation_data=(x[:20], onehot[:20]))),
+        "rmsprop": (lambda k: k.optimizers.RMSprop(0.01), "sparse_categorical_crossentropy", y, dict(epochs=2)),
+        "sgd-name-uneven": (lambda k: "sgd", "sparse_categorical_crossentropy", y,
+                            dict(epochs=2, batch_size=7, validation_split=0.1))}[case]
+    results = []
+    for keras in (tk, real_keras):
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(3, activation="softmax")])
+        layout = (lambda w: w.T) if keras is tk else (lambda w: w)
+        model.set_weights([layout(first), numpy.zeros(8, "float32"), layout(second), numpy.zeros(3, "float32")])
+        model.compile(optimizer=optimizer(keras), loss=loss, metrics=["accuracy"])
+        history = model.fit(x, target, verbose=0, shuffle=False, **settings)
+        results.append((history.history, history.epoch, model.evaluate(x, target, verbose=0, return_dict=True, batch_size=9),
+                        model.predict(x[:5], verbose=0, batch_size=2)))
+    (history, epochs, logs, predicted), (real_history, real_epochs, real_logs, real_predicted) = results
+    assert list(history) == list(real_history) and epochs == real_epochs
+    for key in history:
+        assert all(isinstance(v, float) for v in history[key])
+        assert history[key] == pytest.approx(real_history[key], abs=1e-5)
+    assert logs == pytest.approx(real_logs, abs=1e-5)
+    assert predicted.dtype == real_predicted.dtype and predicted == pytest.approx(real_predicted, abs=1e-5)
+
+
+def _stopping(keras, tmp_path, settings):
+    """EarlyStopping and ModelCheckpoint(save_best_only) over a scripted monitored value."""
+    scores = [5, 4, 4.5, 3, 3.5, 3.6, 3.7, 2, 1, 1]
+
+    class Script(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["score"], logs["val_score"] = scores[epoch], -scores[epoch]
+
+    x, y = _data(32)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    stop = keras.callbacks.EarlyStopping(**settings)
+    folder = tmp_path / keras.__name__
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    save = keras.callbacks.ModelCheckpoint(str(folder / "m-{epoch:02d}.keras"), monitor="val_score", mode="max",
+                                           save_best_only=True)
+    history = model.fit(x, y, epochs=len(scores), verbose=0, callbacks=[Script(), stop, save])
+    return history.epoch, stop.stopped_epoch, stop.best_epoch, stop.wait, sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("settings", [dict(patience=0), dict(patience=2, restore_best_weights=True),
+                                      dict(patience=1, min_delta=0.6), dict(patience=2, baseline=3.2),
+                                      dict(patience=1, start_from_epoch=3), dict(patience=2, mode="max")])
+def test_early_stopping_and_best_checkpoints_as_keras(real_keras, tmp_path, settings):
+    """The epochs run, stopped_epoch, best_epoch, wait and the checkpoints written match Keras 3.15.1."""
+    settings = {"monitor": "score", "mode": "min", **settings}
+    assert _stopping(tk, tmp_path, settings) == _stopping(real_keras, tmp_path, settings)
