@@ -294,3 +294,17 @@ def test_early_stopping_and_best_checkpoints_as_keras(real_keras, tmp_path, sett
     """The epochs run, stopped_epoch, best_epoch, wait and the checkpoints written match Keras 3.15.1."""
     settings = {"monitor": "score", "mode": "min", **settings}
     assert _stopping(tk, tmp_path, settings) == _stopping(real_keras, tmp_path, settings)
+
+
+def test_mode_auto_refuses_a_value_of_unknown_direction(real_keras, tmp_path):
+    """Keras cannot tell whether an unknown logged value ('val_f1', a callback's) should grow or shrink and
+    asks for mode=; here mode='auto' silently took 'min', so a growing score stopped training early."""
+    with pytest.raises(ValueError, match="mode"):
+        _stopping(real_keras, tmp_path, dict(monitor="score", patience=1))
+    for make in (lambda: tk.callbacks.EarlyStopping(monitor="score"),
+                 lambda: tk.callbacks.ModelCheckpoint(str(tmp_path / "m.keras"), monitor="val_f1"),
+                 lambda: tk.callbacks.ReduceLROnPlateau(monitor="f1")):
+        with pytest.raises(ValueError, match="mode='max'"):
+            make()
+    for monitor in ("val_loss", "loss", "accuracy", "val_sparse_categorical_accuracy", "val_acc"):
+        tk.callbacks.EarlyStopping(monitor=monitor)

@@ -99,8 +99,13 @@ def _mode(mode, monitor, who):
         raise TypeError(f"{who} monitor must be the name of a logged value (e.g. 'val_loss'), got {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode == "auto":  # as Keras: accuracies (and AUC) grow, everything else shrinks
-        mode = "max" if any(word in monitor for word in ("acc", "auc")) else "min"
+    if mode == "auto":  # as Keras: losses shrink, accuracies (and AUC) grow; anything else is not guessed
+        if any(word in monitor for word in ("acc", "auc")):
+            return "max"
+        if "loss" not in monitor:
+            raise ValueError(f"{who} cannot tell whether monitor={monitor!r} should be minimized or maximized; "
+                             f"pass mode='max' (a score that grows) or mode='min' (one that shrinks)")
+        return "min"
     return mode
 
 
