@@ -99,8 +99,13 @@ def _mode(mode, monitor, who):
         raise TypeError(f"{who} monitor must be the name of a logged value (e.g. 'val_loss'), got {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode == "auto":  # as Keras: accuracies (and AUC) grow, everything else shrinks
-        mode = "max" if any(word in monitor for word in ("acc", "auc")) else "min"
+    if mode == "auto":  # as Keras: losses shrink, accuracies (and AUC) grow; anything else is not guessed
+        if any(word in monitor for word in ("acc", "auc")):
+            return "max"
+        if "loss" not in monitor:
+            raise ValueError(f"{who} cannot tell whether monitor={monitor!r} should be minimized or maximized; "
+                             f"pass mode='max' (a score that grows) or mode='min' (one that shrinks)")
+        return "min"
     return mode
 
 
@@ -255,6 +260,55 @@ class LearningRateScheduler(Callback):
             logs["learning_rate"] = float(optimizers.learning_rate(self.model.optimizer))
 
 
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` (not below min_lr) when `monitor` has not improved by more
+    than min_delta for `patience` epochs, then wait `cooldown` epochs before counting again, as Keras 3;
+    the rate the epoch used goes into the logs as 'learning_rate'."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        super().__init__()
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor < 1:
+            raise ValueError(f"ReduceLROnPlateau factor must be a number in [0, 1), got {factor!r}")
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"ReduceLROnPlateau {name} must be an int >= 0, got {value!r}")
+        for name, value in (("min_delta", min_delta), ("min_lr", min_lr)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise TypeError(f"ReduceLROnPlateau {name} must be a finite number, got {value!r}")
+        self.monitor, self.factor, self.patience, self.verbose = monitor, float(factor), patience, verbose
+        self.mode = _mode(mode, monitor, "ReduceLROnPlateau")
+        self.min_delta, self.cooldown, self.min_lr = abs(float(min_delta)), cooldown, float(min_lr)
+
+    def on_train_begin(self, logs=None):
+        """Reset the wait, the cooldown and the best value."""
+        self.wait, self.cooldown_counter, self.best = 0, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Log the rate; count an epoch without improvement (outside a cooldown); reduce after `patience`."""
+        logs = {} if logs is None else logs
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = lr = float(optimizers.learning_rate(optimizer))
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"ReduceLROnPlateau: {self.monitor!r} is not in the logs ({', '.join(logs)})", stacklevel=2)
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.best is None or _better(self.mode, current, self.best, self.min_delta):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            # NOTE: compared in float32, as Keras keeps the rate: a rate at min_lr is not reduced again
+            if self.wait >= self.patience and numpy.float32(lr) > numpy.float32(self.min_lr):
+                new = max(lr * self.factor, self.min_lr)
+                optimizers.set_learning_rate(optimizer, new)
+                if self.verbose:
+                    print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+
 class CSVLogger(Callback):
     """Write one row per epoch (epoch, then the logs' keys in sorted order) to a CSV file, flushed
     each epoch; append=True continues an existing file."""
@@ -317,4 +371,5 @@ class CallbackList:
             getattr(cb, hook)(*args)
 
 
-__all__ = ["Callback", "History", "ModelCheckpoint", "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "CSVLogger"]
+__all__ = ["Callback", "History", "ModelCheckpoint", "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau",
+           "CSVLogger"]

@@ -17,12 +17,55 @@ def _format(data_format):
     return DEFAULT_DATA_FORMAT if data_format is None else data_format
 
 
-class _InputShape:
+# keras model calls under way: only a call outside any picks inference by default (a layer inside a model's
+# call, and the calls inside fit/evaluate, follow the mode already set)
+CALL_DEPTH = [0]
+
+
+class Trainable:
+    """`trainable` as Keras layers and models have it, always True here: freezing (trainable = False)
+    is not supported, so it is refused, since a flag nobody reads would leave the 'frozen' weights training."""
+
+    @property
+    def trainable(self):
+        """True: every weight trains."""
+        return True
+
+    @trainable.setter
+    def trainable(self, value):
+        if not value:
+            raise NotImplementedError(f"{type(self).__name__}.trainable = {value!r}: freezing weights is not supported "
+                                      f"here (fit would still train them); leave trainable True")
+
+
+class _InputShape(Trainable):
     """`input_shape=` as Keras 2 layers take it: the model's input shape without the batch axis,
     for the first layer of a Sequential (which then builds at once)."""
 
     def _keep_input_shape(self, input_shape):
         self.keras_input_shape = None if input_shape is None else shape_tuple(input_shape)
+
+    def __call__(self, x, training=None):
+        """As Keras: a layer called on its own without training= runs in inference mode (Dropout passes x
+        through, BatchNormalization uses and keeps its moving statistics); inside a keras model it follows
+        the model's mode. NOTE: so in a hand-written loop over nn.Sequential, pass training=True."""
+        if training is None and CALL_DEPTH[0] == 0 and not getattr(x, "_symbolic", False):
+            training = False
+        return super().__call__(x, training)
+
+    def get_weights(self):
+        """Copies of the layer's weights as NumPy arrays, in Keras' order (kernel, bias; gamma, beta, moving
+        mean, moving variance), each in this project's layout (a dense kernel is (units, inputs))."""
+        return list(self.state_dict().values())
+
+    def set_weights(self, weights):
+        """Load arrays in get_weights() order (checked: count and shapes)."""
+        names = list(self.state_dict())
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(names):
+            got = f"{len(weights)} arrays" if isinstance(weights, (list, tuple)) else type(weights).__name__
+            raise ValueError(f"{self.label()}.set_weights: the layer has {len(names)} weight arrays "
+                             f"({', '.join(names) or 'none'}), got {got}")
+        self.load_state_dict(dict(zip(names, weights)))
 
 
 class Conv2D(_InputShape, nn.Conv2D):

@@ -155,6 +155,55 @@ NAMES = {"sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
          "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError}
 
 
+def _per_sample(cls, y_true, y_pred, from_logits):
+    """`cls`'s loss of each sample, as Keras' loss functions return it (not the batch mean)."""
+    loss = cls() if cls is MeanSquaredError else cls(from_logits=from_logits)
+    pred = y_pred if isinstance(y_pred, Tensor) else Tensor(numpy.asarray(y_pred, dtype="float32"))
+    y = loss.targets(numpy.asarray(y_true.numpy() if isinstance(y_true, Tensor) else y_true), pred.shape)
+    y = _tensor(y, pred)
+    if cls is SparseCategoricalCrossentropy:
+        log_p = pred.log_softmax(axis=-1) if from_logits else pred.clip(EPSILON, 1 - EPSILON).log()
+        return F.nll_loss(log_p, y, reduction="none")
+    if cls is CategoricalCrossentropy:
+        log_p = pred.log_softmax(axis=-1) if from_logits else pred.clip(EPSILON, 1 - EPSILON).log()
+        return -(y * log_p).sum(axis=-1)
+    if cls is BinaryCrossentropy:
+        each = (F.binary_cross_entropy_with_logits(pred, y, reduction="none") if from_logits
+                else F.binary_cross_entropy(pred, y, reduction="none", eps=EPSILON))
+        return each.mean(axis=-1)
+    return ((pred - y) ** 2).mean(axis=-1)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """Cross-entropy of each sample against class indices (a Tensor of N values), as Keras' function;
+    compile(loss=sparse_categorical_crossentropy) trains with SparseCategoricalCrossentropy."""
+    return _per_sample(SparseCategoricalCrossentropy, y_true, y_pred, from_logits)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """Cross-entropy of each sample against one-hot targets (N values), as Keras' function;
+    compile(loss=categorical_crossentropy) trains with CategoricalCrossentropy."""
+    return _per_sample(CategoricalCrossentropy, y_true, y_pred, from_logits)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False):
+    """Binary cross-entropy of each sample (the mean over its last axis), as Keras' function."""
+    return _per_sample(BinaryCrossentropy, y_true, y_pred, from_logits)
+
+
+def mean_squared_error(y_true, y_pred):
+    """Squared error of each sample (the mean over its last axis), as Keras' function."""
+    return _per_sample(MeanSquaredError, y_true, y_pred, False)
+
+
+mse = mean_squared_error
+# NOTE: compile(loss=<one of these functions>) takes the named loss: the same value, its checks of the targets,
+# and a final softmax or sigmoid taken as logits
+_FUNCTIONS = {sparse_categorical_crossentropy: "sparse_categorical_crossentropy",
+              categorical_crossentropy: "categorical_crossentropy", binary_crossentropy: "binary_crossentropy",
+              mean_squared_error: "mean_squared_error"}
+
+
 def get(identifier):
     """A loss from a name ('sparse_categorical_crossentropy', 'categorical_crossentropy',
     'binary_crossentropy', 'mse'), a Loss, or a callable(y_true, y_pred) returning a Tensor."""
@@ -166,6 +215,9 @@ def get(identifier):
         return NAMES[key]()
     if isinstance(identifier, Loss):
         return identifier
+    for function, name in _FUNCTIONS.items():
+        if identifier is function:
+            return NAMES[name]()
     if callable(identifier):
         return _Custom(identifier)
     raise TypeError(f"loss must be a name, a Loss or a callable, got {type(identifier).__name__}")
@@ -189,4 +241,6 @@ class _Custom(Loss):
         return loss if loss.ndim == 0 else loss.mean()
 
 
-__all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy", "MeanSquaredError", "get", "NAMES", "EPSILON"]
+__all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy", "MeanSquaredError", "get", "NAMES", "EPSILON",
+           "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mean_squared_error",
+           "mse"]

@@ -19,7 +19,7 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import Input
+from .layers import CALL_DEPTH as _CALL_DEPTH, Input, Trainable
 from .progress import Progress
 
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
@@ -101,7 +101,7 @@ def _no_weights(who, **weights):
                                       f"weight the data instead, or pass {name}=None")
 
 
-class Sequential(BatchesMixin, nn.Sequential):
+class Sequential(Trainable, BatchesMixin, nn.Sequential):
     """nn.Sequential with Keras' training API. The input shape comes from a first Input(shape=...)
     or from `input_shape=` on the first layer (the model is then built at once), else from the
     first batch. device=None puts the weights on the default device."""
@@ -132,6 +132,16 @@ class Sequential(BatchesMixin, nn.Sequential):
             self.build(shape)
         return self
 
+    def pop(self):
+        """Remove the last layer and return it, as Keras (the declared input shape stays)."""
+        if not self.layers:
+            raise TypeError("pop: there are no layers in the model")
+        declared = self._declared_input_shape()
+        layer = self.layers.pop()
+        if self._declared_shape is None and declared is not None and not self.layers:
+            self._declared_shape = declared  # it came with the layer just removed
+        return layer
+
     def build(self, input_shape):
         """Build for inputs of `input_shape`; Keras' (None, 28, 28, 1), with the batch axis, is accepted."""
         if isinstance(input_shape, (tuple, list)) and len(input_shape) > 1 and input_shape[0] is None:
@@ -153,6 +163,17 @@ class Sequential(BatchesMixin, nn.Sequential):
                              f"Input(shape=...) or input_shape=), got {tuple(shape)}"
                              f"{self._channel_order_hint(tuple(shape[1:]))}")
         super()._validate(shape)
+
+    def __call__(self, x, training=None):
+        """As Keras: model(x) without training= runs in inference mode (no dropout, BatchNormalization's
+        moving statistics left alone), whatever mode fit() left the model in; training=True trains."""
+        if training is None and _CALL_DEPTH[0] == 0:
+            training = False
+        _CALL_DEPTH[0] += 1
+        try:
+            return super().__call__(x, training)
+        finally:
+            _CALL_DEPTH[0] -= 1
 
     # ------------------------------------------------------------ Keras' model API
 
@@ -276,6 +297,13 @@ class Sequential(BatchesMixin, nn.Sequential):
 
     def _output(self, xb):
         """(output, whether it is logits): a softmax or sigmoid the loss can take as logits is skipped."""
+        _CALL_DEPTH[0] += 1  # NOTE: fit and evaluate have set the mode (train or eval): the call keeps it
+        try:
+            return self._output_in_mode(xb)
+        finally:
+            _CALL_DEPTH[0] -= 1
+
+    def _output_in_mode(self, xb):
         loss = self.loss
         if not loss.from_logits and loss.activation is not None and self._final_activation() == loss.activation:
             return self.logits(xb), True

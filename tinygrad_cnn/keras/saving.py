@@ -6,6 +6,7 @@ metadata.json, and model.weights.h5 (HDF5: each layer's weights under layers/<na
 layouts: a conv kernel (KH, KW, C, filters), a dense kernel (in, units)). HDF5 needs h5py, an optional
 extra (`pip install 'tinygrad_cnn[h5]'`); nothing else here does."""
 import datetime
+import inspect
 import io
 import json
 import os
@@ -161,6 +162,9 @@ def save_model(model, path):
               "config": {"name": model.name, "trainable": True, "dtype": _dtype_policy("float32"), "layers": layers,
                          "build_input_shape": [None, *model.input_shape]},
               "registered_name": None, "build_config": {"input_shape": [None, *model.input_shape]}}
+    compile_config = _compile_config(model)
+    if compile_config is not None:
+        config["compile_config"] = compile_config
     h5 = io.BytesIO()
     with h5py.File(h5, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
@@ -355,6 +359,22 @@ def _load_weights(model, f, convert, paths, where):
         raise KerasFileError(f"{where}: {e}") from None
 
 
+def _compile_config(model):
+    """Keras' compile_config for a model compiled with a loss named here and a keras.optimizers object or name,
+    so that load_model (here or in Keras) returns it compiled; None for anything else (a custom loss, a loss
+    object with from_logits=True, a tinygrad_cnn.optim optimizer): that file loads uncompiled."""
+    from . import losses, optimizers
+    loss, optimizer = getattr(model, "loss", None), getattr(model, "optimizer", None)
+    names = [name for name, kind in losses.NAMES.items() if type(loss) is kind]
+    if not names or loss.from_logits or not isinstance(optimizer, optimizers.Optimizer):
+        return None
+    kind = type(optimizer).__name__
+    settings = {"name": kind.lower(), "learning_rate": float(optimizer.learning_rate), **optimizer.hyper}
+    return {"optimizer": {"module": "keras.optimizers", "class_name": kind, "config": settings, "registered_name": None},
+            "loss": names[0], "loss_weights": None, "metrics": list(model.metric_names) or None,
+            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+
+
 def _compile(model, compile_config):
     from . import losses, optimizers
     if not compile_config or not isinstance(compile_config.get("loss"), str) or \
@@ -365,8 +385,12 @@ def _compile(model, compile_config):
         kind = optimizer.get("class_name", "").lower()
         if kind not in optimizers.NAMES:
             return
-        rate = optimizer.get("config", {}).get("learning_rate")
-        optimizer = optimizers.NAMES[kind](**({"learning_rate": float(rate)} if isinstance(rate, (int, float)) else {}))
+        cls, settings = optimizers.NAMES[kind], optimizer.get("config", {})
+        # NOTE: every hyperparameter the class takes (momentum, beta_1, ...), not the rate alone: a resumed fit
+        # must step as the saved one did; a rate schedule (a dict) leaves the default rate
+        accepted = inspect.signature(cls).parameters
+        optimizer = cls(**{key: value for key, value in settings.items() if key in accepted and value is not None
+                           and (key != "learning_rate" or isinstance(value, (int, float)))})
     metrics = [m for m in compile_config.get("metrics") or [] if isinstance(m, str)]
     model.compile(optimizer=optimizer, loss=compile_config["loss"], metrics=metrics)
 

@@ -1,0 +1,310 @@
+"""Keras users' everyday code, run on tinygrad_cnn.keras and (where installed) on real Keras 3 (torch
+backend) to compare: what a keras.io-style snippet does must not silently differ here."""
+import numpy
+import pytest
+
+import tinygrad_cnn.keras as tk
+
+
+def _data(n=64, features=6, classes=3, seed=0):
+    rng = numpy.random.default_rng(seed)
+    return rng.normal(size=(n, features)).astype("float32"), rng.integers(0, classes, n)
+
+
+def _model(keras):
+    layers = keras.layers
+    return keras.Sequential([keras.Input((6,)), layers.Dense(8, activation="relu"), layers.Dropout(0.5),
+                             layers.BatchNormalization(), layers.Dense(3, activation="softmax")])
+
+
+def _numpy(out):
+    return out.detach().cpu().numpy() if hasattr(out, "detach") else out.numpy()
+
+
+def _call_is_inference(keras):
+    """(model(x) repeatable, model(x) == predict(x), BatchNormalization's moving mean untouched by model(x))
+    after one epoch of fit(), the way a user checks a trained model by calling it."""
+    x, y = _data()
+    keras.utils.set_random_seed(1)
+    model = _model(keras)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    moving_mean = _numpy(model.layers[2].moving_mean).copy()
+    first, second = _numpy(model(x[:8])), _numpy(model(x[:8]))
+    return (numpy.allclose(first, second), numpy.allclose(first, model.predict(x[:8], verbose=0), atol=1e-5),
+            numpy.array_equal(moving_mean, _numpy(model.layers[2].moving_mean)))
+
+
+def test_calling_a_model_runs_inference_as_in_keras(real_keras):
+    """Keras: model(x) without training= is inference (no dropout, moving statistics, nothing updated),
+    also right after fit(); here it ran in the training mode fit() left: random outputs, and each call
+    moved BatchNormalization's moving mean."""
+    assert _call_is_inference(real_keras) == (True, True, True)
+    assert _call_is_inference(tk) == (True, True, True)
+
+
+def test_calling_a_model_with_training_true_still_trains_mode():
+    x, _ = _data()
+    model = _model(tk)
+    model.build((6,))
+    a, b = model(x, training=True).numpy(), model(x, training=True).numpy()
+    assert not numpy.allclose(a, b)  # dropout is on when asked for
+    assert numpy.allclose(model(x).numpy(), model(x).numpy())
+
+
+def test_freezing_a_layer_is_refused_not_ignored(real_keras):
+    """Keras: layer.trainable = False freezes its weights (fit leaves them as they are). Here setting it
+    was a plain attribute nobody read: the 'frozen' layer went on training. Freezing is not supported,
+    so it must say so; reading trainable (True) and setting True are fine."""
+    x, y = _data()
+    real = _model(real_keras)
+    real.layers[0].trainable = False
+    real.compile(real_keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    before = [w.copy() for w in real.layers[0].get_weights()]
+    real.fit(x, y, epochs=1, verbose=0)
+    assert all(numpy.array_equal(a, b) for a, b in zip(before, real.layers[0].get_weights()))
+
+    model = _model(tk)
+    assert model.trainable is True and model.layers[0].trainable is True
+    model.layers[0].trainable = True  # nothing to do
+    with pytest.raises(NotImplementedError, match="trainable"):
+        model.layers[0].trainable = False
+    with pytest.raises(NotImplementedError, match="trainable"):
+        model.trainable = False
+    with pytest.raises(NotImplementedError, match="trainable"):
+        tk.layers.Dense(3).trainable = 0
+
+
+def _plateau_rates(keras, **kwargs):
+    """The learning rate logged each epoch when `loss` never improves by min_delta=10 after the first epoch."""
+    x, y = _data()
+    keras.utils.set_random_seed(0)
+    model = _model(keras)
+    model.compile(keras.optimizers.SGD(learning_rate=0.1), "sparse_categorical_crossentropy")
+    reduce = keras.callbacks.ReduceLROnPlateau(monitor="loss", min_delta=10.0, **kwargs)
+    history = model.fit(x, y, epochs=8, batch_size=32, verbose=0, callbacks=[reduce])
+    return sorted(history.history), history.history["learning_rate"]
+
+
+def test_reduce_lr_on_plateau_as_keras(real_keras):
+    """ReduceLROnPlateau (keras.io's usual callback) was missing: AttributeError. The rates it sets, with
+    patience, cooldown and min_lr, and the 'learning_rate' log key follow real Keras."""
+    kwargs = dict(factor=0.5, patience=1, cooldown=1, min_lr=0.02)
+    keys, rates = _plateau_rates(tk, **kwargs)
+    real_keys, real_rates = _plateau_rates(real_keras, **kwargs)
+    assert keys == real_keys == ["learning_rate", "loss"]
+    assert rates == pytest.approx(real_rates, rel=1e-6)
+    # by hand: epoch 0 sets best; each later epoch fails, reduces (patience 1) and starts a cooldown of one
+    # epoch, which ends at the start of the next epoch's check, so each epoch reduces until min_lr
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.02, 0.02, 0.02, 0.02])
+    kwargs = dict(factor=0.2, patience=2, mode="min")
+    assert _plateau_rates(tk, **kwargs)[1] == pytest.approx(_plateau_rates(real_keras, **kwargs)[1], rel=1e-6)
+    with pytest.raises(ValueError, match="factor"):
+        tk.callbacks.ReduceLROnPlateau(factor=1.0)
+
+
+def _saved_and_loaded(keras, path, tmp_path):
+    """keras.io's checkpoint round trip: fit with ModelCheckpoint(save_best_only=True), load_model the file,
+    evaluate. Returns (the loaded model's optimizer class and learning rate, its evaluate dict)."""
+    x, y = _data()
+    keras.utils.set_random_seed(0)
+    model = _model(keras)
+    model.compile(keras.optimizers.Adam(learning_rate=0.005), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, validation_split=0.25, verbose=0,
+              callbacks=[keras.callbacks.ModelCheckpoint(str(path), save_best_only=True)])
+    loaded = keras.models.load_model(str(path))
+    rate = float(numpy.asarray(loaded.optimizer.learning_rate))
+    return (type(loaded.optimizer).__name__, rate), loaded.evaluate(x, y, verbose=0, return_dict=True)
+
+
+def test_load_model_comes_back_compiled(real_keras, tmp_path):
+    """Keras' load_model returns the model compiled as saved (optimizer, loss, metrics), so evaluate() works
+    on it at once; here the .keras file held no compile_config, and evaluate() raised 'call model.compile'."""
+    real_optimizer, real_logs = _saved_and_loaded(real_keras, tmp_path / "real.keras", tmp_path)
+    optimizer, logs = _saved_and_loaded(tk, tmp_path / "best.keras", tmp_path)
+    assert real_optimizer[0] == optimizer[0] == "Adam" and optimizer[1] == pytest.approx(real_optimizer[1]) == 0.005
+    assert sorted(logs) == sorted(real_logs) == ["accuracy", "loss"]
+    # real Keras reads this file compiled too, and evaluates the same weights to the same loss
+    again = real_keras.models.load_model(str(tmp_path / "best.keras"))
+    assert type(again.optimizer).__name__ == "Adam"
+    x, y = _data()
+    assert again.evaluate(x, y, verbose=0, return_dict=True)["loss"] == pytest.approx(logs["loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("make", [lambda k: k.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True),
+                                  lambda k: k.optimizers.RMSprop(learning_rate=0.002, rho=0.8, centered=True),
+                                  lambda k: k.optimizers.Adam(beta_1=0.8, beta_2=0.99, epsilon=1e-5)])
+def test_load_model_keeps_the_optimizers_settings(real_keras, tmp_path, make):
+    """Both ways (a file written here, one written by Keras), the loaded optimizer has the saved momentum,
+    betas, rho..., not only the learning rate: a resumed fit steps as the saved one would."""
+    x, y = _data()
+    for keras in (tk, real_keras):
+        model = _model(keras)
+        model.compile(make(keras), "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=1, verbose=0)
+        model.save(str(tmp_path / "m.keras"))
+        loaded = tk.models.load_model(str(tmp_path / "m.keras")).optimizer
+        expected = make(tk)
+        assert type(loaded) is type(expected) and loaded.hyper == expected.hyper
+        assert loaded.learning_rate == pytest.approx(expected.learning_rate)
+
+
+@pytest.mark.parametrize("name, labels", [("categorical_crossentropy", "onehot"),
+                                          ("sparse_categorical_crossentropy", "index"),
+                                          ("mean_squared_error", "onehot")])
+def test_loss_functions_as_keras(real_keras, name, labels):
+    """Keras' function form, `loss=keras.losses.categorical_crossentropy` (the classic MNIST example), and
+    its direct call, one loss per sample, were missing (AttributeError); fit's loss is the named loss's."""
+    x, y = _data()
+    target = tk.utils.to_categorical(y, 3) if labels == "onehot" else y
+    probabilities = numpy.random.default_rng(1).dirichlet(numpy.ones(3), size=5).astype("float32")
+    mine = getattr(tk.losses, name)(target[:5], probabilities)
+    theirs = getattr(real_keras.losses, name)(target[:5], probabilities)
+    assert mine.shape == (5,) and mine.numpy() == pytest.approx(_numpy(theirs), rel=1e-5)
+    logs = []
+    for keras in (tk, real_keras):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(keras.optimizers.SGD(0.1), loss=getattr(keras.losses, name))
+        model.set_weights([numpy.full((3, 6) if keras is tk else (6, 3), 0.1, "float32"), numpy.zeros(3, "float32")])
+        logs.append(model.evaluate(x, target, verbose=0, return_dict=True))
+    assert sorted(logs[0]) == sorted(logs[1]) == ["loss"]
+    assert logs[0]["loss"] == pytest.approx(logs[1]["loss"], rel=1e-5)
+
+
+def test_binary_crossentropy_function_as_keras(real_keras):
+    rng = numpy.random.default_rng(2)
+    target, probabilities = rng.integers(0, 2, (5, 4)).astype("float32"), rng.uniform(0.01, 0.99, (5, 4)).astype("float32")
+    mine = tk.losses.binary_crossentropy(target, probabilities)
+    assert mine.numpy() == pytest.approx(_numpy(real_keras.losses.binary_crossentropy(target, probabilities)), rel=1e-5)
+    assert tk.losses.binary_crossentropy(target, numpy.log(probabilities / (1 - probabilities)), from_logits=True) \
+        .numpy() == pytest.approx(mine.numpy(), rel=1e-4)
+
+
+def test_layer_weights_and_pop_as_keras(real_keras):
+    """model.layers[i].get_weights()/set_weights() (Keras' order: kernel, bias; gamma, beta, moving mean,
+    moving variance) and Sequential.pop() were missing here (AttributeError)."""
+    shapes = {}
+    for keras in (tk, real_keras):
+        model = _model(keras)
+        shapes[keras] = [[w.shape for w in layer.get_weights()] for layer in model.layers]
+        removed = model.pop()
+        assert removed.name.startswith("dense") and len(model.layers) == 3
+        assert model.predict(_data()[0][:5], verbose=0).shape == (5, 8)
+        assert len(model.get_weights()) == 6
+    # a dense kernel is (units, inputs) here (the project's layout), (inputs, units) in Keras
+    assert shapes[tk] == [[(8, 6), (8,)], [], [(8,)] * 4, [(3, 8), (3,)]]
+    assert shapes[real_keras] == [[(6, 8), (8,)], [], [(8,)] * 4, [(8, 3), (3,)]]
+    model = _model(tk)
+    dense = model.layers[0]
+    dense.set_weights([numpy.ones((8, 6), "float32"), numpy.zeros(8, "float32")])
+    assert (dense.get_weights()[0] == 1).all() and model.get_weights()[0].sum() == 48
+    with pytest.raises(ValueError, match="2 weight arrays"):
+        dense.set_weights([numpy.ones((8, 6), "float32")])
+    with pytest.raises(ValueError, match="shape"):
+        dense.set_weights([numpy.ones((6, 8), "float32"), numpy.zeros(8, "float32")])
+    while model.layers:
+        model.pop()
+    with pytest.raises(TypeError, match="no layers"):
+        model.pop()
+
+
+def _standalone(keras):
+    """keras.io's Dropout/BatchNormalization demo: a layer called on its own, without and with training=."""
+    data = numpy.random.default_rng(3).normal(3.0, 2.0, (16, 4)).astype("float32")
+    dropout, norm = keras.layers.Dropout(0.5), keras.layers.BatchNormalization()
+    unchanged = numpy.allclose(_numpy(dropout(data)), data)
+    dropped = numpy.mean(_numpy(dropout(data, training=True)) == 0) > 0.2
+    inference = _numpy(norm(data))
+    moving = _numpy(norm.moving_mean).copy()
+    batch_stats = _numpy(norm(data, training=True))
+    return (unchanged, dropped, numpy.allclose(inference, data / numpy.sqrt(1 + 1e-3), atol=1e-5),
+            bool(numpy.all(moving == 0)), abs(float(batch_stats.mean())) < 1e-4,
+            bool(numpy.all(_numpy(norm.moving_mean) > 0)))
+
+
+def test_a_layer_called_alone_runs_inference_as_in_keras(real_keras):
+    """Keras: a layer called without training= is in inference mode (Dropout the identity, BatchNormalization
+    with its moving statistics, which the call leaves alone); here a new layer was in training mode."""
+    assert _standalone(real_keras) == (True,) * 6
+    assert _standalone(tk) == (True,) * 6
+
+
+@pytest.mark.parametrize("case", ["sgd-split", "adam-onehot-initial-epoch", "rmsprop", "sgd-name-uneven"])
+def test_fit_history_evaluate_predict_match_keras(real_keras, case):
+    """From the same weights, with shuffle=False: History (keys, order, epochs, values), evaluate(return_dict=True)
+    and predict(batch_size=) agree with real Keras to float32 rounding (measured <= 1e-6 apart)."""
+    x, y = _data(70)
+    rng = numpy.random.default_rng(5)
+    first, second = (rng.normal(size=shape).astype("float32") * 0.3 for shape in ((6, 8), (8, 3)))
+    onehot = tk.utils.to_categorical(y, 3)
+    optimizer, loss, target, settings = {
+        "sgd-split": (lambda k: k.optimizers.SGD(0.1), "sparse_categorical_crossentropy", y,
+                      dict(epochs=3, batch_size=16, validation_split=0.25)),
+        "adam-onehot-initial-epoch": (lambda k: k.optimizers.Adam(0.01), "categorical_crossentropy", onehot,
+                                      dict(epochs=4, initial_epoch=1, batch_size=10, validation_data=(x[:20], onehot[:20]))),
+        "rmsprop": (lambda k: k.optimizers.RMSprop(0.01), "sparse_categorical_crossentropy", y, dict(epochs=2)),
+        "sgd-name-uneven": (lambda k: "sgd", "sparse_categorical_crossentropy", y,
+                            dict(epochs=2, batch_size=7, validation_split=0.1))}[case]
+    results = []
+    for keras in (tk, real_keras):
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(3, activation="softmax")])
+        layout = (lambda w: w.T) if keras is tk else (lambda w: w)
+        model.set_weights([layout(first), numpy.zeros(8, "float32"), layout(second), numpy.zeros(3, "float32")])
+        model.compile(optimizer=optimizer(keras), loss=loss, metrics=["accuracy"])
+        history = model.fit(x, target, verbose=0, shuffle=False, **settings)
+        results.append((history.history, history.epoch, model.evaluate(x, target, verbose=0, return_dict=True, batch_size=9),
+                        model.predict(x[:5], verbose=0, batch_size=2)))
+    (history, epochs, logs, predicted), (real_history, real_epochs, real_logs, real_predicted) = results
+    assert list(history) == list(real_history) and epochs == real_epochs
+    for key in history:
+        assert all(isinstance(v, float) for v in history[key])
+        assert history[key] == pytest.approx(real_history[key], abs=1e-5)
+    assert logs == pytest.approx(real_logs, abs=1e-5)
+    assert predicted.dtype == real_predicted.dtype and predicted == pytest.approx(real_predicted, abs=1e-5)
+
+
+def _stopping(keras, tmp_path, settings):
+    """EarlyStopping and ModelCheckpoint(save_best_only) over a scripted monitored value."""
+    scores = [5, 4, 4.5, 3, 3.5, 3.6, 3.7, 2, 1, 1]
+
+    class Script(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["score"], logs["val_score"] = scores[epoch], -scores[epoch]
+
+    x, y = _data(32)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    stop = keras.callbacks.EarlyStopping(**settings)
+    folder = tmp_path / keras.__name__
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    save = keras.callbacks.ModelCheckpoint(str(folder / "m-{epoch:02d}.keras"), monitor="val_score", mode="max",
+                                           save_best_only=True)
+    history = model.fit(x, y, epochs=len(scores), verbose=0, callbacks=[Script(), stop, save])
+    return history.epoch, stop.stopped_epoch, stop.best_epoch, stop.wait, sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("settings", [dict(patience=0), dict(patience=2, restore_best_weights=True),
+                                      dict(patience=1, min_delta=0.6), dict(patience=2, baseline=3.2),
+                                      dict(patience=1, start_from_epoch=3), dict(patience=2, mode="max")])
+def test_early_stopping_and_best_checkpoints_as_keras(real_keras, tmp_path, settings):
+    """The epochs run, stopped_epoch, best_epoch, wait and the checkpoints written match Keras 3.15.1."""
+    settings = {"monitor": "score", "mode": "min", **settings}
+    assert _stopping(tk, tmp_path, settings) == _stopping(real_keras, tmp_path, settings)
+
+
+def test_mode_auto_refuses_a_value_of_unknown_direction(real_keras, tmp_path):
+    """Keras cannot tell whether an unknown logged value ('val_f1', a callback's) should grow or shrink and
+    asks for mode=; here mode='auto' silently took 'min', so a growing score stopped training early."""
+    with pytest.raises(ValueError, match="mode"):
+        _stopping(real_keras, tmp_path, dict(monitor="score", patience=1))
+    for make in (lambda: tk.callbacks.EarlyStopping(monitor="score"),
+                 lambda: tk.callbacks.ModelCheckpoint(str(tmp_path / "m.keras"), monitor="val_f1"),
+                 lambda: tk.callbacks.ReduceLROnPlateau(monitor="f1")):
+        with pytest.raises(ValueError, match="mode='max'"):
+            make()
+    for monitor in ("val_loss", "loss", "accuracy", "val_sparse_categorical_accuracy", "val_acc"):
+        tk.callbacks.EarlyStopping(monitor=monitor)
