@@ -359,7 +359,17 @@ def axis_span(t, start_axis, end_axis):
 
 
 def permutation(t, args):
-    """transpose's axes: a permutation of t's axes (reversed when none are given), counted from 0."""
+    """transpose's axes: a permutation of t's axes (reversed when none are given), counted from 0.
+    Two distinct axes given apart, transpose(0, 1), swap those two, as torch's transpose(dim0, dim1) does.
+
+    NOTE: only a 2-D tensor's transpose(0, 1) differs from NumPy's (an identity there); PyTorch code that
+    wrote it meant x.T, and got x unchanged, silently. permute(...) and a tuple are NumPy's permutation."""
+    if len(args) == 2 and all(is_int(a) for a in args) and t.ndim >= 2 and all(-t.ndim <= a < t.ndim for a in args):
+        first, second = (a % t.ndim for a in args)
+        if first != second:
+            swapped = list(range(t.ndim))
+            swapped[first], swapped[second] = second, first
+            return tuple(swapped)
     axes = shape(args) if args else tuple(reversed(range(t.ndim)))
     # NOTE: range first: a % ndim alone would map axis 5 of a 2-D tensor onto axis 1
     out_of_range = any(not -t.ndim <= a < t.ndim for a in axes)

@@ -606,13 +606,15 @@ class Tensor:
         return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def transpose(self, *axes):
-        """Permute axes; with none given, reverse them (NumPy's rule)."""
+        """Permute axes; with none given, reverse them (NumPy's rule); two axes transpose(0, 1) swap them (PyTorch's)."""
         axes = checks.permutation(self, axes)
         if axes == tuple(range(self.ndim)):
             return self
         return ops.Permute.apply(self, axes=axes)
 
-    permute = transpose
+    def permute(self, *axes):
+        """PyTorch's permute: a full permutation of the axes, permute(2, 0, 1) (transpose(0, 1) swaps two)."""
+        return self.transpose(axes[0] if len(axes) == 1 else axes)
 
     def view_as(self, other):
         """PyTorch's x.view_as(y): x reshaped to y's shape."""

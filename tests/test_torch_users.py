@@ -1,0 +1,130 @@
+"""Snippets a PyTorch user writes, run here and in real torch (skipped without it): where tinygrad_cnn
+claims PyTorch's spelling, it gives PyTorch's answer, or a clear error naming what is not offered."""
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tg
+import tinygrad_cnn.torch_nn as nn
+from tinygrad_cnn import optim
+from tinygrad_cnn.nn import functional as F
+
+torch = pytest.importorskip("torch")
+
+
+def _data(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+
+
+def test_transpose_of_two_dims_swaps_them_as_torch_does():
+    a2, a3 = _data(4, 5), _data(2, 3, 4)
+    # before: x.transpose(0, 1) of a 2-D tensor was NumPy's identity permutation, silently not transposed
+    assert tg.Tensor(a2).transpose(0, 1).shape == tuple(torch.tensor(a2).transpose(0, 1).shape) == (5, 4)
+    np.testing.assert_array_equal(tg.Tensor(a2).transpose(0, 1).numpy(), a2.T)
+    # before: an error ("not a permutation") where torch swaps two of three dims
+    np.testing.assert_array_equal(tg.Tensor(a3).transpose(0, 1).numpy(), torch.tensor(a3).transpose(0, 1).numpy())
+    np.testing.assert_array_equal(tg.Tensor(a3).transpose(-1, 0).numpy(), torch.tensor(a3).transpose(-1, 0).numpy())
+    # permute is a full permutation, as torch's: permute(0, 1) of a 2-D tensor changes nothing
+    np.testing.assert_array_equal(tg.Tensor(a2).permute(0, 1).numpy(), torch.tensor(a2).permute(0, 1).numpy())
+    np.testing.assert_array_equal(tg.Tensor(a3).permute(2, 0, 1).numpy(), torch.tensor(a3).permute(2, 0, 1).numpy())
+    np.testing.assert_array_equal(tg.Tensor(a3).transpose((1, 0, 2)).numpy(), a3.transpose(1, 0, 2))  # NumPy's tuple
+    x = tg.Tensor(a3, requires_grad=True)
+    g = _data(3, 2, 4, seed=1)
+    x.transpose(0, 1).backward(tg.Tensor(g))
+    np.testing.assert_array_equal(x.grad.numpy(), g.transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_and_min_with_dim_give_values_and_indices_as_torch(name, keepdim):
+    a = _data(5, 4)
+    a[1, 2] = a[1, 0]  # a tie in row 1 (torch and NumPy both report... compared below only for max of rows)
+    x, xt = tg.Tensor(a, requires_grad=True), torch.tensor(a)
+    # before: a Tensor of values, so `values, indices = x.max(dim=1)` unpacked rows, and x.max(dim=1)[0] was row 0
+    values, indices = getattr(x, name)(dim=1, keepdim=keepdim)
+    theirs = getattr(xt, name)(dim=1, keepdim=keepdim)
+    np.testing.assert_array_equal(values.numpy(), theirs.values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), theirs.indices.numpy())
+    out = getattr(x, name)(dim=1, keepdim=keepdim)
+    assert out.values is out[0] and out.indices is out[1]
+    out.values.sum().backward()  # the values carry the gradient
+    assert x.grad.shape == a.shape and x.grad.numpy().sum() == pytest.approx(5.0)
+    # NumPy's spelling keeps NumPy's answer: the values alone
+    assert isinstance(getattr(tg.Tensor(a), name)(axis=1), tg.Tensor)
+    assert isinstance(getattr(tg.Tensor(a), name)(), tg.Tensor)
+
+
+def test_zero_grad_takes_set_to_none_as_torch():
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = tg.Tensor(_data(4, 3))
+    for zero_grad in (opt.zero_grad, model.zero_grad):
+        model(x).sum().backward()
+        zero_grad(set_to_none=False)  # before: TypeError (unexpected keyword argument 'set_to_none')
+        for p in model.parameters():
+            assert p.grad is not None and p.grad.shape == p.shape and not p.grad.numpy().any()
+        zero_grad(set_to_none=True)
+        assert all(p.grad is None for p in model.parameters())
+        zero_grad()
+        assert all(p.grad is None for p in model.parameters())
+
+
+def test_load_state_dict_into_a_sequential_with_weightless_layers():
+    ours = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4, 3))
+    before = ours.state_dict()
+    # before: "Sequential, layers.1, layers.2 not built yet": ReLU and Dropout have no weights to build
+    ours.load_state_dict({k: v * 2 for k, v in before.items()})
+    for k, v in ours.state_dict().items():
+        np.testing.assert_array_equal(v, before[k] * 2)
+    missing, unexpected = ours.load_state_dict({"layers.0.weight": before["layers.0.weight"]}, strict=False)
+    assert sorted(missing) == ["layers.0.bias", "layers.3.bias", "layers.3.weight"] and unexpected == []
+    with pytest.raises(ValueError, match="missing key 'layers.3.bias'"):
+        ours.load_state_dict({k: v for k, v in before.items() if k != "layers.3.bias"})
+    ours.eval()
+    x = _data(2, 5)
+    assert ours(tg.Tensor(x)).shape == (2, 3)
+    # a layer whose weights come from its first input is still refused before it is built
+    with pytest.raises(ValueError, match="not built yet"):
+        tg.nn.Sequential(tg.nn.Dense(3), tg.nn.ReLU()).load_state_dict({})
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 1.0])
+def test_cross_entropy_loss_module_and_label_smoothing_match_torch(reduction, label_smoothing):
+    logits, targets = _data(6, 3), np.array([0, 1, 2, 0, 1, 2])
+    x = tg.Tensor(logits, requires_grad=True)
+    xt = torch.tensor(logits, requires_grad=True)
+    # before: no nn.CrossEntropyLoss; F.cross_entropy(label_smoothing=...) a TypeError
+    ours = nn.CrossEntropyLoss(reduction=reduction, label_smoothing=label_smoothing)(x, tg.Tensor(targets))
+    theirs = torch.nn.CrossEntropyLoss(reduction=reduction, label_smoothing=label_smoothing)(xt, torch.tensor(targets))
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+    functional = F.cross_entropy(x, tg.Tensor(targets), reduction=reduction, label_smoothing=label_smoothing)
+    np.testing.assert_allclose(functional.numpy(), ours.numpy(), rtol=1e-6)
+    g = _data(*ours.shape, seed=2)
+    ours.backward(tg.Tensor(g))
+    theirs.backward(torch.tensor(g))
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_nll_and_mse_loss_modules_match_torch():
+    a, b, targets = _data(6, 3), _data(6, 3, seed=1), np.array([0, 1, 2, 0, 1, 2])
+    logp = F.log_softmax(tg.Tensor(a), dim=1)
+    theirs_logp = torch.log_softmax(torch.tensor(a), dim=1)
+    for reduction in ("mean", "sum", "none"):
+        np.testing.assert_allclose(nn.NLLLoss(reduction=reduction)(logp, tg.Tensor(targets)).numpy(),
+                                   torch.nn.NLLLoss(reduction=reduction)(theirs_logp, torch.tensor(targets)).numpy(),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(nn.MSELoss(reduction=reduction)(tg.Tensor(a), tg.Tensor(b)).numpy(),
+                                   torch.nn.MSELoss(reduction=reduction)(torch.tensor(a), torch.tensor(b)).numpy(),
+                                   rtol=1e-6)
+
+
+def test_what_cross_entropy_does_not_offer_is_named():
+    x, t = tg.Tensor(_data(4, 3)), tg.Tensor(np.array([0, 1, 2, 0]))
+    with pytest.raises(NotImplementedError, match="weight"):
+        nn.CrossEntropyLoss(weight=tg.ones(3))
+    with pytest.raises(NotImplementedError, match="ignore_index"):
+        nn.CrossEntropyLoss(ignore_index=0)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        F.cross_entropy(x, t, label_smoothing=1.5)
+    with pytest.raises(ValueError, match="reduction"):
+        nn.CrossEntropyLoss(reduction="avg")
