@@ -7,7 +7,7 @@ from . import autograd, checks, higher_order, ops
 from .autograd import Function, is_grad_enabled
 from .checks import AxisError, is_float, is_int  # noqa: F401 (AxisError: tg.AxisError, raised by checks.axis)
 from .device import array_module, canonical_device, device_of, module_for, scope, to_device, to_numpy, use_device
-from .spellings import torch_names
+from .spellings import torch_names, values_and_indices
 
 float32 = numpy.dtype("float32")
 float64 = numpy.dtype("float64")
@@ -519,6 +519,7 @@ class Tensor:
             return self.sum(axis, keepdims) * float("nan")
         return self.sum(axis, keepdims) * (1.0 / count)
 
+    @values_and_indices("argmax")
     @torch_names
     def max(self, axis=None, keepdims=False):
         """Maximum over `axis` (None: all axes); tied maxima share the gradient equally."""
@@ -526,6 +527,7 @@ class Tensor:
         checks.something_to_pick(self, "max", axis)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
+    @values_and_indices("argmin")
     @torch_names
     def min(self, axis=None, keepdims=False):
         """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
