@@ -522,7 +522,8 @@ class Tensor:
     @values_and_indices("argmax")
     @torch_names
     def max(self, axis=None, keepdims=False):
-        """Maximum over `axis` (None: all axes); tied maxima share the gradient equally."""
+        """Maximum over `axis` (None: all axes); tied maxima share the gradient equally. Spelled as torch,
+        max(dim=1), it returns torch's (values, indices) pair."""
         axis = self._axis(axis)
         checks.something_to_pick(self, "max", axis)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
@@ -530,7 +531,8 @@ class Tensor:
     @values_and_indices("argmin")
     @torch_names
     def min(self, axis=None, keepdims=False):
-        """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
+        """Minimum over `axis` (None: all axes); tied minima share the gradient equally. Spelled as torch,
+        min(dim=1), it returns torch's (values, indices) pair."""
         checks.something_to_pick(self, "min", self._axis(axis))
         if not is_float(self.dtype):  # NOTE: as in minimum, -x is wrong for uint and bool
             return Tensor.wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
