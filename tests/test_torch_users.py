@@ -66,6 +66,22 @@ def test_zero_grad_takes_set_to_none_as_torch():
         assert all(p.grad is None for p in model.parameters())
         zero_grad()
         assert all(p.grad is None for p in model.parameters())
+    # zeroed gradients accumulate the next backward() as fresh ones do, and the step matches torch's
+    theirs = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(model.weight.numpy()))
+        theirs.bias.copy_(torch.tensor(model.bias.numpy()))
+    their_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for step in range(3):
+        opt.zero_grad(set_to_none=False)
+        their_opt.zero_grad(set_to_none=False)
+        (model(x) ** 2).mean().backward()
+        (theirs(torch.tensor(x.numpy())) ** 2).mean().backward()
+        opt.step()
+        their_opt.step()
+    np.testing.assert_allclose(model.weight.numpy(), theirs.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_load_state_dict_into_a_sequential_with_weightless_layers():

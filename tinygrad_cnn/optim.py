@@ -92,10 +92,11 @@ class Optimizer(StateDict):
         if self.engine is not None:
             self.engine.reset_skipped()
 
-    def zero_grad(self):
-        """Clear `.grad` of every parameter (set it to None); call it before each backward()."""
+    def zero_grad(self, set_to_none=True):
+        """Clear `.grad` of every parameter (set it to None; with set_to_none=False, as torch's, fill it
+        with zeros in place); call it before each backward()."""
         for p in self.params:
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else p.grad.zero_()
 
     def step(self):
         """Update every parameter that has a gradient, in place; those without one are skipped."""

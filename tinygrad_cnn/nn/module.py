@@ -103,10 +103,11 @@ class Module:
         """Switch self and every sub-module to evaluation mode (dropout off): `train(False)`."""
         return self.train(False)
 
-    def zero_grad(self):
-        """Clear `.grad` of every parameter (set it to None)."""
+    def zero_grad(self, set_to_none=True):
+        """Clear `.grad` of every parameter (set it to None; with set_to_none=False, as torch's, fill it
+        with zeros in place)."""
         for p in self.parameters():
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else p.grad.zero_()
 
     def to(self, device):
         """Move parameters and buffers to `device` in place: they stay the same leaf Tensor objects
