@@ -144,7 +144,7 @@ class Module:
         model unchanged. Returns (missing, unexpected) name lists."""
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict needs a mapping of name -> array, got {type(state).__name__}")
-        unbuilt = [name or type(m).__name__ for name, m in self.named_modules() if getattr(m, "built", True) is False]
+        unbuilt = [name or type(m).__name__ for name, m in self.named_modules() if _may_make_weights(m)]
         if unbuilt:
             raise ValueError(f"load_state_dict: {', '.join(unbuilt)} not built yet, so the parameter shapes are "
                              f"unknown; build the model first (Sequential(..., input_shape=...), "
@@ -202,6 +202,18 @@ class Module:
             return f"{type(self).__name__}()"
         lines = [f"  ({name}): {repr(m).replace(chr(10), chr(10) + '  ')}" for name, m in children]
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def _may_make_weights(module):
+    """True for a module not built yet that could still make weights on its first input: a container is
+    judged by its children, and a layer that does not override _build (ReLU, Dropout, Flatten, pooling) makes none.
+
+    NOTE: so Sequential(Linear(5, 4), ReLU(), Linear(4, 3)), whose weights exist at once, takes a state_dict
+    before its first call, as torch's does."""
+    from .layers import Layer
+    if getattr(module, "built", True) is not False or any(True for _ in module.named_children()):
+        return False
+    return type(module)._build is not Layer._build or type(module).build is not Layer.build
 
 
 def _move(t, device):
