@@ -206,14 +206,13 @@ class Module:
 
 def _may_make_weights(module):
     """True for a module not built yet that could still make weights on its first input: a container is
-    judged by its children, and a layer that does not override _build (ReLU, Dropout, Flatten, pooling) makes none.
+    judged by its children, and a layer makes weights only when its class builds some (Layer.makes_weights).
 
     NOTE: so Sequential(Linear(5, 4), ReLU(), Linear(4, 3)), whose weights exist at once, takes a state_dict
     before its first call, as torch's does."""
-    from .layers import Layer
     if getattr(module, "built", True) is not False or any(True for _ in module.named_children()):
         return False
-    return type(module)._build is not Layer._build or type(module).build is not Layer.build
+    return getattr(module, "makes_weights", lambda: True)()
 
 
 def _move(t, device):
