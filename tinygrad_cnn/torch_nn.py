@@ -55,6 +55,67 @@ class Linear(_nn.Dense):
                          dtype=dtype, device=device, in_features=in_features)
 
 
+class _Loss(Module):
+    """A loss as a module, as torch.nn's: loss_fn = nn.CrossEntropyLoss(); loss = loss_fn(output, target)."""
+
+    def __init__(self, reduction="mean"):
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.reduction = reduction
+
+    def __repr__(self):
+        return f"{type(self).__name__}(reduction={self.reduction!r})"
+
+
+def _not_offered(loss, name, value, default):
+    if value is not default and (default is None or value != default):
+        raise NotImplementedError(f"{loss}: {name}= is not supported here (got {value!r}); leave it at {default!r}")
+
+
+class CrossEntropyLoss(_Loss):
+    """torch.nn.CrossEntropyLoss(reduction='mean', label_smoothing=0.0): F.cross_entropy of raw scores
+    (N, classes) against integer class targets (N,). weight= and ignore_index= are not offered: they raise."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                 label_smoothing=0.0):
+        for name, value, default in (("weight", weight, None), ("size_average", size_average, None),
+                                     ("ignore_index", ignore_index, -100), ("reduce", reduce, None)):
+            _not_offered("CrossEntropyLoss", name, value, default)
+        super().__init__(reduction)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input, target):  # noqa: A002 (torch's argument name)
+        """The loss of raw scores `input` (N, classes) against class indices `target` (N,)."""
+        return F.cross_entropy(input, target, reduction=self.reduction, label_smoothing=self.label_smoothing)
+
+
+class NLLLoss(_Loss):
+    """torch.nn.NLLLoss(reduction='mean'): F.nll_loss of log-probabilities (N, classes), e.g. log_softmax's."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+        for name, value, default in (("weight", weight, None), ("size_average", size_average, None),
+                                     ("ignore_index", ignore_index, -100), ("reduce", reduce, None)):
+            _not_offered("NLLLoss", name, value, default)
+        super().__init__(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of log-probabilities `input` (N, classes) against class indices `target` (N,)."""
+        return F.nll_loss(input, target, reduction=self.reduction)
+
+
+class MSELoss(_Loss):
+    """torch.nn.MSELoss(reduction='mean'): F.mse_loss, the mean of the squared differences."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        for name, value in (("size_average", size_average), ("reduce", reduce)):
+            _not_offered("MSELoss", name, value, None)
+        super().__init__(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of `input` against `target` of the same shape."""
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+
 del Conv2D, Dense  # Keras' argument order: tinygrad_cnn.nn.Conv2D and nn.Dense
 
-__all__ = ["Conv2d", "Linear"]  # what is this module's own; nn's other names are here as attributes
+__all__ = ["Conv2d", "Linear", "CrossEntropyLoss", "NLLLoss", "MSELoss"]  # what is this module's own; nn's other names are here as attributes
