@@ -144,3 +144,44 @@ def test_what_cross_entropy_does_not_offer_is_named():
         F.cross_entropy(x, t, label_smoothing=1.5)
     with pytest.raises(ValueError, match="reduction"):
         nn.CrossEntropyLoss(reduction="avg")
+
+
+@pytest.mark.parametrize("max_norm, norm_type", [(0.5, 2.0), (100.0, 2), (0.1, float("inf")), (0.5, 1)])
+def test_clip_grad_norm_matches_torch(max_norm, norm_type):
+    a = _data(4, 3)
+    ours, theirs = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.numpy()))
+        theirs.bias.copy_(torch.tensor(ours.bias.numpy()))
+    (ours(tg.Tensor(a)) ** 2).sum().backward()
+    (theirs(torch.tensor(a)) ** 2).sum().backward()
+    # before: no nn.utils (AttributeError), so no clip_grad_norm_
+    total = nn.utils.clip_grad_norm_(ours.parameters(), max_norm=max_norm, norm_type=norm_type)
+    their_total = torch.nn.utils.clip_grad_norm_(theirs.parameters(), max_norm=max_norm, norm_type=norm_type)
+    assert isinstance(total, tg.Tensor) and total.shape == ()
+    np.testing.assert_allclose(total.item(), their_total.item(), rtol=1e-5)
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-7)
+    from tinygrad_cnn.torch_nn.utils import clip_grad_norm_  # torch's `from torch.nn.utils import ...`
+    assert clip_grad_norm_ is nn.utils.clip_grad_norm_
+
+
+def test_clip_grad_norm_refuses_what_it_cannot_do():
+    model = nn.Linear(3, 2)
+    assert nn.utils.clip_grad_norm_(model.parameters(), 1.0).item() == 0.0  # no gradients yet: norm 0, as torch
+    model(tg.Tensor(_data(2, 3))).sum().backward()
+    model.weight.grad.data[0, 0] = np.nan
+    with pytest.raises(RuntimeError, match="non-finite"):
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0, error_if_nonfinite=True)
+    with pytest.raises(ValueError, match="norm_type"):
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0, norm_type="fro")
+
+
+def test_dropout_takes_torch_p():
+    # before: nn.Dropout(p=0.2) a TypeError (Keras' rate), nn.Dropout() one too (torch's default is p=0.5)
+    assert nn.Dropout(p=0.2).rate == 0.2 and nn.Dropout().rate == 0.5 and nn.Dropout(0.3).rate == 0.3
+    assert repr(torch.nn.Dropout()) == "Dropout(p=0.5, inplace=False)"
+    drop = nn.Dropout(p=0.5).eval()
+    np.testing.assert_array_equal(drop(tg.ones(3, 4)).numpy(), np.ones((3, 4)))
+    with pytest.raises(NotImplementedError, match="inplace"):
+        nn.Dropout(0.5, inplace=True)
