@@ -185,3 +185,58 @@ def test_dropout_takes_torch_p():
     np.testing.assert_array_equal(drop(tg.ones(3, 4)).numpy(), np.ones((3, 4)))
     with pytest.raises(NotImplementedError, match="inplace"):
         nn.Dropout(0.5, inplace=True)
+
+
+def test_a_typical_training_loop_matches_torch():
+    """Found equal, kept so it stays so: Conv2d + Linear, Adam with weight decay, StepLR, train()/eval(),
+    no_grad(), argmax(dim=1), named_parameters and state_dict names, item()."""
+    a, labels = _data(8, 1, 8, 8), np.arange(8) % 4
+
+    def build(lib, functional):
+        class Net(lib.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = lib.Conv2d(1, 3, 3, padding=1)
+                self.fc = lib.Linear(3 * 4 * 4, 4)
+
+            def forward(self, x):
+                return self.fc(functional.max_pool2d(functional.relu(self.conv(x)), 2).flatten(1))
+        return Net()
+
+    tg.manual_seed(0)
+    ours, theirs = build(nn, F), build(torch.nn, torch.nn.functional)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    opt, their_opt = optim.Adam(ours.parameters(), lr=0.01, weight_decay=0.01), \
+        torch.optim.Adam(theirs.parameters(), lr=0.01, weight_decay=0.01)
+    sched, their_sched = optim.StepLR(opt, step_size=2, gamma=0.5), \
+        torch.optim.lr_scheduler.StepLR(their_opt, step_size=2, gamma=0.5)
+    for epoch in range(5):
+        ours.train(), theirs.train()
+        opt.zero_grad(set_to_none=True), their_opt.zero_grad(set_to_none=True)
+        loss = nn.CrossEntropyLoss()(ours(tg.Tensor(a)), tg.Tensor(labels))
+        their_loss = torch.nn.CrossEntropyLoss()(theirs(torch.tensor(a)), torch.tensor(labels))
+        loss.backward(), their_loss.backward()
+        opt.step(), their_opt.step()
+        sched.step(), their_sched.step()
+        assert sched.get_last_lr() == pytest.approx(their_sched.get_last_lr()[0])
+        assert isinstance(loss.item(), float) and loss.item() == pytest.approx(their_loss.item(), rel=1e-5)
+    for k, v in ours.state_dict().items():
+        np.testing.assert_allclose(v, theirs.state_dict()[k].numpy(), rtol=1e-4, atol=1e-6)
+    ours.eval(), theirs.eval()
+    with tg.no_grad(), torch.no_grad():
+        out, their_out = ours(tg.Tensor(a)), theirs(torch.tensor(a))
+        assert not out.requires_grad
+        np.testing.assert_array_equal(out.argmax(dim=1).numpy(), their_out.argmax(dim=1).numpy())
+        correct = out.argmax(dim=1).eq(tg.Tensor(labels)).sum().item()
+        assert type(correct) is int and correct == their_out.argmax(dim=1).eq(torch.tensor(labels)).sum().item()
+
+
+def test_manual_seed_makes_weights_and_dropout_repeat():
+    """Found equal in kind (not in bits: the generators differ from torch's): same seed, same draws."""
+    draws = []
+    for _ in range(2):
+        tg.manual_seed(7)
+        draws.append((nn.Linear(4, 3).weight.numpy(), F.dropout(tg.ones(20), p=0.5).numpy()))
+    np.testing.assert_array_equal(draws[0][0], draws[1][0])
+    np.testing.assert_array_equal(draws[0][1], draws[1][1])
