@@ -240,3 +240,39 @@ def test_manual_seed_makes_weights_and_dropout_repeat():
         draws.append((nn.Linear(4, 3).weight.numpy(), F.dropout(tg.ones(20), p=0.5).numpy()))
     np.testing.assert_array_equal(draws[0][0], draws[1][0])
     np.testing.assert_array_equal(draws[0][1], draws[1][1])
+
+
+def test_a_frozen_weight_stays_a_parameter_and_in_the_state_dict(tmp_path):
+    ours = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    theirs.load_state_dict({k.replace("layers.", ""): torch.tensor(v) for k, v in ours.state_dict().items()})
+    for p in ours[0].parameters():
+        p.requires_grad_(False)  # fine-tuning: freeze the first layer
+    for p in theirs[0].parameters():
+        p.requires_grad_(False)
+    # before: the frozen weight and bias left named_parameters() AND state_dict(), so save() silently dropped them
+    assert [n.replace("layers.", "") for n in ours.state_dict()] == list(theirs.state_dict())
+    assert [n.replace("layers.", "") for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in theirs.parameters()]
+    assert ours.count_params() == 4 * 2 + 2  # Keras' count: the trainable scalars only
+    frozen = ours[0].weight.numpy().copy()
+    opt = optim.SGD([p for p in ours.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    their_opt = torch.optim.SGD([p for p in theirs.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    a = _data(5, 3)
+    for _ in range(3):
+        opt.zero_grad(), their_opt.zero_grad()
+        (ours(tg.Tensor(a)) ** 2).mean().backward()
+        (theirs(torch.tensor(a)) ** 2).mean().backward()
+        opt.step(), their_opt.step()
+    np.testing.assert_array_equal(ours[0].weight.numpy(), frozen)
+    for k, v in ours.state_dict().items():
+        np.testing.assert_allclose(v, theirs.state_dict()[k.replace("layers.", "")].numpy(), rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "m.safetensors")
+    fresh = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    fresh.load(tmp_path / "m.safetensors")  # strict: every weight is in the file
+    np.testing.assert_array_equal(fresh[0].weight.numpy(), frozen)
+    # an optimizer given every parameter, frozen ones too (as torch allows), leaves those alone
+    opt = optim.Adam(ours.parameters(), lr=0.1)
+    (ours(tg.Tensor(a)) ** 2).mean().backward()
+    opt.step()
+    np.testing.assert_array_equal(ours[0].weight.numpy(), frozen)

@@ -518,3 +518,19 @@ def index_error(t, e):
 
 # NOTE: last, as tensor.py imports this module while it loads: the checks read tensor.Tensor only when called
 from . import tensor  # noqa: E402
+
+
+def optimizer_params(owner, params):
+    """An optimizer's parameters: leaf Tensors, each once. A frozen one (requires_grad False) is taken, as
+    torch takes model.parameters() after p.requires_grad_(False): it gets no gradient, so no step; but a
+    list where none requires grad is refused, as the likely mistake of passing plain tensors."""
+    for i, p in enumerate(params):
+        if not isinstance(p, tensor.Tensor):
+            raise TypeError(f"{owner}: parameter {i} is a {type(p).__name__}, not a Tensor")
+        if not p.is_leaf:
+            raise ValueError(f"{owner}: parameter {i} (shape {p.shape}) is not a leaf tensor (an op's result); "
+                             f"give the tensor it was computed from")
+        if any(p is q for q in params[:i]):
+            raise ValueError(f"{owner}: parameter {i} (shape {p.shape}) appears twice")
+    if not any(p.requires_grad for p in params):
+        raise ValueError(f"{owner}: no parameter has requires_grad=True, so none would ever be updated")

@@ -12,7 +12,7 @@ from ..tensor import Tensor
 class Module:
     """Anything with a forward(). Parameters are not registered: they are found by walking the
     attributes, in the order they were first assigned. An attribute is a parameter when it is a
-    Tensor with requires_grad=True; a Module, or a list/tuple of Modules, is walked recursively
+    Tensor with requires_grad=True, or was one when assigned (a frozen weight stays a parameter); a Module, or a list/tuple of Modules, is walked recursively
     (named `layers.0.weight`). Tensors that must be saved but not trained are declared with
     register_buffer()."""
 
@@ -54,24 +54,34 @@ class Module:
         """Every module, self first, each once (the modules of named_modules())."""
         return [m for _, m in self.named_modules()]
 
+    def __setattr__(self, name, value):
+        # NOTE: a tensor assigned while it requires grad is remembered as a parameter, so that freezing it
+        # later (p.requires_grad_(False), as in fine-tuning) keeps it in parameters() and state_dict(), as torch does
+        if isinstance(value, Tensor) and value.requires_grad:
+            self.__dict__.setdefault("_param_names", set()).add(name)
+        object.__setattr__(self, name, value)
+
     def _named_tensors(self, want_params=True, want_buffers=True):
         seen = set()
         for prefix, module in self.named_modules():
             buffers = module.__dict__.get("_buffer_names", ())
+            params = module.__dict__.get("_param_names", ())
             for name, value in vars(module).items():
                 if not isinstance(value, Tensor) or id(value) in seen:
                     continue
                 is_buffer = name in buffers
-                if (is_buffer and want_buffers) or (not is_buffer and value.requires_grad and want_params):
+                is_param = not is_buffer and (value.requires_grad or name in params)
+                if (is_buffer and want_buffers) or (is_param and want_params):
                     seen.add(id(value))  # NOTE: a tensor shared by two layers is listed (and trained) once
                     yield (f"{prefix}.{name}" if prefix else name), value
 
     def named_parameters(self):
-        """(dotted name, tensor) of every trainable parameter, e.g. ("layers.0.weight", ...)."""
+        """(dotted name, tensor) of every parameter, e.g. ("layers.0.weight", ...); frozen ones too, as torch's."""
         return list(self._named_tensors(want_buffers=False))
 
     def parameters(self):
-        """The trainable tensors, in a fixed order (what an optimizer takes)."""
+        """The parameters, in a fixed order (what an optimizer takes); frozen ones (requires_grad False) too,
+        as torch's: they get no gradient, so optimizers leave them alone."""
         return [p for _, p in self._named_tensors(want_buffers=False)]
 
     def named_buffers(self):
@@ -87,7 +97,7 @@ class Module:
 
     def count_params(self):
         """Number of trainable scalars (Keras' name)."""
-        return sum(p.size for p in self.parameters())
+        return sum(p.size for p in self.parameters() if p.requires_grad)
 
     # ------------------------------------------------------------ modes and devices
 
