@@ -276,3 +276,9 @@ def test_a_frozen_weight_stays_a_parameter_and_in_the_state_dict(tmp_path):
     (ours(tg.Tensor(a)) ** 2).mean().backward()
     opt.step()
     np.testing.assert_array_equal(ours[0].weight.numpy(), frozen)
+    # freeze everything, then unfreeze the head through its parameters(), the usual torch idiom
+    for p in ours.parameters():
+        p.requires_grad_(False)
+    for p in ours[2].parameters():
+        p.requires_grad_(True)
+    assert [p.requires_grad for p in ours.parameters()] == [False, False, True, True]
