@@ -383,8 +383,8 @@ SPECS = [
     _spec("T", lambda x: x.T, lambda x: x.T, unary(shapes=SHAPES)),
     _spec("transpose_axes", lambda x, axes: x.transpose(axes), lambda x, axes: np.transpose(x, axes),
           transpose_case()),
-    _spec("transpose_axes_varargs", lambda x, axes: x.transpose(*axes),
-          lambda x, axes: np.transpose(x, axes), transpose_case()),
+    _spec("transpose_axes_varargs", lambda x, axes: x.transpose(*axes),   # two axes apart: torch's swap of them
+          lambda x, axes: np.swapaxes(x, *axes) if len(axes) == 2 else np.transpose(x, axes), transpose_case()),
     _spec("permute", lambda x, axes: x.permute(*axes),   # the Permute op, under PyTorch's name
           lambda x, axes: np.transpose(x, axes), transpose_case()),
     _spec("flatten", lambda x, start_axis: x.flatten(start_axis), np_flatten, flatten_case()),

@@ -359,7 +359,17 @@ def axis_span(t, start_axis, end_axis):
 
 
 def permutation(t, args):
-    """transpose's axes: a permutation of t's axes (reversed when none are given), counted from 0."""
+    """transpose's axes: a permutation of t's axes (reversed when none are given), counted from 0.
+    Two distinct axes given apart, transpose(0, 1), swap those two, as torch's transpose(dim0, dim1) does.
+
+    NOTE: only a 2-D tensor's transpose(0, 1) differs from NumPy's (an identity there); PyTorch code that
+    wrote it meant x.T, and got x unchanged, silently. permute(...) and a tuple are NumPy's permutation."""
+    if len(args) == 2 and all(is_int(a) for a in args) and t.ndim >= 2 and all(-t.ndim <= a < t.ndim for a in args):
+        first, second = (a % t.ndim for a in args)
+        if first != second:
+            swapped = list(range(t.ndim))
+            swapped[first], swapped[second] = second, first
+            return tuple(swapped)
     axes = shape(args) if args else tuple(reversed(range(t.ndim)))
     # NOTE: range first: a % ndim alone would map axis 5 of a 2-D tensor onto axis 1
     out_of_range = any(not -t.ndim <= a < t.ndim for a in axes)
@@ -508,3 +518,19 @@ def index_error(t, e):
 
 # NOTE: last, as tensor.py imports this module while it loads: the checks read tensor.Tensor only when called
 from . import tensor  # noqa: E402
+
+
+def optimizer_params(owner, params):
+    """An optimizer's parameters: leaf Tensors, each once. A frozen one (requires_grad False) is taken, as
+    torch takes model.parameters() after p.requires_grad_(False): it gets no gradient, so no step; but a
+    list where none requires grad is refused, as the likely mistake of passing plain tensors."""
+    for i, p in enumerate(params):
+        if not isinstance(p, tensor.Tensor):
+            raise TypeError(f"{owner}: parameter {i} is a {type(p).__name__}, not a Tensor")
+        if not p.is_leaf:
+            raise ValueError(f"{owner}: parameter {i} (shape {p.shape}) is not a leaf tensor (an op's result); "
+                             f"give the tensor it was computed from")
+        if any(p is q for q in params[:i]):
+            raise ValueError(f"{owner}: parameter {i} (shape {p.shape}) appears twice")
+    if not any(p.requires_grad for p in params):
+        raise ValueError(f"{owner}: no parameter has requires_grad=True, so none would ever be updated")

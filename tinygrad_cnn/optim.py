@@ -11,6 +11,7 @@ import warnings
 
 import numpy
 
+from . import checks
 from .autograd import kernel_for
 from .device import all_finite, scope, to_device, to_numpy
 from .optim_state import StateDict, at_least, number
@@ -48,14 +49,7 @@ class Optimizer(StateDict):
             raise ValueError(f"{type(self).__name__} got an empty parameter list; a model whose layers are not "
                              f"built yet has none (a Sequential without input_shape): give it input_shape=..., "
                              f"call model.build(input_shape) or call it on a batch before creating the optimizer")
-        for i, p in enumerate(params):
-            if not isinstance(p, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor")
-            if not p.requires_grad or not p.is_leaf:
-                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) is not a leaf tensor "
-                                 f"with requires_grad=True")
-            if any(p is q for q in params[:i]):
-                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) appears twice")
+        checks.optimizer_params(type(self).__name__, params)
         if nonfinite not in ("skip", "raise"):
             raise ValueError(f"nonfinite must be 'skip' or 'raise', got {nonfinite!r}")
         self.params, self.nonfinite = params, nonfinite
@@ -92,10 +86,11 @@ class Optimizer(StateDict):
         if self.engine is not None:
             self.engine.reset_skipped()
 
-    def zero_grad(self):
-        """Clear `.grad` of every parameter (set it to None); call it before each backward()."""
+    def zero_grad(self, set_to_none=True):
+        """Clear `.grad` of every parameter (set it to None; with set_to_none=False, as torch's, fill it
+        with zeros in place); call it before each backward()."""
         for p in self.params:
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else p.grad.zero_()
 
     def step(self):
         """Update every parameter that has a gradient, in place; those without one are skipped."""

@@ -1,4 +1,5 @@
 """PyTorch's argument names accepted beside NumPy's, for code written for PyTorch."""
+import collections
 import functools
 
 # PyTorch's argument names for NumPy's: `x.sum(dim=1, keepdim=True)` is `x.sum(axis=1, keepdims=True)`.
@@ -18,3 +19,27 @@ def torch_names(fn):
                 kwargs[ours] = kwargs.pop(theirs)
         return fn(*args, **kwargs)
     return wrapper
+
+
+# torch's x.max(dim=1) result: a (values, indices) pair whose fields are also named
+ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
+
+
+def values_and_indices(arg_name):
+    """torch's spelling x.max(dim=1) returns (values, indices); so does `fn` (max or min) when given dim= as
+    an int, the indices from the method `arg_name` (argmax or argmin). NumPy's spellings, max(axis=1) and
+    max(1), keep NumPy's answer: the values alone.
+
+    NOTE: without it, `values, indices = x.max(dim=1)` unpacked the rows of the values, and x.max(dim=1)[1]
+    was the second row's maximum: silent wrong answers in code written for PyTorch."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args, **kwargs):
+            values = fn(self, *args, **kwargs)
+            dim = kwargs.get("dim")
+            if dim is None or isinstance(dim, (tuple, list)):  # torch has no indices for these either
+                return values
+            keepdim = kwargs.get("keepdim", kwargs.get("keepdims", args[0] if args else False))
+            return ValuesIndices(values, getattr(self, arg_name)(axis=dim, keepdims=keepdim))
+        return wrapper
+    return decorate

@@ -7,7 +7,7 @@ from . import autograd, checks, higher_order, ops
 from .autograd import Function, is_grad_enabled
 from .checks import AxisError, is_float, is_int  # noqa: F401 (AxisError: tg.AxisError, raised by checks.axis)
 from .device import array_module, canonical_device, device_of, module_for, scope, to_device, to_numpy, use_device
-from .spellings import torch_names
+from .spellings import torch_names, values_and_indices
 
 float32 = numpy.dtype("float32")
 float64 = numpy.dtype("float64")
@@ -519,16 +519,20 @@ class Tensor:
             return self.sum(axis, keepdims) * float("nan")
         return self.sum(axis, keepdims) * (1.0 / count)
 
+    @values_and_indices("argmax")
     @torch_names
     def max(self, axis=None, keepdims=False):
-        """Maximum over `axis` (None: all axes); tied maxima share the gradient equally."""
+        """Maximum over `axis` (None: all axes); tied maxima share the gradient equally. Spelled as torch,
+        max(dim=1), it returns torch's (values, indices) pair."""
         axis = self._axis(axis)
         checks.something_to_pick(self, "max", axis)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
+    @values_and_indices("argmin")
     @torch_names
     def min(self, axis=None, keepdims=False):
-        """Minimum over `axis` (None: all axes); tied minima share the gradient equally."""
+        """Minimum over `axis` (None: all axes); tied minima share the gradient equally. Spelled as torch,
+        min(dim=1), it returns torch's (values, indices) pair."""
         checks.something_to_pick(self, "min", self._axis(axis))
         if not is_float(self.dtype):  # NOTE: as in minimum, -x is wrong for uint and bool
             return Tensor.wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
@@ -606,13 +610,15 @@ class Tensor:
         return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def transpose(self, *axes):
-        """Permute axes; with none given, reverse them (NumPy's rule)."""
+        """Permute axes; with none given, reverse them (NumPy's rule); two axes transpose(0, 1) swap them (PyTorch's)."""
         axes = checks.permutation(self, axes)
         if axes == tuple(range(self.ndim)):
             return self
         return ops.Permute.apply(self, axes=axes)
 
-    permute = transpose
+    def permute(self, *axes):
+        """PyTorch's permute: a full permutation of the axes, permute(2, 0, 1) (transpose(0, 1) swaps two)."""
+        return self.transpose(axes[0] if len(axes) == 1 else axes)
 
     def view_as(self, other):
         """PyTorch's x.view_as(y): x reshaped to y's shape."""

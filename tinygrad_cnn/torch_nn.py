@@ -9,6 +9,8 @@ NOTE: a namespace of its own, so that none holds two names that differ only by a
 has Keras' Conv2D(filters, kernel_size, strides, padding) and Dense(units), this one PyTorch's Conv2d and Linear
 and not Keras' two (a typo of one case would otherwise silently take the other argument order)."""
 import math
+import sys
+import types
 
 import numpy
 
@@ -16,7 +18,8 @@ from . import nn as _nn
 from .nn import *  # noqa: F401,F403  (all of nn's names; Conv2D and Dense are removed below)
 from .nn import F, functional, init  # noqa: F401
 from .nn.layers import flag, positive_int
-from .tensor import generator_or_global
+from .autograd import no_grad
+from .tensor import Tensor, generator_or_global
 
 
 def _torch_uniform(fan_in):
@@ -55,6 +58,108 @@ class Linear(_nn.Dense):
                          dtype=dtype, device=device, in_features=in_features)
 
 
+class _Loss(Module):
+    """A loss as a module, as torch.nn's: loss_fn = nn.CrossEntropyLoss(); loss = loss_fn(output, target)."""
+
+    def __init__(self, reduction="mean"):
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.reduction = reduction
+
+    def __repr__(self):
+        return f"{type(self).__name__}(reduction={self.reduction!r})"
+
+
+def _not_offered(loss, name, value, default):
+    if value is not default and (default is None or value != default):
+        raise NotImplementedError(f"{loss}: {name}= is not supported here (got {value!r}); leave it at {default!r}")
+
+
+class CrossEntropyLoss(_Loss):
+    """torch.nn.CrossEntropyLoss(reduction='mean', label_smoothing=0.0): F.cross_entropy of raw scores
+    (N, classes) against integer class targets (N,). weight= and ignore_index= are not offered: they raise."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                 label_smoothing=0.0):
+        for name, value, default in (("weight", weight, None), ("size_average", size_average, None),
+                                     ("ignore_index", ignore_index, -100), ("reduce", reduce, None)):
+            _not_offered("CrossEntropyLoss", name, value, default)
+        super().__init__(reduction)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input, target):  # noqa: A002 (torch's argument name)
+        """The loss of raw scores `input` (N, classes) against class indices `target` (N,)."""
+        return F.cross_entropy(input, target, reduction=self.reduction, label_smoothing=self.label_smoothing)
+
+
+class NLLLoss(_Loss):
+    """torch.nn.NLLLoss(reduction='mean'): F.nll_loss of log-probabilities (N, classes), e.g. log_softmax's."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+        for name, value, default in (("weight", weight, None), ("size_average", size_average, None),
+                                     ("ignore_index", ignore_index, -100), ("reduce", reduce, None)):
+            _not_offered("NLLLoss", name, value, default)
+        super().__init__(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of log-probabilities `input` (N, classes) against class indices `target` (N,)."""
+        return F.nll_loss(input, target, reduction=self.reduction)
+
+
+class MSELoss(_Loss):
+    """torch.nn.MSELoss(reduction='mean'): F.mse_loss, the mean of the squared differences."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        for name, value in (("size_average", size_average), ("reduce", reduce)):
+            _not_offered("MSELoss", name, value, None)
+        super().__init__(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of `input` against `target` of the same shape."""
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+
+class Dropout(_nn.Dropout):
+    """torch.nn.Dropout(p=0.5): Keras' Dropout(rate) under torch's argument name and default."""
+
+    def __init__(self, p=0.5, inplace=False, name=None, generator=None):
+        _not_offered("Dropout", "inplace", inplace, False)
+        super().__init__(p, name=name, generator=generator)
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """torch.nn.utils.clip_grad_norm_: the norm of all the gradients taken as one vector; when it exceeds
+    max_norm, every gradient is scaled in place by max_norm / (norm + 1e-6). Returns the norm, a 0-d Tensor.
+    norm_type: a positive number or inf. foreach only picks torch's kernels, so it changes nothing here."""
+    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or not norm_type > 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be a positive number or inf, got {norm_type!r}")
+    grads = [p.grad for p in ([parameters] if isinstance(parameters, Tensor) else parameters) if p.grad is not None]
+    if not grads:
+        return Tensor(numpy.float32(0.0))
+    with no_grad():
+        if math.isinf(norm_type):
+            total = grads[0].abs().max()
+            for g in grads[1:]:
+                total = total.maximum(g.abs().max())
+        else:
+            powered = [(g.abs() ** float(norm_type)).sum() for g in grads]
+            total = sum(powered[1:], powered[0]) ** (1.0 / norm_type)
+        value = total.item()
+        if error_if_nonfinite and not math.isfinite(value):
+            raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+                               f"non-finite ({value}); pass error_if_nonfinite=False to scale them anyway")
+        scale = float(max_norm) / (value + 1e-6)
+        if scale < 1.0:  # NOTE: torch multiplies by min(scale, 1); a factor of 1 changes nothing
+            for g in grads:
+                g.mul_(scale)
+    return total
+
+
+# torch.nn.utils' spelling: nn.utils.clip_grad_norm_(...) and `from tinygrad_cnn.torch_nn.utils import ...`
+utils = types.ModuleType(__name__ + ".utils", "torch.nn.utils' spelling: clip_grad_norm_.")
+utils.clip_grad_norm_ = clip_grad_norm_
+sys.modules[utils.__name__] = utils
+
 del Conv2D, Dense  # Keras' argument order: tinygrad_cnn.nn.Conv2D and nn.Dense
 
-__all__ = ["Conv2d", "Linear"]  # what is this module's own; nn's other names are here as attributes
+__all__ = ["Conv2d", "Linear", "CrossEntropyLoss", "NLLLoss", "MSELoss", "Dropout", "clip_grad_norm_", "utils"]  # what is this module's own; nn's other names are here as attributes

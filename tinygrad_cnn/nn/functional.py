@@ -245,11 +245,18 @@ def _class_targets(logits, targets, name):
     return targets
 
 
-def cross_entropy(logits, targets, reduction="mean"):
-    """Softmax cross-entropy of raw scores (N, classes) against integer class targets (N,)."""
+def cross_entropy(logits, targets, reduction="mean", label_smoothing=0.0):
+    """Softmax cross-entropy of raw scores (N, classes) against integer class targets (N,). With
+    label_smoothing e (torch's), the target distribution is (1 - e) one-hot + e uniform over the classes."""
     targets = _class_targets(logits, targets, "cross_entropy")
     _check_reduction(reduction)
-    return softmax_cross_entropy(logits, targets, reduction)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing <= 1:
+        raise ValueError(f"cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    if not label_smoothing:
+        return softmax_cross_entropy(logits, targets, reduction)
+    uniform = -logits.log_softmax(axis=1).mean(axis=1)  # the loss against the uniform distribution
+    hard = softmax_cross_entropy(logits, targets, "none")
+    return _reduce(hard * (1.0 - label_smoothing) + uniform * float(label_smoothing), reduction)
 
 
 def softmax_cross_entropy(logits, targets, reduction="mean"):

@@ -167,6 +167,11 @@ class Layer(Module):
     def _build(self, input_shape):
         """Create the weights for `input_shape` (no batch axis); layers without weights do nothing."""
 
+    def makes_weights(self):
+        """Whether building this layer creates weights (its class overrides _build or build): ReLU, Dropout,
+        Flatten and pooling make none, so their not being built yet keeps no checkpoint from loading."""
+        return type(self)._build is not Layer._build or type(self).build is not Layer.build
+
     def build(self, input_shape):
         """Create the weights for inputs of `input_shape` (no batch axis, e.g. (1, 28, 28)). A built layer
         only checks that the shape fits its weights."""

@@ -12,7 +12,7 @@ from ..tensor import Tensor
 class Module:
     """Anything with a forward(). Parameters are not registered: they are found by walking the
     attributes, in the order they were first assigned. An attribute is a parameter when it is a
-    Tensor with requires_grad=True; a Module, or a list/tuple of Modules, is walked recursively
+    Tensor with requires_grad=True, or was one when assigned (a frozen weight stays a parameter); a Module, or a list/tuple of Modules, is walked recursively
     (named `layers.0.weight`). Tensors that must be saved but not trained are declared with
     register_buffer()."""
 
@@ -54,24 +54,34 @@ class Module:
         """Every module, self first, each once (the modules of named_modules())."""
         return [m for _, m in self.named_modules()]
 
+    def __setattr__(self, name, value):
+        # NOTE: a tensor assigned while it requires grad is remembered as a parameter, so that freezing it
+        # later (p.requires_grad_(False), as in fine-tuning) keeps it in parameters() and state_dict(), as torch does
+        if isinstance(value, Tensor) and value.requires_grad:
+            self.__dict__.setdefault("_param_names", set()).add(name)
+        object.__setattr__(self, name, value)
+
     def _named_tensors(self, want_params=True, want_buffers=True):
         seen = set()
         for prefix, module in self.named_modules():
             buffers = module.__dict__.get("_buffer_names", ())
+            params = module.__dict__.get("_param_names", ())
             for name, value in vars(module).items():
                 if not isinstance(value, Tensor) or id(value) in seen:
                     continue
                 is_buffer = name in buffers
-                if (is_buffer and want_buffers) or (not is_buffer and value.requires_grad and want_params):
+                is_param = not is_buffer and (value.requires_grad or name in params)
+                if (is_buffer and want_buffers) or (is_param and want_params):
                     seen.add(id(value))  # NOTE: a tensor shared by two layers is listed (and trained) once
                     yield (f"{prefix}.{name}" if prefix else name), value
 
     def named_parameters(self):
-        """(dotted name, tensor) of every trainable parameter, e.g. ("layers.0.weight", ...)."""
+        """(dotted name, tensor) of every parameter, e.g. ("layers.0.weight", ...); frozen ones too, as torch's."""
         return list(self._named_tensors(want_buffers=False))
 
     def parameters(self):
-        """The trainable tensors, in a fixed order (what an optimizer takes)."""
+        """The parameters, in a fixed order (what an optimizer takes); frozen ones (requires_grad False) too,
+        as torch's: they get no gradient, so optimizers leave them alone."""
         return [p for _, p in self._named_tensors(want_buffers=False)]
 
     def named_buffers(self):
@@ -87,7 +97,7 @@ class Module:
 
     def count_params(self):
         """Number of trainable scalars (Keras' name)."""
-        return sum(p.size for p in self.parameters())
+        return sum(p.size for p in self.parameters() if p.requires_grad)
 
     # ------------------------------------------------------------ modes and devices
 
@@ -103,10 +113,11 @@ class Module:
         """Switch self and every sub-module to evaluation mode (dropout off): `train(False)`."""
         return self.train(False)
 
-    def zero_grad(self):
-        """Clear `.grad` of every parameter (set it to None)."""
+    def zero_grad(self, set_to_none=True):
+        """Clear `.grad` of every parameter (set it to None; with set_to_none=False, as torch's, fill it
+        with zeros in place)."""
         for p in self.parameters():
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else p.grad.zero_()
 
     def to(self, device):
         """Move parameters and buffers to `device` in place: they stay the same leaf Tensor objects
@@ -143,7 +154,7 @@ class Module:
         model unchanged. Returns (missing, unexpected) name lists."""
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict needs a mapping of name -> array, got {type(state).__name__}")
-        unbuilt = [name or type(m).__name__ for name, m in self.named_modules() if getattr(m, "built", True) is False]
+        unbuilt = [name or type(m).__name__ for name, m in self.named_modules() if _may_make_weights(m)]
         if unbuilt:
             raise ValueError(f"load_state_dict: {', '.join(unbuilt)} not built yet, so the parameter shapes are "
                              f"unknown; build the model first (Sequential(..., input_shape=...), "
@@ -201,6 +212,17 @@ class Module:
             return f"{type(self).__name__}()"
         lines = [f"  ({name}): {repr(m).replace(chr(10), chr(10) + '  ')}" for name, m in children]
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def _may_make_weights(module):
+    """True for a module not built yet that could still make weights on its first input: a container is
+    judged by its children, and a layer makes weights only when its class builds some (Layer.makes_weights).
+
+    NOTE: so Sequential(Linear(5, 4), ReLU(), Linear(4, 3)), whose weights exist at once, takes a state_dict
+    before its first call, as torch's does."""
+    if getattr(module, "built", True) is not False or any(True for _ in module.named_children()):
+        return False
+    return getattr(module, "makes_weights", lambda: True)()
 
 
 def _move(t, device):

@@ -1,0 +1,284 @@
+"""Snippets a PyTorch user writes, run here and in real torch (skipped without it): where tinygrad_cnn
+claims PyTorch's spelling, it gives PyTorch's answer, or a clear error naming what is not offered."""
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tg
+import tinygrad_cnn.torch_nn as nn
+from tinygrad_cnn import optim
+from tinygrad_cnn.nn import functional as F
+
+torch = pytest.importorskip("torch")
+
+
+def _data(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+
+
+def test_transpose_of_two_dims_swaps_them_as_torch_does():
+    a2, a3 = _data(4, 5), _data(2, 3, 4)
+    # before: x.transpose(0, 1) of a 2-D tensor was NumPy's identity permutation, silently not transposed
+    assert tg.Tensor(a2).transpose(0, 1).shape == tuple(torch.tensor(a2).transpose(0, 1).shape) == (5, 4)
+    np.testing.assert_array_equal(tg.Tensor(a2).transpose(0, 1).numpy(), a2.T)
+    # before: an error ("not a permutation") where torch swaps two of three dims
+    np.testing.assert_array_equal(tg.Tensor(a3).transpose(0, 1).numpy(), torch.tensor(a3).transpose(0, 1).numpy())
+    np.testing.assert_array_equal(tg.Tensor(a3).transpose(-1, 0).numpy(), torch.tensor(a3).transpose(-1, 0).numpy())
+    # permute is a full permutation, as torch's: permute(0, 1) of a 2-D tensor changes nothing
+    np.testing.assert_array_equal(tg.Tensor(a2).permute(0, 1).numpy(), torch.tensor(a2).permute(0, 1).numpy())
+    np.testing.assert_array_equal(tg.Tensor(a3).permute(2, 0, 1).numpy(), torch.tensor(a3).permute(2, 0, 1).numpy())
+    np.testing.assert_array_equal(tg.Tensor(a3).transpose((1, 0, 2)).numpy(), a3.transpose(1, 0, 2))  # NumPy's tuple
+    x = tg.Tensor(a3, requires_grad=True)
+    g = _data(3, 2, 4, seed=1)
+    x.transpose(0, 1).backward(tg.Tensor(g))
+    np.testing.assert_array_equal(x.grad.numpy(), g.transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_and_min_with_dim_give_values_and_indices_as_torch(name, keepdim):
+    a = _data(5, 4)
+    a[1, 2] = a[1, 0]  # a tie in row 1 (torch and NumPy both report... compared below only for max of rows)
+    x, xt = tg.Tensor(a, requires_grad=True), torch.tensor(a)
+    # before: a Tensor of values, so `values, indices = x.max(dim=1)` unpacked rows, and x.max(dim=1)[0] was row 0
+    values, indices = getattr(x, name)(dim=1, keepdim=keepdim)
+    theirs = getattr(xt, name)(dim=1, keepdim=keepdim)
+    np.testing.assert_array_equal(values.numpy(), theirs.values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), theirs.indices.numpy())
+    out = getattr(x, name)(dim=1, keepdim=keepdim)
+    assert out.values is out[0] and out.indices is out[1]
+    out.values.sum().backward()  # the values carry the gradient
+    assert x.grad.shape == a.shape and x.grad.numpy().sum() == pytest.approx(5.0)
+    # NumPy's spelling keeps NumPy's answer: the values alone
+    assert isinstance(getattr(tg.Tensor(a), name)(axis=1), tg.Tensor)
+    assert isinstance(getattr(tg.Tensor(a), name)(), tg.Tensor)
+
+
+def test_zero_grad_takes_set_to_none_as_torch():
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = tg.Tensor(_data(4, 3))
+    for zero_grad in (opt.zero_grad, model.zero_grad):
+        model(x).sum().backward()
+        zero_grad(set_to_none=False)  # before: TypeError (unexpected keyword argument 'set_to_none')
+        for p in model.parameters():
+            assert p.grad is not None and p.grad.shape == p.shape and not p.grad.numpy().any()
+        zero_grad(set_to_none=True)
+        assert all(p.grad is None for p in model.parameters())
+        zero_grad()
+        assert all(p.grad is None for p in model.parameters())
+    # zeroed gradients accumulate the next backward() as fresh ones do, and the step matches torch's
+    theirs = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(model.weight.numpy()))
+        theirs.bias.copy_(torch.tensor(model.bias.numpy()))
+    their_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for step in range(3):
+        opt.zero_grad(set_to_none=False)
+        their_opt.zero_grad(set_to_none=False)
+        (model(x) ** 2).mean().backward()
+        (theirs(torch.tensor(x.numpy())) ** 2).mean().backward()
+        opt.step()
+        their_opt.step()
+    np.testing.assert_allclose(model.weight.numpy(), theirs.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_load_state_dict_into_a_sequential_with_weightless_layers():
+    ours = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4, 3))
+    before = ours.state_dict()
+    # before: "Sequential, layers.1, layers.2 not built yet": ReLU and Dropout have no weights to build
+    ours.load_state_dict({k: v * 2 for k, v in before.items()})
+    for k, v in ours.state_dict().items():
+        np.testing.assert_array_equal(v, before[k] * 2)
+    missing, unexpected = ours.load_state_dict({"layers.0.weight": before["layers.0.weight"]}, strict=False)
+    assert sorted(missing) == ["layers.0.bias", "layers.3.bias", "layers.3.weight"] and unexpected == []
+    with pytest.raises(ValueError, match="missing key 'layers.3.bias'"):
+        ours.load_state_dict({k: v for k, v in before.items() if k != "layers.3.bias"})
+    ours.eval()
+    x = _data(2, 5)
+    assert ours(tg.Tensor(x)).shape == (2, 3)
+    # a layer whose weights come from its first input is still refused before it is built
+    with pytest.raises(ValueError, match="not built yet"):
+        tg.nn.Sequential(tg.nn.Dense(3), tg.nn.ReLU()).load_state_dict({})
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 1.0])
+def test_cross_entropy_loss_module_and_label_smoothing_match_torch(reduction, label_smoothing):
+    logits, targets = _data(6, 3), np.array([0, 1, 2, 0, 1, 2])
+    x = tg.Tensor(logits, requires_grad=True)
+    xt = torch.tensor(logits, requires_grad=True)
+    # before: no nn.CrossEntropyLoss; F.cross_entropy(label_smoothing=...) a TypeError
+    ours = nn.CrossEntropyLoss(reduction=reduction, label_smoothing=label_smoothing)(x, tg.Tensor(targets))
+    theirs = torch.nn.CrossEntropyLoss(reduction=reduction, label_smoothing=label_smoothing)(xt, torch.tensor(targets))
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+    functional = F.cross_entropy(x, tg.Tensor(targets), reduction=reduction, label_smoothing=label_smoothing)
+    np.testing.assert_allclose(functional.numpy(), ours.numpy(), rtol=1e-6)
+    g = _data(*ours.shape, seed=2)
+    ours.backward(tg.Tensor(g))
+    theirs.backward(torch.tensor(g))
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_nll_and_mse_loss_modules_match_torch():
+    a, b, targets = _data(6, 3), _data(6, 3, seed=1), np.array([0, 1, 2, 0, 1, 2])
+    logp = F.log_softmax(tg.Tensor(a), dim=1)
+    theirs_logp = torch.log_softmax(torch.tensor(a), dim=1)
+    for reduction in ("mean", "sum", "none"):
+        np.testing.assert_allclose(nn.NLLLoss(reduction=reduction)(logp, tg.Tensor(targets)).numpy(),
+                                   torch.nn.NLLLoss(reduction=reduction)(theirs_logp, torch.tensor(targets)).numpy(),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(nn.MSELoss(reduction=reduction)(tg.Tensor(a), tg.Tensor(b)).numpy(),
+                                   torch.nn.MSELoss(reduction=reduction)(torch.tensor(a), torch.tensor(b)).numpy(),
+                                   rtol=1e-6)
+
+
+def test_what_cross_entropy_does_not_offer_is_named():
+    x, t = tg.Tensor(_data(4, 3)), tg.Tensor(np.array([0, 1, 2, 0]))
+    with pytest.raises(NotImplementedError, match="weight"):
+        nn.CrossEntropyLoss(weight=tg.ones(3))
+    with pytest.raises(NotImplementedError, match="ignore_index"):
+        nn.CrossEntropyLoss(ignore_index=0)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        F.cross_entropy(x, t, label_smoothing=1.5)
+    with pytest.raises(ValueError, match="reduction"):
+        nn.CrossEntropyLoss(reduction="avg")
+
+
+@pytest.mark.parametrize("max_norm, norm_type", [(0.5, 2.0), (100.0, 2), (0.1, float("inf")), (0.5, 1)])
+def test_clip_grad_norm_matches_torch(max_norm, norm_type):
+    a = _data(4, 3)
+    ours, theirs = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.numpy()))
+        theirs.bias.copy_(torch.tensor(ours.bias.numpy()))
+    (ours(tg.Tensor(a)) ** 2).sum().backward()
+    (theirs(torch.tensor(a)) ** 2).sum().backward()
+    # before: no nn.utils (AttributeError), so no clip_grad_norm_
+    total = nn.utils.clip_grad_norm_(ours.parameters(), max_norm=max_norm, norm_type=norm_type)
+    their_total = torch.nn.utils.clip_grad_norm_(theirs.parameters(), max_norm=max_norm, norm_type=norm_type)
+    assert isinstance(total, tg.Tensor) and total.shape == ()
+    np.testing.assert_allclose(total.item(), their_total.item(), rtol=1e-5)
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-7)
+    from tinygrad_cnn.torch_nn.utils import clip_grad_norm_  # torch's `from torch.nn.utils import ...`
+    assert clip_grad_norm_ is nn.utils.clip_grad_norm_
+
+
+def test_clip_grad_norm_refuses_what_it_cannot_do():
+    model = nn.Linear(3, 2)
+    assert nn.utils.clip_grad_norm_(model.parameters(), 1.0).item() == 0.0  # no gradients yet: norm 0, as torch
+    model(tg.Tensor(_data(2, 3))).sum().backward()
+    model.weight.grad.data[0, 0] = np.nan
+    with pytest.raises(RuntimeError, match="non-finite"):
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0, error_if_nonfinite=True)
+    with pytest.raises(ValueError, match="norm_type"):
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0, norm_type="fro")
+
+
+def test_dropout_takes_torch_p():
+    # before: nn.Dropout(p=0.2) a TypeError (Keras' rate), nn.Dropout() one too (torch's default is p=0.5)
+    assert nn.Dropout(p=0.2).rate == 0.2 and nn.Dropout().rate == 0.5 and nn.Dropout(0.3).rate == 0.3
+    assert repr(torch.nn.Dropout()) == "Dropout(p=0.5, inplace=False)"
+    drop = nn.Dropout(p=0.5).eval()
+    np.testing.assert_array_equal(drop(tg.ones(3, 4)).numpy(), np.ones((3, 4)))
+    with pytest.raises(NotImplementedError, match="inplace"):
+        nn.Dropout(0.5, inplace=True)
+
+
+def test_a_typical_training_loop_matches_torch():
+    """Found equal, kept so it stays so: Conv2d + Linear, Adam with weight decay, StepLR, train()/eval(),
+    no_grad(), argmax(dim=1), named_parameters and state_dict names, item()."""
+    a, labels = _data(8, 1, 8, 8), np.arange(8) % 4
+
+    def build(lib, functional):
+        class Net(lib.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = lib.Conv2d(1, 3, 3, padding=1)
+                self.fc = lib.Linear(3 * 4 * 4, 4)
+
+            def forward(self, x):
+                return self.fc(functional.max_pool2d(functional.relu(self.conv(x)), 2).flatten(1))
+        return Net()
+
+    tg.manual_seed(0)
+    ours, theirs = build(nn, F), build(torch.nn, torch.nn.functional)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    opt, their_opt = optim.Adam(ours.parameters(), lr=0.01, weight_decay=0.01), \
+        torch.optim.Adam(theirs.parameters(), lr=0.01, weight_decay=0.01)
+    sched, their_sched = optim.StepLR(opt, step_size=2, gamma=0.5), \
+        torch.optim.lr_scheduler.StepLR(their_opt, step_size=2, gamma=0.5)
+    for epoch in range(5):
+        ours.train(), theirs.train()
+        opt.zero_grad(set_to_none=True), their_opt.zero_grad(set_to_none=True)
+        loss = nn.CrossEntropyLoss()(ours(tg.Tensor(a)), tg.Tensor(labels))
+        their_loss = torch.nn.CrossEntropyLoss()(theirs(torch.tensor(a)), torch.tensor(labels))
+        loss.backward(), their_loss.backward()
+        opt.step(), their_opt.step()
+        sched.step(), their_sched.step()
+        assert sched.get_last_lr() == pytest.approx(their_sched.get_last_lr()[0])
+        assert isinstance(loss.item(), float) and loss.item() == pytest.approx(their_loss.item(), rel=1e-5)
+    for k, v in ours.state_dict().items():
+        np.testing.assert_allclose(v, theirs.state_dict()[k].numpy(), rtol=1e-4, atol=1e-6)
+    ours.eval(), theirs.eval()
+    with tg.no_grad(), torch.no_grad():
+        out, their_out = ours(tg.Tensor(a)), theirs(torch.tensor(a))
+        assert not out.requires_grad
+        np.testing.assert_array_equal(out.argmax(dim=1).numpy(), their_out.argmax(dim=1).numpy())
+        correct = out.argmax(dim=1).eq(tg.Tensor(labels)).sum().item()
+        assert type(correct) is int and correct == their_out.argmax(dim=1).eq(torch.tensor(labels)).sum().item()
+
+
+def test_manual_seed_makes_weights_and_dropout_repeat():
+    """Found equal in kind (not in bits: the generators differ from torch's): same seed, same draws."""
+    draws = []
+    for _ in range(2):
+        tg.manual_seed(7)
+        draws.append((nn.Linear(4, 3).weight.numpy(), F.dropout(tg.ones(20), p=0.5).numpy()))
+    np.testing.assert_array_equal(draws[0][0], draws[1][0])
+    np.testing.assert_array_equal(draws[0][1], draws[1][1])
+
+
+def test_a_frozen_weight_stays_a_parameter_and_in_the_state_dict(tmp_path):
+    ours = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    theirs.load_state_dict({k.replace("layers.", ""): torch.tensor(v) for k, v in ours.state_dict().items()})
+    for p in ours[0].parameters():
+        p.requires_grad_(False)  # fine-tuning: freeze the first layer
+    for p in theirs[0].parameters():
+        p.requires_grad_(False)
+    # before: the frozen weight and bias left named_parameters() AND state_dict(), so save() silently dropped them
+    assert [n.replace("layers.", "") for n in ours.state_dict()] == list(theirs.state_dict())
+    assert [n.replace("layers.", "") for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in theirs.parameters()]
+    assert ours.count_params() == 4 * 2 + 2  # Keras' count: the trainable scalars only
+    frozen = ours[0].weight.numpy().copy()
+    opt = optim.SGD([p for p in ours.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    their_opt = torch.optim.SGD([p for p in theirs.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    a = _data(5, 3)
+    for _ in range(3):
+        opt.zero_grad(), their_opt.zero_grad()
+        (ours(tg.Tensor(a)) ** 2).mean().backward()
+        (theirs(torch.tensor(a)) ** 2).mean().backward()
+        opt.step(), their_opt.step()
+    np.testing.assert_array_equal(ours[0].weight.numpy(), frozen)
+    for k, v in ours.state_dict().items():
+        np.testing.assert_allclose(v, theirs.state_dict()[k.replace("layers.", "")].numpy(), rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "m.safetensors")
+    fresh = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    fresh.load(tmp_path / "m.safetensors")  # strict: every weight is in the file
+    np.testing.assert_array_equal(fresh[0].weight.numpy(), frozen)
+    # an optimizer given every parameter, frozen ones too (as torch allows), leaves those alone
+    opt = optim.Adam(ours.parameters(), lr=0.1)
+    (ours(tg.Tensor(a)) ** 2).mean().backward()
+    opt.step()
+    np.testing.assert_array_equal(ours[0].weight.numpy(), frozen)
+    # freeze everything, then unfreeze the head through its parameters(), the usual torch idiom
+    for p in ours.parameters():
+        p.requires_grad_(False)
+    for p in ours[2].parameters():
+        p.requires_grad_(True)
+    assert [p.requires_grad for p in ours.parameters()] == [False, False, True, True]
