@@ -308,3 +308,29 @@ def test_mode_auto_refuses_a_value_of_unknown_direction(real_keras, tmp_path):
             make()
     for monitor in ("val_loss", "loss", "accuracy", "val_sparse_categorical_accuracy", "val_acc"):
         tk.callbacks.EarlyStopping(monitor=monitor)
+
+
+def test_a_model_call_in_one_thread_leaves_another_threads_lone_layers_in_inference():
+    """The count of keras model calls under way is per thread (as grad mode): while one thread is inside
+    a model call, a Dropout called alone in another thread still runs in inference mode. With one
+    process-wide count, that Dropout zeroed about half of x."""
+    import threading
+    inside, done = threading.Event(), threading.Event()
+
+    class Waits(tk.layers.ReLU):
+        def forward(self, x):
+            inside.set()
+            done.wait(10)
+            return super().forward(x)
+
+    model = tk.Sequential([tk.Input((6,)), Waits()])
+    worker = threading.Thread(target=lambda: model(numpy.ones((2, 6), "float32")))
+    worker.start()
+    try:
+        assert inside.wait(10)
+        x = numpy.ones((200, 6), "float32")
+        out = tk.layers.Dropout(0.5)(x)
+    finally:
+        done.set()
+        worker.join()
+    numpy.testing.assert_array_equal(_numpy(out), x)

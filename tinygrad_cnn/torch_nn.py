@@ -75,15 +75,20 @@ def _not_offered(loss, name, value, default):
         raise NotImplementedError(f"{loss}: {name}= is not supported here (got {value!r}); leave it at {default!r}")
 
 
+def _class_loss_options(loss, weight, size_average, ignore_index, reduce):
+    """Refuse the options of torch's class-index losses that are not offered here, by name."""
+    for name, value, default in (("weight", weight, None), ("size_average", size_average, None),
+                                 ("ignore_index", ignore_index, -100), ("reduce", reduce, None)):
+        _not_offered(loss, name, value, default)
+
+
 class CrossEntropyLoss(_Loss):
     """torch.nn.CrossEntropyLoss(reduction='mean', label_smoothing=0.0): F.cross_entropy of raw scores
     (N, classes) against integer class targets (N,). weight= and ignore_index= are not offered: they raise."""
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
                  label_smoothing=0.0):
-        for name, value, default in (("weight", weight, None), ("size_average", size_average, None),
-                                     ("ignore_index", ignore_index, -100), ("reduce", reduce, None)):
-            _not_offered("CrossEntropyLoss", name, value, default)
+        _class_loss_options("CrossEntropyLoss", weight, size_average, ignore_index, reduce)
         super().__init__(reduction)
         self.label_smoothing = label_smoothing
 
@@ -96,9 +101,7 @@ class NLLLoss(_Loss):
     """torch.nn.NLLLoss(reduction='mean'): F.nll_loss of log-probabilities (N, classes), e.g. log_softmax's."""
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
-        for name, value, default in (("weight", weight, None), ("size_average", size_average, None),
-                                     ("ignore_index", ignore_index, -100), ("reduce", reduce, None)):
-            _not_offered("NLLLoss", name, value, default)
+        _class_loss_options("NLLLoss", weight, size_average, ignore_index, reduce)
         super().__init__(reduction)
 
     def forward(self, input, target):  # noqa: A002

@@ -3,7 +3,9 @@ Keras 3's layer names) and Keras' constructor arguments (`input_shape=` on a fir
 
 Weights keep the project's layouts: a conv kernel (filters, channels, KH, KW), a dense kernel
 (units, in_features), whatever the data format."""
+import contextlib
 import numbers
+import threading
 
 import numpy
 
@@ -17,9 +19,24 @@ def _format(data_format):
     return DEFAULT_DATA_FORMAT if data_format is None else data_format
 
 
-# keras model calls under way: only a call outside any picks inference by default (a layer inside a model's
-# call, and the calls inside fit/evaluate, follow the mode already set)
-CALL_DEPTH = [0]
+# keras model calls under way in this thread (per thread, as grad mode): only a call outside any picks
+# inference by default (a layer inside a model's call, and the calls inside fit/evaluate, follow the mode set)
+_calls = threading.local()
+
+
+def outside_model_calls():
+    """Whether no keras model call is under way in this thread."""
+    return getattr(_calls, "depth", 0) == 0
+
+
+@contextlib.contextmanager
+def model_call():
+    """Mark a keras model call under way in this thread (see outside_model_calls)."""
+    _calls.depth = getattr(_calls, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _calls.depth -= 1
 
 
 class Trainable:
@@ -49,7 +66,7 @@ class _InputShape(Trainable):
         """As Keras: a layer called on its own without training= runs in inference mode (Dropout passes x
         through, BatchNormalization uses and keeps its moving statistics); inside a keras model it follows
         the model's mode. NOTE: so in a hand-written loop over nn.Sequential, pass training=True."""
-        if training is None and CALL_DEPTH[0] == 0 and not getattr(x, "_symbolic", False):
+        if training is None and outside_model_calls() and not getattr(x, "_symbolic", False):
             training = False
         return super().__call__(x, training)
 

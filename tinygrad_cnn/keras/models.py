@@ -19,7 +19,7 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import CALL_DEPTH as _CALL_DEPTH, Input, Trainable
+from .layers import Input, Trainable, model_call, outside_model_calls
 from .progress import Progress
 
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
@@ -167,13 +167,10 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def __call__(self, x, training=None):
         """As Keras: model(x) without training= runs in inference mode (no dropout, BatchNormalization's
         moving statistics left alone), whatever mode fit() left the model in; training=True trains."""
-        if training is None and _CALL_DEPTH[0] == 0:
+        if training is None and outside_model_calls():
             training = False
-        _CALL_DEPTH[0] += 1
-        try:
+        with model_call():
             return super().__call__(x, training)
-        finally:
-            _CALL_DEPTH[0] -= 1
 
     # ------------------------------------------------------------ Keras' model API
 
@@ -297,11 +294,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     def _output(self, xb):
         """(output, whether it is logits): a softmax or sigmoid the loss can take as logits is skipped."""
-        _CALL_DEPTH[0] += 1  # NOTE: fit and evaluate have set the mode (train or eval): the call keeps it
-        try:
+        with model_call():  # NOTE: fit and evaluate have set the mode (train or eval): the call keeps it
             return self._output_in_mode(xb)
-        finally:
-            _CALL_DEPTH[0] -= 1
 
     def _output_in_mode(self, xb):
         loss = self.loss
