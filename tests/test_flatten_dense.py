@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings, strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import Tensor, kernels, nn, optim
-from tinygrad_cnn.kernels import dense
+from tinygrad_cnn.kernels import dense, parallel
 from tinygrad_cnn.testing import gradcheck, gradgradcheck
 from tinygrad_cnn.testing import strategies as S
 
@@ -142,3 +142,37 @@ def test_logits_are_the_forward_bit_for_bit_when_the_dense_after_the_flatten_is_
     logits, out = model.logits(x), model(x)
     np.testing.assert_array_equal(logits.numpy(), out.numpy())
     assert type(logits.grad_fn) is dense.FlattenLinear
+
+
+class _CountingNumPy:
+    """NumPy as split_product sees it, counting its matmul calls (the pieces of a product)."""
+    __name__ = "numpy"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def matmul(self, *args, **kwargs):
+        self.calls += 1
+        return np.matmul(*args, **kwargs)
+
+
+def test_a_product_cut_by_rows_has_pieces_of_at_least_rows_piece_the_same_bits_on_any_thread_count():
+    """Dense 3136 -> 128 at inference batch 1000: each piece packs the whole weight again, so 4 pieces
+    of 250 rows, not 8 of 125; the pieces depend on the shapes only, so the bits do not on the threads."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((1000, 3136)).astype(np.float32), rng.standard_normal((3136, 128)).astype(np.float32)
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            parallel.set_num_threads(threads)
+            xp = _CountingNumPy()
+            results.append(dense.split_product(xp, a, b, np.empty((1000, 128), np.float32)))
+            assert xp.calls == 1000 // 250
+    finally:
+        parallel.set_num_threads(None)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+    np.testing.assert_allclose(results[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
