@@ -86,7 +86,8 @@ def split_product(xp, a, b, out):
             out += part
         return out
     by_rows = m > n
-    cuts = [slice(0, m if by_rows else n)] if whole else pieces(m if by_rows else n, ROWS_PIECE if by_rows else PIECE)
+    cut = m if by_rows else n
+    cuts = [slice(0, cut)] if whole else pieces(cut, ROWS_PIECE if by_rows else PIECE)
 
     def work(source):
         for _, s in source:
@@ -170,7 +171,6 @@ class FusedLinear(GradientHomes, ops.Linear):
                 return grad_x, grad_w, None
             return grad_x, grad_w, g2.sum(axis=0, out=self.grad_home(2, (g2.shape[1],), g2.dtype))
         return grad_x, grad_w
-
 
     def _weight_gradient(self, g2, x2, home, product):
         """g2.T @ x2 by `product` (xp.dot or a split product, with out=), into `home` when it is one."""
