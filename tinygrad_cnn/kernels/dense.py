@@ -5,7 +5,7 @@ from .. import ops
 from ..autograd import constant
 from .homes import GradientHomes
 from .fusion import fuse
-from . import parallel
+from . import buffers, parallel
 from .parallel import concurrently, over_batch, over_chunks, pieces
 
 
@@ -201,14 +201,14 @@ class FlattenLinear(FusedLinear):
         units = weight.shape[0]
         self.image = (c, h, w)
         rows = x.transpose(0, 2, 3, 1).reshape(n, h * w * c)  # a view: the memory is channels-last
-        permuted = xp.empty((units, h * w, c), dtype=weight.dtype)
+        permuted = buffers.empty(xp, (units, h * w, c), weight.dtype)  # (kept from step to step: buffers.py)
         copy_over_rows(xp, permuted, weight.reshape(units, c, h * w).transpose(0, 2, 1))
         return super().forward(rows, permuted.reshape(units, -1), *bias, relu=relu)
 
     def _weight_gradient(self, g2, x2, home, product):
         xp, (c, h, w) = self.xp, self.image
         units = g2.shape[1]
-        permuted = product(g2.T, x2)  # (units, H*W*C)
+        permuted = product(g2.T, x2, out=buffers.empty(xp, (units, x2.shape[1]), xp.result_type(g2, x2)))
         grad = home if home is not None else xp.empty((units, c * h * w), dtype=permuted.dtype)
         copy_over_rows(xp, grad.reshape(units, c, h * w), permuted.reshape(units, h * w, c).transpose(0, 2, 1))
         return grad
