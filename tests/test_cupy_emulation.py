@@ -101,6 +101,10 @@ def test_a_training_step_of_the_tutorial_model_on_cuda_matches_the_cpu(monkeypat
     # near-zero weight gradients to 6e-5 in 25 of conv2's 18,432 weights (tests/test_winograd.py
     # checks Winograd against the reference)
     monkeypatch.setattr(tg.kernels.winograd, "WINS_FROM_CHANNELS", 1 << 30)
+    # NOTE: and Flatten + Dense apart, as on the GPU: the CPU's fold (kernels/plan.py) sums the dense
+    # layer's features in another order, which Adam's first steps magnified to 2.2e-5 in one of
+    # conv2's weights here (its first gradient cancels to 1.6e-8)
+    monkeypatch.setattr(tg.kernels.plan, "FOLDS_FLATTEN", False)
     rng = np.random.default_rng(0)
     x = rng.random((16, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 16)
@@ -108,22 +112,15 @@ def test_a_training_step_of_the_tutorial_model_on_cuda_matches_the_cpu(monkeypat
     for device in ("cpu", "cuda"):
         model = _tutorial_model(device)
         optimizer = optim.Adam(model.parameters(), lr=1e-3)
-        for step in range(2):
+        for _ in range(2):
             loss = F.cross_entropy(model.logits(tg.Tensor(x, device=device)), tg.Tensor(y, device=device))
             optimizer.zero_grad()
             loss.backward()
-            if step == 0:
-                first_gradients = [p.grad.numpy() for p in model.parameters()]
             optimizer.step()
         assert all(p.device == tg.device.canonical_device(device) for p in model.parameters())
-        results[device] = (loss.item(), [p.numpy() for p in model.parameters()], first_gradients)
+        results[device] = (loss.item(), [p.numpy() for p in model.parameters()])
     assert results["cuda"][0] == pytest.approx(results["cpu"][0], rel=1e-5)
-    for gpu, cpu in zip(results["cuda"][2], results["cpu"][2]):
-        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-7)
     for gpu, cpu in zip(results["cuda"][1], results["cpu"][1]):
-        # NOTE: atol 3e-5 (3% of lr): the GPU sums a convolution's weight gradient in one chunk, the
-        # CPU in one per thread share, and Adam's first step maps a gradient g to lr * g / (|g| + 1e-7):
-        # where a gradient cancels to ~1e-8 (conv2's [13, 20, 2, 2] here: -1.595e-8 on the CPU,
-        # -1.752e-8 on the GPU, a float32 difference of 1.6e-9 in sums of terms ~1e-3) the two
-        # updates differ by ~1e-5 of lr 1e-3. The gradients themselves are compared tightly above.
-        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=3e-5)
+        # NOTE: atol 1e-5: the GPU sums a convolution's weight gradient in one chunk, the CPU in one
+        # per thread share; Adam's first steps (lr 1e-3) magnify that float32 order difference
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)

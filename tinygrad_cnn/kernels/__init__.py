@@ -44,7 +44,7 @@ TABLE = [
         via=conv.conv_pool_relu),
     Row(reference_conv.MaxPool, conv.RoutedMaxPool, _BOTH, "one byte per window (its first maximum), routed back"),
     Row(layers.run_layers, plan.run_layers, _BOTH,
-        "Conv2D/Dense + MaxPool2D fused (pool before ReLU); Flatten of channels-last memory + Dense as one op (no copy)"),
+        "Conv2D/Dense + MaxPool2D fused (pool before ReLU); Flatten of channels-last memory + Dense as one op on the CPU (no copy)"),
     Row(functional.nll_of_log_softmax, loss.cross_entropy, _BOTH,
         "log-softmax, pick, reduce and backward as fused kernels: 6 launches forward, 1 back on a GPU"),
     Row(reference_optim.Optimizer, optim.FlatEngine, _BOTH,

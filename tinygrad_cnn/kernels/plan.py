@@ -43,13 +43,22 @@ def run_layers(layers, x, pre_activation=False):
     return x
 
 
+# NOTE: False runs Flatten and Dense apart on the CPU too, summing features in the (C, H, W) order a
+# GPU sums them in (tests compare the two after Adam steps, which magnify float32 order differences)
+FOLDS_FLATTEN = True
+
+
 def _flattens_into(layer, following, x):
     """Whether `layer` is a Flatten that would copy x (an (N, C, H, W) tensor held channels-last)
-    into (C, H, W) order for the Dense `following` (neither with its own forward)."""
-    return (type(layer).forward is Flatten.forward and isinstance(layer, Flatten)
+    into (C, H, W) order for the Dense `following` (neither with its own forward), on NumPy.
+
+    NOTE: not on a GPU: there the flatten's copy is one launch, and the fold costs one more in
+    training (the weight gradient's permutation) for bytes that take microseconds to copy."""
+    return (FOLDS_FLATTEN and type(layer).forward is Flatten.forward and isinstance(layer, Flatten)
             and layer.data_format != "channels_first" and isinstance(following, Dense)
             and type(following).forward is Dense.forward and type(following).pre_activation is Dense.pre_activation
-            and isinstance(x, Tensor) and not getattr(x, "_symbolic", False) and channels_last(x.data))
+            and isinstance(x, Tensor) and not getattr(x, "_symbolic", False) and x.xp.__name__ == "numpy"
+            and channels_last(x.data))
 
 
 def _flatten_dense(flatten, dense, x, pre_activation):
