@@ -9,8 +9,9 @@ with K = 3*O and N = 3*C, the vertical taps added from shifted rows) against the
 
 Variants: "im2col" (before), "taps" (now), "taps over the zero rows" (the GEMM also over the padded
 gradient's zero rows: simpler sums, 14% more FLOPs) and "taps, forward's chunks" (backward's chunks
-sized by forward's matrices alone: 16 images instead of 8). Each run times the variants alternately (common.time_samples: medians of
-`repeats`); the table gives the median over runs and the spread (lowest and highest run median)."""
+sized by forward's matrices alone: 16 images instead of 8). Each run times the variants alternately
+(common.time_samples, or with --cpu-time the one thread's CPU time: medians of `repeats`); the table
+gives the median over runs and the spread (lowest and highest run median)."""
 import argparse
 import statistics
 import time
@@ -93,7 +94,7 @@ def make_runs():
     runs = {}
     for name, cls in VARIANTS.items():
         def run(cls=cls):
-            inputs = [tg.Tensor(x, requires_grad=True), tg.Tensor(w, requires_grad=True), tg.Tensor(b, requires_grad=True)]
+            inputs = [tg.Tensor(a, requires_grad=True) for a in (x, w, b)]
             with mock.patch.object(conv, "_InputGradient", cls):
                 conv.FusedConvolution.apply(*inputs, **KWARGS).backward(upstream)
             return inputs[0].grad.numpy()
@@ -146,7 +147,8 @@ def main(argv=None):
                      f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})",
                      f"{differences[name]:.1e}"])
     print(f"\nconv2 block forward+backward (x needs a gradient), batch {N}, float32, {args.threads} thread(s), "
-          f"{'CPU time of the thread' if args.cpu_time else 'wall time'}, median of {args.repeats} per run, {args.runs} runs (lowest-highest run)")
+          f"{'CPU time of the thread' if args.cpu_time else 'wall time'}, median of {args.repeats} per run, "
+          f"{args.runs} runs (lowest-highest run)")
     print_table(["input gradient", "ms", "/ im2col", "dx vs im2col (max, relative)"], rows)
     write_json(args.json, dict(batch=N, runs=args.runs, repeats=args.repeats, threads=args.threads,
                                clock="thread_time" if args.cpu_time else "wall",
