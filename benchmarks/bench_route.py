@@ -81,6 +81,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--calls", type=int, default=30, help="kernel calls per cell")
     parser.add_argument("--block-calls", type=int, default=8, help="block fwd+bwd calls per cell")
+    parser.add_argument("--kernels-only", action="store_true", help="skip the blocks table")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -178,8 +179,9 @@ def main():
                 conv.MAX_AND_FIRST_OFFSET, conv.route_by_codes = real_pool, real_route
         return fn
 
-    blocks = {"conv1 block fwd+bwd (no dx)": tuple(block(0, 2, inputs[0], False, s) for s in "AB"),
-              "conv2 block fwd+bwd": tuple(block(2, 4, inputs[1], True, s) for s in "AB")}
+    blocks = {} if args.kernels_only else {
+        "conv1 block fwd+bwd (no dx)": tuple(block(0, 2, inputs[0], False, s) for s in "AB"),
+        "conv2 block fwd+bwd": tuple(block(2, 4, inputs[1], True, s) for s in "AB")}
     for fa, fb in blocks.values():
         fa(), fb()
     block_results = interleave(blocks, args.rounds, args.block_calls)

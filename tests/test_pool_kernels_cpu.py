@@ -1,7 +1,8 @@
 """The CPU versions of the max-pool kernels (device.fuse's cpu=) against their plain bodies, the code a
 GPU fuses: the same bits under hypothesis, over shapes, dtypes, window sizes, ties, NaN, infinities,
-both zeros, ReLU on and off, strided views, and both of routing's paths (all blocks in one broadcast
-call, or block by block above conv.ROUTE_BLOCKWISE_BYTES)."""
+both zeros, ReLU on and off, and strided views."""
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -72,6 +73,23 @@ def test_max_and_first_offset_cpu_gives_the_plain_bodys_bits(data, shape, count,
     np.testing.assert_array_equal(offset, plain_offset)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+@pytest.mark.parametrize("offset_dtype", [np.uint8, np.int32])
+def test_max_and_first_offset_cpu_on_every_combination_of_levels(relu, count, offset_dtype):
+    """Exhaustively: every sequence of `count` LEVELS (ties, zeros of both signs, infinities, NaN)."""
+    combos = np.array(list(itertools.product(LEVELS, repeat=count)), np.float32).reshape(-1, count)
+    blocks = list(np.ascontiguousarray(combos.T))
+    kernel = conv.MAX_AND_FIRST_OFFSET[relu]
+    results = []
+    for run in (kernel.cpu, kernel.__wrapped__):
+        out, offset = np.empty(len(combos), np.float32), np.empty(len(combos), offset_dtype)
+        run(np, out, offset, np.ones(1, offset_dtype), *blocks)
+        results.append((out, offset))
+    assert_same_bits(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
 def test_max_and_first_offset_cpu_with_256_blocks():
     """Past 255 window offsets the offsets are int32 (no byte view)."""
     rng = np.random.default_rng(3)
@@ -100,12 +118,10 @@ def routing_cases(draw):
     return g, offset, window
 
 
-@pytest.mark.parametrize("blockwise", [False, True])
 @given(case=routing_cases(), copies=st.integers(0, 2), strided_target=st.booleans())
-def test_route_by_codes_cpu_gives_the_plain_bodys_bits(case, copies, strided_target, blockwise):
-    """Both paths of the CPU version (a limit of 0 bytes sends every call block by block), into a
-    contiguous stack or a strided one (winograd.py routes into every third row and column), with
-    0-2 copies into pixel-order tiles (the conv's input gradient)."""
+def test_route_by_codes_cpu_gives_the_plain_bodys_bits(case, copies, strided_target):
+    """Into a contiguous stack or a strided one (winograd.py routes into every third row and column),
+    with 0-2 copies into pixel-order tiles (the conv's input gradient), g contiguous or strided."""
     g, offset, window = case
     codes = np.arange(1, window[0] * window[1] + 1, dtype=offset.dtype).reshape(window + (1, 1, 1, 1))
     n, h, w, c = g.shape
@@ -116,11 +132,7 @@ def test_route_by_codes_cpu_gives_the_plain_bodys_bits(case, copies, strided_tar
         else:
             routed = np.full(window + g.shape, 5, g.dtype)
         pixels = [np.full((n, h * window[0], w * window[1], c), 5, g.dtype) for _ in range(copies)]
-        limit, conv.ROUTE_BLOCKWISE_BYTES = conv.ROUTE_BLOCKWISE_BYTES, 0 if blockwise else 1 << 40
-        try:
-            run(np, routed, g, offset, codes, *[conv._tiles(p, window) for p in pixels])
-        finally:
-            conv.ROUTE_BLOCKWISE_BYTES = limit
+        run(np, routed, g, offset, codes, *[conv._tiles(p, window) for p in pixels])
         results.append((routed, pixels))
     (routed, pixels), (plain_routed, plain_pixels) = results
     assert_same_bits(routed, plain_routed)
@@ -130,6 +142,31 @@ def test_route_by_codes_cpu_gives_the_plain_bodys_bits(case, copies, strided_tar
     with np.errstate(invalid="ignore"):
         expected = np.stack([g * (offset == q) for q in range(1, codes.size + 1)]).reshape(routed.shape)
     assert_same_bits(routed, expected)
+
+
+@pytest.mark.parametrize("window", [(1, 2), (2, 2), (3, 3)])
+@pytest.mark.parametrize("strided_g", [False, True])
+def test_routing_cpu_on_every_level_and_offset(window, strided_g):
+    """Exhaustively: every LEVELS value of g with every offset, both routing kernels, one copy."""
+    count = window[0] * window[1]
+    pairs = np.array(list(itertools.product(LEVELS, range(count + 1))))
+    g = pairs[:, 0].astype(np.float32).reshape(1, 1, -1, 1)
+    offset = pairs[:, 1].astype(np.uint8).reshape(g.shape)
+    if strided_g:
+        g = maybe_strided(lambda _: "spaced", g)
+    codes = np.arange(1, count + 1, dtype=np.uint8).reshape(window + (1, 1, 1, 1))
+    stacked, separate = [], []
+    for routing, by_offset in ((conv.route_by_codes.cpu, conv._route_by_offset.cpu),
+                               (conv.route_by_codes.__wrapped__, conv._route_by_offset.__wrapped__)):
+        routed = np.empty(window + g.shape, np.float32)
+        pixels = np.empty((1, window[0], g.shape[2] * window[1], 1), np.float32)
+        routing(np, routed, g, offset, codes, conv._tiles(pixels, window))
+        stacked.append((routed, pixels))
+        grads = [np.empty(g.shape, np.float32) for _ in range(count)]
+        by_offset(np, g, offset, *grads)
+        separate.append(np.stack(grads))
+    for got, expected in zip(stacked[0] + (separate[0],), stacked[1] + (separate[1],)):
+        assert_same_bits(got, expected.reshape(got.shape))
 
 
 @given(case=routing_cases(), separate_targets=st.booleans())

@@ -4,8 +4,6 @@ bias, ReLU and a tiling max-pool fused into the convolution (the references: tin
 Windows are strided views of the whole batch: im2col is one view copied once, and col2im and
 pooling loop over the KH x KW kernel offsets only, so nothing loops over pixels, channels or
 images, and the same code runs on CuPy."""
-import itertools
-
 from ..autograd import Function
 from ..conv import output_size
 from . import buffers
@@ -683,34 +681,21 @@ def _route_by_offset(xp, g, offset, *grads):
         xp.multiply(g, offset == q, out=grad)
 
 
-# NOTE: routing's CPU version does a block (one window offset) at a time above this many bytes of
-# routed gradient, so that its mask and block stay in cache; below, one broadcast call for all blocks
-# costs fewer calls (see _route_by_codes_cpu).
-ROUTE_BLOCKWISE_BYTES = 1 << 20
-
-
 def _route_by_codes_cpu(xp, routed, g, offset, codes, *copies):
     """route_by_codes on NumPy: the same products g * (offset == code), in the same dtypes.
 
     NOTE: g is first made contiguous when it is a strided view (the tutorial's second layer gets the
-    NCHW gradient of the flatten after it, channels 196 floats apart): the broadcast product then
-    reads it contiguously four times instead of gathering it four times. A large chunk goes block by
-    block, its copies written while the block is in cache."""
+    NCHW gradient of the flatten after it, channels 196 floats apart): the broadcast product then reads
+    it contiguously four times instead of gathering it four times. A chunk of that layer (8 images,
+    with its input-gradient copy) took 0.65-0.9x main's time (one thread; benchmarks/bench_route.py).
+    Measured and dropped: a block (window offset) at a time with one reused mask, for the first
+    layer's 1.6 MB chunks (no faster with the buffers varied); zero-fill plus copyto(where=) and
+    np.where (3-7x slower: masked and select loops); a float mask (its cast costs what it saves)."""
     if not g.flags.c_contiguous:
         g = xp.ascontiguousarray(g)
-    if routed.nbytes <= ROUTE_BLOCKWISE_BYTES:
-        xp.multiply(g, offset == codes, out=routed)
-        for copy in copies:
-            copy[...] = routed
-        return
-    lead = routed.shape[:routed.ndim - g.ndim]  # the blocks' axes, (PH, PW)
-    codes = codes.reshape(lead)
-    match = xp.empty(g.shape, dtype=bool)
-    for index in itertools.product(*map(range, lead)):
-        xp.equal(offset, codes[index], out=match)
-        xp.multiply(g, match, out=routed[index])
-        for copy in copies:
-            copy[index] = routed[index]
+    xp.multiply(g, offset == codes, out=routed)
+    for copy in copies:
+        copy[...] = routed
 
 
 @fuse(cpu=_route_by_codes_cpu)
