@@ -4,7 +4,7 @@ another checkout's (main's), interleaved in one process.
     python benchmarks/bench_route.py --baseline /work/main --rounds 9
     python benchmarks/bench_route.py --baseline /work/main --json benchmarks/results/route_ab.json
 
-Two tables:
+Three tables:
 - kernels: MAX_AND_FIRST_OFFSET (forward: pooled values and first-maximum offsets, ReLU on) and
   route_by_codes (backward: the pooled gradient routed to each window's first maximum) at the chunk
   sizes the tutorial's model runs them with at batch 128 (conv1: chunks of 16 images of 14x14x32;
@@ -14,6 +14,10 @@ Two tables:
 - blocks: the conv1 block (conv 1->32 + ReLU + pool, no input gradient) and the conv2 block (32->64
   with its input gradient), forward+backward at batch 128 as the model runs them, with conv.py's two
   kernels swapped between the baseline's and this checkout's (all else this checkout's).
+
+- in a training step: each kernel call timed inside whole training steps of the model (one thread),
+  the two checkouts' kernels alternating by round: what the kernels cost with the caches as the step
+  leaves them (cold inputs: 1.5-2x the kernels-alone figures), and their sum per step.
 
 Rounds alternate the order (A B, B A, ...); each cell is the median of a round's calls, and the
 table gives the median over rounds, their spread and the ratio B/A of the medians. The package's
@@ -186,9 +190,51 @@ def main():
         fa(), fb()
     block_results = interleave(blocks, args.rounds, args.block_calls)
 
+    # each kernel call inside training steps, the sides alternating by round
+    def step():
+        loss = F.cross_entropy(model.logits(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    in_step, calls, current = {}, {}, {}
+
+    class Timed(dict):
+        def __getitem__(self, relu):
+            def run(*a):
+                start = time.perf_counter()
+                current["kernels"][0][relu](*a)
+                calls.setdefault(("forward pool", a[0].shape), []).append(time.perf_counter() - start)
+            return run
+
+    def timed_route(*a):
+        start = time.perf_counter()
+        current["kernels"][1](*a)
+        calls.setdefault(("backward route", a[1].shape), []).append(time.perf_counter() - start)
+
+    for r in range(args.rounds):
+        for side in ("AB" if r % 2 == 0 else "BA"):
+            current["kernels"] = kernels[side]
+            conv.MAX_AND_FIRST_OFFSET, conv.route_by_codes = Timed(), timed_route
+            try:
+                step()  # untimed: the previous side's buffers and caches
+                calls.clear()
+                for _ in range(args.block_calls):
+                    step()
+            finally:
+                conv.MAX_AND_FIRST_OFFSET, conv.route_by_codes = real_pool, real_route
+            total = 0.0
+            for (kind, shape), times in calls.items():
+                per_step = statistics.median(times) * len(times) / args.block_calls
+                in_step.setdefault(f"{kind} {shape} per call", ([], []))["AB".index(side)].append(
+                    statistics.median(times))
+                total += per_step
+            in_step.setdefault("all four, per step", ([], []))["AB".index(side)].append(total)
+
     print(f"A = {args.baseline}, B = {os.path.dirname(HERE)}; numpy {np.__version__}; load {os.getloadavg()}")
     summary = {"kernels": table("kernels alone", kernel_results),
                "blocks": table("blocks, batch 128", block_results, 1e3, "ms"),
+               "in_step": table("in a training step (batch 128)", in_step),
                "load_after": os.getloadavg(), "rounds": args.rounds}
     if args.json:
         sys.path.insert(0, HERE)
