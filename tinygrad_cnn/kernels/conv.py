@@ -606,7 +606,7 @@ def _max_and_first_offset(relu):
         flag_as_int = flag.view(offset.dtype) if offset.itemsize == 1 else flag
         if relu:
             xp.maximum(blocks[0], 0, out=out)
-            if offset.itemsize == 1:  # NOTE: straight into the offsets' bytes (0 or 1): one pass fewer, -3%
+            if offset.itemsize == 1:  # NOTE: straight into the offsets' bytes (0 or 1): one pass fewer, 2-8%
                 xp.greater(blocks[0], 0, out=offset.view(bool))
             else:
                 xp.greater(blocks[0], 0, out=flag)
@@ -687,10 +687,11 @@ def _route_by_codes_cpu(xp, routed, g, offset, codes, *copies):
     NOTE: g is first made contiguous when it is a strided view (the tutorial's second layer gets the
     NCHW gradient of the flatten after it, channels 196 floats apart): the broadcast product then reads
     it contiguously four times instead of gathering it four times. A chunk of that layer (8 images,
-    with its input-gradient copy) took 0.65-0.9x main's time (one thread; benchmarks/bench_route.py).
+    with its input-gradient copy) took 0.73x main's time alone, 0.87x inside training steps (one
+    thread, loaded machine; benchmarks/bench_route.py, results/route_ab_loaded.json).
     Measured and dropped: a block (window offset) at a time with one reused mask, for the first
     layer's 1.6 MB chunks (no faster with the buffers varied); zero-fill plus copyto(where=) and
-    np.where (3-7x slower: masked and select loops); a float mask (its cast costs what it saves)."""
+    np.where (5-7x slower: masked and select loops); a float mask (its cast costs what it saves)."""
     if not g.flags.c_contiguous:
         g = xp.ascontiguousarray(g)
     xp.multiply(g, offset == codes, out=routed)
