@@ -25,7 +25,6 @@ threads are set to one (kernels.parallel.set_num_threads(1)) and so is its BLAS.
 import argparse
 import importlib
 import importlib.util
-import json
 import os
 import statistics
 import sys
@@ -238,10 +237,8 @@ def main():
                "load_after": os.getloadavg(), "rounds": args.rounds}
     if args.json:
         sys.path.insert(0, HERE)
-        from common import provenance
-        summary["provenance"] = provenance()
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=1)
+        from common import provenance, write_json
+        write_json(args.json, {**provenance(baseline=args.baseline), **summary})
 
 
 if __name__ == "__main__":
