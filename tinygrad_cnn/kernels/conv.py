@@ -690,8 +690,8 @@ def _route_by_codes_cpu(xp, routed, g, offset, codes, *copies):
     with its input-gradient copy) took 0.73x main's time alone, 0.87x inside training steps (one
     thread, loaded machine; benchmarks/bench_route.py, results/route_ab_loaded.json).
     Measured and dropped: a block (window offset) at a time with one reused mask, for the first
-    layer's 1.6 MB chunks (no faster with the buffers varied); zero-fill plus copyto(where=) and
-    np.where (5-7x slower: masked and select loops); a float mask (its cast costs what it saves)."""
+    layer's 1.6 MB chunks (no faster with the buffers varied); zero-fill plus copyto(where=), a product
+    with where= over g * 0, np.where (5-16x slower: masked and select loops); a float mask (its cast costs what it saves)."""
     if not g.flags.c_contiguous:
         g = xp.ascontiguousarray(g)
     xp.multiply(g, offset == codes, out=routed)
