@@ -673,8 +673,11 @@ def _max_and_first_offset(relu):
         flag_as_int = flag.view(offset.dtype) if offset.itemsize == 1 else flag
         if relu:
             xp.maximum(blocks[0], 0, out=out)
-            xp.greater(blocks[0], 0, out=flag)
-            xp.copyto(offset, flag_as_int, casting="unsafe")
+            if offset.itemsize == 1:  # NOTE: straight into the offsets' bytes (0 or 1): one pass fewer, 2-8%
+                xp.greater(blocks[0], 0, out=offset.view(bool))
+            else:
+                xp.greater(blocks[0], 0, out=flag)
+                xp.copyto(offset, flag_as_int, casting="unsafe")
         else:
             xp.copyto(out, blocks[0])
             offset.fill(1)
@@ -726,7 +729,18 @@ def _max_of_blocks(relu):
 MAX_OF_BLOCKS = {relu: _max_of_blocks(relu) for relu in (False, True)}
 
 
-@fuse
+def _route_by_offset_cpu(xp, g, offset, *grads):
+    """_route_by_offset on NumPy: the same products, g read contiguously (see _route_by_codes_cpu)
+    and one reused mask."""
+    if not g.flags.c_contiguous:
+        g = xp.ascontiguousarray(g)
+    match = xp.empty(g.shape, dtype=bool)
+    for q, grad in enumerate(grads, start=1):
+        xp.equal(offset, q, out=match)
+        xp.multiply(g, match, out=grad)
+
+
+@fuse(cpu=_route_by_offset_cpu)
 def _route_by_offset(xp, g, offset, *grads):
     """grads[q - 1] = g where offset == q, else 0 (offsets from _max_and_first_offset): each
     window's gradient reaches exactly one input, and none where ReLU zeroed the output."""
@@ -734,13 +748,31 @@ def _route_by_offset(xp, g, offset, *grads):
         xp.multiply(g, offset == q, out=grad)
 
 
-@fuse
+def _route_by_codes_cpu(xp, routed, g, offset, codes, *copies):
+    """route_by_codes on NumPy: the same products g * (offset == code), in the same dtypes.
+
+    NOTE: g is first made contiguous when it is a strided view (the tutorial's second layer gets the
+    NCHW gradient of the flatten after it, channels 196 floats apart): the broadcast product then reads
+    it contiguously four times instead of gathering it four times. A chunk of that layer (8 images,
+    with its input-gradient copy) took 0.73x main's time alone, 0.87x inside training steps (one
+    thread, loaded machine; benchmarks/bench_route.py, results/route_ab_loaded.json).
+    Measured and dropped: a block (window offset) at a time with one reused mask, for the first
+    layer's 1.6 MB chunks (no faster with the buffers varied); zero-fill plus copyto(where=), a product
+    with where= over g * 0, np.where (5-16x slower: masked and select loops); a float mask (its cast costs what it saves)."""
+    if not g.flags.c_contiguous:
+        g = xp.ascontiguousarray(g)
+    xp.multiply(g, offset == codes, out=routed)
+    for copy in copies:
+        copy[...] = routed
+
+
+@fuse(cpu=_route_by_codes_cpu)
 def route_by_codes(xp, routed, g, offset, codes, *copies):
     """routed[i, j] = g where offset == codes[i, j] (= 1 + i * PW + j), else 0: _route_by_offset
     for blocks stacked along the first axes, with `codes` shaped to broadcast along them; each of
     `copies` (views of routed's shape) gets the same values.
 
-    NOTE: all offsets' blocks in two broadcast ops on the CPU (not two per offset), one kernel on a GPU."""
+    NOTE: one kernel on a GPU; on the CPU _route_by_codes_cpu, the same products."""
     xp.multiply(g, offset == codes, out=routed)
     for copy in copies:
         copy[...] = routed
