@@ -68,9 +68,7 @@ else:  # paired: Keras' initial weights for the seed, and the same NumPy permuta
                              keras.layers.MaxPooling2D(), keras.layers.Conv2D(64, (3, 3), padding="same"),
                              keras.layers.MaxPooling2D(), keras.layers.Flatten(), keras.layers.Dense(128),
                              keras.layers.Dense(10)])
-    weights = peer.get_weights()
-    if framework != "keras":  # our layouts: conv (filters, channels, KH, KW), dense (units, in)
-        weights = [w.transpose(3, 2, 0, 1) if w.ndim == 4 else w.T if w.ndim == 2 else w for w in weights]
+    weights = peer.get_weights()  # Keras' layouts, which set_weights takes in either framework
     model.set_weights([w.copy() for w in weights])
     order, logs = numpy.random.default_rng(1000 + seed), {{}}
     for epoch in range(epochs):

@@ -240,7 +240,7 @@ def dense_pair(real_keras):
                              keras.layers.Dense(CLASSES, activation="softmax")])
     ours.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
     kernel, bias = theirs.get_weights()
-    ours.set_weights([np.ascontiguousarray(kernel.T), bias])
+    ours.set_weights([kernel, bias])
     return theirs, ours
 
 

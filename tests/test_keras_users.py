@@ -166,7 +166,7 @@ def test_loss_functions_as_keras(real_keras, name, labels):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
         model.compile(keras.optimizers.SGD(0.1), loss=getattr(keras.losses, name))
-        model.set_weights([numpy.full((3, 6) if keras is tk else (6, 3), 0.1, "float32"), numpy.zeros(3, "float32")])
+        model.set_weights([numpy.full((6, 3), 0.1, "float32"), numpy.zeros(3, "float32")])
         logs.append(model.evaluate(x, target, verbose=0, return_dict=True))
     assert sorted(logs[0]) == sorted(logs[1]) == ["loss"]
     assert logs[0]["loss"] == pytest.approx(logs[1]["loss"], rel=1e-5)
@@ -192,17 +192,16 @@ def test_layer_weights_and_pop_as_keras(real_keras):
         assert removed.name.startswith("dense") and len(model.layers) == 3
         assert model.predict(_data()[0][:5], verbose=0).shape == (5, 8)
         assert len(model.get_weights()) == 6
-    # a dense kernel is (units, inputs) here (the project's layout), (inputs, units) in Keras
-    assert shapes[tk] == [[(8, 6), (8,)], [], [(8,)] * 4, [(3, 8), (3,)]]
-    assert shapes[real_keras] == [[(6, 8), (8,)], [], [(8,)] * 4, [(8, 3), (3,)]]
+    # Keras' layouts both sides: a dense kernel is (inputs, units)
+    assert shapes[tk] == shapes[real_keras] == [[(6, 8), (8,)], [], [(8,)] * 4, [(8, 3), (3,)]]
     model = _model(tk)
     dense = model.layers[0]
-    dense.set_weights([numpy.ones((8, 6), "float32"), numpy.zeros(8, "float32")])
+    dense.set_weights([numpy.ones((6, 8), "float32"), numpy.zeros(8, "float32")])
     assert (dense.get_weights()[0] == 1).all() and model.get_weights()[0].sum() == 48
     with pytest.raises(ValueError, match="2 weight arrays"):
-        dense.set_weights([numpy.ones((8, 6), "float32")])
-    with pytest.raises(ValueError, match="shape"):
-        dense.set_weights([numpy.ones((6, 8), "float32"), numpy.zeros(8, "float32")])
+        dense.set_weights([numpy.ones((6, 8), "float32")])
+    with pytest.raises(ValueError, match=r"got shape \(8, 6\), expected \(6, 8\) in Keras' layout \(inputs, units\)"):
+        dense.set_weights([numpy.ones((8, 6), "float32"), numpy.zeros(8, "float32")])
     while model.layers:
         model.pop()
     with pytest.raises(TypeError, match="no layers"):
@@ -250,8 +249,7 @@ def test_fit_history_evaluate_predict_match_keras(real_keras, case):
     for keras in (tk, real_keras):
         model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
                                   keras.layers.Dense(3, activation="softmax")])
-        layout = (lambda w: w.T) if keras is tk else (lambda w: w)
-        model.set_weights([layout(first), numpy.zeros(8, "float32"), layout(second), numpy.zeros(3, "float32")])
+        model.set_weights([first, numpy.zeros(8, "float32"), second, numpy.zeros(3, "float32")])
         model.compile(optimizer=optimizer(keras), loss=loss, metrics=["accuracy"])
         history = model.fit(x, target, verbose=0, shuffle=False, **settings)
         results.append((history.history, history.epoch, model.evaluate(x, target, verbose=0, return_dict=True, batch_size=9),
@@ -334,3 +332,48 @@ def test_a_model_call_in_one_thread_leaves_another_threads_lone_layers_in_infere
         done.set()
         worker.join()
     numpy.testing.assert_array_equal(_numpy(out), x)
+
+
+def _conv_model(keras, square=False):
+    """A small channels-last CNN: Conv2D, MaxPooling2D, Flatten, Dense (8 -> 8 when `square`), Dense."""
+    layers = keras.layers
+    return keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(4, (3, 3), padding="same", activation="relu"),
+                             layers.MaxPooling2D(), layers.Flatten(), layers.Dense(8, activation="relu"),
+                             layers.Dense(8, activation="relu") if square else layers.Dense(8),
+                             layers.Dense(3, activation="softmax")])
+
+
+@pytest.mark.parametrize("direction", ["keras-to-ours", "ours-to-keras"])
+def test_weights_move_between_real_keras_and_ours_as_they_are(real_keras, direction):
+    """Keras users copy weights with model.set_weights(other.get_weights()) and layer.set_weights([kernel,
+    bias]). Here get_weights gave the project's layouts (a conv kernel (filters, channels, KH, KW), a dense
+    kernel (units, inputs)): Keras' arrays failed on shape, and a square dense kernel (8 x 8 here) loaded
+    transposed without a word, so the model computed something else. Now both speak Keras' layouts."""
+    real_keras.utils.set_random_seed(3)
+    tk.utils.set_random_seed(4)
+    theirs, ours = _conv_model(real_keras, square=True), _conv_model(tk, square=True)
+    source, target = (theirs, ours) if direction == "keras-to-ours" else (ours, theirs)
+    target.set_weights(source.get_weights())
+    assert [w.shape for w in ours.get_weights()] == [w.shape for w in theirs.get_weights()]
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, _numpy(b) if hasattr(b, "numpy") else b)
+    x = numpy.random.default_rng(5).normal(size=(7, 6, 6, 2)).astype("float32")
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    for mine, real in zip(ours.layers, theirs.layers):  # layer by layer too
+        mine.set_weights(real.get_weights())
+        assert all(numpy.array_equal(a, b) for a, b in zip(mine.get_weights(), real.get_weights()))
+
+
+def test_set_weights_names_a_kernel_in_the_projects_own_layout():
+    model = _conv_model(tk)
+    model.build((6, 6, 2))
+    weights = model.get_weights()
+    assert weights[0].shape == (3, 3, 2, 4) and weights[2].shape == (18 * 2, 8)
+    conv = model.layers[0]
+    with pytest.raises(ValueError, match=r"weight': got shape \(4, 2, 3, 3\), expected \(3, 3, 2, 4\) in Keras' "
+                                         r"layout \(KH, KW, channels, filters\)"):
+        conv.set_weights([conv.weight.numpy(), conv.bias.numpy()])
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r"got shape \(8, 36\), expected \(36, 8\)"):
+        model.set_weights([w.T if w.ndim == 2 and w.shape == (36, 8) else w for w in weights])
+    assert all(numpy.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # nothing was written

@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import Tensor, conv, kernels, ops
-from tinygrad_cnn.kernels import conv_few, winograd
+from tinygrad_cnn.kernels import conv as conv_kernels, conv_few, winograd
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.testing import strategies as S
 
 from conftest import DEVICES, PROFILE
 from op_specs import linear_case, matmul_case
-from test_conv_pool import conv2d_loop, conv_cases, conv_pool_cases, pool_cases
+from test_conv_pool import conv2d_loop, conv_cases, conv_pads, conv_pool_cases, pool_cases
 
 device_param = pytest.mark.parametrize("device", DEVICES)
 
@@ -117,6 +117,54 @@ def test_fused_conv_pool_relu_kernel(device, relu, case):
     ran = _same_both_ways(lambda *t: F.conv2d_max_pool2d(*t, pool_size=pool, relu=relu, **kwargs), [x, w, b], device)
     few = device == "cpu" and x.shape[1] <= conv_few.MAX_CHANNELS  # (kernels/conv_few.py: the first layer's)
     assert _top_ops(ran) == ("FewChannelConvolution" if few else "FusedConvolution", "ReLU" if relu else "MaxPool")
+
+
+@device_param
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(data=st.data())
+def test_convolution_input_gradient_from_rows_of_taps(device, dtype, data):
+    """The input gradient's full correlation (kernels/conv.py, _InputGradient._rows on the CPU: one GEMM
+    over each output pixel's horizontal taps, then the vertical taps' sums added from shifted rows; a
+    GPU's im2col) against the reference ops: batches that split into several chunks, odd sizes, non-square kernels,
+    dilations, paddings within the kernel's reach, wide channel counts, with and without a pool."""
+    n, o = data.draw(st.integers(1, 19), label="n"), data.draw(st.integers(1, 20), label="o")
+    c = data.draw(st.integers(-(-o // 2), 20), label="c")  # C >= O / 2: the full path
+    kernel = data.draw(st.integers(1, 4), label="kh"), data.draw(st.integers(1, 4), label="kw")
+    dilation = data.draw(st.sampled_from([(1, 1), (2, 1), (1, 2)]), label="dilation")
+    padding = data.draw(st.sampled_from(["valid", "same", 1, (0, 1), (2, 1)]), label="padding")
+    (top, bottom), (left, right) = conv_pads(padding, kernel, dilation)
+    reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    assume(max(top, bottom) <= reach[0] and max(left, right) <= reach[1])  # (else col2im's path)
+    h = data.draw(st.integers(max(1, reach[0] + 1 - top - bottom), 11), label="h")
+    w = data.draw(st.integers(max(1, reach[1] + 1 - left - right), 11), label="w")
+    out_h, out_w = h + top + bottom - reach[0], w + left + right - reach[1]
+    pool = data.draw(st.sampled_from([None] + ([(2, 2)] if min(out_h, out_w) >= 2 else [])), label="pool")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    x, weight, b = (rng.standard_normal(s).astype(dtype) for s in ((n, c, h, w), (o, c) + kernel, (o,)))
+    if pool is not None:  # the kernel and the reference round apart, so near-ties could route apart
+        assume(_no_near_ties(conv2d_loop(x, weight, b, 1, padding, dilation), pool, False, gap=1e-3))
+        fn = lambda *t: F.conv2d_max_pool2d(*t, padding=padding, dilation=dilation, pool_size=pool)  # noqa: E731
+    else:
+        fn = lambda *t: F.conv2d(*t, padding=padding, dilation=dilation)  # noqa: E731
+    tol = 1e-9 if dtype == np.float64 else 1e-3
+
+    def run():
+        inputs = [Tensor(a, device=device, requires_grad=True) for a in (x, weight, b)]
+        out = fn(*inputs)
+        out.backward(Tensor(np.random.default_rng(1).standard_normal(out.shape).astype(dtype), device=device))
+        return [t.grad.numpy() for t in inputs]
+
+    path = "_rows" if device == "cpu" else "_im2col_rows"  # (a GPU's full path: see _InputGradient.__init__)
+    with mock.patch.object(conv_kernels._InputGradient, path, autospec=True,
+                           side_effect=getattr(conv_kernels._InputGradient, path)) as full_path:
+        fast = run()
+    assert full_path.called, f"the input gradient did not take the full path ({path})"
+    with kernels.reference():
+        ref = run()
+    for name, a, r in zip(["x", "weight", "bias"], fast, ref):
+        assert a.dtype == dtype, f"{name}'s gradient is {a.dtype}"
+        np.testing.assert_allclose(a, r, rtol=tol, atol=tol, err_msg=f"{name}'s gradient differs from the reference")
 
 
 @pytest.mark.parametrize("relu", [False, True])

@@ -57,7 +57,7 @@ def test_a_loss_object_called_directly_on_probabilities(cls, logits, targets, ex
 def dense1_with_outputs(outputs):
     """A Dense(1) model (no activation) whose outputs on x = [[o, 1]] are o: weight (1, 0), bias 0."""
     model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
-    model.set_weights([np.array([[1.0, 0.0]], np.float32), np.zeros(1, np.float32)])
+    model.set_weights([np.array([[1.0], [0.0]], np.float32), np.zeros(1, np.float32)])
     x = np.stack([np.asarray(outputs, np.float32), np.ones(len(outputs), np.float32)], axis=1)
     return model, x
 

@@ -1,8 +1,9 @@
 """Keras' layers over tinygrad_cnn.nn's: the same classes with Keras' defaults (channels-last images,
 Keras 3's layer names) and Keras' constructor arguments (`input_shape=` on a first layer).
 
-Weights keep the project's layouts: a conv kernel (filters, channels, KH, KW), a dense kernel
-(units, in_features), whatever the data format."""
+Weights keep the project's layouts inside (a conv kernel (filters, channels, KH, KW), a dense kernel
+(units, in_features)), but get_weights/set_weights speak Keras' ((KH, KW, channels, filters) and
+(in_features, units)), so that arrays from a real Keras model load as they are."""
 import contextlib
 import numbers
 import threading
@@ -72,17 +73,62 @@ class _InputShape(Trainable):
 
     def get_weights(self):
         """Copies of the layer's weights as NumPy arrays, in Keras' order (kernel, bias; gamma, beta, moving
-        mean, moving variance), each in this project's layout (a dense kernel is (units, inputs))."""
-        return list(self.state_dict().values())
+        mean, moving variance) and Keras' layouts (a conv kernel (KH, KW, channels, filters), a dense kernel
+        (inputs, units)), as Keras' get_weights gives them."""
+        return [to_keras_layout(self, name, value) for name, value in self.state_dict().items()]
 
     def set_weights(self, weights):
-        """Load arrays in get_weights() order (checked: count and shapes)."""
+        """Load arrays in get_weights() order and layouts (Keras'); count and shapes are checked first."""
         names = list(self.state_dict())
         if not isinstance(weights, (list, tuple)) or len(weights) != len(names):
             got = f"{len(weights)} arrays" if isinstance(weights, (list, tuple)) else type(weights).__name__
             raise ValueError(f"{self.label()}.set_weights: the layer has {len(names)} weight arrays "
                              f"({', '.join(names) or 'none'}), got {got}")
-        self.load_state_dict(dict(zip(names, weights)))
+        self.load_state_dict(from_keras_layouts(self, list(zip(names, weights)), f"{self.label()}.set_weights"))
+
+
+# Keras' layout of each project weight that differs: (to Keras, back, how Keras' shape reads)
+_KERAS_LAYOUTS = {
+    "conv": (lambda w: w.transpose(2, 3, 1, 0), lambda w: w.transpose(3, 2, 0, 1), "(KH, KW, channels, filters)"),
+    "dense": (lambda w: w.T, lambda w: w.T, "(inputs, units)"),
+}
+
+
+def _layout(module, name):
+    """The _KERAS_LAYOUTS entry of `module`'s weight `name` (a parameter name, no dots), or None."""
+    if name == "weight" and isinstance(module, nn.Conv2D):
+        return _KERAS_LAYOUTS["conv"]
+    if name == "weight" and isinstance(module, nn.Dense):
+        return _KERAS_LAYOUTS["dense"]
+    return None
+
+
+def to_keras_layout(module, name, value):
+    """A copy of weight `name` of `module` (a project-layout array) in Keras' layout, C-contiguous."""
+    layout = _layout(module, name)
+    return value if layout is None else numpy.ascontiguousarray(layout[0](value))
+
+
+def from_keras_layouts(model, named_weights, where):
+    """{state_dict name: project-layout array} from (state_dict name, Keras-layout array) pairs of `model`'s
+    weights; each shape is checked against Keras' for that weight first, so that a kernel in the project's
+    own layout (or a square one that fits either way) is named, never silently transposed."""
+    owners, state, problems = dict(model.named_modules()), model.state_dict(), []
+    loaded = {}
+    for name, value in named_weights:
+        module_name, _, attribute = name.rpartition(".")
+        layout = _layout(owners[module_name], attribute)
+        value = value.numpy() if hasattr(value, "numpy") and not isinstance(value, numpy.ndarray) else value
+        value = numpy.asarray(value)
+        want = to_keras_layout(owners[module_name], attribute, state[name]).shape
+        if value.shape != want:
+            form = f" in Keras' layout {layout[2]}" if layout is not None else ""
+            problems.append(f"{name!r}: got shape {value.shape}, expected {want}{form}")
+            continue
+        loaded[name] = value if layout is None else layout[1](value)
+    if problems:
+        raise ValueError(f"{where}: the weights do not fit:\n  " + "\n  ".join(problems))
+    return loaded
 
 
 class Conv2D(_InputShape, nn.Conv2D):

@@ -19,7 +19,7 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import Input, Trainable, model_call, outside_model_calls
+from .layers import Input, Trainable, from_keras_layouts, model_call, outside_model_calls, to_keras_layout
 from .progress import Progress
 
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
@@ -556,11 +556,15 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     # ------------------------------------------------------------ weights
 
     def get_weights(self):
-        """Copies of the parameters and buffers as NumPy arrays, in state_dict() order."""
-        return list(self.state_dict().values())
+        """Copies of the parameters and buffers as NumPy arrays, in state_dict() order, each in Keras' layout
+        (a conv kernel (KH, KW, channels, filters), a dense kernel (inputs, units)), as Keras gives them:
+        `model.set_weights(keras_model.get_weights())` copies a real Keras model's weights."""
+        owners = dict(self.named_modules())
+        return [to_keras_layout(owners[name.rpartition(".")[0]], name.rpartition(".")[2], value)
+                for name, value in self.state_dict().items()]
 
     def set_weights(self, weights):
-        """Load arrays in get_weights() order (checked: count and shapes)."""
+        """Load arrays in get_weights() order and layouts (Keras'); count and shapes are checked first."""
         names = list(self.state_dict())
         if not isinstance(weights, (list, tuple)):
             raise TypeError(f"set_weights: weights must be a list of arrays (as get_weights() returns), got "
@@ -568,7 +572,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         weights = list(weights)
         if len(weights) != len(names):
             raise ValueError(f"set_weights: the model has {len(names)} weight arrays, got {len(weights)}")
-        self.load_state_dict(dict(zip(names, weights)))
+        self.load_state_dict(from_keras_layouts(self, list(zip(names, weights)), "set_weights"))
 
     def save(self, path, overwrite=True):
         """A name ending in .keras: the Keras 3 file real Keras opens (keras.models.load_model), with the

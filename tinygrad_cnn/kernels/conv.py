@@ -353,7 +353,9 @@ class FusedConvolution(GradientHomes, Function):
         need_x, need_w = self.needs_input_grad[:2]
         need_params = need_w or (self.has_bias and self.needs_input_grad[2])
         grad_x = _InputGradient(self, g.dtype) if need_x else None
-        image_bytes = self.x_pad.itemsize * max(self.image_values, grad_x.image_values if need_x else 0)
+        # NOTE: a chunk's im2col rows (rebuilt for the weight gradient) and the input gradient's buffers
+        # are in use together (see _InputGradient.__init__)
+        image_bytes = self.x_pad.itemsize * (self.image_values + (grad_x.image_values if need_x else 0))
         pooling = blocks.pool is not None
         if pooling:  # 1 + each block's index, as (PH, PW, 1, 1, 1, 1) to compare with every offset at once
             codes = offset_codes(self, blocks.count)[1:].reshape(blocks.window + (1, 1, 1, 1))
@@ -435,11 +437,11 @@ class _InputGradient:
     """The gradient of a FusedConvolution's input, built chunk by chunk from the output gradient's rows.
 
     NOTE: at stride 1 (and padding within the kernel's reach), it is a correlation of the
-    zero-padded output gradient with the flipped kernel: one im2col and one GEMM per chunk,
-    written straight into the result, instead of KH*KW narrow GEMMs whose pieces are then added
-    into overlapping windows (col2im): ~1 ms a step in the tutorial's model, whose first layer
-    then also reads a contiguous gradient. Its im2col holds KH*KW*O values per pixel and the
-    additions KH*KW*C, so it is used when C >= O / 2."""
+    zero-padded output gradient with the flipped kernel ("full"), written straight into the result,
+    instead of KH*KW narrow GEMMs whose pieces are then added into overlapping windows (col2im):
+    ~1 ms a step in the tutorial's model, whose first layer then also reads a contiguous gradient.
+    On the CPU it copies KW*O values per pixel and adds KH*C (see _rows; on a GPU an im2col of
+    KH*KW*O: _im2col_rows), against col2im's KH*KW*C additions, so it is used when C >= O / 2."""
 
     def __init__(self, op, dtype):
         self.op, self.xp = op, op.xp
@@ -452,12 +454,23 @@ class _InputGradient:
                      and 0 <= min(left, right) and max(left, right) <= reach_w)
         self.dtype = dtype
         if self.full:
+            # NOTE: on a GPU one im2col of all KH*KW taps and one GEMM: 2 launches, where the rows of
+            # taps' sums take 3 more (tests/test_gpu_budget.py), for a copy the GPU does in microseconds
+            self.by_taps = self.xp.__name__ == "numpy"
             self.padded_size = (out_h + 2 * reach_h - top - bottom, out_w + 2 * reach_w - left - right)
             self.at = (reach_h - top, reach_w - left)  # where the output gradient starts in it
-            flipped = op.weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)  # (KH, KW, O, C)
-            self.weight = self.xp.ascontiguousarray(flipped).reshape(kh * kw * o, c)
+            flipped = op.weight[:, :, ::-1, ::-1]
+            if self.by_taps:  # the flipped kernel as (KW*O, KH*C): a pixel's KW taps against all KH at once
+                self.weight = self.xp.ascontiguousarray(flipped.transpose(3, 0, 2, 1)).reshape(kw * o, kh * c)
+            else:  # as (KH*KW*O, C)
+                self.weight = self.xp.ascontiguousarray(flipped.transpose(2, 3, 0, 1)).reshape(kh * kw * o, c)
             self.grad = buffers.empty(self.xp, (n, h, w, c), self.xp.result_type(dtype, op.weight))
-            self.image_values = h * w * kh * kw * o  # of its im2col rows
+            # NOTE: what a chunk uses, counted with forward's im2col rows for backward's chunk size (see
+            # CHUNK_BYTES): the padded gradient, its rows of taps and their product (KH partial sums).
+            # 8 images in the tutorial's second layer (6 of a last batch of 96), as the im2col's 9*O-wide
+            # rows gave before; 16 (forward's chunk) took its block from 0.92x to 0.99x of the im2col's
+            # time (see _rows). (On a GPU a batch is one chunk.)
+            self.image_values = self.padded_size[0] * self.padded_size[1] * o + out_h * w * (kw * o + kh * c)
         else:
             self.weight = self.xp.ascontiguousarray(op.weight.transpose(2, 3, 0, 1))  # (KH, KW, O, C)
             self.grad = buffers.empty(self.xp, op.x_pad.shape, dtype)  # padded, channels-last
@@ -465,16 +478,25 @@ class _InputGradient:
 
     def scratch(self, images):
         """One thread's buffers for chunks of up to `images` images: the output gradient in pixel
-        order (inside a zero border, when full), and the im2col rows (when full)."""
+        order (inside a zero border, when full), and when full, the view of what _rows (or
+        _im2col_rows) copies from that border, and buffers for the copy (and the product)."""
         xp, op = self.xp, self.op
         out_h, out_w = op.geometry[1:3]
-        o, _, kh, kw = op.weight.shape
+        o, c, kh, kw = op.weight.shape
         if self.full:
             padded = buffers.zeros(xp, (images,) + self.padded_size + (o,), self.dtype)
-            pixels = padded[:, self.at[0]:self.at[0] + out_h, self.at[1]:self.at[1] + out_w, :]
+            top, left = self.at
+            pixels = padded[:, top:top + out_h, left:left + out_w, :]
             h, w = self.grad.shape[1:3]
-            windows = _windows(xp, padded, kh, kw, h, w, (1, 1), op.geometry[5])
-            return windows, pixels, buffers.empty(xp, (images * h * w, kh * kw * o), self.dtype)
+            if not self.by_taps:
+                windows = _windows(xp, padded, kh, kw, h, w, (1, 1), op.geometry[5])[0, 0]  # images first
+                return windows, pixels, buffers.empty(xp, (images * h * w, kh * kw * o), self.dtype)
+            s_n, s_h, s_w, s_o = padded.strides  # each output pixel's KW horizontal taps: (images, OH, W, KW, O)
+            taps = xp.lib.stride_tricks.as_strided(padded[:, top:top + out_h], shape=(images, out_h, w, kw, o),
+                                                   strides=(s_n, s_h, s_w, s_w * op.geometry[5][1], s_o))
+            rows = images * out_h * w
+            return taps, pixels, (buffers.empty(xp, (rows, kw * o), self.dtype),
+                                  buffers.empty(xp, (rows, kh * c), self.grad.dtype))
         if op.blocks.pool is not None:
             return None, _unpooled_buffer(xp, (images, out_h, out_w, o), op.blocks.pool, self.dtype), None
         return None, None, None
@@ -488,9 +510,9 @@ class _InputGradient:
         """Write the input gradient of a chunk of images from its output gradient rows (pixel
         order); when pooling, g_rows is None: routing wrote them into `tiles` already."""
         xp, op = self.xp, self.op
-        windows, pixels, cols = scratch
+        taps, pixels, mats = scratch
         _, out_h, out_w, stride, _, dilation = op.geometry
-        o, c, kh, kw = op.weight.shape
+        o = op.weight.shape[0]
         images = chunk.stop - chunk.start
         if pixels is not None:  # the gradient in pixel order
             pixels = pixels[:images]
@@ -498,12 +520,57 @@ class _InputGradient:
                 pixels[...] = g_rows.reshape(pixels.shape)
             g_rows = pixels.reshape(-1, o) if not self.full else None
         if self.full:
-            h, w = self.grad.shape[1:3]
-            rows = cols[:images * h * w]
-            _im2col(xp, windows[:, :, :images], rows)
-            xp.matmul(rows, self.weight, out=self.grad[chunk].reshape(-1, c))
+            (self._rows if self.by_taps else self._im2col_rows)(taps[:images], mats, self.grad[chunk])
         else:
             _col2im(xp, self._pieces(g_rows, images), self.grad[chunk], out_h, out_w, stride, dilation)
+
+    def _rows(self, taps, mats, out):
+        """The full correlation of a chunk: out[y, x] = the sum over (i, j) of g[y + i*DH - top,
+        x + j*DW - left] @ flipped[i, j], where g is the output gradient, zero outside its rows and
+        columns, and (top, left) = self.at. One GEMM takes each output pixel's KW horizontal taps
+        (KW*O values, `taps`, copied into mats[0]) against the flipped kernel as (KW*O, KH*C): its
+        product holds, per output pixel, the KH vertical taps' partial sums, and out adds up, for each
+        tap i, its sums from the rows i*DH - top further down (row-shifted views; rows that no output
+        row reaches get none).
+
+        NOTE: the im2col this replaced copied all KH*KW taps of the zero-padded gradient (KH*KW*O
+        values a pixel, 576 in the tutorial's second layer: the step's largest copy) into a GEMM with
+        K = KH*KW*O. Here the copy is KW*O values, contiguous at dilation 1, and the GEMM has K = KW*O,
+        N = KH*C and the same FLOPs. The tutorial's second block (batch 128, forward and backward, x
+        needing a gradient, one thread, CPU time): 43.5 -> 40.0 ms (0.923x, 0.901-0.952 over 5 runs of
+        15 interleaved calls, the 2 cores shared with two other jobs: benchmarks/bench_conv_dx.py,
+        results/conv_dx_cpu.json). The GEMM over the padded gradient's zero rows as well (16 rows
+        for 14: 14% more FLOPs, but every tap's sums added whole) gave 0.952x."""
+        xp, top = self.xp, self.at[0]
+        images, out_h, w, kw, o = taps.shape
+        h, c, dh = out.shape[1], out.shape[3], self.op.geometry[5][0]
+        kh = self.weight.shape[1] // c
+        cols, product = mats[0][:images * out_h * w], mats[1][:images * out_h * w]
+        xp.copyto(cols.reshape(taps.shape), taps)
+        xp.matmul(cols, self.weight, out=product)
+        sums = product.reshape(images, out_h, w, kh, c)
+        spans = []  # (input rows lo:hi that tap i reaches, i), the widest first: it is written, not added
+        for i in range(kh):
+            lo = max(0, top - i * dh)
+            spans.append((lo, max(lo, min(h, top - i * dh + out_h)), i))
+        spans.sort(key=lambda span: span[0] - span[1])  # (stable: the lower tap first among equals)
+        for q, (lo, hi, i) in enumerate(spans):
+            piece, rows = sums[:, lo + i * dh - top:hi + i * dh - top, :, i], out[:, lo:hi]
+            if q == 0:
+                if lo:
+                    out[:, :lo] = 0
+                if hi < h:
+                    out[:, hi:] = 0
+                xp.copyto(rows, piece)
+            else:
+                xp.add(rows, piece, out=rows)
+
+    def _im2col_rows(self, windows, cols, out):
+        """The full correlation of a chunk as one im2col of the KH*KW taps of each input pixel's window
+        in the padded gradient (`windows`, into `cols`) and one GEMM with the flipped kernel."""
+        rows = cols[:out.shape[0] * out.shape[1] * out.shape[2]]
+        _im2col(self.xp, windows[None, None], rows)
+        self.xp.matmul(rows, self.weight, out=out.reshape(-1, out.shape[3]))
 
     def result(self):
         """The gradient as an NCHW view."""
@@ -606,8 +673,11 @@ def _max_and_first_offset(relu):
         flag_as_int = flag.view(offset.dtype) if offset.itemsize == 1 else flag
         if relu:
             xp.maximum(blocks[0], 0, out=out)
-            xp.greater(blocks[0], 0, out=flag)
-            xp.copyto(offset, flag_as_int, casting="unsafe")
+            if offset.itemsize == 1:  # NOTE: straight into the offsets' bytes (0 or 1): one pass fewer, 2-8%
+                xp.greater(blocks[0], 0, out=offset.view(bool))
+            else:
+                xp.greater(blocks[0], 0, out=flag)
+                xp.copyto(offset, flag_as_int, casting="unsafe")
         else:
             xp.copyto(out, blocks[0])
             offset.fill(1)
@@ -659,7 +729,18 @@ def _max_of_blocks(relu):
 MAX_OF_BLOCKS = {relu: _max_of_blocks(relu) for relu in (False, True)}
 
 
-@fuse
+def _route_by_offset_cpu(xp, g, offset, *grads):
+    """_route_by_offset on NumPy: the same products, g read contiguously (see _route_by_codes_cpu)
+    and one reused mask."""
+    if not g.flags.c_contiguous:
+        g = xp.ascontiguousarray(g)
+    match = xp.empty(g.shape, dtype=bool)
+    for q, grad in enumerate(grads, start=1):
+        xp.equal(offset, q, out=match)
+        xp.multiply(g, match, out=grad)
+
+
+@fuse(cpu=_route_by_offset_cpu)
 def _route_by_offset(xp, g, offset, *grads):
     """grads[q - 1] = g where offset == q, else 0 (offsets from _max_and_first_offset): each
     window's gradient reaches exactly one input, and none where ReLU zeroed the output."""
@@ -667,13 +748,31 @@ def _route_by_offset(xp, g, offset, *grads):
         xp.multiply(g, offset == q, out=grad)
 
 
-@fuse
+def _route_by_codes_cpu(xp, routed, g, offset, codes, *copies):
+    """route_by_codes on NumPy: the same products g * (offset == code), in the same dtypes.
+
+    NOTE: g is first made contiguous when it is a strided view (the tutorial's second layer gets the
+    NCHW gradient of the flatten after it, channels 196 floats apart): the broadcast product then reads
+    it contiguously four times instead of gathering it four times. A chunk of that layer (8 images,
+    with its input-gradient copy) took 0.73x main's time alone, 0.87x inside training steps (one
+    thread, loaded machine; benchmarks/bench_route.py, results/route_ab_loaded.json).
+    Measured and dropped: a block (window offset) at a time with one reused mask, for the first
+    layer's 1.6 MB chunks (no faster with the buffers varied); zero-fill plus copyto(where=), a product
+    with where= over g * 0, np.where (5-16x slower: masked and select loops); a float mask (its cast costs what it saves)."""
+    if not g.flags.c_contiguous:
+        g = xp.ascontiguousarray(g)
+    xp.multiply(g, offset == codes, out=routed)
+    for copy in copies:
+        copy[...] = routed
+
+
+@fuse(cpu=_route_by_codes_cpu)
 def route_by_codes(xp, routed, g, offset, codes, *copies):
     """routed[i, j] = g where offset == codes[i, j] (= 1 + i * PW + j), else 0: _route_by_offset
     for blocks stacked along the first axes, with `codes` shaped to broadcast along them; each of
     `copies` (views of routed's shape) gets the same values.
 
-    NOTE: all offsets' blocks in two broadcast ops on the CPU (not two per offset), one kernel on a GPU."""
+    NOTE: one kernel on a GPU; on the CPU _route_by_codes_cpu, the same products."""
     xp.multiply(g, offset == codes, out=routed)
     for copy in copies:
         copy[...] = routed
