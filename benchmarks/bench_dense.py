@@ -4,11 +4,12 @@
     python benchmarks/bench_dense.py                      # one and two threads, ~1 min
     python benchmarks/bench_dense.py --json benchmarks/results/dense_fold.json
 
-Rows: a training block (batch 128: the conv2 block's channels-last output through Flatten and Dense,
-forward and backward with a random upstream gradient, Adam's gradient buffers in place) and an
-inference block (batch 1000 under no_grad), each on one and on two threads. "unfolded" runs the
-plan with the fold turned off (Flatten's copy, then FusedLinear), "folded" the default; the inference
-rows also try the previous cut of a product by rows (8 pieces of 125 rows, dense.ROWS_PIECE = 64).
+Rows: a training block (batch 128 and 512: the conv2 block's channels-last output through Flatten and
+Dense, forward and backward with a random upstream gradient, Adam's gradient buffers in place) and an
+inference block (batch 1000 under no_grad), each on one and on two threads. "unfolded" runs the plan
+with the fold turned off (Flatten's copy, then FusedLinear), "folded" with it on whatever the batch
+(the plan itself folds batches over 2 x 128 only: plan.FOLD_ROWS_PER_UNIT); the inference rows also
+try the previous cut of a product by rows (8 pieces of 125 rows, dense.ROWS_PIECE = 64).
 Alternating A B B A calls (common.time_samples); medians with the quartiles, and the median of the
 paired differences."""
 import argparse
@@ -39,11 +40,11 @@ def variants(threads, batch, training):
         images = tg.Tensor(rng.random((batch, 1, 28, 28)).astype(np.float32))
         features = run(model.layers[:4], images)  # (N, 64, 7, 7), channels-last in memory
     upstream = tg.Tensor(rng.standard_normal((batch, 128)).astype(np.float32))
-    fold, rows_piece = plan._flattens_into, dense.ROWS_PIECE
+    rows_per_unit, rows_piece = plan.FOLD_ROWS_PER_UNIT, dense.ROWS_PIECE
 
     def block(folded, piece):
         def fn():
-            plan._flattens_into = fold if folded else (lambda *args: False)
+            plan.FOLDS_FLATTEN, plan.FOLD_ROWS_PER_UNIT = folded, 0  # folded whatever the batch
             dense.ROWS_PIECE = piece
             try:
                 if training:
@@ -54,7 +55,7 @@ def variants(threads, batch, training):
                     with tg.no_grad():
                         run(model.layers[4:], features)
             finally:
-                plan._flattens_into, dense.ROWS_PIECE = fold, rows_piece
+                plan.FOLDS_FLATTEN, plan.FOLD_ROWS_PER_UNIT, dense.ROWS_PIECE = True, rows_per_unit, rows_piece
         return fn
     runs = {"unfolded": block(False, rows_piece), "folded": block(True, rows_piece)}
     if not training:
@@ -68,7 +69,7 @@ def main():
     p.add_argument("--json", default=None)
     args = p.parse_args()
     results = []
-    for training, batch in ((True, 128), (False, 1000)):
+    for training, batch in ((True, 128), (True, 512), (False, 1000)):
         for threads in (1, 2):
             samples = common.time_samples(variants(threads, batch, training), args.repeats)
             base = samples["unfolded"]

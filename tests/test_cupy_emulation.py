@@ -101,10 +101,6 @@ def test_a_training_step_of_the_tutorial_model_on_cuda_matches_the_cpu(monkeypat
     # near-zero weight gradients to 6e-5 in 25 of conv2's 18,432 weights (tests/test_winograd.py
     # checks Winograd against the reference)
     monkeypatch.setattr(tg.kernels.winograd, "WINS_FROM_CHANNELS", 1 << 30)
-    # NOTE: and Flatten + Dense apart, as on the GPU: the CPU's fold (kernels/plan.py) sums the dense
-    # layer's features in another order, which Adam's first steps magnified to 2.2e-5 in one of
-    # conv2's weights here (its first gradient cancels to 1.6e-8)
-    monkeypatch.setattr(tg.kernels.plan, "FOLDS_FLATTEN", False)
     rng = np.random.default_rng(0)
     x = rng.random((16, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 16)

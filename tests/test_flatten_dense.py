@@ -26,9 +26,10 @@ def _channels_last(array):
 
 @st.composite
 def flatten_dense_cases(draw, max_side=4):
-    n, c = draw(st.integers(1, 3), label="n"), draw(st.integers(2, 4), label="c")
+    units = draw(st.integers(1, 3), label="units")
+    n = draw(st.integers(2 * units + 1, 2 * units + 3), label="n")  # the plan folds batches over 2 * units
+    c = draw(st.integers(2, 4), label="c")
     h, w = draw(st.integers(1, max_side), label="h"), draw(st.integers(2, max_side), label="w")
-    units = draw(st.integers(1, 5), label="units")
     x = draw(S.arrays((n, c, h, w)), label="x")
     weight = draw(S.arrays((units, c * h * w)), label="weight")
     bias = draw(S.arrays((units,)), label="bias")
@@ -77,13 +78,13 @@ def test_flatten_dense_of_channels_last_memory_is_the_reference(device, activati
 @device_param
 def test_the_flatten_copies_nothing_and_the_input_gradient_comes_back_channels_last(device):
     rng = np.random.default_rng(0)
-    x = Tensor(_channels_last(rng.standard_normal((4, 3, 2, 5)).astype(np.float32)), device=device, requires_grad=True)
+    x = Tensor(_channels_last(rng.standard_normal((13, 3, 2, 5)).astype(np.float32)), device=device, requires_grad=True)
     model = nn.Sequential([nn.Flatten(), nn.Dense(6, activation="relu")], input_shape=(3, 2, 5)).to(device)
     # (the op itself on a GPU, where the plan does not fold: kernels/plan.py)
     out = model(x) if device == "cpu" else dense.flatten_linear(x, *model.layers[1].parameters(), relu=True)
     fn = out.grad_fn
     assert type(fn) is dense.FlattenLinear
-    assert fn.x2.base is not None and tg.device.to_numpy(fn.x2).shape == (4, 30)
+    assert fn.x2.base is not None and tg.device.to_numpy(fn.x2).shape == (13, 30)
     xp = x.xp
     assert xp.shares_memory(fn.x2, x.data)  # the rows are the input's memory: no copy
     out.backward(Tensor(rng.standard_normal(out.shape), device=device))
@@ -118,7 +119,7 @@ def test_training_with_the_fold_is_training_with_the_flatten(device):
     """Three Adam steps (the weight's gradient written into the optimizer's buffer, in the user's order):
     the same parameters as on the reference ops; the weight keeps its (units, C*H*W) shape and order."""
     rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((6, 2, 6, 6)), rng.integers(0, 3, 6)
+    x, y = rng.standard_normal((11, 2, 6, 6)), rng.integers(0, 3, 11)  # (the plan folds batches over 2 * 5)
     trained = []
     for switch in (kernels.enabled, kernels.reference):
         model = _tutorial_like(1, device)
@@ -141,7 +142,7 @@ def test_logits_are_the_forward_bit_for_bit_when_the_dense_after_the_flatten_is_
     tg.manual_seed(0)
     model = nn.Sequential([nn.Conv2D(5, 3, activation="relu"), nn.Flatten(), nn.Dense(7)],
                           input_shape=(3, 9, 9)).to(device)
-    x = Tensor(np.random.default_rng(0).standard_normal((4, 3, 9, 9)).astype(np.float32), device=device)
+    x = Tensor(np.random.default_rng(0).standard_normal((15, 3, 9, 9)).astype(np.float32), device=device)
     logits, out = model.logits(x), model(x)
     np.testing.assert_array_equal(logits.numpy(), out.numpy())
     assert type(logits.grad_fn) is (dense.FlattenLinear if device == "cpu" else dense.FusedLinear)
@@ -179,3 +180,17 @@ def test_a_product_cut_by_rows_has_pieces_of_at_least_rows_piece_the_same_bits_o
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
     np.testing.assert_allclose(results[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("batch, folded", [(8, False), (9, True), (1000, True)])
+def test_the_plan_folds_batches_of_more_than_twice_the_units(batch, folded):
+    """The fold copies the weight (and in training its gradient) instead of the batch: only where
+    that is fewer bytes in training as in inference (kernels/plan.py), whether recorded or not."""
+    rng = np.random.default_rng(0)
+    model = nn.Sequential([nn.Flatten(), nn.Dense(4, activation="relu")], input_shape=(3, 2, 2))
+    x = Tensor(_channels_last(rng.standard_normal((batch, 3, 2, 2)).astype(np.float32)), requires_grad=True)
+    recorded = model(x)
+    assert type(recorded.grad_fn) is (dense.FlattenLinear if folded else dense.FusedLinear)
+    with tg.no_grad():
+        inferred = model(x)
+    np.testing.assert_array_equal(inferred.numpy(), recorded.numpy())

@@ -43,22 +43,30 @@ def run_layers(layers, x, pre_activation=False):
     return x
 
 
-# NOTE: False runs Flatten and Dense apart on the CPU too, summing features in the (C, H, W) order a
-# GPU sums them in (tests compare the two after Adam steps, which magnify float32 order differences)
+# NOTE: False runs Flatten and Dense apart on the CPU too (benchmarks/bench_dense.py compares)
 FOLDS_FLATTEN = True
+# the fold runs for batches of more than this many rows per unit of the Dense (see _flattens_into)
+FOLD_ROWS_PER_UNIT = 2
 
 
 def _flattens_into(layer, following, x):
     """Whether `layer` is a Flatten that would copy x (an (N, C, H, W) tensor held channels-last)
-    into (C, H, W) order for the Dense `following` (neither with its own forward), on NumPy.
+    into (C, H, W) order for the Dense `following` (neither with its own forward), on NumPy, with
+    a batch of more than twice the Dense's units.
 
-    NOTE: not on a GPU: there the flatten's copy is one launch, and the fold costs one more in
-    training (the weight gradient's permutation) for bytes that take microseconds to copy."""
+    NOTE: the fold copies the weight instead of the batch, twice in training (the weight and its
+    gradient, each permuted) and once in inference, and which of the two runs must not depend on
+    whether the forward is recorded (the same bits either way): so it runs where it copies fewer
+    bytes in both, N > 2 * units. Flatten + Dense(3136 -> 128) alone, folded minus unfolded
+    (benchmarks/bench_dense.py, one / two threads, loaded machine): training batch 128 +0.30 /
+    +0.39 ms (not folded), batch 512 -4.0 / -0.7 ms, inference batch 1000 -2.7 / -3.0 ms (~5% of
+    the model's). Not on a GPU: there the flatten's copy is one launch, and the fold costs one
+    more in training."""
     return (FOLDS_FLATTEN and type(layer).forward is Flatten.forward and isinstance(layer, Flatten)
             and layer.data_format != "channels_first" and isinstance(following, Dense)
             and type(following).forward is Dense.forward and type(following).pre_activation is Dense.pre_activation
             and isinstance(x, Tensor) and not getattr(x, "_symbolic", False) and x.xp.__name__ == "numpy"
-            and channels_last(x.data))
+            and x.ndim == 4 and x.shape[0] > FOLD_ROWS_PER_UNIT * following.units and channels_last(x.data))
 
 
 def _flatten_dense(flatten, dense, x, pre_activation):
