@@ -58,10 +58,10 @@ def _flattens_into(layer, following, x):
     gradient, each permuted) and once in inference, and which of the two runs must not depend on
     whether the forward is recorded (the same bits either way): so it runs where it copies fewer
     bytes in both, N > 2 * units. Flatten + Dense(3136 -> 128) alone, folded minus unfolded
-    (benchmarks/bench_dense.py, one / two threads, loaded machine): training batch 128 +0.30 /
-    +0.39 ms (not folded), batch 512 -4.0 / -0.7 ms, inference batch 1000 -2.7 / -3.0 ms (~5% of
-    the model's). Not on a GPU: there the flatten's copy is one launch, and the fold costs one
-    more in training."""
+    (benchmarks/results/dense_fold.json, one / two threads, loaded machine): training batch 128
+    +0.33 / +0.43 ms (not folded), batch 512 -3.6 / -0.9 ms, inference batch 1000 -2.9 / -5.5 ms
+    (the whole inference 0.95x of main's). Not on a GPU: there the flatten's copy is one launch,
+    and the fold costs one more in training."""
     return (FOLDS_FLATTEN and type(layer).forward is Flatten.forward and isinstance(layer, Flatten)
             and layer.data_format != "channels_first" and isinstance(following, Dense)
             and type(following).forward is Dense.forward and type(following).pre_activation is Dense.pre_activation
