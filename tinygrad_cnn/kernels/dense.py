@@ -2,9 +2,10 @@
 import math
 
 from .. import ops
+from ..autograd import constant
 from .homes import GradientHomes
 from .fusion import fuse
-from . import parallel
+from . import buffers, parallel
 from .parallel import concurrently, over_batch, over_chunks, pieces
 
 
@@ -51,6 +52,11 @@ def _over_rows(xp, out, work):
 # NOTE: a piece of a split product has at least this many rows (or columns, or values of the
 # shared axis), so that each GEMM call still runs at full speed
 PIECE = 64
+# NOTE: ... and at least this many rows when cut by rows: each piece packs the whole of the other
+# operand again (the weight, read transposed), which costs about what ~30 rows of the product do.
+# Dense 3136 -> 128 at inference batch 1000 (one thread, one process, loaded machine): 8 pieces of
+# 125 rows 8.9 ms, 4 of 250 7.9, 2 of 500 7.3, one call 7.0; 4 pieces keep 4 cores busy
+ROWS_PIECE = 256
 
 
 def split_product(xp, a, b, out):
@@ -80,7 +86,8 @@ def split_product(xp, a, b, out):
             out += part
         return out
     by_rows = m > n
-    cuts = [slice(0, m if by_rows else n)] if whole else pieces(m if by_rows else n, PIECE)
+    cut = m if by_rows else n
+    cuts = [slice(0, cut)] if whole else pieces(cut, ROWS_PIECE if by_rows else PIECE)
 
     def work(source):
         for _, s in source:
@@ -150,20 +157,93 @@ class FusedLinear(GradientHomes, ops.Linear):
         w_home = self.grad_home(1, weight.shape, xp.result_type(g2, x2)) if need_w else None
         if need_x and need_w:  # one product per core (parallel.concurrently); dot: see kernels/conv.py
             grad_x, grad_w = concurrently(xp, x2.size + weight.size, lambda: xp.dot(g2, weight),
-                                          lambda: xp.dot(g2.T, x2, out=w_home))
+                                          lambda: self._weight_gradient(g2, x2, w_home, xp.dot))
         elif need_x:
             grad_x = split_product(xp, g2, weight, xp.empty((g2.shape[0], weight.shape[1]),
                                                             dtype=xp.result_type(g, weight)))
         elif need_w:
-            grad_w = split_product(xp, g2.T, x2, w_home if w_home is not None else
-                                   xp.empty(weight.shape, dtype=xp.result_type(g, x2)))
+            grad_w = self._weight_gradient(g2, x2, w_home, lambda a, b, out=None: split_product(
+                xp, a, b, out if out is not None else xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))))
         if grad_x is not None:
-            grad_x = grad_x.reshape(self.x_shape)
+            grad_x = self._input_gradient(grad_x)
         if len(self.needs_input_grad) == 3:
             if not self.needs_input_grad[2]:
                 return grad_x, grad_w, None
             return grad_x, grad_w, g2.sum(axis=0, out=self.grad_home(2, (g2.shape[1],), g2.dtype))
         return grad_x, grad_w
+
+    def _weight_gradient(self, g2, x2, home, product):
+        """g2.T @ x2 by `product` (xp.dot or a split product, with out=), into `home` when it is one."""
+        return product(g2.T, x2, out=home)
+
+    def _input_gradient(self, grad_rows):
+        """The input's gradient from its rows' (g2 @ weight), in the input's shape."""
+        return grad_rows.reshape(self.x_shape)
+
+
+class FlattenLinear(FusedLinear):
+    """Flatten then Dense (kernels/plan.py) on an (N, C, H, W) input held channels-last in memory
+    (what the convolution kernels return): x.flatten(1) @ weight.T + bias (and ReLU), the weight
+    in the user's (C, H, W) feature order, as state_dict, files and get_weights keep it.
+
+    NOTE: a flatten of such an input copies it into (C, H, W) order (1.6 MB a training batch of
+    the tutorial, 12.5 MB at inference batch 1000); here the input's rows are used as they lie,
+    in (H, W, C) order, and the weight's columns are permuted to match instead, a copy of the
+    weight's size (1.6 MB) per call, whatever the batch. The input's gradient comes out
+    channels-last, as the convolution's backward reads it best, and the weight's gradient is
+    permuted back into the user's order (into the optimizer's buffer when it has one). The sum
+    over features runs in (H, W, C) order, so the last bits differ from a flatten's; the same
+    bits recorded or not (tests/test_inference.py)."""
+
+    def forward(self, x, weight, *bias, relu=False):
+        xp = self.xp
+        n, c, h, w = x.shape
+        units = weight.shape[0]
+        self.image = (c, h, w)
+        rows = x.transpose(0, 2, 3, 1).reshape(n, h * w * c)  # a view: the memory is channels-last
+        permuted = buffers.empty(xp, (units, h * w, c), weight.dtype)  # (kept from step to step: buffers.py)
+        copy_over_rows(xp, permuted, weight.reshape(units, c, h * w).transpose(0, 2, 1))
+        return super().forward(rows, permuted.reshape(units, -1), *bias, relu=relu)
+
+    def _weight_gradient(self, g2, x2, home, product):
+        xp, (c, h, w) = self.xp, self.image
+        units = g2.shape[1]
+        permuted = product(g2.T, x2, out=buffers.empty(xp, (units, x2.shape[1]), xp.result_type(g2, x2)))
+        grad = home if home is not None else xp.empty((units, c * h * w), dtype=permuted.dtype)
+        copy_over_rows(xp, grad.reshape(units, c, h * w), permuted.reshape(units, h * w, c).transpose(0, 2, 1))
+        return grad
+
+    def _input_gradient(self, grad_rows):
+        c, h, w = self.image
+        return grad_rows.reshape(-1, h, w, c).transpose(0, 3, 1, 2)  # channels-last, as the input was
+
+    def backward_graph(self, g, inputs, output):
+        """The gradients with Tensor ops (for create_graph=True): those of linear(x.flatten(1), ...)."""
+        x, weight, need = inputs[0], inputs[1], self.needs_input_grad
+        if self.out is not None:  # ReLU's gradient first
+            g = g * constant((output.data > 0).astype(g.dtype), self.device)
+        grad_x = (g @ weight).reshape(x.shape) if need[0] else None
+        grad_w = g.T @ x.flatten(1) if need[1] else None
+        if len(need) == 3:
+            return grad_x, grad_w, g.sum(axis=0) if need[2] else None
+        return grad_x, grad_w
+
+
+def copy_over_rows(xp, target, source):
+    """target[...] = source, its rows (axis 0) split over CPU cores (a copy: the same bits however cut)."""
+    _over_rows(xp, target, lambda r: xp.copyto(target[r], source[r]))
+
+
+def channels_last(array):
+    """Whether a 4-D (N, C, H, W) array's memory is (N, H, W, C) in C order, and not also
+    (N, C, H, W) (where flattening is free anyway)."""
+    return (array.ndim == 4 and array.transpose(0, 2, 3, 1).flags.c_contiguous
+            and not array.flags.c_contiguous)
+
+
+def flatten_linear(x, weight, *bias, relu=False):
+    """Flatten then linear (and ReLU) as one op (FlattenLinear), for x (N, C, H, W) held channels-last."""
+    return FlattenLinear.apply(x, weight, *bias, relu=relu)
 
 
 def linear_relu(x, weight, *bias):

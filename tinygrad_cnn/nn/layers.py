@@ -523,10 +523,14 @@ class AvgPool2D(_Pool):
 MaxPooling2D = MaxPool2D
 
 
-def run_layers(layers, x):
-    """Apply layers in order: what Sequential does (kernels/ plan which neighbours fuse)."""
-    for layer in layers:
+def run_layers(layers, x, pre_activation=False):
+    """Apply layers in order: what Sequential does (kernels/ plan which neighbours fuse). With
+    pre_activation=True the last layer (an Activated one) gives its pre-activation (Sequential.logits)."""
+    for layer in layers[:-1] if pre_activation else layers:
         x = layer(x)
+    if pre_activation:
+        last = layers[-1]
+        x = last.pre_activation(last.prepare(x))
     return x
 
 
@@ -773,15 +777,17 @@ class Sequential(Layer):
             raise ValueError("logits() of an empty Sequential")
         x = self.prepare(x)
         *body, last = self.layers
-        x = kernel_for(run_layers, x.device)(body, x)
-        if isinstance(last, (Softmax, Sigmoid)):
-            return last.prepare(x)
         if isinstance(last, Activated):
             if last.activation_name not in ("softmax", "sigmoid", None):
                 raise ValueError(f"logits(): the last layer ({last.label()}) ends in activation "
                                  f"{last.activation_name!r}, whose output is not logits; only a final "
                                  f"softmax or sigmoid is stripped")
-            return last.pre_activation(last.prepare(x))
+            # NOTE: one call with the last layer in it, so that the plan fuses it with the layer
+            # before as the model's forward does (the same bits either way)
+            return kernel_for(run_layers, x.device)(self.layers, x, pre_activation=True)
+        x = kernel_for(run_layers, x.device)(body, x)
+        if isinstance(last, (Softmax, Sigmoid)):
+            return last.prepare(x)
         if isinstance(last, Elementwise):
             raise ValueError(f"logits(): the model ends in {last.label()}, whose output is not logits")
         return last(x)
