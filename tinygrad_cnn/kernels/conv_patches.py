@@ -71,12 +71,13 @@ class PoolPatches:
         o, c, kh, kw = weight.shape
         self.xp, self.blocks, self.has_bias = xp, blocks, bias is not None
         self.box, self.places, rows = _layout(c, kh, kw, tuple(stride), tuple(dilation), blocks.window, self.has_bias)
+        self.rows = xp.asarray(rows)  # every offset's taps as rows of the stacked (offsets * (patch [+ 1]), O)
         self.size = self.box[0] * self.box[1] * c
         self.step = (blocks.window[0] * stride[0], blocks.window[1] * stride[1])  # from one patch to the next
         # NOTE: every offset's taps set by one indexed write (Python work holds the lock the other thread needs)
         w_mat = weight.transpose(2, 3, 1, 0).reshape(1, kh * kw * c, o)  # im2col's (KH*KW*C, O)
         self.weights = xp.zeros((blocks.count, self.size + self.has_bias, o), dtype=weight.dtype)
-        self.weights.reshape(-1, o)[xp.asarray(rows)] = xp.broadcast_to(w_mat, (blocks.count,) + w_mat.shape[1:]).reshape(-1, o)
+        self.weights.reshape(-1, o)[self.rows] = xp.broadcast_to(w_mat, (blocks.count,) + w_mat.shape[1:]).reshape(-1, o)
         if self.has_bias:
             self.weights[:, self.size] = bias  # (cast to the weight's dtype, as FusedConvolution's w_mat)
 
@@ -115,21 +116,19 @@ class PoolPatches:
 
     def weight_gradient(self, operand, g_rows):
         """A chunk's share of the (KH*KW*C [+ 1], O) weight gradient (the bias's its last row), from its
-        patch rows (`operand`, from fill) and its routed output gradient in the blocks' order:
-        offset q's (patch [+ 1], O) product, its rows at q's taps summed into the taps' gradient.
+        patch rows (`operand`, from operand() or fill) and its routed output gradient in the blocks'
+        order: offset q's (patch [+ 1], O) product, its rows at q's taps summed into the taps' gradient.
 
-        NOTE: dot, not matmul (see FusedConvolution.backward); q in order, so the bits do not depend
-        on threads."""
+        NOTE: dot, not matmul (see FusedConvolution.backward); the four products summed in offset order
+        (so the bits do not depend on threads), by one gather and one sum for all of them."""
         xp = self.xp
-        windows = operand.shape[0]
-        part = None
-        for q, place in enumerate(self.places):
-            product = xp.dot(operand.T, g_rows[q * windows:(q + 1) * windows])
-            share = product[place]
-            if self.has_bias:
-                share = xp.concatenate([share, product[self.size:]])
-            if part is None:
-                part = share
-            else:
-                part += share
+        windows, o = operand.shape[0], g_rows.shape[1]
+        products = xp.empty((self.blocks.count, self.size + self.has_bias, o), dtype=xp.result_type(operand, g_rows))
+        for q in range(self.blocks.count):
+            xp.dot(operand.T, g_rows[q * windows:(q + 1) * windows], out=products[q])
+        k = len(self.places[0])
+        part = xp.empty((k + self.has_bias, o), dtype=products.dtype)
+        xp.sum(products.reshape(-1, o)[self.rows].reshape(self.blocks.count, k, o), axis=0, out=part[:k])
+        if self.has_bias:
+            xp.sum(products[:, self.size], axis=0, out=part[k])
         return part
