@@ -36,7 +36,8 @@ TABLE = [
     Row(reference_conv.Convolution, conv.FusedConvolution, _BOTH,
         "channels-last im2col in cache-sized chunks over CPU cores; bias folded into the GEMM"),
     Row(reference_conv.conv_pool_relu, conv.conv_pool_relu, _BOTH,
-        "conv + bias + max-pool + ReLU as one op, pooled in cache; the gradient routed by one byte per window"),
+        "conv + bias + max-pool + ReLU as one op, pooled in cache; the gradient routed by one byte per window; "
+        "few input channels (CPU): one 4x4 patch row per pool window (conv_patches)"),
     Row(reference_conv.conv_pool_relu, winograd.conv_pool_relu, ("cpu",),
         "3x3 stride-1 conv + 2x2 pool as Winograd F(2x2, 3x3) if chosen (winograd.WINS_FROM_CHANNELS; off by default)"),
     Row(reference_conv.conv_pool_relu, conv_few.FewChannelConvolution, ("cpu",),

@@ -11,6 +11,7 @@ from .dense import relu_gradient
 from .fusion import arange_constant, fuse
 from .homes import GradientHomes
 from .parallel import over_batch, over_chunks, pieces
+from . import conv_patches
 
 
 def _gpu_weight(xp, weight, bias, count):
@@ -206,6 +207,13 @@ class FusedConvolution(GradientHomes, Function):
         # than an output row, so im2col writes a column-major matrix along output rows instead
         # (on the CPU: on a GPU a batched GEMM would first copy such a matrix C-contiguous).
         self.channels_first = c * kw < blocks.width and not on_gpu
+        # NOTE: and a pooling one takes one row per pool window (its patch) instead (conv_patches):
+        # conv1 of the tutorial, see benchmarks/README.md for its figures
+        self.patches = None
+        if pool is not None and conv_patches.applies(weight, stride, dilation, blocks, self.channels_first) \
+                and conv_patches.usable(xp, x):
+            self.patches = conv_patches.PoolPatches(xp, weight, bias[0] if bias else None, stride, dilation, blocks)
+        patches = self.patches
         self.geometry = (x.shape, out_h, out_w, stride, padding, dilation)
         self.x_dtype = x.dtype
         # values only (not recorded, pooling, on the CPU: see _pool_values): nothing is kept for backward,
@@ -215,6 +223,9 @@ class FusedConvolution(GradientHomes, Function):
         self.x_pad = x_pad = None if values_only else buffers.empty(xp, (n,) + padded_shape, x.dtype)
         window_args = (kh, kw, blocks.height, blocks.width, stride, dilation, blocks.window)
         self.windows = None if values_only else _windows(xp, x_pad, *window_args)
+        if patches is not None and not values_only:  # kept for backward's weight gradient (1/4 of the output's size)
+            self.patch_rows = patches.new_rows(n * blocks.height * blocks.width, x.dtype)
+            patch_view = patches.view(x_pad)
         dtype = xp.result_type(x, w_mat)
         # NOTE: the work goes chunk by chunk, each chunk's im2col rows in one buffer per thread
         # that stays in cache, and backward rebuilds them for the weight gradient: writing the
@@ -240,23 +251,40 @@ class FusedConvolution(GradientHomes, Function):
         self.image_values = blocks.rows_per_image * max(k + 1, o)  # an image's im2col rows, or its output
         image_bytes = self.image_values * x.itemsize
 
-        chunks = cache_chunks(n, image_bytes, xp, self.chunk_bytes())
+        self.chunks = chunks = cache_chunks(n, image_bytes, xp, self.chunk_bytes())
         most = (chunks[0].stop - chunks[0].start) * blocks.rows_per_image if chunks else 0
         self.cols = None
 
         def work(source):
-            chunk_cols = self._new_cols(most)
+            chunk_cols = self._new_cols(most) if patches is None else None
             chunk_out = result.reshape(-1, o) if pool is None else buffers.empty(xp, (most, o), dtype)
             if values_only:  # this thread's padded chunk, its windows, and _pool_values' views
                 padded = buffers.empty(xp, (most // blocks.rows_per_image,) + padded_shape, x.dtype)
                 windows, views = _windows(xp, padded, *window_args), {}
+                if patches is not None:  # its patches instead of its windows
+                    windows, chunk_cols = patches.view(padded), patches.new_rows(most // blocks.count, x.dtype)
             for _, chunk in source:
                 if values_only:
                     count = chunk.stop - chunk.start
                     pad_nhwc(xp, x[chunk], padding, out=padded[:count])
+                    if patches is not None:
+                        rows = patches.fill(windows, slice(0, count), chunk_cols, 0)
+                        self._pool_values(count, None, rows, chunk_out, patches.weights, result[chunk], None)
+                        continue
                     self._pool_values(count, windows, chunk_cols, chunk_out, w_mat, result[chunk], views)
                     continue
                 pad_nhwc(xp, x[chunk], padding, out=x_pad[chunk])
+                if patches is not None:  # (windows, patch [+ 1]): the same rows for every offset's GEMM
+                    rows = patches.fill(patch_view, chunk, self.patch_rows, chunk.start * blocks.height * blocks.width)
+                    size = rows.shape[0] * blocks.count
+                    per_offset = xp.reshape(chunk_out[:size], (blocks.count, -1, o))
+                    xp.matmul(rows, patches.weights, out=per_offset)  # (one BLAS call per offset, as below)
+                    if offset is None:
+                        MAX_OF_BLOCKS[relu](result[chunk], *blocks.split(chunk_out[:size], o))
+                    else:
+                        MAX_AND_FIRST_OFFSET[relu](result[chunk], offset[chunk], one,
+                                                    *blocks.split(chunk_out[:size], o))
+                    continue
                 cols = self._fill_cols(chunk, chunk_cols)
                 if len(chunks) == 1:  # see backward
                     self.cols = cols
@@ -284,8 +312,9 @@ class FusedConvolution(GradientHomes, Function):
         return result.transpose(0, 3, 1, 2)
 
     def chunk_bytes(self):
-        """The most bytes of im2col rows or full-size output a chunk of images may hold (see CHUNK_BYTES)."""
-        return CHUNK_BYTES
+        """The most bytes of im2col rows or full-size output a chunk of images may hold (see CHUNK_BYTES;
+        less with patches: conv_patches.CHUNK_BYTES)."""
+        return CHUNK_BYTES if self.patches is None else min(CHUNK_BYTES, conv_patches.CHUNK_BYTES)
 
     def _pool_values(self, count, windows, cols, scratch, w_mat, out, views):
         """The pooled output `out` (count, H', W', O) of a chunk of `count` images whose padded input
@@ -304,6 +333,18 @@ class FusedConvolution(GradientHomes, Function):
         Padding each chunk into a buffer of its thread's (forward) instead of the whole batch's keeps
         36 MB less at batch 1000 and took conv2 from 90-91 to 87-88 ms a batch (one thread)."""
         xp, blocks = self.xp, self.blocks
+        if windows is None:  # patches (conv_patches): `cols` holds the chunk's patch rows, `w_mat` each offset's weights
+            flat = out.reshape(-1, out.shape[-1])
+            product = scratch[:flat.shape[0]]
+            for q in range(blocks.count):
+                if q == 0:
+                    xp.matmul(cols, w_mat[0], out=flat)
+                    if self.relu:
+                        xp.maximum(out, 0, out=out)
+                else:
+                    xp.matmul(cols, w_mat[q], out=product)
+                    xp.maximum(out, product.reshape(out.shape), out=out)
+            return
         if count not in views:  # NOTE: made once per chunk size: as_strided is Python code (see conv_few)
             rows = cols[:count * blocks.rows_per_image].reshape(blocks.count, -1, cols.shape[1])
             shape = (1, 1) + windows[:, :, :count].shape[2:]
@@ -360,16 +401,19 @@ class FusedConvolution(GradientHomes, Function):
         if pooling:  # 1 + each block's index, as (PH, PW, 1, 1, 1, 1) to compare with every offset at once
             codes = offset_codes(self, blocks.count)[1:].reshape(blocks.window + (1, 1, 1, 1))
 
-        chunks = cache_chunks(n, image_bytes, xp, self.chunk_bytes())
+        # (with patches, forward's chunks: each chunk's patch rows are one block of the kept buffer)
+        chunks = self.chunks if self.patches is not None else cache_chunks(n, image_bytes, xp, self.chunk_bytes())
         most = chunks[0].stop - chunks[0].start if chunks else 0
         parts = [None] * len(chunks)  # each chunk's share of the weight gradient (KH*KW*C, O), the bias its last row
         # NOTE: with one chunk each way (always on a GPU) forward's im2col rows are the ones needed here:
         # kept, not rebuilt (on a GPU an im2col copy and a fill of the ones column a layer); with more
         # chunks they are rebuilt chunk by chunk in cache (see forward)
         kept = self.cols if len(chunks) == 1 else None
+        patches = self.patches
 
         def work(source):
-            chunk_cols = self._new_cols(most * blocks.rows_per_image) if need_params and kept is None else None
+            chunk_cols = (self._new_cols(most * blocks.rows_per_image)
+                          if need_params and kept is None and patches is None else None)
             if pooling:
                 routed = buffers.empty(xp, (most * blocks.rows_per_image, o), g.dtype)  # in the rows' order
             scratch = grad_x.scratch(most) if need_x else None
@@ -387,7 +431,11 @@ class FusedConvolution(GradientHomes, Function):
                     g_rows = g_rows.reshape(-1, o)
                 else:
                     g_rows = g[chunk].reshape(-1, o)
-                if need_params:
+                if need_params and patches is not None:  # forward's patch rows, kept (see conv_patches)
+                    operand = patches.operand(self.patch_rows, chunk.start * blocks.height * blocks.width,
+                                              size // blocks.count)
+                    parts[index] = patches.weight_gradient(operand, g_rows)
+                elif need_params:
                     cols = kept if kept is not None else self._fill_cols(chunk, chunk_cols)
                     # NOTE: dot, not matmul: matmul keeps the GIL when its output has at most 500
                     # values (conv1's is 10 x 32), and the other thread's ops then stall on it
