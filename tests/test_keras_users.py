@@ -377,3 +377,20 @@ def test_set_weights_names_a_kernel_in_the_projects_own_layout():
     with pytest.raises(ValueError, match=r"got shape \(8, 36\), expected \(36, 8\)"):
         model.set_weights([w.T if w.ndim == 2 and w.shape == (36, 8) else w for w in weights])
     assert all(numpy.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # nothing was written
+
+
+@pytest.mark.gpu
+def test_set_weights_takes_cupy_arrays():
+    """set_weights of CuPy arrays (a model on the GPU, its weights moved there by hand): load_state_dict took
+    them (device.to_numpy), but set_weights' layout check called numpy.asarray on them first, which CuPy
+    refuses ("Implicit conversion to a NumPy array is not allowed")."""
+    import cupy
+    model = _conv_model(tk)
+    model.build((6, 6, 2))
+    weights = model.get_weights()
+    model.set_weights([w * 2 for w in weights])
+    model.set_weights([cupy.asarray(w) for w in weights])
+    assert all(numpy.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+    conv = model.layers[0]
+    conv.set_weights([cupy.asarray(w) for w in weights[:2]])
+    assert all(numpy.array_equal(a, b) for a, b in zip(conv.get_weights(), weights[:2]))
