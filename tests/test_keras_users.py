@@ -377,3 +377,36 @@ def test_set_weights_names_a_kernel_in_the_projects_own_layout():
     with pytest.raises(ValueError, match=r"got shape \(8, 36\), expected \(36, 8\)"):
         model.set_weights([w.T if w.ndim == 2 and w.shape == (36, 8) else w for w in weights])
     assert all(numpy.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # nothing was written
+
+
+@pytest.mark.gpu
+def test_set_weights_takes_cupy_arrays():
+    """set_weights of CuPy arrays (a model on the GPU, its weights moved there by hand): load_state_dict took
+    them (device.to_numpy), but set_weights' layout check called numpy.asarray on them first, which CuPy
+    refuses ("Implicit conversion to a NumPy array is not allowed")."""
+    import cupy
+    model = _conv_model(tk)
+    model.build((6, 6, 2))
+    weights = model.get_weights()
+    model.set_weights([w * 2 for w in weights])
+    model.set_weights([cupy.asarray(w) for w in weights])
+    assert all(numpy.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+    conv = model.layers[0]
+    conv.set_weights([cupy.asarray(w) for w in weights[:2]])
+    assert all(numpy.array_equal(a, b) for a, b in zip(conv.get_weights(), weights[:2]))
+
+
+def test_set_weights_of_a_functional_model_with_branches_before_its_first_call():
+    """A functional model with branches (merged by Add) is built from its Input, but its Add layer said it
+    'could still make weights' until called (its class overrides build), so load_state_dict, and set_weights
+    with it, refused the model as not built: set_weights(other.get_weights()) failed on a new model."""
+    def branched(seed):
+        tk.utils.set_random_seed(seed)
+        inputs = tk.Input((4, 4, 2))
+        merged = tk.layers.Add()([tk.layers.Conv2D(3, 3, padding="same")(inputs), tk.layers.Conv2D(3, 1)(inputs)])
+        return tk.Model(inputs, tk.layers.Dense(5)(tk.layers.Flatten()(merged)))
+
+    source, target = branched(1), branched(2)
+    target.set_weights(source.get_weights())
+    x = numpy.random.default_rng(0).normal(size=(3, 4, 4, 2)).astype("float32")
+    numpy.testing.assert_array_equal(target.predict(x, verbose=0), source.predict(x, verbose=0))

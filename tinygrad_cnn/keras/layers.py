@@ -11,6 +11,7 @@ import threading
 import numpy
 
 from .. import nn
+from ..device import to_numpy
 from ..nn.layers import Activated, shape_tuple, get_activation
 
 DEFAULT_DATA_FORMAT = "channels_last"
@@ -119,7 +120,7 @@ def from_keras_layouts(model, named_weights, where):
         module_name, _, attribute = name.rpartition(".")
         layout = _layout(owners[module_name], attribute)
         value = value.numpy() if hasattr(value, "numpy") and not isinstance(value, numpy.ndarray) else value
-        value = numpy.asarray(value)
+        value = numpy.asarray(to_numpy(value))  # (a CuPy array refuses numpy.asarray)
         want = to_keras_layout(owners[module_name], attribute, state[name]).shape
         if value.shape != want:
             form = f" in Keras' layout {layout[2]}" if layout is not None else ""

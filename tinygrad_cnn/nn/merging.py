@@ -32,6 +32,11 @@ class _Merge(Layer):
         self._check_shapes(shapes, batch=False)
         return self._merged_shape(shapes)
 
+    def makes_weights(self):
+        """False: a merge has no weights (its build only checks shapes), so its not being built yet keeps no
+        state_dict from loading."""
+        return False
+
     def build(self, input_shapes):
         """Nothing to create: a merge has no weights; checks the shapes."""
         self.compute_output_shape(input_shapes)
