@@ -142,8 +142,12 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, default=None, help="winograd.CHUNK_BYTES to try (bytes)")
     p.add_argument("--memory", action="store_true", help="also the peak memory of 8 training steps, each way "
                    "(child processes, Linux)")
+    p.add_argument("--threads", type=int, default=None, help="parallel.set_num_threads (default: one per core)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
+    if args.threads:
+        from tinygrad_cnn.kernels import parallel
+        parallel.set_num_threads(args.threads)
     if args.chunk:
         winograd.CHUNK_BYTES = args.chunk
     rows, results = [], {}

@@ -14,7 +14,7 @@ Everything is channels-last and works on whole chunks of images with strided vie
 transforms are adds and subtracts of strided slices, a handful of NumPy calls per chunk, nothing
 loops over tiles, pixels or channels."""
 from ..autograd import Function
-from .conv import (MAX_AND_FIRST_OFFSET, MAX_OF_BLOCKS, offset_codes, pad_nhwc, route_by_codes, unpad_nchw,
+from .conv import (MAX_AND_FIRST_OFFSET, MAX_OF_BLOCKS, offset_codes, route_by_codes,
                    conv_pool_relu as _direct)
 from . import buffers
 from .homes import GradientHomes
@@ -109,7 +109,7 @@ class WinogradConvPool(GradientHomes, Function):
         # conv.MAX_OF_BLOCKS, and pads each chunk into a buffer of its thread's)
         keep_v = KEEP_V and self.recorded
         self.v = buffers.empty(xp, (16, n * th * tw, c), dtype) if keep_v else None
-        self.x_pad = buffers.empty(xp, (n, height, width, c), x.dtype) if self.recorded and not keep_v else None
+        self.x_pad = buffers.empty(xp, (n * height * width * c,), x.dtype) if self.recorded and not keep_v else None
         result = buffers.empty(xp, (n, th, tw, o), dtype)
         self.offset = buffers.empty(xp, result.shape, xp.uint8) if self.recorded else None
         one = offset_codes(self, 4)[1:2] if self.recorded else None
@@ -119,17 +119,19 @@ class WinogradConvPool(GradientHomes, Function):
         per_image = th * tw
 
         def work(source):
-            d = buffers.empty(xp, (most, height, width, c), x.dtype) if self.x_pad is None else None
-            t = buffers.empty(xp, (4, most, height, tw, c), dtype)
+            d = buffers.empty(xp, (most * height * width * c,), x.dtype) if self.x_pad is None else None
+            t = buffers.empty(xp, (4, th, 2, tw + 1, most, c), dtype)
             v = self._buffers(most, dtype, c) if self.v is None else None
             m = self._buffers(most, dtype, o)
+            pool_values = buffers.empty(xp, (th, tw, most, o), dtype)
+            pool_codes = buffers.empty(xp, (th, tw, most, o), xp.uint8) if self.offset is not None else None
             for _, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
-                padded = d[:images] if self.x_pad is None else self.x_pad[chunk]
-                pad_nhwc(xp, x[chunk], padding, out=padded)
+                padded = self._split(d if self.x_pad is None else self.x_pad, chunk.start if d is None else 0, images)
+                self._pad_split(x[chunk], padded)
                 vc = v[:, :tiles] if self.v is None else self.v[:, chunk.start * per_image:chunk.stop * per_image]
-                self._input_transform(padded, t[:, :images], vc)
+                self._input_transform(padded, t[:, :, :, :, :images], vc)
                 mc = m[:, :tiles]
                 xp.matmul(vc, self.u, out=mc)
                 mc = mc.reshape(4, 4, tiles, o)
@@ -147,14 +149,50 @@ class WinogradConvPool(GradientHomes, Function):
                 ends[:, 0] += ends[:, 2]
                 xp.subtract(ends[:, 1], ends[:, 3], out=ends[:, 3])
                 ends[:, 3] -= ends[:, 2]
-                blocks = [mc[3 * i, 3 * j].reshape(images, th, tw, o) for i in range(2) for j in range(2)]
+                blocks = [mc[3 * i, 3 * j].reshape(th, tw, images, o) for i in range(2) for j in range(2)]
+                # NOTE: pooled in the tiles' order (TH, TW, images, O), then copied into the (N, TH, TW, O)
+                # result: the pooling's ten passes over its output ran 2x slower on the strided view
+                pooled = pool_values[:, :, :images]
                 if self.offset is None:
-                    MAX_OF_BLOCKS[relu](result[chunk], *blocks)
+                    MAX_OF_BLOCKS[relu](pooled, *blocks)
                 else:
-                    MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one, *blocks)
+                    codes = pool_codes[:, :, :images]
+                    MAX_AND_FIRST_OFFSET[relu](pooled, codes, one, *blocks)
+                    self.offset[chunk] = codes.transpose(2, 0, 1, 3)
+                result[chunk] = pooled.transpose(2, 0, 1, 3)
 
         over_chunks(xp, chunks, n * per_image * 16 * max(c, o), work)
         return result.transpose(0, 3, 1, 2)
+
+    def _split(self, flat, start, images):
+        """The padded chunk of `images` images from image `start` on, in the flat buffer `flat`, as
+        (2, Hp / 2, 2, Wp / 2, images, C): padded pixel (2I + r, 2J + s) of image k at [r, I, s, J, k].
+
+        NOTE: tile (i, j) reads rows 2i..2i+3 and columns 2j..2j+3, so each of its 16 points, across
+        all tiles, is a slice [r, i0:i0 + TH, s, j0:j0 + TW] of this layout, long runs of memory (TW
+        x images x C values) rather than the C-value runs of stride-2 slices of an (N, Hp, Wp, C)
+        image: the transforms' passes took ~0.7x the time (the images innermost: the tiles are
+        ordered (tile row, tile column, image) throughout)."""
+        _, c, _, _, _, th, tw, _ = self.shapes
+        size = (2 * th + 2) * (2 * tw + 2) * c
+        return flat[start * size:(start + images) * size].reshape(2, th + 1, 2, tw + 1, images, c)
+
+    def _pad_split(self, x, d):
+        """Copy the NCHW chunk x (images, C, H, W) into its padded, split layout d (see _split)."""
+        (top, bottom), (left, right) = self.shapes[7]
+        _, _, h, w = x.shape
+        height, width = h + top + bottom, w + left + right
+        for r in [*range(top), *range(top + h, height)]:  # the padding: zero rows, then columns
+            d[r % 2, r // 2] = 0
+        for s in [*range(left), *range(left + w, width)]:
+            d[:, :, s % 2, s // 2] = 0
+        image = x.transpose(2, 3, 0, 1)  # (H, W, images, C)
+        for y0 in range(min(2, h)):
+            r = y0 + top
+            rows = slice(r // 2, r // 2 + len(range(y0, h, 2)))
+            for x0 in range(min(2, w)):
+                s = x0 + left
+                d[r % 2, rows, s % 2, s // 2:s // 2 + len(range(x0, w, 2))] = image[y0::2, x0::2]
 
     def cache_chunks(self, dtype):
         """Chunks of images fixed by the problem (parallel.pieces): never by the thread count,
@@ -179,29 +217,29 @@ class WinogradConvPool(GradientHomes, Function):
         return xp.ascontiguousarray(u.transpose(1, 0, 3, 2)).reshape(16, c, o)
 
     def _input_transform(self, d, t, v):
-        """V = B^T d B for every 4x4 tile (at stride 2) of the padded chunk d (images, Hp, Wp, C),
-        written into v (16, tiles, C); `t` (4, images, Hp, TW, C) holds the column pass.
+        """V = B^T d B for every 4x4 tile (at stride 2) of the padded chunk d (2, TH + 1, 2, TW + 1,
+        images, C) (see _split), written into v (16, tiles, C), tiles in (TH, TW, images) order; `t`
+        (4, TH, 2, TW + 1, images, C) holds the row pass.
 
         NOTE: B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]] as adds of strided
-        slices: 4 calls over columns (each for all tiles), then 4 over rows that each write 4 of the
-        16 outputs at once; 8 passes over chunk-sized data in all. Columns first: their slices
-        are contiguous only along the channels, and the row pass then reads whole (TW, C) runs
-        (15% faster than rows first)."""
+        slices: 4 calls over rows (each for all tiles), then 4 over columns that each write 4 of the
+        16 outputs at once; 8 passes over chunk-sized data, each over runs of TW x images x C values
+        or more."""
         xp = self.xp
-        images, th, tw = d.shape[0], (d.shape[1] - 2) // 2, t.shape[3]
-        cols = [d[:, :, k:k + 2 * tw - 1:2] for k in range(4)]  # (images, Hp, TW, C) each
-        xp.subtract(cols[0], cols[2], out=t[0])
-        xp.add(cols[1], cols[2], out=t[1])
-        xp.subtract(cols[2], cols[1], out=t[2])
-        xp.subtract(cols[1], cols[3], out=t[3])
-        out = v.reshape(4, 4, images, th, tw, -1)
+        th, tw = t.shape[1], t.shape[3] - 1
+        rows = [d[a % 2, a // 2:a // 2 + th] for a in range(4)]  # (TH, 2, TW + 1, images, C) each
+        xp.subtract(rows[0], rows[2], out=t[0])
+        xp.add(rows[1], rows[2], out=t[1])
+        xp.subtract(rows[2], rows[1], out=t[2])
+        xp.subtract(rows[1], rows[3], out=t[3])
+        out = v.reshape(4, 4, th, tw, d.shape[4], -1)
         if not _is_view_of(out, v):
             raise AssertionError("winograd: the transformed input is not a view of its buffer")
-        rows = [t[:, :, k:k + 2 * th - 1:2] for k in range(4)]  # (4, images, TH, TW, C) each
-        xp.subtract(rows[0], rows[2], out=out[0])
-        xp.add(rows[1], rows[2], out=out[1])
-        xp.subtract(rows[2], rows[1], out=out[2])
-        xp.subtract(rows[1], rows[3], out=out[3])
+        cols = [t[:, :, b % 2, b // 2:b // 2 + tw] for b in range(4)]  # (4, TH, TW, images, C) each
+        xp.subtract(cols[0], cols[2], out=out[:, 0])
+        xp.add(cols[1], cols[2], out=out[:, 1])
+        xp.subtract(cols[2], cols[1], out=out[:, 2])
+        xp.subtract(cols[1], cols[3], out=out[:, 3])
 
     def backward(self, g):
         xp = self.xp
@@ -211,23 +249,25 @@ class WinogradConvPool(GradientHomes, Function):
         g = g.transpose(0, 2, 3, 1)  # (N, TH, TW, O), the pooled gradient
         dtype = xp.result_type(g, self.u)
         codes = offset_codes(self, 4)[1:].reshape(2, 2, 1, 1, 1, 1)  # 1 + each block's index
-        u_t = self.u.transpose(0, 2, 1)  # (16, O, C)
+        # NOTE: U^T contiguous (16, O, C): OpenBLAS took 1.7x as long for dM U^T with U^T a transposed view
+        u_t = xp.ascontiguousarray(self.u.transpose(0, 2, 1))
         chunks = self.cache_chunks(dtype)
         most = chunks[0].stop - chunks[0].start if chunks else 0
         per_image = th * tw
-        (top, bottom), (left, right) = padding
-        height, width = h + top + bottom, w + left + right
-        grad_pad = buffers.empty(xp, (n, height, width, c), dtype) if need_x else None
+        height, width = 2 * th + 2, 2 * tw + 2
+        grad_x = buffers.empty(xp, (n, h, w, c), dtype) if need_x else None
         parts_u, parts_b = [None] * len(chunks), [None] * len(chunks)
 
         def work(source):
             m = self._buffers(most, dtype, o)
             v = self._buffers(most, dtype, c)
-            t = buffers.empty(xp, (4, most, height, tw, c), dtype)
+            t = buffers.empty(xp, (4, th, 2, tw + 1, most, c), dtype)
+            dd = buffers.empty(xp, (most * height * width * c,), dtype) if need_x else None
             for index, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
-                dm = self._output_adjoint(g[chunk], self.offset[chunk], codes, m[:, :tiles])
+                dm = self._output_adjoint(g[chunk].transpose(1, 2, 0, 3), self.offset[chunk].transpose(1, 2, 0, 3),
+                                          codes, m[:, :tiles])
                 if need_b:  # every output of a tile sums M[1, 1] once (see forward)
                     parts_b[index] = dm[5].sum(axis=0)
                 if need_w:
@@ -235,15 +275,17 @@ class WinogradConvPool(GradientHomes, Function):
                         vc = self.v[:, chunk.start * per_image:chunk.stop * per_image]
                     else:  # V again, from the padded input, in cache
                         vc = v[:, :tiles]
-                        self._input_transform(self.x_pad[chunk], t[:, :images], vc)
+                        self._input_transform(self._split(self.x_pad, chunk.start, images), t[:, :, :, :, :images], vc)
                     parts_u[index] = xp.matmul(vc.transpose(0, 2, 1), dm)  # (16, C, O)
                 if need_x:
                     dv = v[:, :tiles]
                     xp.matmul(dm, u_t, out=dv)
-                    self._input_adjoint(dv.reshape(4, 4, images, th, tw, c), t[:, :images], grad_pad[chunk])
+                    grad = self._split(dd, 0, images)
+                    self._input_adjoint(dv.reshape(4, 4, th, tw, images, c), t[:, :, :, :, :images], grad)
+                    self._unpad_split(grad, grad_x[chunk])
 
         over_chunks(xp, chunks, n * per_image * 16 * max(c, o), work)
-        grad_x = unpad_nchw(grad_pad, padding) if need_x else None
+        grad_x = grad_x.transpose(0, 3, 1, 2) if need_x else None
         grad_w = grad_b = None
         if need_w:  # summed in chunk order, whichever thread computed each part
             du = parts_u[0] if chunks else xp.zeros((16, c, o), dtype=dtype)  # (an empty batch: no chunk)
@@ -264,7 +306,7 @@ class WinogradConvPool(GradientHomes, Function):
 
     def _output_adjoint(self, g, offset, codes, dm):
         """dM = A dY A^T into `dm` (16, tiles, O), where the 2x2 output gradient dY of each tile is
-        the pooled gradient g (images, TH, TW, O) at the window's first maximum and zero elsewhere
+        the pooled gradient g (TH, TW, images, O) at the window's first maximum and zero elsewhere
         (everywhere where ReLU zeroed the pooled value). A = [[1, 0], [1, 1], [1, -1], [0, -1]].
 
         NOTE: in place, as forward's output transform: routing (one broadcast compare-and-multiply,
@@ -272,8 +314,9 @@ class WinogradConvPool(GradientHomes, Function):
         2 (and row 3 its sign), then columns 0 and 3 give columns 1 and 2; 7 calls. A look-up of
         the +-1/0 factor by offset code (xp.take) and a multiply by g took 2.5x as long."""
         xp = self.xp
-        images, th, tw, o = g.shape
-        out = dm.reshape(4, 4, images, th, tw, o)
+        th, tw, images, o = g.shape
+        out = dm.reshape(4, 4, th, tw, images, o)
+        offset = xp.ascontiguousarray(offset)  # (read four times below)
         route_by_codes(out[::3, ::3], g, offset, codes)
         out = dm.reshape(4, 4, -1, o)
         for rows in (out[:, ::3], out.transpose(1, 0, 2, 3)):  # rows (of columns 0 and 3), then columns
@@ -296,31 +339,49 @@ class WinogradConvPool(GradientHomes, Function):
 
     def _input_adjoint(self, dv, t, dd):
         """The gradient of the padded chunk d from the gradient of its transformed tiles, dv
-        (4, 4, images, TH, TW, C): B dV B^T summed over the overlapping tiles, written into dd
-        (images, Hp, Wp, C); `t` (4, images, Hp, TW, C) holds the row pass.
+        (4, 4, TH, TW, images, C): B dV B^T summed over the overlapping tiles, written into dd
+        (2, TH + 1, 2, TW + 1, images, C) (_split's layout); `t` (4, TH, 2, TW + 1, images, C)
+        holds the column pass.
 
-        NOTE: the adjoint of _input_transform's slices, rows then columns: tile row m starts at
-        padded row 2m, so even rows 2m get dV0 of tile m and (dV1 + dV2 - dV0) of tile m - 1, odd
-        rows 2m + 1 get (dV1 - dV2 + dV3) of tile m and -dV3 of tile m - 1; columns likewise. The
+        NOTE: the adjoint of _input_transform's slices, columns then rows: tile column m starts at
+        padded column 2m, so even columns 2m get dV0 of tile m and (dV1 + dV2 - dV0) of tile m - 1, odd
+        columns 2m + 1 get (dV1 - dV2 + dV3) of tile m and -dV3 of tile m - 1; rows likewise. The
         overlap is added by separate calls, so no call writes a value twice."""
-        _slices_adjoint(self.xp, dv, t)  # rows: dv[a] is (4 b, images, TH, TW, C), t's axis 2 the rows
-        _slices_adjoint(self.xp, t, dd)  # columns: t[b] is (images, Hp, TW, C), dd's axis 2 the columns
+        xp = self.xp
+        # columns: dv[:, b] and t[:, :, s] with the tile column (axis 2) moved first
+        _pairs_adjoint(xp, [xp.moveaxis(dv[:, b], 2, 0) for b in range(4)],
+                       xp.moveaxis(t[:, :, 0], 2, 0), xp.moveaxis(t[:, :, 1], 2, 0))
+        # rows: t[a] (TH, 2, TW + 1, images, C) and dd[r] (TH + 1, 2, TW + 1, images, C)
+        _pairs_adjoint(xp, t, dd[0], dd[1])
+
+    def _unpad_split(self, dd, grad):
+        """Copy the gradient of the padded chunk, dd in _split's layout, less the padding, into the
+        chunk's (images, H, W, C) input gradient `grad`."""
+        (top, _), (left, _) = self.shapes[7]
+        _, h, w, _ = grad.shape
+        image = grad.transpose(1, 2, 0, 3)  # (H, W, images, C)
+        for y0 in range(min(2, h)):
+            r = y0 + top
+            rows = slice(r // 2, r // 2 + len(range(y0, h, 2)))
+            for x0 in range(min(2, w)):
+                s = x0 + left
+                image[y0::2, x0::2] = dd[r % 2, rows, s % 2, s // 2:s // 2 + len(range(x0, w, 2))]
 
 
-def _slices_adjoint(xp, src, dst):
-    """dst = the adjoint of B^T along dst's axis 2 (of length 2 * size + 2), from src[k], the
-    gradient of the k-th output of the transform along that axis (size along its axis 2)."""
-    size = src.shape[3]
-    even, odd = dst[:, :, 0::2], dst[:, :, 1::2]
-    even[:, :, size] = 0
-    xp.copyto(even[:, :, :size], src[0])
-    even[:, :, 1:] += src[1]
-    even[:, :, 1:] += src[2]
-    even[:, :, 1:] -= src[0]
-    odd[:, :, size] = 0
-    xp.subtract(src[1], src[2], out=odd[:, :, :size])
-    odd[:, :, :size] += src[3]
-    odd[:, :, 1:] -= src[3]
+def _pairs_adjoint(xp, src, even, odd):
+    """even and odd (size + 1, ...) = the adjoint of B^T along their first axis, where the transform
+    read even[m], odd[m], even[m + 1] and odd[m + 1] for output m, from src[k] (size, ...), the
+    gradient of its k-th output."""
+    size = src[0].shape[0]
+    even[size] = 0
+    xp.copyto(even[:size], src[0])
+    even[1:] += src[1]
+    even[1:] += src[2]
+    even[1:] -= src[0]
+    odd[size] = 0
+    xp.subtract(src[1], src[2], out=odd[:size])
+    odd[:size] += src[3]
+    odd[1:] -= src[3]
 
 
 def _is_view_of(view, base):
