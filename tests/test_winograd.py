@@ -85,6 +85,19 @@ def test_winograd_equals_the_reference_values_and_gradients(relu, case, seed):
         _check_against_reference(relu, case, seed)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_unit_axes_do_not_mislead_numpy(channels):
+    """One image, one row of tiles, one channel in and out: the input gradient's edge columns come
+    from views whose last axes have length 1, which NumPy 2.4.6's `negative` read with the wrong
+    strides in float64 (hypothesis found it: the last column's gradient came out as other tiles')."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, (1, channels, 4, 6)).astype(np.float64)
+    w = rng.integers(-2, 3, (1, channels, 3, 3)) / 2
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(winograd, "CHUNK_BYTES", 1)
+        _check_against_reference(False, (x, w, None, ((0, 0), (0, 0))), 0)
+
+
 def _check_against_reference(relu, case, seed):
     x, w, b, pads = case
     arrays = [x, w] + ([] if b is None else [b])

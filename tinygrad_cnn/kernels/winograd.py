@@ -322,7 +322,7 @@ class WinogradConvPool(GradientHomes, Function):
         for rows in (out[:, ::3], out.transpose(1, 0, 2, 3)):  # rows (of columns 0 and 3), then columns
             xp.add(rows[0], rows[3], out=rows[1])
             xp.subtract(rows[0], rows[3], out=rows[2])
-            xp.negative(rows[3], out=rows[3])
+            xp.multiply(rows[3], -1, out=rows[3])  # (not xp.negative: see _pairs_adjoint)
         return dm
 
     def _kernel_adjoint(self, du, dtype):
@@ -348,11 +348,8 @@ class WinogradConvPool(GradientHomes, Function):
         columns 2m + 1 get (dV1 - dV2 + dV3) of tile m and -dV3 of tile m - 1; rows likewise. The
         overlap is added by separate calls, so no call writes a value twice."""
         xp = self.xp
-        # columns: dv[:, b] and t[:, :, s] with the tile column (axis 2) moved first
-        _pairs_adjoint(xp, [xp.moveaxis(dv[:, b], 2, 0) for b in range(4)],
-                       xp.moveaxis(t[:, :, 0], 2, 0), xp.moveaxis(t[:, :, 1], 2, 0))
-        # rows: t[a] (TH, 2, TW + 1, images, C) and dd[r] (TH + 1, 2, TW + 1, images, C)
-        _pairs_adjoint(xp, t, dd[0], dd[1])
+        _pairs_adjoint(xp, dv, t[:, :, 0], t[:, :, 1], 1, 2)  # columns: dv[:, b] into t[:, :, s]
+        _pairs_adjoint(xp, t, dd[0], dd[1], 0, 0)  # rows: t[a] into dd[r]
 
     def _unpad_split(self, dd, grad):
         """Copy the gradient of the padded chunk, dd in _split's layout, less the padding, into the
@@ -368,20 +365,30 @@ class WinogradConvPool(GradientHomes, Function):
                 image[y0::2, x0::2] = dd[r % 2, rows, s % 2, s // 2:s // 2 + len(range(x0, w, 2))]
 
 
-def _pairs_adjoint(xp, src, even, odd):
-    """even and odd (size + 1, ...) = the adjoint of B^T along their first axis, where the transform
-    read even[m], odd[m], even[m + 1] and odd[m + 1] for output m, from src[k] (size, ...), the
-    gradient of its k-th output."""
-    size = src[0].shape[0]
-    even[size] = 0
-    xp.copyto(even[:size], src[0])
-    even[1:] += src[1]
-    even[1:] += src[2]
-    even[1:] -= src[0]
-    odd[size] = 0
-    xp.subtract(src[1], src[2], out=odd[:size])
-    odd[:size] += src[3]
-    odd[1:] -= src[3]
+def _pairs_adjoint(xp, src, even, odd, which, axis):
+    """even and odd = the adjoint of B^T along their axis `axis` (of length size + 1), where the
+    transform read even[m], odd[m], even[m + 1] and odd[m + 1] for its output m, from the gradient
+    of its k-th output, src[k] (src indexed by k along its axis `which`, then the tiles along `axis`).
+
+    NOTE: even[m] = src0[m] + (src1 + src2 - src0)[m - 1] and odd[m] = (src1 - src2 + src3)[m] -
+    src3[m - 1]: 6 passes over src-sized data (3 additions per sum of 4 terms, the least with
+    two-operand calls) and 2 small ones; accumulating into zeroed ends took 7."""
+    def cut(array, i, k):
+        return array[(slice(None),) * i + (k,)]
+
+    s0, s1, s2, s3 = (cut(src, which, k) for k in range(4))
+    size = s0.shape[axis]
+    head, tail, inner = (cut(even, axis, slice(1, None)), cut(even, axis, slice(1, size)), cut(s0, axis, slice(1, None)))
+    xp.add(s1, s2, out=head)
+    head -= s0
+    tail += inner
+    xp.copyto(cut(even, axis, 0), cut(s0, axis, 0))
+    xp.subtract(s1, s2, out=cut(odd, axis, slice(0, size)))
+    cut(odd, axis, slice(0, size)).__iadd__(s3)
+    # NOTE: not xp.negative: NumPy 2.4.6's negative reads float64 views with a unit axis last
+    # (strides (64, 8) for shape (4, 1)) as if contiguous, and wrote wrong gradients here
+    xp.multiply(cut(s3, axis, size - 1), -1, out=cut(odd, axis, size))
+    cut(odd, axis, slice(1, size)).__isub__(cut(s3, axis, slice(0, size - 1)))
 
 
 def _is_view_of(view, base):
