@@ -120,23 +120,23 @@ class WinogradConvPool(GradientHomes, Function):
 
         def work(source):
             d = buffers.empty(xp, (most * height * width * c,), x.dtype) if self.x_pad is None else None
-            t = buffers.empty(xp, (4, th, 2, tw + 1, most, c), dtype)
+            t = buffers.empty(xp, (most * 8 * th * (tw + 1) * c,), dtype)  # 4 x TH x 2 x (TW + 1) x images x C
             v = self._buffers(most, dtype, c) if self.v is None else None
             m = self._buffers(most, dtype, o)
-            pool_values = buffers.empty(xp, (th, tw, most, o), dtype)
-            pool_codes = buffers.empty(xp, (th, tw, most, o), xp.uint8) if self.offset is not None else None
+            pool_values = buffers.empty(xp, (most * per_image * o,), dtype)
+            pool_codes = buffers.empty(xp, (most * per_image * o,), xp.uint8) if self.offset is not None else None
             for _, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
                 padded = self._split(d if self.x_pad is None else self.x_pad, chunk.start if d is None else 0, images)
                 self._pad_split(x[chunk], padded)
                 vc = v[:, :tiles] if self.v is None else self.v[:, chunk.start * per_image:chunk.stop * per_image]
-                self._input_transform(padded, t[:, :, :, :, :images], vc)
+                self._input_transform(padded, t, vc)
                 mc = m[:, :tiles]
                 xp.matmul(vc, self.u, out=mc)
-                mc = mc.reshape(4, 4, tiles, o)
+                mc = mc.reshape(4, 4, tiles * o)  # (NOTE: views of few axes: NumPy sets up each call faster)
                 if b is not None:  # NOTE: every output of the tile sums M[1, 1] once, so the bias goes there
-                    mc[1, 1] += b
+                    xp.add(mc[1, 1].reshape(tiles, o), b, out=mc[1, 1].reshape(tiles, o))
                 # NOTE: the output transform Y = A^T M A, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]], in place:
                 # rows 0 and 3 of M get the row pass, then their columns 0 and 3 the column pass, and
                 # Y[i, j] is M[3i, 3j]; 8 calls, no other buffer in cache
@@ -149,17 +149,17 @@ class WinogradConvPool(GradientHomes, Function):
                 ends[:, 0] += ends[:, 2]
                 xp.subtract(ends[:, 1], ends[:, 3], out=ends[:, 3])
                 ends[:, 3] -= ends[:, 2]
-                blocks = [mc[3 * i, 3 * j].reshape(th, tw, images, o) for i in range(2) for j in range(2)]
+                blocks = [mc[3 * i, 3 * j] for i in range(2) for j in range(2)]
                 # NOTE: pooled in the tiles' order (TH, TW, images, O), then copied into the (N, TH, TW, O)
                 # result: the pooling's ten passes over its output ran 2x slower on the strided view
-                pooled = pool_values[:, :, :images]
+                pooled = pool_values[:tiles * o]
                 if self.offset is None:
                     MAX_OF_BLOCKS[relu](pooled, *blocks)
                 else:
-                    codes = pool_codes[:, :, :images]
+                    codes = pool_codes[:tiles * o]
                     MAX_AND_FIRST_OFFSET[relu](pooled, codes, one, *blocks)
-                    self.offset[chunk] = codes.transpose(2, 0, 1, 3)
-                result[chunk] = pooled.transpose(2, 0, 1, 3)
+                    self.offset[chunk] = codes.reshape(th, tw, images, o).transpose(2, 0, 1, 3)
+                result[chunk] = pooled.reshape(th, tw, images, o).transpose(2, 0, 1, 3)
 
         over_chunks(xp, chunks, n * per_image * 16 * max(c, o), work)
         return result.transpose(0, 3, 1, 2)
@@ -218,24 +218,29 @@ class WinogradConvPool(GradientHomes, Function):
 
     def _input_transform(self, d, t, v):
         """V = B^T d B for every 4x4 tile (at stride 2) of the padded chunk d (2, TH + 1, 2, TW + 1,
-        images, C) (see _split), written into v (16, tiles, C), tiles in (TH, TW, images) order; `t`
-        (4, TH, 2, TW + 1, images, C) holds the row pass.
+        images, C) (see _split), written into v (16, tiles, C), tiles in (TH, TW, images) order; the
+        flat buffer `t` holds the row pass.
 
         NOTE: B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]] as adds of strided
-        slices: 4 calls over rows (each for all tiles), then 4 over columns that each write 4 of the
-        16 outputs at once; 8 passes over chunk-sized data, each over runs of TW x images x C values
-        or more."""
+        slices: 4 calls over rows (each for all tiles; contiguous), then 4 over columns that each
+        write 4 of the 16 outputs at once (runs of TW x images x C values); 8 passes over chunk-sized
+        data, on views of at most 3 axes."""
         xp = self.xp
-        th, tw = t.shape[1], t.shape[3] - 1
-        rows = [d[a % 2, a // 2:a // 2 + th] for a in range(4)]  # (TH, 2, TW + 1, images, C) each
+        _, hh, _, wh, images, c = d.shape
+        th, tw, run = hh - 1, wh - 1, images * c
+        row = 2 * wh * run  # one row I of d (both column parities)
+        d = d.reshape(2, hh * row)
+        t = t[:4 * th * row].reshape(4, th * row)
+        rows = [d[a % 2, a // 2 * row:(a // 2 + th) * row] for a in range(4)]  # (TH x 2 x (TW + 1) x run) each
         xp.subtract(rows[0], rows[2], out=t[0])
         xp.add(rows[1], rows[2], out=t[1])
         xp.subtract(rows[2], rows[1], out=t[2])
         xp.subtract(rows[1], rows[3], out=t[3])
-        out = v.reshape(4, 4, th, tw, d.shape[4], -1)
+        out = v.reshape(4, 4, th, tw * run)
         if not _is_view_of(out, v):
             raise AssertionError("winograd: the transformed input is not a view of its buffer")
-        cols = [t[:, :, b % 2, b // 2:b // 2 + tw] for b in range(4)]  # (4, TH, TW, images, C) each
+        t = t.reshape(4, th, 2, wh * run)
+        cols = [t[:, :, b % 2, b // 2 * run:(b // 2 + tw) * run] for b in range(4)]  # (4, TH, TW x run) each
         xp.subtract(cols[0], cols[2], out=out[:, 0])
         xp.add(cols[1], cols[2], out=out[:, 1])
         xp.subtract(cols[2], cols[1], out=out[:, 2])
@@ -248,7 +253,7 @@ class WinogradConvPool(GradientHomes, Function):
         need_b = self.has_bias and self.needs_input_grad[2]
         g = g.transpose(0, 2, 3, 1)  # (N, TH, TW, O), the pooled gradient
         dtype = xp.result_type(g, self.u)
-        codes = offset_codes(self, 4)[1:].reshape(2, 2, 1, 1, 1, 1)  # 1 + each block's index
+        codes = offset_codes(self, 4)[1:].reshape(2, 2, 1)  # 1 + each block's index
         # NOTE: U^T contiguous (16, O, C): OpenBLAS took 1.7x as long for dM U^T with U^T a transposed view
         u_t = xp.ascontiguousarray(self.u.transpose(0, 2, 1))
         chunks = self.cache_chunks(dtype)
@@ -261,13 +266,13 @@ class WinogradConvPool(GradientHomes, Function):
         def work(source):
             m = self._buffers(most, dtype, o)
             v = self._buffers(most, dtype, c)
-            t = buffers.empty(xp, (4, th, 2, tw + 1, most, c), dtype)
+            t = buffers.empty(xp, (most * 8 * th * (tw + 1) * c,), dtype)  # 4 x TH x 2 x (TW + 1) x images x C
             dd = buffers.empty(xp, (most * height * width * c,), dtype) if need_x else None
             for index, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
                 dm = self._output_adjoint(g[chunk].transpose(1, 2, 0, 3), self.offset[chunk].transpose(1, 2, 0, 3),
-                                          codes, m[:, :tiles])
+                                          codes, m[:, :tiles])  # (16, tiles, O)
                 if need_b:  # every output of a tile sums M[1, 1] once (see forward)
                     parts_b[index] = dm[5].sum(axis=0)
                 if need_w:
@@ -275,13 +280,13 @@ class WinogradConvPool(GradientHomes, Function):
                         vc = self.v[:, chunk.start * per_image:chunk.stop * per_image]
                     else:  # V again, from the padded input, in cache
                         vc = v[:, :tiles]
-                        self._input_transform(self._split(self.x_pad, chunk.start, images), t[:, :, :, :, :images], vc)
+                        self._input_transform(self._split(self.x_pad, chunk.start, images), t, vc)
                     parts_u[index] = xp.matmul(vc.transpose(0, 2, 1), dm)  # (16, C, O)
                 if need_x:
                     dv = v[:, :tiles]
                     xp.matmul(dm, u_t, out=dv)
                     grad = self._split(dd, 0, images)
-                    self._input_adjoint(dv.reshape(4, 4, th, tw, images, c), t[:, :, :, :, :images], grad)
+                    self._input_adjoint(dv, t, grad)
                     self._unpad_split(grad, grad_x[chunk])
 
         over_chunks(xp, chunks, n * per_image * 16 * max(c, o), work)
@@ -314,12 +319,11 @@ class WinogradConvPool(GradientHomes, Function):
         2 (and row 3 its sign), then columns 0 and 3 give columns 1 and 2; 7 calls. A look-up of
         the +-1/0 factor by offset code (xp.take) and a multiply by g took 2.5x as long."""
         xp = self.xp
-        th, tw, images, o = g.shape
-        out = dm.reshape(4, 4, th, tw, images, o)
-        offset = xp.ascontiguousarray(offset)  # (read four times below)
+        out = dm.reshape(4, 4, -1)  # (NOTE: views of few axes: NumPy sets up each call faster)
+        g = xp.ascontiguousarray(g).reshape(-1)
+        offset = xp.ascontiguousarray(offset).reshape(-1)  # (read four times below)
         route_by_codes(out[::3, ::3], g, offset, codes)
-        out = dm.reshape(4, 4, -1, o)
-        for rows in (out[:, ::3], out.transpose(1, 0, 2, 3)):  # rows (of columns 0 and 3), then columns
+        for rows in (out[:, ::3], out.transpose(1, 0, 2)):  # rows (of columns 0 and 3), then columns
             xp.add(rows[0], rows[3], out=rows[1])
             xp.subtract(rows[0], rows[3], out=rows[2])
             xp.multiply(rows[3], -1, out=rows[3])  # (not xp.negative: see _pairs_adjoint)
@@ -339,17 +343,22 @@ class WinogradConvPool(GradientHomes, Function):
 
     def _input_adjoint(self, dv, t, dd):
         """The gradient of the padded chunk d from the gradient of its transformed tiles, dv
-        (4, 4, TH, TW, images, C): B dV B^T summed over the overlapping tiles, written into dd
-        (2, TH + 1, 2, TW + 1, images, C) (_split's layout); `t` (4, TH, 2, TW + 1, images, C)
-        holds the column pass.
+        (16, tiles, C): B dV B^T summed over the overlapping tiles, written into dd (2, TH + 1, 2,
+        TW + 1, images, C) (_split's layout); the flat buffer `t` holds the column pass.
 
         NOTE: the adjoint of _input_transform's slices, columns then rows: tile column m starts at
         padded column 2m, so even columns 2m get dV0 of tile m and (dV1 + dV2 - dV0) of tile m - 1, odd
-        columns 2m + 1 get (dV1 - dV2 + dV3) of tile m and -dV3 of tile m - 1; rows likewise. The
-        overlap is added by separate calls, so no call writes a value twice."""
+        columns 2m + 1 get (dV1 - dV2 + dV3) of tile m and -dV3 of tile m - 1; rows likewise."""
         xp = self.xp
-        _pairs_adjoint(xp, dv, t[:, :, 0], t[:, :, 1], 1, 2)  # columns: dv[:, b] into t[:, :, s]
-        _pairs_adjoint(xp, t, dd[0], dd[1], 0, 0)  # rows: t[a] into dd[r]
+        _, hh, _, wh, images, c = dd.shape
+        th, tw, run = hh - 1, wh - 1, images * c
+        row = 2 * wh * run
+        dv = dv.reshape(4, 4, th, tw * run)
+        t = t[:4 * th * row].reshape(4, th, 2, wh * run)
+        _pairs_adjoint(xp, [dv[:, b] for b in range(4)], t[:, :, 0], t[:, :, 1], run)  # columns
+        t = t.reshape(4, th * row)
+        dd = dd.reshape(2, hh * row)
+        _pairs_adjoint(xp, t, dd[0], dd[1], row)  # rows
 
     def _unpad_split(self, dd, grad):
         """Copy the gradient of the padded chunk, dd in _split's layout, less the padding, into the
@@ -365,30 +374,29 @@ class WinogradConvPool(GradientHomes, Function):
                 image[y0::2, x0::2] = dd[r % 2, rows, s % 2, s // 2:s // 2 + len(range(x0, w, 2))]
 
 
-def _pairs_adjoint(xp, src, even, odd, which, axis):
-    """even and odd = the adjoint of B^T along their axis `axis` (of length size + 1), where the
-    transform read even[m], odd[m], even[m + 1] and odd[m + 1] for its output m, from the gradient
-    of its k-th output, src[k] (src indexed by k along its axis `which`, then the tiles along `axis`).
+def _pairs_adjoint(xp, src, even, odd, unit):
+    """even and odd = the adjoint of B^T along their last axis, in steps of `unit` values (size + 1
+    of them), where the transform read even[m], odd[m], even[m + 1] and odd[m + 1] for its output
+    m, from src[k] (size steps along its last axis), the gradient of its k-th output.
 
     NOTE: even[m] = src0[m] + (src1 + src2 - src0)[m - 1] and odd[m] = (src1 - src2 + src3)[m] -
     src3[m - 1]: 6 passes over src-sized data (3 additions per sum of 4 terms, the least with
-    two-operand calls) and 2 small ones; accumulating into zeroed ends took 7."""
-    def cut(array, i, k):
-        return array[(slice(None),) * i + (k,)]
-
-    s0, s1, s2, s3 = (cut(src, which, k) for k in range(4))
-    size = s0.shape[axis]
-    head, tail, inner = (cut(even, axis, slice(1, None)), cut(even, axis, slice(1, size)), cut(s0, axis, slice(1, None)))
+    two-operand calls) and 2 small ones; accumulating into zeroed ends took 7. No call writes a
+    value twice."""
+    s0, s1, s2, s3 = src[0], src[1], src[2], src[3]
+    end = s0.shape[-1]  # = size x unit
+    head = even[..., unit:]
     xp.add(s1, s2, out=head)
     head -= s0
-    tail += inner
-    xp.copyto(cut(even, axis, 0), cut(s0, axis, 0))
-    xp.subtract(s1, s2, out=cut(odd, axis, slice(0, size)))
-    cut(odd, axis, slice(0, size)).__iadd__(s3)
+    even[..., unit:end] += s0[..., unit:]
+    xp.copyto(even[..., :unit], s0[..., :unit])
+    body = odd[..., :end]
+    xp.subtract(s1, s2, out=body)
+    body += s3
     # NOTE: not xp.negative: NumPy 2.4.6's negative reads float64 views with a unit axis last
     # (strides (64, 8) for shape (4, 1)) as if contiguous, and wrote wrong gradients here
-    xp.multiply(cut(s3, axis, size - 1), -1, out=cut(odd, axis, size))
-    cut(odd, axis, slice(1, size)).__isub__(cut(s3, axis, slice(0, size - 1)))
+    xp.multiply(s3[..., end - unit:], -1, out=odd[..., end:])
+    odd[..., unit:end] -= s3[..., :end - unit]
 
 
 def _is_view_of(view, base):
