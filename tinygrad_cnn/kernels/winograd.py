@@ -281,7 +281,8 @@ class WinogradConvPool(GradientHomes, Function):
                     else:  # V again, from the padded input, in cache
                         vc = v[:, :tiles]
                         self._input_transform(self._split(self.x_pad, chunk.start, images), t, vc)
-                    parts_u[index] = xp.matmul(vc.transpose(0, 2, 1), dm)  # (16, C, O)
+                    # NOTE: as dU^T = dM^T V, (16, O, C): OpenBLAS ran it ~8% faster than V^T dM
+                    parts_u[index] = xp.matmul(dm.transpose(0, 2, 1), vc)
                 if need_x:
                     dv = v[:, :tiles]
                     xp.matmul(dm, u_t, out=dv)
@@ -293,10 +294,10 @@ class WinogradConvPool(GradientHomes, Function):
         grad_x = grad_x.transpose(0, 3, 1, 2) if need_x else None
         grad_w = grad_b = None
         if need_w:  # summed in chunk order, whichever thread computed each part
-            du = parts_u[0] if chunks else xp.zeros((16, c, o), dtype=dtype)  # (an empty batch: no chunk)
+            du = parts_u[0] if chunks else xp.zeros((16, o, c), dtype=dtype)  # (an empty batch: no chunk)
             for part in parts_u[1:]:
                 du += part
-            grad_w = self._kernel_adjoint(du.reshape(4, 4, c, o), dtype)
+            grad_w = self._kernel_adjoint(du.reshape(4, 4, o, c), dtype)
         if need_b:
             grad_b = parts_b[0] if chunks else xp.zeros(o, dtype=dtype)
             for part in parts_b[1:]:
@@ -330,11 +331,11 @@ class WinogradConvPool(GradientHomes, Function):
         return dm
 
     def _kernel_adjoint(self, du, dtype):
-        """dW = G^T dU G, as (O, C, 3, 3), into the optimizer's buffer when it has one (kernels/homes.py)."""
+        """dW = G^T dU G from dU^T (4, 4, O, C), as (O, C, 3, 3), into the optimizer's buffer when it has one (kernels/homes.py)."""
         xp = self.xp
         g = xp.asarray(_G, dtype=dtype)
-        dw = xp.tensordot(g, xp.tensordot(g, du, axes=(0, 1)), axes=(0, 1))  # (3 i, 3 j, C, O)
-        dw = dw.transpose(3, 2, 0, 1)
+        dw = xp.tensordot(g, xp.tensordot(g, du, axes=(0, 1)), axes=(0, 1))  # (3 i, 3 j, O, C)
+        dw = dw.transpose(2, 3, 0, 1)
         home = self.grad_home(1, dw.shape, dw.dtype)
         if home is None:
             return xp.ascontiguousarray(dw)
