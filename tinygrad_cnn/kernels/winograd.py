@@ -10,8 +10,9 @@ one pixel of the tile's 2x2 block, transforms that block (dM = A dY A^T), and fo
 dV = dM U^T as 16 GEMMs each; dW = G^T dU G once per step, and dx = B dV B^T summed over the
 overlapping tiles.
 
-Everything is channels-last and works on whole chunks of images with strided views: the
-transforms are adds and subtracts of strided slices, a handful of NumPy calls per chunk, nothing
+Everything works on whole chunks of images: each chunk's padded input is split by row and column
+parity with the images innermost (see _split), so that the transforms are adds and subtracts of
+slices with long runs of memory, a handful of NumPy calls per chunk on views of few axes; nothing
 loops over tiles, pixels or channels."""
 from ..autograd import Function
 from .conv import (MAX_AND_FIRST_OFFSET, MAX_OF_BLOCKS, offset_codes, route_by_codes,
@@ -21,9 +22,11 @@ from .homes import GradientHomes
 from .parallel import over_chunks, pieces
 
 # NOTE: a chunk's V and M (16 x tiles x (C + O) values) stay under this size, 6 images of the
-# tutorial's conv2, so that a thread's buffers (about twice that) stay in its core's 4 MiB L2: on a
-# loaded machine 1 and 2 MB gave the same fwd+bwd time (0.74-0.77x the direct kernel), 4 MB 0.80x
-# (benchmarks/bench_winograd.py --chunk).
+# tutorial's conv2, so that a thread's buffers stay near its core's 2 MiB L2: on a loaded machine
+# 1 and 2 MB gave the same fwd+bwd time (0.74-0.77x the direct kernel), 4 MB 0.80x
+# (benchmarks/bench_winograd.py --chunk). With the split layout, chunk sizes interleaved in one
+# process (one thread, loaded): 2, 3, 4, 6, 8 MB took 1, 1.02, 1.05, 1.23, 1.26x; another run 1 MB
+# 1.07x, 1.5 MB 1.02x, 3 MB 0.98x, 4 MB 1.01x.
 CHUNK_BYTES = 2 << 20
 
 # NOTE: keeping the transformed input V of the whole batch from forward, instead of the padded input
@@ -55,18 +58,22 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
 
 
 # NOTE: Winograd pays per input channel for its transforms what it saves per output channel in
-# the GEMMs, so it wins only with enough input channels. Measured on conv2's shape (14x14, 64
-# outputs, batch 128; Winograd / direct per A B B A round, medians on a loaded 2-core machine,
-# benchmarks/bench_winograd.py): C = 32 forward 0.75-0.85, fwd+bwd 0.71-0.75 (seven runs); C = 16
-# forward 1.07-1.17, fwd+bwd 0.91-1.04; C = 8 1.35 and 1.05; C = 4 1.63 and 1.53; C = 1 (conv1's
-# 28x28) 5.9-7.4 and 3.2-4.1. But those runs had other jobs on both cores (load 7-11). Quiet (load
-# 0.3, 2026-12-07, two threads, 10 rounds; results/winograd_cpu_quiet.json): conv2 forward 1.31, fwd+bwd
-# 1.09 (1.07-1.13), the training step 1.06 (1.04-1.09) (an earlier quiet run: 1.15 and 1.09): the
-# transforms' extra memory passes cost more than the 2.25x fewer GEMM FLOPs save (the direct block
-# runs at ~30% of both cores' GEMM rate, not the ~70% once written here, which was one core's rate:
-# benchmarks/bench_layers.py's NOTE). So it is chosen for no shape by default (None);
-# WINS_FROM_CHANNELS = 32 chooses it from 32 input channels, where it won on the loaded machine.
-WINS_FROM_CHANNELS = None
+# the GEMMs, so it wins only with enough input channels. First version (strided (N, Hp, Wp, C)
+# slices), on conv2's shape (14x14, 64 outputs, batch 128; Winograd / direct per A B B A round,
+# medians, benchmarks/bench_winograd.py), loaded 2-core machine (load 7-11): C = 32 fwd+bwd
+# 0.71-0.75; C = 16 0.91-1.04; C = 8 1.05; C = 4 1.53; C = 1 (conv1's 28x28) 3.2-4.1. Quiet (load
+# 0.3, two threads; results/winograd_cpu_quiet.json): conv2 fwd+bwd 1.09, the training step 1.06,
+# so it was chosen for no shape. Since then (2026-12-07, 19:45-20:05 UTC) the split layout (_split),
+# views of few axes, U^T contiguous, dU as dM^T V and the sign in the routing: conv2 block fwd+bwd
+# against direct, first version 0.919 (one thread) and 0.869 (two) at 19:45, now 0.852 (0.63-0.97)
+# and 0.718 (0.64-0.77); a training step 0.798 (0.75-0.86) and 0.837 (0.79-0.86)
+# (results/winograd_cpu_split_1thread.json, _2threads.json); a training step against main with
+# direct kernels (benchmarks/bench_ab.py, separate processes): 0.82 (0.79-0.98) one thread, 0.84
+# (0.76-0.89) two, peak memory 74 MB against 80 MB. All on the machine shared with two other
+# jobs (load average 2-4 on 2 cores): no quiet run could be had, and quiet runs favoured the direct
+# kernel before (its GEMMs share a core worse than Winograd's memory passes); rerun quiet with
+# `python benchmarks/bench_winograd.py --blocks conv2,step` and set None if the ratio passes 1.
+WINS_FROM_CHANNELS = 32
 
 
 def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
