@@ -67,11 +67,13 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
 # views of few axes, U^T contiguous, dU as dM^T V and the sign in the routing: conv2 block fwd+bwd
 # against direct, first version 0.919 (one thread) and 0.869 (two) at 19:45, now 0.852 (0.63-0.97)
 # and 0.718 (0.64-0.77); a training step 0.798 (0.75-0.86) and 0.837 (0.79-0.86)
-# (results/winograd_cpu_split_1thread.json, _2threads.json); a training step against main with
-# direct kernels (benchmarks/bench_ab.py, separate processes): 0.82 (0.79-0.98) one thread, 0.84
-# (0.76-0.89) two, peak memory 74 MB against 80 MB. All on the machine shared with two other
+# (results/winograd_cpu_split_1thread.json, _2threads.json); against main's Winograd, fwd+bwd 0.862
+# and 0.866 (results/winograd_split_vs_main_*.json); a training step against main with direct
+# kernels (benchmarks/bench_ab.py, separate processes, results/ab_winograd_split_*.json): 0.857
+# (0.70-0.95) one thread, 0.827 (0.68-0.93) two (an earlier pair: 0.82 and 0.84), peak memory 74 MB
+# against 80 MB (two threads), 70 and 70 (one). All on the machine shared with two other
 # jobs (load average 2-4 on 2 cores): no quiet run could be had, and quiet runs favoured the direct
-# kernel before (its GEMMs share a core worse than Winograd's memory passes); rerun quiet with
+# kernel before (why is not known: load slows the two unevenly); rerun quiet with
 # `python benchmarks/bench_winograd.py --blocks conv2,step` and set None if the ratio passes 1.
 WINS_FROM_CHANNELS = 32
 
