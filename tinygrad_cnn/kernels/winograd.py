@@ -118,7 +118,9 @@ class WinogradConvPool(GradientHomes, Function):
         # conv.MAX_OF_BLOCKS, and pads each chunk into a buffer of its thread's)
         keep_v = KEEP_V and self.recorded
         self.v = buffers.empty(xp, (16, n * th * tw, c), dtype) if keep_v else None
-        self.x_pad = buffers.empty(xp, (n * height * width * c,), x.dtype) if self.recorded and not keep_v else None
+        # (flat: each chunk in _split's layout; asked for by its padded shape, as the direct kernel's)
+        self.x_pad = (buffers.empty(xp, (n, height, width, c), x.dtype).reshape(-1) if self.recorded and not keep_v
+                      else None)
         result = buffers.empty(xp, (n, th, tw, o), dtype)
         self.offset = buffers.empty(xp, result.shape, xp.uint8) if self.recorded else None
         one = offset_codes(self, 4)[1:2] if self.recorded else None
