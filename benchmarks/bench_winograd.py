@@ -8,6 +8,10 @@ conv2 with 4, 8 and 16 input channels (--blocks conv2-c4,conv2-c8,conv2-c16) whe
 `step` is a whole training step of the tutorial model (Adam, batch 128) with Winograd off and on.
 
     python benchmarks/bench_winograd.py [--rounds 15] [--json benchmarks/results/winograd_cpu.json]
+    python benchmarks/bench_winograd.py --baseline /work/main --blocks conv2   # another checkout's Winograd as A
+
+With --baseline, the A side of each block is the kernels/winograd.py of that checkout (loaded into this
+package, with this checkout's other kernels) instead of the direct kernel: Winograd before and after a change.
 """
 import argparse
 import datetime
@@ -54,6 +58,17 @@ def block(name, kernel, seed=0):
             t.grad = None
         kernel.apply(x, w, b, **kwargs).backward(up)
     return fwd, step
+
+
+def baseline_winograd(checkout):
+    """WinogradConvPool of another checkout's kernels/winograd.py, loaded as a module of this package."""
+    import importlib.util
+    path = os.path.join(checkout, "tinygrad_cnn", "kernels", "winograd.py")
+    spec = importlib.util.spec_from_file_location("tinygrad_cnn.kernels._winograd_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.WinogradConvPool
 
 
 def training_step(use_winograd, batch=128):
@@ -142,8 +157,14 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, default=None, help="winograd.CHUNK_BYTES to try (bytes)")
     p.add_argument("--memory", action="store_true", help="also the peak memory of 8 training steps, each way "
                    "(child processes, Linux)")
+    p.add_argument("--threads", type=int, default=None, help="parallel.set_num_threads (default: one per core)")
+    p.add_argument("--baseline", default=None, help="a checkout whose kernels/winograd.py is side A of the blocks "
+                   "(instead of the direct kernel)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
+    if args.threads:
+        from tinygrad_cnn.kernels import parallel
+        parallel.set_num_threads(args.threads)
     if args.chunk:
         winograd.CHUNK_BYTES = args.chunk
     rows, results = [], {}
@@ -157,7 +178,7 @@ def main(argv=None):
                          "{median:.2f} ({low:.2f}-{high:.2f})".format(**entry["winograd"]),
                          "{median:.3f} ({low:.3f}-{high:.3f})".format(**entry["ratio"])])
             continue
-        fwd_d, step_d = block(name, direct.FusedConvolution)
+        fwd_d, step_d = block(name, baseline_winograd(args.baseline) if args.baseline else direct.FusedConvolution)
         fwd_w, step_w = block(name, winograd.WinogradConvPool)
         for phase, runs in (("forward", dict(direct=fwd_d, winograd=fwd_w)),
                             ("forward+backward", dict(direct=step_d, winograd=step_w))):
@@ -172,11 +193,12 @@ def main(argv=None):
         results["peak_rss_mb_8_steps"] = memory = {name: peak_memory(on) for name, on in
                                                    (("direct", False), ("winograd", True))}
         print(f"peak memory over 8 training steps (MB): direct {memory['direct']}, winograd {memory['winograd']}")
-    print_table(["block", "phase", "direct ms (p10-p90)", "winograd ms (p10-p90)", "winograd / direct per round"],
-                rows)
+    a = "baseline winograd" if args.baseline else "direct"
+    print_table(["block", "phase", f"{a} ms (p10-p90)", "winograd ms (p10-p90)", f"winograd / {a} per round"], rows)
     write_json(args.json, dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                                commit=commit(), machine=machine(), threads=tg.get_num_threads(),
-                               chunk_bytes=winograd.CHUNK_BYTES, rounds=args.rounds, results=results))
+                               chunk_bytes=winograd.CHUNK_BYTES, rounds=args.rounds, baseline=args.baseline,
+                               results=results))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from tinygrad_cnn.testing import gradcheck
 from conftest import PROFILE
 from test_kernels import _no_near_ties
 
-# NOTE: neither Winograd nor the one-channel kernel is chosen by default (kernels/winograd.py,
-# WINS_FROM_CHANNELS: on a quiet machine it loses); these tests turn the choice on as a user would.
+# NOTE: Winograd is chosen by default from 32 input channels (kernels/winograd.py, WINS_FROM_CHANNELS)
+# and the one-channel kernel is not; these tests pin both choices, as a user would set them.
 
 @pytest.fixture(scope="module", autouse=True)
 def winograd_chosen():
@@ -83,6 +83,19 @@ def test_winograd_equals_the_reference_values_and_gradients(relu, case, seed):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(winograd, "CHUNK_BYTES", 1)  # one image a chunk up to 8 images, then 2, 2, ..., 1
         _check_against_reference(relu, case, seed)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_unit_axes_do_not_mislead_numpy(channels):
+    """One image, one row of tiles, one channel in and out: the input gradient's edge columns come
+    from views whose last axes have length 1, which NumPy 2.4.6's `negative` read with the wrong
+    strides in float64 (hypothesis found it: the last column's gradient came out as other tiles')."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, (1, channels, 4, 6)).astype(np.float64)
+    w = rng.integers(-2, 3, (1, channels, 3, 3)) / 2
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(winograd, "CHUNK_BYTES", 1)
+        _check_against_reference(False, (x, w, None, ((0, 0), (0, 0))), 0)
 
 
 def _check_against_reference(relu, case, seed):
@@ -206,5 +219,6 @@ def test_the_model_uses_winograd_for_conv2_and_the_reference_switch_bypasses_it(
         assert out.returncode == 0, out.stderr
         return out.stdout.split()
     assert ops("fast") == ["WinogradConvPool", "FewChannelConvolution"]
-    assert ops("fast", choice="default") == ["FusedConvolution", "FusedConvolution"]  # neither by default
+    # by default Winograd computes conv2 (32 input channels, WINS_FROM_CHANNELS); conv1 is conv_few's choice
+    assert ops("fast", choice="default")[0] == "WinogradConvPool"
     assert "WinogradConvPool" not in ops("reference") and "FusedConvolution" not in ops("reference")

@@ -10,20 +10,23 @@ one pixel of the tile's 2x2 block, transforms that block (dM = A dY A^T), and fo
 dV = dM U^T as 16 GEMMs each; dW = G^T dU G once per step, and dx = B dV B^T summed over the
 overlapping tiles.
 
-Everything is channels-last and works on whole chunks of images with strided views: the
-transforms are adds and subtracts of strided slices, a handful of NumPy calls per chunk, nothing
+Everything works on whole chunks of images: each chunk's padded input is split by row and column
+parity with the images innermost (see _split), so that the transforms are adds and subtracts of
+slices with long runs of memory, a handful of NumPy calls per chunk on views of few axes; nothing
 loops over tiles, pixels or channels."""
 from ..autograd import Function
-from .conv import (MAX_AND_FIRST_OFFSET, MAX_OF_BLOCKS, offset_codes, pad_nhwc, route_by_codes, unpad_nchw,
+from .conv import (MAX_AND_FIRST_OFFSET, MAX_OF_BLOCKS, offset_codes, route_by_codes,
                    conv_pool_relu as _direct)
 from . import buffers
 from .homes import GradientHomes
 from .parallel import over_chunks, pieces
 
 # NOTE: a chunk's V and M (16 x tiles x (C + O) values) stay under this size, 6 images of the
-# tutorial's conv2, so that a thread's buffers (about twice that) stay in its core's 4 MiB L2: on a
-# loaded machine 1 and 2 MB gave the same fwd+bwd time (0.74-0.77x the direct kernel), 4 MB 0.80x
-# (benchmarks/bench_winograd.py --chunk).
+# tutorial's conv2, so that a thread's buffers stay near its core's 2 MiB L2: on a loaded machine
+# 1 and 2 MB gave the same fwd+bwd time (0.74-0.77x the direct kernel), 4 MB 0.80x
+# (benchmarks/bench_winograd.py --chunk). With the split layout, chunk sizes interleaved in one
+# process (one thread, loaded): 2, 3, 4, 6, 8 MB took 1, 1.02, 1.05, 1.23, 1.26x; another run 1 MB
+# 1.07x, 1.5 MB 1.02x, 3 MB 0.98x, 4 MB 1.01x.
 CHUNK_BYTES = 2 << 20
 
 # NOTE: keeping the transformed input V of the whole batch from forward, instead of the padded input
@@ -55,18 +58,24 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
 
 
 # NOTE: Winograd pays per input channel for its transforms what it saves per output channel in
-# the GEMMs, so it wins only with enough input channels. Measured on conv2's shape (14x14, 64
-# outputs, batch 128; Winograd / direct per A B B A round, medians on a loaded 2-core machine,
-# benchmarks/bench_winograd.py): C = 32 forward 0.75-0.85, fwd+bwd 0.71-0.75 (seven runs); C = 16
-# forward 1.07-1.17, fwd+bwd 0.91-1.04; C = 8 1.35 and 1.05; C = 4 1.63 and 1.53; C = 1 (conv1's
-# 28x28) 5.9-7.4 and 3.2-4.1. But those runs had other jobs on both cores (load 7-11). Quiet (load
-# 0.3, 2026-12-07, two threads, 10 rounds; results/winograd_cpu_quiet.json): conv2 forward 1.31, fwd+bwd
-# 1.09 (1.07-1.13), the training step 1.06 (1.04-1.09) (an earlier quiet run: 1.15 and 1.09): the
-# transforms' extra memory passes cost more than the 2.25x fewer GEMM FLOPs save (the direct block
-# runs at ~30% of both cores' GEMM rate, not the ~70% once written here, which was one core's rate:
-# benchmarks/bench_layers.py's NOTE). So it is chosen for no shape by default (None);
-# WINS_FROM_CHANNELS = 32 chooses it from 32 input channels, where it won on the loaded machine.
-WINS_FROM_CHANNELS = None
+# the GEMMs, so it wins only with enough input channels. First version (strided (N, Hp, Wp, C)
+# slices), on conv2's shape (14x14, 64 outputs, batch 128; Winograd / direct per A B B A round,
+# medians, benchmarks/bench_winograd.py), loaded 2-core machine (load 7-11): C = 32 fwd+bwd
+# 0.71-0.75; C = 16 0.91-1.04; C = 8 1.05; C = 4 1.53; C = 1 (conv1's 28x28) 3.2-4.1. Quiet (load
+# 0.3, two threads; results/winograd_cpu_quiet.json): conv2 fwd+bwd 1.09, the training step 1.06,
+# so it was chosen for no shape. Since then (2026-12-07, 19:45-20:05 UTC) the split layout (_split),
+# views of few axes, U^T contiguous, dU as dM^T V and the sign in the routing: conv2 block fwd+bwd
+# against direct, first version 0.919 (one thread) and 0.869 (two) at 19:45, now 0.852 (0.63-0.97)
+# and 0.718 (0.64-0.77); a training step 0.798 (0.75-0.86) and 0.837 (0.79-0.86)
+# (results/winograd_cpu_split_1thread.json, _2threads.json); against main's Winograd, fwd+bwd 0.862
+# and 0.866 (results/winograd_split_vs_main_*.json); a training step against main with direct
+# kernels (benchmarks/bench_ab.py, separate processes, results/ab_winograd_split_*.json): 0.857
+# (0.70-0.95) one thread, 0.827 (0.68-0.93) two (an earlier pair: 0.82 and 0.84), peak memory 74 MB
+# against 80 MB (two threads), 70 and 70 (one). All on the machine shared with two other
+# jobs (load average 2-4 on 2 cores): no quiet run could be had, and quiet runs favoured the direct
+# kernel before (why is not known: load slows the two unevenly); rerun quiet with
+# `python benchmarks/bench_winograd.py --blocks conv2,step` and set None if the ratio passes 1.
+WINS_FROM_CHANNELS = 32
 
 
 def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
@@ -109,7 +118,9 @@ class WinogradConvPool(GradientHomes, Function):
         # conv.MAX_OF_BLOCKS, and pads each chunk into a buffer of its thread's)
         keep_v = KEEP_V and self.recorded
         self.v = buffers.empty(xp, (16, n * th * tw, c), dtype) if keep_v else None
-        self.x_pad = buffers.empty(xp, (n, height, width, c), x.dtype) if self.recorded and not keep_v else None
+        # (flat: each chunk in _split's layout; asked for by its padded shape, as the direct kernel's)
+        self.x_pad = (buffers.empty(xp, (n, height, width, c), x.dtype).reshape(-1) if self.recorded and not keep_v
+                      else None)
         result = buffers.empty(xp, (n, th, tw, o), dtype)
         self.offset = buffers.empty(xp, result.shape, xp.uint8) if self.recorded else None
         one = offset_codes(self, 4)[1:2] if self.recorded else None
@@ -119,22 +130,24 @@ class WinogradConvPool(GradientHomes, Function):
         per_image = th * tw
 
         def work(source):
-            d = buffers.empty(xp, (most, height, width, c), x.dtype) if self.x_pad is None else None
-            t = buffers.empty(xp, (4, most, height, tw, c), dtype)
+            d = buffers.empty(xp, (most * height * width * c,), x.dtype) if self.x_pad is None else None
+            t = buffers.empty(xp, (most * 8 * th * (tw + 1) * c,), dtype)  # 4 x TH x 2 x (TW + 1) x images x C
             v = self._buffers(most, dtype, c) if self.v is None else None
             m = self._buffers(most, dtype, o)
+            pool_values = buffers.empty(xp, (most * per_image * o,), dtype)
+            pool_codes = buffers.empty(xp, (most * per_image * o,), xp.uint8) if self.offset is not None else None
             for _, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
-                padded = d[:images] if self.x_pad is None else self.x_pad[chunk]
-                pad_nhwc(xp, x[chunk], padding, out=padded)
+                padded = self._split(d if self.x_pad is None else self.x_pad, chunk.start if d is None else 0, images)
+                self._pad_split(x[chunk], padded)
                 vc = v[:, :tiles] if self.v is None else self.v[:, chunk.start * per_image:chunk.stop * per_image]
-                self._input_transform(padded, t[:, :images], vc)
+                self._input_transform(padded, t, vc)
                 mc = m[:, :tiles]
                 xp.matmul(vc, self.u, out=mc)
-                mc = mc.reshape(4, 4, tiles, o)
+                mc = mc.reshape(4, 4, tiles * o)  # (NOTE: views of few axes: NumPy sets up each call faster)
                 if b is not None:  # NOTE: every output of the tile sums M[1, 1] once, so the bias goes there
-                    mc[1, 1] += b
+                    xp.add(mc[1, 1].reshape(tiles, o), b, out=mc[1, 1].reshape(tiles, o))
                 # NOTE: the output transform Y = A^T M A, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]], in place:
                 # rows 0 and 3 of M get the row pass, then their columns 0 and 3 the column pass, and
                 # Y[i, j] is M[3i, 3j]; 8 calls, no other buffer in cache
@@ -147,14 +160,50 @@ class WinogradConvPool(GradientHomes, Function):
                 ends[:, 0] += ends[:, 2]
                 xp.subtract(ends[:, 1], ends[:, 3], out=ends[:, 3])
                 ends[:, 3] -= ends[:, 2]
-                blocks = [mc[3 * i, 3 * j].reshape(images, th, tw, o) for i in range(2) for j in range(2)]
+                blocks = [mc[3 * i, 3 * j] for i in range(2) for j in range(2)]
+                # NOTE: pooled in the tiles' order (TH, TW, images, O), then copied into the (N, TH, TW, O)
+                # result: the pooling's ten passes over its output ran 2x slower on the strided view
+                pooled = pool_values[:tiles * o]
                 if self.offset is None:
-                    MAX_OF_BLOCKS[relu](result[chunk], *blocks)
+                    MAX_OF_BLOCKS[relu](pooled, *blocks)
                 else:
-                    MAX_AND_FIRST_OFFSET[relu](result[chunk], self.offset[chunk], one, *blocks)
+                    codes = pool_codes[:tiles * o]
+                    MAX_AND_FIRST_OFFSET[relu](pooled, codes, one, *blocks)
+                    self.offset[chunk] = codes.reshape(th, tw, images, o).transpose(2, 0, 1, 3)
+                result[chunk] = pooled.reshape(th, tw, images, o).transpose(2, 0, 1, 3)
 
         over_chunks(xp, chunks, n * per_image * 16 * max(c, o), work)
         return result.transpose(0, 3, 1, 2)
+
+    def _split(self, flat, start, images):
+        """The padded chunk of `images` images from image `start` on, in the flat buffer `flat`, as
+        (2, Hp / 2, 2, Wp / 2, images, C): padded pixel (2I + r, 2J + s) of image k at [r, I, s, J, k].
+
+        NOTE: tile (i, j) reads rows 2i..2i+3 and columns 2j..2j+3, so each of its 16 points, across
+        all tiles, is a slice [r, i0:i0 + TH, s, j0:j0 + TW] of this layout, long runs of memory (TW
+        x images x C values) rather than the C-value runs of stride-2 slices of an (N, Hp, Wp, C)
+        image: the transforms' passes took ~0.7x the time (the images innermost: the tiles are
+        ordered (tile row, tile column, image) throughout)."""
+        _, c, _, _, _, th, tw, _ = self.shapes
+        size = (2 * th + 2) * (2 * tw + 2) * c
+        return flat[start * size:(start + images) * size].reshape(2, th + 1, 2, tw + 1, images, c)
+
+    def _pad_split(self, x, d):
+        """Copy the NCHW chunk x (images, C, H, W) into its padded, split layout d (see _split)."""
+        (top, bottom), (left, right) = self.shapes[7]
+        _, _, h, w = x.shape
+        height, width = h + top + bottom, w + left + right
+        for r in [*range(top), *range(top + h, height)]:  # the padding: zero rows, then columns
+            d[r % 2, r // 2] = 0
+        for s in [*range(left), *range(left + w, width)]:
+            d[:, :, s % 2, s // 2] = 0
+        image = x.transpose(2, 3, 0, 1)  # (H, W, images, C)
+        for y0 in range(min(2, h)):
+            r = y0 + top
+            rows = slice(r // 2, r // 2 + len(range(y0, h, 2)))
+            for x0 in range(min(2, w)):
+                s = x0 + left
+                d[r % 2, rows, s % 2, s // 2:s // 2 + len(range(x0, w, 2))] = image[y0::2, x0::2]
 
     def cache_chunks(self, dtype):
         """Chunks of images fixed by the problem (parallel.pieces): never by the thread count,
@@ -179,29 +228,34 @@ class WinogradConvPool(GradientHomes, Function):
         return xp.ascontiguousarray(u.transpose(1, 0, 3, 2)).reshape(16, c, o)
 
     def _input_transform(self, d, t, v):
-        """V = B^T d B for every 4x4 tile (at stride 2) of the padded chunk d (images, Hp, Wp, C),
-        written into v (16, tiles, C); `t` (4, images, Hp, TW, C) holds the column pass.
+        """V = B^T d B for every 4x4 tile (at stride 2) of the padded chunk d (2, TH + 1, 2, TW + 1,
+        images, C) (see _split), written into v (16, tiles, C), tiles in (TH, TW, images) order; the
+        flat buffer `t` holds the row pass.
 
         NOTE: B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]] as adds of strided
-        slices: 4 calls over columns (each for all tiles), then 4 over rows that each write 4 of the
-        16 outputs at once; 8 passes over chunk-sized data in all. Columns first: their slices
-        are contiguous only along the channels, and the row pass then reads whole (TW, C) runs
-        (15% faster than rows first)."""
+        slices: 4 calls over rows (each for all tiles; contiguous), then 4 over columns that each
+        write 4 of the 16 outputs at once (runs of TW x images x C values); 8 passes over chunk-sized
+        data, on views of at most 3 axes."""
         xp = self.xp
-        images, th, tw = d.shape[0], (d.shape[1] - 2) // 2, t.shape[3]
-        cols = [d[:, :, k:k + 2 * tw - 1:2] for k in range(4)]  # (images, Hp, TW, C) each
-        xp.subtract(cols[0], cols[2], out=t[0])
-        xp.add(cols[1], cols[2], out=t[1])
-        xp.subtract(cols[2], cols[1], out=t[2])
-        xp.subtract(cols[1], cols[3], out=t[3])
-        out = v.reshape(4, 4, images, th, tw, -1)
+        _, hh, _, wh, images, c = d.shape
+        th, tw, run = hh - 1, wh - 1, images * c
+        row = 2 * wh * run  # one row I of d (both column parities)
+        d = d.reshape(2, hh * row)
+        t = t[:4 * th * row].reshape(4, th * row)
+        rows = [d[a % 2, a // 2 * row:(a // 2 + th) * row] for a in range(4)]  # (TH x 2 x (TW + 1) x run) each
+        xp.subtract(rows[0], rows[2], out=t[0])
+        xp.add(rows[1], rows[2], out=t[1])
+        xp.subtract(rows[2], rows[1], out=t[2])
+        xp.subtract(rows[1], rows[3], out=t[3])
+        out = v.reshape(4, 4, th, tw * run)
         if not _is_view_of(out, v):
             raise AssertionError("winograd: the transformed input is not a view of its buffer")
-        rows = [t[:, :, k:k + 2 * th - 1:2] for k in range(4)]  # (4, images, TH, TW, C) each
-        xp.subtract(rows[0], rows[2], out=out[0])
-        xp.add(rows[1], rows[2], out=out[1])
-        xp.subtract(rows[2], rows[1], out=out[2])
-        xp.subtract(rows[1], rows[3], out=out[3])
+        t = t.reshape(4, th, 2, wh * run)
+        cols = [t[:, :, b % 2, b // 2 * run:(b // 2 + tw) * run] for b in range(4)]  # (4, TH, TW x run) each
+        xp.subtract(cols[0], cols[2], out=out[:, 0])
+        xp.add(cols[1], cols[2], out=out[:, 1])
+        xp.subtract(cols[2], cols[1], out=out[:, 2])
+        xp.subtract(cols[1], cols[3], out=out[:, 3])
 
     def backward(self, g):
         xp = self.xp
@@ -210,24 +264,27 @@ class WinogradConvPool(GradientHomes, Function):
         need_b = self.has_bias and self.needs_input_grad[2]
         g = g.transpose(0, 2, 3, 1)  # (N, TH, TW, O), the pooled gradient
         dtype = xp.result_type(g, self.u)
-        codes = offset_codes(self, 4)[1:].reshape(2, 2, 1, 1, 1, 1)  # 1 + each block's index
-        u_t = self.u.transpose(0, 2, 1)  # (16, O, C)
+        codes = offset_codes(self, 4)[1:]  # 1 + each block's index
+        codes = codes[0::3].reshape(2, 1), codes[1:3].reshape(2, 1)  # blocks (0, 0), (1, 1); (0, 1), (1, 0)
+        # NOTE: U^T contiguous (16, O, C): OpenBLAS took 1.7x as long for dM U^T with U^T a transposed view
+        u_t = xp.ascontiguousarray(self.u.transpose(0, 2, 1))
         chunks = self.cache_chunks(dtype)
         most = chunks[0].stop - chunks[0].start if chunks else 0
         per_image = th * tw
-        (top, bottom), (left, right) = padding
-        height, width = h + top + bottom, w + left + right
-        grad_pad = buffers.empty(xp, (n, height, width, c), dtype) if need_x else None
+        height, width = 2 * th + 2, 2 * tw + 2
+        grad_x = buffers.empty(xp, (n, h, w, c), dtype) if need_x else None
         parts_u, parts_b = [None] * len(chunks), [None] * len(chunks)
 
         def work(source):
             m = self._buffers(most, dtype, o)
             v = self._buffers(most, dtype, c)
-            t = buffers.empty(xp, (4, most, height, tw, c), dtype)
+            t = buffers.empty(xp, (most * 8 * th * (tw + 1) * c,), dtype)  # 4 x TH x 2 x (TW + 1) x images x C
+            dd = buffers.empty(xp, (most * height * width * c,), dtype) if need_x else None
             for index, chunk in source:
                 images = chunk.stop - chunk.start
                 tiles = images * per_image
-                dm = self._output_adjoint(g[chunk], self.offset[chunk], codes, m[:, :tiles])
+                dm = self._output_adjoint(g[chunk].transpose(1, 2, 0, 3), self.offset[chunk].transpose(1, 2, 0, 3),
+                                          codes, m[:, :tiles])  # (16, tiles, O)
                 if need_b:  # every output of a tile sums M[1, 1] once (see forward)
                     parts_b[index] = dm[5].sum(axis=0)
                 if need_w:
@@ -235,21 +292,24 @@ class WinogradConvPool(GradientHomes, Function):
                         vc = self.v[:, chunk.start * per_image:chunk.stop * per_image]
                     else:  # V again, from the padded input, in cache
                         vc = v[:, :tiles]
-                        self._input_transform(self.x_pad[chunk], t[:, :images], vc)
-                    parts_u[index] = xp.matmul(vc.transpose(0, 2, 1), dm)  # (16, C, O)
+                        self._input_transform(self._split(self.x_pad, chunk.start, images), t, vc)
+                    # NOTE: as dU^T = dM^T V, (16, O, C): OpenBLAS ran it ~8% faster than V^T dM
+                    parts_u[index] = xp.matmul(dm.transpose(0, 2, 1), vc)
                 if need_x:
                     dv = v[:, :tiles]
                     xp.matmul(dm, u_t, out=dv)
-                    self._input_adjoint(dv.reshape(4, 4, images, th, tw, c), t[:, :images], grad_pad[chunk])
+                    grad = self._split(dd, 0, images)
+                    self._input_adjoint(dv, t, grad)
+                    self._unpad_split(grad, grad_x[chunk])
 
         over_chunks(xp, chunks, n * per_image * 16 * max(c, o), work)
-        grad_x = unpad_nchw(grad_pad, padding) if need_x else None
+        grad_x = grad_x.transpose(0, 3, 1, 2) if need_x else None
         grad_w = grad_b = None
         if need_w:  # summed in chunk order, whichever thread computed each part
-            du = parts_u[0] if chunks else xp.zeros((16, c, o), dtype=dtype)  # (an empty batch: no chunk)
+            du = parts_u[0] if chunks else xp.zeros((16, o, c), dtype=dtype)  # (an empty batch: no chunk)
             for part in parts_u[1:]:
                 du += part
-            grad_w = self._kernel_adjoint(du.reshape(4, 4, c, o), dtype)
+            grad_w = self._kernel_adjoint(du.reshape(4, 4, o, c), dtype)
         if need_b:
             grad_b = parts_b[0] if chunks else xp.zeros(o, dtype=dtype)
             for part in parts_b[1:]:
@@ -264,30 +324,33 @@ class WinogradConvPool(GradientHomes, Function):
 
     def _output_adjoint(self, g, offset, codes, dm):
         """dM = A dY A^T into `dm` (16, tiles, O), where the 2x2 output gradient dY of each tile is
-        the pooled gradient g (images, TH, TW, O) at the window's first maximum and zero elsewhere
+        the pooled gradient g (TH, TW, images, O) at the window's first maximum and zero elsewhere
         (everywhere where ReLU zeroed the pooled value). A = [[1, 0], [1, 1], [1, -1], [0, -1]].
 
-        NOTE: in place, as forward's output transform: routing (one broadcast compare-and-multiply,
-        as the direct kernel's) writes dY[i, j] into dM[3i, 3j], then rows 0 and 3 give rows 1 and
-        2 (and row 3 its sign), then columns 0 and 3 give columns 1 and 2; 7 calls. A look-up of
-        the +-1/0 factor by offset code (xp.take) and a multiply by g took 2.5x as long."""
+        NOTE: in place, as forward's output transform: routing (broadcast compare-and-multiply, as
+        the direct kernel's) writes A[3i, i] A[3j, j] dY[i, j] (the sign: -1 for i + j odd) into
+        dM[3i, 3j], then rows 0 and 3 give rows 1 and 2, then columns 0 and 3 give columns 1 and 2;
+        6 calls (the sign in the routing saves the two passes that negated row and column 3). A
+        look-up of the +-1/0 factor by offset code (xp.take) and a multiply by g took 2.5x as long."""
         xp = self.xp
-        images, th, tw, o = g.shape
-        out = dm.reshape(4, 4, images, th, tw, o)
-        route_by_codes(out[::3, ::3], g, offset, codes)
-        out = dm.reshape(4, 4, -1, o)
-        for rows in (out[:, ::3], out.transpose(1, 0, 2, 3)):  # rows (of columns 0 and 3), then columns
-            xp.add(rows[0], rows[3], out=rows[1])
-            xp.subtract(rows[0], rows[3], out=rows[2])
-            xp.negative(rows[3], out=rows[3])
+        out = dm.reshape(4, 4, -1)  # (NOTE: views of few axes: NumPy sets up each call faster)
+        points = dm.reshape(16, -1)
+        g = xp.ascontiguousarray(g).reshape(-1)
+        offset = xp.ascontiguousarray(offset).reshape(-1)  # (read four times below)
+        plus, minus = codes
+        route_by_codes(points[0::15], g, offset, plus)  # dM[0, 0] and dM[3, 3]
+        route_by_codes(points[3::9], xp.multiply(g, -1), offset, minus)  # dM[0, 3] and dM[3, 0]
+        for rows in (out[:, ::3], out.transpose(1, 0, 2)):  # rows (of columns 0 and 3), then columns
+            xp.subtract(rows[0], rows[3], out=rows[1])
+            xp.add(rows[0], rows[3], out=rows[2])
         return dm
 
     def _kernel_adjoint(self, du, dtype):
-        """dW = G^T dU G, as (O, C, 3, 3), into the optimizer's buffer when it has one (kernels/homes.py)."""
+        """dW = G^T dU G from dU^T (4, 4, O, C), as (O, C, 3, 3), into the optimizer's buffer when it has one (kernels/homes.py)."""
         xp = self.xp
         g = xp.asarray(_G, dtype=dtype)
-        dw = xp.tensordot(g, xp.tensordot(g, du, axes=(0, 1)), axes=(0, 1))  # (3 i, 3 j, C, O)
-        dw = dw.transpose(3, 2, 0, 1)
+        dw = xp.tensordot(g, xp.tensordot(g, du, axes=(0, 1)), axes=(0, 1))  # (3 i, 3 j, O, C)
+        dw = dw.transpose(2, 3, 0, 1)
         home = self.grad_home(1, dw.shape, dw.dtype)
         if home is None:
             return xp.ascontiguousarray(dw)
@@ -296,31 +359,60 @@ class WinogradConvPool(GradientHomes, Function):
 
     def _input_adjoint(self, dv, t, dd):
         """The gradient of the padded chunk d from the gradient of its transformed tiles, dv
-        (4, 4, images, TH, TW, C): B dV B^T summed over the overlapping tiles, written into dd
-        (images, Hp, Wp, C); `t` (4, images, Hp, TW, C) holds the row pass.
+        (16, tiles, C): B dV B^T summed over the overlapping tiles, written into dd (2, TH + 1, 2,
+        TW + 1, images, C) (_split's layout); the flat buffer `t` holds the column pass.
 
-        NOTE: the adjoint of _input_transform's slices, rows then columns: tile row m starts at
-        padded row 2m, so even rows 2m get dV0 of tile m and (dV1 + dV2 - dV0) of tile m - 1, odd
-        rows 2m + 1 get (dV1 - dV2 + dV3) of tile m and -dV3 of tile m - 1; columns likewise. The
-        overlap is added by separate calls, so no call writes a value twice."""
-        _slices_adjoint(self.xp, dv, t)  # rows: dv[a] is (4 b, images, TH, TW, C), t's axis 2 the rows
-        _slices_adjoint(self.xp, t, dd)  # columns: t[b] is (images, Hp, TW, C), dd's axis 2 the columns
+        NOTE: the adjoint of _input_transform's slices, columns then rows: tile column m starts at
+        padded column 2m, so even columns 2m get dV0 of tile m and (dV1 + dV2 - dV0) of tile m - 1, odd
+        columns 2m + 1 get (dV1 - dV2 + dV3) of tile m and -dV3 of tile m - 1; rows likewise."""
+        xp = self.xp
+        _, hh, _, wh, images, c = dd.shape
+        th, tw, run = hh - 1, wh - 1, images * c
+        row = 2 * wh * run
+        dv = dv.reshape(4, 4, th, tw * run)
+        t = t[:4 * th * row].reshape(4, th, 2, wh * run)
+        _pairs_adjoint(xp, [dv[:, b] for b in range(4)], t[:, :, 0], t[:, :, 1], run)  # columns
+        t = t.reshape(4, th * row)
+        dd = dd.reshape(2, hh * row)
+        _pairs_adjoint(xp, t, dd[0], dd[1], row)  # rows
+
+    def _unpad_split(self, dd, grad):
+        """Copy the gradient of the padded chunk, dd in _split's layout, less the padding, into the
+        chunk's (images, H, W, C) input gradient `grad`."""
+        (top, _), (left, _) = self.shapes[7]
+        _, h, w, _ = grad.shape
+        image = grad.transpose(1, 2, 0, 3)  # (H, W, images, C)
+        for y0 in range(min(2, h)):
+            r = y0 + top
+            rows = slice(r // 2, r // 2 + len(range(y0, h, 2)))
+            for x0 in range(min(2, w)):
+                s = x0 + left
+                image[y0::2, x0::2] = dd[r % 2, rows, s % 2, s // 2:s // 2 + len(range(x0, w, 2))]
 
 
-def _slices_adjoint(xp, src, dst):
-    """dst = the adjoint of B^T along dst's axis 2 (of length 2 * size + 2), from src[k], the
-    gradient of the k-th output of the transform along that axis (size along its axis 2)."""
-    size = src.shape[3]
-    even, odd = dst[:, :, 0::2], dst[:, :, 1::2]
-    even[:, :, size] = 0
-    xp.copyto(even[:, :, :size], src[0])
-    even[:, :, 1:] += src[1]
-    even[:, :, 1:] += src[2]
-    even[:, :, 1:] -= src[0]
-    odd[:, :, size] = 0
-    xp.subtract(src[1], src[2], out=odd[:, :, :size])
-    odd[:, :, :size] += src[3]
-    odd[:, :, 1:] -= src[3]
+def _pairs_adjoint(xp, src, even, odd, unit):
+    """even and odd = the adjoint of B^T along their last axis, in steps of `unit` values (size + 1
+    of them), where the transform read even[m], odd[m], even[m + 1] and odd[m + 1] for its output
+    m, from src[k] (size steps along its last axis), the gradient of its k-th output.
+
+    NOTE: even[m] = src0[m] + (src1 + src2 - src0)[m - 1] and odd[m] = (src1 - src2 + src3)[m] -
+    src3[m - 1]: 6 passes over src-sized data (3 additions per sum of 4 terms, the least with
+    two-operand calls) and 2 small ones; accumulating into zeroed ends took 7. No call writes a
+    value twice."""
+    s0, s1, s2, s3 = src[0], src[1], src[2], src[3]
+    end = s0.shape[-1]  # = size x unit
+    head = even[..., unit:]
+    xp.add(s1, s2, out=head)
+    head -= s0
+    even[..., unit:end] += s0[..., unit:]
+    xp.copyto(even[..., :unit], s0[..., :unit])
+    body = odd[..., :end]
+    xp.subtract(s1, s2, out=body)
+    body += s3
+    # NOTE: not xp.negative: NumPy 2.4.6's negative reads float64 views with a unit axis last
+    # (strides (64, 8) for shape (4, 1)) as if contiguous, and wrote wrong gradients here
+    xp.multiply(s3[..., end - unit:], -1, out=odd[..., end:])
+    odd[..., unit:end] -= s3[..., :end - unit]
 
 
 def _is_view_of(view, base):
