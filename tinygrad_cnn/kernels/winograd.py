@@ -72,10 +72,15 @@ def applies(x, weight, stride, padding, dilation, pool, relu):
 # kernels (benchmarks/bench_ab.py, separate processes, results/ab_winograd_split_*.json): 0.857
 # (0.70-0.95) one thread, 0.827 (0.68-0.93) two (an earlier pair: 0.82 and 0.84), peak memory 74 MB
 # against 80 MB (two threads), 70 and 70 (one). All on the machine shared with two other
-# jobs (load average 2-4 on 2 cores): no quiet run could be had, and quiet runs favoured the direct
-# kernel before (why is not known: load slows the two unevenly); rerun quiet with
-# `python benchmarks/bench_winograd.py --blocks conv2,step` and set None if the ratio passes 1.
-WINS_FROM_CHANNELS = 32
+# jobs (load average 2-4 on 2 cores). Quiet again (20:26-20:28 UTC, load 0.6-0.7, main 39ec654, the
+# direct kernel with its new input gradient; results/winograd_quiet_session4.json and two reruns, no
+# file): two threads (the default here) conv2 fwd+bwd 1.130, 1.106; the training step 1.056, 1.054
+# (and 53.2 against 52.5 ms in an in-process alternation); one thread fwd+bwd 0.783, the step 0.853
+# (and 64.1 against 73.8 ms). So it wins on one core and loses on two: its many memory passes and
+# per-call overhead scale worse (two threads cost 1.28x its one-thread CPU time a step, the direct
+# kernel's 1.22x). The choice may not depend on the thread count (the same bits for any thread
+# count), and two threads are this machine's default, so it stays off (None); 32 chooses it.
+WINS_FROM_CHANNELS = None
 
 
 def conv_pool_relu(x, weight, *bias, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), pool=None,
