@@ -339,6 +339,8 @@ def test_param_groups_as_torch_and_a_manual_lr_schedule(make):
         group["params"] = []
     with pytest.raises(NotImplementedError, match="one parameter group"):
         opt.add_param_group({"params": []})
+    with pytest.raises(TypeError, match="parameter 0 is a dict: torch's per-group options are not offered"):
+        make(optim, [{"params": ours.parameters()}])  # before: 'parameter 0 is a dict, not a Tensor'
     # the optimizer's state_dict and a schedule see the same lr as the group
     saved = opt.state_dict()
     assert saved["lr"] == group["lr"]

@@ -6,6 +6,7 @@ traceback or a silent wrong answer.
 They live here, off the reading path (benchmarks/size.py), so that tensor.py reads as the operations,
 each with a one-line call to its check. Nothing here computes a result or records a graph."""
 import numbers
+from collections.abc import Mapping
 
 import numpy
 
@@ -525,6 +526,9 @@ def optimizer_params(owner, params):
     torch takes model.parameters() after p.requires_grad_(False): it gets no gradient, so no step; but a
     list where none requires grad is refused, as the likely mistake of passing plain tensors."""
     for i, p in enumerate(params):
+        if isinstance(p, Mapping):
+            raise TypeError(f"{owner}: parameter {i} is a dict: torch's per-group options are not offered (an "
+                            f"optimizer here has one parameter group); make one optimizer per group")
         if not isinstance(p, tensor.Tensor):
             raise TypeError(f"{owner}: parameter {i} is a {type(p).__name__}, not a Tensor")
         if not p.is_leaf:
