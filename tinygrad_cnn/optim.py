@@ -8,14 +8,13 @@ are Python floats, so float32 parameters and their state stay float32. kernels/ 
 per-parameter loop by a few fused kernels over all parameters at once (kernels/optim.py)."""
 import math
 import warnings
-from collections.abc import MutableMapping
 
 import numpy
 
 from . import checks
 from .autograd import kernel_for
 from .device import all_finite, scope, to_device, to_numpy
-from .optim_state import StateDict, at_least, number
+from .optim_state import ParamGroup, StateDict, at_least, number
 from .tensor import Tensor
 
 
@@ -74,21 +73,6 @@ class Optimizer(StateDict):
         if name in self.__dict__.get("_hyper_names", ()):
             value = self._checked({**{k: getattr(self, k) for k in self._hyper_names}, name: value})[name]
         object.__setattr__(self, name, value)
-
-    @property
-    def param_groups(self):
-        """torch's `optimizer.param_groups`: a list of one group, a dict-like view of 'params' and the
-        hyper-parameters; `for g in opt.param_groups: g['lr'] *= 0.1` sets opt.lr (checked as that is).
-        NOTE: a view, not a copy: the step keeps reading opt.lr, so a group costs the step nothing."""
-        groups = self.__dict__.get("_param_groups")
-        if groups is None:
-            groups = self.__dict__["_param_groups"] = [ParamGroup(self)]
-        return groups
-
-    def add_param_group(self, group):
-        """Refused: one optimizer holds one group here (its hyper-parameters are the optimizer's)."""
-        raise NotImplementedError(f"{type(self).__name__}.add_param_group: an optimizer here has one parameter "
-                                  f"group; make a second optimizer for parameters that need other settings")
 
     @property
     def skipped_steps(self):
@@ -188,51 +172,6 @@ class Optimizer(StateDict):
     def __repr__(self):
         return f"{type(self).__name__}({len(self.params)} parameters, " + \
             ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper_names) + ")"
-
-
-class ParamGroup(MutableMapping):
-    """One entry of Optimizer.param_groups, as torch's dict: 'params' (the optimizer's list) and each
-    hyper-parameter (opt.lr, ...), read from and written to the optimizer itself. Writing a key the
-    optimizer has not (torch's 'dampening', 'amsgrad', a typo) raises KeyError naming it, where a dict
-    would keep a value nothing reads."""
-
-    def __init__(self, optimizer):
-        self._optimizer = optimizer
-
-    def _names(self):
-        return ("params",) + self._optimizer._hyper_names
-
-    def __getitem__(self, key):
-        if key == "params":
-            return self._optimizer.params
-        if key in self._optimizer._hyper_names:
-            return getattr(self._optimizer, key)
-        raise KeyError(self._unknown(key))
-
-    def __setitem__(self, key, value):
-        if key == "params":
-            raise TypeError(f"{type(self._optimizer).__name__}: the parameters of an optimizer are fixed "
-                            f"when it is made; make a new optimizer for other parameters")
-        if key not in self._optimizer._hyper_names:
-            raise KeyError(self._unknown(key))
-        setattr(self._optimizer, key, value)  # checked as optimizer.lr = ... is
-
-    def __delitem__(self, key):
-        raise TypeError(f"{type(self._optimizer).__name__}: a parameter group's keys cannot be deleted ({key!r})")
-
-    def _unknown(self, key):
-        return (f"{key!r}: {type(self._optimizer).__name__}'s parameter group has only "
-                f"{', '.join(map(repr, self._names()))}")
-
-    def __iter__(self):
-        return iter(self._names())
-
-    def __len__(self):
-        return len(self._names())
-
-    def __repr__(self):
-        shown = {k: f"<{len(self['params'])} parameters>" if k == "params" else self[k] for k in self._names()}
-        return "{" + ", ".join(f"{k!r}: {v if k == 'params' else repr(v)}" for k, v in shown.items()) + "}"
 
 
 class SGD(Optimizer):

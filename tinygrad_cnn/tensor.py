@@ -182,7 +182,7 @@ class Tensor:
         """The tensor on another device and/or with another dtype, as torch's: to("cuda"), to(float64),
         to("cuda", float64), to(device=..., dtype=...), to(other_tensor) (its device and dtype). Gradients
         flow back to the original; copy=True always makes a new tensor. non_blocking is accepted (a hint)."""
-        device, dtype = _to_arguments(self, args, device, dtype)
+        device, dtype = checks.to_arguments(self, args, device, dtype)
         if not isinstance(non_blocking, bool) or not isinstance(copy, bool):
             raise TypeError(f"to(): non_blocking and copy must be True or False, got {non_blocking!r}, {copy!r}")
         out = self if dtype is None else self.astype(dtype)
@@ -745,56 +745,6 @@ class Size(int):
 
     def __reduce__(self):
         return int, (int(self),)  # NOTE: pickled, copied or saved it is a plain int
-
-
-def _is_dtype(value):
-    """Whether `value` names a dtype (numpy.float32, tg.float64, "float32"; a device name is no dtype name)."""
-    if isinstance(value, str):
-        try:
-            canonical_device(value)
-            return False
-        except ValueError:
-            pass
-    if isinstance(value, (str, numpy.dtype)) or (isinstance(value, type) and issubclass(value, (numpy.generic, float, int, bool))):
-        try:
-            numpy.dtype(value)
-            return True
-        except TypeError:
-            return False
-    return False
-
-
-def _to_arguments(t, args, device, dtype):
-    """Tensor.to's (device, dtype) from torch's spellings: (device), (dtype), (device, dtype), (tensor)."""
-    if len(args) > 2:
-        raise TypeError(f"to() takes a device and/or a dtype, got {len(args)} positional arguments")
-    args = list(args)
-    if args and isinstance(args[0], Tensor):
-        if len(args) > 1 or device is not None or dtype is not None:
-            raise TypeError("to(other): give only the tensor whose device and dtype to take")
-        return args[0].device, args[0].dtype
-    if args and _is_dtype(args[0]):
-        if len(args) > 1:
-            raise TypeError(f"to({args[0]!r}, {args[1]!r}): the device comes first, the dtype second")
-        args.insert(0, None)
-    if len(args) >= 1:
-        if device is not None:
-            raise TypeError("to() got the device twice (positional and device=)")
-        device = args[0]
-    if len(args) == 2:
-        if dtype is not None:
-            raise TypeError("to() got the dtype twice (positional and dtype=)")
-        dtype = args[1]
-    if device is not None:
-        if not isinstance(device, str):
-            raise TypeError(f"to(): {device!r} is neither a device (a name: 'cpu', 'cuda', 'cuda:N') nor a dtype "
-                            f"(tg.float32, numpy.float64, 'int64')")
-        device = canonical_device(device)
-    if dtype is not None:
-        if not _is_dtype(dtype):
-            raise TypeError(f"to(): dtype must be a dtype (tg.float32, numpy.float64, 'int64'), got {dtype!r}")
-        dtype = checks.tensor_dtype(dtype, "to")
-    return device, dtype
 
 
 def _promote(a, b):
