@@ -362,5 +362,5 @@ class Adadelta(Optimizer):
 
 from .schedules import CosineAnnealingLR, LRScheduler, StepLR  # noqa: E402 (they take an Optimizer)
 
-__all__ = ["Optimizer", "ParamGroup", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "LRScheduler", "StepLR",
-           "CosineAnnealingLR"]
+__all__ = ["Optimizer", "ParamGroup", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta",
+           "LRScheduler", "StepLR", "CosineAnnealingLR"]

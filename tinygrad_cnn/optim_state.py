@@ -29,7 +29,8 @@ def at_least(value, name, low=0.0):
 class StateDict:
     """An Optimizer's param_groups (torch's view of its settings) and state_dict()/load_state_dict(): the
     hyper-parameters, "param_count", and "state.<i>.<name>" per parameter (its buffers, and its step count
-    where counts_steps), all checked before anything changes. The optimizer gives _export() and _import() (its per-parameter state)."""
+    where counts_steps), all checked before anything changes. The optimizer gives _export() and _import()
+    (its per-parameter state)."""
 
     def state_dict(self):
         """A flat dict of NumPy arrays and Python scalars (np.savez-able): the hyper-parameters,
