@@ -88,6 +88,18 @@ def test_gradient_flows_back_across_devices():
 
 
 @gpu
+def test_to_moves_and_casts_in_one_call_as_torch():
+    x = Tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)  # float64 on the CPU
+    y = x.to("cuda", np.float32)
+    assert (y.device, y.dtype, y.size(), y.size) == ("cuda:0", np.float32, (2, 3), 6)
+    assert x.to(y).device == "cuda:0" and x.to(y).dtype == np.float32
+    (y * 2.0).sum().backward()  # the gradient comes back to the CPU, in x's dtype
+    assert x.grad.device == "cpu" and x.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+    assert y.to(dtype=np.float64).device == "cuda:0" and y.to("cpu").dtype == np.float32
+
+
+@gpu
 def test_real_mixed_devices_raise():
     with pytest.raises(DeviceError, match="cpu.*cuda:0|cuda:0.*cpu"):
         Tensor([1.0]) + Tensor([1.0], device="cuda")

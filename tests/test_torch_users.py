@@ -1,5 +1,7 @@
 """Snippets a PyTorch user writes, run here and in real torch (skipped without it): where tinygrad_cnn
 claims PyTorch's spelling, it gives PyTorch's answer, or a clear error naming what is not offered."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -286,3 +288,131 @@ def test_a_frozen_weight_stays_a_parameter_and_in_the_state_dict(tmp_path):
     for p in ours[2].parameters():
         p.requires_grad_(True)
     assert [p.requires_grad for p in ours.parameters()] == [False, False, True, True]
+
+
+def _linear_pair(seed=0):
+    """A torch_nn.Linear and a torch.nn.Linear with the same weights."""
+    tg.manual_seed(seed)
+    ours, theirs = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    return ours, theirs
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib, ps: lib.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda lib, ps: lib.Adam(ps, lr=0.05, betas=(0.8, 0.99), eps=1e-7),
+    lambda lib, ps: lib.Adadelta(ps, lr=1.0)])
+def test_param_groups_as_torch_and_a_manual_lr_schedule(make):
+    ours, theirs = _linear_pair()
+    opt, their_opt = make(optim, ours.parameters()), make(torch.optim, theirs.parameters())
+    # before: AttributeError ('SGD' object has no attribute 'param_groups')
+    assert len(opt.param_groups) == len(their_opt.param_groups) == 1
+    group, their_group = opt.param_groups[0], their_opt.param_groups[0]
+    assert set(group) <= set(their_group) and {"params", "lr", "weight_decay"} <= set(group)
+    for key in group:
+        if key == "params":
+            assert len(group[key]) == 2 and all(p is q for p, q in zip(group[key], ours.parameters()))
+        else:
+            assert group[key] == pytest.approx(their_group[key]), key
+    x, a = tg.Tensor(_data(4, 3)), torch.tensor(_data(4, 3))
+    for step in range(6):
+        if step in (2, 4):  # the usual manual schedule, in both
+            for g in opt.param_groups:
+                g["lr"] *= 0.1
+            for g in their_opt.param_groups:
+                g["lr"] *= 0.1
+            assert opt.lr == pytest.approx(their_opt.param_groups[0]["lr"], rel=1e-12)
+        opt.zero_grad(), their_opt.zero_grad()
+        (ours(x) ** 2).sum().backward()
+        (theirs(a) ** 2).sum().backward()
+        opt.step(), their_opt.step()
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)
+    # a written value is checked as optimizer.lr = ... is, and an unknown key is named, not kept silently
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        group["lr"] = -1.0
+    with pytest.raises(KeyError, match="'dampening'.*has only 'params', 'lr'"):
+        group["dampening"] = 0.5
+    with pytest.raises(KeyError, match="'initial_lr'"):
+        group["initial_lr"]
+    with pytest.raises(TypeError, match="fixed"):
+        group["params"] = []
+    with pytest.raises(NotImplementedError, match="one parameter group"):
+        opt.add_param_group({"params": []})
+    with pytest.raises(TypeError, match="parameter 0 is a dict: torch's per-group options are not offered"):
+        make(optim, [{"params": ours.parameters()}])  # before: 'parameter 0 is a dict, not a Tensor'
+    # the optimizer's state_dict and a schedule see the same lr as the group
+    saved = opt.state_dict()
+    assert saved["lr"] == group["lr"]
+    group["lr"] = 0.5
+    opt.load_state_dict(saved)
+    assert group["lr"] == saved["lr"] and opt.param_groups[0] is group
+    sched = optim.StepLR(opt, step_size=1, gamma=0.5)
+    sched.step()
+    assert group["lr"] == sched.get_last_lr() == pytest.approx(saved["lr"] * 0.5)
+
+
+def test_size_is_numpy_count_and_torch_method():
+    a = _data(4, 5, 2)
+    x, xt = tg.Tensor(a), torch.tensor(a)
+    # before: TypeError ('int' object is not callable)
+    assert x.size() == xt.size() == (4, 5, 2) and isinstance(x.size(), tuple)
+    assert [x.size(d) for d in (0, 1, 2, -1, -3)] == [xt.size(d) for d in (0, 1, 2, -1, -3)]
+    assert x.size(dim=1) == xt.size(dim=1) == 5
+    with pytest.raises(IndexError, match="out of range"):
+        x.size(3)
+    with pytest.raises(TypeError, match="must be an int"):
+        x.size(1.0)
+    # NumPy's attribute stays: an int, as in every use the package makes of it
+    assert x.size == 40 == xt.numel() == x.numel() and isinstance(x.size, int) and x.size + 1 == 41 and bool(tg.Tensor([]).size) is False
+    assert repr(x.size) == "40" and f"{x.size}" == "40" and type(pickle.loads(pickle.dumps(x.size))) is int
+    assert tg.Tensor(3.0).size() == tuple(torch.tensor(3.0).size()) == ()
+
+
+def test_to_takes_a_dtype_as_torch():
+    a = _data(2, 3)
+    x = tg.Tensor(a, requires_grad=True)
+    # before: TypeError (device must be a string) for a dtype, and unexpected keyword for dtype=
+    for ours, theirs in [(x.to(tg.float64), torch.tensor(a).to(torch.float64)),
+                         (x.to("cpu", np.float64), torch.tensor(a).to("cpu", torch.float64)),
+                         (x.to(dtype=np.int64), torch.tensor(a).to(dtype=torch.int64)),
+                         (x.to(device="cpu", dtype="float64"), torch.tensor(a).to(device="cpu", dtype=torch.float64)),
+                         (x.to(tg.Tensor(np.zeros(1, np.int32))), torch.tensor(a).to(torch.zeros(1, dtype=torch.int32)))]:
+        assert ours.dtype.name == str(theirs.dtype).replace("torch.", "") and ours.device == "cpu"
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    assert x.to("cpu") is x and x.to(tg.float32) is x and x.to(tg.float32, copy=True) is not x
+    assert x.to("cpu", non_blocking=True) is x
+    x.to(tg.float64).sum().backward()  # a float cast stays differentiable
+    assert x.grad.dtype == np.float32 and x.grad.numpy().sum() == 6.0
+    with pytest.raises(TypeError, match="the device comes first"):
+        x.to(tg.float64, "cpu")
+    with pytest.raises(TypeError, match="neither a device .* nor a dtype"):
+        x.to(3)
+    with pytest.raises(TypeError, match="dtype must be a dtype"):
+        x.to(dtype="cpu")
+    with pytest.raises(TypeError, match="not complex64"):
+        x.to(np.complex64)
+    with pytest.raises(ValueError, match="unknown device 'banana'"):
+        x.to("banana")
+    with pytest.raises(TypeError, match="device twice"):
+        x.to("cpu", device="cpu")
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_max_with_keepdim_gives_values_and_indices_as_torch(name):
+    a = _data(6, 4)
+    x, xt = tg.Tensor(a), torch.tensor(a)
+    # before: the values alone, so the classic example's output.max(1, keepdim=True)[1] was row 1's maximum
+    for ours, theirs in [(getattr(x, name)(1, keepdim=True), getattr(xt, name)(1, keepdim=True)),
+                         (getattr(x, name)(0, keepdim=False), getattr(xt, name)(0, keepdim=False)),
+                         (getattr(x, name)(axis=-1, keepdim=True), getattr(xt, name)(-1, keepdim=True))]:
+        np.testing.assert_array_equal(ours[0].numpy(), theirs[0].numpy())
+        np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+    labels = np.arange(6) % 4
+    pred, their_pred = x.max(1, keepdim=True)[1], xt.max(1, keepdim=True)[1]
+    assert pred.eq(tg.Tensor(labels).view_as(pred)).sum().item() == \
+        their_pred.eq(torch.tensor(labels).view_as(their_pred)).sum().item()
+    # NumPy's spellings keep NumPy's answer, the values alone
+    for values in (getattr(x, name)(1), getattr(x, name)(1, True), getattr(x, name)(1, keepdims=True)):
+        assert isinstance(values, tg.Tensor)
+    np.testing.assert_array_equal(getattr(x, name)(1).numpy(), getattr(a, name)(1))

@@ -6,11 +6,12 @@ traceback or a silent wrong answer.
 They live here, off the reading path (benchmarks/size.py), so that tensor.py reads as the operations,
 each with a one-line call to its check. Nothing here computes a result or records a graph."""
 import numbers
+from collections.abc import Mapping
 
 import numpy
 
 from .autograd import is_grad_enabled
-from .device import DeviceError, extremes, peek
+from .device import DeviceError, canonical_device, extremes, peek
 
 
 class AxisError(ValueError, IndexError):
@@ -525,6 +526,9 @@ def optimizer_params(owner, params):
     torch takes model.parameters() after p.requires_grad_(False): it gets no gradient, so no step; but a
     list where none requires grad is refused, as the likely mistake of passing plain tensors."""
     for i, p in enumerate(params):
+        if isinstance(p, Mapping):
+            raise TypeError(f"{owner}: parameter {i} is a dict: torch's per-group options are not offered (an "
+                            f"optimizer here has one parameter group); make one optimizer per group")
         if not isinstance(p, tensor.Tensor):
             raise TypeError(f"{owner}: parameter {i} is a {type(p).__name__}, not a Tensor")
         if not p.is_leaf:
@@ -534,3 +538,54 @@ def optimizer_params(owner, params):
             raise ValueError(f"{owner}: parameter {i} (shape {p.shape}) appears twice")
     if not any(p.requires_grad for p in params):
         raise ValueError(f"{owner}: no parameter has requires_grad=True, so none would ever be updated")
+
+
+def _is_dtype(value):
+    """Whether `value` names a dtype (numpy.float32, tg.float64, "float32"; a device name is no dtype name)."""
+    if isinstance(value, str):
+        try:
+            canonical_device(value)
+            return False
+        except ValueError:
+            pass
+    if isinstance(value, (str, numpy.dtype)) or (isinstance(value, type) and
+                                                  issubclass(value, (numpy.generic, float, int, bool))):
+        try:
+            numpy.dtype(value)
+            return True
+        except TypeError:
+            return False
+    return False
+
+
+def to_arguments(t, args, device, dtype):
+    """Tensor.to's (device, dtype) from torch's spellings: (device), (dtype), (device, dtype), (tensor)."""
+    if len(args) > 2:
+        raise TypeError(f"to() takes a device and/or a dtype, got {len(args)} positional arguments")
+    args = list(args)
+    if args and isinstance(args[0], tensor.Tensor):
+        if len(args) > 1 or device is not None or dtype is not None:
+            raise TypeError("to(other): give only the tensor whose device and dtype to take")
+        return args[0].device, args[0].dtype
+    if args and _is_dtype(args[0]):
+        if len(args) > 1:
+            raise TypeError(f"to({args[0]!r}, {args[1]!r}): the device comes first, the dtype second")
+        args.insert(0, None)
+    if len(args) >= 1:
+        if device is not None:
+            raise TypeError("to() got the device twice (positional and device=)")
+        device = args[0]
+    if len(args) == 2:
+        if dtype is not None:
+            raise TypeError("to() got the dtype twice (positional and dtype=)")
+        dtype = args[1]
+    if device is not None:
+        if not isinstance(device, str):
+            raise TypeError(f"to(): {device!r} is neither a device (a name: 'cpu', 'cuda', 'cuda:N') nor a dtype "
+                            f"(tg.float32, numpy.float64, 'int64')")
+        device = canonical_device(device)
+    if dtype is not None:
+        if not _is_dtype(dtype):
+            raise TypeError(f"to(): dtype must be a dtype (tg.float32, numpy.float64, 'int64'), got {dtype!r}")
+        dtype = tensor_dtype(dtype, "to")
+    return device, dtype

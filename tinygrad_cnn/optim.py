@@ -14,7 +14,7 @@ import numpy
 from . import checks
 from .autograd import kernel_for
 from .device import all_finite, scope, to_device, to_numpy
-from .optim_state import StateDict, at_least, number
+from .optim_state import ParamGroup, StateDict, at_least, number
 from .tensor import Tensor
 
 
@@ -172,7 +172,6 @@ class Optimizer(StateDict):
     def __repr__(self):
         return f"{type(self).__name__}({len(self.params)} parameters, " + \
             ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper_names) + ")"
-
 
 
 class SGD(Optimizer):
@@ -363,5 +362,5 @@ class Adadelta(Optimizer):
 
 from .schedules import CosineAnnealingLR, LRScheduler, StepLR  # noqa: E402 (they take an Optimizer)
 
-__all__ = ["Optimizer", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "LRScheduler", "StepLR",
-           "CosineAnnealingLR"]
+__all__ = ["Optimizer", "ParamGroup", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta",
+           "LRScheduler", "StepLR", "CosineAnnealingLR"]

@@ -1,7 +1,7 @@
-"""The optimizers' state_dict format (one flat dict of NumPy arrays and Python scalars, np.savez-able) and
-the checks of their hyper-parameters."""
+"""The optimizers' state_dict format (one flat dict of NumPy arrays and Python scalars, np.savez-able),
+their torch-style param_groups view, and the checks of their hyper-parameters."""
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 import numpy
 
@@ -27,9 +27,10 @@ def at_least(value, name, low=0.0):
 
 
 class StateDict:
-    """state_dict()/load_state_dict() of an Optimizer: the hyper-parameters, "param_count", and
-    "state.<i>.<name>" per parameter (its buffers, and its step count where counts_steps), all checked
-    before anything changes. The optimizer gives _export() and _import() (its per-parameter state)."""
+    """An Optimizer's param_groups (torch's view of its settings) and state_dict()/load_state_dict(): the
+    hyper-parameters, "param_count", and "state.<i>.<name>" per parameter (its buffers, and its step count
+    where counts_steps), all checked before anything changes. The optimizer gives _export() and _import()
+    (its per-parameter state)."""
 
     def state_dict(self):
         """A flat dict of NumPy arrays and Python scalars (np.savez-able): the hyper-parameters,
@@ -42,6 +43,21 @@ class StateDict:
             if count and self.counts_steps:
                 out[f"state.{i}.step"] = count
         return out
+
+    @property
+    def param_groups(self):
+        """torch's `optimizer.param_groups`: a list of one group, a dict-like view of 'params' and the
+        hyper-parameters; `for g in opt.param_groups: g['lr'] *= 0.1` sets opt.lr (checked as that is).
+        NOTE: a view, not a copy: the step keeps reading opt.lr, so a group costs the step nothing."""
+        groups = self.__dict__.get("_param_groups")
+        if groups is None:
+            groups = self.__dict__["_param_groups"] = [ParamGroup(self)]
+        return groups
+
+    def add_param_group(self, group):
+        """Refused: one optimizer holds one group here (its hyper-parameters are the optimizer's)."""
+        raise NotImplementedError(f"{type(self).__name__}.add_param_group: an optimizer here has one parameter "
+                                  f"group; make a second optimizer for parameters that need other settings")
 
     def load_state_dict(self, state):
         """Restore what state_dict() returned (arrays may come back 0-d from np.load). Everything is
@@ -91,3 +107,48 @@ def _plain(value):
     if array.ndim == 0:
         return array.item()
     return tuple(array.tolist())
+
+
+class ParamGroup(MutableMapping):
+    """One entry of Optimizer.param_groups, as torch's dict: 'params' (the optimizer's list) and each
+    hyper-parameter (opt.lr, ...), read from and written to the optimizer itself. Writing a key the
+    optimizer has not (torch's 'dampening', 'amsgrad', a typo) raises KeyError naming it, where a dict
+    would keep a value nothing reads."""
+
+    def __init__(self, optimizer):
+        self._optimizer = optimizer
+
+    def _names(self):
+        return ("params",) + self._optimizer._hyper_names
+
+    def __getitem__(self, key):
+        if key == "params":
+            return self._optimizer.params
+        if key in self._optimizer._hyper_names:
+            return getattr(self._optimizer, key)
+        raise KeyError(self._unknown(key))
+
+    def __setitem__(self, key, value):
+        if key == "params":
+            raise TypeError(f"{type(self._optimizer).__name__}: the parameters of an optimizer are fixed "
+                            f"when it is made; make a new optimizer for other parameters")
+        if key not in self._optimizer._hyper_names:
+            raise KeyError(self._unknown(key))
+        setattr(self._optimizer, key, value)  # checked as optimizer.lr = ... is
+
+    def __delitem__(self, key):
+        raise TypeError(f"{type(self._optimizer).__name__}: a parameter group's keys cannot be deleted ({key!r})")
+
+    def _unknown(self, key):
+        return (f"{key!r}: {type(self._optimizer).__name__}'s parameter group has only "
+                f"{', '.join(map(repr, self._names()))}")
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+    def __repr__(self):
+        shown = {k: f"<{len(self['params'])} parameters>" if k == "params" else self[k] for k in self._names()}
+        return "{" + ", ".join(f"{k!r}: {v if k == 'params' else repr(v)}" for k, v in shown.items()) + "}"

@@ -26,20 +26,25 @@ ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
 
 
 def values_and_indices(arg_name):
-    """torch's spelling x.max(dim=1) returns (values, indices); so does `fn` (max or min) when given dim= as
-    an int, the indices from the method `arg_name` (argmax or argmin). NumPy's spellings, max(axis=1) and
-    max(1), keep NumPy's answer: the values alone.
+    """torch's spellings x.max(dim=1) and x.max(1, keepdim=True) return (values, indices); so does `fn` (max
+    or min) when given dim= or keepdim= with one int axis, the indices from the method `arg_name` (argmax or
+    argmin). NumPy's spellings, max(axis=1), max(1) and max(1, keepdims=True), keep NumPy's answer: the
+    values alone.
 
-    NOTE: without it, `values, indices = x.max(dim=1)` unpacked the rows of the values, and x.max(dim=1)[1]
-    was the second row's maximum: silent wrong answers in code written for PyTorch."""
+    NOTE: without it, `values, indices = x.max(dim=1)` unpacked the rows of the values, and
+    x.max(1, keepdim=True)[1] (the classic MNIST example's prediction) was the second row's maximum: silent
+    wrong answers in code written for PyTorch."""
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(self, *args, **kwargs):
             values = fn(self, *args, **kwargs)
-            dim = kwargs.get("dim")
+            if "dim" not in kwargs and "keepdim" not in kwargs:
+                return values
+            dim = kwargs.get("dim", kwargs.get("axis", args[0] if args else None))
             if dim is None or isinstance(dim, (tuple, list)):  # torch has no indices for these either
                 return values
-            keepdim = kwargs.get("keepdim", kwargs.get("keepdims", args[0] if args else False))
+            rest = args[1:] if "dim" not in kwargs and "axis" not in kwargs else args
+            keepdim = kwargs.get("keepdim", kwargs.get("keepdims", rest[0] if rest else False))
             return ValuesIndices(values, getattr(self, arg_name)(axis=dim, keepdims=keepdim))
         return wrapper
     return decorate

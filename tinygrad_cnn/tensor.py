@@ -97,7 +97,12 @@ class Tensor:
 
     @property
     def size(self):
-        """The number of elements, a Python int."""
+        """The number of elements, an int, as NumPy's attribute; called, torch's method: x.size() is the
+        shape (a tuple), x.size(dim) the length of one axis."""
+        return Size(self.data.size, self.data.shape)
+
+    def numel(self):
+        """The number of elements, a Python int (torch's name for `size`)."""
         return int(self.data.size)
 
     @property
@@ -173,12 +178,17 @@ class Tensor:
         """The values as nested Python lists (copied from the GPU when needed)."""
         return self.numpy().tolist()
 
-    def to(self, device):
-        """The tensor on another device; gradients flow back to the original."""
-        device = canonical_device(device)
-        if device == self.device:
-            return self
-        return ToDevice.apply(self, device=device)
+    def to(self, *args, device=None, dtype=None, non_blocking=False, copy=False):
+        """The tensor on another device and/or with another dtype, as torch's: to("cuda"), to(float64),
+        to("cuda", float64), to(device=..., dtype=...), to(other_tensor) (its device and dtype). Gradients
+        flow back to the original; copy=True always makes a new tensor. non_blocking is accepted (a hint)."""
+        device, dtype = checks.to_arguments(self, args, device, dtype)
+        if not isinstance(non_blocking, bool) or not isinstance(copy, bool):
+            raise TypeError(f"to(): non_blocking and copy must be True or False, got {non_blocking!r}, {copy!r}")
+        out = self if dtype is None else self.astype(dtype)
+        if device is not None and device != out.device:
+            out = ToDevice.apply(out, device=device)
+        return out.clone() if copy and out is self else out
 
     def cpu(self):
         """The tensor on the CPU, `to('cpu')`; gradients flow back to the original."""
@@ -713,6 +723,28 @@ class ToDevice(Function):
 
     def backward_graph(self, g, inputs, output):
         return g.to(self.device)
+
+
+class Size(int):
+    """Tensor.size: NumPy's element count (an int in every use), and torch's method when called:
+    size() is the shape, size(dim) one axis' length (dim counted from the end when negative)."""
+
+    def __new__(cls, count, shape):
+        size = super().__new__(cls, count)
+        size.shape = shape
+        return size
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return tuple(self.shape)
+        if not is_int(dim):
+            raise TypeError(f"size(dim): dim must be an int, got {dim!r}")
+        if not -len(self.shape) <= dim < len(self.shape):
+            raise IndexError(f"size({dim}): dimension out of range for a tensor of shape {self.shape}")
+        return self.shape[dim]
+
+    def __reduce__(self):
+        return int, (int(self),)  # NOTE: pickled, copied or saved it is a plain int
 
 
 def _promote(a, b):
