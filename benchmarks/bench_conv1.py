@@ -18,11 +18,10 @@ import argparse
 import datetime
 import statistics
 import subprocess
-import time
 
 import numpy as np
 
-from common import ROOT, machine, print_table, time_interleaved, write_json
+from common import ROOT, machine, print_table, thread_samples, time_interleaved, write_json
 
 import tinygrad_cnn as tg
 from tinygrad_cnn.kernels import conv, conv_few, conv_patches
@@ -60,16 +59,7 @@ def make_runs(few=False):
 
 def thread_times(runs, repeats, warmup=2):
     """Median CPU seconds of the calling thread per call of each callable, alternating between them."""
-    for fn in runs.values():
-        for _ in range(warmup):
-            fn()
-    samples = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            start = time.thread_time()
-            fn()
-            samples[name].append(time.thread_time() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: statistics.median(s) for name, s in thread_samples(runs, repeats, warmup).items()}
 
 
 def _commit():

@@ -14,12 +14,11 @@ sized by forward's matrices alone: 16 images instead of 8). Each run times the v
 gives the median over runs and the spread (lowest and highest run median)."""
 import argparse
 import statistics
-import time
 from unittest import mock
 
 import numpy as np
 
-from common import machine, print_table, time_samples, write_json
+from common import machine, print_table, thread_samples, time_samples, write_json
 
 import tinygrad_cnn as tg
 from tinygrad_cnn.kernels import buffers, conv
@@ -100,21 +99,6 @@ def make_runs():
             return inputs[0].grad.numpy()
         runs[name] = run
     return runs
-
-
-def thread_samples(runs, repeats, warmup=2):
-    """CPU seconds of the calling thread per call of each callable (a list of `repeats`), alternating
-    between them (with one thread: waiting for a core on a loaded machine does not count)."""
-    for fn in runs.values():
-        for _ in range(warmup):
-            fn()
-    samples = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            start = time.thread_time()
-            fn()
-            samples[name].append(time.thread_time() - start)
-    return samples
 
 
 def main(argv=None):

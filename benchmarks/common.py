@@ -60,6 +60,21 @@ def time_samples(runs, repeats, warmup=2, busy=0.03):
     return samples
 
 
+def thread_samples(runs, repeats, warmup=2):
+    """CPU seconds of the calling thread per call of each callable (a list of `repeats`), alternating
+    between them (with one thread: waiting for a core on a loaded machine does not count)."""
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.thread_time()
+            fn()
+            samples[name].append(time.thread_time() - start)
+    return samples
+
+
 def machine():
     info = dict(python=platform.python_version(), machine=platform.machine(), cpus=os.cpu_count())
     try:
