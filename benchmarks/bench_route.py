@@ -91,12 +91,14 @@ def main():
     import numpy as np
     import tinygrad_cnn as tg
     from threadpoolctl import threadpool_limits
-    from tinygrad_cnn import nn, optim
+    from tinygrad_cnn import optim
     from tinygrad_cnn.autograd import kernel_for
     from tinygrad_cnn.datasets import mnist
     from tinygrad_cnn.kernels import conv, parallel
     from tinygrad_cnn.nn import functional as F
     from tinygrad_cnn.nn.layers import run_layers
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
+    from mnist import build_model
 
     base = load_baseline(args.baseline)
     parallel.set_num_threads(1)
@@ -105,10 +107,7 @@ def main():
                "B": (conv.MAX_AND_FIRST_OFFSET, conv.route_by_codes)}
 
     tg.manual_seed(0)
-    model = nn.Sequential([
-        nn.Conv2D(32, (3, 3), padding="same", activation="relu"), nn.MaxPool2D((2, 2), strides=2),
-        nn.Conv2D(64, (3, 3), padding="same", activation="relu"), nn.MaxPool2D((2, 2), strides=2),
-        nn.Flatten(), nn.Dense(128, activation="relu"), nn.Dense(10, activation="softmax")], input_shape=(1, 28, 28))
+    model = build_model()  # the tutorial's model (examples/mnist.py)
     opt = optim.Adam(model.parameters(), lr=1e-3)
     (x, y), _ = mnist.load_data()
     xb, yb = tg.Tensor(mnist.to_float_images(x[:128])), tg.Tensor(y[:128].astype(np.int64))

@@ -114,14 +114,15 @@ def from_keras_layouts(model, named_weights, where):
     """{state_dict name: project-layout array} from (state_dict name, Keras-layout array) pairs of `model`'s
     weights; each shape is checked against Keras' for that weight first, so that a kernel in the project's
     own layout (or a square one that fits either way) is named, never silently transposed."""
-    owners, state, problems = dict(model.named_modules()), model.state_dict(), []
+    owners, tensors, problems = dict(model.named_modules()), dict(model._named_tensors()), []
     loaded = {}
     for name, value in named_weights:
         module_name, _, attribute = name.rpartition(".")
         layout = _layout(owners[module_name], attribute)
         value = value.numpy() if hasattr(value, "numpy") and not isinstance(value, numpy.ndarray) else value
         value = numpy.asarray(to_numpy(value))  # (a CuPy array refuses numpy.asarray)
-        want = to_keras_layout(owners[module_name], attribute, state[name]).shape
+        shape = tensors[name].shape  # Keras' shape of it, from a view of no memory (nothing copied)
+        want = shape if layout is None else layout[0](numpy.broadcast_to(numpy.float32(0), shape)).shape
         if value.shape != want:
             form = f" in Keras' layout {layout[2]}" if layout is not None else ""
             problems.append(f"{name!r}: got shape {value.shape}, expected {want}{form}")
