@@ -155,3 +155,16 @@ def peak_rss_mb():
         pass
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine_busy_seconds():
+    """CPU seconds all processes of the machine have run so far (Linux /proc/stat: every state but idle
+    and iowait), or None where there is no /proc/stat. With each side's own CPU time, a benchmark
+    learns how much CPU other processes took while it ran (see bench_ab.py --max-others)."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -96,3 +97,32 @@ def test_bench_layers_reference_gemm_runs_on_all_cores(monkeypatch):
     gemm_one_core()
     assert seen == [cores, 1], seen
     assert np.matmul is real_matmul
+
+
+def test_machine_busy_seconds_counts_this_process():
+    import common
+    if common.machine_busy_seconds() is None:
+        pytest.skip("no /proc/stat here")
+    before, start = common.machine_busy_seconds(), time.process_time()
+    while time.process_time() - start < 0.3:
+        pass
+    assert common.machine_busy_seconds() - before >= 0.25
+
+
+def test_bench_ab_measures_a_round_again_while_other_processes_are_busy():
+    """--max-others: a round in which another process kept a core busy is not kept; with a spinner
+    beside it all the time, none is, and the script says so instead of printing a ratio."""
+    import common
+    if common.machine_busy_seconds() is None or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs /proc/stat and two cores")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_ab.py"), "--a", ROOT,
+                              "--b", ROOT, "--rounds", "1", "--steps", "2", "--max-others", "0.5"],
+                             capture_output=True, text=True, timeout=600, cwd=ROOT)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert out.returncode != 0
+    assert "no round was quiet enough" in out.stderr + out.stdout
+    assert out.stdout.count("measured again") == 4
