@@ -143,6 +143,27 @@ def test_a_torch_style_subclass_with_get_lr_runs_as_in_torch():
     assert ours.base_lrs == theirs.base_lrs == [0.8]
 
 
+@needs_torch
+def test_two_schedulers_on_one_optimizer_chain_as_in_torch():
+    ours, theirs = _ours(0.1), _theirs(0.1)
+    mine = [optim.lr_scheduler.StepLR(ours, 2, 0.5), optim.lr_scheduler.CosineAnnealingLR(ours, 5)]
+    torchs = [torch.optim.lr_scheduler.StepLR(theirs, 2, 0.5), torch.optim.lr_scheduler.CosineAnnealingLR(theirs, 5)]
+    for epoch in range(12):
+        ours.step(), theirs.step()
+        for a, b in zip(mine, torchs):
+            a.step(), b.step()
+        # before: each recomputed from base_lr, so the last one stepped won and the StepLR did nothing
+        assert ours.lr == pytest.approx(theirs.param_groups[0]["lr"], rel=1e-12, abs=1e-15), epoch
+
+
+def test_torchs_other_schedulers_are_named_as_not_offered():
+    from tinygrad_cnn.optim import lr_scheduler
+    assert lr_scheduler.StepLR is optim.StepLR and lr_scheduler.LRScheduler is optim.LRScheduler
+    with pytest.raises(AttributeError, match="no MultiStepLR \\(torch's\\): offered are StepLR, CosineAnnealingLR"):
+        lr_scheduler.MultiStepLR
+    assert not hasattr(lr_scheduler, "ReduceLROnPlateau") and not hasattr(lr_scheduler, "no_such_name")
+
+
 # ---------------------------------------------------------------- 2. get_last_lr() and the attributes torch has
 
 @needs_torch

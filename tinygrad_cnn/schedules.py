@@ -17,6 +17,21 @@ from .optim_state import at_least, number
 _TORCH_BOOKKEEPING = ("_step_count", "_get_lr_called_within_step", "_is_initial", "verbose")
 
 
+# torch.optim.lr_scheduler's other classes: asked for here, they raise an AttributeError saying what is offered
+_TORCH_ONLY = ("LambdaLR", "MultiplicativeLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "SequentialLR",
+               "PolynomialLR", "ChainedScheduler", "ReduceLROnPlateau", "CyclicLR", "CosineAnnealingWarmRestarts",
+               "OneCycleLR")
+
+
+def __getattr__(name):
+    """optim.lr_scheduler.MultiStepLR and torch's other schedulers: an error naming what is offered instead."""
+    if name in _TORCH_ONLY:
+        raise AttributeError(f"optim.lr_scheduler has no {name} (torch's): offered are StepLR, CosineAnnealingLR, "
+                             f"and LRScheduler to subclass with get_lr() (torch's chainable rule) or lr_at(epoch); "
+                             f"several schedulers on one optimizer chain as in torch")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
