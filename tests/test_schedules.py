@@ -353,6 +353,18 @@ def test_a_rate_a_subclass_returns_is_checked():
     with pytest.raises(NotImplementedError, match="get_lr"):
         optim.LRScheduler(_ours(0.1))
 
+    class Halving(optim.LRScheduler):
+        def get_lr(self):
+            return [self.optimizer.lr * 0.5]
+
+    halving = Halving(_ours(0.4))  # the constructor's step at epoch 0 halves it, as torch's does
+    assert halving.get_last_lr() == [0.2] and halving.last_epoch == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # step(epoch)'s deprecation
+        with pytest.raises(NotImplementedError, match=r"Halving has no lr_at\(epoch\)"):
+            halving.step(3)  # the closed form is lr_at's: a failed step changes nothing
+    assert halving.last_epoch == 0 and halving.optimizer.lr == 0.2 and halving.get_last_lr() == [0.2]
+
 
 def test_schedules_still_warn_nothing_in_ordinary_use():
     sched = optim.CosineAnnealingLR(_ours(0.1), T_max=3)

@@ -115,8 +115,9 @@ class LRScheduler:
     def lr_at(self, epoch):
         """The closed form: the rate after `epoch` epochs from base_lr, with no manual change (torch's
         _get_closed_form_lr); each schedule defines it."""
-        raise NotImplementedError(f"{type(self).__name__} defines neither get_lr() (the next rate from the "
-                                  f"current one, as torch's) nor lr_at(epoch) (the closed form)")
+        raise NotImplementedError(f"{type(self).__name__} has no lr_at(epoch) (the closed form, which step(epoch) "
+                                  f"uses) and no get_lr() of its own (the next rate from the current one, as "
+                                  f"torch's, which step() uses)")
 
     def _get_closed_form_lr(self):
         """[lr_at(last_epoch)], torch's name (step(epoch) uses it)."""
@@ -138,27 +139,25 @@ class LRScheduler:
         """Count one more epoch and set optimizer.lr from its current value (call once per epoch, after
         its updates). step(epoch), deprecated in torch too, jumps to `epoch` and sets the closed form."""
         previous = self.last_epoch
-        if epoch is None:
-            self.last_epoch += 1
-            self._in_step = True
-            try:
-                rates = self.get_lr()
-            except BaseException:
-                self.last_epoch = previous
-                raise
-            finally:
-                self._in_step = False
-        else:
-            self.last_epoch = _epoch(epoch, "epoch")
+        if epoch is not None:
+            epoch = _epoch(epoch, "epoch")
             warnings.warn(f"{type(self).__name__}.step(epoch) is deprecated, as in torch: it sets the closed-form "
                           f"rate lr_at(epoch) and drops a change made by hand; call step() once per epoch",
                           UserWarning, stacklevel=2)
-            rates = self._get_closed_form_lr()
+        self._in_step = True
         try:
+            if epoch is None:
+                self.last_epoch += 1
+                rates = self.get_lr()
+            else:
+                self.last_epoch = epoch
+                rates = self._get_closed_form_lr()
             self._set(rates, f"{type(self).__name__}.get_lr()")
-        except BaseException:
+        except BaseException:  # nothing changes: the optimizer's rate is set last
             self.last_epoch = previous
             raise
+        finally:
+            self._in_step = False
 
     def _set(self, rates, source):
         if not isinstance(rates, (list, tuple)) or len(rates) != 1:
@@ -205,8 +204,8 @@ class LRScheduler:
         for name, value in loaded.items():
             object.__setattr__(self, name, value)
         if "_last_lr" not in loaded:  # an older state: the rate it had set was the closed form at last_epoch
-            lr = float(self.lr_at(self.last_epoch))
-            self._last_lr = [lr]
+            self._last_lr = [float(self.lr_at(self.last_epoch))]
+            lr = self._last_lr[0] if lr is None else lr
         if lr is not None:  # torch's own state leaves the rate to its optimizer's state
             self.optimizer.lr = lr
 
@@ -229,7 +228,7 @@ class LRScheduler:
 
 def _plain(value):
     """A 0-d array back to a Python scalar, a 1-d one to a list (as np.load returns them)."""
-    if isinstance(value, numpy.ndarray) or isinstance(value, numpy.generic):
+    if isinstance(value, (numpy.ndarray, numpy.generic)):
         array = numpy.asarray(value)
         return array.item() if array.ndim == 0 else array.tolist()
     return value
