@@ -138,7 +138,9 @@ ATTRIBUTES = {
                   ("lr", "The learning rate; schedules change it between epochs.")],
     "LRScheduler": [("optimizer", "The optimizer whose `lr` it sets."),
                     ("base_lrs", "[base_lr], torch's list (one parameter group): the optimizer's learning rate "
-                                 "when the schedule was created; the closed form starts from it."),
+                                 "when this schedule was created; the closed form starts from it. NOTE: torch "
+                                 "takes the first schedule's, kept in the group's 'initial_lr', which this "
+                                 "optimizer has not; they differ for a schedule made after the rate changed."),
                     ("last_epoch", "How many epochs step() has counted (0 after construction, as torch's).")],
     "Function": [
         ("xp", "The array module (numpy or cupy) of the inputs' device; use it instead of importing numpy."),

@@ -322,6 +322,20 @@ def test_last_epoch_argument():
         optim.CosineAnnealingLR(_ours(), T_max=2, last_epoch="3")
 
 
+@needs_torch
+def test_a_schedule_made_after_the_rate_changed_starts_from_that_rate():
+    """A documented difference: torch's base_lrs come from the group's 'initial_lr', set by the first
+    schedule on the optimizer; this optimizer keeps none, so each schedule starts from the rate it found."""
+    ours, theirs = _ours(0.1), _theirs(0.1)
+    first, their_first = optim.StepLR(ours, 1, 0.5), torch.optim.lr_scheduler.StepLR(theirs, 1, 0.5)
+    ours.step(), theirs.step(), first.step(), their_first.step()
+    mine, torchs = optim.CosineAnnealingLR(ours, 4), torch.optim.lr_scheduler.CosineAnnealingLR(theirs, 4)
+    assert mine.base_lrs == [0.05] and torchs.base_lrs == [0.1]
+    for _ in range(4):  # up to T_max the chain runs from the current rate in both
+        ours.step(), theirs.step(), mine.step(), torchs.step()
+        assert mine.get_last_lr() == pytest.approx(torchs.get_last_lr(), rel=1e-12, abs=1e-15)
+
+
 def test_base_lrs_is_writable_as_torchs_list():
     sched = optim.CosineAnnealingLR(_ours(0.1), T_max=4)
     sched.base_lrs = [0.4]  # a warm restart at a new peak, as torch users write it
