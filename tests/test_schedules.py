@@ -91,6 +91,30 @@ def test_random_schedules_and_manual_changes_match_torch(kind, period, gamma, et
     _same(_drive(ours, 3 * period + 3, changes), _drive(theirs, 3 * period + 3, changes, torch_side=True))
 
 
+@given(step_size=st.integers(1, 5), gamma=st.floats(0.05, 2.0), lr=st.floats(1e-4, 2.0),
+       changes=st.dictionaries(st.integers(0, 15), st.floats(0.01, 10.0), max_size=3))
+def test_step_lr_is_the_closed_form_times_each_change_made_by_hand(step_size, gamma, lr, changes):
+    """Without torch too: StepLR's chain multiplies, so the rate is lr_at(epoch) times every factor so far."""
+    sched, factor = optim.StepLR(_ours(lr), step_size, gamma), 1.0
+    for i, (got, epoch, _) in enumerate(_drive(sched, 16, changes)):
+        factor *= changes.get(i, 1.0)
+        assert got[0] == pytest.approx(sched.lr_at(epoch) * factor, rel=1e-9)
+
+
+@given(period=st.integers(2, 8), eta_min=st.sampled_from([0.0, 1e-3]), lr=st.floats(0.01, 2.0),
+       changes=st.dictionaries(st.integers(0, 6), st.floats(0.5, 4.0), max_size=2))
+def test_cosine_keeps_the_ratio_a_change_by_hand_made_until_t_max(period, eta_min, lr, changes):
+    """Without torch too: the recursive step keeps (rate - eta_min) / (closed form - eta_min) between
+    changes, so the rate follows the cosine scaled by the change, and reaches eta_min at T_max."""
+    sched, ratio, rate = optim.CosineAnnealingLR(_ours(lr), period, eta_min), 1.0, lr
+    for i, (got, epoch, _) in enumerate(_drive(sched, period, changes)):
+        if i in changes:  # the change was made to the rate after epoch i, before this step
+            ratio = (rate * changes[i] - eta_min) / (sched.lr_at(i) - eta_min)
+        rate = got[0]
+        assert rate == pytest.approx(eta_min + ratio * (sched.lr_at(epoch) - eta_min), rel=1e-9, abs=1e-12)
+    assert rate == pytest.approx(eta_min, abs=1e-12)
+
+
 @needs_torch
 def test_cosine_stops_at_zero_where_torchs_recursion_goes_below_it():
     # found by the test above: after T_max a rate set by hand below eta_min moves away from eta_min
@@ -99,6 +123,11 @@ def test_cosine_stops_at_zero_where_torchs_recursion_goes_below_it():
     mine, torch_side = _drive(ours, 6, changes), _drive(theirs, 6, changes, torch_side=True)
     assert any(group < 0 for _, _, group in torch_side)
     assert all(group >= 0 for _, _, group in mine)
+    _same(mine, torch_side)
+    # and at the trough's step back up, from a base_lr below eta_min (found by the same test)
+    ours, theirs = _pair("cosine", 0.015625, T_max=2, eta_min=0.02)
+    mine, torch_side = _drive(ours, 4, {2: 0.0625}), _drive(theirs, 4, {2: 0.0625}, torch_side=True)
+    assert torch_side[2][2] < 0 and mine[2][2] == 0.0
     _same(mine, torch_side)
 
 

@@ -284,16 +284,18 @@ class CosineAnnealingLR(LRScheduler):
         """The current rate moved from the cosine at last_epoch - 1 to the one at last_epoch (its distance
         to eta_min scaled by their ratio); at the trough, where that ratio is 0/0, the cosine's first step
         back up from base_lr is added instead. NOTE: the rate stops at 0 where torch's goes below it
-        (after T_max, a rate set by hand below eta_min moves away from it; or rounding): a negative
+        (after T_max, a rate below eta_min, set by hand or as base_lr, moves away from it; or rounding): a negative
         rate would climb the loss, and optimizer.lr refuses one."""
         self._warn_outside_step()
         lr, epoch, period = self.optimizer.lr, self.last_epoch, self.T_max
         if epoch == 0:
             return [lr]
         if (epoch - 1 - period) % (2 * period) == 0:
-            return [lr + (self.base_lr - self.eta_min) * (1 - math.cos(math.pi / period)) / 2]
-        ratio = (1 + math.cos(math.pi * epoch / period)) / (1 + math.cos(math.pi * (epoch - 1) / period))
-        return [max(ratio * (lr - self.eta_min) + self.eta_min, 0.0)]
+            rate = lr + (self.base_lr - self.eta_min) * (1 - math.cos(math.pi / period)) / 2
+        else:
+            ratio = (1 + math.cos(math.pi * epoch / period)) / (1 + math.cos(math.pi * (epoch - 1) / period))
+            rate = ratio * (lr - self.eta_min) + self.eta_min
+        return [max(rate, 0.0)]
 
     def lr_at(self, epoch):
         """eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
