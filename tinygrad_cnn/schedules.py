@@ -16,7 +16,6 @@ from .optim_state import at_least, number
 # a torch scheduler's state_dict() also holds its own bookkeeping: let it through, unused
 _TORCH_BOOKKEEPING = ("_step_count", "_get_lr_called_within_step", "_is_initial", "verbose")
 
-
 # torch.optim.lr_scheduler's other classes: asked for here, they raise an AttributeError saying what is offered
 _TORCH_ONLY = ("LambdaLR", "MultiplicativeLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "SequentialLR",
                "PolynomialLR", "ChainedScheduler", "ReduceLROnPlateau", "CyclicLR", "CosineAnnealingWarmRestarts",
@@ -284,8 +283,8 @@ class CosineAnnealingLR(LRScheduler):
         """The current rate moved from the cosine at last_epoch - 1 to the one at last_epoch (its distance
         to eta_min scaled by their ratio); at the trough, where that ratio is 0/0, the cosine's first step
         back up from base_lr is added instead. NOTE: the rate stops at 0 where torch's goes below it
-        (after T_max, a rate below eta_min, set by hand or as base_lr, moves away from it; or rounding): a negative
-        rate would climb the loss, and optimizer.lr refuses one."""
+        (after T_max, a rate below eta_min, set by hand or as base_lr, moves away from it; or rounding):
+        a negative rate would climb the loss, and optimizer.lr refuses one."""
         self._warn_outside_step()
         lr, epoch, period = self.optimizer.lr, self.last_epoch, self.T_max
         if epoch == 0:
