@@ -137,8 +137,11 @@ ATTRIBUTES = {
                   ("engine", "The kernel that runs the steps (kernels/optim.py), or None on the reference path."),
                   ("lr", "The learning rate; schedules change it between epochs.")],
     "LRScheduler": [("optimizer", "The optimizer whose `lr` it sets."),
-                    ("base_lr", "The optimizer's learning rate when the schedule was created."),
-                    ("last_epoch", "How many times step() was called.")],
+                    ("base_lrs", "[base_lr], torch's list (one parameter group): the optimizer's learning rate "
+                                 "when this schedule was created; the closed form starts from it. NOTE: torch "
+                                 "takes the first schedule's, kept in the group's 'initial_lr', which this "
+                                 "optimizer has not; they differ for a schedule made after the rate changed."),
+                    ("last_epoch", "How many epochs step() has counted (0 after construction, as torch's).")],
     "Function": [
         ("xp", "The array module (numpy or cupy) of the inputs' device; use it instead of importing numpy."),
         ("device", "The inputs' device."),

@@ -244,11 +244,11 @@ def test_mismatched_optimizer_state_is_rejected_with_reasons():
 def test_step_lr():
     opt = optim.SGD([param()], lr=0.2)
     schedule = optim.StepLR(opt, step_size=2, gamma=0.5)
-    assert schedule.get_last_lr() == 0.2
+    assert schedule.get_last_lr() == [0.2]
     for epoch in range(1, 7):
         schedule.step()
-        assert schedule.get_last_lr() == pytest.approx(0.2 * 0.5 ** (epoch // 2))
-        assert opt.lr == schedule.get_last_lr()
+        assert schedule.get_last_lr() == [pytest.approx(0.2 * 0.5 ** (epoch // 2))]
+        assert [opt.lr] == schedule.get_last_lr()
 
 
 def test_cosine_annealing_lr():
@@ -257,7 +257,7 @@ def test_cosine_annealing_lr():
     seen = []
     for epoch in range(1, 5):
         schedule.step()
-        seen.append(schedule.get_last_lr())
+        seen += schedule.get_last_lr()
         assert opt.lr == pytest.approx(0.01 + 0.09 * (1 + math.cos(math.pi * epoch / 4)) / 2)
     assert seen == sorted(seen, reverse=True) and seen[-1] == pytest.approx(0.01)
 
@@ -269,7 +269,7 @@ def test_schedule_state_round_trip():
     a.step()
     b = optim.StepLR(optim.SGD([param()], lr=1.0), step_size=1, gamma=0.5)
     b.load_state_dict(a.state_dict())
-    assert b.get_last_lr() == b.optimizer.lr == 0.25
+    assert b.get_last_lr() == [b.optimizer.lr] == [0.25]
 
 
 # ---------------------------------------------------------------- validation

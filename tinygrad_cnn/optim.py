@@ -360,7 +360,8 @@ class Adadelta(Optimizer):
         p -= self.lr * delta
 
 
+from . import schedules as lr_scheduler  # noqa: E402 (torch's spelling: optim.lr_scheduler.StepLR)
 from .schedules import CosineAnnealingLR, LRScheduler, StepLR  # noqa: E402 (they take an Optimizer)
 
 __all__ = ["Optimizer", "ParamGroup", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta",
-           "LRScheduler", "StepLR", "CosineAnnealingLR"]
+           "LRScheduler", "StepLR", "CosineAnnealingLR", "lr_scheduler"]
