@@ -126,3 +126,22 @@ def test_bench_ab_measures_a_round_again_while_other_processes_are_busy():
     assert out.returncode != 0
     assert "no round was quiet enough" in out.stderr + out.stdout
     assert out.stdout.count("measured again") == 4
+
+
+def test_bench_two_cores_separates_inflation_serial_part_and_waits(tmp_path):
+    """One quiet-or-not round (--max-others high): the table's terms are all there and add up."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs two cores")
+    out_json = tmp_path / "two.json"
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_two_cores.py"), "--rounds", "1",
+                          "--steps", "2", "--max-others", "100", "--json", str(out_json)],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out_json.read_text())
+    assert set(r["ms_per_step"]) == {"1", "2"} and r["quiet_rounds"] == 1
+    ops = r["two_threads_per_op_ms"]
+    assert any(name.startswith("FusedConvolution.backward") for name in ops)
+    assert set(r["one_thread_per_op_ms"]) == set(ops)
+    # the split ops and the serial part make up the step (medians, so only roughly)
+    assert 0.5 * r["two_threads_step_ms"] < sum(v["wall"] for v in ops.values()) + r["two_threads_serial_ms"] \
+        < 1.5 * r["two_threads_step_ms"]
