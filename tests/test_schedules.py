@@ -188,9 +188,9 @@ def test_two_schedulers_on_one_optimizer_chain_as_in_torch():
 def test_torchs_other_schedulers_are_named_as_not_offered():
     from tinygrad_cnn.optim import lr_scheduler
     assert lr_scheduler.StepLR is optim.StepLR and lr_scheduler.LRScheduler is optim.LRScheduler
-    with pytest.raises(AttributeError, match="no MultiStepLR \\(torch's\\): offered are StepLR, CosineAnnealingLR"):
-        lr_scheduler.MultiStepLR
-    assert not hasattr(lr_scheduler, "ReduceLROnPlateau") and not hasattr(lr_scheduler, "no_such_name")
+    with pytest.raises(AttributeError, match="no OneCycleLR \\(torch's\\): offered are StepLR, MultiStepLR"):
+        lr_scheduler.OneCycleLR
+    assert not hasattr(lr_scheduler, "CyclicLR") and not hasattr(lr_scheduler, "no_such_name")
 
 
 # ---------------------------------------------------------------- 2. get_last_lr() and the attributes torch has

@@ -361,7 +361,9 @@ class Adadelta(Optimizer):
 
 
 from . import schedules as lr_scheduler  # noqa: E402 (torch's spelling: optim.lr_scheduler.StepLR)
-from .schedules import CosineAnnealingLR, LRScheduler, StepLR  # noqa: E402 (they take an Optimizer)
+from .schedules import (CosineAnnealingLR, ExponentialLR, LambdaLR, LRScheduler, MultiStepLR,  # noqa: E402
+                        ReduceLROnPlateau, StepLR)  # (they take an Optimizer)
 
 __all__ = ["Optimizer", "ParamGroup", "NonFiniteGradientError", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta",
-           "LRScheduler", "StepLR", "CosineAnnealingLR", "lr_scheduler"]
+           "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR",
+           "ReduceLROnPlateau", "lr_scheduler"]

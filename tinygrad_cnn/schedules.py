@@ -17,16 +17,15 @@ from .optim_state import at_least, number
 _TORCH_BOOKKEEPING = ("_step_count", "_get_lr_called_within_step", "_is_initial", "verbose")
 
 # torch.optim.lr_scheduler's other classes: asked for here, they raise an AttributeError saying what is offered
-_TORCH_ONLY = ("LambdaLR", "MultiplicativeLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "SequentialLR",
-               "PolynomialLR", "ChainedScheduler", "ReduceLROnPlateau", "CyclicLR", "CosineAnnealingWarmRestarts",
-               "OneCycleLR")
+_TORCH_ONLY = ("MultiplicativeLR", "ConstantLR", "LinearLR", "SequentialLR", "PolynomialLR", "ChainedScheduler",
+               "CyclicLR", "CosineAnnealingWarmRestarts", "OneCycleLR")
 
 
 def __getattr__(name):
     """optim.lr_scheduler.MultiStepLR and torch's other schedulers: an error naming what is offered instead."""
     if name in _TORCH_ONLY:
-        raise AttributeError(f"optim.lr_scheduler has no {name} (torch's): offered are StepLR, CosineAnnealingLR, "
-                             f"and LRScheduler to subclass with get_lr() (torch's chainable rule) or lr_at(epoch); "
+        raise AttributeError(f"optim.lr_scheduler has no {name} (torch's): offered are StepLR, MultiStepLR, "
+                             f"ExponentialLR, CosineAnnealingLR, LambdaLR, ReduceLROnPlateau, and LRScheduler to subclass with get_lr() (torch's chainable rule) or lr_at(epoch); "
                              f"several schedulers on one optimizer chain as in torch")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -299,3 +298,164 @@ class CosineAnnealingLR(LRScheduler):
     def lr_at(self, epoch):
         """eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+def _positive_factor(value, name):
+    factor = number(value, name)
+    if factor <= 0:
+        raise ValueError(f"{name} must be > 0, got {factor}")
+    return factor
+
+
+class MultiStepLR(LRScheduler):
+    """Multiplies the rate by gamma at each milestone epoch (torch's MultiStepLR; a milestone listed twice
+    counts twice): a manual change carries on. Closed form: base_lr * gamma ** (milestones passed)."""
+
+    _settings = ("milestones", "gamma")
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        for name, value in self._checked_settings({"milestones": milestones, "gamma": gamma}).items():
+            setattr(self, name, value)
+        super().__init__(optimizer, last_epoch)
+
+    def _checked_settings(self, settings):
+        milestones = settings["milestones"]
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"milestones must be a list of epochs (ints >= 1), got {milestones!r}")
+        return {"milestones": sorted(_positive_int(m, "each milestone") for m in milestones),
+                "gamma": _positive_factor(settings["gamma"], "gamma")}
+
+    def get_lr(self):
+        """The current rate, times gamma for each time last_epoch is listed in milestones."""
+        self._warn_outside_step()
+        return [self.optimizer.lr * self.gamma ** self.milestones.count(self.last_epoch)]
+
+    def lr_at(self, epoch):
+        """base_lr * gamma ** (the number of milestones <= epoch)."""
+        return self.base_lr * self.gamma ** sum(m <= epoch for m in self.milestones)
+
+
+class ExponentialLR(LRScheduler):
+    """Multiplies the rate by gamma every epoch (torch's ExponentialLR): a manual change carries on.
+    Closed form: base_lr * gamma ** epoch."""
+
+    _settings = ("gamma",)
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = self._checked_settings({"gamma": gamma})["gamma"]
+        super().__init__(optimizer, last_epoch)
+
+    def _checked_settings(self, settings):
+        return {"gamma": _positive_factor(settings["gamma"], "gamma")}
+
+    def get_lr(self):
+        """The current rate times gamma (from epoch 1 on)."""
+        self._warn_outside_step()
+        return [self.optimizer.lr * (self.gamma if self.last_epoch > 0 else 1.0)]
+
+    def lr_at(self, epoch):
+        """base_lr * gamma ** epoch."""
+        return self.base_lr * self.gamma ** epoch
+
+
+class LambdaLR(LRScheduler):
+    """The rate base_lr * lr_lambda(epoch) (torch's LambdaLR): not chainable, as in torch, so a manual
+    change lasts until the next step(). lr_lambda is not saved by state_dict() (torch saves only callable
+    objects): give the same function to the new scheduler before load_state_dict()."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != 1:
+                raise ValueError(f"lr_lambda: one function per parameter group (one here), got {len(lr_lambda)}")
+            lr_lambda = lr_lambda[0]
+        if not callable(lr_lambda):
+            raise TypeError(f"lr_lambda must be a function of the epoch, got {lr_lambda!r}")
+        self.lr_lambda = lr_lambda
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, epoch):
+        """base_lr * lr_lambda(epoch), checked to be a number."""
+        factor = self.lr_lambda(epoch)
+        try:
+            return self.base_lr * float(factor)
+        except (TypeError, ValueError):
+            raise TypeError(f"LambdaLR: lr_lambda({epoch}) must return a number, got {factor!r}") from None
+
+
+class ReduceLROnPlateau:
+    """Divides the rate when a metric stops improving (torch's ReduceLROnPlateau): call step(metric) once
+    per epoch with the validation loss (mode='min') or accuracy (mode='max'). After `patience` epochs
+    without an improvement (beyond `threshold`, relative or absolute), the rate is multiplied by `factor`
+    (not below min_lr; a change smaller than eps is skipped), then `cooldown` epochs pass before counting
+    again. A manual change of the rate carries on."""
+
+    _settings = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps")
+    _state = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch", "_last_lr")
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0.0, eps=1e-8):
+        _check_optimizer(type(self).__name__, optimizer)
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        factor = number(factor, "factor")
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must be between 0 and 1 (the rate is multiplied by it), got {factor}")
+        self.optimizer, self.mode, self.factor, self.threshold_mode = optimizer, mode, factor, threshold_mode
+        self.patience = _epoch(patience, "patience")
+        self.cooldown = _epoch(cooldown, "cooldown")
+        self.threshold, self.min_lr, self.eps = (at_least(v, name) for v, name in
+                                                 ((threshold, "threshold"), (min_lr, "min_lr"), (eps, "eps")))
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = self.cooldown_counter = self.last_epoch = 0
+        self._last_lr = [float(optimizer.lr)]
+
+    def _better(self, value):
+        if self.mode == "min":
+            bound = self.best * (1 - self.threshold) if self.threshold_mode == "rel" else self.best - self.threshold
+            return value < bound
+        bound = self.best * (1 + self.threshold) if self.threshold_mode == "rel" else self.best + self.threshold
+        return value > bound
+
+    def step(self, metrics):
+        """Count one more epoch with this value of the watched metric (a number, or a 0-d array or Tensor)."""
+        try:
+            value = float(metrics.item() if hasattr(metrics, "item") else metrics)
+        except (TypeError, ValueError):
+            raise TypeError(f"ReduceLROnPlateau.step needs the metric's value (a number), got {metrics!r}") from None
+        self.last_epoch += 1
+        if self._better(value):
+            self.best, self.num_bad_epochs = value, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            old = self.optimizer.lr
+            new = max(old * self.factor, self.min_lr)
+            if old - new > self.eps:
+                self.optimizer.lr = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [float(self.optimizer.lr)]
+
+    def get_last_lr(self):
+        """The rate after the last step(), a list of one (torch's form)."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """The settings and the counters (best, num_bad_epochs, cooldown_counter, last_epoch, _last_lr)."""
+        return {name: getattr(self, name) for name in self._settings + self._state}
+
+    def load_state_dict(self, state):
+        """Restore what state_dict() returned (torch's too; its other bookkeeping keys are ignored)."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict needs a mapping, got {type(state).__name__}")
+        state = {key: _plain(value) for key, value in state.items()}
+        missing = [name for name in ("best", "num_bad_epochs", "last_epoch") if name not in state]
+        if missing:
+            raise ValueError(f"ReduceLROnPlateau.load_state_dict: missing {', '.join(missing)}")
+        for name in self._settings + self._state:
+            if name in state:
+                setattr(self, name, list(state[name]) if name == "_last_lr" else state[name])
