@@ -145,3 +145,13 @@ def test_bench_two_cores_separates_inflation_serial_part_and_waits(tmp_path):
     # the split ops and the serial part make up the step (medians, so only roughly)
     assert 0.5 * r["two_threads_step_ms"] < sum(v["wall"] for v in ops.values()) + r["two_threads_serial_ms"] \
         < 1.5 * r["two_threads_step_ms"]
+
+
+def test_bench_epoch_counts_a_finished_child_as_its_own_cpu():
+    """bench_epoch --max-others subtracts its child's CPU time from the machine's busy time: the child's
+    threads must all be in it once the child has exited."""
+    import bench_epoch
+    before = bench_epoch._children_cpu()
+    subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"],
+                   check=True)
+    assert bench_epoch._children_cpu() - before >= 0.25
