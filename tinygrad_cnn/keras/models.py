@@ -80,6 +80,14 @@ class RunningMeans:
         self.sums, self.per = {}, {}
         self.seen = 0
 
+    def record(self, loss, metrics, out, yb, logits):
+        """Add one batch: its loss (a mean over it, weighted or not) and each metric's hits. NOTE: as Keras',
+        compile's metrics are never weighted by sample_weight or class_weight (Keras' weighted_metrics are)."""
+        self.seen += len(yb)
+        self.add("loss", loss, weight=len(yb))
+        for metric in metrics:
+            self.add(metric.name, *metric.hits(out, yb, logits))
+
     def add(self, name, total, per_sample=1, weight=1):
         # NOTE: the weight multiplies the device array itself: a Python number there is a kernel
         # argument, where Tensor * number would first copy the number to the device.
@@ -93,12 +101,42 @@ class RunningMeans:
 
 
 def _no_weights(who, **weights):
-    """Refuse Keras' per-sample or per-class weights by name (NOTE: taken by position in Keras' order,
-    so that a weight is never read as the next argument, return_dict)."""
+    """Refuse Keras' per-sample or per-class weights by name where they are not taken (with batches)."""
     for name, value in weights.items():
         if value is not None:
-            raise NotImplementedError(f"{who}: {name} is not supported here (got {type(value).__name__}); "
-                                      f"weight the data instead, or pass {name}=None")
+            raise NotImplementedError(f"{who}: {name} is not supported with an iterable of batches (got "
+                                      f"{type(value).__name__}); pass x and y as arrays to weight samples")
+
+
+def sample_weights(sample_weight, class_weight, y, who):
+    """Keras' per-sample weights as float32 (N,) from sample_weight (one number per sample) or class_weight
+    ({class index: weight}, 1 for a class not named; the class of a one-hot or probability row is its
+    argmax, of a 0/1 target its rounded value), or None for neither; y as the loss's targets() gave it."""
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError(f"{who}: give sample_weight or class_weight, not both (as Keras)")
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"{who}: class_weight must be a dict {{class index: weight}}, got "
+                            f"{type(class_weight).__name__}")
+        for key, value in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, (int, numpy.integer)):
+                raise ValueError(f"{who}: class_weight keys must be class indices (ints), got {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, numpy.number)) or not math.isfinite(value):
+                raise ValueError(f"{who}: class_weight[{key}] must be a finite number, got {value!r}")
+        classes = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] != 1 else numpy.round(y.reshape(len(y), -1)[:, 0])
+        table = {int(key): float(value) for key, value in class_weight.items()}
+        return numpy.array([table.get(int(c), 1.0) for c in classes], dtype="float32")
+    if sample_weight is None:
+        return None
+    weights = _array(sample_weight, f"{who}: sample_weight")
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.shape != (len(y),):
+        raise ValueError(f"{who}: sample_weight must hold one number per sample, shape ({len(y)},), got "
+                         f"{weights.shape}")
+    if not numpy.all(numpy.isfinite(weights)):
+        raise ValueError(f"{who}: sample_weight must be finite, got e.g. {weights[~numpy.isfinite(weights)][:3]}")
+    return weights.astype("float32")
 
 
 class Sequential(Trainable, BatchesMixin, nn.Sequential):
@@ -320,16 +358,20 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     # ------------------------------------------------------------ fit
 
-    def train_step(self, xb, yb, step_optimizer=None):
-        """One step on Tensors xb, yb (yb as the loss's targets() gives them): forward, loss,
-        zero_grad, backward, optimizer step. Returns (output, whether it is logits, loss)."""
+    def train_step(self, xb, yb, step_optimizer=None, wb=None):
+        """One step on Tensors xb, yb (yb as the loss's targets() gives them; wb the samples' weights or
+        None): forward, loss, zero_grad, backward, optimizer step. Returns (output, whether it is logits, loss)."""
         step_optimizer = step_optimizer or self._ready(xb.numpy())
         out, logits = self._output(xb)
-        loss = self.loss.compute(out, yb, logits)
+        loss = self._loss(out, yb, logits, wb)
         step_optimizer.zero_grad()
         loss.backward()
         step_optimizer.step()
         return out, logits, loss
+
+    def _loss(self, out, yb, logits, wb=None):
+        """The batch's loss: the mean, or Keras' weighted one with sample weights wb."""
+        return self.loss.compute(out, yb, logits) if wb is None else self.loss.weighted(out, yb, logits, wb)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
@@ -343,9 +385,12 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         DataLoader), as Keras takes a dataset: each epoch is one pass over it (steps_per_epoch batches of
         one running iterator when given); validation_data may be one too, also beside arrays. With arrays,
         steps_per_epoch limits an epoch to that many batches (a warning when x has fewer) and
-        validation_steps the validation to its first batches, as Keras. Keras' argument order;
-        class_weight and sample_weight are not supported (NotImplementedError)."""
-        _no_weights("fit", class_weight=class_weight, sample_weight=sample_weight)
+        validation_steps the validation to its first batches, as Keras. Keras' argument order.
+
+        sample_weight (one number per sample) or class_weight ({class index: weight}) weight each
+        sample's loss as Keras does (sum(weight x loss) / batch size; the metrics stay unweighted, as
+        Keras' compile metrics); validation_split splits sample_weight too, validation_data may be (x, y, sample_weight);
+        the validation is never class-weighted, as in Keras. Arrays only (not with batches)."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         epochs, initial_epoch = _count(epochs, "epochs", 0), _count(initial_epoch, "initial_epoch", 0)
         verbose, validation_freq = _verbose(verbose), _count(validation_freq, "validation_freq")
@@ -355,9 +400,11 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         if is_batches(x, y):
             steps_per_epoch = None if steps_per_epoch is None else _count(steps_per_epoch, "steps_per_epoch")
             validation_steps = None if validation_steps is None else _count(validation_steps, "validation_steps")
+            _no_weights("fit", class_weight=class_weight, sample_weight=sample_weight)
             return self._fit_batches(x, epochs, verbose, callbacks, validation_data, initial_epoch, steps_per_epoch,
                                      validation_steps, validation_freq)
         step_optimizer, x, y = self._samples(x, y, "fit")
+        w = sample_weights(sample_weight, class_weight, y, "fit")
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
                 or not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
@@ -367,21 +414,29 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         if validation_data is not None and is_batches(validation_data, None):
             val_batches = validation_data  # an iterable of (x, y) batches, as with an iterable x
         elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val) or an iterable of (x, y) batches")
-            val = self._data(*validation_data, "fit: validation_data")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a pair (x_val, y_val), a triple (x_val, y_val, "
+                                 "val_sample_weight) or an iterable of (x, y) batches")
+            val = self._data(*validation_data[:2], "fit: validation_data")
+            val += (sample_weights(validation_data[2] if len(validation_data) == 3 else None, None, val[1],
+                                   "fit: validation_data"),)
         elif validation_split:
             split = int(math.floor(len(x) * (1 - validation_split)))
             if split == 0 or split == len(x):
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
                                  f"out of {len(x)}")
-            x, y, val = x[:split], y[:split], (x[split:], y[split:])
+            # NOTE: as Keras, the validation samples keep their sample_weight, but class_weight weights training only
+            val_w = None if w is None or class_weight is not None else w[split:]
+            x, y, val = x[:split], y[:split], (x[split:], y[split:], val_w)
+            w = None if w is None else w[:split]
         metrics, device = self._metrics(y), self._device()
         x, y = self._resident(device, x, y)
+        w = None if w is None else self._resident(device, w)[0]
         if val is not None:
-            val = self._resident(device, *val)
+            val = tuple(None if part is None else self._resident(device, part)[0] for part in val)
             if validation_steps is not None:  # the first batches, as Keras
-                val = tuple(part[:validation_steps * (validation_batch_size or batch_size)] for part in val)
+                val = tuple(None if part is None else part[:validation_steps * (validation_batch_size or batch_size)]
+                            for part in val)
         steps = -(-len(x) // batch_size)
         if steps_per_epoch is not None and steps_per_epoch > steps:
             warnings.warn(f"fit: steps_per_epoch={steps_per_epoch} is more than the {steps} batches of x (batch_size "
@@ -404,11 +459,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             for step, index in itertools.islice(self._batches(len(x), batch_size, order), steps_per_epoch):
                 hooks.call("on_train_batch_begin", step, None)
                 xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
-                out, logits, loss = self.train_step(xb, yb, step_optimizer)
-                running.seen += len(xb)
-                running.add("loss", loss, weight=len(xb))
-                for metric in metrics:
-                    running.add(metric.name, *metric.hits(out, yb, logits))
+                wb = None if w is None else Tensor(w[index], device=device)
+                out, logits, loss = self.train_step(xb, yb, step_optimizer, wb)
+                running.record(loss, metrics, out, yb, logits)
                 batch_logs = running.logs() if batch_logs_wanted else None
                 hooks.call("on_train_batch_end", step, batch_logs)
                 if progress.due(step + 1):
@@ -417,7 +470,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     break
             logs = running.logs()
             if (val is not None or val_batches is not None) and (epoch + 1) % validation_freq == 0:
-                val_logs = (self._evaluate(*val, validation_batch_size or batch_size, hooks, metrics, 0) if val_batches is None
+                val_logs = (self._evaluate(*val[:2], validation_batch_size or batch_size, hooks, metrics, 0, val[2])
+                            if val_batches is None
                             else self._evaluate_batches(val_batches, validation_steps, hooks, 0, "fit: validation_data"))
                 logs.update({f"val_{key}": value for key, value in val_logs.items()})
             progress.finish(logs)
@@ -429,10 +483,11 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     # ------------------------------------------------------------ evaluate and predict
 
-    def _evaluate(self, x, y, batch_size, hooks, metrics, verbose):
-        """Mean loss and metrics over prepared x, y, without a graph and in eval mode."""
+    def _evaluate(self, x, y, batch_size, hooks, metrics, verbose, w=None):
+        """Mean loss and metrics over prepared x, y (weighted by w when given), without a graph and in eval mode."""
         device, was_training = self._device(), self.training
         x, y = self._resident(device, x, y)
+        w = None if w is None else self._resident(device, w)[0]
         self.eval()
         running, progress = RunningMeans(), Progress(-(-len(x) // batch_size), verbose)
         hooks.call("on_test_begin", None)
@@ -441,11 +496,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 for step, index in self._batches(len(x), batch_size):
                     hooks.call("on_test_batch_begin", step, None)
                     xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
+                    wb = None if w is None else Tensor(w[index], device=device)
                     out, logits = self._output(xb)
-                    running.seen += len(xb)
-                    running.add("loss", self.loss.compute(out, yb, logits), weight=len(xb))
-                    for metric in metrics:
-                        running.add(metric.name, *metric.hits(out, yb, logits))
+                    running.record(self._loss(out, yb, logits, wb), metrics, out, yb, logits)
                     hooks.call("on_test_batch_end", step, None)
                     if progress.due(step + 1):
                         progress.update(step + 1, running.logs())
@@ -460,12 +513,12 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                  return_dict=False):
         """The loss, or [loss, metric, ...] (a dict with return_dict=True), over x, y in batches of
         batch_size (32), or over an iterable x of (x, y) batches (`steps` of them when given).
-        Keras' argument order; sample_weight is not supported (NotImplementedError)."""
-        _no_weights("evaluate", sample_weight=sample_weight)
+        Keras' argument order; sample_weight (arrays only) weights the loss and metrics as in fit."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
         _callback_list(callbacks, "evaluate")
         if is_batches(x, y):
+            _no_weights("evaluate", sample_weight=sample_weight)
             hooks = callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
             logs = self._evaluate_batches(x, None if steps is None else _count(steps, "steps"), hooks, verbose)
             if return_dict:
@@ -473,9 +526,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             values = [logs["loss"]] + [logs[name] for name in self._last_metric_names]
             return values[0] if len(values) == 1 else values
         _, x, y = self._samples(x, y, "evaluate")
-        metrics = self._metrics(y)
+        w, metrics = sample_weights(sample_weight, None, y, "evaluate"), self._metrics(y)
         hooks = callbacks_module.CallbackList(callbacks, self, {"steps": -(-len(x) // batch_size), "verbose": verbose})
-        return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose), metrics, return_dict)
+        return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose, w), metrics, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs (its final activation included) for x, as one NumPy array, computed
@@ -517,27 +570,24 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on the arrays x, y as one batch; its loss (taken before the step), or
         [loss, metric, ...] (a dict with return_dict=True), as Keras 3: for this batch alone.
-        Keras' argument order; sample_weight and class_weight are not supported (NotImplementedError)."""
-        _no_weights("train_on_batch", sample_weight=sample_weight, class_weight=class_weight)
+        Keras' argument order; sample_weight or class_weight weight it as in fit."""
         step_optimizer, x, y = self._samples(x, y, "train_on_batch")
+        w = sample_weights(sample_weight, class_weight, y, "train_on_batch")
         metrics, device = self._metrics(y), self._device()
         self.train()
         xb, yb = Tensor(x, device=device), Tensor(y, device=device)
-        out, logits, loss = self.train_step(xb, yb, step_optimizer)
+        wb = None if w is None else Tensor(w, device=device)
+        out, logits, loss = self.train_step(xb, yb, step_optimizer, wb)
         running = RunningMeans()
-        running.seen = len(xb)
-        running.add("loss", loss, weight=len(xb))
-        for metric in metrics:
-            running.add(metric.name, *metric.hits(out, yb, logits))
+        running.record(loss, metrics, out, yb, logits)
         return self._returned(running.logs(), metrics, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """evaluate() on the arrays x, y as one batch (in eval mode, no graph, no callbacks); Keras'
-        argument order, sample_weight not supported (NotImplementedError)."""
-        _no_weights("test_on_batch", sample_weight=sample_weight)
+        argument order; sample_weight weights it as in evaluate."""
         _, x, y = self._samples(x, y, "test_on_batch")
-        metrics = self._metrics(y)
-        logs = self._evaluate(x, y, len(x), callbacks_module.CallbackList(None, self, {}), metrics, 0)
+        w, metrics = sample_weights(sample_weight, None, y, "test_on_batch"), self._metrics(y)
+        logs = self._evaluate(x, y, len(x), callbacks_module.CallbackList(None, self, {}), metrics, 0, w)
         return self._returned(logs, metrics, return_dict)
 
     def predict_on_batch(self, x):

@@ -1,0 +1,107 @@
+"""A demanding Keras 3 user's habits, run here and (where installed) on real Keras 3 (torch backend):
+sample and class weights in fit/evaluate, ... Each test failed before its fix."""
+import numpy
+import pytest
+
+import tinygrad_cnn.keras as tk
+
+LOSSES = [("sparse_categorical_crossentropy", "softmax", 3), ("categorical_crossentropy", "softmax", 3),
+          ("binary_crossentropy", "sigmoid", 1), ("mse", None, 1)]
+
+
+def _data(n=50, seed=0):
+    rng = numpy.random.default_rng(seed)
+    return (rng.normal(size=(n, 6)).astype("float32"), rng.integers(0, 3, n),
+            rng.random(n).astype("float32"))
+
+
+def _targets(loss, labels):
+    if loss == "categorical_crossentropy":
+        return numpy.eye(3, dtype="float32")[labels]
+    return labels if loss.startswith("sparse") else (labels > 0).astype("float32")
+
+
+def _dense(keras, loss, activation, units):
+    """One Dense layer with the same weights in either Keras, compiled with plain SGD."""
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(units, activation=activation)])
+    model.set_weights([numpy.linspace(-1, 1, 6 * units).reshape(6, units).astype("float32"),
+                       numpy.zeros(units, "float32")])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss, metrics=None if loss == "mse" else ["accuracy"])
+    return model
+
+
+def _weighted_runs(keras, loss, activation, units):
+    """Every weighted call a user makes, as plain numbers: the weighted loss and the unweighted metrics."""
+    x, labels, weights = _data()
+    y, runs = _targets(loss, labels), {}
+    model = _dense(keras, loss, activation, units)
+    runs["evaluate"] = model.evaluate(x, y, sample_weight=weights, batch_size=16, verbose=0, return_dict=True)
+    runs["test_on_batch"] = model.test_on_batch(x, y, sample_weight=weights, return_dict=True)
+    runs["fit sample_weight"] = model.fit(x, y, sample_weight=weights, batch_size=16, epochs=2, validation_split=0.2,
+                                          shuffle=False, verbose=0).history
+    model = _dense(keras, loss, activation, units)
+    runs["fit class_weight"] = model.fit(x, y, class_weight={0: 3.0, 1: 0.5}, batch_size=16, epochs=2,
+                                         validation_split=0.2, shuffle=False, verbose=0).history
+    runs["train_on_batch"] = model.train_on_batch(x, y, class_weight={0: 2.0}, return_dict=True)
+    runs["validation triple"] = model.fit(x, y, sample_weight=weights, batch_size=16, shuffle=False, verbose=0,
+                                          validation_data=(x[:10], y[:10], weights[:10])).history
+    return runs
+
+
+@pytest.mark.parametrize("loss, activation, units", LOSSES)
+def test_sample_and_class_weights_train_and_score_as_keras(real_keras, loss, activation, units):
+    """Keras weights each sample's loss (sum(weight x loss) / batch size), splits sample_weight with
+    validation_split, takes (x, y, sample_weight) as validation_data, and leaves compile's metrics
+    unweighted. Here every one of these calls raised NotImplementedError."""
+    ours, theirs = _weighted_runs(tk, loss, activation, units), _weighted_runs(real_keras, loss, activation, units)
+    assert ours.keys() == theirs.keys()
+    for call in ours:
+        assert sorted(ours[call]) == sorted(theirs[call]), call
+        for key in ours[call]:
+            numpy.testing.assert_allclose(ours[call][key], theirs[call][key], rtol=1e-5, atol=1e-6, err_msg=f"{call} {key}")
+
+
+def test_weighted_loss_is_the_weighted_sum_over_the_batch_size():
+    """Without real Keras: evaluate's weighted loss is sum(w x per-sample loss) / N, from Keras' own loss
+    function; class_weight is sample_weight looked up by label (1 for a class not named)."""
+    x, labels, weights = _data()
+    model = _dense(tk, "sparse_categorical_crossentropy", "softmax", 3)
+    each = tk.losses.sparse_categorical_crossentropy(labels, model.predict(x, verbose=0)).numpy()
+    loss, accuracy = model.evaluate(x, labels, sample_weight=weights, verbose=0)
+    numpy.testing.assert_allclose(loss, (weights * each).sum() / len(x), rtol=1e-5)
+    assert accuracy == model.evaluate(x, labels, verbose=0)[1]  # compile's metrics stay unweighted
+    table = numpy.array([3.0, 0.5, 1.0])
+    numpy.testing.assert_allclose(model.test_on_batch(x, labels, sample_weight=table[labels])[0],
+                                  (table[labels] * each).mean(), rtol=1e-5)
+    before = model.get_weights()
+    model.train_on_batch(x, labels, sample_weight=numpy.zeros(len(x)))  # weight 0 everywhere: a zero gradient
+    for new, old in zip(model.get_weights(), before):
+        numpy.testing.assert_array_equal(new, old)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m, x, y: m.fit(x, y, sample_weight=numpy.ones(3), verbose=0), r"one number per sample, shape \(50,\)"),
+    (lambda m, x, y: m.fit(x, y, sample_weight=numpy.ones(50), class_weight={0: 1.0}, verbose=0), "not both"),
+    (lambda m, x, y: m.fit(x, y, class_weight=[1.0, 2.0, 3.0], verbose=0), "class_weight must be a dict"),
+    (lambda m, x, y: m.fit(x, y, class_weight={"cat": 2.0}, verbose=0), "keys must be class indices"),
+    (lambda m, x, y: m.evaluate(x, y, sample_weight=numpy.full(50, numpy.nan), verbose=0), "must be finite"),
+    (lambda m, x, y: m.fit([(x, y)], class_weight={0: 2.0}, verbose=0), "pass x and y as arrays"),
+])
+def test_bad_weights_are_named(call, match):
+    x, labels, _ = _data()
+    model = _dense(tk, "sparse_categorical_crossentropy", "softmax", 3)
+    before = model.get_weights()
+    with pytest.raises((ValueError, TypeError, NotImplementedError), match=match):
+        call(model, x, labels)
+    for new, old in zip(model.get_weights(), before):
+        numpy.testing.assert_array_equal(new, old)
+
+
+def test_a_custom_loss_must_give_one_value_per_sample_to_be_weighted():
+    x, labels, weights = _data()
+    model = tk.Sequential([tk.Input((6,)), tk.layers.Dense(1)])
+    model.compile("sgd", loss=lambda y_true, y_pred: ((y_pred - y_true) ** 2).mean())
+    with pytest.raises(ValueError, match="one loss per sample"):
+        model.fit(x, labels.astype("float32"), sample_weight=weights, verbose=0)
+    model.compile("sgd", loss=lambda y_true, y_pred: ((y_pred - y_true) ** 2).mean(axis=-1))
+    assert model.fit(x, labels.astype("float32"), sample_weight=weights, verbose=0).history["loss"][0] > 0
