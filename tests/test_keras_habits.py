@@ -105,3 +105,31 @@ def test_a_custom_loss_must_give_one_value_per_sample_to_be_weighted():
         model.fit(x, labels.astype("float32"), sample_weight=weights, verbose=0)
     model.compile("sgd", loss=lambda y_true, y_pred: ((y_pred - y_true) ** 2).mean(axis=-1))
     assert model.fit(x, labels.astype("float32"), sample_weight=weights, verbose=0).history["loss"][0] > 0
+
+
+def _logged_names(keras, metrics):
+    """(History keys, evaluate's keys) after compiling with `metrics` (a function of the keras module)."""
+    x, labels, _ = _data(20)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=metrics(keras))
+    history = model.fit(x, labels, epochs=1, verbose=0, validation_split=0.2)
+    return sorted(history.history), sorted(model.evaluate(x, labels, verbose=0, return_dict=True))
+
+
+NAMED_METRICS = [lambda k: [k.metrics.SparseCategoricalAccuracy(name="acc")],
+                 lambda k: [k.metrics.SparseCategoricalAccuracy(), "accuracy"],
+                 lambda k: ["accuracy", "accuracy"],
+                 lambda k: [k.metrics.SparseCategoricalAccuracy(name="x"), k.metrics.SparseCategoricalAccuracy(name="x")]]
+
+
+def test_a_metric_object_is_logged_under_its_name():
+    """SparseCategoricalAccuracy(name="acc") logs 'acc' and 'val_acc' in Keras; here the name was dropped
+    for 'sparse_categorical_accuracy', so history.history["val_acc"] (a callback's monitor) was missing.
+    A repeated name is numbered, as Keras does ('accuracy', 'accuracy_1'), not merged into one."""
+    assert _logged_names(tk, NAMED_METRICS[0]) == (["acc", "loss", "val_acc", "val_loss"], ["acc", "loss"])
+    assert _logged_names(tk, NAMED_METRICS[2])[1] == ["accuracy", "accuracy_1", "loss"]
+
+
+@pytest.mark.parametrize("metrics", NAMED_METRICS)
+def test_metric_names_as_in_keras(real_keras, metrics):
+    assert _logged_names(tk, metrics) == _logged_names(real_keras, metrics)

@@ -57,6 +57,19 @@ def _array(value, what):
     return array
 
 
+def _unique(labels):
+    """The names with a repeated one numbered, as Keras logs two 'accuracy' metrics: 'accuracy', 'accuracy_1'."""
+    taken, unique = set(), []
+    for label in labels:
+        name, number = label, 0
+        while name in taken:
+            number += 1
+            name = f"{label}_{number}"
+        taken.add(name)
+        unique.append(name)
+    return unique
+
+
 class _Metric:
     """An accuracy: sum of hits per batch (a Tensor, no sync) and hits possible per sample."""
 
@@ -154,7 +167,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             self.to(device)
         for layer in layers or []:
             self.add(layer)
-        self.optimizer, self.loss, self.metric_names = None, None, []
+        self.optimizer, self.loss, self.metric_names, self._metric_labels = None, None, [], []
         self.stop_training = False
 
     def add(self, layer):
@@ -259,13 +272,14 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"compile: metrics must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
                             f"got {metrics!r}")
-        if isinstance(metrics, (list, tuple)):  # keras.metrics objects stand for the accuracy they compute
-            metrics = [metrics_module.name_of(m) for m in metrics]
-        names = list(metrics or [])
+        # NOTE: a keras.metrics object stands for the accuracy it computes, logged under its own name (Keras'
+        # SparseCategoricalAccuracy(name="acc") logs 'acc' and 'val_acc')
+        labels = [m.name if isinstance(m, metrics_module.Metric) else m for m in metrics or []]
+        names = [metrics_module.name_of(m) for m in metrics or []]
         for name in names:
             if not isinstance(name, str) or name.lower() not in METRICS:
                 raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
-        self.metric_names = names
+        self.metric_names, self._metric_labels = names, _unique(labels)
         return self
 
     def _ready(self, x):
@@ -308,7 +322,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def _metrics(self, y):
         out_shape = self.compute_output_shape(self.input_shape)
         found = []
-        for name in self.metric_names:
+        for name, label in zip(self.metric_names, self._metric_labels):
             key = name.lower()
             if key in ("accuracy", "acc"):  # Keras' choice, from the shapes
                 if out_shape[-1] == 1:
@@ -319,7 +333,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     kind = "categorical"
             else:
                 kind = key.split("_accuracy")[0].replace("sparse_categorical", "sparse")
-            found.append(_Metric(name, kind))
+            found.append(_Metric(label, kind))
         return found
 
     def _final_activation(self):
