@@ -133,3 +133,96 @@ def test_a_metric_object_is_logged_under_its_name():
 @pytest.mark.parametrize("metrics", NAMED_METRICS)
 def test_metric_names_as_in_keras(real_keras, metrics):
     assert _logged_names(tk, metrics) == _logged_names(real_keras, metrics)
+
+
+# ---------------------------------------------------------------- freezing: layer.trainable = False
+
+def _bn_model(keras):
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                             keras.layers.BatchNormalization(), keras.layers.Dense(3, activation="softmax")])
+
+
+def _changed(model, fit):
+    """Which of get_weights()'s arrays `fit()` changed."""
+    before = [w.copy() for w in model.get_weights()]
+    fit()
+    return [not numpy.array_equal(a, b) for a, b in zip(before, model.get_weights())]
+
+
+def _freezing_story(keras):
+    """A fine-tuning session, step by step, as plain booleans and counts."""
+    import warnings
+    x, labels, _ = _data(40)
+    model, story = _bn_model(keras), {}
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+
+    def fit():
+        model.fit(x, labels, epochs=1, batch_size=8, verbose=0)
+
+    fit()
+    model.layers[0].trainable = False
+    story["frozen without recompiling"] = _changed(model, fit)
+    story["weights"] = (len(model.trainable_weights), len(model.non_trainable_weights), len(model.weights))
+    story["flags"] = (model.trainable, [layer.trainable for layer in model.layers])
+    model.layers[1].trainable = False
+    story["frozen BatchNormalization keeps its moving statistics"] = _changed(model, fit)
+    story["per layer"] = ([len(layer.trainable_weights) for layer in model.layers],
+                          [len(layer.non_trainable_weights) for layer in model.layers])
+    story["count_params"] = (model.count_params(), [layer.count_params() for layer in model.layers])
+    model.trainable = False
+    story["model frozen"] = ([layer.trainable for layer in model.layers], len(model.trainable_weights))
+    model.layers[2].trainable = True
+    story["a layer of a frozen model"] = (model.trainable, len(model.trainable_weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # both warn that nothing trains
+        story["nothing trains"] = _changed(model, fit)
+    model.trainable = True
+    story["all thawed"] = _changed(model, fit)
+    return story
+
+
+def test_freezing_layers_and_models_as_in_keras(real_keras):
+    """Keras 3: trainable=False freezes a layer's weights, read at each step (no recompile needed); a frozen
+    BatchNormalization also stops moving its statistics (inference mode); model.trainable=False freezes
+    every layer, and a layer inside a frozen model stays frozen; weights and count_params list frozen
+    weights as non-trainable. Here trainable=False raised NotImplementedError."""
+    assert _freezing_story(tk) == _freezing_story(real_keras)
+
+
+def test_a_frozen_middle_layer_passes_the_gradient_on_and_a_callback_can_unfreeze_it():
+    """Without real Keras: with the middle Dense frozen, the first one still trains (the gradient flows
+    through the frozen layer); a callback that unfreezes it after epoch 0 trains it from epoch 1, as a
+    fine-tuning schedule does; summary() counts the frozen weights as non-trainable."""
+    x, labels, _ = _data(40)
+    model = tk.Sequential([tk.Input((6,)), tk.layers.Dense(5, activation="relu"),
+                           tk.layers.Dense(4, activation="relu"), tk.layers.Dense(3, activation="softmax")])
+    model.layers[1].trainable = False
+    model.compile(tk.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Trainable params: 50" in lines[0] and "Non-trainable params: 24" in lines[0]  # 35 + 15 against 20 + 4
+    assert _changed(model, lambda: model.fit(x, labels, epochs=1, verbose=0)) == [True, True, False, False, True, True]
+
+    class Unfreeze(tk.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.layers[1].trainable = True
+
+    frozen = [w.copy() for w in model.layers[1].get_weights()]
+    model.fit(x, labels, epochs=1, verbose=0, callbacks=[Unfreeze()])
+    assert all(numpy.array_equal(a, b) for a, b in zip(frozen, model.layers[1].get_weights()))
+    assert _changed(model, lambda: model.fit(x, labels, epochs=1, verbose=0)) == [True] * 6
+
+
+def test_a_frozen_layer_stays_frozen_through_a_keras_file(real_keras, tmp_path):
+    """A .keras file says which layers are frozen: ours says it (it wrote trainable: true for all) and
+    load_model reads it (it ignored it, so a Keras fine-tuning model came back training everything)."""
+    pytest.importorskip("h5py")
+    for writer, reader in ((tk, real_keras), (real_keras, tk), (tk, tk)):
+        model = _bn_model(writer)
+        model.layers[0].trainable = False
+        path = str(tmp_path / f"{writer.__name__}-{reader.__name__}.keras")
+        model.save(path)
+        again = reader.models.load_model(path)
+        assert [layer.trainable for layer in again.layers] == [False, True, True], (writer.__name__, reader.__name__)
+        assert len(again.trainable_weights) == 4

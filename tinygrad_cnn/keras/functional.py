@@ -11,7 +11,7 @@ import inspect
 import numpy
 
 from ..autograd import no_grad
-from ..nn.layers import Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, Elementwise
+from ..nn.layers import Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, Elementwise, weight_counts
 from ..tensor import Tensor
 from .models import Sequential
 
@@ -279,10 +279,9 @@ class Model(Sequential):
                      "=" * len(line)]
             for r in rows:
                 lines += ["".join(c.ljust(w) for c, w in zip(r, widths)) + r[3], "_" * len(line)]
-            trainable = self.count_params()
-            buffers = sum(b.size for _, b in self.named_buffers())
-            lines += [f"Total params: {trainable + buffers:,}", f"Trainable params: {trainable:,}",
-                      f"Non-trainable params: {buffers:,}", "_" * len(line)]
+            trainable, fixed = weight_counts(self)
+            lines += [f"Total params: {trainable + fixed:,}", f"Trainable params: {trainable:,}",
+                      f"Non-trainable params: {fixed:,}", "_" * len(line)]
             (print_fn or print)("\n".join(lines))
             return None
         if self._subclassed:

@@ -19,7 +19,7 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import Input, Trainable, from_keras_layouts, model_call, outside_model_calls, to_keras_layout
+from .layers import Input, Trainable, apply_trainable, from_keras_layouts, thawed, model_call, outside_model_calls, to_keras_layout
 from .progress import Progress
 
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
@@ -244,21 +244,6 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 return layer
         raise ValueError(f"get_layer: no layer named {name!r}; the layers are {[layer.name for layer in self.layers]}")
 
-    @property
-    def trainable_weights(self):
-        """The trainable tensors (the parameters an optimizer updates), in parameters() order."""
-        return self.parameters()
-
-    @property
-    def non_trainable_weights(self):
-        """The tensors saved but never trained: BatchNormalization's moving statistics."""
-        return [t for _, t in self.named_buffers()]
-
-    @property
-    def weights(self):
-        """Trainable then non-trainable tensors."""
-        return self.trainable_weights + self.non_trainable_weights
-
     # ------------------------------------------------------------ compile
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
@@ -290,7 +275,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             self.build(x.shape[1:])
         self._validate((None,) + x.shape[1:])
         if isinstance(self.optimizer, optimizers.Optimizer):
-            self.optimizer.build(self.parameters())
+            with thawed(self):
+                self.optimizer.build(self.parameters())
             step_optimizer = self.optimizer.optimizer
         else:
             step_optimizer = self.optimizer
@@ -376,11 +362,16 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         """One step on Tensors xb, yb (yb as the loss's targets() gives them; wb the samples' weights or
         None): forward, loss, zero_grad, backward, optimizer step. Returns (output, whether it is logits, loss)."""
         step_optimizer = step_optimizer or self._ready(xb.numpy())
+        trains = apply_trainable(self)
         out, logits = self._output(xb)
         loss = self._loss(out, yb, logits, wb)
         step_optimizer.zero_grad()
-        loss.backward()
-        step_optimizer.step()
+        if trains:
+            loss.backward()
+            step_optimizer.step()
+        else:  # NOTE: as Keras: with every weight frozen the step computes the loss and changes nothing
+            warnings.warn(f"{self.label()}: the model has no trainable weights (every layer is trainable=False): "
+                          f"training changes nothing", stacklevel=2)
         return out, logits, loss
 
     def _loss(self, out, yb, logits, wb=None):

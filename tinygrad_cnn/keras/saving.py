@@ -80,7 +80,7 @@ def _paths(class_names):
 
 def _describe(layer, shape):
     """(Keras class name, config, [weights in Keras' layouts]) of one of our layers."""
-    base = {"name": layer.name, "trainable": True, "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
+    base = {"name": layer.name, "trainable": bool(getattr(layer, "trainable", True)), "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
     fmt = getattr(layer, "data_format", None)
     if isinstance(layer, nn.Conv2D):
         if not isinstance(layer.padding, str):
@@ -159,7 +159,7 @@ def save_model(model, path):
         kinds.append(kind)
         shape = layer.compute_output_shape(shape)
     config = {"module": "keras", "class_name": "Sequential",
-              "config": {"name": model.name, "trainable": True, "dtype": _dtype_policy("float32"), "layers": layers,
+              "config": {"name": model.name, "trainable": getattr(model, "trainable", True), "dtype": _dtype_policy("float32"), "layers": layers,
                          "build_input_shape": [None, *model.input_shape]},
               "registered_name": None, "build_config": {"input_shape": [None, *model.input_shape]}}
     compile_config = _compile_config(model)
@@ -328,6 +328,12 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         model.add(layer)
     if not model.built:
         raise KerasFileError(f"{where}: the file does not say the model's input shape")
+    # NOTE: frozen layers come back frozen (a fine-tuning setup saved mid-way goes on as it was)
+    if config.get("config", {}).get("trainable", True) is False:
+        model.trainable = False
+    for layer, entry in zip(layers, entries):
+        if entry.get("config", {}).get("trainable", True) is False:
+            layer.trainable = False
     if weights_bytes is not None:
         with h5py.File(io.BytesIO(weights_bytes), "r") as f:
             _load_weights(model, f, convert, dict(zip((layer.name for layer in layers), paths)), where)
