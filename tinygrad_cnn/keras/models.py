@@ -57,6 +57,12 @@ def _array(value, what):
     return array
 
 
+def _weights_h5(path):
+    """Whether `path` names a Keras 3 weights file (.weights.h5); anything else goes to Module.save/load,
+    which names a bad path."""
+    return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".weights.h5")
+
+
 def _unique(labels):
     """The names with a repeated one numbered, as Keras logs two 'accuracy' metrics: 'accuracy', 'accuracy_1'."""
     taken, unique = set(), []
@@ -637,10 +643,18 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             return save_model(self, path)
         return super().save(path)
 
-    def save_weights(self, path):
-        """Module.save(path): the weights, atomically."""
-        self.save(path)
+    def save_weights(self, path, overwrite=True):
+        """The weights, atomically: a name ending in .weights.h5 writes Keras 3's file (what Keras'
+        load_weights reads); any other Module.save (.safetensors or .npz)."""
+        if _weights_h5(path):
+            from .saving import save_weights
+            return save_weights(self, path)
+        return self.save(path)
 
     def load_weights(self, path):
-        """Module.load(path)."""
+        """Weights saved by save_weights: a .weights.h5 file (Keras 3's, from Keras or from here), or
+        Module.load's formats."""
+        if _weights_h5(path):
+            from .saving import load_weights
+            return load_weights(self, path)
         return self.load(path)

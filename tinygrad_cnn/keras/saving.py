@@ -165,15 +165,7 @@ def save_model(model, path):
     compile_config = _compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
-    h5 = io.BytesIO()
-    with h5py.File(h5, "w") as f:
-        f.create_group("vars").attrs["name"] = model.name
-        group = f.create_group("layers")
-        for where, (name, arrays) in zip(_paths(kinds), weights):
-            entry = group.create_group(where).create_group("vars")
-            entry.attrs["name"] = name
-            for i, array in enumerate(arrays):
-                entry.create_dataset(str(i), data=numpy.ascontiguousarray(array))
+    h5 = _weights_file(model.name, kinds, weights)
     metadata = {"keras_version": FORMAT_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "tinygrad_cnn"}
 
@@ -181,8 +173,66 @@ def save_model(model, path):
         with zipfile.ZipFile(f, "w") as z:
             z.writestr(METADATA, json.dumps(metadata))
             z.writestr(CONFIG, json.dumps(config))
-            z.writestr(WEIGHTS, h5.getvalue())
+            z.writestr(WEIGHTS, h5)
     atomic_write(path, write)
+
+
+def _weights_file(model_name, kinds, weights):
+    """The bytes of Keras 3's weights HDF5 (model.weights.h5 in a .keras file, or a .weights.h5 file): each
+    layer's arrays (Keras' layouts) under layers/<keras path>/vars/<i>; kinds are the layers' Keras classes."""
+    h5 = io.BytesIO()
+    with _h5py().File(h5, "w") as f:
+        f.create_group("vars").attrs["name"] = model_name
+        group = f.create_group("layers")
+        for where, (name, arrays) in zip(_paths(kinds), weights):
+            entry = group.create_group(where).create_group("vars")
+            entry.attrs["name"] = name
+            for i, array in enumerate(arrays):
+                entry.create_dataset(str(i), data=numpy.ascontiguousarray(array))
+    return h5.getvalue()
+
+
+def _chain_layers(model, path, action):
+    """The layers of a model whose weights go to or come from a Keras file, with their Keras classes;
+    KerasFileError naming the alternative for a model that is no chain of layers."""
+    if not isinstance(model, nn.Sequential) or getattr(model, "_subclassed", False) or getattr(model, "is_graph", False):
+        raise KerasFileError(f"{os.fspath(path)!r}: only a Sequential or a functional chain of layers {action} a "
+                             f"Keras .weights.h5 file here; use a .safetensors name (the project's own format)")
+    return model.layers, [_describe(layer, None)[0] for layer in model.layers]
+
+
+def save_weights(model, path):
+    """Write Keras 3's .weights.h5 file (what Keras' model.save_weights writes and load_weights reads), atomically."""
+    layers, kinds = _chain_layers(model, path, "writes")
+    data = _weights_file(model.name, kinds, [(layer.name, layer.get_weights()) for layer in layers])
+    atomic_write(path, lambda f: f.write(data))
+
+
+def load_weights(model, path):
+    """Read a Keras 3 .weights.h5 file (Keras' model.save_weights, or save_weights here) into a built model of
+    the same layers; every array is checked before any is written."""
+    from .layers import from_keras_layouts
+    where = os.fspath(path)
+    layers, kinds = _chain_layers(model, path, "reads")
+    if not model.built:
+        raise KerasFileError(f"{where}: build the model first (an Input, input_shape=, or a call on a batch)")
+    if not os.path.isfile(where):
+        raise KerasFileError(f"{where}: no such file")
+    pairs = []
+    with _h5py().File(where, "r") as f:
+        root = f.get("layers")
+        for i, (layer, path_in_file) in enumerate(zip(layers, _paths(kinds))):
+            own = [name for name, _ in model._named_tensors() if name.startswith(f"layers.{i}.")]
+            group = None if root is None else root.get(f"{path_in_file}/vars")
+            arrays = [] if group is None else [numpy.asarray(group[str(k)]) for k in range(len(group))]
+            if len(arrays) != len(own):
+                raise KerasFileError(f"{where}: layer {layer.name!r} ({kinds[i]}) has {len(own)} weight arrays here, "
+                                     f"{len(arrays)} in the file at layers/{path_in_file}")
+            pairs += list(zip(own, arrays))
+    try:
+        model.load_state_dict(from_keras_layouts(model, pairs, where))
+    except ValueError as e:
+        raise KerasFileError(str(e)) from None
 
 
 # ---------------------------------------------------------------- reading
@@ -401,4 +451,4 @@ def _compile(model, compile_config):
     model.compile(optimizer=optimizer, loss=compile_config["loss"], metrics=metrics)
 
 
-__all__ = ["save_model", "load_model", "KerasFileError"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError"]
