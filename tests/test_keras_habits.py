@@ -285,3 +285,69 @@ def test_a_weights_h5_file_that_does_not_fit_is_named(tmp_path):
     branches = tk.Model(inputs, tk.layers.Add()([tk.layers.Dense(2)(inputs), tk.layers.Dense(2)(inputs)]))
     with pytest.raises(tk.saving.KerasFileError, match="use a .safetensors name"):
         branches.save_weights(str(tmp_path / "b.weights.h5"))
+
+
+# ---------------------------------------------------------------- get_config / from_config / clone_model
+
+def _configured_layers(keras):
+    layers = keras.layers
+    return [layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="c"), layers.MaxPooling2D(2, name="p"),
+            layers.BatchNormalization(momentum=0.9, name="b"), layers.Dropout(0.3, name="d"), layers.Flatten(name="f"),
+            layers.Dense(5, activation="softmax", use_bias=False, name="e")]
+
+
+def _comparable(config):
+    """A layer config without what legitimately differs: initializer settings, Keras-only options."""
+    return {key: value for key, value in config.items() if "initializer" not in key
+            and key not in ("quantization_config", "activity_regularizer", "renorm", "renorm_momentum", "renorm_clipping")}
+
+
+def test_layer_and_model_configs_as_in_keras(real_keras):
+    """get_config/from_config were missing here (AttributeError). Our configs hold Keras' values (tuples, as
+    Keras' get_config gives them), each Keras layer config rebuilds the same layer here, and whole Sequential
+    configs go both ways."""
+    for theirs, ours in zip(_configured_layers(real_keras), _configured_layers(tk)):
+        assert _comparable(ours.get_config()) == _comparable(theirs.get_config()), type(ours).__name__
+        assert _comparable(type(ours).from_config(theirs.get_config()).get_config()) == _comparable(ours.get_config())
+    keras_model = real_keras.Sequential([real_keras.Input((8, 8, 1))] + _configured_layers(real_keras))
+    ours = tk.Sequential.from_config(keras_model.get_config())
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in keras_model.layers]
+    assert ours.count_params() == keras_model.count_params() == 136
+    back = real_keras.Sequential.from_config(ours.get_config())
+    assert back.count_params() == 136 and back.layers[2].momentum == 0.9
+
+
+def test_config_round_trip_and_clone_model():
+    """Without real Keras: from_config(get_config()) gives the same config (a frozen layer stays frozen, an
+    unbuilt BatchNormalization keeps center/scale, which read False before its weights existed);
+    clone_model gives the same layers with fresh weights, not compiled, as Keras'."""
+    unbuilt = tk.layers.BatchNormalization()
+    assert unbuilt.get_config()["center"] is True and unbuilt.get_config()["scale"] is True
+    model = tk.Sequential([tk.Input((8, 8, 1))] + _configured_layers(tk))
+    model.layers[0].trainable = False
+    model.compile("adam", "sparse_categorical_crossentropy")
+    config = model.get_config()
+    assert config["layers"][0]["config"]["batch_shape"] == (None, 8, 8, 1)
+    again = tk.Sequential.from_config(config)
+    assert again.get_config() == config and again.layers[0].trainable is False
+    clone = tk.models.clone_model(model)
+    assert clone.get_config() == config and clone.optimizer is None
+    assert not numpy.array_equal(clone.layers[0].get_weights()[0], model.layers[0].get_weights()[0])
+    assert tk.layers.Dense.from_config({"units": 3}).units == 3
+
+
+def test_configs_that_cannot_be_made_say_what_to_do():
+    class Subclassed(tk.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = tk.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    with pytest.raises(NotImplementedError, match="subclassed model.*set_weights"):
+        Subclassed().get_config()
+    with pytest.raises(ValueError, match="no 'units'"):
+        tk.layers.Dense.from_config({"filters": 3})
+    with pytest.raises(NotImplementedError, match="clone_function is not supported"):
+        tk.models.clone_model(tk.Sequential([tk.Input((2,)), tk.layers.Dense(1)]), clone_function=lambda layer: layer)

@@ -141,6 +141,21 @@ class _InputShape(Trainable):
             training = False
         return super().__call__(x, training)
 
+    def get_config(self):
+        """Keras' config of this layer (as a .keras file holds it); `type(layer).from_config(config)` makes a
+        new one, with fresh weights, as Keras' does."""
+        from .saving import _describe, in_memory
+        return in_memory(_describe(self, None)[1])
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from get_config()'s dict (or a Keras layer's of the same class)."""
+        from .saving import layer_from_config
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (as get_config() returns), got "
+                            f"{type(config).__name__}")
+        return layer_from_config(cls.__name__, config, f"{cls.__name__}.from_config")
+
     def get_weights(self):
         """Copies of the layer's weights as NumPy arrays, in Keras' order (kernel, bias; gamma, beta, moving
         mean, moving variance) and Keras' layouts (a conv kernel (KH, KW, channels, filters), a dense kernel

@@ -635,6 +635,27 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             raise ValueError(f"set_weights: the model has {len(names)} weight arrays, got {len(weights)}")
         self.load_state_dict(from_keras_layouts(self, list(zip(names, weights)), "set_weights"))
 
+    def get_config(self):
+        """Keras' config of the model: each layer's config and the input shape once known (a functional chain
+        is described as the Sequential it is); `Sequential.from_config(config)` rebuilds it with fresh weights."""
+        if getattr(self, "_subclassed", False) or getattr(self, "is_graph", False):
+            raise NotImplementedError(f"get_config: a {'subclassed model' if getattr(self, '_subclassed', False) else 'functional model with branches'} "
+                                      f"has no config here; rebuild it in code and copy the weights "
+                                      f"(new.set_weights(model.get_weights()))")
+        from .saving import in_memory, model_config
+        return in_memory(model_config(self)["config"])
+
+    @classmethod
+    def from_config(cls, config):
+        """A new model with fresh weights from get_config()'s dict, or from a Keras Sequential's or functional
+        chain's config."""
+        from .saving import model_from_config
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (as get_config() returns), got "
+                            f"{type(config).__name__}")
+        kind = "Functional" if "input_layers" in config or "output_layers" in config else "Sequential"
+        return model_from_config({"class_name": kind, "config": config}, f"{cls.__name__}.from_config")[0]
+
     def save(self, path, overwrite=True):
         """A name ending in .keras: the Keras 3 file real Keras opens (keras.models.load_model), with the
         architecture; any other: Module.save (the weights as .safetensors or .npz), atomically."""
@@ -658,3 +679,15 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             from .saving import load_weights
             return load_weights(self, path)
         return self.load(path)
+
+
+def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive=False, **kwargs):
+    """A new model of the same layers with fresh weights, not compiled, as Keras' clone_model (for a
+    Sequential or a functional chain): from_config(get_config())."""
+    for name, value in (("input_tensors", input_tensors), ("clone_function", clone_function),
+                        ("call_function", call_function)):
+        if value is not None:
+            raise NotImplementedError(f"clone_model: {name} is not supported here; build the new model in code")
+    if not isinstance(model, Sequential):
+        raise TypeError(f"clone_model: model must be a keras Sequential or Model, got {type(model).__name__}")
+    return Sequential.from_config(model.get_config())

@@ -18,6 +18,7 @@ import numpy
 from .. import nn
 from ..checkpoint import atomic_write
 from ..nn.layers import Activated, Elementwise
+from .layers import to_keras_layout
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 FORMAT_VERSION = "3.0.0"  # NOTE: the Keras 3 format these files follow (Keras reads but does not check it)
@@ -78,6 +79,12 @@ def _paths(class_names):
         paths.append(f"{base}_{used[base]}" if used[base] else base)
     return paths
 
+def _arrays(layer):
+    """The layer's weights in Keras' order and layouts (a conv kernel (KH, KW, C, O), a dense one (inputs,
+    units)); none before it is built."""
+    return [to_keras_layout(layer, name, value) for name, value in layer.state_dict().items()]
+
+
 def _describe(layer, shape):
     """(Keras class name, config, [weights in Keras' layouts]) of one of our layers."""
     base = {"name": layer.name, "trainable": bool(getattr(layer, "trainable", True)), "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
@@ -92,14 +99,13 @@ def _describe(layer, shape):
                   "use_bias": layer.use_bias, "kernel_initializer": _initializer("GlorotUniform"),
                   "bias_initializer": _initializer("Zeros"), "kernel_regularizer": None, "bias_regularizer": None,
                   "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
-        weights = [layer.weight.numpy().transpose(2, 3, 1, 0)] + ([layer.bias.numpy()] if layer.use_bias else [])
-        return "Conv2D", config, weights
+        return "Conv2D", config, _arrays(layer)
     if isinstance(layer, nn.Dense):
         config = {**base, "units": layer.units, "activation": _activation_name(layer), "use_bias": layer.use_bias,
                   "kernel_initializer": _initializer("GlorotUniform"), "bias_initializer": _initializer("Zeros"),
                   "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
                   "kernel_constraint": None, "bias_constraint": None}
-        return "Dense", config, [layer.weight.numpy().T] + ([layer.bias.numpy()] if layer.use_bias else [])
+        return "Dense", config, _arrays(layer)
     if isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
         kind = "MaxPooling2D" if isinstance(layer, nn.MaxPool2D) else "AveragePooling2D"
         return kind, {**base, "pool_size": list(layer.pool_size), "padding": layer.padding,
@@ -110,14 +116,12 @@ def _describe(layer, shape):
         return "Dropout", {**base, "rate": layer.rate, "seed": None, "noise_shape": None}, []
     if isinstance(layer, nn.BatchNormalization):
         config = {**base, "axis": layer.axis, "momentum": layer.momentum, "epsilon": layer.epsilon,
-                  "center": layer.beta is not None, "scale": layer.gamma is not None,
+                  "center": layer.center, "scale": layer.scale,
                   "beta_initializer": _initializer("Zeros"), "gamma_initializer": _initializer("Ones"),
                   "moving_mean_initializer": _initializer("Zeros"), "moving_variance_initializer": _initializer("Ones"),
                   "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
                   "gamma_constraint": None, "synchronized": False}
-        weights = [t.numpy() for t in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)
-                   if t is not None]
-        return "BatchNormalization", config, weights
+        return "BatchNormalization", config, _arrays(layer)
     if isinstance(layer, (nn.GlobalAveragePooling2D, nn.GlobalMaxPooling2D)):
         kind = "GlobalAveragePooling2D" if isinstance(layer, nn.GlobalAveragePooling2D) else "GlobalMaxPooling2D"
         return kind, {**base, "data_format": fmt, "keepdims": layer.keepdims}, []
@@ -136,6 +140,73 @@ def _describe(layer, shape):
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
 
 
+def model_config(model):
+    """Keras 3's config of a Sequential (or a functional chain, written as one): its layers' configs, the input
+    shape once known; the config.json of a .keras file, and get_config()'s "config" part."""
+    layers, shape = [], tuple(model.input_shape) if model.built else None
+    if shape is not None:
+        layers.append(_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
+                                                  "ragged": False, "name": "input_layer", "optional": False}))
+    for layer in model.layers:
+        kind, config, _ = _describe(layer, shape)
+        layers.append(_layer_entry(kind, config, shape))
+        shape = None if shape is None else layer.compute_output_shape(shape)
+    inner = {"name": model.name, "trainable": getattr(model, "trainable", True), "dtype": _dtype_policy("float32"),
+             "layers": layers}
+    config = {"module": "keras", "class_name": "Sequential", "config": inner, "registered_name": None}
+    if model.built:
+        inner["build_input_shape"] = [None, *model.input_shape]
+        config["build_config"] = {"input_shape": [None, *model.input_shape]}
+    return config
+
+
+def in_memory(config):
+    """A config as Keras' get_config() gives it: shapes and sizes as tuples ((3, 3), (None, 28, 28, 1)), where
+    the JSON of a .keras file has lists; lists of layer entries stay lists."""
+    if isinstance(config, dict):
+        return {key: in_memory(value) for key, value in config.items()}
+    if isinstance(config, list):
+        items = [in_memory(item) for item in config]
+        return items if any(isinstance(item, dict) for item in items) else tuple(items)
+    return config
+
+
+def layer_from_config(kind, config, where):
+    """A layer of Keras class `kind` from its config (Keras' Layer.from_config), frozen where it says so."""
+    try:
+        layer, _ = _build_layer({"class_name": kind, "config": config}, where)
+    except KeyError as e:
+        raise ValueError(f"{where}: the config has no {e.args[0]!r}, which a {kind} needs") from None
+    if config.get("trainable", True) is False:
+        layer.trainable = False
+    return layer
+
+
+def model_from_config(config, where):
+    """(a new Sequential, its layers, their weight converters, their config entries) from Keras' model config
+    (a Sequential or a functional chain), with fresh weights and the trainable flags it gives."""
+    from .models import Sequential
+    from .layers import Input
+    shape, entries = _chain_of(config, where)
+    layers, convert = [], {}
+    for position, entry in enumerate(entries):
+        layer, to_ours = _build_layer(entry, f"{where}: layer {position} ({entry.get('config', {}).get('name')!r})")
+        layers.append(layer)
+        convert[layer.name] = to_ours
+    model = Sequential(name=config.get("config", {}).get("name"))
+    if shape is not None:
+        model.add(Input(shape))
+    for layer in layers:
+        model.add(layer)
+    # NOTE: frozen layers come back frozen (a fine-tuning setup saved mid-way goes on as it was)
+    if config.get("config", {}).get("trainable", True) is False:
+        model.trainable = False
+    for layer, entry in zip(layers, entries):
+        if entry.get("config", {}).get("trainable", True) is False:
+            layer.trainable = False
+    return model, layers, convert, entries
+
+
 def save_model(model, path):
     """Write a built Sequential (or functional keras.Model) to `path` as a Keras 3 .keras file, atomically."""
     h5py = _h5py()
@@ -148,20 +219,8 @@ def save_model(model, path):
     if not model.built:
         raise KerasFileError(f"{os.fspath(path)!r}: the model is not built yet, so its input shape is unknown; "
                              f"give it an Input or input_shape=, or call it on a batch first")
-    shape = tuple(model.input_shape)
-    layers = [_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
-                                          "ragged": False, "name": "input_layer", "optional": False})]
-    weights, kinds = [], []
-    for layer in model.layers:
-        kind, config, arrays = _describe(layer, shape)
-        layers.append(_layer_entry(kind, config, shape))
-        weights.append((layer.name, arrays))
-        kinds.append(kind)
-        shape = layer.compute_output_shape(shape)
-    config = {"module": "keras", "class_name": "Sequential",
-              "config": {"name": model.name, "trainable": getattr(model, "trainable", True), "dtype": _dtype_policy("float32"), "layers": layers,
-                         "build_input_shape": [None, *model.input_shape]},
-              "registered_name": None, "build_config": {"input_shape": [None, *model.input_shape]}}
+    config, kinds = model_config(model), [_describe(layer, None)[0] for layer in model.layers]
+    weights = [(layer.name, _arrays(layer)) for layer in model.layers]
     compile_config = _compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
@@ -352,7 +411,6 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     chain of layers), with its weights; compiled from the file's compile_config where it names a loss and
     an optimizer known here. A layer with no equivalent here raises KerasFileError naming it."""
     h5py = _h5py()
-    from .models import Sequential
     where = os.fspath(filepath)
     if custom_objects:
         raise KerasFileError(f"{where}: custom_objects are not supported here")
@@ -362,28 +420,12 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             weights_bytes = z.read(WEIGHTS) if WEIGHTS in z.namelist() else None
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
         raise KerasFileError(f"{where}: not a readable .keras file ({e})") from None
-    shape, entries = _chain_of(config, where)
-    layers, convert = [], {}
-    for position, entry in enumerate(entries):
-        layer, to_ours = _build_layer(entry, f"{where}: layer {position} ({entry.get('config', {}).get('name')!r})")
-        layers.append(layer)
-        convert[layer.name] = to_ours
+    model, layers, convert, entries = model_from_config(config, where)
     kinds = [entry.get("class_name") for entry in entries]
     # NOTE: a functional model's weights count its InputLayer among the layers, a Sequential's do not
     paths = _paths(["InputLayer"] + kinds)[1:] if config.get("class_name") == "Functional" else _paths(kinds)
-    model = Sequential(name=config.get("config", {}).get("name"))
-    if shape is not None:
-        model.add(__import__("tinygrad_cnn").keras.Input(shape))
-    for layer in layers:
-        model.add(layer)
     if not model.built:
         raise KerasFileError(f"{where}: the file does not say the model's input shape")
-    # NOTE: frozen layers come back frozen (a fine-tuning setup saved mid-way goes on as it was)
-    if config.get("config", {}).get("trainable", True) is False:
-        model.trainable = False
-    for layer, entry in zip(layers, entries):
-        if entry.get("config", {}).get("trainable", True) is False:
-            layer.trainable = False
     if weights_bytes is not None:
         with h5py.File(io.BytesIO(weights_bytes), "r") as f:
             _load_weights(model, f, convert, dict(zip((layer.name for layer in layers), paths)), where)
