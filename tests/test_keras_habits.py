@@ -351,3 +351,28 @@ def test_configs_that_cannot_be_made_say_what_to_do():
         tk.layers.Dense.from_config({"filters": 3})
     with pytest.raises(NotImplementedError, match="clone_function is not supported"):
         tk.models.clone_model(tk.Sequential([tk.Input((2,)), tk.layers.Dense(1)]), clone_function=lambda layer: layer)
+
+
+# ---------------------------------------------------------------- what is not offered says what to use
+
+@pytest.mark.parametrize("module, name, alternative", [
+    ("callbacks", "TensorBoard", "CSVLogger"), ("layers", "LSTM", "image models only"), ("optimizers", "Nadam", "'adam'"),
+    ("metrics", "AUC", "model.predict"), ("utils", "plot_model", "model.summary"),
+    ("utils", "image_dataset_from_directory", "DataLoader"), (None, "regularizers", "keras has: Input"),
+])
+def test_a_keras_name_not_offered_says_so_and_names_the_alternative(module, name, alternative):
+    """A Keras user reaching for keras.callbacks.TensorBoard got "module has no attribute"; the error now says
+    it is not offered here, what to use instead where something fits, and what the module has."""
+    owner = tk if module is None else getattr(tk, module)
+    with pytest.raises(AttributeError, match=f"{name} is not offered by tinygrad_cnn.keras.*{alternative}"):
+        getattr(owner, name)
+    for offered in owner.__all__:
+        assert getattr(owner, offered) is not None
+    assert not hasattr(owner, "__wrapped__")
+
+
+def test_the_hinted_names_are_real_keras_names(real_keras):
+    from tinygrad_cnn.keras.offered import HINTS
+    modules = [real_keras.layers, real_keras.callbacks, real_keras.optimizers, real_keras.metrics, real_keras.utils]
+    for name in HINTS:
+        assert any(hasattr(module, name) for module in modules), name

@@ -12,6 +12,7 @@ import numpy
 
 from ..checkpoint import check_suffix, path_argument
 from . import optimizers
+from .offered import not_offered
 
 
 class Callback:
@@ -377,3 +378,4 @@ class CallbackList:
 
 __all__ = ["Callback", "History", "ModelCheckpoint", "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau",
            "CSVLogger"]
+__getattr__ = not_offered('keras.callbacks', __all__)

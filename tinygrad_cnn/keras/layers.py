@@ -13,6 +13,7 @@ import numpy
 from .. import nn
 from ..device import to_numpy
 from ..nn.layers import Activated, shape_tuple, get_activation
+from .offered import not_offered
 
 DEFAULT_DATA_FORMAT = "channels_last"
 
@@ -428,3 +429,4 @@ InputLayer = Input
 __all__ = ["Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT",
            "BatchNormalization", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
            "Reshape", "Rescaling", "Add", "Concatenate"]
+__getattr__ = not_offered('keras.layers', __all__)

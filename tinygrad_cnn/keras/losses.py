@@ -7,6 +7,7 @@ import numpy
 
 from ..nn import functional as F
 from ..tensor import Tensor
+from .offered import not_offered
 
 EPSILON = 1e-7  # Keras' clip for probabilities
 
@@ -275,3 +276,4 @@ class _Custom(Loss):
 __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy", "MeanSquaredError", "get", "NAMES", "EPSILON",
            "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mean_squared_error",
            "mse"]
+__getattr__ = not_offered('keras.losses', __all__)
