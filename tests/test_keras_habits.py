@@ -376,3 +376,58 @@ def test_the_hinted_names_are_real_keras_names(real_keras):
     modules = [real_keras.layers, real_keras.callbacks, real_keras.optimizers, real_keras.metrics, real_keras.utils]
     for name in HINTS:
         assert any(hasattr(module, name) for module in modules), name
+
+
+# ---------------------------------------------------------------- compile's other arguments
+
+def _weighted_metric_runs(keras, metrics, weighted):
+    x, labels, weights = _data(20)
+    model = _dense(keras, "sparse_categorical_crossentropy", "softmax", 3)
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=metrics(keras),
+                  weighted_metrics=weighted(keras))
+    return {"evaluate": model.evaluate(x, labels, sample_weight=weights, verbose=0, return_dict=True),
+            "unweighted": model.evaluate(x, labels, verbose=0, return_dict=True),
+            "fit": model.fit(x, labels, sample_weight=weights, validation_split=0.2, verbose=0, shuffle=False,
+                             batch_size=8).history,
+            "class_weight": model.fit(x, labels, class_weight={0: 2.0}, verbose=0, shuffle=False, batch_size=8).history,
+            "train_on_batch": model.train_on_batch(x, labels, sample_weight=weights, return_dict=True)}
+
+
+@pytest.mark.parametrize("metrics, weighted", [
+    (lambda k: ["accuracy"], lambda k: ["accuracy"]), (lambda k: None, lambda k: ["accuracy"]),
+    (lambda k: None, lambda k: [k.metrics.SparseCategoricalAccuracy(name="wacc")]),
+])
+def test_weighted_metrics_as_in_keras(real_keras, metrics, weighted):
+    """compile(weighted_metrics=...) (Keras' way to weigh accuracy by sample_weight or class_weight; a
+    name also in metrics is logged as 'weighted_<name>') raised TypeError here."""
+    ours, theirs = _weighted_metric_runs(tk, metrics, weighted), _weighted_metric_runs(real_keras, metrics, weighted)
+    for call in ours:
+        assert sorted(ours[call]) == sorted(theirs[call]), call
+        for key in ours[call]:
+            numpy.testing.assert_allclose(ours[call][key], theirs[call][key], rtol=1e-5, atol=1e-6, err_msg=f"{call} {key}")
+
+
+def test_weighted_accuracy_is_the_weighted_mean_of_hits():
+    x, labels, weights = _data(20)
+    model = _dense(tk, "sparse_categorical_crossentropy", "softmax", 3)
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"], weighted_metrics=["accuracy"])
+    hits = model.predict(x, verbose=0).argmax(axis=1) == labels
+    logs = model.evaluate(x, labels, sample_weight=weights, verbose=0, return_dict=True)
+    numpy.testing.assert_allclose(logs["weighted_accuracy"], (weights * hits).sum() / weights.sum(), rtol=1e-6)
+    assert logs["accuracy"] == hits.mean()
+    assert model.evaluate(x, labels, sample_weight=numpy.zeros(20), verbose=0, return_dict=True)["weighted_accuracy"] == 0
+
+
+def test_compile_takes_keras_arguments_in_keras_order():
+    """Keras 3's compile(optimizer, loss, loss_weights, metrics, weighted_metrics, run_eagerly, ...): here
+    run_eagerly=True (a debugging habit) raised TypeError. Metrics given third land in loss_weights in
+    Keras (and are silently dropped there); here that is named."""
+    model = _dense(tk, "sparse_categorical_crossentropy", "softmax", 3)
+    model.compile("adam", "sparse_categorical_crossentropy", run_eagerly=True, jit_compile=False, steps_per_execution=1,
+                  metrics=["accuracy"])
+    x, labels, _ = _data(20)
+    assert sorted(model.evaluate(x, labels, verbose=0, return_dict=True)) == ["accuracy", "loss"]
+    with pytest.raises(TypeError, match="third argument is loss_weights.*metrics=\\['accuracy'\\]"):
+        model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    with pytest.raises(NotImplementedError, match="loss_weights"):
+        model.compile("adam", "sparse_categorical_crossentropy", loss_weights=[1.0])

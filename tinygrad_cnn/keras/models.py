@@ -63,6 +63,22 @@ def _weights_h5(path):
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".weights.h5")
 
 
+def _metric_names(metrics, who):
+    """(the names compile knows them by, the names they are logged under) of compile's metrics or
+    weighted_metrics: names, or keras.metrics objects (logged under their own name= as Keras does)."""
+    if isinstance(metrics, str):  # NOTE: one metric, as Keras reads metrics="accuracy" (not its letters)
+        metrics = [metrics]
+    if metrics is not None and not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"compile: {who} must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
+                        f"got {metrics!r}")
+    labels = [m.name if isinstance(m, metrics_module.Metric) else m for m in metrics or []]
+    names = [metrics_module.name_of(m) for m in metrics or []]
+    for name in names:
+        if not isinstance(name, str) or name.lower() not in METRICS:
+            raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
+    return names, labels
+
+
 def _unique(labels):
     """The names with a repeated one numbered, as Keras logs two 'accuracy' metrics: 'accuracy', 'accuracy_1'."""
     taken, unique = set(), []
@@ -79,17 +95,23 @@ def _unique(labels):
 class _Metric:
     """An accuracy: sum of hits per batch (a Tensor, no sync) and hits possible per sample."""
 
-    def __init__(self, name, kind):
-        self.name, self.kind = name, kind
+    def __init__(self, name, kind, weighted=False):
+        self.name, self.kind, self.weighted = name, kind, weighted
 
-    def hits(self, out, y, logits):
+    def hits(self, out, y, logits, weights=None):
+        """(hits in the batch, hits possible per sample); a weighted metric given the samples' weights
+        counts each sample's hits times its weight."""
         with no_grad():
             if self.kind == "sparse":
-                return (out.argmax(axis=-1) == y).sum(), 1
-            if self.kind == "categorical":
-                return (out.argmax(axis=-1) == y.argmax(axis=-1)).sum(), 1
-            threshold = 0.0 if logits else 0.5  # sigmoid(z) > 0.5 exactly when z > 0
-            return ((out > threshold) == (y > 0.5)).sum(), int(numpy.prod(out.shape[1:]))
+                hit, per = out.argmax(axis=-1) == y, 1
+            elif self.kind == "categorical":
+                hit, per = out.argmax(axis=-1) == y.argmax(axis=-1), 1
+            else:
+                threshold = 0.0 if logits else 0.5  # sigmoid(z) > 0.5 exactly when z > 0
+                hit, per = (out > threshold) == (y > 0.5), int(numpy.prod(out.shape[1:]))
+            if weights is None or not self.weighted:
+                return hit.sum(), per
+            return (hit.reshape((hit.shape[0], -1)).astype(weights.dtype).sum(axis=1) * weights).sum(), per
 
 
 class RunningMeans:
@@ -97,15 +119,21 @@ class RunningMeans:
 
     def __init__(self):
         self.sums, self.per = {}, {}
-        self.seen = 0
+        self.seen, self.weight_sum, self.weighted = 0, None, set()
 
-    def record(self, loss, metrics, out, yb, logits):
+    def record(self, loss, metrics, out, yb, logits, wb=None):
         """Add one batch: its loss (a mean over it, weighted or not) and each metric's hits. NOTE: as Keras',
-        compile's metrics are never weighted by sample_weight or class_weight (Keras' weighted_metrics are)."""
+        compile's metrics are never weighted by sample_weight or class_weight; its weighted_metrics are
+        weighted means (they divide by the weights' sum)."""
         self.seen += len(yb)
         self.add("loss", loss, weight=len(yb))
+        if wb is not None:
+            total = wb.detach().data.sum(dtype="float64")
+            self.weight_sum = total if self.weight_sum is None else self.weight_sum + total
         for metric in metrics:
-            self.add(metric.name, *metric.hits(out, yb, logits))
+            self.add(metric.name, *metric.hits(out, yb, logits, wb))
+            if metric.weighted and wb is not None:
+                self.weighted.add(metric.name)
 
     def add(self, name, total, per_sample=1, weight=1):
         # NOTE: the weight multiplies the device array itself: a Python number there is a kernel
@@ -116,7 +144,11 @@ class RunningMeans:
 
     def logs(self):
         """{name: mean} as Python floats (one read per value: a device sync on a GPU), sorted by name."""
-        return {name: float(self.sums[name]) / (self.seen * self.per[name]) for name in sorted(self.sums)}
+        weight_sum = None if self.weight_sum is None else float(self.weight_sum)
+        # NOTE: weights summing to 0 give a weighted metric of 0, as Keras' divide_no_nan
+        return {name: (float(self.sums[name]) / (weight_sum * self.per[name]) if weight_sum else 0.0)
+                if name in self.weighted else float(self.sums[name]) / (self.seen * self.per[name])
+                for name in sorted(self.sums)}
 
 
 def _no_weights(who, **weights):
@@ -174,6 +206,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         for layer in layers or []:
             self.add(layer)
         self.optimizer, self.loss, self.metric_names, self._metric_labels = None, None, [], []
+        self.weighted_metric_names, self._weighted_labels = [], []
         self.stop_training = False
 
     def add(self, layer):
@@ -252,25 +285,29 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     # ------------------------------------------------------------ compile
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
         """Choose the optimizer ('rmsprop', Keras' default, 'adam', 'sgd', 'adamw', a keras.optimizers object
         or a tinygrad_cnn.optim optimizer), the loss (a name, a keras.losses object or a callable(y_true,
-        y_pred)) and metrics (['accuracy'], the named accuracies, or keras.metrics objects)."""
+        y_pred)), metrics (['accuracy'], the named accuracies, or keras.metrics objects) and
+        weighted_metrics (the same, weighted by fit's and evaluate's sample_weight). Keras' argument order;
+        run_eagerly, steps_per_execution, jit_compile and auto_scale_loss change no result and are accepted
+        (this runs eagerly, one step per batch); loss_weights (for several outputs) is not supported."""
+        if isinstance(loss_weights, (list, tuple)) and any(isinstance(m, (str, metrics_module.Metric)) for m in loss_weights):
+            raise TypeError(f"compile: the third argument is loss_weights in Keras 3, got {loss_weights!r}; pass the "
+                            f"metrics by name: compile(optimizer, loss, metrics={loss_weights!r})")
+        if loss_weights is not None:
+            raise NotImplementedError("compile: loss_weights (weights of several outputs' losses) is not supported: "
+                                      "a model here has one output")
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
-        if isinstance(metrics, str):  # NOTE: one metric, as Keras reads metrics="accuracy" (not its letters)
-            metrics = [metrics]
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"compile: metrics must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
-                            f"got {metrics!r}")
-        # NOTE: a keras.metrics object stands for the accuracy it computes, logged under its own name (Keras'
-        # SparseCategoricalAccuracy(name="acc") logs 'acc' and 'val_acc')
-        labels = [m.name if isinstance(m, metrics_module.Metric) else m for m in metrics or []]
-        names = [metrics_module.name_of(m) for m in metrics or []]
-        for name in names:
-            if not isinstance(name, str) or name.lower() not in METRICS:
-                raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
-        self.metric_names, self._metric_labels = names, _unique(labels)
+        names, labels = _metric_names(metrics, "metrics")
+        weighted_names, weighted_labels = _metric_names(weighted_metrics, "weighted_metrics")
+        # NOTE: as Keras, a weighted metric named as an unweighted one is logged as 'weighted_<name>'
+        weighted_labels = [f"weighted_{label}" if label in labels else label for label in weighted_labels]
+        labels = _unique(labels + weighted_labels)
+        self.metric_names, self._metric_labels = names, labels[:len(names)]
+        self.weighted_metric_names, self._weighted_labels = weighted_names, labels[len(names):]
         return self
 
     def _ready(self, x):
@@ -314,7 +351,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def _metrics(self, y):
         out_shape = self.compute_output_shape(self.input_shape)
         found = []
-        for name, label in zip(self.metric_names, self._metric_labels):
+        weighted = [False] * len(self.metric_names) + [True] * len(self.weighted_metric_names)
+        for name, label, weighs in zip(self.metric_names + self.weighted_metric_names,
+                                       self._metric_labels + self._weighted_labels, weighted):
             key = name.lower()
             if key in ("accuracy", "acc"):  # Keras' choice, from the shapes
                 if out_shape[-1] == 1:
@@ -325,7 +364,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     kind = "categorical"
             else:
                 kind = key.split("_accuracy")[0].replace("sparse_categorical", "sparse")
-            found.append(_Metric(label, kind))
+            found.append(_Metric(label, kind, weighs))
         return found
 
     def _final_activation(self):
@@ -472,7 +511,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
                 wb = None if w is None else Tensor(w[index], device=device)
                 out, logits, loss = self.train_step(xb, yb, step_optimizer, wb)
-                running.record(loss, metrics, out, yb, logits)
+                running.record(loss, metrics, out, yb, logits, wb)
                 batch_logs = running.logs() if batch_logs_wanted else None
                 hooks.call("on_train_batch_end", step, batch_logs)
                 if progress.due(step + 1):
@@ -509,7 +548,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
                     wb = None if w is None else Tensor(w[index], device=device)
                     out, logits = self._output(xb)
-                    running.record(self._loss(out, yb, logits, wb), metrics, out, yb, logits)
+                    running.record(self._loss(out, yb, logits, wb), metrics, out, yb, logits, wb)
                     hooks.call("on_test_batch_end", step, None)
                     if progress.due(step + 1):
                         progress.update(step + 1, running.logs())
@@ -590,7 +629,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         wb = None if w is None else Tensor(w, device=device)
         out, logits, loss = self.train_step(xb, yb, step_optimizer, wb)
         running = RunningMeans()
-        running.record(loss, metrics, out, yb, logits)
+        running.record(loss, metrics, out, yb, logits, wb)
         return self._returned(running.logs(), metrics, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):

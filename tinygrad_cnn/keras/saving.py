@@ -470,7 +470,7 @@ def _compile_config(model):
     settings = {"name": kind.lower(), "learning_rate": float(optimizer.learning_rate), **optimizer.hyper}
     return {"optimizer": {"module": "keras.optimizers", "class_name": kind, "config": settings, "registered_name": None},
             "loss": names[0], "loss_weights": None, "metrics": list(model.metric_names) or None,
-            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+            "weighted_metrics": list(getattr(model, "weighted_metric_names", [])) or None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
 def _compile(model, compile_config):
@@ -490,7 +490,8 @@ def _compile(model, compile_config):
         optimizer = cls(**{key: value for key, value in settings.items() if key in accepted and value is not None
                            and (key != "learning_rate" or isinstance(value, (int, float)))})
     metrics = [m for m in compile_config.get("metrics") or [] if isinstance(m, str)]
-    model.compile(optimizer=optimizer, loss=compile_config["loss"], metrics=metrics)
+    weighted = [m for m in compile_config.get("weighted_metrics") or [] if isinstance(m, str)]
+    model.compile(optimizer=optimizer, loss=compile_config["loss"], metrics=metrics, weighted_metrics=weighted)
 
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError"]
