@@ -431,3 +431,29 @@ def test_compile_takes_keras_arguments_in_keras_order():
         model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     with pytest.raises(NotImplementedError, match="loss_weights"):
         model.compile("adam", "sparse_categorical_crossentropy", loss_weights=[1.0])
+
+
+@pytest.mark.gpu
+def test_weights_weighted_metrics_and_freezing_run_alike_on_the_gpu():
+    """The same weighted, partly frozen training on the (emulated or real) GPU as on the CPU: the weights
+    are sent to the device once with the data, and the numbers agree."""
+    x, labels, weights = _data(40)
+
+    def run(device):
+        tk.utils.set_random_seed(0)
+        model = tk.Sequential([tk.Input((6,)), tk.layers.Dense(5, activation="relu"), tk.layers.BatchNormalization(),
+                               tk.layers.Dense(3, activation="softmax")], device=device)
+        model.layers[1].trainable = False
+        model.compile(tk.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"],
+                      weighted_metrics=["accuracy"])
+        history = model.fit(x, labels, sample_weight=weights, batch_size=8, epochs=2, validation_split=0.25,
+                            shuffle=False, verbose=0).history
+        assert str(model.weights[0].device).startswith(device)
+        return history, model.get_weights()
+
+    (cpu, cpu_weights), (gpu, gpu_weights) = run("cpu"), run("cuda")
+    assert cpu.keys() == gpu.keys()
+    for key in cpu:
+        numpy.testing.assert_allclose(gpu[key], cpu[key], rtol=1e-5, err_msg=key)
+    for a, b in zip(gpu_weights, cpu_weights):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
