@@ -457,3 +457,15 @@ def test_weights_weighted_metrics_and_freezing_run_alike_on_the_gpu():
         numpy.testing.assert_allclose(gpu[key], cpu[key], rtol=1e-5, err_msg=key)
     for a, b in zip(gpu_weights, cpu_weights):
         numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_output_shape_and_json_as_in_keras(real_keras):
+    """model.output_shape and to_json/model_from_json were missing (AttributeError); Keras' JSON rebuilds the
+    model here and ours in Keras."""
+    for keras in (real_keras, tk):
+        model = keras.Sequential([keras.Input((8, 8, 1))] + _configured_layers(keras))
+        assert model.output_shape == (None, 5)
+        assert real_keras.models.model_from_json(model.to_json()).count_params() == 136
+        assert tk.models.model_from_json(model.to_json()).count_params() == 136
+    with pytest.raises(AttributeError, match="not built yet"):
+        tk.Sequential([tk.layers.Dense(2)]).output_shape

@@ -674,6 +674,23 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             raise ValueError(f"set_weights: the model has {len(names)} weight arrays, got {len(weights)}")
         self.load_state_dict(from_keras_layouts(self, list(zip(names, weights)), "set_weights"))
 
+    @property
+    def output_shape(self):
+        """The outputs' shape with Keras' batch axis, (None, 10); AttributeError before the model is built."""
+        if not self.built:
+            raise AttributeError(f"{self.label()}.output_shape: the model is not built yet (give it an Input, or "
+                                 f"call it on a batch)")
+        return (None,) + tuple(self.compute_output_shape(self.input_shape))
+
+    def to_json(self, **kwargs):
+        """The model's architecture as Keras' JSON (the config.json of a .keras file), for
+        keras.models.model_from_json; no weights (json.dumps' arguments, such as indent, pass through)."""
+        import json
+        from .saving import model_config
+        if getattr(self, "_subclassed", False) or getattr(self, "is_graph", False):
+            self.get_config()  # raises, naming what to do
+        return json.dumps(model_config(self), **kwargs)
+
     def get_config(self):
         """Keras' config of the model: each layer's config and the input shape once known (a functional chain
         is described as the Sequential it is); `Sequential.from_config(config)` rebuilds it with fresh weights."""
@@ -730,3 +747,12 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     if not isinstance(model, Sequential):
         raise TypeError(f"clone_model: model must be a keras Sequential or Model, got {type(model).__name__}")
     return Sequential.from_config(model.get_config())
+
+
+def model_from_json(json_string, custom_objects=None):
+    """A new model, fresh weights, from to_json()'s string (or the JSON of a Keras Sequential or functional chain)."""
+    import json
+    from .saving import model_from_config
+    if custom_objects:
+        raise NotImplementedError("model_from_json: custom_objects are not supported here")
+    return model_from_config(json.loads(json_string), "model_from_json")[0]
