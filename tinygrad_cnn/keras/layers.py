@@ -60,7 +60,7 @@ class Trainable:
         for _, module in self.named_modules():
             if isinstance(module, Trainable):
                 module.__dict__["_trainable"] = bool(value)
-        apply_trainable(self)  # NOTE: at once, so that summary() and count the frozen weights as Keras does
+        apply_trainable(self)  # NOTE: at once, so that summary() counts the frozen weights as Keras does
 
     @property
     def trainable_weights(self):

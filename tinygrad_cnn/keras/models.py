@@ -19,7 +19,8 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import Input, Trainable, apply_trainable, from_keras_layouts, thawed, model_call, outside_model_calls, to_keras_layout
+from .layers import (Input, Trainable, apply_trainable, from_keras_layouts, model_call, outside_model_calls, thawed,
+                     to_keras_layout)
 from .progress import Progress
 
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
@@ -293,7 +294,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         weighted_metrics (the same, weighted by fit's and evaluate's sample_weight). Keras' argument order;
         run_eagerly, steps_per_execution, jit_compile and auto_scale_loss change no result and are accepted
         (this runs eagerly, one step per batch); loss_weights (for several outputs) is not supported."""
-        if isinstance(loss_weights, (list, tuple)) and any(isinstance(m, (str, metrics_module.Metric)) for m in loss_weights):
+        if isinstance(loss_weights, (list, tuple)) and \
+                any(isinstance(m, (str, metrics_module.Metric)) for m in loss_weights):
             raise TypeError(f"compile: the third argument is loss_weights in Keras 3, got {loss_weights!r}; pass the "
                             f"metrics by name: compile(optimizer, loss, metrics={loss_weights!r})")
         if loss_weights is not None:
@@ -438,9 +440,10 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         validation_steps the validation to its first batches, as Keras. Keras' argument order.
 
         sample_weight (one number per sample) or class_weight ({class index: weight}) weight each
-        sample's loss as Keras does (sum(weight x loss) / batch size; the metrics stay unweighted, as
-        Keras' compile metrics); validation_split splits sample_weight too, validation_data may be (x, y, sample_weight);
-        the validation is never class-weighted, as in Keras. Arrays only (not with batches)."""
+        sample's loss as Keras does (sum(weight x loss) / batch size; `metrics` stay unweighted, and
+        `weighted_metrics` are weighted means); validation_split splits sample_weight too, validation_data
+        may be (x, y, sample_weight); the validation is never class-weighted, as in Keras. Arrays only (not
+        with batches)."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         epochs, initial_epoch = _count(epochs, "epochs", 0), _count(initial_epoch, "initial_epoch", 0)
         verbose, validation_freq = _verbose(verbose), _count(validation_freq, "validation_freq")

@@ -79,6 +79,7 @@ def _paths(class_names):
         paths.append(f"{base}_{used[base]}" if used[base] else base)
     return paths
 
+
 def _arrays(layer):
     """The layer's weights in Keras' order and layouts (a conv kernel (KH, KW, C, O), a dense one (inputs,
     units)); none before it is built."""
@@ -87,7 +88,8 @@ def _arrays(layer):
 
 def _describe(layer, shape):
     """(Keras class name, config, [weights in Keras' layouts]) of one of our layers."""
-    base = {"name": layer.name, "trainable": bool(getattr(layer, "trainable", True)), "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
+    base = {"name": layer.name, "trainable": bool(getattr(layer, "trainable", True)),
+            "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
     fmt = getattr(layer, "data_format", None)
     if isinstance(layer, nn.Conv2D):
         if not isinstance(layer.padding, str):
