@@ -469,3 +469,50 @@ def test_output_shape_and_json_as_in_keras(real_keras):
         assert tk.models.model_from_json(model.to_json()).count_params() == 136
     with pytest.raises(AttributeError, match="not built yet"):
         tk.Sequential([tk.layers.Dense(2)]).output_shape
+
+
+# ---------------------------------------------------------------- a subclassed model's layers
+
+def _subclassed(keras):
+    class Classifier(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = keras.layers.Dense(4, activation="relu")
+            self.out = keras.layers.Dense(3, activation="softmax")
+
+        def call(self, inputs, training=False):
+            return self.out(self.hidden(inputs))
+
+    model = Classifier()
+    model(numpy.zeros((1, 6), "float32"))
+    model.set_weights([numpy.linspace(-1, 1, 24).reshape(6, 4).astype("float32"), numpy.full(4, 0.1, "float32"),
+                       numpy.linspace(1, -1, 12).reshape(4, 3).astype("float32"), numpy.zeros(3, "float32")])
+    return model
+
+
+def _subclassed_story(keras):
+    x, labels, _ = _data(40)
+    model = _subclassed(keras)
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    story = {"layers": [type(layer).__name__ for layer in model.layers],
+             "loss": round(model.evaluate(x, labels, verbose=0), 5)}
+    for layer in model.layers[:1]:
+        layer.trainable = False
+    story["frozen"] = _changed(model, lambda: model.fit(x, labels, epochs=1, verbose=0))
+    story["get_layer"] = type(model.get_layer(index=1)).__name__
+    return story
+
+
+def test_a_subclassed_models_layers_are_listed_as_in_keras(real_keras):
+    """Keras lists a subclassed model's layers in model.layers; here the list was empty, so the habit
+    `for layer in model.layers[:k]: layer.trainable = False` froze nothing, silently. Listing them must not
+    make its final softmax count as strippable (the loss is of the probabilities call() returns)."""
+    assert _subclassed_story(tk) == _subclassed_story(real_keras)
+
+
+def test_a_subclassed_models_weight_names_stay_its_attributes():
+    model = _subclassed(tk)
+    assert list(model.state_dict()) == ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]
+    assert [layer.name for layer in model.layers] == ["dense", "dense_1"]
+    with pytest.raises(TypeError, match="no pop"):
+        model.pop()

@@ -382,8 +382,12 @@ class Rescaling(_InputShape, nn.Rescaling):
         self._keep_input_shape(input_shape)
 
 
-Add = nn.Add
-Concatenate = nn.Concatenate
+class Add(_InputShape, nn.Add):
+    """nn.Add with Keras' layer methods (trainable, get_weights: none), as model.layers' other entries."""
+
+
+class Concatenate(_InputShape, nn.Concatenate):
+    """nn.Concatenate with Keras' layer methods (trainable, get_weights: none), as model.layers' other entries."""
 
 
 class Input:
