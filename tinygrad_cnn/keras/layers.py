@@ -145,8 +145,8 @@ class _InputShape(Trainable):
     def get_config(self):
         """Keras' config of this layer (as a .keras file holds it); `type(layer).from_config(config)` makes a
         new one, with fresh weights, as Keras' does."""
-        from .saving import _describe, in_memory
-        return in_memory(_describe(self, None)[1])
+        from .saving import layer_config
+        return layer_config(self)
 
     @classmethod
     def from_config(cls, config):

@@ -173,6 +173,11 @@ def in_memory(config):
     return config
 
 
+def layer_config(layer):
+    """Keras' get_config() of one of our layers (what a .keras file holds for it, with Keras' tuples)."""
+    return in_memory(_describe(layer, None)[1])
+
+
 def layer_from_config(kind, config, where):
     """A layer of Keras class `kind` from its config (Keras' Layer.from_config), frozen where it says so."""
     try:
