@@ -390,4 +390,4 @@ def test_fit_with_arrays_takes_an_iterable_of_batches_as_validation_data():
     np.testing.assert_allclose(history.history["val_loss"][0], expected["loss"], rtol=1e-6)
     np.testing.assert_allclose(history.history["val_accuracy"][0], expected["accuracy"], rtol=1e-6)
     with pytest.raises(ValueError, match="validation_data must be a pair"):
-        model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, y))
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, y, y))

@@ -209,23 +209,17 @@ def test_on_batch_methods_give_that_batch_s_values():
 @pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch"])
 def test_on_batch_methods_take_keras_arguments_in_keras_order(method):
     """Keras 3's third argument is sample_weight (train_on_batch's fourth class_weight), return_dict
-    comes after: weights given by position or name are refused by name before any step, not taken
-    for return_dict (a list of weights returned a dict from an unweighted step, an array raised
-    NumPy's "truth value of an array is ambiguous")."""
-    model, (x, y) = sequential(), data(5)
-    before = [w.copy() for w in model.get_weights()]
-    weights = [1.0, 0.0, 0.0, 0.0, 0.0]
-    calls = [lambda: getattr(model, method)(x, y, weights), lambda: getattr(model, method)(x, y, np.ones(5)),
-             lambda: getattr(model, method)(x, y, sample_weight=weights)]
+    comes after: weights given by position weigh as by name, never taken for return_dict (a list of
+    weights returned a dict from an unweighted step, an array raised NumPy's "truth value of an array
+    is ambiguous")."""
+    (x, y), weights = data(5), [1.0, 0.0, 0.0, 0.0, 0.0]
+    by_name, by_position = sequential(), sequential()
+    named = getattr(by_name, method)(x, y, sample_weight=weights)
+    assert getattr(by_position, method)(x, y, weights) == named
     if method == "train_on_batch":
-        calls += [lambda: model.train_on_batch(x, y, None, {0: 2.0}), lambda: model.train_on_batch(x, y, class_weight={0: 2.0})]
-    for call in calls:
-        with pytest.raises(NotImplementedError, match=f"{method}: (sample|class)_weight is not supported"):
-            call()
-    for w, old in zip(model.get_weights(), before):
-        np.testing.assert_array_equal(w, old)
-    assert getattr(model, method)(x, y, None, **({"class_weight": None} if method == "train_on_batch" else {}),
-                                  return_dict=True).keys() == {"loss", "accuracy"}
+        assert by_position.train_on_batch(x, y, None, {0: 2.0}) == by_name.train_on_batch(x, y, class_weight={0: 2.0})
+    assert getattr(by_name, method)(x, y, None, **({"class_weight": None} if method == "train_on_batch" else {}),
+                                    return_dict=True).keys() == {"loss", "accuracy"}
 
 
 # ---------------------------------------------------------------- against real Keras
@@ -289,23 +283,20 @@ def test_signatures_as_real_keras(real_keras, method):
 
 
 def test_fit_evaluate_predict_take_keras_positions():
-    """Keras' positions: fit's 10th and 11th are class_weight and sample_weight (refused by name: the
-    10th was initial_epoch here, so fit(..., True, {0: 2.0}) started at epoch {0: 2.0}), evaluate's 5th
-    is sample_weight (it was callbacks), predict's 4th steps (it was callbacks)."""
-    model, (x, y) = sequential(), data(8)
-    before = [w.copy() for w in model.get_weights()]
-    with pytest.raises(NotImplementedError, match="fit: class_weight is not supported"):
-        model.fit(x, y, 4, 1, 0, None, 0.0, None, True, {0: 2.0})
-    with pytest.raises(NotImplementedError, match="fit: sample_weight is not supported"):
-        model.fit(x, y, 4, 1, 0, None, 0.0, None, True, None, np.ones(8))
-    for w, old in zip(model.get_weights(), before):
-        np.testing.assert_array_equal(w, old)
-    history = model.fit(x, y, 4, 2, 0, None, 0.0, None, False, None, None, 1)  # initial_epoch 1: one epoch
+    """Keras' positions: fit's 10th and 11th are class_weight and sample_weight (the 10th was
+    initial_epoch here, so fit(..., True, {0: 2.0}) started at epoch {0: 2.0}), evaluate's 5th is
+    sample_weight (it was callbacks), predict's 4th steps (it was callbacks)."""
+    (x, y), weights = data(8), np.linspace(0, 2, 8)
+    by_name, by_position = sequential(), sequential()
+    assert by_position.fit(x, y, 4, 1, 0, None, 0.0, None, False, {0: 2.0}).history == \
+        by_name.fit(x, y, 4, 1, 0, shuffle=False, class_weight={0: 2.0}).history
+    assert by_position.fit(x, y, 4, 1, 0, None, 0.0, None, False, None, weights).history == \
+        by_name.fit(x, y, 4, 1, 0, shuffle=False, sample_weight=weights).history
+    history = by_position.fit(x, y, 4, 2, 0, None, 0.0, None, False, None, None, 1)  # initial_epoch 1: one epoch
     assert history.epoch == [1]
-    with pytest.raises(NotImplementedError, match="evaluate: sample_weight is not supported"):
-        model.evaluate(x, y, 4, 0, np.ones(8))
-    assert model.evaluate(x, y, 4, 0, None, None, None, True).keys() == {"loss", "accuracy"}
-    assert model.predict(x, 4, 0, None, None).shape == (8, CLASSES)
+    assert by_position.evaluate(x, y, 4, 0, weights) == by_position.evaluate(x, y, 4, 0, sample_weight=weights)
+    assert by_position.evaluate(x, y, 4, 0, None, None, None, True).keys() == {"loss", "accuracy"}
+    assert by_position.predict(x, 4, 0, None, None).shape == (8, CLASSES)
 
 
 # ---------------------------------------------------------------- metric objects

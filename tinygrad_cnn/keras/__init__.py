@@ -8,9 +8,11 @@ from . import callbacks, layers, losses, metrics, models, ops, optimizers, savin
 from .functional import Model
 from .layers import Input
 from .models import Sequential
+from .offered import not_offered
 
 # keras.models.Model and keras.models.load_model, as in Keras (both modules import models: attached here)
 models.Model, models.load_model = Model, saving.load_model
 
 __all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
            "datasets", "utils", "ops", "saving"]
+__getattr__ = not_offered("keras", __all__)

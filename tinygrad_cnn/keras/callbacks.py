@@ -12,6 +12,7 @@ import numpy
 
 from ..checkpoint import check_suffix, path_argument
 from . import optimizers
+from .offered import not_offered
 
 
 class Callback:
@@ -120,8 +121,8 @@ class ModelCheckpoint(Callback):
     """Save the model's weights after each epoch through Module.save (atomic: a crash leaves the
     previous file whole). `filepath` may hold {epoch} and log keys ({epoch:02d}-{val_loss:.2f}).
     With save_best_only, only when `monitor` improves: a NaN never does, so a good checkpoint is
-    never replaced by a diverged model. A name ending in .keras writes the Keras 3 file (Model.save);
-    save_weights_only is accepted for Keras' sake."""
+    never replaced by a diverged model. A name ending in .keras writes the Keras 3 file (Model.save), one
+    ending in .weights.h5 Keras 3's weights file (save_weights); save_weights_only is accepted for Keras' sake."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
@@ -130,7 +131,8 @@ class ModelCheckpoint(Callback):
             raise ValueError(f"ModelCheckpoint save_freq must be 'epoch' (saving every N batches is not "
                              f"supported), got {save_freq!r}")
         self.filepath = path_argument(filepath, "ModelCheckpoint", "filepath")
-        if not self.filepath.lower().endswith(".keras"):  # a .keras name saves the Keras 3 file (Model.save)
+        # a .keras name saves the Keras 3 file (Model.save), a .weights.h5 one Keras' weights file (save_weights)
+        if not self.filepath.lower().endswith((".keras", ".weights.h5")):
             check_suffix(self.filepath)  # NOTE: here, not after the first epoch's training
         if os.path.isdir(self.filepath):
             raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} is a directory; give a file name "
@@ -161,7 +163,10 @@ class ModelCheckpoint(Callback):
             self.best = current
         elif self.verbose:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
-        self.model.save(path)
+        if path.lower().endswith(".weights.h5"):
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
 
 
 class EarlyStopping(Callback):
@@ -373,3 +378,4 @@ class CallbackList:
 
 __all__ = ["Callback", "History", "ModelCheckpoint", "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau",
            "CSVLogger"]
+__getattr__ = not_offered('keras.callbacks', __all__)

@@ -11,7 +11,7 @@ import inspect
 import numpy
 
 from ..autograd import no_grad
-from ..nn.layers import Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, Elementwise
+from ..nn.layers import Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, Elementwise, weight_counts
 from ..tensor import Tensor
 from .models import Sequential
 
@@ -150,6 +150,26 @@ class Model(Sequential):
             value.name = f"{base}_{k}" if k else base
         object.__setattr__(self, name, value)
 
+    @property
+    def layers(self):
+        """The layers in order; a subclassed model's are the layers it holds as attributes, in the order they were
+        assigned, as Keras lists them (so that `for layer in model.layers: layer.trainable = False` reaches them)."""
+        if self.__dict__.get("_subclassed"):
+            return [module for _, module in self.named_children() if isinstance(module, Layer)]
+        return self.__dict__["layers"]
+
+    @layers.setter
+    def layers(self, value):
+        self.__dict__["layers"] = value
+
+    def pop(self):
+        """Refused: only a Sequential's last layer can be removed."""
+        raise TypeError("keras.Model has no pop(): only keras.Sequential's last layer can be removed")
+
+    def _final_activation(self):
+        # NOTE: a subclass's call() may do anything after its last layer: its output is taken as it is
+        return None if self._subclassed else super()._final_activation()
+
     def __getitem__(self, index):
         """A layer by position; a slice of a model with branches is no model, and is refused."""
         if self.is_graph and isinstance(index, slice):
@@ -279,20 +299,15 @@ class Model(Sequential):
                      "=" * len(line)]
             for r in rows:
                 lines += ["".join(c.ljust(w) for c, w in zip(r, widths)) + r[3], "_" * len(line)]
-            trainable = self.count_params()
-            buffers = sum(b.size for _, b in self.named_buffers())
-            lines += [f"Total params: {trainable + buffers:,}", f"Trainable params: {trainable:,}",
-                      f"Non-trainable params: {buffers:,}", "_" * len(line)]
+            trainable, fixed = weight_counts(self)
+            lines += [f"Total params: {trainable + fixed:,}", f"Trainable params: {trainable:,}",
+                      f"Non-trainable params: {fixed:,}", "_" * len(line)]
             (print_fn or print)("\n".join(lines))
             return None
         if self._subclassed:
             if not self.built:
                 raise ValueError("summary() of a subclassed model needs it built: call it on a batch first")
-            self.layers = [m for _, m in self.named_children() if isinstance(m, Layer)]
-            try:
-                return Sequential.summary(self, print_fn=print_fn)
-            finally:
-                self.layers = []
+            return Sequential.summary(self, print_fn=print_fn)
         return super().summary(print_fn=print_fn)
 
 

@@ -99,10 +99,7 @@ class BatchesMixin:
                 hooks.call("on_train_batch_begin", step, None)
                 xb, yb = Tensor(x, device=device), Tensor(y, device=device)
                 out, logits, loss = self.train_step(xb, yb, step_optimizer)
-                running.seen += len(xb)
-                running.add("loss", loss, weight=len(xb))
-                for metric in metrics:
-                    running.add(metric.name, *metric.hits(out, yb, logits))
+                running.record(loss, metrics, out, yb, logits)
                 hooks.call("on_train_batch_end", step, running.logs() if batch_logs_wanted else None)
                 if self.stop_training:
                     break
@@ -148,10 +145,7 @@ class BatchesMixin:
                     hooks.call("on_test_batch_begin", step, None)
                     xb, yb = Tensor(x, device=self._device()), Tensor(y, device=self._device())
                     out, logits = self._output(xb)
-                    running.seen += len(xb)
-                    running.add("loss", self.loss.compute(out, yb, logits), weight=len(xb))
-                    for metric in metrics:
-                        running.add(metric.name, *metric.hits(out, yb, logits))
+                    running.record(self.loss.compute(out, yb, logits), metrics, out, yb, logits)
                     hooks.call("on_test_batch_end", step, None)
         finally:
             self.train(was_training)

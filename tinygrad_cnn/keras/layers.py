@@ -13,6 +13,7 @@ import numpy
 from .. import nn
 from ..device import to_numpy
 from ..nn.layers import Activated, shape_tuple, get_activation
+from .offered import not_offered
 
 DEFAULT_DATA_FORMAT = "channels_last"
 
@@ -42,19 +43,88 @@ def model_call():
 
 
 class Trainable:
-    """`trainable` as Keras layers and models have it, always True here: freezing (trainable = False)
-    is not supported, so it is refused, since a flag nobody reads would leave the 'frozen' weights training."""
+    """`trainable` as Keras layers and models have it. False freezes the weights of the layer and of every
+    layer inside it (set on a model, on all its layers, as Keras does): fit leaves them as they are and a
+    frozen BatchNormalization runs in inference mode. As in Keras 3, each training step reads the flags
+    (no recompile needed), and a layer trains only while every model around it is trainable too."""
 
     @property
     def trainable(self):
-        """True: every weight trains."""
-        return True
+        """Whether this layer's (or model's) weights train; True unless set False."""
+        return self.__dict__.get("_trainable", True)
 
     @trainable.setter
     def trainable(self, value):
-        if not value:
-            raise NotImplementedError(f"{type(self).__name__}.trainable = {value!r}: freezing weights is not supported "
-                                      f"here (fit would still train them); leave trainable True")
+        if not isinstance(value, (bool, numpy.bool_)):
+            raise TypeError(f"{type(self).__name__}.trainable must be True or False, got {value!r}")
+        for _, module in self.named_modules():
+            if isinstance(module, Trainable):
+                module.__dict__["_trainable"] = bool(value)
+        apply_trainable(self)  # NOTE: at once, so that summary() counts the frozen weights as Keras does
+
+    @property
+    def trainable_weights(self):
+        """The weights that train: the parameters of layers not frozen (nor inside a frozen model)."""
+        frozen = frozen_parameters(self)
+        return [p for p in self.parameters() if id(p) not in frozen]
+
+    @property
+    def non_trainable_weights(self):
+        """The weights that never train: frozen layers' parameters, then the buffers (BatchNormalization's
+        moving statistics)."""
+        frozen = frozen_parameters(self)
+        return [p for p in self.parameters() if id(p) in frozen] + [t for _, t in self.named_buffers()]
+
+    @property
+    def weights(self):
+        """Every weight, layer by layer in get_weights() order (Keras': kernel, bias, gamma, beta, moving mean...)."""
+        return [t for _, t in self._named_tensors()]
+
+    def count_params(self):
+        """The number of scalars in all the weights, frozen ones and BatchNormalization's moving statistics
+        included, as Keras counts them."""
+        return sum(t.size for t in self.weights)
+
+
+def frozen_parameters(model):
+    """ids of `model`'s parameters that Keras' trainable flags freeze: those of a layer set trainable=False
+    or inside one (a parameter's dotted name starts with the frozen module's)."""
+    off = [name for name, module in model.named_modules() if not getattr(module, "trainable", True)]
+    if not off:
+        return set()
+    return {id(p) for name, p in model.named_parameters()
+            if any(prefix == "" or name.startswith(prefix + ".") for prefix in off)}
+
+
+@contextlib.contextmanager
+def thawed(model):
+    """Every parameter frozen by the trainable flags takes a gradient again inside the block, then the flags
+    apply: an optimizer is made over all the weights (as Keras', which a later unfreeze then trains)."""
+    for p in model.parameters():
+        if getattr(p, "frozen_by_trainable", False):
+            p.requires_grad_(True)
+            p.frozen_by_trainable = False
+    try:
+        yield
+    finally:
+        apply_trainable(model)
+
+
+def apply_trainable(model):
+    """Make requires_grad follow the trainable flags before a training step: frozen parameters get no
+    gradient (so the optimizer skips them); a parameter frozen here earlier and now trainable gets its
+    gradient back. NOTE: one frozen by hand (p.requires_grad_(False)) is left as it is. Returns whether
+    any parameter trains."""
+    frozen, trains = frozen_parameters(model), False
+    for p in model.parameters():
+        if id(p) in frozen and p.requires_grad:
+            p.requires_grad_(False)
+            p.frozen_by_trainable = True
+        elif id(p) not in frozen and getattr(p, "frozen_by_trainable", False):
+            p.requires_grad_(True)
+            p.frozen_by_trainable = False
+        trains = trains or p.requires_grad
+    return trains
 
 
 class _InputShape(Trainable):
@@ -71,6 +141,21 @@ class _InputShape(Trainable):
         if training is None and outside_model_calls() and not getattr(x, "_symbolic", False):
             training = False
         return super().__call__(x, training)
+
+    def get_config(self):
+        """Keras' config of this layer (as a .keras file holds it); `type(layer).from_config(config)` makes a
+        new one, with fresh weights, as Keras' does."""
+        from .saving import layer_config
+        return layer_config(self)
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from get_config()'s dict (or a Keras layer's of the same class)."""
+        from .saving import layer_from_config
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (as get_config() returns), got "
+                            f"{type(config).__name__}")
+        return layer_from_config(cls.__name__, config, f"{cls.__name__}.from_config")
 
     def get_weights(self):
         """Copies of the layer's weights as NumPy arrays, in Keras' order (kernel, bias; gamma, beta, moving
@@ -249,6 +334,17 @@ class BatchNormalization(_InputShape, nn.BatchNormalization):
                          moving_mean_initializer, moving_variance_initializer, name=name, dtype=dtype, device=device)
         self._keep_input_shape(input_shape)
 
+    def forward(self, x):
+        """As Keras 3: a frozen BatchNormalization (trainable=False) runs in inference mode, even in fit (its
+        moving statistics normalise and stay as they are), as fine-tuning a pretrained model needs."""
+        if not self.training or self.trainable:
+            return super().forward(x)
+        self.training = False
+        try:
+            return super().forward(x)
+        finally:
+            self.training = True
+
 
 class GlobalAveragePooling2D(_InputShape, nn.GlobalAveragePooling2D):
     """nn.GlobalAveragePooling2D with Keras' default data_format (channels-last)."""
@@ -286,8 +382,12 @@ class Rescaling(_InputShape, nn.Rescaling):
         self._keep_input_shape(input_shape)
 
 
-Add = nn.Add
-Concatenate = nn.Concatenate
+class Add(_InputShape, nn.Add):
+    """nn.Add with Keras' layer methods (trainable, get_weights: none), as model.layers' other entries."""
+
+
+class Concatenate(_InputShape, nn.Concatenate):
+    """nn.Concatenate with Keras' layer methods (trainable, get_weights: none), as model.layers' other entries."""
 
 
 class Input:
@@ -333,3 +433,4 @@ InputLayer = Input
 __all__ = ["Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT",
            "BatchNormalization", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
            "Reshape", "Rescaling", "Add", "Concatenate"]
+__getattr__ = not_offered('keras.layers', __all__)

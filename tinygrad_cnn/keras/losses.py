@@ -7,6 +7,7 @@ import numpy
 
 from ..nn import functional as F
 from ..tensor import Tensor
+from .offered import not_offered
 
 EPSILON = 1e-7  # Keras' clip for probabilities
 
@@ -47,6 +48,18 @@ class Loss:
     def compute(self, out, y, logits):
         """The mean loss of outputs `out` (logits when `logits`) against prepared targets `y`."""
         raise NotImplementedError
+
+    def per_sample(self, out, y, logits):
+        """The loss of each sample (a Tensor of N values), as Keras' loss functions give it."""
+        raise NotImplementedError
+
+    def weighted(self, out, y, logits, weights):
+        """Keras' weighted mean: sum(weight * per-sample loss) / N (divided by the batch size, not by the
+        weights' sum, as Keras' default reduction 'sum_over_batch_size')."""
+        each = self.per_sample(out, y, logits)
+        if each.ndim > 1:  # NOTE: the mean over the other axes first: the same sum / (N x those values) as Keras'
+            each = each.reshape((each.shape[0], -1)).mean(axis=1)
+        return (each * weights).sum() / each.shape[0]
 
     def __repr__(self):
         return f"{type(self).__name__}(from_logits={self.from_logits})"
@@ -103,6 +116,11 @@ class SparseCategoricalCrossentropy(Loss):
             return F.softmax_cross_entropy(out, y, reduction="mean")
         return F.nll_loss(out.clip(EPSILON, 1 - EPSILON).log(), y)
 
+    def per_sample(self, out, y, logits):
+        """-log p of each sample's class."""
+        log_p = out.log_softmax(axis=-1) if logits else out.clip(EPSILON, 1 - EPSILON).log()
+        return F.nll_loss(log_p, y, reduction="none")
+
 
 class CategoricalCrossentropy(Loss):
     """Cross-entropy against one-hot (or soft) targets (N, classes)."""
@@ -111,8 +129,12 @@ class CategoricalCrossentropy(Loss):
 
     def compute(self, out, y, logits):
         """-sum(y * log softmax(logits)), or of clipped probabilities; mean over the batch."""
+        return self.per_sample(out, y, logits).mean()
+
+    def per_sample(self, out, y, logits):
+        """-sum(y * log p) of each sample."""
         log_p = out.log_softmax(axis=-1) if logits else out.clip(EPSILON, 1 - EPSILON).log()
-        return -(y * log_p).sum(axis=-1).mean()
+        return -(y * log_p).sum(axis=-1)
 
 
 class BinaryCrossentropy(Loss):
@@ -136,6 +158,12 @@ class BinaryCrossentropy(Loss):
         F.check_unit_interval(out, "input", type(self).__name__, logits_hint="BinaryCrossentropy(from_logits=True)")
         return F.binary_cross_entropy(out, y, eps=EPSILON)
 
+    def per_sample(self, out, y, logits):
+        """BCE of each sample, the mean over its last axis."""
+        each = (F.binary_cross_entropy_with_logits(out, y, reduction="none") if logits
+                else F.binary_cross_entropy(out, y, reduction="none", eps=EPSILON))
+        return each.mean(axis=-1)
+
 
 class MeanSquaredError(Loss):
     """Mean of (y_pred - y_true)^2."""
@@ -149,6 +177,10 @@ class MeanSquaredError(Loss):
         """mse of the outputs."""
         return F.mse_loss(out, y)
 
+    def per_sample(self, out, y, logits):
+        """Squared error of each sample, the mean over its last axis."""
+        return ((out - y) ** 2).mean(axis=-1)
+
 
 NAMES = {"sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
          "categorical_crossentropy": CategoricalCrossentropy, "binary_crossentropy": BinaryCrossentropy,
@@ -160,18 +192,7 @@ def _per_sample(cls, y_true, y_pred, from_logits):
     loss = cls() if cls is MeanSquaredError else cls(from_logits=from_logits)
     pred = y_pred if isinstance(y_pred, Tensor) else Tensor(numpy.asarray(y_pred, dtype="float32"))
     y = loss.targets(numpy.asarray(y_true.numpy() if isinstance(y_true, Tensor) else y_true), pred.shape)
-    y = _tensor(y, pred)
-    if cls is SparseCategoricalCrossentropy:
-        log_p = pred.log_softmax(axis=-1) if from_logits else pred.clip(EPSILON, 1 - EPSILON).log()
-        return F.nll_loss(log_p, y, reduction="none")
-    if cls is CategoricalCrossentropy:
-        log_p = pred.log_softmax(axis=-1) if from_logits else pred.clip(EPSILON, 1 - EPSILON).log()
-        return -(y * log_p).sum(axis=-1)
-    if cls is BinaryCrossentropy:
-        each = (F.binary_cross_entropy_with_logits(pred, y, reduction="none") if from_logits
-                else F.binary_cross_entropy(pred, y, reduction="none", eps=EPSILON))
-        return each.mean(axis=-1)
-    return ((pred - y) ** 2).mean(axis=-1)
+    return loss.per_sample(pred, _tensor(y, pred), from_logits)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
@@ -235,12 +256,24 @@ class _Custom(Loss):
         return _as_float(y, self.name) if y.dtype.kind == "f" else y
 
     def compute(self, out, y, logits):
+        loss = self.per_sample(out, y, logits)
+        return loss if loss.ndim == 0 else loss.mean()
+
+    def per_sample(self, out, y, logits):
         loss = self.fn(y, out)
         if not isinstance(loss, Tensor):
             raise TypeError(f"loss function {self.name!r} must return a Tensor, got {type(loss).__name__}")
-        return loss if loss.ndim == 0 else loss.mean()
+        return loss
+
+    def weighted(self, out, y, logits, weights):
+        each = self.per_sample(out, y, logits)
+        if each.ndim == 0 or each.shape[0] != out.shape[0]:
+            raise ValueError(f"loss function {self.name!r} returned shape {each.shape}: to weight samples "
+                             f"(sample_weight, class_weight) it must return one loss per sample ({out.shape[0]})")
+        return super().weighted(out, y, logits, weights)
 
 
 __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy", "MeanSquaredError", "get", "NAMES", "EPSILON",
            "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mean_squared_error",
            "mse"]
+__getattr__ = not_offered('keras.losses', __all__)

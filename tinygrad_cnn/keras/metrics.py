@@ -4,6 +4,7 @@ stands for the accuracy fit() and evaluate() compute by that name."""
 import numpy
 
 from ..tensor import Tensor
+from .offered import not_offered
 
 
 def _numpy(value):
@@ -143,3 +144,4 @@ def get(identifier):
 
 __all__ = ["Metric", "Mean", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccuracy", "BinaryAccuracy",
            "get", "name_of"]
+__getattr__ = not_offered('keras.metrics', __all__)

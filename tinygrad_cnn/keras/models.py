@@ -19,7 +19,8 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import Input, Trainable, from_keras_layouts, model_call, outside_model_calls, to_keras_layout
+from .layers import (Input, Trainable, apply_trainable, from_keras_layouts, model_call, outside_model_calls, thawed,
+                     to_keras_layout)
 from .progress import Progress
 
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
@@ -57,20 +58,61 @@ def _array(value, what):
     return array
 
 
+def _weights_h5(path):
+    """Whether `path` names a Keras 3 weights file (.weights.h5); anything else goes to Module.save/load,
+    which names a bad path."""
+    return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".weights.h5")
+
+
+def _metric_names(metrics, who):
+    """(the names compile knows them by, the names they are logged under) of compile's metrics or
+    weighted_metrics: names, or keras.metrics objects (logged under their own name= as Keras does)."""
+    if isinstance(metrics, str):  # NOTE: one metric, as Keras reads metrics="accuracy" (not its letters)
+        metrics = [metrics]
+    if metrics is not None and not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"compile: {who} must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
+                        f"got {metrics!r}")
+    labels = [m.name if isinstance(m, metrics_module.Metric) else m for m in metrics or []]
+    names = [metrics_module.name_of(m) for m in metrics or []]
+    for name in names:
+        if not isinstance(name, str) or name.lower() not in METRICS:
+            raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
+    return names, labels
+
+
+def _unique(labels):
+    """The names with a repeated one numbered, as Keras logs two 'accuracy' metrics: 'accuracy', 'accuracy_1'."""
+    taken, unique = set(), []
+    for label in labels:
+        name, number = label, 0
+        while name in taken:
+            number += 1
+            name = f"{label}_{number}"
+        taken.add(name)
+        unique.append(name)
+    return unique
+
+
 class _Metric:
     """An accuracy: sum of hits per batch (a Tensor, no sync) and hits possible per sample."""
 
-    def __init__(self, name, kind):
-        self.name, self.kind = name, kind
+    def __init__(self, name, kind, weighted=False):
+        self.name, self.kind, self.weighted = name, kind, weighted
 
-    def hits(self, out, y, logits):
+    def hits(self, out, y, logits, weights=None):
+        """(hits in the batch, hits possible per sample); a weighted metric given the samples' weights
+        counts each sample's hits times its weight."""
         with no_grad():
             if self.kind == "sparse":
-                return (out.argmax(axis=-1) == y).sum(), 1
-            if self.kind == "categorical":
-                return (out.argmax(axis=-1) == y.argmax(axis=-1)).sum(), 1
-            threshold = 0.0 if logits else 0.5  # sigmoid(z) > 0.5 exactly when z > 0
-            return ((out > threshold) == (y > 0.5)).sum(), int(numpy.prod(out.shape[1:]))
+                hit, per = out.argmax(axis=-1) == y, 1
+            elif self.kind == "categorical":
+                hit, per = out.argmax(axis=-1) == y.argmax(axis=-1), 1
+            else:
+                threshold = 0.0 if logits else 0.5  # sigmoid(z) > 0.5 exactly when z > 0
+                hit, per = (out > threshold) == (y > 0.5), int(numpy.prod(out.shape[1:]))
+            if weights is None or not self.weighted:
+                return hit.sum(), per
+            return (hit.reshape((hit.shape[0], -1)).astype(weights.dtype).sum(axis=1) * weights).sum(), per
 
 
 class RunningMeans:
@@ -78,7 +120,21 @@ class RunningMeans:
 
     def __init__(self):
         self.sums, self.per = {}, {}
-        self.seen = 0
+        self.seen, self.weight_sum, self.weighted = 0, None, set()
+
+    def record(self, loss, metrics, out, yb, logits, wb=None):
+        """Add one batch: its loss (a mean over it, weighted or not) and each metric's hits. NOTE: as Keras',
+        compile's metrics are never weighted by sample_weight or class_weight; its weighted_metrics are
+        weighted means (they divide by the weights' sum)."""
+        self.seen += len(yb)
+        self.add("loss", loss, weight=len(yb))
+        if wb is not None:
+            total = wb.detach().data.sum(dtype="float64")
+            self.weight_sum = total if self.weight_sum is None else self.weight_sum + total
+        for metric in metrics:
+            self.add(metric.name, *metric.hits(out, yb, logits, wb))
+            if metric.weighted and wb is not None:
+                self.weighted.add(metric.name)
 
     def add(self, name, total, per_sample=1, weight=1):
         # NOTE: the weight multiplies the device array itself: a Python number there is a kernel
@@ -89,16 +145,50 @@ class RunningMeans:
 
     def logs(self):
         """{name: mean} as Python floats (one read per value: a device sync on a GPU), sorted by name."""
-        return {name: float(self.sums[name]) / (self.seen * self.per[name]) for name in sorted(self.sums)}
+        weight_sum = None if self.weight_sum is None else float(self.weight_sum)
+        # NOTE: weights summing to 0 give a weighted metric of 0, as Keras' divide_no_nan
+        return {name: (float(self.sums[name]) / (weight_sum * self.per[name]) if weight_sum else 0.0)
+                if name in self.weighted else float(self.sums[name]) / (self.seen * self.per[name])
+                for name in sorted(self.sums)}
 
 
 def _no_weights(who, **weights):
-    """Refuse Keras' per-sample or per-class weights by name (NOTE: taken by position in Keras' order,
-    so that a weight is never read as the next argument, return_dict)."""
+    """Refuse Keras' per-sample or per-class weights by name where they are not taken (with batches)."""
     for name, value in weights.items():
         if value is not None:
-            raise NotImplementedError(f"{who}: {name} is not supported here (got {type(value).__name__}); "
-                                      f"weight the data instead, or pass {name}=None")
+            raise NotImplementedError(f"{who}: {name} is not supported with an iterable of batches (got "
+                                      f"{type(value).__name__}); pass x and y as arrays to weight samples")
+
+
+def sample_weights(sample_weight, class_weight, y, who):
+    """Keras' per-sample weights as float32 (N,) from sample_weight (one number per sample) or class_weight
+    ({class index: weight}, 1 for a class not named; the class of a one-hot or probability row is its
+    argmax, of a 0/1 target its rounded value), or None for neither; y as the loss's targets() gave it."""
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError(f"{who}: give sample_weight or class_weight, not both (as Keras)")
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"{who}: class_weight must be a dict {{class index: weight}}, got "
+                            f"{type(class_weight).__name__}")
+        for key, value in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, (int, numpy.integer)):
+                raise ValueError(f"{who}: class_weight keys must be class indices (ints), got {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, numpy.number)) or not math.isfinite(value):
+                raise ValueError(f"{who}: class_weight[{key}] must be a finite number, got {value!r}")
+        classes = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] != 1 else numpy.round(y.reshape(len(y), -1)[:, 0])
+        table = {int(key): float(value) for key, value in class_weight.items()}
+        return numpy.array([table.get(int(c), 1.0) for c in classes], dtype="float32")
+    if sample_weight is None:
+        return None
+    weights = _array(sample_weight, f"{who}: sample_weight")
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.shape != (len(y),):
+        raise ValueError(f"{who}: sample_weight must hold one number per sample, shape ({len(y)},), got "
+                         f"{weights.shape}")
+    if not numpy.all(numpy.isfinite(weights)):
+        raise ValueError(f"{who}: sample_weight must be finite, got e.g. {weights[~numpy.isfinite(weights)][:3]}")
+    return weights.astype("float32")
 
 
 class Sequential(Trainable, BatchesMixin, nn.Sequential):
@@ -116,7 +206,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             self.to(device)
         for layer in layers or []:
             self.add(layer)
-        self.optimizer, self.loss, self.metric_names = None, None, []
+        self.optimizer, self.loss, self.metric_names, self._metric_labels = None, None, [], []
+        self.weighted_metric_names, self._weighted_labels = [], []
         self.stop_training = False
 
     def add(self, layer):
@@ -193,41 +284,32 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 return layer
         raise ValueError(f"get_layer: no layer named {name!r}; the layers are {[layer.name for layer in self.layers]}")
 
-    @property
-    def trainable_weights(self):
-        """The trainable tensors (the parameters an optimizer updates), in parameters() order."""
-        return self.parameters()
-
-    @property
-    def non_trainable_weights(self):
-        """The tensors saved but never trained: BatchNormalization's moving statistics."""
-        return [t for _, t in self.named_buffers()]
-
-    @property
-    def weights(self):
-        """Trainable then non-trainable tensors."""
-        return self.trainable_weights + self.non_trainable_weights
-
     # ------------------------------------------------------------ compile
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
         """Choose the optimizer ('rmsprop', Keras' default, 'adam', 'sgd', 'adamw', a keras.optimizers object
         or a tinygrad_cnn.optim optimizer), the loss (a name, a keras.losses object or a callable(y_true,
-        y_pred)) and metrics (['accuracy'], the named accuracies, or keras.metrics objects)."""
+        y_pred)), metrics (['accuracy'], the named accuracies, or keras.metrics objects) and
+        weighted_metrics (the same, weighted by fit's and evaluate's sample_weight). Keras' argument order;
+        run_eagerly, steps_per_execution, jit_compile and auto_scale_loss change no result and are accepted
+        (this runs eagerly, one step per batch); loss_weights (for several outputs) is not supported."""
+        if isinstance(loss_weights, (list, tuple)) and \
+                any(isinstance(m, (str, metrics_module.Metric)) for m in loss_weights):
+            raise TypeError(f"compile: the third argument is loss_weights in Keras 3, got {loss_weights!r}; pass the "
+                            f"metrics by name: compile(optimizer, loss, metrics={loss_weights!r})")
+        if loss_weights is not None:
+            raise NotImplementedError("compile: loss_weights (weights of several outputs' losses) is not supported: "
+                                      "a model here has one output")
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
-        if isinstance(metrics, str):  # NOTE: one metric, as Keras reads metrics="accuracy" (not its letters)
-            metrics = [metrics]
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"compile: metrics must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
-                            f"got {metrics!r}")
-        if isinstance(metrics, (list, tuple)):  # keras.metrics objects stand for the accuracy they compute
-            metrics = [metrics_module.name_of(m) for m in metrics]
-        names = list(metrics or [])
-        for name in names:
-            if not isinstance(name, str) or name.lower() not in METRICS:
-                raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
-        self.metric_names = names
+        names, labels = _metric_names(metrics, "metrics")
+        weighted_names, weighted_labels = _metric_names(weighted_metrics, "weighted_metrics")
+        # NOTE: as Keras, a weighted metric named as an unweighted one is logged as 'weighted_<name>'
+        weighted_labels = [f"weighted_{label}" if label in labels else label for label in weighted_labels]
+        labels = _unique(labels + weighted_labels)
+        self.metric_names, self._metric_labels = names, labels[:len(names)]
+        self.weighted_metric_names, self._weighted_labels = weighted_names, labels[len(names):]
         return self
 
     def _ready(self, x):
@@ -238,7 +320,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             self.build(x.shape[1:])
         self._validate((None,) + x.shape[1:])
         if isinstance(self.optimizer, optimizers.Optimizer):
-            self.optimizer.build(self.parameters())
+            with thawed(self):
+                self.optimizer.build(self.parameters())
             step_optimizer = self.optimizer.optimizer
         else:
             step_optimizer = self.optimizer
@@ -270,7 +353,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def _metrics(self, y):
         out_shape = self.compute_output_shape(self.input_shape)
         found = []
-        for name in self.metric_names:
+        weighted = [False] * len(self.metric_names) + [True] * len(self.weighted_metric_names)
+        for name, label, weighs in zip(self.metric_names + self.weighted_metric_names,
+                                       self._metric_labels + self._weighted_labels, weighted):
             key = name.lower()
             if key in ("accuracy", "acc"):  # Keras' choice, from the shapes
                 if out_shape[-1] == 1:
@@ -281,7 +366,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     kind = "categorical"
             else:
                 kind = key.split("_accuracy")[0].replace("sparse_categorical", "sparse")
-            found.append(_Metric(name, kind))
+            found.append(_Metric(label, kind, weighs))
         return found
 
     def _final_activation(self):
@@ -320,16 +405,25 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     # ------------------------------------------------------------ fit
 
-    def train_step(self, xb, yb, step_optimizer=None):
-        """One step on Tensors xb, yb (yb as the loss's targets() gives them): forward, loss,
-        zero_grad, backward, optimizer step. Returns (output, whether it is logits, loss)."""
+    def train_step(self, xb, yb, step_optimizer=None, wb=None):
+        """One step on Tensors xb, yb (yb as the loss's targets() gives them; wb the samples' weights or
+        None): forward, loss, zero_grad, backward, optimizer step. Returns (output, whether it is logits, loss)."""
         step_optimizer = step_optimizer or self._ready(xb.numpy())
+        trains = apply_trainable(self)
         out, logits = self._output(xb)
-        loss = self.loss.compute(out, yb, logits)
+        loss = self._loss(out, yb, logits, wb)
         step_optimizer.zero_grad()
-        loss.backward()
-        step_optimizer.step()
+        if trains:
+            loss.backward()
+            step_optimizer.step()
+        else:  # NOTE: as Keras: with every weight frozen the step computes the loss and changes nothing
+            warnings.warn(f"{self.label()}: the model has no trainable weights (every layer is trainable=False): "
+                          f"training changes nothing", stacklevel=2)
         return out, logits, loss
+
+    def _loss(self, out, yb, logits, wb=None):
+        """The batch's loss: the mean, or Keras' weighted one with sample weights wb."""
+        return self.loss.compute(out, yb, logits) if wb is None else self.loss.weighted(out, yb, logits, wb)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
@@ -343,9 +437,13 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         DataLoader), as Keras takes a dataset: each epoch is one pass over it (steps_per_epoch batches of
         one running iterator when given); validation_data may be one too, also beside arrays. With arrays,
         steps_per_epoch limits an epoch to that many batches (a warning when x has fewer) and
-        validation_steps the validation to its first batches, as Keras. Keras' argument order;
-        class_weight and sample_weight are not supported (NotImplementedError)."""
-        _no_weights("fit", class_weight=class_weight, sample_weight=sample_weight)
+        validation_steps the validation to its first batches, as Keras. Keras' argument order.
+
+        sample_weight (one number per sample) or class_weight ({class index: weight}) weight each
+        sample's loss as Keras does (sum(weight x loss) / batch size; `metrics` stay unweighted, and
+        `weighted_metrics` are weighted means); validation_split splits sample_weight too, validation_data
+        may be (x, y, sample_weight); the validation is never class-weighted, as in Keras. Arrays only (not
+        with batches)."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         epochs, initial_epoch = _count(epochs, "epochs", 0), _count(initial_epoch, "initial_epoch", 0)
         verbose, validation_freq = _verbose(verbose), _count(validation_freq, "validation_freq")
@@ -355,9 +453,11 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         if is_batches(x, y):
             steps_per_epoch = None if steps_per_epoch is None else _count(steps_per_epoch, "steps_per_epoch")
             validation_steps = None if validation_steps is None else _count(validation_steps, "validation_steps")
+            _no_weights("fit", class_weight=class_weight, sample_weight=sample_weight)
             return self._fit_batches(x, epochs, verbose, callbacks, validation_data, initial_epoch, steps_per_epoch,
                                      validation_steps, validation_freq)
         step_optimizer, x, y = self._samples(x, y, "fit")
+        w = sample_weights(sample_weight, class_weight, y, "fit")
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
                 or not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
@@ -367,21 +467,29 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         if validation_data is not None and is_batches(validation_data, None):
             val_batches = validation_data  # an iterable of (x, y) batches, as with an iterable x
         elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val) or an iterable of (x, y) batches")
-            val = self._data(*validation_data, "fit: validation_data")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a pair (x_val, y_val), a triple (x_val, y_val, "
+                                 "val_sample_weight) or an iterable of (x, y) batches")
+            val = self._data(*validation_data[:2], "fit: validation_data")
+            val += (sample_weights(validation_data[2] if len(validation_data) == 3 else None, None, val[1],
+                                   "fit: validation_data"),)
         elif validation_split:
             split = int(math.floor(len(x) * (1 - validation_split)))
             if split == 0 or split == len(x):
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
                                  f"out of {len(x)}")
-            x, y, val = x[:split], y[:split], (x[split:], y[split:])
+            # NOTE: as Keras, the validation samples keep their sample_weight, but class_weight weights training only
+            val_w = None if w is None or class_weight is not None else w[split:]
+            x, y, val = x[:split], y[:split], (x[split:], y[split:], val_w)
+            w = None if w is None else w[:split]
         metrics, device = self._metrics(y), self._device()
         x, y = self._resident(device, x, y)
+        w = None if w is None else self._resident(device, w)[0]
         if val is not None:
-            val = self._resident(device, *val)
+            val = tuple(None if part is None else self._resident(device, part)[0] for part in val)
             if validation_steps is not None:  # the first batches, as Keras
-                val = tuple(part[:validation_steps * (validation_batch_size or batch_size)] for part in val)
+                val = tuple(None if part is None else part[:validation_steps * (validation_batch_size or batch_size)]
+                            for part in val)
         steps = -(-len(x) // batch_size)
         if steps_per_epoch is not None and steps_per_epoch > steps:
             warnings.warn(f"fit: steps_per_epoch={steps_per_epoch} is more than the {steps} batches of x (batch_size "
@@ -404,11 +512,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             for step, index in itertools.islice(self._batches(len(x), batch_size, order), steps_per_epoch):
                 hooks.call("on_train_batch_begin", step, None)
                 xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
-                out, logits, loss = self.train_step(xb, yb, step_optimizer)
-                running.seen += len(xb)
-                running.add("loss", loss, weight=len(xb))
-                for metric in metrics:
-                    running.add(metric.name, *metric.hits(out, yb, logits))
+                wb = None if w is None else Tensor(w[index], device=device)
+                out, logits, loss = self.train_step(xb, yb, step_optimizer, wb)
+                running.record(loss, metrics, out, yb, logits, wb)
                 batch_logs = running.logs() if batch_logs_wanted else None
                 hooks.call("on_train_batch_end", step, batch_logs)
                 if progress.due(step + 1):
@@ -417,7 +523,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     break
             logs = running.logs()
             if (val is not None or val_batches is not None) and (epoch + 1) % validation_freq == 0:
-                val_logs = (self._evaluate(*val, validation_batch_size or batch_size, hooks, metrics, 0) if val_batches is None
+                val_logs = (self._evaluate(*val[:2], validation_batch_size or batch_size, hooks, metrics, 0, val[2])
+                            if val_batches is None
                             else self._evaluate_batches(val_batches, validation_steps, hooks, 0, "fit: validation_data"))
                 logs.update({f"val_{key}": value for key, value in val_logs.items()})
             progress.finish(logs)
@@ -429,10 +536,11 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     # ------------------------------------------------------------ evaluate and predict
 
-    def _evaluate(self, x, y, batch_size, hooks, metrics, verbose):
-        """Mean loss and metrics over prepared x, y, without a graph and in eval mode."""
+    def _evaluate(self, x, y, batch_size, hooks, metrics, verbose, w=None):
+        """Mean loss and metrics over prepared x, y (weighted by w when given), without a graph and in eval mode."""
         device, was_training = self._device(), self.training
         x, y = self._resident(device, x, y)
+        w = None if w is None else self._resident(device, w)[0]
         self.eval()
         running, progress = RunningMeans(), Progress(-(-len(x) // batch_size), verbose)
         hooks.call("on_test_begin", None)
@@ -441,11 +549,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 for step, index in self._batches(len(x), batch_size):
                     hooks.call("on_test_batch_begin", step, None)
                     xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
+                    wb = None if w is None else Tensor(w[index], device=device)
                     out, logits = self._output(xb)
-                    running.seen += len(xb)
-                    running.add("loss", self.loss.compute(out, yb, logits), weight=len(xb))
-                    for metric in metrics:
-                        running.add(metric.name, *metric.hits(out, yb, logits))
+                    running.record(self._loss(out, yb, logits, wb), metrics, out, yb, logits, wb)
                     hooks.call("on_test_batch_end", step, None)
                     if progress.due(step + 1):
                         progress.update(step + 1, running.logs())
@@ -460,12 +566,12 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                  return_dict=False):
         """The loss, or [loss, metric, ...] (a dict with return_dict=True), over x, y in batches of
         batch_size (32), or over an iterable x of (x, y) batches (`steps` of them when given).
-        Keras' argument order; sample_weight is not supported (NotImplementedError)."""
-        _no_weights("evaluate", sample_weight=sample_weight)
+        Keras' argument order; sample_weight (arrays only) weights the loss and metrics as in fit."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
         _callback_list(callbacks, "evaluate")
         if is_batches(x, y):
+            _no_weights("evaluate", sample_weight=sample_weight)
             hooks = callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
             logs = self._evaluate_batches(x, None if steps is None else _count(steps, "steps"), hooks, verbose)
             if return_dict:
@@ -473,9 +579,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             values = [logs["loss"]] + [logs[name] for name in self._last_metric_names]
             return values[0] if len(values) == 1 else values
         _, x, y = self._samples(x, y, "evaluate")
-        metrics = self._metrics(y)
+        w, metrics = sample_weights(sample_weight, None, y, "evaluate"), self._metrics(y)
         hooks = callbacks_module.CallbackList(callbacks, self, {"steps": -(-len(x) // batch_size), "verbose": verbose})
-        return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose), metrics, return_dict)
+        return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose, w), metrics, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs (its final activation included) for x, as one NumPy array, computed
@@ -517,27 +623,24 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on the arrays x, y as one batch; its loss (taken before the step), or
         [loss, metric, ...] (a dict with return_dict=True), as Keras 3: for this batch alone.
-        Keras' argument order; sample_weight and class_weight are not supported (NotImplementedError)."""
-        _no_weights("train_on_batch", sample_weight=sample_weight, class_weight=class_weight)
+        Keras' argument order; sample_weight or class_weight weight it as in fit."""
         step_optimizer, x, y = self._samples(x, y, "train_on_batch")
+        w = sample_weights(sample_weight, class_weight, y, "train_on_batch")
         metrics, device = self._metrics(y), self._device()
         self.train()
         xb, yb = Tensor(x, device=device), Tensor(y, device=device)
-        out, logits, loss = self.train_step(xb, yb, step_optimizer)
+        wb = None if w is None else Tensor(w, device=device)
+        out, logits, loss = self.train_step(xb, yb, step_optimizer, wb)
         running = RunningMeans()
-        running.seen = len(xb)
-        running.add("loss", loss, weight=len(xb))
-        for metric in metrics:
-            running.add(metric.name, *metric.hits(out, yb, logits))
+        running.record(loss, metrics, out, yb, logits, wb)
         return self._returned(running.logs(), metrics, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """evaluate() on the arrays x, y as one batch (in eval mode, no graph, no callbacks); Keras'
-        argument order, sample_weight not supported (NotImplementedError)."""
-        _no_weights("test_on_batch", sample_weight=sample_weight)
+        argument order; sample_weight weights it as in evaluate."""
         _, x, y = self._samples(x, y, "test_on_batch")
-        metrics = self._metrics(y)
-        logs = self._evaluate(x, y, len(x), callbacks_module.CallbackList(None, self, {}), metrics, 0)
+        w, metrics = sample_weights(sample_weight, None, y, "test_on_batch"), self._metrics(y)
+        logs = self._evaluate(x, y, len(x), callbacks_module.CallbackList(None, self, {}), metrics, 0, w)
         return self._returned(logs, metrics, return_dict)
 
     def predict_on_batch(self, x):
@@ -574,6 +677,44 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             raise ValueError(f"set_weights: the model has {len(names)} weight arrays, got {len(weights)}")
         self.load_state_dict(from_keras_layouts(self, list(zip(names, weights)), "set_weights"))
 
+    @property
+    def output_shape(self):
+        """The outputs' shape with Keras' batch axis, (None, 10); AttributeError before the model is built."""
+        if not self.built:
+            raise AttributeError(f"{self.label()}.output_shape: the model is not built yet (give it an Input, or "
+                                 f"call it on a batch)")
+        return (None,) + tuple(self.compute_output_shape(self.input_shape))
+
+    def to_json(self, **kwargs):
+        """The model's architecture as Keras' JSON (the config.json of a .keras file), for
+        keras.models.model_from_json; no weights (json.dumps' arguments, such as indent, pass through)."""
+        import json
+        from .saving import model_config
+        if getattr(self, "_subclassed", False) or getattr(self, "is_graph", False):
+            self.get_config()  # raises, naming what to do
+        return json.dumps(model_config(self), **kwargs)
+
+    def get_config(self):
+        """Keras' config of the model: each layer's config and the input shape once known (a functional chain
+        is described as the Sequential it is); `Sequential.from_config(config)` rebuilds it with fresh weights."""
+        if getattr(self, "_subclassed", False) or getattr(self, "is_graph", False):
+            raise NotImplementedError(f"get_config: a {'subclassed model' if getattr(self, '_subclassed', False) else 'functional model with branches'} "
+                                      f"has no config here; rebuild it in code and copy the weights "
+                                      f"(new.set_weights(model.get_weights()))")
+        from .saving import in_memory, model_config
+        return in_memory(model_config(self)["config"])
+
+    @classmethod
+    def from_config(cls, config):
+        """A new model with fresh weights from get_config()'s dict, or from a Keras Sequential's or functional
+        chain's config."""
+        from .saving import model_from_config
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (as get_config() returns), got "
+                            f"{type(config).__name__}")
+        kind = "Functional" if "input_layers" in config or "output_layers" in config else "Sequential"
+        return model_from_config({"class_name": kind, "config": config}, f"{cls.__name__}.from_config")[0]
+
     def save(self, path, overwrite=True):
         """A name ending in .keras: the Keras 3 file real Keras opens (keras.models.load_model), with the
         architecture; any other: Module.save (the weights as .safetensors or .npz), atomically."""
@@ -582,10 +723,39 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             return save_model(self, path)
         return super().save(path)
 
-    def save_weights(self, path):
-        """Module.save(path): the weights, atomically."""
-        self.save(path)
+    def save_weights(self, path, overwrite=True):
+        """The weights, atomically: a name ending in .weights.h5 writes Keras 3's file (what Keras'
+        load_weights reads); any other Module.save (.safetensors or .npz)."""
+        if _weights_h5(path):
+            from .saving import save_weights
+            return save_weights(self, path)
+        return self.save(path)
 
     def load_weights(self, path):
-        """Module.load(path)."""
+        """Weights saved by save_weights: a .weights.h5 file (Keras 3's, from Keras or from here), or
+        Module.load's formats."""
+        if _weights_h5(path):
+            from .saving import load_weights
+            return load_weights(self, path)
         return self.load(path)
+
+
+def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive=False, **kwargs):
+    """A new model of the same layers with fresh weights, not compiled, as Keras' clone_model (for a
+    Sequential or a functional chain): from_config(get_config())."""
+    for name, value in (("input_tensors", input_tensors), ("clone_function", clone_function),
+                        ("call_function", call_function)):
+        if value is not None:
+            raise NotImplementedError(f"clone_model: {name} is not supported here; build the new model in code")
+    if not isinstance(model, Sequential):
+        raise TypeError(f"clone_model: model must be a keras Sequential or Model, got {type(model).__name__}")
+    return Sequential.from_config(model.get_config())
+
+
+def model_from_json(json_string, custom_objects=None):
+    """A new model, fresh weights, from to_json()'s string (or the JSON of a Keras Sequential or functional chain)."""
+    import json
+    from .saving import model_from_config
+    if custom_objects:
+        raise NotImplementedError("model_from_json: custom_objects are not supported here")
+    return model_from_config(json.loads(json_string), "model_from_json")[0]

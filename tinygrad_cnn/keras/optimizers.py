@@ -8,6 +8,7 @@ import numpy
 
 from .. import optim
 from ..tensor import Tensor
+from .offered import not_offered
 
 
 def _rate(value, name):
@@ -147,3 +148,4 @@ def set_learning_rate(optimizer, value):
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get", "learning_rate", "set_learning_rate", "NAMES"]
+__getattr__ = not_offered('keras.optimizers', __all__)

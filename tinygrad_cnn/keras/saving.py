@@ -18,6 +18,7 @@ import numpy
 from .. import nn
 from ..checkpoint import atomic_write
 from ..nn.layers import Activated, Elementwise
+from .layers import to_keras_layout
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 FORMAT_VERSION = "3.0.0"  # NOTE: the Keras 3 format these files follow (Keras reads but does not check it)
@@ -78,9 +79,17 @@ def _paths(class_names):
         paths.append(f"{base}_{used[base]}" if used[base] else base)
     return paths
 
+
+def _arrays(layer):
+    """The layer's weights in Keras' order and layouts (a conv kernel (KH, KW, C, O), a dense one (inputs,
+    units)); none before it is built."""
+    return [to_keras_layout(layer, name, value) for name, value in layer.state_dict().items()]
+
+
 def _describe(layer, shape):
     """(Keras class name, config, [weights in Keras' layouts]) of one of our layers."""
-    base = {"name": layer.name, "trainable": True, "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
+    base = {"name": layer.name, "trainable": bool(getattr(layer, "trainable", True)),
+            "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
     fmt = getattr(layer, "data_format", None)
     if isinstance(layer, nn.Conv2D):
         if not isinstance(layer.padding, str):
@@ -92,14 +101,13 @@ def _describe(layer, shape):
                   "use_bias": layer.use_bias, "kernel_initializer": _initializer("GlorotUniform"),
                   "bias_initializer": _initializer("Zeros"), "kernel_regularizer": None, "bias_regularizer": None,
                   "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
-        weights = [layer.weight.numpy().transpose(2, 3, 1, 0)] + ([layer.bias.numpy()] if layer.use_bias else [])
-        return "Conv2D", config, weights
+        return "Conv2D", config, _arrays(layer)
     if isinstance(layer, nn.Dense):
         config = {**base, "units": layer.units, "activation": _activation_name(layer), "use_bias": layer.use_bias,
                   "kernel_initializer": _initializer("GlorotUniform"), "bias_initializer": _initializer("Zeros"),
                   "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
                   "kernel_constraint": None, "bias_constraint": None}
-        return "Dense", config, [layer.weight.numpy().T] + ([layer.bias.numpy()] if layer.use_bias else [])
+        return "Dense", config, _arrays(layer)
     if isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
         kind = "MaxPooling2D" if isinstance(layer, nn.MaxPool2D) else "AveragePooling2D"
         return kind, {**base, "pool_size": list(layer.pool_size), "padding": layer.padding,
@@ -110,14 +118,12 @@ def _describe(layer, shape):
         return "Dropout", {**base, "rate": layer.rate, "seed": None, "noise_shape": None}, []
     if isinstance(layer, nn.BatchNormalization):
         config = {**base, "axis": layer.axis, "momentum": layer.momentum, "epsilon": layer.epsilon,
-                  "center": layer.beta is not None, "scale": layer.gamma is not None,
+                  "center": layer.center, "scale": layer.scale,
                   "beta_initializer": _initializer("Zeros"), "gamma_initializer": _initializer("Ones"),
                   "moving_mean_initializer": _initializer("Zeros"), "moving_variance_initializer": _initializer("Ones"),
                   "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
                   "gamma_constraint": None, "synchronized": False}
-        weights = [t.numpy() for t in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)
-                   if t is not None]
-        return "BatchNormalization", config, weights
+        return "BatchNormalization", config, _arrays(layer)
     if isinstance(layer, (nn.GlobalAveragePooling2D, nn.GlobalMaxPooling2D)):
         kind = "GlobalAveragePooling2D" if isinstance(layer, nn.GlobalAveragePooling2D) else "GlobalMaxPooling2D"
         return kind, {**base, "data_format": fmt, "keepdims": layer.keepdims}, []
@@ -136,6 +142,78 @@ def _describe(layer, shape):
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
 
 
+def model_config(model):
+    """Keras 3's config of a Sequential (or a functional chain, written as one): its layers' configs, the input
+    shape once known; the config.json of a .keras file, and get_config()'s "config" part."""
+    layers, shape = [], tuple(model.input_shape) if model.built else None
+    if shape is not None:
+        layers.append(_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
+                                                  "ragged": False, "name": "input_layer", "optional": False}))
+    for layer in model.layers:
+        kind, config, _ = _describe(layer, shape)
+        layers.append(_layer_entry(kind, config, shape))
+        shape = None if shape is None else layer.compute_output_shape(shape)
+    inner = {"name": model.name, "trainable": getattr(model, "trainable", True), "dtype": _dtype_policy("float32"),
+             "layers": layers}
+    config = {"module": "keras", "class_name": "Sequential", "config": inner, "registered_name": None}
+    if model.built:
+        inner["build_input_shape"] = [None, *model.input_shape]
+        config["build_config"] = {"input_shape": [None, *model.input_shape]}
+    return config
+
+
+def in_memory(config):
+    """A config as Keras' get_config() gives it: shapes and sizes as tuples ((3, 3), (None, 28, 28, 1)), where
+    the JSON of a .keras file has lists; lists of layer entries stay lists."""
+    if isinstance(config, dict):
+        return {key: in_memory(value) for key, value in config.items()}
+    if isinstance(config, list):
+        items = [in_memory(item) for item in config]
+        return items if any(isinstance(item, dict) for item in items) else tuple(items)
+    return config
+
+
+def layer_config(layer):
+    """Keras' get_config() of one of our layers (what a .keras file holds for it, with Keras' tuples)."""
+    return in_memory(_describe(layer, None)[1])
+
+
+def layer_from_config(kind, config, where):
+    """A layer of Keras class `kind` from its config (Keras' Layer.from_config), frozen where it says so."""
+    try:
+        layer, _ = _build_layer({"class_name": kind, "config": config}, where)
+    except KeyError as e:
+        raise ValueError(f"{where}: the config has no {e.args[0]!r}, which a {kind} needs") from None
+    if config.get("trainable", True) is False:
+        layer.trainable = False
+    return layer
+
+
+def model_from_config(config, where):
+    """(a new Sequential, its layers, their weight converters, their config entries) from Keras' model config
+    (a Sequential or a functional chain), with fresh weights and the trainable flags it gives."""
+    from .models import Sequential
+    from .layers import Input
+    shape, entries = _chain_of(config, where)
+    layers, convert = [], {}
+    for position, entry in enumerate(entries):
+        layer, to_ours = _build_layer(entry, f"{where}: layer {position} ({entry.get('config', {}).get('name')!r})")
+        layers.append(layer)
+        convert[layer.name] = to_ours
+    model = Sequential(name=config.get("config", {}).get("name"))
+    if shape is not None:
+        model.add(Input(shape))
+    for layer in layers:
+        model.add(layer)
+    # NOTE: frozen layers come back frozen (a fine-tuning setup saved mid-way goes on as it was)
+    if config.get("config", {}).get("trainable", True) is False:
+        model.trainable = False
+    for layer, entry in zip(layers, entries):
+        if entry.get("config", {}).get("trainable", True) is False:
+            layer.trainable = False
+    return model, layers, convert, entries
+
+
 def save_model(model, path):
     """Write a built Sequential (or functional keras.Model) to `path` as a Keras 3 .keras file, atomically."""
     h5py = _h5py()
@@ -148,32 +226,12 @@ def save_model(model, path):
     if not model.built:
         raise KerasFileError(f"{os.fspath(path)!r}: the model is not built yet, so its input shape is unknown; "
                              f"give it an Input or input_shape=, or call it on a batch first")
-    shape = tuple(model.input_shape)
-    layers = [_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
-                                          "ragged": False, "name": "input_layer", "optional": False})]
-    weights, kinds = [], []
-    for layer in model.layers:
-        kind, config, arrays = _describe(layer, shape)
-        layers.append(_layer_entry(kind, config, shape))
-        weights.append((layer.name, arrays))
-        kinds.append(kind)
-        shape = layer.compute_output_shape(shape)
-    config = {"module": "keras", "class_name": "Sequential",
-              "config": {"name": model.name, "trainable": True, "dtype": _dtype_policy("float32"), "layers": layers,
-                         "build_input_shape": [None, *model.input_shape]},
-              "registered_name": None, "build_config": {"input_shape": [None, *model.input_shape]}}
+    config, kinds = model_config(model), [_describe(layer, None)[0] for layer in model.layers]
+    weights = [(layer.name, _arrays(layer)) for layer in model.layers]
     compile_config = _compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
-    h5 = io.BytesIO()
-    with h5py.File(h5, "w") as f:
-        f.create_group("vars").attrs["name"] = model.name
-        group = f.create_group("layers")
-        for where, (name, arrays) in zip(_paths(kinds), weights):
-            entry = group.create_group(where).create_group("vars")
-            entry.attrs["name"] = name
-            for i, array in enumerate(arrays):
-                entry.create_dataset(str(i), data=numpy.ascontiguousarray(array))
+    h5 = _weights_file(model.name, kinds, weights)
     metadata = {"keras_version": FORMAT_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "tinygrad_cnn"}
 
@@ -181,8 +239,66 @@ def save_model(model, path):
         with zipfile.ZipFile(f, "w") as z:
             z.writestr(METADATA, json.dumps(metadata))
             z.writestr(CONFIG, json.dumps(config))
-            z.writestr(WEIGHTS, h5.getvalue())
+            z.writestr(WEIGHTS, h5)
     atomic_write(path, write)
+
+
+def _weights_file(model_name, kinds, weights):
+    """The bytes of Keras 3's weights HDF5 (model.weights.h5 in a .keras file, or a .weights.h5 file): each
+    layer's arrays (Keras' layouts) under layers/<keras path>/vars/<i>; kinds are the layers' Keras classes."""
+    h5 = io.BytesIO()
+    with _h5py().File(h5, "w") as f:
+        f.create_group("vars").attrs["name"] = model_name
+        group = f.create_group("layers")
+        for where, (name, arrays) in zip(_paths(kinds), weights):
+            entry = group.create_group(where).create_group("vars")
+            entry.attrs["name"] = name
+            for i, array in enumerate(arrays):
+                entry.create_dataset(str(i), data=numpy.ascontiguousarray(array))
+    return h5.getvalue()
+
+
+def _chain_layers(model, path, action):
+    """The layers of a model whose weights go to or come from a Keras file, with their Keras classes;
+    KerasFileError naming the alternative for a model that is no chain of layers."""
+    if not isinstance(model, nn.Sequential) or getattr(model, "_subclassed", False) or getattr(model, "is_graph", False):
+        raise KerasFileError(f"{os.fspath(path)!r}: only a Sequential or a functional chain of layers {action} a "
+                             f"Keras .weights.h5 file here; use a .safetensors name (the project's own format)")
+    return model.layers, [_describe(layer, None)[0] for layer in model.layers]
+
+
+def save_weights(model, path):
+    """Write Keras 3's .weights.h5 file (what Keras' model.save_weights writes and load_weights reads), atomically."""
+    layers, kinds = _chain_layers(model, path, "writes")
+    data = _weights_file(model.name, kinds, [(layer.name, layer.get_weights()) for layer in layers])
+    atomic_write(path, lambda f: f.write(data))
+
+
+def load_weights(model, path):
+    """Read a Keras 3 .weights.h5 file (Keras' model.save_weights, or save_weights here) into a built model of
+    the same layers; every array is checked before any is written."""
+    from .layers import from_keras_layouts
+    where = os.fspath(path)
+    layers, kinds = _chain_layers(model, path, "reads")
+    if not model.built:
+        raise KerasFileError(f"{where}: build the model first (an Input, input_shape=, or a call on a batch)")
+    if not os.path.isfile(where):
+        raise KerasFileError(f"{where}: no such file")
+    pairs = []
+    with _h5py().File(where, "r") as f:
+        root = f.get("layers")
+        for i, (layer, path_in_file) in enumerate(zip(layers, _paths(kinds))):
+            own = [name for name, _ in model._named_tensors() if name.startswith(f"layers.{i}.")]
+            group = None if root is None else root.get(f"{path_in_file}/vars")
+            arrays = [] if group is None else [numpy.asarray(group[str(k)]) for k in range(len(group))]
+            if len(arrays) != len(own):
+                raise KerasFileError(f"{where}: layer {layer.name!r} ({kinds[i]}) has {len(own)} weight arrays here, "
+                                     f"{len(arrays)} in the file at layers/{path_in_file}")
+            pairs += list(zip(own, arrays))
+    try:
+        model.load_state_dict(from_keras_layouts(model, pairs, where))
+    except ValueError as e:
+        raise KerasFileError(str(e)) from None
 
 
 # ---------------------------------------------------------------- reading
@@ -302,7 +418,6 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     chain of layers), with its weights; compiled from the file's compile_config where it names a loss and
     an optimizer known here. A layer with no equivalent here raises KerasFileError naming it."""
     h5py = _h5py()
-    from .models import Sequential
     where = os.fspath(filepath)
     if custom_objects:
         raise KerasFileError(f"{where}: custom_objects are not supported here")
@@ -312,20 +427,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             weights_bytes = z.read(WEIGHTS) if WEIGHTS in z.namelist() else None
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
         raise KerasFileError(f"{where}: not a readable .keras file ({e})") from None
-    shape, entries = _chain_of(config, where)
-    layers, convert = [], {}
-    for position, entry in enumerate(entries):
-        layer, to_ours = _build_layer(entry, f"{where}: layer {position} ({entry.get('config', {}).get('name')!r})")
-        layers.append(layer)
-        convert[layer.name] = to_ours
+    model, layers, convert, entries = model_from_config(config, where)
     kinds = [entry.get("class_name") for entry in entries]
     # NOTE: a functional model's weights count its InputLayer among the layers, a Sequential's do not
     paths = _paths(["InputLayer"] + kinds)[1:] if config.get("class_name") == "Functional" else _paths(kinds)
-    model = Sequential(name=config.get("config", {}).get("name"))
-    if shape is not None:
-        model.add(__import__("tinygrad_cnn").keras.Input(shape))
-    for layer in layers:
-        model.add(layer)
     if not model.built:
         raise KerasFileError(f"{where}: the file does not say the model's input shape")
     if weights_bytes is not None:
@@ -372,7 +477,7 @@ def _compile_config(model):
     settings = {"name": kind.lower(), "learning_rate": float(optimizer.learning_rate), **optimizer.hyper}
     return {"optimizer": {"module": "keras.optimizers", "class_name": kind, "config": settings, "registered_name": None},
             "loss": names[0], "loss_weights": None, "metrics": list(model.metric_names) or None,
-            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+            "weighted_metrics": list(getattr(model, "weighted_metric_names", [])) or None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
 def _compile(model, compile_config):
@@ -392,7 +497,8 @@ def _compile(model, compile_config):
         optimizer = cls(**{key: value for key, value in settings.items() if key in accepted and value is not None
                            and (key != "learning_rate" or isinstance(value, (int, float)))})
     metrics = [m for m in compile_config.get("metrics") or [] if isinstance(m, str)]
-    model.compile(optimizer=optimizer, loss=compile_config["loss"], metrics=metrics)
+    weighted = [m for m in compile_config.get("weighted_metrics") or [] if isinstance(m, str)]
+    model.compile(optimizer=optimizer, loss=compile_config["loss"], metrics=metrics, weighted_metrics=weighted)
 
 
-__all__ = ["save_model", "load_model", "KerasFileError"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError"]

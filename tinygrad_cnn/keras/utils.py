@@ -4,6 +4,7 @@ import random as _python_random
 import numpy
 
 from ..tensor import Tensor, manual_seed
+from .offered import not_offered
 
 
 def _numpy(value, what):
@@ -54,3 +55,4 @@ def normalize(x, axis=-1, order=2):
 
 
 __all__ = ["to_categorical", "set_random_seed", "normalize"]
+__getattr__ = not_offered('keras.utils', __all__)

@@ -641,6 +641,13 @@ class Dropout(Layer):
         return f"{self.rate}"
 
 
+def weight_counts(module):
+    """(trainable scalars, non-trainable ones: frozen parameters and buffers), as summary() reports them."""
+    params = module.parameters()
+    trainable = sum(p.size for p in params if p.requires_grad)
+    return trainable, sum(p.size for p in params) - trainable + sum(b.size for _, b in module.named_buffers())
+
+
 class Sequential(Layer):
     """Layers applied in order. With input_shape (no batch axis, e.g. (1, 28, 28)) every layer is
     built at construction; otherwise on the first call. Layers without a name get Keras-style
@@ -810,16 +817,15 @@ class Sequential(Layer):
         def row(cells):
             return " " + cells[0].ljust(widths[0]) + cells[1].ljust(widths[1]) + cells[2]
 
-        trainable = self.count_params()
-        buffers = sum(b.size for _, b in self.named_buffers())
+        trainable, fixed = weight_counts(self)
         lines = [f'Model: "{self.name}"', "_" * line_length, row(header), "=" * line_length]
         for i, r in enumerate(rows):
             lines.append(row(r))
             lines.append("=" * line_length if i == len(rows) - 1 else "_" * line_length)
         if not rows:
             lines.append("=" * line_length)
-        lines += [f"Total params: {trainable + buffers:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {buffers:,}", "_" * line_length]
+        lines += [f"Total params: {trainable + fixed:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {fixed:,}", "_" * line_length]
         text = "\n".join(lines)
         if print_fn is not None:
             print_fn(text)
