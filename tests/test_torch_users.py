@@ -1,5 +1,6 @@
 """Snippets a PyTorch user writes, run here and in real torch (skipped without it): where tinygrad_cnn
 claims PyTorch's spelling, it gives PyTorch's answer, or a clear error naming what is not offered."""
+import copy
 import pickle
 
 import numpy as np
@@ -416,3 +417,30 @@ def test_max_with_keepdim_gives_values_and_indices_as_torch(name):
     for values in (getattr(x, name)(1), getattr(x, name)(1, True), getattr(x, name)(1, keepdims=True)):
         assert isinstance(values, tg.Tensor)
     np.testing.assert_array_equal(getattr(x, name)(1).numpy(), getattr(a, name)(1))
+
+
+def test_deepcopy_and_pickle_of_tensors_as_torch():
+    a = _data(3, 2)
+    x, xt = tg.Tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    (x * x).sum().backward()
+    (xt * xt).sum().backward()
+    # before: TypeError "cannot pickle 'module' object" for every deepcopy or pickle of a Tensor
+    for ours, theirs in [(copy.deepcopy(x), copy.deepcopy(xt)), (pickle.loads(pickle.dumps(x)), pickle.loads(pickle.dumps(xt)))]:
+        assert (ours.requires_grad, ours.is_leaf, ours.grad is None) == (theirs.requires_grad, theirs.is_leaf, theirs.grad is None)
+        np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
+        if theirs.grad is not None:
+            np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    with pytest.raises(RuntimeError, match="graph leaves") as ours_error:
+        copy.deepcopy(x * 2)
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(xt * 2)
+    assert "deep-copy t.detach()" in str(ours_error.value)
+    # an optimizer copied with its model holds the copied parameters in both; copied alone, copies of them
+    ours, theirs = _linear_pair()
+    opt, their_opt = optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)
+    ours2, opt2 = copy.deepcopy((ours, opt))
+    theirs2, their_opt2 = copy.deepcopy((theirs, their_opt))
+    assert [p is q for p, q in zip(opt2.param_groups[0]["params"], ours2.parameters())] == \
+        [p is q for p, q in zip(their_opt2.param_groups[0]["params"], theirs2.parameters())] == [True, True]
+    assert [p is q for p, q in zip(copy.deepcopy(opt).params, ours.parameters())] == \
+        [p is q for p, q in zip(copy.deepcopy(their_opt).param_groups[0]["params"], theirs.parameters())] == [False, False]

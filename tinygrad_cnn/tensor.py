@@ -1,4 +1,5 @@
 """Tensor: an array on a device plus the graph that reverse-mode autograd walks back."""
+import copy
 import numbers
 
 import numpy
@@ -147,6 +148,27 @@ class Tensor:
     def clone(self):
         """A copy with its own memory that stays in the graph (the gradient flows back to self)."""
         return Clone.apply(self)
+
+    def __deepcopy__(self, memo):
+        """copy.deepcopy of a leaf (best = copy.deepcopy(model)): a leaf with its own memory on the same
+        device, its requires_grad and a copy of its .grad, as torch's; one an op made is refused, as torch
+        refuses it. NOTE: not an optimizer's gradient home (kernels/homes.py): the copy is in no optimizer."""
+        checks.deep_copyable(self)
+        with scope(self.device):
+            t = type(self).wrap(self.data.copy(), self.device, self.requires_grad)
+        memo[id(self)] = t
+        t.grad = None if self.grad is None else copy.deepcopy(self.grad, memo)
+        return t
+
+    def __getstate__(self):
+        """pickle: the values (a NumPy copy), the device and requires_grad, as torch's (not .grad or the graph:
+        an unpickled tensor is a leaf)."""
+        return {"data": self.numpy(), "device": self.device, "requires_grad": self.requires_grad}
+
+    def __setstate__(self, state):
+        with scope(state["device"]):
+            t = Tensor(state["data"], device=state["device"], requires_grad=state["requires_grad"])
+        self.__dict__.update(t.__dict__)
 
     def numpy(self):
         """A NumPy array with the values, copied from the GPU when needed."""

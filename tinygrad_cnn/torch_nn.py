@@ -22,15 +22,17 @@ from .autograd import no_grad
 from .tensor import Tensor, generator_or_global
 
 
-def _torch_uniform(fan_in):
+class _TorchUniform:
     """PyTorch's default for Conv2d and Linear weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
-    NOTE: kaiming_uniform with a = sqrt(5), torch's weight default, has exactly this bound."""
-    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    NOTE: kaiming_uniform with a = sqrt(5), torch's weight default, has exactly this bound. A class, not a
+    closure, so that a model holding it pickles (pickle.dumps(model))."""
 
-    def draw(shape, dtype=numpy.float32):
-        return generator_or_global(None, "initializer").uniform(-bound, bound, shape).astype(dtype)
-    return draw
+    def __init__(self, fan_in):
+        self.bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+    def __call__(self, shape, dtype=numpy.float32):
+        return generator_or_global(None, "initializer").uniform(-self.bound, self.bound, shape).astype(dtype)
 
 
 class Conv2d(_nn.Conv2D):
@@ -41,7 +43,7 @@ class Conv2d(_nn.Conv2D):
                  name=None, dtype=None, device=None):
         in_channels = positive_int(in_channels, "Conv2d in_channels")
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        init = _torch_uniform(in_channels * kh * kw)
+        init = _TorchUniform(in_channels * kh * kw)
         super().__init__(out_channels, kernel_size, stride, padding=padding, use_bias=flag(bias, "Conv2d bias"), dilation_rate=dilation,
                          kernel_initializer=init, bias_initializer=init, name=name, dtype=dtype, device=device,
                          in_channels=in_channels)
@@ -53,7 +55,7 @@ class Linear(_nn.Dense):
 
     def __init__(self, in_features, out_features, bias=True, name=None, dtype=None, device=None):
         in_features = positive_int(in_features, "Linear in_features")
-        init = _torch_uniform(in_features)
+        init = _TorchUniform(in_features)
         super().__init__(out_features, use_bias=flag(bias, "Linear bias"), kernel_initializer=init, bias_initializer=init, name=name,
                          dtype=dtype, device=device, in_features=in_features)
 
