@@ -444,3 +444,135 @@ def test_deepcopy_and_pickle_of_tensors_as_torch():
         [p is q for p, q in zip(their_opt2.param_groups[0]["params"], theirs2.parameters())] == [True, True]
     assert [p is q for p, q in zip(copy.deepcopy(opt).params, ours.parameters())] == \
         [p is q for p, q in zip(copy.deepcopy(their_opt).param_groups[0]["params"], theirs.parameters())] == [False, False]
+
+
+def test_tensor_methods_under_torch_names_match_torch():
+    a, b = _data(3, 4), _data(3, 4, seed=1)
+    x, y = tg.Tensor(a, requires_grad=True), tg.Tensor(b, requires_grad=True)
+    xt, yt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    # before: AttributeError for each ('Tensor' object has no attribute 'dim', 'pow', 'clamp', 'long', ...)
+    assert x.dim() == xt.dim() == x.ndimension() == 2 and x.is_cuda is xt.is_cuda is False
+    assert x.contiguous() is x and x.t().shape == tuple(xt.t().shape) == (4, 3)
+    pairs = [(x.pow(2), xt.pow(2)), (x.add(y, alpha=0.5), xt.add(yt, alpha=0.5)), (x.sub(y, alpha=2), xt.sub(yt, alpha=2)),
+             (x.mul(y), xt.mul(yt)), (x.div(2.0), xt.div(2.0)), (x.clamp(min=-0.5, max=0.5), xt.clamp(min=-0.5, max=0.5)),
+             (x.clamp(min=0), xt.clamp(min=0)), (x.clamp(-0.1, 0.2), xt.clamp(-0.1, 0.2)), (x.t(), xt.t()),
+             (x.matmul(y.t()), xt.matmul(yt.t())), (x.mm(y.t()), xt.mm(yt.t()))]
+    total, their_total = 0, 0
+    for k, (ours, theirs) in enumerate(pairs):  # values, then gradients against a random upstream gradient each
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-6, atol=1e-7)
+        g = _data(*ours.shape, seed=10 + k)
+        total, their_total = total + (ours * tg.Tensor(g)).sum(), their_total + (theirs * torch.tensor(g)).sum()
+    total.backward()
+    their_total.backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.grad.numpy(), yt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    for name in ("long", "int", "bool", "float", "double"):
+        ours, theirs = getattr(x, name)(), getattr(xt, name)()
+        assert ours.dtype.name == str(theirs.dtype).replace("torch.", "") and ours.requires_grad == theirs.requires_grad
+        np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
+    np.testing.assert_array_equal(x.ne(y).numpy(), xt.ne(yt).numpy())
+    with pytest.raises(RuntimeError, match="<= 2 dimensions"):
+        tg.Tensor(_data(2, 2, 2)).t()
+    with pytest.raises(RuntimeError, match="<= 2 dimensions"):
+        torch.tensor(_data(2, 2, 2)).t()
+    with pytest.raises(RuntimeError, match="2-D"):
+        tg.Tensor(_data(2, 2, 2)).mm(x)
+
+
+def test_top_level_functions_match_torch():
+    a = _data(3, 4)
+    x, xt = tg.Tensor(a), torch.tensor(a)
+    # before: AttributeError (no tg.cat, tg.max, tg.sum, tg.long, ...), and "'module' object is not callable"
+    # for tg.tensor(...) and tg.device(...): those names are the package's submodules
+    assert tg.cat([x, x], 1).shape == tuple(torch.cat([xt, xt], 1).shape) == (3, 8)
+    np.testing.assert_array_equal(tg.cat((x, x), dim=0).numpy(), torch.cat((xt, xt), dim=0).numpy())
+    for data in ([1.0, 2.0], [1, 2], [True, False], 3.5, 7, np.ones(2), np.ones(2, "float32"), np.arange(3)):
+        assert tg.tensor(data).dtype.name == str(torch.tensor(data).dtype).replace("torch.", ""), data
+    source = np.zeros(3, "float32")
+    copied, shared = tg.tensor(source), tg.from_numpy(source)
+    their_copied, their_shared = torch.tensor(source), torch.from_numpy(source)
+    source[0] = 5.0
+    assert copied.numpy()[0] == their_copied[0].item() == 0.0 and shared.numpy()[0] == their_shared[0].item() == 5.0
+    assert tg.tensor([1.0], requires_grad=True).requires_grad and tg.tensor(x).data is not x.data
+    ours, theirs = tg.max(x, 1), torch.max(xt, 1)  # the CIFAR tutorial's `_, predicted = torch.max(outputs, 1)`
+    np.testing.assert_array_equal(ours[1].numpy(), theirs[1].numpy())
+    np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+    np.testing.assert_array_equal(tg.min(x, dim=0, keepdim=True).indices.numpy(), torch.min(xt, dim=0, keepdim=True).indices.numpy())
+    assert tg.max(x).item() == torch.max(xt).item() and tg.min(x).item() == torch.min(xt).item()
+    np.testing.assert_array_equal(tg.max(x, tg.zeros(3, 4)).numpy(), torch.max(xt, torch.zeros(3, 4)).numpy())
+    for name, args in [("sum", ()), ("sum", (1,)), ("mean", (0,)), ("exp", ()), ("abs", ()), ("softmax", (1,)),
+                       ("log_softmax", (1,)), ("sigmoid", ()), ("tanh", ()), ("relu", ()), ("t", ()), ("argmin", (1,))]:
+        np.testing.assert_allclose(getattr(tg, name)(x, *args).numpy(), getattr(torch, name)(xt, *args).numpy(),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(tg.clamp(x, min=0).numpy(), torch.clamp(xt, min=0).numpy())
+    np.testing.assert_allclose(tg.mm(x, x.t()).numpy(), torch.mm(xt, xt.t()).numpy(), rtol=1e-6)
+    assert tg.is_tensor(x) and not tg.is_tensor(a) and tg.numel(x) == torch.numel(xt) == 12
+    for name in ("float", "double", "long", "int", "int64", "int32", "float32", "float64", "half", "uint8", "bool"):
+        theirs = str(getattr(torch, name)).replace("torch.", "")
+        assert getattr(tg, name) == np.dtype(theirs), name
+        assert x.to(getattr(tg, name)).dtype.name == str(xt.to(getattr(torch, name)).dtype).replace("torch.", "")
+    assert tg.device("cpu") == str(torch.device("cpu")) == "cpu" and x.to(tg.device("cpu")) is x
+    assert tg.device("cuda", 1) == str(torch.device("cuda", 1)) == "cuda:1" and tg.device("cuda") == "cuda:0"
+    assert tg.device.canonical_device("gpu") == "cuda:0"  # still the module it was
+    from tinygrad_cnn.tensor import Tensor  # and its imports are unchanged
+    assert Tensor is tg.Tensor
+    with pytest.raises(TypeError, match="from_numpy: expected a numpy.ndarray"):
+        tg.from_numpy([1.0])
+
+
+def test_set_grad_enabled_and_inference_mode_as_torch():
+    x, xt = tg.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
+    for phase in ("train", "val"):  # the transfer-learning tutorial's loop
+        with tg.set_grad_enabled(phase == "train"), torch.set_grad_enabled(phase == "train"):
+            assert (x * 2).requires_grad == (xt * 2).requires_grad == (phase == "train")
+        assert tg.is_grad_enabled() and torch.is_grad_enabled()
+    tg.set_grad_enabled(False), torch.set_grad_enabled(False)  # a plain call switches for good, in both
+    try:
+        assert not tg.is_grad_enabled() and not torch.is_grad_enabled()
+    finally:
+        tg.set_grad_enabled(True), torch.set_grad_enabled(True)
+    with tg.inference_mode(), torch.inference_mode():
+        assert not (x * 2).requires_grad and not (xt * 2).requires_grad
+
+    @tg.inference_mode()
+    def predict(t):
+        return t * 2
+    assert not predict(x).requires_grad and tg.is_grad_enabled()
+    with pytest.raises(TypeError, match="mode must be True or False"):
+        tg.set_grad_enabled("yes")
+
+
+def test_module_children_and_requires_grad_as_torch():
+    ours = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    # before: AttributeError ('Sequential' object has no attribute 'children' / 'requires_grad_')
+    assert [type(m).__name__ for m in ours.children()] == [type(m).__name__ for m in theirs.children()]
+    assert ours.requires_grad_(False) is ours and theirs.requires_grad_(False) is theirs
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in theirs.parameters()] == [False] * 4
+    ours.children()[2].requires_grad_(), list(theirs.children())[2].requires_grad_()
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in theirs.parameters()]
+    assert len(ours.parameters()) == 4 and ours.count_params() == 4 * 2 + 2
+
+
+def test_an_ema_of_the_weights_matches_torch():
+    """The EMA habit: ema = copy.deepcopy(model), then ema_p.mul_(d).add_(p, alpha=1 - d) under no_grad."""
+    ours, theirs = _linear_pair()
+    ema, their_ema = copy.deepcopy(ours), copy.deepcopy(theirs)
+    opt, their_opt = optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)
+    x = _data(4, 3)
+    for _ in range(3):
+        opt.zero_grad(), their_opt.zero_grad()
+        (ours(tg.Tensor(x)) ** 2).mean().backward()
+        (theirs(torch.tensor(x)) ** 2).mean().backward()
+        opt.step(), their_opt.step()
+        with tg.no_grad(), torch.no_grad():  # before: TypeError (add_() got an unexpected keyword argument 'alpha')
+            for e, p in zip(ema.parameters(), ours.parameters()):
+                e.mul_(0.9).add_(p, alpha=0.1)
+            for e, p in zip(their_ema.parameters(), theirs.parameters()):
+                e.mul_(0.9).add_(p, alpha=0.1)
+            for e, p in zip(ema.parameters(), ours.parameters()):
+                e.sub_(p, alpha=0.0)
+    for e, f in zip(ema.parameters(), their_ema.parameters()):
+        np.testing.assert_allclose(e.numpy(), f.detach().numpy(), rtol=1e-6, atol=1e-7)
+    with pytest.raises(TypeError, match="alpha must be a number"):
+        ema.weight.add_(ours.weight, alpha="0.1")

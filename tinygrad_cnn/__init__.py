@@ -18,6 +18,23 @@ from .keras.ops import argmax, convert_to_tensor  # tf.argmax, tf.convert_to_ten
 from .nn.functional import flatten  # torch.flatten(x, 1)
 from . import cuda  # torch.cuda.is_available()
 from . import kernels  # NOTE: registers the fast kernels in place of the reference ops (see kernels.TABLE)
+from . import torch_functions
+
+# torch's top-level names (torch.cat, torch.max(x, 1), torch.save, torch.long, ...): attributes, left out of
+# __all__ so that `from tinygrad_cnn import *` shadows no builtin (max, sum, float, ...); torch.tensor(...)
+# and torch.device(...) call the submodules of those names
+for _name in torch_functions.__all__:
+    if _name not in ("tensor", "device"):
+        globals()[_name] = getattr(torch_functions, _name)
+for _name, _dtype in torch_functions.DTYPES.items():
+    globals()[_name] = torch_functions.numpy.dtype(_dtype)
+torch_functions.make_callable(tensor, torch_functions.tensor)  # noqa: F821 (the submodule, imported above)
+torch_functions.make_callable(device, torch_functions.device)
+del _name, _dtype
+
+
+def __getattr__(name):
+    raise torch_functions.missing(name)
 
 __version__ = "0.1.0"
 

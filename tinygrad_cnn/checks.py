@@ -81,6 +81,12 @@ def can_require_grad(t, requires_grad):
         raise RuntimeError("requires_grad_(False) on a tensor produced by an op: use .detach() instead")
 
 
+def number_argument(value, where, name):
+    """A real number (int or float, not a bool), e.g. add_'s alpha."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, numpy.number)):
+        raise TypeError(f"{where}: {name} must be a number, got {value!r}")
+
+
 def deep_copyable(t):
     """copy.deepcopy takes leaves only (torch's rule): an op's result would lose its graph silently."""
     if t.grad_fn is not None:

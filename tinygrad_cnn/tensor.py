@@ -8,7 +8,7 @@ from . import autograd, checks, higher_order, ops
 from .autograd import Function, is_grad_enabled
 from .checks import AxisError, is_float, is_int  # noqa: F401 (AxisError: tg.AxisError, raised by checks.axis)
 from .device import array_module, canonical_device, device_of, module_for, scope, to_device, to_numpy, use_device
-from .spellings import torch_names, values_and_indices
+from .spellings import _TorchMethods, torch_names, values_and_indices
 
 float32 = numpy.dtype("float32")
 float64 = numpy.dtype("float64")
@@ -50,7 +50,7 @@ def _as_array(data):
     return numpy.asarray(data) if isinstance(data, numpy.generic) else data
 
 
-class Tensor:
+class Tensor(_TorchMethods):
     """An n-dimensional array on a device ("cpu" or "cuda:N") that records the ops applied to it,
     so that backward() can fill `.grad` of every tensor created with requires_grad=True.
 
@@ -278,14 +278,17 @@ class Tensor:
         checks.no_grad_operand(other, name)
         return self._write(fn(self.data, other.data), name)
 
-    def add_(self, other):
-        """self += other in place (same object, same memory); returns self."""
-        return self._inplace(lambda a, b: a + b, other, "add_")
+    def add_(self, other, alpha=1):
+        """self += alpha * other in place (same object, same memory; torch's alpha, as in an EMA's
+        ema.mul_(d).add_(p, alpha=1 - d)); returns self."""
+        checks.number_argument(alpha, "add_", "alpha")
+        return self._inplace(lambda a, b: a + b if alpha == 1 else a + alpha * b, other, "add_")
 
-    def sub_(self, other):
-        """self -= other in place; returns self."""
+    def sub_(self, other, alpha=1):
+        """self -= alpha * other in place; returns self."""
         checks.not_bool(self, "sub_", "use logical ops or cast first")
-        return self._inplace(lambda a, b: a - b, other, "sub_")
+        checks.number_argument(alpha, "sub_", "alpha")
+        return self._inplace(lambda a, b: a - b if alpha == 1 else a - alpha * b, other, "sub_")
 
     def mul_(self, other):
         """self *= other in place; returns self."""

@@ -38,6 +38,10 @@ class Module:
                     if isinstance(item, Module):
                         yield f"{name}.{i}", item
 
+    def children(self):
+        """The direct sub-modules (those of named_children()), as torch's."""
+        return [m for _, m in self.named_children()]
+
     def named_modules(self, prefix=""):
         """(dotted name, module) for self (name "") and every sub-module, each module once."""
         seen, stack = set(), [(prefix, self)]
@@ -94,6 +98,12 @@ class Module:
             raise TypeError(f"register_buffer: {name!r} must be a Tensor, got {type(tensor).__name__}")
         self.__dict__.setdefault("_buffer_names", set()).add(name)
         setattr(self, name, tensor)
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter, as torch's; frozen ones stay parameters. Returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
 
     def count_params(self):
         """Number of trainable scalars (Keras' name)."""
