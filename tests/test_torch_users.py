@@ -576,3 +576,99 @@ def test_an_ema_of_the_weights_matches_torch():
         np.testing.assert_allclose(e.numpy(), f.detach().numpy(), rtol=1e-6, atol=1e-7)
     with pytest.raises(TypeError, match="alpha must be a number"):
         ema.weight.add_(ours.weight, alpha="0.1")
+
+
+def test_torch_layers_of_a_cnn_match_torch():
+    """nn.MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d/1d (torch's momentum, eps and unbiased running
+    variance), ReLU(inplace=True), LogSoftmax(dim), Flatten, Identity, ModuleList under torch's names."""
+    def build(lib):
+        class Net(lib.Module):
+            def __init__(self):
+                super().__init__()
+                self.features = lib.Sequential(lib.Conv2d(2, 4, 3, padding=1), lib.BatchNorm2d(4, momentum=0.2),
+                                               lib.ReLU(inplace=True), lib.MaxPool2d(2, 2), lib.Conv2d(4, 4, 3, padding=1),
+                                               lib.AvgPool2d(kernel_size=2), lib.AdaptiveAvgPool2d((1, 1)))
+                self.heads = lib.ModuleList([lib.Linear(4, 6), lib.Identity(), lib.BatchNorm1d(6)])
+                self.out = lib.Sequential(lib.Flatten(), lib.Linear(6, 3), lib.LogSoftmax(dim=1))
+
+            def forward(self, x):
+                x = lib.Flatten()(self.features(x))
+                for head in self.heads:
+                    x = head(x)
+                return self.out(x)
+        return Net()
+
+    tg.manual_seed(0)
+    # before: AttributeError (torch_nn had no MaxPool2d, BatchNorm2d, ...), TypeError for ReLU(inplace=True)
+    ours, theirs = build(nn), build(torch.nn)
+    keras_names = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+
+    def theirs_name(name):
+        *head, last = name.replace("layers.", "").split(".")
+        return ".".join(head + [keras_names.get(last, last)])
+    their_state = theirs.state_dict()
+    theirs.load_state_dict({**their_state, **{theirs_name(k): torch.tensor(v) for k, v in ours.state_dict().items()}})
+    assert sorted(theirs_name(n) for n, _ in ours.named_parameters()) == sorted(n for n, _ in theirs.named_parameters())
+    opt, their_opt = optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)
+    x, labels = _data(5, 2, 8, 8), np.arange(5) % 3
+    for _ in range(3):
+        ours.train(), theirs.train()
+        opt.zero_grad(), their_opt.zero_grad()
+        loss = F.nll_loss(ours(tg.Tensor(x)), tg.Tensor(labels))
+        their_loss = torch.nn.functional.nll_loss(theirs(torch.tensor(x)), torch.tensor(labels))
+        loss.backward(), their_loss.backward()
+        opt.step(), their_opt.step()
+        assert loss.item() == pytest.approx(their_loss.item(), rel=1e-5)
+    their_state = theirs.state_dict()
+    for name, value in ours.state_dict().items():
+        np.testing.assert_allclose(value, their_state[theirs_name(name)].numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+    ours.eval(), theirs.eval()
+    with tg.no_grad(), torch.no_grad():
+        np.testing.assert_allclose(ours(tg.Tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(NotImplementedError, match="padding=1 is not offered"):
+        nn.MaxPool2d(2, padding=1)
+    with pytest.raises(TypeError, match="give dim="):
+        nn.Softmax()
+    with pytest.raises(ValueError, match="expects 4-D input"):
+        nn.BatchNorm2d(3)(tg.Tensor(_data(2, 3)))
+    with pytest.raises(NotImplementedError, match="output_size=2"):
+        nn.AdaptiveAvgPool2d(2)
+    assert not hasattr(nn, "MaxPool2D") and not hasattr(nn, "AvgPool2D")  # no two names a letter's case apart
+
+
+def test_init_functions_and_apply_as_torch():
+    order, their_order = [], []
+    ours = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Linear(256, 128))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.ReLU(), torch.nn.Linear(256, 128))
+
+    def init_weights(m, lib, log):  # the usual weight-initialisation function
+        log.append(type(m).__name__)
+        if isinstance(m, lib.Conv2d):
+            lib.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            lib.init.zeros_(m.bias)
+        elif isinstance(m, lib.Linear):
+            lib.init.xavier_uniform_(m.weight, gain=lib.init.calculate_gain("tanh"))
+            lib.init.constant_(m.bias, 0.5)
+    # before: AttributeError ('Sequential' object has no attribute 'apply'; no init.kaiming_normal_, ...)
+    assert ours.apply(lambda m: init_weights(m, nn, order)) is ours
+    theirs.apply(lambda m: init_weights(m, torch.nn, their_order))
+    assert order == their_order == ["Conv2d", "ReLU", "Linear", "Sequential"]
+    conv, linear = ours[0], ours[2]
+    assert not conv.bias.numpy().any() and (linear.bias.numpy() == 0.5).all() and conv.weight.requires_grad
+    # the same distributions (not the same draws): kaiming's std, xavier's bound
+    assert conv.weight.numpy().std() == pytest.approx(theirs[0].weight.detach().numpy().std(), rel=0.06)
+    bound = 5 / 3 * np.sqrt(6 / (256 + 128))
+    assert np.abs(linear.weight.numpy()).max() <= bound and np.abs(theirs[2].weight.detach().numpy()).max() <= bound
+    assert np.abs(linear.weight.numpy()).max() > 0.99 * bound
+    for args in [("relu",), ("leaky_relu", 0.2), ("tanh",), ("sigmoid",), ("linear",), ("selu",)]:
+        assert nn.init.calculate_gain(*args) == pytest.approx(torch.nn.init.calculate_gain(*args))
+    for fn, args in [("uniform_", (-0.1, 0.2)), ("normal_", (1.0, 0.1)), ("kaiming_uniform_", ()), ("ones_", ())]:
+        w = getattr(nn.init, fn)(tg.zeros(400, 300), *args)
+        their_w = getattr(torch.nn.init, fn)(torch.zeros(400, 300), *args)
+        assert w.numpy().mean() == pytest.approx(their_w.mean().item(), abs=0.01)
+        assert w.numpy().std() == pytest.approx(their_w.std().item(), rel=0.02, abs=1e-6)
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        nn.init.xavier_uniform_(tg.zeros(3))
+    with pytest.raises(AttributeError, match="init.normal_"):
+        tg.zeros(3).normal_(0, 1)
+    assert optim.SGD(ours.parameters()).lr == torch.optim.SGD(theirs.parameters()).defaults["lr"]  # before: TypeError

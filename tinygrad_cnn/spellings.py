@@ -68,6 +68,8 @@ TORCH_ONLY_METHODS = {
     "data_ptr": "write x.data.ctypes.data (the array behind it is x.data, a NumPy or CuPy array)",
     "pin_memory": "drop the call: there is no pinned memory here",
     "share_memory_": "drop the call: there are no worker processes here",
+    "normal_": "write torch_nn.init.normal_(x, mean, std) (the init functions fill a weight in place)",
+    "uniform_": "write torch_nn.init.uniform_(x, a, b) (the init functions fill a weight in place)",
     "relu_": "write x = x.relu() (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
     "clamp_": "write x = x.clamp(min, max) (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
 }

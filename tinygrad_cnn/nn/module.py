@@ -42,6 +42,14 @@ class Module:
         """The direct sub-modules (those of named_children()), as torch's."""
         return [m for _, m in self.named_children()]
 
+    def apply(self, fn):
+        """Call fn(module) on every sub-module, children before their parent, then on self, as torch's
+        (the weight-initialisation habit: model.apply(init_weights)); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def named_modules(self, prefix=""):
         """(dotted name, module) for self (name "") and every sub-module, each module once."""
         seen, stack = set(), [(prefix, self)]
