@@ -501,9 +501,13 @@ def test_top_level_functions_match_torch():
     assert tg.max(x).item() == torch.max(xt).item() and tg.min(x).item() == torch.min(xt).item()
     np.testing.assert_array_equal(tg.max(x, tg.zeros(3, 4)).numpy(), torch.max(xt, torch.zeros(3, 4)).numpy())
     for name, args in [("sum", ()), ("sum", (1,)), ("mean", (0,)), ("exp", ()), ("abs", ()), ("softmax", (1,)),
-                       ("log_softmax", (1,)), ("sigmoid", ()), ("tanh", ()), ("relu", ()), ("t", ()), ("argmin", (1,))]:
+                       ("log_softmax", (1,)), ("sigmoid", ()), ("tanh", ()), ("relu", ()), ("t", ())]:
         np.testing.assert_allclose(getattr(tg, name)(x, *args).numpy(), getattr(torch, name)(xt, *args).numpy(),
                                    rtol=1e-5, atol=1e-6, err_msg=name)
+    # before: tg.argmax(x) without a dim was the last axis' (keras.ops.argmax here), silently not torch's flat index
+    for args, kwargs in [((), {}), ((1,), {}), ((), {"dim": 0, "keepdim": True})]:
+        for name in ("argmax", "argmin"):
+            assert getattr(tg, name)(x, *args, **kwargs).numpy().tolist() == getattr(torch, name)(xt, *args, **kwargs).tolist()
     np.testing.assert_allclose(tg.clamp(x, min=0).numpy(), torch.clamp(xt, min=0).numpy())
     np.testing.assert_allclose(tg.mm(x, x.t()).numpy(), torch.mm(xt, xt.t()).numpy(), rtol=1e-6)
     assert tg.is_tensor(x) and not tg.is_tensor(a) and tg.numel(x) == torch.numel(xt) == 12

@@ -14,17 +14,18 @@ from . import autograd, checkpoint, higher_order, data, datasets, device, memory
 from . import keras  # after nn and optim, which it builds on
 from . import torch_nn  # torch.nn's spelling: Conv2d, Linear (import tinygrad_cnn.torch_nn as nn)
 from . import random  # tf.random.set_seed
-from .keras.ops import argmax, convert_to_tensor  # tf.argmax, tf.convert_to_tensor
+from .keras.ops import convert_to_tensor  # tf.convert_to_tensor
 from .nn.functional import flatten  # torch.flatten(x, 1)
 from . import cuda  # torch.cuda.is_available()
 from . import kernels  # NOTE: registers the fast kernels in place of the reference ops (see kernels.TABLE)
 from . import torch_functions
+from .torch_functions import argmax  # torch.argmax and tf.argmax: without an axis, over the flattened input
 
 # torch's top-level names (torch.cat, torch.max(x, 1), torch.save, torch.long, ...): attributes, left out of
 # __all__ so that `from tinygrad_cnn import *` shadows no builtin (max, sum, float, ...); torch.tensor(...)
 # and torch.device(...) call the submodules of those names
 for _name in torch_functions.__all__:
-    if _name not in ("tensor", "device"):
+    if _name not in ("tensor", "device", "argmax"):
         globals()[_name] = getattr(torch_functions, _name)
 for _name, _dtype in torch_functions.DTYPES.items():
     globals()[_name] = torch_functions.numpy.dtype(_dtype)

@@ -10,6 +10,8 @@ import numpy
 from . import checkpoint
 from .autograd import _GradMode, no_grad
 from .device import canonical_device, to_numpy
+from .nn.functional import as_tensor
+from .spellings import torch_names
 from .tensor import Tensor, concatenate
 
 # torch's dtype names, as the NumPy dtypes a Tensor holds (a dtype here is NumPy's)
@@ -81,6 +83,22 @@ max = _pair("max")  # noqa: A001 (torch's names)
 min = _pair("min")  # noqa: A001
 
 
+def _arg(name):
+    """torch.argmax / argmin, also keras.ops' and the top-level tinygrad_cnn.argmax."""
+    @torch_names
+    def arg(input, axis=None, keepdims=False):  # noqa: A002
+        return getattr(as_tensor(input, f"{name} input"), name)(axis=axis, keepdims=keepdims)
+    arg.__name__ = name
+    arg.__doc__ = (f"torch.{name}(x, dim=None, keepdim=False): the index of the {name[3:]}imum along dim (axis=); "
+                   f"without one, the index into the flattened input, as torch's and keras.ops' (TensorFlow's "
+                   f"tf.{name} takes axis 0 there: give axis=). Accepts arrays and lists too.")
+    return arg
+
+
+argmax = _arg("argmax")
+argmin = _arg("argmin")
+
+
 def _method(name):
     """torch.<name>(x, *args, **kwargs) as x.<name>(*args, **kwargs)."""
     def call(input, *args, **kwargs):  # noqa: A002
@@ -94,7 +112,7 @@ def _method(name):
 
 # NOTE: the functions whose torch meaning is the method's (sum(x, dim) sums over dim, as x.sum(dim) does)
 METHODS = ("sum", "mean", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "softmax", "log_softmax",
-           "clamp", "mm", "pow", "argmin", "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t")
+           "clamp", "mm", "pow", "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t")
 for _name in METHODS:
     globals()[_name] = _method(_name)
 del _name
@@ -215,5 +233,5 @@ def make_callable(module, fn):
     module.__torch_call__ = fn
 
 
-__all__ = ["cat", "tensor", "from_numpy", "device", "is_tensor", "numel", "max", "min", *METHODS,
+__all__ = ["cat", "tensor", "from_numpy", "device", "is_tensor", "numel", "max", "min", "argmax", "argmin", *METHODS,
            "set_grad_enabled", "inference_mode", "save", "load"]
