@@ -676,3 +676,28 @@ def test_init_functions_and_apply_as_torch():
     with pytest.raises(AttributeError, match="init.normal_"):
         tg.zeros(3).normal_(0, 1)
     assert optim.SGD(ours.parameters()).lr == torch.optim.SGD(theirs.parameters()).defaults["lr"]  # before: TypeError
+
+
+def test_next_of_parameters_and_init_of_weight_data_as_torch():
+    ours = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(8, 2))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Linear(8, 2))
+    # before: TypeError ('list' object is not an iterator) for the habit next(model.parameters()).device
+    first, their_first = next(ours.parameters()), next(theirs.parameters())
+    assert first.shape == tuple(their_first.shape) and first.device == str(their_first.device) == "cpu"
+    params, their_params = ours.parameters(), theirs.parameters()
+    assert [next(params).shape for _ in range(2)] == [tuple(next(their_params).shape) for _ in range(2)]
+    assert next(ours.named_parameters())[0].replace("layers.", "") == next(theirs.named_parameters())[0]
+    assert len(ours.parameters()) == len(list(theirs.parameters())) == 6  # still a list here
+
+    def weights_init(m, lib):  # the DCGAN tutorial's, on the weight's .data
+        if isinstance(m, lib.Conv2d):
+            lib.init.normal_(m.weight.data, 0.0, 0.02)
+        elif isinstance(m, lib.BatchNorm2d):
+            lib.init.normal_((m.gamma if lib is nn else m.weight).data, 1.0, 0.02)
+            lib.init.constant_((m.beta if lib is nn else m.bias).data, 0)
+    # before: TypeError (expected a Tensor, got ndarray): .data is the array here
+    ours.apply(lambda m: weights_init(m, nn))
+    theirs.apply(lambda m: weights_init(m, torch.nn))
+    assert ours[0].weight.numpy().std() == pytest.approx(theirs[0].weight.detach().std().item(), rel=0.15)
+    assert abs(ours[0].weight.numpy().mean()) < 0.01 and not ours[1].beta.numpy().any()
+    assert ours[1].gamma.numpy().mean() == pytest.approx(1.0, abs=0.03)

@@ -114,11 +114,16 @@ def calculate_gain(nonlinearity, param=None):
 
 
 def _fill(tensor, values, where):
-    """Write `values` into the tensor in place (outside the graph), as torch.nn.init's functions do."""
+    """Write `values` into the tensor in place (outside the graph), as torch.nn.init's functions do; also into
+    a weight's array, `m.weight.data` (the DCGAN tutorial's nn.init.normal_(m.weight.data, 0.0, 0.02))."""
     from ..autograd import no_grad
+    from ..device import device_of, to_device
     from ..tensor import Tensor
     if not isinstance(tensor, Tensor):
-        raise TypeError(f"{where}: expected a Tensor (a layer's weight), got {type(tensor).__name__}")
+        if not hasattr(tensor, "dtype") or not hasattr(tensor, "shape") or not hasattr(tensor, "__setitem__"):
+            raise TypeError(f"{where}: expected a Tensor (a layer's weight) or its .data, got {type(tensor).__name__}")
+        tensor[...] = to_device(numpy.asarray(values, dtype=tensor.dtype), device_of(tensor))
+        return tensor
     with no_grad():
         tensor.copy_(Tensor(numpy.asarray(values, dtype=tensor.dtype), device=tensor.device))
     return tensor
@@ -127,24 +132,24 @@ def _fill(tensor, values, where):
 def _fan(tensor, mode, where):
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"{where}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    if tensor.ndim < 2:
+    if len(tensor.shape) < 2:
         raise ValueError(f"{where}: fans need a weight of at least 2 dimensions, got shape {tensor.shape}")
     return compute_fans(tensor.shape)[0 if mode == "fan_in" else 1]
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     """torch.nn.init.uniform_: fill with U(a, b) in place; returns the tensor."""
-    return _fill(tensor, generator_or_global(generator, "uniform_").uniform(a, b, tensor.shape), "uniform_")
+    return _fill(tensor, generator_or_global(generator, "uniform_").uniform(a, b, tuple(tensor.shape)), "uniform_")
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     """torch.nn.init.normal_: fill with N(mean, std**2) in place; returns the tensor."""
-    return _fill(tensor, generator_or_global(generator, "normal_").normal(mean, std, tensor.shape), "normal_")
+    return _fill(tensor, generator_or_global(generator, "normal_").normal(mean, std, tuple(tensor.shape)), "normal_")
 
 
 def constant_(tensor, val):
     """torch.nn.init.constant_: fill with `val` in place; returns the tensor."""
-    return _fill(tensor, numpy.full(tensor.shape, val), "constant_")
+    return _fill(tensor, numpy.full(tuple(tensor.shape), val), "constant_")
 
 
 def zeros_(tensor):

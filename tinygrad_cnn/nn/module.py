@@ -89,12 +89,13 @@ class Module:
 
     def named_parameters(self):
         """(dotted name, tensor) of every parameter, e.g. ("layers.0.weight", ...); frozen ones too, as torch's."""
-        return list(self._named_tensors(want_buffers=False))
+        return Listed(self._named_tensors(want_buffers=False))
 
     def parameters(self):
         """The parameters, in a fixed order (what an optimizer takes); frozen ones (requires_grad False) too,
-        as torch's: they get no gradient, so optimizers leave them alone."""
-        return [p for _, p in self._named_tensors(want_buffers=False)]
+        as torch's: they get no gradient, so optimizers leave them alone. A list that next() also takes, as
+        torch's generator: next(model.parameters()).device."""
+        return Listed(p for _, p in self._named_tensors(want_buffers=False))
 
     def named_buffers(self):
         """(dotted name, tensor) of every buffer declared with register_buffer()."""
@@ -230,6 +231,20 @@ class Module:
             return f"{type(self).__name__}()"
         lines = [f"  ({name}): {repr(m).replace(chr(10), chr(10) + '  ')}" for name, m in children]
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+class Listed(list):
+    """A list that next() walks from its start, as it would torch's generator (`next(model.parameters())`).
+
+    NOTE: a list, not a generator, so that len(), indexing and a second loop work as this package's code and
+    docs use them; each parameters() call makes a new one, so next() starts again at the first item."""
+
+    def __next__(self):
+        i = self.__dict__.get("_next", 0)
+        if i >= len(self):
+            raise StopIteration
+        self._next = i + 1
+        return self[i]
 
 
 def _may_make_weights(module):
