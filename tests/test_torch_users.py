@@ -701,3 +701,45 @@ def test_next_of_parameters_and_init_of_weight_data_as_torch():
     assert ours[0].weight.numpy().std() == pytest.approx(theirs[0].weight.detach().std().item(), rel=0.15)
     assert abs(ours[0].weight.numpy().mean()) < 0.01 and not ours[1].beta.numpy().any()
     assert ours[1].gamma.numpy().mean() == pytest.approx(1.0, abs=0.03)
+
+
+def test_parameter_register_and_clip_grad_value_as_torch():
+    def build(lib, t):
+        class Scale(lib.Module):  # a custom module with its own weights, as torch users write one
+            def __init__(self):
+                super().__init__()
+                self.w = lib.Parameter(t.tensor(_data(3, 2)))
+                self.frozen = lib.Parameter(t.zeros(2), requires_grad=False)
+                self.register_parameter("b", lib.Parameter(t.ones(2)))
+                self.add_module("head", lib.Linear(2, 2))
+                self.register_buffer("count", t.zeros(1))
+
+            def forward(self, x):
+                return self.head(x @ self.w + self.b + self.frozen)
+        return Scale()
+    tg.manual_seed(0)
+    # before: AttributeError (no nn.Parameter, register_parameter, add_module, buffers, clip_grad_value_)
+    ours, theirs = build(nn, tg), build(torch.nn, torch)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()] == \
+        ["w", "frozen", "b", "head.weight", "head.bias"]
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in theirs.parameters()]
+    assert len(ours.buffers()) == len(list(theirs.buffers())) == 1
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    x = _data(4, 3, seed=3)
+    (ours(tg.Tensor(x)) ** 2).sum().backward()
+    (theirs(torch.tensor(x)) ** 2).sum().backward()
+    nn.utils.clip_grad_value_(ours.parameters(), 0.5)
+    torch.nn.utils.clip_grad_value_(theirs.parameters(), 0.5)
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        assert (p.grad is None) == (q.grad is None)
+        if p.grad is not None:
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-6)
+    source = tg.zeros(2)
+    shared = nn.Parameter(source)  # torch's Parameter shares the tensor's memory
+    with tg.no_grad():
+        shared.add_(1.0)
+    assert source.numpy().tolist() == [1.0, 1.0] and shared.is_leaf and shared.requires_grad
+    with pytest.raises(TypeError, match="must be a Module"):
+        ours.add_module("bad", 3)
+    with pytest.raises(ValueError, match="clip_value"):
+        nn.utils.clip_grad_value_(ours.parameters(), -1)

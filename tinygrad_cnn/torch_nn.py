@@ -60,6 +60,21 @@ class Linear(_nn.Dense):
                          dtype=dtype, device=device, in_features=in_features)
 
 
+class Parameter(Tensor):
+    """torch.nn.Parameter(data, requires_grad=True): a leaf over the same memory as `data` that a Module
+    assigned it lists in parameters(), frozen (requires_grad=False) or not, as torch's."""
+
+    listed_when_frozen = True  # NOTE: Module.__setattr__ lists a plain Tensor only if it requires grad when assigned
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = numpy.zeros(0, numpy.float32)
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
 class _Loss(Module):
     """A loss as a module, as torch.nn's: loss_fn = nn.CrossEntropyLoss(); loss = loss_fn(output, target)."""
 
@@ -302,13 +317,24 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return total
 
 
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """torch.nn.utils.clip_grad_value_: clamp every gradient to [-clip_value, clip_value] in place."""
+    if isinstance(clip_value, bool) or not isinstance(clip_value, (int, float)) or not clip_value >= 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be a number >= 0, got {clip_value!r}")
+    for p in ([parameters] if isinstance(parameters, Tensor) else parameters):
+        if p.grad is not None:
+            with no_grad():
+                p.grad.copy_(p.grad.clamp(-float(clip_value), float(clip_value)))
+
+
 # torch.nn.utils' spelling: nn.utils.clip_grad_norm_(...) and `from tinygrad_cnn.torch_nn.utils import ...`
-utils = types.ModuleType(__name__ + ".utils", "torch.nn.utils' spelling: clip_grad_norm_.")
+utils = types.ModuleType(__name__ + ".utils", "torch.nn.utils' spelling: clip_grad_norm_, clip_grad_value_.")
 utils.clip_grad_norm_ = clip_grad_norm_
+utils.clip_grad_value_ = clip_grad_value_
 sys.modules[utils.__name__] = utils
 
 del Conv2D, Dense, MaxPool2D, AvgPool2D  # Keras' arguments (tinygrad_cnn.nn's), where torch's differ by a letter's case
 
 __all__ = ["Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU",
            "Softmax", "LogSoftmax", "Flatten", "Identity", "ModuleList", "CrossEntropyLoss", "NLLLoss", "MSELoss",
-           "Dropout", "clip_grad_norm_", "utils"]  # what is this module's own; nn's other names are here as attributes
+           "Dropout", "Parameter", "clip_grad_norm_", "clip_grad_value_", "utils"]  # what is this module's own; nn's other names are here as attributes

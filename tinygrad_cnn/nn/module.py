@@ -69,7 +69,7 @@ class Module:
     def __setattr__(self, name, value):
         # NOTE: a tensor assigned while it requires grad is remembered as a parameter, so that freezing it
         # later (p.requires_grad_(False), as in fine-tuning) keeps it in parameters() and state_dict(), as torch does
-        if isinstance(value, Tensor) and value.requires_grad:
+        if isinstance(value, Tensor) and (value.requires_grad or getattr(type(value), "listed_when_frozen", False)):
             self.__dict__.setdefault("_param_names", set()).add(name)
         object.__setattr__(self, name, value)
 
@@ -100,6 +100,23 @@ class Module:
     def named_buffers(self):
         """(dotted name, tensor) of every buffer declared with register_buffer()."""
         return list(self._named_tensors(want_params=False))
+
+    def buffers(self):
+        """The buffers (those of named_buffers()), as torch's."""
+        return Listed(t for _, t in self._named_tensors(want_params=False))
+
+    def register_parameter(self, name, param):
+        """torch's spelling of `self.name = param` for a parameter (None leaves the name unset, as torch)."""
+        if param is not None and not isinstance(param, Tensor):
+            raise TypeError(f"register_parameter: {name!r} must be a Tensor (nn.Parameter) or None, "
+                            f"got {type(param).__name__}")
+        setattr(self, name, param)
+
+    def add_module(self, name, module):
+        """torch's spelling of `self.name = module`."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
+        setattr(self, name, module)
 
     def register_buffer(self, name, tensor):
         """Store a tensor that state_dict() saves but optimizers never see (e.g. running statistics)."""
