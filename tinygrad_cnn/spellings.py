@@ -161,3 +161,8 @@ class _TorchMethods:
     def bool(self):
         """Cast to bool, as torch's."""
         return self.astype("bool")
+
+
+# NOTE: the public name other files import; the class's own name is private, so that docs/make_api.py lists
+# its methods under Tensor (a private base's members are documented with the class)
+TorchMethods = _TorchMethods

@@ -8,7 +8,7 @@ from . import autograd, checks, higher_order, ops
 from .autograd import Function, is_grad_enabled
 from .checks import AxisError, is_float, is_int  # noqa: F401 (AxisError: tg.AxisError, raised by checks.axis)
 from .device import array_module, canonical_device, device_of, module_for, scope, to_device, to_numpy, use_device
-from .spellings import _TorchMethods, torch_names, values_and_indices
+from .spellings import TorchMethods, torch_names, values_and_indices
 
 float32 = numpy.dtype("float32")
 float64 = numpy.dtype("float64")
@@ -50,7 +50,7 @@ def _as_array(data):
     return numpy.asarray(data) if isinstance(data, numpy.generic) else data
 
 
-class Tensor(_TorchMethods):
+class Tensor(TorchMethods):
     """An n-dimensional array on a device ("cpu" or "cuda:N") that records the ops applied to it,
     so that backward() can fill `.grad` of every tensor created with requires_grad=True.
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy
 
 from . import checkpoint
-from .autograd import _GradMode, no_grad
+from .autograd import enable_grad, no_grad
 from .device import canonical_device, to_numpy
 from .nn.functional import as_tensor
 from .spellings import torch_names
@@ -123,7 +123,7 @@ def set_grad_enabled(mode):
     (`with torch.set_grad_enabled(phase == "train"):`, which switches back at its end)."""
     if not isinstance(mode, (bool, numpy.bool_)):
         raise TypeError(f"set_grad_enabled: mode must be True or False, got {mode!r}")
-    switch = _GradMode(bool(mode))
+    switch = enable_grad() if mode else no_grad()
     switch.__enter__()  # NOTE: a plain call switches at once and for good, as torch's
     return _Restoring(switch)
 
