@@ -118,3 +118,14 @@ def test_torch_named_arithmetic_gradients_match_central_differences(args):
 def test_clamp_gradient_matches_central_differences(a):
     gradcheck(lambda x: x.clamp(min=-0.5, max=0.7) * 3.0, [tg.Tensor(a, requires_grad=True)])
     gradcheck(lambda x: tg.clamp(x, min=-0.5), [tg.Tensor(a, requires_grad=True)])
+
+
+@pytest.mark.parametrize("make, shape", [(lambda: nn.Linear(3, 2), (4, 3)), (lambda: nn.Conv2d(1, 2, 3), (2, 1, 5, 5)),
+                                         (lambda: nn.BatchNorm2d(2), (2, 2, 3, 3))])
+def test_torch_s_p_data_equals_a_tensor_is_named(make, shape):
+    model = make()
+    p = model.parameters()[0]
+    p.data = tg.randn(*p.shape)  # torch's habit; here .data is the array itself
+    # before: a NumPy ufunc TypeError (Linear), or no error at all and a Tensor inside a Tensor (Conv2d, BatchNorm2d)
+    with pytest.raises(TypeError, match=r"\.data is a Tensor.*write p\.data = t\.data"):
+        model(tg.randn(*shape))
