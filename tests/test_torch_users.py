@@ -743,3 +743,81 @@ def test_parameter_register_and_clip_grad_value_as_torch():
         ours.add_module("bad", 3)
     with pytest.raises(ValueError, match="clip_value"):
         nn.utils.clip_grad_value_(ours.parameters(), -1)
+
+
+def _a_users_script(torch_, nn_, F_, optim_, init_state, path):
+    """One training script, written once as a PyTorch user writes it, run on torch and on tinygrad_cnn:
+    torch.device, torch.tensor, nn.Module with Conv2d/ReLU(inplace)/MaxPool2d/Dropout/Linear, SGD with momentum,
+    StepLR, clip_grad_norm_, train()/eval(), no_grad, argmax(dim, keepdim), eq/view_as, torch.max(x, 1),
+    torch.cat, tolist, copy.deepcopy of the best model, torch.save/torch.load of its state_dict."""
+    device = torch_.device("cpu")
+
+    class Net(nn_.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn_.Conv2d(1, 4, 3, 1)
+            self.conv2 = nn_.Conv2d(4, 8, 3, 1)
+            self.pool = nn_.MaxPool2d(2)
+            self.relu = nn_.ReLU(inplace=True)
+            self.dropout = nn_.Dropout(0.0)
+            self.fc1 = nn_.Linear(8 * 4 * 4, 16)
+            self.fc2 = nn_.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.relu(self.conv1(x))
+            x = self.pool(self.relu(self.conv2(x)))
+            x = torch_.flatten(self.dropout(x), 1)
+            return F_.log_softmax(self.fc2(F_.relu(self.fc1(x))), dim=1)
+
+    model = Net().to(device)
+    model.load_state_dict({k: torch_.tensor(v) for k, v in init_state.items()})
+    optimizer = optim_.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scheduler = optim_.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
+    data = torch_.tensor(_data(12, 1, 12, 12, seed=5))
+    target = torch_.tensor(np.arange(12) % 10)
+    best_acc, best_model, history = -1.0, None, []
+    for epoch in range(3):
+        model.train()
+        for i in range(0, len(data), 4):
+            x, y = data[i:i + 4].to(device), target[i:i + 4].to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = F_.nll_loss(model(x), y)
+            loss.backward()
+            nn_.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+            optimizer.step()
+        scheduler.step()
+        model.eval()
+        correct, test_loss, preds = 0, 0.0, []
+        with torch_.no_grad():
+            output = model(data)
+            test_loss += F_.nll_loss(output, target, reduction="sum").item()
+            pred = output.argmax(dim=1, keepdim=True)
+            correct += pred.eq(target.view_as(pred)).sum().item()
+            preds.append(torch_.max(output, 1)[1])
+        accuracy = correct / len(data)
+        if accuracy > best_acc:
+            best_acc, best_model = accuracy, copy.deepcopy(model)
+        history.append((test_loss, correct, torch_.cat(preds).tolist(), scheduler.get_last_lr()[0]))
+    torch_.save(best_model.state_dict(), path)
+    reloaded = Net()
+    reloaded.load_state_dict(torch_.load(path))
+    state = {k: np.asarray(v.cpu().numpy() if hasattr(v, "cpu") else v) for k, v in reloaded.state_dict().items()}
+    return history, state, best_acc
+
+
+def test_a_users_whole_training_script_runs_unchanged_and_matches_torch(tmp_path):
+    tg.manual_seed(0)
+    init_state = dict(nn.Sequential(nn.Conv2d(1, 4, 3, 1), nn.Conv2d(4, 8, 3, 1), nn.Linear(128, 16),
+                                    nn.Linear(16, 10)).state_dict())
+    init_state = {name.replace("layers.0", "conv1").replace("layers.1", "conv2").replace("layers.2", "fc1")
+                  .replace("layers.3", "fc2"): value for name, value in init_state.items()}
+    # before: 'module' object is not callable (torch.device, torch.tensor), then no MaxPool2d, ReLU(inplace),
+    # torch.max(x, 1), torch.cat, copy.deepcopy, torch.save/load, ...
+    ours = _a_users_script(tg, nn, F, optim, init_state, tmp_path / "best.safetensors")
+    theirs = _a_users_script(torch, torch.nn, torch.nn.functional, torch.optim, init_state, tmp_path / "best.pt")
+    for (loss, correct, preds, lr), (their_loss, their_correct, their_preds, their_lr) in zip(ours[0], theirs[0]):
+        assert loss == pytest.approx(their_loss, rel=1e-4) and lr == pytest.approx(their_lr, rel=1e-12)
+        assert correct == their_correct and preds == their_preds
+    assert ours[2] == theirs[2] and sorted(ours[1]) == sorted(theirs[1])
+    for k, v in ours[1].items():
+        np.testing.assert_allclose(v, theirs[1][k], rtol=1e-4, atol=1e-6, err_msg=k)
