@@ -821,3 +821,37 @@ def test_a_users_whole_training_script_runs_unchanged_and_matches_torch(tmp_path
     assert ours[2] == theirs[2] and sorted(ours[1]) == sorted(theirs[1])
     for k, v in ours[1].items():
         np.testing.assert_allclose(v, theirs[1][k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_module_double_float_and_to_dtype_as_torch():
+    tg.manual_seed(0)
+    ours = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 3))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(18, 3))
+    names = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+    theirs.load_state_dict({**theirs.state_dict(), **{k.replace("layers.", "").rsplit(".", 1)[0] + "." +
+                            names.get(k.rsplit(".", 1)[1], k.rsplit(".", 1)[1]): torch.tensor(v)
+                            for k, v in ours.state_dict().items()}})
+    opt = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    x = _data(4, 1, 5, 5).astype("float64")
+    (ours(tg.Tensor(x.astype("float32"))) ** 2).mean().backward()
+    opt.step()  # the optimizer has laid the float32 weights out in its buffers
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            q.copy_(torch.tensor(p.numpy()))
+    # before: AttributeError ('Sequential' object has no attribute 'double'), and to(float64) a TypeError
+    assert ours.double() is ours and theirs.double() is theirs
+    assert {t.dtype.name for _, t in ours.named_parameters()} == {"float64"} == \
+        {str(t.dtype).replace("torch.", "") for t in theirs.parameters()}
+    ours.train(), theirs.train()
+    out, their_out = ours(tg.Tensor(x)), theirs(torch.tensor(x))
+    assert out.dtype == np.float64 and their_out.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), their_out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    opt.zero_grad()
+    (out ** 2).mean().backward()
+    opt.step()  # the optimizer lays the float64 weights out again
+    assert ours[0].weight.dtype == np.float64 and ours[0].weight.grad.dtype == np.float64
+    assert ours.to(tg.float32) is ours and ours[4].weight.dtype == np.float32 and ours(tg.Tensor(x)).dtype == np.float32
+    assert ours.to("cpu", tg.float64)[4].bias.dtype == np.float64 and ours.float()[1].moving_mean.dtype == np.float32
+    with pytest.raises(TypeError, match="floating-point"):
+        ours.to(tg.long)

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 import numpy
 
 from ..checkpoint import load_arrays, save_arrays
+from ..checks import to_arguments
 from ..device import array_module, canonical_device, to_device, to_numpy, use_device
 from ..tensor import Tensor
 
@@ -155,11 +156,20 @@ class Module:
         for p in self.parameters():
             p.grad = None if set_to_none or p.grad is None else p.grad.zero_()
 
-    def to(self, device):
-        """Move parameters and buffers to `device` in place: they stay the same leaf Tensor objects
-        (so references held elsewhere see the move), but an optimizer's state does not follow, so
-        create the optimizer after moving. Layers not yet built will build there."""
-        device = canonical_device(device)
+    def to(self, *args, device=None, dtype=None, non_blocking=False):
+        """Move parameters and buffers to a device and/or cast the floating-point ones to a float dtype, in
+        place, as torch's module.to: to("cuda"), to(torch.float64), to("cuda", torch.float64), to(tensor).
+        They stay the same leaf Tensor objects (so references held elsewhere see the change), but an
+        optimizer's state does not follow a move, so create the optimizer after moving. Layers not yet built
+        will build there, in that dtype."""
+        device, dtype = to_arguments(None, args, device, dtype)
+        if dtype is not None:
+            if dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}.to: dtype must be a floating-point type (torch casts only "
+                                f"floating-point parameters), got {dtype}")
+            self._cast_floats(dtype)
+        if device is None:
+            return self
         for module in self.modules():
             module.device = device
         for _, t in self._named_tensors():
@@ -167,6 +177,29 @@ class Module:
             if t.grad is not None:
                 _move(t.grad, device)
         return self
+
+    def _cast_floats(self, dtype):
+        for module in self.modules():
+            if isinstance(getattr(module, "dtype", None), numpy.dtype):
+                module.dtype = dtype
+        for _, t in self._named_tensors():
+            if t.dtype.kind == "f" and t.dtype != dtype:
+                with use_device(t.device):
+                    t.data = t.data.astype(dtype)
+                    t.grad = None if t.grad is None else Tensor.wrap(t.grad.data.astype(dtype), t.device)
+                t.version_counter[0] += 1
+
+    def double(self):
+        """Cast the floating-point parameters and buffers to float64, as torch's (gradcheck wants it)."""
+        return self.to(dtype=numpy.dtype("float64"))
+
+    def float(self):
+        """Cast the floating-point parameters and buffers to float32, as torch's."""
+        return self.to(dtype=numpy.dtype("float32"))
+
+    def half(self):
+        """Cast the floating-point parameters and buffers to float16, as torch's."""
+        return self.to(dtype=numpy.dtype("float16"))
 
     def cuda(self, index=0):
         """Move to GPU `index`: `to(f"cuda:{index}")` (DeviceError without CuPy or a GPU)."""
