@@ -855,3 +855,15 @@ def test_module_double_float_and_to_dtype_as_torch():
     assert ours.to("cpu", tg.float64)[4].bias.dtype == np.float64 and ours.float()[1].moving_mean.dtype == np.float32
     with pytest.raises(TypeError, match="floating-point"):
         ours.to(tg.long)
+
+
+def test_torch_keys_of_an_optimizer_state_dict_say_where_they_are():
+    ours, theirs = _linear_pair()
+    opt, their_opt = optim.Adam(ours.parameters(), lr=0.01), torch.optim.Adam(theirs.parameters(), lr=0.01)
+    assert their_opt.state_dict()["param_groups"][0]["lr"] == 0.01
+    # before: KeyError: 'param_groups', naming nothing else
+    with pytest.raises(KeyError, match=r"state_dict\(\) here is flat.*state_dict\(\)\['lr'\]"):
+        opt.state_dict()["param_groups"]
+    assert opt.state_dict()["lr"] == opt.param_groups[0]["lr"] == 0.01 and opt.state_dict().get("state") is None
+    with pytest.raises(KeyError, match="^'nope'$"):
+        opt.state_dict()["nope"]

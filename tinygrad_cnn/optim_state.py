@@ -26,6 +26,19 @@ def at_least(value, name, low=0.0):
     return value
 
 
+class FlatState(dict):
+    """An optimizer's state_dict(): a plain dict, whose missing torch keys ("param_groups", "state") say
+    where their contents are here, where a dict's KeyError would name the key alone."""
+
+    def __missing__(self, key):
+        if key in ("param_groups", "state"):
+            raise KeyError(f"{key!r}: an optimizer's state_dict() here is flat, not torch's {{'state', "
+                           f"'param_groups'}}: the hyper-parameters are its keys (state_dict()['lr']), each "
+                           f"parameter's buffers 'state.<i>.<name>'; optimizer.param_groups[0]['lr'] is torch's "
+                           f"group view")
+        raise KeyError(key)
+
+
 # what an optimizer makes again when unpickled or deep-copied (see StateDict.__getstate__)
 _REMADE = ("engine", "_groups", "_param_groups", "state", "steps", "_skipped")
 
@@ -40,7 +53,7 @@ class StateDict:
         """A flat dict of NumPy arrays and Python scalars (np.savez-able): the hyper-parameters,
         "param_count", and "state.<i>.<name>" for each parameter's buffers and step count (once it
         has had an applied step). NOTE: on a GPU this copies the state to the host (a few syncs)."""
-        out = {name: getattr(self, name) for name in self._hyper_names}
+        out = FlatState({name: getattr(self, name) for name in self._hyper_names})
         out["param_count"] = len(self.params)
         for i, (count, arrays) in enumerate(self._export()):
             out.update({f"state.{i}.{name}": value for name, value in arrays.items()})
