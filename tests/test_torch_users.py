@@ -867,3 +867,42 @@ def test_torch_keys_of_an_optimizer_state_dict_say_where_they_are():
     assert opt.state_dict()["lr"] == opt.param_groups[0]["lr"] == 0.01 and opt.state_dict().get("state") is None
     with pytest.raises(KeyError, match="^'nope'$"):
         opt.state_dict()["nope"]
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_torch_utils_data_batches_as_torch(drop_last):
+    from tinygrad_cnn.utils.data import DataLoader, Dataset, TensorDataset  # torch's import path, before: no module
+    x, y = _data(7, 2, 3), np.arange(7) % 3
+
+    def pairs(lib, loader_cls, dataset):
+        return [tuple(np.asarray(t.numpy() if hasattr(t, "numpy") else t) for t in batch)
+                for batch in loader_cls(dataset, batch_size=3, drop_last=drop_last)]
+
+    def make_dataset(base, to_sample):
+        class Pairs(base):  # a user's Dataset: a NumPy image and a Python int label per sample
+            def __len__(self):
+                return len(x)
+
+            def __getitem__(self, i):
+                return to_sample(x[i]), int(y[i]), 0.5 * i
+        return Pairs()
+    for ours_ds, theirs_ds in [(TensorDataset(tg.tensor(x), tg.tensor(y)), torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y))),
+                               (make_dataset(Dataset, np.asarray), make_dataset(torch.utils.data.Dataset, np.asarray)),
+                               (make_dataset(Dataset, tg.tensor), make_dataset(torch.utils.data.Dataset, torch.tensor))]:
+        ours, theirs = pairs(tg, DataLoader, ours_ds), pairs(torch, torch.utils.data.DataLoader, theirs_ds)
+        assert len(ours) == len(theirs) == len(DataLoader(ours_ds, batch_size=3, drop_last=drop_last))
+        for batch, their_batch in zip(ours, theirs):
+            for a, b in zip(batch, their_batch):
+                assert a.dtype == b.dtype and a.shape == b.shape
+                np.testing.assert_array_equal(a, b)
+    # shuffled: each epoch a permutation, repeated by the same manual_seed (as torch.manual_seed repeats torch's)
+    loader = DataLoader(TensorDataset(tg.tensor(y)), batch_size=2, shuffle=True)
+    tg.manual_seed(3)
+    first = [b[0].tolist() for b in loader]
+    tg.manual_seed(3)
+    assert [b[0].tolist() for b in loader] == first and sorted(sum(first, [])) == sorted(y.tolist())
+    assert len(loader.dataset) == 7
+    with pytest.raises(TypeError, match=r"tinygrad_cnn\.data\.DataLoader\(x, y"):
+        DataLoader(np.zeros((3, 2)).tolist().__iter__())
+    with pytest.raises(ValueError, match="one first size"):
+        TensorDataset(tg.zeros(3), tg.zeros(4))

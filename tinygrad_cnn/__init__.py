@@ -1,4 +1,7 @@
 """tinygrad_cnn: a small deep-learning framework on NumPy (CPU) and CuPy (GPU)."""
+import sys as _sys
+import types as _types
+
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .device import DeviceError, cuda_available
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
@@ -18,7 +21,12 @@ from .keras.ops import convert_to_tensor  # tf.convert_to_tensor
 from .nn.functional import flatten  # torch.flatten(x, 1)
 from . import cuda  # torch.cuda.is_available()
 from . import kernels  # NOTE: registers the fast kernels in place of the reference ops (see kernels.TABLE)
-from . import torch_functions
+from . import torch_functions, torch_data
+
+# torch.utils.data's import path, `from tinygrad_cnn.utils.data import DataLoader` (torch_data.py)
+utils = _types.ModuleType(__name__ + ".utils", "torch.utils' spelling: utils.data (tinygrad_cnn.torch_data).")
+utils.data = _sys.modules[__name__ + ".utils.data"] = torch_data
+_sys.modules[utils.__name__] = utils
 from .torch_functions import argmax  # torch.argmax and tf.argmax: without an axis, over the flattened input
 
 # torch's top-level names (torch.cat, torch.max(x, 1), torch.save, torch.long, ...): attributes, left out of

@@ -199,8 +199,6 @@ TORCH_ONLY = {
     "randint": "write tinygrad_cnn.Tensor(tinygrad_cnn.get_rng().integers(low, high, size))",
     "randperm": "write tinygrad_cnn.Tensor(tinygrad_cnn.get_rng().permutation(n))",
     "linspace": "write tinygrad_cnn.Tensor(numpy.linspace(start, end, steps, dtype='float32'))",
-    "utils": "write tinygrad_cnn.data.DataLoader(x, y, batch_size=..., shuffle=...) over NumPy arrays for "
-             "torch.utils.data (no Dataset class, no workers)",
     "Size": "a plain tuple: x.size() and x.shape are tuples",
     "compile": "drop torch.compile: there is no compiler here",
     "jit": "there is no TorchScript: save the weights with model.save(...)",
