@@ -30,6 +30,12 @@ MODULES = {
     "tinygrad_cnn.torch_nn": "torch.nn's spelling for PyTorch code (`import tinygrad_cnn.torch_nn as nn`): "
                              "`Conv2d` and `Linear` in PyTorch's argument order, and the rest of `nn` under the same "
                              "names; see [from-pytorch.md](from-pytorch.md).",
+    "tinygrad_cnn.torch_functions": "torch's top-level functions (`torch.cat`, `torch.tensor`, `torch.max(x, 1)`, "
+                                    "`torch.save`, ...), all also attributes of `tinygrad_cnn` (`import tinygrad_cnn "
+                                    "as torch`), as are torch's dtype names (`torch.long`, `torch.float`); see "
+                                    "[from-pytorch.md](from-pytorch.md).",
+    "tinygrad_cnn.torch_data": "torch.utils.data's spelling (`from tinygrad_cnn.utils.data import DataLoader, "
+                               "TensorDataset, Dataset`): batches of a Dataset as torch's default collate makes them.",
     "tinygrad_cnn.nn.functional": "Stateless layer functions and the losses; usually imported as `F`.",
     "tinygrad_cnn.nn.init": "Weight initialisers, by name (`kernel_initializer='he_uniform'`) or as functions.",
     "tinygrad_cnn.optim": "Optimizers and learning-rate schedules.",

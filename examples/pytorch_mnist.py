@@ -1,10 +1,12 @@
 """The classic PyTorch MNIST example (pytorch/examples, mnist/main.py: two convolutions, dropout, Adadelta at
 lr 1.0 with StepLR(gamma=0.7)) on tinygrad_cnn, with its imports changed and three edits, each marked EDIT:
 
-    1. the device: a name ("cuda" or "cpu"), where torch makes torch.device objects (and probes Apple's MPS);
+    1. the device: torch.device("cuda" if use_cuda else "cpu") (it gives the name, "cuda:0" or "cpu"), where
+       torch's example also probes Apple's MPS (torch.backends.mps: there is no MPS here);
     2. the data: the bundled MNIST through tinygrad_cnn.data.DataLoader, where torch uses torchvision's
        datasets, transforms and torch.utils.data.DataLoader (the same normalisation, 0.1307 and 0.3081);
-    3. saving: model.save("mnist_cnn.safetensors"), where torch pickles the state_dict with torch.save.
+    3. saving: torch.save(model.state_dict(), "mnist_cnn.safetensors"), where torch pickles to "mnist_cnn.pt"
+       (nothing here pickles: .safetensors, which torch.load here and safetensors.torch.load_file read back).
 
 Everything else is PyTorch's code as written: nn.Conv2d(1, 32, 3, 1), nn.Linear(9216, 128), F.relu,
 F.max_pool2d, torch.flatten(x, 1), F.log_softmax(x, dim=1), F.nll_loss, optim.Adadelta, StepLR, model.train(),
@@ -24,7 +26,7 @@ from tinygrad_cnn import optim  # noqa: E402  (was: import torch.optim as optim)
 from tinygrad_cnn.data import DataLoader  # noqa: E402  (was: from torchvision import datasets, transforms)
 from tinygrad_cnn.datasets import mnist  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402  (was: import torch.nn.functional as F)
-from tinygrad_cnn.optim import StepLR  # noqa: E402  (was: from torch.optim.lr_scheduler import StepLR)
+from tinygrad_cnn.optim.lr_scheduler import StepLR  # noqa: E402  (was: from torch.optim.lr_scheduler import StepLR)
 
 
 class Net(nn.Module):
@@ -117,7 +119,7 @@ def main():
 
     torch.manual_seed(args.seed)
 
-    device = "cuda" if use_cuda else "cpu"  # EDIT 1: a device name (torch: torch.device("cuda") / ("cpu"))
+    device = torch.device("cuda" if use_cuda else "cpu")  # EDIT 1 (torch: also "mps" via torch.backends.mps)
 
     train_kwargs = {'batch_size': args.batch_size}
     test_kwargs = {'batch_size': args.test_batch_size}
@@ -143,7 +145,7 @@ def main():
         scheduler.step()
 
     if args.save_model:
-        model.save("mnist_cnn.safetensors")  # EDIT 3 (torch: torch.save(model.state_dict(), "mnist_cnn.pt"))
+        torch.save(model.state_dict(), "mnist_cnn.safetensors")  # EDIT 3 (torch: "mnist_cnn.pt", a pickle)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 """Snippets a PyTorch user writes, run here and in real torch (skipped without it): where tinygrad_cnn
 claims PyTorch's spelling, it gives PyTorch's answer, or a clear error naming what is not offered."""
+import copy
 import pickle
 
 import numpy as np
@@ -416,3 +417,492 @@ def test_max_with_keepdim_gives_values_and_indices_as_torch(name):
     for values in (getattr(x, name)(1), getattr(x, name)(1, True), getattr(x, name)(1, keepdims=True)):
         assert isinstance(values, tg.Tensor)
     np.testing.assert_array_equal(getattr(x, name)(1).numpy(), getattr(a, name)(1))
+
+
+def test_deepcopy_and_pickle_of_tensors_as_torch():
+    a = _data(3, 2)
+    x, xt = tg.Tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    (x * x).sum().backward()
+    (xt * xt).sum().backward()
+    # before: TypeError "cannot pickle 'module' object" for every deepcopy or pickle of a Tensor
+    for ours, theirs in [(copy.deepcopy(x), copy.deepcopy(xt)), (pickle.loads(pickle.dumps(x)), pickle.loads(pickle.dumps(xt)))]:
+        assert (ours.requires_grad, ours.is_leaf, ours.grad is None) == (theirs.requires_grad, theirs.is_leaf, theirs.grad is None)
+        np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
+        if theirs.grad is not None:
+            np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    with pytest.raises(RuntimeError, match="graph leaves") as ours_error:
+        copy.deepcopy(x * 2)
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(xt * 2)
+    assert "deep-copy t.detach()" in str(ours_error.value)
+    # an optimizer copied with its model holds the copied parameters in both; copied alone, copies of them
+    ours, theirs = _linear_pair()
+    opt, their_opt = optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)
+    ours2, opt2 = copy.deepcopy((ours, opt))
+    theirs2, their_opt2 = copy.deepcopy((theirs, their_opt))
+    assert [p is q for p, q in zip(opt2.param_groups[0]["params"], ours2.parameters())] == \
+        [p is q for p, q in zip(their_opt2.param_groups[0]["params"], theirs2.parameters())] == [True, True]
+    assert [p is q for p, q in zip(copy.deepcopy(opt).params, ours.parameters())] == \
+        [p is q for p, q in zip(copy.deepcopy(their_opt).param_groups[0]["params"], theirs.parameters())] == [False, False]
+
+
+def test_tensor_methods_under_torch_names_match_torch():
+    a, b = _data(3, 4), _data(3, 4, seed=1)
+    x, y = tg.Tensor(a, requires_grad=True), tg.Tensor(b, requires_grad=True)
+    xt, yt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    # before: AttributeError for each ('Tensor' object has no attribute 'dim', 'pow', 'clamp', 'long', ...)
+    assert x.dim() == xt.dim() == x.ndimension() == 2 and x.is_cuda is xt.is_cuda is False
+    assert x.contiguous() is x and x.t().shape == tuple(xt.t().shape) == (4, 3)
+    pairs = [(x.pow(2), xt.pow(2)), (x.add(y, alpha=0.5), xt.add(yt, alpha=0.5)), (x.sub(y, alpha=2), xt.sub(yt, alpha=2)),
+             (x.mul(y), xt.mul(yt)), (x.div(2.0), xt.div(2.0)), (x.clamp(min=-0.5, max=0.5), xt.clamp(min=-0.5, max=0.5)),
+             (x.clamp(min=0), xt.clamp(min=0)), (x.clamp(-0.1, 0.2), xt.clamp(-0.1, 0.2)), (x.t(), xt.t()),
+             (x.matmul(y.t()), xt.matmul(yt.t())), (x.mm(y.t()), xt.mm(yt.t()))]
+    total, their_total = 0, 0
+    for k, (ours, theirs) in enumerate(pairs):  # values, then gradients against a random upstream gradient each
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-6, atol=1e-7)
+        g = _data(*ours.shape, seed=10 + k)
+        total, their_total = total + (ours * tg.Tensor(g)).sum(), their_total + (theirs * torch.tensor(g)).sum()
+    total.backward()
+    their_total.backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.grad.numpy(), yt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    for name in ("long", "int", "bool", "float", "double"):
+        ours, theirs = getattr(x, name)(), getattr(xt, name)()
+        assert ours.dtype.name == str(theirs.dtype).replace("torch.", "") and ours.requires_grad == theirs.requires_grad
+        np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
+    np.testing.assert_array_equal(x.ne(y).numpy(), xt.ne(yt).numpy())
+    with pytest.raises(RuntimeError, match="<= 2 dimensions"):
+        tg.Tensor(_data(2, 2, 2)).t()
+    with pytest.raises(RuntimeError, match="<= 2 dimensions"):
+        torch.tensor(_data(2, 2, 2)).t()
+    with pytest.raises(RuntimeError, match="2-D"):
+        tg.Tensor(_data(2, 2, 2)).mm(x)
+
+
+def test_top_level_functions_match_torch():
+    a = _data(3, 4)
+    x, xt = tg.Tensor(a), torch.tensor(a)
+    # before: AttributeError (no tg.cat, tg.max, tg.sum, tg.long, ...), and "'module' object is not callable"
+    # for tg.tensor(...) and tg.device(...): those names are the package's submodules
+    assert tg.cat([x, x], 1).shape == tuple(torch.cat([xt, xt], 1).shape) == (3, 8)
+    np.testing.assert_array_equal(tg.cat((x, x), dim=0).numpy(), torch.cat((xt, xt), dim=0).numpy())
+    for data in ([1.0, 2.0], [1, 2], [True, False], 3.5, 7, np.ones(2), np.ones(2, "float32"), np.arange(3)):
+        assert tg.tensor(data).dtype.name == str(torch.tensor(data).dtype).replace("torch.", ""), data
+    source = np.zeros(3, "float32")
+    copied, shared = tg.tensor(source), tg.from_numpy(source)
+    their_copied, their_shared = torch.tensor(source), torch.from_numpy(source)
+    source[0] = 5.0
+    assert copied.numpy()[0] == their_copied[0].item() == 0.0 and shared.numpy()[0] == their_shared[0].item() == 5.0
+    assert tg.tensor([1.0], requires_grad=True).requires_grad and tg.tensor(x).data is not x.data
+    ours, theirs = tg.max(x, 1), torch.max(xt, 1)  # the CIFAR tutorial's `_, predicted = torch.max(outputs, 1)`
+    np.testing.assert_array_equal(ours[1].numpy(), theirs[1].numpy())
+    np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+    np.testing.assert_array_equal(tg.min(x, dim=0, keepdim=True).indices.numpy(), torch.min(xt, dim=0, keepdim=True).indices.numpy())
+    assert tg.max(x).item() == torch.max(xt).item() and tg.min(x).item() == torch.min(xt).item()
+    np.testing.assert_array_equal(tg.max(x, tg.zeros(3, 4)).numpy(), torch.max(xt, torch.zeros(3, 4)).numpy())
+    for name, args in [("sum", ()), ("sum", (1,)), ("mean", (0,)), ("exp", ()), ("abs", ()), ("softmax", (1,)),
+                       ("log_softmax", (1,)), ("sigmoid", ()), ("tanh", ()), ("relu", ()), ("t", ())]:
+        np.testing.assert_allclose(getattr(tg, name)(x, *args).numpy(), getattr(torch, name)(xt, *args).numpy(),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    # before: tg.argmax(x) without a dim was the last axis' (keras.ops.argmax here), silently not torch's flat index
+    for args, kwargs in [((), {}), ((1,), {}), ((), {"dim": 0, "keepdim": True})]:
+        for name in ("argmax", "argmin"):
+            assert getattr(tg, name)(x, *args, **kwargs).numpy().tolist() == getattr(torch, name)(xt, *args, **kwargs).tolist()
+    np.testing.assert_allclose(tg.clamp(x, min=0).numpy(), torch.clamp(xt, min=0).numpy())
+    np.testing.assert_allclose(tg.mm(x, x.t()).numpy(), torch.mm(xt, xt.t()).numpy(), rtol=1e-6)
+    assert tg.is_tensor(x) and not tg.is_tensor(a) and tg.numel(x) == torch.numel(xt) == 12
+    for name in ("float", "double", "long", "int", "int64", "int32", "float32", "float64", "half", "uint8", "bool"):
+        theirs = str(getattr(torch, name)).replace("torch.", "")
+        assert getattr(tg, name) == np.dtype(theirs), name
+        assert x.to(getattr(tg, name)).dtype.name == str(xt.to(getattr(torch, name)).dtype).replace("torch.", "")
+    assert tg.device("cpu") == str(torch.device("cpu")) == "cpu" and x.to(tg.device("cpu")) is x
+    assert tg.device("cuda", 1) == str(torch.device("cuda", 1)) == "cuda:1" and tg.device("cuda") == "cuda:0"
+    assert tg.device.canonical_device("gpu") == "cuda:0"  # still the module it was
+    from tinygrad_cnn.tensor import Tensor  # and its imports are unchanged
+    assert Tensor is tg.Tensor
+    with pytest.raises(TypeError, match="from_numpy: expected a numpy.ndarray"):
+        tg.from_numpy([1.0])
+
+
+def test_set_grad_enabled_and_inference_mode_as_torch():
+    x, xt = tg.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
+    for phase in ("train", "val"):  # the transfer-learning tutorial's loop
+        with tg.set_grad_enabled(phase == "train"), torch.set_grad_enabled(phase == "train"):
+            assert (x * 2).requires_grad == (xt * 2).requires_grad == (phase == "train")
+        assert tg.is_grad_enabled() and torch.is_grad_enabled()
+    tg.set_grad_enabled(False), torch.set_grad_enabled(False)  # a plain call switches for good, in both
+    try:
+        assert not tg.is_grad_enabled() and not torch.is_grad_enabled()
+    finally:
+        tg.set_grad_enabled(True), torch.set_grad_enabled(True)
+    with tg.inference_mode(), torch.inference_mode():
+        assert not (x * 2).requires_grad and not (xt * 2).requires_grad
+
+    @tg.inference_mode()
+    def predict(t):
+        return t * 2
+    assert not predict(x).requires_grad and tg.is_grad_enabled()
+    with pytest.raises(TypeError, match="mode must be True or False"):
+        tg.set_grad_enabled("yes")
+
+
+def test_module_children_and_requires_grad_as_torch():
+    ours = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    # before: AttributeError ('Sequential' object has no attribute 'children' / 'requires_grad_')
+    assert [type(m).__name__ for m in ours.children()] == [type(m).__name__ for m in theirs.children()]
+    assert ours.requires_grad_(False) is ours and theirs.requires_grad_(False) is theirs
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in theirs.parameters()] == [False] * 4
+    ours.children()[2].requires_grad_(), list(theirs.children())[2].requires_grad_()
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in theirs.parameters()]
+    assert len(ours.parameters()) == 4 and ours.count_params() == 4 * 2 + 2
+
+
+def test_an_ema_of_the_weights_matches_torch():
+    """The EMA habit: ema = copy.deepcopy(model), then ema_p.mul_(d).add_(p, alpha=1 - d) under no_grad."""
+    ours, theirs = _linear_pair()
+    ema, their_ema = copy.deepcopy(ours), copy.deepcopy(theirs)
+    opt, their_opt = optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)
+    x = _data(4, 3)
+    for _ in range(3):
+        opt.zero_grad(), their_opt.zero_grad()
+        (ours(tg.Tensor(x)) ** 2).mean().backward()
+        (theirs(torch.tensor(x)) ** 2).mean().backward()
+        opt.step(), their_opt.step()
+        with tg.no_grad(), torch.no_grad():  # before: TypeError (add_() got an unexpected keyword argument 'alpha')
+            for e, p in zip(ema.parameters(), ours.parameters()):
+                e.mul_(0.9).add_(p, alpha=0.1)
+            for e, p in zip(their_ema.parameters(), theirs.parameters()):
+                e.mul_(0.9).add_(p, alpha=0.1)
+            for e, p in zip(ema.parameters(), ours.parameters()):
+                e.sub_(p, alpha=0.0)
+    for e, f in zip(ema.parameters(), their_ema.parameters()):
+        np.testing.assert_allclose(e.numpy(), f.detach().numpy(), rtol=1e-6, atol=1e-7)
+    with pytest.raises(TypeError, match="alpha must be a number"):
+        ema.weight.add_(ours.weight, alpha="0.1")
+
+
+def test_torch_layers_of_a_cnn_match_torch():
+    """nn.MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d/1d (torch's momentum, eps and unbiased running
+    variance), ReLU(inplace=True), LogSoftmax(dim), Flatten, Identity, ModuleList under torch's names."""
+    def build(lib):
+        class Net(lib.Module):
+            def __init__(self):
+                super().__init__()
+                self.features = lib.Sequential(lib.Conv2d(2, 4, 3, padding=1), lib.BatchNorm2d(4, momentum=0.2),
+                                               lib.ReLU(inplace=True), lib.MaxPool2d(2, 2), lib.Conv2d(4, 4, 3, padding=1),
+                                               lib.AvgPool2d(kernel_size=2), lib.AdaptiveAvgPool2d((1, 1)))
+                self.heads = lib.ModuleList([lib.Linear(4, 6), lib.Identity(), lib.BatchNorm1d(6)])
+                self.out = lib.Sequential(lib.Flatten(), lib.Linear(6, 3), lib.LogSoftmax(dim=1))
+
+            def forward(self, x):
+                x = lib.Flatten()(self.features(x))
+                for head in self.heads:
+                    x = head(x)
+                return self.out(x)
+        return Net()
+
+    tg.manual_seed(0)
+    # before: AttributeError (torch_nn had no MaxPool2d, BatchNorm2d, ...), TypeError for ReLU(inplace=True)
+    ours, theirs = build(nn), build(torch.nn)
+    keras_names = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+
+    def theirs_name(name):
+        *head, last = name.replace("layers.", "").split(".")
+        return ".".join(head + [keras_names.get(last, last)])
+    their_state = theirs.state_dict()
+    theirs.load_state_dict({**their_state, **{theirs_name(k): torch.tensor(v) for k, v in ours.state_dict().items()}})
+    assert sorted(theirs_name(n) for n, _ in ours.named_parameters()) == sorted(n for n, _ in theirs.named_parameters())
+    opt, their_opt = optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)
+    x, labels = _data(5, 2, 8, 8), np.arange(5) % 3
+    for _ in range(3):
+        ours.train(), theirs.train()
+        opt.zero_grad(), their_opt.zero_grad()
+        loss = F.nll_loss(ours(tg.Tensor(x)), tg.Tensor(labels))
+        their_loss = torch.nn.functional.nll_loss(theirs(torch.tensor(x)), torch.tensor(labels))
+        loss.backward(), their_loss.backward()
+        opt.step(), their_opt.step()
+        assert loss.item() == pytest.approx(their_loss.item(), rel=1e-5)
+    their_state = theirs.state_dict()
+    for name, value in ours.state_dict().items():
+        np.testing.assert_allclose(value, their_state[theirs_name(name)].numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+    ours.eval(), theirs.eval()
+    with tg.no_grad(), torch.no_grad():
+        np.testing.assert_allclose(ours(tg.Tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(NotImplementedError, match="padding=1 is not offered"):
+        nn.MaxPool2d(2, padding=1)
+    with pytest.raises(TypeError, match="give dim="):
+        nn.Softmax()
+    with pytest.raises(ValueError, match="expects 4-D input"):
+        nn.BatchNorm2d(3)(tg.Tensor(_data(2, 3)))
+    with pytest.raises(NotImplementedError, match="output_size=2"):
+        nn.AdaptiveAvgPool2d(2)
+    assert not hasattr(nn, "MaxPool2D") and not hasattr(nn, "AvgPool2D")  # no two names a letter's case apart
+
+
+def test_init_functions_and_apply_as_torch():
+    order, their_order = [], []
+    ours = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Linear(256, 128))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.ReLU(), torch.nn.Linear(256, 128))
+
+    def init_weights(m, lib, log):  # the usual weight-initialisation function
+        log.append(type(m).__name__)
+        if isinstance(m, lib.Conv2d):
+            lib.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            lib.init.zeros_(m.bias)
+        elif isinstance(m, lib.Linear):
+            lib.init.xavier_uniform_(m.weight, gain=lib.init.calculate_gain("tanh"))
+            lib.init.constant_(m.bias, 0.5)
+    # before: AttributeError ('Sequential' object has no attribute 'apply'; no init.kaiming_normal_, ...)
+    assert ours.apply(lambda m: init_weights(m, nn, order)) is ours
+    theirs.apply(lambda m: init_weights(m, torch.nn, their_order))
+    assert order == their_order == ["Conv2d", "ReLU", "Linear", "Sequential"]
+    conv, linear = ours[0], ours[2]
+    assert not conv.bias.numpy().any() and (linear.bias.numpy() == 0.5).all() and conv.weight.requires_grad
+    # the same distributions (not the same draws): kaiming's std, xavier's bound
+    assert conv.weight.numpy().std() == pytest.approx(theirs[0].weight.detach().numpy().std(), rel=0.06)
+    bound = 5 / 3 * np.sqrt(6 / (256 + 128))
+    assert np.abs(linear.weight.numpy()).max() <= bound and np.abs(theirs[2].weight.detach().numpy()).max() <= bound
+    assert np.abs(linear.weight.numpy()).max() > 0.99 * bound
+    for args in [("relu",), ("leaky_relu", 0.2), ("tanh",), ("sigmoid",), ("linear",), ("selu",)]:
+        assert nn.init.calculate_gain(*args) == pytest.approx(torch.nn.init.calculate_gain(*args))
+    for fn, args in [("uniform_", (-0.1, 0.2)), ("normal_", (1.0, 0.1)), ("kaiming_uniform_", ()), ("ones_", ())]:
+        w = getattr(nn.init, fn)(tg.zeros(400, 300), *args)
+        their_w = getattr(torch.nn.init, fn)(torch.zeros(400, 300), *args)
+        assert w.numpy().mean() == pytest.approx(their_w.mean().item(), abs=0.01)
+        assert w.numpy().std() == pytest.approx(their_w.std().item(), rel=0.02, abs=1e-6)
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        nn.init.xavier_uniform_(tg.zeros(3))
+    with pytest.raises(AttributeError, match="init.normal_"):
+        tg.zeros(3).normal_(0, 1)
+    assert optim.SGD(ours.parameters()).lr == torch.optim.SGD(theirs.parameters()).defaults["lr"]  # before: TypeError
+
+
+def test_next_of_parameters_and_init_of_weight_data_as_torch():
+    ours = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(8, 2))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Linear(8, 2))
+    # before: TypeError ('list' object is not an iterator) for the habit next(model.parameters()).device
+    first, their_first = next(ours.parameters()), next(theirs.parameters())
+    assert first.shape == tuple(their_first.shape) and first.device == str(their_first.device) == "cpu"
+    params, their_params = ours.parameters(), theirs.parameters()
+    assert [next(params).shape for _ in range(2)] == [tuple(next(their_params).shape) for _ in range(2)]
+    assert next(ours.named_parameters())[0].replace("layers.", "") == next(theirs.named_parameters())[0]
+    assert len(ours.parameters()) == len(list(theirs.parameters())) == 6  # still a list here
+
+    def weights_init(m, lib):  # the DCGAN tutorial's, on the weight's .data
+        if isinstance(m, lib.Conv2d):
+            lib.init.normal_(m.weight.data, 0.0, 0.02)
+        elif isinstance(m, lib.BatchNorm2d):
+            lib.init.normal_((m.gamma if lib is nn else m.weight).data, 1.0, 0.02)
+            lib.init.constant_((m.beta if lib is nn else m.bias).data, 0)
+    # before: TypeError (expected a Tensor, got ndarray): .data is the array here
+    ours.apply(lambda m: weights_init(m, nn))
+    theirs.apply(lambda m: weights_init(m, torch.nn))
+    assert ours[0].weight.numpy().std() == pytest.approx(theirs[0].weight.detach().std().item(), rel=0.15)
+    assert abs(ours[0].weight.numpy().mean()) < 0.01 and not ours[1].beta.numpy().any()
+    assert ours[1].gamma.numpy().mean() == pytest.approx(1.0, abs=0.03)
+
+
+def test_parameter_register_and_clip_grad_value_as_torch():
+    def build(lib, t):
+        class Scale(lib.Module):  # a custom module with its own weights, as torch users write one
+            def __init__(self):
+                super().__init__()
+                self.w = lib.Parameter(t.tensor(_data(3, 2)))
+                self.frozen = lib.Parameter(t.zeros(2), requires_grad=False)
+                self.register_parameter("b", lib.Parameter(t.ones(2)))
+                self.add_module("head", lib.Linear(2, 2))
+                self.register_buffer("count", t.zeros(1))
+
+            def forward(self, x):
+                return self.head(x @ self.w + self.b + self.frozen)
+        return Scale()
+    tg.manual_seed(0)
+    # before: AttributeError (no nn.Parameter, register_parameter, add_module, buffers, clip_grad_value_)
+    ours, theirs = build(nn, tg), build(torch.nn, torch)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()] == \
+        ["w", "frozen", "b", "head.weight", "head.bias"]
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in theirs.parameters()]
+    assert len(ours.buffers()) == len(list(theirs.buffers())) == 1
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    x = _data(4, 3, seed=3)
+    (ours(tg.Tensor(x)) ** 2).sum().backward()
+    (theirs(torch.tensor(x)) ** 2).sum().backward()
+    nn.utils.clip_grad_value_(ours.parameters(), 0.5)
+    torch.nn.utils.clip_grad_value_(theirs.parameters(), 0.5)
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        assert (p.grad is None) == (q.grad is None)
+        if p.grad is not None:
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-6)
+    source = tg.zeros(2)
+    shared = nn.Parameter(source)  # torch's Parameter shares the tensor's memory
+    with tg.no_grad():
+        shared.add_(1.0)
+    assert source.numpy().tolist() == [1.0, 1.0] and shared.is_leaf and shared.requires_grad
+    with pytest.raises(TypeError, match="must be a Module"):
+        ours.add_module("bad", 3)
+    with pytest.raises(ValueError, match="clip_value"):
+        nn.utils.clip_grad_value_(ours.parameters(), -1)
+
+
+def _a_users_script(torch_, nn_, F_, optim_, init_state, path):
+    """One training script, written once as a PyTorch user writes it, run on torch and on tinygrad_cnn:
+    torch.device, torch.tensor, nn.Module with Conv2d/ReLU(inplace)/MaxPool2d/Dropout/Linear, SGD with momentum,
+    StepLR, clip_grad_norm_, train()/eval(), no_grad, argmax(dim, keepdim), eq/view_as, torch.max(x, 1),
+    torch.cat, tolist, copy.deepcopy of the best model, torch.save/torch.load of its state_dict."""
+    device = torch_.device("cpu")
+
+    class Net(nn_.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn_.Conv2d(1, 4, 3, 1)
+            self.conv2 = nn_.Conv2d(4, 8, 3, 1)
+            self.pool = nn_.MaxPool2d(2)
+            self.relu = nn_.ReLU(inplace=True)
+            self.dropout = nn_.Dropout(0.0)
+            self.fc1 = nn_.Linear(8 * 4 * 4, 16)
+            self.fc2 = nn_.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.relu(self.conv1(x))
+            x = self.pool(self.relu(self.conv2(x)))
+            x = torch_.flatten(self.dropout(x), 1)
+            return F_.log_softmax(self.fc2(F_.relu(self.fc1(x))), dim=1)
+
+    model = Net().to(device)
+    model.load_state_dict({k: torch_.tensor(v) for k, v in init_state.items()})
+    optimizer = optim_.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scheduler = optim_.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
+    data = torch_.tensor(_data(12, 1, 12, 12, seed=5))
+    target = torch_.tensor(np.arange(12) % 10)
+    best_acc, best_model, history = -1.0, None, []
+    for epoch in range(3):
+        model.train()
+        for i in range(0, len(data), 4):
+            x, y = data[i:i + 4].to(device), target[i:i + 4].to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = F_.nll_loss(model(x), y)
+            loss.backward()
+            nn_.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+            optimizer.step()
+        scheduler.step()
+        model.eval()
+        correct, test_loss, preds = 0, 0.0, []
+        with torch_.no_grad():
+            output = model(data)
+            test_loss += F_.nll_loss(output, target, reduction="sum").item()
+            pred = output.argmax(dim=1, keepdim=True)
+            correct += pred.eq(target.view_as(pred)).sum().item()
+            preds.append(torch_.max(output, 1)[1])
+        accuracy = correct / len(data)
+        if accuracy > best_acc:
+            best_acc, best_model = accuracy, copy.deepcopy(model)
+        history.append((test_loss, correct, torch_.cat(preds).tolist(), scheduler.get_last_lr()[0]))
+    torch_.save(best_model.state_dict(), path)
+    reloaded = Net()
+    reloaded.load_state_dict(torch_.load(path))
+    state = {k: np.asarray(v.cpu().numpy() if hasattr(v, "cpu") else v) for k, v in reloaded.state_dict().items()}
+    return history, state, best_acc
+
+
+def test_a_users_whole_training_script_runs_unchanged_and_matches_torch(tmp_path):
+    tg.manual_seed(0)
+    init_state = dict(nn.Sequential(nn.Conv2d(1, 4, 3, 1), nn.Conv2d(4, 8, 3, 1), nn.Linear(128, 16),
+                                    nn.Linear(16, 10)).state_dict())
+    init_state = {name.replace("layers.0", "conv1").replace("layers.1", "conv2").replace("layers.2", "fc1")
+                  .replace("layers.3", "fc2"): value for name, value in init_state.items()}
+    # before: 'module' object is not callable (torch.device, torch.tensor), then no MaxPool2d, ReLU(inplace),
+    # torch.max(x, 1), torch.cat, copy.deepcopy, torch.save/load, ...
+    ours = _a_users_script(tg, nn, F, optim, init_state, tmp_path / "best.safetensors")
+    theirs = _a_users_script(torch, torch.nn, torch.nn.functional, torch.optim, init_state, tmp_path / "best.pt")
+    for (loss, correct, preds, lr), (their_loss, their_correct, their_preds, their_lr) in zip(ours[0], theirs[0]):
+        assert loss == pytest.approx(their_loss, rel=1e-4) and lr == pytest.approx(their_lr, rel=1e-12)
+        assert correct == their_correct and preds == their_preds
+    assert ours[2] == theirs[2] and sorted(ours[1]) == sorted(theirs[1])
+    for k, v in ours[1].items():
+        np.testing.assert_allclose(v, theirs[1][k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_module_double_float_and_to_dtype_as_torch():
+    tg.manual_seed(0)
+    ours = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 3))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(18, 3))
+    names = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+    theirs.load_state_dict({**theirs.state_dict(), **{k.replace("layers.", "").rsplit(".", 1)[0] + "." +
+                            names.get(k.rsplit(".", 1)[1], k.rsplit(".", 1)[1]): torch.tensor(v)
+                            for k, v in ours.state_dict().items()}})
+    opt = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    x = _data(4, 1, 5, 5).astype("float64")
+    (ours(tg.Tensor(x.astype("float32"))) ** 2).mean().backward()
+    opt.step()  # the optimizer has laid the float32 weights out in its buffers
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            q.copy_(torch.tensor(p.numpy()))
+    # before: AttributeError ('Sequential' object has no attribute 'double'), and to(float64) a TypeError
+    assert ours.double() is ours and theirs.double() is theirs
+    assert {t.dtype.name for _, t in ours.named_parameters()} == {"float64"} == \
+        {str(t.dtype).replace("torch.", "") for t in theirs.parameters()}
+    ours.train(), theirs.train()
+    out, their_out = ours(tg.Tensor(x)), theirs(torch.tensor(x))
+    assert out.dtype == np.float64 and their_out.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), their_out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    opt.zero_grad()
+    (out ** 2).mean().backward()
+    opt.step()  # the optimizer lays the float64 weights out again
+    assert ours[0].weight.dtype == np.float64 and ours[0].weight.grad.dtype == np.float64
+    assert ours.to(tg.float32) is ours and ours[4].weight.dtype == np.float32 and ours(tg.Tensor(x)).dtype == np.float32
+    assert ours.to("cpu", tg.float64)[4].bias.dtype == np.float64 and ours.float()[1].moving_mean.dtype == np.float32
+    with pytest.raises(TypeError, match="floating-point"):
+        ours.to(tg.long)
+
+
+def test_torch_keys_of_an_optimizer_state_dict_say_where_they_are():
+    ours, theirs = _linear_pair()
+    opt, their_opt = optim.Adam(ours.parameters(), lr=0.01), torch.optim.Adam(theirs.parameters(), lr=0.01)
+    assert their_opt.state_dict()["param_groups"][0]["lr"] == 0.01
+    # before: KeyError: 'param_groups', naming nothing else
+    with pytest.raises(KeyError, match=r"state_dict\(\) here is flat.*state_dict\(\)\['lr'\]"):
+        opt.state_dict()["param_groups"]
+    assert opt.state_dict()["lr"] == opt.param_groups[0]["lr"] == 0.01 and opt.state_dict().get("state") is None
+    with pytest.raises(KeyError, match="^'nope'$"):
+        opt.state_dict()["nope"]
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_torch_utils_data_batches_as_torch(drop_last):
+    from tinygrad_cnn.utils.data import DataLoader, Dataset, TensorDataset  # torch's import path, before: no module
+    x, y = _data(7, 2, 3), np.arange(7) % 3
+
+    def pairs(lib, loader_cls, dataset):
+        return [tuple(np.asarray(t.numpy() if hasattr(t, "numpy") else t) for t in batch)
+                for batch in loader_cls(dataset, batch_size=3, drop_last=drop_last)]
+
+    def make_dataset(base, to_sample):
+        class Pairs(base):  # a user's Dataset: a NumPy image and a Python int label per sample
+            def __len__(self):
+                return len(x)
+
+            def __getitem__(self, i):
+                return to_sample(x[i]), int(y[i]), 0.5 * i
+        return Pairs()
+    for ours_ds, theirs_ds in [(TensorDataset(tg.tensor(x), tg.tensor(y)), torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y))),
+                               (make_dataset(Dataset, np.asarray), make_dataset(torch.utils.data.Dataset, np.asarray)),
+                               (make_dataset(Dataset, tg.tensor), make_dataset(torch.utils.data.Dataset, torch.tensor))]:
+        ours, theirs = pairs(tg, DataLoader, ours_ds), pairs(torch, torch.utils.data.DataLoader, theirs_ds)
+        assert len(ours) == len(theirs) == len(DataLoader(ours_ds, batch_size=3, drop_last=drop_last))
+        for batch, their_batch in zip(ours, theirs):
+            for a, b in zip(batch, their_batch):
+                assert a.dtype == b.dtype and a.shape == b.shape
+                np.testing.assert_array_equal(a, b)
+    # shuffled: each epoch a permutation, repeated by the same manual_seed (as torch.manual_seed repeats torch's)
+    loader = DataLoader(TensorDataset(tg.tensor(y)), batch_size=2, shuffle=True)
+    tg.manual_seed(3)
+    first = [b[0].tolist() for b in loader]
+    tg.manual_seed(3)
+    assert [b[0].tolist() for b in loader] == first and sorted(sum(first, [])) == sorted(y.tolist())
+    assert len(loader.dataset) == 7
+    with pytest.raises(TypeError, match=r"tinygrad_cnn\.data\.DataLoader\(x, y"):
+        DataLoader(np.zeros((3, 2)).tolist().__iter__())
+    with pytest.raises(ValueError, match="one first size"):
+        TensorDataset(tg.zeros(3), tg.zeros(4))

@@ -128,8 +128,8 @@ class Function:
         """Run forward (of this op's kernel, when one is registered) on the inputs' arrays and, when
         any input needs a gradient, record the op."""
         for i, t in enumerate(inputs):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{cls.__name__}: input {i} must be a Tensor, got {type(t).__name__}")
+            if not isinstance(t, Tensor) or isinstance(t.data, Tensor):
+                _not_an_input(cls, i, t)
         device = inputs[0].device
         for t in inputs[1:]:
             if t.device != device:
@@ -169,6 +169,15 @@ Tensor = None  # tensor.py sets this to its Tensor class (it imports this module
 def _root(array):
     base = getattr(array, "base", None)
     return array if base is None else base
+
+
+def _not_an_input(cls, i, t):
+    """The TypeError for an op's input that is not a Tensor, or a Tensor whose .data is a Tensor (torch's
+    habit `p.data = tensor`, where .data is the array itself here)."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{cls.__name__}: input {i} must be a Tensor, got {type(t).__name__}")
+    raise TypeError(f"{cls.__name__}: input {i}'s .data is a Tensor, where it must be the array itself (torch's "
+                    f"p.data = t): write p.data = t.data, or p.copy_(t) under no_grad()")
 
 
 def _share_version_if_view(result, inputs):

@@ -81,6 +81,20 @@ def can_require_grad(t, requires_grad):
         raise RuntimeError("requires_grad_(False) on a tensor produced by an op: use .detach() instead")
 
 
+def number_argument(value, where, name):
+    """A real number (int or float, not a bool), e.g. add_'s alpha."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, numpy.number)):
+        raise TypeError(f"{where}: {name} must be a number, got {value!r}")
+
+
+def deep_copyable(t):
+    """copy.deepcopy takes leaves only (torch's rule): an op's result would lose its graph silently."""
+    if t.grad_fn is not None:
+        raise RuntimeError(f"copy.deepcopy: only tensors created explicitly by the user (graph leaves) can be "
+                           f"deep-copied, this one was made by {type(t.grad_fn).__name__}; deep-copy "
+                           f"t.detach() for its values, or the leaves it was computed from")
+
+
 def one_element(t):
     """item()'s tensor holds one element."""
     if t.size != 1:

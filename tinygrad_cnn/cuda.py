@@ -1,4 +1,4 @@
-"""`torch.cuda.is_available()` after `import tinygrad_cnn as torch`: whether CuPy can use a GPU here."""
+"""`torch.cuda.is_available()` and `torch.cuda.manual_seed(seed)` after `import tinygrad_cnn as torch`: whether CuPy can use a GPU here."""
 from .device import cuda_available
 
 
@@ -7,4 +7,13 @@ def is_available():
     return cuda_available()
 
 
-__all__ = ["is_available"]
+def manual_seed(seed):
+    """torch.cuda.manual_seed(seed): tinygrad_cnn.manual_seed(seed). NOTE: every random number here is drawn
+    on the CPU by one generator (so seeds agree across devices): seeding the GPU seeds that one."""
+    from .tensor import manual_seed as seed_all
+    seed_all(seed)
+
+
+manual_seed_all = manual_seed
+
+__all__ = ["is_available", "manual_seed", "manual_seed_all"]

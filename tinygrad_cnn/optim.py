@@ -181,7 +181,7 @@ class SGD(Optimizer):
 
     state_names = ("momentum_buffer",)
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, nonfinite="skip"):
+    def __init__(self, params, lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0, nonfinite="skip"):
         super().__init__(params, nonfinite, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
     def _checked(self, hyper):

@@ -26,6 +26,23 @@ def at_least(value, name, low=0.0):
     return value
 
 
+class FlatState(dict):
+    """An optimizer's state_dict(): a plain dict, whose missing torch keys ("param_groups", "state") say
+    where their contents are here, where a dict's KeyError would name the key alone."""
+
+    def __missing__(self, key):
+        if key in ("param_groups", "state"):
+            raise KeyError(f"{key!r}: an optimizer's state_dict() here is flat, not torch's {{'state', "
+                           f"'param_groups'}}: the hyper-parameters are its keys (state_dict()['lr']), each "
+                           f"parameter's buffers 'state.<i>.<name>'; optimizer.param_groups[0]['lr'] is torch's "
+                           f"group view")
+        raise KeyError(key)
+
+
+# what an optimizer makes again when unpickled or deep-copied (see StateDict.__getstate__)
+_REMADE = ("engine", "_groups", "_param_groups", "state", "steps", "_skipped")
+
+
 class StateDict:
     """An Optimizer's param_groups (torch's view of its settings) and state_dict()/load_state_dict(): the
     hyper-parameters, "param_count", and "state.<i>.<name>" per parameter (its buffers, and its step count
@@ -36,13 +53,29 @@ class StateDict:
         """A flat dict of NumPy arrays and Python scalars (np.savez-able): the hyper-parameters,
         "param_count", and "state.<i>.<name>" for each parameter's buffers and step count (once it
         has had an applied step). NOTE: on a GPU this copies the state to the host (a few syncs)."""
-        out = {name: getattr(self, name) for name in self._hyper_names}
+        out = FlatState({name: getattr(self, name) for name in self._hyper_names})
         out["param_count"] = len(self.params)
         for i, (count, arrays) in enumerate(self._export()):
             out.update({f"state.{i}.{name}": value for name, value in arrays.items()})
             if count and self.counts_steps:
                 out[f"state.{i}.step"] = count
         return out
+
+    def __getstate__(self):
+        """pickle and copy.deepcopy (best = copy.deepcopy(optimizer)): the settings, the parameters and their
+        state as _export gives it (NumPy copies), not the kernel engine or its flat buffers, which the
+        parameters' arrays may be views of (kernels/optim.py): the copy lays its own out at its next step.
+        NOTE: deep-copy a model and its optimizer in one call, copy.deepcopy((model, optimizer)), for the
+        copied optimizer to hold the copied model's parameters (torch's rule too)."""
+        kept = {k: v for k, v in self.__dict__.items() if k not in _REMADE}
+        return {**kept, "_saved": self._export(), "_skipped": self.skipped_steps}
+
+    def __setstate__(self, state):
+        state = dict(state)
+        saved = state.pop("_saved")
+        self.__dict__.update(state)
+        self.__dict__.update(engine=None, state=[{} for _ in self.params], steps=[0] * len(self.params))
+        self._import(saved)
 
     @property
     def param_groups(self):

@@ -5,6 +5,7 @@ between steps (`opt.param_groups[0]['lr'] *= 0.1`, `opt.lr = ...`) carries on, a
 lr_at(epoch) is the closed form from base_lr. One optimizer holds one parameter group here, so the
 lists torch keeps per group (base_lrs, get_last_lr()) have one entry."""
 import math
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -12,6 +13,9 @@ import numpy
 
 from .optim import Optimizer
 from .optim_state import at_least, number
+
+# torch's import path, `from torch.optim.lr_scheduler import StepLR`: optim.py is a module, not a package
+sys.modules.setdefault(__name__.rsplit(".", 1)[0] + ".optim.lr_scheduler", sys.modules[__name__])
 
 # a torch scheduler's state_dict() also holds its own bookkeeping: let it through, unused
 _TORCH_BOOKKEEPING = ("_step_count", "_get_lr_called_within_step", "_is_initial", "verbose")

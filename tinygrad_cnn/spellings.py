@@ -48,3 +48,121 @@ def values_and_indices(arg_name):
             return ValuesIndices(values, getattr(self, arg_name)(axis=dim, keepdims=keepdim))
         return wrapper
     return decorate
+
+
+# torch.Tensor methods not offered here, and what to write instead (asked for, they raise an AttributeError saying so)
+TORCH_ONLY_METHODS = {
+    "std": "write ((x - x.mean()) ** 2).mean().sqrt() (the biased one; torch's default divides by n - 1)",
+    "var": "write ((x - x.mean()) ** 2).mean() (the biased one; torch's default divides by n - 1)",
+    "norm": "write (x ** 2).sum().sqrt(), or x.abs().sum() for the 1-norm",
+    "type": "write x.dtype to read it, x.to(dtype) or x.float() / x.long() to cast",
+    "new_zeros": "write tinygrad_cnn.zeros(*shape, dtype=x.dtype, device=x.device)",
+    "new_ones": "write tinygrad_cnn.ones(*shape, dtype=x.dtype, device=x.device)",
+    "new_tensor": "write tinygrad_cnn.tensor(data, dtype=x.dtype, device=x.device)",
+    "chunk": "write slices, x[i * n:(i + 1) * n]", "split": "write slices, x[i * n:(i + 1) * n]",
+    "repeat": "write x.broadcast_to(shape) (x.expand) for a size-1 axis, or tinygrad_cnn.cat([x] * n, dim)",
+    "masked_fill": "write tinygrad_cnn.where(mask, value, x)",
+    "topk": "write x.argmax(dim) for k = 1, or x.numpy() and numpy.argsort",
+    "sort": "write x.numpy() and numpy.sort / numpy.argsort (no gradient)",
+    "argsort": "write x.numpy() and numpy.argsort", "cumsum": "write x.numpy().cumsum(axis) (no gradient)",
+    "data_ptr": "write x.data.ctypes.data (the array behind it is x.data, a NumPy or CuPy array)",
+    "pin_memory": "drop the call: there is no pinned memory here",
+    "share_memory_": "drop the call: there are no worker processes here",
+    "normal_": "write torch_nn.init.normal_(x, mean, std) (the init functions fill a weight in place)",
+    "uniform_": "write torch_nn.init.uniform_(x, a, b) (the init functions fill a weight in place)",
+    "relu_": "write x = x.relu() (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
+    "clamp_": "write x = x.clamp(min, max) (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
+}
+
+
+class _TorchMethods:
+    """torch.Tensor's names for what Tensor already does (a base of Tensor), so that code written for
+    PyTorch runs unchanged: x.dim(), x.t(), x.pow(2), x.add(y), x.clamp(min=0), x.long(), x.is_cuda, ...
+    torch's methods that are not here raise an AttributeError naming what to write instead."""
+
+    def __getattr__(self, name):
+        if name in TORCH_ONLY_METHODS:
+            raise AttributeError(f"Tensor has no {name}() (torch's): {TORCH_ONLY_METHODS[name]}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def dim(self):
+        """The number of axes (torch's name for ndim)."""
+        return self.ndim
+
+    ndimension = dim
+
+    def contiguous(self, memory_format=None):
+        """self, as torch's for a contiguous tensor. NOTE: here view() never needs it: it reshapes any
+        tensor, so the usual x.contiguous().view(...) costs nothing more."""
+        if memory_format is not None:
+            raise NotImplementedError("contiguous(memory_format=...): memory formats are not offered here")
+        return self
+
+    @property
+    def is_cuda(self):
+        """True on a GPU ("cuda:N"), as torch's."""
+        return self.device.startswith("cuda")
+
+    def t(self):
+        """torch's t(): the transpose of a tensor of at most 2 dimensions (a 1-D or 0-d one as it is)."""
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, this one has {self.ndim} (shape "
+                               f"{self.shape}); use transpose(dim0, dim1) or permute(...)")
+        return self.transpose()
+
+    def pow(self, exponent):
+        """self ** exponent."""
+        return self ** exponent
+
+    def add(self, other, alpha=1):
+        """self + alpha * other, as torch.add (alpha scales the other operand)."""
+        return self + (other if alpha == 1 else alpha * other)
+
+    def sub(self, other, alpha=1):
+        """self - alpha * other, as torch.sub."""
+        return self - (other if alpha == 1 else alpha * other)
+
+    def mul(self, other):
+        """self * other."""
+        return self * other
+
+    def div(self, other):
+        """self / other (true division)."""
+        return self / other
+
+    def matmul(self, other):
+        """self @ other."""
+        return self @ other
+
+    def mm(self, other):
+        """self @ other for two 2-D tensors, as torch.mm (matmul broadcasts; mm does not)."""
+        if self.ndim != 2 or getattr(other, "ndim", None) != 2:
+            raise RuntimeError(f"mm() multiplies two 2-D tensors, got shapes {self.shape} and "
+                               f"{getattr(other, 'shape', type(other).__name__)}; matmul (or @) takes others")
+        return self @ other
+
+    def ne(self, other):
+        """self != other, elementwise (a bool tensor)."""
+        return self != other
+
+    def clamp(self, min=None, max=None):  # noqa: A002 (torch's argument names)
+        """torch's clamp(min, max): clip(min, max), either bound may be None; the gradient passes inside,
+        bounds included, as torch's."""
+        return self.clip(min, max)
+
+    def long(self):
+        """Cast to int64 (labels for a loss), as torch's; no gradient flows through an integer cast."""
+        return self.astype("int64")
+
+    def int(self):
+        """Cast to int32, as torch's."""
+        return self.astype("int32")
+
+    def bool(self):
+        """Cast to bool, as torch's."""
+        return self.astype("bool")
+
+
+# NOTE: the public name other files import; the class's own name is private, so that docs/make_api.py lists
+# its methods under Tensor (a private base's members are documented with the class)
+TorchMethods = _TorchMethods

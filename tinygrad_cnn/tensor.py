@@ -1,4 +1,5 @@
 """Tensor: an array on a device plus the graph that reverse-mode autograd walks back."""
+import copy
 import numbers
 
 import numpy
@@ -7,7 +8,7 @@ from . import autograd, checks, higher_order, ops
 from .autograd import Function, is_grad_enabled
 from .checks import AxisError, is_float, is_int  # noqa: F401 (AxisError: tg.AxisError, raised by checks.axis)
 from .device import array_module, canonical_device, device_of, module_for, scope, to_device, to_numpy, use_device
-from .spellings import torch_names, values_and_indices
+from .spellings import TorchMethods, torch_names, values_and_indices
 
 float32 = numpy.dtype("float32")
 float64 = numpy.dtype("float64")
@@ -49,7 +50,7 @@ def _as_array(data):
     return numpy.asarray(data) if isinstance(data, numpy.generic) else data
 
 
-class Tensor:
+class Tensor(TorchMethods):
     """An n-dimensional array on a device ("cpu" or "cuda:N") that records the ops applied to it,
     so that backward() can fill `.grad` of every tensor created with requires_grad=True.
 
@@ -147,6 +148,27 @@ class Tensor:
     def clone(self):
         """A copy with its own memory that stays in the graph (the gradient flows back to self)."""
         return Clone.apply(self)
+
+    def __deepcopy__(self, memo):
+        """copy.deepcopy of a leaf (best = copy.deepcopy(model)): a leaf with its own memory on the same
+        device, its requires_grad and a copy of its .grad, as torch's; one an op made is refused, as torch
+        refuses it. NOTE: not an optimizer's gradient home (kernels/homes.py): the copy is in no optimizer."""
+        checks.deep_copyable(self)
+        with scope(self.device):
+            t = type(self).wrap(self.data.copy(), self.device, self.requires_grad)
+        memo[id(self)] = t
+        t.grad = None if self.grad is None else copy.deepcopy(self.grad, memo)
+        return t
+
+    def __getstate__(self):
+        """pickle: the values (a NumPy copy), the device and requires_grad, as torch's (not .grad or the graph:
+        an unpickled tensor is a leaf)."""
+        return {"data": self.numpy(), "device": self.device, "requires_grad": self.requires_grad}
+
+    def __setstate__(self, state):
+        with scope(state["device"]):
+            t = Tensor(state["data"], device=state["device"], requires_grad=state["requires_grad"])
+        self.__dict__.update(t.__dict__)
 
     def numpy(self):
         """A NumPy array with the values, copied from the GPU when needed."""
@@ -256,14 +278,17 @@ class Tensor:
         checks.no_grad_operand(other, name)
         return self._write(fn(self.data, other.data), name)
 
-    def add_(self, other):
-        """self += other in place (same object, same memory); returns self."""
-        return self._inplace(lambda a, b: a + b, other, "add_")
+    def add_(self, other, alpha=1):
+        """self += alpha * other in place (same object, same memory; torch's alpha, as in an EMA's
+        ema.mul_(d).add_(p, alpha=1 - d)); returns self."""
+        checks.number_argument(alpha, "add_", "alpha")
+        return self._inplace(lambda a, b: a + b if alpha == 1 else a + alpha * b, other, "add_")
 
-    def sub_(self, other):
-        """self -= other in place; returns self."""
+    def sub_(self, other, alpha=1):
+        """self -= alpha * other in place; returns self."""
         checks.not_bool(self, "sub_", "use logical ops or cast first")
-        return self._inplace(lambda a, b: a - b, other, "sub_")
+        checks.number_argument(alpha, "sub_", "alpha")
+        return self._inplace(lambda a, b: a - b if alpha == 1 else a - alpha * b, other, "sub_")
 
     def mul_(self, other):
         """self *= other in place; returns self."""

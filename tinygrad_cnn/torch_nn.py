@@ -22,15 +22,17 @@ from .autograd import no_grad
 from .tensor import Tensor, generator_or_global
 
 
-def _torch_uniform(fan_in):
+class _TorchUniform:
     """PyTorch's default for Conv2d and Linear weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
-    NOTE: kaiming_uniform with a = sqrt(5), torch's weight default, has exactly this bound."""
-    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    NOTE: kaiming_uniform with a = sqrt(5), torch's weight default, has exactly this bound. A class, not a
+    closure, so that a model holding it pickles (pickle.dumps(model))."""
 
-    def draw(shape, dtype=numpy.float32):
-        return generator_or_global(None, "initializer").uniform(-bound, bound, shape).astype(dtype)
-    return draw
+    def __init__(self, fan_in):
+        self.bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+    def __call__(self, shape, dtype=numpy.float32):
+        return generator_or_global(None, "initializer").uniform(-self.bound, self.bound, shape).astype(dtype)
 
 
 class Conv2d(_nn.Conv2D):
@@ -41,7 +43,7 @@ class Conv2d(_nn.Conv2D):
                  name=None, dtype=None, device=None):
         in_channels = positive_int(in_channels, "Conv2d in_channels")
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        init = _torch_uniform(in_channels * kh * kw)
+        init = _TorchUniform(in_channels * kh * kw)
         super().__init__(out_channels, kernel_size, stride, padding=padding, use_bias=flag(bias, "Conv2d bias"), dilation_rate=dilation,
                          kernel_initializer=init, bias_initializer=init, name=name, dtype=dtype, device=device,
                          in_channels=in_channels)
@@ -53,9 +55,24 @@ class Linear(_nn.Dense):
 
     def __init__(self, in_features, out_features, bias=True, name=None, dtype=None, device=None):
         in_features = positive_int(in_features, "Linear in_features")
-        init = _torch_uniform(in_features)
+        init = _TorchUniform(in_features)
         super().__init__(out_features, use_bias=flag(bias, "Linear bias"), kernel_initializer=init, bias_initializer=init, name=name,
                          dtype=dtype, device=device, in_features=in_features)
+
+
+class Parameter(Tensor):
+    """torch.nn.Parameter(data, requires_grad=True): a leaf over the same memory as `data` that a Module
+    assigned it lists in parameters(), frozen (requires_grad=False) or not, as torch's."""
+
+    listed_when_frozen = True  # NOTE: Module.__setattr__ lists a plain Tensor only if it requires grad when assigned
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = numpy.zeros(0, numpy.float32)
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
 
 
 class _Loss(Module):
@@ -130,6 +147,148 @@ class Dropout(_nn.Dropout):
         super().__init__(p, name=name, generator=generator)
 
 
+def _only(layer, **given):
+    """Refuse torch options not offered here, each given as name=(value, default, what to do instead)."""
+    for name, (value, default, instead) in given.items():
+        if value != default:
+            raise NotImplementedError(f"{layer}: {name}={value!r} is not offered here (only {default!r}); {instead}")
+
+
+class MaxPool2d(_nn.MaxPool2D):
+    """torch.nn.MaxPool2d(kernel_size, stride=None, padding=0): the max over each window; stride defaults to
+    kernel_size, as torch's. Keras' MaxPool2D underneath (its fused conv + pool kernels included)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False,
+                 name=None):
+        _only("MaxPool2d", padding=(padding, 0, "pad the input first (x.pad), or use "
+                                               "tinygrad_cnn.nn.MaxPool2D(padding='same')"),
+              dilation=(dilation, 1, "use a larger kernel"), return_indices=(return_indices, False, "drop it"),
+              ceil_mode=(ceil_mode, False, "pad the input first (x.pad)"))
+        super().__init__(kernel_size, stride, name=name)
+
+
+class AvgPool2d(_nn.AvgPool2D):
+    """torch.nn.AvgPool2d(kernel_size, stride=None, padding=0): the mean over each window; stride defaults to
+    kernel_size, as torch's."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None, name=None):
+        _only("AvgPool2d", padding=(padding, 0, "pad the input first (x.pad)"),
+              ceil_mode=(ceil_mode, False, "pad the input first (x.pad)"),
+              divisor_override=(divisor_override, None, "multiply the output instead"))
+        super().__init__(kernel_size, stride, name=name)
+
+
+class AdaptiveAvgPool2d(_nn.GlobalAveragePooling2D):
+    """torch.nn.AdaptiveAvgPool2d(1) or ((1, 1)): the mean of each channel, (N, C, H, W) -> (N, C, 1, 1), as
+    ResNet-style heads use it before torch.flatten(x, 1). Other output sizes are not offered."""
+
+    def __init__(self, output_size, name=None):
+        if output_size not in (1, (1, 1), [1, 1]):
+            raise NotImplementedError(f"AdaptiveAvgPool2d: output_size={output_size!r} is not offered here (only 1 "
+                                      f"or (1, 1)); pool with AvgPool2d(kernel_size) of the right size")
+        super().__init__(keepdims=True, name=name)
+
+
+class ReLU(_nn.ReLU):
+    """torch.nn.ReLU(inplace=False). NOTE: inplace=True is accepted and gives the same output; the input
+    is not overwritten (torch's inplace only saves memory; code that reads the input afterwards differs)."""
+
+    def __init__(self, inplace=False, name=None):
+        super().__init__(name=name)
+        self.inplace = flag(inplace, "ReLU inplace")
+
+
+class Softmax(_nn.Softmax):
+    """torch.nn.Softmax(dim): softmax over `dim`, which must be given (torch's implicit dim is deprecated)."""
+
+    def __init__(self, dim=None, name=None):
+        if dim is None:
+            raise TypeError("Softmax(dim=None): give dim=, e.g. nn.Softmax(dim=1) over the classes of (N, C) "
+                            "scores (torch's implicit choice is deprecated)")
+        super().__init__(dim, name=name)
+
+
+class LogSoftmax(Softmax):
+    """torch.nn.LogSoftmax(dim): log_softmax over `dim` (F.nll_loss's input, as the classic examples use it)."""
+
+    default_name = "log_softmax"
+
+    def forward(self, x):
+        """log_softmax(x) over `dim`."""
+        self._check_float(x)
+        return F.log_softmax(x, self.axis)
+
+
+class Flatten(_nn.Flatten):
+    """torch.nn.Flatten(start_dim=1, end_dim=-1): one feature axis after the batch axis. Other spans are not
+    offered as a layer (x.flatten(start_dim, end_dim) takes any)."""
+
+    def __init__(self, start_dim=1, end_dim=-1, name=None):
+        _only("Flatten", start_dim=(start_dim, 1, "use x.flatten(start_dim, end_dim) in forward()"),
+              end_dim=(end_dim, -1, "use x.flatten(start_dim, end_dim) in forward()"))
+        super().__init__(name=name)
+
+
+class Identity(Module):
+    """torch.nn.Identity: returns its input (a placeholder layer, e.g. a removed head)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def forward(self, x):
+        """x, unchanged."""
+        return x
+
+
+class ModuleList(list):
+    """torch.nn.ModuleList: a list of modules whose parameters belong to the module holding it (named
+    `<attribute>.<index>.<name>`, as torch's). NOTE: a plain list of modules is walked the same way here."""
+
+    def __init__(self, modules=()):
+        super().__init__(modules)
+
+
+class BatchNorm2d(_nn.BatchNormalization):
+    """torch.nn.BatchNorm2d(num_features, eps=1e-5, momentum=0.1, affine=True): BatchNormalization over the
+    channels of (N, C, H, W) images with torch's meaning of momentum (the new statistic's weight) and torch's
+    running variance, the unbiased one (n / (n - 1) times the batch's). Its state_dict keeps Keras' names
+    (gamma, beta, moving_mean, moving_variance; interop.py maps torch's)."""
+
+    rank = 4
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, name=None,
+                 dtype=None, device=None):
+        _only(type(self).__name__, track_running_stats=(track_running_stats, True, "leave it True"))
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{type(self).__name__} momentum must be a number in [0, 1], got {momentum!r}")
+        affine = flag(affine, f"{type(self).__name__} affine")
+        super().__init__(axis=1, momentum=1.0 - momentum, epsilon=eps, center=affine, scale=affine, name=name,
+                         dtype=dtype, device=device)
+        self.build((positive_int(num_features, f"{type(self).__name__} num_features"),) + (1,) * (self.rank - 2))
+
+    def _validate(self, shape):
+        if len(shape) not in (self.rank, 3 if self.rank == 2 else self.rank):
+            self._fail(shape, f"expects {self.rank}-D input (torch's {type(self).__name__})")
+        super()._validate(shape)
+
+    def _follow(self, mean, variance):
+        """NOTE: torch's running variance is the unbiased one: n / (n - 1) times the batch's."""
+        n = math.prod(self._last_shape) // self._last_shape[1]  # the values behind each channel's statistic
+        super()._follow(mean, variance * (n / max(n - 1, 1)))
+
+    def forward(self, x):
+        """Normalise as BatchNormalization, with torch's running statistics."""
+        self._last_shape = x.shape
+        return super().forward(x)
+
+
+class BatchNorm1d(BatchNorm2d):
+    """torch.nn.BatchNorm1d(num_features, ...): as BatchNorm2d, over the features of (N, C) or (N, C, L) inputs."""
+
+    rank = 2
+
+
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """torch.nn.utils.clip_grad_norm_: the norm of all the gradients taken as one vector; when it exceeds
     max_norm, every gradient is scaled in place by max_norm / (norm + 1e-6). Returns the norm, a 0-d Tensor.
@@ -158,11 +317,24 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return total
 
 
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """torch.nn.utils.clip_grad_value_: clamp every gradient to [-clip_value, clip_value] in place."""
+    if isinstance(clip_value, bool) or not isinstance(clip_value, (int, float)) or not clip_value >= 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be a number >= 0, got {clip_value!r}")
+    for p in ([parameters] if isinstance(parameters, Tensor) else parameters):
+        if p.grad is not None:
+            with no_grad():
+                p.grad.copy_(p.grad.clamp(-float(clip_value), float(clip_value)))
+
+
 # torch.nn.utils' spelling: nn.utils.clip_grad_norm_(...) and `from tinygrad_cnn.torch_nn.utils import ...`
-utils = types.ModuleType(__name__ + ".utils", "torch.nn.utils' spelling: clip_grad_norm_.")
+utils = types.ModuleType(__name__ + ".utils", "torch.nn.utils' spelling: clip_grad_norm_, clip_grad_value_.")
 utils.clip_grad_norm_ = clip_grad_norm_
+utils.clip_grad_value_ = clip_grad_value_
 sys.modules[utils.__name__] = utils
 
-del Conv2D, Dense  # Keras' argument order: tinygrad_cnn.nn.Conv2D and nn.Dense
+del Conv2D, Dense, MaxPool2D, AvgPool2D  # Keras' arguments (tinygrad_cnn.nn's), where torch's differ by a letter's case
 
-__all__ = ["Conv2d", "Linear", "CrossEntropyLoss", "NLLLoss", "MSELoss", "Dropout", "clip_grad_norm_", "utils"]  # what is this module's own; nn's other names are here as attributes
+__all__ = ["Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU",
+           "Softmax", "LogSoftmax", "Flatten", "Identity", "ModuleList", "CrossEntropyLoss", "NLLLoss", "MSELoss",
+           "Dropout", "Parameter", "clip_grad_norm_", "clip_grad_value_", "utils"]  # what is this module's own; nn's other names are here as attributes

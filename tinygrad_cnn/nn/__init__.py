@@ -28,4 +28,7 @@ def __getattr__(name):
                              f"tinygrad_cnn.torch_nn.{name} (`import tinygrad_cnn.torch_nn as nn`, where PyTorch "
                              f"code has `import torch.nn as nn`); tinygrad_cnn.nn.{_MOVED[name]} is the same layer "
                              f"in Keras' argument order")
+    if name in ("utils", "CrossEntropyLoss", "NLLLoss", "MSELoss"):  # torch.nn's, after `import tinygrad_cnn as torch`
+        raise AttributeError(f"tinygrad_cnn.nn has no {name}: torch.nn's {name} is tinygrad_cnn.torch_nn.{name} "
+                             f"(`import tinygrad_cnn.torch_nn as nn`, where PyTorch code has `import torch.nn as nn`)")
     raise AttributeError(f"module 'tinygrad_cnn.nn' has no attribute {name!r}")

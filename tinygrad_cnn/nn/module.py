@@ -5,6 +5,7 @@ from collections.abc import Mapping
 import numpy
 
 from ..checkpoint import load_arrays, save_arrays
+from ..checks import to_arguments
 from ..device import array_module, canonical_device, to_device, to_numpy, use_device
 from ..tensor import Tensor
 
@@ -38,6 +39,18 @@ class Module:
                     if isinstance(item, Module):
                         yield f"{name}.{i}", item
 
+    def children(self):
+        """The direct sub-modules (those of named_children()), as torch's."""
+        return [m for _, m in self.named_children()]
+
+    def apply(self, fn):
+        """Call fn(module) on every sub-module, children before their parent, then on self, as torch's
+        (the weight-initialisation habit: model.apply(init_weights)); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def named_modules(self, prefix=""):
         """(dotted name, module) for self (name "") and every sub-module, each module once."""
         seen, stack = set(), [(prefix, self)]
@@ -57,7 +70,7 @@ class Module:
     def __setattr__(self, name, value):
         # NOTE: a tensor assigned while it requires grad is remembered as a parameter, so that freezing it
         # later (p.requires_grad_(False), as in fine-tuning) keeps it in parameters() and state_dict(), as torch does
-        if isinstance(value, Tensor) and value.requires_grad:
+        if isinstance(value, Tensor) and (value.requires_grad or getattr(type(value), "listed_when_frozen", False)):
             self.__dict__.setdefault("_param_names", set()).add(name)
         object.__setattr__(self, name, value)
 
@@ -77,16 +90,34 @@ class Module:
 
     def named_parameters(self):
         """(dotted name, tensor) of every parameter, e.g. ("layers.0.weight", ...); frozen ones too, as torch's."""
-        return list(self._named_tensors(want_buffers=False))
+        return Listed(self._named_tensors(want_buffers=False))
 
     def parameters(self):
         """The parameters, in a fixed order (what an optimizer takes); frozen ones (requires_grad False) too,
-        as torch's: they get no gradient, so optimizers leave them alone."""
-        return [p for _, p in self._named_tensors(want_buffers=False)]
+        as torch's: they get no gradient, so optimizers leave them alone. A list that next() also takes, as
+        torch's generator: next(model.parameters()).device."""
+        return Listed(p for _, p in self._named_tensors(want_buffers=False))
 
     def named_buffers(self):
         """(dotted name, tensor) of every buffer declared with register_buffer()."""
         return list(self._named_tensors(want_params=False))
+
+    def buffers(self):
+        """The buffers (those of named_buffers()), as torch's."""
+        return Listed(t for _, t in self._named_tensors(want_params=False))
+
+    def register_parameter(self, name, param):
+        """torch's spelling of `self.name = param` for a parameter (None leaves the name unset, as torch)."""
+        if param is not None and not isinstance(param, Tensor):
+            raise TypeError(f"register_parameter: {name!r} must be a Tensor (nn.Parameter) or None, "
+                            f"got {type(param).__name__}")
+        setattr(self, name, param)
+
+    def add_module(self, name, module):
+        """torch's spelling of `self.name = module`."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
+        setattr(self, name, module)
 
     def register_buffer(self, name, tensor):
         """Store a tensor that state_dict() saves but optimizers never see (e.g. running statistics)."""
@@ -94,6 +125,12 @@ class Module:
             raise TypeError(f"register_buffer: {name!r} must be a Tensor, got {type(tensor).__name__}")
         self.__dict__.setdefault("_buffer_names", set()).add(name)
         setattr(self, name, tensor)
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter, as torch's; frozen ones stay parameters. Returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
 
     def count_params(self):
         """Number of trainable scalars (Keras' name)."""
@@ -119,11 +156,20 @@ class Module:
         for p in self.parameters():
             p.grad = None if set_to_none or p.grad is None else p.grad.zero_()
 
-    def to(self, device):
-        """Move parameters and buffers to `device` in place: they stay the same leaf Tensor objects
-        (so references held elsewhere see the move), but an optimizer's state does not follow, so
-        create the optimizer after moving. Layers not yet built will build there."""
-        device = canonical_device(device)
+    def to(self, *args, device=None, dtype=None, non_blocking=False):
+        """Move parameters and buffers to a device and/or cast the floating-point ones to a float dtype, in
+        place, as torch's module.to: to("cuda"), to(torch.float64), to("cuda", torch.float64), to(tensor).
+        They stay the same leaf Tensor objects (so references held elsewhere see the change), but an
+        optimizer's state does not follow a move, so create the optimizer after moving. Layers not yet built
+        will build there, in that dtype."""
+        device, dtype = to_arguments(None, args, device, dtype)
+        if dtype is not None:
+            if dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}.to: dtype must be a floating-point type (torch casts only "
+                                f"floating-point parameters), got {dtype}")
+            self._cast_floats(dtype)
+        if device is None:
+            return self
         for module in self.modules():
             module.device = device
         for _, t in self._named_tensors():
@@ -131,6 +177,29 @@ class Module:
             if t.grad is not None:
                 _move(t.grad, device)
         return self
+
+    def _cast_floats(self, dtype):
+        for module in self.modules():
+            if isinstance(getattr(module, "dtype", None), numpy.dtype):
+                module.dtype = dtype
+        for _, t in self._named_tensors():
+            if t.dtype.kind == "f" and t.dtype != dtype:
+                with use_device(t.device):
+                    t.data = t.data.astype(dtype)
+                    t.grad = None if t.grad is None else Tensor.wrap(t.grad.data.astype(dtype), t.device)
+                t.version_counter[0] += 1
+
+    def double(self):
+        """Cast the floating-point parameters and buffers to float64, as torch's (gradcheck wants it)."""
+        return self.to(dtype=numpy.dtype("float64"))
+
+    def float(self):
+        """Cast the floating-point parameters and buffers to float32, as torch's."""
+        return self.to(dtype=numpy.dtype("float32"))
+
+    def half(self):
+        """Cast the floating-point parameters and buffers to float16, as torch's."""
+        return self.to(dtype=numpy.dtype("float16"))
 
     def cuda(self, index=0):
         """Move to GPU `index`: `to(f"cuda:{index}")` (DeviceError without CuPy or a GPU)."""
@@ -212,6 +281,20 @@ class Module:
             return f"{type(self).__name__}()"
         lines = [f"  ({name}): {repr(m).replace(chr(10), chr(10) + '  ')}" for name, m in children]
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+class Listed(list):
+    """A list that next() walks from its start, as it would torch's generator (`next(model.parameters())`).
+
+    NOTE: a list, not a generator, so that len(), indexing and a second loop work as this package's code and
+    docs use them; each parameters() call makes a new one, so next() starts again at the first item."""
+
+    def __next__(self):
+        i = self.__dict__.get("_next", 0)
+        if i >= len(self):
+            raise StopIteration
+        self._next = i + 1
+        return self[i]
 
 
 def _may_make_weights(module):
