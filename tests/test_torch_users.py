@@ -3,6 +3,8 @@ claims PyTorch's spelling, it gives PyTorch's answer, or a clear error naming wh
 import copy
 import pickle
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -413,10 +415,27 @@ def test_max_with_keepdim_gives_values_and_indices_as_torch(name):
     pred, their_pred = x.max(1, keepdim=True)[1], xt.max(1, keepdim=True)[1]
     assert pred.eq(tg.Tensor(labels).view_as(pred)).sum().item() == \
         their_pred.eq(torch.tensor(labels).view_as(their_pred)).sum().item()
-    # NumPy's spellings keep NumPy's answer, the values alone
-    for values in (getattr(x, name)(1), getattr(x, name)(1, True), getattr(x, name)(1, keepdims=True)):
-        assert isinstance(values, tg.Tensor)
-    np.testing.assert_array_equal(getattr(x, name)(1).numpy(), getattr(a, name)(1))
+    # NumPy's spellings keep NumPy's answer, the values alone (a bare positional axis says so: see below)
+    with pytest.warns(UserWarning, match="values alone"):
+        for values in (getattr(x, name)(1), getattr(x, name)(1, True), getattr(x, name)(1, keepdims=True)):
+            assert isinstance(values, tg.Tensor)
+        np.testing.assert_array_equal(getattr(x, name)(1).numpy(), getattr(a, name)(1))
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_a_bare_positional_axis_warns_that_it_is_numpys(name):
+    """x.max(1)[1], torch's indices, is the second row's maximum here (NumPy's axis=1): said once per call
+    site by a warning that names dim= and axis=; the spellings that say which one was meant stay quiet."""
+    x = tg.Tensor(_data(6, 4))
+    with pytest.warns(UserWarning, match=rf"x\.{name}\(1\) returns the values alone .* x\.{name}\(dim=1\)"):
+        getattr(x, name)(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        getattr(x, name)(axis=1)
+        getattr(x, name)(dim=1)
+        getattr(x, name)(1, keepdim=True)
+        getattr(x, name)()
+        x.min(axis=0)  # (min calls max inside, by keyword)
 
 
 def test_deepcopy_and_pickle_of_tensors_as_torch():

@@ -1,6 +1,7 @@
 """PyTorch's argument names accepted beside NumPy's, for code written for PyTorch."""
 import collections
 import functools
+import warnings
 
 # PyTorch's argument names for NumPy's: `x.sum(dim=1, keepdim=True)` is `x.sum(axis=1, keepdims=True)`.
 TORCH_ALIASES = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axis", "end_dim": "end_axis"}
@@ -39,6 +40,12 @@ def values_and_indices(arg_name):
         def wrapper(self, *args, **kwargs):
             values = fn(self, *args, **kwargs)
             if "dim" not in kwargs and "keepdim" not in kwargs:
+                if args and isinstance(args[0], int) and not isinstance(args[0], bool) and "keepdims" not in kwargs:
+                    # NOTE: x.max(1) is both NumPy's axis=1 (the values, what it returns) and torch's dim=1
+                    # (a pair): torch's x.max(1)[1] would silently be the second row's maximum, so it is said
+                    warnings.warn(f"x.{fn.__name__}({args[0]}) returns the values alone (NumPy's axis={args[0]}); "
+                                  f"torch's (values, indices) pair is x.{fn.__name__}(dim={args[0]}), and "
+                                  f"x.{fn.__name__}(axis={args[0]}) says you meant NumPy's", UserWarning, stacklevel=2)
                 return values
             dim = kwargs.get("dim", kwargs.get("axis", args[0] if args else None))
             if dim is None or isinstance(dim, (tuple, list)):  # torch has no indices for these either

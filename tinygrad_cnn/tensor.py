@@ -571,7 +571,7 @@ class Tensor(TorchMethods):
         checks.something_to_pick(self, "min", self._axis(axis))
         if not is_float(self.dtype):  # NOTE: as in minimum, -x is wrong for uint and bool
             return Tensor.wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
-        return -((-self).max(axis, keepdims))
+        return -((-self).max(axis=axis, keepdims=keepdims))
 
     @torch_names
     def logsumexp(self, axis=None, keepdims=False):
