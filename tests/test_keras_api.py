@@ -35,7 +35,10 @@ def test_models_layers_and_tf_functions_take_arrays_and_lists():
     np.testing.assert_allclose(tf.nn.softmax(np.array([[0.0, np.log(3.0)]])).numpy(), [[0.25, 0.75]])
     np.testing.assert_allclose(tf.nn.relu([-1.0, 2.0]).numpy(), [0, 2])
     assert tf.argmax(np.array([[1, 5, 2], [7, 0, 1]]), axis=1).numpy().tolist() == [1, 0]
-    assert keras.ops.argmax([[1.0, 3.0]]).numpy().tolist() == [1]
+    assert keras.ops.argmax([[1.0, 3.0]], axis=-1).numpy().tolist() == [1]
+    # Keras 3's default axis=None indexes the flattened input (it was the last axis here: [1, 0], silently)
+    assert keras.ops.argmax([[1.0, 3.0], [5.0, 0.0]]).numpy().tolist() == 2
+    assert keras.ops.argmin([[1.0, 3.0], [5.0, 0.0]]).numpy().tolist() == 3
     assert tf.convert_to_tensor([1.0, 2.0]).dtype == np.float32
     with pytest.raises(TypeError, match="sequential.*Tensor or an array, got dict"):
         model({"x": 1})

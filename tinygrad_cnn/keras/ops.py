@@ -18,14 +18,16 @@ def convert_to_numpy(x):
 
 
 @torch_names
-def argmax(x, axis=-1, keepdims=False):
-    """Index of the maximum along `axis` (default the last, as Keras), an integer Tensor."""
+def argmax(x, axis=None, keepdims=False):
+    """Index of the maximum along `axis`, an integer Tensor; axis=None (Keras 3's default) indexes the
+    flattened input."""
     return F.as_tensor(x, "argmax input").argmax(axis=axis, keepdims=keepdims)
 
 
 @torch_names
-def argmin(x, axis=-1, keepdims=False):
-    """Index of the minimum along `axis` (default the last), an integer Tensor."""
+def argmin(x, axis=None, keepdims=False):
+    """Index of the minimum along `axis`, an integer Tensor; axis=None (Keras 3's default) indexes the
+    flattened input."""
     return F.as_tensor(x, "argmin input").argmin(axis=axis, keepdims=keepdims)
 
 
