@@ -37,3 +37,21 @@ def test_load_ignores_other_writers_metadata(tmp_path):
     path = tmp_path / "hub.safetensors"
     checkpoint.save_arrays(path, {"w": np.ones(2, np.float32)}, {"format": "pt"})
     assert list(tg.load(path)) == ["w"]
+
+
+def test_dataloader_collates_dict_samples_as_torch():
+    # a Dataset whose samples are dicts (the Hugging Face habit): torch's default collate batches each key;
+    # before, TypeError 'a sample field is a dict'
+    from tinygrad_cnn.utils.data import DataLoader, Dataset
+
+    class Pairs(Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return {"image": np.full((2, 2), i, np.float32), "label": i, "extra": (i, float(i))}
+
+    batches = list(DataLoader(Pairs(), batch_size=2))
+    assert [b["label"].numpy().tolist() for b in batches] == [[0, 1], [2, 3], [4]]
+    assert batches[1]["image"].shape == (2, 2, 2) and batches[1]["image"].numpy()[1, 0, 0] == 3
+    assert batches[0]["extra"][1].dtype == np.float64 and batches[0]["label"].dtype == np.int64
