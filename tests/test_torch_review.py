@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn as tg
+from conftest import DEVICES
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
@@ -55,3 +56,43 @@ def test_dataloader_collates_dict_samples_as_torch():
     assert [b["label"].numpy().tolist() for b in batches] == [[0, 1], [2, 3], [4]]
     assert batches[1]["image"].shape == (2, 2, 2) and batches[1]["image"].numpy()[1, 0, 0] == 3
     assert batches[0]["extra"][1].dtype == np.float64 and batches[0]["label"].dtype == np.int64
+
+
+class _BNNet(__import__("tinygrad_cnn.torch_nn", fromlist=["Module"]).Module):  # module level: pickle finds it
+    def __init__(self):
+        import tinygrad_cnn.torch_nn as nn
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Linear(3 * 4 * 4, 2)
+
+    def forward(self, x):
+        return self.fc(self.bn(self.conv(x)).relu().flatten(1))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_model_with_batchnorm_and_adam_goes_on_alike_on_each_device(device, how):
+    import copy
+    import pickle
+    tg.manual_seed(0)
+    model = _BNNet().to(device)
+    opt = tg.optim.Adam(model.parameters(), lr=0.01)
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.standard_normal((4, 1, 6, 6)).astype(np.float32), device=device)
+    y = tg.Tensor(np.array([0, 1, 1, 0]), device=device)
+
+    def train(m, o, steps):
+        for _ in range(steps):
+            o.zero_grad()
+            tg.nn.functional.cross_entropy(m(x), y).backward()
+            o.step()
+    train(model, opt, 2)
+    copier = copy.deepcopy if how == "deepcopy" else lambda o: pickle.loads(pickle.dumps(o))
+    model2, opt2 = copier((model, opt))
+    assert model2.bn.moving_variance.device == model.bn.moving_variance.device
+    train(model, opt, 2)
+    train(model2, opt2, 2)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(model2.state_dict()[k], v)
+    model.eval()
+    model2.eval()
+    np.testing.assert_array_equal(model2(x).numpy(), model(x).numpy())
