@@ -96,3 +96,24 @@ def test_a_copied_model_with_batchnorm_and_adam_goes_on_alike_on_each_device(dev
     model.eval()
     model2.eval()
     np.testing.assert_array_equal(model2(x).numpy(), model(x).numpy())
+
+
+def test_batchnorm_and_dropout_attributes_set_after_construction_as_torch():
+    # the YOLOv5 / EfficientNet habit, for m in model.modules(): m.eps = 1e-3; m.momentum = 0.03, and the ResNet
+    # init loop nn.init.constant_(m.weight, 1). Before: bn.momentum read 0.9 (Keras' meaning) and setting it
+    # took Keras' meaning silently; bn.eps and dropout.p were new attributes nothing read; weight raised
+    import tinygrad_cnn.torch_nn as nn
+    bn, drop = nn.BatchNorm2d(2), nn.Dropout(0.5)
+    assert bn.momentum == 0.1 and bn.eps == 1e-5 and drop.p == 0.5
+    bn.momentum, bn.eps, drop.p = 0.25, 0.5, 0.0
+    nn.init.constant_(bn.weight, 2.0)
+    nn.init.constant_(bn.bias, 1.0)
+    x = np.random.default_rng(0).standard_normal((3, 2, 2, 2)).astype(np.float32)
+    out = bn(tg.Tensor(x)).numpy()
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    # torch's rules: (x - mean) / sqrt(var + eps) * weight + bias; running = (1 - momentum) * running + momentum * batch
+    expected = (x - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 0.5) * 2.0 + 1.0
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bn.running_mean.numpy().ravel(), 0.25 * mean, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bn.running_var.numpy().ravel(), 0.75 + 0.25 * var * 12 / 11, rtol=1e-5)
+    np.testing.assert_array_equal(drop(tg.Tensor(x)).numpy(), x)  # p = 0 in training mode: the input

@@ -180,7 +180,7 @@ def torch_code(model):
         elif isinstance(layer, BatchNormalization):
             kind = "BatchNorm2d" if len(shape) == 3 else "BatchNorm1d"
             lines.append(f"torch.nn.{kind}({layer.moving_mean.shape[0]}, eps={layer.epsilon}, "
-                         f"momentum={round(1 - layer.momentum, 12)}, affine={layer.gamma is not None})")
+                         f"momentum={round(1 - layer.decay, 12)}, affine={layer.gamma is not None})")
         elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
             kind = "AdaptiveAvgPool2d" if isinstance(layer, GlobalAveragePooling2D) else "AdaptiveMaxPool2d"
             lines.append(f"torch.nn.{kind}(1)")

@@ -146,6 +146,15 @@ class Dropout(_nn.Dropout):
         _not_offered("Dropout", "inplace", inplace, False)
         super().__init__(p, name=name, generator=generator)
 
+    @property
+    def p(self):
+        """torch's name for rate (m.p = 0.1 sets it)."""
+        return self.rate
+
+    @p.setter
+    def p(self, value):
+        self.rate = float(value)
+
 
 def _only(layer, **given):
     """Refuse torch options not offered here, each given as name=(value, default, what to do instead)."""
@@ -251,9 +260,11 @@ class ModuleList(list):
 
 class BatchNorm2d(_nn.BatchNormalization):
     """torch.nn.BatchNorm2d(num_features, eps=1e-5, momentum=0.1, affine=True): BatchNormalization over the
-    channels of (N, C, H, W) images with torch's meaning of momentum (the new statistic's weight) and torch's
-    running variance, the unbiased one (n / (n - 1) times the batch's). Its state_dict keeps Keras' names
-    (gamma, beta, moving_mean, moving_variance; interop.py maps torch's)."""
+    channels of (N, C, H, W) images with torch's meaning of momentum (the new statistic's weight; also
+    bn.momentum = 0.03 later) and torch's running variance, the unbiased one (n / (n - 1) times the
+    batch's). torch's attribute names eps, weight, bias, running_mean and running_var are Keras' epsilon,
+    gamma, beta, moving_mean and moving_variance; its state_dict keeps Keras' names (interop.py maps
+    torch's)."""
 
     rank = 4
 
@@ -263,9 +274,43 @@ class BatchNorm2d(_nn.BatchNormalization):
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{type(self).__name__} momentum must be a number in [0, 1], got {momentum!r}")
         affine = flag(affine, f"{type(self).__name__} affine")
-        super().__init__(axis=1, momentum=1.0 - momentum, epsilon=eps, center=affine, scale=affine, name=name,
+        super().__init__(axis=1, momentum=momentum, epsilon=eps, center=affine, scale=affine, name=name,
                          dtype=dtype, device=device)
         self.build((positive_int(num_features, f"{type(self).__name__} num_features"),) + (1,) * (self.rank - 2))
+
+    @property
+    def decay(self):
+        """The old statistic's weight, 1 - momentum (NOTE: momentum is torch's here, read at each step)."""
+        return 1.0 - self.momentum
+
+    @property
+    def eps(self):
+        """torch's name for epsilon (bn.eps = 1e-3 sets it)."""
+        return self.epsilon
+
+    @eps.setter
+    def eps(self, value):
+        self.epsilon = float(value)
+
+    @property
+    def weight(self):
+        """torch's name for gamma (None when affine=False)."""
+        return self.gamma
+
+    @property
+    def bias(self):
+        """torch's name for beta (None when affine=False)."""
+        return self.beta
+
+    @property
+    def running_mean(self):
+        """torch's name for moving_mean."""
+        return self.moving_mean
+
+    @property
+    def running_var(self):
+        """torch's name for moving_variance."""
+        return self.moving_variance
 
     def _validate(self, shape):
         if len(shape) not in (self.rank, 3 if self.rank == 2 else self.rank):
