@@ -117,3 +117,14 @@ def test_batchnorm_and_dropout_attributes_set_after_construction_as_torch():
     np.testing.assert_allclose(bn.running_mean.numpy().ravel(), 0.25 * mean, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(bn.running_var.numpy().ravel(), 0.75 + 0.25 * var * 12 / 11, rtol=1e-5)
     np.testing.assert_array_equal(drop(tg.Tensor(x)).numpy(), x)  # p = 0 in training mode: the input
+
+
+def test_linear_and_conv2d_sizes_under_torch_names():
+    # model.fc = nn.Linear(model.fc.in_features, 10), the fine-tuning habit; before: AttributeError
+    import tinygrad_cnn.torch_nn as nn
+    fc, conv = nn.Linear(7, 3), nn.Conv2d(2, 5, 3, stride=(1, 2), dilation=2)
+    assert (fc.in_features, fc.out_features) == (7, 3)
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.dilation, conv.padding) == \
+        (2, 5, (3, 3), (1, 2), (2, 2), (0, 0))  # torch 2.13's values for the same layers
+    with pytest.raises(AttributeError):
+        conv.stride = 2  # read-only: a new stride would not rebuild anything

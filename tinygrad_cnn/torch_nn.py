@@ -48,6 +48,26 @@ class Conv2d(_nn.Conv2D):
                          kernel_initializer=init, bias_initializer=init, name=name, dtype=dtype, device=device,
                          in_channels=in_channels)
 
+    @property
+    def in_channels(self):
+        """torch's in_channels, read from the weight (out_channels, in_channels, kh, kw)."""
+        return self.weight.shape[1]
+
+    @property
+    def out_channels(self):
+        """torch's out_channels (Keras' filters)."""
+        return self.filters
+
+    @property
+    def stride(self):
+        """torch's stride, a pair (Keras' strides)."""
+        return self.strides
+
+    @property
+    def dilation(self):
+        """torch's dilation, a pair (Keras' dilation_rate)."""
+        return self.dilation_rate
+
 
 class Linear(_nn.Dense):
     """torch.nn.Linear(in_features, out_features, bias=True): Dense in PyTorch's argument order, weights
@@ -58,6 +78,16 @@ class Linear(_nn.Dense):
         init = _TorchUniform(in_features)
         super().__init__(out_features, use_bias=flag(bias, "Linear bias"), kernel_initializer=init, bias_initializer=init, name=name,
                          dtype=dtype, device=device, in_features=in_features)
+
+    @property
+    def in_features(self):
+        """torch's in_features (model.fc = nn.Linear(model.fc.in_features, 10), the fine-tuning habit)."""
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self):
+        """torch's out_features (Keras' units)."""
+        return self.units
 
 
 class Parameter(Tensor):
