@@ -90,8 +90,10 @@ class DataLoader:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             indices = order[start:start + self.batch_size]
             if isinstance(self.dataset, TensorDataset) and self.collate_fn is default_collate:
-                # NOTE: a TensorDataset's batch is one gather per tensor, not a stack of single samples
-                yield tuple(Tensor(t.data[t.xp.asarray(indices)], device=t.device) for t in self.dataset.tensors)
+                # NOTE: a TensorDataset's batch is one gather per tensor, not a stack of single samples; a
+                # tensor that requires grad is indexed in the graph, so that its batches do too (torch's)
+                yield tuple(t[indices] if t.requires_grad else Tensor(t.data[t.xp.asarray(indices)], device=t.device)
+                            for t in self.dataset.tensors)
             else:
                 yield self.collate_fn([self.dataset[int(i)] for i in indices])
 
