@@ -141,3 +141,11 @@ def test_a_tensordataset_of_a_tensor_that_requires_grad_gives_batches_in_the_gra
     assert xb.requires_grad and not yb.requires_grad
     (xb * yb.float()[:, None]).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.repeat(np.arange(4, dtype=np.float32)[:, None], 2, axis=1))
+
+
+def test_calculate_gain_of_transposed_convs_and_batchnorms_cumulative_momentum_named():
+    import tinygrad_cnn.torch_nn as nn
+    # torch 2.13: 1 for every linear function, the transposed convolutions included (was ValueError 'unknown')
+    assert [nn.init.calculate_gain(f"conv_transpose{d}d") for d in (1, 2, 3)] == [1.0, 1.0, 1.0]
+    with pytest.raises(NotImplementedError, match="cumulative"):  # was 'must be a number in [0, 1], got None'
+        nn.BatchNorm2d(3, momentum=None)

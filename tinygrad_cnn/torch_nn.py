@@ -301,6 +301,9 @@ class BatchNorm2d(_nn.BatchNormalization):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, name=None,
                  dtype=None, device=None):
         _only(type(self).__name__, track_running_stats=(track_running_stats, True, "leave it True"))
+        if momentum is None:
+            raise NotImplementedError(f"{type(self).__name__}: momentum=None (torch's cumulative average of all "
+                                      f"batches) is not offered here; give a number, e.g. momentum=0.1")
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{type(self).__name__} momentum must be a number in [0, 1], got {momentum!r}")
         affine = flag(affine, f"{type(self).__name__} affine")
