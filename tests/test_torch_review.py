@@ -149,3 +149,22 @@ def test_calculate_gain_of_transposed_convs_and_batchnorms_cumulative_momentum_n
     assert [nn.init.calculate_gain(f"conv_transpose{d}d") for d in (1, 2, 3)] == [1.0, 1.0, 1.0]
     with pytest.raises(NotImplementedError, match="cumulative"):  # was 'must be a number in [0, 1], got None'
         nn.BatchNorm2d(3, momentum=None)
+
+
+def test_maxpool2d_padding_pads_with_minus_inf_as_torch():
+    # ResNet's stem nn.MaxPool2d(kernel_size=3, stride=2, padding=1); before: NotImplementedError advising x.pad,
+    # whose zeros are a window's max where the inputs are negative (torch pads with -inf)
+    import tinygrad_cnn.torch_nn as nn
+    x = -np.arange(1, 26, dtype=np.float32).reshape(1, 1, 5, 5)
+    out = nn.MaxPool2d(3, 2, 1)(tg.Tensor(x)).numpy()
+    # torch 2.13 gives the max of each window's real pixels: windows at rows/cols {0,1}, {1,2,3}, {3,4}
+    rows = [(0, 2), (1, 4), (3, 5)]
+    expected = np.array([[x[0, 0, r0:r1, c0:c1].max() for c0, c1 in rows] for r0, r1 in rows])
+    np.testing.assert_array_equal(out[0, 0], expected)
+    assert nn.MaxPool2d((3, 5), padding=(1, 2))(tg.Tensor(np.zeros((1, 2, 4, 6), np.float32))).shape == (1, 2, 2, 2)
+    with pytest.raises(ValueError, match="at most half the kernel"):
+        nn.MaxPool2d(2, padding=2)
+    from tinygrad_cnn import interop
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(3, 2, 1), nn.Flatten(), nn.Linear(2 * 3 * 3, 2))
+    model(tg.Tensor(np.zeros((1, 1, 7, 7), np.float32)))  # built by a first call, as interop needs
+    assert "torch.nn.MaxPool2d((3, 3), stride=(2, 2), padding=(1, 1))" in interop.torch_code(model)

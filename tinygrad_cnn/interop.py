@@ -170,11 +170,13 @@ def torch_code(model):
         elif isinstance(layer, Dense):
             lines.append(f"torch.nn.Linear({layer.weight.shape[1]}, {layer.units}, bias={layer.use_bias})")
         elif isinstance(layer, (MaxPool2D, AvgPool2D)):
-            if layer.padding != "valid":
+            torch_pads = isinstance(layer, MaxPool2D) and isinstance(layer.padding, tuple)  # torch_nn.MaxPool2d's
+            if layer.padding != "valid" and not torch_pads:
                 raise ValueError(f"layer {position} ({layer.label()}): padding {layer.padding!r} (windows that "
                                  f"overhang the edge see only real pixels) has no torch pooling equivalent")
             kind = "MaxPool2d" if isinstance(layer, MaxPool2D) else "AvgPool2d"
-            lines.append(f"torch.nn.{kind}({layer.pool_size}, stride={layer.strides})")
+            lines.append(f"torch.nn.{kind}({layer.pool_size}, stride={layer.strides}"
+                         f"{f', padding={layer.padding}' if torch_pads else ''})")
         elif isinstance(layer, Flatten):
             lines.append("torch.nn.Flatten()")
         elif isinstance(layer, BatchNormalization):

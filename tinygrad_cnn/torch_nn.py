@@ -195,15 +195,29 @@ def _only(layer, **given):
 
 class MaxPool2d(_nn.MaxPool2D):
     """torch.nn.MaxPool2d(kernel_size, stride=None, padding=0): the max over each window; stride defaults to
-    kernel_size, as torch's. Keras' MaxPool2D underneath (its fused conv + pool kernels included)."""
+    kernel_size, as torch's; padding (an int or a pair, at most half the kernel) pads each side with -inf, as
+    torch's (ResNet's MaxPool2d(3, 2, 1)). Keras' MaxPool2D underneath (its fused conv + pool kernels included)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False,
                  name=None):
-        _only("MaxPool2d", padding=(padding, 0, "pad the input first (x.pad), or use "
-                                               "tinygrad_cnn.nn.MaxPool2D(padding='same')"),
-              dilation=(dilation, 1, "use a larger kernel"), return_indices=(return_indices, False, "drop it"),
-              ceil_mode=(ceil_mode, False, "pad the input first (x.pad)"))
+        _only("MaxPool2d", dilation=(dilation, 1, "use a larger kernel"),
+              return_indices=(return_indices, False, "drop it"),
+              ceil_mode=(ceil_mode, False, "pad the input first (x.pad(..., value=-inf))"))
         super().__init__(kernel_size, stride, name=name)
+        pad = (padding, padding) if isinstance(padding, int) and not isinstance(padding, bool) else padding
+        if not isinstance(pad, (tuple, list)) or len(pad) != 2 or \
+                not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= 2 * p <= k
+                        for p, k in zip(pad, self.pool_size)):
+            raise ValueError(f"MaxPool2d: padding must be an int or a pair of ints >= 0 and at most half the "
+                             f"kernel {self.pool_size}, got {padding!r}")
+        if any(pad):
+            self.padding = tuple(pad)  # NOTE: torch's pixels per side, where Keras' MaxPool2D holds 'valid'/'same'
+
+    def pads(self, h, w):
+        """((top, bottom), (left, right)): torch's padding, the same on both sides."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        return (self.padding[0],) * 2, (self.padding[1],) * 2
 
 
 class AvgPool2d(_nn.AvgPool2D):
@@ -212,7 +226,8 @@ class AvgPool2d(_nn.AvgPool2D):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None, name=None):
-        _only("AvgPool2d", padding=(padding, 0, "pad the input first (x.pad)"),
+        _only("AvgPool2d", padding=(padding, 0, "call F.avg_pool2d(x, kernel_size, stride, padding) in forward() "
+                                                "(torch's count_include_pad=True)"),
               ceil_mode=(ceil_mode, False, "pad the input first (x.pad)"),
               divisor_override=(divisor_override, None, "multiply the output instead"))
         super().__init__(kernel_size, stride, name=name)
