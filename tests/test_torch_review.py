@@ -151,12 +151,13 @@ def test_calculate_gain_of_transposed_convs_and_batchnorms_cumulative_momentum_n
         nn.BatchNorm2d(3, momentum=None)
 
 
-def test_maxpool2d_padding_pads_with_minus_inf_as_torch():
+@pytest.mark.parametrize("device", DEVICES)
+def test_maxpool2d_padding_pads_with_minus_inf_as_torch(device):
     # ResNet's stem nn.MaxPool2d(kernel_size=3, stride=2, padding=1); before: NotImplementedError advising x.pad,
     # whose zeros are a window's max where the inputs are negative (torch pads with -inf)
     import tinygrad_cnn.torch_nn as nn
     x = -np.arange(1, 26, dtype=np.float32).reshape(1, 1, 5, 5)
-    out = nn.MaxPool2d(3, 2, 1)(tg.Tensor(x)).numpy()
+    out = nn.MaxPool2d(3, 2, 1)(tg.Tensor(x, device=device)).numpy()
     # torch 2.13 gives the max of each window's real pixels: windows at rows/cols {0,1}, {1,2,3}, {3,4}
     rows = [(0, 2), (1, 4), (3, 5)]
     expected = np.array([[x[0, 0, r0:r1, c0:c1].max() for c0, c1 in rows] for r0, r1 in rows])
