@@ -130,12 +130,13 @@ def test_linear_and_conv2d_sizes_under_torch_names():
         conv.stride = 2  # read-only: a new stride would not rebuild anything
 
 
-def test_a_tensordataset_of_a_tensor_that_requires_grad_gives_batches_in_the_graph():
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_tensordataset_of_a_tensor_that_requires_grad_gives_batches_in_the_graph(device):
     # torch: the batches of TensorDataset(x) with x.requires_grad carry the graph back to x (learning inputs,
     # adversarial examples); before, they were new leaves without requires_grad and x.grad stayed None, silently
     from tinygrad_cnn.utils.data import DataLoader, TensorDataset
-    x = tg.tensor(np.arange(8, dtype=np.float32).reshape(4, 2), requires_grad=True)
-    labels = tg.tensor(np.arange(4))
+    x = tg.tensor(np.arange(8, dtype=np.float32).reshape(4, 2), requires_grad=True, device=device)
+    labels = tg.tensor(np.arange(4), device=device)
     (xb, yb), = list(DataLoader(TensorDataset(x, labels), batch_size=4, shuffle=True,
                                 generator=np.random.default_rng(0)))
     assert xb.requires_grad and not yb.requires_grad
