@@ -170,3 +170,19 @@ def test_maxpool2d_padding_pads_with_minus_inf_as_torch(device):
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(3, 2, 1), nn.Flatten(), nn.Linear(2 * 3 * 3, 2))
     model(tg.Tensor(np.zeros((1, 1, 7, 7), np.float32)))  # built by a first call, as interop needs
     assert "torch.nn.MaxPool2d((3, 3), stride=(2, 2), padding=(1, 1))" in interop.torch_code(model)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_avgpool2d_padding_with_and_without_the_padded_zeros_counted_as_torch(device):
+    # Inception's nn.AvgPool2d(3, stride=1, padding=1); before: NotImplementedError for any padding
+    import tinygrad_cnn.torch_nn as nn
+    from tinygrad_cnn import interop
+    x = np.arange(1, 17, dtype=np.float32).reshape(1, 1, 4, 4)
+    counted = nn.AvgPool2d(3, 1, 1)(tg.Tensor(x, device=device)).numpy()[0, 0]
+    real = nn.AvgPool2d(3, 1, 1, count_include_pad=False)(tg.Tensor(x, device=device)).numpy()[0, 0]
+    # torch's rules: the corner window holds 4 real pixels (1, 2, 5, 6) and 5 zeros
+    assert counted[0, 0] == pytest.approx(14 / 9) and real[0, 0] == pytest.approx(14 / 4)
+    assert counted[1, 1] == real[1, 1] == pytest.approx(x[0, 0, :3, :3].mean())
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(3, 2, 1, count_include_pad=False), nn.Flatten())
+    model(tg.Tensor(np.zeros((1, 1, 7, 7), np.float32)))
+    assert "AvgPool2d((3, 3), stride=(2, 2), padding=(1, 1), count_include_pad=False)" in interop.torch_code(model)

@@ -193,7 +193,29 @@ def _only(layer, **given):
             raise NotImplementedError(f"{layer}: {name}={value!r} is not offered here (only {default!r}); {instead}")
 
 
-class MaxPool2d(_nn.MaxPool2D):
+class _TorchPoolPadding:
+    """torch's pooling padding: an int or a pair, that many pixels on each side (at most half the kernel), held
+    in the Keras layer's `padding` (NOTE: a pair where Keras' holds 'valid' or 'same'); pads() gives it to the
+    layer's shape checks, its pooling, the fused-kernel plan, ONNX and interop."""
+
+    def _torch_padding(self, padding):
+        pad = (padding, padding) if isinstance(padding, int) and not isinstance(padding, bool) else padding
+        if not isinstance(pad, (tuple, list)) or len(pad) != 2 or \
+                not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= 2 * p <= k
+                        for p, k in zip(pad, self.pool_size)):
+            raise ValueError(f"{type(self).__name__}: padding must be an int or a pair of ints >= 0 and at most "
+                             f"half the kernel {self.pool_size}, got {padding!r}")
+        if any(pad):
+            self.padding = tuple(pad)
+
+    def pads(self, h, w):
+        """((top, bottom), (left, right)): torch's padding, the same on both sides."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        return (self.padding[0],) * 2, (self.padding[1],) * 2
+
+
+class MaxPool2d(_TorchPoolPadding, _nn.MaxPool2D):
     """torch.nn.MaxPool2d(kernel_size, stride=None, padding=0): the max over each window; stride defaults to
     kernel_size, as torch's; padding (an int or a pair, at most half the kernel) pads each side with -inf, as
     torch's (ResNet's MaxPool2d(3, 2, 1)). Keras' MaxPool2D underneath (its fused conv + pool kernels included)."""
@@ -204,33 +226,28 @@ class MaxPool2d(_nn.MaxPool2D):
               return_indices=(return_indices, False, "drop it"),
               ceil_mode=(ceil_mode, False, "pad the input first (x.pad(..., value=-inf))"))
         super().__init__(kernel_size, stride, name=name)
-        pad = (padding, padding) if isinstance(padding, int) and not isinstance(padding, bool) else padding
-        if not isinstance(pad, (tuple, list)) or len(pad) != 2 or \
-                not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= 2 * p <= k
-                        for p, k in zip(pad, self.pool_size)):
-            raise ValueError(f"MaxPool2d: padding must be an int or a pair of ints >= 0 and at most half the "
-                             f"kernel {self.pool_size}, got {padding!r}")
-        if any(pad):
-            self.padding = tuple(pad)  # NOTE: torch's pixels per side, where Keras' MaxPool2D holds 'valid'/'same'
-
-    def pads(self, h, w):
-        """((top, bottom), (left, right)): torch's padding, the same on both sides."""
-        if self.padding == "valid":
-            return (0, 0), (0, 0)
-        return (self.padding[0],) * 2, (self.padding[1],) * 2
+        self._torch_padding(padding)
 
 
-class AvgPool2d(_nn.AvgPool2D):
-    """torch.nn.AvgPool2d(kernel_size, stride=None, padding=0): the mean over each window; stride defaults to
-    kernel_size, as torch's."""
+class AvgPool2d(_TorchPoolPadding, _nn.AvgPool2D):
+    """torch.nn.AvgPool2d(kernel_size, stride=None, padding=0, count_include_pad=True): the mean over each
+    window; stride defaults to kernel_size, as torch's; padding adds zeros on each side, which count in the
+    mean with count_include_pad=True (torch's default) and not with False."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None, name=None):
-        _only("AvgPool2d", padding=(padding, 0, "call F.avg_pool2d(x, kernel_size, stride, padding) in forward() "
-                                                "(torch's count_include_pad=True)"),
-              ceil_mode=(ceil_mode, False, "pad the input first (x.pad)"),
+        _only("AvgPool2d", ceil_mode=(ceil_mode, False, "pad the input first (x.pad)"),
               divisor_override=(divisor_override, None, "multiply the output instead"))
         super().__init__(kernel_size, stride, name=name)
+        self._torch_padding(padding)
+        self.count_include_pad = flag(count_include_pad, "AvgPool2d count_include_pad")
+
+    def _pool(self, x):
+        """The mean over each window; the padded zeros counted when count_include_pad (else real pixels only,
+        as Keras' 'same' padding averages)."""
+        if self.count_include_pad and self.padding != "valid":
+            return F.avg_pool2d(x, self.pool_size, self.strides, self.padding)
+        return super()._pool(x)
 
 
 class AdaptiveAvgPool2d(_nn.GlobalAveragePooling2D):
