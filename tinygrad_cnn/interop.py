@@ -170,17 +170,21 @@ def torch_code(model):
         elif isinstance(layer, Dense):
             lines.append(f"torch.nn.Linear({layer.weight.shape[1]}, {layer.units}, bias={layer.use_bias})")
         elif isinstance(layer, (MaxPool2D, AvgPool2D)):
-            if layer.padding != "valid":
+            torch_pads = isinstance(layer.padding, tuple)  # torch_nn's MaxPool2d and AvgPool2d
+            if layer.padding != "valid" and not torch_pads:
                 raise ValueError(f"layer {position} ({layer.label()}): padding {layer.padding!r} (windows that "
                                  f"overhang the edge see only real pixels) has no torch pooling equivalent")
             kind = "MaxPool2d" if isinstance(layer, MaxPool2D) else "AvgPool2d"
-            lines.append(f"torch.nn.{kind}({layer.pool_size}, stride={layer.strides})")
+            extra = f", padding={layer.padding}" if torch_pads else ""
+            if torch_pads and kind == "AvgPool2d":
+                extra += f", count_include_pad={layer.count_include_pad}"
+            lines.append(f"torch.nn.{kind}({layer.pool_size}, stride={layer.strides}{extra})")
         elif isinstance(layer, Flatten):
             lines.append("torch.nn.Flatten()")
         elif isinstance(layer, BatchNormalization):
             kind = "BatchNorm2d" if len(shape) == 3 else "BatchNorm1d"
             lines.append(f"torch.nn.{kind}({layer.moving_mean.shape[0]}, eps={layer.epsilon}, "
-                         f"momentum={round(1 - layer.momentum, 12)}, affine={layer.gamma is not None})")
+                         f"momentum={round(1 - layer.decay, 12)}, affine={layer.gamma is not None})")
         elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
             kind = "AdaptiveAvgPool2d" if isinstance(layer, GlobalAveragePooling2D) else "AdaptiveMaxPool2d"
             lines.append(f"torch.nn.{kind}(1)")

@@ -74,7 +74,7 @@ def _spatial(graph, layer, x, shape):
         x = graph.op("MaxPool", [x], kernel_shape=list(layer.pool_size), strides=list(layer.strides), pads=pads)
     else:  # NOTE: count_include_pad=0 averages over real pixels only, as AvgPool2D's 'same' padding does
         x = graph.op("AveragePool", [x], kernel_shape=list(layer.pool_size), strides=list(layer.strides),
-                     pads=pads, count_include_pad=0)
+                     pads=pads, count_include_pad=int(getattr(layer, "count_include_pad", False)))  # torch_nn's
     if channels_last:
         x = graph.op("Transpose", [x], perm=[0, 2, 3, 1])
     if isinstance(layer, Conv2D):

@@ -4,6 +4,7 @@ torch's default collate batches them. tinygrad_cnn.data.DataLoader(x, y) over Nu
 this one is for code written for PyTorch. NOTE: no worker processes (num_workers and pin_memory change nothing:
 batches are made in this process)."""
 import numbers
+from collections.abc import Mapping
 
 import numpy
 
@@ -40,9 +41,11 @@ class TensorDataset(Dataset):
 
 
 def default_collate(samples):
-    """torch's default collate: samples (tuples of arrays, Tensors or numbers) stacked field by field into
-    Tensors on the first sample's device; Python floats become float64 and ints int64, as torch's."""
+    """torch's default collate: samples (tuples or dicts of arrays, Tensors or numbers) stacked field by field
+    into Tensors on the first sample's device; Python floats become float64 and ints int64, as torch's."""
     first = samples[0]
+    if isinstance(first, Mapping):
+        return {key: default_collate([s[key] for s in samples]) for key in first}
     if isinstance(first, (tuple, list)):
         return type(first)(default_collate([s[k] for s in samples]) for k in range(len(first)))
     if isinstance(first, Tensor):
@@ -87,8 +90,10 @@ class DataLoader:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             indices = order[start:start + self.batch_size]
             if isinstance(self.dataset, TensorDataset) and self.collate_fn is default_collate:
-                # NOTE: a TensorDataset's batch is one gather per tensor, not a stack of single samples
-                yield tuple(Tensor(t.data[t.xp.asarray(indices)], device=t.device) for t in self.dataset.tensors)
+                # NOTE: a TensorDataset's batch is one gather per tensor, not a stack of single samples; a
+                # tensor that requires grad is indexed in the graph, so that its batches do too (torch's)
+                yield tuple(t[indices] if t.requires_grad else Tensor(t.data[t.xp.asarray(indices)], device=t.device)
+                            for t in self.dataset.tensors)
             else:
                 yield self.collate_fn([self.dataset[int(i)] for i in indices])
 

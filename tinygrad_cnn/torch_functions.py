@@ -150,11 +150,15 @@ def inference_mode(mode=True):
     return no_grad()
 
 
+_STR = "tinygrad_cnn.save/str/"  # the metadata keys of save()'s string values start so
+
+
 def save(obj, f):
     """torch.save(model.state_dict(), path) and torch.save({"epoch": e, "model": ..., "optimizer": ...},
-    path): a dict of arrays, Tensors and numbers (nested dicts too) written as .safetensors or .npz (the
-    name's extension says which). NOTE: never pickled: torch's .pt/.pth names raise an error naming
-    .safetensors, and other objects than dicts (a whole model) are refused: save its state_dict()."""
+    path): a dict of arrays, Tensors, numbers and strings (nested dicts too; a scheduler's state_dict()
+    holds strings) written as .safetensors or .npz (the name's extension says which). NOTE: never pickled:
+    torch's .pt/.pth names raise an error naming .safetensors, and other objects than dicts (a whole model)
+    are refused: save its state_dict()."""
     if not isinstance(obj, Mapping):
         raise TypeError(f"save: saves a dict (model.state_dict(), optimizer.state_dict(), or a dict of them), "
                         f"not a {type(obj).__name__}: nothing here pickles; for a model save model.state_dict()")
@@ -162,7 +166,12 @@ def save(obj, f):
     if name.lower().endswith((".pt", ".pth", ".pkl", ".tar", ".ckpt", ".bin")):
         raise checkpoint.CheckpointError(f"save: {name!r} is torch's pickle format, which is not written here; "
                                          f"name the file .safetensors (or .npz): same dict, loaded by load()")
-    checkpoint.save_arrays(f, dict(_flat(obj, "")))
+    arrays, strings = {}, {}
+    for key, value in _flat(obj, ""):
+        (strings if isinstance(value, str) else arrays)[key] = value
+    # NOTE: strings travel in the file's str -> str metadata, each under _STR + its key, so that load() tells
+    # them from another writer's metadata (a safetensors file's {"format": "pt"} is not put in the dict)
+    checkpoint.save_arrays(f, arrays, {_STR + key: value for key, value in strings.items()})
 
 
 def _flat(obj, prefix):
@@ -172,23 +181,26 @@ def _flat(obj, prefix):
         if isinstance(value, Mapping):
             yield from _flat(value, f"{prefix}{key}/")
         else:
-            yield f"{prefix}{key}", value.numpy() if isinstance(value, Tensor) else numpy.asarray(to_numpy(value))
+            yield f"{prefix}{key}", value if isinstance(value, str) else \
+                value.numpy() if isinstance(value, Tensor) else numpy.asarray(to_numpy(value))
 
 
 def load(f, map_location=None, weights_only=True):
-    """torch.load of what save() wrote: the dict again (nested as saved), arrays as NumPy arrays and
-    0-d ones as Python numbers, ready for model.load_state_dict(...) or optimizer.load_state_dict(...).
+    """torch.load of what save() wrote: the dict again (nested as saved), arrays as NumPy arrays,
+    0-d ones as Python numbers and strings as strings, ready for model.load_state_dict(...) or optimizer.load_state_dict(...).
     map_location: None or "cpu" (arrays load on the CPU; load_state_dict puts them on the model's device)."""
     if map_location not in (None, "cpu") or weights_only is not True:
         raise ValueError(f"load: map_location must be None or 'cpu' (load_state_dict moves weights to the model's "
                          f"device) and weights_only True (nothing is unpickled), got {map_location!r}, {weights_only!r}")
     out = {}
-    for key, value in checkpoint.load_arrays(f).items():
+    arrays, metadata = checkpoint.load_file(f)
+    strings = {key[len(_STR):]: value for key, value in metadata.items() if key.startswith(_STR)}
+    for key, value in {**arrays, **strings}.items():
         *parents, leaf = key.split("/")
         node = out
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = value.item() if value.ndim == 0 else value
+        node[leaf] = value if isinstance(value, str) else value.item() if value.ndim == 0 else value
     return out
 
 

@@ -48,6 +48,26 @@ class Conv2d(_nn.Conv2D):
                          kernel_initializer=init, bias_initializer=init, name=name, dtype=dtype, device=device,
                          in_channels=in_channels)
 
+    @property
+    def in_channels(self):
+        """torch's in_channels, read from the weight (out_channels, in_channels, kh, kw)."""
+        return self.weight.shape[1]
+
+    @property
+    def out_channels(self):
+        """torch's out_channels (Keras' filters)."""
+        return self.filters
+
+    @property
+    def stride(self):
+        """torch's stride, a pair (Keras' strides)."""
+        return self.strides
+
+    @property
+    def dilation(self):
+        """torch's dilation, a pair (Keras' dilation_rate)."""
+        return self.dilation_rate
+
 
 class Linear(_nn.Dense):
     """torch.nn.Linear(in_features, out_features, bias=True): Dense in PyTorch's argument order, weights
@@ -58,6 +78,16 @@ class Linear(_nn.Dense):
         init = _TorchUniform(in_features)
         super().__init__(out_features, use_bias=flag(bias, "Linear bias"), kernel_initializer=init, bias_initializer=init, name=name,
                          dtype=dtype, device=device, in_features=in_features)
+
+    @property
+    def in_features(self):
+        """torch's in_features (model.fc = nn.Linear(model.fc.in_features, 10), the fine-tuning habit)."""
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self):
+        """torch's out_features (Keras' units)."""
+        return self.units
 
 
 class Parameter(Tensor):
@@ -146,6 +176,15 @@ class Dropout(_nn.Dropout):
         _not_offered("Dropout", "inplace", inplace, False)
         super().__init__(p, name=name, generator=generator)
 
+    @property
+    def p(self):
+        """torch's name for rate (m.p = 0.1 sets it)."""
+        return self.rate
+
+    @p.setter
+    def p(self, value):
+        self.rate = float(value)
+
 
 def _only(layer, **given):
     """Refuse torch options not offered here, each given as name=(value, default, what to do instead)."""
@@ -154,29 +193,61 @@ def _only(layer, **given):
             raise NotImplementedError(f"{layer}: {name}={value!r} is not offered here (only {default!r}); {instead}")
 
 
-class MaxPool2d(_nn.MaxPool2D):
+class _TorchPoolPadding:
+    """torch's pooling padding: an int or a pair, that many pixels on each side (at most half the kernel), held
+    in the Keras layer's `padding` (NOTE: a pair where Keras' holds 'valid' or 'same'); pads() gives it to the
+    layer's shape checks, its pooling, the fused-kernel plan, ONNX and interop."""
+
+    def _torch_padding(self, padding):
+        pad = (padding, padding) if isinstance(padding, int) and not isinstance(padding, bool) else padding
+        if not isinstance(pad, (tuple, list)) or len(pad) != 2 or \
+                not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= 2 * p <= k
+                        for p, k in zip(pad, self.pool_size)):
+            raise ValueError(f"{type(self).__name__}: padding must be an int or a pair of ints >= 0 and at most "
+                             f"half the kernel {self.pool_size}, got {padding!r}")
+        if any(pad):
+            self.padding = tuple(pad)
+
+    def pads(self, h, w):
+        """((top, bottom), (left, right)): torch's padding, the same on both sides."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        return (self.padding[0],) * 2, (self.padding[1],) * 2
+
+
+class MaxPool2d(_TorchPoolPadding, _nn.MaxPool2D):
     """torch.nn.MaxPool2d(kernel_size, stride=None, padding=0): the max over each window; stride defaults to
-    kernel_size, as torch's. Keras' MaxPool2D underneath (its fused conv + pool kernels included)."""
+    kernel_size, as torch's; padding (an int or a pair, at most half the kernel) pads each side with -inf, as
+    torch's (ResNet's MaxPool2d(3, 2, 1)). Keras' MaxPool2D underneath (its fused conv + pool kernels included)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False,
                  name=None):
-        _only("MaxPool2d", padding=(padding, 0, "pad the input first (x.pad), or use "
-                                               "tinygrad_cnn.nn.MaxPool2D(padding='same')"),
-              dilation=(dilation, 1, "use a larger kernel"), return_indices=(return_indices, False, "drop it"),
-              ceil_mode=(ceil_mode, False, "pad the input first (x.pad)"))
+        _only("MaxPool2d", dilation=(dilation, 1, "use a larger kernel"),
+              return_indices=(return_indices, False, "drop it"),
+              ceil_mode=(ceil_mode, False, "pad the input first (x.pad(..., value=-inf))"))
         super().__init__(kernel_size, stride, name=name)
+        self._torch_padding(padding)
 
 
-class AvgPool2d(_nn.AvgPool2D):
-    """torch.nn.AvgPool2d(kernel_size, stride=None, padding=0): the mean over each window; stride defaults to
-    kernel_size, as torch's."""
+class AvgPool2d(_TorchPoolPadding, _nn.AvgPool2D):
+    """torch.nn.AvgPool2d(kernel_size, stride=None, padding=0, count_include_pad=True): the mean over each
+    window; stride defaults to kernel_size, as torch's; padding adds zeros on each side, which count in the
+    mean with count_include_pad=True (torch's default) and not with False."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None, name=None):
-        _only("AvgPool2d", padding=(padding, 0, "pad the input first (x.pad)"),
-              ceil_mode=(ceil_mode, False, "pad the input first (x.pad)"),
+        _only("AvgPool2d", ceil_mode=(ceil_mode, False, "pad the input first (x.pad)"),
               divisor_override=(divisor_override, None, "multiply the output instead"))
         super().__init__(kernel_size, stride, name=name)
+        self._torch_padding(padding)
+        self.count_include_pad = flag(count_include_pad, "AvgPool2d count_include_pad")
+
+    def _pool(self, x):
+        """The mean over each window; the padded zeros counted when count_include_pad (else real pixels only,
+        as Keras' 'same' padding averages)."""
+        if self.count_include_pad and self.padding != "valid":
+            return F.avg_pool2d(x, self.pool_size, self.strides, self.padding)
+        return super()._pool(x)
 
 
 class AdaptiveAvgPool2d(_nn.GlobalAveragePooling2D):
@@ -251,21 +322,60 @@ class ModuleList(list):
 
 class BatchNorm2d(_nn.BatchNormalization):
     """torch.nn.BatchNorm2d(num_features, eps=1e-5, momentum=0.1, affine=True): BatchNormalization over the
-    channels of (N, C, H, W) images with torch's meaning of momentum (the new statistic's weight) and torch's
-    running variance, the unbiased one (n / (n - 1) times the batch's). Its state_dict keeps Keras' names
-    (gamma, beta, moving_mean, moving_variance; interop.py maps torch's)."""
+    channels of (N, C, H, W) images with torch's meaning of momentum (the new statistic's weight; also
+    bn.momentum = 0.03 later) and torch's running variance, the unbiased one (n / (n - 1) times the
+    batch's). torch's attribute names eps, weight, bias, running_mean and running_var are Keras' epsilon,
+    gamma, beta, moving_mean and moving_variance; its state_dict keeps Keras' names (interop.py maps
+    torch's)."""
 
     rank = 4
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, name=None,
                  dtype=None, device=None):
         _only(type(self).__name__, track_running_stats=(track_running_stats, True, "leave it True"))
+        if momentum is None:
+            raise NotImplementedError(f"{type(self).__name__}: momentum=None (torch's cumulative average of all "
+                                      f"batches) is not offered here; give a number, e.g. momentum=0.1")
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{type(self).__name__} momentum must be a number in [0, 1], got {momentum!r}")
         affine = flag(affine, f"{type(self).__name__} affine")
-        super().__init__(axis=1, momentum=1.0 - momentum, epsilon=eps, center=affine, scale=affine, name=name,
+        super().__init__(axis=1, momentum=momentum, epsilon=eps, center=affine, scale=affine, name=name,
                          dtype=dtype, device=device)
         self.build((positive_int(num_features, f"{type(self).__name__} num_features"),) + (1,) * (self.rank - 2))
+
+    @property
+    def decay(self):
+        """The old statistic's weight, 1 - momentum (NOTE: momentum is torch's here, read at each step)."""
+        return 1.0 - self.momentum
+
+    @property
+    def eps(self):
+        """torch's name for epsilon (bn.eps = 1e-3 sets it)."""
+        return self.epsilon
+
+    @eps.setter
+    def eps(self, value):
+        self.epsilon = float(value)
+
+    @property
+    def weight(self):
+        """torch's name for gamma (None when affine=False)."""
+        return self.gamma
+
+    @property
+    def bias(self):
+        """torch's name for beta (None when affine=False)."""
+        return self.beta
+
+    @property
+    def running_mean(self):
+        """torch's name for moving_mean."""
+        return self.moving_mean
+
+    @property
+    def running_var(self):
+        """torch's name for moving_variance."""
+        return self.moving_variance
 
     def _validate(self, shape):
         if len(shape) not in (self.rank, 3 if self.rank == 2 else self.rank):

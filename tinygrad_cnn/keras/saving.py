@@ -117,7 +117,7 @@ def _describe(layer, shape):
     if isinstance(layer, nn.Dropout):
         return "Dropout", {**base, "rate": layer.rate, "seed": None, "noise_shape": None}, []
     if isinstance(layer, nn.BatchNormalization):
-        config = {**base, "axis": layer.axis, "momentum": layer.momentum, "epsilon": layer.epsilon,
+        config = {**base, "axis": layer.axis, "momentum": layer.decay, "epsilon": layer.epsilon,
                   "center": layer.center, "scale": layer.scale,
                   "beta_initializer": _initializer("Zeros"), "gamma_initializer": _initializer("Ones"),
                   "moving_mean_initializer": _initializer("Zeros"), "moving_variance_initializer": _initializer("Ones"),

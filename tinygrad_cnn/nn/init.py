@@ -99,7 +99,8 @@ def get(initializer, generator=None):
 
 def calculate_gain(nonlinearity, param=None):
     """torch.nn.init.calculate_gain: the gain that keeps the variance through `nonlinearity`."""
-    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "sigmoid"):
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                        "conv_transpose3d", "sigmoid"):
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3

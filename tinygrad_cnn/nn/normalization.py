@@ -110,8 +110,15 @@ class BatchNormalization(Layer):
         with no_grad():
             for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
                 moving = getattr(self, name)
-                new = moving * self.momentum + batch.detach().reshape(moving.shape) * (1.0 - self.momentum)
+                new = moving * self.decay + batch.detach().reshape(moving.shape) * (1.0 - self.decay)
                 moving.data = new.data.astype(moving.dtype, copy=False)
+
+    @property
+    def decay(self):
+        """The old statistic's weight in the moving statistics: Keras' momentum, this layer's. NOTE: the name
+        the code that reads it uses (the step, .keras configs, interop), since torch_nn.BatchNorm2d's momentum
+        is torch's, the new statistic's weight."""
+        return self.momentum
 
     def _repr_args(self):
         return f"axis={self.axis}, momentum={self.momentum}, epsilon={self.epsilon}"
