@@ -46,6 +46,43 @@ def _initializer(name):
     return {"module": "keras.initializers", "class_name": name, "config": {}, "registered_name": None}
 
 
+# Keras' class names of the initializers offered here (nn.init's functions)
+KERAS_INITIALIZERS = {"glorot_uniform": "GlorotUniform", "he_uniform": "HeUniform", "he_normal": "HeNormal",
+                      "zeros": "Zeros", "ones": "Ones"}
+
+
+def _initializer_of(layer, attribute):
+    """Keras' config of the initializer a layer was given (it was always written as the default, so
+    clone_model and from_config of Dense(kernel_initializer='he_normal') drew glorot_uniform weights)."""
+    fn = getattr(layer, attribute)
+    fn = getattr(fn, "func", fn)  # NOTE: init.get(name, generator) is a partial; the generator is not kept
+    name = getattr(fn, "__name__", None)
+    if nn.init.INITIALIZERS.get(name) is not fn:
+        raise KerasFileError(f"layer {layer.name!r}: {attribute} {fn!r} has no Keras name; give it by name "
+                             f"({', '.join(KERAS_INITIALIZERS)}) to save or copy the layer's config")
+    return _initializer(KERAS_INITIALIZERS[name])
+
+
+def _initializers_from(config, keys, where, fresh):
+    """Our initializer names for the Keras initializer configs under `keys` (Keras' {'class_name':
+    'HeNormal', ...} or a name). With `fresh` (from_config, clone_model, model_from_json: the weights are
+    drawn) one not offered here is an error; loading a file, whose weights follow, it is left at the default."""
+    names = {keras_name: name for name, keras_name in KERAS_INITIALIZERS.items()}
+    found = {}
+    for key in keys:
+        value = config.get(key)
+        if value is None:
+            continue
+        keras_name = value.get("class_name") if isinstance(value, dict) else value
+        name = names.get(keras_name, keras_name if keras_name in KERAS_INITIALIZERS else None)
+        if name is not None:
+            found[key] = name
+        elif fresh:
+            raise KerasFileError(f"{where}: {key} {keras_name!r} is not offered here (offered: "
+                                 f"{', '.join(KERAS_INITIALIZERS.values())})")
+    return found
+
+
 def _layer_entry(class_name, config, input_shape=None):
     entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
     if input_shape is not None:
@@ -98,13 +135,14 @@ def _describe(layer, shape):
         config = {**base, "filters": layer.filters, "kernel_size": list(layer.kernel_size),
                   "strides": list(layer.strides), "padding": layer.padding, "data_format": fmt,
                   "dilation_rate": list(layer.dilation_rate), "groups": 1, "activation": _activation_name(layer),
-                  "use_bias": layer.use_bias, "kernel_initializer": _initializer("GlorotUniform"),
-                  "bias_initializer": _initializer("Zeros"), "kernel_regularizer": None, "bias_regularizer": None,
+                  "use_bias": layer.use_bias, "kernel_initializer": _initializer_of(layer, "kernel_initializer"),
+                  "bias_initializer": _initializer_of(layer, "bias_initializer"), "kernel_regularizer": None, "bias_regularizer": None,
                   "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
         return "Conv2D", config, _arrays(layer)
     if isinstance(layer, nn.Dense):
         config = {**base, "units": layer.units, "activation": _activation_name(layer), "use_bias": layer.use_bias,
-                  "kernel_initializer": _initializer("GlorotUniform"), "bias_initializer": _initializer("Zeros"),
+                  "kernel_initializer": _initializer_of(layer, "kernel_initializer"),
+                  "bias_initializer": _initializer_of(layer, "bias_initializer"),
                   "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
                   "kernel_constraint": None, "bias_constraint": None}
         return "Dense", config, _arrays(layer)
@@ -119,8 +157,7 @@ def _describe(layer, shape):
     if isinstance(layer, nn.BatchNormalization):
         config = {**base, "axis": layer.axis, "momentum": layer.momentum, "epsilon": layer.epsilon,
                   "center": layer.center, "scale": layer.scale,
-                  "beta_initializer": _initializer("Zeros"), "gamma_initializer": _initializer("Ones"),
-                  "moving_mean_initializer": _initializer("Zeros"), "moving_variance_initializer": _initializer("Ones"),
+                  **{key: _initializer_of(layer, key) for key in _BN_INITIALIZERS},
                   "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
                   "gamma_constraint": None, "synchronized": False}
         return "BatchNormalization", config, _arrays(layer)
@@ -189,7 +226,7 @@ def layer_from_config(kind, config, where):
     return layer
 
 
-def model_from_config(config, where):
+def model_from_config(config, where, fresh=True):
     """(a new Sequential, its layers, their weight converters, their config entries) from Keras' model config
     (a Sequential or a functional chain), with fresh weights and the trainable flags it gives."""
     from .models import Sequential
@@ -197,7 +234,8 @@ def model_from_config(config, where):
     shape, entries = _chain_of(config, where)
     layers, convert = [], {}
     for position, entry in enumerate(entries):
-        layer, to_ours = _build_layer(entry, f"{where}: layer {position} ({entry.get('config', {}).get('name')!r})")
+        layer, to_ours = _build_layer(entry, f"{where}: layer {position} ({entry.get('config', {}).get('name')!r})",
+                                      fresh)
         layers.append(layer)
         convert[layer.name] = to_ours
     model = Sequential(name=config.get("config", {}).get("name"))
@@ -319,7 +357,11 @@ def _check_unsupported(config, where, keys, defaults=(None, False, 0.0, 1)):
             raise KerasFileError(f"{where}: {key}={config[key]!r} is not supported here")
 
 
-def _build_layer(entry, where):
+_BN_INITIALIZERS = ("beta_initializer", "gamma_initializer", "moving_mean_initializer",
+                    "moving_variance_initializer")
+
+
+def _build_layer(entry, where, fresh=True):
     """Our keras layer for one config.json layer entry, and a function putting its Keras weights in."""
     from . import layers as L
     kind, config = entry.get("class_name"), dict(entry.get("config") or {})
@@ -329,11 +371,12 @@ def _build_layer(entry, where):
         layer = L.Conv2D(config["filters"], tuple(config["kernel_size"]), tuple(config.get("strides", (1, 1))),
                          config.get("padding", "valid"), data_format=config.get("data_format"),
                          dilation_rate=tuple(config.get("dilation_rate", (1, 1))),
-                         activation=_activation(config, where), use_bias=config.get("use_bias", True), name=name)
+                         activation=_activation(config, where), use_bias=config.get("use_bias", True), name=name,
+                         **_initializers_from(config, ("kernel_initializer", "bias_initializer"), where, fresh))
         return layer, lambda w: [w[0].transpose(3, 2, 0, 1)] + w[1:]
     if kind == "Dense":
         layer = L.Dense(config["units"], activation=_activation(config, where), use_bias=config.get("use_bias", True),
-                        name=name)
+                        name=name, **_initializers_from(config, ("kernel_initializer", "bias_initializer"), where, fresh))
         return layer, lambda w: [w[0].T] + w[1:]
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         cls = L.MaxPooling2D if kind == "MaxPooling2D" else L.AveragePooling2D
@@ -349,7 +392,8 @@ def _build_layer(entry, where):
         axis = config.get("axis", -1)
         axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
         layer = L.BatchNormalization(axis, config.get("momentum", 0.99), config.get("epsilon", 1e-3),
-                                     config.get("center", True), config.get("scale", True), name=name)
+                                     config.get("center", True), config.get("scale", True), name=name,
+                                     **_initializers_from(config, _BN_INITIALIZERS, where, fresh))
         return layer, None
     if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
         cls = getattr(L, kind)
@@ -427,7 +471,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             weights_bytes = z.read(WEIGHTS) if WEIGHTS in z.namelist() else None
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
         raise KerasFileError(f"{where}: not a readable .keras file ({e})") from None
-    model, layers, convert, entries = model_from_config(config, where)
+    model, layers, convert, entries = model_from_config(config, where, fresh=False)
     kinds = [entry.get("class_name") for entry in entries]
     # NOTE: a functional model's weights count its InputLayer among the layers, a Sequential's do not
     paths = _paths(["InputLayer"] + kinds)[1:] if config.get("class_name") == "Functional" else _paths(kinds)

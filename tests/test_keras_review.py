@@ -1,0 +1,51 @@
+"""A review of the Keras users' features (weights, freezing, configs, files) by a demanding Keras 3 user:
+each test failed before its fix, and compares with real Keras 3 (torch backend) where that is installed."""
+import numpy
+import pytest
+
+import tinygrad_cnn.keras as tk
+from tinygrad_cnn.keras.saving import KerasFileError
+
+
+def _initialized(keras):
+    return keras.Sequential([keras.Input((50,)), keras.layers.Dense(400, kernel_initializer="he_normal",
+                                                                    bias_initializer="ones"),
+                             keras.layers.BatchNormalization(gamma_initializer="zeros")])
+
+
+def _drawn(model):
+    """What a fresh copy's weights were drawn from: the kernel's spread, the bias and gamma's values."""
+    weights = [numpy.asarray(w) for w in model.get_weights()]
+    return round(float(weights[0].std()), 2), float(weights[1].mean()), float(weights[2].mean())
+
+
+def test_initializers_survive_configs_clone_model_and_json():
+    """clone_model, from_config and model_from_json draw fresh weights from the layers' initializers; every
+    config said GlorotUniform/Zeros/Ones whatever the layer was given, so a he_normal copy was glorot."""
+    model = _initialized(tk)
+    assert tk.layers.Dense.from_config(model.layers[0].get_config()).get_config()["kernel_initializer"][
+        "class_name"] == "HeNormal"
+    for copy in (tk.models.clone_model(model), tk.models.model_from_json(model.to_json()),
+                 tk.Sequential.from_config(model.get_config())):
+        assert _drawn(copy) == (0.2, 1.0, 0.0)  # he_normal over 50 inputs: std sqrt(2 / 50)
+
+
+def test_initializers_in_configs_as_in_keras(real_keras):
+    ours, theirs = _initialized(tk), _initialized(real_keras)
+    for mine, keras_layer in zip(ours.layers, theirs.layers):
+        config, keras_config = mine.get_config(), keras_layer.get_config()
+        for key in config:
+            if key.endswith("_initializer"):
+                assert config[key]["class_name"] == keras_config[key]["class_name"], key
+    assert _drawn(real_keras.models.model_from_json(ours.to_json())) == (0.2, 1.0, 0.0)
+    assert _drawn(tk.models.model_from_json(theirs.to_json())) == (0.2, 1.0, 0.0)
+
+
+def test_an_initializer_without_a_keras_name_is_named():
+    layer = tk.layers.Dense(3, kernel_initializer=lambda shape, dtype: numpy.ones(shape, dtype))
+    with pytest.raises(KerasFileError, match="kernel_initializer .* has no Keras name"):
+        layer.get_config()
+    config = tk.layers.Dense(3).get_config()
+    config["kernel_initializer"] = {"class_name": "RandomNormal", "config": {}}
+    with pytest.raises(KerasFileError, match="kernel_initializer 'RandomNormal' is not offered here"):
+        tk.layers.Dense.from_config(config)
