@@ -49,3 +49,32 @@ def test_an_initializer_without_a_keras_name_is_named():
     config["kernel_initializer"] = {"class_name": "RandomNormal", "config": {}}
     with pytest.raises(KerasFileError, match="kernel_initializer 'RandomNormal' is not offered here"):
         tk.layers.Dense.from_config(config)
+
+
+def _scored(keras):
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([numpy.linspace(-1, 1, 18).reshape(6, 3).astype("float32"), numpy.zeros(3, "float32")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_steps_limit_evaluate_and_predict_on_arrays_as_in_keras():
+    """evaluate(x, y, steps=2) and predict(x, steps=2) take the first 2 batches, as Keras; with arrays
+    `steps` was accepted and ignored (all 20 samples)."""
+    rng = numpy.random.default_rng(0)
+    x, labels, weights = rng.normal(size=(20, 6)).astype("float32"), rng.integers(0, 3, 20), rng.random(20)
+    model = _scored(tk)
+    assert model.predict(x, batch_size=4, steps=2, verbose=0).shape == (8, 3)
+    limited = model.evaluate(x, labels, batch_size=4, steps=2, sample_weight=weights, verbose=0)
+    assert limited == pytest.approx(model.evaluate(x[:8], labels[:8], sample_weight=weights[:8], verbose=0))
+    assert limited != pytest.approx(model.evaluate(x, labels, sample_weight=weights, verbose=0))
+
+
+def test_steps_on_arrays_match_keras(real_keras):
+    rng = numpy.random.default_rng(1)
+    x, labels = rng.normal(size=(20, 6)).astype("float32"), rng.integers(0, 3, 20)
+    ours, theirs = _scored(tk), _scored(real_keras)
+    assert ours.evaluate(x, labels, batch_size=4, steps=3, verbose=0) == pytest.approx(
+        theirs.evaluate(x, labels, batch_size=4, steps=3, verbose=0), abs=1e-5)
+    assert numpy.allclose(ours.predict(x, batch_size=4, steps=3, verbose=0),
+                          theirs.predict(x, batch_size=4, steps=3, verbose=0), atol=1e-6)

@@ -565,7 +565,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None, callbacks=None,
                  return_dict=False):
         """The loss, or [loss, metric, ...] (a dict with return_dict=True), over x, y in batches of
-        batch_size (32), or over an iterable x of (x, y) batches (`steps` of them when given).
+        batch_size (32), or over an iterable x of (x, y) batches (the first `steps` batches when given).
         Keras' argument order; sample_weight (arrays only) weights the loss and metrics as in fit."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
@@ -580,18 +580,24 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             return values[0] if len(values) == 1 else values
         _, x, y = self._samples(x, y, "evaluate")
         w, metrics = sample_weights(sample_weight, None, y, "evaluate"), self._metrics(y)
+        if steps is not None:  # Keras: the first `steps` batches (it was ignored with arrays)
+            end = _count(steps, "steps") * batch_size
+            x, y, w = x[:end], y[:end], None if w is None else w[:end]
         hooks = callbacks_module.CallbackList(callbacks, self, {"steps": -(-len(x) // batch_size), "verbose": verbose})
         return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose, w), metrics, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs (its final activation included) for x, as one NumPy array, computed
-        in batches of batch_size (32) in eval mode; x may be an iterable of batches (x or (x, y))."""
+        in batches of batch_size (32) in eval mode (the first `steps` batches when given); x may be an
+        iterable of batches (x or (x, y))."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
         _callback_list(callbacks, "predict")
         if is_batches(x, None):
             return self._predict_batches(x, None if steps is None else _count(steps, "steps"), verbose, callbacks)
         x = _array(x, "predict: x").astype("float32", copy=False)
+        if steps is not None:  # Keras: the first `steps` batches (it was ignored with arrays)
+            x = x[:_count(steps, "steps") * batch_size]
         if not self.built:
             self.build(x.shape[1:])
         self._validate((None,) + x.shape[1:])
