@@ -78,3 +78,19 @@ def test_steps_on_arrays_match_keras(real_keras):
         theirs.evaluate(x, labels, batch_size=4, steps=3, verbose=0), abs=1e-5)
     assert numpy.allclose(ours.predict(x, batch_size=4, steps=3, verbose=0),
                           theirs.predict(x, batch_size=4, steps=3, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["model.keras", "model.weights.h5", "model.safetensors"])
+def test_overwrite_false_keeps_an_existing_file(tmp_path, name):
+    """save/save_weights(path, overwrite=False) on an existing file: Keras asks before overwriting; here it
+    was accepted and the file overwritten silently. Now a FileExistsError naming it, the file untouched."""
+    pytest.importorskip("h5py")
+    path, model = tmp_path / name, _scored(tk)
+    save = model.save_weights if name.endswith(".weights.h5") else model.save
+    save(path)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match=f"{name}' exists and overwrite=False"):
+        save(path, overwrite=False)
+    assert path.read_bytes() == before
+    save(tmp_path / ("new_" + name), overwrite=False)  # a new file is written
+    save(path, overwrite=True)

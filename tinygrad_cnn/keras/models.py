@@ -64,6 +64,14 @@ def _weights_h5(path):
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".weights.h5")
 
 
+def _refuse_overwrite(path, overwrite, who):
+    """overwrite=False and the file exists: an error naming it (it was accepted and the file overwritten).
+    NOTE: Keras asks on the terminal (y/n) instead; a script here stops rather than waits."""
+    if not overwrite and isinstance(path, (str, os.PathLike)) and os.path.exists(path):
+        raise FileExistsError(f"{who}: {os.fspath(path)!r} exists and overwrite=False; give overwrite=True or "
+                              f"another name")
+
+
 def _metric_names(metrics, who):
     """(the names compile knows them by, the names they are logged under) of compile's metrics or
     weighted_metrics: names, or keras.metrics objects (logged under their own name= as Keras does)."""
@@ -723,7 +731,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     def save(self, path, overwrite=True):
         """A name ending in .keras: the Keras 3 file real Keras opens (keras.models.load_model), with the
-        architecture; any other: Module.save (the weights as .safetensors or .npz), atomically."""
+        architecture; any other: Module.save (the weights as .safetensors or .npz), atomically.
+        overwrite=False refuses an existing file (FileExistsError)."""
+        _refuse_overwrite(path, overwrite, "save")
         if os.fspath(path).endswith(".keras"):
             from .saving import save_model
             return save_model(self, path)
@@ -731,11 +741,13 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     def save_weights(self, path, overwrite=True):
         """The weights, atomically: a name ending in .weights.h5 writes Keras 3's file (what Keras'
-        load_weights reads); any other Module.save (.safetensors or .npz)."""
+        load_weights reads); any other Module.save (.safetensors or .npz). overwrite=False refuses an
+        existing file (FileExistsError)."""
+        _refuse_overwrite(path, overwrite, "save_weights")
         if _weights_h5(path):
             from .saving import save_weights
             return save_weights(self, path)
-        return self.save(path)
+        return self.save(path, overwrite)
 
     def load_weights(self, path):
         """Weights saved by save_weights: a .weights.h5 file (Keras 3's, from Keras or from here), or
