@@ -94,3 +94,24 @@ def test_overwrite_false_keeps_an_existing_file(tmp_path, name):
     assert path.read_bytes() == before
     save(tmp_path / ("new_" + name), overwrite=False)  # a new file is written
     save(path, overwrite=True)
+
+
+def test_save_weights_only_with_a_keras_name_is_refused(tmp_path):
+    """ModelCheckpoint('m.keras', save_weights_only=True) saved the whole model, the flag ignored; Keras
+    refuses the name (it must end in .weights.h5), and so does this now."""
+    with pytest.raises(ValueError, match=r"save_weights_only=True, but .*m\.keras.*'.*m\.weights\.h5'"):
+        tk.callbacks.ModelCheckpoint(str(tmp_path / "m.keras"), save_weights_only=True)
+    tk.callbacks.ModelCheckpoint(str(tmp_path / "m.weights.h5"), save_weights_only=True)
+    tk.callbacks.ModelCheckpoint(str(tmp_path / "m.keras"))
+
+
+def test_save_weights_only_names_as_in_keras(real_keras, tmp_path):
+    for name, weights_only in (("m.keras", True), ("m.weights.h5", True), ("m.keras", False)):
+        outcomes = []
+        for keras in (real_keras, tk):
+            try:
+                keras.callbacks.ModelCheckpoint(str(tmp_path / name), save_weights_only=weights_only)
+                outcomes.append("accepted")
+            except ValueError:
+                outcomes.append("refused")
+        assert outcomes[0] == outcomes[1], (name, weights_only)
