@@ -115,3 +115,13 @@ def test_save_weights_only_names_as_in_keras(real_keras, tmp_path):
             except ValueError:
                 outcomes.append("refused")
         assert outcomes[0] == outcomes[1], (name, weights_only)
+
+
+def test_count_params_before_the_weights_exist_is_an_error_as_in_keras():
+    """An unbuilt model or layer counted 0 parameters (Keras raises ValueError: there are none yet)."""
+    model = tk.Sequential([tk.layers.Dense(4), tk.layers.Dense(2)])
+    for thing in (model, model.layers[0]):
+        with pytest.raises(ValueError, match="not built yet"):
+            thing.count_params()
+    model.build((6,))
+    assert model.count_params() == 6 * 4 + 4 + 4 * 2 + 2 and model.layers[0].count_params() == 28
