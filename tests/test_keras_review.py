@@ -125,3 +125,14 @@ def test_count_params_before_the_weights_exist_is_an_error_as_in_keras():
             thing.count_params()
     model.build((6,))
     assert model.count_params() == 6 * 4 + 4 + 4 * 2 + 2 and model.layers[0].count_params() == 28
+
+
+def test_save_weights_of_an_unbuilt_model_or_to_h5_is_named(tmp_path):
+    """An unbuilt model's save_weights wrote a .weights.h5 file with no weights (Keras refuses: not built);
+    a plain .h5 name was refused as a format 'not written here' without naming Keras 3's '.weights.h5'."""
+    pytest.importorskip("h5py")
+    with pytest.raises(KerasFileError, match="not built, so it has no weights to save"):
+        tk.Sequential([tk.layers.Dense(3)]).save_weights(tmp_path / "m.weights.h5")
+    assert not (tmp_path / "m.weights.h5").exists()
+    with pytest.raises(ValueError, match="'.weights.h5'"):
+        _scored(tk).save_weights(str(tmp_path / "m.h5"))

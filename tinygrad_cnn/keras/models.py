@@ -744,6 +744,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         load_weights reads); any other Module.save (.safetensors or .npz). overwrite=False refuses an
         existing file (FileExistsError)."""
         _refuse_overwrite(path, overwrite, "save_weights")
+        if isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".h5") and not _weights_h5(path):
+            raise ValueError(f"save_weights: {os.fspath(path)!r}: Keras 3 writes weights to a name ending in "
+                             f"'.weights.h5' (as here), or this project's .safetensors / .npz")
         if _weights_h5(path):
             from .saving import save_weights
             return save_weights(self, path)

@@ -308,6 +308,9 @@ def _chain_layers(model, path, action):
 def save_weights(model, path):
     """Write Keras 3's .weights.h5 file (what Keras' model.save_weights writes and load_weights reads), atomically."""
     layers, kinds = _chain_layers(model, path, "writes")
+    if not model.built:  # it wrote a file of no weights, which no built model could load
+        raise KerasFileError(f"{os.fspath(path)}: the model is not built, so it has no weights to save; build it "
+                             f"first (an Input, input_shape=, or a call on a batch), as Keras requires")
     data = _weights_file(model.name, kinds, [(layer.name, layer.get_weights()) for layer in layers])
     atomic_write(path, lambda f: f.write(data))
 
