@@ -136,3 +136,49 @@ def test_save_weights_of_an_unbuilt_model_or_to_h5_is_named(tmp_path):
     assert not (tmp_path / "m.weights.h5").exists()
     with pytest.raises(ValueError, match="'.weights.h5'"):
         _scored(tk).save_weights(str(tmp_path / "m.h5"))
+
+
+def _frozen_middle(keras, functional):
+    layers = [keras.layers.Flatten(), keras.layers.Dense(3), keras.layers.Dense(2)]
+    if functional:
+        inputs = keras.Input((4, 4, 1))
+        outputs = inputs
+        for layer in layers:
+            outputs = layer(outputs)
+        model = keras.Model(inputs, outputs)
+    else:
+        model = keras.Sequential([keras.Input((4, 4, 1))] + layers)
+    layers[1].trainable = False
+    return model
+
+
+def _summary_text(model, **kwargs):
+    lines = []
+    model.summary(print_fn=lambda line, *args, **kw: lines.append(line), **kwargs)
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_summary_show_trainable_adds_keras_column(functional):
+    """summary(show_trainable=True) was accepted and ignored; Keras adds a Trainable column (Y, N, -)."""
+    model = _frozen_middle(tk, functional)
+    text = _summary_text(model, show_trainable=True)
+    assert "Trainable" in text.splitlines()[2]
+    marks = [line.split()[-1] for line in text.splitlines() if "(Flatten)" in line or "(Dense)" in line]
+    assert marks == ["-", "N", "Y"]
+    assert "Trainable " not in _summary_text(model).splitlines()[2]
+
+
+def test_summary_trainable_marks_as_in_keras(real_keras):
+    text = _summary_text(_frozen_middle(real_keras, False), show_trainable=True)
+    marks = [line.split("│")[-2].strip() for line in text.splitlines() if "(Flatten)" in line or "(Dense)" in line]
+    assert marks == ["-", "N", "Y"]
+
+
+def test_a_merge_layer_counts_no_weights_unbuilt():
+    """count_params' error is for layers that make weights: an Add (no weights, never built) counts 0."""
+    inputs = tk.Input((6,))
+    outputs = tk.layers.Add()([tk.layers.Dense(3)(inputs), tk.layers.Dense(3)(inputs)])
+    model = tk.Model(inputs, outputs)
+    assert model.layers[-1].count_params() == 0 and model.count_params() == 42
+    assert "add (Add)" in _summary_text(model, show_trainable=True)

@@ -276,8 +276,10 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
                 layer_range=None):
         """Print the table of layers, output shapes and parameter counts (with print_fn when given), and
-        return None, as Keras does (a notebook cell ending in summary() shows it once)."""
-        super().summary(print_fn=print_fn or print)
+        return None, as Keras does (a notebook cell ending in summary() shows it once). show_trainable adds
+        Keras' Trainable column (Y, N, -); line_length, positions, expand_nested and layer_range, Keras' layout
+        options, change nothing here."""
+        super().summary(print_fn=print_fn or print, show_trainable=show_trainable)
 
     def get_layer(self, name=None, index=None):
         """The layer called `name`, or at position `index`; ValueError naming the layers otherwise."""
