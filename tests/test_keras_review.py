@@ -182,3 +182,43 @@ def test_a_merge_layer_counts_no_weights_unbuilt():
     model = tk.Model(inputs, outputs)
     assert model.layers[-1].count_params() == 0 and model.count_params() == 42
     assert "add (Add)" in _summary_text(model, show_trainable=True)
+
+
+def _regularized_config():
+    config = tk.Sequential([tk.Input((6,)), tk.layers.Dense(3), tk.layers.Dropout(0.3)]).get_config()
+    config["layers"][1]["config"]["kernel_regularizer"] = {"module": "keras.regularizers", "class_name": "L2",
+                                                           "config": {"l2": 0.1}, "registered_name": None}
+    config["layers"][2]["config"]["noise_shape"] = (None, 1)
+    return config
+
+
+def test_regularizers_constraints_and_noise_shape_are_not_dropped_silently(tmp_path):
+    """A Keras config's kernel_regularizer (an L2 penalty in training), constraints and Dropout's noise_shape
+    were dropped without a word: from_config now names them, loading a file warns (its predictions hold)."""
+    with pytest.raises(KerasFileError, match=r"layer 0 \('dense'\): kernel_regularizer is not supported"):
+        tk.Sequential.from_config(_regularized_config())
+    with pytest.raises(KerasFileError, match="noise_shape is not supported"):
+        tk.layers.Dropout.from_config(_regularized_config()["layers"][2]["config"])
+    pytest.importorskip("h5py")
+    path = tmp_path / "m.keras"
+    tk.Sequential([tk.Input((6,)), tk.layers.Dense(3), tk.layers.Dropout(0.3)]).save(path)
+    import json
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        files = {name: z.read(name) for name in z.namelist()}
+    config = json.loads(files["config.json"])
+    config["config"]["layers"][1]["config"]["kernel_regularizer"] = _regularized_config()["layers"][1]["config"][
+        "kernel_regularizer"]
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    with pytest.warns(UserWarning, match="kernel_regularizer is not supported here and left out"):
+        tk.models.load_model(path)
+
+
+def test_a_keras_regularized_model_is_named(real_keras):
+    model = real_keras.Sequential([real_keras.Input((6,)), real_keras.layers.Dense(
+        3, kernel_regularizer=real_keras.regularizers.L2(0.1), bias_constraint=real_keras.constraints.NonNeg())])
+    with pytest.raises(KerasFileError, match="kernel_regularizer, bias_constraint are not supported"):
+        tk.models.model_from_json(model.to_json())

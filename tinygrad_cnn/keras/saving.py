@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import warnings
 import zipfile
 
 import numpy
@@ -360,6 +361,27 @@ def _check_unsupported(config, where, keys, defaults=(None, False, 0.0, 1)):
             raise KerasFileError(f"{where}: {key}={config[key]!r} is not supported here")
 
 
+_DROPPED = {"Conv2D": ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                       "bias_constraint"),
+            "BatchNormalization": ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"),
+            "Dropout": ("noise_shape",)}
+_DROPPED["Dense"] = _DROPPED["Conv2D"]
+
+
+def _check_training_only(kind, config, where, fresh):
+    """Regularizers, constraints and Dropout's noise_shape (what only training uses) are not offered here; they
+    were dropped silently. With `fresh` (from_config, clone_model, model_from_json) an error; loading a file,
+    a warning. NOTE: the loaded model predicts as Keras', so only its training would differ."""
+    given = [key for key in _DROPPED.get(kind, ()) if config.get(key) is not None]
+    if not given:
+        return
+    message = f"{where}: {', '.join(given)} {'is' if len(given) == 1 else 'are'} not supported here"
+    if fresh:
+        raise KerasFileError(message)
+    warnings.warn(f"{message} and left out: the model predicts as Keras', but training it here would differ",
+                  stacklevel=5)
+
+
 _BN_INITIALIZERS = ("beta_initializer", "gamma_initializer", "moving_mean_initializer",
                     "moving_variance_initializer")
 
@@ -369,6 +391,7 @@ def _build_layer(entry, where, fresh=True):
     from . import layers as L
     kind, config = entry.get("class_name"), dict(entry.get("config") or {})
     name = config.get("name")
+    _check_training_only(kind, config, where, fresh)
     if kind == "Conv2D":
         _check_unsupported(config, where, ("groups",), (None, 1))
         layer = L.Conv2D(config["filters"], tuple(config["kernel_size"]), tuple(config.get("strides", (1, 1))),
