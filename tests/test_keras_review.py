@@ -222,3 +222,22 @@ def test_a_keras_regularized_model_is_named(real_keras):
         3, kernel_regularizer=real_keras.regularizers.L2(0.1), bias_constraint=real_keras.constraints.NonNeg())])
     with pytest.raises(KerasFileError, match="kernel_regularizer, bias_constraint are not supported"):
         tk.models.model_from_json(model.to_json())
+
+
+def test_optimizer_settings_not_offered_are_named_on_load(real_keras, tmp_path):
+    """A Keras file compiled with Adam(amsgrad=True, clipnorm=1.0) loaded compiled with a plain Adam, the two
+    settings dropped silently (a resumed fit stepped differently); now a warning names them."""
+    pytest.importorskip("h5py")
+    model = real_keras.Sequential([real_keras.Input((6,)), real_keras.layers.Dense(3, activation="softmax")])
+    model.compile(real_keras.optimizers.Adam(1e-4, beta_1=0.8, amsgrad=True, clipnorm=1.0),
+                  "sparse_categorical_crossentropy")
+    model.save(tmp_path / "m.keras")
+    with pytest.warns(UserWarning, match="the optimizer's clipnorm, amsgrad are not offered here"):
+        loaded = tk.models.load_model(tmp_path / "m.keras")
+    assert loaded.optimizer.learning_rate == pytest.approx(1e-4) and loaded.optimizer.hyper["beta_1"] == pytest.approx(0.8)
+    model.compile(real_keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
+    model.save(tmp_path / "plain.keras")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tk.models.load_model(tmp_path / "plain.keras")

@@ -507,7 +507,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         with h5py.File(io.BytesIO(weights_bytes), "r") as f:
             _load_weights(model, f, convert, dict(zip((layer.name for layer in layers), paths)), where)
     if compile:
-        _compile(model, config.get("compile_config"))
+        _compile(model, config.get("compile_config"), where)
     return model
 
 
@@ -550,7 +550,7 @@ def _compile_config(model):
             "weighted_metrics": list(getattr(model, "weighted_metric_names", [])) or None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
-def _compile(model, compile_config):
+def _compile(model, compile_config, where):
     from . import losses, optimizers
     if not compile_config or not isinstance(compile_config.get("loss"), str) or \
             compile_config["loss"].lower() not in losses.NAMES:
@@ -564,6 +564,14 @@ def _compile(model, compile_config):
         # NOTE: every hyperparameter the class takes (momentum, beta_1, ...), not the rate alone: a resumed fit
         # must step as the saved one did; a rate schedule (a dict) leaves the default rate
         accepted = inspect.signature(cls).parameters
+        # NOTE: Keras' settings not offered here (clipnorm, amsgrad, a rate schedule...) were dropped silently
+        dropped = [key for key, value in settings.items() if key not in accepted and key not in ("name", "ema_momentum")
+                   and value not in (None, False)]
+        dropped += ["learning_rate (a schedule)"] if isinstance(settings.get("learning_rate"), dict) else []
+        if dropped:
+            warnings.warn(f"{where}: the optimizer's {', '.join(dropped)} {'is' if len(dropped) == 1 else 'are'} not "
+                          f"offered here; the model is compiled without (a fit from here steps differently)",
+                          stacklevel=3)
         optimizer = cls(**{key: value for key, value in settings.items() if key in accepted and value is not None
                            and (key != "learning_rate" or isinstance(value, (int, float)))})
     metrics = [m for m in compile_config.get("metrics") or [] if isinstance(m, str)]
