@@ -241,3 +241,23 @@ def test_optimizer_settings_not_offered_are_named_on_load(real_keras, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tk.models.load_model(tmp_path / "plain.keras")
+
+
+def test_a_keras_file_compiled_with_loss_and_metric_objects_loads_compiled(real_keras, tmp_path):
+    """compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=[SparseCategoricalAccuracy(name='acc')])
+    writes objects' configs into the file; it loaded uncompiled here, silently (fit then said 'call compile')."""
+    pytest.importorskip("h5py")
+    rng = numpy.random.default_rng(2)
+    x, labels = rng.normal(size=(12, 6)).astype("float32"), rng.integers(0, 3, 12)
+    model = real_keras.Sequential([real_keras.Input((6,)), real_keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", real_keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=[real_keras.metrics.SparseCategoricalAccuracy(name="acc")])
+    model.save(tmp_path / "m.keras")
+    theirs = model.evaluate(x, labels, verbose=0, return_dict=True)
+    ours = tk.models.load_model(tmp_path / "m.keras").evaluate(x, labels, verbose=0, return_dict=True)
+    assert ours.keys() == theirs.keys() and all(ours[k] == pytest.approx(theirs[k], abs=1e-5) for k in ours)
+    model.compile("adam", real_keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                  metrics=[real_keras.metrics.AUC()])
+    model.save(tmp_path / "smoothed.keras")
+    with pytest.warns(UserWarning, match="loss .* is not offered here; the model loads uncompiled"):
+        assert getattr(tk.models.load_model(tmp_path / "smoothed.keras"), "loss", None) is None

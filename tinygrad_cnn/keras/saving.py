@@ -550,10 +550,50 @@ def _compile_config(model):
             "weighted_metrics": list(getattr(model, "weighted_metric_names", [])) or None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
+def _keras_loss(loss, where):
+    """The loss of a Keras compile_config: a name, or a loss object's config (Keras writes one for
+    compile(loss=keras.losses.SparseCategoricalCrossentropy()); such a file loaded uncompiled, silently); None,
+    with a warning, for one not offered here or with settings that are not (label_smoothing...)."""
+    from . import losses
+    if loss is None or isinstance(loss, str) and loss.lower() in losses.NAMES:
+        return loss
+    kinds = {cls.__name__: cls for cls in losses.NAMES.values()}
+    config = loss.get("config") or {} if isinstance(loss, dict) else {}
+    kind = kinds.get(loss.get("class_name")) if isinstance(loss, dict) else None
+    others = {key: value for key, value in config.items() if key not in ("name", "from_logits", "reduction", "dtype")
+              and value not in (None, 0, 0.0, -1)}
+    if kind is None or others or config.get("reduction", "sum_over_batch_size") != "sum_over_batch_size":
+        warnings.warn(f"{where}: the file's loss {loss!r} is not offered here; the model loads uncompiled (compile "
+                      f"it before fit or evaluate)", stacklevel=4)
+        return None
+    return kind(bool(config.get("from_logits", False))) if kind is not losses.MeanSquaredError else kind()
+
+
+def _keras_metrics(metrics, where):
+    """The metrics of a Keras compile_config: names, and accuracy objects' configs (their name= kept);
+    any other is left out with a warning (it was left out silently)."""
+    from . import metrics as metrics_module
+    kinds = {cls.__name__: cls for cls in (metrics_module.SparseCategoricalAccuracy,
+                                           metrics_module.CategoricalAccuracy, metrics_module.BinaryAccuracy)}
+    found, dropped = [], []
+    for metric in metrics or []:
+        config = metric.get("config") or {} if isinstance(metric, dict) else {}
+        if isinstance(metric, str):
+            found.append(metric)
+        elif isinstance(metric, dict) and metric.get("class_name") in kinds and config.get("threshold", 0.5) == 0.5:
+            found.append(kinds[metric["class_name"]](name=config.get("name")))
+        else:
+            dropped.append(metric.get("class_name") if isinstance(metric, dict) else repr(metric))
+    if dropped:
+        warnings.warn(f"{where}: the file's metrics {', '.join(dropped)} are not offered here and left out",
+                      stacklevel=4)
+    return found
+
+
 def _compile(model, compile_config, where):
-    from . import losses, optimizers
-    if not compile_config or not isinstance(compile_config.get("loss"), str) or \
-            compile_config["loss"].lower() not in losses.NAMES:
+    from . import optimizers
+    loss = _keras_loss(compile_config.get("loss"), where) if compile_config else None
+    if loss is None:
         return
     optimizer = compile_config.get("optimizer") or "rmsprop"
     if isinstance(optimizer, dict):
@@ -574,9 +614,9 @@ def _compile(model, compile_config, where):
                           stacklevel=3)
         optimizer = cls(**{key: value for key, value in settings.items() if key in accepted and value is not None
                            and (key != "learning_rate" or isinstance(value, (int, float)))})
-    metrics = [m for m in compile_config.get("metrics") or [] if isinstance(m, str)]
-    weighted = [m for m in compile_config.get("weighted_metrics") or [] if isinstance(m, str)]
-    model.compile(optimizer=optimizer, loss=compile_config["loss"], metrics=metrics, weighted_metrics=weighted)
+    metrics = _keras_metrics(compile_config.get("metrics"), where)
+    weighted = _keras_metrics(compile_config.get("weighted_metrics"), where)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted)
 
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError"]
