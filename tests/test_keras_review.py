@@ -261,3 +261,26 @@ def test_a_keras_file_compiled_with_loss_and_metric_objects_loads_compiled(real_
     model.save(tmp_path / "smoothed.keras")
     with pytest.warns(UserWarning, match="loss .* is not offered here; the model loads uncompiled"):
         assert getattr(tk.models.load_model(tmp_path / "smoothed.keras"), "loss", None) is None
+
+
+def test_a_metric_objects_name_survives_a_keras_file(tmp_path):
+    """compile(metrics=[SparseCategoricalAccuracy(name='acc')]) logs 'acc'; saved to .keras and loaded (here or
+    in Keras) it logged 'sparse_categorical_accuracy', so a callback monitoring 'val_acc' found nothing."""
+    pytest.importorskip("h5py")
+    model = _scored(tk)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[tk.metrics.SparseCategoricalAccuracy(name="acc")],
+                  weighted_metrics=["accuracy", tk.metrics.SparseCategoricalAccuracy(name="b")])
+    x, labels = numpy.zeros((4, 6), "float32"), numpy.zeros(4, "int64")
+    model.save(tmp_path / "m.keras")
+    names = sorted(tk.models.load_model(tmp_path / "m.keras").evaluate(x, labels, verbose=0, return_dict=True))
+    assert names == sorted(model.evaluate(x, labels, verbose=0, return_dict=True)) == ["acc", "accuracy", "b", "loss"]
+
+
+def test_a_metric_objects_name_reaches_keras(real_keras, tmp_path):
+    pytest.importorskip("h5py")
+    model = _scored(tk)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[tk.metrics.SparseCategoricalAccuracy(name="acc")])
+    model.save(tmp_path / "m.keras")
+    x, labels = numpy.zeros((4, 6), "float32"), numpy.zeros(4, "int64")
+    assert sorted(real_keras.models.load_model(tmp_path / "m.keras").evaluate(
+        x, labels, verbose=0, return_dict=True)) == ["acc", "loss"]

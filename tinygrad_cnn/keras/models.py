@@ -320,6 +320,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         labels = _unique(labels + weighted_labels)
         self.metric_names, self._metric_labels = names, labels[:len(names)]
         self.weighted_metric_names, self._weighted_labels = weighted_names, labels[len(names):]
+        self._given_metrics = ([metrics] if isinstance(metrics, str) else list(metrics or []),
+                               [weighted_metrics] if isinstance(weighted_metrics, str) else list(weighted_metrics or []))
         return self
 
     def _ready(self, x):

@@ -546,8 +546,25 @@ def _compile_config(model):
     kind = type(optimizer).__name__
     settings = {"name": kind.lower(), "learning_rate": float(optimizer.learning_rate), **optimizer.hyper}
     return {"optimizer": {"module": "keras.optimizers", "class_name": kind, "config": settings, "registered_name": None},
-            "loss": names[0], "loss_weights": None, "metrics": list(model.metric_names) or None,
-            "weighted_metrics": list(getattr(model, "weighted_metric_names", [])) or None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+            "loss": names[0], "loss_weights": None, "metrics": _metrics_config(model, 0),
+            "weighted_metrics": _metrics_config(model, 1), "run_eagerly": False, "steps_per_execution": 1,
+            "jit_compile": False}
+
+
+def _metrics_config(model, which):
+    """compile's metrics (which=0) or weighted_metrics (1) as Keras writes them: names as given, a metric
+    object as its config, so that its name= (SparseCategoricalAccuracy(name='acc') logs 'acc') survives."""
+    given = getattr(model, "_given_metrics", ([], []))[which]
+    entries = []
+    for metric in given:
+        if isinstance(metric, str):
+            entries.append(metric)
+            continue
+        config = {"name": metric.name, "dtype": "float32"}
+        config.update({"threshold": metric.threshold} if hasattr(metric, "threshold") else {})
+        entries.append({"module": "keras.metrics", "class_name": type(metric).__name__, "config": config,
+                        "registered_name": None})
+    return entries or None
 
 
 def _keras_loss(loss, where):
