@@ -284,3 +284,18 @@ def test_a_metric_objects_name_reaches_keras(real_keras, tmp_path):
     x, labels = numpy.zeros((4, 6), "float32"), numpy.zeros(4, "int64")
     assert sorted(real_keras.models.load_model(tmp_path / "m.keras").evaluate(
         x, labels, verbose=0, return_dict=True)) == ["acc", "loss"]
+
+
+def test_a_callable_initializer_still_saves_with_its_weights(tmp_path):
+    """model.save / save_weights hold the weights, so a layer made with a callable initializer (no Keras name)
+    saves and loads as before; only get_config/to_json/clone_model, which draw new weights, name it."""
+    pytest.importorskip("h5py")
+    model = tk.Sequential([tk.Input((6,)), tk.layers.Dense(3, kernel_initializer=lambda s, d: numpy.full(s, 0.5, d))])
+    model.save(tmp_path / "m.keras")
+    model.save_weights(tmp_path / "m.weights.h5")
+    assert numpy.array_equal(tk.models.load_model(tmp_path / "m.keras").get_weights()[0], model.get_weights()[0])
+    again = tk.Sequential([tk.Input((6,)), tk.layers.Dense(3)])
+    again.load_weights(tmp_path / "m.weights.h5")
+    assert numpy.array_equal(again.get_weights()[0], model.get_weights()[0])
+    with pytest.raises(KerasFileError, match="has no Keras name"):
+        model.to_json()

@@ -52,13 +52,22 @@ KERAS_INITIALIZERS = {"glorot_uniform": "GlorotUniform", "he_uniform": "HeUnifor
                       "zeros": "Zeros", "ones": "Ones"}
 
 
-def _initializer_of(layer, attribute):
+_DEFAULT_INITIALIZERS = {"kernel_initializer": "GlorotUniform", "bias_initializer": "Zeros",
+                         "beta_initializer": "Zeros", "gamma_initializer": "Ones", "moving_mean_initializer": "Zeros",
+                         "moving_variance_initializer": "Ones"}
+
+
+def _initializer_of(layer, attribute, strict=True):
     """Keras' config of the initializer a layer was given (it was always written as the default, so
-    clone_model and from_config of Dense(kernel_initializer='he_normal') drew glorot_uniform weights)."""
+    clone_model and from_config of Dense(kernel_initializer='he_normal') drew glorot_uniform weights).
+    One without a Keras name (a callable) is an error when `strict` (a config that draws weights: get_config,
+    to_json); a file that holds the weights (model.save, save_weights) gets Keras' default, which no load uses."""
     fn = getattr(layer, attribute)
     fn = getattr(fn, "func", fn)  # NOTE: init.get(name, generator) is a partial; the generator is not kept
     name = getattr(fn, "__name__", None)
     if nn.init.INITIALIZERS.get(name) is not fn:
+        if not strict:
+            return _initializer(_DEFAULT_INITIALIZERS[attribute])
         raise KerasFileError(f"layer {layer.name!r}: {attribute} {fn!r} has no Keras name; give it by name "
                              f"({', '.join(KERAS_INITIALIZERS)}) to save or copy the layer's config")
     return _initializer(KERAS_INITIALIZERS[name])
@@ -124,7 +133,7 @@ def _arrays(layer):
     return [to_keras_layout(layer, name, value) for name, value in layer.state_dict().items()]
 
 
-def _describe(layer, shape):
+def _describe(layer, shape, strict=True):
     """(Keras class name, config, [weights in Keras' layouts]) of one of our layers."""
     base = {"name": layer.name, "trainable": bool(getattr(layer, "trainable", True)),
             "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
@@ -136,14 +145,16 @@ def _describe(layer, shape):
         config = {**base, "filters": layer.filters, "kernel_size": list(layer.kernel_size),
                   "strides": list(layer.strides), "padding": layer.padding, "data_format": fmt,
                   "dilation_rate": list(layer.dilation_rate), "groups": 1, "activation": _activation_name(layer),
-                  "use_bias": layer.use_bias, "kernel_initializer": _initializer_of(layer, "kernel_initializer"),
-                  "bias_initializer": _initializer_of(layer, "bias_initializer"), "kernel_regularizer": None, "bias_regularizer": None,
+                  "use_bias": layer.use_bias,
+                  "kernel_initializer": _initializer_of(layer, "kernel_initializer", strict),
+                  "bias_initializer": _initializer_of(layer, "bias_initializer", strict),
+                  "kernel_regularizer": None, "bias_regularizer": None,
                   "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
         return "Conv2D", config, _arrays(layer)
     if isinstance(layer, nn.Dense):
         config = {**base, "units": layer.units, "activation": _activation_name(layer), "use_bias": layer.use_bias,
-                  "kernel_initializer": _initializer_of(layer, "kernel_initializer"),
-                  "bias_initializer": _initializer_of(layer, "bias_initializer"),
+                  "kernel_initializer": _initializer_of(layer, "kernel_initializer", strict),
+                  "bias_initializer": _initializer_of(layer, "bias_initializer", strict),
                   "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
                   "kernel_constraint": None, "bias_constraint": None}
         return "Dense", config, _arrays(layer)
@@ -158,7 +169,7 @@ def _describe(layer, shape):
     if isinstance(layer, nn.BatchNormalization):
         config = {**base, "axis": layer.axis, "momentum": layer.momentum, "epsilon": layer.epsilon,
                   "center": layer.center, "scale": layer.scale,
-                  **{key: _initializer_of(layer, key) for key in _BN_INITIALIZERS},
+                  **{key: _initializer_of(layer, key, strict) for key in _BN_INITIALIZERS},
                   "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
                   "gamma_constraint": None, "synchronized": False}
         return "BatchNormalization", config, _arrays(layer)
@@ -180,7 +191,7 @@ def _describe(layer, shape):
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
 
 
-def model_config(model):
+def model_config(model, strict=True):
     """Keras 3's config of a Sequential (or a functional chain, written as one): its layers' configs, the input
     shape once known; the config.json of a .keras file, and get_config()'s "config" part."""
     layers, shape = [], tuple(model.input_shape) if model.built else None
@@ -188,7 +199,7 @@ def model_config(model):
         layers.append(_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
                                                   "ragged": False, "name": "input_layer", "optional": False}))
     for layer in model.layers:
-        kind, config, _ = _describe(layer, shape)
+        kind, config, _ = _describe(layer, shape, strict)
         layers.append(_layer_entry(kind, config, shape))
         shape = None if shape is None else layer.compute_output_shape(shape)
     inner = {"name": model.name, "trainable": getattr(model, "trainable", True), "dtype": _dtype_policy("float32"),
@@ -265,7 +276,7 @@ def save_model(model, path):
     if not model.built:
         raise KerasFileError(f"{os.fspath(path)!r}: the model is not built yet, so its input shape is unknown; "
                              f"give it an Input or input_shape=, or call it on a batch first")
-    config, kinds = model_config(model), [_describe(layer, None)[0] for layer in model.layers]
+    config, kinds = model_config(model, strict=False), [_describe(layer, None, False)[0] for layer in model.layers]
     weights = [(layer.name, _arrays(layer)) for layer in model.layers]
     compile_config = _compile_config(model)
     if compile_config is not None:
@@ -303,7 +314,7 @@ def _chain_layers(model, path, action):
     if not isinstance(model, nn.Sequential) or getattr(model, "_subclassed", False) or getattr(model, "is_graph", False):
         raise KerasFileError(f"{os.fspath(path)!r}: only a Sequential or a functional chain of layers {action} a "
                              f"Keras .weights.h5 file here; use a .safetensors name (the project's own format)")
-    return model.layers, [_describe(layer, None)[0] for layer in model.layers]
+    return model.layers, [_describe(layer, None, False)[0] for layer in model.layers]
 
 
 def save_weights(model, path):
