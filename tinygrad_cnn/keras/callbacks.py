@@ -137,6 +137,10 @@ class ModelCheckpoint(Callback):
         if os.path.isdir(self.filepath):
             raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} is a directory; give a file name "
                              f"such as {os.path.join(self.filepath, 'model.safetensors')!r}")
+        if save_weights_only and self.filepath.lower().endswith(".keras"):  # it was ignored: the whole model saved
+            raise ValueError(f"ModelCheckpoint: save_weights_only=True, but {self.filepath!r} names a .keras file "
+                             f"(the whole model); name it '{self.filepath[:-len('.keras')]}.weights.h5' (as Keras "
+                             f"requires) or leave save_weights_only False")
         self.monitor, self.verbose = monitor, verbose
         self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
         self.mode = _mode(mode, monitor, "ModelCheckpoint")

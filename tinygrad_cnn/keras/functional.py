@@ -11,7 +11,8 @@ import inspect
 import numpy
 
 from ..autograd import no_grad
-from ..nn.layers import Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, Elementwise, weight_counts
+from ..nn.layers import (Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, Elementwise, trainable_mark,
+                         weight_counts)
 from ..tensor import Tensor
 from .models import Sequential
 
@@ -282,23 +283,29 @@ class Model(Sequential):
             return super().logits(x)
         return self(x)  # NOTE: a subclass's final activation is inside call(): the loss takes its output as is
 
-    def summary(self, *args, print_fn=None, **kwargs):
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
+                layer_range=None):
         """Keras' table of layers (a subclassed model lists the layers it holds as attributes; a graph adds
-        what each layer is connected to)."""
+        what each layer is connected to); show_trainable adds Keras' Trainable column, Keras' layout options
+        change nothing here."""
         if self.is_graph:
-            rows = [("input_layer (InputLayer)", str((None,) + self._declared_shape), "0", "-")]
+            mark = (lambda layer: (trainable_mark(layer),)) if show_trainable else (lambda layer: ())
+            rows = [("input_layer (InputLayer)", str((None,) + self._declared_shape), "0", "-") +
+                    (("-",) if show_trainable else ())]
             names = {id(self._input): "input_layer"}
             for node in self._nodes:
                 names[id(node)] = node.layer.name
                 rows.append((f"{node.layer.name} ({type(node.layer).__name__})", str(node.shape),
-                             f"{node.layer.count_params():,}", ", ".join(names[id(p)] for p in node.parents)))
-            header = ("Layer (type)", "Output Shape", "Param #", "Connected to")
-            widths = [max(len(r[i]) for r in rows + [header]) + 3 for i in range(3)]
-            line = "_" * (sum(widths) + max(len(r[3]) for r in rows + [header]))
-            lines = [f'Model: "{self.name}"', line, "".join(c.ljust(w) for c, w in zip(header, widths)) + header[3],
+                             f"{node.layer.count_params():,}", ", ".join(names[id(p)] for p in node.parents))
+                            + mark(node.layer))
+            header = ("Layer (type)", "Output Shape", "Param #", "Connected to") + \
+                (("Trainable",) if show_trainable else ())
+            widths = [max(len(r[i]) for r in rows + [header]) + 3 for i in range(len(header) - 1)]
+            line = "_" * (sum(widths) + max(len(r[-1]) for r in rows + [header]))
+            lines = [f'Model: "{self.name}"', line, "".join(c.ljust(w) for c, w in zip(header, widths)) + header[-1],
                      "=" * len(line)]
             for r in rows:
-                lines += ["".join(c.ljust(w) for c, w in zip(r, widths)) + r[3], "_" * len(line)]
+                lines += ["".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1], "_" * len(line)]
             trainable, fixed = weight_counts(self)
             lines += [f"Total params: {trainable + fixed:,}", f"Trainable params: {trainable:,}",
                       f"Non-trainable params: {fixed:,}", "_" * len(line)]
@@ -307,8 +314,8 @@ class Model(Sequential):
         if self._subclassed:
             if not self.built:
                 raise ValueError("summary() of a subclassed model needs it built: call it on a batch first")
-            return Sequential.summary(self, print_fn=print_fn)
-        return super().summary(print_fn=print_fn)
+            return Sequential.summary(self, print_fn=print_fn, show_trainable=show_trainable)
+        return super().summary(print_fn=print_fn, show_trainable=show_trainable)
 
 
 __all__ = ["Model", "KerasTensor"]

@@ -82,7 +82,10 @@ class Trainable:
 
     def count_params(self):
         """The number of scalars in all the weights, frozen ones and BatchNormalization's moving statistics
-        included, as Keras counts them."""
+        included, as Keras counts them; a ValueError before the weights exist (it was 0), as Keras."""
+        if not getattr(self, "built", True) and self.makes_weights():  # NOTE: Flatten, Add... count 0 unbuilt
+            raise ValueError(f"count_params: {self.label()} is not built yet, so it has no weights to count; give "
+                             f"it an Input or build(input_shape) first")
         return sum(t.size for t in self.weights)
 
 

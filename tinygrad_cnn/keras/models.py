@@ -64,6 +64,14 @@ def _weights_h5(path):
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".weights.h5")
 
 
+def _refuse_overwrite(path, overwrite, who):
+    """overwrite=False and the file exists: an error naming it (it was accepted and the file overwritten).
+    NOTE: Keras asks on the terminal (y/n) instead; a script here stops rather than waits."""
+    if not overwrite and isinstance(path, (str, os.PathLike)) and os.path.exists(path):
+        raise FileExistsError(f"{who}: {os.fspath(path)!r} exists and overwrite=False; give overwrite=True or "
+                              f"another name")
+
+
 def _metric_names(metrics, who):
     """(the names compile knows them by, the names they are logged under) of compile's metrics or
     weighted_metrics: names, or keras.metrics objects (logged under their own name= as Keras does)."""
@@ -268,8 +276,10 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
                 layer_range=None):
         """Print the table of layers, output shapes and parameter counts (with print_fn when given), and
-        return None, as Keras does (a notebook cell ending in summary() shows it once)."""
-        super().summary(print_fn=print_fn or print)
+        return None, as Keras does (a notebook cell ending in summary() shows it once). show_trainable adds
+        Keras' Trainable column (Y, N, -); line_length, positions, expand_nested and layer_range, Keras' layout
+        options, change nothing here."""
+        super().summary(print_fn=print_fn or print, show_trainable=show_trainable)
 
     def get_layer(self, name=None, index=None):
         """The layer called `name`, or at position `index`; ValueError naming the layers otherwise."""
@@ -310,6 +320,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         labels = _unique(labels + weighted_labels)
         self.metric_names, self._metric_labels = names, labels[:len(names)]
         self.weighted_metric_names, self._weighted_labels = weighted_names, labels[len(names):]
+        self._given_metrics = ([metrics] if isinstance(metrics, str) else list(metrics or []),
+                               [weighted_metrics] if isinstance(weighted_metrics, str) else list(weighted_metrics or []))
         return self
 
     def _ready(self, x):
@@ -565,7 +577,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None, callbacks=None,
                  return_dict=False):
         """The loss, or [loss, metric, ...] (a dict with return_dict=True), over x, y in batches of
-        batch_size (32), or over an iterable x of (x, y) batches (`steps` of them when given).
+        batch_size (32), or over an iterable x of (x, y) batches (the first `steps` batches when given).
         Keras' argument order; sample_weight (arrays only) weights the loss and metrics as in fit."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
@@ -580,18 +592,24 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             return values[0] if len(values) == 1 else values
         _, x, y = self._samples(x, y, "evaluate")
         w, metrics = sample_weights(sample_weight, None, y, "evaluate"), self._metrics(y)
+        if steps is not None:  # Keras: the first `steps` batches (it was ignored with arrays)
+            end = _count(steps, "steps") * batch_size
+            x, y, w = x[:end], y[:end], None if w is None else w[:end]
         hooks = callbacks_module.CallbackList(callbacks, self, {"steps": -(-len(x) // batch_size), "verbose": verbose})
         return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose, w), metrics, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs (its final activation included) for x, as one NumPy array, computed
-        in batches of batch_size (32) in eval mode; x may be an iterable of batches (x or (x, y))."""
+        in batches of batch_size (32) in eval mode (the first `steps` batches when given); x may be an
+        iterable of batches (x or (x, y))."""
         batch_size = 32 if batch_size is None else _count(batch_size, "batch_size")
         verbose = _verbose(verbose)
         _callback_list(callbacks, "predict")
         if is_batches(x, None):
             return self._predict_batches(x, None if steps is None else _count(steps, "steps"), verbose, callbacks)
         x = _array(x, "predict: x").astype("float32", copy=False)
+        if steps is not None:  # Keras: the first `steps` batches (it was ignored with arrays)
+            x = x[:_count(steps, "steps") * batch_size]
         if not self.built:
             self.build(x.shape[1:])
         self._validate((None,) + x.shape[1:])
@@ -717,7 +735,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     def save(self, path, overwrite=True):
         """A name ending in .keras: the Keras 3 file real Keras opens (keras.models.load_model), with the
-        architecture; any other: Module.save (the weights as .safetensors or .npz), atomically."""
+        architecture; any other: Module.save (the weights as .safetensors or .npz), atomically.
+        overwrite=False refuses an existing file (FileExistsError)."""
+        _refuse_overwrite(path, overwrite, "save")
         if os.fspath(path).endswith(".keras"):
             from .saving import save_model
             return save_model(self, path)
@@ -725,11 +745,16 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     def save_weights(self, path, overwrite=True):
         """The weights, atomically: a name ending in .weights.h5 writes Keras 3's file (what Keras'
-        load_weights reads); any other Module.save (.safetensors or .npz)."""
+        load_weights reads); any other Module.save (.safetensors or .npz). overwrite=False refuses an
+        existing file (FileExistsError)."""
+        _refuse_overwrite(path, overwrite, "save_weights")
+        if isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".h5") and not _weights_h5(path):
+            raise ValueError(f"save_weights: {os.fspath(path)!r}: Keras 3 writes weights to a name ending in "
+                             f"'.weights.h5' (as here), or this project's .safetensors / .npz")
         if _weights_h5(path):
             from .saving import save_weights
             return save_weights(self, path)
-        return self.save(path)
+        return self.save(path, overwrite)
 
     def load_weights(self, path):
         """Weights saved by save_weights: a .weights.h5 file (Keras 3's, from Keras or from here), or

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import warnings
 import zipfile
 
 import numpy
@@ -44,6 +45,52 @@ def _dtype_policy(dtype):
 
 def _initializer(name):
     return {"module": "keras.initializers", "class_name": name, "config": {}, "registered_name": None}
+
+
+# Keras' class names of the initializers offered here (nn.init's functions)
+KERAS_INITIALIZERS = {"glorot_uniform": "GlorotUniform", "he_uniform": "HeUniform", "he_normal": "HeNormal",
+                      "zeros": "Zeros", "ones": "Ones"}
+
+
+_DEFAULT_INITIALIZERS = {"kernel_initializer": "GlorotUniform", "bias_initializer": "Zeros",
+                         "beta_initializer": "Zeros", "gamma_initializer": "Ones", "moving_mean_initializer": "Zeros",
+                         "moving_variance_initializer": "Ones"}
+
+
+def _initializer_of(layer, attribute, strict=True):
+    """Keras' config of the initializer a layer was given (it was always written as the default, so
+    clone_model and from_config of Dense(kernel_initializer='he_normal') drew glorot_uniform weights).
+    One without a Keras name (a callable) is an error when `strict` (a config that draws weights: get_config,
+    to_json); a file that holds the weights (model.save, save_weights) gets Keras' default, which no load uses."""
+    fn = getattr(layer, attribute)
+    fn = getattr(fn, "func", fn)  # NOTE: init.get(name, generator) is a partial; the generator is not kept
+    name = getattr(fn, "__name__", None)
+    if nn.init.INITIALIZERS.get(name) is not fn:
+        if not strict:
+            return _initializer(_DEFAULT_INITIALIZERS[attribute])
+        raise KerasFileError(f"layer {layer.name!r}: {attribute} {fn!r} has no Keras name; give it by name "
+                             f"({', '.join(KERAS_INITIALIZERS)}) to save or copy the layer's config")
+    return _initializer(KERAS_INITIALIZERS[name])
+
+
+def _initializers_from(config, keys, where, fresh):
+    """Our initializer names for the Keras initializer configs under `keys` (Keras' {'class_name':
+    'HeNormal', ...} or a name). With `fresh` (from_config, clone_model, model_from_json: the weights are
+    drawn) one not offered here is an error; loading a file, whose weights follow, it is left at the default."""
+    names = {keras_name: name for name, keras_name in KERAS_INITIALIZERS.items()}
+    found = {}
+    for key in keys:
+        value = config.get(key)
+        if value is None:
+            continue
+        keras_name = value.get("class_name") if isinstance(value, dict) else value
+        name = names.get(keras_name, keras_name if keras_name in KERAS_INITIALIZERS else None)
+        if name is not None:
+            found[key] = name
+        elif fresh:
+            raise KerasFileError(f"{where}: {key} {keras_name!r} is not offered here (offered: "
+                                 f"{', '.join(KERAS_INITIALIZERS.values())})")
+    return found
 
 
 def _layer_entry(class_name, config, input_shape=None):
@@ -86,7 +133,7 @@ def _arrays(layer):
     return [to_keras_layout(layer, name, value) for name, value in layer.state_dict().items()]
 
 
-def _describe(layer, shape):
+def _describe(layer, shape, strict=True):
     """(Keras class name, config, [weights in Keras' layouts]) of one of our layers."""
     base = {"name": layer.name, "trainable": bool(getattr(layer, "trainable", True)),
             "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
@@ -98,13 +145,16 @@ def _describe(layer, shape):
         config = {**base, "filters": layer.filters, "kernel_size": list(layer.kernel_size),
                   "strides": list(layer.strides), "padding": layer.padding, "data_format": fmt,
                   "dilation_rate": list(layer.dilation_rate), "groups": 1, "activation": _activation_name(layer),
-                  "use_bias": layer.use_bias, "kernel_initializer": _initializer("GlorotUniform"),
-                  "bias_initializer": _initializer("Zeros"), "kernel_regularizer": None, "bias_regularizer": None,
+                  "use_bias": layer.use_bias,
+                  "kernel_initializer": _initializer_of(layer, "kernel_initializer", strict),
+                  "bias_initializer": _initializer_of(layer, "bias_initializer", strict),
+                  "kernel_regularizer": None, "bias_regularizer": None,
                   "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
         return "Conv2D", config, _arrays(layer)
     if isinstance(layer, nn.Dense):
         config = {**base, "units": layer.units, "activation": _activation_name(layer), "use_bias": layer.use_bias,
-                  "kernel_initializer": _initializer("GlorotUniform"), "bias_initializer": _initializer("Zeros"),
+                  "kernel_initializer": _initializer_of(layer, "kernel_initializer", strict),
+                  "bias_initializer": _initializer_of(layer, "bias_initializer", strict),
                   "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
                   "kernel_constraint": None, "bias_constraint": None}
         return "Dense", config, _arrays(layer)
@@ -119,8 +169,7 @@ def _describe(layer, shape):
     if isinstance(layer, nn.BatchNormalization):
         config = {**base, "axis": layer.axis, "momentum": layer.decay, "epsilon": layer.epsilon,
                   "center": layer.center, "scale": layer.scale,
-                  "beta_initializer": _initializer("Zeros"), "gamma_initializer": _initializer("Ones"),
-                  "moving_mean_initializer": _initializer("Zeros"), "moving_variance_initializer": _initializer("Ones"),
+                  **{key: _initializer_of(layer, key, strict) for key in _BN_INITIALIZERS},
                   "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
                   "gamma_constraint": None, "synchronized": False}
         return "BatchNormalization", config, _arrays(layer)
@@ -142,7 +191,7 @@ def _describe(layer, shape):
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
 
 
-def model_config(model):
+def model_config(model, strict=True):
     """Keras 3's config of a Sequential (or a functional chain, written as one): its layers' configs, the input
     shape once known; the config.json of a .keras file, and get_config()'s "config" part."""
     layers, shape = [], tuple(model.input_shape) if model.built else None
@@ -150,7 +199,7 @@ def model_config(model):
         layers.append(_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
                                                   "ragged": False, "name": "input_layer", "optional": False}))
     for layer in model.layers:
-        kind, config, _ = _describe(layer, shape)
+        kind, config, _ = _describe(layer, shape, strict)
         layers.append(_layer_entry(kind, config, shape))
         shape = None if shape is None else layer.compute_output_shape(shape)
     inner = {"name": model.name, "trainable": getattr(model, "trainable", True), "dtype": _dtype_policy("float32"),
@@ -189,7 +238,7 @@ def layer_from_config(kind, config, where):
     return layer
 
 
-def model_from_config(config, where):
+def model_from_config(config, where, fresh=True):
     """(a new Sequential, its layers, their weight converters, their config entries) from Keras' model config
     (a Sequential or a functional chain), with fresh weights and the trainable flags it gives."""
     from .models import Sequential
@@ -197,7 +246,8 @@ def model_from_config(config, where):
     shape, entries = _chain_of(config, where)
     layers, convert = [], {}
     for position, entry in enumerate(entries):
-        layer, to_ours = _build_layer(entry, f"{where}: layer {position} ({entry.get('config', {}).get('name')!r})")
+        layer, to_ours = _build_layer(entry, f"{where}: layer {position} ({entry.get('config', {}).get('name')!r})",
+                                      fresh)
         layers.append(layer)
         convert[layer.name] = to_ours
     model = Sequential(name=config.get("config", {}).get("name"))
@@ -226,7 +276,7 @@ def save_model(model, path):
     if not model.built:
         raise KerasFileError(f"{os.fspath(path)!r}: the model is not built yet, so its input shape is unknown; "
                              f"give it an Input or input_shape=, or call it on a batch first")
-    config, kinds = model_config(model), [_describe(layer, None)[0] for layer in model.layers]
+    config, kinds = model_config(model, strict=False), [_describe(layer, None, False)[0] for layer in model.layers]
     weights = [(layer.name, _arrays(layer)) for layer in model.layers]
     compile_config = _compile_config(model)
     if compile_config is not None:
@@ -264,12 +314,15 @@ def _chain_layers(model, path, action):
     if not isinstance(model, nn.Sequential) or getattr(model, "_subclassed", False) or getattr(model, "is_graph", False):
         raise KerasFileError(f"{os.fspath(path)!r}: only a Sequential or a functional chain of layers {action} a "
                              f"Keras .weights.h5 file here; use a .safetensors name (the project's own format)")
-    return model.layers, [_describe(layer, None)[0] for layer in model.layers]
+    return model.layers, [_describe(layer, None, False)[0] for layer in model.layers]
 
 
 def save_weights(model, path):
     """Write Keras 3's .weights.h5 file (what Keras' model.save_weights writes and load_weights reads), atomically."""
     layers, kinds = _chain_layers(model, path, "writes")
+    if not model.built:  # it wrote a file of no weights, which no built model could load
+        raise KerasFileError(f"{os.fspath(path)}: the model is not built, so it has no weights to save; build it "
+                             f"first (an Input, input_shape=, or a call on a batch), as Keras requires")
     data = _weights_file(model.name, kinds, [(layer.name, layer.get_weights()) for layer in layers])
     atomic_write(path, lambda f: f.write(data))
 
@@ -319,21 +372,48 @@ def _check_unsupported(config, where, keys, defaults=(None, False, 0.0, 1)):
             raise KerasFileError(f"{where}: {key}={config[key]!r} is not supported here")
 
 
-def _build_layer(entry, where):
+_DROPPED = {"Conv2D": ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                       "bias_constraint"),
+            "BatchNormalization": ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"),
+            "Dropout": ("noise_shape",)}
+_DROPPED["Dense"] = _DROPPED["Conv2D"]
+
+
+def _check_training_only(kind, config, where, fresh):
+    """Regularizers, constraints and Dropout's noise_shape (what only training uses) are not offered here; they
+    were dropped silently. With `fresh` (from_config, clone_model, model_from_json) an error; loading a file,
+    a warning. NOTE: the loaded model predicts as Keras', so only its training would differ."""
+    given = [key for key in _DROPPED.get(kind, ()) if config.get(key) is not None]
+    if not given:
+        return
+    message = f"{where}: {', '.join(given)} {'is' if len(given) == 1 else 'are'} not supported here"
+    if fresh:
+        raise KerasFileError(message)
+    warnings.warn(f"{message} and left out: the model predicts as Keras', but training it here would differ",
+                  stacklevel=5)
+
+
+_BN_INITIALIZERS = ("beta_initializer", "gamma_initializer", "moving_mean_initializer",
+                    "moving_variance_initializer")
+
+
+def _build_layer(entry, where, fresh=True):
     """Our keras layer for one config.json layer entry, and a function putting its Keras weights in."""
     from . import layers as L
     kind, config = entry.get("class_name"), dict(entry.get("config") or {})
     name = config.get("name")
+    _check_training_only(kind, config, where, fresh)
     if kind == "Conv2D":
         _check_unsupported(config, where, ("groups",), (None, 1))
         layer = L.Conv2D(config["filters"], tuple(config["kernel_size"]), tuple(config.get("strides", (1, 1))),
                          config.get("padding", "valid"), data_format=config.get("data_format"),
                          dilation_rate=tuple(config.get("dilation_rate", (1, 1))),
-                         activation=_activation(config, where), use_bias=config.get("use_bias", True), name=name)
+                         activation=_activation(config, where), use_bias=config.get("use_bias", True), name=name,
+                         **_initializers_from(config, ("kernel_initializer", "bias_initializer"), where, fresh))
         return layer, lambda w: [w[0].transpose(3, 2, 0, 1)] + w[1:]
     if kind == "Dense":
         layer = L.Dense(config["units"], activation=_activation(config, where), use_bias=config.get("use_bias", True),
-                        name=name)
+                        name=name, **_initializers_from(config, ("kernel_initializer", "bias_initializer"), where, fresh))
         return layer, lambda w: [w[0].T] + w[1:]
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         cls = L.MaxPooling2D if kind == "MaxPooling2D" else L.AveragePooling2D
@@ -349,7 +429,8 @@ def _build_layer(entry, where):
         axis = config.get("axis", -1)
         axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
         layer = L.BatchNormalization(axis, config.get("momentum", 0.99), config.get("epsilon", 1e-3),
-                                     config.get("center", True), config.get("scale", True), name=name)
+                                     config.get("center", True), config.get("scale", True), name=name,
+                                     **_initializers_from(config, _BN_INITIALIZERS, where, fresh))
         return layer, None
     if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
         cls = getattr(L, kind)
@@ -427,7 +508,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             weights_bytes = z.read(WEIGHTS) if WEIGHTS in z.namelist() else None
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
         raise KerasFileError(f"{where}: not a readable .keras file ({e})") from None
-    model, layers, convert, entries = model_from_config(config, where)
+    model, layers, convert, entries = model_from_config(config, where, fresh=False)
     kinds = [entry.get("class_name") for entry in entries]
     # NOTE: a functional model's weights count its InputLayer among the layers, a Sequential's do not
     paths = _paths(["InputLayer"] + kinds)[1:] if config.get("class_name") == "Functional" else _paths(kinds)
@@ -437,7 +518,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         with h5py.File(io.BytesIO(weights_bytes), "r") as f:
             _load_weights(model, f, convert, dict(zip((layer.name for layer in layers), paths)), where)
     if compile:
-        _compile(model, config.get("compile_config"))
+        _compile(model, config.get("compile_config"), where)
     return model
 
 
@@ -476,14 +557,71 @@ def _compile_config(model):
     kind = type(optimizer).__name__
     settings = {"name": kind.lower(), "learning_rate": float(optimizer.learning_rate), **optimizer.hyper}
     return {"optimizer": {"module": "keras.optimizers", "class_name": kind, "config": settings, "registered_name": None},
-            "loss": names[0], "loss_weights": None, "metrics": list(model.metric_names) or None,
-            "weighted_metrics": list(getattr(model, "weighted_metric_names", [])) or None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+            "loss": names[0], "loss_weights": None, "metrics": _metrics_config(model, 0),
+            "weighted_metrics": _metrics_config(model, 1), "run_eagerly": False, "steps_per_execution": 1,
+            "jit_compile": False}
 
 
-def _compile(model, compile_config):
-    from . import losses, optimizers
-    if not compile_config or not isinstance(compile_config.get("loss"), str) or \
-            compile_config["loss"].lower() not in losses.NAMES:
+def _metrics_config(model, which):
+    """compile's metrics (which=0) or weighted_metrics (1) as Keras writes them: names as given, a metric
+    object as its config, so that its name= (SparseCategoricalAccuracy(name='acc') logs 'acc') survives."""
+    given = getattr(model, "_given_metrics", ([], []))[which]
+    entries = []
+    for metric in given:
+        if isinstance(metric, str):
+            entries.append(metric)
+            continue
+        config = {"name": metric.name, "dtype": "float32"}
+        config.update({"threshold": metric.threshold} if hasattr(metric, "threshold") else {})
+        entries.append({"module": "keras.metrics", "class_name": type(metric).__name__, "config": config,
+                        "registered_name": None})
+    return entries or None
+
+
+def _keras_loss(loss, where):
+    """The loss of a Keras compile_config: a name, or a loss object's config (Keras writes one for
+    compile(loss=keras.losses.SparseCategoricalCrossentropy()); such a file loaded uncompiled, silently); None,
+    with a warning, for one not offered here or with settings that are not (label_smoothing...)."""
+    from . import losses
+    if loss is None or isinstance(loss, str) and loss.lower() in losses.NAMES:
+        return loss
+    kinds = {cls.__name__: cls for cls in losses.NAMES.values()}
+    config = loss.get("config") or {} if isinstance(loss, dict) else {}
+    kind = kinds.get(loss.get("class_name")) if isinstance(loss, dict) else None
+    others = {key: value for key, value in config.items() if key not in ("name", "from_logits", "reduction", "dtype")
+              and value not in (None, 0, 0.0, -1)}
+    if kind is None or others or config.get("reduction", "sum_over_batch_size") != "sum_over_batch_size":
+        warnings.warn(f"{where}: the file's loss {loss!r} is not offered here; the model loads uncompiled (compile "
+                      f"it before fit or evaluate)", stacklevel=4)
+        return None
+    return kind(bool(config.get("from_logits", False))) if kind is not losses.MeanSquaredError else kind()
+
+
+def _keras_metrics(metrics, where):
+    """The metrics of a Keras compile_config: names, and accuracy objects' configs (their name= kept);
+    any other is left out with a warning (it was left out silently)."""
+    from . import metrics as metrics_module
+    kinds = {cls.__name__: cls for cls in (metrics_module.SparseCategoricalAccuracy,
+                                           metrics_module.CategoricalAccuracy, metrics_module.BinaryAccuracy)}
+    found, dropped = [], []
+    for metric in metrics or []:
+        config = metric.get("config") or {} if isinstance(metric, dict) else {}
+        if isinstance(metric, str):
+            found.append(metric)
+        elif isinstance(metric, dict) and metric.get("class_name") in kinds and config.get("threshold", 0.5) == 0.5:
+            found.append(kinds[metric["class_name"]](name=config.get("name")))
+        else:
+            dropped.append(metric.get("class_name") if isinstance(metric, dict) else repr(metric))
+    if dropped:
+        warnings.warn(f"{where}: the file's metrics {', '.join(dropped)} are not offered here and left out",
+                      stacklevel=4)
+    return found
+
+
+def _compile(model, compile_config, where):
+    from . import optimizers
+    loss = _keras_loss(compile_config.get("loss"), where) if compile_config else None
+    if loss is None:
         return
     optimizer = compile_config.get("optimizer") or "rmsprop"
     if isinstance(optimizer, dict):
@@ -494,11 +632,19 @@ def _compile(model, compile_config):
         # NOTE: every hyperparameter the class takes (momentum, beta_1, ...), not the rate alone: a resumed fit
         # must step as the saved one did; a rate schedule (a dict) leaves the default rate
         accepted = inspect.signature(cls).parameters
+        # NOTE: Keras' settings not offered here (clipnorm, amsgrad, a rate schedule...) were dropped silently
+        dropped = [key for key, value in settings.items() if key not in accepted and key not in ("name", "ema_momentum")
+                   and value not in (None, False)]
+        dropped += ["learning_rate (a schedule)"] if isinstance(settings.get("learning_rate"), dict) else []
+        if dropped:
+            warnings.warn(f"{where}: the optimizer's {', '.join(dropped)} {'is' if len(dropped) == 1 else 'are'} not "
+                          f"offered here; the model is compiled without (a fit from here steps differently)",
+                          stacklevel=3)
         optimizer = cls(**{key: value for key, value in settings.items() if key in accepted and value is not None
                            and (key != "learning_rate" or isinstance(value, (int, float)))})
-    metrics = [m for m in compile_config.get("metrics") or [] if isinstance(m, str)]
-    weighted = [m for m in compile_config.get("weighted_metrics") or [] if isinstance(m, str)]
-    model.compile(optimizer=optimizer, loss=compile_config["loss"], metrics=metrics, weighted_metrics=weighted)
+    metrics = _keras_metrics(compile_config.get("metrics"), where)
+    weighted = _keras_metrics(compile_config.get("weighted_metrics"), where)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted)
 
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError"]

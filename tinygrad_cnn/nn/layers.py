@@ -648,6 +648,12 @@ def weight_counts(module):
     return trainable, sum(p.size for p in params) - trainable + sum(b.size for _, b in module.named_buffers())
 
 
+def trainable_mark(layer):
+    """Keras' summary(show_trainable=True) cell: Y, N (frozen: no parameter requires a gradient), - (none)."""
+    params = layer.parameters()
+    return "-" if not params else "Y" if any(p.requires_grad for p in params) else "N"
+
+
 class Sequential(Layer):
     """Layers applied in order. With input_shape (no batch axis, e.g. (1, 28, 28)) every layer is
     built at construction; otherwise on the first call. Layers without a name get Keras-style
@@ -799,9 +805,10 @@ class Sequential(Layer):
             raise ValueError(f"logits(): the model ends in {last.label()}, whose output is not logits")
         return last(x)
 
-    def summary(self, print_fn=print):
+    def summary(self, print_fn=print, show_trainable=False):
         """A Keras-like table of layers, output shapes and parameter counts, printed with print_fn
-        (None to only return it) and returned as a string."""
+        (None to only return it) and returned as a string; show_trainable adds Keras' "Trainable" column
+        (Y, N for a frozen layer, - for one without weights)."""
         if not self.built:
             raise ValueError("summary() needs the input shape: pass input_shape=... to Sequential, call "
                              "model.build(input_shape), or call the model on a batch first")
@@ -809,13 +816,15 @@ class Sequential(Layer):
         for layer in self.layers:
             shape = layer.compute_output_shape(shape)
             rows.append((f"{layer.name} ({type(layer).__name__})", str((None,) + tuple(shape)),
-                         f"{layer.count_params():,}"))
-        header = ("Layer (type)", "Output Shape", "Param #")
+                         f"{layer.count_params():,}") + ((trainable_mark(layer),) if show_trainable else ()))
+        header = ("Layer (type)", "Output Shape", "Param #") + (("Trainable",) if show_trainable else ())
         widths = [max([len(r[i]) + 3 for r in rows + [header]] + [minimum]) for i, minimum in enumerate((28, 26))]
-        line_length = max(sum(widths) + max(len(r[2]) for r in rows + [header]) + 1, 65)
+        if show_trainable:
+            widths.append(max(len(r[2]) for r in rows + [header]) + 3)
+        line_length = max(sum(widths) + max(len(r[-1]) for r in rows + [header]) + 1, 65)
 
         def row(cells):
-            return " " + cells[0].ljust(widths[0]) + cells[1].ljust(widths[1]) + cells[2]
+            return " " + "".join(cell.ljust(width) for cell, width in zip(cells, widths)) + cells[-1]
 
         trainable, fixed = weight_counts(self)
         lines = [f'Model: "{self.name}"', "_" * line_length, row(header), "=" * line_length]
