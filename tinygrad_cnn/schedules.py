@@ -227,6 +227,11 @@ class LRScheduler:
         """The settings, checked as the constructor checks them (each subclass)."""
         return settings
 
+    def _take_settings(self, settings):
+        """Check the constructor's settings (_checked_settings) and set them as attributes."""
+        for name, value in self._checked_settings(settings).items():
+            setattr(self, name, value)
+
 
 def _plain(value):
     """A 0-d array back to a Python scalar, a 1-d one to a list (as np.load returns them)."""
@@ -236,6 +241,13 @@ def _plain(value):
     return value
 
 
+def _positive_factor(value, name):
+    factor = number(value, name)
+    if factor <= 0:
+        raise ValueError(f"{name} must be > 0, got {factor}")
+    return factor
+
+
 class StepLR(LRScheduler):
     """Multiplies the rate by gamma every step_size epochs (torch's StepLR): a manual change carries on.
     Closed form (lr_at): base_lr * gamma ** (epoch // step_size)."""
@@ -243,15 +255,12 @@ class StepLR(LRScheduler):
     _settings = ("step_size", "gamma")
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        for name, value in self._checked_settings({"step_size": step_size, "gamma": gamma}).items():
-            setattr(self, name, value)
+        self._take_settings({"step_size": step_size, "gamma": gamma})
         super().__init__(optimizer, last_epoch)
 
     def _checked_settings(self, settings):
-        gamma = number(settings["gamma"], "gamma")
-        if gamma <= 0:
-            raise ValueError(f"gamma must be > 0, got {gamma}")
-        return {"step_size": _positive_int(settings["step_size"], "step_size"), "gamma": gamma}
+        return {"step_size": _positive_int(settings["step_size"], "step_size"),
+                "gamma": _positive_factor(settings["gamma"], "gamma")}
 
     def get_lr(self):
         """The current rate, times gamma when last_epoch is a multiple of step_size."""
@@ -275,8 +284,7 @@ class CosineAnnealingLR(LRScheduler):
     _settings = ("T_max", "eta_min")
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):  # noqa: N803 (PyTorch's argument name)
-        for name, value in self._checked_settings({"T_max": T_max, "eta_min": eta_min}).items():
-            setattr(self, name, value)
+        self._take_settings({"T_max": T_max, "eta_min": eta_min})
         super().__init__(optimizer, last_epoch)
 
     def _checked_settings(self, settings):
@@ -304,13 +312,6 @@ class CosineAnnealingLR(LRScheduler):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
 
-def _positive_factor(value, name):
-    factor = number(value, name)
-    if factor <= 0:
-        raise ValueError(f"{name} must be > 0, got {factor}")
-    return factor
-
-
 class MultiStepLR(LRScheduler):
     """Multiplies the rate by gamma at each milestone epoch (torch's MultiStepLR; a milestone listed twice
     counts twice): a manual change carries on. Closed form: base_lr * gamma ** (milestones passed)."""
@@ -318,8 +319,7 @@ class MultiStepLR(LRScheduler):
     _settings = ("milestones", "gamma")
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
-        for name, value in self._checked_settings({"milestones": milestones, "gamma": gamma}).items():
-            setattr(self, name, value)
+        self._take_settings({"milestones": milestones, "gamma": gamma})
         super().__init__(optimizer, last_epoch)
 
     def _checked_settings(self, settings):
@@ -346,7 +346,7 @@ class ExponentialLR(LRScheduler):
     _settings = ("gamma",)
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
-        self.gamma = self._checked_settings({"gamma": gamma})["gamma"]
+        self._take_settings({"gamma": gamma})
         super().__init__(optimizer, last_epoch)
 
     def _checked_settings(self, settings):
