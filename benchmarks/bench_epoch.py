@@ -285,8 +285,11 @@ def alternate_processes(args, images):
             result = run_child(runner, args, images)
             result["training_memory_mb"] = result["peak_rss_mb"] - result["rss_before_training_mb"]
             runs.append(dict(round=rnd, runner=runner[0], **result))
-            print(f"  round {rnd + 1} {runner[0]:10s} first epoch {result['first_epoch_seconds']:6.2f} s, "
-                  f"inference {result['inference_images_per_second']:7.0f} images/s, accuracy "
+            # the cores the epoch kept busy (its process's CPU time over its wall time): Keras' default
+            # thread pools used 1.1 of this VM's 2 cores in some hours and ~1.9 in others (benchmarks/README.md)
+            result["first_epoch_cores"] = result["first_epoch_cpu_seconds"] / result["first_epoch_seconds"]
+            print(f"  round {rnd + 1} {runner[0]:10s} first epoch {result['first_epoch_seconds']:6.2f} s "
+                  f"on {result['first_epoch_cores']:.2f} cores, inference {result['inference_images_per_second']:7.0f} images/s, accuracy "
                   f"{result['test_accuracy']:.4f}, peak {result['peak_rss_mb']:.0f} MB "
                   f"(load {os.getloadavg()[0]:.2f}; others {_share(result['others_core_share'])})", flush=True)
     summary = {}
@@ -294,8 +297,8 @@ def alternate_processes(args, images):
         mine = [r for r in runs if r["runner"] == name]
         summary[name] = {key: dict(zip(("median", "min", "max"), spread([r[key] for r in mine])),
                                    values=[r[key] for r in mine])
-                         for key in ("first_epoch_seconds", "inference_images_per_second", "test_accuracy", "peak_rss_mb",
-                                     "training_memory_mb")}
+                         for key in ("first_epoch_seconds", "first_epoch_cores", "inference_images_per_second",
+                                     "test_accuracy", "peak_rss_mb", "training_memory_mb")}
         summary[name]["checkout"] = mine[0].get("tinygrad_cnn") or mine[0].get("tensorflow")
     ratios = {}
     for a, b in RATIOS:
@@ -308,12 +311,13 @@ def alternate_processes(args, images):
     for name in names:
         s = summary[name]
         e, i, m = s["first_epoch_seconds"], s["inference_images_per_second"], s["peak_rss_mb"]
-        rows.append([name, f"{e['median']:.2f} ({e['min']:.2f}-{e['max']:.2f})", f"{i['median']:,.0f}",
+        rows.append([name, f"{e['median']:.2f} ({e['min']:.2f}-{e['max']:.2f})", f"{s['first_epoch_cores']['median']:.2f}",
+                     f"{i['median']:,.0f}",
                      f"{s['test_accuracy']['median']:.4f}", f"{m['median']:.0f} ({m['min']:.0f}-{m['max']:.0f})",
                      f"{s['training_memory_mb']['median']:.0f}"])
     print(f"\none epoch of {images} images, batch {args.batch_size}, Adam lr {args.lr}, each run its own process, "
           f"{args.runs} runs, medians (min-max)")
-    print_table(["runner", "first epoch s", "inference images/s", "test accuracy", "peak MB",
+    print_table(["runner", "first epoch s", "cores busy", "inference images/s", "test accuracy", "peak MB",
                  "of it added in training MB"], rows)
     if ratios:
         print_table(["first-epoch ratio", "per run: median (min-max)", "of the medians"],

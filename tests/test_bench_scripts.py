@@ -32,6 +32,7 @@ def test_epoch_child_trains_one_way_of_ours_and_reports_it(kind):
     # longer does (kernels/buffers.py); `ours` makes it only for an older checkout whose example does
     assert r["keep_freed_memory"] is False
     assert r["first_epoch_seconds"] > 0 and r["inference_images_per_second"] > 0
+    assert 0 < r["first_epoch_cpu_seconds"] <= 1.5 * r["first_epoch_seconds"] * (os.cpu_count() or 1) + 0.05
     assert 0 <= r["test_accuracy"] <= 1
     assert r["peak_rss_after_inference_mb"] >= r["peak_rss_mb"] > 0
 
@@ -157,3 +158,28 @@ def test_bench_epoch_counts_a_finished_child_as_its_own_cpu():
     subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"],
                    check=True)
     assert bench_epoch._children_cpu() - before >= 0.25
+
+
+def test_bench_wakes_counts_the_sleeps_of_each_kernel(tmp_path):
+    """One round (--max-others high): both conv2 kernels measured, their sleeps counted per op and per step."""
+    if (os.cpu_count() or 1) < 2 or not os.path.exists("/proc/self/task"):
+        pytest.skip("needs two cores and Linux's /proc")
+    out_json = tmp_path / "wakes.json"
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_wakes.py"), "--rounds", "1",
+                          "--steps", "2", "--max-others", "100", "--json", str(out_json)],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out_json.read_text())
+    assert set(r["per_step"]) == {"direct", "winograd"} and r["quiet_rounds"] == 1
+    assert r["wake_round_trip_us"]["median"] > 0
+    ops = r["sleeps_per_op"]
+    # each side ran its own conv2 kernel: Winograd's op only with Winograd on
+    assert any(name.startswith("WinogradConvPool") for name in ops["winograd"])
+    assert not any(name.startswith("WinogradConvPool") for name in ops["direct"])
+    # a pool thread sleeps at least once between two split ops, so a two-thread step has sleeps
+    for side in r["per_step"].values():
+        assert side["sleeps"] >= 1 and side["wall_ms"] > 0
+    import bench_wakes
+    before = bench_wakes.voluntary_switches()
+    threading_event_round_trips = bench_wakes.wake_round_trip_us(trips=50)
+    assert threading_event_round_trips > 0 and bench_wakes.voluntary_switches() > before
