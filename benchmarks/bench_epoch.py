@@ -284,10 +284,10 @@ def alternate_processes(args, images):
         for runner in (runners if rnd % 2 == 0 else runners[::-1]):
             result = run_child(runner, args, images)
             result["training_memory_mb"] = result["peak_rss_mb"] - result["rss_before_training_mb"]
-            runs.append(dict(round=rnd, runner=runner[0], **result))
             # the cores the epoch kept busy (its process's CPU time over its wall time): Keras' default
             # thread pools used 1.1 of this VM's 2 cores in some hours and ~1.9 in others (benchmarks/README.md)
             result["first_epoch_cores"] = result["first_epoch_cpu_seconds"] / result["first_epoch_seconds"]
+            runs.append(dict(round=rnd, runner=runner[0], **result))
             print(f"  round {rnd + 1} {runner[0]:10s} first epoch {result['first_epoch_seconds']:6.2f} s "
                   f"on {result['first_epoch_cores']:.2f} cores, inference {result['inference_images_per_second']:7.0f} images/s, accuracy "
                   f"{result['test_accuracy']:.4f}, peak {result['peak_rss_mb']:.0f} MB "
