@@ -551,3 +551,24 @@ def _check_routing(cupy, g, offset, count):
     np.testing.assert_array_equal(gpu_stacked.get(), expected)
     np.testing.assert_array_equal(gpu_pixels.get(), pixels)
     np.testing.assert_array_equal(np.stack([a.get() for a in gpu_separate]).reshape(expected.shape), expected)
+
+
+def test_fused_convolution_builds_its_im2col_views_once_per_buffer_not_per_chunk(monkeypatch):
+    """as_strided is Python code that holds the GIL the other thread needs between its NumPy calls: the
+    fused convolution makes the view its im2col copies into once per buffer and chunk size (a count, not
+    a time: 16 chunks each way here, and at most one view per thread and chunk size, plus the windows)."""
+    from tinygrad_cnn.kernels import conv as kernel_conv
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.standard_normal((32, 4, 8, 8)).astype(np.float32), requires_grad=True)
+    w = tg.Tensor(rng.standard_normal((8, 4, 3, 3)).astype(np.float32), requires_grad=True)
+    monkeypatch.setattr(kernel_conv, "CHUNK_BYTES", 2 * 8 * 8 * (9 * 4 + 1) * 4)  # 2 images a chunk: 16 chunks
+    calls = []
+    strided = np.lib.stride_tricks.as_strided
+    monkeypatch.setattr(np.lib.stride_tricks, "as_strided", lambda *a, **k: calls.append(1) or strided(*a, **k))
+    out = F.conv2d_max_pool2d(x, w, None, padding=1, pool_size=2, relu=True)
+    assert type(out.grad_fn).__name__ == "FusedConvolution" and len(out.grad_fn.chunks) == 16
+    forward_calls, threads = len(calls), tg.get_num_threads()
+    assert forward_calls <= 1 + threads  # the windows, and one im2col view per thread
+    assert out.grad_fn._targets == {}  # the views (and through them the buffers) are not kept after forward
+    out.backward(tg.Tensor(rng.standard_normal(out.shape).astype(np.float32)))
+    assert len(calls) - forward_calls <= 2 + 2 * threads  # backward: windows, views, and the input gradient's taps

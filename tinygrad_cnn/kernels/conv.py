@@ -308,7 +308,9 @@ class FusedConvolution(GradientHomes, Function):
                         MAX_AND_FIRST_OFFSET[relu](result[chunk], offset[chunk], one,
                                                     *blocks.split(chunk_out[:size], o))
 
+        self._targets = {}  # see _fill_cols
         over_chunks(xp, chunks, n * self.image_values, work)
+        self._targets = {}  # (its views would keep this pass's buffers from the next: kernels/buffers.py)
         return result.transpose(0, 3, 1, 2)
 
     def chunk_bytes(self):
@@ -380,10 +382,20 @@ class FusedConvolution(GradientHomes, Function):
 
     def _fill_cols(self, images, cols):
         """Write the im2col rows of a consecutive slice of images into the first rows of `cols`
-        (from _new_cols); returns those rows."""
-        rows = cols[:(images.stop - images.start) * self.blocks.rows_per_image]
-        _im2col(self.xp, self.windows[:, :, images], rows)
-        return rows
+        (from _new_cols); returns those rows. The strided view of the rows that the windows are copied
+        into is made once per buffer and chunk size (kept in self._targets while the op runs).
+
+        NOTE: as_strided is Python code (5-50 us a call on these VMs, loaded or not), run while
+        holding the GIL that the other thread needs between its NumPy calls: 32 calls a step in the
+        tutorial's second layer, 4 (one per thread and direction) with the views kept."""
+        count = images.stop - images.start
+        key = (id(cols), count)  # (the entry holds cols alive: its id stays its own)
+        entry = self._targets.get(key)
+        if entry is None:
+            rows = cols[:count * self.blocks.rows_per_image]
+            entry = self._targets[key] = rows, im2col_target(self.xp, self.windows[:, :, :count].shape, rows)
+        self.xp.copyto(entry[1], self.windows[:, :, images])
+        return entry[0]
 
     def backward(self, g):
         xp, blocks = self.xp, self.blocks
@@ -443,7 +455,9 @@ class FusedConvolution(GradientHomes, Function):
                 if need_x:
                     grad_x.add(scratch, chunk, None if pooling else g_rows)
 
+        self._targets = {}
         over_chunks(xp, chunks, n * self.image_values, work)
+        self._targets = {}
         return self._parameter_gradients(parts, grad_x.result() if need_x else None, g.dtype)
 
     def _parameter_gradients(self, parts, grad_x, dtype):

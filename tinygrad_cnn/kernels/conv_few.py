@@ -9,7 +9,7 @@ for the weight gradient and (only when the input needs a gradient: never for a m
 one for the input's. kernels/conv.py's conv_pool_relu picks it (see `applies`)."""
 from ..device import device_kind
 from . import buffers
-from .conv import FusedConvolution, cache_chunks, im2col_target, offset_codes, route_by_codes, unpad_nchw
+from .conv import FusedConvolution, cache_chunks, offset_codes, route_by_codes, unpad_nchw
 from .parallel import over_batch, over_chunks
 
 # NOTE: the most bytes of full-size output a chunk may hold: 8 images of the tutorial's first layer
@@ -47,27 +47,6 @@ class FewChannelConvolution(FusedConvolution):
     NOTE: FusedConvolution's input gradient for few channels (C < O / 2) copies the routed gradient
     a second time in pixel order and then runs KH*KW GEMMs over it, one per kernel offset (each
     reading all 32 channels of every pixel to make one value): 9 passes where this takes one."""
-
-    def forward(self, *args, **kwargs):
-        self._targets = {}  # see _fill_cols
-        try:
-            return super().forward(*args, **kwargs)
-        finally:
-            self._targets = {}  # (its views would keep forward's buffers from backward: kernels/buffers.py)
-
-    def _fill_cols(self, images, cols):
-        """FusedConvolution's, with the strided view of `cols` that the windows are copied into made
-        once per buffer and chunk size, not once per chunk.
-
-        NOTE: as_strided is Python code: 20-50 us a call on our loaded VMs, 32 calls an op here."""
-        count = images.stop - images.start
-        key = (id(cols), count)  # (the entry holds cols alive: its id stays its own)
-        entry = self._targets.get(key)
-        if entry is None:
-            rows = cols[:count * self.blocks.rows_per_image]
-            entry = self._targets[key] = rows, im2col_target(self.xp, self.windows[:, :, :count].shape, rows)
-        self.xp.copyto(entry[1], self.windows[:, :, images])
-        return entry[0]
 
     def chunk_bytes(self):
         from . import conv  # (its CHUNK_BYTES may be lowered, as tests do to force many chunks)
