@@ -117,7 +117,8 @@ class _Metric:
                 hit, per = out.argmax(axis=-1) == y.argmax(axis=-1), 1
             else:
                 threshold = 0.0 if logits else 0.5  # sigmoid(z) > 0.5 exactly when z > 0
-                hit, per = (out > threshold) == (y > 0.5), int(numpy.prod(out.shape[1:]))
+                # NOTE: as Keras 3, the labels are not rounded: a soft label 0.3 or 0.8 is never a hit
+                hit, per = (out > threshold).astype(y.dtype) == y, int(numpy.prod(out.shape[1:]))
             if weights is None or not self.weighted:
                 return hit.sum(), per
             return (hit.reshape((hit.shape[0], -1)).astype(weights.dtype).sum(axis=1) * weights).sum(), per
@@ -448,8 +449,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         x may instead be an iterable of (x, y) batches with y left out (a generator, a list of pairs, a
         DataLoader), as Keras takes a dataset: each epoch is one pass over it (steps_per_epoch batches of
         one running iterator when given); validation_data may be one too, also beside arrays. With arrays,
-        steps_per_epoch limits an epoch to that many batches (a warning when x has fewer) and
-        validation_steps the validation to its first batches, as Keras. Keras' argument order.
+        steps_per_epoch=k makes an epoch the next k batches of a running pass over x (shuffled as it
+        starts; an epoch ends early where the pass ends, with a warning) and validation_steps the
+        validation its first batches, as Keras. Keras' argument order.
 
         sample_weight (one number per sample) or class_weight ({class index: weight}) weight each
         sample's loss as Keras does (sum(weight x loss) / batch size; `metrics` stay unweighted, and
@@ -513,15 +515,26 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         self.stop_training = False
         hooks.call("on_train_begin", None)
         logs = {}
+        batches, left = None, 0  # the pass over x that epochs take their batches from, its batches not yet taken
         for epoch in range(initial_epoch, epochs):
             hooks.call("on_epoch_begin", epoch, None)
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
             self.train()
-            order = get_rng().permutation(len(x)) if shuffle else None
-            order = None if order is None else self._resident(device, order)[0]
-            running, progress = RunningMeans(), Progress(min(steps, steps_per_epoch or steps), verbose)
-            for step, index in itertools.islice(self._batches(len(x), batch_size, order), steps_per_epoch):
+            if not left:  # a new pass, shuffled anew
+                order = get_rng().permutation(len(x)) if shuffle else None
+                order = None if order is None else self._resident(device, order)[0]
+                batches, left = self._batches(len(x), batch_size, order), steps
+            # NOTE: as Keras 3, steps_per_epoch=k takes the next k batches of the running pass, not the first
+            # k again: an epoch ends early where the pass ends (with a warning), and the next starts a new pass
+            if steps_per_epoch is not None and left < steps_per_epoch <= steps:
+                warnings.warn(f"fit: epoch {epoch + 1} runs the {left} batch(es) left in this pass over x, fewer than "
+                              f"steps_per_epoch={steps_per_epoch} (as Keras; x has {steps} batches of {batch_size})",
+                              stacklevel=2)
+            taken = min(left, steps_per_epoch or steps)
+            left -= taken
+            running, progress = RunningMeans(), Progress(taken, verbose)
+            for step, (_, index) in enumerate(itertools.islice(batches, taken)):
                 hooks.call("on_train_batch_begin", step, None)
                 xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
                 wb = None if w is None else Tensor(w[index], device=device)
