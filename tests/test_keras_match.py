@@ -84,3 +84,52 @@ def test_steps_per_epoch_continues_through_the_arrays():
 def test_steps_per_epoch_takes_the_batches_keras_takes(real_keras, batch_size, steps_per_epoch, epochs):
     ours, theirs = (_epoch_losses(k, batch_size, steps_per_epoch, epochs)[0] for k in (tk, real_keras))
     assert ours == pytest.approx(theirs)
+
+
+# ------------------------------------------------------------ input_shape with the batch axis
+
+def _shapes(keras):
+    """(input_shape, output_shape) of a Sequential from Input, one from input_shape=, a functional model,
+    and a Sequential built with Keras' (None, 5)."""
+    layers = keras.layers
+    from_input = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(3)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras 3 warns about input_shape= on a layer
+        from_argument = keras.Sequential([layers.Dense(3, input_shape=(4,))])
+    inputs = keras.Input((4,))
+    functional = keras.Model(inputs, layers.Dense(2)(layers.Dense(3)(inputs)))
+    built = keras.Sequential([layers.Dense(3)])
+    built.build((None, 5))
+    return [(m.input_shape, m.output_shape) for m in (from_input, from_argument, functional, built)]
+
+
+def test_input_shape_has_the_batch_axis():
+    """Keras: model.input_shape is (None, 8, 8, 1), as output_shape is; here it left the batch axis out."""
+    assert _shapes(tk) == [((None, 8, 8, 1), (None, 3)), ((None, 4), (None, 3)), ((None, 4), (None, 2)),
+                           ((None, 5), (None, 3))]
+    model = tk.Sequential([tk.Input((6, 6, 1)), tk.layers.Conv2D(2, 3), tk.layers.Flatten(), tk.layers.Dense(3)])
+    assert model.layers[0].input_shape == (None, 6, 6, 1) and model.layers[2].input_shape == (None, 32)
+    assert model.built_input_shape == (6, 6, 1)  # nn's form, without the batch axis, stays there
+
+
+def test_input_shape_as_in_keras(real_keras):
+    assert _shapes(tk) == _shapes(real_keras)
+
+
+def test_input_shape_before_the_model_is_built_is_an_attribute_error():
+    """As Keras: an unbuilt model has no input_shape (AttributeError), with a message saying what to do."""
+    model = tk.Sequential([tk.layers.Dense(3)])
+    with pytest.raises(AttributeError, match="not built yet"):
+        model.input_shape
+    model(numpy.zeros((2, 7), "float32"))
+    assert model.input_shape == (None, 7)
+
+
+def test_input_shape_survives_config_and_files(tmp_path):
+    model = tk.Sequential([tk.Input((6, 6, 1)), tk.layers.Conv2D(2, 3), tk.layers.Flatten(), tk.layers.Dense(3)])
+    again = tk.Sequential.from_config(model.get_config())
+    assert again.input_shape == (None, 6, 6, 1) and again.output_shape == (None, 3)
+    model.save(tmp_path / "m.keras")
+    loaded = tk.models.load_model(tmp_path / "m.keras")
+    assert loaded.input_shape == (None, 6, 6, 1)
+    numpy.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])

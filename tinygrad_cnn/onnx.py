@@ -123,7 +123,7 @@ def export(model, path, input_shape=None):
     if input_shape is None:
         if not model.built:
             raise ValueError("onnx.export needs input_shape (without the batch axis) for a model not built yet")
-        input_shape = model.input_shape
+        input_shape = model.built_input_shape
     shape = shape_tuple(input_shape)
     if not model.built:
         model.build(shape)

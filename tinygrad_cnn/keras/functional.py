@@ -139,7 +139,7 @@ class Model(Sequential):
         self._input, self._nodes = inputs, nodes
         for node in nodes:
             nn_add(self, node.layer)  # names the layers (conv2d, add, ...) and lists them, in graph order
-        self.input_shape, self.built = self._declared_shape, True
+        self.built_input_shape, self.built = self._declared_shape, True
 
     def __setattr__(self, name, value):
         # NOTE: a subclass assigns layers before its call() uses them: they need names, as Sequential's do
@@ -220,7 +220,7 @@ class Model(Sequential):
             return super().prepare(x)
         x = x if isinstance(x, Tensor) else self._from_array(x)
         if not self.built:
-            self.input_shape, self.built = tuple(x.shape[1:]), True
+            self.built_input_shape, self.built = tuple(x.shape[1:]), True
         return x
 
     def build(self, input_shape):
@@ -231,7 +231,7 @@ class Model(Sequential):
             input_shape = tuple(input_shape[1:])
         if not self.built:
             self._output_shape(tuple(input_shape))
-            self.input_shape, self.built = tuple(input_shape), True
+            self.built_input_shape, self.built = tuple(input_shape), True
         return self
 
     def _validate(self, shape):

@@ -49,6 +49,16 @@ class Trainable:
     (no recompile needed), and a layer trains only while every model around it is trainable too."""
 
     @property
+    def input_shape(self):
+        """The input shape with Keras' batch axis first, (None, 28, 28, 1); AttributeError before the layer
+        (or model) is built, as a Keras model raises. NOTE: nn's layers give it without the batch axis, which
+        built_input_shape keeps here too."""
+        if self.built_input_shape is None:
+            raise AttributeError(f"{self.label()}.input_shape: not built yet (give the model an Input, or call it "
+                                 f"on a batch)")
+        return (None,) + tuple(self.built_input_shape)
+
+    @property
     def trainable(self):
         """Whether this layer's (or model's) weights train; True unless set False."""
         return self.__dict__.get("_trainable", True)

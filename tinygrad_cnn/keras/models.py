@@ -364,7 +364,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         return x, self.loss.targets(y, output_shape)
 
     def _metrics(self, y):
-        out_shape = self.compute_output_shape(self.input_shape)
+        out_shape = self.compute_output_shape(self.built_input_shape)
         found = []
         weighted = [False] * len(self.metric_names) + [True] * len(self.weighted_metric_names)
         for name, label, weighs in zip(self.metric_names + self.weighted_metric_names,
@@ -714,7 +714,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         if not self.built:
             raise AttributeError(f"{self.label()}.output_shape: the model is not built yet (give it an Input, or "
                                  f"call it on a batch)")
-        return (None,) + tuple(self.compute_output_shape(self.input_shape))
+        return (None,) + tuple(self.compute_output_shape(self.built_input_shape))
 
     def to_json(self, **kwargs):
         """The model's architecture as Keras' JSON (the config.json of a .keras file), for

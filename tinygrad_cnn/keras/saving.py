@@ -194,7 +194,7 @@ def _describe(layer, shape, strict=True):
 def model_config(model, strict=True):
     """Keras 3's config of a Sequential (or a functional chain, written as one): its layers' configs, the input
     shape once known; the config.json of a .keras file, and get_config()'s "config" part."""
-    layers, shape = [], tuple(model.input_shape) if model.built else None
+    layers, shape = [], tuple(model.built_input_shape) if model.built else None
     if shape is not None:
         layers.append(_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
                                                   "ragged": False, "name": "input_layer", "optional": False}))
@@ -206,8 +206,8 @@ def model_config(model, strict=True):
              "layers": layers}
     config = {"module": "keras", "class_name": "Sequential", "config": inner, "registered_name": None}
     if model.built:
-        inner["build_input_shape"] = [None, *model.input_shape]
-        config["build_config"] = {"input_shape": [None, *model.input_shape]}
+        inner["build_input_shape"] = [None, *model.built_input_shape]
+        config["build_config"] = {"input_shape": [None, *model.built_input_shape]}
     return config
 
 
