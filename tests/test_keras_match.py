@@ -133,3 +133,80 @@ def test_input_shape_survives_config_and_files(tmp_path):
     loaded = tk.models.load_model(tmp_path / "m.keras")
     assert loaded.input_shape == (None, 6, 6, 1)
     numpy.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
+
+
+# ------------------------------------------------------------ a functional model lists its InputLayer first
+
+def _functional(keras):
+    layers = keras.layers
+    inputs = keras.Input((6, 6, 1))
+    x = layers.Flatten()(layers.Conv2D(2, 3, activation="relu")(inputs))
+    return keras.Model(inputs, layers.Dense(3, activation="softmax")(x))
+
+
+def _listed(keras, tmp_path=None):
+    """What a user reads off model.layers of a functional model, of a Sequential from Input/InputLayer, of
+    a functional clone, and of a functional model after freezing all but its last layer by position."""
+    model = _functional(keras)
+    first = model.layers[0]
+    sequentials = [keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]),
+                   keras.Sequential([keras.layers.InputLayer(shape=(4,)), keras.layers.Dense(2)])]
+    for layer in model.layers[:-1]:
+        layer.trainable = False
+    clone = keras.models.clone_model(model)
+    return ([type(layer).__name__ for layer in model.layers], [layer.name for layer in model.layers[1:]],
+            isinstance(first, keras.layers.InputLayer), first.get_weights(), first.count_params(),
+            tuple(first.batch_shape), model.count_params(), [w.shape for w in model.get_weights()],
+            (len(model.trainable_weights), len(model.non_trainable_weights)),
+            [[type(layer).__name__ for layer in s.layers] for s in sequentials],
+            [type(layer).__name__ for layer in clone.layers], model.get_layer(index=1).name)
+
+
+def test_functional_model_lists_its_input_layer_first():
+    """Keras lists a functional model's InputLayer first (model.layers[1] is the first Conv2D), a Sequential's
+    not at all; here the functional model listed none, so model.layers[i] was Keras' model.layers[i + 1]."""
+    names, rest, is_input, weights, count, batch_shape, total, shapes, split, sequentials, cloned, second = \
+        _listed(tk, None)
+    assert names == ["InputLayer", "Conv2D", "Flatten", "Dense"] and rest == ["conv2d", "flatten", "dense"]
+    assert is_input and weights == [] and count == 0 and batch_shape == (None, 6, 6, 1)
+    assert total == 2 * 9 + 2 + 32 * 3 + 3 and shapes == [(3, 3, 1, 2), (2,), (32, 3), (3,)]
+    assert split == (2, 2)  # the Conv2D frozen through model.layers[:-1], the Dense not
+    assert sequentials == [["Dense"], ["Dense"]] and cloned == names and second == "conv2d"
+
+
+def test_functional_model_lists_layers_as_in_keras(real_keras):
+    """Everything but the layers' names (Keras numbers them across models: conv2d_1, ...)."""
+    ours, theirs = _listed(tk, None), _listed(real_keras, None)
+    assert ours[:1] + ours[2:-1] == theirs[:1] + theirs[2:-1]
+    assert theirs[-1] == theirs[1][0]  # get_layer(index=1) is the first layer after the InputLayer
+
+
+def test_functional_model_with_its_input_layer_still_trains_saves_and_loads(tmp_path):
+    model = _functional(tk)
+    x = numpy.random.default_rng(0).normal(size=(8, 6, 6, 1)).astype("float32")
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.fit(x, numpy.arange(8) % 3, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "f.weights.h5")
+    again = _functional(tk)
+    again.load_weights(tmp_path / "f.weights.h5")
+    for a, b in zip(again.get_weights(), model.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    model.save(tmp_path / "f.keras")
+    loaded = tk.models.load_model(tmp_path / "f.keras")
+    numpy.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    text = []
+    model.summary(print_fn=text.append)
+    assert "input_layer (InputLayer)" in text[0] and "(None, 6, 6, 1)" in text[0]
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(None, 6, 6, 1\)"):
+        model(numpy.zeros((1, 5, 5, 1), "float32"))
+
+
+def test_a_keras_functional_file_loads_as_a_functional_model(real_keras, tmp_path):
+    """A functional .keras file written by Keras loads as a keras.Model here too, its InputLayer first."""
+    theirs = _functional(real_keras)
+    theirs.save(tmp_path / "theirs.keras")
+    ours = tk.models.load_model(tmp_path / "theirs.keras")
+    assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in theirs.layers]
+    x = numpy.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype("float32")
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), _numpy(theirs.predict(x, verbose=0)), rtol=1e-5,
+                                  atol=1e-6)

@@ -39,6 +39,8 @@ def _plan(model):
     _check(model)
     plan, index, shape, spatial_format, pending = [], 0, model.built_input_shape, None, None
     for position, layer in enumerate(model.layers):
+        if getattr(layer, "passes_input_through", False):  # keras' InputLayer: nothing to convert
+            continue
         if isinstance(layer, Spatial):
             spatial_format = layer.data_format
         if isinstance(layer, Flatten):
@@ -155,6 +157,8 @@ def torch_code(model):
     _plan(model)  # the same checks as the weights
     lines, shape, spatial_format = [], model.built_input_shape, None
     for position, layer in enumerate(model.layers):
+        if getattr(layer, "passes_input_through", False):  # keras' InputLayer: nothing to convert
+            continue
         if isinstance(layer, Spatial):
             spatial_format = layer.data_format
         chw = (shape[2], shape[0], shape[1]) if getattr(layer, "data_format", None) == "channels_last" \

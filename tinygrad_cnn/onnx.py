@@ -131,6 +131,8 @@ def export(model, path, input_shape=None):
     graph = _Graph(onnx)
     x = "input"
     for position, layer in enumerate(model.layers):
+        if getattr(layer, "passes_input_through", False):  # keras' InputLayer: nothing to convert
+            continue
         try:
             if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)):
                 x = _spatial(graph, layer, x, shape)

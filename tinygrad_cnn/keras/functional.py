@@ -14,6 +14,7 @@ from ..autograd import no_grad
 from ..nn.layers import (Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, Elementwise, trainable_mark,
                          weight_counts)
 from ..tensor import Tensor
+from .layers import InputLayer
 from .models import Sequential
 
 
@@ -130,6 +131,8 @@ class Model(Sequential):
         if self._subclassed:
             return
         self._declared_shape = tuple(inputs._sample_shape)
+        # NOTE: as Keras, a functional model lists its InputLayer first: model.layers[i] is Keras' layer i
+        nn_add(self, InputLayer(shape=self._declared_shape, name=getattr(inputs, "name", None)))
         if all(len(_parents(node)) == 1 for node in nodes) and \
                 all(node.parents[0] is (nodes[i - 1] if i else inputs) for i, node in enumerate(nodes)):
             for node in nodes:  # a chain: a Sequential of its layers

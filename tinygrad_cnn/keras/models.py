@@ -19,7 +19,7 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import (Input, Trainable, apply_trainable, from_keras_layouts, model_call, outside_model_calls, thawed,
+from .layers import (Input, InputLayer, Trainable, apply_trainable, from_keras_layouts, model_call, outside_model_calls, thawed,
                      to_keras_layout)
 from .progress import Progress
 
@@ -221,10 +221,10 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     def add(self, layer):
         """Append a layer; Input(shape=...) or input_shape= on the first layer builds the model."""
-        if isinstance(layer, Input):
+        if isinstance(layer, (Input, InputLayer)):  # NOTE: as Keras 3, not listed in a Sequential's layers
             if self.layers or self._declared_shape is not None:
                 raise ValueError("Input(...) must be the first entry of a Sequential")
-            self._declared_shape = layer.shape
+            self._declared_shape = layer.shape if isinstance(layer, Input) else layer.declared.shape
             return self
         super().add(layer)
         shape = self._declared_shape or getattr(layer, "keras_input_shape", None)
@@ -780,14 +780,22 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
 def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive=False, **kwargs):
     """A new model of the same layers with fresh weights, not compiled, as Keras' clone_model (for a
-    Sequential or a functional chain): from_config(get_config())."""
+    Sequential or a functional chain, which stays a keras.Model): from_config(get_config())."""
     for name, value in (("input_tensors", input_tensors), ("clone_function", clone_function),
                         ("call_function", call_function)):
         if value is not None:
             raise NotImplementedError(f"clone_model: {name} is not supported here; build the new model in code")
     if not isinstance(model, Sequential):
         raise TypeError(f"clone_model: model must be a keras Sequential or Model, got {type(model).__name__}")
-    return Sequential.from_config(model.get_config())
+    from .functional import Model
+    clone = Sequential.from_config(model.get_config())
+    if not isinstance(model, Model):
+        return clone
+    # NOTE: a functional chain clones to a keras.Model (listing its InputLayer), as in Keras
+    x = inputs = Input(model.built_input_shape, name=model.layers[0].name)
+    for layer in clone.layers:
+        x = layer(x)
+    return Model(inputs, x, name=model.name)
 
 
 def model_from_json(json_string, custom_objects=None):
