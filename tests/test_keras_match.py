@@ -193,6 +193,8 @@ def test_functional_model_with_its_input_layer_still_trains_saves_and_loads(tmp_
         numpy.testing.assert_array_equal(a, b)
     model.save(tmp_path / "f.keras")
     loaded = tk.models.load_model(tmp_path / "f.keras")
+    assert isinstance(loaded, tk.Model) and [type(layer).__name__ for layer in loaded.layers][0] == "InputLayer"
+    assert isinstance(tk.Sequential.from_config(model.get_config()), tk.Model)
     numpy.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
     text = []
     model.summary(print_fn=text.append)
@@ -209,4 +211,16 @@ def test_a_keras_functional_file_loads_as_a_functional_model(real_keras, tmp_pat
     assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in theirs.layers]
     x = numpy.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype("float32")
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), _numpy(theirs.predict(x, verbose=0)), rtol=1e-5,
+                                  atol=1e-6)
+
+
+def test_a_functional_file_written_here_loads_in_keras_as_a_functional_model(real_keras, tmp_path):
+    """Our functional chain is written as Keras' Functional config (it was written as a Sequential, which
+    loads without the InputLayer, here and in Keras)."""
+    ours = _functional(tk)
+    ours.save(tmp_path / "ours.keras")
+    theirs = real_keras.models.load_model(tmp_path / "ours.keras")
+    assert [type(layer).__name__ for layer in theirs.layers] == [type(layer).__name__ for layer in ours.layers]
+    x = numpy.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype("float32")
+    numpy.testing.assert_allclose(_numpy(theirs.predict(x, verbose=0)), ours.predict(x, verbose=0), rtol=1e-5,
                                   atol=1e-6)

@@ -726,8 +726,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         return json.dumps(model_config(self), **kwargs)
 
     def get_config(self):
-        """Keras' config of the model: each layer's config and the input shape once known (a functional chain
-        is described as the Sequential it is); `Sequential.from_config(config)` rebuilds it with fresh weights."""
+        """Keras' config of the model: each layer's config and the input shape once known (a functional chain's
+        as Keras' Functional); `Sequential.from_config(config)` rebuilds it with fresh weights."""
         if getattr(self, "_subclassed", False) or getattr(self, "is_graph", False):
             raise NotImplementedError(f"get_config: a {'subclassed model' if getattr(self, '_subclassed', False) else 'functional model with branches'} "
                                       f"has no config here; rebuild it in code and copy the weights "
@@ -787,15 +787,7 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
             raise NotImplementedError(f"clone_model: {name} is not supported here; build the new model in code")
     if not isinstance(model, Sequential):
         raise TypeError(f"clone_model: model must be a keras Sequential or Model, got {type(model).__name__}")
-    from .functional import Model
-    clone = Sequential.from_config(model.get_config())
-    if not isinstance(model, Model):
-        return clone
-    # NOTE: a functional chain clones to a keras.Model (listing its InputLayer), as in Keras
-    x = inputs = Input(model.built_input_shape, name=model.layers[0].name)
-    for layer in clone.layers:
-        x = layer(x)
-    return Model(inputs, x, name=model.name)
+    return Sequential.from_config(model.get_config())
 
 
 def model_from_json(json_string, custom_objects=None):

@@ -198,8 +198,8 @@ def _keras_layers(model):
 
 
 def model_config(model, strict=True):
-    """Keras 3's config of a Sequential (or a functional chain, written as one): its layers' configs, the input
-    shape once known; the config.json of a .keras file, and get_config()'s "config" part."""
+    """Keras 3's config of a Sequential or a functional chain: its layers' configs, the input shape once known;
+    the config.json of a .keras file, and get_config()'s "config" part."""
     layers, shape = [], tuple(model.built_input_shape) if model.built else None
     if shape is not None:
         layers.append(_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
@@ -214,7 +214,28 @@ def model_config(model, strict=True):
     if model.built:
         inner["build_input_shape"] = [None, *model.built_input_shape]
         config["build_config"] = {"input_shape": [None, *model.built_input_shape]}
+    from .layers import InputLayer
+    if model.layers and isinstance(model.layers[0], InputLayer):
+        return _functional_config(model, config)
     return config
+
+
+def _functional_config(model, config):
+    """A functional chain's config as Keras 3 writes it ("Functional": each layer names the one feeding it),
+    made from its Sequential-shaped config, so that it loads back (here and in Keras) as a functional model."""
+    inner, previous = dict(config["config"]), model.layers[0].name
+    entries = [dict(entry) for entry in inner.pop("layers")]
+    inner.pop("build_input_shape")
+    entries[0]["config"] = {**entries[0]["config"], "name": previous}
+    entries[0].update(name=previous, inbound_nodes=[])
+    for entry in entries[1:]:
+        fed = {"shape": entry["build_config"]["input_shape"], "dtype": "float32", "keras_history": [previous, 0, 0]}
+        previous = entry["config"]["name"]
+        entry.update(name=previous, inbound_nodes=[{"args": [{"class_name": "__keras_tensor__", "config": fed}],
+                                                    "kwargs": {}}])
+    inner.update(layers=entries, input_layers=[entries[0]["name"], 0, 0], output_layers=[previous, 0, 0])
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "config": inner,
+            "registered_name": "Functional", "build_config": {"input_shape": None}}
 
 
 def in_memory(config):
