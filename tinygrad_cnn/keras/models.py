@@ -19,8 +19,8 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import (Input, InputLayer, Trainable, apply_trainable, from_keras_layouts, model_call, outside_model_calls, thawed,
-                     to_keras_layout)
+from .layers import (Input, InputLayer, Trainable, apply_trainable, from_keras_layouts, model_call, outside_model_calls,
+                     thawed, to_keras_layout)
 from .progress import Progress
 
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")

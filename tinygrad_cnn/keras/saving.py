@@ -311,8 +311,9 @@ def save_model(model, path):
     if not model.built:
         raise KerasFileError(f"{os.fspath(path)!r}: the model is not built yet, so its input shape is unknown; "
                              f"give it an Input or input_shape=, or call it on a batch first")
-    config, kinds = model_config(model, strict=False), [_describe(layer, None, False)[0] for layer in _keras_layers(model)]
-    weights = [(layer.name, _arrays(layer)) for layer in _keras_layers(model)]
+    layers = _keras_layers(model)
+    config, kinds = model_config(model, strict=False), [_describe(layer, None, False)[0] for layer in layers]
+    weights = [(layer.name, _arrays(layer)) for layer in layers]
     compile_config = _compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
@@ -349,7 +350,8 @@ def _chain_layers(model, path, action):
     if not isinstance(model, nn.Sequential) or getattr(model, "_subclassed", False) or getattr(model, "is_graph", False):
         raise KerasFileError(f"{os.fspath(path)!r}: only a Sequential or a functional chain of layers {action} a "
                              f"Keras .weights.h5 file here; use a .safetensors name (the project's own format)")
-    return _keras_layers(model), [_describe(layer, None, False)[0] for layer in _keras_layers(model)]
+    layers = _keras_layers(model)
+    return layers, [_describe(layer, None, False)[0] for layer in layers]
 
 
 def save_weights(model, path):
