@@ -91,7 +91,7 @@ def test_input_first_and_model_build_with_a_batch_axis_build_the_model():
     b = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3)])
     assert a.built and not b.built
     b.build((None, 8, 8, 1))
-    assert b.input_shape == (8, 8, 1) and b.count_params() == a.count_params() == 64 * 3 + 3
+    assert b.input_shape == (None, 8, 8, 1) and b.count_params() == a.count_params() == 64 * 3 + 3
     c = keras.Sequential()
     c.add(keras.layers.Dense(2, input_shape=(5,)))
     assert c.built and c.layers[0].weight.shape == (2, 5)

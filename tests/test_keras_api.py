@@ -119,7 +119,7 @@ def test_functional_model_trains_like_the_same_sequential():
     h1, h2 = (m.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history for m in (model, twin))
     assert h1 == h2
     np.testing.assert_array_equal(model.predict(x, verbose=0), twin.predict(x, verbose=0))
-    assert model.get_layer("dense") is model.layers[-1] and model.get_layer(index=1).name == "batch_normalization"
+    assert model.get_layer("dense") is model.layers[-1] and model.get_layer(index=2).name == "batch_normalization"
     assert [t.shape for t in model.non_trainable_weights] == [(4,), (4,)]
     assert len(model.weights) == len(model.trainable_weights) + 2 == 8
     with pytest.raises(ValueError, match=r"no layer named 'nope'.*'conv2d'"):
@@ -317,10 +317,10 @@ def test_functional_model_with_branches_runs_its_graph_and_trains(capsys):
                                                                              "dense"]
     x, y = data()
     model.eval()
-    L = model.layers  # the graph by hand: conv, conv, batch norm, add, two poolings, concatenate, dense
-    a = L[0](x)
-    b = L[3]([a, L[2](L[1](a))])
-    expected = L[7](L[6]([L[4](b), L[5](b)]))
+    L = model.layers  # the graph by hand: (input), conv, conv, batch norm, add, two poolings, concatenate, dense
+    a = L[1](L[0](x))
+    b = L[4]([a, L[3](L[2](a))])
+    expected = L[8](L[7]([L[5](b), L[6](b)]))
     np.testing.assert_allclose(model(x).numpy(), expected.numpy(), rtol=1e-6)
     np.testing.assert_allclose(model.logits(x).softmax(-1).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-7)
     model.train()

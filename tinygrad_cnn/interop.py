@@ -37,8 +37,10 @@ def _plan(model):
     """[(layer, first torch index, permutation)] where permutation is None or the (C, H, W) shape whose
     (H, W, C)-ordered features feed this Dense layer."""
     _check(model)
-    plan, index, shape, spatial_format, pending = [], 0, model.input_shape, None, None
+    plan, index, shape, spatial_format, pending = [], 0, model.built_input_shape, None, None
     for position, layer in enumerate(model.layers):
+        if getattr(layer, "passes_input_through", False):  # keras' InputLayer: nothing to convert
+            continue
         if isinstance(layer, Spatial):
             spatial_format = layer.data_format
         if isinstance(layer, Flatten):
@@ -153,8 +155,10 @@ def torch_code(model):
     """Python source of the equivalent torch.nn.Sequential (for the docs and the tests), or ValueError
     naming a layer torch cannot express exactly (e.g. 'same' padding that is not symmetric)."""
     _plan(model)  # the same checks as the weights
-    lines, shape, spatial_format = [], model.input_shape, None
+    lines, shape, spatial_format = [], model.built_input_shape, None
     for position, layer in enumerate(model.layers):
+        if getattr(layer, "passes_input_through", False):  # keras' InputLayer: nothing to convert
+            continue
         if isinstance(layer, Spatial):
             spatial_format = layer.data_format
         chw = (shape[2], shape[0], shape[1]) if getattr(layer, "data_format", None) == "channels_last" \

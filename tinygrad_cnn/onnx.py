@@ -123,7 +123,7 @@ def export(model, path, input_shape=None):
     if input_shape is None:
         if not model.built:
             raise ValueError("onnx.export needs input_shape (without the batch axis) for a model not built yet")
-        input_shape = model.input_shape
+        input_shape = model.built_input_shape
     shape = shape_tuple(input_shape)
     if not model.built:
         model.build(shape)
@@ -131,6 +131,8 @@ def export(model, path, input_shape=None):
     graph = _Graph(onnx)
     x = "input"
     for position, layer in enumerate(model.layers):
+        if getattr(layer, "passes_input_through", False):  # keras' InputLayer: nothing to convert
+            continue
         try:
             if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)):
                 x = _spatial(graph, layer, x, shape)

@@ -14,6 +14,7 @@ from ..autograd import no_grad
 from ..nn.layers import (Layer, Sequential as _NNSequential, Softmax, Sigmoid, Activated, Elementwise, trainable_mark,
                          weight_counts)
 from ..tensor import Tensor
+from .layers import InputLayer
 from .models import Sequential
 
 
@@ -130,6 +131,8 @@ class Model(Sequential):
         if self._subclassed:
             return
         self._declared_shape = tuple(inputs._sample_shape)
+        # NOTE: as Keras, a functional model lists its InputLayer first: model.layers[i] is Keras' layer i
+        nn_add(self, InputLayer(shape=self._declared_shape, name=getattr(inputs, "name", None)))
         if all(len(_parents(node)) == 1 for node in nodes) and \
                 all(node.parents[0] is (nodes[i - 1] if i else inputs) for i, node in enumerate(nodes)):
             for node in nodes:  # a chain: a Sequential of its layers
@@ -139,7 +142,7 @@ class Model(Sequential):
         self._input, self._nodes = inputs, nodes
         for node in nodes:
             nn_add(self, node.layer)  # names the layers (conv2d, add, ...) and lists them, in graph order
-        self.input_shape, self.built = self._declared_shape, True
+        self.built_input_shape, self.built = self._declared_shape, True
 
     def __setattr__(self, name, value):
         # NOTE: a subclass assigns layers before its call() uses them: they need names, as Sequential's do
@@ -220,7 +223,7 @@ class Model(Sequential):
             return super().prepare(x)
         x = x if isinstance(x, Tensor) else self._from_array(x)
         if not self.built:
-            self.input_shape, self.built = tuple(x.shape[1:]), True
+            self.built_input_shape, self.built = tuple(x.shape[1:]), True
         return x
 
     def build(self, input_shape):
@@ -231,7 +234,7 @@ class Model(Sequential):
             input_shape = tuple(input_shape[1:])
         if not self.built:
             self._output_shape(tuple(input_shape))
-            self.input_shape, self.built = tuple(input_shape), True
+            self.built_input_shape, self.built = tuple(input_shape), True
         return self
 
     def _validate(self, shape):

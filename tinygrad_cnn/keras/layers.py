@@ -49,6 +49,16 @@ class Trainable:
     (no recompile needed), and a layer trains only while every model around it is trainable too."""
 
     @property
+    def input_shape(self):
+        """The input shape with Keras' batch axis first, (None, 28, 28, 1); AttributeError before the layer
+        (or model) is built, as a Keras model raises. NOTE: nn's layers give it without the batch axis, which
+        built_input_shape keeps here too."""
+        if self.built_input_shape is None:
+            raise AttributeError(f"{self.label()}.input_shape: not built yet (give the model an Input, or call it "
+                                 f"on a batch)")
+        return (None,) + tuple(self.built_input_shape)
+
+    @property
     def trainable(self):
         """Whether this layer's (or model's) weights train; True unless set False."""
         return self.__dict__.get("_trainable", True)
@@ -430,7 +440,39 @@ class Input:
         return f"Input(shape={self.shape})"
 
 
-InputLayer = Input
+class InputLayer(_InputShape, nn.Layer):
+    """Keras' InputLayer: listed first in a functional model's `layers`, as Keras lists it (so `model.layers[i]`
+    is Keras' layer i); it passes its input through, checks the declared shape and has no weights. As the first
+    entry of a Sequential it declares the input shape, as Input(...) does, and is not listed there (nor in Keras)."""
+
+    default_name = "input_layer"
+    passes_input_through = True  # interop and onnx leave it out
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):
+        if (shape is None) == (batch_shape is None):
+            raise ValueError("InputLayer needs shape= (without the batch axis) or batch_shape= (with it), one of them")
+        if batch_shape is not None:
+            batch_shape = tuple(batch_shape)
+            shape, batch_size = batch_shape[1:], batch_shape[0] if batch_shape else None
+        self.declared = Input(shape, name=name, batch_size=batch_size, dtype=dtype)
+        super().__init__(name=name)
+        self.build(self.declared.shape)
+
+    @property
+    def batch_shape(self):
+        """The declared shape with the batch axis first, as Keras' InputLayer has it: (None, 28, 28, 1)."""
+        return (self.declared.batch_size,) + self.declared.shape
+
+    def _validate(self, shape):
+        if len(shape) != len(self.declared.shape) + 1 or tuple(shape[1:]) != self.declared.shape:
+            self._fail(shape, f"expects inputs of shape {(None,) + self.declared.shape} (declared by Input)")
+
+    def forward(self, x):
+        """x as it is."""
+        return x
+
+    def _repr_args(self):
+        return f"shape={self.declared.shape}"
 
 
 __all__ = ["Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT",

@@ -99,7 +99,7 @@ class CategoricalAccuracy(Metric):
 
 
 class BinaryAccuracy(Metric):
-    """How often (y_pred > threshold) matches y_true (0 or 1), per output."""
+    """How often (y_pred > threshold) equals y_true, per output (a soft label such as 0.3 never does)."""
 
     default_name = "binary_accuracy"
 
@@ -108,8 +108,9 @@ class BinaryAccuracy(Metric):
         self.threshold = float(threshold)
 
     def values(self, y_true, y_pred):
-        """1 per output where (y_pred > threshold) matches y_true."""
-        return (y_pred > self.threshold) == (y_true.reshape(y_pred.shape) > 0.5)
+        """1 per output where (y_pred > threshold), cast to y_true's dtype, equals y_true."""
+        # NOTE: as Keras 3, the labels are not rounded: a soft label 0.3 or 0.8 is never a hit
+        return (y_pred > self.threshold).astype(y_true.dtype) == y_true.reshape(y_pred.shape)
 
 
 _KINDS = {SparseCategoricalAccuracy: "sparse_categorical_accuracy", CategoricalAccuracy: "categorical_accuracy",

@@ -19,8 +19,8 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
 from .iterables import BatchesMixin, is_batches
-from .layers import (Input, Trainable, apply_trainable, from_keras_layouts, model_call, outside_model_calls, thawed,
-                     to_keras_layout)
+from .layers import (Input, InputLayer, Trainable, apply_trainable, from_keras_layouts, model_call, outside_model_calls,
+                     thawed, to_keras_layout)
 from .progress import Progress
 
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
@@ -117,7 +117,8 @@ class _Metric:
                 hit, per = out.argmax(axis=-1) == y.argmax(axis=-1), 1
             else:
                 threshold = 0.0 if logits else 0.5  # sigmoid(z) > 0.5 exactly when z > 0
-                hit, per = (out > threshold) == (y > 0.5), int(numpy.prod(out.shape[1:]))
+                # NOTE: as Keras 3, the labels are not rounded: a soft label 0.3 or 0.8 is never a hit
+                hit, per = (out > threshold).astype(y.dtype) == y, int(numpy.prod(out.shape[1:]))
             if weights is None or not self.weighted:
                 return hit.sum(), per
             return (hit.reshape((hit.shape[0], -1)).astype(weights.dtype).sum(axis=1) * weights).sum(), per
@@ -220,10 +221,10 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     def add(self, layer):
         """Append a layer; Input(shape=...) or input_shape= on the first layer builds the model."""
-        if isinstance(layer, Input):
+        if isinstance(layer, (Input, InputLayer)):  # NOTE: as Keras 3, not listed in a Sequential's layers
             if self.layers or self._declared_shape is not None:
                 raise ValueError("Input(...) must be the first entry of a Sequential")
-            self._declared_shape = layer.shape
+            self._declared_shape = layer.shape if isinstance(layer, Input) else layer.declared.shape
             return self
         super().add(layer)
         shape = self._declared_shape or getattr(layer, "keras_input_shape", None)
@@ -363,7 +364,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         return x, self.loss.targets(y, output_shape)
 
     def _metrics(self, y):
-        out_shape = self.compute_output_shape(self.input_shape)
+        out_shape = self.compute_output_shape(self.built_input_shape)
         found = []
         weighted = [False] * len(self.metric_names) + [True] * len(self.weighted_metric_names)
         for name, label, weighs in zip(self.metric_names + self.weighted_metric_names,
@@ -448,8 +449,9 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         x may instead be an iterable of (x, y) batches with y left out (a generator, a list of pairs, a
         DataLoader), as Keras takes a dataset: each epoch is one pass over it (steps_per_epoch batches of
         one running iterator when given); validation_data may be one too, also beside arrays. With arrays,
-        steps_per_epoch limits an epoch to that many batches (a warning when x has fewer) and
-        validation_steps the validation to its first batches, as Keras. Keras' argument order.
+        steps_per_epoch=k makes an epoch the next k batches of a running pass over x (shuffled as it
+        starts; an epoch ends early where the pass ends, with a warning) and validation_steps the
+        validation its first batches, as Keras. Keras' argument order.
 
         sample_weight (one number per sample) or class_weight ({class index: weight}) weight each
         sample's loss as Keras does (sum(weight x loss) / batch size; `metrics` stay unweighted, and
@@ -513,15 +515,26 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         self.stop_training = False
         hooks.call("on_train_begin", None)
         logs = {}
+        batches, left = None, 0  # the pass over x that epochs take their batches from, its batches not yet taken
         for epoch in range(initial_epoch, epochs):
             hooks.call("on_epoch_begin", epoch, None)
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
             self.train()
-            order = get_rng().permutation(len(x)) if shuffle else None
-            order = None if order is None else self._resident(device, order)[0]
-            running, progress = RunningMeans(), Progress(min(steps, steps_per_epoch or steps), verbose)
-            for step, index in itertools.islice(self._batches(len(x), batch_size, order), steps_per_epoch):
+            if not left:  # a new pass, shuffled anew
+                order = get_rng().permutation(len(x)) if shuffle else None
+                order = None if order is None else self._resident(device, order)[0]
+                batches, left = self._batches(len(x), batch_size, order), steps
+            # NOTE: as Keras 3, steps_per_epoch=k takes the next k batches of the running pass, not the first
+            # k again: an epoch ends early where the pass ends (with a warning), and the next starts a new pass
+            if steps_per_epoch is not None and left < steps_per_epoch <= steps:
+                warnings.warn(f"fit: epoch {epoch + 1} runs the {left} batch(es) left in this pass over x, fewer than "
+                              f"steps_per_epoch={steps_per_epoch} (as Keras; x has {steps} batches of {batch_size})",
+                              stacklevel=2)
+            taken = min(left, steps_per_epoch or steps)
+            left -= taken
+            running, progress = RunningMeans(), Progress(taken, verbose)
+            for step, (_, index) in enumerate(itertools.islice(batches, taken)):
                 hooks.call("on_train_batch_begin", step, None)
                 xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
                 wb = None if w is None else Tensor(w[index], device=device)
@@ -701,7 +714,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         if not self.built:
             raise AttributeError(f"{self.label()}.output_shape: the model is not built yet (give it an Input, or "
                                  f"call it on a batch)")
-        return (None,) + tuple(self.compute_output_shape(self.input_shape))
+        return (None,) + tuple(self.compute_output_shape(self.built_input_shape))
 
     def to_json(self, **kwargs):
         """The model's architecture as Keras' JSON (the config.json of a .keras file), for
@@ -713,8 +726,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         return json.dumps(model_config(self), **kwargs)
 
     def get_config(self):
-        """Keras' config of the model: each layer's config and the input shape once known (a functional chain
-        is described as the Sequential it is); `Sequential.from_config(config)` rebuilds it with fresh weights."""
+        """Keras' config of the model: each layer's config and the input shape once known (a functional chain's
+        as Keras' Functional); `Sequential.from_config(config)` rebuilds it with fresh weights."""
         if getattr(self, "_subclassed", False) or getattr(self, "is_graph", False):
             raise NotImplementedError(f"get_config: a {'subclassed model' if getattr(self, '_subclassed', False) else 'functional model with branches'} "
                                       f"has no config here; rebuild it in code and copy the weights "
@@ -767,7 +780,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
 def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive=False, **kwargs):
     """A new model of the same layers with fresh weights, not compiled, as Keras' clone_model (for a
-    Sequential or a functional chain): from_config(get_config())."""
+    Sequential or a functional chain, which stays a keras.Model): from_config(get_config())."""
     for name, value in (("input_tensors", input_tensors), ("clone_function", clone_function),
                         ("call_function", call_function)):
         if value is not None:

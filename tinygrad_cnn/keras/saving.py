@@ -191,14 +191,20 @@ def _describe(layer, shape, strict=True):
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
 
 
+def _keras_layers(model):
+    """model.layers without a functional model's InputLayer: the files and configs describe the input apart."""
+    from .layers import InputLayer
+    return [layer for layer in model.layers if not isinstance(layer, InputLayer)]
+
+
 def model_config(model, strict=True):
-    """Keras 3's config of a Sequential (or a functional chain, written as one): its layers' configs, the input
-    shape once known; the config.json of a .keras file, and get_config()'s "config" part."""
-    layers, shape = [], tuple(model.input_shape) if model.built else None
+    """Keras 3's config of a Sequential or a functional chain: its layers' configs, the input shape once known;
+    the config.json of a .keras file, and get_config()'s "config" part."""
+    layers, shape = [], tuple(model.built_input_shape) if model.built else None
     if shape is not None:
         layers.append(_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
                                                   "ragged": False, "name": "input_layer", "optional": False}))
-    for layer in model.layers:
+    for layer in _keras_layers(model):
         kind, config, _ = _describe(layer, shape, strict)
         layers.append(_layer_entry(kind, config, shape))
         shape = None if shape is None else layer.compute_output_shape(shape)
@@ -206,9 +212,30 @@ def model_config(model, strict=True):
              "layers": layers}
     config = {"module": "keras", "class_name": "Sequential", "config": inner, "registered_name": None}
     if model.built:
-        inner["build_input_shape"] = [None, *model.input_shape]
-        config["build_config"] = {"input_shape": [None, *model.input_shape]}
+        inner["build_input_shape"] = [None, *model.built_input_shape]
+        config["build_config"] = {"input_shape": [None, *model.built_input_shape]}
+    from .layers import InputLayer
+    if model.layers and isinstance(model.layers[0], InputLayer):
+        return _functional_config(model, config)
     return config
+
+
+def _functional_config(model, config):
+    """A functional chain's config as Keras 3 writes it ("Functional": each layer names the one feeding it),
+    made from its Sequential-shaped config, so that it loads back (here and in Keras) as a functional model."""
+    inner, previous = dict(config["config"]), model.layers[0].name
+    entries = [dict(entry) for entry in inner.pop("layers")]
+    inner.pop("build_input_shape")
+    entries[0]["config"] = {**entries[0]["config"], "name": previous}
+    entries[0].update(name=previous, inbound_nodes=[])
+    for entry in entries[1:]:
+        fed = {"shape": entry["build_config"]["input_shape"], "dtype": "float32", "keras_history": [previous, 0, 0]}
+        previous = entry["config"]["name"]
+        entry.update(name=previous, inbound_nodes=[{"args": [{"class_name": "__keras_tensor__", "config": fed}],
+                                                    "kwargs": {}}])
+    inner.update(layers=entries, input_layers=[entries[0]["name"], 0, 0], output_layers=[previous, 0, 0])
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "config": inner,
+            "registered_name": "Functional", "build_config": {"input_shape": None}}
 
 
 def in_memory(config):
@@ -239,8 +266,8 @@ def layer_from_config(kind, config, where):
 
 
 def model_from_config(config, where, fresh=True):
-    """(a new Sequential, its layers, their weight converters, their config entries) from Keras' model config
-    (a Sequential or a functional chain), with fresh weights and the trainable flags it gives."""
+    """(a new Sequential or, for a functional chain, keras.Model; its layers, their weight converters, their
+    config entries) from Keras' model config, with fresh weights and the trainable flags it gives."""
     from .models import Sequential
     from .layers import Input
     shape, entries = _chain_of(config, where)
@@ -250,11 +277,19 @@ def model_from_config(config, where, fresh=True):
                                       fresh)
         layers.append(layer)
         convert[layer.name] = to_ours
-    model = Sequential(name=config.get("config", {}).get("name"))
-    if shape is not None:
-        model.add(Input(shape))
-    for layer in layers:
-        model.add(layer)
+    if config.get("class_name") == "Functional":  # NOTE: a keras.Model again, so model.layers lists its InputLayer
+        from .functional import Model
+        inputs = [e for e in config["config"]["layers"] if e.get("class_name") == "InputLayer"][0]
+        x = symbolic = Input(shape, name=inputs.get("config", {}).get("name"))
+        for layer in layers:
+            x = layer(x)
+        model = Model(symbolic, x, name=config.get("config", {}).get("name"))
+    else:
+        model = Sequential(name=config.get("config", {}).get("name"))
+        if shape is not None:
+            model.add(Input(shape))
+        for layer in layers:
+            model.add(layer)
     # NOTE: frozen layers come back frozen (a fine-tuning setup saved mid-way goes on as it was)
     if config.get("config", {}).get("trainable", True) is False:
         model.trainable = False
@@ -276,8 +311,9 @@ def save_model(model, path):
     if not model.built:
         raise KerasFileError(f"{os.fspath(path)!r}: the model is not built yet, so its input shape is unknown; "
                              f"give it an Input or input_shape=, or call it on a batch first")
-    config, kinds = model_config(model, strict=False), [_describe(layer, None, False)[0] for layer in model.layers]
-    weights = [(layer.name, _arrays(layer)) for layer in model.layers]
+    layers = _keras_layers(model)
+    config, kinds = model_config(model, strict=False), [_describe(layer, None, False)[0] for layer in layers]
+    weights = [(layer.name, _arrays(layer)) for layer in layers]
     compile_config = _compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
@@ -314,7 +350,8 @@ def _chain_layers(model, path, action):
     if not isinstance(model, nn.Sequential) or getattr(model, "_subclassed", False) or getattr(model, "is_graph", False):
         raise KerasFileError(f"{os.fspath(path)!r}: only a Sequential or a functional chain of layers {action} a "
                              f"Keras .weights.h5 file here; use a .safetensors name (the project's own format)")
-    return model.layers, [_describe(layer, None, False)[0] for layer in model.layers]
+    layers = _keras_layers(model)
+    return layers, [_describe(layer, None, False)[0] for layer in layers]
 
 
 def save_weights(model, path):
@@ -341,7 +378,8 @@ def load_weights(model, path):
     with _h5py().File(where, "r") as f:
         root = f.get("layers")
         for i, (layer, path_in_file) in enumerate(zip(layers, _paths(kinds))):
-            own = [name for name, _ in model._named_tensors() if name.startswith(f"layers.{i}.")]
+            position = next(k for k, each in enumerate(model.layers) if each is layer)
+            own = [name for name, _ in model._named_tensors() if name.startswith(f"layers.{position}.")]
             group = None if root is None else root.get(f"{path_in_file}/vars")
             arrays = [] if group is None else [numpy.asarray(group[str(k)]) for k in range(len(group))]
             if len(arrays) != len(own):

@@ -152,7 +152,7 @@ class Layer(Module):
         self.dtype = dtype
         self.device = None if device is None else canonical_device(device)
         self.built = False
-        self.input_shape = None
+        self.built_input_shape = None
 
     def label(self):
         """How errors name the layer: its class, and its name when it has one."""
@@ -179,9 +179,15 @@ class Layer(Module):
         self._validate((None,) + input_shape)
         if not self.built:
             self._build(input_shape)
-            self.input_shape = input_shape
+            self.built_input_shape = input_shape
             self.built = True
         return self
+
+    @property
+    def input_shape(self):
+        """The input shape the layer was built for, without the batch axis (None before it is built);
+        the keras wing's layers and models give Keras' form, with it: (None, 28, 28, 1)."""
+        return self.built_input_shape
 
     def compute_output_shape(self, input_shape):
         """Output shape (no batch axis) for inputs of `input_shape`; validates the shape."""
@@ -696,7 +702,7 @@ class Sequential(Layer):
         if self.built:
             if layer.device is None:
                 layer.device = self.device
-            layer.build(self.compute_output_shape(self.input_shape))
+            layer.build(self.compute_output_shape(self.built_input_shape))
         self.layers.append(layer)
         return self
 
@@ -709,7 +715,7 @@ class Sequential(Layer):
         model = Sequential(self.layers[index])
         model.device, model.training = self.device, self.training
         if self.built and len(positions) and (len(positions) == 1 or positions.step == 1):
-            shape = self.input_shape
+            shape = self.built_input_shape
             for layer in self.layers[:positions[0]]:
                 shape = layer.compute_output_shape(shape)
             model.build(shape)
@@ -727,7 +733,7 @@ class Sequential(Layer):
         says which layer fails, for which model input, and whether the channel order looks swapped."""
         if not self.layers:
             return
-        if self.built and tuple(shape[1:]) == self.input_shape:
+        if self.built and tuple(shape[1:]) == self.built_input_shape:
             self.layers[0]._validate(shape)
             return
         given = tuple(shape[1:])
@@ -739,7 +745,7 @@ class Sequential(Layer):
                 current = layer.compute_output_shape(current) if i < len(self.layers) - 1 \
                     else layer._validate((None,) + tuple(current))
             except ValueError as e:
-                built = (f"it was built for inputs of shape {self.input_shape} and got {given} (shapes without "
+                built = (f"it was built for inputs of shape {self.built_input_shape} and got {given} (shapes without "
                          f"the batch axis); " if self.built else f"for inputs of shape {given} (without the batch "
                                                                   f"axis), ")
                 where = "" if i == 0 else f"layer {i} ({layer.label()}) cannot take the shape that reaches it: "
@@ -812,7 +818,7 @@ class Sequential(Layer):
         if not self.built:
             raise ValueError("summary() needs the input shape: pass input_shape=... to Sequential, call "
                              "model.build(input_shape), or call the model on a batch first")
-        rows, shape = [], self.input_shape
+        rows, shape = [], self.built_input_shape
         for layer in self.layers:
             shape = layer.compute_output_shape(shape)
             rows.append((f"{layer.name} ({type(layer).__name__})", str((None,) + tuple(shape)),
