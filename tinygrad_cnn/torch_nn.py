@@ -105,6 +105,29 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class Sequential(_nn.Sequential):
+    """torch.nn.Sequential(*modules): nn.Sequential whose weights are named by position, as torch's: `0.weight`,
+    `2.1.bias` inside a nested one, `features.0.weight` in a module holding it as self.features; so a torch
+    state_dict loads by name. A slice keeps its layers' positions as names, as torch's (s[2:4]: `2.weight`).
+
+    NOTE: nn.Sequential (Keras' and tinygrad_cnn.keras') keeps `layers.0.weight`. Files saved from this class
+    before it took torch's names still load: load_state_dict renames their `layers.<i>.` keys."""
+
+    def named_children(self):
+        """(position, layer) for each layer ("0", "1", ...), torch's names."""
+        names = self.__dict__.get("_positions", [])
+        for i, layer in enumerate(self.layers):
+            yield (names[i] if i < len(names) else str(i)), layer
+
+    def __getitem__(self, index):
+        part = super().__getitem__(index)
+        if isinstance(index, slice):  # NOTE: the same layer objects, named by their positions here, as torch's
+            part.__class__ = Sequential
+            names = [name for name, _ in self.named_children()]
+            part._positions = [names[i] for i in range(len(self.layers))[index]]
+        return part
+
+
 class _Loss(Module):
     """A loss as a module, as torch.nn's: loss_fn = nn.CrossEntropyLoss(); loss = loss_fn(output, target)."""
 
@@ -445,6 +468,6 @@ sys.modules[utils.__name__] = utils
 
 del Conv2D, Dense, MaxPool2D, AvgPool2D  # Keras' arguments (tinygrad_cnn.nn's), where torch's differ by a letter's case
 
-__all__ = ["Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU",
+__all__ = ["Sequential", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU",
            "Softmax", "LogSoftmax", "Flatten", "Identity", "ModuleList", "CrossEntropyLoss", "NLLLoss", "MSELoss",
            "Dropout", "Parameter", "clip_grad_norm_", "clip_grad_value_", "utils"]  # what is this module's own; nn's other names are here as attributes
