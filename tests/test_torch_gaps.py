@@ -89,3 +89,90 @@ def test_files_saved_with_the_old_layers_names_still_load(tmp_path):
     # an old key that fits nothing is still named as unexpected
     with pytest.raises(ValueError, match="unexpected key 'features.layers.7.weight'"):
         new.load_state_dict({**new.state_dict(), "features.layers.7.weight": np.zeros(1, np.float32)})
+
+
+# ------------------------------------------------------------------ 2. torch.autograd.grad, create_graph
+
+def _cubic(lib, x, w):
+    return (x ** 3 * w).sum()
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")  # torch's, about its own cycles
+def test_autograd_grad_with_create_graph_gives_a_hessian_vector_product():
+    xs, ws, vs = (_data(4, seed=s, dtype="float64") for s in (1, 2, 3))
+    results = {}
+    for name, lib in (("ours", tg), ("torch", torch)):
+        if lib is None:
+            continue
+        x = lib.tensor(xs, requires_grad=True)
+        w, v = lib.tensor(ws), lib.tensor(vs)
+        y = _cubic(lib, x, w)
+        # before: module 'tinygrad_cnn.autograd' has no attribute 'grad'
+        (g,) = lib.autograd.grad(y, x, create_graph=True)
+        (hv,) = lib.autograd.grad((g * v).sum(), x)
+        y = _cubic(lib, x, w)
+        y.backward(create_graph=True)  # .grad keeps its graph
+        g2 = x.grad
+        x.grad = None
+        (g2 * v).sum().backward()
+        results[name] = [t.detach().numpy() for t in (g, hv, g2, x.grad)]
+    expected = [3 * xs ** 2 * ws, 6 * xs * ws * vs, 3 * xs ** 2 * ws, 6 * xs * ws * vs]
+    for name, got in results.items():
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12, err_msg=name)
+
+
+def _penalty(lib, nn_, params, real, fake, alpha):
+    """A WGAN-GP gradient penalty of a small critic, as torch code writes it; the critic's weights given."""
+    critic = nn_.Sequential(nn_.Conv2d(1, 2, 3), nn_.Tanh(), nn_.Flatten(), nn_.Linear(18, 1)).double()
+    critic.load_state_dict({k: lib.tensor(v) for k, v in params.items()})
+    interp = (lib.tensor(alpha) * lib.tensor(real) + (1 - lib.tensor(alpha)) * lib.tensor(fake)).requires_grad_(True)
+    d = critic(interp)
+    grads = lib.autograd.grad(outputs=d, inputs=interp, grad_outputs=lib.ones_like(d), create_graph=True,
+                              retain_graph=True, only_inputs=True)[0]
+    grads = grads.view(grads.size(0), -1)
+    gp = (((grads ** 2).sum(dim=1).sqrt() - 1) ** 2).mean()
+    gp.backward()
+    return gp.item(), {k: None if p.grad is None else p.grad.numpy() for k, p in critic.named_parameters()}
+
+
+def test_a_gradient_penalty_trains_the_critic_as_torch_does():
+    real, fake = _data(3, 1, 5, 5, seed=1, dtype="float64"), _data(3, 1, 5, 5, seed=2, dtype="float64")
+    alpha = np.random.default_rng(3).random((3, 1, 1, 1))
+    shapes = {"0.weight": (2, 1, 3, 3), "0.bias": (2,), "3.weight": (1, 18), "3.bias": (1,)}
+    params = {k: 0.5 * _data(*s, seed=10 + i, dtype="float64") for i, (k, s) in enumerate(shapes.items())}
+    gp, grads = _penalty(tg, nn, params, real, fake, alpha)
+    assert grads["3.bias"] is None  # the penalty does not depend on the last bias (torch's None too)
+    # expected values without torch: central differences of the penalty in each weight
+    h = 1e-6
+    for key in ("0.weight", "0.bias", "3.weight"):
+        numeric = np.zeros(shapes[key])
+        for i in np.ndindex(*shapes[key]):
+            up, down = ({**params, key: params[key].copy()} for _ in range(2))
+            up[key][i] += h
+            down[key][i] -= h
+            numeric[i] = (_penalty(tg, nn, up, real, fake, alpha)[0] - _penalty(tg, nn, down, real, fake, alpha)[0]) / (2 * h)
+        np.testing.assert_allclose(grads[key], numeric, rtol=1e-6, atol=1e-8, err_msg=key)
+    if torch is not None:
+        their_gp, their_grads = _penalty(torch, torch.nn, params, real, fake, alpha)
+        assert gp == pytest.approx(their_gp, rel=1e-12)
+        assert their_grads["3.bias"] is None
+        for key in ("0.weight", "0.bias", "3.weight"):
+            np.testing.assert_allclose(grads[key], their_grads[key], rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+def test_autograd_grad_takes_torchs_other_arguments():
+    x = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    z = tg.tensor(np.array([3.0]), requires_grad=True)
+    y = (x ** 3).sum()
+    gx, gz = tg.autograd.grad(y, [x, z], retain_graph=True, materialize_grads=True)
+    np.testing.assert_array_equal(gz.numpy(), [0.0])  # torch: tensor([0.])
+    np.testing.assert_array_equal(gx.numpy(), [3.0, 12.0])
+    assert tg.autograd.grad(y, [x, z], retain_graph=True, allow_unused=True)[1] is None
+    with pytest.raises(RuntimeError, match=r"inputs\[1\].*allow_unused=True"):
+        tg.autograd.grad(y, [x, z], retain_graph=True)
+    with pytest.raises(ValueError, match="materialize_grads=True.*allow_unused"):  # torch: ValueError too
+        tg.autograd.grad(y, [x, z], retain_graph=True, materialize_grads=True, allow_unused=False)
+    with pytest.raises(NotImplementedError, match="is_grads_batched.*once per upstream gradient"):
+        tg.autograd.grad(y, x, retain_graph=True, is_grads_batched=True)
+    assert tg.autograd.grad is tg.grad

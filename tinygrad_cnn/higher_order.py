@@ -183,14 +183,26 @@ def _as_tensors(value, name):
     return items
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """The gradients of `outputs` (a Tensor or a sequence) with respect to `inputs` (a Tensor or a
-    sequence), as a tuple of Tensors, one per input; `.grad` is left alone (PyTorch's autograd.grad).
+    sequence), as a tuple of Tensors, one per input; `.grad` is left alone. PyTorch's torch.autograd.grad,
+    also as tinygrad_cnn.autograd.grad.
 
     grad_outputs: the upstream gradient of each output (None: 1, for a one-element output).
     create_graph: record the gradient computation, so the results can be differentiated again (to any
     order); the graph is then kept (retain_graph defaults to create_graph).
-    allow_unused: give None for an input the outputs do not depend on, instead of an error."""
+    allow_unused: give None for an input the outputs do not depend on, instead of an error.
+    materialize_grads: give zeros there instead (allow_unused then defaults to True, as torch's).
+    only_inputs: torch's deprecated argument, ignored as torch ignores it. is_grads_batched (torch's vmap
+    over grad_outputs) is not offered: call grad() once per upstream gradient."""
+    if is_grads_batched:
+        raise NotImplementedError("grad(): is_grads_batched=True (a vmap over grad_outputs) is not offered; call "
+                                  "grad() once per upstream gradient (retain_graph=True)")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("grad(): materialize_grads=True gives zeros for unused inputs; leave allow_unused out or "
+                         "set it True")
+    allow_unused = bool(allow_unused) or bool(materialize_grads)
     outputs = _as_tensors(outputs, "outputs")
     inputs = _as_tensors(inputs, "inputs")
     if not outputs or not inputs:
@@ -216,7 +228,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     found = run_backward(roots, upstream, inputs=inputs, retain_graph=retain, create_graph=create_graph)
     results = []
     for k, (t, g) in enumerate(zip(inputs, found)):
-        if g is None:
+        if g is None and materialize_grads:
+            results.append(autograd.Tensor.wrap(t.xp.zeros(t.data.shape, dtype=t.dtype), t.device))
+        elif g is None:
             if not allow_unused:
                 raise RuntimeError(f"grad(): inputs[{k}] (shape {t.shape}) was not used to compute the outputs; "
                                    f"pass allow_unused=True to get None for it")
@@ -251,3 +265,7 @@ def initial_gradient(out, g, create_graph, what):
     if array.shape != out.data.shape:
         raise ValueError(f"{what} has shape {tuple(array.shape)}, the output {out.shape}")
     return autograd.Tensor.wrap(array, out.device) if create_graph else array
+
+
+# NOTE: torch's spelling torch.autograd.grad; set here because autograd.py is the engine this module builds on
+autograd.grad = grad
