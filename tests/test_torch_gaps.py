@@ -176,3 +176,124 @@ def test_autograd_grad_takes_torchs_other_arguments():
     with pytest.raises(NotImplementedError, match="is_grads_batched.*once per upstream gradient"):
         tg.autograd.grad(y, x, retain_graph=True, is_grads_batched=True)
     assert tg.autograd.grad is tg.grad
+
+
+# ------------------------------------------------------------------ 3. the DataLoader's samplers
+
+from tinygrad_cnn.utils import data as tdata  # noqa: E402 (torch.utils.data's spelling)
+
+
+def _libs():
+    """(our torch.utils.data, our tensor maker), and torch's where installed."""
+    yield tdata, tg.tensor
+    if torch is not None:
+        yield torch.utils.data, torch.tensor
+
+
+def _firsts(loader):
+    return [batch[0].tolist() for batch in loader]
+
+
+def test_sampler_and_batch_sampler_give_the_batches_torch_gives():
+    for lib, tensor in _libs():
+        ds = lib.TensorDataset(tensor(np.arange(10)))
+        # before: DataLoader() got an unexpected keyword argument 'sampler' / 'batch_sampler'
+        assert _firsts(lib.DataLoader(ds, batch_size=2, sampler=[9, 1, 4])) == [[9, 1], [4]]
+        loader = lib.DataLoader(ds, batch_size=4, sampler=lib.SequentialSampler(ds), drop_last=True)
+        assert _firsts(loader) == [[0, 1, 2, 3], [4, 5, 6, 7]] and len(loader) == 2
+        loader = lib.DataLoader(ds, batch_sampler=lib.BatchSampler(lib.SequentialSampler(ds), 3, False))
+        assert _firsts(loader) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]] and len(loader) == 4
+        assert loader.batch_size is None
+        assert _firsts(lib.DataLoader(ds, batch_sampler=[[0, 5], [2]])) == [[0, 5], [2]]
+        assert list(lib.BatchSampler(range(10), 4, True)) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+        assert len(lib.BatchSampler(range(10), 4, False)) == 3
+        # collate_fn gets the list of samples of each batch, with a sampler or a batch sampler alike
+        assert list(lib.DataLoader(ds, batch_size=4, collate_fn=len)) == [4, 4, 2]
+        assert list(lib.DataLoader(ds, batch_sampler=[[1, 2, 3], [4]], collate_fn=len)) == [3, 1]
+        assert type(lib.DataLoader(ds).sampler).__name__ == "SequentialSampler"
+        assert type(lib.DataLoader(ds, shuffle=True).sampler).__name__ == "RandomSampler"
+        assert type(lib.DataLoader(ds).batch_sampler).__name__ == "BatchSampler"
+
+
+@pytest.mark.parametrize("kwargs", [dict(sampler=[0, 1], shuffle=True), dict(batch_sampler=[[0]], batch_size=2),
+                                    dict(batch_sampler=[[0]], shuffle=True), dict(batch_sampler=[[0]], sampler=[0]),
+                                    dict(batch_sampler=[[0]], drop_last=True), dict(num_workers=-1),
+                                    dict(timeout=-1), dict(prefetch_factor=2), dict(persistent_workers=True)])
+def test_the_dataloader_refuses_what_torch_refuses(kwargs):
+    for lib, tensor in _libs():
+        with pytest.raises(ValueError):  # before (ours): a TypeError (unexpected keyword) or nothing
+            lib.DataLoader(lib.TensorDataset(tensor(np.arange(4))), **kwargs)
+    message = {"sampler": "mutually exclusive", "batch_sampler": "mutually exclusive", "num_workers": ">= 0",
+               "timeout": ">= 0", "prefetch_factor": "num_workers > 0", "persistent_workers": "num_workers > 0"}
+    with pytest.raises(ValueError, match=message[next(iter(kwargs))]):
+        tdata.DataLoader(tdata.TensorDataset(tg.tensor(np.arange(4))), **kwargs)
+
+
+def test_batch_size_none_is_refused_naming_what_to_write():
+    with pytest.raises(NotImplementedError, match="batch_size=None.*iterate the dataset"):
+        tdata.DataLoader(tdata.TensorDataset(tg.tensor(np.arange(4))), batch_size=None)
+    with pytest.raises(AttributeError, match="Generator.*numpy.random.default_rng"):
+        tg.Generator
+
+
+def test_generator_orders_the_shuffle_and_nothing_else():
+    ds = tdata.TensorDataset(tg.tensor(np.arange(10)))
+    orders = [_firsts(tdata.DataLoader(ds, batch_size=5, shuffle=True, generator=np.random.default_rng(seed)))
+              for seed in (0, 0, 1)]
+    assert orders[0] == orders[1] != orders[2]
+    assert sorted(sum(orders[0], [])) == list(range(10))
+    tg.manual_seed(5)
+    expected = tg.get_rng().random()
+    tg.manual_seed(5)
+    _firsts(tdata.DataLoader(ds, batch_size=5, shuffle=True, generator=np.random.default_rng(0)))
+    assert tg.get_rng().random() == expected  # the global generator is not drawn from
+    # without shuffle the generator changes nothing, and worker_init_fn is not called (no workers), as torch's
+    for lib, tensor in _libs():
+        calls = []
+        loader = lib.DataLoader(lib.TensorDataset(tensor(np.arange(10))), batch_size=5, worker_init_fn=calls.append,
+                                generator=np.random.default_rng(0) if lib is tdata else torch.Generator())
+        assert _firsts(loader) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]] and calls == []
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        tdata.RandomSampler(ds, generator=0)
+
+
+def test_random_samplers_draw_as_torchs_do():
+    ds = list(range(10))
+    for lib, _ in _libs():
+        sampler = lib.RandomSampler(ds)
+        assert len(sampler) == 10 and sorted(sampler) == ds
+        drawn = list(lib.RandomSampler(ds, num_samples=15))  # one permutation, then five of the next
+        assert len(drawn) == 15 and sorted(drawn[:10]) == ds and len(set(drawn[10:])) == 5
+        drawn = list(lib.RandomSampler(ds, replacement=True, num_samples=40))
+        assert len(drawn) == 40 and set(drawn) <= set(ds)
+        assert sorted(lib.SubsetRandomSampler([5, 6, 7])) == [5, 6, 7]
+        drawn = list(lib.WeightedRandomSampler([0.0, 1.0, 0.0, 3.0], 50))
+        assert len(drawn) == 50 and set(drawn) == {1, 3}
+        assert sorted(lib.WeightedRandomSampler([1.0, 1.0, 0.0, 1.0], 3, replacement=False)) == [0, 1, 3]
+        for bad in (dict(batch_size=0, drop_last=False), dict(batch_size=2, drop_last=1)):
+            with pytest.raises(ValueError):
+                lib.BatchSampler(ds, **bad)
+    first = list(tdata.RandomSampler(ds, generator=np.random.default_rng(7)))
+    assert first == list(tdata.RandomSampler(ds, generator=np.random.default_rng(7)))
+
+
+def test_subset_and_random_split_as_torchs():
+    for lib, tensor in _libs():
+        ds = lib.TensorDataset(tensor(np.arange(11) * 10))
+        sub = lib.Subset(ds, [1, 3])
+        assert len(sub) == 2 and sub[1][0].item() == 30
+        parts = lib.random_split(ds, [3, 8])
+        assert [len(p) for p in parts] == [3, 8]
+        assert sorted(parts[0].indices + parts[1].indices) == list(range(11))
+        assert [len(p) for p in lib.random_split(ds, [0.5, 0.5])] == [6, 5]  # the remainder to the first, as torch's
+        assert [len(p) for p in lib.random_split(ds, [0.2, 0.3, 0.5])] == [3, 3, 5]
+        for bad in ([3, 3], [0.3, 0.3]):
+            with pytest.raises(ValueError):
+                lib.random_split(ds, bad)
+        # a validation split trains on one Subset and checks on the other, each batched by a DataLoader
+        train, val = lib.random_split(ds, [8, 3])
+        seen = sorted(sum((b[0].tolist() for b in lib.DataLoader(train, batch_size=3, shuffle=True)), []) +
+                      sum((b[0].tolist() for b in lib.DataLoader(val, batch_size=3)), []))
+        assert seen == list(range(0, 110, 10))
+    parts = [tdata.random_split(range(11), [4, 7], generator=np.random.default_rng(3))[0].indices for _ in range(2)]
+    assert parts[0] == parts[1]
