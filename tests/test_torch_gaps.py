@@ -69,6 +69,19 @@ def test_a_torch_state_dict_loads_by_name_and_computes_the_same():
                                    rtol=1e-5, atol=1e-6)
 
 
+def test_a_safetensors_file_torch_wrote_loads_by_name(tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch") if torch is not None else None
+    if safetensors_torch is None:
+        pytest.skip("torch is not installed (pip install torch==2.13.0)")
+    theirs = _holder(torch.nn)
+    safetensors_torch.save_file(theirs.state_dict(), str(tmp_path / "theirs.safetensors"))
+    ours = _holder(nn)
+    assert ours.load(tmp_path / "theirs.safetensors") == ([], [])  # before: missing 'features.layers.0.weight', ...
+    x = _data(2, 1, 4, 4)
+    np.testing.assert_allclose(ours(tg.Tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_files_saved_with_the_old_layers_names_still_load(tmp_path):
     # torch_nn.Sequential was nn.Sequential before it took torch's names: that class writes the old keys
     old_nested = tg.nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(),
