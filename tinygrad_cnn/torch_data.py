@@ -1,8 +1,9 @@
 """torch.utils.data's spelling (`from tinygrad_cnn.utils.data import DataLoader, TensorDataset, Dataset`, where
 PyTorch code imports from torch.utils.data): a Dataset subclass or a TensorDataset, batched by a DataLoader as
-torch's default collate batches them. tinygrad_cnn.data.DataLoader(x, y) over NumPy arrays is the fast path;
-this one is for code written for PyTorch. NOTE: no worker processes (num_workers and pin_memory change nothing:
-batches are made in this process)."""
+torch's default collate batches them, in the order of a sampler (torch's samplers, Subset and random_split are
+here too). tinygrad_cnn.data.DataLoader(x, y) over NumPy arrays is the fast path; this one is for code written for
+PyTorch. NOTE: no worker processes (num_workers and pin_memory change nothing: batches are made in this
+process), and a generator= is NumPy's (numpy.random.default_rng), so shuffled orders are not torch's."""
 import math
 import numbers
 from collections.abc import Mapping
