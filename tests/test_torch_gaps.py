@@ -164,7 +164,8 @@ def test_a_gradient_penalty_trains_the_critic_as_torch_does():
             up, down = ({**params, key: params[key].copy()} for _ in range(2))
             up[key][i] += h
             down[key][i] -= h
-            numeric[i] = (_penalty(tg, nn, up, real, fake, alpha)[0] - _penalty(tg, nn, down, real, fake, alpha)[0]) / (2 * h)
+            numeric[i] = (_penalty(tg, nn, up, real, fake, alpha)[0]
+                          - _penalty(tg, nn, down, real, fake, alpha)[0]) / (2 * h)
         np.testing.assert_allclose(grads[key], numeric, rtol=1e-6, atol=1e-8, err_msg=key)
     if torch is not None:
         their_gp, their_grads = _penalty(torch, torch.nn, params, real, fake, alpha)
