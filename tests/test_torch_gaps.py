@@ -135,6 +135,31 @@ def test_autograd_grad_with_create_graph_gives_a_hessian_vector_product():
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+def test_backward_inputs_fills_only_those_grads_as_torchs():
+    xs, ws = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    for lib in (tg, torch):
+        if lib is None:
+            continue
+        x, w, z = (lib.tensor(a, requires_grad=True) for a in (xs, ws, np.array([1.0])))
+        (x ** 2 * w).sum().backward(inputs=[x])  # before: unexpected keyword argument 'inputs'
+        assert w.grad is None
+        np.testing.assert_allclose(x.grad.numpy(), 2 * xs * ws, rtol=1e-12)
+        (x ** 2 * w).sum().backward(inputs=x)  # accumulated, as backward() does
+        np.testing.assert_allclose(x.grad.numpy(), 4 * xs * ws, rtol=1e-12)
+        (x ** 2 * w).sum().backward(inputs=[z])  # not used: left alone
+        assert z.grad is None
+        h = x * 2
+        (h * w).sum().backward(inputs=[h])  # an intermediate tensor gets a .grad when asked for
+        np.testing.assert_allclose(h.grad.numpy(), ws, rtol=1e-12)
+        x.grad = None
+        (x ** 3).sum().backward(inputs=[x], create_graph=True)
+        assert x.grad.requires_grad
+        np.testing.assert_allclose(x.grad.detach().numpy(), 3 * xs ** 2, rtol=1e-12)
+        with pytest.raises(RuntimeError, match="cannot be empty"):
+            (x * w).sum().backward(inputs=[])
+
+
 def _penalty(lib, nn_, params, real, fake, alpha):
     """A WGAN-GP gradient penalty of a small critic, as torch code writes it; the critic's weights given."""
     critic = nn_.Sequential(nn_.Conv2d(1, 2, 3), nn_.Tanh(), nn_.Flatten(), nn_.Linear(18, 1)).double()

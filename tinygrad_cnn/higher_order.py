@@ -175,6 +175,21 @@ def backward(tensor, gradient, retain_graph):
     run_backward([tensor], [upstream], retain_graph=retain_graph is not False, create_graph=True)
 
 
+def backward_into(tensor, gradient, retain_graph, create_graph, inputs):
+    """tensor.backward(inputs=[...]): the gradients accumulated into `.grad` of those tensors only (leaves
+    or not), as torch's; an input the tensor does not depend on is left alone."""
+    inputs = _as_tensors(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError("backward(): inputs= cannot be empty (as torch's); leave it out to fill every leaf")
+    if gradient is None and tensor.size != 1:
+        raise RuntimeError(f"backward() without a gradient needs a one-element tensor, this one has shape "
+                           f"{tensor.shape}; pass backward(grad) with an upstream gradient")
+    found = grad(tensor, inputs, gradient, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True)
+    for t, g in zip(inputs, found):
+        if g is not None:
+            accumulate_graph(t, g) if create_graph else accumulate(t, g.data, sole=True)
+
+
 def _as_tensors(value, name):
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     for k, t in enumerate(items):
