@@ -53,6 +53,27 @@ def test_a_torch_style_sequential_names_its_weights_as_torch_does():
         assert list(_nested(torch.nn)[3:5].state_dict()) == NESTED_KEYS[2:]
 
 
+def test_a_sequential_of_an_ordered_dict_names_its_layers_by_the_keys():
+    from collections import OrderedDict
+
+    def make(nn_):
+        return nn_.Sequential(OrderedDict([("conv1", nn_.Conv2d(1, 2, 3)), ("relu", nn_.ReLU()),
+                                           ("head", nn_.Sequential(nn_.Flatten(), nn_.Linear(8, 2)))]))
+    keys = ["conv1.weight", "conv1.bias", "head.1.weight", "head.1.bias"]
+    ours = make(nn)  # before: TypeError, Sequential.add needs a Layer, got str
+    assert list(ours.state_dict()) == keys and list(ours[1:].state_dict()) == keys[2:]
+    assert ours.conv1 is ours[0] and ours(tg.zeros((1, 1, 4, 4))).shape == (1, 2)
+    with pytest.raises(ValueError, match="without '.'"):
+        nn.Sequential(OrderedDict([("a.b", nn.ReLU())]))
+    if torch is not None:
+        theirs = make(torch.nn)
+        assert list(theirs.state_dict()) == keys and list(theirs[1:].state_dict()) == keys[2:]
+        ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+        x = _data(2, 1, 4, 4)
+        np.testing.assert_allclose(ours(tg.Tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
 def test_a_torch_state_dict_loads_by_name_and_computes_the_same():
     x = _data(2, 1, 4, 4)
     ours = _holder(nn)

@@ -11,6 +11,7 @@ and not Keras' two (a typo of one case would otherwise silently take the other a
 import math
 import sys
 import types
+from collections.abc import Mapping
 
 import numpy
 
@@ -110,8 +111,28 @@ class Sequential(_nn.Sequential):
     `2.1.bias` inside a nested one, `features.0.weight` in a module holding it as self.features; so a torch
     state_dict loads by name. A slice keeps its layers' positions as names, as torch's (s[2:4]: `2.weight`).
 
+    Sequential(OrderedDict([("conv1", ...), ...])) names them by the keys instead (`conv1.weight`; model.conv1).
+
     NOTE: nn.Sequential (Keras' and tinygrad_cnn.keras') keeps `layers.0.weight`. Files saved from this class
     before it took torch's names still load: load_state_dict renames their `layers.<i>.` keys."""
+
+    def __init__(self, *layers, **kwargs):
+        if len(layers) == 1 and isinstance(layers[0], Mapping):
+            named = layers[0]
+            if not all(isinstance(key, str) and key and "." not in key for key in named):
+                raise ValueError(f"Sequential: the names of an OrderedDict of modules must be non-empty strings "
+                                 f"without '.', got {list(named)}")
+            super().__init__(list(named.values()), **kwargs)
+            self._positions = list(named)
+        else:
+            super().__init__(*layers, **kwargs)
+
+    def __getattr__(self, name):
+        """A layer by its OrderedDict name (model.conv1), as torch's; only asked when nothing else has `name`."""
+        names = self.__dict__.get("_positions", ())
+        if name in names and not name.isdigit():
+            return self.__dict__["layers"][names.index(name)]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def named_children(self):
         """(position, layer) for each layer ("0", "1", ...), torch's names."""
