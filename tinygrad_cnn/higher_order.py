@@ -175,6 +175,21 @@ def backward(tensor, gradient, retain_graph):
     run_backward([tensor], [upstream], retain_graph=retain_graph is not False, create_graph=True)
 
 
+def backward_into(tensor, gradient, retain_graph, create_graph, inputs):
+    """tensor.backward(inputs=[...]): the gradients accumulated into `.grad` of those tensors only (leaves
+    or not), as torch's; an input the tensor does not depend on is left alone."""
+    inputs = _as_tensors(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError("backward(): inputs= cannot be empty (as torch's); leave it out to fill every leaf")
+    if gradient is None and tensor.size != 1:
+        raise RuntimeError(f"backward() without a gradient needs a one-element tensor, this one has shape "
+                           f"{tensor.shape}; pass backward(grad) with an upstream gradient")
+    found = grad(tensor, inputs, gradient, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True)
+    for t, g in zip(inputs, found):
+        if g is not None:
+            accumulate_graph(t, g) if create_graph else accumulate(t, g.data, sole=True)
+
+
 def _as_tensors(value, name):
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     for k, t in enumerate(items):
@@ -183,14 +198,26 @@ def _as_tensors(value, name):
     return items
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """The gradients of `outputs` (a Tensor or a sequence) with respect to `inputs` (a Tensor or a
-    sequence), as a tuple of Tensors, one per input; `.grad` is left alone (PyTorch's autograd.grad).
+    sequence), as a tuple of Tensors, one per input; `.grad` is left alone. PyTorch's torch.autograd.grad,
+    also as tinygrad_cnn.autograd.grad.
 
     grad_outputs: the upstream gradient of each output (None: 1, for a one-element output).
     create_graph: record the gradient computation, so the results can be differentiated again (to any
     order); the graph is then kept (retain_graph defaults to create_graph).
-    allow_unused: give None for an input the outputs do not depend on, instead of an error."""
+    allow_unused: give None for an input the outputs do not depend on, instead of an error.
+    materialize_grads: give zeros there instead (allow_unused then defaults to True, as torch's).
+    only_inputs: torch's deprecated argument, ignored as torch ignores it. is_grads_batched (torch's vmap
+    over grad_outputs) is not offered: call grad() once per upstream gradient."""
+    if is_grads_batched:
+        raise NotImplementedError("grad(): is_grads_batched=True (a vmap over grad_outputs) is not offered; call "
+                                  "grad() once per upstream gradient (retain_graph=True)")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("grad(): materialize_grads=True gives zeros for unused inputs; leave allow_unused out or "
+                         "set it True")
+    allow_unused = bool(allow_unused) or bool(materialize_grads)
     outputs = _as_tensors(outputs, "outputs")
     inputs = _as_tensors(inputs, "inputs")
     if not outputs or not inputs:
@@ -216,7 +243,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     found = run_backward(roots, upstream, inputs=inputs, retain_graph=retain, create_graph=create_graph)
     results = []
     for k, (t, g) in enumerate(zip(inputs, found)):
-        if g is None:
+        if g is None and materialize_grads:
+            results.append(autograd.Tensor.wrap(t.xp.zeros(t.data.shape, dtype=t.dtype), t.device))
+        elif g is None:
             if not allow_unused:
                 raise RuntimeError(f"grad(): inputs[{k}] (shape {t.shape}) was not used to compute the outputs; "
                                    f"pass allow_unused=True to get None for it")
@@ -251,3 +280,7 @@ def initial_gradient(out, g, create_graph, what):
     if array.shape != out.data.shape:
         raise ValueError(f"{what} has shape {tuple(array.shape)}, the output {out.shape}")
     return autograd.Tensor.wrap(array, out.device) if create_graph else array
+
+
+# NOTE: torch's spelling torch.autograd.grad; set here because autograd.py is the engine this module builds on
+autograd.grad = grad

@@ -239,17 +239,20 @@ class Tensor(TorchMethods):
 
     # ------------------------------------------------------------ autograd
 
-    def backward(self, grad=None, retain_graph=None, create_graph=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
 
         Without `grad`, self must hold one element (a loss); otherwise `grad` is the upstream
         gradient, of self's shape. Saved arrays are freed afterwards unless retain_graph=True.
         create_graph=True records the gradient computation, so that the `.grad` tensors can be
-        differentiated again (higher_order.py; retain_graph then defaults to True). PyTorch's order
-        of arguments; its first is called `gradient` there."""
+        differentiated again (higher_order.py; retain_graph then defaults to True). inputs: a tensor
+        or a list, the only ones whose `.grad` is filled (as torch's). PyTorch's order of arguments;
+        its first is called `gradient` there."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
+        if inputs is not None:
+            return higher_order.backward_into(self, grad, retain_graph, create_graph, inputs)
         if create_graph:
             return higher_order.backward(self, grad, retain_graph)
         with scope(self.device):

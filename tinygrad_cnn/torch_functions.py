@@ -211,6 +211,8 @@ TORCH_ONLY = {
     "randint": "write tinygrad_cnn.Tensor(tinygrad_cnn.get_rng().integers(low, high, size))",
     "randperm": "write tinygrad_cnn.Tensor(tinygrad_cnn.get_rng().permutation(n))",
     "linspace": "write tinygrad_cnn.Tensor(numpy.linspace(start, end, steps, dtype='float32'))",
+    "Generator": "a generator= here (DataLoader, RandomSampler, random_split, Dropout) is NumPy's: "
+                 "numpy.random.default_rng(seed)",
     "Size": "a plain tuple: x.size() and x.shape are tuples",
     "compile": "drop torch.compile: there is no compiler here",
     "jit": "there is no TorchScript: save the weights with model.save(...)",

@@ -11,6 +11,7 @@ and not Keras' two (a typo of one case would otherwise silently take the other a
 import math
 import sys
 import types
+from collections.abc import Mapping
 
 import numpy
 
@@ -103,6 +104,49 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+
+class Sequential(_nn.Sequential):
+    """torch.nn.Sequential(*modules): nn.Sequential whose weights are named by position, as torch's: `0.weight`,
+    `2.1.bias` inside a nested one, `features.0.weight` in a module holding it as self.features; so a torch
+    state_dict loads by name. A slice keeps its layers' positions as names, as torch's (s[2:4]: `2.weight`).
+
+    Sequential(OrderedDict([("conv1", ...), ...])) names them by the keys instead (`conv1.weight`; model.conv1).
+
+    NOTE: nn.Sequential (Keras' and tinygrad_cnn.keras') keeps `layers.0.weight`. Files saved from this class
+    before it took torch's names still load: load_state_dict renames their `layers.<i>.` keys."""
+
+    def __init__(self, *layers, **kwargs):
+        if len(layers) == 1 and isinstance(layers[0], Mapping):
+            named = layers[0]
+            if not all(isinstance(key, str) and key and "." not in key for key in named):
+                raise ValueError(f"Sequential: the names of an OrderedDict of modules must be non-empty strings "
+                                 f"without '.', got {list(named)}")
+            super().__init__(list(named.values()), **kwargs)
+            self._positions = list(named)
+        else:
+            super().__init__(*layers, **kwargs)
+
+    def __getattr__(self, name):
+        """A layer by its OrderedDict name (model.conv1), as torch's; only asked when nothing else has `name`."""
+        names = self.__dict__.get("_positions", ())
+        if name in names and not name.isdigit():
+            return self.__dict__["layers"][names.index(name)]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def named_children(self):
+        """(position, layer) for each layer ("0", "1", ...), torch's names."""
+        names = self.__dict__.get("_positions", [])
+        for i, layer in enumerate(self.layers):
+            yield (names[i] if i < len(names) else str(i)), layer
+
+    def __getitem__(self, index):
+        part = super().__getitem__(index)
+        if isinstance(index, slice):  # NOTE: the same layer objects, named by their positions here, as torch's
+            part.__class__ = Sequential
+            names = [name for name, _ in self.named_children()]
+            part._positions = [names[i] for i in range(len(self.layers))[index]]
+        return part
 
 
 class _Loss(Module):
@@ -445,6 +489,6 @@ sys.modules[utils.__name__] = utils
 
 del Conv2D, Dense, MaxPool2D, AvgPool2D  # Keras' arguments (tinygrad_cnn.nn's), where torch's differ by a letter's case
 
-__all__ = ["Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU",
+__all__ = ["Sequential", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU",
            "Softmax", "LogSoftmax", "Flatten", "Identity", "ModuleList", "CrossEntropyLoss", "NLLLoss", "MSELoss",
            "Dropout", "Parameter", "clip_grad_norm_", "clip_grad_value_", "utils"]  # what is this module's own; nn's other names are here as attributes

@@ -1,5 +1,6 @@
 """Module: the base of layers and models; finds parameters by walking attributes and saves them."""
 import os
+import re
 from collections.abc import Mapping
 
 import numpy
@@ -229,6 +230,7 @@ class Module:
                              f"unknown; build the model first (Sequential(..., input_shape=...), "
                              f"model.build(input_shape) or one call on a batch)")
         own = dict(self._named_tensors())
+        state = _old_names_renamed(state, own)
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
         problems = []
@@ -295,6 +297,22 @@ class Listed(list):
             raise StopIteration
         self._next = i + 1
         return self[i]
+
+
+def _old_names_renamed(state, own):
+    """`state` with each key this model does not have renamed, where that gives one of its names not given:
+    torch_nn.Sequential named its layers `layers.<i>` before it took torch's `<i>` (`features.layers.0.weight`
+    is now `features.0.weight`), and files saved then still load.
+
+    NOTE: only unknown keys are renamed, and only onto a name of this model that the state lacks, so a
+    model whose own names hold `layers.<i>` (nn.Sequential's) loads exactly as before."""
+    if all(key in own for key in state):
+        return state
+    renamed = {}
+    for key, value in state.items():
+        new = key if key in own else re.sub(r"(?:^|(?<=\.))layers\.(?=\d+\.)", "", key)
+        renamed[new if new in own and new not in state and new not in renamed else key] = value
+    return renamed
 
 
 def _may_make_weights(module):
