@@ -203,6 +203,26 @@ def test_functional_model_with_its_input_layer_still_trains_saves_and_loads(tmp_
         model(numpy.zeros((1, 5, 5, 1), "float32"))
 
 
+def test_a_functional_checkpoint_saved_before_the_input_layer_was_listed_still_loads(tmp_path):
+    """Saved weights are never lost: a functional model's .safetensors from before the InputLayer took
+    position 0 names its layers one lower (layers.0.weight for today's layers.1.weight) and loads shifted;
+    today's names load as they are, and a state that fits neither way is refused naming the keys."""
+    from tinygrad_cnn.checkpoint import save_arrays
+    model = _functional(tk)
+    today = model.state_dict()
+    assert sorted(today) == ["layers.1.bias", "layers.1.weight", "layers.3.bias", "layers.3.weight"]
+    old = {name.replace("layers.1.", "layers.0.").replace("layers.3.", "layers.2."): value
+           for name, value in today.items()}  # the names this model's weights had before
+    save_arrays(str(tmp_path / "old.safetensors"), old)
+    again = _functional(tk)
+    again.load(str(tmp_path / "old.safetensors"))
+    for name, value in again.state_dict().items():
+        numpy.testing.assert_array_equal(value, today[name])
+    again.load_state_dict(today)  # today's names: no shift
+    with pytest.raises(ValueError, match="unexpected key 'layers.0.weight'"):
+        again.load_state_dict({**old, "layers.9.weight": today["layers.1.weight"]})
+
+
 def test_a_keras_functional_file_loads_as_a_functional_model(real_keras, tmp_path):
     """A functional .keras file written by Keras loads as a keras.Model here too, its InputLayer first."""
     theirs = _functional(real_keras)

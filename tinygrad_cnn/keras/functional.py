@@ -7,6 +7,8 @@ again (Add, Concatenate: residual blocks, parallel towers). Several inputs or ou
 layers, raise NotImplementedError naming the limit. Subclassing (`class M(keras.Model)` with call())
 works for calling the model and for fit/evaluate/predict."""
 import inspect
+import re
+from collections.abc import Mapping
 
 import numpy
 
@@ -165,6 +167,22 @@ class Model(Sequential):
     @layers.setter
     def layers(self, value):
         self.__dict__["layers"] = value
+
+    def load_state_dict(self, state, strict=True):
+        """Module.load_state_dict, also for a file saved before the InputLayer was listed first.
+
+        NOTE: until 2026-12-08 a functional model's layers were numbered without their InputLayer, so its
+        saved names (`layers.0.kernel`, ...) are one position lower than today's. A state whose names are not
+        this model's but are all of them once every `layers.<i>.` becomes `layers.<i + 1>.` is such a file
+        (a file of today's names never needs the shift), and loads shifted; anything else loads as given."""
+        if not self.__dict__.get("_subclassed") and isinstance(state, Mapping):
+            own = set(name for name, _ in self._named_tensors())
+            if set(state) != own:
+                shifted = {re.sub(r"^layers\.(\d+)\.", lambda m: f"layers.{int(m.group(1)) + 1}.", key): value
+                           for key, value in state.items()}
+                if set(shifted) == own:
+                    state = shifted
+        return super().load_state_dict(state, strict=strict)
 
     def pop(self):
         """Refused: only a Sequential's last layer can be removed."""
