@@ -131,16 +131,21 @@ def test_bench_ab_measures_a_round_again_while_other_processes_are_busy():
     assert out.stdout.count("measured again") == 4
 
 
+def _one_round_of(script, tmp_path):
+    """The JSON of one round of two steps of a benchmarks/ script (--max-others high: quiet or not)."""
+    out_json = tmp_path / "out.json"
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), "--rounds", "1",
+                          "--steps", "2", "--max-others", "100", "--json", str(out_json)],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out_json.read_text())
+
+
 def test_bench_two_cores_separates_inflation_serial_part_and_waits(tmp_path):
     """One quiet-or-not round (--max-others high): the table's terms are all there and add up."""
     if (os.cpu_count() or 1) < 2:
         pytest.skip("needs two cores")
-    out_json = tmp_path / "two.json"
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_two_cores.py"), "--rounds", "1",
-                          "--steps", "2", "--max-others", "100", "--json", str(out_json)],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-2000:]
-    r = json.loads(out_json.read_text())
+    r = _one_round_of("bench_two_cores.py", tmp_path)
     assert set(r["ms_per_step"]) == {"1", "2"} and r["quiet_rounds"] == 1
     ops = r["two_threads_per_op_ms"]
     assert any(name.startswith("FusedConvolution.backward") for name in ops)
@@ -164,12 +169,7 @@ def test_bench_wakes_counts_the_sleeps_of_each_kernel(tmp_path):
     """One round (--max-others high): both conv2 kernels measured, their sleeps counted per op and per step."""
     if (os.cpu_count() or 1) < 2 or not os.path.exists("/proc/self/task"):
         pytest.skip("needs two cores and Linux's /proc")
-    out_json = tmp_path / "wakes.json"
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_wakes.py"), "--rounds", "1",
-                          "--steps", "2", "--max-others", "100", "--json", str(out_json)],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-2000:]
-    r = json.loads(out_json.read_text())
+    r = _one_round_of("bench_wakes.py", tmp_path)
     assert set(r["per_step"]) == {"direct", "winograd"} and r["quiet_rounds"] == 1
     assert r["wake_round_trip_us"]["median"] > 0
     ops = r["sleeps_per_op"]
