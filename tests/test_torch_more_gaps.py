@@ -116,3 +116,52 @@ def test_a_gradient_penalty_through_norm_trains_as_torchs():
     if torch is not None:
         for a, b in zip(ours, penalty_grads(torch)):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ 3. torch.autograd.backward
+
+def _two_losses(lib):
+    w = lib.tensor(np.array([0.5, -2.0, 1.5]), requires_grad=True)
+    b = lib.tensor(np.array([0.25]), requires_grad=True)
+    y = (w * w).sum() + b.sum()   # dy/dw = 2w, dy/db = 1
+    z = w * 3 + b                 # a vector: needs its upstream gradient
+    return w, b, y, z
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")  # torch's own advice
+def test_autograd_backward_takes_torchs_arguments():
+    up = np.array([1.0, 2.0, -1.0])
+    ours = {}
+    for lib in (tg,) if torch is None else (tg, torch):
+        w, b, y, z = _two_losses(lib)
+        # before: TypeError, the engine's backward(root, grad, retain_graph) took no grad_tensors=
+        lib.autograd.backward([y, z], grad_tensors=[None, lib.tensor(up)])
+        ours[lib.__name__] = (w.grad.numpy().copy(), b.grad.numpy().copy())
+        np.testing.assert_allclose(w.grad.numpy(), 2 * np.array([0.5, -2.0, 1.5]) + 3 * up)
+        np.testing.assert_allclose(b.grad.numpy(), [1.0 + up.sum()])
+        w, b, y, z = _two_losses(lib)
+        lib.autograd.backward(z, lib.tensor(up), inputs=[b])  # inputs=: only b's .grad
+        assert w.grad is None and b.grad.numpy().tolist() == [up.sum()]
+        w, b, y, z = _two_losses(lib)
+        lib.autograd.backward(y, create_graph=True)  # the gradient keeps its graph
+        assert w.grad.requires_grad
+        lib.autograd.backward(w.grad.sum(), inputs=[w])  # d(sum 2w)/dw = 2, added to 2w
+        np.testing.assert_allclose(w.grad.detach().numpy(), 2 * np.array([0.5, -2.0, 1.5]) + 2)
+    if torch is not None:
+        for a, b in zip(ours["tinygrad_cnn"], ours["torch"]):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_autograd_backward_refuses_what_torch_refuses():
+    w, b, y, z = _two_losses(tg)
+    with pytest.raises(RuntimeError, match=r"tensors\[1\] has shape \(3,\); pass the upstream gradient"):
+        tg.autograd.backward([y, z])
+    with pytest.raises(ValueError, match="1 grad_tensors for 2 tensors"):
+        tg.autograd.backward([y, z], grad_tensors=[None])
+    with pytest.raises(TypeError, match=r"backward\(\): tensors must be Tensors, tensors\[0\] is a ndarray"):
+        tg.autograd.backward(np.ones(2))
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tg.autograd.backward(tg.ones(1))
+    with pytest.raises(RuntimeError, match="inputs= cannot be empty"):
+        tg.autograd.backward(y, inputs=[])
+    assert tg.autograd.backward is tg.higher_order.backward_of

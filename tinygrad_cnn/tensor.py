@@ -252,12 +252,12 @@ class Tensor(TorchMethods):
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
         if inputs is not None:
-            return higher_order.backward_into(self, grad, retain_graph, create_graph, inputs)
+            return higher_order.backward_of(self, grad, retain_graph, create_graph, inputs)
         if create_graph:
             return higher_order.backward(self, grad, retain_graph)
         with scope(self.device):
             grad = checks.upstream_gradient(self, grad)
-        autograd.backward(self, grad, bool(retain_graph))
+        autograd.backward_arrays(self, grad, bool(retain_graph))
 
     def zero_grad(self):
         """Clear `.grad` (set it to None), so the next backward() starts from zero."""
