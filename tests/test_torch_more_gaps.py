@@ -118,6 +118,92 @@ def test_a_gradient_penalty_through_norm_trains_as_torchs():
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+# ------------------------------------------------------------------ 2. BatchNorm's state_dict under torch's names
+
+BN_KEYS = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+
+
+def _bn_net(nn_):
+    return nn_.Sequential(nn_.Conv2d(1, 3, 3), nn_.BatchNorm2d(3), nn_.ReLU(), nn_.Flatten(),
+                          nn_.Linear(12, 4), nn_.BatchNorm1d(4))
+
+
+def _bn_keys():
+    return ["0.weight", "0.bias"] + [f"1.{k}" for k in BN_KEYS] + ["4.weight", "4.bias"] + [f"5.{k}" for k in BN_KEYS]
+
+
+def _trained_a_little(model, lib, steps=3):
+    """A few training-mode forwards (the running statistics and the counter move), then eval mode."""
+    for s in range(steps):
+        model(lib.tensor(np.random.default_rng(s).standard_normal((6, 1, 4, 4)).astype("float32")))
+    return model.eval()
+
+
+def test_batchnorm_state_dict_has_torchs_names_and_counter():
+    bn = nn.BatchNorm2d(3)
+    state = bn.state_dict()  # before: gamma, beta, moving_mean, moving_variance (no counter)
+    assert list(state) == BN_KEYS
+    assert state["num_batches_tracked"].dtype == np.int64 and state["num_batches_tracked"].shape == ()
+    model = _trained_a_little(_bn_net(nn), tg)
+    assert list(model.state_dict()) == _bn_keys()
+    assert model.state_dict()["1.num_batches_tracked"] == 3 and model.state_dict()["5.num_batches_tracked"] == 3
+    assert [n for n, _ in bn.named_parameters()] == ["weight", "bias"]
+    if torch is not None:
+        theirs = _bn_net(torch.nn)
+        assert list(theirs.state_dict()) == _bn_keys()
+        assert theirs.state_dict()["1.num_batches_tracked"].dtype == torch.int64
+
+
+def test_a_torch_file_with_batchnorm_loads_by_name_and_computes_the_same(tmp_path):
+    x = np.random.default_rng(9).standard_normal((5, 1, 4, 4)).astype("float32")
+    ours = _bn_net(nn)
+    if torch is None:  # the file as torch writes it: its names, an int64 counter
+        state = {k: (np.array(7, np.int64) if k.endswith("num_batches_tracked") else v * 0.5 + 0.25)
+                 for k, v in ours.state_dict().items()}
+        tg.save(state, tmp_path / "theirs.safetensors")
+    else:
+        theirs = _trained_a_little(_bn_net(torch.nn), torch)
+        pytest.importorskip("safetensors.torch").save_file(theirs.state_dict(), str(tmp_path / "theirs.safetensors"))
+        state = {k: v.numpy() for k, v in theirs.state_dict().items()}
+    assert ours.load(tmp_path / "theirs.safetensors") == ([], [])  # before: missing '1.gamma', unexpected '1.weight'
+    for k, v in ours.state_dict().items():
+        np.testing.assert_array_equal(v, state[k])
+        assert v.dtype == state[k].dtype
+    ours.eval()
+    if torch is not None:
+        np.testing.assert_allclose(ours(tg.Tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_a_file_saved_with_the_old_keras_names_still_loads(tmp_path):
+    old = _trained_a_little(_bn_net(nn), tg)
+    state = old.state_dict()
+    renamed = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+    written = {}
+    for key, value in state.items():  # as this layer saved before: Keras' names, no counter, layers.<i> too
+        prefix, name = key.rsplit(".", 1)
+        if name == "num_batches_tracked":
+            continue
+        written[f"layers.{prefix}.{renamed[name]}" if prefix in ("1", "5") else key] = value
+    assert "layers.1.moving_variance" in written and "5.gamma" not in written
+    tg.save(written, tmp_path / "old.safetensors")
+    new = _bn_net(nn)
+    assert new.load(tmp_path / "old.safetensors") == ([], [])  # before: missing '1.weight', ... (now: fits)
+    for key, value in new.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            np.testing.assert_array_equal(value, state[key], err_msg=key)
+    x = tg.Tensor(np.random.default_rng(4).standard_normal((2, 1, 4, 4)).astype("float32"))
+    np.testing.assert_array_equal(new.eval()(x).numpy(), old(x).numpy())
+    with pytest.raises(ValueError, match="missing key '1.running_var'"):  # a real gap is still named
+        new.load_state_dict({k: v for k, v in written.items() if k != "layers.1.moving_variance"})
+
+
+def test_the_keras_wing_batchnormalization_keeps_keras_names():
+    keras_bn = tg.nn.BatchNormalization(axis=1)
+    keras_bn(tg.zeros((2, 3)))
+    assert list(keras_bn.state_dict()) == ["gamma", "beta", "moving_mean", "moving_variance"]
+
+
 # ------------------------------------------------------------------ 3. torch.autograd.backward
 
 def _two_losses(lib):
