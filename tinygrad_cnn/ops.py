@@ -369,12 +369,16 @@ class Norm(Function):
         if p == math.inf:
             out = a.max(axis=axis, keepdims=True)
             mask = (a == out).astype(x.dtype)
-            self.sign = xp.sign(x) * (mask / mask.sum(axis=axis, keepdims=True))
+            self.sign = xp.sign(x) * (mask / mask.sum(axis=axis, keepdims=True))  # the slope: shared at ties
         else:
-            out = a.sum(axis=axis, keepdims=True) if p == 1 else xp.sqrt((x * x).sum(axis=axis, keepdims=True)) \
-                if p == 2 else (a ** p).sum(axis=axis, keepdims=True) ** (1 / p)
+            if p == 1:
+                out = a.sum(axis=axis, keepdims=True)
+            elif p == 2:
+                out = xp.sqrt((x * x).sum(axis=axis, keepdims=True))
+            else:
+                out = (a ** p).sum(axis=axis, keepdims=True) ** (1 / p)
             self.sign, self.zero_x, self.zero_norm = xp.sign(x), (a == 0).astype(x.dtype), (out == 0).astype(x.dtype)
-        self.n = out
+        self.n = out  # NOTE: with the reduced axes kept, so that it broadcasts against x in backward
         return out if keepdims else out.squeeze(axis=axis) if axis is not None else out.reshape(())
 
     def backward(self, g):
