@@ -58,6 +58,8 @@ def test_torch_norm_and_linalg_vector_norm_are_the_method():
     np.testing.assert_allclose(tg.linalg.vector_norm(x, ord=math.inf, dim=0, keepdim=True).numpy(), [[6.0, 8.0]])
     np.testing.assert_allclose(tg.linalg.vector_norm(x, dim=1).numpy(), [5.0, 10.0])
     assert x.norm(dim=1).dtype == np.float32
+    from tinygrad_cnn.linalg import vector_norm
+    assert vector_norm is tg.linalg.vector_norm
     if torch is not None:
         t = torch.tensor([[3.0, -4.0], [6.0, 8.0]])
         assert torch.norm(t).item() == pytest.approx(tg.norm(x).item())

@@ -2,6 +2,7 @@
 torch.tensor, torch.from_numpy, torch.device, the dtypes torch.long and torch.float, torch.max(x, 1) and the
 other functions that torch offers beside the Tensor methods, set_grad_enabled, inference_mode, and torch.save /
 torch.load of state dicts (as .safetensors or .npz files: nothing here pickles). The package re-exports them."""
+import sys
 import types
 from collections.abc import Mapping
 
@@ -128,6 +129,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False):  # noqa: A002 (torch's argum
 # NOTE: torch.linalg holds vector_norm alone here (matrix norms, solvers and decompositions are not offered)
 linalg = types.ModuleType(__name__.rsplit(".", 1)[0] + ".linalg", "torch.linalg's spelling: vector_norm only.")
 linalg.vector_norm = vector_norm
+sys.modules[linalg.__name__] = linalg  # `from tinygrad_cnn.linalg import vector_norm` too
 
 
 def set_grad_enabled(mode):
