@@ -112,6 +112,23 @@ def reduce_case(draw, kind, keepdims, tie_free=False):
 
 
 @st.composite
+def norm_case(draw, p, kind):
+    """x.norm(p, dim, keepdim): |x| >= 0.5 and tie-free, away from the kinks at 0 (every p) and at ties (inf)."""
+    shape = draw(SHAPES_1)
+    t = draw(S.tie_free_arrays(shape))
+    signs = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([-1.0, 1.0])))
+    return Case((signs * (0.5 + t - t.min()),), dict(p=p, axis=draw(axis_args(len(shape), kind)),
+                                                    keepdims=draw(st.booleans())))
+
+
+def np_norm(x, p, axis, keepdims):
+    a = np.abs(x)
+    if p == np.inf:
+        return np.asarray(a.max(axis=axis, keepdims=keepdims))
+    return np.asarray((a ** p).sum(axis=axis, keepdims=keepdims) ** (1 / p))
+
+
+@st.composite
 def softmax_case(draw, keepdims=None, allow_none=False):
     shape = draw(SHAPES_1)
     kinds = ["none", "int"] if allow_none else ["int"]
@@ -423,6 +440,15 @@ for _name, _ref, _tie_free in _REDUCTIONS:
                 lambda x, axis, keepdims, _n=_name: getattr(x, _n)(axis=axis, keepdims=keepdims),
                 lambda x, axis, keepdims, _r=_ref: np.asarray(_r(x, axis=axis, keepdims=keepdims)),
                 reduce_case(_kind, _keep, tie_free=_tie_free)))
+
+# torch's vector norms: x.norm() (the 2-norm of all elements) and x.norm(p, dim, keepdim)
+SPECS.append(_spec("norm_default", lambda x, p, axis, keepdims: x.norm(),
+                   lambda x, p, axis, keepdims: np.asarray(np.sqrt((x * x).sum())), norm_case(2.0, "none")))
+for _p, _kind in ((2.0, "int"), ("fro", "tuple"), (1.0, "int"), (np.inf, "tuple"), (np.inf, "none"), (3.0, "int"),
+                  (0.5, "tuple")):
+    SPECS.append(_spec(f"norm_{_p}_axis_{_kind}", lambda x, p, axis, keepdims: x.norm(p, dim=axis, keepdim=keepdims),
+                       lambda x, p, axis, keepdims: np_norm(x, 2.0 if p == "fro" else p, axis, keepdims),
+                       norm_case(_p, _kind)))
 
 SPEC_NAMES = [s.name for s in SPECS]
 # rows with more than one array input: test_op_table_strict checks each subset of them requiring a gradient

@@ -19,7 +19,7 @@ import sys
 
 from .device import device_of, module_of, use_device
 
-# NOTE: read directly by Function.apply and autograd.backward; the whole cost of the mode when off
+# NOTE: read directly by Function.apply and autograd.backward_arrays; the whole cost of the mode when off
 enabled = False
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -202,8 +202,8 @@ def _references_of_a_local():
 _ONE_LOCAL = _references_of_a_local()
 
 
-def backward(root, grad, retain_graph=False):
-    """Accumulate d(root)/d(leaf), for the upstream gradient array `grad`, into `.grad` of every
+def backward_arrays(root, grad, retain_graph=False):
+    """The walk of tensor.backward(): accumulate d(root)/d(leaf), for the upstream gradient array `grad`, into `.grad` of every
     leaf that requires a gradient, visiting each op once, after every op that uses its output."""
     grads = {id(root): grad}
     check_incoming = anomaly.enabled  # NOTE: read once per backward(), not once per node

@@ -341,6 +341,18 @@ def something_to_pick(t, name, axis):
                          f"to pick")
 
 
+def norm_order(p):
+    """norm's p as a float: "fro" (the default) and 2 the 2-norm, 1, inf or any other p > 0 (vector norms).
+    NOTE: torch's matrix norms ("nuc", and p = -1, -2, -inf, 0 over two dims) are not offered: refused here."""
+    if isinstance(p, str) and p == "fro":
+        return 2.0
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not p > 0:
+        raise ValueError(f"norm: p={p!r} is not offered; the vector norms are: p='fro' (the default, the 2-norm "
+                         f"of the elements), 1, 2, float('inf') or any other p > 0 (matrix norms such as 'nuc', "
+                         f"and p <= 0, are not)")
+    return float(p)
+
+
 def arg_axis(t, name, axis_arg):
     """argmax/argmin's axis: None or one int, over something to pick."""
     if isinstance(axis_arg, (tuple, list)):

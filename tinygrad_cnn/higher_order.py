@@ -1,7 +1,7 @@
 """Gradients of gradients: backward(create_graph=True) and grad(), the walk that records the gradient
 computation (each op's backward_graph, in Tensor ops) so that its results can be differentiated again.
 
-The array walk of a training step (autograd.backward) never comes here; this module is the general
+The array walk of a training step (autograd.backward_arrays) never comes here; this module is the general
 walk: several outputs, gradients of chosen inputs (PyTorch's autograd.grad), and with create_graph
 Tensors in place of arrays. A kernel keeps its array backward; when a graph is asked for at one of
 its nodes, its reference is recomputed (kernels off) and differentiated instead."""
@@ -175,27 +175,47 @@ def backward(tensor, gradient, retain_graph):
     run_backward([tensor], [upstream], retain_graph=retain_graph is not False, create_graph=True)
 
 
-def backward_into(tensor, gradient, retain_graph, create_graph, inputs):
-    """tensor.backward(inputs=[...]): the gradients accumulated into `.grad` of those tensors only (leaves
-    or not), as torch's; an input the tensor does not depend on is left alone."""
-    inputs = _as_tensors(inputs, "inputs")
+def backward_of(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """torch.autograd.backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    accumulate into `.grad` the gradients of `tensors` (a Tensor or a sequence), each with its upstream gradient
+    from grad_tensors (None: 1, for a one-element tensor), as t.backward(g) for each but in one walk. inputs: the
+    only tensors (leaves or not) whose `.grad` is filled. create_graph keeps the graph of the gradients
+    (retain_graph then defaults to True). Also tinygrad_cnn.autograd.backward; tensor.backward(inputs=) comes here."""
+    roots = _as_tensors(tensors, "tensors", "backward()")
+    grads = [None] * len(roots) if grad_tensors is None else \
+        list(grad_tensors) if isinstance(grad_tensors, (list, tuple)) else [grad_tensors]
+    if not roots or len(grads) != len(roots):
+        raise ValueError(f"backward(): {len(grads)} grad_tensors for {len(roots)} tensors (give one per tensor, "
+                         f"None for a one-element one)")
+    for k, (t, g) in enumerate(zip(roots, grads)):
+        if not t.requires_grad:
+            raise RuntimeError(f"backward(): tensors[{k}] (shape {t.shape}) does not require grad: no input had "
+                               f"requires_grad=True, or it was computed under no_grad()")
+        if g is None and t.size != 1:
+            raise RuntimeError(f"backward() without a gradient needs a one-element tensor, tensors[{k}] has shape "
+                               f"{t.shape}; pass the upstream gradient (grad_tensors=) of its shape")
+    retain = create_graph if retain_graph is None else retain_graph
+    if inputs is None:
+        upstream = [initial_gradient(t, g, create_graph, f"backward(): grad_tensors[{k}]")
+                    for k, (t, g) in enumerate(zip(roots, grads))]
+        run_backward(roots, upstream, retain_graph=retain, create_graph=create_graph)
+        return
+    inputs = _as_tensors(inputs, "inputs", "backward()")
     if not inputs:
         raise RuntimeError("backward(): inputs= cannot be empty (as torch's); leave it out to fill every leaf")
-    if gradient is None and tensor.size != 1:
-        raise RuntimeError(f"backward() without a gradient needs a one-element tensor, this one has shape "
-                           f"{tensor.shape}; pass backward(grad) with an upstream gradient")
-    found = grad(tensor, inputs, gradient, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True)
+    found = grad(roots, inputs, grads, retain_graph=retain, create_graph=create_graph, allow_unused=True)
     for t, g in zip(inputs, found):
         if g is not None:
             accumulate_graph(t, g) if create_graph else accumulate(t, g.data, sole=True)
 
 
-def _as_tensors(value, name):
+def _as_tensors(value, name, caller="grad()"):
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     for k, t in enumerate(items):
         if not isinstance(t, autograd.Tensor):
-            raise TypeError(f"grad(): {name} must be Tensors, {name}[{k}] is a {type(t).__name__}")
+            raise TypeError(f"{caller}: {name} must be Tensors, {name}[{k}] is a {type(t).__name__}")
     return items
+
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
@@ -282,5 +302,7 @@ def initial_gradient(out, g, create_graph, what):
     return autograd.Tensor.wrap(array, out.device) if create_graph else array
 
 
-# NOTE: torch's spelling torch.autograd.grad; set here because autograd.py is the engine this module builds on
+# NOTE: torch's spellings torch.autograd.grad and torch.autograd.backward; set here because autograd.py is the
+# engine this module builds on (whose own walk is autograd.backward_arrays)
 autograd.grad = grad
+autograd.backward = backward_of

@@ -18,8 +18,8 @@ from .tensor import Tensor
 # Our BatchNormalization's tensors under torch's names. NOTE: torch's momentum is 1 - Keras', its eps
 # default 1e-5 (Keras' epsilon 1e-3), and torch updates running_var with the unbiased batch variance.
 _TORCH_TENSORS = {BatchNormalization: {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-                                       "moving_variance": "running_var"}}
-_IGNORED = ("num_batches_tracked",)  # torch's BatchNorm counter: nothing here uses it
+                                       "moving_variance": "running_var", "num_batches_tracked": "num_batches_tracked"}}
+_IGNORED = ("num_batches_tracked",)  # torch's BatchNorm counter: dropped unless the layer keeps one (torch_nn's)
 
 _TORCH_ACTIVATIONS = {"relu": "torch.nn.ReLU()", "sigmoid": "torch.nn.Sigmoid()", "tanh": "torch.nn.Tanh()"}
 
@@ -126,9 +126,9 @@ def from_torch_state_dict(model, state):
         raise TypeError(f"from_torch_state_dict: state must be a mapping of name -> tensor (a torch "
                         f"state_dict), got {type(state).__name__}")
     names = {theirs: ours for ours, theirs in torch_names(model).items()}
-    state = {key: value for key, value in state.items() if key.rsplit(".", 1)[-1] not in _IGNORED}
+    state = {key: value for key, value in state.items() if key in names or key.rsplit(".", 1)[-1] not in _IGNORED}
     unexpected = sorted(set(state) - set(names))
-    missing = sorted(set(names) - set(state))
+    missing = sorted(key for key in set(names) - set(state) if key.rsplit(".", 1)[-1] not in _IGNORED)
     if unexpected or missing:
         raise ValueError(f"from_torch_state_dict: the torch state does not fit this model: missing "
                          f"{missing or 'none'}, unexpected {unexpected or 'none'} (this model's torch names: "

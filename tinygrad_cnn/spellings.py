@@ -61,7 +61,6 @@ def values_and_indices(arg_name):
 TORCH_ONLY_METHODS = {
     "std": "write ((x - x.mean()) ** 2).mean().sqrt() (the biased one; torch's default divides by n - 1)",
     "var": "write ((x - x.mean()) ** 2).mean() (the biased one; torch's default divides by n - 1)",
-    "norm": "write (x ** 2).sum().sqrt(), or x.abs().sum() for the 1-norm",
     "type": "write x.dtype to read it, x.to(dtype) or x.float() / x.long() to cast",
     "new_zeros": "write tinygrad_cnn.zeros(*shape, dtype=x.dtype, device=x.device)",
     "new_ones": "write tinygrad_cnn.ones(*shape, dtype=x.dtype, device=x.device)",

@@ -252,12 +252,12 @@ class Tensor(TorchMethods):
             raise RuntimeError("backward() on a tensor that does not require grad: no input had "
                                "requires_grad=True, or it was computed under no_grad()")
         if inputs is not None:
-            return higher_order.backward_into(self, grad, retain_graph, create_graph, inputs)
+            return higher_order.backward_of(self, grad, retain_graph, create_graph, inputs)
         if create_graph:
             return higher_order.backward(self, grad, retain_graph)
         with scope(self.device):
             grad = checks.upstream_gradient(self, grad)
-        autograd.backward(self, grad, bool(retain_graph))
+        autograd.backward_arrays(self, grad, bool(retain_graph))
 
     def zero_grad(self):
         """Clear `.grad` (set it to None), so the next backward() starts from zero."""
@@ -575,6 +575,16 @@ class Tensor(TorchMethods):
         if not is_float(self.dtype):  # NOTE: as in minimum, -x is wrong for uint and bool
             return Tensor.wrap(self.data.min(axis=self._axis(axis), keepdims=keepdims), self.device)
         return -((-self).max(axis=axis, keepdims=keepdims))
+
+    @torch_names
+    def norm(self, p="fro", axis=None, keepdims=False):
+        """torch's x.norm(p="fro", dim=None, keepdim=False): the vector p-norm over dim (None: all elements) for
+        p = "fro" (the 2-norm of the elements), 1, 2, float("inf") or any p > 0; the gradient where the norm is 0
+        is 0, as torch's. Matrix norms ("nuc", p <= 0) are refused."""
+        p, axis = checks.norm_order(p), self._axis(axis)
+        if p == float("inf"):
+            checks.something_to_pick(self, "norm(p=inf)", axis)
+        return self._float_op(ops.Norm, "norm", p=p, axis=axis, keepdims=keepdims)
 
     @torch_names
     def logsumexp(self, axis=None, keepdims=False):

@@ -2,6 +2,7 @@
 torch.tensor, torch.from_numpy, torch.device, the dtypes torch.long and torch.float, torch.max(x, 1) and the
 other functions that torch offers beside the Tensor methods, set_grad_enabled, inference_mode, and torch.save /
 torch.load of state dicts (as .safetensors or .npz files: nothing here pickles). The package re-exports them."""
+import sys
 import types
 from collections.abc import Mapping
 
@@ -112,10 +113,23 @@ def _method(name):
 
 # NOTE: the functions whose torch meaning is the method's (sum(x, dim) sums over dim, as x.sum(dim) does)
 METHODS = ("sum", "mean", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "softmax", "log_softmax",
-           "clamp", "mm", "pow", "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t")
+           "clamp", "mm", "pow", "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t", "norm")
 for _name in METHODS:
     globals()[_name] = _method(_name)
 del _name
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False):  # noqa: A002 (torch's argument name)
+    """torch.linalg.vector_norm(x, ord=2, dim=None, keepdim=False): x.norm(ord, dim, keepdim)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"linalg.vector_norm: x must be a Tensor, got {type(x).__name__}")
+    return x.norm(ord, dim=dim, keepdim=keepdim)
+
+
+# NOTE: torch.linalg holds vector_norm alone here (matrix norms, solvers and decompositions are not offered)
+linalg = types.ModuleType(__name__.rsplit(".", 1)[0] + ".linalg", "torch.linalg's spelling: vector_norm only.")
+linalg.vector_norm = vector_norm
+sys.modules[linalg.__name__] = linalg  # `from tinygrad_cnn.linalg import vector_norm` too
 
 
 def set_grad_enabled(mode):
@@ -246,4 +260,4 @@ def make_callable(module, fn):
 
 
 __all__ = ["cat", "tensor", "from_numpy", "device", "is_tensor", "numel", "max", "min", "argmax", "argmin", *METHODS,
-           "set_grad_enabled", "inference_mode", "save", "load"]
+           "set_grad_enabled", "inference_mode", "save", "load", "linalg"]

@@ -369,10 +369,13 @@ class BatchNorm2d(_nn.BatchNormalization):
     channels of (N, C, H, W) images with torch's meaning of momentum (the new statistic's weight; also
     bn.momentum = 0.03 later) and torch's running variance, the unbiased one (n / (n - 1) times the
     batch's). torch's attribute names eps, weight, bias, running_mean and running_var are Keras' epsilon,
-    gamma, beta, moving_mean and moving_variance; its state_dict keeps Keras' names (interop.py maps
-    torch's)."""
+    gamma, beta, moving_mean and moving_variance, and its state_dict() has torch's names (weight, bias,
+    running_mean, running_var and num_batches_tracked, an int64 count of training batches), so a torch
+    model's state_dict loads by name; files saved under the Keras names (before) load too."""
 
     rank = 4
+    state_names = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+    optional_state = ("num_batches_tracked",)  # NOTE: as torch, which fills it in for files from before it
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, name=None,
                  dtype=None, device=None):
@@ -386,6 +389,8 @@ class BatchNorm2d(_nn.BatchNormalization):
         super().__init__(axis=1, momentum=momentum, epsilon=eps, center=affine, scale=affine, name=name,
                          dtype=dtype, device=device)
         self.build((positive_int(num_features, f"{type(self).__name__} num_features"),) + (1,) * (self.rank - 2))
+        count = Tensor(numpy.array(0, dtype=numpy.int64), device=self.moving_mean.device)
+        self.register_buffer("num_batches_tracked", count)  # torch's int64 count of training batches
 
     @property
     def decay(self):
@@ -432,8 +437,10 @@ class BatchNorm2d(_nn.BatchNormalization):
         super()._follow(mean, variance * (n / max(n - 1, 1)))
 
     def forward(self, x):
-        """Normalise as BatchNormalization, with torch's running statistics."""
+        """Normalise as BatchNormalization, with torch's running statistics; count the training batches."""
         self._last_shape = x.shape
+        if self.training:
+            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
         return super().forward(x)
 
 

@@ -20,6 +20,11 @@ class Module:
 
     training = True
     device = None
+    # NOTE: {attribute: name in state_dict()} where a module saves a tensor under another name than its
+    # attribute's (torch_nn.BatchNorm2d: torch's), and the saved names a file may lack (loaded as missing
+    # from neither list): files written before such a name existed still load
+    state_names = {}
+    optional_state = ()
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -80,6 +85,7 @@ class Module:
         for prefix, module in self.named_modules():
             buffers = module.__dict__.get("_buffer_names", ())
             params = module.__dict__.get("_param_names", ())
+            saved_as = getattr(module, "state_names", {})
             for name, value in vars(module).items():
                 if not isinstance(value, Tensor) or id(value) in seen:
                     continue
@@ -87,7 +93,7 @@ class Module:
                 is_param = not is_buffer and (value.requires_grad or name in params)
                 if (is_buffer and want_buffers) or (is_param and want_params):
                     seen.add(id(value))  # NOTE: a tensor shared by two layers is listed (and trained) once
-                    yield (f"{prefix}.{name}" if prefix else name), value
+                    yield _dotted(prefix, saved_as.get(name, name)), value
 
     def named_parameters(self):
         """(dotted name, tensor) of every parameter, e.g. ("layers.0.weight", ...); frozen ones too, as torch's."""
@@ -230,8 +236,11 @@ class Module:
                              f"unknown; build the model first (Sequential(..., input_shape=...), "
                              f"model.build(input_shape) or one call on a batch)")
         own = dict(self._named_tensors())
-        state = _old_names_renamed(state, own)
-        missing = [name for name in own if name not in state]
+        modules = list(self.named_modules())
+        aliases = {_dotted(p, name): _dotted(p, saved) for p, m in modules for name, saved in getattr(m, "state_names", {}).items()}
+        state = _old_names_renamed(state, own, aliases)
+        optional = {_dotted(p, name) for p, m in modules for name in getattr(m, "optional_state", ())}
+        missing = [name for name in own if name not in state and name not in optional]
         unexpected = [name for name in state if name not in own]
         problems = []
         if strict:
@@ -299,20 +308,27 @@ class Listed(list):
         return self[i]
 
 
-def _old_names_renamed(state, own):
+def _old_names_renamed(state, own, aliases):
     """`state` with each key this model does not have renamed, where that gives one of its names not given:
     torch_nn.Sequential named its layers `layers.<i>` before it took torch's `<i>` (`features.layers.0.weight`
     is now `features.0.weight`), and files saved then still load.
 
     NOTE: only unknown keys are renamed, and only onto a name of this model that the state lacks, so a
-    model whose own names hold `layers.<i>` (nn.Sequential's) loads exactly as before."""
+    model whose own names hold `layers.<i>` (nn.Sequential's) loads exactly as before. `aliases` maps a tensor's
+    attribute name to its saved one where a module saves it under another (torch_nn.BatchNorm2d's `moving_mean`
+    is `running_mean`), so files saved under the attribute names load too."""
     if all(key in own for key in state):
         return state
     renamed = {}
     for key, value in state.items():
-        new = key if key in own else re.sub(r"(?:^|(?<=\.))layers\.(?=\d+\.)", "", key)
+        stripped = re.sub(r"(?:^|(?<=\.))layers\.(?=\d+\.)", "", key)
+        new = key if key in own else aliases.get(key, aliases.get(stripped, stripped))
         renamed[new if new in own and new not in state and new not in renamed else key] = value
     return renamed
+
+
+def _dotted(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
 
 
 def _may_make_weights(module):
