@@ -373,6 +373,13 @@ def movement(draw):
         axes = tuple(draw(st.sampled_from([axes, tuple(x - nd if x >= 0 else x for x in axes)])))
         spread = draw(st.booleans()) and len(axes) > 0
         ours = (lambda: getattr(t, name)(*axes)) if spread else (lambda: getattr(t, name)(axes))
+        if name == "transpose" and spread and len(axes) == 2:  # torch's transpose(dim0, dim1): a swap
+
+            def swapped():
+                if nd == 0 and axes[0] in (0, -1) and axes[1] in (0, -1):
+                    return a
+                return numpy_call(np.swapaxes, a, *axes)
+            return ours, swapped, [t]
         return ours, (lambda: numpy_call(np.transpose, a, axes if axes else None)), [t]
     if name == "T":
         return (lambda: t.T), (lambda: a.T), [t]
