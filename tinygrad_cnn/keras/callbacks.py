@@ -357,6 +357,27 @@ class CSVLogger(Callback):
             self.file = None
 
 
+class LambdaCallback(Callback):
+    """A callback made of functions, as Keras': on_epoch_begin/on_epoch_end(epoch, logs),
+    on_train_batch_begin/on_train_batch_end(batch, logs), on_train_begin/on_train_end(logs), and any other
+    hook by its name (on_test_batch_end=..., on_predict_end=...)."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+        super().__init__()
+        given = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end, on_train_begin=on_train_begin,
+                     on_train_end=on_train_end, on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end, **kwargs)
+        for hook, function in given.items():
+            if not hook.startswith("on_") or not callable(getattr(Callback, hook, None)):
+                raise TypeError(f"LambdaCallback: unknown hook {hook!r}; the hooks are "
+                                f"{', '.join(name for name in vars(Callback) if name.startswith('on_'))}")
+            if function is not None:
+                if not callable(function):
+                    raise TypeError(f"LambdaCallback: {hook} must be a function, got {function!r}")
+                setattr(self, hook, function)  # NOTE: an instance attribute: CallbackList.wants sees it
+
+
 class CallbackList:
     """The callbacks of one fit/evaluate/predict call, called in order (not public API)."""
 
@@ -372,14 +393,19 @@ class CallbackList:
             cb.set_params(params)
 
     def wants(self, hook):
-        """Whether some callback overrides `hook` (so batch logs must be computed for it)."""
-        return any(getattr(type(cb), hook) is not getattr(Callback, hook) for cb in self.callbacks)
+        """Whether some callback overrides `hook` (so batch logs must be computed for it); a LambdaCallback
+        overrides the hooks it was given."""
+        return any(getattr(type(cb), hook) is not getattr(Callback, hook) or hook in vars(cb) for cb in self.callbacks)
 
     def call(self, hook, *args):
+        """Call `hook` of each callback; logs of None become {} as in Keras, where a hook with nothing to
+        report gets an empty dict (so the guides' `list(logs.keys())` runs in every hook)."""
+        if args and args[-1] is None:
+            args = args[:-1] + ({},)
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
 
 __all__ = ["Callback", "History", "ModelCheckpoint", "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau",
-           "CSVLogger"]
+           "CSVLogger", "LambdaCallback"]
 __getattr__ = not_offered('keras.callbacks', __all__)

@@ -13,6 +13,7 @@ import numpy
 from .. import nn
 from ..device import to_device
 from ..autograd import no_grad
+from ..nn import functional as F
 from ..nn.layers import Activated
 from ..tensor import Tensor, concatenate, get_rng
 from . import callbacks as callbacks_module
@@ -23,7 +24,10 @@ from .layers import (Input, InputLayer, Trainable, apply_trainable, from_keras_l
                      thawed, to_keras_layout)
 from .progress import Progress
 
-METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
+METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy",
+           "mae", "mean_absolute_error", "mse", "mean_squared_error")
+# NOTE: Keras' short and long names of the two error metrics; each is logged under the name given
+ERRORS = {"mae": "mae", "mean_absolute_error": "mae", "mse": "mse", "mean_squared_error": "mse"}
 
 
 def _count(value, name, low=1):
@@ -102,16 +106,26 @@ def _unique(labels):
 
 
 class _Metric:
-    """An accuracy: sum of hits per batch (a Tensor, no sync) and hits possible per sample."""
+    """An accuracy: sum of hits per batch (a Tensor, no sync) and hits possible per sample; or an error
+    ('mae', 'mse'): the sum of absolute or squared errors per batch and outputs per sample. `activation` is
+    the final activation fit skipped for the loss (softmax, sigmoid), which an error applies again."""
 
-    def __init__(self, name, kind, weighted=False):
-        self.name, self.kind, self.weighted = name, kind, weighted
+    def __init__(self, name, kind, weighted=False, activation=None):
+        self.name, self.kind, self.weighted, self.activation = name, kind, weighted, activation
 
     def hits(self, out, y, logits, weights=None):
         """(hits in the batch, hits possible per sample); a weighted metric given the samples' weights
         counts each sample's hits times its weight."""
         with no_grad():
-            if self.kind == "sparse":
+            if self.kind in ("mae", "mse"):
+                if logits and self.activation is not None:
+                    out = F.softmax(out, axis=-1) if self.activation == "softmax" else F.sigmoid(out)
+                if y.size != out.size:
+                    raise ValueError(f"metric {self.name!r}: the targets (shape {tuple(y.shape)}) must have the "
+                                     f"output's shape {tuple(out.shape)} (give one-hot targets for class outputs)")
+                error = out - y.reshape(out.shape).astype(out.dtype)
+                hit, per = (error.abs() if self.kind == "mae" else error * error), int(numpy.prod(out.shape[1:]))
+            elif self.kind == "sparse":
                 hit, per = out.argmax(axis=-1) == y, 1
             elif self.kind == "categorical":
                 hit, per = out.argmax(axis=-1) == y.argmax(axis=-1), 1
@@ -370,6 +384,11 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         for name, label, weighs in zip(self.metric_names + self.weighted_metric_names,
                                        self._metric_labels + self._weighted_labels, weighted):
             key = name.lower()
+            if key in ERRORS:
+                skipped = not self.loss.from_logits and self.loss.activation is not None and \
+                    self._final_activation() == self.loss.activation
+                found.append(_Metric(label, ERRORS[key], weighs, self.loss.activation if skipped else None))
+                continue
             if key in ("accuracy", "acc"):  # Keras' choice, from the shapes
                 if out_shape[-1] == 1:
                     kind = "binary"
@@ -568,6 +587,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         w = None if w is None else self._resident(device, w)[0]
         self.eval()
         running, progress = RunningMeans(), Progress(-(-len(x) // batch_size), verbose)
+        batch_logs_wanted = hooks.wants("on_test_batch_end")
         hooks.call("on_test_begin", None)
         try:
             with no_grad():
@@ -577,9 +597,11 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     wb = None if w is None else Tensor(w[index], device=device)
                     out, logits = self._output(xb)
                     running.record(self._loss(out, yb, logits, wb), metrics, out, yb, logits, wb)
-                    hooks.call("on_test_batch_end", step, None)
+                    # NOTE: as Keras, the running means so far (read only when a callback wants them: a sync)
+                    batch_logs = running.logs() if batch_logs_wanted else None
+                    hooks.call("on_test_batch_end", step, batch_logs)
                     if progress.due(step + 1):
-                        progress.update(step + 1, running.logs())
+                        progress.update(step + 1, batch_logs or running.logs())
         finally:
             self.train(was_training)
         logs = running.logs()
@@ -638,7 +660,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 for step, index in self._batches(len(x), batch_size):
                     hooks.call("on_predict_batch_begin", step, None)
                     outputs.append(self(Tensor(x[index], device=device)))  # read back once, at the end
-                    hooks.call("on_predict_batch_end", step, None)
+                    hooks.call("on_predict_batch_end", step, {"outputs": outputs[-1]})  # NOTE: Keras' logs
                     if progress.due(step + 1):
                         progress.update(step + 1, {})
         finally:

@@ -1,0 +1,177 @@
+"""Code in the style of keras.io's introductory guides ("The Sequential model", "The Functional API",
+"Training & evaluation with the built-in methods", "Writing your own callbacks", "Save, serialize, and
+export models"), where tinygrad_cnn.keras once failed or differed from Keras 3.15.1. Each test asserts
+Keras' results directly (so it runs without Keras) and, where real Keras 3 is installed (torch backend),
+that Keras gives the same."""
+import numpy
+import pytest
+
+import tinygrad_cnn.keras as tk
+
+
+def _numpy(value):
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else numpy.asarray(value)
+
+
+# ------------------------------------------------------------ keras.ops basics
+
+def _ops_results(keras):
+    ops = keras.ops
+    a = numpy.array([[1.0, -2.0], [3.0, 4.0]], "float32")
+    values = [ops.ones((2, 3)), ops.zeros((2, 3)), ops.add(a, 1.0), ops.subtract(a, a), ops.multiply(a, 2.0),
+              ops.divide(a, 2.0), ops.matmul(a, a), ops.abs(a), ops.square(a), ops.sqrt(ops.abs(a)),
+              ops.exp(a), ops.log(ops.abs(a)), ops.cast(a, "int32"), ops.concatenate([a, a], axis=1),
+              ops.stack([a, a]), ops.expand_dims(a, -1), ops.squeeze(ops.ones((2, 1))), ops.transpose(a),
+              ops.transpose(ops.ones((2, 3, 4)), (2, 0, 1))]
+    return [(tuple(_numpy(v).shape), str(_numpy(v).dtype), _numpy(v).tolist()) for v in values] + \
+        [ops.shape(ops.ones((2, 3)))]
+
+
+def test_ops_basics():
+    """The guides' keras.ops (ops.ones to try a layer, ops.square in a custom loss) exist and compute."""
+    got = _ops_results(tk)
+    a = numpy.array([[1.0, -2.0], [3.0, 4.0]], "float32")
+    assert got[0] == ((2, 3), "float32", [[1.0] * 3] * 2)
+    assert got[6][2] == (a @ a).tolist() and got[8][2] == (a * a).tolist()
+    assert got[12][1] == "int32" and got[13][0] == (2, 4) and got[14][0] == (2, 2, 2)
+    assert got[16][0] == (2,) and got[18][0] == (4, 2, 3) and got[-1] == (2, 3)
+
+
+def test_ops_as_in_keras(real_keras):
+    ours, theirs = _ops_results(tk), _ops_results(real_keras)
+    assert [o[:2] for o in ours[:-1]] == [t[:2] for t in theirs[:-1]] and ours[-1] == theirs[-1]
+    for o, t in zip(ours[:-1], theirs[:-1]):
+        numpy.testing.assert_allclose(o[2], t[2], rtol=1e-6)
+
+
+def test_ops_missing_name_is_named():
+    with pytest.raises(AttributeError, match="keras.ops.erfinv is not offered"):
+        tk.ops.erfinv
+
+
+# ------------------------------------------------------------ compile(metrics=["mae"]): the callbacks guide
+
+X = numpy.linspace(-1, 1, 24, dtype="float32").reshape(6, 4)
+Y = numpy.array([0, 1, 2, 1, 0, 2])
+
+
+def _error_metrics(keras):
+    """Logs of fit and evaluate with metrics=['mean_absolute_error', 'mse'], for a softmax model under
+    categorical_crossentropy (fit skips the softmax for the loss: the metrics must see it again) and a
+    linear one under mse (weighted too)."""
+    onehot = keras.utils.to_categorical(Y, 3)
+    results = []
+    for activation, loss in (("softmax", "categorical_crossentropy"), (None, "mean_squared_error")):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation=activation)])
+        model.set_weights([numpy.arange(12, dtype="float32").reshape(4, 3) / 10, numpy.array([0.1, 0.0, -0.1], "float32")])
+        model.compile(keras.optimizers.SGD(0.0), loss, metrics=["mean_absolute_error", "mse"],
+                      weighted_metrics=["mae"])
+        history = model.fit(X, onehot, batch_size=4, epochs=1, verbose=0, sample_weight=numpy.arange(6.0))
+        results.append((history.history, model.evaluate(X, onehot, batch_size=4, verbose=0, return_dict=True)))
+    return results
+
+
+def test_error_metrics_in_compile():
+    """mae/mse over every output; with a softmax model the errors are of the probabilities."""
+    got = _error_metrics(tk)
+    onehot = tk.utils.to_categorical(Y, 3)
+    z = X @ (numpy.arange(12, dtype="float32").reshape(4, 3) / 10) + numpy.array([0.1, 0.0, -0.1], "float32")
+    p = numpy.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    for out, (history, logs) in zip((p, z), got):
+        assert sorted(history) == ["loss", "mae", "mean_absolute_error", "mse"]  # "mae": the weighted one
+        assert logs["mean_absolute_error"] == pytest.approx(numpy.abs(out - onehot).mean(), rel=1e-5)
+        assert logs["mse"] == pytest.approx(((out - onehot) ** 2).mean(), rel=1e-5)
+        per_sample = numpy.abs(out - onehot).mean(1)
+        assert history["mae"][0] == pytest.approx((per_sample * numpy.arange(6)).sum() / 15, rel=1e-5)
+
+
+def test_error_metrics_as_in_keras(real_keras):
+    for (h1, l1), (h2, l2) in zip(_error_metrics(tk), _error_metrics(real_keras)):
+        assert sorted(h1) == sorted(h2) and sorted(l1) == sorted(l2)
+        for key in h2:
+            assert h1[key] == pytest.approx(h2[key], rel=1e-5)
+        for key in l2:
+            assert l1[key] == pytest.approx(l2[key], rel=1e-5)
+
+
+def test_error_metric_on_class_indices_is_refused():
+    model = tk.Sequential([tk.Input((4,)), tk.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["mae"])
+    with pytest.raises(ValueError, match="metric 'mae'.*one-hot"):
+        model.evaluate(X, Y, verbose=0)
+
+
+# ------------------------------------------------------------ callbacks: the logs each hook gets
+
+def _hook_logs(keras):
+    """(hook, batch or epoch, sorted log keys) of each hook called in fit (with validation), evaluate and
+    predict, the guide's CustomCallback that reads `list(logs.keys())` in every hook."""
+    seen = []
+
+    class Recorder(keras.callbacks.Callback):
+        pass
+
+    for hook in ("on_train_begin", "on_train_end", "on_test_begin", "on_test_end", "on_predict_begin",
+                 "on_predict_end"):
+        setattr(Recorder, hook, (lambda h: lambda self, logs=None: seen.append((h, list(logs.keys()))))(hook))
+    for hook in ("on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
+                 "on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end"):
+        setattr(Recorder, hook, (lambda h: lambda self, i, logs=None: seen.append((h, i, sorted(logs.keys()))))(hook))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(keras.optimizers.SGD(0.0), "mse", metrics=["mae"])
+    onehot = keras.utils.to_categorical(Y, 3)
+    model.fit(X, onehot, batch_size=4, epochs=1, verbose=0, validation_data=(X, onehot), callbacks=[Recorder()])
+    model.evaluate(X, onehot, batch_size=4, verbose=0, callbacks=[Recorder()])
+    model.predict(X, batch_size=4, verbose=0, callbacks=[Recorder()])
+    return seen
+
+
+def test_every_hook_gets_a_dict_of_logs():
+    """Keras gives {} where a hook has nothing to report (the guide calls logs.keys() in each), the running
+    loss and metrics at each test batch's end, and the batch's outputs at each predict batch's end."""
+    seen = _hook_logs(tk)
+    assert ("on_train_batch_begin", 0, []) in seen and ("on_predict_begin", []) in seen
+    assert ("on_test_batch_end", 1, ["loss", "mae"]) in seen
+    assert ("on_predict_batch_end", 1, ["outputs"]) in seen
+
+
+def test_hook_logs_as_in_keras(real_keras):
+    assert _hook_logs(tk) == _hook_logs(real_keras)
+
+
+def test_test_batch_logs_are_running_means():
+    losses = []
+    model = tk.Sequential([tk.Input((4,)), tk.layers.Dense(3, kernel_initializer="zeros")])
+    model.compile("sgd", "mse")
+    onehot = tk.utils.to_categorical(Y, 3)
+    model.evaluate(X, onehot, batch_size=4, verbose=0,
+                   callbacks=[tk.callbacks.LambdaCallback(on_test_batch_end=lambda b, logs: losses.append(logs["loss"]))])
+    assert losses == pytest.approx([1 / 3, 1 / 3])
+
+
+def _lambda_logs(keras):
+    seen = []
+    callback = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append((epoch, sorted(logs))),
+        on_train_begin=lambda logs: seen.append("begin"),
+        on_train_batch_end=lambda batch, logs: seen.append(("batch", batch, round(float(logs["loss"]), 5))))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    model.fit(X, keras.utils.to_categorical(Y, 3), batch_size=3, epochs=2, verbose=0, shuffle=False,
+              callbacks=[callback])
+    return seen
+
+
+def test_lambda_callback():
+    assert _lambda_logs(tk) == ["begin", ("batch", 0, 0.33333), ("batch", 1, 0.33333), (0, ["loss"]),
+                                ("batch", 0, 0.33333), ("batch", 1, 0.33333), (1, ["loss"])]
+
+
+def test_lambda_callback_as_in_keras(real_keras):
+    assert _lambda_logs(tk) == _lambda_logs(real_keras)
+
+
+def test_lambda_callback_bad_hook_is_named():
+    with pytest.raises(TypeError, match="unknown hook 'on_epoch_ending'"):
+        tk.callbacks.LambdaCallback(on_epoch_ending=print)
