@@ -175,3 +175,59 @@ def test_lambda_callback_as_in_keras(real_keras):
 def test_lambda_callback_bad_hook_is_named():
     with pytest.raises(TypeError, match="unknown hook 'on_epoch_ending'"):
         tk.callbacks.LambdaCallback(on_epoch_ending=print)
+
+
+# ------------------------------------------------------------ feature extraction: model.inputs, layer.output
+
+IMAGES = numpy.random.default_rng(0).random((3, 8, 8, 1)).astype("float32")
+
+
+def _conv_stack(keras):
+    model = keras.Sequential([keras.Input(shape=(8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+                              keras.layers.Conv2D(2, 3, activation="relu", name="my_intermediate_layer"),
+                              keras.layers.Flatten(), keras.layers.Dense(2)])
+    rng = numpy.random.default_rng(1)
+    model.set_weights([rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
+    return model
+
+
+def _features(keras):
+    """The Sequential guide's feature extractor: (shapes of the layers' outputs, its output for IMAGES, the
+    output of the model without its last layer made from model.outputs)."""
+    model = _conv_stack(keras)
+    shapes = [tuple(layer.output.shape) for layer in model.layers]
+    extractor = keras.Model(inputs=model.inputs, outputs=model.get_layer(name="my_intermediate_layer").output)
+    return shapes, _numpy(extractor(IMAGES)), tuple(model.outputs[0].shape), len(model.inputs)
+
+
+def test_sequential_feature_extractor():
+    """keras.Model(inputs=model.inputs, outputs=layer.output) runs the model's first layers, with their weights."""
+    shapes, features, output_shape, n_inputs = _features(tk)
+    assert shapes == [(None, 6, 6, 4), (None, 4, 4, 2), (None, 32), (None, 2)]
+    assert output_shape == (None, 2) and n_inputs == 1
+    model = _conv_stack(tk)
+    assert numpy.allclose(features, model.layers[1](model.layers[0](IMAGES)).numpy(), atol=1e-6)
+
+
+def test_sequential_feature_extractor_as_in_keras(real_keras):
+    ours, theirs = _features(tk), _features(real_keras)
+    assert ours[0] == theirs[0] and ours[2:] == theirs[2:]
+    numpy.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
+
+
+def test_functional_layer_output_and_variables():
+    inputs = tk.Input(shape=(4,))
+    hidden = tk.layers.Dense(3, name="hidden")(inputs)
+    model = tk.Model(inputs, tk.layers.Dense(2)(hidden))
+    assert model.layers[0].output is inputs and model.get_layer("hidden").output is hidden
+    assert model.inputs == [inputs] and tuple(model.outputs[0].shape) == (None, 2)
+    model.get_layer("hidden").trainable = False
+    assert (len(model.trainable_variables), len(model.non_trainable_variables), len(model.variables)) == (2, 2, 4)
+
+
+def test_output_before_any_input_is_named():
+    model = tk.Sequential([tk.layers.Dense(2)])
+    with pytest.raises(ValueError, match="has never been called on a symbolic input"):
+        model.layers[0].output
+    with pytest.raises(ValueError, match="no inputs yet: give keras.Input"):
+        model.inputs

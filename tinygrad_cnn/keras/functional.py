@@ -53,13 +53,19 @@ def apply(node, layer):
     shape = node._sample_shape
     if not layer.built:
         layer.build(shape)
-    return KerasTensor(layer.compute_output_shape(shape), layer, [node])
+    return _recorded(KerasTensor(layer.compute_output_shape(shape), layer, [node]))
 
 
 def apply_merge(nodes, layer):
     """A merge layer called on several symbolic nodes: check their shapes, record the call."""
     shapes = [n._sample_shape for n in nodes]
-    return KerasTensor(layer.compute_output_shape(shapes), layer, nodes)
+    return _recorded(KerasTensor(layer.compute_output_shape(shapes), layer, nodes))
+
+
+def _recorded(node):
+    """The node, also kept as its layer's `output` (Keras' layer.output: its latest call's)."""
+    node.layer.__dict__["_keras_output"] = node
+    return node
 
 
 def _parents(node):
@@ -71,8 +77,10 @@ def _graph(inputs, outputs):
     for what, value in (("inputs", inputs), ("outputs", outputs)):
         if isinstance(value, (list, tuple, dict)):
             if len(value) != 1:
+                hint = "; for the outputs of several layers (a feature extractor) make one keras.Model per " \
+                    "layer.output: they share the layers' weights" if what == "outputs" else ""
                 raise NotImplementedError(f"keras.Model: several {what} are not supported here (one input and one "
-                                          f"output); got {len(value)}")
+                                          f"output); got {len(value)}{hint}")
     inputs = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
     outputs = next(iter(outputs.values())) if isinstance(outputs, dict) else outputs
     inputs = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
@@ -133,8 +141,10 @@ class Model(Sequential):
         if self._subclassed:
             return
         self._declared_shape = tuple(inputs._sample_shape)
+        self._graph_ends = (inputs, nodes[-1] if nodes else inputs)
         # NOTE: as Keras, a functional model lists its InputLayer first: model.layers[i] is Keras' layer i
         nn_add(self, InputLayer(shape=self._declared_shape, name=getattr(inputs, "name", None)))
+        self.layers[0].__dict__["_keras_output"] = inputs  # Keras' InputLayer.output: the input itself
         if all(len(_parents(node)) == 1 for node in nodes) and \
                 all(node.parents[0] is (nodes[i - 1] if i else inputs) for i, node in enumerate(nodes)):
             for node in nodes:  # a chain: a Sequential of its layers
@@ -145,6 +155,15 @@ class Model(Sequential):
         for node in nodes:
             nn_add(self, node.layer)  # names the layers (conv2d, add, ...) and lists them, in graph order
         self.built_input_shape, self.built = self._declared_shape, True
+
+    _traces_symbolic = False
+
+    def _traced(self):
+        """The graph's (input, output) as given to keras.Model (a subclassed model has none)."""
+        if self._subclassed:
+            raise ValueError(f"{self.label()}: a subclassed model has no symbolic inputs or outputs (Keras' "
+                             f"model.inputs); build a functional keras.Model(inputs, outputs) for a feature extractor")
+        return self._graph_ends
 
     def __setattr__(self, name, value):
         # NOTE: a subclass assigns layers before its call() uses them: they need names, as Sequential's do

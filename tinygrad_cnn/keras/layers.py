@@ -90,6 +90,20 @@ class Trainable:
         """Every weight, layer by layer in get_weights() order (Keras': kernel, bias, gamma, beta, moving mean...)."""
         return [t for _, t in self._named_tensors()]
 
+    # NOTE: Keras 3's other names of the three lists
+    trainable_variables, non_trainable_variables, variables = trainable_weights, non_trainable_weights, weights
+
+    @property
+    def output(self):
+        """The symbolic tensor this layer made when called on keras.Input (in a functional model, or in a
+        Sequential declared with keras.Input), as Keras' layer.output: a feature extractor is then
+        `keras.Model(inputs=model.inputs, outputs=model.get_layer("conv").output)`."""
+        node = self.__dict__.get("_keras_output")
+        if node is None:
+            raise ValueError(f"{self.label()}.output: the layer has never been called on a symbolic input, so it "
+                             f"has no output yet (declare the model's input with keras.Input(shape=...) first)")
+        return node
+
     def count_params(self):
         """The number of scalars in all the weights, frozen ones and BatchNormalization's moving statistics
         included, as Keras counts them; a ValueError before the weights exist (it was 0), as Keras."""

@@ -244,7 +244,39 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         shape = self._declared_shape or getattr(layer, "keras_input_shape", None)
         if not self.built and len(self.layers) == 1 and shape is not None:
             self.build(shape)
+        if self.built and self._traces_symbolic:
+            self._traced()  # NOTE: as Keras, each layer's `output` exists once the input shape is known
         return self
+
+    _traces_symbolic = True  # a functional keras.Model keeps the graph it was made from instead
+
+    @property
+    def inputs(self):
+        """[the symbolic input], Keras' model.inputs, once the input shape is known (keras.Input or a build):
+        with a layer's `output`, a feature extractor is keras.Model(inputs=model.inputs, outputs=layer.output)."""
+        return [self._traced()[0]]
+
+    @property
+    def outputs(self):
+        """[the symbolic output], Keras' model.outputs (see inputs)."""
+        return [self._traced()[1]]
+
+    def _traced(self):
+        """(symbolic input, symbolic output) of the layers called in turn on keras.Input of the input shape,
+        which also sets each layer's `output`; made again when the layers change."""
+        shape = self._declared_input_shape() or (self.built_input_shape if self.built else None)
+        if shape is None:
+            raise ValueError(f"{self.label()}: the model has no inputs yet: give keras.Input(shape=...) as its first "
+                             f"entry, or build it")
+        key = (tuple(shape), tuple(id(layer) for layer in self.layers))
+        cached = self.__dict__.get("_symbolic")
+        if cached is None or cached[0] != key:
+            from .functional import apply
+            start = node = Input(shape)
+            for layer in self.layers:
+                node = apply(node, layer)
+            self.__dict__["_symbolic"] = cached = (key, start, node)
+        return cached[1], cached[2]
 
     def pop(self):
         """Remove the last layer and return it, as Keras (the declared input shape stays)."""
