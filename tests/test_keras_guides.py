@@ -231,3 +231,38 @@ def test_output_before_any_input_is_named():
         model.layers[0].output
     with pytest.raises(ValueError, match="no inputs yet: give keras.Input"):
         model.inputs
+
+
+def _all_features(keras):
+    """The guide's extractor of every layer's output: model(x) and predict(x), each a list of arrays."""
+    model = _conv_stack(keras)
+    extractor = keras.Model(inputs=model.inputs, outputs=[layer.output for layer in model.layers])
+    return [_numpy(f) for f in extractor(IMAGES)], extractor.predict(IMAGES, batch_size=2, verbose=0)
+
+
+def test_feature_extractor_of_every_layer():
+    called, predicted = _all_features(tk)
+    model = _conv_stack(tk)
+    expected, h = [], IMAGES
+    for layer in model.layers:
+        h = layer(h)
+        expected.append(h.numpy())
+    assert isinstance(predicted, list) and len(called) == len(predicted) == 4
+    for c, p, e in zip(called, predicted, expected):
+        numpy.testing.assert_allclose(c, e, atol=1e-6)
+        numpy.testing.assert_allclose(p, e, atol=1e-6)
+
+
+def test_feature_extractor_of_every_layer_as_in_keras(real_keras):
+    for ours, theirs in zip(_all_features(tk), _all_features(real_keras)):
+        assert len(ours) == len(theirs)
+        for o, t in zip(ours, theirs):
+            numpy.testing.assert_allclose(o, t, rtol=1e-5, atol=1e-6)
+
+
+def test_several_outputs_do_not_compile():
+    model = _conv_stack(tk)
+    extractor = tk.Model(model.inputs, [model.layers[0].output, model.layers[-1].output])
+    assert [tuple(o.shape) for o in extractor.outputs] == [(None, 6, 6, 4), (None, 2)]
+    with pytest.raises(NotImplementedError, match="several outputs .* does not train"):
+        extractor.compile("adam", "mse")

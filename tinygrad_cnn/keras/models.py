@@ -699,6 +699,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             self.train(was_training)
         progress.finish({})
         hooks.call("on_predict_end", None)
+        if outputs and isinstance(outputs[0], list):  # a functional model of several outputs: one array each
+            return [concatenate([batch[i] for batch in outputs]).numpy() for i in range(len(outputs[0]))]
         if not outputs:
             return numpy.zeros((0,) + tuple(self.compute_output_shape(x.shape[1:])), dtype="float32")
         return concatenate(outputs).numpy()
