@@ -266,3 +266,25 @@ def test_several_outputs_do_not_compile():
     assert [tuple(o.shape) for o in extractor.outputs] == [(None, 6, 6, 4), (None, 2)]
     with pytest.raises(NotImplementedError, match="several outputs .* does not train"):
         extractor.compile("adam", "mse")
+
+
+# ------------------------------------------------------------ the Functional API guide's first lines
+
+def _input_and_build(keras):
+    inputs = keras.Input(shape=(784,))
+    sized = keras.Input(shape=(28, 28, 1), batch_size=8, dtype="float64")
+    layer = keras.layers.Dense(3)
+    layer.build((None, 4))  # Keras' shape, with the batch axis
+    return (tuple(inputs.shape), str(inputs.dtype), tuple(sized.shape), str(sized.dtype), inputs.ndim,
+            sorted(tuple(w.shape) for w in layer.get_weights()), str(keras.layers.Dense(2)(inputs).dtype))
+
+
+def test_input_shape_has_the_batch_axis():
+    """The guide prints inputs.shape, (None, 784), and inputs.dtype, 'float32'."""
+    assert _input_and_build(tk) == ((None, 784), "float32", (8, 28, 28, 1), "float64", 2, [(3,), (4, 3)], "float32")
+    model = tk.Sequential([tk.Input(shape=(784,)), tk.layers.Dense(2)])  # the declared shape is still the sample's
+    assert model.input_shape == (None, 784) and model.predict(numpy.zeros((2, 784), "float32"), verbose=0).shape == (2, 2)
+
+
+def test_input_shape_and_build_as_in_keras(real_keras):
+    assert _input_and_build(tk) == _input_and_build(real_keras)

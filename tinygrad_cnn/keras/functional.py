@@ -26,6 +26,7 @@ class KerasTensor:
     layer that made it from its parent."""
 
     _symbolic = True
+    dtype = "float32"  # NOTE: every layer here computes in float32
 
     def __init__(self, shape, layer=None, parents=(), name=None):
         self.shape = (None,) + tuple(shape)

@@ -238,7 +238,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         if isinstance(layer, (Input, InputLayer)):  # NOTE: as Keras 3, not listed in a Sequential's layers
             if self.layers or self._declared_shape is not None:
                 raise ValueError("Input(...) must be the first entry of a Sequential")
-            self._declared_shape = layer.shape if isinstance(layer, Input) else layer.declared.shape
+            self._declared_shape = layer._sample_shape if isinstance(layer, Input) else layer.declared._sample_shape
             return self
         super().add(layer)
         shape = self._declared_shape or getattr(layer, "keras_input_shape", None)
