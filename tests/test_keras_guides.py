@@ -288,3 +288,27 @@ def test_input_shape_has_the_batch_axis():
 
 def test_input_shape_and_build_as_in_keras(real_keras):
     assert _input_and_build(tk) == _input_and_build(real_keras)
+
+
+# ------------------------------------------------------------ cross-entropy of probabilities that do not sum to 1
+
+def _crossentropies(keras):
+    y_pred = numpy.array([[0.2, 0.7, 0.0], [0.3, 0.3, 0.3]], "float32")
+    onehot, labels = numpy.array([[0, 1, 0], [1, 0, 0]], "float32"), numpy.array([1, 0])
+    return [_numpy(v).tolist() for v in (keras.losses.categorical_crossentropy(onehot, y_pred),
+                                         keras.losses.sparse_categorical_crossentropy(labels, y_pred),
+                                         keras.losses.CategoricalCrossentropy()(onehot, y_pred),
+                                         keras.losses.SparseCategoricalCrossentropy()(labels, y_pred))]
+
+
+def test_crossentropy_normalizes_probabilities():
+    """Keras divides y_pred by its sum first: -log(0.7 / 0.9) and -log(1/3), not -log(0.7) and -log(0.3)."""
+    per_sample = [-numpy.log(0.7 / 0.9), -numpy.log(1 / 3)]
+    got = _crossentropies(tk)
+    assert got[0] == pytest.approx(per_sample, rel=1e-5) and got[1] == pytest.approx(per_sample, rel=1e-5)
+    assert got[2] == pytest.approx(numpy.mean(per_sample), rel=1e-5) == got[3]
+
+
+def test_crossentropy_normalizes_as_in_keras(real_keras):
+    for ours, theirs in zip(_crossentropies(tk), _crossentropies(real_keras)):
+        assert ours == pytest.approx(theirs, rel=1e-5)

@@ -114,12 +114,18 @@ class SparseCategoricalCrossentropy(Loss):
             # NOTE: the op itself, not F.cross_entropy, whose check of the label range reads the labels
             # back from the device each batch; targets() checked them once, on the host
             return F.softmax_cross_entropy(out, y, reduction="mean")
-        return F.nll_loss(out.clip(EPSILON, 1 - EPSILON).log(), y)
+        return F.nll_loss(_normalized(out).clip(EPSILON, 1 - EPSILON).log(), y)
 
     def per_sample(self, out, y, logits):
         """-log p of each sample's class."""
-        log_p = out.log_softmax(axis=-1) if logits else out.clip(EPSILON, 1 - EPSILON).log()
+        log_p = out.log_softmax(axis=-1) if logits else _normalized(out).clip(EPSILON, 1 - EPSILON).log()
         return F.nll_loss(log_p, y, reduction="none")
+
+
+def _normalized(p):
+    """Probabilities divided by their sum over the last axis, as Keras' cross-entropies take them: a y_pred
+    that does not sum to 1 ([0.2, 0.7]) is read as [0.22, 0.78] (-log(0.7 / 0.9) = 0.251, not 0.357)."""
+    return p / p.sum(axis=-1, keepdims=True)
 
 
 class CategoricalCrossentropy(Loss):
@@ -133,7 +139,7 @@ class CategoricalCrossentropy(Loss):
 
     def per_sample(self, out, y, logits):
         """-sum(y * log p) of each sample."""
-        log_p = out.log_softmax(axis=-1) if logits else out.clip(EPSILON, 1 - EPSILON).log()
+        log_p = out.log_softmax(axis=-1) if logits else _normalized(out).clip(EPSILON, 1 - EPSILON).log()
         return -(y * log_p).sum(axis=-1)
 
 
