@@ -312,3 +312,19 @@ def test_crossentropy_normalizes_probabilities():
 def test_crossentropy_normalizes_as_in_keras(real_keras):
     for ours, theirs in zip(_crossentropies(tk), _crossentropies(real_keras)):
         assert ours == pytest.approx(theirs, rel=1e-5)
+
+
+# ------------------------------------------------------------ what the guides use that is not offered: named limits
+
+def test_metric_function_in_compile_names_the_limit():
+    def my_metric(y_true, y_pred):
+        return tk.ops.mean(tk.ops.square(y_true - y_pred))
+
+    model = tk.Sequential([tk.Input((4,)), tk.layers.Dense(3)])
+    with pytest.raises(NotImplementedError, match="metric functions \\('my_metric'\\).*model.predict"):
+        model.compile("adam", "mse", metrics=[my_metric])
+
+
+def test_learning_rate_schedules_name_the_alternative():
+    with pytest.raises(AttributeError, match="schedules is not offered.*LearningRateScheduler"):
+        tk.optimizers.schedules

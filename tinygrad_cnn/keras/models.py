@@ -87,6 +87,10 @@ def _metric_names(metrics, who):
     labels = [m.name if isinstance(m, metrics_module.Metric) else m for m in metrics or []]
     names = [metrics_module.name_of(m) for m in metrics or []]
     for name in names:
+        if callable(name):
+            raise NotImplementedError(f"compile: metric functions ({getattr(name, '__name__', name)!r}) are not taken "
+                                      f"by compile here, only {', '.join(map(repr, METRICS))}; compute it from "
+                                      f"model.predict(x), or in a Callback's on_epoch_end")
         if not isinstance(name, str) or name.lower() not in METRICS:
             raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
     return names, labels

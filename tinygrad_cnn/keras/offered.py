@@ -11,6 +11,7 @@ HINTS = {
     "Adagrad": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "Adadelta": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "Adamax": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
+    "schedules": "set the rate each epoch with callbacks.LearningRateScheduler(lambda epoch, lr: ...)",
     "AUC": "compile takes the accuracies; compute other scores from model.predict()",
     "Precision": "compile takes the accuracies; compute other scores from model.predict()",
     "Recall": "compile takes the accuracies; compute other scores from model.predict()",
