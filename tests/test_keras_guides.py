@@ -328,3 +328,50 @@ def test_metric_function_in_compile_names_the_limit():
 def test_learning_rate_schedules_name_the_alternative():
     with pytest.raises(AttributeError, match="schedules is not offered.*LearningRateScheduler"):
         tk.optimizers.schedules
+
+
+# ------------------------------------------------------------ the training guide's custom loss class
+
+def _custom_loss(keras):
+    ops = keras.ops
+
+    class CustomMSE(keras.losses.Loss):
+        def __init__(self, regularization_factor=0.1, name="custom_mse"):
+            super().__init__(name=name)
+            self.regularization_factor = regularization_factor
+
+        def call(self, y_true, y_pred):
+            mse = ops.mean(ops.square(y_true - y_pred), axis=-1)
+            reg = ops.mean(ops.square(0.5 - y_pred), axis=-1)
+            return mse + reg * self.regularization_factor
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, kernel_initializer="ones")])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=CustomMSE())
+    onehot = keras.utils.to_categorical(Y, 3)
+    history = model.fit(X, onehot, batch_size=3, epochs=1, verbose=0, shuffle=False)
+    direct = float(_numpy(CustomMSE()(onehot, X @ numpy.ones((4, 3), "float32"))))
+    return history.history["loss"][0], model.evaluate(X, onehot, verbose=0), direct, CustomMSE().name
+
+
+def test_custom_loss_class():
+    """A keras.losses.Loss subclass with call(): its per-sample values averaged, in fit, evaluate and called."""
+    out = X @ numpy.ones((4, 3), "float32")
+    onehot = tk.utils.to_categorical(Y, 3)
+    expected = float((((onehot - out) ** 2).mean(-1) + 0.1 * ((0.5 - out) ** 2).mean(-1)).mean())
+    fitted, evaluated, direct, name = _custom_loss(tk)
+    assert (fitted, evaluated, direct) == pytest.approx((expected,) * 3, rel=1e-5) and name == "custom_mse"
+
+
+def test_custom_loss_class_as_in_keras(real_keras):
+    ours, theirs = _custom_loss(tk), _custom_loss(real_keras)
+    assert ours[:3] == pytest.approx(theirs[:3], rel=1e-5) and ours[3] == theirs[3]
+
+
+def test_loss_without_call_and_other_reductions_are_named():
+    class NoCall(tk.losses.Loss):
+        pass
+
+    with pytest.raises(NotImplementedError, match="NoCall must define call"):
+        NoCall()(numpy.zeros((2, 1)), numpy.zeros((2, 1)))
+    with pytest.raises(NotImplementedError, match="reduction='sum' is not supported"):
+        tk.losses.MeanSquaredError(reduction="sum")
