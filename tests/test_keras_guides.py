@@ -375,3 +375,10 @@ def test_loss_without_call_and_other_reductions_are_named():
         NoCall()(numpy.zeros((2, 1)), numpy.zeros((2, 1)))
     with pytest.raises(NotImplementedError, match="reduction='sum' is not supported"):
         tk.losses.MeanSquaredError(reduction="sum")
+
+
+def test_custom_layers_and_serializables_name_the_alternative():
+    with pytest.raises(AttributeError, match="keras.layers.Layer is not offered.*subclass keras.Model"):
+        tk.layers.Layer
+    with pytest.raises(AttributeError, match="register_keras_serializable is not offered.*save_weights"):
+        tk.saving.register_keras_serializable
