@@ -382,3 +382,27 @@ def test_custom_layers_and_serializables_name_the_alternative():
         tk.layers.Layer
     with pytest.raises(AttributeError, match="register_keras_serializable is not offered.*save_weights"):
         tk.saving.register_keras_serializable
+
+
+# ------------------------------------------------------------ the training guide's ModelCheckpoint(save_freq=N)
+
+def _checkpoints(keras, folder):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, kernel_initializer="ones")])
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    onehot = keras.utils.to_categorical(numpy.resize(Y, 10), 3)
+    callback = keras.callbacks.ModelCheckpoint(filepath=str(folder) + "/m-{epoch}-{batch}-{loss:.1f}.weights.h5",
+                                               save_weights_only=True, save_freq=3)
+    model.fit(numpy.resize(X, (10, 4)), onehot, batch_size=2, epochs=2, verbose=0, shuffle=False, callbacks=[callback])
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_checkpoint_every_few_batches(tmp_path):
+    """save_freq=3 over 2 epochs of 5 batches: batches are counted across epochs, as Keras counts them."""
+    names = _checkpoints(tk, tmp_path)
+    assert [n.split("-")[1:3] for n in names] == [["1", "3"], ["2", "1"], ["2", "4"]]
+
+
+def test_checkpoint_every_few_batches_as_in_keras(real_keras, tmp_path):
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "keras").mkdir()
+    assert _checkpoints(tk, tmp_path / "ours") == _checkpoints(real_keras, tmp_path / "keras")

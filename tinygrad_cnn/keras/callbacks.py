@@ -118,18 +118,20 @@ def _better(mode, current, reference, min_delta=0.0):
 
 
 class ModelCheckpoint(Callback):
-    """Save the model's weights after each epoch through Module.save (atomic: a crash leaves the
-    previous file whole). `filepath` may hold {epoch} and log keys ({epoch:02d}-{val_loss:.2f}).
-    With save_best_only, only when `monitor` improves: a NaN never does, so a good checkpoint is
+    """Save the model's weights after each epoch (or every save_freq batches, {batch} in the name) through
+    Module.save (atomic: a crash leaves the previous file whole). `filepath` may hold {epoch} and log
+    keys ({epoch:02d}-{val_loss:.2f}). With save_best_only, only when `monitor` improves: a NaN never does, so a good checkpoint is
     never replaced by a diverged model. A name ending in .keras writes the Keras 3 file (Model.save), one
     ending in .weights.h5 Keras 3's weights file (save_weights); save_weights_only is accepted for Keras' sake."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__()
-        if save_freq != "epoch":
-            raise ValueError(f"ModelCheckpoint save_freq must be 'epoch' (saving every N batches is not "
-                             f"supported), got {save_freq!r}")
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError(f"ModelCheckpoint save_freq must be 'epoch' or a number of batches >= 1, got {save_freq!r}")
+        self.save_freq, self._epoch, self._seen, self._last_batch = save_freq, 0, 0, None
+        if save_freq != "epoch":  # NOTE: an instance hook, so that fit reads batch logs (a sync) only for it
+            self.on_train_batch_end = self._on_batch_end
         self.filepath = path_argument(filepath, "ModelCheckpoint", "filepath")
         # a .keras name saves the Keras 3 file (Model.save), a .weights.h5 one Keras' weights file (save_weights)
         if not self.filepath.lower().endswith((".keras", ".weights.h5")):
@@ -147,10 +149,27 @@ class ModelCheckpoint(Callback):
         default = math.inf if self.mode == "min" else -math.inf
         self.best = default if initial_value_threshold is None else float(initial_value_threshold)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        """Remember the epoch (a save every save_freq batches names it)."""
+        self._epoch = epoch
+
+    def _on_batch_end(self, batch, logs=None):
+        """With save_freq=N: save every N batches (counted across epochs, as Keras), {batch} in the name."""
+        self._seen += batch + 1 if self._last_batch is None or batch <= self._last_batch else batch - self._last_batch
+        self._last_batch = batch
+        if self._seen >= self.save_freq:
+            self._seen = 0
+            self._save(self._epoch, batch, logs)
+
     def on_epoch_end(self, epoch, logs=None):
-        """Save (when the monitored value improved, with save_best_only)."""
+        """Save (when the monitored value improved, with save_best_only), for save_freq='epoch'."""
+        if self.save_freq == "epoch":
+            self._save(epoch, None, logs)
+
+    def _save(self, epoch, batch, logs):
         logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        path = self.filepath.format(epoch=epoch + 1, **logs) if batch is None else \
+            self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
