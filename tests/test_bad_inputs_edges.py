@@ -610,8 +610,8 @@ RIGHT_ANSWERS = [
         nn.Sequential([nn.Dense(2)], input_shape=(np.int64(3),)).input_shape,
         nn.Sequential([nn.Dense(2)], input_shape=3).input_shape), lambda r: r == ((3,), (3,))),
     ("Reshape-numpy-ints-and-one-minus-one", lambda: nn.Reshape((np.int64(2), -1)).target_shape, lambda r: r == (2, -1)),
-    ("keras.Input-shape-from-a-generator", lambda: keras.layers.Input(s for s in (28, 28, 1)).shape,
-     lambda r: r == (28, 28, 1)),
+    ("keras.Input-shape-from-a-generator", lambda: keras.layers.Input(s for s in (28, 28, 1)).shape,  # Keras 3: the batch axis first
+     lambda r: r == (None, 28, 28, 1)),
 ]
 
 

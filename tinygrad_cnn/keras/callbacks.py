@@ -118,18 +118,20 @@ def _better(mode, current, reference, min_delta=0.0):
 
 
 class ModelCheckpoint(Callback):
-    """Save the model's weights after each epoch through Module.save (atomic: a crash leaves the
-    previous file whole). `filepath` may hold {epoch} and log keys ({epoch:02d}-{val_loss:.2f}).
-    With save_best_only, only when `monitor` improves: a NaN never does, so a good checkpoint is
+    """Save the model's weights after each epoch (or every save_freq batches, {batch} in the name) through
+    Module.save (atomic: a crash leaves the previous file whole). `filepath` may hold {epoch} and log
+    keys ({epoch:02d}-{val_loss:.2f}). With save_best_only, only when `monitor` improves: a NaN never does, so a good checkpoint is
     never replaced by a diverged model. A name ending in .keras writes the Keras 3 file (Model.save), one
     ending in .weights.h5 Keras 3's weights file (save_weights); save_weights_only is accepted for Keras' sake."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__()
-        if save_freq != "epoch":
-            raise ValueError(f"ModelCheckpoint save_freq must be 'epoch' (saving every N batches is not "
-                             f"supported), got {save_freq!r}")
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError(f"ModelCheckpoint save_freq must be 'epoch' or a number of batches >= 1, got {save_freq!r}")
+        self.save_freq, self._epoch, self._seen, self._last_batch = save_freq, 0, 0, None
+        if save_freq != "epoch":  # NOTE: an instance hook, so that fit reads batch logs (a sync) only for it
+            self.on_train_batch_end = self._on_batch_end
         self.filepath = path_argument(filepath, "ModelCheckpoint", "filepath")
         # a .keras name saves the Keras 3 file (Model.save), a .weights.h5 one Keras' weights file (save_weights)
         if not self.filepath.lower().endswith((".keras", ".weights.h5")):
@@ -147,10 +149,27 @@ class ModelCheckpoint(Callback):
         default = math.inf if self.mode == "min" else -math.inf
         self.best = default if initial_value_threshold is None else float(initial_value_threshold)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        """Remember the epoch (a save every save_freq batches names it)."""
+        self._epoch = epoch
+
+    def _on_batch_end(self, batch, logs=None):
+        """With save_freq=N: save every N batches (counted across epochs, as Keras), {batch} in the name."""
+        self._seen += batch + 1 if self._last_batch is None or batch <= self._last_batch else batch - self._last_batch
+        self._last_batch = batch
+        if self._seen >= self.save_freq:
+            self._seen = 0
+            self._save(self._epoch, batch, logs)
+
     def on_epoch_end(self, epoch, logs=None):
-        """Save (when the monitored value improved, with save_best_only)."""
+        """Save (when the monitored value improved, with save_best_only), for save_freq='epoch'."""
+        if self.save_freq == "epoch":
+            self._save(epoch, None, logs)
+
+    def _save(self, epoch, batch, logs):
         logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        path = self.filepath.format(epoch=epoch + 1, **logs) if batch is None else \
+            self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
@@ -357,6 +376,27 @@ class CSVLogger(Callback):
             self.file = None
 
 
+class LambdaCallback(Callback):
+    """A callback made of functions, as Keras': on_epoch_begin/on_epoch_end(epoch, logs),
+    on_train_batch_begin/on_train_batch_end(batch, logs), on_train_begin/on_train_end(logs), and any other
+    hook by its name (on_test_batch_end=..., on_predict_end=...)."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+        super().__init__()
+        given = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end, on_train_begin=on_train_begin,
+                     on_train_end=on_train_end, on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end, **kwargs)
+        for hook, function in given.items():
+            if not hook.startswith("on_") or not callable(getattr(Callback, hook, None)):
+                raise TypeError(f"LambdaCallback: unknown hook {hook!r}; the hooks are "
+                                f"{', '.join(name for name in vars(Callback) if name.startswith('on_'))}")
+            if function is not None:
+                if not callable(function):
+                    raise TypeError(f"LambdaCallback: {hook} must be a function, got {function!r}")
+                setattr(self, hook, function)  # NOTE: an instance attribute: CallbackList.wants sees it
+
+
 class CallbackList:
     """The callbacks of one fit/evaluate/predict call, called in order (not public API)."""
 
@@ -372,14 +412,19 @@ class CallbackList:
             cb.set_params(params)
 
     def wants(self, hook):
-        """Whether some callback overrides `hook` (so batch logs must be computed for it)."""
-        return any(getattr(type(cb), hook) is not getattr(Callback, hook) for cb in self.callbacks)
+        """Whether some callback overrides `hook` (so batch logs must be computed for it); a LambdaCallback
+        overrides the hooks it was given."""
+        return any(getattr(type(cb), hook) is not getattr(Callback, hook) or hook in vars(cb) for cb in self.callbacks)
 
     def call(self, hook, *args):
+        """Call `hook` of each callback; logs of None become {} as in Keras, where a hook with nothing to
+        report gets an empty dict (so the guides' `list(logs.keys())` runs in every hook)."""
+        if args and args[-1] is None:
+            args = args[:-1] + ({},)
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
 
 __all__ = ["Callback", "History", "ModelCheckpoint", "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau",
-           "CSVLogger"]
+           "CSVLogger", "LambdaCallback"]
 __getattr__ = not_offered('keras.callbacks', __all__)

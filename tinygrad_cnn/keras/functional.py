@@ -3,8 +3,9 @@
 
 Supported: one input and one output, each layer used once; between them a chain of layers (as in the
 tutorials' functional models, which then is a Sequential of them) or a graph with branches that merge
-again (Add, Concatenate: residual blocks, parallel towers). Several inputs or outputs, and shared
-layers, raise NotImplementedError naming the limit. Subclassing (`class M(keras.Model)` with call())
+again (Add, Concatenate: residual blocks, parallel towers). Several outputs make a model that runs
+(model(x) and predict give a list, as a feature extractor does) but does not compile. Several inputs
+and shared layers raise NotImplementedError naming the limit. Subclassing (`class M(keras.Model)` with call())
 works for calling the model and for fit/evaluate/predict."""
 import inspect
 import re
@@ -25,6 +26,7 @@ class KerasTensor:
     layer that made it from its parent."""
 
     _symbolic = True
+    dtype = "float32"  # NOTE: every layer here computes in float32
 
     def __init__(self, shape, layer=None, parents=(), name=None):
         self.shape = (None,) + tuple(shape)
@@ -53,13 +55,19 @@ def apply(node, layer):
     shape = node._sample_shape
     if not layer.built:
         layer.build(shape)
-    return KerasTensor(layer.compute_output_shape(shape), layer, [node])
+    return _recorded(KerasTensor(layer.compute_output_shape(shape), layer, [node]))
 
 
 def apply_merge(nodes, layer):
     """A merge layer called on several symbolic nodes: check their shapes, record the call."""
     shapes = [n._sample_shape for n in nodes]
-    return KerasTensor(layer.compute_output_shape(shapes), layer, nodes)
+    return _recorded(KerasTensor(layer.compute_output_shape(shapes), layer, nodes))
+
+
+def _recorded(node):
+    """The node, also kept as its layer's `output` (Keras' layer.output: its latest call's)."""
+    node.layer.__dict__["_keras_output"] = node
+    return node
 
 
 def _parents(node):
@@ -67,20 +75,21 @@ def _parents(node):
 
 
 def _graph(inputs, outputs):
-    """(the input, the nodes from it to `outputs` in an order where each comes after its parents)."""
-    for what, value in (("inputs", inputs), ("outputs", outputs)):
-        if isinstance(value, (list, tuple, dict)):
-            if len(value) != 1:
-                raise NotImplementedError(f"keras.Model: several {what} are not supported here (one input and one "
-                                          f"output); got {len(value)}")
+    """(the input, the nodes from it to `outputs` in an order where each comes after its parents, the output
+    nodes: one, or several for a model that only runs: a feature extractor)."""
+    if isinstance(inputs, (list, tuple, dict)) and len(inputs) != 1:
+        raise NotImplementedError(f"keras.Model: several inputs are not supported here (one input); got "
+                                  f"{len(inputs)}")
+    if isinstance(outputs, (list, tuple, dict)) and len(outputs) == 0:
+        raise ValueError("keras.Model: outputs is empty")
     inputs = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
-    outputs = next(iter(outputs.values())) if isinstance(outputs, dict) else outputs
     inputs = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-    outputs = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-    if not getattr(inputs, "_symbolic", False) or not getattr(outputs, "_symbolic", False):
+    ends = list(outputs.values()) if isinstance(outputs, dict) else \
+        list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    if not getattr(inputs, "_symbolic", False) or not all(getattr(end, "_symbolic", False) for end in ends):
         raise TypeError(f"keras.Model(inputs, outputs) takes keras.Input(...) and what layers made of it, got "
-                        f"{type(inputs).__name__} and {type(outputs).__name__}")
-    order, done, stack = [], set(), [(outputs, False)]
+                        f"{type(inputs).__name__} and {', '.join(type(end).__name__ for end in ends)}")
+    order, done, stack = [], set(), [(end, False) for end in reversed(ends)]
     while stack:  # NOTE: depth-first, parents before children, without recursion (deep models)
         node, expanded = stack.pop()
         if id(node) in done:
@@ -103,7 +112,9 @@ def _graph(inputs, outputs):
             raise NotImplementedError(f"keras.Model: layer {node.layer.name or type(node.layer).__name__!r} is used "
                                       f"twice (shared layers are not supported here)")
         seen.add(id(node.layer))
-    return inputs, order
+    if any(end is inputs for end in ends) and len(ends) > 1:
+        raise NotImplementedError("keras.Model: the input itself as one of several outputs is not supported here")
+    return inputs, order, ends
 
 
 def nn_add(model, layer):
@@ -124,18 +135,21 @@ class Model(Sequential):
         if kwargs:
             raise TypeError(f"keras.Model got unexpected arguments {sorted(kwargs)}")
         self._subclassed = inputs is None and outputs is None
-        self._nodes = None  # the graph, for a functional model with branches
+        self._nodes, self._several = None, False  # the graph, for a functional model with branches
         if not self._subclassed:
             if inputs is None or outputs is None:
                 raise ValueError("keras.Model needs both inputs= and outputs= (or neither, when subclassing)")
-            inputs, nodes = _graph(inputs, outputs)
+            inputs, nodes, ends = _graph(inputs, outputs)
         Sequential.__init__(self, name=name or self.default_name)
         if self._subclassed:
             return
         self._declared_shape = tuple(inputs._sample_shape)
+        self._graph_ends = (inputs, ends)
+        self._several = len(ends) > 1  # several outputs: a model that runs (a feature extractor), not trained
         # NOTE: as Keras, a functional model lists its InputLayer first: model.layers[i] is Keras' layer i
         nn_add(self, InputLayer(shape=self._declared_shape, name=getattr(inputs, "name", None)))
-        if all(len(_parents(node)) == 1 for node in nodes) and \
+        self.layers[0].__dict__["_keras_output"] = inputs  # Keras' InputLayer.output: the input itself
+        if not self._several and all(len(_parents(node)) == 1 for node in nodes) and \
                 all(node.parents[0] is (nodes[i - 1] if i else inputs) for i, node in enumerate(nodes)):
             for node in nodes:  # a chain: a Sequential of its layers
                 Sequential.add(self, node.layer)
@@ -145,6 +159,29 @@ class Model(Sequential):
         for node in nodes:
             nn_add(self, node.layer)  # names the layers (conv2d, add, ...) and lists them, in graph order
         self.built_input_shape, self.built = self._declared_shape, True
+
+    _traces_symbolic = False
+
+    def _traced(self):
+        """The graph's (input, output) as given to keras.Model (a subclassed model has none)."""
+        if self._subclassed:
+            raise ValueError(f"{self.label()}: a subclassed model has no symbolic inputs or outputs (Keras' "
+                             f"model.inputs); build a functional keras.Model(inputs, outputs) for a feature extractor")
+        return self._graph_ends[0], self._graph_ends[1][0]
+
+    @property
+    def outputs(self):
+        """[the symbolic outputs], as given to keras.Model."""
+        self._traced()
+        return list(self._graph_ends[1])
+
+    def compile(self, *args, **kwargs):
+        """Sequential.compile; refused for a model of several outputs, which here only runs (model(x), predict)."""
+        if self._several:
+            raise NotImplementedError(f"compile: a keras.Model of several outputs ({len(self._graph_ends[1])}) runs "
+                                      f"here (model(x), predict) but does not train: one loss for one output; "
+                                      f"make a model per output to train it")
+        return super().compile(*args, **kwargs)
 
     def __setattr__(self, name, value):
         # NOTE: a subclass assigns layers before its call() uses them: they need names, as Sequential's do
@@ -223,6 +260,8 @@ class Model(Sequential):
             if stop_before_output and node is self._nodes[-1]:
                 return args
             values[id(node)] = node.layer(args[0] if len(args) == 1 else args)
+        if self._several:
+            return [values[id(end)] for end in self._graph_ends[1]]
         return values[id(self._nodes[-1])]
 
     def forward(self, x):
@@ -267,6 +306,9 @@ class Model(Sequential):
 
     def _output_shape(self, input_shape):
         if self.is_graph:
+            if self._several:
+                raise NotImplementedError(f"{self.label()}: a model of several outputs has several output shapes: "
+                                          f"read them from model.outputs")
             return self._nodes[-1]._sample_shape
         if not self._subclassed:
             return super()._output_shape(input_shape)

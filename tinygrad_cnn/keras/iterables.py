@@ -146,7 +146,7 @@ class BatchesMixin:
                     xb, yb = Tensor(x, device=self._device()), Tensor(y, device=self._device())
                     out, logits = self._output(xb)
                     running.record(self.loss.compute(out, yb, logits), metrics, out, yb, logits)
-                    hooks.call("on_test_batch_end", step, None)
+                    hooks.call("on_test_batch_end", step, running.logs() if hooks.wants("on_test_batch_end") else None)
         finally:
             self.train(was_training)
         if step < 0:
@@ -170,7 +170,7 @@ class BatchesMixin:
                     x, _ = _pair(batch, "predict", step, want_y=False)
                     hooks.call("on_predict_batch_begin", step, None)
                     outputs.append(self(Tensor(x, device=self._device() if self.built else None)))
-                    hooks.call("on_predict_batch_end", step, None)
+                    hooks.call("on_predict_batch_end", step, {"outputs": outputs[-1]})
         finally:
             self.train(was_training)
         hooks.call("on_predict_end", None)

@@ -90,6 +90,20 @@ class Trainable:
         """Every weight, layer by layer in get_weights() order (Keras': kernel, bias, gamma, beta, moving mean...)."""
         return [t for _, t in self._named_tensors()]
 
+    # NOTE: Keras 3's other names of the three lists
+    trainable_variables, non_trainable_variables, variables = trainable_weights, non_trainable_weights, weights
+
+    @property
+    def output(self):
+        """The symbolic tensor this layer made when called on keras.Input (in a functional model, or in a
+        Sequential declared with keras.Input), as Keras' layer.output: a feature extractor is then
+        `keras.Model(inputs=model.inputs, outputs=model.get_layer("conv").output)`."""
+        node = self.__dict__.get("_keras_output")
+        if node is None:
+            raise ValueError(f"{self.label()}.output: the layer has never been called on a symbolic input, so it "
+                             f"has no output yet (declare the model's input with keras.Input(shape=...) first)")
+        return node
+
     def count_params(self):
         """The number of scalars in all the weights, frozen ones and BatchNormalization's moving statistics
         included, as Keras counts them; a ValueError before the weights exist (it was 0), as Keras."""
@@ -154,6 +168,13 @@ class _InputShape(Trainable):
         if training is None and outside_model_calls() and not getattr(x, "_symbolic", False):
             training = False
         return super().__call__(x, training)
+
+    def build(self, input_shape):
+        """Make the weights for inputs of `input_shape`; Keras' shape with the batch axis, (None, 4), is taken
+        as Keras' layer.build takes it."""
+        if isinstance(input_shape, (tuple, list)) and len(input_shape) > 1 and input_shape[0] is None:
+            input_shape = tuple(input_shape[1:])
+        return super().build(input_shape)
 
     def get_config(self):
         """Keras' config of this layer (as a .keras file holds it); `type(layer).from_config(config)` makes a
@@ -409,7 +430,7 @@ class Input:
     symbolic input of a functional keras.Model: `x = Dense(8)(inputs)`."""
 
     def __init__(self, shape, name=None, batch_size=None, dtype=None):
-        self.shape = shape_tuple(shape)
+        self._sample_shape = shape_tuple(shape)
         self.name = name
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                        or batch_size < 1):
@@ -418,15 +439,21 @@ class Input:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"Input name must be a string or None, got {name!r}")
         try:
-            self.dtype = None if dtype is None else numpy.dtype(dtype)
+            self.dtype = "float32" if dtype is None else numpy.dtype(dtype).name  # NOTE: Keras' default, a name
         except TypeError:
             raise TypeError(f"Input dtype must be a NumPy dtype or its name (such as 'float32'), got {dtype!r}") from None
 
     _symbolic = True  # layers called on it record the call (keras.Model's functional API)
 
     @property
-    def _sample_shape(self):
-        return self.shape
+    def shape(self):
+        """The shape with Keras' batch axis first, (None, 28, 28, 1) (batch_size when given), as Keras' Input."""
+        return (self.batch_size,) + self._sample_shape
+
+    @property
+    def ndim(self):
+        """Number of axes, the batch axis included."""
+        return len(self.shape)
 
     def _apply(self, layer):
         from .functional import apply
@@ -437,7 +464,7 @@ class Input:
         return apply_merge(nodes, layer)
 
     def __repr__(self):
-        return f"Input(shape={self.shape})"
+        return f"Input(shape={self._sample_shape})"
 
 
 class InputLayer(_InputShape, nn.Layer):
@@ -456,23 +483,23 @@ class InputLayer(_InputShape, nn.Layer):
             shape, batch_size = batch_shape[1:], batch_shape[0] if batch_shape else None
         self.declared = Input(shape, name=name, batch_size=batch_size, dtype=dtype)
         super().__init__(name=name)
-        self.build(self.declared.shape)
+        self.build(self.declared._sample_shape)
 
     @property
     def batch_shape(self):
         """The declared shape with the batch axis first, as Keras' InputLayer has it: (None, 28, 28, 1)."""
-        return (self.declared.batch_size,) + self.declared.shape
+        return (self.declared.batch_size,) + self.declared._sample_shape
 
     def _validate(self, shape):
-        if len(shape) != len(self.declared.shape) + 1 or tuple(shape[1:]) != self.declared.shape:
-            self._fail(shape, f"expects inputs of shape {(None,) + self.declared.shape} (declared by Input)")
+        if len(shape) != len(self.declared._sample_shape) + 1 or tuple(shape[1:]) != self.declared._sample_shape:
+            self._fail(shape, f"expects inputs of shape {(None,) + self.declared._sample_shape} (declared by Input)")
 
     def forward(self, x):
         """x as it is."""
         return x
 
     def _repr_args(self):
-        return f"shape={self.declared.shape}"
+        return f"shape={self.declared._sample_shape}"
 
 
 __all__ = ["Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT",

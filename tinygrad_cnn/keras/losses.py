@@ -27,10 +27,25 @@ class Loss:
     name = "loss"
     activation = None  # the final activation whose logits this loss can take instead
 
-    def __init__(self, from_logits=False):
+    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size", dtype=None):
         if not isinstance(from_logits, bool):
             raise TypeError(f"{type(self).__name__} from_logits must be True or False, got {from_logits!r}")
         self.from_logits = from_logits
+        if name is not None:
+            if not isinstance(name, str):
+                raise TypeError(f"{type(self).__name__} name must be a string, got {name!r}")
+            self.name = name
+        if reduction != "sum_over_batch_size":  # NOTE: Keras' default, the only one fit uses here
+            raise NotImplementedError(f"{type(self).__name__}: reduction={reduction!r} is not supported here, only "
+                                      f"Keras' default 'sum_over_batch_size' (the mean over the batch)")
+        if dtype not in (None, "float32"):
+            raise NotImplementedError(f"{type(self).__name__}: dtype={dtype!r} is not supported (float32)")
+
+    def call(self, y_true, y_pred):
+        """Keras' custom loss: a subclass defines call(y_true, y_pred) returning each sample's loss (a Tensor,
+        keras.ops on it); fit takes its mean over the batch."""
+        raise NotImplementedError(f"{type(self).__name__} must define call(self, y_true, y_pred), returning the loss "
+                                  f"of each sample")
 
     def __call__(self, y_true, y_pred):
         """The mean loss, a 0-d Tensor (differentiable in y_pred)."""
@@ -42,16 +57,23 @@ class Loss:
     def targets(self, y, output_shape):
         """Check NumPy targets for outputs of `output_shape` (batch axis first) and return them in the
         dtype and shape compute() takes; ValueError naming the problem otherwise."""
+        if type(self).call is not Loss.call:  # a custom loss takes the targets as given (floats as float32)
+            return _as_float(y, type(self).__name__) if y.dtype.kind == "f" else y
         y = _as_float(y, type(self).__name__)
         return _like_output(y, output_shape, type(self).__name__)
 
     def compute(self, out, y, logits):
         """The mean loss of outputs `out` (logits when `logits`) against prepared targets `y`."""
-        raise NotImplementedError
+        loss = self.per_sample(out, y, logits)
+        return loss if loss.ndim == 0 else loss.mean()
 
     def per_sample(self, out, y, logits):
-        """The loss of each sample (a Tensor of N values), as Keras' loss functions give it."""
-        raise NotImplementedError
+        """The loss of each sample (a Tensor of N values), as Keras' loss functions give it: call()'s."""
+        loss = self.call(y, out)
+        if not isinstance(loss, Tensor):
+            raise TypeError(f"{type(self).__name__}.call must return a Tensor (use keras.ops), got "
+                            f"{type(loss).__name__}")
+        return loss
 
     def weighted(self, out, y, logits, weights):
         """Keras' weighted mean: sum(weight * per-sample loss) / N (divided by the batch size, not by the
@@ -114,12 +136,18 @@ class SparseCategoricalCrossentropy(Loss):
             # NOTE: the op itself, not F.cross_entropy, whose check of the label range reads the labels
             # back from the device each batch; targets() checked them once, on the host
             return F.softmax_cross_entropy(out, y, reduction="mean")
-        return F.nll_loss(out.clip(EPSILON, 1 - EPSILON).log(), y)
+        return F.nll_loss(_normalized(out).clip(EPSILON, 1 - EPSILON).log(), y)
 
     def per_sample(self, out, y, logits):
         """-log p of each sample's class."""
-        log_p = out.log_softmax(axis=-1) if logits else out.clip(EPSILON, 1 - EPSILON).log()
+        log_p = out.log_softmax(axis=-1) if logits else _normalized(out).clip(EPSILON, 1 - EPSILON).log()
         return F.nll_loss(log_p, y, reduction="none")
+
+
+def _normalized(p):
+    """Probabilities divided by their sum over the last axis, as Keras' cross-entropies take them: a y_pred
+    that does not sum to 1 ([0.2, 0.7]) is read as [0.22, 0.78] (-log(0.7 / 0.9) = 0.251, not 0.357)."""
+    return p / p.sum(axis=-1, keepdims=True)
 
 
 class CategoricalCrossentropy(Loss):
@@ -133,7 +161,7 @@ class CategoricalCrossentropy(Loss):
 
     def per_sample(self, out, y, logits):
         """-sum(y * log p) of each sample."""
-        log_p = out.log_softmax(axis=-1) if logits else out.clip(EPSILON, 1 - EPSILON).log()
+        log_p = out.log_softmax(axis=-1) if logits else _normalized(out).clip(EPSILON, 1 - EPSILON).log()
         return -(y * log_p).sum(axis=-1)
 
 
@@ -170,8 +198,8 @@ class MeanSquaredError(Loss):
 
     kind, name = "regression", "mean_squared_error"
 
-    def __init__(self):
-        super().__init__(False)
+    def __init__(self, reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(False, name, reduction, dtype)
 
     def compute(self, out, y, logits):
         """mse of the outputs."""

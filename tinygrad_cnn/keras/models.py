@@ -13,6 +13,7 @@ import numpy
 from .. import nn
 from ..device import to_device
 from ..autograd import no_grad
+from ..nn import functional as F
 from ..nn.layers import Activated
 from ..tensor import Tensor, concatenate, get_rng
 from . import callbacks as callbacks_module
@@ -23,7 +24,10 @@ from .layers import (Input, InputLayer, Trainable, apply_trainable, from_keras_l
                      thawed, to_keras_layout)
 from .progress import Progress
 
-METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
+METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy",
+           "mae", "mean_absolute_error", "mse", "mean_squared_error")
+# NOTE: Keras' short and long names of the two error metrics; each is logged under the name given
+ERRORS = {"mae": "mae", "mean_absolute_error": "mae", "mse": "mse", "mean_squared_error": "mse"}
 
 
 def _count(value, name, low=1):
@@ -83,6 +87,10 @@ def _metric_names(metrics, who):
     labels = [m.name if isinstance(m, metrics_module.Metric) else m for m in metrics or []]
     names = [metrics_module.name_of(m) for m in metrics or []]
     for name in names:
+        if callable(name):
+            raise NotImplementedError(f"compile: metric functions ({getattr(name, '__name__', name)!r}) are not taken "
+                                      f"by compile here, only {', '.join(map(repr, METRICS))}; compute it from "
+                                      f"model.predict(x), or in a Callback's on_epoch_end")
         if not isinstance(name, str) or name.lower() not in METRICS:
             raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
     return names, labels
@@ -102,16 +110,26 @@ def _unique(labels):
 
 
 class _Metric:
-    """An accuracy: sum of hits per batch (a Tensor, no sync) and hits possible per sample."""
+    """An accuracy: sum of hits per batch (a Tensor, no sync) and hits possible per sample; or an error
+    ('mae', 'mse'): the sum of absolute or squared errors per batch and outputs per sample. `activation` is
+    the final activation fit skipped for the loss (softmax, sigmoid), which an error applies again."""
 
-    def __init__(self, name, kind, weighted=False):
-        self.name, self.kind, self.weighted = name, kind, weighted
+    def __init__(self, name, kind, weighted=False, activation=None):
+        self.name, self.kind, self.weighted, self.activation = name, kind, weighted, activation
 
     def hits(self, out, y, logits, weights=None):
         """(hits in the batch, hits possible per sample); a weighted metric given the samples' weights
         counts each sample's hits times its weight."""
         with no_grad():
-            if self.kind == "sparse":
+            if self.kind in ("mae", "mse"):
+                if logits and self.activation is not None:
+                    out = F.softmax(out, axis=-1) if self.activation == "softmax" else F.sigmoid(out)
+                if y.size != out.size:
+                    raise ValueError(f"metric {self.name!r}: the targets (shape {tuple(y.shape)}) must have the "
+                                     f"output's shape {tuple(out.shape)} (give one-hot targets for class outputs)")
+                error = out - y.reshape(out.shape).astype(out.dtype)
+                hit, per = (error.abs() if self.kind == "mae" else error * error), int(numpy.prod(out.shape[1:]))
+            elif self.kind == "sparse":
                 hit, per = out.argmax(axis=-1) == y, 1
             elif self.kind == "categorical":
                 hit, per = out.argmax(axis=-1) == y.argmax(axis=-1), 1
@@ -224,13 +242,45 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         if isinstance(layer, (Input, InputLayer)):  # NOTE: as Keras 3, not listed in a Sequential's layers
             if self.layers or self._declared_shape is not None:
                 raise ValueError("Input(...) must be the first entry of a Sequential")
-            self._declared_shape = layer.shape if isinstance(layer, Input) else layer.declared.shape
+            self._declared_shape = layer._sample_shape if isinstance(layer, Input) else layer.declared._sample_shape
             return self
         super().add(layer)
         shape = self._declared_shape or getattr(layer, "keras_input_shape", None)
         if not self.built and len(self.layers) == 1 and shape is not None:
             self.build(shape)
+        if self.built and self._traces_symbolic:
+            self._traced()  # NOTE: as Keras, each layer's `output` exists once the input shape is known
         return self
+
+    _traces_symbolic = True  # a functional keras.Model keeps the graph it was made from instead
+
+    @property
+    def inputs(self):
+        """[the symbolic input], Keras' model.inputs, once the input shape is known (keras.Input or a build):
+        with a layer's `output`, a feature extractor is keras.Model(inputs=model.inputs, outputs=layer.output)."""
+        return [self._traced()[0]]
+
+    @property
+    def outputs(self):
+        """[the symbolic output], Keras' model.outputs (see inputs)."""
+        return [self._traced()[1]]
+
+    def _traced(self):
+        """(symbolic input, symbolic output) of the layers called in turn on keras.Input of the input shape,
+        which also sets each layer's `output`; made again when the layers change."""
+        shape = self._declared_input_shape() or (self.built_input_shape if self.built else None)
+        if shape is None:
+            raise ValueError(f"{self.label()}: the model has no inputs yet: give keras.Input(shape=...) as its first "
+                             f"entry, or build it")
+        key = (tuple(shape), tuple(id(layer) for layer in self.layers))
+        cached = self.__dict__.get("_symbolic")
+        if cached is None or cached[0] != key:
+            from .functional import apply
+            start = node = Input(shape)
+            for layer in self.layers:
+                node = apply(node, layer)
+            self.__dict__["_symbolic"] = cached = (key, start, node)
+        return cached[1], cached[2]
 
     def pop(self):
         """Remove the last layer and return it, as Keras (the declared input shape stays)."""
@@ -370,6 +420,11 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         for name, label, weighs in zip(self.metric_names + self.weighted_metric_names,
                                        self._metric_labels + self._weighted_labels, weighted):
             key = name.lower()
+            if key in ERRORS:
+                skipped = not self.loss.from_logits and self.loss.activation is not None and \
+                    self._final_activation() == self.loss.activation
+                found.append(_Metric(label, ERRORS[key], weighs, self.loss.activation if skipped else None))
+                continue
             if key in ("accuracy", "acc"):  # Keras' choice, from the shapes
                 if out_shape[-1] == 1:
                     kind = "binary"
@@ -568,6 +623,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         w = None if w is None else self._resident(device, w)[0]
         self.eval()
         running, progress = RunningMeans(), Progress(-(-len(x) // batch_size), verbose)
+        batch_logs_wanted = hooks.wants("on_test_batch_end")
         hooks.call("on_test_begin", None)
         try:
             with no_grad():
@@ -577,9 +633,11 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     wb = None if w is None else Tensor(w[index], device=device)
                     out, logits = self._output(xb)
                     running.record(self._loss(out, yb, logits, wb), metrics, out, yb, logits, wb)
-                    hooks.call("on_test_batch_end", step, None)
+                    # NOTE: as Keras, the running means so far (read only when a callback wants them: a sync)
+                    batch_logs = running.logs() if batch_logs_wanted else None
+                    hooks.call("on_test_batch_end", step, batch_logs)
                     if progress.due(step + 1):
-                        progress.update(step + 1, running.logs())
+                        progress.update(step + 1, batch_logs or running.logs())
         finally:
             self.train(was_training)
         logs = running.logs()
@@ -638,13 +696,15 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 for step, index in self._batches(len(x), batch_size):
                     hooks.call("on_predict_batch_begin", step, None)
                     outputs.append(self(Tensor(x[index], device=device)))  # read back once, at the end
-                    hooks.call("on_predict_batch_end", step, None)
+                    hooks.call("on_predict_batch_end", step, {"outputs": outputs[-1]})  # NOTE: Keras' logs
                     if progress.due(step + 1):
                         progress.update(step + 1, {})
         finally:
             self.train(was_training)
         progress.finish({})
         hooks.call("on_predict_end", None)
+        if outputs and isinstance(outputs[0], list):  # a functional model of several outputs: one array each
+            return [concatenate([batch[i] for batch in outputs]).numpy() for i in range(len(outputs[0]))]
         if not outputs:
             return numpy.zeros((0,) + tuple(self.compute_output_shape(x.shape[1:])), dtype="float32")
         return concatenate(outputs).numpy()

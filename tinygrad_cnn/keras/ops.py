@@ -2,7 +2,9 @@
 .numpy()), as Keras' own do; `tf.argmax` and `tf.convert_to_tensor` are these too."""
 from ..nn import functional as F
 from ..spellings import torch_names
+from .. import tensor as _tensor
 from ..tensor import Tensor
+from .offered import not_offered
 
 
 def convert_to_tensor(x, dtype=None):
@@ -66,7 +68,92 @@ def one_hot(x, num_classes):
     return Tensor(to_categorical(convert_to_numpy(x), num_classes))
 
 
+def ones(shape, dtype=None):
+    """A Tensor of ones of `shape` (float32 unless dtype says)."""
+    return _tensor.ones(shape, dtype=dtype or "float32")
+
+
+def zeros(shape, dtype=None):
+    """A Tensor of zeros of `shape` (float32 unless dtype says)."""
+    return _tensor.zeros(shape, dtype=dtype or "float32")
+
+
+def _binary(method):
+    def op(x1, x2):
+        x1 = F.as_tensor(x1, f"{method} input")
+        return getattr(x1, f"__{method}__")(x2)
+    op.__name__ = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide"}[method]
+    op.__doc__ = f"Elementwise {op.__name__} (NumPy's broadcasting), a Tensor."
+    return op
+
+
+add, subtract, multiply, divide = _binary("add"), _binary("sub"), _binary("mul"), _binary("truediv")
+
+
+def matmul(x1, x2):
+    """Matrix product with NumPy's rules (1-D, 2-D and batched operands)."""
+    return _tensor.matmul(F.as_tensor(x1, "matmul input"), F.as_tensor(x2, "matmul input"))
+
+
+def _unary(name, doc):
+    def op(x):
+        return getattr(F.as_tensor(x, f"{name} input"), name)()
+    op.__name__, op.__doc__ = name, doc
+    return op
+
+
+abs = _unary("abs", "Elementwise |x|.")  # noqa: A001 (Keras' name)
+sqrt = _unary("sqrt", "Elementwise square root (nan below 0, as Keras).")
+exp = _unary("exp", "Elementwise e**x.")
+log = _unary("log", "Elementwise natural logarithm (nan below 0, -inf at 0, as Keras).")
+
+
+def square(x):
+    """Elementwise x * x."""
+    x = F.as_tensor(x, "square input")
+    return x * x
+
+
+def shape(x):
+    """The shape as a tuple of ints."""
+    return tuple(F.as_tensor(x, "shape input").shape)
+
+
+def cast(x, dtype):
+    """x as `dtype` (a Tensor)."""
+    return F.as_tensor(x, "cast input").astype(dtype)
+
+
+def concatenate(xs, axis=0):
+    """Join arrays along an existing axis."""
+    return _tensor.concatenate([F.as_tensor(x, "concatenate input") for x in xs], axis=axis)
+
+
+def stack(x, axis=0):
+    """Join arrays of one shape along a new axis."""
+    return _tensor.stack([F.as_tensor(t, "stack input") for t in x], axis=axis)
+
+
+def expand_dims(x, axis):
+    """x with a new axis of size 1 at `axis`."""
+    return F.as_tensor(x, "expand_dims input").expand_dims(axis)
+
+
+def squeeze(x, axis=None):
+    """x without its axes of size 1 (or only `axis`)."""
+    return F.as_tensor(x, "squeeze input").squeeze(axis)
+
+
+def transpose(x, axes=None):
+    """x with its axes reversed, or in the order `axes` gives."""
+    x = F.as_tensor(x, "transpose input")
+    return x.transpose() if axes is None else x.transpose(tuple(axes))
+
+
 relu, sigmoid, tanh, softmax, log_softmax = F.relu, F.sigmoid, F.tanh, F.softmax, F.log_softmax
 
 __all__ = ["convert_to_tensor", "convert_to_numpy", "argmax", "argmin", "sum", "mean", "max", "min", "reshape",
-           "one_hot", "relu", "sigmoid", "tanh", "softmax", "log_softmax"]
+           "one_hot", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "ones", "zeros", "add", "subtract",
+           "multiply", "divide", "matmul", "abs", "sqrt", "exp", "log", "square", "shape", "cast", "concatenate",
+           "stack", "expand_dims", "squeeze", "transpose"]
+__getattr__ = not_offered("keras.ops", __all__)

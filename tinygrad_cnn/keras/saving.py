@@ -20,6 +20,7 @@ from .. import nn
 from ..checkpoint import atomic_write
 from ..nn.layers import Activated, Elementwise
 from .layers import to_keras_layout
+from .offered import not_offered
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 FORMAT_VERSION = "3.0.0"  # NOTE: the Keras 3 format these files follow (Keras reads but does not check it)
@@ -686,3 +687,4 @@ def _compile(model, compile_config, where):
 
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError"]
+__getattr__ = not_offered("keras.saving", __all__)
