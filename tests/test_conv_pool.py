@@ -553,6 +553,7 @@ def _check_routing(cupy, g, offset, count):
     np.testing.assert_array_equal(np.stack([a.get() for a in gpu_separate]).reshape(expected.shape), expected)
 
 
+@pytest.mark.kernels
 def test_fused_convolution_builds_its_im2col_views_once_per_buffer_not_per_chunk(monkeypatch):
     """as_strided is Python code that holds the GIL the other thread needs between its NumPy calls: the
     fused convolution makes the view its im2col copies into once per buffer and chunk size (a count, not
