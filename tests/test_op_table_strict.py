@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import tinygrad_cnn as tc
-from tinygrad_cnn import Tensor, ops
+from tinygrad_cnn import Tensor, norms, ops
 from tinygrad_cnn.device import canonical_device, device_of
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.testing import gradcheck
@@ -104,7 +104,7 @@ PLANTED = {  # op whose backward gets scaled by 1 + 1e-4 -> rows that must catch
     ops.MatMul: ["matmul_2d_2d", "matmul_batched"], ops.Linear: ["linear", "linear_no_bias", "linear_relu"],
     ops.Maximum: ["maximum"], ops.Tanh: ["tanh"], ops.Sigmoid: ["sigmoid"], ops.LogSumExp: ["logsumexp"],
     ops.Softmax: ["softmax"], ops.Max: ["max_axis_int"], ops.GetItem: ["getitem_int_array_repeated"],
-    ops.Norm: ["norm_2.0_axis_int", "norm_3.0_axis_int", "norm_inf_axis_tuple"],
+    norms.Norm: ["norm_2.0_axis_int", "norm_3.0_axis_int", "norm_inf_axis_tuple"],
 }
 PLANTED_CASES = [(op, name) for op, names in PLANTED.items() for name in names]
 

@@ -116,6 +116,14 @@ class _TorchMethods:
                                f"{self.shape}); use transpose(dim0, dim1) or permute(...)")
         return self.transpose()
 
+    @torch_names
+    def norm(self, p="fro", axis=None, keepdims=False):
+        """torch's x.norm(p="fro", dim=None, keepdim=False): the vector p-norm over dim (None: all elements) for
+        p = "fro" (the 2-norm of the elements), 1, 2, float("inf") or any p > 0; the gradient where the norm is 0
+        is 0, as torch's. Matrix norms ("nuc", p <= 0) are refused. (The op: norms.py.)"""
+        from .norms import norm
+        return norm(self, p, axis, keepdims)
+
     def pow(self, exponent):
         """self ** exponent."""
         return self ** exponent

@@ -577,16 +577,6 @@ class Tensor(TorchMethods):
         return -((-self).max(axis=axis, keepdims=keepdims))
 
     @torch_names
-    def norm(self, p="fro", axis=None, keepdims=False):
-        """torch's x.norm(p="fro", dim=None, keepdim=False): the vector p-norm over dim (None: all elements) for
-        p = "fro" (the 2-norm of the elements), 1, 2, float("inf") or any p > 0; the gradient where the norm is 0
-        is 0, as torch's. Matrix norms ("nuc", p <= 0) are refused."""
-        p, axis = checks.norm_order(p), self._axis(axis)
-        if p == float("inf"):
-            checks.something_to_pick(self, "norm(p=inf)", axis)
-        return self._float_op(ops.Norm, "norm", p=p, axis=axis, keepdims=keepdims)
-
-    @torch_names
     def logsumexp(self, axis=None, keepdims=False):
         """log(sum(exp(x))) over `axis`, with the max subtracted first so it never overflows;
         -inf (the log of an empty sum) over a zero-size axis, as in PyTorch."""
