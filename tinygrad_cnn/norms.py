@@ -7,7 +7,7 @@ import math
 
 from . import checks
 from .autograd import Function, constant
-from .ops import Reshape, _keep_axes
+from .ops import Reshape, keep_axes
 
 
 class Norm(Function):
@@ -35,7 +35,7 @@ class Norm(Function):
         return out if keepdims else out.squeeze(axis=axis) if axis is not None else out.reshape(())
 
     def backward(self, g):
-        return _keep_axes(g, self.x.shape, self.axis) * self._slope(self.x, self.n, lambda a: a)
+        return keep_axes(g, self.x.shape, self.axis) * self._slope(self.x, self.n, lambda a: a)
 
     def _slope(self, x, n, wrap):
         """d norm / dx from arrays or (backward_graph) Tensors; signs and masks, whose own derivative is 0,

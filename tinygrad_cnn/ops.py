@@ -328,10 +328,10 @@ class Sum(Function):
         return x.sum(axis=axis, keepdims=keepdims)
 
     def backward(self, g):
-        return self.xp.broadcast_to(_keep_axes(g, self.shape, self.axis), self.shape)
+        return self.xp.broadcast_to(keep_axes(g, self.shape, self.axis), self.shape)
 
     def backward_graph(self, g, inputs, output):
-        kept = Reshape.apply(g, shape=_keep_axes(g.data, self.shape, self.axis).shape)  # (a view: no copy)
+        kept = Reshape.apply(g, shape=keep_axes(g.data, self.shape, self.axis).shape)  # (a view: no copy)
         return Expand.apply(kept, shape=self.shape)
 
 
@@ -349,12 +349,12 @@ class Max(Function):
     def backward(self, g):
         mask = self.mask.astype(g.dtype)
         count = mask.sum(axis=self.axis, keepdims=True)
-        return _keep_axes(g, mask.shape, self.axis) * (mask / count)
+        return keep_axes(g, mask.shape, self.axis) * (mask / count)
 
     def backward_graph(self, g, inputs, output):
         mask = self.mask.astype(g.dtype)
         share = constant(mask / mask.sum(axis=self.axis, keepdims=True), self.device)
-        return Reshape.apply(g, shape=_keep_axes(g.data, mask.shape, self.axis).shape) * share
+        return Reshape.apply(g, shape=keep_axes(g.data, mask.shape, self.axis).shape) * share
 
 
 class LogSumExp(Function):
@@ -378,10 +378,10 @@ class LogSumExp(Function):
         return out if keepdims else out.squeeze(axis=axis) if axis is not None else out.reshape(())
 
     def backward(self, g):
-        return _keep_axes(g, self.softmax.shape, self.axis) * self.softmax
+        return keep_axes(g, self.softmax.shape, self.axis) * self.softmax
 
     def backward_graph(self, g, inputs, output):
-        kept = _keep_axes(g.data, inputs[0].shape, self.axis).shape
+        kept = keep_axes(g.data, inputs[0].shape, self.axis).shape
         return Reshape.apply(g, shape=kept) * (inputs[0] - Reshape.apply(output, shape=kept)).exp()
 
 
@@ -422,7 +422,7 @@ class LogSoftmax(Function):
         return g - output.exp() * g.sum(axis=self.axis, keepdims=True)
 
 
-def _keep_axes(g, shape, axis):
+def keep_axes(g, shape, axis):
     """Reshape a reduced gradient so it broadcasts against the unreduced `shape`."""
     if axis is None:
         return g.reshape((1,) * len(shape))
