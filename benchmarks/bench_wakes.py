@@ -35,6 +35,15 @@ from bench_two_cores import make_step
 KERNELS = {"direct": None, "winograd": 32}  # winograd.WINS_FROM_CHANNELS for each side
 
 
+def sides(chunk_mbs):
+    """{side name: (winograd.WINS_FROM_CHANNELS, winograd.CHUNK_BYTES or None for the module's own)}:
+    direct, Winograd, and Winograd at each of the chunk sizes `chunk_mbs` (MiB)."""
+    found = {name: (wins, None) for name, wins in KERNELS.items()}
+    for mb in chunk_mbs:
+        found[f"winograd {mb:g} MiB chunks"] = (KERNELS["winograd"], int(mb * (1 << 20)))
+    return found
+
+
 def voluntary_switches():
     """Voluntary context switches of all this process's threads so far (Linux), or None."""
     total = 0
@@ -101,10 +110,12 @@ class OpSwitches:
         parallel._run = self.original
 
 
-def timed_side(step, kernel, steps):
-    """(wall ms, CPU ms, switches) a step with conv2 on `kernel`, the switches per op per step, and the
-    share of a core other processes used meanwhile."""
-    winograd.WINS_FROM_CHANNELS = KERNELS[kernel]
+def timed_side(step, side, steps):
+    """(wall ms, CPU ms, switches) a step with conv2 on `side` (wins, chunk bytes: see `sides`), the
+    switches per op per step, and the share of a core other processes used meanwhile."""
+    winograd.WINS_FROM_CHANNELS, chunk = side
+    if chunk is not None:
+        winograd.CHUNK_BYTES = chunk
     step(0)
     step(1)
     with OpSwitches() as ops:
@@ -125,23 +136,30 @@ def main():
     p.add_argument("--steps", type=int, default=10, help="steps per side per round")
     p.add_argument("--max-others", type=float, default=0.1,
                    help="measure a round again when other processes used more than this share of a core")
+    p.add_argument("--winograd-chunk-mb", default="",
+                   help="comma-separated chunk sizes (MiB) to time Winograd at besides its own "
+                        f"({winograd.CHUNK_BYTES / (1 << 20):g}): bigger chunks, fewer NumPy calls and sleeps")
     p.add_argument("--json", default=None)
     args = p.parse_args()
+    kernels = sides([float(mb) for mb in args.winograd_chunk_mb.split(",") if mb])
     if voluntary_switches() is None:
         raise SystemExit("bench_wakes: needs Linux's /proc/self/task")
     if parallel.cpu_count() < 2:
         raise SystemExit("bench_wakes: this machine has one core")
-    saved = winograd.WINS_FROM_CHANNELS
+    saved = winograd.WINS_FROM_CHANNELS, winograd.CHUNK_BYTES
     parallel.set_num_threads(2)
     step = make_step()
     for i in range(3):
         step(i)
-    found, per_op, trips, dropped, attempts = {k: [] for k in KERNELS}, {k: {} for k in KERNELS}, [], 0, 0
+    found, per_op, trips, dropped, attempts = {k: [] for k in kernels}, {k: {} for k in kernels}, [], 0, 0
     try:
         while len(found["direct"]) < args.rounds and attempts < 6 * args.rounds:
             attempts += 1
-            order = list(KERNELS) if attempts % 2 else list(KERNELS)[::-1]
-            results = {kernel: timed_side(step, kernel, args.steps) for kernel in order}
+            order = list(kernels) if attempts % 2 else list(kernels)[::-1]
+            results = {}
+            for kernel in order:  # (each side sets the chunk size, and its own-size side the module's)
+                winograd.CHUNK_BYTES = saved[1]
+                results[kernel] = timed_side(step, kernels[kernel], args.steps)
             if any(r[2] is not None and r[2] > args.max_others for r in results.values()):
                 dropped += 1
                 continue
@@ -151,28 +169,32 @@ def main():
                 for name, count in ops.items():
                     per_op[kernel].setdefault(name, []).append(count)
     finally:
-        winograd.WINS_FROM_CHANNELS = saved
+        winograd.WINS_FROM_CHANNELS, winograd.CHUNK_BYTES = saved
     if not found["direct"]:
         raise SystemExit(f"bench_wakes: no round was quiet enough (--max-others {args.max_others})")
-    median = {k: [statistics.median(r[i] for r in found[k]) for i in range(3)] for k in KERNELS}
-    ratios = [w[0] / d[0] for d, w in zip(found["direct"], found["winograd"])]
+    median = {k: [statistics.median(r[i] for r in found[k]) for i in range(3)] for k in kernels}
+    ratios = {k: [w[0] / d[0] for d, w in zip(found["direct"], found[k])] for k in kernels if k != "direct"}
     poll = halt_poll_setting()
     print(f"{len(found['direct'])} quiet rounds of {args.steps} steps each ({dropped} dropped: other processes "
           f"busy); guest_halt_poll_ns: {poll}; wake round trip {statistics.median(trips):.0f} us (median)")
     print_table(["conv2 kernel", "wall ms/step", "CPU ms/step", "sleeps/step"],
-                [[k, f"{median[k][0]:.1f}", f"{median[k][1]:.1f}", f"{median[k][2]:.0f}"] for k in KERNELS])
-    print(f"Winograd / direct, per round: {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})\n")
-    ops = {k: {name: statistics.median(v) for name, v in per_op[k].items()} for k in KERNELS}
-    print_table(["split op", "direct: sleeps/step", "winograd: sleeps/step"],
-                [[name, f"{ops['direct'].get(name, 0):.0f}", f"{ops['winograd'].get(name, 0):.0f}"]
-                 for name in sorted(set(ops["direct"]) | set(ops["winograd"]))])
+                [[k, f"{median[k][0]:.1f}", f"{median[k][1]:.1f}", f"{median[k][2]:.0f}"] for k in kernels])
+    for k, r in ratios.items():
+        print(f"{k} / direct, per round: {statistics.median(r):.3f} ({min(r):.3f}-{max(r):.3f})")
+    print()
+    ops = {k: {name: statistics.median(v) for name, v in per_op[k].items()} for k in kernels}
+    print_table(["split op"] + [f"{k}: sleeps/step" for k in kernels],
+                [[name] + [f"{ops[k].get(name, 0):.0f}" for k in kernels]
+                 for name in sorted(set().union(*(ops[k] for k in kernels)))])
     write_json(args.json, {
         "machine": machine(), "guest_halt_poll_ns": poll, "threads": 2, "steps": args.steps,
         "max_others": args.max_others, "quiet_rounds": len(found["direct"]), "dropped_rounds": dropped,
         "wake_round_trip_us": {"median": statistics.median(trips), "rounds": trips},
         "per_step": {k: {"wall_ms": median[k][0], "cpu_ms": median[k][1], "sleeps": median[k][2],
-                         "rounds": [list(r) for r in found[k]]} for k in KERNELS},
-        "winograd_over_direct": {"median": statistics.median(ratios), "rounds": ratios},
+                         "rounds": [list(r) for r in found[k]]} for k in kernels},
+        "winograd_chunk_bytes": {k: (chunk or saved[1]) for k, (wins, chunk) in kernels.items() if wins},
+        "winograd_over_direct": {"median": statistics.median(ratios["winograd"]), "rounds": ratios["winograd"]},
+        "over_direct": {k: {"median": statistics.median(r), "rounds": r} for k, r in ratios.items()},
         "sleeps_per_op": ops})
 
 

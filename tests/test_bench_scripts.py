@@ -131,11 +131,11 @@ def test_bench_ab_measures_a_round_again_while_other_processes_are_busy():
     assert out.stdout.count("measured again") == 4
 
 
-def _one_round_of(script, tmp_path):
+def _one_round_of(script, tmp_path, *more):
     """The JSON of one round of two steps of a benchmarks/ script (--max-others high: quiet or not)."""
     out_json = tmp_path / "out.json"
     out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), "--rounds", "1",
-                          "--steps", "2", "--max-others", "100", "--json", str(out_json)],
+                          "--steps", "2", "--max-others", "100", "--json", str(out_json), *more],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out_json.read_text())
@@ -169,12 +169,17 @@ def test_bench_wakes_counts_the_sleeps_of_each_kernel(tmp_path):
     """One round (--max-others high): both conv2 kernels measured, their sleeps counted per op and per step."""
     if (os.cpu_count() or 1) < 2 or not os.path.exists("/proc/self/task"):
         pytest.skip("needs two cores and Linux's /proc")
-    r = _one_round_of("bench_wakes.py", tmp_path)
-    assert set(r["per_step"]) == {"direct", "winograd"} and r["quiet_rounds"] == 1
+    r = _one_round_of("bench_wakes.py", tmp_path, "--winograd-chunk-mb", "16")
+    assert set(r["per_step"]) == {"direct", "winograd", "winograd 16 MiB chunks"} and r["quiet_rounds"] == 1
+    # each Winograd side ran at its own chunk size (the module's own for the plain side)
+    from tinygrad_cnn.kernels import winograd
+    assert r["winograd_chunk_bytes"] == {"winograd": winograd.CHUNK_BYTES, "winograd 16 MiB chunks": 16 << 20}
+    assert set(r["over_direct"]) == {"winograd", "winograd 16 MiB chunks"}
     assert r["wake_round_trip_us"]["median"] > 0
     ops = r["sleeps_per_op"]
     # each side ran its own conv2 kernel: Winograd's op only with Winograd on
     assert any(name.startswith("WinogradConvPool") for name in ops["winograd"])
+    assert any(name.startswith("WinogradConvPool") for name in ops["winograd 16 MiB chunks"])
     assert not any(name.startswith("WinogradConvPool") for name in ops["direct"])
     # a pool thread sleeps at least once between two split ops, so a two-thread step has sleeps
     for side in r["per_step"].values():
