@@ -32,9 +32,9 @@ def _as_tuple(value, what, fn_name):
     items = value if is_tuple else (value,)
     for i, t in enumerate(items):
         if not isinstance(t, Tensor):
-            shape = "either a Tensor or a tuple of Tensors" if is_tuple or i == 0 else "a Tensor"
-            raise TypeError(f"The {what} given to {fn_name} must be {shape} but the value at index {i} has type "
-                            f"{type(t).__name__}.")
+            where = f"the value at index {i}" if is_tuple else f"the given {what}"
+            raise TypeError(f"The {what} given to {fn_name} must be either a Tensor or a tuple of Tensors but {where} "
+                            f"has type {type(t).__name__}.")
     return is_tuple, items
 
 
@@ -112,7 +112,8 @@ def _validate_v(v, other, other_is_tuple):
         raise RuntimeError("The given v should contain a single Tensor.")
     for i, (a, b) in enumerate(zip(v, other)):
         if a.shape != b.shape:
-            raise RuntimeError(f"Entry {i} in v has invalid size: should be {b.shape} but got {a.shape}.")
+            entry = f"Entry {i} in " if other_is_tuple else ""
+            raise RuntimeError(f"{entry}v has invalid size: should be {b.shape} but got {a.shape}.")
 
 
 def _autograd_grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None):
