@@ -11,6 +11,8 @@ from tinygrad_cnn import Tensor
 from tinygrad_cnn.autograd.functional import hessian, hvp, jacobian, jvp, vhp, vjp
 from tinygrad_cnn.nn import functional as F
 
+from conftest import DEVICES
+
 EPS = 1e-6
 
 
@@ -389,3 +391,27 @@ def test_bad_arguments_get_torchs_errors():
     for call, message in cases:
         with pytest.raises(RuntimeError, match=message):
             call(torch.autograd.functional, tx, ty)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_jacobian_of_a_small_torch_style_model_on_each_device(device):
+    """A Conv2d -> Tanh -> Flatten -> Linear model (the kernels on, as in training): the Jacobian of its
+    outputs with respect to the image, against central differences, and torch's with the same weights."""
+    from tinygrad_cnn import torch_nn as nn
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 2), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 2 * 2, 3)).to(tg.float64)
+    model.to(device)
+    image = np.random.default_rng(5).standard_normal((1, 1, 3, 3))
+    jac = jacobian(model, Tensor(image, device=device))
+    assert jac.shape == (1, 3, 1, 1, 3, 3) and jac.device == model[0].weight.device
+
+    def on_cpu(x):
+        return model.to("cpu")(x)
+
+    numeric = numeric_jacobian(on_cpu, [image])[0][0]
+    np.testing.assert_allclose(jac.numpy(), numeric, rtol=1e-6, atol=1e-9)
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 2), torch.nn.Tanh(), torch.nn.Flatten(),
+                                 torch.nn.Linear(8, 3)).double()
+    theirs.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in model.to("cpu").state_dict().items()})
+    assert_same_structure(jac, torch.autograd.functional.jacobian(theirs, torch.tensor(image)))
