@@ -415,3 +415,12 @@ def test_jacobian_of_a_small_torch_style_model_on_each_device(device):
                                  torch.nn.Linear(8, 3)).double()
     theirs.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in model.to("cpu").state_dict().items()})
     assert_same_structure(jac, torch.autograd.functional.jacobian(theirs, torch.tensor(image)))
+
+
+def test_works_inside_no_grad_as_torchs():
+    """torch's functions turn the graph on for their own walks; no_grad around them changes nothing."""
+    x = t64([1.0, 2.0])
+    with tg.no_grad():
+        np.testing.assert_allclose(jacobian(lambda a: a ** 3, x).numpy(), np.diag([3.0, 12.0]))
+        np.testing.assert_allclose(hvp(lambda a: (a ** 3).sum(), x, x)[1].numpy(), [6.0, 24.0])
+        assert not tg.is_grad_enabled()
