@@ -68,6 +68,9 @@ MODULES = {
     "tinygrad_cnn.conv": "The convolution and pooling ops and their size arithmetic (used by `nn`).",
     "tinygrad_cnn.ops": "The primitive ops behind `Tensor`'s methods; see [how-it-works.md](how-it-works.md).",
     "tinygrad_cnn.norms": "torch's vector norms (`x.norm`, `torch.norm`, `torch.linalg.vector_norm`) as one op, off the reading path.",
+    "tinygrad_cnn.autograd_functional": "torch.autograd.functional's spelling (also `tinygrad_cnn.autograd.functional`): "
+                                        "`vjp`, `jvp`, `jacobian`, `hessian`, `vhp`, `hvp` with torch's signatures and "
+                                        "nesting of the results; see [from-pytorch.md](from-pytorch.md).",
     "tinygrad_cnn.autograd": "Function, the grad switches, the backward walk, and the table of kernel substitutions.",
     "tinygrad_cnn.kernels": "Every speed choice, each replacing a reference op or layer sequence (`kernels.TABLE`), "
                             "and the switch to the reference path (`TINYGRAD_CNN_KERNELS=reference`, `reference()`).",

@@ -584,3 +584,52 @@ def test_sequential_pools_before_relu_with_identical_values_and_gradients(bias_s
     op = pooled.grad_fn
     assert (type(op).__name__, op.pool, op.relu) == ("FusedConvolution", (2, 2), True), \
         "pooling, then ReLU, should run inside the convolution op"
+
+
+def _bn_model():
+    from tinygrad_cnn import torch_nn
+    return tg.nn.Sequential([torch_nn.Conv2d(1, 4, 3), torch_nn.BatchNorm2d(4), tg.nn.Flatten(),
+                             torch_nn.Linear(4 * 4 * 4, 3)], input_shape=(1, 6, 6))
+
+
+def _summary_numbers(text):
+    rows = [int(line.split()[-1].replace(",", "")) for line in text.splitlines() if "(None" in line]
+    totals = {key: int(line.split(":")[1].replace(",", "")) for line in text.splitlines() if "params:" in line
+              for key in [line.split(":")[0]]}
+    return rows, totals
+
+
+def test_summary_counts_running_statistics_but_not_torchs_batch_counter():
+    """torch_nn.BatchNorm2d's num_batches_tracked (an int64 count of training batches) was counted as a
+    non-trainable parameter (9 for 4 channels); a BatchNorm row showed only its trainable 8 and a frozen
+    layer's row 0, so the rows did not add up to the total. As Keras: a row is all of the layer's weights
+    (BatchNormalization: gamma, beta and the two moving statistics), the total their sum, no counter."""
+    model = _bn_model()
+    model.train()
+    model(tg.rand(2, 1, 6, 6))  # the counter moves; the counts do not
+    rows, totals = _summary_numbers(model.summary(print_fn=None))
+    assert rows == [4 * 9 + 4, 4 * 4, 0, 64 * 3 + 3]
+    assert totals == {"Total params": sum(rows), "Trainable params": 40 + 8 + 195, "Non-trainable params": 8}
+    frozen = tg.nn.Sequential([tg.nn.Dense(4), tg.nn.Dense(2)], input_shape=(3,))
+    for p in frozen.layers[0].parameters():
+        p.requires_grad_(False)
+    rows, totals = _summary_numbers(frozen.summary(print_fn=None))
+    assert rows == [16, 10] and totals == {"Total params": 26, "Trainable params": 10, "Non-trainable params": 16}
+
+
+def test_summary_counts_as_torch_and_keras_count(real_keras):
+    """Side by side: Trainable params is torch's sum(p.numel() for p in model.parameters()) (no buffer), and
+    every number of the table is Keras' for the same layers (its BatchNormalization row 16, total 251)."""
+    import torch
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                 torch.nn.Linear(64, 3))
+    theirs.train()(torch.rand(2, 1, 6, 6))
+    rows, totals = _summary_numbers(_bn_model().summary(print_fn=None))
+    assert totals["Trainable params"] == sum(p.numel() for p in theirs.parameters())
+    assert totals["Non-trainable params"] == sum(b.numel() for b in theirs.buffers() if b.is_floating_point())
+    k = real_keras
+    keras_model = k.Sequential([k.Input((6, 6, 1)), k.layers.Conv2D(4, 3), k.layers.BatchNormalization(),
+                                k.layers.Flatten(), k.layers.Dense(3)])
+    assert rows == [layer.count_params() for layer in keras_model.layers]
+    assert totals["Total params"] == keras_model.count_params()
+    assert totals["Trainable params"] == sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)

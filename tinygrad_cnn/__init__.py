@@ -22,6 +22,7 @@ from .nn.functional import flatten  # torch.flatten(x, 1)
 from . import cuda  # torch.cuda.is_available()
 from . import kernels  # NOTE: registers the fast kernels in place of the reference ops (see kernels.TABLE)
 from . import torch_functions, torch_data
+from . import autograd_functional  # torch.autograd.functional (jacobian, hessian, vjp, ...)
 
 # torch.utils.data's import path, `from tinygrad_cnn.utils.data import DataLoader` (torch_data.py)
 utils = _types.ModuleType(__name__ + ".utils", "torch.utils' spelling: utils.data (tinygrad_cnn.torch_data).")

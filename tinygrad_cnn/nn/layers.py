@@ -648,10 +648,14 @@ class Dropout(Layer):
 
 
 def weight_counts(module):
-    """(trainable scalars, non-trainable ones: frozen parameters and buffers), as summary() reports them."""
+    """(trainable scalars, non-trainable ones: frozen parameters and floating-point buffers such as the
+    running statistics), as summary() reports them. NOTE: an integer buffer (torch's BatchNorm
+    num_batches_tracked) is a counter, not a weight: Keras counts no counter (its seed generators' state),
+    torch's parameter count no buffer at all."""
     params = module.parameters()
     trainable = sum(p.size for p in params if p.requires_grad)
-    return trainable, sum(p.size for p in params) - trainable + sum(b.size for _, b in module.named_buffers())
+    statistics = sum(b.size for _, b in module.named_buffers() if b.dtype.kind == "f")
+    return trainable, sum(p.size for p in params) - trainable + statistics
 
 
 def trainable_mark(layer):
@@ -814,7 +818,9 @@ class Sequential(Layer):
     def summary(self, print_fn=print, show_trainable=False):
         """A Keras-like table of layers, output shapes and parameter counts, printed with print_fn
         (None to only return it) and returned as a string; show_trainable adds Keras' "Trainable" column
-        (Y, N for a frozen layer, - for one without weights)."""
+        (Y, N for a frozen layer, - for one without weights). As Keras', a row counts all of a layer's
+        weights, frozen ones and running statistics included (so the rows add up to the total), and
+        integer counters (torch's num_batches_tracked) count nowhere."""
         if not self.built:
             raise ValueError("summary() needs the input shape: pass input_shape=... to Sequential, call "
                              "model.build(input_shape), or call the model on a batch first")
@@ -822,7 +828,7 @@ class Sequential(Layer):
         for layer in self.layers:
             shape = layer.compute_output_shape(shape)
             rows.append((f"{layer.name} ({type(layer).__name__})", str((None,) + tuple(shape)),
-                         f"{layer.count_params():,}") + ((trainable_mark(layer),) if show_trainable else ()))
+                         f"{sum(weight_counts(layer)):,}") + ((trainable_mark(layer),) if show_trainable else ()))
         header = ("Layer (type)", "Output Shape", "Param #") + (("Trainable",) if show_trainable else ())
         widths = [max([len(r[i]) + 3 for r in rows + [header]] + [minimum]) for i, minimum in enumerate((28, 26))]
         if show_trainable:
