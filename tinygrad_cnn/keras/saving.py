@@ -604,16 +604,24 @@ def _compile_config(model):
 def _metrics_config(model, which):
     """compile's metrics (which=0) or weighted_metrics (1) as Keras writes them: names as given, a metric
     object as its config, so that its name= (SparseCategoricalAccuracy(name='acc') logs 'acc') survives."""
+    from . import metrics as metrics_module
     given = getattr(model, "_given_metrics", ([], []))[which]
     entries = []
     for metric in given:
         if isinstance(metric, str):
             entries.append(metric)
             continue
+        if not isinstance(metric, metrics_module.Metric):  # a metric function, as Keras writes one
+            name = getattr(metric, "__name__", "metric")
+            entries.append({"module": getattr(metric, "__module__", None), "class_name": "function", "config": name,
+                            "registered_name": name})
+            continue
         config = {"name": metric.name, "dtype": "float32"}
         config.update({"threshold": metric.threshold} if hasattr(metric, "threshold") else {})
-        entries.append({"module": "keras.metrics", "class_name": type(metric).__name__, "config": config,
-                        "registered_name": None})
+        builtin = type(metric).__module__ == metrics_module.__name__
+        entries.append({"module": "keras.metrics" if builtin else type(metric).__module__,
+                        "class_name": type(metric).__name__, "config": config,
+                        "registered_name": None if builtin else type(metric).__name__})
     return entries or None
 
 

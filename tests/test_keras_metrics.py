@@ -1,0 +1,246 @@
+"""Keras users' own metrics in tinygrad_cnn.keras, each as in Keras 3.15.1: keras.metrics.Metric subclasses
+with add_variable state and metric functions fn(y_true, y_pred) in compile(metrics=[...]), written with
+keras.ops as keras.io's guides write them; model.metrics_names; model.predict of a list. Each test asserts
+Keras' values directly (so it runs without Keras); the *_as_in_keras ones run the same code on real Keras 3
+(torch backend) where it is installed."""
+import numpy
+import pytest
+
+import tinygrad_cnn.keras as tk
+
+
+def _numpy(value):
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else numpy.asarray(value)
+
+
+def _metric_classes(keras):
+    ops = keras.ops
+
+    class CategoricalTruePositives(keras.metrics.Metric):
+        """keras.io's "Training & evaluation with the built-in methods" guide's metric (result() the variable)."""
+
+        def __init__(self, name="categorical_true_positives", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.true_positives = self.add_variable(shape=(), name="ctp", initializer="zeros")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            y_pred = ops.reshape(ops.argmax(y_pred, axis=1), (-1, 1))
+            values = ops.cast(ops.cast(y_true, "int32") == ops.cast(y_pred, "int32"), "float32")
+            if sample_weight is not None:
+                values = ops.multiply(values, ops.cast(ops.reshape(sample_weight, (-1, 1)), "float32"))
+            self.true_positives.assign_add(ops.sum(values))
+
+        def result(self):
+            return self.true_positives
+
+        def reset_state(self):
+            self.true_positives.assign(0.0)
+
+    class FirstClassPrecision(keras.metrics.Metric):
+        """Two add_weight states, Keras' default reset_state, a computed result()."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.tp = self.add_weight(name="tp", initializer="zeros")
+            self.fp = self.add_weight(name="fp", initializer="zeros")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            predicted = ops.argmax(y_pred, axis=-1)
+            hit = ops.equal(predicted, ops.cast(y_true, "int64"))
+            first = ops.equal(predicted, 0)
+            self.tp.assign(self.tp + ops.sum(ops.cast(ops.logical_and(hit, first), self.dtype)))
+            self.fp.assign_add(ops.sum(ops.cast(ops.logical_and(ops.logical_not(hit), first), self.dtype)))
+
+        def result(self):
+            return ops.divide_no_nan(self.tp, self.tp + self.fp)
+
+    def label_distance(y_true, y_pred):  # one number per batch: Keras averages the batches, unweighted
+        return ops.mean(ops.abs(ops.cast(y_true, "float32") - ops.cast(ops.argmax(y_pred, axis=-1), "float32")))
+
+    def batch_size(y_true, y_pred):
+        return ops.cast(ops.shape(y_true)[0], "float32")
+
+    def top_probability(y_true, y_pred):  # one number per sample: Keras averages the samples
+        return ops.max(y_pred, axis=-1)
+
+    return CategoricalTruePositives, FirstClassPrecision, label_distance, batch_size, top_probability
+
+
+def _data():
+    rng = numpy.random.default_rng(0)
+    x = rng.normal(size=(10, 4)).astype("float32")
+    y = numpy.array([2, 1, 0, 0, 2, 1, 1, 1, 2, 1])
+    return x, y
+
+
+def _model(keras):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([numpy.linspace(-1, 1, 12).reshape(4, 3).astype("float32"), numpy.zeros(3, "float32")])
+    return model
+
+
+def _custom_metrics_run(keras):
+    CTP, Precision, label_distance, batch_size, top_probability = _metric_classes(keras)
+    x, y = _data()
+    model = _model(keras)
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
+                  metrics=[CTP(), Precision(name="precision0"), label_distance, batch_size, top_probability,
+                           "accuracy"])
+    fit = model.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False)
+    validated = model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False, validation_data=(x[:6], y[:6]))
+    evaluated = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    listed = model.evaluate(x, y, batch_size=4, verbose=0)
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", weighted_metrics=[CTP(name="w")])
+    weighted = model.evaluate(x, y.reshape(-1, 1), batch_size=4, verbose=0, sample_weight=numpy.arange(10.0),
+                              return_dict=True)
+    rounded = {key: numpy.round(value, 4).tolist() for key, value in fit.history.items()}
+    return rounded, {key: round(value[0], 4) for key, value in validated.history.items() if key.startswith("val_")}, \
+        {key: round(value, 4) for key, value in evaluated.items()}, numpy.round(listed, 4).tolist(), weighted
+
+
+def test_custom_metric_objects_and_functions_in_compile():
+    """Logged under their names, reset each epoch (the counts do not pile up), validated as val_<name>;
+    a function of one number per batch averaged over the batches (4, 4, 2: 10/3), of one per sample over
+    the samples."""
+    history, validation, evaluated, listed, weighted = _custom_metrics_run(tk)
+    assert sorted(history) == ["accuracy", "batch_size", "categorical_true_positives", "label_distance", "loss",
+                               "precision0", "top_probability"]
+    assert history["categorical_true_positives"] == [10.0, 12.0]  # the (N, 1) against (N,) comparison broadcasts
+    assert history["batch_size"] == [3.3333, 3.3333] and history["accuracy"] == [0.5, 0.4]
+    assert history["label_distance"] == [0.5, 0.5833] and history["precision0"] == [0.5, 0.5]
+    assert history["top_probability"] == [0.4348, 0.433] and history["loss"] == [0.9814, 0.9435]
+    assert validation["val_categorical_true_positives"] == 8.0 and validation["val_batch_size"] == 3.0
+    assert validation["val_precision0"] == 1.0 and validation["val_label_distance"] == 0.375
+    assert evaluated["categorical_true_positives"] == 14.0 and evaluated["batch_size"] == 3.3333
+    assert evaluated["label_distance"] == 0.5 and evaluated["precision0"] == 0.5
+    assert listed == [evaluated[key] for key in ("loss", "categorical_true_positives", "precision0", "label_distance",
+                                                 "batch_size", "top_probability", "accuracy")]
+    assert weighted["w"] == 19.0  # weighted_metrics get the sample weights
+
+
+def test_custom_metrics_as_in_keras(real_keras):
+    """Real Keras gives the same values. Its validated training values are left out: with result() returning
+    the variable itself, Keras' torch backend logs the variable after the validation has reused it (the
+    validation's value under the training's name); here the training's own value is logged."""
+    ours, theirs = _custom_metrics_run(tk), _custom_metrics_run(real_keras)
+    assert ours[0] == theirs[0] and ours[2] == theirs[2] and ours[3] == theirs[3]
+    assert ours[1] == theirs[1] and ours[4] == pytest.approx(theirs[4], rel=1e-6)
+
+
+def _standalone(keras):
+    _, Precision, label_distance, _, _ = _metric_classes(keras)
+    metric = Precision()
+    probabilities = numpy.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.1, 0.9, 0.0]], "float32")
+    metric.update_state(numpy.array([0, 1, 1]), probabilities)
+    first = float(_numpy(metric.result()))
+    metric.reset_state()
+    after_reset = float(_numpy(metric.result()))
+    wrapper = keras.metrics.MeanMetricWrapper(label_distance, name="distance")
+    wrapper.update_state(numpy.array([0, 1, 1]), probabilities)
+    return first, after_reset, [v.name for v in metric.variables], wrapper.name, float(_numpy(wrapper.result())), \
+        metric.name, Precision().name
+
+
+def test_custom_metric_on_its_own():
+    first, after_reset, names, wrapper_name, distance, name, second_name = _standalone(tk)
+    assert first == 0.5 and after_reset == 0.0 and names == ["tp", "fp"]
+    assert wrapper_name == "distance" and distance == pytest.approx(1 / 3)
+    assert name.startswith("first_class_precision") and second_name != name  # Keras' snake case, numbered
+
+
+def test_custom_metric_on_its_own_as_in_keras(real_keras):
+    ours, theirs = _standalone(tk), _standalone(real_keras)
+    assert ours[:4] == theirs[:4] and ours[4] == pytest.approx(theirs[4])
+    assert theirs[5].startswith("first_class_precision") and theirs[6] != theirs[5]
+
+
+def test_custom_metric_mistakes_are_named():
+    class Forgot(tk.metrics.Metric):
+        def __init__(self):
+            self.n = self.add_variable(shape=(), initializer="zeros")
+
+    with pytest.raises(RuntimeError, match="super\\(\\).__init__"):
+        Forgot()
+
+    class NoResult(tk.metrics.Metric):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+    x, y = _data()
+    model = _model(tk)
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=[NoResult()])
+    with pytest.raises(NotImplementedError, match="NoResult must define result"):
+        model.evaluate(x, y, verbose=0)
+
+    class Vector(tk.metrics.Metric):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+        def result(self):
+            return tk.ops.ones((2,))
+
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=[Vector(name="vec")])
+    with pytest.raises(ValueError, match="metric 'vec': result\\(\\) must return one number"):
+        model.evaluate(x, y, verbose=0)
+    with pytest.raises(ValueError, match="unknown metric 'f1'.*function fn\\(y_true, y_pred\\)"):
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["f1"])
+
+
+def test_custom_metric_with_an_iterable_of_batches():
+    """fit and evaluate over (x, y) batches give the Metric the batches' y as they are, as with arrays."""
+    CTP, _, _, batch_size, _ = _metric_classes(tk)
+    x, y = _data()
+    model = _model(tk)
+    model.compile(tk.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=[CTP(), batch_size])
+    batches = [(x[i:i + 4], y[i:i + 4]) for i in range(0, 10, 4)]
+    history = model.fit(batches, epochs=2, verbose=0, validation_data=batches)
+    assert history.history["categorical_true_positives"] == [10.0, 12.0]
+    assert history.history["batch_size"] == pytest.approx([10 / 3] * 2)
+    assert model.evaluate(batches, verbose=0) == pytest.approx(model.evaluate(x, y, batch_size=4, verbose=0))
+
+
+def test_model_with_custom_metrics_saves_and_loads(tmp_path):
+    """A .keras file names the metric function and class as Keras writes them; loading here leaves them out
+    with a warning (their code is not in the file), the model itself intact."""
+    pytest.importorskip("h5py")
+    import json
+    import zipfile
+    CTP, _, label_distance, _, _ = _metric_classes(tk)
+    x, y = _data()
+    model = _model(tk)
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=[CTP(), label_distance, "accuracy"])
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        metrics = json.loads(archive.read("config.json"))["compile_config"]["metrics"]
+    assert metrics[0]["class_name"] == "CategoricalTruePositives" and metrics[0]["config"]["name"] == \
+        "categorical_true_positives"
+    assert metrics[1]["class_name"] == "function" and metrics[1]["config"] == "label_distance"
+    assert metrics[2] == "accuracy"
+    with pytest.warns(UserWarning, match="metrics.*not offered"):
+        again = tk.models.load_model(path)
+    assert numpy.array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def _metric_ops(keras):
+    ops = keras.ops
+    a = numpy.array([[1.0, -2.0], [3.0, 0.0]], "float32")
+    b = numpy.array([1.0, 0.0], "float32")
+    values = [ops.equal(a, b), ops.not_equal(a, b), ops.greater(a, b), ops.greater_equal(a, 1.0), ops.less(a, b),
+              ops.less_equal(a, b), ops.logical_and(a > 0, b > 0), ops.logical_or(a > 0, b > 0),
+              ops.logical_not(a > 0), ops.maximum(a, b), ops.minimum(a, 0.5), ops.clip(a, -1.0, 2.0),
+              ops.where(a > 0, a, b), ops.broadcast_to(b, (3, 2)), ops.divide_no_nan(b, a)]
+    return [(str(_numpy(v).dtype), _numpy(v).tolist()) for v in values]
+
+
+def test_metric_ops():
+    """The keras.ops a metric is written with: comparisons and logic give bools, divide_no_nan 0 for x / 0."""
+    got = _metric_ops(tk)
+    assert got[0] == ("bool", [[True, False], [False, True]]) and got[6] == ("bool", [[True, False], [True, False]])
+    assert got[9][1] == [[1.0, 0.0], [3.0, 0.0]] and got[11][1] == [[1.0, -1.0], [2.0, 0.0]]
+    assert got[12][1] == [[1.0, 0.0], [3.0, 0.0]] and got[13][1] == [[1.0, 0.0]] * 3
+    assert got[14][0] == "float32" and numpy.allclose(got[14][1], [[1.0, 0.0], [1 / 3, 0.0]])
+
+
+def test_metric_ops_as_in_keras(real_keras):
+    assert _metric_ops(tk) == _metric_ops(real_keras)
