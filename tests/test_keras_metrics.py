@@ -7,6 +7,7 @@ import numpy
 import pytest
 
 import tinygrad_cnn.keras as tk
+from conftest import DEVICES
 
 
 def _numpy(value):
@@ -244,3 +245,17 @@ def test_metric_ops():
 
 def test_metric_ops_as_in_keras(real_keras):
     assert _metric_ops(tk) == _metric_ops(real_keras)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_custom_metric_on_the_model_device(device):
+    """The state follows the model to its device, so update_state mixes it with the batches' Tensors there."""
+    CTP, Precision, label_distance, _, _ = _metric_classes(tk)
+    x, y = _data()
+    model = tk.Sequential([tk.Input((4,)), tk.layers.Dense(3, activation="softmax")], device=device)
+    model.set_weights([numpy.linspace(-1, 1, 12).reshape(4, 3).astype("float32"), numpy.zeros(3, "float32")])
+    metric = Precision(name="p")
+    model.compile(tk.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=[CTP(), metric, label_distance])
+    logs = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    assert logs["categorical_true_positives"] == 10.0 and logs["p"] == 0.5 and logs["label_distance"] == 0.5  # as Keras
+    assert metric.tp.device == model.layers[0].weight.device
