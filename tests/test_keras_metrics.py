@@ -259,3 +259,34 @@ def test_custom_metric_on_the_model_device(device):
     logs = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
     assert logs["categorical_true_positives"] == 10.0 and logs["p"] == 0.5 and logs["label_distance"] == 0.5  # as Keras
     assert metric.tp.device == model.layers[0].weight.device
+
+
+def _metrics_names(keras):
+    names = []
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    names.append(model.metrics_names)
+    model.compile("sgd", "mse")
+    names.append(model.metrics_names)
+    model.fit(numpy.ones((4, 4)), numpy.ones((4, 3)), verbose=0)
+    names.append(model.metrics_names)
+    for metrics, weighted in ((["mae"], None), ([], None), (None, ["mae"])):
+        model.compile("sgd", "mse", metrics=metrics, weighted_metrics=weighted)
+        names.append(model.metrics_names)
+    model.fit(numpy.ones((4, 4)), numpy.ones((4, 3)), verbose=0)
+    names.append(model.metrics_names)
+    inputs = keras.Input((4,))
+    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    names.append(functional.metrics_names)
+    functional.compile("sgd", "mse", metrics=["mae"])
+    names.append(functional.metrics_names)
+    return names
+
+
+def test_metrics_names_as_keras_3():
+    """Keras 3's metrics_names: [] before compile, then 'loss' and 'compile_metrics', not the metrics' names."""
+    with_metrics = ["loss", "compile_metrics"]
+    assert _metrics_names(tk) == [[], ["loss"], ["loss"]] + [with_metrics] * 4 + [[], with_metrics]
+
+
+def test_metrics_names_as_in_keras(real_keras):
+    assert _metrics_names(tk) == _metrics_names(real_keras)

@@ -411,9 +411,19 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         labels = _unique(labels + weighted_labels)
         self.metric_names, self._metric_labels = names, labels[:len(names)]
         self.weighted_metric_names, self._weighted_labels = weighted_names, labels[len(names):]
+        self._compiled_metrics = metrics is not None or weighted_metrics is not None
         self._given_metrics = ([metrics] if isinstance(metrics, str) else list(metrics or []),
                                [weighted_metrics] if isinstance(weighted_metrics, str) else list(weighted_metrics or []))
         return self
+
+    @property
+    def metrics_names(self):
+        """Keras 3's list: [] before compile, ['loss'] after a compile without metrics, ['loss',
+        'compile_metrics'] with metrics= or weighted_metrics= given (even []). NOTE: Keras 3 no longer lists
+        the metrics' own names here; they are the keys of evaluate(..., return_dict=True) and of History."""
+        if "_compiled_metrics" not in self.__dict__:
+            return []
+        return ["loss", "compile_metrics"] if self._compiled_metrics else ["loss"]
 
     def _ready(self, x):
         """Build the model (from x's shape) and the optimizer before the first step."""
