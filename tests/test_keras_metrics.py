@@ -290,3 +290,40 @@ def test_metrics_names_as_keras_3():
 
 def test_metrics_names_as_in_keras(real_keras):
     assert _metrics_names(tk) == _metrics_names(real_keras)
+
+
+# ------------------------------------------------------------ model.predict of lists
+
+def _predict_lists(keras):
+    x, _ = _data()
+    model = _model(keras)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    return [model.predict(x, verbose=0), model.predict([x], verbose=0), model.predict((x[:3],), verbose=0),
+            model.predict_on_batch([x[:2]]), model.evaluate([x], _data()[1], verbose=0)]
+
+
+def test_predict_takes_a_list_of_one_array_per_input():
+    """As Keras, a list (or tuple) of arrays holds one array per model input: [x] is x for a one-input model."""
+    got = _predict_lists(tk)
+    assert got[0].shape == (10, 3) and numpy.array_equal(got[1], got[0]) and numpy.array_equal(got[2], got[0][:3])
+    assert numpy.array_equal(got[3], got[0][:2]) and got[4] == pytest.approx(0.9697815, rel=1e-6)
+
+
+def test_predict_lists_as_in_keras(real_keras):
+    ours, theirs = _predict_lists(tk), _predict_lists(real_keras)
+    for a, b in zip(ours, theirs):
+        assert numpy.allclose(a, b, atol=1e-6)
+    model = _model(real_keras)  # Keras refuses a nested list of numbers, which is read as an array here
+    with pytest.raises(ValueError, match="Unrecognized data type"):
+        model.predict(_data()[0].tolist(), verbose=0)
+
+
+def test_predict_list_mistakes_are_named():
+    x, _ = _data()
+    model = _model(tk)
+    # NOTE: Keras warns and goes on with the first array; the second would be silently left out
+    with pytest.raises(ValueError, match="list of 2 arrays, which Keras reads as one array per model input"):
+        model.predict([x[:2], x[2:4]], verbose=0)
+    with pytest.raises(ValueError, match="nested list must be rectangular"):
+        model.predict([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0]], verbose=0)
+    assert numpy.allclose(model.predict(x.tolist(), verbose=0), model.predict(x, verbose=0))  # lists of numbers

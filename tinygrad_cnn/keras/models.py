@@ -50,11 +50,28 @@ def _verbose(verbose):
     return verbose
 
 
+def _is_array(value):
+    return isinstance(value, (numpy.ndarray, Tensor)) or hasattr(value, "__cuda_array_interface__")
+
+
 def _array(value, what):
-    """NumPy data from an array-like or a Tensor (any numeric dtype)."""
+    """NumPy data from an array-like or a Tensor (any numeric dtype). As Keras, a list or tuple of arrays is one
+    array per model input: the model's one input is its only entry."""
     if value is None:
         raise ValueError(f"{what} is missing")
-    array = value.numpy() if isinstance(value, Tensor) else numpy.asarray(value)
+    if isinstance(value, (list, tuple)) and value and any(_is_array(item) for item in value):
+        if len(value) != 1:
+            raise ValueError(f"{what} is a {type(value).__name__} of {len(value)} arrays, which Keras reads as one "
+                             f"array per model input; the model has one input: pass one array (numpy.stack or "
+                             f"numpy.concatenate the samples into it)")
+        value = value[0]
+    if isinstance(value, Tensor):
+        array = value.numpy()
+    else:
+        try:
+            array = numpy.asarray(value.get() if _is_array(value) and hasattr(value, "get") else value)
+        except ValueError as e:  # NOTE: NumPy's "inhomogeneous shape" of a ragged nested list
+            raise ValueError(f"{what}: a nested list must be rectangular, one shape per sample ({e})") from None
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{what} must be numeric, got dtype {array.dtype}")
     if array.ndim == 0:
