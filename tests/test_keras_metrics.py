@@ -327,3 +327,113 @@ def test_predict_list_mistakes_are_named():
     with pytest.raises(ValueError, match="nested list must be rectangular"):
         model.predict([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0]], verbose=0)
     assert numpy.allclose(model.predict(x.tolist(), verbose=0), model.predict(x, verbose=0))  # lists of numbers
+
+
+# ------------------------------------------------------------ your own keras.layers.Layer
+
+def _layer_classes(keras):
+    ops = keras.ops
+
+    class Linear(keras.layers.Layer):
+        """keras.io's "Making new layers and models via subclassing" guide's layer, with a non-trainable counter."""
+
+        def __init__(self, units=32, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.built_with = tuple(input_shape)
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal", trainable=True)
+            self.b = self.add_weight(shape=(self.units,), initializer="zeros", trainable=True)
+            self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False)
+
+        def call(self, inputs):
+            return ops.matmul(inputs, self.w) + self.b
+
+    class Scale(keras.layers.Layer):
+        """A layer with training= in call and its own compute_output_shape (Keras' batch axis in both)."""
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(1,), initializer="ones")
+
+        def call(self, inputs, training=None):
+            return inputs * self.scale * (2.0 if training else 1.0)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    return Linear, Scale
+
+
+def _custom_layer_run(keras):
+    Linear, Scale = _layer_classes(keras)
+    x, y = _data()
+    linear = Linear(3)
+    model = keras.Sequential([keras.Input((4,)), Scale(), linear, keras.layers.Activation("softmax")])
+    shapes = [w.shape for w in model.get_weights()]
+    counts = (len(model.trainable_weights), len(model.non_trainable_weights), model.count_params())
+    model.set_weights([numpy.float32([1.0]), numpy.linspace(-1, 1, 12).reshape(4, 3).astype("float32"),
+                       numpy.zeros(3, "float32"), numpy.float32(0)])
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False)
+    inputs = keras.Input((4,))
+    functional = keras.Model(inputs, Linear(2, name="second")(inputs))
+    return (linear.name, linear.built_with, shapes, counts, model.output_shape,
+            {key: numpy.round(value, 5).tolist() for key, value in history.history.items()},
+            [w.tolist() for w in model.get_weights()], model.predict(x[:3], verbose=0), functional.output_shape,
+            functional.layers[-1].name)
+
+
+def test_custom_layer_trains_as_in_keras():
+    """build gets Keras' (None, 4), add_weight makes trainable and non-trainable weights, fit trains them (the
+    gradients flow through ops.matmul and the weights), training= reaches call: Keras' values."""
+    name, built_with, shapes, counts, output_shape, history, weights, predicted, functional_shape, second = \
+        _custom_layer_run(tk)
+    assert name == "linear" and built_with == (None, 4) and shapes == [(1,), (4, 3), (3,), ()]
+    assert counts == (3, 1, 17) and output_shape == (None, 3) and functional_shape == (None, 2) and second == "second"
+    assert history == {"accuracy": [0.5, 0.4], "loss": [0.96202, 0.89236]}
+    assert weights[3] == 0.0 and weights[0] != [1.0]  # the counter stays, the scale trained
+    assert predicted.shape == (3, 3) and numpy.allclose(predicted.sum(axis=1), 1.0)
+
+
+def test_custom_layer_as_in_keras(real_keras):
+    ours, theirs = _custom_layer_run(tk), _custom_layer_run(real_keras)
+    assert ours[:6] == theirs[:6] and ours[8:] == theirs[8:]
+    for a, b in zip(ours[6], theirs[6]):
+        assert numpy.allclose(a, b, atol=1e-5)
+    assert numpy.allclose(ours[7], theirs[7], atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_custom_layer_on_the_model_device(device):
+    Linear, _ = _layer_classes(tk)
+    x, y = _data()
+    model = tk.Sequential([tk.Input((4,)), Linear(3), tk.layers.Activation("softmax")], device=device)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    before = model.get_weights()[0]
+    model.fit(x, y, verbose=0)
+    from tinygrad_cnn.device import canonical_device
+    assert model.layers[0].w.device == canonical_device(device) == model.layers[0].calls.device
+    assert not numpy.array_equal(model.get_weights()[0], before)
+
+
+def test_custom_layer_mistakes_are_named(tmp_path):
+    Linear, _ = _layer_classes(tk)
+
+    class NoCall(tk.layers.Layer):
+        pass
+
+    with pytest.raises(NotImplementedError, match="NoCall must define call"):
+        NoCall()(numpy.zeros((2, 4), "float32"))
+
+    class Forgot(tk.layers.Layer):
+        def __init__(self):
+            self.w = self.add_weight(shape=(2,))
+
+    with pytest.raises(RuntimeError, match="super\\(\\).__init__"):
+        Forgot()
+    with pytest.raises(ValueError, match="initializer 'orthogonal' is not offered"):
+        Linear(2).add_weight(shape=(2, 2), initializer="orthogonal")
+    model = tk.Sequential([tk.Input((4,)), Linear(3)])
+    with pytest.raises(Exception, match="your own layer Linear.*save_weights"):
+        model.save(str(tmp_path / "m.keras"))

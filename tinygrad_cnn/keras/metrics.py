@@ -34,8 +34,10 @@ class Variable(Tensor):
     place, so that `self.true_positives.assign_add(ops.sum(values))` and `self.tp / (self.tp + self.fp)`
     read as in Keras. Never part of a graph."""
 
-    def __init__(self, value, name=None):
-        super().__init__(value)
+    name = None
+
+    def __init__(self, value, name=None, device=None):
+        super().__init__(value, device=device)
         self.name = name
 
     def assign(self, value):

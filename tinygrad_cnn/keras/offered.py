@@ -16,8 +16,6 @@ HINTS = {
     "Adadelta": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "Adamax": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "schedules": "set the rate each epoch with callbacks.LearningRateScheduler(lambda epoch, lr: ...)",
-    "Layer": "custom layers are not offered: build the model from the layers listed, or subclass keras.Model "
-             "with a call() that uses them",
     "register_keras_serializable": "custom objects are not saved in .keras files here: save the weights "
                                    "(model.save_weights) and rebuild the model in code",
     "AUC": _OWN_METRIC,

@@ -189,6 +189,11 @@ def _describe(layer, shape, strict=True):
         return "Activation", {**base, "activation": layer.default_name}, []
     if isinstance(layer, Activated) and not layer.parameters():  # keras.layers.Activation
         return "Activation", {**base, "activation": _activation_name(layer)}, []
+    from .layers import Layer
+    if isinstance(layer, Layer):
+        raise KerasFileError(f"layer {layer.name!r}: your own layer {type(layer).__name__} (a keras.layers.Layer "
+                             f"subclass) is not saved in .keras files or configs here: save the weights "
+                             f"(model.save_weights) and rebuild the model in code")
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
 
 
