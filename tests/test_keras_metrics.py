@@ -437,3 +437,35 @@ def test_custom_layer_mistakes_are_named(tmp_path):
     model = tk.Sequential([tk.Input((4,)), Linear(3)])
     with pytest.raises(Exception, match="your own layer Linear.*save_weights"):
         model.save(str(tmp_path / "m.keras"))
+
+
+def _initializer_scales(keras):
+    class Drawn(keras.layers.Layer):
+        def build(self, input_shape):
+            self.he = self.add_weight(shape=(400, 10), initializer="he_uniform")
+            self.normal = self.add_weight(shape=(400, 10), initializer="random_normal")
+            self.default = self.add_weight(shape=(400, 10))
+            self.uniform = self.add_weight(shape=(400, 10), initializer="random_uniform")
+
+        def call(self, inputs):
+            return inputs
+
+    layer = Drawn()
+    layer.build((None, 400))
+    return [(float(numpy.abs(_numpy(w)).max()), float(_numpy(w).std())) for w in (layer.he, layer.normal,
+                                                                                 layer.default, layer.uniform)]
+
+
+def test_add_weight_initializers_count_fans_as_keras():
+    """A (400, 10) kernel in Keras' layout has fan_in 400: he_uniform's limit is sqrt(6 / 400), not sqrt(6 / 10);
+    glorot_uniform (the default) sqrt(6 / 410); random_normal's deviation 0.05; random_uniform's limit 0.05."""
+    (he_max, he_std), (_, normal_std), (default_max, _), (uniform_max, _) = _initializer_scales(tk)
+    assert numpy.sqrt(6 / 400) * 0.95 < he_max <= numpy.sqrt(6 / 400) and he_std == pytest.approx(
+        numpy.sqrt(2 / 400), rel=0.1)
+    assert numpy.sqrt(6 / 410) * 0.95 < default_max <= numpy.sqrt(6 / 410)
+    assert normal_std == pytest.approx(0.05, rel=0.1) and 0.045 < uniform_max <= 0.05
+
+
+def test_add_weight_initializers_as_in_keras(real_keras):
+    for ours, theirs in zip(_initializer_scales(tk), _initializer_scales(real_keras)):
+        assert ours == pytest.approx(theirs, rel=0.1)
