@@ -469,3 +469,27 @@ def test_add_weight_initializers_count_fans_as_keras():
 def test_add_weight_initializers_as_in_keras(real_keras):
     for ours, theirs in zip(_initializer_scales(tk), _initializer_scales(real_keras)):
         assert ours == pytest.approx(theirs, rel=0.1)
+
+
+def test_metric_variable_assign():
+    """assign, assign_add and assign_sub take numbers, NumPy scalars, lists and Tensors; a wrong shape is named."""
+    class Pair(tk.metrics.Metric):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.v = self.add_variable(shape=(2,), initializer="ones", name="v")
+
+        def update_state(self, y_true, y_pred=None, sample_weight=None):
+            self.v.assign_add(numpy.float32(2))
+            self.v.assign_sub([1, 0])
+            self.v.assign(self.v * tk.ops.ones((2,)))
+
+        def result(self):
+            return tk.ops.sum(self.v)
+
+    metric = Pair()
+    metric.update_state(None)
+    assert metric.v.numpy().tolist() == [2.0, 3.0] and float(metric.result()) == 5.0 and metric.v.dtype == "float32"
+    metric.reset_state()
+    assert metric.v.numpy().tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="metric variable 'v': can't assign a value of shape \\(3,\\)"):
+        metric.v.assign(numpy.ones(3))

@@ -43,7 +43,9 @@ class Variable(Tensor):
     def assign(self, value):
         """Set the value (a number, an array or a Tensor), cast to the variable's dtype; the shape stays."""
         data = value.detach().data if isinstance(value, Tensor) else value
-        array = to_device(self.xp.asarray(data) if isinstance(data, (int, float)) else data, self.device)
+        if not hasattr(data, "__cuda_array_interface__"):
+            data = numpy.asarray(_numpy(data))  # a number, a NumPy scalar, a list
+        array = to_device(data, self.device)
         if tuple(array.shape) != self.shape:
             try:
                 array = self.xp.broadcast_to(array, self.shape)
