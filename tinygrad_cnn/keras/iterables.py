@@ -93,13 +93,15 @@ class BatchesMixin:
                     step_optimizer = self._ready(x)
                     device = self._device()
                 self._validate((None,) + x.shape[1:])
+                given_y = y
                 y = self.loss.targets(y, (len(x),) + tuple(self.compute_output_shape(x.shape[1:])))
                 if metrics is None:
                     metrics = self._metrics(y)
+                raw = self._raw_y(metrics, given_y)
                 hooks.call("on_train_batch_begin", step, None)
                 xb, yb = Tensor(x, device=device), Tensor(y, device=device)
                 out, logits, loss = self.train_step(xb, yb, step_optimizer)
-                running.record(loss, metrics, out, yb, logits)
+                running.record(loss, metrics, out, yb, logits, None, None if raw is None else Tensor(raw, device=device))
                 hooks.call("on_train_batch_end", step, running.logs() if batch_logs_wanted else None)
                 if self.stop_training:
                     break
@@ -140,12 +142,15 @@ class BatchesMixin:
                     if not self.built:
                         self.build(x.shape[1:])
                     self._validate((None,) + x.shape[1:])
+                    given_y = y
                     y = self.loss.targets(y, (len(x),) + tuple(self.compute_output_shape(x.shape[1:])))
                     metrics = self._metrics(y) if metrics is None else metrics
+                    raw = self._raw_y(metrics, given_y)
                     hooks.call("on_test_batch_begin", step, None)
                     xb, yb = Tensor(x, device=self._device()), Tensor(y, device=self._device())
                     out, logits = self._output(xb)
-                    running.record(self.loss.compute(out, yb, logits), metrics, out, yb, logits)
+                    running.record(self.loss.compute(out, yb, logits), metrics, out, yb, logits, None,
+                                   None if raw is None else Tensor(raw, device=self._device()))
                     hooks.call("on_test_batch_end", step, running.logs() if hooks.wants("on_test_batch_end") else None)
         finally:
             self.train(was_training)

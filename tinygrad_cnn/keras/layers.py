@@ -5,13 +5,17 @@ Weights keep the project's layouts inside (a conv kernel (filters, channels, KH,
 (units, in_features)), but get_weights/set_weights speak Keras' ((KH, KW, channels, filters) and
 (in_features, units)), so that arrays from a real Keras model load as they are."""
 import contextlib
+import inspect
 import numbers
+import re
 import threading
 
 import numpy
 
 from .. import nn
-from ..device import to_numpy
+from ..autograd import no_grad
+from ..device import canonical_device, to_numpy
+from ..tensor import Tensor, get_rng
 from ..nn.layers import Activated, shape_tuple, get_activation
 from .offered import not_offered
 
@@ -502,7 +506,158 @@ class InputLayer(_InputShape, nn.Layer):
         return f"shape={self.declared._sample_shape}"
 
 
-__all__ = ["Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT",
+_CUSTOM_NAME = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def _keras_fans_draw(fn):
+    """A project initializer (fans counted in its layouts, the input axis second) drawing a weight in Keras'
+    layout (the input axis next to last: a dense kernel (inputs, units)): drawn reversed, then transposed back."""
+    return lambda shape, dtype: fn(tuple(shape)[::-1], dtype).T
+
+
+def _scaled(draw, scale):
+    return lambda shape, dtype: (draw(tuple(shape)) * scale).astype(dtype)
+
+
+_WEIGHT_INITIALIZERS = {
+    "glorot_uniform": _keras_fans_draw(nn.init.glorot_uniform), "he_uniform": _keras_fans_draw(nn.init.he_uniform),
+    "he_normal": _keras_fans_draw(nn.init.he_normal), "zeros": nn.init.zeros, "ones": nn.init.ones,
+    # NOTE: Keras' defaults for these two: standard deviation 0.05, and limits +-0.05
+    "random_normal": _scaled(lambda shape: get_rng().standard_normal(shape), 0.05),
+    "random_uniform": _scaled(lambda shape: get_rng().uniform(-1.0, 1.0, shape), 0.05),
+}
+
+
+class Layer(_InputShape, nn.Layer):
+    """Keras' base class for your own layers: build(input_shape) makes the weights with add_weight (input_shape
+    with Keras' batch axis, (None, 4)), call(inputs) computes with keras.ops (or Tensor methods), and fit trains
+    every add_weight(trainable=True) weight. The output shape comes from your compute_output_shape, or from
+    running call on one sample of zeros. Weights keep the shapes you give (Keras' layout), so get_weights and
+    set_weights pass them as they are."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "default_name" not in cls.__dict__:  # Keras' name: the class name in snake case
+            cls.default_name = _CUSTOM_NAME.sub("_", cls.__name__).lower()
+        # NOTE: the framework builds and asks for shapes without the batch axis; your methods get Keras' forms
+        if "build" in cls.__dict__ and cls.__dict__["build"] is not Layer.build:
+            cls._keras_build, cls.build = cls.__dict__["build"], Layer.build
+        if "compute_output_shape" in cls.__dict__ and cls.__dict__["compute_output_shape"] is not \
+                Layer.compute_output_shape:
+            cls._keras_output_shape, cls.compute_output_shape = cls.__dict__["compute_output_shape"], \
+                Layer.compute_output_shape
+
+    def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: keras.layers.Layer takes name=, dtype=, trainable= and "
+                            f"input_shape=, not {', '.join(sorted(kwargs))}")
+        nn.Layer.__init__(self, name=name, dtype=dtype)
+        self._keep_input_shape(input_shape)
+        if not trainable:
+            self.trainable = False
+
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, name=None, regularizer=None,
+                   constraint=None, **kwargs):
+        """A weight of `shape` (Keras' layout), drawn by `initializer` ('glorot_uniform', Keras' default,
+        'he_uniform', 'he_normal', 'random_normal', 'random_uniform', 'zeros', 'ones', a number or a
+        callable(shape, dtype)) on this layer's device; trainable=False keeps it out of training (saved, and
+        changed with assign)."""
+        from .metrics import Variable
+        if "_param_names" not in self.__dict__ and "built" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__(**kwargs) in __init__ before add_weight")
+        for what, value in (("regularizer", regularizer), ("constraint", constraint)):
+            if value is not None:
+                raise NotImplementedError(f"{self.label()}.add_weight: {what}= is not supported here")
+        shape = () if shape is None else tuple(int(s) for s in shape)
+        dtype = numpy.dtype(dtype or self.dtype)
+        initializer = "glorot_uniform" if initializer is None else initializer
+        if isinstance(initializer, str):
+            if initializer not in _WEIGHT_INITIALIZERS:
+                raise ValueError(f"{self.label()}.add_weight: initializer {initializer!r} is not offered; use one of "
+                                 f"{', '.join(sorted(_WEIGHT_INITIALIZERS))}, a number or a callable(shape, dtype)")
+            values = _WEIGHT_INITIALIZERS[initializer](shape, dtype)
+        elif callable(initializer):
+            values = to_numpy(getattr(initializer(shape, dtype), "data", initializer(shape, dtype)))
+        else:
+            values = numpy.full(shape, initializer, dtype)
+        values = numpy.asarray(values, dtype)
+        if values.shape != shape:
+            raise ValueError(f"{self.label()}.add_weight: the initializer gave shape {values.shape}, not {shape}")
+        weight = Variable(values, name, device=canonical_device(self._weights_device()))
+        if trainable and dtype.kind == "f":
+            weight.requires_grad_(True)
+        else:
+            self.__dict__.setdefault("_pending_buffers", set()).add(id(weight))
+        return weight
+
+    def __setattr__(self, name, value):
+        if id(value) in self.__dict__.get("_pending_buffers", ()):  # a weight made with trainable=False
+            self.__dict__["_pending_buffers"].discard(id(value))
+            self.__dict__.setdefault("_buffer_names", set()).add(name)
+        super().__setattr__(name, value)
+
+    def _weights_device(self):
+        params = [t for _, t in self._named_tensors()]
+        return params[0].device if params else self.device
+
+    def build(self, input_shape):
+        """Keras' build: your build(input_shape) runs once, with the batch axis (None, ...); calling
+        super().build(input_shape) inside it is Keras' and does nothing more."""
+        if self.__dict__.get("_in_build"):
+            return None
+        shape = tuple(input_shape)
+        shape = shape[1:] if shape and shape[0] is None else shape
+        shape = shape_tuple(shape)
+        if not self.built:
+            user = getattr(type(self), "_keras_build", None)
+            self.__dict__["_in_build"] = True
+            try:
+                if user is not None:
+                    user(self, (None,) + shape)
+            finally:
+                self.__dict__["_in_build"] = False
+            self.built, self.built_input_shape = True, shape
+        return self
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for `input_shape` (the batch axis kept if given): your compute_output_shape, else
+        call run once on one sample of zeros (then remembered per input shape)."""
+        shape = tuple(input_shape)
+        batch = bool(shape) and shape[0] is None
+        sample = shape_tuple(shape[1:] if batch else shape)
+        cache = self.__dict__.setdefault("_output_shapes", {})
+        if sample not in cache:
+            user = getattr(type(self), "_keras_output_shape", None)
+            if user is not None:
+                cache[sample] = tuple(user(self, (None,) + sample))[1:]
+            else:
+                self.build(sample)
+                with no_grad():
+                    out = self.forward(Tensor(numpy.zeros((1,) + sample, self.dtype),
+                                              device=canonical_device(self._weights_device())))
+                if not isinstance(out, Tensor):
+                    raise TypeError(f"{self.label()}: call() must return a Tensor (use keras.ops), got "
+                                    f"{type(out).__name__}")
+                cache[sample] = tuple(out.shape[1:])
+        return (None,) + cache[sample] if batch else cache[sample]
+
+    def call(self, inputs):
+        """Your layer's computation (a subclass says how)."""
+        raise NotImplementedError(f"{type(self).__name__} must define call(self, inputs)")
+
+    def forward(self, x):
+        """call(x), with training= when your call takes it (the layer's mode)."""
+        takes = self.__dict__.get("_call_takes_training")
+        if takes is None:
+            takes = self.__dict__["_call_takes_training"] = "training" in inspect.signature(self.call).parameters
+        return self.call(x, training=self.training) if takes else self.call(x)
+
+    def get_config(self):
+        """Keras' base config: name, trainable, dtype (a subclass adds its own arguments, as in Keras)."""
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+
+
+__all__ = ["Layer", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT",
            "BatchNormalization", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
            "Reshape", "Rescaling", "Add", "Concatenate"]
 __getattr__ = not_offered('keras.layers', __all__)

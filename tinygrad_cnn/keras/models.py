@@ -50,11 +50,28 @@ def _verbose(verbose):
     return verbose
 
 
+def _is_array(value):
+    return isinstance(value, (numpy.ndarray, Tensor)) or hasattr(value, "__cuda_array_interface__")
+
+
 def _array(value, what):
-    """NumPy data from an array-like or a Tensor (any numeric dtype)."""
+    """NumPy data from an array-like or a Tensor (any numeric dtype). As Keras, a list or tuple of arrays is one
+    array per model input: the model's one input is its only entry."""
     if value is None:
         raise ValueError(f"{what} is missing")
-    array = value.numpy() if isinstance(value, Tensor) else numpy.asarray(value)
+    if isinstance(value, (list, tuple)) and value and any(_is_array(item) for item in value):
+        if len(value) != 1:
+            raise ValueError(f"{what} is a {type(value).__name__} of {len(value)} arrays, which Keras reads as one "
+                             f"array per model input; the model has one input: pass one array (numpy.stack or "
+                             f"numpy.concatenate the samples into it)")
+        value = value[0]
+    if isinstance(value, Tensor):
+        array = value.numpy()
+    else:
+        try:
+            array = numpy.asarray(value.get() if _is_array(value) and hasattr(value, "get") else value)
+        except ValueError as e:  # NOTE: NumPy's "inhomogeneous shape" of a ragged nested list
+            raise ValueError(f"{what}: a nested list must be rectangular, one shape per sample ({e})") from None
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{what} must be numeric, got dtype {array.dtype}")
     if array.ndim == 0:
@@ -84,15 +101,15 @@ def _metric_names(metrics, who):
     if metrics is not None and not isinstance(metrics, (list, tuple)):
         raise TypeError(f"compile: {who} must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
                         f"got {metrics!r}")
-    labels = [m.name if isinstance(m, metrics_module.Metric) else m for m in metrics or []]
     names = [metrics_module.name_of(m) for m in metrics or []]
+    labels = [m.name if isinstance(m, metrics_module.Metric) else o.name if isinstance(o, metrics_module.Metric)
+              else m for m, o in zip(names, metrics or [])]
     for name in names:
-        if callable(name):
-            raise NotImplementedError(f"compile: metric functions ({getattr(name, '__name__', name)!r}) are not taken "
-                                      f"by compile here, only {', '.join(map(repr, METRICS))}; compute it from "
-                                      f"model.predict(x), or in a Callback's on_epoch_end")
+        if isinstance(name, metrics_module.Metric):
+            continue
         if not isinstance(name, str) or name.lower() not in METRICS:
-            raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}")
+            raise ValueError(f"compile: unknown metric {name!r}: use one of {', '.join(map(repr, METRICS))}, a "
+                             f"keras.metrics.Metric object or a function fn(y_true, y_pred)")
     return names, labels
 
 
@@ -142,14 +159,36 @@ class _Metric:
             return (hit.reshape((hit.shape[0], -1)).astype(weights.dtype).sum(axis=1) * weights).sum(), per
 
 
+class _Stateful:
+    """A keras.metrics.Metric object in compile (a subclass with state, or a function wrapped in one): given
+    each batch with update_state(y_true, y_pred), as Keras gives it: y_true as the data hold it (floats as
+    float32), y_pred the model's output with its final activation."""
+
+    def __init__(self, name, metric, weighted=False, activation=None):
+        self.name, self.metric, self.weighted, self.activation = name, metric, weighted, activation
+
+    def update(self, out, y_true, logits, weights=None):
+        with no_grad():
+            if logits and self.activation is not None:
+                out = F.softmax(out, axis=-1) if self.activation == "softmax" else F.sigmoid(out)
+            self.metric._to(out.device)
+            self.metric.update_state(y_true, out, sample_weight=weights if self.weighted else None)
+
+
+def _keras_y(y):
+    """The targets as Keras hands them to a metric: the data as given, floats as float32."""
+    y = _array(y, "y")
+    return y.astype("float32") if y.dtype.kind == "f" else y
+
+
 class RunningMeans:
     """Sample-weighted running means of the loss and metrics, kept on the device until read."""
 
     def __init__(self):
-        self.sums, self.per = {}, {}
+        self.sums, self.per, self.stateful = {}, {}, {}
         self.seen, self.weight_sum, self.weighted = 0, None, set()
 
-    def record(self, loss, metrics, out, yb, logits, wb=None):
+    def record(self, loss, metrics, out, yb, logits, wb=None, y_true=None):
         """Add one batch: its loss (a mean over it, weighted or not) and each metric's hits. NOTE: as Keras',
         compile's metrics are never weighted by sample_weight or class_weight; its weighted_metrics are
         weighted means (they divide by the weights' sum)."""
@@ -159,6 +198,12 @@ class RunningMeans:
             total = wb.detach().data.sum(dtype="float64")
             self.weight_sum = total if self.weight_sum is None else self.weight_sum + total
         for metric in metrics:
+            if isinstance(metric, _Stateful):  # NOTE: as Keras, its state starts afresh each epoch and evaluate
+                if metric.name not in self.stateful:
+                    metric.metric.reset_state()
+                    self.stateful[metric.name] = metric.metric
+                metric.update(out, yb if y_true is None else y_true, logits, wb)
+                continue
             self.add(metric.name, *metric.hits(out, yb, logits, wb))
             if metric.weighted and wb is not None:
                 self.weighted.add(metric.name)
@@ -174,9 +219,21 @@ class RunningMeans:
         """{name: mean} as Python floats (one read per value: a device sync on a GPU), sorted by name."""
         weight_sum = None if self.weight_sum is None else float(self.weight_sum)
         # NOTE: weights summing to 0 give a weighted metric of 0, as Keras' divide_no_nan
-        return {name: (float(self.sums[name]) / (weight_sum * self.per[name]) if weight_sum else 0.0)
+        logs = {name: (float(self.sums[name]) / (weight_sum * self.per[name]) if weight_sum else 0.0)
                 if name in self.weighted else float(self.sums[name]) / (self.seen * self.per[name])
-                for name in sorted(self.sums)}
+                for name in self.sums}
+        logs.update({name: _result(metric) for name, metric in self.stateful.items()})
+        return dict(sorted(logs.items()))
+
+
+def _result(metric):
+    """A Metric's result() as a Python float (a sync on a GPU), or an error naming the metric."""
+    value = metric.result()
+    try:
+        return float(value.numpy() if isinstance(value, Tensor) else numpy.asarray(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"metric {metric.name!r}: result() must return one number (a 0-d Tensor), got "
+                         f"{value!r}") from None
 
 
 def _no_weights(who, **weights):
@@ -371,9 +428,19 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         labels = _unique(labels + weighted_labels)
         self.metric_names, self._metric_labels = names, labels[:len(names)]
         self.weighted_metric_names, self._weighted_labels = weighted_names, labels[len(names):]
+        self._compiled_metrics = metrics is not None or weighted_metrics is not None
         self._given_metrics = ([metrics] if isinstance(metrics, str) else list(metrics or []),
                                [weighted_metrics] if isinstance(weighted_metrics, str) else list(weighted_metrics or []))
         return self
+
+    @property
+    def metrics_names(self):
+        """Keras 3's list: [] before compile, ['loss'] after a compile without metrics, ['loss',
+        'compile_metrics'] with metrics= or weighted_metrics= given (even []). NOTE: Keras 3 no longer lists
+        the metrics' own names here; they are the keys of evaluate(..., return_dict=True) and of History."""
+        if "_compiled_metrics" not in self.__dict__:
+            return []
+        return ["loss", "compile_metrics"] if self._compiled_metrics else ["loss"]
 
     def _ready(self, x):
         """Build the model (from x's shape) and the optimizer before the first step."""
@@ -419,11 +486,12 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         weighted = [False] * len(self.metric_names) + [True] * len(self.weighted_metric_names)
         for name, label, weighs in zip(self.metric_names + self.weighted_metric_names,
                                        self._metric_labels + self._weighted_labels, weighted):
+            if isinstance(name, metrics_module.Metric):
+                found.append(_Stateful(label, name, weighs, self._skipped_activation()))
+                continue
             key = name.lower()
             if key in ERRORS:
-                skipped = not self.loss.from_logits and self.loss.activation is not None and \
-                    self._final_activation() == self.loss.activation
-                found.append(_Metric(label, ERRORS[key], weighs, self.loss.activation if skipped else None))
+                found.append(_Metric(label, ERRORS[key], weighs, self._skipped_activation()))
                 continue
             if key in ("accuracy", "acc"):  # Keras' choice, from the shapes
                 if out_shape[-1] == 1:
@@ -436,6 +504,17 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 kind = key.split("_accuracy")[0].replace("sparse_categorical", "sparse")
             found.append(_Metric(label, kind, weighs))
         return found
+
+    @staticmethod
+    def _raw_y(metrics, y):
+        """The targets as Keras gives them to Metric objects (floats as float32), when compile has one; else None."""
+        return _keras_y(y) if any(isinstance(m, _Stateful) for m in metrics) else None
+
+    def _skipped_activation(self):
+        """The final activation ('softmax', 'sigmoid') fit skips for the loss (it takes the logits), or None."""
+        skipped = not self.loss.from_logits and self.loss.activation is not None and \
+            self._final_activation() == self.loss.activation
+        return self.loss.activation if skipped else None
 
     def _final_activation(self):
         last = self.layers[-1] if self.layers else None
@@ -525,8 +604,11 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
             _no_weights("fit", class_weight=class_weight, sample_weight=sample_weight)
             return self._fit_batches(x, epochs, verbose, callbacks, validation_data, initial_epoch, steps_per_epoch,
                                      validation_steps, validation_freq)
+        given_y = y
         step_optimizer, x, y = self._samples(x, y, "fit")
         w = sample_weights(sample_weight, class_weight, y, "fit")
+        metrics = self._metrics(y)
+        raw = self._raw_y(metrics, given_y)
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
                 or not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
@@ -541,7 +623,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                                  "val_sample_weight) or an iterable of (x, y) batches")
             val = self._data(*validation_data[:2], "fit: validation_data")
             val += (sample_weights(validation_data[2] if len(validation_data) == 3 else None, None, val[1],
-                                   "fit: validation_data"),)
+                                   "fit: validation_data"), self._raw_y(metrics, validation_data[1]))
         elif validation_split:
             split = int(math.floor(len(x) * (1 - validation_split)))
             if split == 0 or split == len(x):
@@ -549,11 +631,12 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                                  f"out of {len(x)}")
             # NOTE: as Keras, the validation samples keep their sample_weight, but class_weight weights training only
             val_w = None if w is None or class_weight is not None else w[split:]
-            x, y, val = x[:split], y[:split], (x[split:], y[split:], val_w)
+            x, y, val = x[:split], y[:split], (x[split:], y[split:], val_w, None if raw is None else raw[split:])
             w = None if w is None else w[:split]
-        metrics, device = self._metrics(y), self._device()
+            raw = None if raw is None else raw[:split]
+        device = self._device()
         x, y = self._resident(device, x, y)
-        w = None if w is None else self._resident(device, w)[0]
+        w, raw = (None if a is None else self._resident(device, a)[0] for a in (w, raw))
         if val is not None:
             val = tuple(None if part is None else self._resident(device, part)[0] for part in val)
             if validation_steps is not None:  # the first batches, as Keras
@@ -594,7 +677,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
                 wb = None if w is None else Tensor(w[index], device=device)
                 out, logits, loss = self.train_step(xb, yb, step_optimizer, wb)
-                running.record(loss, metrics, out, yb, logits, wb)
+                running.record(loss, metrics, out, yb, logits, wb, None if raw is None else Tensor(raw[index],
+                                                                                                  device=device))
                 batch_logs = running.logs() if batch_logs_wanted else None
                 hooks.call("on_train_batch_end", step, batch_logs)
                 if progress.due(step + 1):
@@ -603,7 +687,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     break
             logs = running.logs()
             if (val is not None or val_batches is not None) and (epoch + 1) % validation_freq == 0:
-                val_logs = (self._evaluate(*val[:2], validation_batch_size or batch_size, hooks, metrics, 0, val[2])
+                val_logs = (self._evaluate(*val[:2], validation_batch_size or batch_size, hooks, metrics, 0, val[2],
+                                           val[3])
                             if val_batches is None
                             else self._evaluate_batches(val_batches, validation_steps, hooks, 0, "fit: validation_data"))
                 logs.update({f"val_{key}": value for key, value in val_logs.items()})
@@ -616,11 +701,12 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
 
     # ------------------------------------------------------------ evaluate and predict
 
-    def _evaluate(self, x, y, batch_size, hooks, metrics, verbose, w=None):
-        """Mean loss and metrics over prepared x, y (weighted by w when given), without a graph and in eval mode."""
+    def _evaluate(self, x, y, batch_size, hooks, metrics, verbose, w=None, raw=None):
+        """Mean loss and metrics over prepared x, y (weighted by w when given; raw: the targets as Keras gives
+        them to Metric objects, or None), without a graph and in eval mode."""
         device, was_training = self._device(), self.training
         x, y = self._resident(device, x, y)
-        w = None if w is None else self._resident(device, w)[0]
+        w, raw = (None if a is None else self._resident(device, a)[0] for a in (w, raw))
         self.eval()
         running, progress = RunningMeans(), Progress(-(-len(x) // batch_size), verbose)
         batch_logs_wanted = hooks.wants("on_test_batch_end")
@@ -632,7 +718,8 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                     xb, yb = Tensor(x[index], device=device), Tensor(y[index], device=device)
                     wb = None if w is None else Tensor(w[index], device=device)
                     out, logits = self._output(xb)
-                    running.record(self._loss(out, yb, logits, wb), metrics, out, yb, logits, wb)
+                    running.record(self._loss(out, yb, logits, wb), metrics, out, yb, logits, wb,
+                                   None if raw is None else Tensor(raw[index], device=device))
                     # NOTE: as Keras, the running means so far (read only when a callback wants them: a sync)
                     batch_logs = running.logs() if batch_logs_wanted else None
                     hooks.call("on_test_batch_end", step, batch_logs)
@@ -661,13 +748,15 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
                 return logs
             values = [logs["loss"]] + [logs[name] for name in self._last_metric_names]
             return values[0] if len(values) == 1 else values
+        given_y = y
         _, x, y = self._samples(x, y, "evaluate")
         w, metrics = sample_weights(sample_weight, None, y, "evaluate"), self._metrics(y)
+        raw = self._raw_y(metrics, given_y)
         if steps is not None:  # Keras: the first `steps` batches (it was ignored with arrays)
             end = _count(steps, "steps") * batch_size
-            x, y, w = x[:end], y[:end], None if w is None else w[:end]
+            x, y, w, raw = x[:end], y[:end], None if w is None else w[:end], None if raw is None else raw[:end]
         hooks = callbacks_module.CallbackList(callbacks, self, {"steps": -(-len(x) // batch_size), "verbose": verbose})
-        return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose, w), metrics, return_dict)
+        return self._returned(self._evaluate(x, y, batch_size, hooks, metrics, verbose, w, raw), metrics, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs (its final activation included) for x, as one NumPy array, computed
@@ -715,23 +804,27 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         """One training step on the arrays x, y as one batch; its loss (taken before the step), or
         [loss, metric, ...] (a dict with return_dict=True), as Keras 3: for this batch alone.
         Keras' argument order; sample_weight or class_weight weight it as in fit."""
+        given_y = y
         step_optimizer, x, y = self._samples(x, y, "train_on_batch")
         w = sample_weights(sample_weight, class_weight, y, "train_on_batch")
         metrics, device = self._metrics(y), self._device()
+        raw = self._raw_y(metrics, given_y)
         self.train()
         xb, yb = Tensor(x, device=device), Tensor(y, device=device)
         wb = None if w is None else Tensor(w, device=device)
         out, logits, loss = self.train_step(xb, yb, step_optimizer, wb)
         running = RunningMeans()
-        running.record(loss, metrics, out, yb, logits, wb)
+        running.record(loss, metrics, out, yb, logits, wb, None if raw is None else Tensor(raw, device=device))
         return self._returned(running.logs(), metrics, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """evaluate() on the arrays x, y as one batch (in eval mode, no graph, no callbacks); Keras'
         argument order; sample_weight weights it as in evaluate."""
+        given_y = y
         _, x, y = self._samples(x, y, "test_on_batch")
         w, metrics = sample_weights(sample_weight, None, y, "test_on_batch"), self._metrics(y)
-        logs = self._evaluate(x, y, len(x), callbacks_module.CallbackList(None, self, {}), metrics, 0, w)
+        logs = self._evaluate(x, y, len(x), callbacks_module.CallbackList(None, self, {}), metrics, 0, w,
+                              self._raw_y(metrics, given_y))
         return self._returned(logs, metrics, return_dict)
 
     def predict_on_batch(self, x):

@@ -2,6 +2,10 @@
 alternative. Each keras submodule's module-level __getattr__ comes from not_offered(), so that
 `keras.callbacks.TensorBoard` says what to use instead of a bare "module has no attribute"."""
 
+_OWN_METRIC = ("compile takes the accuracies, 'mae', 'mse', metric functions fn(y_true, y_pred) and your own "
+               "keras.metrics.Metric subclasses (add_variable, update_state, result): write it as one, or compute "
+               "it from model.predict()")
+
 HINTS = {
     "TensorBoard": "log with CSVLogger('log.csv') or read the History fit() returns",
     "BackupAndRestore": "save with ModelCheckpoint and resume with fit(initial_epoch=...)",
@@ -12,13 +16,11 @@ HINTS = {
     "Adadelta": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "Adamax": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "schedules": "set the rate each epoch with callbacks.LearningRateScheduler(lambda epoch, lr: ...)",
-    "Layer": "custom layers are not offered: build the model from the layers listed, or subclass keras.Model "
-             "with a call() that uses them",
     "register_keras_serializable": "custom objects are not saved in .keras files here: save the weights "
                                    "(model.save_weights) and rebuild the model in code",
-    "AUC": "compile takes the accuracies; compute other scores from model.predict()",
-    "Precision": "compile takes the accuracies; compute other scores from model.predict()",
-    "Recall": "compile takes the accuracies; compute other scores from model.predict()",
+    "AUC": _OWN_METRIC,
+    "Precision": _OWN_METRIC,
+    "Recall": _OWN_METRIC,
 }
 for _name in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "Attention", "MultiHeadAttention", "Embedding"):
     HINTS[_name] = "no recurrent, attention or embedding layers here: image models only"

@@ -150,10 +150,74 @@ def transpose(x, axes=None):
     return x.transpose() if axes is None else x.transpose(tuple(axes))
 
 
+def _comparison(method, name):
+    def op(x1, x2):
+        return getattr(F.as_tensor(x1, f"{name} input"), method)(x2)
+    op.__name__, op.__doc__ = name, f"Elementwise x1 {method.strip('_')} x2 (NumPy's broadcasting), a bool Tensor."
+    return op
+
+
+equal, not_equal = _comparison("__eq__", "equal"), _comparison("__ne__", "not_equal")
+greater, greater_equal = _comparison("__gt__", "greater"), _comparison("__ge__", "greater_equal")
+less, less_equal = _comparison("__lt__", "less"), _comparison("__le__", "less_equal")
+
+
+def _logical(name):
+    def op(x1, x2):
+        x1 = F.as_tensor(x1, f"{name} input")
+        x2 = x1._operand(x2, name)
+        return Tensor.wrap(getattr(x1.xp, name)(x1.data, x2.data), x1.device)
+    op.__name__, op.__doc__ = name, f"Elementwise {name.replace('_', ' ')} of truth values, a bool Tensor."
+    return op
+
+
+logical_and, logical_or = _logical("logical_and"), _logical("logical_or")
+
+
+def logical_not(x):
+    """Elementwise not of truth values, a bool Tensor."""
+    x = F.as_tensor(x, "logical_not input")
+    return Tensor.wrap(x.xp.logical_not(x.data), x.device)
+
+
+def maximum(x1, x2):
+    """Elementwise maximum (NumPy's broadcasting)."""
+    return F.as_tensor(x1, "maximum input").maximum(x2)
+
+
+def minimum(x1, x2):
+    """Elementwise minimum (NumPy's broadcasting)."""
+    return F.as_tensor(x1, "minimum input").minimum(x2)
+
+
+def clip(x, x_min, x_max):
+    """x clamped to [x_min, x_max]."""
+    return F.as_tensor(x, "clip input").clip(x_min, x_max)
+
+
+def where(condition, x1, x2):
+    """x1 where condition holds, else x2."""
+    return _tensor.where(condition, F.as_tensor(x1, "where input"), x2)
+
+
+def broadcast_to(x, shape):
+    """x broadcast to `shape` (NumPy's rules)."""
+    return F.as_tensor(x, "broadcast_to input").broadcast_to(tuple(shape))
+
+
+def divide_no_nan(x1, x2):
+    """x1 / x2, 0 where x2 is 0 (Keras' safe division, as in precision = tp / (tp + fp))."""
+    x1, x2 = F.as_tensor(x1, "divide_no_nan input"), F.as_tensor(x2, "divide_no_nan input")
+    zero = x2 == 0
+    return _tensor.where(zero, 0.0, x1 / _tensor.where(zero, 1.0, x2))
+
+
 relu, sigmoid, tanh, softmax, log_softmax = F.relu, F.sigmoid, F.tanh, F.softmax, F.log_softmax
 
 __all__ = ["convert_to_tensor", "convert_to_numpy", "argmax", "argmin", "sum", "mean", "max", "min", "reshape",
            "one_hot", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "ones", "zeros", "add", "subtract",
            "multiply", "divide", "matmul", "abs", "sqrt", "exp", "log", "square", "shape", "cast", "concatenate",
-           "stack", "expand_dims", "squeeze", "transpose"]
+           "stack", "expand_dims", "squeeze", "transpose", "equal", "not_equal", "greater", "greater_equal", "less",
+           "less_equal", "logical_and", "logical_or", "logical_not", "maximum", "minimum", "clip", "where",
+           "broadcast_to", "divide_no_nan"]
 __getattr__ = not_offered("keras.ops", __all__)

@@ -189,6 +189,11 @@ def _describe(layer, shape, strict=True):
         return "Activation", {**base, "activation": layer.default_name}, []
     if isinstance(layer, Activated) and not layer.parameters():  # keras.layers.Activation
         return "Activation", {**base, "activation": _activation_name(layer)}, []
+    from .layers import Layer
+    if isinstance(layer, Layer):
+        raise KerasFileError(f"layer {layer.name!r}: your own layer {type(layer).__name__} (a keras.layers.Layer "
+                             f"subclass) is not saved in .keras files or configs here: save the weights "
+                             f"(model.save_weights) and rebuild the model in code")
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
 
 
@@ -604,16 +609,24 @@ def _compile_config(model):
 def _metrics_config(model, which):
     """compile's metrics (which=0) or weighted_metrics (1) as Keras writes them: names as given, a metric
     object as its config, so that its name= (SparseCategoricalAccuracy(name='acc') logs 'acc') survives."""
+    from . import metrics as metrics_module
     given = getattr(model, "_given_metrics", ([], []))[which]
     entries = []
     for metric in given:
         if isinstance(metric, str):
             entries.append(metric)
             continue
+        if not isinstance(metric, metrics_module.Metric):  # a metric function, as Keras writes one
+            name = getattr(metric, "__name__", "metric")
+            entries.append({"module": getattr(metric, "__module__", None), "class_name": "function", "config": name,
+                            "registered_name": name})
+            continue
         config = {"name": metric.name, "dtype": "float32"}
         config.update({"threshold": metric.threshold} if hasattr(metric, "threshold") else {})
-        entries.append({"module": "keras.metrics", "class_name": type(metric).__name__, "config": config,
-                        "registered_name": None})
+        builtin = type(metric).__module__ == metrics_module.__name__
+        entries.append({"module": "keras.metrics" if builtin else type(metric).__module__,
+                        "class_name": type(metric).__name__, "config": config,
+                        "registered_name": None if builtin else type(metric).__name__})
     return entries or None
 
 
