@@ -27,8 +27,9 @@ from .parallel import over_chunks, pieces
 # (benchmarks/bench_winograd.py --chunk). With the split layout, chunk sizes interleaved in one
 # process (one thread, loaded): 2, 3, 4, 6, 8 MB took 1, 1.02, 1.05, 1.23, 1.26x; another run 1 MB
 # 1.07x, 1.5 MB 1.02x, 3 MB 0.98x, 4 MB 1.01x. On two threads, chunks of 4, 8 and 16 MiB cut its sleeps a
-# step from 563 to 413, 201 and 199 (direct 182) yet still took 1.03, 1.017 and 1.013x the direct kernel's
-# step (benchmarks/results/wakes_winograd_chunks.json): bigger chunks fall out of L2 what they save in calls.
+# step from 554 to 398, 218 and 222 (direct 198) yet still took 1.045, 1.034 and 1.049x the direct kernel's
+# step, against 1.097x at 2 MiB (benchmarks/results/wakes_winograd_chunks.json, 8 quiet rounds): bigger
+# chunks fall out of L2 what they save in calls.
 CHUNK_BYTES = 2 << 20
 
 # NOTE: keeping the transformed input V of the whole batch from forward, instead of the padded input
