@@ -30,7 +30,7 @@ from common import machine, machine_busy_seconds, print_table, write_json
 import tinygrad_cnn as tg
 from tinygrad_cnn import optim
 from tinygrad_cnn.datasets import mnist
-from tinygrad_cnn.kernels import parallel
+from tinygrad_cnn.kernels import parallel, winograd
 from tinygrad_cnn.nn import functional as F
 from mnist import build_model  # examples/mnist.py
 
@@ -140,10 +140,13 @@ def main():
     p.add_argument("--steps", type=int, default=10, help="steps per side per round")
     p.add_argument("--max-others", type=float, default=0.1,
                    help="measure a round again when other processes used more than this share of a core")
+    p.add_argument("--conv2", choices=("direct", "winograd"), default="direct",
+                   help="conv2's kernel for the whole run: the default direct one, or Winograd (kernels/winograd.py)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     if parallel.get_num_threads() < 2 and parallel.cpu_count() < 2:
         raise SystemExit("bench_two_cores: this machine has one core")
+    winograd.WINS_FROM_CHANNELS = 32 if args.conv2 == "winograd" else None
     step = make_step()
     for i in range(3):
         step(i)
@@ -162,7 +165,7 @@ def main():
     median = {t: [statistics.median(r[k] for r in found[t]) for k in (0, 1)] for t in found}
     ratios = [b[0] / a[0] for a, b in zip(found[1], found[2])]
     cpu_ratios = [b[1] / a[1] for a, b in zip(found[1], found[2])]
-    print(f"{len(found[1])} quiet rounds of {args.steps} steps each way ({dropped} dropped: other processes busy)")
+    print(f"conv2 on the {args.conv2} kernel; {len(found[1])} quiet rounds of {args.steps} steps each way ({dropped} dropped: other processes busy)")
     print_table(["threads", "wall ms/step", "CPU ms/step"],
                 [[t, f"{median[t][0]:.1f}", f"{median[t][1]:.1f}"] for t in (1, 2)])
     print(f"two threads / one: wall {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f}), "
@@ -176,7 +179,7 @@ def main():
                  for name, (w, c, e, u) in rows.items() if u > 1] +
                 [["serial part (outside split ops)", f"{serial_alone:.2f}", f"{serial:.2f}", "", "", ""]])
     write_json(args.json, {
-        "machine": machine(), "batch": BATCH, "steps": args.steps, "max_others": args.max_others,
+        "machine": machine(), "conv2": args.conv2, "batch": BATCH, "steps": args.steps, "max_others": args.max_others,
         "quiet_rounds": len(found[1]), "dropped_rounds": dropped,
         "ms_per_step": {str(t): {"wall": median[t][0], "cpu": median[t][1],
                                  "rounds": [list(r) for r in found[t]]} for t in found},

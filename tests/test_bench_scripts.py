@@ -155,6 +155,15 @@ def test_bench_two_cores_separates_inflation_serial_part_and_waits(tmp_path):
         < 1.5 * r["two_threads_step_ms"]
 
 
+def test_bench_two_cores_runs_conv2_on_winograd_when_asked(tmp_path):
+    """--conv2 winograd: the split ops are Winograd's, and the file says which kernel ran."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs two cores")
+    r = _one_round_of("bench_two_cores.py", tmp_path, "--conv2", "winograd")
+    assert r["conv2"] == "winograd"
+    assert any(name.startswith("WinogradConvPool") for name in r["two_threads_per_op_ms"])
+
+
 def test_bench_epoch_counts_a_finished_child_as_its_own_cpu():
     """bench_epoch --max-others subtracts its child's CPU time from the machine's busy time: the child's
     threads must all be in it once the child has exited."""
