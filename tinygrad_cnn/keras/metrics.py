@@ -135,6 +135,16 @@ class Metric:
         """The metric's value from the state (a subclass says how)."""
         raise NotImplementedError(f"{type(self).__name__} must define result()")
 
+    def get_config(self):
+        """Keras' config of a metric, {'name': ..., 'dtype': ...}; a subclass whose __init__ takes more adds them
+        (config = super().get_config(); config.update(...)), as in Keras."""
+        return {"name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new metric from get_config()'s dict: cls(**config), as Keras' default."""
+        return cls(**config)
+
     def _to(self, device):
         """The state on `device` (the model's), so that update_state mixes it with the batches' Tensors."""
         for variable in self.variables:
@@ -252,6 +262,10 @@ class BinaryAccuracy(_MeanMetric):
     def __init__(self, name=None, dtype=None, threshold=0.5):
         super().__init__(name, dtype)
         self.threshold = float(threshold)
+
+    def get_config(self):
+        """Keras' config: name, dtype and threshold."""
+        return {**super().get_config(), "threshold": self.threshold}
 
     def values(self, y_true, y_pred):
         """1 per output where (y_pred > threshold), cast to y_true's dtype, equals y_true."""

@@ -946,7 +946,7 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
 def model_from_json(json_string, custom_objects=None):
     """A new model, fresh weights, from to_json()'s string (or the JSON of a Keras Sequential or functional chain)."""
     import json
+    from .registry import loading
     from .saving import model_from_config
-    if custom_objects:
-        raise NotImplementedError("model_from_json: custom_objects are not supported here")
-    return model_from_config(json.loads(json_string), "model_from_json")[0]
+    with loading(custom_objects):
+        return model_from_config(json.loads(json_string), "model_from_json")[0]

@@ -16,8 +16,6 @@ HINTS = {
     "Adadelta": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "Adamax": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "schedules": "set the rate each epoch with callbacks.LearningRateScheduler(lambda epoch, lr: ...)",
-    "register_keras_serializable": "custom objects are not saved in .keras files here: save the weights "
-                                   "(model.save_weights) and rebuild the model in code",
     "AUC": _OWN_METRIC,
     "Precision": _OWN_METRIC,
     "Recall": _OWN_METRIC,

@@ -21,6 +21,8 @@ from ..checkpoint import atomic_write
 from ..nn.layers import Activated, Elementwise
 from .layers import to_keras_layout
 from .offered import not_offered
+from .registry import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
+                       get_registered_object, register_keras_serializable)
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 FORMAT_VERSION = "3.0.0"  # NOTE: the Keras 3 format these files follow (Keras reads but does not check it)
@@ -191,10 +193,44 @@ def _describe(layer, shape, strict=True):
         return "Activation", {**base, "activation": _activation_name(layer)}, []
     from .layers import Layer
     if isinstance(layer, Layer):
-        raise KerasFileError(f"layer {layer.name!r}: your own layer {type(layer).__name__} (a keras.layers.Layer "
-                             f"subclass) is not saved in .keras files or configs here: save the weights "
-                             f"(model.save_weights) and rebuild the model in code")
+        return _describe_own(layer)
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
+
+
+def _describe_own(layer):
+    """(class name, get_config(), weights) of your own keras.layers.Layer, as Keras writes one: its own weights
+    trainable first (Keras' order), the config as get_config() gives it, which must be JSON (str, numbers,
+    bools, None, lists and dicts of them)."""
+    kind = type(layer).__name__
+    inner = [name for name, module in layer.named_modules() if module is not layer and module.state_dict()]
+    if inner:
+        raise KerasFileError(f"layer {layer.name!r}: your own layer {kind} holds layers with weights "
+                             f"({', '.join(inner)}), which .keras files here do not keep (Keras files them under "
+                             f"the attribute's name); save the weights (model.save_weights('m.weights.h5')) and "
+                             f"rebuild the model in code")
+    config = layer.get_config()
+    if not isinstance(config, dict):
+        raise KerasFileError(f"layer {layer.name!r}: {kind}.get_config() must return a dict, got "
+                             f"{type(config).__name__}")
+    try:
+        config = json.loads(json.dumps(config, default=_json_default))
+    except TypeError as e:
+        raise KerasFileError(f"layer {layer.name!r}: {kind}.get_config() holds {e}; give plain values (str, "
+                             f"numbers, bools, None, lists, dicts)") from None
+    return kind, config, _arrays(layer)
+
+
+def _json_default(value):
+    if isinstance(value, (numpy.generic, numpy.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} {value!r}, which JSON cannot hold")
+
+
+def _own_entry(entry, cls):
+    """A config entry naming your own class as Keras does: its module (None for __main__'s) and registered name."""
+    from .registry import get_registered_name, module_name
+    entry.update(module=module_name(cls), registered_name=get_registered_name(cls))
+    return entry
 
 
 def _keras_layers(model):
@@ -206,6 +242,7 @@ def _keras_layers(model):
 def model_config(model, strict=True):
     """Keras 3's config of a Sequential or a functional chain: its layers' configs, the input shape once known;
     the config.json of a .keras file, and get_config()'s "config" part."""
+    from .layers import Layer
     layers, shape = [], tuple(model.built_input_shape) if model.built else None
     if shape is not None:
         layers.append(_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
@@ -213,6 +250,8 @@ def model_config(model, strict=True):
     for layer in _keras_layers(model):
         kind, config, _ = _describe(layer, shape, strict)
         layers.append(_layer_entry(kind, config, shape))
+        if isinstance(layer, Layer):
+            _own_entry(layers[-1], type(layer))
         shape = None if shape is None else layer.compute_output_shape(shape)
     inner = {"name": model.name, "trainable": getattr(model, "trainable", True), "dtype": _dtype_policy("float32"),
              "layers": layers}
@@ -346,7 +385,7 @@ def _weights_file(model_name, kinds, weights):
             entry = group.create_group(where).create_group("vars")
             entry.attrs["name"] = name
             for i, array in enumerate(arrays):
-                entry.create_dataset(str(i), data=numpy.ascontiguousarray(array))
+                entry.create_dataset(str(i), data=numpy.array(array, order="C"))  # NOTE: a 0-d one stays 0-d
     return h5.getvalue()
 
 
@@ -492,9 +531,35 @@ def _build_layer(entry, where, fresh=True):
         return L.Softmax(config.get("axis", -1), name=name), None
     if kind == "Activation":
         return L.Activation(_activation(config, where) or "linear", name=name), None
+    if _is_own(entry):
+        return _own_layer(entry, config, where), None
     raise KerasFileError(f"{where}: Keras layer {kind!r} is not supported here (supported: Conv2D, Dense, "
                          f"MaxPooling2D, AveragePooling2D, Flatten, Dropout, BatchNormalization, "
                          f"GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling, ReLU, Softmax, Activation)")
+
+
+def _is_own(entry):
+    """Whether a config entry names your own class (Keras writes a registered name, or a module outside Keras)."""
+    module = entry.get("module", "keras")  # NOTE: Keras 2's entries name no module
+    return entry.get("registered_name") is not None or not (module == "keras" or str(module).startswith("keras."))
+
+
+def _own_layer(entry, config, where):
+    """Your own layer from its entry: the class found by its registered name, then its from_config(config)."""
+    from .registry import find
+    kind = entry.get("class_name")
+    try:
+        cls = find(kind, entry.get("registered_name"), "layer")
+    except LookupError as e:
+        raise KerasFileError(f"{where}: {e}") from None
+    try:
+        layer = cls.from_config(config)
+    except TypeError as e:
+        raise KerasFileError(f"{where}: {kind}.from_config(config) failed ({e}); a class whose __init__ takes "
+                             f"arguments needs a get_config() that returns them") from None
+    if not isinstance(layer, nn.Layer):
+        raise KerasFileError(f"{where}: {kind}.from_config gave {type(layer).__name__}, not a layer")
+    return layer
 
 
 def _input_shape(entry, where):
@@ -541,11 +606,17 @@ def _chain_of(config, where):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A tinygrad_cnn.keras model from a Keras 3 .keras file (Sequential, or a functional model that is a
     chain of layers), with its weights; compiled from the file's compile_config where it names a loss and
-    an optimizer known here. A layer with no equivalent here raises KerasFileError naming it."""
+    an optimizer known here. A layer with no equivalent here raises KerasFileError naming it. Your own
+    layers, metrics and metric functions are found as Keras finds them: registered with
+    keras.saving.register_keras_serializable, or in custom_objects={'registered name': class}."""
+    from .registry import loading
+    with loading(custom_objects):
+        return _load_model(filepath, compile)
+
+
+def _load_model(filepath, compile):
     h5py = _h5py()
     where = os.fspath(filepath)
-    if custom_objects:
-        raise KerasFileError(f"{where}: custom_objects are not supported here")
     try:
         with zipfile.ZipFile(where) as z:
             config = json.loads(z.read(CONFIG))
@@ -610,23 +681,20 @@ def _metrics_config(model, which):
     """compile's metrics (which=0) or weighted_metrics (1) as Keras writes them: names as given, a metric
     object as its config, so that its name= (SparseCategoricalAccuracy(name='acc') logs 'acc') survives."""
     from . import metrics as metrics_module
+    from .registry import get_registered_name
     given = getattr(model, "_given_metrics", ([], []))[which]
     entries = []
     for metric in given:
         if isinstance(metric, str):
             entries.append(metric)
             continue
-        if not isinstance(metric, metrics_module.Metric):  # a metric function, as Keras writes one
-            name = getattr(metric, "__name__", "metric")
-            entries.append({"module": getattr(metric, "__module__", None), "class_name": "function", "config": name,
-                            "registered_name": name})
+        if not isinstance(metric, metrics_module.Metric):  # a metric function, as Keras 3.15 writes one
+            entries.append({"module": "builtins", "class_name": "function", "config": get_registered_name(metric),
+                            "registered_name": "function"})
             continue
-        config = {"name": metric.name, "dtype": "float32"}
-        config.update({"threshold": metric.threshold} if hasattr(metric, "threshold") else {})
-        builtin = type(metric).__module__ == metrics_module.__name__
-        entries.append({"module": "keras.metrics" if builtin else type(metric).__module__,
-                        "class_name": type(metric).__name__, "config": config,
-                        "registered_name": None if builtin else type(metric).__name__})
+        entry = {"module": "keras.metrics", "class_name": type(metric).__name__, "registered_name": None,
+                 "config": json.loads(json.dumps(metric.get_config(), default=_json_default))}
+        entries.append(entry if type(metric).__module__ == metrics_module.__name__ else _own_entry(entry, type(metric)))
     return entries or None
 
 
@@ -660,6 +728,9 @@ def _keras_metrics(metrics, where):
         config = metric.get("config") or {} if isinstance(metric, dict) else {}
         if isinstance(metric, str):
             found.append(metric)
+        elif isinstance(metric, dict) and (metric.get("module") == "builtins" or metric.get("class_name") !=
+                                           "function" and _is_own(metric)):
+            found.append(_own_metric(metric, where))
         elif isinstance(metric, dict) and metric.get("class_name") in kinds and config.get("threshold", 0.5) == 0.5:
             found.append(kinds[metric["class_name"]](name=config.get("name")))
         else:
@@ -668,6 +739,19 @@ def _keras_metrics(metrics, where):
         warnings.warn(f"{where}: the file's metrics {', '.join(dropped)} are not offered here and left out",
                       stacklevel=4)
     return found
+
+
+def _own_metric(entry, where):
+    """Your own metric function or Metric subclass a compile_config names, found as Keras finds it."""
+    from .registry import find
+    function = entry.get("class_name") == "function"
+    name = entry.get("config") if function else entry.get("class_name")
+    try:
+        found = find(name, name if function else entry.get("registered_name"),
+                     "metric function" if function else "metric")
+    except LookupError as e:
+        raise KerasFileError(f"{where}: {e}") from None
+    return found if function else found.from_config(entry.get("config") or {})
 
 
 def _compile(model, compile_config, where):
@@ -699,5 +783,7 @@ def _compile(model, compile_config, where):
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted)
 
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError",
+           "register_keras_serializable", "get_custom_objects", "get_registered_name", "get_registered_object",
+           "CustomObjectScope", "custom_object_scope"]
 __getattr__ = not_offered("keras.saving", __all__)
