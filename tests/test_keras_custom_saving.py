@@ -244,3 +244,36 @@ def test_own_classes_files_go_both_ways_with_keras(tmp_path, real_keras, registe
     _same(ours_saved, keras_loaded)
     _same(keras_saved, ours_loaded)
     _same(ours_saved, keras_saved)
+
+
+def _weights_file_run(keras, classes, path, write):
+    model = _model(keras, classes)
+    if write:
+        model.save_weights(path)
+    else:
+        model.set_weights([numpy.zeros_like(w) for w in model.get_weights()])
+        model.load_weights(path)
+    return [numpy.asarray(w) for w in model.get_weights()]
+
+
+def test_own_layers_in_weights_files_and_clones(tmp_path):
+    """.weights.h5 files keep your own layers' weights (a 0-d one stays 0-d), and clone_model copies your own
+    classes unregistered, as Keras' (each layer's class.from_config)."""
+    classes = _classes(tk, register=False)
+    path = str(tmp_path / "w.weights.h5")
+    saved = _weights_file_run(tk, classes, path, True)
+    loaded = _weights_file_run(tk, classes, path, False)
+    assert [w.shape for w in loaded] == [(3,), (), (3,), (3, 3), (3,)] and loaded[1] == 4.0
+    assert all(numpy.array_equal(a, b) for a, b in zip(saved, loaded))
+    clone = tk.models.clone_model(_model(tk, classes))
+    assert [type(layer).__name__ for layer in clone.layers] == ["Scale", "Shift", "Dense"] and clone.layers[1].sign == -1.0
+
+
+def test_own_layers_in_weights_files_go_both_ways_with_keras(tmp_path, real_keras):
+    ours, theirs = _classes(tk, register=False), _classes(real_keras, register=False)
+    saved = _weights_file_run(tk, ours, str(tmp_path / "t.weights.h5"), True)
+    assert all(numpy.allclose(a, b) for a, b in zip(saved, _weights_file_run(real_keras, theirs,
+                                                                             str(tmp_path / "t.weights.h5"), False)))
+    saved = _weights_file_run(real_keras, theirs, str(tmp_path / "k.weights.h5"), True)
+    assert all(numpy.allclose(a, b) for a, b in zip(saved, _weights_file_run(tk, ours, str(tmp_path / "k.weights.h5"),
+                                                                             False)))

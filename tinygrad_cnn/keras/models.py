@@ -940,7 +940,12 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
             raise NotImplementedError(f"clone_model: {name} is not supported here; build the new model in code")
     if not isinstance(model, Sequential):
         raise TypeError(f"clone_model: model must be a keras Sequential or Model, got {type(model).__name__}")
-    return Sequential.from_config(model.get_config())
+    from .layers import Layer
+    from .registry import custom_object_scope, get_registered_name
+    # NOTE: as Keras' (each layer's own class.from_config): your own layers need no registering to be cloned
+    own = {get_registered_name(type(layer)): type(layer) for layer in model.layers if isinstance(layer, Layer)}
+    with custom_object_scope(own):
+        return Sequential.from_config(model.get_config())
 
 
 def model_from_json(json_string, custom_objects=None):

@@ -94,8 +94,9 @@ def find(class_name, registered_name, what, custom_objects=None):
         found = next((obj for name, obj in {**(custom_objects or {}), **_scope()}.items()
                       if name.endswith(f">{key}")), None)
     if found is None:
-        raise LookupError(f"your own {what} {class_name!r} (registered as {key!r}): its code is not in the "
-                          f"file: pass custom_objects={{{key!r}: {class_name}}} to load_model, or decorate it with "
+        raise LookupError(f"your own {what} {class_name!r} (registered as {key!r}): its code is not saved with it: "
+                          f"pass custom_objects={{{key!r}: {class_name}}} (load_model, model_from_json, or "
+                          f"keras.saving.custom_object_scope), or decorate it with "
                           f"@keras.saving.register_keras_serializable() before loading")
     return found
 
