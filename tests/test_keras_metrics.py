@@ -472,8 +472,11 @@ def test_add_weight_initializers_count_fans_as_keras():
 
 
 def test_add_weight_initializers_as_in_keras(real_keras):
-    for ours, theirs in zip(_initializer_scales(tk), _initializer_scales(real_keras)):
-        assert ours == pytest.approx(theirs, rel=0.1)
+    ours, theirs = _initializer_scales(tk), _initializer_scales(real_keras)
+    for index, (a, b) in enumerate(zip(ours, theirs)):
+        # NOTE: the largest of 4,000 normal draws (index 1) varies by 20% from draw to draw (0.17 to 0.21 seen
+        # at std 0.05), so only its deviation is compared; the uniform draws' largest is near the limit
+        assert (a[1:] if index == 1 else a) == pytest.approx(b[1:] if index == 1 else b, rel=0.1)
 
 
 def test_metric_variable_assign():

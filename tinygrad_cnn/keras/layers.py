@@ -5,6 +5,7 @@ Weights keep the project's layouts inside (a conv kernel (filters, channels, KH,
 (units, in_features)), but get_weights/set_weights speak Keras' ((KH, KW, channels, filters) and
 (in_features, units)), so that arrays from a real Keras model load as they are."""
 import contextlib
+import functools
 import inspect
 import numbers
 import re
@@ -528,6 +529,38 @@ _WEIGHT_INITIALIZERS = {
 }
 
 
+def _recording(init):
+    """An __init__ that first keeps the arguments the layer was made with, where all are plain (str, numbers,
+    bools, None, and lists, tuples or dicts of them): Keras' auto-config, the config of a class without its own
+    get_config. NOTE: only the outermost __init__ (the class's own) records; super().__init__ calls do not."""
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if "_auto_config" not in self.__dict__:
+            self.__dict__["_auto_config"] = _given_arguments(init, self, args, kwargs)
+        init(self, *args, **kwargs)
+    return __init__
+
+
+def _given_arguments(init, layer, args, kwargs):
+    signature = inspect.signature(init)
+    try:
+        bound = signature.bind(layer, *args, **kwargs)
+    except TypeError:
+        return None  # NOTE: init itself raises the error, naming the argument
+    bound.apply_defaults()
+    given = dict(bound.arguments)
+    given.pop(next(iter(signature.parameters)))  # self
+    for name, parameter in signature.parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            given.update(given.pop(name, {}))
+        elif parameter.kind is parameter.VAR_POSITIONAL and given.pop(name, ()):
+            return None
+    given.pop("name", None)
+    if given.get("input_shape", 0) is None:
+        given.pop("input_shape")
+    return given if _plain(given) else None
+
+
 class Layer(_InputShape, nn.Layer):
     """Keras' base class for your own layers: build(input_shape) makes the weights with add_weight (input_shape
     with Keras' batch axis, (None, 4)), call(inputs) computes with keras.ops (or Tensor methods), and fit trains
@@ -542,34 +575,14 @@ class Layer(_InputShape, nn.Layer):
         # NOTE: the framework builds and asks for shapes without the batch axis; your methods get Keras' forms
         if "build" in cls.__dict__ and cls.__dict__["build"] is not Layer.build:
             cls._keras_build, cls.build = cls.__dict__["build"], Layer.build
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording(cls.__dict__["__init__"])
         if "compute_output_shape" in cls.__dict__ and cls.__dict__["compute_output_shape"] is not \
                 Layer.compute_output_shape:
             cls._keras_output_shape, cls.compute_output_shape = cls.__dict__["compute_output_shape"], \
                 Layer.compute_output_shape
 
-    def __new__(cls, *args, **kwargs):
-        # NOTE: as Keras' auto-config: the arguments the layer was made with, kept when all are plain (str,
-        # numbers, bools, None, and lists, tuples or dicts of them), are the config of a class without get_config
-        instance = super().__new__(cls)
-        try:
-            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
-        except TypeError:
-            return instance
-        bound.apply_defaults()
-        given = dict(bound.arguments)
-        given.pop(next(iter(given)))  # self
-        for name, parameter in inspect.signature(cls.__init__).parameters.items():
-            if parameter.kind is parameter.VAR_KEYWORD:
-                given.update(given.pop(name, {}))
-            elif parameter.kind is parameter.VAR_POSITIONAL and given.pop(name, ()):
-                return instance
-        given.pop("name", None)
-        if given.get("input_shape", 0) is None:
-            given.pop("input_shape")
-        if _plain(given):
-            instance.__dict__["_auto_config"] = given
-        return instance
-
+    @_recording
     def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, activity_regularizer=None,
                  autocast=True, **kwargs):
         if kwargs:
