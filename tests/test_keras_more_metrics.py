@@ -60,3 +60,29 @@ def test_backend_epsilon(keep_epsilon):
 
 def test_backend_epsilon_as_in_keras(real_keras, keep_epsilon):
     assert _epsilon_run(tk) == pytest.approx(_epsilon_run(real_keras), rel=1e-5)
+
+
+def _bare_string(keras):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    refused = []
+    for given in ({"metrics": "mae"}, {"weighted_metrics": "mae"}):
+        with pytest.raises(ValueError) as caught:
+            model.compile("sgd", "mse", **given)
+        refused.append(str(caught.value))
+    model.compile("sgd", "mse", metrics=("mae",))
+    return refused, model.evaluate(numpy.ones((2, 4), "float32"), numpy.ones((2, 1), "float32"), verbose=0,
+                                   return_dict=True).keys()
+
+
+def test_compile_refuses_a_bare_metric_string():
+    """As Keras 3.15.1 (Keras 2 read metrics='accuracy' as one metric): the error names the list to write."""
+    refused, keys = _bare_string(tk)
+    assert refused[0] == ("compile: metrics must be a list of metrics, got the string 'mae'; write metrics=['mae'] "
+                          "(Keras 3 takes a list, a tuple or a dict)")
+    assert "weighted_metrics=['mae']" in refused[1] and sorted(keys) == ["loss", "mae"]
+
+
+def test_compile_refuses_a_bare_metric_string_as_keras(real_keras):
+    refused, keys = _bare_string(real_keras)
+    assert all("Expected `metrics` argument to be a list" in r or "Expected `weighted_metrics`" in r for r in refused)
+    assert sorted(keys) == sorted(_bare_string(tk)[1])

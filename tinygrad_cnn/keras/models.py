@@ -96,11 +96,12 @@ def _refuse_overwrite(path, overwrite, who):
 def _metric_names(metrics, who):
     """(the names compile knows them by, the names they are logged under) of compile's metrics or
     weighted_metrics: names, or keras.metrics objects (logged under their own name= as Keras does)."""
-    if isinstance(metrics, str):  # NOTE: one metric, as Keras reads metrics="accuracy" (not its letters)
-        metrics = [metrics]
+    if isinstance(metrics, str):  # NOTE: Keras 3.15 refuses it too (Keras 2 read it as one metric)
+        raise ValueError(f"compile: {who} must be a list of metrics, got the string {metrics!r}; write "
+                         f"{who}=[{metrics!r}] (Keras 3 takes a list, a tuple or a dict)")
     if metrics is not None and not isinstance(metrics, (list, tuple)):
-        raise TypeError(f"compile: {who} must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
-                        f"got {metrics!r}")
+        raise TypeError(f"compile: {who} must be a list of metrics (names such as {', '.join(map(repr, METRICS))}, "
+                        f"metric objects or functions), got {metrics!r}")
     names = [metrics_module.name_of(m) for m in metrics or []]
     labels = [m.name if isinstance(m, metrics_module.Metric) else o.name if isinstance(o, metrics_module.Metric)
               else m for m, o in zip(names, metrics or [])]
@@ -429,8 +430,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         self.metric_names, self._metric_labels = names, labels[:len(names)]
         self.weighted_metric_names, self._weighted_labels = weighted_names, labels[len(names):]
         self._compiled_metrics = metrics is not None or weighted_metrics is not None
-        self._given_metrics = ([metrics] if isinstance(metrics, str) else list(metrics or []),
-                               [weighted_metrics] if isinstance(weighted_metrics, str) else list(weighted_metrics or []))
+        self._given_metrics = (list(metrics or []), list(weighted_metrics or []))
         return self
 
     @property
