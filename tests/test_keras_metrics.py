@@ -180,8 +180,15 @@ def test_custom_metric_mistakes_are_named():
         def result(self):
             return tk.ops.ones((2,))
 
+    class Word(Vector):
+        def result(self):
+            return "high"
+
+    # NOTE: as Keras, a result of several numbers is logged as an array (F1Score's per-class scores)
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=[Vector(name="vec")])
-    with pytest.raises(ValueError, match="metric 'vec': result\\(\\) must return one number"):
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["vec"].tolist() == [1.0, 1.0]
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=[Word(name="word")])
+    with pytest.raises(ValueError, match="metric 'word': result\\(\\) must return a number"):
         model.evaluate(x, y, verbose=0)
     with pytest.raises(ValueError, match="unknown metric 'f1'.*function fn\\(y_true, y_pred\\)"):
         model.compile("sgd", "sparse_categorical_crossentropy", metrics=["f1"])

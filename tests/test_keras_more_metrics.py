@@ -86,3 +86,94 @@ def test_compile_refuses_a_bare_metric_string_as_keras(real_keras):
     refused, keys = _bare_string(real_keras)
     assert all("Expected `metrics` argument to be a list" in r or "Expected `weighted_metrics`" in r for r in refused)
     assert sorted(keys) == sorted(_bare_string(tk)[1])
+
+
+# ------------------------------------------------------------ Precision, Recall, F1Score
+
+def _confusion_run(keras):
+    """Precision and Recall (by name, per threshold, top_k, class_id) and F1Score (per class, macro, weighted,
+    micro with a threshold) through fit and a sample-weighted evaluate, on fixed weights and random data."""
+    rng = numpy.random.default_rng(0)
+    x = rng.normal(size=(20, 4)).astype("float32")
+    y = rng.integers(0, 2, size=(20, 1)).astype("float32")
+    binary = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    binary.set_weights([numpy.linspace(-1, 1, 4).reshape(4, 1).astype("float32"), numpy.zeros(1, "float32")])
+    binary.compile(keras.optimizers.SGD(0.1), "binary_crossentropy",
+                   metrics=["precision", "recall", keras.metrics.Precision(thresholds=[0.3, 0.6], name="pt"),
+                            keras.metrics.Recall(thresholds=0.4, name="r4")])
+    first = binary.fit(x, y, epochs=2, verbose=0, batch_size=8, shuffle=False, validation_data=(x[:10], y[:10]))
+    onehot = keras.utils.to_categorical(rng.integers(0, 3, size=20), 3)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([numpy.linspace(-1, 1, 12).reshape(4, 3).astype("float32"), numpy.zeros(3, "float32")])
+    metrics = keras.metrics
+    model.compile(keras.optimizers.SGD(0.1), "categorical_crossentropy",
+                  metrics=[metrics.F1Score(), metrics.F1Score(average="macro", name="f1m"),
+                           metrics.F1Score(average="weighted", name="f1w"),
+                           metrics.F1Score(average="micro", threshold=0.3, name="f1u"),
+                           metrics.Precision(top_k=2, name="p2"), metrics.Recall(class_id=2, name="r2")])
+    second = model.fit(x, onehot, epochs=2, verbose=0, batch_size=8, shuffle=False)
+    weighted = model.evaluate(x, onehot, verbose=0, return_dict=True, sample_weight=numpy.linspace(0, 1, 20))
+    alone = metrics.Precision()
+    alone.update_state([0, 1, 1, 1], [1.0, 0.2, 0.7, 0.9], sample_weight=[1.0, 1.0, 2.0, 0.5])
+    return [{key: numpy.round(numpy.asarray(value, dtype="float64"), 5).tolist() for key, value in logs.items()}
+            for logs in (first.history, second.history, weighted)] + [round(float(_numpy(alone.result())), 5)]
+
+
+def test_precision_recall_f1():
+    """Counts over the whole epoch (not batch means); a list of thresholds or average=None gives one value
+    each, logged as arrays as Keras logs them. Keras' values (see the side-by-side test)."""
+    first, second, weighted, alone = _confusion_run(tk)
+    assert first["precision"] == [0.76923] * 2 and first["recall"] == [0.83333] * 2
+    assert first["pt"] == [[0.6875, 0.81818]] * 2 and first["r4"] == [0.91667] * 2
+    assert sorted(first) == ["loss", "precision", "pt", "r4", "recall", "val_loss", "val_precision", "val_pt",
+                             "val_r4", "val_recall"]
+    assert second["f1_score"] == [[0.14286, 0.0, 0.38095], [0.30769, 0.0, 0.38095]]
+    assert second["f1m"] == [0.1746, 0.22955] and second["f1w"] == [0.20238, 0.26007]
+    assert first["val_precision"] == [0.57143] * 2 and first["val_pt"] == [[0.55556, 0.66667]] * 2
+    assert second["f1u"] == [0.33898, 0.39344] and second["p2"] == [0.25, 0.3] and second["r2"] == [0.125, 0.0]
+    assert weighted["f1_score"] == [0.5, 0.28571, 0.35294] and weighted["f1m"] == 0.37955
+    assert weighted["f1w"] == 0.38761 and weighted["p2"] == 0.375
+    assert alone == round(2.5 / 3.5, 5)  # weights 2 + 0.5 of hits over 1 + 2 + 0.5 predicted
+
+
+def test_precision_recall_f1_as_in_keras(real_keras):
+    ours, theirs = _confusion_run(tk), _confusion_run(real_keras)
+    for a, b in zip(ours[:3], theirs[:3]):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert numpy.allclose(a[key], b[key], atol=2e-5), key
+    assert ours[3] == pytest.approx(theirs[3], abs=1e-5)
+
+
+def test_confusion_metrics_save_and_progress(tmp_path, capsys):
+    """A .keras file keeps their settings (loaded back compiled with them); the progress line shows a
+    per-class F1 as its mean, as Keras' bar does."""
+    pytest.importorskip("h5py")
+    model = tk.Sequential([tk.Input((4,)), tk.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy", metrics=[tk.metrics.Precision(top_k=2, name="p2"),
+                                                              tk.metrics.F1Score(average="macro"), "recall"])
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = tk.models.load_model(path)
+    x = numpy.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    y = numpy.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2]]
+    assert again.evaluate(x, y, verbose=0, return_dict=True) == model.evaluate(x, y, verbose=0, return_dict=True)
+    model.compile("sgd", "categorical_crossentropy", metrics=[tk.metrics.F1Score()])
+    model.fit(x, y, epochs=1, verbose=2)
+    f1 = model.evaluate(x, y, verbose=0, return_dict=True)["f1_score"]
+    assert f1.shape == (3,) and "f1_score: " in capsys.readouterr().out
+
+
+def test_confusion_metric_mistakes_are_named():
+    with pytest.raises(ValueError, match=r"Threshold values must be in \[0, 1\]"):
+        tk.metrics.Precision(thresholds=1.5)
+    with pytest.raises(ValueError, match="top_k must be an int >= 1"):
+        tk.metrics.Recall(top_k=0)
+    with pytest.raises(ValueError, match="class_id=5 needs y_pred of shape"):
+        tk.metrics.Recall(class_id=5).update_state(numpy.eye(3), numpy.eye(3))
+    with pytest.raises(ValueError, match="does not match y_pred"):
+        tk.metrics.Precision().update_state(numpy.array([0, 2, 1]), numpy.eye(3))
+    with pytest.raises(ValueError, match="Invalid `average`"):
+        tk.metrics.F1Score(average="mean")
+    with pytest.raises(ValueError, match="FBetaScore expects 2D inputs"):
+        tk.metrics.F1Score().update_state(numpy.ones(3), numpy.ones(3))

@@ -228,13 +228,15 @@ class RunningMeans:
 
 
 def _result(metric):
-    """A Metric's result() as a Python float (a sync on a GPU), or an error naming the metric."""
+    """A Metric's result() as a Python float (a sync on a GPU), or as Keras a float32 array where it gives
+    several numbers (F1Score per class, Precision per threshold); an error naming the metric otherwise."""
     value = metric.result()
     try:
-        return float(value.numpy() if isinstance(value, Tensor) else numpy.asarray(value))
+        array = numpy.asarray(value.numpy() if isinstance(value, Tensor) else value, dtype="float32")
     except (TypeError, ValueError):
-        raise ValueError(f"metric {metric.name!r}: result() must return one number (a 0-d Tensor), got "
-                         f"{value!r}") from None
+        raise ValueError(f"metric {metric.name!r}: result() must return a number (a 0-d Tensor) or an array of "
+                         f"them, got {value!r}") from None
+    return float(array) if array.ndim == 0 else array
 
 
 def _no_weights(who, **weights):
