@@ -277,3 +277,71 @@ def test_own_layers_in_weights_files_go_both_ways_with_keras(tmp_path, real_kera
     saved = _weights_file_run(real_keras, theirs, str(tmp_path / "k.weights.h5"), True)
     assert all(numpy.allclose(a, b) for a, b in zip(saved, _weights_file_run(tk, ours, str(tmp_path / "k.weights.h5"),
                                                                              False)))
+
+
+def _block(keras):
+    """keras.io's subclassing guide's composition: your own layer holding built-in layers (and a weight)."""
+    class Block(keras.layers.Layer):
+        def __init__(self, units=3, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.inner = keras.layers.Dense(units)
+            self.second = keras.layers.Dense(units, activation="relu")
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(self.units,), initializer="ones")
+            self.inner.build(input_shape)
+            self.second.build((None, self.units))
+
+        def call(self, inputs):
+            return self.second(self.inner(inputs)) * self.scale
+
+    return Block
+
+
+def _block_run(keras, path, write, weights_only=False):
+    Block = _block(keras)
+    x = numpy.random.default_rng(2).normal(size=(6, 4)).astype("float32")
+    if write:
+        model = keras.Sequential([keras.Input((4,)), Block(3), keras.layers.Dense(2)])
+        model.set_weights([numpy.full(3, 2.0, "float32"), numpy.linspace(-1, 1, 12).reshape(4, 3).astype("float32"),
+                           numpy.zeros(3, "float32"), numpy.eye(3, dtype="float32") + 0.5, numpy.ones(3, "float32"),
+                           numpy.linspace(0, 1, 6).reshape(3, 2).astype("float32"), numpy.zeros(2, "float32")])
+        model.save_weights(path) if weights_only else model.save(path)
+    elif weights_only:
+        model = keras.Sequential([keras.Input((4,)), Block(3), keras.layers.Dense(2)])
+        model.load_weights(path)
+    else:
+        model = keras.models.load_model(path, custom_objects={"Block": Block})
+    return model.predict(x, verbose=0), [numpy.asarray(w) for w in model.get_weights()]
+
+
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_own_layer_holding_layers(tmp_path, weights_only):
+    """Its inner layers' weights are filed under their attribute names (layers/block/inner/vars), as Keras
+    files them, and come back in their layouts (a Dense kernel (inputs, units))."""
+    path = str(tmp_path / ("b.weights.h5" if weights_only else "b.keras"))
+    saved = _block_run(tk, path, True, weights_only)
+    loaded = _block_run(tk, path, False, weights_only)
+    assert numpy.array_equal(saved[0], loaded[0]) and [w.shape for w in loaded[1]] == [
+        (3,), (4, 3), (3,), (3, 3), (3,), (3, 2), (2,)]
+    import h5py
+    if weights_only:
+        names = []
+        with h5py.File(path, "r") as f:
+            f.visit(names.append)
+        assert "layers/block/inner/vars/0" in names and "layers/block/second/vars/1" in names
+        assert "layers/block/vars/0" in names and "layers/block/vars/1" not in names
+
+
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_own_layer_holding_layers_both_ways_with_keras(tmp_path, real_keras, weights_only):
+    ending = "weights.h5" if weights_only else "keras"
+    ours = _block_run(tk, str(tmp_path / f"t.{ending}"), True, weights_only)
+    theirs = _block_run(real_keras, str(tmp_path / f"t.{ending}"), False, weights_only)
+    assert numpy.allclose(ours[0], theirs[0], atol=1e-5)
+    keras_saved = _block_run(real_keras, str(tmp_path / f"k.{ending}"), True, weights_only)
+    ours_loaded = _block_run(tk, str(tmp_path / f"k.{ending}"), False, weights_only)
+    assert numpy.allclose(keras_saved[0], ours_loaded[0], atol=1e-5)
+    for a, b in zip(keras_saved[1], ours_loaded[1]):
+        assert numpy.allclose(a, b)

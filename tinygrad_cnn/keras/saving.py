@@ -202,12 +202,11 @@ def _describe_own(layer):
     trainable first (Keras' order), the config as get_config() gives it, which must be JSON (str, numbers,
     bools, None, lists and dicts of them)."""
     kind = type(layer).__name__
-    inner = [name for name, module in layer.named_modules() if module is not layer and module.state_dict()]
-    if inner:
-        raise KerasFileError(f"layer {layer.name!r}: your own layer {kind} holds layers with weights "
-                             f"({', '.join(inner)}), which .keras files here do not keep (Keras files them under "
-                             f"the attribute's name); save the weights (model.save_weights('m.weights.h5')) and "
-                             f"rebuild the model in code")
+    listed = [name for name, module in layer.named_children() if "." in name and module.state_dict()]
+    if listed:
+        raise KerasFileError(f"layer {layer.name!r}: your own layer {kind} holds layers with weights in a list "
+                             f"({', '.join(listed)}), which Keras files differently; give each its own attribute "
+                             f"(self.first = ..., self.second = ...) to save it")
     config = layer.get_config()
     if not isinstance(config, dict):
         raise KerasFileError(f"layer {layer.name!r}: {kind}.get_config() must return a dict, got "
@@ -358,11 +357,10 @@ def save_model(model, path):
                              f"give it an Input or input_shape=, or call it on a batch first")
     layers = _keras_layers(model)
     config, kinds = model_config(model, strict=False), [_describe(layer, None, False)[0] for layer in layers]
-    weights = [(layer.name, _arrays(layer)) for layer in layers]
     compile_config = _compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
-    h5 = _weights_file(model.name, kinds, weights)
+    h5 = _weights_file(model.name, kinds, layers)
     metadata = {"keras_version": FORMAT_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "tinygrad_cnn"}
 
@@ -374,18 +372,51 @@ def save_model(model, path):
     atomic_write(path, write)
 
 
-def _weights_file(model_name, kinds, weights):
+def _tree(layer):
+    """(the layer's own weights in Keras' layouts and order, [(attribute, tree) of each layer inside it]): your
+    own layer keeps its own weights in vars/ and each inner layer's under the attribute's name, as Keras."""
+    from .layers import Layer
+    if not isinstance(layer, Layer):
+        return _arrays(layer), []
+    own = [to_keras_layout(layer, name, value) for name, value in layer.state_dict().items() if "." not in name]
+    return own, [(name, _tree(child)) for name, child in layer.named_children() if child.state_dict()]
+
+
+def _write_tree(entry, name, tree):
+    arrays, children = tree
+    group = entry.create_group("vars")
+    group.attrs["name"] = name
+    for i, array in enumerate(arrays):
+        group.create_dataset(str(i), data=numpy.array(array, order="C"))  # NOTE: a 0-d one stays 0-d
+    for attribute, child in children:
+        _write_tree(entry.create_group(attribute), attribute, child)
+
+
+def _read_tree(entry, layer, prefix, where, path):
+    """[(state name, Keras-layout array)] of your own layer (and the layers inside it) from its group."""
+    own = [name for name, _ in layer._named_tensors() if "." not in name]
+    group = None if entry is None else entry.get("vars")
+    arrays = [] if group is None else [numpy.asarray(group[str(k)]) for k in range(len(group))]
+    if len(arrays) != len(own):
+        raise KerasFileError(f"{where}: layer {layer.name!r} has {len(own)} weight arrays of its own here, "
+                             f"{len(arrays)} in the file at {path}/vars")
+    pairs = [(prefix + name, array) for name, array in zip(own, arrays)]
+    for attribute, child in layer.named_children():
+        if child.state_dict():
+            pairs += _read_tree(None if entry is None else entry.get(attribute), child, f"{prefix}{attribute}.",
+                                where, f"{path}/{attribute}")
+    return pairs
+
+
+def _weights_file(model_name, kinds, layers):
     """The bytes of Keras 3's weights HDF5 (model.weights.h5 in a .keras file, or a .weights.h5 file): each
     layer's arrays (Keras' layouts) under layers/<keras path>/vars/<i>; kinds are the layers' Keras classes."""
     h5 = io.BytesIO()
     with _h5py().File(h5, "w") as f:
         f.create_group("vars").attrs["name"] = model_name
         group = f.create_group("layers")
-        for where, (name, arrays) in zip(_paths(kinds), weights):
-            entry = group.create_group(where).create_group("vars")
-            entry.attrs["name"] = name
-            for i, array in enumerate(arrays):
-                entry.create_dataset(str(i), data=numpy.array(array, order="C"))  # NOTE: a 0-d one stays 0-d
+        for where, layer in zip(_paths(kinds), layers):
+            _write_tree(group.create_group(where), layer.name, _tree(layer))
     return h5.getvalue()
 
 
@@ -405,14 +436,14 @@ def save_weights(model, path):
     if not model.built:  # it wrote a file of no weights, which no built model could load
         raise KerasFileError(f"{os.fspath(path)}: the model is not built, so it has no weights to save; build it "
                              f"first (an Input, input_shape=, or a call on a batch), as Keras requires")
-    data = _weights_file(model.name, kinds, [(layer.name, layer.get_weights()) for layer in layers])
+    data = _weights_file(model.name, kinds, layers)
     atomic_write(path, lambda f: f.write(data))
 
 
 def load_weights(model, path):
     """Read a Keras 3 .weights.h5 file (Keras' model.save_weights, or save_weights here) into a built model of
     the same layers; every array is checked before any is written."""
-    from .layers import from_keras_layouts
+    from .layers import Layer, from_keras_layouts
     where = os.fspath(path)
     layers, kinds = _chain_layers(model, path, "reads")
     if not model.built:
@@ -424,6 +455,10 @@ def load_weights(model, path):
         root = f.get("layers")
         for i, (layer, path_in_file) in enumerate(zip(layers, _paths(kinds))):
             position = next(k for k, each in enumerate(model.layers) if each is layer)
+            if isinstance(layer, Layer):
+                pairs += _read_tree(None if root is None else root.get(path_in_file), layer, f"layers.{position}.",
+                                    where, f"layers/{path_in_file}")
+                continue
             own = [name for name, _ in model._named_tensors() if name.startswith(f"layers.{position}.")]
             group = None if root is None else root.get(f"{path_in_file}/vars")
             arrays = [] if group is None else [numpy.asarray(group[str(k)]) for k in range(len(group))]
@@ -638,11 +673,20 @@ def _load_model(filepath, compile):
 
 
 def _load_weights(model, f, convert, paths, where):
+    from .layers import Layer, from_keras_layouts
     root = f["layers"] if "layers" in f else f.get("_layer_checkpoint_dependencies")
     state = {}
     for i, layer in enumerate(model.layers):
         own = [(n, t) for n, t in model._named_tensors() if n.startswith(f"layers.{i}.")]
         if not own:
+            continue
+        if isinstance(layer, Layer):  # your own: its weights and those of the layers inside it, in Keras' layouts
+            pairs = _read_tree(None if root is None else root.get(paths[layer.name]), layer, f"layers.{i}.", where,
+                               f"layers/{paths[layer.name]}")
+            try:
+                state.update(from_keras_layouts(model, pairs, where))
+            except ValueError as e:
+                raise KerasFileError(str(e)) from None
             continue
         group = root.get(f"{paths[layer.name]}/vars") if root is not None else None
         if group is None:
