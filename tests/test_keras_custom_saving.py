@@ -345,3 +345,38 @@ def test_own_layer_holding_layers_both_ways_with_keras(tmp_path, real_keras, wei
     assert numpy.allclose(keras_saved[0], ours_loaded[0], atol=1e-5)
     for a, b in zip(keras_saved[1], ours_loaded[1]):
         assert numpy.allclose(a, b)
+
+
+def _loss_run(keras, path, write):
+    def doubled_error(y_true, y_pred):
+        return 2.0 * keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+    x, y = _data()
+    if write:
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)])
+        model.set_weights([numpy.linspace(-1, 1, 9).reshape(3, 3).astype("float32"), numpy.zeros(3, "float32")])
+        model.compile(keras.optimizers.SGD(0.01), doubled_error)
+        model.save(path)
+    else:
+        model = keras.models.load_model(path, custom_objects={"doubled_error": doubled_error})
+    return model.evaluate(x, y, verbose=0), getattr(model.loss, "__name__", None) or model.loss.name
+
+
+def test_own_loss_function_round_trips(tmp_path):
+    """Written as Keras writes it ({'module': 'builtins', 'class_name': 'function', ...}); the file loads
+    compiled with it given in custom_objects, and names it otherwise (as Keras raises; it loaded uncompiled)."""
+    path = str(tmp_path / "l.keras")
+    saved = _loss_run(tk, path, True)
+    with zipfile.ZipFile(path) as archive:
+        assert json.loads(archive.read("config.json"))["compile_config"]["loss"] == {
+            "module": "builtins", "class_name": "function", "config": "doubled_error", "registered_name": "function"}
+    with pytest.raises(tk.saving.KerasFileError, match="your own loss function 'doubled_error'"):
+        tk.models.load_model(path)
+    assert _loss_run(tk, path, False) == saved and saved[1] == "doubled_error"
+
+
+def test_own_loss_function_both_ways_with_keras(tmp_path, real_keras):
+    ours = _loss_run(tk, str(tmp_path / "t.keras"), True)
+    assert _loss_run(real_keras, str(tmp_path / "t.keras"), False)[0] == pytest.approx(ours[0], rel=1e-6)
+    theirs = _loss_run(real_keras, str(tmp_path / "k.keras"), True)
+    assert _loss_run(tk, str(tmp_path / "k.keras"), False)[0] == pytest.approx(theirs[0], rel=1e-6)

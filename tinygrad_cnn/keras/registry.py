@@ -90,7 +90,7 @@ def find(class_name, registered_name, what, custom_objects=None):
     key = registered_name or class_name
     custom_objects = getattr(_scopes, "custom", None) if custom_objects is None else custom_objects
     found = get_registered_object(key, custom_objects)
-    if found is None and what == "metric function" and ">" not in key:  # NOTE: Keras <= 3.6 wrote the bare name
+    if found is None and what.endswith("function") and ">" not in key:  # NOTE: Keras <= 3.6 wrote the bare name
         found = next((obj for name, obj in {**(custom_objects or {}), **_scope()}.items()
                       if name.endswith(f">{key}")), None)
     if found is None:

@@ -709,8 +709,13 @@ def _compile_config(model):
     so that load_model (here or in Keras) returns it compiled; None for anything else (a custom loss, a loss
     object with from_logits=True, a tinygrad_cnn.optim optimizer): that file loads uncompiled."""
     from . import losses, optimizers
+    from .registry import get_registered_name
     loss, optimizer = getattr(model, "loss", None), getattr(model, "optimizer", None)
     names = [name for name, kind in losses.NAMES.items() if type(loss) is kind]
+    own = getattr(loss, "fn", None)
+    if own is not None and inspect.isfunction(own) and own.__name__ != "<lambda>":  # your own loss function
+        names = [{"module": "builtins", "class_name": "function", "config": get_registered_name(own),
+                  "registered_name": "function"}]
     if not names or loss.from_logits or not isinstance(optimizer, optimizers.Optimizer):
         return None
     kind = type(optimizer).__name__
@@ -749,6 +754,8 @@ def _keras_loss(loss, where):
     from . import losses
     if loss is None or isinstance(loss, str) and loss.lower() in losses.NAMES:
         return loss
+    if isinstance(loss, dict) and loss.get("class_name") == "function" and loss.get("module") == "builtins":
+        return _own_metric(loss, where, "loss function")  # your own loss function, found as Keras finds it
     kinds = {cls.__name__: cls for cls in losses.NAMES.values()}
     config = loss.get("config") or {} if isinstance(loss, dict) else {}
     kind = kinds.get(loss.get("class_name")) if isinstance(loss, dict) else None
@@ -791,14 +798,15 @@ def _keras_metrics(metrics, where):
     return found
 
 
-def _own_metric(entry, where):
-    """Your own metric function or Metric subclass a compile_config names, found as Keras finds it."""
+def _own_metric(entry, where, what=None):
+    """Your own metric function or Metric subclass (or loss function) a compile_config names, found as Keras
+    finds it."""
     from .registry import find
     function = entry.get("class_name") == "function"
     name = entry.get("config") if function else entry.get("class_name")
     try:
         found = find(name, name if function else entry.get("registered_name"),
-                     "metric function" if function else "metric")
+                     what or ("metric function" if function else "metric"))
     except LookupError as e:
         raise KerasFileError(f"{where}: {e}") from None
     return found if function else found.from_config(entry.get("config") or {})
