@@ -380,3 +380,15 @@ def test_own_loss_function_both_ways_with_keras(tmp_path, real_keras):
     assert _loss_run(real_keras, str(tmp_path / "t.keras"), False)[0] == pytest.approx(ours[0], rel=1e-6)
     theirs = _loss_run(real_keras, str(tmp_path / "k.keras"), True)
     assert _loss_run(tk, str(tmp_path / "k.keras"), False)[0] == pytest.approx(theirs[0], rel=1e-6)
+
+
+def test_subclass_of_a_built_in_layer_is_named(tmp_path):
+    """It was written as its base class and loaded as a plain Dense, its own call() silently lost."""
+    class Doubled(tk.layers.Dense):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    model = tk.Sequential([tk.Input((3,)), Doubled(2)])
+    with pytest.raises(tk.saving.KerasFileError, match="your class Doubled subclasses the built-in Dense.*keras.layers"
+                                                      r".Layer and hold the Dense inside it"):
+        model.save(str(tmp_path / "d.keras"))

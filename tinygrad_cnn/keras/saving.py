@@ -138,6 +138,14 @@ def _arrays(layer):
 
 def _describe(layer, shape, strict=True):
     """(Keras class name, config, [weights in Keras' layouts]) of one of our layers."""
+    from .layers import Layer
+    cls = type(layer)
+    if not isinstance(layer, Layer) and not cls.__module__.startswith("tinygrad_cnn."):
+        # NOTE: it was written as its built-in base, so it loaded as a plain Dense without your changes
+        base = next(c.__name__ for c in cls.__mro__ if c.__module__.startswith("tinygrad_cnn."))
+        raise KerasFileError(f"layer {layer.name!r}: your class {cls.__name__} subclasses the built-in {base}, which "
+                             f"is not saved here (it would load as a plain {base}); subclass keras.layers.Layer and "
+                             f"hold the {base} inside it (self.inner = {base}(...)), which saves as Keras does")
     base = {"name": layer.name, "trainable": bool(getattr(layer, "trainable", True)),
             "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
     fmt = getattr(layer, "data_format", None)
@@ -191,7 +199,6 @@ def _describe(layer, shape, strict=True):
         return "Activation", {**base, "activation": layer.default_name}, []
     if isinstance(layer, Activated) and not layer.parameters():  # keras.layers.Activation
         return "Activation", {**base, "activation": _activation_name(layer)}, []
-    from .layers import Layer
     if isinstance(layer, Layer):
         return _describe_own(layer)
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
