@@ -392,3 +392,17 @@ def test_subclass_of_a_built_in_layer_is_named(tmp_path):
     with pytest.raises(tk.saving.KerasFileError, match="your class Doubled subclasses the built-in Dense.*keras.layers"
                                                       r".Layer and hold the Dense inside it"):
         model.save(str(tmp_path / "d.keras"))
+
+
+def test_keras_own_classes_with_a_registered_name_are_not_taken_for_yours(tmp_path):
+    """Keras writes registered_name 'Functional' for a model inside a model: that is Keras' class, not yours."""
+    config = {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+         "config": {"batch_shape": [None, 4], "name": "input_layer"}},
+        {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+         "config": {"name": "inner"}}]}}
+    path = tmp_path / "f.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+    with pytest.raises(tk.saving.KerasFileError, match="Keras layer 'Functional' is not supported here"):
+        tk.models.load_model(str(path))

@@ -581,9 +581,10 @@ def _build_layer(entry, where, fresh=True):
 
 
 def _is_own(entry):
-    """Whether a config entry names your own class (Keras writes a registered name, or a module outside Keras)."""
-    module = entry.get("module", "keras")  # NOTE: Keras 2's entries name no module
-    return entry.get("registered_name") is not None or not (module == "keras" or str(module).startswith("keras."))
+    """Whether a config entry names your own class: its module is outside Keras (None for __main__'s). NOTE: Keras'
+    own classes may carry a registered name too ('Functional'), and Keras 2's entries name no module."""
+    module = entry.get("module", "keras")
+    return not (module == "keras" or str(module).startswith("keras."))
 
 
 def _own_layer(entry, config, where):
