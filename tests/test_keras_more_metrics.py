@@ -177,3 +177,18 @@ def test_confusion_metric_mistakes_are_named():
         tk.metrics.F1Score(average="mean")
     with pytest.raises(ValueError, match="FBetaScore expects 2D inputs"):
         tk.metrics.F1Score().update_state(numpy.ones(3), numpy.ones(3))
+
+
+def _names_after_clear(keras):
+    keras.metrics.Precision()
+    keras.metrics.Precision()
+    keras.backend.clear_session()
+    return keras.metrics.Precision().name, keras.metrics.Precision().name
+
+
+def test_clear_session_starts_metric_names_afresh():
+    assert _names_after_clear(tk) == ("precision", "precision_1")
+
+
+def test_clear_session_as_in_keras(real_keras):
+    assert _names_after_clear(tk) == _names_after_clear(real_keras)

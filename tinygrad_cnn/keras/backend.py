@@ -38,5 +38,12 @@ def image_data_format():
     return DEFAULT_DATA_FORMAT
 
 
-__all__ = ["epsilon", "set_epsilon", "floatx", "set_floatx", "image_data_format"]
+def clear_session(free_memory=True):
+    """Keras' fresh start of the global names: metrics made after it are named from the start again
+    (precision, not precision_3). NOTE: layers here are named per model, so their names need no reset."""
+    from .metrics import forget_names
+    forget_names()
+
+
+__all__ = ["epsilon", "set_epsilon", "floatx", "set_floatx", "image_data_format", "clear_session"]
 __getattr__ = not_offered("keras.backend", __all__)

@@ -29,6 +29,11 @@ def _auto_name(cls):
     return base if number == 0 else f"{base}_{number}"
 
 
+def forget_names():
+    """Start the automatic metric names afresh (keras.backend.clear_session)."""
+    _NAMES_TAKEN.clear()
+
+
 class Variable(Tensor):
     """A metric's state (Keras' Variable): a Tensor that `assign`, `assign_add` and `assign_sub` replace in
     place, so that `self.true_positives.assign_add(ops.sum(values))` and `self.tp / (self.tp + self.fp)`
@@ -499,5 +504,5 @@ def get(identifier):
 
 __all__ = ["Metric", "Variable", "Mean", "MeanMetricWrapper", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccuracy", "BinaryAccuracy",
            "Precision", "Recall", "FBetaScore", "F1Score",
-           "get", "name_of"]
+           "get", "name_of", "forget_names"]
 __getattr__ = not_offered('keras.metrics', __all__)
