@@ -192,3 +192,22 @@ def test_clear_session_starts_metric_names_afresh():
 
 def test_clear_session_as_in_keras(real_keras):
     assert _names_after_clear(tk) == _names_after_clear(real_keras)
+
+
+def _csv_row(keras, path):
+    x = numpy.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    y = numpy.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2]]
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([numpy.linspace(-1, 1, 12).reshape(4, 3).astype("float32"), numpy.zeros(3, "float32")])
+    model.compile("sgd", "categorical_crossentropy", metrics=[keras.metrics.F1Score()])
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras.callbacks.CSVLogger(path)])
+    with open(path) as f:
+        return f.read().splitlines()[1].split(",1.09")[0]
+
+
+def test_csv_logger_writes_a_per_class_metric_as_keras(tmp_path):
+    assert _csv_row(tk, str(tmp_path / "t.csv")) == '0,"""[0.49999994, 0.0, 0.33333328]"""'
+
+
+def test_csv_logger_per_class_as_in_keras(tmp_path, real_keras):
+    assert _csv_row(tk, str(tmp_path / "t.csv")) == _csv_row(real_keras, str(tmp_path / "k.csv"))
