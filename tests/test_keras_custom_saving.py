@@ -406,3 +406,21 @@ def test_keras_own_classes_with_a_registered_name_are_not_taken_for_yours(tmp_pa
         archive.writestr("config.json", json.dumps(config))
     with pytest.raises(tk.saving.KerasFileError, match="Keras layer 'Functional' is not supported here"):
         tk.models.load_model(str(path))
+
+
+def test_own_metric_that_cannot_take_its_config_is_named(tmp_path):
+    class Strict(tk.metrics.Metric):
+        def __init__(self, name="strict"):  # no dtype=, no **kwargs: cls(**config) cannot work
+            super().__init__(name=name)
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+        def result(self):
+            return tk.ops.zeros(())
+
+    model = tk.Sequential([tk.Input((3,)), tk.layers.Dense(2)])
+    model.compile("sgd", "mse", metrics=[Strict()])
+    model.save(str(tmp_path / "s.keras"))
+    with pytest.raises(tk.saving.KerasFileError, match=r"Strict.from_config\(config\) failed.*\*\*kwargs"):
+        tk.models.load_model(str(tmp_path / "s.keras"), custom_objects={"Strict": Strict})

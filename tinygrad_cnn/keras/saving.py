@@ -817,7 +817,13 @@ def _own_metric(entry, where, what=None):
                      what or ("metric function" if function else "metric"))
     except LookupError as e:
         raise KerasFileError(f"{where}: {e}") from None
-    return found if function else found.from_config(entry.get("config") or {})
+    if function:
+        return found
+    try:
+        return found.from_config(entry.get("config") or {})
+    except TypeError as e:
+        raise KerasFileError(f"{where}: {name}.from_config(config) failed ({e}); its __init__ must take the "
+                             f"config's keys (name=, dtype=: pass **kwargs on to super().__init__)") from None
 
 
 def _compile(model, compile_config, where):
