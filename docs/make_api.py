@@ -57,7 +57,13 @@ MODULES = {
     "tinygrad_cnn.keras.losses": "Keras' losses, called as loss(y_true, y_pred).",
     "tinygrad_cnn.keras.callbacks": "Keras' callbacks for fit, evaluate and predict.",
     "tinygrad_cnn.keras.metrics": "Keras' metric objects (update_state, result, reset_state); accuracies for compile.",
-    "tinygrad_cnn.keras.utils": "keras.utils as tutorials use it: to_categorical, set_random_seed, normalize.",
+    "tinygrad_cnn.keras.utils": "keras.utils as tutorials use it: to_categorical, set_random_seed, normalize (and "
+                                "the register of your own classes).",
+    "tinygrad_cnn.keras.backend": "keras.backend's settings: `epsilon()` (and `set_epsilon`), `floatx()`, "
+                                  "`image_data_format()`.",
+    "tinygrad_cnn.keras.config": "keras.config: Keras 3's other spelling of keras.backend's settings.",
+    "tinygrad_cnn.keras.registry": "Your own classes for `.keras` files: `register_keras_serializable`, "
+                                   "`custom_object_scope` (also in keras.saving and keras.utils).",
     "tinygrad_cnn.keras.ops": "keras.ops-style functions on arrays or Tensors, returning Tensors.",
     "tinygrad_cnn.keras.saving": "`.keras` files (Keras 3's format) both ways; needs the `h5` extra (h5py). See "
                                  "[from-keras.md](from-keras.md).",

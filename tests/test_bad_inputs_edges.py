@@ -312,9 +312,15 @@ BAD_INPUTS = [
      r"DistributedOptimizer needs an Optimizer, got NoneType"),
     # ------------------------------------------------ keras
     ("keras.compile-metrics-dict", "type", lambda: keras_model().compile(loss="mse", metrics={"out": "accuracy"}), TypeError,
-     r"compile: metrics must be a metric name or a list of them"),
-    ("keras.compile-metrics-unknown", "type", lambda: keras_model().compile(loss="mse", metrics="f1"), ValueError,
+     r"compile: metrics must be a list of metrics \(names such as 'accuracy'"),
+    ("keras.compile-metrics-unknown", "type", lambda: keras_model().compile(loss="mse", metrics=["f1"]), ValueError,
      r"compile: unknown metric 'f1': use one of 'accuracy'"),
+    # NOTE: Keras 3.15.1 refuses a bare string too ("Expected `metrics` argument to be a list, tuple, or dict")
+    ("keras.compile-metrics-a-string", "type", lambda: keras_model().compile(loss="mse", metrics="mae"), ValueError,
+     r"compile: metrics must be a list of metrics, got the string 'mae'; write metrics=\['mae'\]"),
+    ("keras.compile-weighted-metrics-a-string", "type",
+     lambda: keras_model().compile(loss="mse", weighted_metrics="accuracy"), ValueError,
+     r"weighted_metrics must be a list of metrics, got the string 'accuracy'; write weighted_metrics=\['accuracy'\]"),
     ("keras.compile-optimizer-None", "none", lambda: keras_model().compile(optimizer=None), TypeError,
      r"optimizer must be a name, a tinygrad_cnn\.keras\.optimizers object"),
     ("keras.compile-loss-int", "type", lambda: keras_model().compile(loss=3), TypeError, r"loss must be a name, a Loss or a callable, got int"),
@@ -576,7 +582,7 @@ def save_through_a_symlink():
 
 def compile_with_a_metric_name():
     model = keras.Sequential([keras.layers.Dense(3, activation="softmax", input_shape=(2,))])
-    model.compile(loss="sparse_categorical_crossentropy", metrics="accuracy")
+    model.compile(loss="sparse_categorical_crossentropy", metrics=("accuracy",))  # a tuple, as Keras takes
     history = model.fit(np.ones((4, 2)), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
     return model.metric_names, sorted(history.history)
 
@@ -594,7 +600,7 @@ def transform_keeping_rows():
 
 RIGHT_ANSWERS = [
     ("save-through-a-symlink", save_through_a_symlink, lambda r: r == (True, True)),
-    ("compile-metrics-a-string-is-one-metric", compile_with_a_metric_name,
+    ("compile-metrics-a-tuple", compile_with_a_metric_name,
      lambda r: r == (["accuracy"], ["accuracy", "loss"])),
     ("dist.init-again-with-the-same-backend", second_init_same_backend, lambda r: r is True),
     ("dist.local_batch_size-numpy-int", lambda: dist.local_batch_size(np.int64(64)), lambda r: r == 64),

@@ -381,10 +381,10 @@ def test_loss_without_call_and_other_reductions_are_named():
         tk.losses.MeanSquaredError(reduction="sum")
 
 
-def test_serializables_name_the_alternative():
-    """(keras.layers.Layer is offered now: tests/test_keras_metrics.py trains one as Keras does.)"""
-    with pytest.raises(AttributeError, match="register_keras_serializable is not offered.*save_weights"):
-        tk.saving.register_keras_serializable
+def test_serializables_are_offered():
+    """(keras.layers.Layer is offered: tests/test_keras_metrics.py trains one as Keras does; saving it:
+    tests/test_keras_custom_saving.py.)"""
+    assert tk.saving.register_keras_serializable is tk.utils.register_keras_serializable
 
 
 # ------------------------------------------------------------ the training guide's ModelCheckpoint(save_freq=N)

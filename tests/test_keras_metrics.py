@@ -180,8 +180,15 @@ def test_custom_metric_mistakes_are_named():
         def result(self):
             return tk.ops.ones((2,))
 
+    class Word(Vector):
+        def result(self):
+            return "high"
+
+    # NOTE: as Keras, a result of several numbers is logged as an array (F1Score's per-class scores)
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=[Vector(name="vec")])
-    with pytest.raises(ValueError, match="metric 'vec': result\\(\\) must return one number"):
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["vec"].tolist() == [1.0, 1.0]
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=[Word(name="word")])
+    with pytest.raises(ValueError, match="metric 'word': result\\(\\) must return a number"):
         model.evaluate(x, y, verbose=0)
     with pytest.raises(ValueError, match="unknown metric 'f1'.*function fn\\(y_true, y_pred\\)"):
         model.compile("sgd", "sparse_categorical_crossentropy", metrics=["f1"])
@@ -201,8 +208,9 @@ def test_custom_metric_with_an_iterable_of_batches():
 
 
 def test_model_with_custom_metrics_saves_and_loads(tmp_path):
-    """A .keras file names the metric function and class as Keras writes them; loading here leaves them out
-    with a warning (their code is not in the file), the model itself intact."""
+    """A .keras file names the metric function and class as Keras writes them; loading here needs their code,
+    as in Keras (custom_objects=, or registered: tests/test_keras_custom_saving.py); without it, an error
+    naming the metric."""
     pytest.importorskip("h5py")
     import json
     import zipfile
@@ -218,8 +226,11 @@ def test_model_with_custom_metrics_saves_and_loads(tmp_path):
         "categorical_true_positives"
     assert metrics[1]["class_name"] == "function" and metrics[1]["config"] == "label_distance"
     assert metrics[2] == "accuracy"
-    with pytest.warns(UserWarning, match="metrics.*not offered"):
-        again = tk.models.load_model(path)
+    with pytest.raises(tk.saving.KerasFileError, match="your own metric 'CategoricalTruePositives'"):
+        tk.models.load_model(path)
+    again = tk.models.load_model(path, custom_objects={"CategoricalTruePositives": CTP,
+                                                       "label_distance": label_distance})
+    assert again.evaluate(x, y, verbose=0) == model.evaluate(x, y, verbose=0)
     assert numpy.array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
@@ -435,8 +446,9 @@ def test_custom_layer_mistakes_are_named(tmp_path):
     with pytest.raises(ValueError, match="initializer 'orthogonal' is not offered"):
         Linear(2).add_weight(shape=(2, 2), initializer="orthogonal")
     model = tk.Sequential([tk.Input((4,)), Linear(3)])
-    with pytest.raises(Exception, match="your own layer Linear.*save_weights"):
-        model.save(str(tmp_path / "m.keras"))
+    model.save(str(tmp_path / "m.keras"))  # saved now (tests/test_keras_custom_saving.py); loading names it
+    with pytest.raises(tk.saving.KerasFileError, match="your own layer 'Linear'"):
+        tk.models.load_model(str(tmp_path / "m.keras"))
 
 
 def _initializer_scales(keras):
@@ -467,8 +479,11 @@ def test_add_weight_initializers_count_fans_as_keras():
 
 
 def test_add_weight_initializers_as_in_keras(real_keras):
-    for ours, theirs in zip(_initializer_scales(tk), _initializer_scales(real_keras)):
-        assert ours == pytest.approx(theirs, rel=0.1)
+    ours, theirs = _initializer_scales(tk), _initializer_scales(real_keras)
+    for index, (a, b) in enumerate(zip(ours, theirs)):
+        # NOTE: the largest of 4,000 normal draws (index 1) varies by 20% from draw to draw (0.17 to 0.21 seen
+        # at std 0.05), so only its deviation is compared; the uniform draws' largest is near the limit
+        assert (a[1:] if index == 1 else a) == pytest.approx(b[1:] if index == 1 else b, rel=0.1)
 
 
 def test_metric_variable_assign():

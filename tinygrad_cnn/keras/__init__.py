@@ -4,7 +4,7 @@ A thin front end: the layers are tinygrad_cnn.nn's with Keras' defaults (channel
 and Sequential adds compile / fit / evaluate / predict. `datasets.mnist.load_data()` reads the
 bundled MNIST files."""
 from .. import datasets
-from . import callbacks, layers, losses, metrics, models, ops, optimizers, saving, utils
+from . import backend, callbacks, config, layers, losses, metrics, models, ops, optimizers, saving, utils
 from .functional import Model
 from .layers import Input
 from .models import Sequential
@@ -14,5 +14,5 @@ from .offered import not_offered
 models.Model, models.load_model = Model, saving.load_model
 
 __all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
-           "datasets", "utils", "ops", "saving"]
+           "datasets", "utils", "ops", "saving", "backend", "config"]
 __getattr__ = not_offered("keras", __all__)

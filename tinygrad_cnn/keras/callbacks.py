@@ -337,6 +337,14 @@ class ReduceLROnPlateau(Callback):
                 self.cooldown_counter, self.wait = self.cooldown, 0
 
 
+def _cell(value):
+    """A log value as Keras' CSVLogger writes it: a metric of several numbers (F1Score per class) as the text
+    '"[0.5, 0.0, 0.33]"', quotes included, which the CSV writer then quotes as Keras' file has it."""
+    if hasattr(value, "ndim") and value.ndim > 0:
+        return f'"[{", ".join(map(str, value))}]"'
+    return value
+
+
 class CSVLogger(Callback):
     """Write one row per epoch (epoch, then the logs' keys in sorted order) to a CSV file, flushed
     each epoch; append=True continues an existing file."""
@@ -366,7 +374,7 @@ class CSVLogger(Callback):
             self.writer = csv.DictWriter(self.file, fieldnames=["epoch"] + self.keys, delimiter=self.separator)
             if self._header:
                 self.writer.writeheader()
-        self.writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self.keys}})
+        self.writer.writerow({"epoch": epoch, **{k: _cell(logs.get(k, "NA")) for k in self.keys}})
         self.file.flush()
 
     def on_train_end(self, logs=None):

@@ -5,6 +5,7 @@ Weights keep the project's layouts inside (a conv kernel (filters, channels, KH,
 (units, in_features)), but get_weights/set_weights speak Keras' ((KH, KW, channels, filters) and
 (in_features, units)), so that arrays from a real Keras model load as they are."""
 import contextlib
+import functools
 import inspect
 import numbers
 import re
@@ -528,6 +529,38 @@ _WEIGHT_INITIALIZERS = {
 }
 
 
+def _recording(init):
+    """An __init__ that first keeps the arguments the layer was made with, where all are plain (str, numbers,
+    bools, None, and lists, tuples or dicts of them): Keras' auto-config, the config of a class without its own
+    get_config. NOTE: only the outermost __init__ (the class's own) records; super().__init__ calls do not."""
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if "_auto_config" not in self.__dict__:
+            self.__dict__["_auto_config"] = _given_arguments(init, self, args, kwargs)
+        init(self, *args, **kwargs)
+    return __init__
+
+
+def _given_arguments(init, layer, args, kwargs):
+    signature = inspect.signature(init)
+    try:
+        bound = signature.bind(layer, *args, **kwargs)
+    except TypeError:
+        return None  # NOTE: init itself raises the error, naming the argument
+    bound.apply_defaults()
+    given = dict(bound.arguments)
+    given.pop(next(iter(signature.parameters)))  # self
+    for name, parameter in signature.parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            given.update(given.pop(name, {}))
+        elif parameter.kind is parameter.VAR_POSITIONAL and given.pop(name, ()):
+            return None
+    given.pop("name", None)
+    if given.get("input_shape", 0) is None:
+        given.pop("input_shape")
+    return given if _plain(given) else None
+
+
 class Layer(_InputShape, nn.Layer):
     """Keras' base class for your own layers: build(input_shape) makes the weights with add_weight (input_shape
     with Keras' batch axis, (None, 4)), call(inputs) computes with keras.ops (or Tensor methods), and fit trains
@@ -542,15 +575,23 @@ class Layer(_InputShape, nn.Layer):
         # NOTE: the framework builds and asks for shapes without the batch axis; your methods get Keras' forms
         if "build" in cls.__dict__ and cls.__dict__["build"] is not Layer.build:
             cls._keras_build, cls.build = cls.__dict__["build"], Layer.build
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording(cls.__dict__["__init__"])
         if "compute_output_shape" in cls.__dict__ and cls.__dict__["compute_output_shape"] is not \
                 Layer.compute_output_shape:
             cls._keras_output_shape, cls.compute_output_shape = cls.__dict__["compute_output_shape"], \
                 Layer.compute_output_shape
 
-    def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, **kwargs):
+    @_recording
+    def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, activity_regularizer=None,
+                 autocast=True, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: keras.layers.Layer takes name=, dtype=, trainable= and "
                             f"input_shape=, not {', '.join(sorted(kwargs))}")
+        if activity_regularizer is not None:
+            raise NotImplementedError(f"{type(self).__name__}: activity_regularizer= is not supported here")
+        if isinstance(dtype, dict):  # NOTE: Keras' config form, {'class_name': 'DTypePolicy', 'config': {'name': ...}}
+            dtype = (dtype.get("config") or {}).get("name")
         nn.Layer.__init__(self, name=name, dtype=dtype)
         self._keep_input_shape(input_shape)
         if not trainable:
@@ -595,6 +636,10 @@ class Layer(_InputShape, nn.Layer):
             self.__dict__["_pending_buffers"].discard(id(value))
             self.__dict__.setdefault("_buffer_names", set()).add(name)
         super().__setattr__(name, value)
+        if isinstance(value, Tensor) and value.requires_grad:
+            # NOTE: Keras orders a layer's weights trainable first, then the others (get_weights, .keras files)
+            for buffer in [key for key in self.__dict__ if key in self.__dict__.get("_buffer_names", ())]:
+                self.__dict__[buffer] = self.__dict__.pop(buffer)
 
     def _weights_device(self):
         params = [t for _, t in self._named_tensors()]
@@ -653,8 +698,37 @@ class Layer(_InputShape, nn.Layer):
         return self.call(x, training=self.training) if takes else self.call(x)
 
     def get_config(self):
-        """Keras' base config: name, trainable, dtype (a subclass adds its own arguments, as in Keras)."""
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        """Keras' config: name, trainable and dtype (as Keras' DTypePolicy); a subclass adds its own arguments
+        (config = super().get_config(); config.update(...)), as in Keras. A class without get_config gets the
+        arguments it was made with, where they are plain values (Keras' auto-config), else an error."""
+        config = {"name": self.name}
+        if type(self).get_config is Layer.get_config:
+            auto = self.__dict__.get("_auto_config")
+            if auto is None:
+                raise NotImplementedError(f"{type(self).__name__} was made with arguments that are not plain values "
+                                          f"(str, numbers, bools, None), so it must define get_config() (config = "
+                                          f"super().get_config(); config.update(...); return config) to be saved")
+            config.update(auto)
+        config.update(trainable=self.trainable, dtype={"module": "keras", "class_name": "DTypePolicy",
+                                                       "config": {"name": self.dtype.name}, "registered_name": None})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from get_config()'s dict: cls(**config), as Keras' default."""
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (as get_config() returns), got "
+                            f"{type(config).__name__}")
+        return cls(**config)
+
+
+def _plain(value):
+    """Whether a value is what Keras' auto-config keeps: str, numbers, bools, None, and containers of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 __all__ = ["Layer", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D", "Flatten", "Dense", "Dropout", "ReLU", "Softmax", "Activation", "Input", "InputLayer", "DEFAULT_DATA_FORMAT",

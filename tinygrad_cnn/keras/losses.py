@@ -7,9 +7,10 @@ import numpy
 
 from ..nn import functional as F
 from ..tensor import Tensor
+from .backend import epsilon
 from .offered import not_offered
 
-EPSILON = 1e-7  # Keras' clip for probabilities
+EPSILON = 1e-7  # Keras' clip for probabilities, by default (keras.backend.set_epsilon changes it, as Keras')
 
 
 def _tensor(value, like, dtype=None):
@@ -136,11 +137,11 @@ class SparseCategoricalCrossentropy(Loss):
             # NOTE: the op itself, not F.cross_entropy, whose check of the label range reads the labels
             # back from the device each batch; targets() checked them once, on the host
             return F.softmax_cross_entropy(out, y, reduction="mean")
-        return F.nll_loss(_normalized(out).clip(EPSILON, 1 - EPSILON).log(), y)
+        return F.nll_loss(_normalized(out).clip(epsilon(), 1 - epsilon()).log(), y)
 
     def per_sample(self, out, y, logits):
         """-log p of each sample's class."""
-        log_p = out.log_softmax(axis=-1) if logits else _normalized(out).clip(EPSILON, 1 - EPSILON).log()
+        log_p = out.log_softmax(axis=-1) if logits else _normalized(out).clip(epsilon(), 1 - epsilon()).log()
         return F.nll_loss(log_p, y, reduction="none")
 
 
@@ -161,7 +162,7 @@ class CategoricalCrossentropy(Loss):
 
     def per_sample(self, out, y, logits):
         """-sum(y * log p) of each sample."""
-        log_p = out.log_softmax(axis=-1) if logits else _normalized(out).clip(EPSILON, 1 - EPSILON).log()
+        log_p = out.log_softmax(axis=-1) if logits else _normalized(out).clip(epsilon(), 1 - epsilon()).log()
         return -(y * log_p).sum(axis=-1)
 
 
@@ -184,12 +185,12 @@ class BinaryCrossentropy(Loss):
             return F.binary_cross_entropy_with_logits(out, y)
         # NOTE: checked here first so that the hint for logits is Keras' own argument
         F.check_unit_interval(out, "input", type(self).__name__, logits_hint="BinaryCrossentropy(from_logits=True)")
-        return F.binary_cross_entropy(out, y, eps=EPSILON)
+        return F.binary_cross_entropy(out, y, eps=epsilon())
 
     def per_sample(self, out, y, logits):
         """BCE of each sample, the mean over its last axis."""
         each = (F.binary_cross_entropy_with_logits(out, y, reduction="none") if logits
-                else F.binary_cross_entropy(out, y, reduction="none", eps=EPSILON))
+                else F.binary_cross_entropy(out, y, reduction="none", eps=epsilon()))
         return each.mean(axis=-1)
 
 

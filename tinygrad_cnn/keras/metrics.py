@@ -29,6 +29,11 @@ def _auto_name(cls):
     return base if number == 0 else f"{base}_{number}"
 
 
+def forget_names():
+    """Start the automatic metric names afresh (keras.backend.clear_session)."""
+    _NAMES_TAKEN.clear()
+
+
 class Variable(Tensor):
     """A metric's state (Keras' Variable): a Tensor that `assign`, `assign_add` and `assign_sub` replace in
     place, so that `self.true_positives.assign_add(ops.sum(values))` and `self.tp / (self.tp + self.fp)`
@@ -134,6 +139,16 @@ class Metric:
     def result(self):
         """The metric's value from the state (a subclass says how)."""
         raise NotImplementedError(f"{type(self).__name__} must define result()")
+
+    def get_config(self):
+        """Keras' config of a metric, {'name': ..., 'dtype': ...}; a subclass whose __init__ takes more adds them
+        (config = super().get_config(); config.update(...)), as in Keras."""
+        return {"name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new metric from get_config()'s dict: cls(**config), as Keras' default."""
+        return cls(**config)
 
     def _to(self, device):
         """The state on `device` (the model's), so that update_state mixes it with the batches' Tensors."""
@@ -253,14 +268,209 @@ class BinaryAccuracy(_MeanMetric):
         super().__init__(name, dtype)
         self.threshold = float(threshold)
 
+    def get_config(self):
+        """Keras' config: name, dtype and threshold."""
+        return {**super().get_config(), "threshold": self.threshold}
+
     def values(self, y_true, y_pred):
         """1 per output where (y_pred > threshold), cast to y_true's dtype, equals y_true."""
         # NOTE: as Keras 3, the labels are not rounded: a soft label 0.3 or 0.8 is never a hit
         return (y_pred > self.threshold).astype(y_true.dtype) == y_true.reshape(y_pred.shape)
 
 
+NEG_INF = -1e10  # NOTE: Keras' threshold with top_k: every prediction kept in the top k counts as positive
+
+
+def _same_rank(x1, x2, expand_rank_1=True):
+    """Keras' squeeze_or_expand_to_same_rank: a trailing axis of 1 dropped (or added) where the ranks differ by one."""
+    if x1.ndim == x2.ndim + 1 and x1.shape[-1] == 1:
+        if x2.ndim == 1 and expand_rank_1:
+            x2 = x2[..., None]
+        else:
+            x1 = x1[..., 0]
+    elif x2.ndim == x1.ndim + 1 and x2.shape[-1] == 1:
+        if x1.ndim == 1 and expand_rank_1:
+            x1 = x1[..., None]
+        else:
+            x2 = x2[..., 0]
+    return x1, x2
+
+
+class _Confusion(Metric):
+    """Keras' confusion-matrix counts (true positives and one other) per threshold: y_pred > threshold is a
+    positive, y_true cast to bool the truth, each value weighted by its sample's weight; top_k keeps each row's
+    k largest predictions, class_id looks at one class (the last axis)."""
+
+    other = None  # 'false_positives' (Precision) or 'false_negatives' (Recall)
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        super().__init__(name, dtype)
+        for what, value in (("top_k", top_k), ("class_id", class_id)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, numpy.integer))
+                                      or value < (1 if what == "top_k" else 0)):
+                raise ValueError(f"{type(self).__name__}: {what} must be an int >= {1 if what == 'top_k' else 0} or "
+                                 f"None, got {value!r}")
+        self.init_thresholds, self.top_k, self.class_id = thresholds, top_k, class_id
+        default = 0.5 if top_k is None else NEG_INF
+        given = [default] if thresholds is None else list(thresholds) if isinstance(thresholds, (list, tuple)) \
+            else [thresholds]
+        if thresholds is not None and not all(isinstance(t, (int, float, numpy.number)) and 0 <= t <= 1 for t in given):
+            raise ValueError(f"Threshold values must be in [0, 1]. Received: {thresholds}")
+        self.thresholds = given if isinstance(thresholds, (list, tuple)) else given[0]
+        self._cuts = numpy.asarray(given, "float32")
+        self.true_positives = self.add_variable((len(given),), "zeros", name="true_positives")
+        setattr(self, self.other, self.add_variable((len(given),), "zeros", name=self.other))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add a batch's counts (y_true and y_pred of the same shape, or one with a trailing axis of 1)."""
+        y_true = numpy.asarray(_numpy(y_true), "float32")
+        y_pred = numpy.asarray(_numpy(y_pred), "float32")
+        y_pred, y_true = _same_rank(y_pred, y_true)
+        weights = None
+        if sample_weight is not None:
+            weights = numpy.asarray(_numpy(sample_weight), "float32")[..., None]
+            _, weights = _same_rank(y_true, weights, expand_rank_1=False)
+        if self.top_k is not None:  # NOTE: Keras' _filter_top_k: the others pushed to NEG_INF
+            keep = numpy.zeros(y_pred.shape, bool)
+            numpy.put_along_axis(keep, numpy.argsort(-y_pred, axis=-1, kind="stable")[..., :self.top_k], True, -1)
+            y_pred = numpy.where(keep, y_pred, NEG_INF)
+        if self.class_id is not None:
+            if y_pred.ndim < 2 or self.class_id >= y_pred.shape[-1]:
+                raise ValueError(f"{self.name}: class_id={self.class_id} needs y_pred of shape (batch, classes) with "
+                                 f"more than {self.class_id} classes, got {y_pred.shape}")
+            y_true, y_pred = y_true[..., self.class_id, None], y_pred[..., self.class_id, None]
+        if y_true.size != y_pred.size:
+            raise ValueError(f"{self.name}: y_true of shape {y_true.shape} does not match y_pred of shape "
+                             f"{y_pred.shape} (give one label per prediction, e.g. one-hot rows)")
+        positive = y_pred.reshape(1, -1) > self._cuts[:, None]
+        truth = numpy.broadcast_to(y_true.reshape(1, -1) != 0, positive.shape)
+        each = numpy.ones(positive.shape[1], "float32") if weights is None else \
+            numpy.broadcast_to(weights, y_pred.shape).reshape(-1)
+        missed = (truth & ~positive) if self.other == "false_negatives" else (~truth & positive)
+        self.true_positives.assign_add(((truth & positive) * each).sum(axis=1))
+        getattr(self, self.other).assign_add((missed * each).sum(axis=1))
+
+    def result(self):
+        """tp / (tp + the other count), 0 where both are 0: one number, or one per threshold for a list."""
+        tp, other = self.true_positives.numpy(), getattr(self, self.other).numpy()
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            value = numpy.where(tp + other > 0, tp / (tp + other), 0.0).astype("float32")
+        return Tensor(value if isinstance(self.thresholds, list) else value[0])
+
+    def get_config(self):
+        """Keras' config: name, dtype, thresholds, top_k, class_id."""
+        return {**super().get_config(), "thresholds": self.init_thresholds, "top_k": self.top_k,
+                "class_id": self.class_id}
+
+
+class Precision(_Confusion):
+    """Keras' Precision: true positives / predicted positives (y_pred > 0.5 by default), over the whole
+    epoch's counts, as Keras (not a mean over batches)."""
+
+    other = "false_positives"
+
+
+class Recall(_Confusion):
+    """Keras' Recall: true positives / actual positives (y_pred > 0.5 by default), over the epoch's counts."""
+
+    other = "false_negatives"
+
+
+class FBetaScore(Metric):
+    """Keras' FBetaScore over (batch, classes) data: per class (average=None), 'micro' (counts summed over the
+    classes first), 'macro' (the classes' mean) or 'weighted' (by each class's count of true labels). With
+    threshold None each row's largest prediction is its positive; else y_pred > threshold."""
+
+    default_name = "fbeta_score"
+
+    def __init__(self, average=None, beta=1.0, threshold=None, name=None, dtype=None):
+        super().__init__(name, dtype)
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(f"Invalid `average` argument value. Expected one of: {{None, 'micro', 'macro', "
+                             f"'weighted'}}. Received: average={average}")
+        if not isinstance(beta, float) or beta <= 0.0:
+            raise ValueError(f"Invalid `beta` argument value. It should be a Python float > 0. Received: beta={beta!r}")
+        if threshold is not None and (not isinstance(threshold, float) or not 0.0 < threshold <= 1.0):
+            raise ValueError(f"Invalid `threshold` argument value. It should be a Python float with 0 < threshold "
+                             f"<= 1. Received: threshold={threshold!r}")
+        self.average, self.beta, self.threshold = average, beta, threshold
+        self._built = False
+
+    def _build(self, classes):
+        shape = () if self.average == "micro" else (classes,)
+        for name in ("true_positives", "false_positives", "false_negatives", "intermediate_weights"):
+            setattr(self, name, self.add_variable(shape, "zeros", name=name))
+        self._built = True
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add a batch of (batch, classes) labels and predictions."""
+        y_true = numpy.asarray(_numpy(y_true), "float32")
+        y_pred = numpy.asarray(_numpy(y_pred), "float32")
+        if y_pred.ndim != 2 or y_true.ndim != 2:
+            raise ValueError(f"FBetaScore expects 2D inputs with shape (batch_size, output_dim). Received input "
+                             f"shapes: y_pred.shape={y_pred.shape} and y_true.shape={y_true.shape}.")
+        if not self._built:
+            self._build(y_pred.shape[-1])
+        if self.threshold is None:  # NOTE: as Keras, a row's largest value (ties all count), never a 0
+            y_pred = (y_pred >= y_pred.max(axis=-1, keepdims=True)) & (numpy.abs(y_pred) > 1e-9)
+        else:
+            y_pred = y_pred > self.threshold
+        y_pred = y_pred.astype("float32")
+        weights = None if sample_weight is None else numpy.asarray(_numpy(sample_weight), "float32")[:, None]
+        axis = None if self.average == "micro" else 0
+
+        def weighted_sum(values):
+            return (values if weights is None else values * weights).sum(axis=axis)
+
+        self.true_positives.assign_add(weighted_sum(y_pred * y_true))
+        self.false_positives.assign_add(weighted_sum(y_pred * (1 - y_true)))
+        self.false_negatives.assign_add(weighted_sum((1 - y_pred) * y_true))
+        self.intermediate_weights.assign_add(weighted_sum(y_true))
+
+    def result(self):
+        """The F-beta score (per class for average=None), with Keras' epsilon() in each denominator."""
+        from .backend import epsilon
+        if not self._built:
+            return Tensor(numpy.float32(0.0))
+        tp, fp, fn = (v.numpy().astype("float32") for v in (self.true_positives, self.false_positives,
+                                                              self.false_negatives))
+        precision = tp / (tp + fp + numpy.float32(epsilon()))
+        recall = tp / (tp + fn + numpy.float32(epsilon()))
+        beta2 = numpy.float32(self.beta ** 2)
+        score = precision * recall / (beta2 * precision + recall + numpy.float32(epsilon())) * (1 + beta2)
+        if self.average == "weighted":
+            weights = self.intermediate_weights.numpy()
+            score = (score * (weights / (weights.sum() + numpy.float32(epsilon())))).sum()
+        elif self.average is not None:
+            score = score.mean()
+        return Tensor(numpy.asarray(score, "float32"))
+
+    def get_config(self):
+        """Keras' config: name, dtype, average, beta, threshold."""
+        return {**super().get_config(), "average": self.average, "beta": self.beta, "threshold": self.threshold}
+
+
+class F1Score(FBetaScore):
+    """Keras' F1Score: FBetaScore with beta 1."""
+
+    default_name = "f1_score"
+
+    def __init__(self, average=None, threshold=None, name=None, dtype=None):
+        super().__init__(average, 1.0, threshold, name, dtype)
+
+    def get_config(self):
+        """Keras' config: name, dtype, average, threshold."""
+        config = super().get_config()
+        del config["beta"]
+        return config
+
+
 _KINDS = {SparseCategoricalAccuracy: "sparse_categorical_accuracy", CategoricalAccuracy: "categorical_accuracy",
           BinaryAccuracy: "binary_accuracy"}
+
+
+_BY_NAME = {"precision": Precision, "recall": Recall, "f1_score": F1Score, "Precision": Precision, "Recall": Recall,
+            "F1Score": F1Score}
 
 
 def name_of(metric):
@@ -274,13 +484,16 @@ def name_of(metric):
         return metric
     if callable(metric) and not isinstance(metric, str):
         return MeanMetricWrapper(metric)
+    if isinstance(metric, str) and metric in _BY_NAME:  # NOTE: as Keras' metrics.get: logged under the name given
+        return _BY_NAME[metric](name=metric if metric.islower() else None)
     return metric
 
 
 def get(identifier):
     """A metric object from its class name or Keras' snake-case name."""
     table = {cls.default_name: cls for cls in (Mean, Accuracy, SparseCategoricalAccuracy, CategoricalAccuracy,
-                                               BinaryAccuracy)}
+                                               BinaryAccuracy, F1Score, FBetaScore)}
+    table.update(precision=Precision, recall=Recall)
     table.update({cls.__name__: cls for cls in table.values()})
     if isinstance(identifier, Metric):
         return identifier
@@ -290,5 +503,6 @@ def get(identifier):
 
 
 __all__ = ["Metric", "Variable", "Mean", "MeanMetricWrapper", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccuracy", "BinaryAccuracy",
-           "get", "name_of"]
+           "Precision", "Recall", "FBetaScore", "F1Score",
+           "get", "name_of", "forget_names"]
 __getattr__ = not_offered('keras.metrics', __all__)

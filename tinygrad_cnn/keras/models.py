@@ -96,11 +96,12 @@ def _refuse_overwrite(path, overwrite, who):
 def _metric_names(metrics, who):
     """(the names compile knows them by, the names they are logged under) of compile's metrics or
     weighted_metrics: names, or keras.metrics objects (logged under their own name= as Keras does)."""
-    if isinstance(metrics, str):  # NOTE: one metric, as Keras reads metrics="accuracy" (not its letters)
-        metrics = [metrics]
+    if isinstance(metrics, str):  # NOTE: Keras 3.15 refuses it too (Keras 2 read it as one metric)
+        raise ValueError(f"compile: {who} must be a list of metrics, got the string {metrics!r}; write "
+                         f"{who}=[{metrics!r}] (Keras 3 takes a list, a tuple or a dict)")
     if metrics is not None and not isinstance(metrics, (list, tuple)):
-        raise TypeError(f"compile: {who} must be a metric name or a list of them ({', '.join(map(repr, METRICS))}), "
-                        f"got {metrics!r}")
+        raise TypeError(f"compile: {who} must be a list of metrics (names such as {', '.join(map(repr, METRICS))}, "
+                        f"metric objects or functions), got {metrics!r}")
     names = [metrics_module.name_of(m) for m in metrics or []]
     labels = [m.name if isinstance(m, metrics_module.Metric) else o.name if isinstance(o, metrics_module.Metric)
               else m for m, o in zip(names, metrics or [])]
@@ -227,13 +228,15 @@ class RunningMeans:
 
 
 def _result(metric):
-    """A Metric's result() as a Python float (a sync on a GPU), or an error naming the metric."""
+    """A Metric's result() as a Python float (a sync on a GPU), or as Keras a float32 array where it gives
+    several numbers (F1Score per class, Precision per threshold); an error naming the metric otherwise."""
     value = metric.result()
     try:
-        return float(value.numpy() if isinstance(value, Tensor) else numpy.asarray(value))
+        array = numpy.asarray(value.numpy() if isinstance(value, Tensor) else value, dtype="float32")
     except (TypeError, ValueError):
-        raise ValueError(f"metric {metric.name!r}: result() must return one number (a 0-d Tensor), got "
-                         f"{value!r}") from None
+        raise ValueError(f"metric {metric.name!r}: result() must return a number (a 0-d Tensor) or an array of "
+                         f"them, got {value!r}") from None
+    return float(array) if array.ndim == 0 else array
 
 
 def _no_weights(who, **weights):
@@ -429,8 +432,7 @@ class Sequential(Trainable, BatchesMixin, nn.Sequential):
         self.metric_names, self._metric_labels = names, labels[:len(names)]
         self.weighted_metric_names, self._weighted_labels = weighted_names, labels[len(names):]
         self._compiled_metrics = metrics is not None or weighted_metrics is not None
-        self._given_metrics = ([metrics] if isinstance(metrics, str) else list(metrics or []),
-                               [weighted_metrics] if isinstance(weighted_metrics, str) else list(weighted_metrics or []))
+        self._given_metrics = (list(metrics or []), list(weighted_metrics or []))
         return self
 
     @property
@@ -940,13 +942,18 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
             raise NotImplementedError(f"clone_model: {name} is not supported here; build the new model in code")
     if not isinstance(model, Sequential):
         raise TypeError(f"clone_model: model must be a keras Sequential or Model, got {type(model).__name__}")
-    return Sequential.from_config(model.get_config())
+    from .layers import Layer
+    from .registry import custom_object_scope, get_registered_name
+    # NOTE: as Keras' (each layer's own class.from_config): your own layers need no registering to be cloned
+    own = {get_registered_name(type(layer)): type(layer) for layer in model.layers if isinstance(layer, Layer)}
+    with custom_object_scope(own):
+        return Sequential.from_config(model.get_config())
 
 
 def model_from_json(json_string, custom_objects=None):
     """A new model, fresh weights, from to_json()'s string (or the JSON of a Keras Sequential or functional chain)."""
     import json
+    from .registry import loading
     from .saving import model_from_config
-    if custom_objects:
-        raise NotImplementedError("model_from_json: custom_objects are not supported here")
-    return model_from_config(json.loads(json_string), "model_from_json")[0]
+    with loading(custom_objects):
+        return model_from_config(json.loads(json_string), "model_from_json")[0]

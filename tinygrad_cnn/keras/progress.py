@@ -3,6 +3,8 @@ every 0.1 s; when output goes to a file or pipe, one line at the end of each epo
 import sys
 import time
 
+import numpy
+
 NOTE_INTERVAL = 0.1  # seconds between redraws (each one reads the metrics: a device sync on a GPU)
 
 
@@ -15,7 +17,8 @@ def _duration(seconds):
 
 
 def _metrics(logs):
-    return "".join(f" - {key}: {value:.4f}" for key, value in logs.items())
+    # NOTE: as Keras' progress bar, a metric of several numbers (F1Score per class) shows their mean
+    return "".join(f" - {key}: {float(numpy.mean(value)):.4f}" for key, value in logs.items())
 
 
 class Progress:

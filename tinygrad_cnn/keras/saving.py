@@ -21,6 +21,8 @@ from ..checkpoint import atomic_write
 from ..nn.layers import Activated, Elementwise
 from .layers import to_keras_layout
 from .offered import not_offered
+from .registry import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
+                       get_registered_object, register_keras_serializable)
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 FORMAT_VERSION = "3.0.0"  # NOTE: the Keras 3 format these files follow (Keras reads but does not check it)
@@ -136,6 +138,14 @@ def _arrays(layer):
 
 def _describe(layer, shape, strict=True):
     """(Keras class name, config, [weights in Keras' layouts]) of one of our layers."""
+    from .layers import Layer
+    cls = type(layer)
+    if not isinstance(layer, Layer) and not cls.__module__.startswith("tinygrad_cnn."):
+        # NOTE: it was written as its built-in base, so it loaded as a plain Dense without your changes
+        base = next(c.__name__ for c in cls.__mro__ if c.__module__.startswith("tinygrad_cnn."))
+        raise KerasFileError(f"layer {layer.name!r}: your class {cls.__name__} subclasses the built-in {base}, which "
+                             f"is not saved here (it would load as a plain {base}); subclass keras.layers.Layer and "
+                             f"hold the {base} inside it (self.inner = {base}(...)), which saves as Keras does")
     base = {"name": layer.name, "trainable": bool(getattr(layer, "trainable", True)),
             "dtype": _dtype_policy(getattr(layer, "dtype", "float32"))}
     fmt = getattr(layer, "data_format", None)
@@ -189,12 +199,44 @@ def _describe(layer, shape, strict=True):
         return "Activation", {**base, "activation": layer.default_name}, []
     if isinstance(layer, Activated) and not layer.parameters():  # keras.layers.Activation
         return "Activation", {**base, "activation": _activation_name(layer)}, []
-    from .layers import Layer
     if isinstance(layer, Layer):
-        raise KerasFileError(f"layer {layer.name!r}: your own layer {type(layer).__name__} (a keras.layers.Layer "
-                             f"subclass) is not saved in .keras files or configs here: save the weights "
-                             f"(model.save_weights) and rebuild the model in code")
+        return _describe_own(layer)
     raise KerasFileError(f"layer {layer.name!r}: {type(layer).__name__} has no Keras equivalent here")
+
+
+def _describe_own(layer):
+    """(class name, get_config(), weights) of your own keras.layers.Layer, as Keras writes one: its own weights
+    trainable first (Keras' order), the config as get_config() gives it, which must be JSON (str, numbers,
+    bools, None, lists and dicts of them)."""
+    kind = type(layer).__name__
+    listed = [name for name, module in layer.named_children() if "." in name and module.state_dict()]
+    if listed:
+        raise KerasFileError(f"layer {layer.name!r}: your own layer {kind} holds layers with weights in a list "
+                             f"({', '.join(listed)}), which Keras files differently; give each its own attribute "
+                             f"(self.first = ..., self.second = ...) to save it")
+    config = layer.get_config()
+    if not isinstance(config, dict):
+        raise KerasFileError(f"layer {layer.name!r}: {kind}.get_config() must return a dict, got "
+                             f"{type(config).__name__}")
+    try:
+        config = json.loads(json.dumps(config, default=_json_default))
+    except TypeError as e:
+        raise KerasFileError(f"layer {layer.name!r}: {kind}.get_config() holds {e}; give plain values (str, "
+                             f"numbers, bools, None, lists, dicts)") from None
+    return kind, config, _arrays(layer)
+
+
+def _json_default(value):
+    if isinstance(value, (numpy.generic, numpy.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} {value!r}, which JSON cannot hold")
+
+
+def _own_entry(entry, cls):
+    """A config entry naming your own class as Keras does: its module (None for __main__'s) and registered name."""
+    from .registry import get_registered_name, module_name
+    entry.update(module=module_name(cls), registered_name=get_registered_name(cls))
+    return entry
 
 
 def _keras_layers(model):
@@ -206,6 +248,7 @@ def _keras_layers(model):
 def model_config(model, strict=True):
     """Keras 3's config of a Sequential or a functional chain: its layers' configs, the input shape once known;
     the config.json of a .keras file, and get_config()'s "config" part."""
+    from .layers import Layer
     layers, shape = [], tuple(model.built_input_shape) if model.built else None
     if shape is not None:
         layers.append(_layer_entry("InputLayer", {"batch_shape": [None, *shape], "dtype": "float32", "sparse": False,
@@ -213,6 +256,8 @@ def model_config(model, strict=True):
     for layer in _keras_layers(model):
         kind, config, _ = _describe(layer, shape, strict)
         layers.append(_layer_entry(kind, config, shape))
+        if isinstance(layer, Layer):
+            _own_entry(layers[-1], type(layer))
         shape = None if shape is None else layer.compute_output_shape(shape)
     inner = {"name": model.name, "trainable": getattr(model, "trainable", True), "dtype": _dtype_policy("float32"),
              "layers": layers}
@@ -319,11 +364,10 @@ def save_model(model, path):
                              f"give it an Input or input_shape=, or call it on a batch first")
     layers = _keras_layers(model)
     config, kinds = model_config(model, strict=False), [_describe(layer, None, False)[0] for layer in layers]
-    weights = [(layer.name, _arrays(layer)) for layer in layers]
     compile_config = _compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
-    h5 = _weights_file(model.name, kinds, weights)
+    h5 = _weights_file(model.name, kinds, layers)
     metadata = {"keras_version": FORMAT_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "tinygrad_cnn"}
 
@@ -335,18 +379,51 @@ def save_model(model, path):
     atomic_write(path, write)
 
 
-def _weights_file(model_name, kinds, weights):
+def _tree(layer):
+    """(the layer's own weights in Keras' layouts and order, [(attribute, tree) of each layer inside it]): your
+    own layer keeps its own weights in vars/ and each inner layer's under the attribute's name, as Keras."""
+    from .layers import Layer
+    if not isinstance(layer, Layer):
+        return _arrays(layer), []
+    own = [to_keras_layout(layer, name, value) for name, value in layer.state_dict().items() if "." not in name]
+    return own, [(name, _tree(child)) for name, child in layer.named_children() if child.state_dict()]
+
+
+def _write_tree(entry, name, tree):
+    arrays, children = tree
+    group = entry.create_group("vars")
+    group.attrs["name"] = name
+    for i, array in enumerate(arrays):
+        group.create_dataset(str(i), data=numpy.array(array, order="C"))  # NOTE: a 0-d one stays 0-d
+    for attribute, child in children:
+        _write_tree(entry.create_group(attribute), attribute, child)
+
+
+def _read_tree(entry, layer, prefix, where, path):
+    """[(state name, Keras-layout array)] of your own layer (and the layers inside it) from its group."""
+    own = [name for name, _ in layer._named_tensors() if "." not in name]
+    group = None if entry is None else entry.get("vars")
+    arrays = [] if group is None else [numpy.asarray(group[str(k)]) for k in range(len(group))]
+    if len(arrays) != len(own):
+        raise KerasFileError(f"{where}: layer {layer.name!r} has {len(own)} weight arrays of its own here, "
+                             f"{len(arrays)} in the file at {path}/vars")
+    pairs = [(prefix + name, array) for name, array in zip(own, arrays)]
+    for attribute, child in layer.named_children():
+        if child.state_dict():
+            pairs += _read_tree(None if entry is None else entry.get(attribute), child, f"{prefix}{attribute}.",
+                                where, f"{path}/{attribute}")
+    return pairs
+
+
+def _weights_file(model_name, kinds, layers):
     """The bytes of Keras 3's weights HDF5 (model.weights.h5 in a .keras file, or a .weights.h5 file): each
     layer's arrays (Keras' layouts) under layers/<keras path>/vars/<i>; kinds are the layers' Keras classes."""
     h5 = io.BytesIO()
     with _h5py().File(h5, "w") as f:
         f.create_group("vars").attrs["name"] = model_name
         group = f.create_group("layers")
-        for where, (name, arrays) in zip(_paths(kinds), weights):
-            entry = group.create_group(where).create_group("vars")
-            entry.attrs["name"] = name
-            for i, array in enumerate(arrays):
-                entry.create_dataset(str(i), data=numpy.ascontiguousarray(array))
+        for where, layer in zip(_paths(kinds), layers):
+            _write_tree(group.create_group(where), layer.name, _tree(layer))
     return h5.getvalue()
 
 
@@ -366,14 +443,14 @@ def save_weights(model, path):
     if not model.built:  # it wrote a file of no weights, which no built model could load
         raise KerasFileError(f"{os.fspath(path)}: the model is not built, so it has no weights to save; build it "
                              f"first (an Input, input_shape=, or a call on a batch), as Keras requires")
-    data = _weights_file(model.name, kinds, [(layer.name, layer.get_weights()) for layer in layers])
+    data = _weights_file(model.name, kinds, layers)
     atomic_write(path, lambda f: f.write(data))
 
 
 def load_weights(model, path):
     """Read a Keras 3 .weights.h5 file (Keras' model.save_weights, or save_weights here) into a built model of
     the same layers; every array is checked before any is written."""
-    from .layers import from_keras_layouts
+    from .layers import Layer, from_keras_layouts
     where = os.fspath(path)
     layers, kinds = _chain_layers(model, path, "reads")
     if not model.built:
@@ -385,6 +462,10 @@ def load_weights(model, path):
         root = f.get("layers")
         for i, (layer, path_in_file) in enumerate(zip(layers, _paths(kinds))):
             position = next(k for k, each in enumerate(model.layers) if each is layer)
+            if isinstance(layer, Layer):
+                pairs += _read_tree(None if root is None else root.get(path_in_file), layer, f"layers.{position}.",
+                                    where, f"layers/{path_in_file}")
+                continue
             own = [name for name, _ in model._named_tensors() if name.startswith(f"layers.{position}.")]
             group = None if root is None else root.get(f"{path_in_file}/vars")
             arrays = [] if group is None else [numpy.asarray(group[str(k)]) for k in range(len(group))]
@@ -492,9 +573,36 @@ def _build_layer(entry, where, fresh=True):
         return L.Softmax(config.get("axis", -1), name=name), None
     if kind == "Activation":
         return L.Activation(_activation(config, where) or "linear", name=name), None
+    if _is_own(entry):
+        return _own_layer(entry, config, where), None
     raise KerasFileError(f"{where}: Keras layer {kind!r} is not supported here (supported: Conv2D, Dense, "
                          f"MaxPooling2D, AveragePooling2D, Flatten, Dropout, BatchNormalization, "
                          f"GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling, ReLU, Softmax, Activation)")
+
+
+def _is_own(entry):
+    """Whether a config entry names your own class: its module is outside Keras (None for __main__'s). NOTE: Keras'
+    own classes may carry a registered name too ('Functional'), and Keras 2's entries name no module."""
+    module = entry.get("module", "keras")
+    return not (module == "keras" or str(module).startswith("keras."))
+
+
+def _own_layer(entry, config, where):
+    """Your own layer from its entry: the class found by its registered name, then its from_config(config)."""
+    from .registry import find
+    kind = entry.get("class_name")
+    try:
+        cls = find(kind, entry.get("registered_name"), "layer")
+    except LookupError as e:
+        raise KerasFileError(f"{where}: {e}") from None
+    try:
+        layer = cls.from_config(config)
+    except TypeError as e:
+        raise KerasFileError(f"{where}: {kind}.from_config(config) failed ({e}); a class whose __init__ takes "
+                             f"arguments needs a get_config() that returns them") from None
+    if not isinstance(layer, nn.Layer):
+        raise KerasFileError(f"{where}: {kind}.from_config gave {type(layer).__name__}, not a layer")
+    return layer
 
 
 def _input_shape(entry, where):
@@ -541,11 +649,17 @@ def _chain_of(config, where):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A tinygrad_cnn.keras model from a Keras 3 .keras file (Sequential, or a functional model that is a
     chain of layers), with its weights; compiled from the file's compile_config where it names a loss and
-    an optimizer known here. A layer with no equivalent here raises KerasFileError naming it."""
+    an optimizer known here. A layer with no equivalent here raises KerasFileError naming it. Your own
+    layers, metrics and metric functions are found as Keras finds them: registered with
+    keras.saving.register_keras_serializable, or in custom_objects={'registered name': class}."""
+    from .registry import loading
+    with loading(custom_objects):
+        return _load_model(filepath, compile)
+
+
+def _load_model(filepath, compile):
     h5py = _h5py()
     where = os.fspath(filepath)
-    if custom_objects:
-        raise KerasFileError(f"{where}: custom_objects are not supported here")
     try:
         with zipfile.ZipFile(where) as z:
             config = json.loads(z.read(CONFIG))
@@ -567,11 +681,20 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 
 def _load_weights(model, f, convert, paths, where):
+    from .layers import Layer, from_keras_layouts
     root = f["layers"] if "layers" in f else f.get("_layer_checkpoint_dependencies")
     state = {}
     for i, layer in enumerate(model.layers):
         own = [(n, t) for n, t in model._named_tensors() if n.startswith(f"layers.{i}.")]
         if not own:
+            continue
+        if isinstance(layer, Layer):  # your own: its weights and those of the layers inside it, in Keras' layouts
+            pairs = _read_tree(None if root is None else root.get(paths[layer.name]), layer, f"layers.{i}.", where,
+                               f"layers/{paths[layer.name]}")
+            try:
+                state.update(from_keras_layouts(model, pairs, where))
+            except ValueError as e:
+                raise KerasFileError(str(e)) from None
             continue
         group = root.get(f"{paths[layer.name]}/vars") if root is not None else None
         if group is None:
@@ -594,8 +717,13 @@ def _compile_config(model):
     so that load_model (here or in Keras) returns it compiled; None for anything else (a custom loss, a loss
     object with from_logits=True, a tinygrad_cnn.optim optimizer): that file loads uncompiled."""
     from . import losses, optimizers
+    from .registry import get_registered_name
     loss, optimizer = getattr(model, "loss", None), getattr(model, "optimizer", None)
     names = [name for name, kind in losses.NAMES.items() if type(loss) is kind]
+    own = getattr(loss, "fn", None)
+    if own is not None and inspect.isfunction(own) and own.__name__ != "<lambda>":  # your own loss function
+        names = [{"module": "builtins", "class_name": "function", "config": get_registered_name(own),
+                  "registered_name": "function"}]
     if not names or loss.from_logits or not isinstance(optimizer, optimizers.Optimizer):
         return None
     kind = type(optimizer).__name__
@@ -610,23 +738,20 @@ def _metrics_config(model, which):
     """compile's metrics (which=0) or weighted_metrics (1) as Keras writes them: names as given, a metric
     object as its config, so that its name= (SparseCategoricalAccuracy(name='acc') logs 'acc') survives."""
     from . import metrics as metrics_module
+    from .registry import get_registered_name
     given = getattr(model, "_given_metrics", ([], []))[which]
     entries = []
     for metric in given:
         if isinstance(metric, str):
             entries.append(metric)
             continue
-        if not isinstance(metric, metrics_module.Metric):  # a metric function, as Keras writes one
-            name = getattr(metric, "__name__", "metric")
-            entries.append({"module": getattr(metric, "__module__", None), "class_name": "function", "config": name,
-                            "registered_name": name})
+        if not isinstance(metric, metrics_module.Metric):  # a metric function, as Keras 3.15 writes one
+            entries.append({"module": "builtins", "class_name": "function", "config": get_registered_name(metric),
+                            "registered_name": "function"})
             continue
-        config = {"name": metric.name, "dtype": "float32"}
-        config.update({"threshold": metric.threshold} if hasattr(metric, "threshold") else {})
-        builtin = type(metric).__module__ == metrics_module.__name__
-        entries.append({"module": "keras.metrics" if builtin else type(metric).__module__,
-                        "class_name": type(metric).__name__, "config": config,
-                        "registered_name": None if builtin else type(metric).__name__})
+        entry = {"module": "keras.metrics", "class_name": type(metric).__name__, "registered_name": None,
+                 "config": json.loads(json.dumps(metric.get_config(), default=_json_default))}
+        entries.append(entry if type(metric).__module__ == metrics_module.__name__ else _own_entry(entry, type(metric)))
     return entries or None
 
 
@@ -637,6 +762,8 @@ def _keras_loss(loss, where):
     from . import losses
     if loss is None or isinstance(loss, str) and loss.lower() in losses.NAMES:
         return loss
+    if isinstance(loss, dict) and loss.get("class_name") == "function" and loss.get("module") == "builtins":
+        return _own_metric(loss, where, "loss function")  # your own loss function, found as Keras finds it
     kinds = {cls.__name__: cls for cls in losses.NAMES.values()}
     config = loss.get("config") or {} if isinstance(loss, dict) else {}
     kind = kinds.get(loss.get("class_name")) if isinstance(loss, dict) else None
@@ -650,24 +777,53 @@ def _keras_loss(loss, where):
 
 
 def _keras_metrics(metrics, where):
-    """The metrics of a Keras compile_config: names, and accuracy objects' configs (their name= kept);
-    any other is left out with a warning (it was left out silently)."""
+    """The metrics of a Keras compile_config: names, accuracy, Precision, Recall and F1Score objects' configs
+    (their name= and settings kept), your own metrics (found as Keras finds them, else an error); any other
+    Keras metric is left out with a warning."""
     from . import metrics as metrics_module
     kinds = {cls.__name__: cls for cls in (metrics_module.SparseCategoricalAccuracy,
                                            metrics_module.CategoricalAccuracy, metrics_module.BinaryAccuracy)}
+    confusion = {cls.__name__: cls for cls in (metrics_module.Precision, metrics_module.Recall,
+                                               metrics_module.FBetaScore, metrics_module.F1Score)}
     found, dropped = [], []
     for metric in metrics or []:
         config = metric.get("config") or {} if isinstance(metric, dict) else {}
         if isinstance(metric, str):
             found.append(metric)
+        elif isinstance(metric, dict) and (metric.get("module") == "builtins" or metric.get("class_name") !=
+                                           "function" and _is_own(metric)):
+            found.append(_own_metric(metric, where))
         elif isinstance(metric, dict) and metric.get("class_name") in kinds and config.get("threshold", 0.5) == 0.5:
             found.append(kinds[metric["class_name"]](name=config.get("name")))
+        elif isinstance(metric, dict) and metric.get("class_name") in confusion:
+            settings = {key: value for key, value in config.items() if key != "dtype"}
+            found.append(confusion[metric["class_name"]](**settings))
         else:
             dropped.append(metric.get("class_name") if isinstance(metric, dict) else repr(metric))
     if dropped:
         warnings.warn(f"{where}: the file's metrics {', '.join(dropped)} are not offered here and left out",
                       stacklevel=4)
     return found
+
+
+def _own_metric(entry, where, what=None):
+    """Your own metric function or Metric subclass (or loss function) a compile_config names, found as Keras
+    finds it."""
+    from .registry import find
+    function = entry.get("class_name") == "function"
+    name = entry.get("config") if function else entry.get("class_name")
+    try:
+        found = find(name, name if function else entry.get("registered_name"),
+                     what or ("metric function" if function else "metric"))
+    except LookupError as e:
+        raise KerasFileError(f"{where}: {e}") from None
+    if function:
+        return found
+    try:
+        return found.from_config(entry.get("config") or {})
+    except TypeError as e:
+        raise KerasFileError(f"{where}: {name}.from_config(config) failed ({e}); its __init__ must take the "
+                             f"config's keys (name=, dtype=: pass **kwargs on to super().__init__)") from None
 
 
 def _compile(model, compile_config, where):
@@ -699,5 +855,7 @@ def _compile(model, compile_config, where):
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted)
 
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "KerasFileError",
+           "register_keras_serializable", "get_custom_objects", "get_registered_name", "get_registered_object",
+           "CustomObjectScope", "custom_object_scope"]
 __getattr__ = not_offered("keras.saving", __all__)

@@ -1,10 +1,13 @@
-"""keras.utils as tutorials use it: to_categorical, set_random_seed, normalize."""
+"""keras.utils as tutorials use it: to_categorical, set_random_seed, normalize (and, as in Keras, the
+register of your own classes that keras.saving also has)."""
 import random as _python_random
 
 import numpy
 
 from ..tensor import Tensor, manual_seed
 from .offered import not_offered
+from .registry import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
+                       get_registered_object, register_keras_serializable)
 
 
 def _numpy(value, what):
@@ -54,5 +57,6 @@ def normalize(x, axis=-1, order=2):
     return array / numpy.where(norm == 0, 1, norm).astype(array.dtype)
 
 
-__all__ = ["to_categorical", "set_random_seed", "normalize"]
+__all__ = ["to_categorical", "set_random_seed", "normalize", "register_keras_serializable", "get_custom_objects",
+           "get_registered_name", "get_registered_object", "CustomObjectScope", "custom_object_scope"]
 __getattr__ = not_offered('keras.utils', __all__)

@@ -1,0 +1,213 @@
+"""keras.backend's settings (epsilon, floatx), Keras' Precision, Recall and F1Score metric classes, and
+compile(metrics=...) forms, each as in Keras 3.15.1. Each test asserts Keras' values directly (so it runs
+without Keras); the *_as_in_keras ones run the same code on real Keras 3 (torch backend)."""
+import numpy
+import pytest
+
+import tinygrad_cnn.keras as tk
+
+
+def _numpy(value):
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else numpy.asarray(value)
+
+
+@pytest.fixture
+def keep_epsilon():
+    yield
+    tk.backend.set_epsilon(1e-7)
+
+
+def _epsilon_run(keras):
+    """A hand-written F1 metric with backend.epsilon(), and the cross-entropies' clip under set_epsilon."""
+    K, ops = keras.backend, keras.ops
+
+    def f1(y_true, y_pred):
+        predicted = ops.cast(ops.greater(y_pred, 0.5), "float32")
+        y_true = ops.cast(y_true, "float32")
+        tp = ops.sum(y_true * predicted)
+        precision = tp / (ops.sum(predicted) + K.epsilon())
+        recall = tp / (ops.sum(y_true) + K.epsilon())
+        return 2 * precision * recall / (precision + recall + K.epsilon())
+
+    y_true = numpy.float32([[1], [0], [1], [1]])
+    y_pred = numpy.float32([[0.9], [0.6], [0.2], [1.0]])
+    out = [K.epsilon(), K.floatx(), keras.config.epsilon(), float(_numpy(f1(y_true, y_pred)))]
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy", metrics=[f1])
+    out.append(round(model.evaluate(numpy.float32([[0.0], [1.0]]), numpy.float32([[1], [0]]), verbose=0)[1], 5))
+    loss = keras.losses.BinaryCrossentropy()
+    out.append(round(float(_numpy(loss(numpy.float32([[1.0], [0.0]]), numpy.float32([[0.0], [1.0]])))), 4))
+    keras.backend.set_epsilon(1e-3)
+    out += [K.epsilon(), keras.config.epsilon(),
+            round(float(_numpy(loss(numpy.float32([[1.0], [0.0]]), numpy.float32([[0.0], [1.0]])))), 4),
+            round(float(_numpy(keras.losses.CategoricalCrossentropy()(numpy.float32([[1, 0]]),
+                                                                        numpy.float32([[0.0, 1.0]])))), 4)]
+    keras.backend.set_epsilon(1e-7)
+    return out
+
+
+def test_backend_epsilon(keep_epsilon):
+    """1e-7 by default; set_epsilon moves the cross-entropies' clip: -log(1e-3) = 6.9078 for a sure miss (16.0302 at 1e-7, float32)."""
+    got = _epsilon_run(tk)
+    assert got[:3] == [1e-7, "float32", 1e-7] and got[3] == pytest.approx(2 / 3, rel=1e-6)
+    assert got[4] == 0.0 and got[5] == 16.0302 and got[6:] == [1e-3, 1e-3, 6.9078, 6.9078]
+    with pytest.raises(ValueError, match="set_epsilon: epsilon must be a number"):
+        tk.backend.set_epsilon("small")
+    with pytest.raises(ValueError, match="float32 only"):
+        tk.backend.set_floatx("float64")
+    tk.backend.set_floatx("float32")
+
+
+def test_backend_epsilon_as_in_keras(real_keras, keep_epsilon):
+    assert _epsilon_run(tk) == pytest.approx(_epsilon_run(real_keras), rel=1e-5)
+
+
+def _bare_string(keras):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    refused = []
+    for given in ({"metrics": "mae"}, {"weighted_metrics": "mae"}):
+        with pytest.raises(ValueError) as caught:
+            model.compile("sgd", "mse", **given)
+        refused.append(str(caught.value))
+    model.compile("sgd", "mse", metrics=("mae",))
+    return refused, model.evaluate(numpy.ones((2, 4), "float32"), numpy.ones((2, 1), "float32"), verbose=0,
+                                   return_dict=True).keys()
+
+
+def test_compile_refuses_a_bare_metric_string():
+    """As Keras 3.15.1 (Keras 2 read metrics='accuracy' as one metric): the error names the list to write."""
+    refused, keys = _bare_string(tk)
+    assert refused[0] == ("compile: metrics must be a list of metrics, got the string 'mae'; write metrics=['mae'] "
+                          "(Keras 3 takes a list, a tuple or a dict)")
+    assert "weighted_metrics=['mae']" in refused[1] and sorted(keys) == ["loss", "mae"]
+
+
+def test_compile_refuses_a_bare_metric_string_as_keras(real_keras):
+    refused, keys = _bare_string(real_keras)
+    assert all("Expected `metrics` argument to be a list" in r or "Expected `weighted_metrics`" in r for r in refused)
+    assert sorted(keys) == sorted(_bare_string(tk)[1])
+
+
+# ------------------------------------------------------------ Precision, Recall, F1Score
+
+def _confusion_run(keras):
+    """Precision and Recall (by name, per threshold, top_k, class_id) and F1Score (per class, macro, weighted,
+    micro with a threshold) through fit and a sample-weighted evaluate, on fixed weights and random data."""
+    rng = numpy.random.default_rng(0)
+    x = rng.normal(size=(20, 4)).astype("float32")
+    y = rng.integers(0, 2, size=(20, 1)).astype("float32")
+    binary = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    binary.set_weights([numpy.linspace(-1, 1, 4).reshape(4, 1).astype("float32"), numpy.zeros(1, "float32")])
+    binary.compile(keras.optimizers.SGD(0.1), "binary_crossentropy",
+                   metrics=["precision", "recall", keras.metrics.Precision(thresholds=[0.3, 0.6], name="pt"),
+                            keras.metrics.Recall(thresholds=0.4, name="r4")])
+    first = binary.fit(x, y, epochs=2, verbose=0, batch_size=8, shuffle=False, validation_data=(x[:10], y[:10]))
+    onehot = keras.utils.to_categorical(rng.integers(0, 3, size=20), 3)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([numpy.linspace(-1, 1, 12).reshape(4, 3).astype("float32"), numpy.zeros(3, "float32")])
+    metrics = keras.metrics
+    model.compile(keras.optimizers.SGD(0.1), "categorical_crossentropy",
+                  metrics=[metrics.F1Score(), metrics.F1Score(average="macro", name="f1m"),
+                           metrics.F1Score(average="weighted", name="f1w"),
+                           metrics.F1Score(average="micro", threshold=0.3, name="f1u"),
+                           metrics.Precision(top_k=2, name="p2"), metrics.Recall(class_id=2, name="r2")])
+    second = model.fit(x, onehot, epochs=2, verbose=0, batch_size=8, shuffle=False)
+    weighted = model.evaluate(x, onehot, verbose=0, return_dict=True, sample_weight=numpy.linspace(0, 1, 20))
+    alone = metrics.Precision()
+    alone.update_state([0, 1, 1, 1], [1.0, 0.2, 0.7, 0.9], sample_weight=[1.0, 1.0, 2.0, 0.5])
+    return [{key: numpy.round(numpy.asarray(value, dtype="float64"), 5).tolist() for key, value in logs.items()}
+            for logs in (first.history, second.history, weighted)] + [round(float(_numpy(alone.result())), 5)]
+
+
+def test_precision_recall_f1():
+    """Counts over the whole epoch (not batch means); a list of thresholds or average=None gives one value
+    each, logged as arrays as Keras logs them. Keras' values (see the side-by-side test)."""
+    first, second, weighted, alone = _confusion_run(tk)
+    assert first["precision"] == [0.76923] * 2 and first["recall"] == [0.83333] * 2
+    assert first["pt"] == [[0.6875, 0.81818]] * 2 and first["r4"] == [0.91667] * 2
+    assert sorted(first) == ["loss", "precision", "pt", "r4", "recall", "val_loss", "val_precision", "val_pt",
+                             "val_r4", "val_recall"]
+    assert second["f1_score"] == [[0.14286, 0.0, 0.38095], [0.30769, 0.0, 0.38095]]
+    assert second["f1m"] == [0.1746, 0.22955] and second["f1w"] == [0.20238, 0.26007]
+    assert first["val_precision"] == [0.57143] * 2 and first["val_pt"] == [[0.55556, 0.66667]] * 2
+    assert second["f1u"] == [0.33898, 0.39344] and second["p2"] == [0.25, 0.3] and second["r2"] == [0.125, 0.0]
+    assert weighted["f1_score"] == [0.5, 0.28571, 0.35294] and weighted["f1m"] == 0.37955
+    assert weighted["f1w"] == 0.38761 and weighted["p2"] == 0.375
+    assert alone == round(2.5 / 3.5, 5)  # weights 2 + 0.5 of hits over 1 + 2 + 0.5 predicted
+
+
+def test_precision_recall_f1_as_in_keras(real_keras):
+    ours, theirs = _confusion_run(tk), _confusion_run(real_keras)
+    for a, b in zip(ours[:3], theirs[:3]):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert numpy.allclose(a[key], b[key], atol=2e-5), key
+    assert ours[3] == pytest.approx(theirs[3], abs=1e-5)
+
+
+def test_confusion_metrics_save_and_progress(tmp_path, capsys):
+    """A .keras file keeps their settings (loaded back compiled with them); the progress line shows a
+    per-class F1 as its mean, as Keras' bar does."""
+    pytest.importorskip("h5py")
+    model = tk.Sequential([tk.Input((4,)), tk.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy", metrics=[tk.metrics.Precision(top_k=2, name="p2"),
+                                                              tk.metrics.F1Score(average="macro"), "recall"])
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = tk.models.load_model(path)
+    x = numpy.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    y = numpy.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2]]
+    assert again.evaluate(x, y, verbose=0, return_dict=True) == model.evaluate(x, y, verbose=0, return_dict=True)
+    model.compile("sgd", "categorical_crossentropy", metrics=[tk.metrics.F1Score()])
+    model.fit(x, y, epochs=1, verbose=2)
+    f1 = model.evaluate(x, y, verbose=0, return_dict=True)["f1_score"]
+    assert f1.shape == (3,) and "f1_score: " in capsys.readouterr().out
+
+
+def test_confusion_metric_mistakes_are_named():
+    with pytest.raises(ValueError, match=r"Threshold values must be in \[0, 1\]"):
+        tk.metrics.Precision(thresholds=1.5)
+    with pytest.raises(ValueError, match="top_k must be an int >= 1"):
+        tk.metrics.Recall(top_k=0)
+    with pytest.raises(ValueError, match="class_id=5 needs y_pred of shape"):
+        tk.metrics.Recall(class_id=5).update_state(numpy.eye(3), numpy.eye(3))
+    with pytest.raises(ValueError, match="does not match y_pred"):
+        tk.metrics.Precision().update_state(numpy.array([0, 2, 1]), numpy.eye(3))
+    with pytest.raises(ValueError, match="Invalid `average`"):
+        tk.metrics.F1Score(average="mean")
+    with pytest.raises(ValueError, match="FBetaScore expects 2D inputs"):
+        tk.metrics.F1Score().update_state(numpy.ones(3), numpy.ones(3))
+
+
+def _names_after_clear(keras):
+    keras.metrics.Precision()
+    keras.metrics.Precision()
+    keras.backend.clear_session()
+    return keras.metrics.Precision().name, keras.metrics.Precision().name
+
+
+def test_clear_session_starts_metric_names_afresh():
+    assert _names_after_clear(tk) == ("precision", "precision_1")
+
+
+def test_clear_session_as_in_keras(real_keras):
+    assert _names_after_clear(tk) == _names_after_clear(real_keras)
+
+
+def _csv_row(keras, path):
+    x = numpy.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    y = numpy.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2]]
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([numpy.linspace(-1, 1, 12).reshape(4, 3).astype("float32"), numpy.zeros(3, "float32")])
+    model.compile("sgd", "categorical_crossentropy", metrics=[keras.metrics.F1Score()])
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras.callbacks.CSVLogger(path)])
+    with open(path) as f:
+        return f.read().splitlines()[1].split(",1.09")[0]
+
+
+def test_csv_logger_writes_a_per_class_metric_as_keras(tmp_path):
+    assert _csv_row(tk, str(tmp_path / "t.csv")) == '0,"""[0.49999994, 0.0, 0.33333328]"""'
+
+
+def test_csv_logger_per_class_as_in_keras(tmp_path, real_keras):
+    assert _csv_row(tk, str(tmp_path / "t.csv")) == _csv_row(real_keras, str(tmp_path / "k.csv"))
