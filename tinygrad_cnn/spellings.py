@@ -61,7 +61,6 @@ def values_and_indices(arg_name):
 TORCH_ONLY_METHODS = {
     "std": "write ((x - x.mean()) ** 2).mean().sqrt() (the biased one; torch's default divides by n - 1)",
     "var": "write ((x - x.mean()) ** 2).mean() (the biased one; torch's default divides by n - 1)",
-    "type": "write x.dtype to read it, x.to(dtype) or x.float() / x.long() to cast",
     "new_zeros": "write tinygrad_cnn.zeros(*shape, dtype=x.dtype, device=x.device)",
     "new_ones": "write tinygrad_cnn.ones(*shape, dtype=x.dtype, device=x.device)",
     "new_tensor": "write tinygrad_cnn.tensor(data, dtype=x.dtype, device=x.device)",
@@ -76,6 +75,12 @@ TORCH_ONLY_METHODS = {
     "share_memory_": "drop the call: there are no worker processes here",
     "normal_": "write torch_nn.init.normal_(x, mean, std) (the init functions fill a weight in place)",
     "uniform_": "write torch_nn.init.uniform_(x, a, b) (the init functions fill a weight in place)",
+    "prod": "write x.log().sum(dim).exp() for positive x, or x.numpy().prod(axis) (no gradient)",
+    "round": "write tinygrad_cnn.tensor(numpy.round(x.numpy())) (no gradient, as torch's is 0)",
+    "floor": "write tinygrad_cnn.tensor(numpy.floor(x.numpy())) (no gradient, as torch's is 0)",
+    "ceil": "write tinygrad_cnn.tensor(numpy.ceil(x.numpy())) (no gradient, as torch's is 0)",
+    "sign": "write tinygrad_cnn.tensor(numpy.sign(x.numpy())) (no gradient, as torch's is 0)",
+    "pow_": "write x = x ** p (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
     "relu_": "write x = x.relu() (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
     "clamp_": "write x = x.clamp(min, max) (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
 }
@@ -175,6 +180,39 @@ class _TorchMethods:
     def bool(self):
         """Cast to bool, as torch's."""
         return self.astype("bool")
+
+    def half(self):
+        """Cast to float16, as torch's (x.to(tinygrad_cnn.half)); the gradient flows back as float32 would."""
+        return self.to(dtype="float16")
+
+    def is_floating_point(self):
+        """True for a float dtype (float16, float32, float64), as torch's."""
+        return self.dtype.kind == "f"
+
+    def reshape_as(self, other):
+        """self.reshape(other.shape), as torch's (view_as's twin)."""
+        return self.reshape(other.shape)
+
+    def type(self, dtype=None, non_blocking=False):
+        """torch's x.type(): without a dtype the type's name ('torch.FloatTensor', 'torch.cuda.LongTensor');
+        with one (torch.float, "float32", or a name such as 'torch.FloatTensor') the tensor cast to it, as
+        x.to(dtype): the Quickstart's `(pred.argmax(1) == y).type(torch.float).sum()`."""
+        if dtype is None:
+            name = TENSOR_TYPES.get(self.dtype.name, self.dtype.name)
+            return f"torch.{'cuda.' if self.is_cuda else ''}{name}"
+        if isinstance(dtype, str) and dtype.startswith("torch."):
+            wanted = {v: k for k, v in TENSOR_TYPES.items()}.get(dtype.rsplit(".", 1)[-1])
+            if wanted is None:
+                raise TypeError(f"type({dtype!r}): not a tensor type name; give a dtype (torch.float, torch.long, "
+                                f"...) or one of {', '.join('torch.' + n for n in TENSOR_TYPES.values())}")
+            dtype = wanted
+        return self.to(dtype=dtype)
+
+
+# torch's legacy tensor type names, by NumPy dtype name (x.type() reads them, x.type(name) takes them)
+TENSOR_TYPES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
+                "uint8": "ByteTensor", "bool": "BoolTensor"}
 
 
 # NOTE: the public name other files import; the class's own name is private, so that docs/make_api.py lists

@@ -124,6 +124,8 @@ class Sequential(_nn.Sequential):
                                  f"without '.', got {list(named)}")
             super().__init__(list(named.values()), **kwargs)
             self._positions = list(named)
+        elif layers and all(isinstance(m, Module) for m in layers):  # torch's Sequential(a, b, c), any Modules
+            super().__init__(list(layers), **kwargs)
         else:
             super().__init__(*layers, **kwargs)
 
@@ -139,6 +141,59 @@ class Sequential(_nn.Sequential):
         names = self.__dict__.get("_positions", [])
         for i, layer in enumerate(self.layers):
             yield (names[i] if i < len(names) else str(i)), layer
+
+    def add(self, layer):
+        """Append a layer, or any Module (a custom one, the "What is torch.nn really?" tutorial's
+        Lambda(func)), as torch's Sequential takes. NOTE: a plain Module has no shape inference, so the
+        layers after it build on their first call (torch's Linear and Conv2d here have their weights already)."""
+        if isinstance(layer, Module) and not isinstance(layer, _nn.Layer):
+            self.layers.append(layer)
+            return self
+        return super().add(layer)
+
+    def append(self, module):
+        """torch's Sequential.append(module): add it at the end; returns self."""
+        return self.add(module)
+
+    def add_module(self, name, module):
+        """torch's Sequential.add_module(name, module): append it, named `name` in state_dict() and as
+        model.<name> (a Sequential built empty and filled this way, as torch code does)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"add_module: the name must be a non-empty string without '.', got {name!r}")
+        names = [n for n, _ in self.named_children()]
+        if name in names:
+            raise KeyError(f"add_module: {name!r} is already a module of this Sequential (torch would replace it: "
+                           f"build a new Sequential instead)")
+        self.add(module)
+        self._positions = names + [name]
+
+    def _plain(self):
+        """The index of the first layer that is a plain Module (no shape inference), or None."""
+        return next((i for i, m in enumerate(self.layers) if not isinstance(m, _nn.Layer)), None)
+
+    def _validate(self, shape):
+        end = self._plain()
+        if end is None:
+            return super()._validate(shape)
+        if end > 0:  # NOTE: the input is checked by the first layer; past a plain Module nothing is known
+            self.layers[0]._validate(shape)
+
+    def _build(self, input_shape):
+        end = self._plain()
+        if end is None:
+            return super()._build(input_shape)
+        shape = input_shape
+        for layer in self.layers[:end]:
+            if layer.device is None:
+                layer.device = self.device
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def _output_shape(self, input_shape):
+        if self._plain() is not None:
+            raise ValueError(f"{self.label()}: its output shape is not known before a call (it holds a Module "
+                             f"that is not a layer); call it on a batch first")
+        return super()._output_shape(input_shape)
 
     def __getitem__(self, index):
         part = super().__getitem__(index)
