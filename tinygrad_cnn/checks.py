@@ -424,8 +424,12 @@ def squeezable(t, axes):
 
 
 def broadcast_target(t, args):
-    """broadcast_to's shape, one that t's shape broadcasts to."""
+    """broadcast_to's shape, one that t's shape broadcasts to; -1 keeps that axis' size, as torch's
+    x.expand(-1, 3) (only for an axis t has: its trailing axes line up with the target's)."""
     target = shape(args)
+    lead = len(target) - t.ndim
+    if -1 in target and lead >= 0 and all(s == -1 and i >= lead or s != -1 for i, s in enumerate(target)):
+        target = tuple(t.shape[i - lead] if s == -1 else s for i, s in enumerate(target))
     try:
         if numpy.broadcast_shapes(t.shape, target) != target:
             raise ValueError

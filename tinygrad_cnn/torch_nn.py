@@ -169,7 +169,8 @@ class Sequential(_nn.Sequential):
 
     def _plain(self):
         """The index of the first layer that is a plain Module (no shape inference), or None."""
-        return next((i for i, m in enumerate(self.layers) if not isinstance(m, _nn.Layer)), None)
+        return next((i for i, m in enumerate(self.layers) if not isinstance(m, _nn.Layer)
+                     or (isinstance(m, Sequential) and m._plain() is not None)), None)
 
     def _validate(self, shape):
         end = self._plain()
@@ -266,6 +267,76 @@ class MSELoss(_Loss):
     def forward(self, input, target):  # noqa: A002
         """The loss of `input` against `target` of the same shape."""
         return F.mse_loss(input, target, reduction=self.reduction)
+
+
+class L1Loss(_Loss):
+    """torch.nn.L1Loss(reduction='mean'): F.l1_loss, the mean of |input - target|."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        _class_loss_options("L1Loss", None, size_average, -100, reduce)
+        super().__init__(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of `input` against `target` (one shape)."""
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """torch.nn.SmoothL1Loss(reduction='mean', beta=1.0): F.smooth_l1_loss."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        _class_loss_options("SmoothL1Loss", None, size_average, -100, reduce)
+        super().__init__(reduction)
+        self.beta = beta
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of `input` against `target` (one shape)."""
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    """torch.nn.HuberLoss(reduction='mean', delta=1.0): F.huber_loss."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        self.delta = delta
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of `input` against `target` (one shape)."""
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class BCELoss(_Loss):
+    """torch.nn.BCELoss(weight=None, reduction='mean'): F.binary_cross_entropy of probabilities in [0, 1]
+    (a sigmoid's output; BCEWithLogitsLoss on the raw scores is the stable one), each element's loss
+    scaled by `weight` when given."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        _class_loss_options("BCELoss", None, size_average, -100, reduce)
+        super().__init__(reduction)
+        self.weight = weight
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of probabilities `input` against 0/1 (or soft) `target` of its shape."""
+        if self.weight is None:
+            return F.binary_cross_entropy(input, target, reduction=self.reduction)
+        loss = F.binary_cross_entropy(input, target, reduction="none") * input._operand(self.weight, "BCELoss weight")
+        return F._reduce(loss, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """torch.nn.BCEWithLogitsLoss(weight=None, reduction='mean', pos_weight=None):
+    F.binary_cross_entropy_with_logits of raw scores, with torch's weight= and pos_weight= (both broadcast)."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        _class_loss_options("BCEWithLogitsLoss", None, size_average, -100, reduce)
+        super().__init__(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of raw scores `input` against 0/1 (or soft) `target` of its shape."""
+        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, weight=self.weight,
+                                                  pos_weight=self.pos_weight)
 
 
 class Dropout(_nn.Dropout):
