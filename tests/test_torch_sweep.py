@@ -1,0 +1,282 @@
+"""A sweep of the code PyTorch's beginner material writes for a small CNN (the Quickstart, Tensors, Autograd,
+Build the Neural Network, Optimizing Model Parameters and Save and Load pages, "What is torch.nn really?", the
+mnist example): each habit that failed or differed here, as the user writes it. Values are asserted directly
+(the tests run without torch); the side-by-side parts skip without torch."""
+import math
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tinygrad_cnn as torch
+import tinygrad_cnn.torch_nn as nn
+from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.testing import gradcheck
+from tinygrad_cnn.testing.strategies import arrays, away_from
+
+# ---------------------------------------------------------------- Tensors page
+
+
+def test_type_casts_as_the_quickstart_counts_correct_predictions():
+    pred = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    y = torch.tensor([1, 1, 1])
+    correct = (pred.argmax(1) == y).type(torch.float).sum().item()
+    assert correct == 2.0 and isinstance(correct, float)
+    assert y.type() == "torch.LongTensor" and pred.type() == "torch.FloatTensor"
+    assert y.type(torch.float64).dtype == np.float64
+    assert y.type("torch.FloatTensor").dtype == np.float32
+    with pytest.raises(TypeError, match="torch.FloatTensor"):
+        y.type("torch.NoSuchTensor")
+    w = torch.ones(2, requires_grad=True)
+    (w.type(torch.float64) * 3).sum().backward()  # a cast in the graph, as torch's
+    assert w.grad.tolist() == [3.0, 3.0]
+
+
+def test_half_is_floating_point_and_reshape_as():
+    x = torch.tensor([1, 2, 3, 4])
+    assert x.half().dtype == np.float16 and x.half().tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert not x.is_floating_point() and x.float().is_floating_point() and torch.is_floating_point(x.half())
+    assert x.reshape_as(torch.zeros(2, 2)).tolist() == [[1, 2], [3, 4]]
+
+
+def test_the_like_factories_the_tensors_page_uses():
+    x = torch.tensor([[1, 2], [3, 4]])
+    torch.manual_seed(0)
+    r = torch.rand_like(x, dtype=torch.float)
+    assert r.shape == (2, 2) and r.dtype == np.float32 and 0 <= r.min().item() and r.max().item() < 1
+    torch.manual_seed(0)
+    assert torch.rand_like(x, dtype=torch.float).tolist() == r.tolist()  # the global generator, seeded
+    with pytest.raises(TypeError, match="dtype=torch.float"):
+        torch.rand_like(x)  # torch refuses an integer tensor's rand_like too
+    assert torch.randn_like(r).shape == (2, 2) and torch.randn_like(r.double()).dtype == np.float64
+    assert torch.full_like(r, 3).tolist() == [[3.0, 3.0], [3.0, 3.0]] and torch.full_like(x, 7).dtype == np.int64
+    assert torch.empty(2, 3).shape == (2, 3) and torch.empty((4,)).dtype == np.float32
+    assert torch.empty_like(x).shape == (2, 2) and torch.empty_like(x).dtype == np.int64
+
+
+def test_full_takes_its_dtype_from_the_value_as_torch():
+    assert torch.full((2, 2), 7).dtype == np.int64 and torch.full((2, 2), 7).tolist() == [[7, 7], [7, 7]]
+    assert torch.full((2,), 7.0).dtype == np.float32 and torch.full((2,), True).dtype == np.bool_
+    assert torch.full((2,), 7, dtype=torch.float).dtype == np.float32
+    labels = torch.full((3,), 2)  # integer labels a loss takes, as torch's
+    assert F.cross_entropy(torch.zeros(3, 4), labels).item() == pytest.approx(math.log(4))
+
+
+def test_randint_randperm_linspace():
+    torch.manual_seed(3)
+    idx = torch.randint(10, size=(1,)).item()  # the Datasets page's sample index
+    assert isinstance(idx, int) and 0 <= idx < 10
+    r = torch.randint(2, 5, (200,))
+    assert r.dtype == np.int64 and r.shape == (200,) and set(r.tolist()) == {2, 3, 4}
+    assert torch.randint(3, (2, 2)).shape == (2, 2) and torch.randint(0, 3, size=(4,)).shape == (4,)
+    torch.manual_seed(1)
+    a = torch.randint(100, (5,)).tolist()
+    torch.manual_seed(1)
+    assert torch.randint(100, (5,)).tolist() == a
+    with pytest.raises(TypeError, match=r"randint\(low, high, size\)"):
+        torch.randint(5)
+    with pytest.raises(ValueError, match="greater than low"):
+        torch.randint(5, 5, (2,))
+    p = torch.randperm(6)
+    assert p.dtype == np.int64 and sorted(p.tolist()) == list(range(6))
+    x = torch.arange(6.0)
+    assert sorted(x[torch.randperm(6)].tolist()) == x.tolist()  # a manual shuffle
+    assert torch.linspace(0, 1, 5).tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert torch.linspace(0, 1, 5).dtype == np.float32 and torch.linspace(-1, 1, 3, dtype=torch.float64).dtype == np.float64
+
+
+def test_out_arguments_and_top_level_names_of_the_tensors_page():
+    t = torch.arange(4.0).reshape(2, 2)
+    y3 = torch.rand_like(t)
+    assert torch.matmul(t, t.T, out=y3) is y3 and y3.tolist() == [[1.0, 3.0], [3.0, 13.0]]
+    z3 = torch.rand_like(t)
+    torch.mul(t, t, out=z3)
+    assert z3.tolist() == [[0.0, 1.0], [4.0, 9.0]] and torch.mul(t, 2).tolist() == [[0.0, 2.0], [4.0, 6.0]]
+    with pytest.raises(ValueError, match="out must be a Tensor of the result's shape"):
+        torch.mul(t, t, out=torch.zeros(3))
+    assert torch.clip(torch.tensor([-1.0, 2.0]), 0, 1).tolist() == [0.0, 1.0]
+    assert torch.add(t, t).tolist() == [[0.0, 2.0], [4.0, 6.0]]
+
+
+def test_torch_all_and_any_give_bool_tensors():
+    x = torch.tensor([[1.0, 0.0], [2.0, 3.0]])
+    assert torch.all(x >= 0).item() is True and torch.any(x < 0).item() is False
+    assert torch.all(x > 0, dim=1).tolist() == [False, True] and torch.any(x > 2, 0, keepdim=True).shape == (1, 2)
+    assert torch.all(x > 0).dtype == np.bool_
+
+
+def test_expand_minus_one_keeps_an_axis():
+    x = torch.tensor([[1], [2]])
+    assert x.expand(-1, 3).tolist() == [[1, 1, 1], [2, 2, 2]]
+    assert x.expand(4, -1, 3).shape == (4, 2, 3)
+    with pytest.raises(ValueError, match="cannot broadcast"):
+        x.expand(-1, 2, 3)  # -1 for an axis x has not (torch refuses it too)
+
+
+# ---------------------------------------------------------------- devices
+
+
+def test_a_device_reads_type_and_index_as_torchs():
+    x = torch.ones(2)
+    assert x.device == "cpu" and x.device.type == "cpu" and x.device.index is None
+    assert (x * 2).device.type == "cpu" and x.to("cpu").device.type == "cpu"
+    d = torch.device("cuda", 1)
+    assert d == "cuda:1" and d.type == "cuda" and d.index == 1 and torch.device("cpu").type == "cpu"
+    assert type(pickle.loads(pickle.dumps(x.device))) is str  # saved, it is a plain name
+    device = torch.accelerator.current_accelerator().type if torch.accelerator.is_available() else "cpu"
+    assert device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert torch.accelerator.device_count() == torch.cuda.device_count() >= int(torch.cuda.is_available())
+
+
+# ---------------------------------------------------------------- nn.Module patterns
+
+
+class Lambda(nn.Module):
+    """"What is torch.nn really?"'s wrapper of a function as a module."""
+
+    def __init__(self, func):
+        super().__init__()
+        self.func = func
+
+    def forward(self, x):
+        return self.func(x)
+
+
+def test_sequential_takes_a_lambda_module_as_the_tutorial_writes():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        Lambda(lambda x: x.view(-1, 1, 28, 28)),
+        nn.Conv2d(1, 4, kernel_size=3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(4, 10, kernel_size=3, stride=2, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        Lambda(lambda x: x.view(x.size(0), -1)))
+    xb = torch.rand(3, 784)
+    out = model(xb)
+    assert out.shape == (3, 10)
+    assert list(model.state_dict()) == ["1.weight", "1.bias", "3.weight", "3.bias"]
+    loss = F.cross_entropy(out, torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert model[1].weight.grad.shape == (4, 1, 3, 3)
+    # the layers after the Lambda compute as they do alone
+    manual = model[5](model[4](model[3](model[2](model[1](xb.view(-1, 1, 28, 28))))))
+    assert np.allclose(out.numpy(), manual.numpy().reshape(3, -1))
+    # nested in another Sequential, it is still one step of it
+    outer = nn.Sequential(model, nn.Linear(10, 2))
+    assert outer(xb).shape == (3, 2) and list(outer.state_dict())[-1] == "1.bias"
+
+
+def test_add_module_fills_an_empty_sequential():
+    seq = nn.Sequential()
+    seq.add_module("fc", nn.Linear(4, 3))
+    seq.add_module("act", nn.ReLU())
+    seq.append(nn.Linear(3, 2))
+    assert list(seq.state_dict()) == ["fc.weight", "fc.bias", "2.weight", "2.bias"]
+    assert seq.fc is seq[0] and len(seq) == 3
+    x = torch.rand(5, 4)
+    assert np.allclose(seq(x).numpy(), seq[2](seq[0](x).relu()).numpy())  # it was the input, unchanged
+    with pytest.raises(KeyError, match="already"):
+        seq.add_module("fc", nn.ReLU())
+
+
+def test_load_state_dict_answers_missing_and_unexpected_keys_by_name():
+    fc = nn.Linear(2, 2)
+    result = fc.load_state_dict({"weight": np.zeros((2, 2), np.float32), "extra": np.zeros(1)}, strict=False)
+    assert result.missing_keys == ["bias"] and result.unexpected_keys == ["extra"]
+    missing, unexpected = result
+    assert missing == ["bias"]
+
+
+# ---------------------------------------------------------------- losses
+
+Z = np.array([[0.5, -1.0, 2.0], [-3.0, 0.25, 1.5]])
+T = np.array([[1.0, 0.0, 1.0], [0.0, 0.5, 1.0]])
+
+
+def _loss_cases(nn_, tensor):
+    w = tensor(np.array([1.0, 2.0, 0.5]))
+    return [("L1Loss", nn_.L1Loss(), "plain"), ("L1Loss sum", nn_.L1Loss(reduction="sum"), "plain"),
+            ("SmoothL1Loss", nn_.SmoothL1Loss(), "plain"), ("SmoothL1Loss beta", nn_.SmoothL1Loss(beta=0.5), "plain"),
+            ("SmoothL1Loss beta 0", nn_.SmoothL1Loss(beta=0.0), "plain"),
+            ("HuberLoss", nn_.HuberLoss(delta=0.7, reduction="none"), "plain"),
+            ("BCELoss", nn_.BCELoss(), "probs"), ("BCELoss weight", nn_.BCELoss(weight=w, reduction="sum"), "probs"),
+            ("BCEWithLogitsLoss", nn_.BCEWithLogitsLoss(), "logits"),
+            ("BCEWithLogitsLoss pos_weight", nn_.BCEWithLogitsLoss(pos_weight=tensor(np.array([2.0, 1.0, 0.5]))), "logits"),
+            ("BCEWithLogitsLoss both", nn_.BCEWithLogitsLoss(weight=w, pos_weight=tensor(np.array([3.0])),
+                                                             reduction="none"), "logits")]
+
+
+def _inputs(kind, z):
+    return 1 / (1 + np.exp(-z)) if kind == "probs" else z
+
+
+def test_regression_and_binary_losses_by_their_formulas():
+    d = np.abs(Z - T)
+    sig = 1 / (1 + np.exp(-Z))
+    expected = {"L1Loss": d.mean(), "L1Loss sum": d.sum(),
+                "SmoothL1Loss": np.where(d < 1, 0.5 * d ** 2, d - 0.5).mean(),
+                "SmoothL1Loss beta": np.where(d < 0.5, d ** 2, d - 0.25).mean(), "SmoothL1Loss beta 0": d.mean(),
+                "HuberLoss": np.where(d < 0.7, 0.5 * d ** 2, 0.7 * (d - 0.35)),
+                "BCELoss": -(T * np.log(sig) + (1 - T) * np.log(1 - sig)).mean(),
+                "BCELoss weight": (-(T * np.log(sig) + (1 - T) * np.log(1 - sig)) * [1.0, 2.0, 0.5]).sum(),
+                "BCEWithLogitsLoss": -(T * np.log(sig) + (1 - T) * np.log(1 - sig)).mean(),
+                "BCEWithLogitsLoss pos_weight": -([2.0, 1.0, 0.5] * T * np.log(sig) + (1 - T) * np.log(1 - sig)).mean(),
+                "BCEWithLogitsLoss both": -(3.0 * T * np.log(sig) + (1 - T) * np.log(1 - sig)) * [1.0, 2.0, 0.5]}
+    for name, loss, kind in _loss_cases(nn, lambda a: torch.tensor(a)):
+        got = loss(torch.tensor(_inputs(kind, Z)), torch.tensor(T))
+        assert np.allclose(got.numpy(), expected[name], rtol=1e-12, atol=1e-12), name
+
+
+def test_losses_match_torch_values_and_gradients():
+    real = pytest.importorskip("torch")
+    for (name, ours, kind), (_, theirs, _) in zip(_loss_cases(nn, torch.tensor), _loss_cases(real.nn, real.tensor)):
+        a = torch.tensor(_inputs(kind, Z), requires_grad=True)
+        b = real.tensor(_inputs(kind, Z), requires_grad=True)
+        up = np.arange(1.0, 1.0 + Z.size).reshape(Z.shape) / Z.size
+        la, lb = ours(a, torch.tensor(T)), theirs(b, real.tensor(T))
+        assert np.allclose(la.numpy(), lb.detach().numpy(), rtol=1e-10, atol=1e-12), name
+        (la * torch.tensor(up if la.ndim else 1.0)).sum().backward()
+        (lb * real.tensor(up if lb.ndim else 1.0)).sum().backward()
+        assert np.allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12), name
+
+
+@settings(max_examples=25, deadline=None)
+@given(z=away_from(arrays((3, 4)), kinks=(-0.7, 0.0, 0.7), margin=0.05), t=arrays((3, 4), min_value=0.0, max_value=1.0),
+       which=st.sampled_from(["l1", "smooth", "huber", "bce_logits_pw"]))
+def test_new_losses_gradcheck(z, t, which):
+    """Central differences in float64 with a random upstream gradient, on each new loss' reduction='none'
+    (the input kept off each loss' kinks: |z - t| = 0 or beta/delta, where targets t are 0 so d = |z|)."""
+    target = torch.tensor(np.zeros_like(t) if which != "bce_logits_pw" else t)
+    fns = {"l1": lambda a: F.l1_loss(a, target, "none"),
+           "smooth": lambda a: F.smooth_l1_loss(a, target, "none", beta=0.7),
+           "huber": lambda a: F.huber_loss(a, target, "none", delta=0.7),
+           "bce_logits_pw": lambda a: F.binary_cross_entropy_with_logits(
+               a, target, "none", weight=torch.tensor(np.array([1.0, 2.0, 0.5, 1.5])),
+               pos_weight=torch.tensor(np.array([3.0, 1.0, 0.5, 2.0])))}
+    assert gradcheck(fns[which], [torch.tensor(z, requires_grad=True)])
+
+
+def test_cross_entropy_takes_class_probabilities_as_torchs():
+    logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    p = np.array([[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]])
+    log_sm = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    for eps in (0.0, 0.1):
+        q = p * (1 - eps) + eps / 3
+        got = nn.CrossEntropyLoss(label_smoothing=eps, reduction="none")(torch.tensor(logits), torch.tensor(p))
+        assert np.allclose(got.numpy(), -(q * log_sm).sum(1), rtol=1e-12)
+    assert gradcheck(lambda a: F.cross_entropy(a, torch.tensor(p), "none", label_smoothing=0.1),
+                     [torch.tensor(logits, requires_grad=True)])
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.cross_entropy(torch.tensor(logits), torch.tensor([0.0, 1.0]))  # float class indices, as torch refuses
+
+
+def test_cross_entropy_probabilities_match_torch():
+    real = pytest.importorskip("torch")
+    logits = np.random.default_rng(0).normal(size=(4, 5))
+    p = np.random.default_rng(1).dirichlet(np.ones(5), size=4)
+    a, b = torch.tensor(logits, requires_grad=True), real.tensor(logits, requires_grad=True)
+    la = nn.CrossEntropyLoss(label_smoothing=0.2)(a, torch.tensor(p))
+    lb = real.nn.CrossEntropyLoss(label_smoothing=0.2)(b, real.tensor(p))
+    la.backward()
+    lb.backward()
+    assert np.isclose(la.item(), lb.item(), rtol=1e-12) and np.allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10)
