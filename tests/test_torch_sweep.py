@@ -280,3 +280,71 @@ def test_cross_entropy_probabilities_match_torch():
     la.backward()
     lb.backward()
     assert np.isclose(la.item(), lb.item(), rtol=1e-12) and np.allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10)
+
+
+# ---------------------------------------------------------------- more of the Tensors page
+
+
+def test_a_one_element_tensor_formats_as_its_number():
+    loss = torch.tensor(0.123456)
+    assert f"loss: {loss:>7f}" == "loss: 0.123456" and f"{loss:.2f}" == "0.12" and f"{torch.tensor([2.5]):.1f}" == "2.5"
+    assert f"{torch.tensor([1.0, 2.0])}" == str(torch.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="one-element tensors"):
+        f"{torch.tensor([1.0, 2.0]):.2f}"
+
+
+def test_tensor_of_a_list_of_tensors():
+    losses = [torch.tensor(1.5), torch.tensor(2.5)]
+    t = torch.tensor(losses)
+    assert t.tolist() == [1.5, 2.5] and t.dtype == np.float32
+    assert torch.tensor([[torch.tensor(1), 2], [3, torch.tensor(4)]]).tolist() == [[1, 2], [3, 4]]
+
+
+def test_std_and_var_are_torchs_unbiased_ones():
+    x = np.array([[1.0, 2.0, 4.0], [3.0, 7.0, 0.5]])
+    t = torch.tensor(x)
+    assert t.std().item() == pytest.approx(x.std(ddof=1)) and t.var().item() == pytest.approx(x.var(ddof=1))
+    assert np.allclose(t.std(dim=1).numpy(), x.std(axis=1, ddof=1))
+    assert t.var(0, keepdim=True).shape == (1, 3) and np.allclose(t.var(0, keepdim=True).numpy(), x.var(0, ddof=1, keepdims=True))
+    assert t.std(unbiased=False).item() == pytest.approx(x.std()) and t.var(False).item() == pytest.approx(x.var())
+    assert np.allclose(t.var(dim=1, correction=0).numpy(), x.var(axis=1))
+    normalised = (t - t.mean()) / t.std()  # the data-normalisation habit
+    assert normalised.std().item() == pytest.approx(1.0)
+    assert gradcheck(lambda a: a.std(dim=1), [torch.tensor(x, requires_grad=True)])
+    assert gradcheck(lambda a: a.var(), [torch.tensor(x, requires_grad=True)])
+
+
+def test_std_matches_torch():
+    real = pytest.importorskip("torch")
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    for kw in ({}, {"dim": 1}, {"dim": (0, 1), "keepdim": True}, {"unbiased": False}, {"dim": 0, "correction": 0}):
+        a, b = torch.tensor(x, requires_grad=True), real.tensor(x, requires_grad=True)
+        la, lb = a.std(**kw), b.std(**kw)
+        assert la.shape == tuple(lb.shape) and np.allclose(la.numpy(), lb.detach().numpy(), rtol=1e-12), kw
+        la.sum().backward()
+        lb.sum().backward()
+        assert np.allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10), kw
+
+
+def test_floor_division_and_remainder_as_torchs():
+    x = torch.tensor([7, -7, 6])
+    assert (x // 2).tolist() == [3, -4, 3] and (x % 3).tolist() == [1, 2, 0] and (x // 2).dtype == np.int64
+    assert (20 // torch.tensor([3, 6])).tolist() == [6, 3] and (10 % torch.tensor([3, 4])).tolist() == [1, 2]
+    assert (torch.tensor([7.5]) // 2).tolist() == [3.0]
+
+
+def test_leaky_relu_and_one_hot():
+    x = torch.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    y = nn.LeakyReLU(0.1)(x)
+    assert np.allclose(y.numpy(), [-0.2, 0.0, 3.0])
+    y.sum().backward()
+    assert np.allclose(x.grad.numpy(), [0.1, 0.1, 1.0])  # torch's slope at 0 is negative_slope
+    assert np.allclose(F.leaky_relu(torch.tensor([-1.0]), 0.2).numpy(), [-0.2])
+    assert gradcheck(lambda a: F.leaky_relu(a, 0.3), [torch.tensor(np.array([-1.5, 0.7, 2.0]), requires_grad=True)])
+    oh = F.one_hot(torch.tensor([0, 2]), num_classes=3)
+    assert oh.tolist() == [[1, 0, 0], [0, 0, 1]] and oh.dtype == np.int64
+    assert F.one_hot(torch.tensor([[1], [3]])).shape == (2, 1, 4)
+    with pytest.raises(ValueError, match=r"\[0, 2\]"):
+        F.one_hot(torch.tensor([3]), num_classes=3)
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.one_hot(torch.tensor([1.0]))

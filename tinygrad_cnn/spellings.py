@@ -59,8 +59,7 @@ def values_and_indices(arg_name):
 
 # torch.Tensor methods not offered here, and what to write instead (asked for, they raise an AttributeError saying so)
 TORCH_ONLY_METHODS = {
-    "std": "write ((x - x.mean()) ** 2).mean().sqrt() (the biased one; torch's default divides by n - 1)",
-    "var": "write ((x - x.mean()) ** 2).mean() (the biased one; torch's default divides by n - 1)",
+    "gather": "write x[tinygrad_cnn.arange(n), index] to pick one element per row (differentiable)",
     "new_zeros": "write tinygrad_cnn.zeros(*shape, dtype=x.dtype, device=x.device)",
     "new_ones": "write tinygrad_cnn.ones(*shape, dtype=x.dtype, device=x.device)",
     "new_tensor": "write tinygrad_cnn.tensor(data, dtype=x.dtype, device=x.device)",
@@ -193,6 +192,52 @@ class _TorchMethods:
         """self.reshape(other.shape), as torch's (view_as's twin)."""
         return self.reshape(other.shape)
 
+    def __format__(self, spec):
+        """f"{loss:.4f}" of a one-element tensor formats its number, as torch's; others only with no spec."""
+        if self.size == 1 and self.ndim <= 1 and spec:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError(f"unsupported format string {spec!r} for a Tensor of shape {self.shape}: only "
+                            f"one-element tensors take a number's format (write x.item() or x.tolist())")
+        return str(self)
+
+    def __floordiv__(self, other):
+        """self // other, elementwise, as torch's floor division; no gradient (torch's has none either)."""
+        return _no_grad_binary(self, other, "__floordiv__", "floor_divide")
+
+    def __rfloordiv__(self, other):
+        return _no_grad_binary(self, other, "__rfloordiv__", "floor_divide")
+
+    def __mod__(self, other):
+        """self % other, elementwise (Python's sign rule, as torch's remainder); no gradient."""
+        return _no_grad_binary(self, other, "__mod__", "remainder")
+
+    def __rmod__(self, other):
+        return _no_grad_binary(self, other, "__rmod__", "remainder")
+
+    @torch_names
+    def var(self, axis=None, unbiased=None, keepdims=False, correction=None):
+        """torch's var(dim=None, unbiased=True, keepdim=False) and var(dim, correction=1): the mean squared
+        deviation over dim, divided by n - correction (1 by default, the unbiased one, as torch's; 0 with
+        unbiased=False); composed of differentiable ops, so its gradient is the mean's and the square's."""
+        if isinstance(axis, bool):  # torch's x.var(False): unbiased given first
+            axis, unbiased = None, axis
+        if unbiased is not None and correction is not None:
+            raise TypeError("var: give unbiased= or correction=, not both")
+        correction = (1 if unbiased is None or unbiased else 0) if correction is None else correction
+        axes = tuple(range(self.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+        n = 1
+        for a in axes:
+            n *= self.shape[a]
+        deviation = self - self.mean(axis=axis, keepdims=True)
+        return (deviation * deviation).sum(axis=axis, keepdims=keepdims) / max(n - correction, 0)
+
+    @torch_names
+    def std(self, axis=None, unbiased=None, keepdims=False, correction=None):
+        """torch's std(dim=None, unbiased=True, keepdim=False): var(...).sqrt(), the unbiased one by default
+        (the data-normalisation habit `(x - x.mean()) / x.std()`)."""
+        return self.var(axis, unbiased, keepdims, correction).sqrt()
+
     def type(self, dtype=None, non_blocking=False):
         """torch's x.type(): without a dtype the type's name ('torch.FloatTensor', 'torch.cuda.LongTensor');
         with one (torch.float, "float32", or a name such as 'torch.FloatTensor') the tensor cast to it, as
@@ -207,6 +252,13 @@ class _TorchMethods:
                                 f"...) or one of {', '.join('torch.' + n for n in TENSOR_TYPES.values())}")
             dtype = wanted
         return self.to(dtype=dtype)
+
+
+def _no_grad_binary(x, other, method, name):
+    """x's array `method` other's, as a new tensor outside the graph (torch's floor_divide and remainder have
+    no useful gradient: a step function's is 0)."""
+    other = x._operand(other, name)
+    return type(x).wrap(getattr(x.data, method)(other.data), x.device)
 
 
 # torch's legacy tensor type names, by NumPy dtype name (x.type() reads them, x.type(name) takes them)

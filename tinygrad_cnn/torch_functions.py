@@ -33,9 +33,20 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     Python floats become float32 and Python ints int64, as torch's; an array keeps its dtype."""
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, (list, tuple)):
+        data = _host_values(data)
     if isinstance(data, (numpy.ndarray, numpy.generic)) or hasattr(data, "__cuda_array_interface__"):
         data = data.copy()  # NOTE: Tensor(array) shares the array's memory (torch.from_numpy's rule); this copies
     return Tensor(data, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def _host_values(data):
+    """Nested lists with the Tensors in them as NumPy arrays: torch.tensor([loss1, loss2]) of 0-d tensors."""
+    if isinstance(data, Tensor):
+        return data.numpy()
+    if isinstance(data, (list, tuple)) and builtins.any(isinstance(x, (Tensor, list, tuple)) for x in data):
+        return [_host_values(x) for x in data]
+    return data
 
 
 def from_numpy(array):

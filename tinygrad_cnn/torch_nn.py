@@ -440,6 +440,23 @@ class ReLU(_nn.ReLU):
         self.inplace = flag(inplace, "ReLU inplace")
 
 
+class LeakyReLU(Module):
+    """torch.nn.LeakyReLU(negative_slope=0.01, inplace=False): x where x > 0, else negative_slope * x (the
+    gradient at 0 is negative_slope, as torch's). NOTE: inplace=True gives the same output; the input is kept."""
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
+            raise TypeError(f"LeakyReLU: negative_slope must be a number, got {negative_slope!r}")
+        self.negative_slope, self.inplace = float(negative_slope), flag(inplace, "LeakyReLU inplace")
+
+    def forward(self, x):
+        """x where x > 0, negative_slope * x elsewhere."""
+        return F.leaky_relu(x, self.negative_slope)
+
+    def __repr__(self):
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+
 class Softmax(_nn.Softmax):
     """torch.nn.Softmax(dim): softmax over `dim`, which must be given (torch's implicit dim is deprecated)."""
 

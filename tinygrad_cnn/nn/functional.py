@@ -400,3 +400,26 @@ def huber_loss(prediction, target, reduction="mean", delta=1.0):
         raise ValueError(f"huber_loss: delta must be a number > 0, got {delta!r}")
     d = _regression_pair(prediction, target, "huber_loss")
     return _reduce(where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta), reduction)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """torch's F.leaky_relu: x where x > 0, negative_slope * x elsewhere (the gradient at 0 is negative_slope)."""
+    _check_tensor(x, "leaky_relu input")
+    _check_float(x, "leaky_relu input")
+    return where(x.data > 0, x, x * negative_slope)
+
+
+def one_hot(tensor, num_classes=-1):
+    """torch's F.one_hot: int64 (..., num_classes) rows with a 1 at each index (num_classes=-1: the largest
+    index + 1); no gradient, as torch's."""
+    tensor = as_tensor(tensor, "one_hot input")
+    if tensor.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: needs integer class indices, got {tensor.dtype.name}")
+    low = int(tensor.data.min()) if tensor.size else 0
+    high = int(tensor.data.max()) if tensor.size else -1
+    if num_classes == -1:
+        num_classes = high + 1
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"one_hot: indices must lie in [0, {num_classes - 1}], got values from {low} to {high}")
+    xp = tensor.xp
+    return Tensor.wrap((tensor.data[..., None] == xp.arange(num_classes)).astype(numpy.int64), tensor.device)
