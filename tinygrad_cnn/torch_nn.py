@@ -321,7 +321,7 @@ class BCELoss(_Loss):
         if self.weight is None:
             return F.binary_cross_entropy(input, target, reduction=self.reduction)
         loss = F.binary_cross_entropy(input, target, reduction="none") * input._operand(self.weight, "BCELoss weight")
-        return F._reduce(loss, self.reduction)
+        return loss if self.reduction == "none" else loss.sum() if self.reduction == "sum" else loss.mean()
 
 
 class BCEWithLogitsLoss(_Loss):
