@@ -348,3 +348,48 @@ def test_leaky_relu_and_one_hot():
         F.one_hot(torch.tensor([3]), num_classes=3)
     with pytest.raises(TypeError, match="integer class indices"):
         F.one_hot(torch.tensor([1.0]))
+
+
+# ---------------------------------------------------------------- the CIFAR tutorial and print(model)
+
+
+def test_a_one_element_int_tensor_indexes_python_sequences():
+    classes = ("plane", "car", "bird")
+    labels = torch.tensor([2, 0, 1])
+    assert " ".join(f"{classes[labels[j]]:5s}" for j in range(3)) == "bird  plane car  "
+    assert list(range(torch.tensor(3))) == [0, 1, 2] and [10, 20, 30][torch.tensor([1])] == 20
+    with pytest.raises(TypeError, match="only integer tensors of a single element"):
+        classes[torch.tensor(1.0)]
+    with pytest.raises(TypeError, match="only integer tensors of a single element"):
+        classes[labels]
+
+
+def test_print_model_shows_torchs_text():
+    class NeuralNetwork(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.flatten = nn.Flatten()
+            self.stack = nn.Sequential(nn.Linear(784, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 10, bias=False))
+
+        def forward(self, x):
+            return self.stack(self.flatten(x))
+
+    assert repr(NeuralNetwork()) == (
+        "NeuralNetwork(\n  (flatten): Flatten(start_dim=1, end_dim=-1)\n  (stack): Sequential(\n"
+        "    (0): Linear(in_features=784, out_features=16, bias=True)\n    (1): ReLU()\n"
+        "    (2): Dropout(p=0.25, inplace=False)\n    (3): Linear(in_features=16, out_features=10, bias=False)\n  )\n)")
+    assert repr(nn.Conv2d(1, 8, 3, padding=1)) == "Conv2d(1, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))"
+    assert repr(nn.Conv2d(3, 6, 5, bias=False)) == "Conv2d(3, 6, kernel_size=(5, 5), stride=(1, 1), bias=False)"
+    assert repr(nn.MaxPool2d(2, 2)) == "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"
+    assert repr(nn.AvgPool2d(3, 1, padding=1)) == "AvgPool2d(kernel_size=3, stride=1, padding=1)"
+    assert repr(nn.LogSoftmax(dim=1)) == "LogSoftmax(dim=1)" and repr(nn.Sequential()) == "Sequential()"
+
+
+def test_print_model_matches_torch():
+    real = pytest.importorskip("torch")
+
+    def build(n):
+        return n.Sequential(n.Conv2d(1, 8, 3, padding=1), n.ReLU(), n.MaxPool2d(2), n.Conv2d(8, 4, 3, 2, bias=False),
+                            n.AvgPool2d(2), n.Dropout(0.25), n.Flatten(), n.Linear(8, 10), n.LogSoftmax(dim=1),
+                            n.Softmax(dim=1))
+    assert repr(build(nn)) == repr(build(real.nn))

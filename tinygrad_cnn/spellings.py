@@ -201,6 +201,14 @@ class _TorchMethods:
                             f"one-element tensors take a number's format (write x.item() or x.tolist())")
         return str(self)
 
+    def __index__(self):
+        """A one-element integer tensor as a Python int wherever Python wants an index, as torch's: the CIFAR
+        tutorial's `classes[labels[j]]`, `range(n)`, `lst[t]`. Float and bool tensors refuse, as torch's."""
+        if self.dtype.kind not in "iu" or self.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index (this one: "
+                            f"{self.dtype.name}, shape {self.shape}); write int(x.item()) or index with x.tolist()")
+        return int(self.data.reshape(()).item())
+
     def __floordiv__(self, other):
         """self // other, elementwise, as torch's floor division; no gradient (torch's has none either)."""
         return _no_grad_binary(self, other, "__floordiv__", "floor_divide")

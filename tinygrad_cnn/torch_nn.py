@@ -69,6 +69,15 @@ class Conv2d(_nn.Conv2D):
         """torch's dilation, a pair (Keras' dilation_rate)."""
         return self.dilation_rate
 
+    def __repr__(self):
+        """torch's: Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1)), padding, dilation and bias when not the defaults."""
+        text = f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={tuple(self.kernel_size)}, stride={tuple(self.strides)}"
+        if self.padding not in ("valid", (0, 0)):
+            text += f", padding={self.padding if isinstance(self.padding, str) else tuple(self.padding)}"
+        if tuple(self.dilation_rate) != (1, 1):
+            text += f", dilation={tuple(self.dilation_rate)}"
+        return text + (")" if self.use_bias else ", bias=False)")
+
 
 class Linear(_nn.Dense):
     """torch.nn.Linear(in_features, out_features, bias=True): Dense in PyTorch's argument order, weights
@@ -89,6 +98,10 @@ class Linear(_nn.Dense):
     def out_features(self):
         """torch's out_features (Keras' units)."""
         return self.units
+
+    def __repr__(self):
+        """torch's: Linear(in_features=784, out_features=512, bias=True)."""
+        return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={self.use_bias})"
 
 
 class Parameter(Tensor):
@@ -166,6 +179,10 @@ class Sequential(_nn.Sequential):
                            f"build a new Sequential instead)")
         self.add(module)
         self._positions = names + [name]
+
+    def __repr__(self):
+        """torch's print(model): each step as (name): repr, without Keras' layer names."""
+        return Module.__repr__(self)
 
     def _plain(self):
         """The index of the first layer that is a plain Module (no shape inference), or None."""
@@ -355,6 +372,9 @@ class Dropout(_nn.Dropout):
     def p(self, value):
         self.rate = float(value)
 
+    def __repr__(self):
+        return f"Dropout(p={self.p}, inplace=False)"
+
 
 def _only(layer, **given):
     """Refuse torch options not offered here, each given as name=(value, default, what to do instead)."""
@@ -378,6 +398,14 @@ class _TorchPoolPadding:
         if any(pad):
             self.padding = tuple(pad)
 
+    def _torch_repr(self, *extra):
+        """torch's print: kernel_size, stride and padding (an int where both sides agree), then `extra`."""
+        def one(pair):
+            pair = (0, 0) if pair == "valid" else tuple(pair)
+            return pair[0] if pair[0] == pair[1] else pair
+        parts = [f"kernel_size={one(self.pool_size)}", f"stride={one(self.strides)}", f"padding={one(self.padding)}"]
+        return f"{type(self).__name__}({', '.join(parts + list(extra))})"
+
     def pads(self, h, w):
         """((top, bottom), (left, right)): torch's padding, the same on both sides."""
         if self.padding == "valid":
@@ -398,6 +426,9 @@ class MaxPool2d(_TorchPoolPadding, _nn.MaxPool2D):
         super().__init__(kernel_size, stride, name=name)
         self._torch_padding(padding)
 
+    def __repr__(self):
+        return self._torch_repr("dilation=1", "ceil_mode=False")
+
 
 class AvgPool2d(_TorchPoolPadding, _nn.AvgPool2D):
     """torch.nn.AvgPool2d(kernel_size, stride=None, padding=0, count_include_pad=True): the mean over each
@@ -411,6 +442,9 @@ class AvgPool2d(_TorchPoolPadding, _nn.AvgPool2D):
         super().__init__(kernel_size, stride, name=name)
         self._torch_padding(padding)
         self.count_include_pad = flag(count_include_pad, "AvgPool2d count_include_pad")
+
+    def __repr__(self):
+        return self._torch_repr()  # NOTE: torch's print leaves count_include_pad out too
 
     def _pool(self, x):
         """The mean over each window; the padded zeros counted when count_include_pad (else real pixels only,
@@ -466,6 +500,9 @@ class Softmax(_nn.Softmax):
                             "scores (torch's implicit choice is deprecated)")
         super().__init__(dim, name=name)
 
+    def __repr__(self):
+        return f"{type(self).__name__}(dim={self.axis})"
+
 
 class LogSoftmax(Softmax):
     """torch.nn.LogSoftmax(dim): log_softmax over `dim` (F.nll_loss's input, as the classic examples use it)."""
@@ -486,6 +523,9 @@ class Flatten(_nn.Flatten):
         _only("Flatten", start_dim=(start_dim, 1, "use x.flatten(start_dim, end_dim) in forward()"),
               end_dim=(end_dim, -1, "use x.flatten(start_dim, end_dim) in forward()"))
         super().__init__(name=name)
+
+    def __repr__(self):
+        return "Flatten(start_dim=1, end_dim=-1)"
 
 
 class Identity(Module):
