@@ -393,3 +393,26 @@ def test_print_model_matches_torch():
                             n.AvgPool2d(2), n.Dropout(0.25), n.Flatten(), n.Linear(8, 10), n.LogSoftmax(dim=1),
                             n.Softmax(dim=1))
     assert repr(build(nn)) == repr(build(real.nn))
+
+
+def test_no_grad_and_inference_mode_decorate_without_parentheses():
+    w = torch.ones(2, requires_grad=True)
+
+    @torch.no_grad
+    def evaluate(x):
+        return x * 2
+
+    @torch.inference_mode
+    def predict(x):
+        return x * 3
+
+    @torch.enable_grad
+    def train_step(x):
+        return x * 4
+
+    assert not evaluate(w).requires_grad and not predict(w).requires_grad and evaluate(w).tolist() == [2.0, 2.0]
+    with torch.no_grad():
+        assert train_step(w).requires_grad and not (w * 2).requires_grad
+    assert (w * 2).requires_grad  # the mode is back after each
+    with pytest.raises(TypeError, match="without parentheses"):
+        torch.no_grad(3)

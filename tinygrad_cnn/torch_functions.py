@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import numpy
 
 from . import checkpoint
-from .autograd import enable_grad, no_grad
+from . import autograd as _autograd
 from .device import canonical_device, to_numpy
 from .nn.functional import as_tensor
 from .spellings import torch_names
@@ -271,7 +271,7 @@ def set_grad_enabled(mode):
     (`with torch.set_grad_enabled(phase == "train"):`, which switches back at its end)."""
     if not isinstance(mode, (bool, numpy.bool_)):
         raise TypeError(f"set_grad_enabled: mode must be True or False, got {mode!r}")
-    switch = enable_grad() if mode else no_grad()
+    switch = _autograd.enable_grad() if mode else _autograd.no_grad()
     switch.__enter__()  # NOTE: a plain call switches at once and for good, as torch's
     return _Restoring(switch)
 
@@ -290,12 +290,33 @@ class _Restoring:
         return self.switch.__exit__(*exc)
 
 
+def _grad_switch(make):
+    def switch(func=None):
+        if func is None:
+            return make()
+        if not callable(func):
+            raise TypeError(f"{make.__name__}(): takes no arguments, or a function to decorate (@{make.__name__} "
+                            f"without parentheses, as torch's), got {func!r}")
+        return make()(func)
+    switch.__name__ = make.__name__
+    switch.__doc__ = (f"{make.__doc__} As torch's, also a decorator without parentheses: @{make.__name__} as "
+                      f"@{make.__name__}().")
+    return switch
+
+
+no_grad = _grad_switch(_autograd.no_grad)
+enable_grad = _grad_switch(_autograd.enable_grad)
+
+
 def inference_mode(mode=True):
-    """torch.inference_mode(): no_grad() here (nothing inside records a graph), a `with` block or a decorator."""
+    """torch.inference_mode(): no_grad() here (nothing inside records a graph), a `with` block or a decorator
+    (@inference_mode() or, as torch's, @inference_mode)."""
+    if callable(mode):
+        return _autograd.no_grad()(mode)
     if mode is not True:
         raise NotImplementedError(f"inference_mode({mode!r}): only inference_mode() is offered (it is no_grad()); "
                                   f"use enable_grad() to record a graph inside no_grad")
-    return no_grad()
+    return _autograd.no_grad()
 
 
 _STR = "tinygrad_cnn.save/str/"  # the metadata keys of save()'s string values start so
@@ -392,7 +413,7 @@ def make_callable(module, fn):
 
 __all__ = ["cat", "tensor", "from_numpy", "device", "is_tensor", "numel", "max", "min", "argmax", "argmin", *METHODS,
            "set_grad_enabled", "inference_mode", "save", "load", "linalg", "full", "empty", "empty_like", "full_like",
-           "rand_like", "randn_like", "randint", "randperm", "linspace", "all", "any", "accelerator", "matmul"]
+           "rand_like", "randn_like", "randint", "randperm", "linspace", "all", "any", "accelerator", "matmul", "no_grad", "enable_grad"]
 
 
 class _Accelerator(types.ModuleType):
