@@ -416,3 +416,48 @@ def test_no_grad_and_inference_mode_decorate_without_parentheses():
     assert (w * 2).requires_grad  # the mode is back after each
     with pytest.raises(TypeError, match="without parentheses"):
         torch.no_grad(3)
+
+
+def test_moving_to_a_gpu_that_cannot_answer_names_it():
+    """x.cuda() / model.to("cuda") on a machine whose GPU does not answer: before, CUDA's own error from deep
+    inside the copy (cudaErrorInsufficientDriver with CuPy but no usable GPU); now the DeviceError that
+    tinygrad_cnn.zeros(device=...) gives. cuda:99 is such a GPU here, emulated or real."""
+    with pytest.raises(torch.DeviceError, match="'cuda:99'.*CUDA GPU"):
+        torch.ones(2).to("cuda:99")
+    with pytest.raises(torch.DeviceError, match="'cuda:99'.*CUDA GPU"):
+        nn.Linear(2, 2).to("cuda:99")
+    with pytest.raises(TypeError, match=r"tinygrad_cnn.zeros\(2, 3\)"):
+        torch.Tensor(2, 3)  # torch's legacy size constructor
+
+
+def test_as_tensor_eq_and_the_legacy_constructors_named():
+    n = np.array([1.0, 2.0])
+    t = torch.as_tensor(n)
+    n[0] = 5.0
+    assert t.tolist() == [5.0, 2.0] and t.dtype == np.float64  # shared, as torch's
+    assert torch.as_tensor([1, 2]).dtype == np.int64 and torch.as_tensor(t) is t
+    assert torch.as_tensor(n, dtype=torch.float).dtype == np.float32
+    a, b = torch.tensor([1, 2]), torch.tensor([1, 3])
+    assert torch.eq(a, b).tolist() == [True, False] and torch.ne(a, b).tolist() == [False, True]
+    assert torch.sum(a == b).item() == 1
+    with pytest.raises(AttributeError, match=r"tensor\(data, dtype=tinygrad_cnn.float\)"):
+        torch.FloatTensor([1, 2])
+    with pytest.raises(AttributeError, match=r"numpy.argwhere"):
+        a.nonzero()
+
+
+def test_dropout2d_drops_whole_channels():
+    drop = nn.Dropout2d(0.5, generator=np.random.default_rng(0))
+    x = torch.ones(8, 16, 3, 3, requires_grad=True)
+    y = drop(x)
+    per_channel = y.numpy().reshape(8, 16, 9)
+    assert set(np.unique(per_channel)) <= {0.0, 2.0} and (per_channel.min(2) == per_channel.max(2)).all()
+    assert 0.25 < (per_channel[:, :, 0] == 0).mean() < 0.75
+    y.sum().backward()
+    assert np.array_equal(x.grad.numpy(), y.numpy())  # the gradient is the mask
+    drop.eval()
+    assert drop(x) is x and repr(drop) == "Dropout2d(p=0.5, inplace=False)"
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Dropout2d(0.25), nn.Flatten())
+    assert model(torch.ones(2, 1, 5, 5)).shape == (2, 36) and model.eval()[1].training is False
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        nn.Dropout2d()(torch.ones(3, 4))

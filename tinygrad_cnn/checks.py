@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy
 
 from .autograd import is_grad_enabled
-from .device import DeviceError, canonical_device, extremes, peek
+from .device import DeviceError, array_module, canonical_device, extremes, peek
 
 
 class AxisError(ValueError, IndexError):
@@ -614,6 +614,8 @@ def to_arguments(t, args, device, dtype):
             raise TypeError(f"to(): {device!r} is neither a device (a name: 'cpu', 'cuda', 'cuda:N') nor a dtype "
                             f"(tg.float32, numpy.float64, 'int64')")
         device = canonical_device(device)
+        if device != "cpu":  # NOTE: a GPU that cannot answer is a DeviceError naming it, not CUDA's deep inside the copy
+            array_module(device)
     if dtype is not None:
         if not _is_dtype(dtype):
             raise TypeError(f"to(): dtype must be a dtype (tg.float32, numpy.float64, 'int64'), got {dtype!r}")

@@ -48,7 +48,9 @@ def canonical_device(device=None):
     if device is None:
         device = os.environ.get(DEFAULT_DEVICE_ENV) or "cpu"
     if not isinstance(device, str):
-        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {type(device).__name__}")
+        hint = (" (Tensor(2, 3) is torch's legacy size constructor: write tinygrad_cnn.zeros(2, 3); Tensor(data) "
+                "keeps data's dtype, torch.tensor(data, dtype=torch.float) makes float32)") if isinstance(device, int) else ""
+        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {type(device).__name__}{hint}")
     name = device.strip().lower()
     if name == "cpu":
         return _CPU

@@ -59,6 +59,7 @@ def values_and_indices(arg_name):
 
 # torch.Tensor methods not offered here, and what to write instead (asked for, they raise an AttributeError saying so)
 TORCH_ONLY_METHODS = {
+    "nonzero": "write tinygrad_cnn.tensor(numpy.argwhere(x.numpy())) (the (n, ndim) indices, no gradient)",
     "gather": "write x[tinygrad_cnn.arange(n), index] to pick one element per row (differentiable)",
     "new_zeros": "write tinygrad_cnn.zeros(*shape, dtype=x.dtype, device=x.device)",
     "new_ones": "write tinygrad_cnn.ones(*shape, dtype=x.dtype, device=x.device)",

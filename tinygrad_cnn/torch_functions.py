@@ -12,7 +12,7 @@ import numpy
 from . import checkpoint
 from . import autograd as _autograd
 from .device import canonical_device, to_numpy
-from .nn.functional import as_tensor
+from .nn.functional import as_tensor as _checked_tensor
 from .spellings import torch_names
 from .tensor import Tensor, concatenate, generator_or_global
 from . import tensor as _tensor
@@ -47,6 +47,16 @@ def _host_values(data):
     if isinstance(data, (list, tuple)) and builtins.any(isinstance(x, (Tensor, list, tuple)) for x in data):
         return [_host_values(x) for x in data]
     return data
+
+
+def as_tensor(data, dtype=None, device=None):
+    """torch.as_tensor: a Tensor as it is; a NumPy array (on the CPU, in its own dtype) shared, not copied, as
+    from_numpy; other data (lists, numbers) copied as tensor(data) would."""
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype) if device is not None or dtype is not None else data
+    if isinstance(data, numpy.ndarray) and dtype in (None, data.dtype) and device in (None, "cpu"):
+        return Tensor(data, device="cpu")
+    return tensor(data, dtype=dtype, device=device)
 
 
 def from_numpy(array):
@@ -101,7 +111,7 @@ def _arg(name):
     """torch.argmax / argmin, also keras.ops' and the top-level tinygrad_cnn.argmax."""
     @torch_names
     def arg(input, axis=None, keepdims=False):  # noqa: A002
-        return getattr(as_tensor(input, f"{name} input"), name)(axis=axis, keepdims=keepdims)
+        return getattr(_checked_tensor(input, f"{name} input"), name)(axis=axis, keepdims=keepdims)
     arg.__name__ = name
     arg.__doc__ = (f"torch.{name}(x, dim=None, keepdim=False): the index of the {name[3:]}imum along dim (axis=); "
                    f"without one, the index into the flattened input, as torch's and keras.ops' (TensorFlow's "
@@ -141,7 +151,7 @@ def matmul(input, other, out=None):  # noqa: A002
 
 # NOTE: the functions whose torch meaning is the method's (sum(x, dim) sums over dim, as x.sum(dim) does)
 METHODS = ("sum", "mean", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "softmax", "log_softmax",
-           "clamp", "clip", "mm", "mul", "add", "sub", "div", "is_floating_point", "pow", "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t", "norm")
+           "clamp", "clip", "mm", "mul", "add", "sub", "div", "is_floating_point", "eq", "ne", "pow", "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t", "norm")
 for _name in METHODS:
     globals()[_name] = _method(_name)
 del _name
@@ -380,6 +390,11 @@ TORCH_ONLY = {
     "Generator": "a generator= here (DataLoader, RandomSampler, random_split, Dropout) is NumPy's: "
                  "numpy.random.default_rng(seed)",
     "Size": "a plain tuple: x.size() and x.shape are tuples",
+    "FloatTensor": "write tinygrad_cnn.tensor(data, dtype=tinygrad_cnn.float) (or zeros(*sizes)); x.type() "
+                   "reads 'torch.FloatTensor' and x.type(tinygrad_cnn.float) casts",
+    "LongTensor": "write tinygrad_cnn.tensor(data, dtype=tinygrad_cnn.long) (or zeros(*sizes, dtype=tinygrad_cnn.long))",
+    "unique": "write tinygrad_cnn.tensor(numpy.unique(x.numpy())) (no gradient)",
+    "nonzero": "write tinygrad_cnn.tensor(numpy.argwhere(x.numpy())) (torch.nonzero's (n, ndim) indices)",
     "compile": "drop torch.compile: there is no compiler here",
     "jit": "there is no TorchScript: save the weights with model.save(...)",
     "set_default_dtype": "write dtype= on each factory and layer (float32 is the default)",
@@ -413,7 +428,7 @@ def make_callable(module, fn):
 
 __all__ = ["cat", "tensor", "from_numpy", "device", "is_tensor", "numel", "max", "min", "argmax", "argmin", *METHODS,
            "set_grad_enabled", "inference_mode", "save", "load", "linalg", "full", "empty", "empty_like", "full_like",
-           "rand_like", "randn_like", "randint", "randperm", "linspace", "all", "any", "accelerator", "matmul", "no_grad", "enable_grad"]
+           "rand_like", "randn_like", "randint", "randperm", "linspace", "all", "any", "accelerator", "matmul", "no_grad", "enable_grad", "as_tensor"]
 
 
 class _Accelerator(types.ModuleType):

@@ -376,6 +376,34 @@ class Dropout(_nn.Dropout):
         return f"Dropout(p={self.p}, inplace=False)"
 
 
+class Dropout2d(Module):
+    """torch.nn.Dropout2d(p=0.5): in training, each channel of each (N, C, H, W) image zeroed with probability
+    p (the whole feature map at once) and the rest scaled by 1 / (1 - p); in eval, the input unchanged (the
+    pytorch/examples mnist model of its first years). generator=, a NumPy one, draws its own masks."""
+
+    def __init__(self, p=0.5, inplace=False, generator=None):
+        _not_offered("Dropout2d", "inplace", inplace, False)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d: p must be a probability in [0, 1], got {p!r}")
+        self.p, self.generator = float(p), generator
+
+    def forward(self, x):
+        """x with whole channels dropped (training), or x (eval)."""
+        if not isinstance(x, Tensor) or x.ndim != 4:
+            raise ValueError(f"Dropout2d: expects (N, C, H, W) images, got "
+                             f"{'shape ' + str(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:
+            return x * 0
+        keep = generator_or_global(self.generator, "Dropout2d").random((x.shape[0], x.shape[1], 1, 1)) >= self.p
+        mask = Tensor((keep / (1.0 - self.p)).astype(x.dtype), device=x.device)
+        return x * mask
+
+    def __repr__(self):
+        return f"Dropout2d(p={self.p}, inplace=False)"
+
+
 def _only(layer, **given):
     """Refuse torch options not offered here, each given as name=(value, default, what to do instead)."""
     for name, (value, default, instead) in given.items():
