@@ -127,6 +127,10 @@ def test_a_device_reads_type_and_index_as_torchs():
     device = torch.accelerator.current_accelerator().type if torch.accelerator.is_available() else "cpu"
     assert device == ("cuda" if torch.cuda.is_available() else "cpu")
     assert torch.accelerator.device_count() == torch.cuda.device_count() >= int(torch.cuda.is_available())
+    if torch.cuda.is_available():  # the CuPy emulation in the tests, or a GPU
+        g = torch.ones(2, device="cuda")
+        assert g.device.type == "cuda" and g.device.index == 0 and (g * 2).device.type == "cuda"
+        assert torch.Tensor(g.data).device.type == "cuda" and torch.accelerator.current_accelerator() == "cuda:0"
 
 
 # ---------------------------------------------------------------- nn.Module patterns

@@ -113,11 +113,11 @@ def cuda_available():
 def device_of(array):
     """The device string on which an array lives."""
     if isinstance(array, numpy.ndarray) or numpy.isscalar(array):
-        return "cpu"
+        return _CPU
     dev = getattr(array, "device", None)
     if dev is not None and type(array).__module__.startswith("cupy"):
-        return f"cuda:{dev.id}"
-    return "cpu"
+        return Device(f"cuda:{dev.id}")
+    return _CPU
 
 
 def device_kind(device):
