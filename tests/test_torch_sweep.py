@@ -465,3 +465,17 @@ def test_dropout2d_drops_whole_channels():
     assert model(torch.ones(2, 1, 5, 5)).shape == (2, 36) and model.eval()[1].training is False
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         nn.Dropout2d()(torch.ones(3, 4))
+
+
+def test_remainder_of_floats_has_torchs_gradient():
+    x = torch.tensor([3.5, -2.25], requires_grad=True)
+    y = torch.tensor([2.0, 1.5], requires_grad=True)
+    r = x % y
+    assert r.tolist() == [1.5, 0.75]
+    (r * torch.tensor([1.0, 2.0])).sum().backward()
+    assert x.grad.tolist() == [1.0, 2.0] and y.grad.tolist() == [-1.0, 4.0]  # -floor(x / y) times upstream
+    assert (torch.tensor([5.0]) % 3).tolist() == [2.0] and (7.5 % torch.tensor([2.0])).tolist() == [1.5]
+    real = pytest.importorskip("torch")
+    a, b = real.tensor([3.5, -2.25], requires_grad=True), real.tensor([2.0, 1.5], requires_grad=True)
+    ((a % b) * real.tensor([1.0, 2.0])).sum().backward()
+    assert a.grad.tolist() == x.grad.tolist() and b.grad.tolist() == y.grad.tolist()

@@ -211,18 +211,23 @@ class _TorchMethods:
         return int(self.data.reshape(()).item())
 
     def __floordiv__(self, other):
-        """self // other, elementwise, as torch's floor division; no gradient (torch's has none either)."""
+        """self // other, elementwise, as torch's floor division. NOTE: no gradient flows through it (the result
+        is a constant), where torch's raises at backward() that floor_divide has no derivative."""
         return _no_grad_binary(self, other, "__floordiv__", "floor_divide")
 
     def __rfloordiv__(self, other):
         return _no_grad_binary(self, other, "__rfloordiv__", "floor_divide")
 
     def __mod__(self, other):
-        """self % other, elementwise (Python's sign rule, as torch's remainder); no gradient."""
-        return _no_grad_binary(self, other, "__mod__", "remainder")
+        """self % other, elementwise (Python's sign rule, as torch's remainder): self - floor(self / other) * other
+        with the floor a constant, so the gradient is torch's (1 for self, -floor(self / other) for other)."""
+        other = self._operand(other, "remainder")
+        if self.dtype.kind != "f" and other.dtype.kind != "f":
+            return _no_grad_binary(self, other, "__mod__", "remainder")
+        return self - _no_grad_binary(self, other, "__floordiv__", "remainder") * other
 
     def __rmod__(self, other):
-        return _no_grad_binary(self, other, "__rmod__", "remainder")
+        return self._operand(other, "remainder").__mod__(self)
 
     @torch_names
     def var(self, axis=None, unbiased=None, keepdims=False, correction=None):
