@@ -479,3 +479,19 @@ def test_remainder_of_floats_has_torchs_gradient():
     a, b = real.tensor([3.5, -2.25], requires_grad=True), real.tensor([2.0, 1.5], requires_grad=True)
     ((a % b) * real.tensor([1.0, 2.0])).sum().backward()
     assert a.grad.tolist() == x.grad.tolist() and b.grad.tolist() == y.grad.tolist()
+
+
+def test_step_functions_have_torchs_zero_gradient():
+    x = torch.tensor([1.5, -2.5, 0.4, -0.0], dtype=torch.float64, requires_grad=True)
+    assert x.round().tolist() == [2.0, -2.0, 0.0, -0.0] and torch.round(x).tolist() == [2.0, -2.0, 0.0, -0.0]
+    assert x.floor().tolist() == [1.0, -3.0, 0.0, -0.0] and x.ceil().tolist() == [2.0, -2.0, 1.0, -0.0]
+    assert x.trunc().tolist() == [1.0, -2.0, 0.0, -0.0] and torch.sign(x).tolist() == [1.0, -1.0, 1.0, 0.0]
+    assert abs(torch.tensor([1.26]).round(1).item() - 1.3) < 1e-6 and x.neg().tolist() == [-1.5, 2.5, -0.4, 0.0]
+    loss = (x.round() + x.floor() + x.ceil() + x.trunc() + x.sign() + x * 2).sum()
+    loss.backward()
+    assert x.grad.tolist() == [2.0, 2.0, 2.0, 2.0]  # only x * 2 counts, as torch's
+    y = torch.tensor([np.inf], requires_grad=True)
+    assert y.floor().tolist() == [np.inf]  # the values exactly, infinities included
+    assert torch.tensor([3, -2]).sign().tolist() == [1, -1]
+    with pytest.raises(TypeError, match="bool"):
+        torch.tensor([True]).round()

@@ -76,10 +76,6 @@ TORCH_ONLY_METHODS = {
     "normal_": "write torch_nn.init.normal_(x, mean, std) (the init functions fill a weight in place)",
     "uniform_": "write torch_nn.init.uniform_(x, a, b) (the init functions fill a weight in place)",
     "prod": "write x.log().sum(dim).exp() for positive x, or x.numpy().prod(axis) (no gradient)",
-    "round": "write tinygrad_cnn.tensor(numpy.round(x.numpy())) (no gradient, as torch's is 0)",
-    "floor": "write tinygrad_cnn.tensor(numpy.floor(x.numpy())) (no gradient, as torch's is 0)",
-    "ceil": "write tinygrad_cnn.tensor(numpy.ceil(x.numpy())) (no gradient, as torch's is 0)",
-    "sign": "write tinygrad_cnn.tensor(numpy.sign(x.numpy())) (no gradient, as torch's is 0)",
     "pow_": "write x = x ** p (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
     "relu_": "write x = x.relu() (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
     "clamp_": "write x = x.clamp(min, max) (the in-place family here is add_, sub_, mul_, div_, fill_, zero_, copy_)",
@@ -140,6 +136,10 @@ class _TorchMethods:
     def sub(self, other, alpha=1):
         """self - alpha * other, as torch.sub."""
         return self - (other if alpha == 1 else alpha * other)
+
+    def neg(self):
+        """-self, as torch's."""
+        return -self
 
     def mul(self, other):
         """self * other."""
@@ -210,6 +210,26 @@ class _TorchMethods:
                             f"{self.dtype.name}, shape {self.shape}); write int(x.item()) or index with x.tolist()")
         return int(self.data.reshape(()).item())
 
+    def round(self, decimals=0):
+        """torch's round (half to even, as torch's and NumPy's); its gradient is 0, as torch's."""
+        return _step(self, lambda a: self.xp.round(a, decimals), "round")
+
+    def floor(self):
+        """torch's floor; its gradient is 0, as torch's."""
+        return _step(self, self.xp.floor, "floor")
+
+    def ceil(self):
+        """torch's ceil; its gradient is 0, as torch's."""
+        return _step(self, self.xp.ceil, "ceil")
+
+    def trunc(self):
+        """torch's trunc (toward 0); its gradient is 0, as torch's."""
+        return _step(self, self.xp.trunc, "trunc")
+
+    def sign(self):
+        """torch's sign (-1, 0 or 1 in self's dtype); its gradient is 0, as torch's."""
+        return _step(self, self.xp.sign, "sign")
+
     def __floordiv__(self, other):
         """self // other, elementwise, as torch's floor division. NOTE: no gradient flows through it (the result
         is a constant), where torch's raises at backward() that floor_divide has no derivative."""
@@ -266,6 +286,18 @@ class _TorchMethods:
                                 f"...) or one of {', '.join('torch.' + n for n in TENSOR_TYPES.values())}")
             dtype = wanted
         return self.to(dtype=dtype)
+
+
+def _step(x, fn, name):
+    """fn(x) (a step function) with torch's gradient, 0: where(False, x, fn(x)) keeps x in the graph (its
+    gradient exactly 0) and the values exactly fn(x), infinities included (x * 0 would make nan)."""
+    from .tensor import where
+    if x.dtype.kind == "b":
+        raise TypeError(f"{name}: not defined for bool tensors (as torch's); cast first, x.float()")
+    values = type(x).wrap(fn(x.data), x.device)
+    if not x.requires_grad:
+        return values
+    return where(x.xp.zeros(x.shape, dtype=bool), x, values)
 
 
 def _no_grad_binary(x, other, method, name):

@@ -151,7 +151,7 @@ def matmul(input, other, out=None):  # noqa: A002
 
 # NOTE: the functions whose torch meaning is the method's (sum(x, dim) sums over dim, as x.sum(dim) does)
 METHODS = ("sum", "mean", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "softmax", "log_softmax",
-           "clamp", "clip", "mm", "mul", "add", "sub", "div", "is_floating_point", "eq", "ne", "pow", "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t", "norm")
+           "clamp", "clip", "mm", "mul", "add", "sub", "div", "is_floating_point", "eq", "ne", "round", "floor", "ceil", "trunc", "sign", "pow", "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t", "norm")
 for _name in METHODS:
     globals()[_name] = _method(_name)
 del _name
