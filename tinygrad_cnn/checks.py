@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy
 
 from .autograd import is_grad_enabled
-from .device import DeviceError, canonical_device, extremes, peek
+from .device import DeviceError, array_module, canonical_device, extremes, peek
 
 
 class AxisError(ValueError, IndexError):
@@ -424,8 +424,12 @@ def squeezable(t, axes):
 
 
 def broadcast_target(t, args):
-    """broadcast_to's shape, one that t's shape broadcasts to."""
+    """broadcast_to's shape, one that t's shape broadcasts to; -1 keeps that axis' size, as torch's
+    x.expand(-1, 3) (only for an axis t has: its trailing axes line up with the target's)."""
     target = shape(args)
+    lead = len(target) - t.ndim
+    if -1 in target and lead >= 0 and all(s == -1 and i >= lead or s != -1 for i, s in enumerate(target)):
+        target = tuple(t.shape[i - lead] if s == -1 else s for i, s in enumerate(target))
     try:
         if numpy.broadcast_shapes(t.shape, target) != target:
             raise ValueError
@@ -610,6 +614,8 @@ def to_arguments(t, args, device, dtype):
             raise TypeError(f"to(): {device!r} is neither a device (a name: 'cpu', 'cuda', 'cuda:N') nor a dtype "
                             f"(tg.float32, numpy.float64, 'int64')")
         device = canonical_device(device)
+        if device != "cpu":  # NOTE: a GPU that cannot answer is a DeviceError naming it, not CUDA's deep inside the copy
+            array_module(device)
     if dtype is not None:
         if not _is_dtype(dtype):
             raise TypeError(f"to(): dtype must be a dtype (tg.float32, numpy.float64, 'int64'), got {dtype!r}")

@@ -16,4 +16,13 @@ def manual_seed(seed):
 
 manual_seed_all = manual_seed
 
-__all__ = ["is_available", "manual_seed", "manual_seed_all"]
+
+def device_count():
+    """torch.cuda.device_count(): how many GPUs CuPy sees (0 without CuPy or a GPU)."""
+    if not cuda_available():
+        return 0
+    from .device import array_module
+    return int(array_module("cuda:0").cuda.runtime.getDeviceCount())
+
+
+__all__ = ["is_available", "manual_seed", "manual_seed_all", "device_count"]

@@ -14,20 +14,51 @@ class DeviceError(RuntimeError):
     """A device was asked for that this machine cannot provide, or devices were mixed."""
 
 
+class Device(str):
+    """A canonical device name ("cpu", "cuda:0"), a str in every use, that also reads as torch.device:
+    `x.device.type` is "cpu" or "cuda", `x.device.index` None or the GPU's number.
+
+    NOTE: a str subclass rather than torch's own device class, so that every comparison, dict key and
+    f-string written against names ("cpu", "cuda:0") keeps working; only torch's two attributes are added."""
+
+    __slots__ = ()
+
+    @property
+    def type(self):
+        """torch.device's type: "cpu" or "cuda"."""
+        return self.partition(":")[0]
+
+    @property
+    def index(self):
+        """torch.device's index: None on the CPU, N on cuda:N."""
+        return int(self.partition(":")[2]) if ":" in self else None
+
+    def __reduce__(self):
+        return str, (str(self),)  # NOTE: pickled or copied it is a plain name
+
+
+_CPU = Device("cpu")
+
+
 def canonical_device(device=None):
-    """Normalise a device name: None -> default, "gpu"/"cuda" -> "cuda:0", "cpu" -> "cpu"."""
+    """Normalise a device name: None -> default, "gpu"/"cuda" -> "cuda:0", "cpu" -> "cpu" (a Device: a str
+    with torch's .type and .index)."""
+    if isinstance(device, Device):
+        return device
     if device is None:
         device = os.environ.get(DEFAULT_DEVICE_ENV) or "cpu"
     if not isinstance(device, str):
-        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {type(device).__name__}")
+        hint = (" (Tensor(2, 3) is torch's legacy size constructor: write tinygrad_cnn.zeros(2, 3); Tensor(data) "
+                "keeps data's dtype, torch.tensor(data, dtype=torch.float) makes float32)") if isinstance(device, int) else ""
+        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {type(device).__name__}{hint}")
     name = device.strip().lower()
     if name == "cpu":
-        return "cpu"
+        return _CPU
     if name in ("cuda", "gpu"):
-        return "cuda:0"
+        return Device("cuda:0")
     for prefix in ("cuda:", "gpu:"):
         if name.startswith(prefix) and name[len(prefix):].isdigit():
-            return "cuda:" + str(int(name[len(prefix):]))
+            return Device("cuda:" + str(int(name[len(prefix):])))
     raise ValueError(f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'gpu'")
 
 
@@ -82,11 +113,11 @@ def cuda_available():
 def device_of(array):
     """The device string on which an array lives."""
     if isinstance(array, numpy.ndarray) or numpy.isscalar(array):
-        return "cpu"
+        return _CPU
     dev = getattr(array, "device", None)
     if dev is not None and type(array).__module__.startswith("cupy"):
-        return f"cuda:{dev.id}"
-    return "cpu"
+        return Device(f"cuda:{dev.id}")
+    return _CPU
 
 
 def device_kind(device):

@@ -69,6 +69,15 @@ class Conv2d(_nn.Conv2D):
         """torch's dilation, a pair (Keras' dilation_rate)."""
         return self.dilation_rate
 
+    def __repr__(self):
+        """torch's: Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1)), padding, dilation and bias when not the defaults."""
+        text = f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={tuple(self.kernel_size)}, stride={tuple(self.strides)}"
+        if self.padding not in ("valid", (0, 0)):
+            text += f", padding={self.padding if isinstance(self.padding, str) else tuple(self.padding)}"
+        if tuple(self.dilation_rate) != (1, 1):
+            text += f", dilation={tuple(self.dilation_rate)}"
+        return text + (")" if self.use_bias else ", bias=False)")
+
 
 class Linear(_nn.Dense):
     """torch.nn.Linear(in_features, out_features, bias=True): Dense in PyTorch's argument order, weights
@@ -89,6 +98,10 @@ class Linear(_nn.Dense):
     def out_features(self):
         """torch's out_features (Keras' units)."""
         return self.units
+
+    def __repr__(self):
+        """torch's: Linear(in_features=784, out_features=512, bias=True)."""
+        return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={self.use_bias})"
 
 
 class Parameter(Tensor):
@@ -124,6 +137,8 @@ class Sequential(_nn.Sequential):
                                  f"without '.', got {list(named)}")
             super().__init__(list(named.values()), **kwargs)
             self._positions = list(named)
+        elif layers and all(isinstance(m, Module) for m in layers):  # torch's Sequential(a, b, c), any Modules
+            super().__init__(list(layers), **kwargs)
         else:
             super().__init__(*layers, **kwargs)
 
@@ -139,6 +154,64 @@ class Sequential(_nn.Sequential):
         names = self.__dict__.get("_positions", [])
         for i, layer in enumerate(self.layers):
             yield (names[i] if i < len(names) else str(i)), layer
+
+    def add(self, layer):
+        """Append a layer, or any Module (a custom one, the "What is torch.nn really?" tutorial's
+        Lambda(func)), as torch's Sequential takes. NOTE: a plain Module has no shape inference, so the
+        layers after it build on their first call (torch's Linear and Conv2d here have their weights already)."""
+        if isinstance(layer, Module) and not isinstance(layer, _nn.Layer):
+            self.layers.append(layer)
+            return self
+        return super().add(layer)
+
+    def append(self, module):
+        """torch's Sequential.append(module): add it at the end; returns self."""
+        return self.add(module)
+
+    def add_module(self, name, module):
+        """torch's Sequential.add_module(name, module): append it, named `name` in state_dict() and as
+        model.<name> (a Sequential built empty and filled this way, as torch code does)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"add_module: the name must be a non-empty string without '.', got {name!r}")
+        names = [n for n, _ in self.named_children()]
+        if name in names:
+            raise KeyError(f"add_module: {name!r} is already a module of this Sequential (torch would replace it: "
+                           f"build a new Sequential instead)")
+        self.add(module)
+        self._positions = names + [name]
+
+    def __repr__(self):
+        """torch's print(model): each step as (name): repr, without Keras' layer names."""
+        return Module.__repr__(self)
+
+    def _plain(self):
+        """The index of the first layer that is a plain Module (no shape inference), or None."""
+        return next((i for i, m in enumerate(self.layers) if not isinstance(m, _nn.Layer)
+                     or (isinstance(m, Sequential) and m._plain() is not None)), None)
+
+    def _validate(self, shape):
+        end = self._plain()
+        if end is None:
+            return super()._validate(shape)
+        if end > 0:  # NOTE: the input is checked by the first layer; past a plain Module nothing is known
+            self.layers[0]._validate(shape)
+
+    def _build(self, input_shape):
+        end = self._plain()
+        if end is None:
+            return super()._build(input_shape)
+        shape = input_shape
+        for layer in self.layers[:end]:
+            if layer.device is None:
+                layer.device = self.device
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def _output_shape(self, input_shape):
+        if self._plain() is not None:
+            raise ValueError(f"{self.label()}: its output shape is not known before a call (it holds a Module "
+                             f"that is not a layer); call it on a batch first")
+        return super()._output_shape(input_shape)
 
     def __getitem__(self, index):
         part = super().__getitem__(index)
@@ -213,6 +286,76 @@ class MSELoss(_Loss):
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
+class L1Loss(_Loss):
+    """torch.nn.L1Loss(reduction='mean'): F.l1_loss, the mean of |input - target|."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        _class_loss_options("L1Loss", None, size_average, -100, reduce)
+        super().__init__(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of `input` against `target` (one shape)."""
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """torch.nn.SmoothL1Loss(reduction='mean', beta=1.0): F.smooth_l1_loss."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        _class_loss_options("SmoothL1Loss", None, size_average, -100, reduce)
+        super().__init__(reduction)
+        self.beta = beta
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of `input` against `target` (one shape)."""
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    """torch.nn.HuberLoss(reduction='mean', delta=1.0): F.huber_loss."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        self.delta = delta
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of `input` against `target` (one shape)."""
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class BCELoss(_Loss):
+    """torch.nn.BCELoss(weight=None, reduction='mean'): F.binary_cross_entropy of probabilities in [0, 1]
+    (a sigmoid's output; BCEWithLogitsLoss on the raw scores is the stable one), each element's loss
+    scaled by `weight` when given."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        _class_loss_options("BCELoss", None, size_average, -100, reduce)
+        super().__init__(reduction)
+        self.weight = weight
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of probabilities `input` against 0/1 (or soft) `target` of its shape."""
+        if self.weight is None:
+            return F.binary_cross_entropy(input, target, reduction=self.reduction)
+        loss = F.binary_cross_entropy(input, target, reduction="none") * input._operand(self.weight, "BCELoss weight")
+        return loss if self.reduction == "none" else loss.sum() if self.reduction == "sum" else loss.mean()
+
+
+class BCEWithLogitsLoss(_Loss):
+    """torch.nn.BCEWithLogitsLoss(weight=None, reduction='mean', pos_weight=None):
+    F.binary_cross_entropy_with_logits of raw scores, with torch's weight= and pos_weight= (both broadcast)."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        _class_loss_options("BCEWithLogitsLoss", None, size_average, -100, reduce)
+        super().__init__(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
+
+    def forward(self, input, target):  # noqa: A002
+        """The loss of raw scores `input` against 0/1 (or soft) `target` of its shape."""
+        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, weight=self.weight,
+                                                  pos_weight=self.pos_weight)
+
+
 class Dropout(_nn.Dropout):
     """torch.nn.Dropout(p=0.5): Keras' Dropout(rate) under torch's argument name and default."""
 
@@ -228,6 +371,37 @@ class Dropout(_nn.Dropout):
     @p.setter
     def p(self, value):
         self.rate = float(value)
+
+    def __repr__(self):
+        return f"Dropout(p={self.p}, inplace=False)"
+
+
+class Dropout2d(Module):
+    """torch.nn.Dropout2d(p=0.5): in training, each channel of each (N, C, H, W) image zeroed with probability
+    p (the whole feature map at once) and the rest scaled by 1 / (1 - p); in eval, the input unchanged (the
+    pytorch/examples mnist model of its first years). generator=, a NumPy one, draws its own masks."""
+
+    def __init__(self, p=0.5, inplace=False, generator=None):
+        _not_offered("Dropout2d", "inplace", inplace, False)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d: p must be a probability in [0, 1], got {p!r}")
+        self.p, self.generator = float(p), generator
+
+    def forward(self, x):
+        """x with whole channels dropped (training), or x (eval)."""
+        if not isinstance(x, Tensor) or x.ndim != 4:
+            raise ValueError(f"Dropout2d: expects (N, C, H, W) images, got "
+                             f"{'shape ' + str(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:
+            return x * 0
+        keep = generator_or_global(self.generator, "Dropout2d").random((x.shape[0], x.shape[1], 1, 1)) >= self.p
+        mask = Tensor((keep / (1.0 - self.p)).astype(x.dtype), device=x.device)
+        return x * mask
+
+    def __repr__(self):
+        return f"Dropout2d(p={self.p}, inplace=False)"
 
 
 def _only(layer, **given):
@@ -252,6 +426,14 @@ class _TorchPoolPadding:
         if any(pad):
             self.padding = tuple(pad)
 
+    def _torch_repr(self, *extra):
+        """torch's print: kernel_size, stride and padding (an int where both sides agree), then `extra`."""
+        def one(pair):
+            pair = (0, 0) if pair == "valid" else tuple(pair)
+            return pair[0] if pair[0] == pair[1] else pair
+        parts = [f"kernel_size={one(self.pool_size)}", f"stride={one(self.strides)}", f"padding={one(self.padding)}"]
+        return f"{type(self).__name__}({', '.join(parts + list(extra))})"
+
     def pads(self, h, w):
         """((top, bottom), (left, right)): torch's padding, the same on both sides."""
         if self.padding == "valid":
@@ -272,6 +454,9 @@ class MaxPool2d(_TorchPoolPadding, _nn.MaxPool2D):
         super().__init__(kernel_size, stride, name=name)
         self._torch_padding(padding)
 
+    def __repr__(self):
+        return self._torch_repr("dilation=1", "ceil_mode=False")
+
 
 class AvgPool2d(_TorchPoolPadding, _nn.AvgPool2D):
     """torch.nn.AvgPool2d(kernel_size, stride=None, padding=0, count_include_pad=True): the mean over each
@@ -285,6 +470,9 @@ class AvgPool2d(_TorchPoolPadding, _nn.AvgPool2D):
         super().__init__(kernel_size, stride, name=name)
         self._torch_padding(padding)
         self.count_include_pad = flag(count_include_pad, "AvgPool2d count_include_pad")
+
+    def __repr__(self):
+        return self._torch_repr()  # NOTE: torch's print leaves count_include_pad out too
 
     def _pool(self, x):
         """The mean over each window; the padded zeros counted when count_include_pad (else real pixels only,
@@ -314,6 +502,23 @@ class ReLU(_nn.ReLU):
         self.inplace = flag(inplace, "ReLU inplace")
 
 
+class LeakyReLU(Module):
+    """torch.nn.LeakyReLU(negative_slope=0.01, inplace=False): x where x > 0, else negative_slope * x (the
+    gradient at 0 is negative_slope, as torch's). NOTE: inplace=True gives the same output; the input is kept."""
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
+            raise TypeError(f"LeakyReLU: negative_slope must be a number, got {negative_slope!r}")
+        self.negative_slope, self.inplace = float(negative_slope), flag(inplace, "LeakyReLU inplace")
+
+    def forward(self, x):
+        """x where x > 0, negative_slope * x elsewhere."""
+        return F.leaky_relu(x, self.negative_slope)
+
+    def __repr__(self):
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+
 class Softmax(_nn.Softmax):
     """torch.nn.Softmax(dim): softmax over `dim`, which must be given (torch's implicit dim is deprecated)."""
 
@@ -322,6 +527,9 @@ class Softmax(_nn.Softmax):
             raise TypeError("Softmax(dim=None): give dim=, e.g. nn.Softmax(dim=1) over the classes of (N, C) "
                             "scores (torch's implicit choice is deprecated)")
         super().__init__(dim, name=name)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(dim={self.axis})"
 
 
 class LogSoftmax(Softmax):
@@ -343,6 +551,9 @@ class Flatten(_nn.Flatten):
         _only("Flatten", start_dim=(start_dim, 1, "use x.flatten(start_dim, end_dim) in forward()"),
               end_dim=(end_dim, -1, "use x.flatten(start_dim, end_dim) in forward()"))
         super().__init__(name=name)
+
+    def __repr__(self):
+        return "Flatten(start_dim=1, end_dim=-1)"
 
 
 class Identity(Module):

@@ -6,7 +6,7 @@ from .. import conv, ops
 from ..autograd import kernel_for
 from ..device import device_of, random_uniform, use_device
 from ..spellings import torch_names
-from ..tensor import Tensor, generator_or_global
+from ..tensor import Tensor, generator_or_global, where
 
 
 def _check_tensor(x, name, ndim=None, what=""):
@@ -247,16 +247,33 @@ def _class_targets(logits, targets, name):
 
 def cross_entropy(logits, targets, reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy of raw scores (N, classes) against integer class targets (N,). With
-    label_smoothing e (torch's), the target distribution is (1 - e) one-hot + e uniform over the classes."""
-    targets = _class_targets(logits, targets, "cross_entropy")
-    _check_reduction(reduction)
+    label_smoothing e (torch's), the target distribution is (1 - e) one-hot + e uniform over the classes.
+    Float targets of the scores' shape (N, classes) are class probabilities (torch's soft targets: mixup)."""
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    if isinstance(targets, Tensor) and targets.dtype.kind == "f" and isinstance(logits, Tensor) \
+            and targets.ndim == 2 and targets.shape == logits.shape:
+        _check_reduction(reduction)
+        return _soft_cross_entropy(logits, targets, reduction, float(label_smoothing))
+    targets = _class_targets(logits, targets, "cross_entropy")
+    _check_reduction(reduction)
     if not label_smoothing:
         return softmax_cross_entropy(logits, targets, reduction)
     uniform = -logits.log_softmax(axis=1).mean(axis=1)  # the loss against the uniform distribution
     hard = softmax_cross_entropy(logits, targets, "none")
     return _reduce(hard * (1.0 - label_smoothing) + uniform * float(label_smoothing), reduction)
+
+
+def _soft_cross_entropy(logits, probs, reduction, label_smoothing):
+    """-(p * log_softmax(x)).sum(1) for target probabilities p (N, classes), smoothed as torch's:
+    (1 - e) p + e / classes."""
+    _check_float(logits, "cross_entropy input")
+    if probs.device != logits.device:
+        raise ValueError(f"cross_entropy: input on {logits.device}, targets on {probs.device}")
+    probs = probs.astype(logits.dtype)
+    if label_smoothing:
+        probs = probs * (1.0 - label_smoothing) + label_smoothing / logits.shape[1]
+    return _reduce(-(probs * logits.log_softmax(axis=1)).sum(axis=1), reduction)
 
 
 def softmax_cross_entropy(logits, targets, reduction="mean"):
@@ -287,10 +304,20 @@ def _binary_targets(x, targets, name):
     return targets.astype(x.dtype)
 
 
-def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
-    """BCE on raw scores, as max(x, 0) - x*t + log(1 + exp(-|x|)): never overflows, never log(0)."""
+def binary_cross_entropy_with_logits(logits, targets, reduction="mean", weight=None, pos_weight=None):
+    """BCE on raw scores, as max(x, 0) - x*t + log(1 + exp(-|x|)): never overflows, never log(0).
+    torch's weight= scales each element's loss and pos_weight= the positive term (both broadcast):
+    (1 - t) x + (1 + (pw - 1) t) (log(1 + exp(-|x|)) + max(-x, 0))."""
     targets = _binary_targets(logits, targets, "binary_cross_entropy_with_logits")
-    loss = logits.relu() - logits * targets + (1 + (-logits.abs()).exp()).log()
+    _check_reduction(reduction)
+    softplus = (1 + (-logits.abs()).exp()).log()
+    if pos_weight is None:
+        loss = logits.relu() - logits * targets + softplus
+    else:
+        pos_weight = logits._operand(pos_weight, "binary_cross_entropy_with_logits pos_weight")
+        loss = (1 - targets) * logits + (1 + (pos_weight - 1) * targets) * (softplus + (-logits).relu())
+    if weight is not None:
+        loss = loss * logits._operand(weight, "binary_cross_entropy_with_logits weight")
     return _reduce(loss, reduction)
 
 
@@ -338,3 +365,61 @@ def mse_loss(prediction, target, reduction="mean"):
         raise ValueError(f"mse_loss: target shape {target.shape} does not match input shape {prediction.shape}")
     diff = prediction - target
     return _reduce(diff * diff, reduction)
+
+
+def _regression_pair(prediction, target, name):
+    """|prediction - target| after the checks mse_loss makes (a float prediction, one shape)."""
+    _check_tensor(prediction, f"{name} input")
+    _check_float(prediction, f"{name} input")
+    if not isinstance(target, Tensor):
+        target = Tensor(target, device=prediction.device, dtype=prediction.dtype)
+    if target.shape != prediction.shape:
+        raise ValueError(f"{name}: target shape {target.shape} does not match input shape {prediction.shape}")
+    return (prediction - target).abs()
+
+
+def l1_loss(prediction, target, reduction="mean"):
+    """torch's F.l1_loss: the mean (or sum) of |prediction - target|."""
+    return _reduce(_regression_pair(prediction, target, "l1_loss"), reduction)
+
+
+def smooth_l1_loss(prediction, target, reduction="mean", beta=1.0):
+    """torch's F.smooth_l1_loss: 0.5 d^2 / beta where d = |prediction - target| < beta, else d - 0.5 beta
+    (beta = 0 is l1_loss)."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be a number >= 0, got {beta!r}")
+    d = _regression_pair(prediction, target, "smooth_l1_loss")
+    if beta == 0:
+        return _reduce(d, reduction)
+    return _reduce(where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
+
+
+def huber_loss(prediction, target, reduction="mean", delta=1.0):
+    """torch's F.huber_loss: 0.5 d^2 where d = |prediction - target| < delta, else delta (d - 0.5 delta)."""
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or delta <= 0:
+        raise ValueError(f"huber_loss: delta must be a number > 0, got {delta!r}")
+    d = _regression_pair(prediction, target, "huber_loss")
+    return _reduce(where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta), reduction)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """torch's F.leaky_relu: x where x > 0, negative_slope * x elsewhere (the gradient at 0 is negative_slope)."""
+    _check_tensor(x, "leaky_relu input")
+    _check_float(x, "leaky_relu input")
+    return where(x.data > 0, x, x * negative_slope)
+
+
+def one_hot(tensor, num_classes=-1):
+    """torch's F.one_hot: int64 (..., num_classes) rows with a 1 at each index (num_classes=-1: the largest
+    index + 1); no gradient, as torch's."""
+    tensor = as_tensor(tensor, "one_hot input")
+    if tensor.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: needs integer class indices, got {tensor.dtype.name}")
+    low = int(tensor.data.min()) if tensor.size else 0
+    high = int(tensor.data.max()) if tensor.size else -1
+    if num_classes == -1:
+        num_classes = high + 1
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"one_hot: indices must lie in [0, {num_classes - 1}], got values from {low} to {high}")
+    xp = tensor.xp
+    return Tensor.wrap((tensor.data[..., None] == xp.arange(num_classes)).astype(numpy.int64), tensor.device)

@@ -1,4 +1,5 @@
 """Module: the base of layers and models; finds parameters by walking attributes and saves them."""
+import collections
 import os
 import re
 from collections.abc import Mapping
@@ -9,6 +10,10 @@ from ..checkpoint import load_arrays, save_arrays
 from ..checks import to_arguments
 from ..device import array_module, canonical_device, to_device, to_numpy, use_device
 from ..tensor import Tensor
+
+
+# load_state_dict's answer: the (missing, unexpected) pair with torch's field names
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 class Module:
@@ -227,7 +232,8 @@ class Module:
 
         Everything is checked before anything is written: a missing or unexpected name (only when
         strict) or a shape mismatch raises one ValueError that lists each problem, and leaves the
-        model unchanged. Returns (missing, unexpected) name lists."""
+        model unchanged. Returns (missing, unexpected) name lists, a pair also read by torch's field names:
+        `result.missing_keys`, `result.unexpected_keys`."""
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict needs a mapping of name -> array, got {type(state).__name__}")
         unbuilt = [name or type(m).__name__ for name, m in self.named_modules() if _may_make_weights(m)]
@@ -264,7 +270,7 @@ class Module:
             t = own[name]
             with use_device(t.device):
                 t.data = to_device(numpy.array(value, dtype=t.dtype, copy=True), t.device)
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     def save(self, path):
         """Write state_dict() to `path` as .safetensors (what PyTorch and Hugging Face load), or as .npz
