@@ -495,3 +495,20 @@ def test_step_functions_have_torchs_zero_gradient():
     assert torch.tensor([3, -2]).sign().tolist() == [1, -1]
     with pytest.raises(TypeError, match="bool"):
         torch.tensor([True]).round()
+
+
+def test_integer_division_is_float32_as_in_torch():
+    """uint8 images / 255 (torch's tutorials' first line of preprocessing) is float32 as in torch, not NumPy's
+    float64, which silently doubled the memory and the time of a model fed with it."""
+    images = torch.Tensor(np.arange(12, dtype=np.uint8).reshape(3, 4))
+    scaled = images / 255
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled.numpy(), np.arange(12).reshape(3, 4) / 255, rtol=1e-6)
+    labels = torch.Tensor(np.array([1, 2, 4]))
+    assert (labels / labels).dtype == np.float32 and (2 / labels).dtype == np.float32
+    assert (torch.Tensor(np.array([True, False])) / 2).dtype == np.float32
+    assert (images.astype("float64") / 2).dtype == np.float64  # a float keeps its own width
+    assert (images // 2).dtype.kind in "iu"  # floor division stays integer
+    real_torch = pytest.importorskip("torch")
+    real = real_torch.tensor(np.arange(12, dtype=np.uint8).reshape(3, 4))
+    assert str((real / 255).dtype) == "torch.float32" and str((2 / real_torch.tensor([1, 2, 4])).dtype) == "torch.float32"

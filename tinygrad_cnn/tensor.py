@@ -384,6 +384,9 @@ class Tensor(TorchMethods):
         other = self._operand(other, op_name)
         a, b = (other, self) if reverse else (self, other)
         checks.broadcastable(op_name, a, b)
+        if fn is ops.Div and not (is_float(a.dtype) or is_float(b.dtype)):
+            # NOTE: torch's rule, not NumPy's float64: uint8 images / 255 are float32, as the model is
+            a, b = a.astype(float32), b.astype(float32)
         a, b = _promote(a, b)
         if fn is ops.Sub:
             checks.not_bool(a, "sub (x - y)", "use x != y (logical xor) or cast first")
