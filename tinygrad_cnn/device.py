@@ -4,6 +4,8 @@ import os
 
 import numpy
 
+from .torch_device import Device, legacy_size_hint
+
 DEFAULT_DEVICE_ENV = "TINYGRAD_CNN_DEVICE"
 # NOTE: the README's install command, word for word (tests/test_examples.py checks it)
 _CUPY_HINT = ('install CuPy for your CUDA version from the clone: `pip install -e ".[cuda12]"` '
@@ -12,29 +14,6 @@ _CUPY_HINT = ('install CuPy for your CUDA version from the clone: `pip install -
 
 class DeviceError(RuntimeError):
     """A device was asked for that this machine cannot provide, or devices were mixed."""
-
-
-class Device(str):
-    """A canonical device name ("cpu", "cuda:0"), a str in every use, that also reads as torch.device:
-    `x.device.type` is "cpu" or "cuda", `x.device.index` None or the GPU's number.
-
-    NOTE: a str subclass rather than torch's own device class, so that every comparison, dict key and
-    f-string written against names ("cpu", "cuda:0") keeps working; only torch's two attributes are added."""
-
-    __slots__ = ()
-
-    @property
-    def type(self):
-        """torch.device's type: "cpu" or "cuda"."""
-        return self.partition(":")[0]
-
-    @property
-    def index(self):
-        """torch.device's index: None on the CPU, N on cuda:N."""
-        return int(self.partition(":")[2]) if ":" in self else None
-
-    def __reduce__(self):
-        return str, (str(self),)  # NOTE: pickled or copied it is a plain name
 
 
 _CPU = Device("cpu")
@@ -48,9 +27,8 @@ def canonical_device(device=None):
     if device is None:
         device = os.environ.get(DEFAULT_DEVICE_ENV) or "cpu"
     if not isinstance(device, str):
-        hint = (" (Tensor(2, 3) is torch's legacy size constructor: write tinygrad_cnn.zeros(2, 3); Tensor(data) "
-                "keeps data's dtype, torch.tensor(data, dtype=torch.float) makes float32)") if isinstance(device, int) else ""
-        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {type(device).__name__}{hint}")
+        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {type(device).__name__}"
+                        f"{legacy_size_hint(device)}")
     name = device.strip().lower()
     if name == "cpu":
         return _CPU
