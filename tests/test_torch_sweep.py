@@ -512,3 +512,16 @@ def test_integer_division_is_float32_as_in_torch():
     real_torch = pytest.importorskip("torch")
     real = real_torch.tensor(np.arange(12, dtype=np.uint8).reshape(3, 4))
     assert str((real / 255).dtype) == "torch.float32" and str((2 / real_torch.tensor([1, 2, 4])).dtype) == "torch.float32"
+
+
+def test_any_and_all_are_bool_tensors_as_in_torch():
+    """x.any()/x.all() are bool tensors as torch's: `.item()` works (it failed on a Python bool), `if` reads them,
+    and dim/keepdim reduce one axis."""
+    x = torch.Tensor(np.array([[0.0, 2.0], [0.0, 0.0]]))
+    assert (x > 1).any().item() is True and (x >= 0).all().item() is True and x.all().item() is False
+    assert bool(x.any()) and not x.all()
+    np.testing.assert_array_equal(x.any(dim=1).numpy(), [True, False])
+    assert x.all(dim=0, keepdim=True).shape == (1, 2)
+    real_torch = pytest.importorskip("torch")
+    real = real_torch.tensor([[0.0, 2.0], [0.0, 0.0]])
+    assert real.any().item() is True and real.any(dim=1).tolist() == x.any(dim=1).numpy().tolist()

@@ -476,13 +476,13 @@ class Tensor(TorchMethods):
         checks.one_truth_value(self)
         return bool(self.item())
 
-    def any(self):
-        """True when any element is nonzero (a Python bool, no gradient)."""
-        return bool(self.data.any())
+    def any(self, dim=None, keepdim=False):
+        """Whether any element is nonzero, as torch's: a bool tensor (0-d without dim, which `if` reads as a bool)."""
+        return Tensor(self.xp.any(self.data, axis=dim, keepdims=keepdim), device=self.device)
 
-    def all(self):
-        """True when every element is nonzero (a Python bool, no gradient)."""
-        return bool(self.data.all())
+    def all(self, dim=None, keepdim=False):
+        """Whether every element is nonzero, as torch's: a bool tensor (0-d without dim, which `if` reads as a bool)."""
+        return Tensor(self.xp.all(self.data, axis=dim, keepdims=keepdim), device=self.device)
 
     # ------------------------------------------------------------ unary math
 

@@ -255,7 +255,7 @@ def _truth(name):
         return Tensor(getattr(input.xp, name)(input.data, axis=dim, keepdims=keepdim), device=input.device)
     reduce.__name__ = name
     reduce.__doc__ = (f"torch.{name}(x, dim=None, keepdim=False): a bool tensor (0-d without dim), as torch's "
-                      f"(`torch.{name}(x > 0).item()`). NOTE: the method x.{name}() gives a Python bool here.")
+                      f"(`torch.{name}(x > 0).item()`), as the method x.{name}() is.")
     return reduce
 
 
