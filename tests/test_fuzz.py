@@ -603,7 +603,9 @@ def factories(draw):
     if name == "full":
         shape, value = draw(st.one_of(size, st.lists(size, max_size=3).map(tuple))), draw(st.sampled_from(
             [1.5, 2, True, math.nan, "x"]))
-        return (lambda: tc.full(shape, value)), (lambda: numpy_call(np.full, shape, value, dtype=np.float32)), []
+        # torch.full's dtype follows the value (bool, int64, else float32), as torch's
+        dtype = np.bool_ if isinstance(value, bool) else np.int64 if isinstance(value, int) else np.float32
+        return (lambda: tc.full(shape, value)), (lambda: numpy_call(np.full, shape, value, dtype=dtype)), []
     if name == "arange":
         # NOTE: no tiny float step: arange(0, 1, 1e-11) is a MemoryError of NumPy's own (427 GiB), not a bug
         args = draw(st.lists(st.one_of(st.integers(-3, 5), st.sampled_from([0.5, -0.5, 0.25, 1.5, -1.25, 2.5, 0.0])),
