@@ -478,6 +478,28 @@ def test_add_weight_initializers_count_fans_as_keras():
     assert normal_std == pytest.approx(0.05, rel=0.1) and 0.045 < uniform_max <= 0.05
 
 
+def test_add_weight_calls_a_callable_initializer_once():
+    """A callable initializer is called once per weight, and the weight holds that call's values (it was called
+    twice, so a random one drew twice and the weight got the second draw when the first had no .data)."""
+    calls = []
+
+    def counted(shape, dtype):
+        calls.append(shape)
+        return numpy.full(shape, float(len(calls)), dtype)
+
+    class Counted(tk.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(2, 3), initializer=counted)
+
+        def call(self, inputs):
+            return inputs
+
+    layer = Counted()
+    layer.build((None, 2))
+    assert calls == [(2, 3)]
+    numpy.testing.assert_array_equal(_numpy(layer.w), numpy.ones((2, 3)))
+
+
 def test_add_weight_initializers_as_in_keras(real_keras):
     ours, theirs = _initializer_scales(tk), _initializer_scales(real_keras)
     for index, (a, b) in enumerate(zip(ours, theirs)):

@@ -252,10 +252,10 @@ def _truth(name):
     def reduce(input, dim=None, keepdim=False):  # noqa: A002
         if not isinstance(input, Tensor):
             raise TypeError(f"torch.{name}: input must be a Tensor, got {type(input).__name__}")
-        return Tensor(getattr(input.xp, name)(input.data, axis=dim, keepdims=keepdim), device=input.device)
+        return getattr(input, name)(dim=dim, keepdim=keepdim)
     reduce.__name__ = name
-    reduce.__doc__ = (f"torch.{name}(x, dim=None, keepdim=False): a bool tensor (0-d without dim), as torch's "
-                      f"(`torch.{name}(x > 0).item()`), as the method x.{name}() is.")
+    reduce.__doc__ = (f"torch.{name}(x, dim=None, keepdim=False): x.{name}(dim, keepdim), a bool tensor (0-d without "
+                      f"dim), as torch's (`torch.{name}(x > 0).item()`).")
     return reduce
 
 

@@ -618,7 +618,8 @@ class Layer(_InputShape, nn.Layer):
                                  f"{', '.join(sorted(_WEIGHT_INITIALIZERS))}, a number or a callable(shape, dtype)")
             values = _WEIGHT_INITIALIZERS[initializer](shape, dtype)
         elif callable(initializer):
-            values = to_numpy(getattr(initializer(shape, dtype), "data", initializer(shape, dtype)))
+            made = initializer(shape, dtype)  # (once: a random initializer draws anew at each call)
+            values = to_numpy(getattr(made, "data", made))
         else:
             values = numpy.full(shape, initializer, dtype)
         values = numpy.asarray(values, dtype)
