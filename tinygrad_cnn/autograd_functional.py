@@ -140,6 +140,18 @@ def _fill_in_zeros(grads, refs, strict, stage):
     return tuple(out)
 
 
+def _double_backward(outputs, inputs, v, create_graph, strict, check, stage):
+    """J v for J the Jacobian of `outputs` in `inputs`, by the double-backward trick (jvp, hvp): the backward
+    pass is linear in its upstream gradient u, so J v is the gradient of (J^T u) . v in u, at u = 0. `check`
+    names the intermediate gradients for strict mode (None: not checked), `stage` its missing-gradient error."""
+    upstream = tuple(zeros_like(out, requires_grad=True) for out in outputs)
+    back = _autograd_grad(outputs, inputs, upstream, create_graph=True)
+    if check is not None:
+        _check_requires_grad(back, check, strict)
+    found = _autograd_grad(back, upstream, v, create_graph=create_graph)
+    return _fill_in_zeros(found, outputs, strict, stage)
+
+
 def _single_scalar(outputs, is_tuple, fn_name):
     if is_tuple:
         raise RuntimeError(f"The function given to {fn_name} should return a single Tensor")
@@ -189,11 +201,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
             _v_is_none(inputs, "input to the user-provided function is")
         is_outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function", "jvp")
         _check_requires_grad(outputs, "outputs", strict)
-        upstream = tuple(zeros_like(out, requires_grad=True) for out in outputs)
-        grad_inputs = _autograd_grad(outputs, inputs, upstream, create_graph=True)
-        _check_requires_grad(grad_inputs, "grad_inputs", strict)
-        found = _autograd_grad(grad_inputs, upstream, v, create_graph=create_graph)
-        result = _fill_in_zeros(found, outputs, strict, "back_trick")
+        result = _double_backward(outputs, inputs, v, create_graph, strict, "grad_inputs", "back_trick")
     return (_unpack(_postprocess(outputs, create_graph), is_outputs_tuple),
             _unpack(_postprocess(result, create_graph), is_outputs_tuple))
 
@@ -313,11 +321,8 @@ def hvp(func, inputs, v=None, create_graph=False, strict=False):
     with enable_grad():
         is_inputs_tuple, inputs, v, is_outputs_tuple, outputs, jac = _gradient_of_scalar(
             func, inputs, v, create_graph, strict, "hvp")
-        upstream = tuple(zeros_like(inp, requires_grad=True) for inp in inputs)
-        double_back = _autograd_grad(jac, inputs, upstream, create_graph=True)
         _check_requires_grad(jac, "hessian", strict)
-        found = _autograd_grad(double_back, upstream, v, create_graph=create_graph)
-        result = _fill_in_zeros(found, inputs, strict, "double_back_trick")
+        result = _double_backward(jac, inputs, v, create_graph, strict, None, "double_back_trick")
     return (_unpack(_postprocess(outputs, create_graph), is_outputs_tuple),
             _unpack(_postprocess(result, create_graph), is_inputs_tuple))
 
