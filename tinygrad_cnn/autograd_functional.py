@@ -152,6 +152,16 @@ def _double_backward(outputs, inputs, v, create_graph, strict, check, stage):
     return _fill_in_zeros(found, outputs, strict, stage)
 
 
+def _reverse_mode_only(fn_name, option, value):
+    """torch's strategy options: "reverse-mode" runs; "forward-mode" is refused by name (no forward-mode AD here)."""
+    if value not in ("forward-mode", "reverse-mode"):
+        raise ValueError(f'{fn_name}: {option} must be "reverse-mode" (or torch\'s "forward-mode", not offered '
+                         f'here), got {value!r}')
+    if value == "forward-mode":
+        raise NotImplementedError(f'{fn_name}: {option}="forward-mode" is not offered (this engine has no '
+                                  f'forward-mode AD); leave {option} out (or "reverse-mode"): the values are the same')
+
+
 def _single_scalar(outputs, is_tuple, fn_name):
     if is_tuple:
         raise RuntimeError(f"The function given to {fn_name} should return a single Tensor")
@@ -220,12 +230,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     as torch's). One backward walk per output element; create_graph=True keeps the graph, so the Jacobian
     can be differentiated again. vectorize=True gives the same values by the same loop (torch's vmap is a
     speed option); strategy="forward-mode" is not offered."""
-    if strategy not in ("forward-mode", "reverse-mode"):
-        raise ValueError(f'jacobian: strategy must be "reverse-mode" (or torch\'s "forward-mode", not offered '
-                         f'here), got {strategy!r}')
-    if strategy == "forward-mode":
-        raise NotImplementedError('jacobian: strategy="forward-mode" is not offered (this engine has no forward-mode '
-                                  'AD); leave strategy out (or "reverse-mode"): the values are the same')
+    _reverse_mode_only("jacobian", "strategy", strategy)
     if vectorize and strict:
         raise RuntimeError("torch.autograd.functional.jacobian: `strict=True` and `vectorized=True` are not supported "
                            "together. Please either set `strict=False` or `vectorize=False`.")
@@ -263,12 +268,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
     of shape inputs[i].shape + inputs[j].shape (a Tensor for a single input), as the Jacobian of its gradient
     (torch's way). outer_jacobian_strategy="forward-mode" is not offered."""
     is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "hessian")
-    if outer_jacobian_strategy not in ("forward-mode", "reverse-mode"):
-        raise ValueError(f'hessian: outer_jacobian_strategy must be "reverse-mode" (or torch\'s "forward-mode", not '
-                         f'offered here), got {outer_jacobian_strategy!r}')
-    if outer_jacobian_strategy == "forward-mode":
-        raise NotImplementedError('hessian: outer_jacobian_strategy="forward-mode" is not offered (this engine has no '
-                                  'forward-mode AD); leave it out (or "reverse-mode"): the values are the same')
+    _reverse_mode_only("hessian", "outer_jacobian_strategy", outer_jacobian_strategy)
 
     def single_output(*inp):
         out = func(*inp)
