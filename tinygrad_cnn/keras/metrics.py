@@ -465,11 +465,136 @@ class F1Score(FBetaScore):
         return config
 
 
+class AUC(Metric):
+    """Keras' AUC: the area under the ROC curve (true- against false-positive rate) or the PR curve (precision
+    against recall), as a Riemann sum over confusion matrices counted at fixed thresholds over the whole epoch.
+    The thresholds are num_thresholds evenly spaced ones in [0, 1] (or the sorted `thresholds` given) with
+    -epsilon and 1 + epsilon added at the ends, so that predictions of exactly 0 or 1 are counted.
+    summation_method 'interpolation' takes the mean of each step's two heights (for PR, Davis & Goadrich's
+    interpolation of the counts, not of precision), 'minoring' the lower, 'majoring' the higher."""
+
+    default_name = "auc"
+    _CURVES = {"roc": "ROC", "pr": "PR"}
+    _SUMS = ("interpolation", "minoring", "majoring")
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
+                 thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):
+        from .backend import epsilon
+        if str(curve).lower() == "prgain":
+            raise ValueError("AUC: curve='PRGAIN' is not offered here; use curve='ROC' or 'PR'")
+        if str(curve).lower() not in self._CURVES:
+            raise ValueError(f'Invalid AUC curve value: "{curve}". Expected values are ["PR", "ROC", "PRGAIN"]')
+        if str(summation_method).lower() not in self._SUMS:
+            raise ValueError(f'Invalid AUC summation method value: "{summation_method}". Expected values are '
+                             f'["interpolation", "majoring", "minoring"]')
+        if multi_label or num_labels is not None or label_weights is not None:
+            raise ValueError("AUC: multi_label=True (and its num_labels, label_weights) is not offered here; with "
+                             "multi_label=False, as here, every label-prediction pair counts as one data point")
+        super().__init__(name, dtype)
+        self.curve, self.summation_method = self._CURVES[str(curve).lower()], str(summation_method).lower()
+        self.multi_label, self.num_labels, self.label_weights, self.from_logits = False, None, None, bool(from_logits)
+        self._init_from_thresholds = thresholds is not None
+        if thresholds is not None:
+            inner = sorted(float(t) for t in (thresholds if isinstance(thresholds, (list, tuple, numpy.ndarray))
+                                              else [thresholds]))
+            self.num_thresholds = len(inner) + 2
+            ends = numpy.array([0.0] + inner + [1.0])
+            even = numpy.arange(len(ends), dtype="float32") / (len(ends) - 1)
+            self._evenly = len(ends) >= 3 and numpy.allclose(ends, even, atol=epsilon())
+        else:
+            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, numpy.integer)) \
+                    or num_thresholds <= 1:
+                raise ValueError(f"Argument `num_thresholds` must be an integer > 1. Received: "
+                                 f"num_thresholds={num_thresholds}")
+            self.num_thresholds = int(num_thresholds)
+            inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+            self._evenly = True
+        self._thresholds = numpy.array([0.0 - epsilon()] + inner + [1.0 + epsilon()])
+        for name_ in ("true_positives", "false_positives", "true_negatives", "false_negatives"):
+            setattr(self, name_, self.add_variable((self.num_thresholds,), "zeros", name=name_))
+
+    @property
+    def thresholds(self):
+        """The thresholds, the two end ones included."""
+        return [float(t) for t in self._thresholds]
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add a batch's four counts at every threshold (y_true nonzero is a positive; a sample's weight counts
+        for each of its labels)."""
+        y_true = numpy.asarray(_numpy(y_true), "float32")
+        y_pred = numpy.asarray(_numpy(y_pred), "float32")
+        if self.from_logits:
+            y_pred = (1 / (1 + numpy.exp(-y_pred.astype("float64")))).astype("float32")
+        y_pred, y_true = _same_rank(y_pred, y_true)
+        weights = numpy.ones(y_pred.shape, "float32")
+        if sample_weight is not None:
+            given = numpy.asarray(_numpy(sample_weight), "float32")[..., None]
+            _, given = _same_rank(y_true, given, expand_rank_1=False)
+            try:
+                weights = numpy.broadcast_to(given, y_pred.shape)
+            except ValueError:
+                raise ValueError(f"{self.name}: sample_weight of shape {numpy.shape(sample_weight)} does not fit "
+                                 f"y_pred of shape {y_pred.shape}") from None
+        if y_true.size != y_pred.size:
+            raise ValueError(f"{self.name}: y_true of shape {y_true.shape} does not match y_pred of shape "
+                             f"{y_pred.shape} (give one label per prediction)")
+        truth, pred, weights = y_true.reshape(-1) != 0, y_pred.reshape(-1), weights.reshape(-1).astype("float64")
+        hits, misses = numpy.where(truth, weights, 0.0), numpy.where(truth, 0.0, weights)
+        if self._evenly:
+            # NOTE: as Keras for evenly spaced thresholds: each prediction falls in one bucket, ceil(p (n - 1)) - 1
+            # in float32, and counts as positive at that threshold and every lower one (a reversed cumulative sum)
+            bucket = numpy.ceil(numpy.clip(pred, 0, 1) * numpy.float32(self.num_thresholds - 1)) - 1
+            bucket = numpy.maximum(bucket, 0).astype("int64")
+            tp = numpy.bincount(bucket, hits, self.num_thresholds)[::-1].cumsum()[::-1]
+            fp = numpy.bincount(bucket, misses, self.num_thresholds)[::-1].cumsum()[::-1]
+        else:
+            positive = pred[None, :] > self._thresholds.astype("float32")[:, None]
+            tp, fp = positive @ hits, positive @ misses
+        self.true_positives.assign_add(tp)
+        self.false_positives.assign_add(fp)
+        self.true_negatives.assign_add(misses.sum() - fp)
+        self.false_negatives.assign_add(hits.sum() - tp)
+
+    def result(self):
+        """The area, a 0-d float32 Tensor (0 before any update)."""
+        tp, fp, tn, fn = (v.numpy().astype("float64") for v in (self.true_positives, self.false_positives,
+                                                                 self.true_negatives, self.false_negatives))
+
+        def ratio(a, b):  # NOTE: Keras' divide_no_nan: 0 where the denominator is 0
+            with numpy.errstate(divide="ignore", invalid="ignore"):
+                return numpy.where(b != 0, a / numpy.where(b != 0, b, 1), 0.0)
+
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            # NOTE: Davis & Goadrich: between two thresholds tp and p = tp + fp move linearly, so precision is
+            # (intercept + slope p) / p and its integral over recall has a closed form with log(p_a / p_b)
+            d_tp, p = tp[:-1] - tp[1:], tp + fp
+            slope = ratio(d_tp, numpy.maximum(p[:-1] - p[1:], 0))
+            intercept = tp[1:] - slope * p[1:]
+            p_ratio = numpy.where((p[:-1] > 0) & (p[1:] > 0), ratio(p[:-1], numpy.maximum(p[1:], 0)), 1.0)
+            area = ratio(slope * (d_tp + intercept * numpy.log(p_ratio)), numpy.maximum(tp[1:] + fn[1:], 0)).sum()
+            return Tensor(numpy.float32(area))
+        recall = ratio(tp, tp + fn)
+        x, y = (ratio(fp, fp + tn), recall) if self.curve == "ROC" else (recall, ratio(tp, tp + fp))
+        pick = {"interpolation": lambda a, b: (a + b) / 2, "minoring": numpy.minimum, "majoring": numpy.maximum}
+        heights = pick[self.summation_method](y[:-1], y[1:])
+        return Tensor(numpy.float32(((x[:-1] - x[1:]) * heights).sum()))
+
+    def get_config(self):
+        """Keras' config: name, dtype, num_thresholds, curve, summation_method, multi_label, num_labels,
+        label_weights, from_logits (and thresholds, without the two end ones, where given)."""
+        config = {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": self.curve,
+                  "summation_method": self.summation_method, "multi_label": False, "num_labels": None,
+                  "label_weights": None, "from_logits": self.from_logits}
+        if self._init_from_thresholds:
+            config["thresholds"] = self.thresholds[1:-1]
+        return config
+
+
 _KINDS = {SparseCategoricalAccuracy: "sparse_categorical_accuracy", CategoricalAccuracy: "categorical_accuracy",
           BinaryAccuracy: "binary_accuracy"}
 
 
-_BY_NAME = {"precision": Precision, "recall": Recall, "f1_score": F1Score, "Precision": Precision, "Recall": Recall,
+_BY_NAME = {"auc": AUC, "AUC": AUC, "precision": Precision, "recall": Recall, "f1_score": F1Score, "Precision": Precision, "Recall": Recall,
             "F1Score": F1Score}
 
 
@@ -492,7 +617,7 @@ def name_of(metric):
 def get(identifier):
     """A metric object from its class name or Keras' snake-case name."""
     table = {cls.default_name: cls for cls in (Mean, Accuracy, SparseCategoricalAccuracy, CategoricalAccuracy,
-                                               BinaryAccuracy, F1Score, FBetaScore)}
+                                               BinaryAccuracy, F1Score, FBetaScore, AUC)}
     table.update(precision=Precision, recall=Recall)
     table.update({cls.__name__: cls for cls in table.values()})
     if isinstance(identifier, Metric):
@@ -503,6 +628,6 @@ def get(identifier):
 
 
 __all__ = ["Metric", "Variable", "Mean", "MeanMetricWrapper", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccuracy", "BinaryAccuracy",
-           "Precision", "Recall", "FBetaScore", "F1Score",
+           "Precision", "Recall", "FBetaScore", "F1Score", "AUC",
            "get", "name_of", "forget_names"]
 __getattr__ = not_offered('keras.metrics', __all__)
