@@ -610,7 +610,8 @@ def name_of(metric):
     if callable(metric) and not isinstance(metric, str):
         return MeanMetricWrapper(metric)
     if isinstance(metric, str) and metric in _BY_NAME:  # NOTE: as Keras' metrics.get: logged under the name given
-        return _BY_NAME[metric](name=metric if metric.islower() else None)
+        cls = _BY_NAME[metric]
+        return cls(name=metric if metric.islower() or cls is AUC else None)
     return metric
 
 
