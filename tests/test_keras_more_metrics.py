@@ -242,6 +242,10 @@ def _reference_auc(y_true, y_pred, weights=None, thresholds=None, curve="ROC", m
 
     recall = ratio(tp, tp + fn)
     x, h = (ratio(fp, fp + tn), recall) if curve == "ROC" else (recall, ratio(tp, tp + fp))
+    if curve == "PRGAIN":  # gains relative to the always-positive classifier (Flach & Kull), clamped as Keras
+        scale = (tp[0] + fn[0]) / (tn[0] + fp[0])
+        x = numpy.maximum(numpy.where(tp > 0, 1 - scale * ratio(fn, tp), 0.0), 0.0)
+        h = numpy.where(tp > 0, 1 - scale * ratio(fp, tp), 1.0)
     heights = {"interpolation": (h[:-1] + h[1:]) / 2, "minoring": numpy.minimum(h[:-1], h[1:]),
                "majoring": numpy.maximum(h[:-1], h[1:])}[method]
     return float(((x[:-1] - x[1:]) * heights).sum())
@@ -250,7 +254,7 @@ def _reference_auc(y_true, y_pred, weights=None, thresholds=None, curve="ROC", m
 _AUC_SETTINGS = [{}, {"curve": "PR"}, {"summation_method": "minoring"}, {"summation_method": "majoring"},
                  {"curve": "PR", "summation_method": "minoring"}, {"num_thresholds": 7}, {"num_thresholds": 3},
                  {"thresholds": [0.3, 0.1, 0.8]}, {"thresholds": [0.25, 0.5, 0.75], "curve": "PR"},
-                 {"from_logits": True}, {"from_logits": True, "curve": "PR"}]
+                 {"from_logits": True}, {"from_logits": True, "curve": "PR"}, {"curve": "PRGAIN"}]
 
 
 def _auc_states(keras):
@@ -287,12 +291,55 @@ def test_auc_equals_the_confusion_matrix_definition():
         assert both == pytest.approx(_reference_auc(y, pred, weights, **kw), abs=1e-5), settings
         alone = sigmoid(p[25:] * 6) if logits else p[25:]
         assert after_reset == pytest.approx(_reference_auc(y[25:], alone, **kw), abs=1e-5), settings
-    assert len({round(both, 4) for both, _ in results}) >= 8  # the settings do change the value
+    assert len({round(both, 4) for both, _ in results}) >= 9  # the settings do change the value
 
 
 def test_auc_as_in_keras(real_keras):
     ours, theirs = _auc_states(tk)[0], _auc_states(real_keras)[0]
     assert numpy.allclose(ours, theirs, atol=1e-5, rtol=0)
+
+
+_MULTI_SETTINGS = [{"multi_label": True}, {"multi_label": True, "num_labels": 3, "curve": "PR"},
+                   {"multi_label": True, "label_weights": [0.2, 1.0, 0.5]},
+                   {"multi_label": True, "label_weights": [0.2, 1.0, 0.5], "curve": "PR", "thresholds": [0.2, 0.5]},
+                   {"multi_label": True, "curve": "PRGAIN", "summation_method": "minoring"},
+                   {"label_weights": [0.2, 1.0, 0.5]}, {}]
+
+
+def _auc_multi(keras):
+    """(batch, 3) labels: one curve per label (multi_label=True), or every pair one point, over two batches."""
+    rng = numpy.random.default_rng(2)
+    y = rng.integers(0, 2, (40, 3)).astype("float32")
+    p = rng.random((40, 3)).astype("float32")
+    w = rng.random(40).astype("float32")
+    out = []
+    for settings in _MULTI_SETTINGS:
+        metric = keras.metrics.AUC(**settings)
+        metric.update_state(y[:15], p[:15])
+        metric.update_state(y[15:], p[15:], sample_weight=w[15:])
+        out.append(float(_numpy(metric.result())))
+    return out, (y, p, numpy.concatenate([numpy.ones(15, "float32"), w[15:]]))
+
+
+def test_auc_multi_label_and_label_weights():
+    """multi_label=True: the labels' AUCs averaged (weighted by label_weights); with False, label_weights weigh
+    each label's pairs in the one flattened curve."""
+    results, (y, p, w) = _auc_multi(tk)
+    for settings, got in zip(_MULTI_SETTINGS, results):
+        kw = {"thresholds": settings.get("thresholds"), "curve": settings.get("curve", "ROC"),
+              "method": settings.get("summation_method", "interpolation")}
+        labels = numpy.asarray(settings.get("label_weights", [1.0, 1.0, 1.0]))
+        if settings.get("multi_label"):
+            each = [_reference_auc(y[:, i], p[:, i], w, **kw) for i in range(3)]
+            expected = (numpy.array(each) * labels).sum() / labels.sum()
+        else:
+            expected = _reference_auc(y, p, (w[:, None] * labels).reshape(-1), **kw)
+        assert got == pytest.approx(expected, abs=1e-5), settings
+    assert results[0] != pytest.approx(results[-1], abs=1e-4) and results[2] != pytest.approx(results[0], abs=1e-4)
+
+
+def test_auc_multi_label_as_in_keras(real_keras):
+    assert numpy.allclose(_auc_multi(tk)[0], _auc_multi(real_keras)[0], atol=1e-5, rtol=0)
 
 
 def test_auc_keras_documented_example():
@@ -320,7 +367,8 @@ def _auc_model_run(keras):
     metrics = keras.metrics
     model.compile(keras.optimizers.SGD(0.1), "binary_crossentropy",
                   metrics=["auc", "AUC", metrics.AUC(curve="PR", name="pr"),
-                           metrics.AUC(num_thresholds=20, summation_method="majoring", name="maj")],
+                           metrics.AUC(num_thresholds=20, summation_method="majoring", name="maj"),
+                           metrics.AUC(multi_label=True, num_labels=1, curve="PRGAIN", name="gain")],
                   weighted_metrics=[metrics.AUC(thresholds=[0.2, 0.4, 0.6], name="wauc")])
     history = model.fit(x[:30], y[:30], sample_weight=w[:30], epochs=2, batch_size=8, shuffle=False, verbose=0,
                         validation_data=(x[30:], y[30:]))
@@ -340,13 +388,14 @@ def test_auc_in_fit_and_evaluate():
     """Logged by the name given; the validation and evaluate values are the definition's on the model's own
     predictions (evaluate's weighted_metrics with the sample weights, its metrics without)."""
     (history, evaluated, from_logits), (on_val, on_all), logits, (x, y, w) = _auc_model_run(tk)
-    assert sorted(history) == sorted(["loss", "auc", "AUC", "pr", "maj", "wauc"] +
-                                     ["val_" + k for k in ("loss", "auc", "AUC", "pr", "maj", "wauc")])
+    assert sorted(history) == sorted(["loss", "auc", "AUC", "pr", "maj", "gain", "wauc"] +
+                                     ["val_" + k for k in ("loss", "auc", "AUC", "pr", "maj", "gain", "wauc")])
     assert history["auc"] == history["AUC"] and len(history["auc"]) == 2
     assert history["val_auc"][-1] == pytest.approx(_reference_auc(y[30:], on_val), abs=1e-5)
     assert history["val_pr"][-1] == pytest.approx(_reference_auc(y[30:], on_val, curve="PR"), abs=1e-5)
     assert evaluated["auc"] == pytest.approx(_reference_auc(y, on_all), abs=1e-5)
     assert evaluated["maj"] == pytest.approx(_reference_auc(y, on_all, n=20, method="majoring"), abs=1e-5)
+    assert evaluated["gain"] == pytest.approx(_reference_auc(y, on_all, curve="PRGAIN"), abs=1e-5)
     assert evaluated["wauc"] == pytest.approx(_reference_auc(y, on_all, w, thresholds=[0.2, 0.4, 0.6]), abs=1e-5)
     assert evaluated["wauc"] != pytest.approx(_reference_auc(y, on_all, thresholds=[0.2, 0.4, 0.6]), abs=1e-4)
     sigmoid = 1 / (1 + numpy.exp(-logits.astype("float64")))
@@ -378,8 +427,14 @@ def test_auc_settings_survive_a_keras_file(tmp_path):
 
 
 def test_auc_mistakes_are_named():
-    with pytest.raises(ValueError, match="multi_label=True .* is not offered"):
-        tk.metrics.AUC(multi_label=True)
+    with pytest.raises(ValueError, match="`num_labels` is needed only when `multi_label` is True"):
+        tk.metrics.AUC(num_labels=3)
+    with pytest.raises(ValueError, match="`y_pred` must have rank 2 when `multi_label=True`"):
+        tk.metrics.AUC(multi_label=True).update_state(numpy.ones((2, 2, 2)), numpy.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"multi_label=True with 3 labels needs y_pred of shape \(batch, 3\)"):
+        tk.metrics.AUC(multi_label=True, num_labels=3).update_state(numpy.ones((2, 2)), numpy.ones((2, 2)))
+    with pytest.raises(ValueError, match="label_weights must be a list of non-negative weights"):
+        tk.metrics.AUC(label_weights=[1.0, -1.0])
     with pytest.raises(ValueError, match="Invalid AUC curve value"):
         tk.metrics.AUC(curve="RC")
     with pytest.raises(ValueError, match="Invalid AUC summation method value"):
