@@ -443,3 +443,11 @@ def test_auc_mistakes_are_named():
         tk.metrics.AUC(num_thresholds=1)
     with pytest.raises(ValueError, match="does not match y_pred"):
         tk.metrics.AUC().update_state(numpy.ones(3), numpy.ones(4))
+
+
+def test_monitoring_an_auc_named_by_its_class_grows():
+    """metrics=['AUC'] logs 'val_AUC' (as Keras); mode='auto' read it as neither loss nor score and asked for
+    mode=. Keras maximizes it (AUC's direction is 'up')."""
+    for callback in (tk.callbacks.EarlyStopping(monitor="val_AUC"), tk.callbacks.ModelCheckpoint("m.keras",
+                                                                                                  monitor="val_AUC")):
+        assert callback.mode == "max"
