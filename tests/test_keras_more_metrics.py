@@ -451,3 +451,30 @@ def test_monitoring_an_auc_named_by_its_class_grows():
     for callback in (tk.callbacks.EarlyStopping(monitor="val_AUC"), tk.callbacks.ModelCheckpoint("m.keras",
                                                                                                   monitor="val_AUC")):
         assert callback.mode == "max"
+
+
+def _auc_file(keras, path, label_weights):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.set_weights([numpy.linspace(-1, 1, 4).reshape(4, 1).astype("float32"), numpy.zeros(1, "float32")])
+    metrics = ["AUC", keras.metrics.AUC(curve="PR", thresholds=[0.3, 0.6], name="p"),
+               keras.metrics.AUC(multi_label=True, label_weights=label_weights, name="ml")]
+    model.compile("sgd", "binary_crossentropy", metrics=metrics)
+    model.save(path)
+    return model
+
+
+def test_auc_in_keras_files_both_ways(real_keras, tmp_path):
+    """A file Keras wrote (label_weights stored as a tensor) loads compiled here with its AUCs, and ours in Keras.
+    NOTE: Keras itself fails to load label_weights under this test suite's conftest (Invalid dtype: object), so
+    the file read by Keras has none."""
+    pytest.importorskip("h5py")
+    x = numpy.random.default_rng(0).normal(size=(12, 4)).astype("float32")
+    y = numpy.float32([[0], [1]] * 6)
+    for writer, reader, label_weights in ((real_keras, tk, [2.0]), (tk, real_keras, None)):
+        path = str(tmp_path / f"{writer.__name__}.keras")
+        theirs = _auc_file(writer, path, label_weights).evaluate(x, y, verbose=0, return_dict=True)
+        ours = reader.models.load_model(path).evaluate(x, y, verbose=0, return_dict=True)
+        assert sorted(ours) == ["AUC", "loss", "ml", "p"] and sorted(theirs) == sorted(ours)
+        assert all(ours[key] == pytest.approx(theirs[key], abs=1e-5) for key in ours)
+    config = tk.metrics.AUC(multi_label=True, label_weights=[0.5, 2.0]).get_config()
+    assert tk.metrics.AUC.from_config(config).label_weights.tolist() == [0.5, 2.0]

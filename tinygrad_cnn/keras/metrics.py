@@ -630,10 +630,19 @@ class AUC(Metric):
         config = {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": self.curve,
                   "summation_method": self.summation_method, "multi_label": self.multi_label,
                   "num_labels": self.num_labels, "from_logits": self.from_logits,
-                  "label_weights": None if self.label_weights is None else self.label_weights.tolist()}
+                  "label_weights": None if self.label_weights is None else  # NOTE: a tensor in Keras' form
+                  {"class_name": "__tensor__", "config": {"value": self.label_weights.tolist(), "dtype": "float32"}}}
         if self._init_from_thresholds:
             config["thresholds"] = self.thresholds[1:-1]
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new AUC from get_config()'s dict (label_weights as Keras writes a tensor, or a list)."""
+        weights = config.get("label_weights")
+        if isinstance(weights, dict) and weights.get("class_name") == "__tensor__":
+            config = {**config, "label_weights": weights["config"]["value"]}
+        return cls(**config)
 
 
 _KINDS = {SparseCategoricalAccuracy: "sparse_categorical_accuracy", CategoricalAccuracy: "categorical_accuracy",

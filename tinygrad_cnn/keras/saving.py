@@ -797,7 +797,9 @@ def _keras_metrics(metrics, where):
         elif isinstance(metric, dict) and metric.get("class_name") in kinds and config.get("threshold", 0.5) == 0.5:
             found.append(kinds[metric["class_name"]](name=config.get("name")))
         elif isinstance(metric, dict) and metric.get("class_name") in confusion:
-            settings = {key: value for key, value in config.items() if key != "dtype"}
+            settings = {key: value.get("config", {}).get("value") if isinstance(value, dict) and
+                        value.get("class_name") == "__tensor__" else value  # NOTE: AUC's label_weights
+                        for key, value in config.items() if key != "dtype"}
             found.append(confusion[metric["class_name"]](**settings))
         else:
             dropped.append(metric.get("class_name") if isinstance(metric, dict) else repr(metric))
