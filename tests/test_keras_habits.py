@@ -357,7 +357,7 @@ def test_configs_that_cannot_be_made_say_what_to_do():
 
 @pytest.mark.parametrize("module, name, alternative", [
     ("callbacks", "TensorBoard", "CSVLogger"), ("layers", "LSTM", "image models only"), ("optimizers", "Nadam", "'adam'"),
-    ("metrics", "AUC", "model.predict"), ("utils", "plot_model", "model.summary"),
+    ("metrics", "IoU", "model.predict"), ("utils", "plot_model", "model.summary"),
     ("utils", "image_dataset_from_directory", "DataLoader"), (None, "regularizers", "keras has: Input"),
 ])
 def test_a_keras_name_not_offered_says_so_and_names_the_alternative(module, name, alternative):

@@ -211,3 +211,270 @@ def test_csv_logger_writes_a_per_class_metric_as_keras(tmp_path):
 
 def test_csv_logger_per_class_as_in_keras(tmp_path, real_keras):
     assert _csv_row(tk, str(tmp_path / "t.csv")) == _csv_row(real_keras, str(tmp_path / "k.csv"))
+
+
+# ------------------------------------------------------------ AUC
+
+def _reference_auc(y_true, y_pred, weights=None, thresholds=None, curve="ROC", method="interpolation", n=200):
+    """The AUC from its definition, in float64: confusion matrices at the thresholds (evenly spaced in [0, 1] or
+    the given ones, with -1e-7 and 1 + 1e-7 at the ends; y_pred > threshold is a positive), then a Riemann sum;
+    PR with interpolation integrates precision numerically along the straight line between two thresholds'
+    (tp, tp + fp), which Keras (after Davis & Goadrich) does in closed form."""
+    y, p = numpy.asarray(y_true, "float64").reshape(-1) != 0, numpy.asarray(y_pred, "float64").reshape(-1)
+    w = numpy.ones_like(p) if weights is None else numpy.broadcast_to(numpy.asarray(weights, "float64"), p.shape)
+    inner = numpy.arange(1, n - 1) / (n - 1) if thresholds is None else numpy.sort(numpy.asarray(thresholds, "float64"))
+    cuts = numpy.concatenate([[-1e-7], inner, [1 + 1e-7]])
+    positive = p[None, :] > cuts[:, None]
+    tp, fp = (positive * y * w).sum(1), (positive * ~y * w).sum(1)
+    fn, tn = (y * w).sum() - tp, (~y * w).sum() - fp
+    if curve == "PR" and method == "interpolation":
+        s = (numpy.arange(4000) + 0.5) / 4000  # midpoints along each step, from threshold i + 1 (s = 0) to i (s = 1)
+        area = 0.0
+        for i in range(len(cuts) - 1):
+            if tp[i] > tp[i + 1]:
+                tps = tp[i + 1] + s * (tp[i] - tp[i + 1])
+                ps = tp[i + 1] + fp[i + 1] + s * (tp[i] + fp[i] - tp[i + 1] - fp[i + 1])
+                area += (tps / ps).mean() * (tp[i] - tp[i + 1]) / (tp[0] + fn[0])
+        return area
+
+    def ratio(a, b):
+        return numpy.divide(a, b, out=numpy.zeros_like(a), where=b != 0)
+
+    recall = ratio(tp, tp + fn)
+    x, h = (ratio(fp, fp + tn), recall) if curve == "ROC" else (recall, ratio(tp, tp + fp))
+    if curve == "PRGAIN":  # gains relative to the always-positive classifier (Flach & Kull), clamped as Keras
+        scale = (tp[0] + fn[0]) / (tn[0] + fp[0])
+        x = numpy.maximum(numpy.where(tp > 0, 1 - scale * ratio(fn, tp), 0.0), 0.0)
+        h = numpy.where(tp > 0, 1 - scale * ratio(fp, tp), 1.0)
+    heights = {"interpolation": (h[:-1] + h[1:]) / 2, "minoring": numpy.minimum(h[:-1], h[1:]),
+               "majoring": numpy.maximum(h[:-1], h[1:])}[method]
+    return float(((x[:-1] - x[1:]) * heights).sum())
+
+
+_AUC_SETTINGS = [{}, {"curve": "PR"}, {"summation_method": "minoring"}, {"summation_method": "majoring"},
+                 {"curve": "PR", "summation_method": "minoring"}, {"num_thresholds": 7}, {"num_thresholds": 3},
+                 {"thresholds": [0.3, 0.1, 0.8]}, {"thresholds": [0.25, 0.5, 0.75], "curve": "PR"},
+                 {"from_logits": True}, {"from_logits": True, "curve": "PR"}, {"curve": "PRGAIN"}]
+
+
+def _auc_states(keras):
+    """Each setting's result after two batches (the second sample-weighted), and after reset_state and one batch."""
+    rng = numpy.random.default_rng(1)
+    y = rng.integers(0, 2, (60, 1)).astype("float32")
+    p = rng.random((60, 1)).astype("float32")
+    p[:3, 0] = [0.0, 1.0, 0.5]
+    w = rng.random(60).astype("float32")
+    out = []
+    for settings in _AUC_SETTINGS:
+        scale = 6.0 if settings.get("from_logits") else 1.0
+        metric = keras.metrics.AUC(**settings)
+        metric.update_state(y[:25], p[:25] * scale)
+        metric.update_state(y[25:], p[25:] * scale - (3.0 if scale != 1 else 0.0), sample_weight=w[25:])
+        both = float(_numpy(metric.result()))
+        metric.reset_state()
+        metric.update_state(y[25:, 0], p[25:, 0] * scale)
+        out.append((both, float(_numpy(metric.result()))))
+    return out, (y, p, w)
+
+
+def test_auc_equals_the_confusion_matrix_definition():
+    """Every curve, summation method, threshold setting and from_logits against the float64 definition, over two
+    batches (one sample-weighted: weights count per sample), and after reset_state."""
+    results, (y, p, w) = _auc_states(tk)
+    sigmoid = lambda z: 1 / (1 + numpy.exp(-z.astype("float64")))
+    for settings, (both, after_reset) in zip(_AUC_SETTINGS, results):
+        logits = settings.get("from_logits", False)
+        pred = sigmoid(numpy.concatenate([p[:25] * 6, p[25:] * 6 - 3])) if logits else p
+        kw = {"thresholds": settings.get("thresholds"), "curve": settings.get("curve", "ROC"),
+              "method": settings.get("summation_method", "interpolation"), "n": settings.get("num_thresholds", 200)}
+        weights = numpy.concatenate([numpy.ones(25), w[25:]])
+        assert both == pytest.approx(_reference_auc(y, pred, weights, **kw), abs=1e-5), settings
+        alone = sigmoid(p[25:] * 6) if logits else p[25:]
+        assert after_reset == pytest.approx(_reference_auc(y[25:], alone, **kw), abs=1e-5), settings
+    assert len({round(both, 4) for both, _ in results}) >= 9  # the settings do change the value
+
+
+def test_auc_as_in_keras(real_keras):
+    ours, theirs = _auc_states(tk)[0], _auc_states(real_keras)[0]
+    assert numpy.allclose(ours, theirs, atol=1e-5, rtol=0)
+
+
+_MULTI_SETTINGS = [{"multi_label": True}, {"multi_label": True, "num_labels": 3, "curve": "PR"},
+                   {"multi_label": True, "label_weights": [0.2, 1.0, 0.5]},
+                   {"multi_label": True, "label_weights": [0.2, 1.0, 0.5], "curve": "PR", "thresholds": [0.2, 0.5]},
+                   {"multi_label": True, "curve": "PRGAIN", "summation_method": "minoring"},
+                   {"label_weights": [0.2, 1.0, 0.5]}, {}]
+
+
+def _auc_multi(keras):
+    """(batch, 3) labels: one curve per label (multi_label=True), or every pair one point, over two batches."""
+    rng = numpy.random.default_rng(2)
+    y = rng.integers(0, 2, (40, 3)).astype("float32")
+    p = rng.random((40, 3)).astype("float32")
+    w = rng.random(40).astype("float32")
+    out = []
+    for settings in _MULTI_SETTINGS:
+        metric = keras.metrics.AUC(**settings)
+        metric.update_state(y[:15], p[:15])
+        metric.update_state(y[15:], p[15:], sample_weight=w[15:])
+        out.append(float(_numpy(metric.result())))
+    return out, (y, p, numpy.concatenate([numpy.ones(15, "float32"), w[15:]]))
+
+
+def test_auc_multi_label_and_label_weights():
+    """multi_label=True: the labels' AUCs averaged (weighted by label_weights); with False, label_weights weigh
+    each label's pairs in the one flattened curve."""
+    results, (y, p, w) = _auc_multi(tk)
+    for settings, got in zip(_MULTI_SETTINGS, results):
+        kw = {"thresholds": settings.get("thresholds"), "curve": settings.get("curve", "ROC"),
+              "method": settings.get("summation_method", "interpolation")}
+        labels = numpy.asarray(settings.get("label_weights", [1.0, 1.0, 1.0]))
+        if settings.get("multi_label"):
+            each = [_reference_auc(y[:, i], p[:, i], w, **kw) for i in range(3)]
+            expected = (numpy.array(each) * labels).sum() / labels.sum()
+        else:
+            expected = _reference_auc(y, p, (w[:, None] * labels).reshape(-1), **kw)
+        assert got == pytest.approx(expected, abs=1e-5), settings
+    assert results[0] != pytest.approx(results[-1], abs=1e-4) and results[2] != pytest.approx(results[0], abs=1e-4)
+
+
+def test_auc_multi_label_as_in_keras(real_keras):
+    assert numpy.allclose(_auc_multi(tk)[0], _auc_multi(real_keras)[0], atol=1e-5, rtol=0)
+
+
+def test_auc_keras_documented_example():
+    """Keras' docstring: thresholds [-1e-7, 0.5, 1 + 1e-7] give 0.75; sample weights [1, 0, 0, 1] give 1.0."""
+    metric = tk.metrics.AUC(num_thresholds=3)
+    metric.update_state([0, 0, 1, 1], [0, 0.5, 0.3, 0.9])
+    assert float(metric.result()) == pytest.approx(0.75)
+    assert metric.thresholds == pytest.approx([-1e-7, 0.5, 1 + 1e-7])
+    assert metric.true_positives.numpy().tolist() == [2, 1, 0] and metric.false_positives.numpy().tolist() == [2, 0, 0]
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+    metric.update_state([0, 0, 1, 1], [0, 0.5, 0.3, 0.9], sample_weight=[1, 0, 0, 1])
+    assert float(metric.result()) == pytest.approx(1.0)
+
+
+def _auc_model_run(keras):
+    """AUC by name ('auc', 'AUC') and as objects in compile: fit with validation_data and a sample-weighted
+    weighted_metrics AUC, then a sample-weighted evaluate; a logits model with AUC(from_logits=True)."""
+    rng = numpy.random.default_rng(3)
+    x = rng.normal(size=(40, 4)).astype("float32")
+    y = (x[:, 3:] + rng.normal(size=(40, 1)) > 0).astype("float32")
+    w = rng.random(40).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.set_weights([numpy.linspace(-1, 1, 4).reshape(4, 1).astype("float32"), numpy.zeros(1, "float32")])
+    metrics = keras.metrics
+    model.compile(keras.optimizers.SGD(0.1), "binary_crossentropy",
+                  metrics=["auc", "AUC", metrics.AUC(curve="PR", name="pr"),
+                           metrics.AUC(num_thresholds=20, summation_method="majoring", name="maj"),
+                           metrics.AUC(multi_label=True, num_labels=1, curve="PRGAIN", name="gain")],
+                  weighted_metrics=[metrics.AUC(thresholds=[0.2, 0.4, 0.6], name="wauc")])
+    history = model.fit(x[:30], y[:30], sample_weight=w[:30], epochs=2, batch_size=8, shuffle=False, verbose=0,
+                        validation_data=(x[30:], y[30:]))
+    evaluated = model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
+    predicted = (_numpy(model.predict(x[30:], verbose=0)), _numpy(model.predict(x, verbose=0)))
+    logits = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    logits.set_weights([numpy.linspace(1, -1, 4).reshape(4, 1).astype("float32"), numpy.zeros(1, "float32")])
+    logits.compile(keras.optimizers.SGD(0.1), keras.losses.BinaryCrossentropy(from_logits=True),
+                   metrics=[metrics.AUC(from_logits=True, name="logit_auc")])
+    from_logits = logits.evaluate(x, y, verbose=0, return_dict=True)
+    logs = [{key: numpy.round(numpy.asarray(value, dtype="float64"), 6).tolist() for key, value in logs.items()}
+            for logs in (history.history, evaluated, from_logits)]
+    return logs, predicted, _numpy(logits.predict(x, verbose=0)), (x, y, w)
+
+
+def test_auc_in_fit_and_evaluate():
+    """Logged by the name given; the validation and evaluate values are the definition's on the model's own
+    predictions (evaluate's weighted_metrics with the sample weights, its metrics without)."""
+    (history, evaluated, from_logits), (on_val, on_all), logits, (x, y, w) = _auc_model_run(tk)
+    assert sorted(history) == sorted(["loss", "auc", "AUC", "pr", "maj", "gain", "wauc"] +
+                                     ["val_" + k for k in ("loss", "auc", "AUC", "pr", "maj", "gain", "wauc")])
+    assert history["auc"] == history["AUC"] and len(history["auc"]) == 2
+    assert history["val_auc"][-1] == pytest.approx(_reference_auc(y[30:], on_val), abs=1e-5)
+    assert history["val_pr"][-1] == pytest.approx(_reference_auc(y[30:], on_val, curve="PR"), abs=1e-5)
+    assert evaluated["auc"] == pytest.approx(_reference_auc(y, on_all), abs=1e-5)
+    assert evaluated["maj"] == pytest.approx(_reference_auc(y, on_all, n=20, method="majoring"), abs=1e-5)
+    assert evaluated["gain"] == pytest.approx(_reference_auc(y, on_all, curve="PRGAIN"), abs=1e-5)
+    assert evaluated["wauc"] == pytest.approx(_reference_auc(y, on_all, w, thresholds=[0.2, 0.4, 0.6]), abs=1e-5)
+    assert evaluated["wauc"] != pytest.approx(_reference_auc(y, on_all, thresholds=[0.2, 0.4, 0.6]), abs=1e-4)
+    sigmoid = 1 / (1 + numpy.exp(-logits.astype("float64")))
+    assert from_logits["logit_auc"] == pytest.approx(_reference_auc(y, sigmoid), abs=1e-5)
+    assert 0.5 < evaluated["auc"] < 1.0
+
+
+def test_auc_in_fit_and_evaluate_as_in_keras(real_keras):
+    ours, theirs = _auc_model_run(tk)[0], _auc_model_run(real_keras)[0]
+    for a, b in zip(ours, theirs):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert numpy.allclose(a[key], b[key], atol=1e-5, rtol=0), key
+
+
+def test_auc_settings_survive_a_keras_file(tmp_path):
+    pytest.importorskip("h5py")
+    model = tk.Sequential([tk.Input((4,)), tk.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy", metrics=[tk.metrics.AUC(curve="PR", thresholds=[0.3, 0.6], name="p"),
+                                                         "AUC"])
+    model.save(str(tmp_path / "m.keras"))
+    again = tk.models.load_model(str(tmp_path / "m.keras"))
+    x = numpy.random.default_rng(0).normal(size=(12, 4)).astype("float32")
+    y = numpy.float32([[0], [1]] * 6)
+    assert again.evaluate(x, y, verbose=0, return_dict=True) == model.evaluate(x, y, verbose=0, return_dict=True)
+    config = tk.metrics.AUC(curve="PR", thresholds=[0.6, 0.3], name="p").get_config()
+    assert config["thresholds"] == pytest.approx([0.3, 0.6]) and config["num_thresholds"] == 4
+    assert tk.metrics.AUC.from_config(config).thresholds == pytest.approx([-1e-7, 0.3, 0.6, 1 + 1e-7])
+
+
+def test_auc_mistakes_are_named():
+    with pytest.raises(ValueError, match="`num_labels` is needed only when `multi_label` is True"):
+        tk.metrics.AUC(num_labels=3)
+    with pytest.raises(ValueError, match="`y_pred` must have rank 2 when `multi_label=True`"):
+        tk.metrics.AUC(multi_label=True).update_state(numpy.ones((2, 2, 2)), numpy.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"multi_label=True with 3 labels needs y_pred of shape \(batch, 3\)"):
+        tk.metrics.AUC(multi_label=True, num_labels=3).update_state(numpy.ones((2, 2)), numpy.ones((2, 2)))
+    with pytest.raises(ValueError, match="label_weights must be a list of non-negative weights"):
+        tk.metrics.AUC(label_weights=[1.0, -1.0])
+    with pytest.raises(ValueError, match="Invalid AUC curve value"):
+        tk.metrics.AUC(curve="RC")
+    with pytest.raises(ValueError, match="Invalid AUC summation method value"):
+        tk.metrics.AUC(summation_method="trapezoid")
+    with pytest.raises(ValueError, match="num_thresholds` must be an integer > 1"):
+        tk.metrics.AUC(num_thresholds=1)
+    with pytest.raises(ValueError, match="does not match y_pred"):
+        tk.metrics.AUC().update_state(numpy.ones(3), numpy.ones(4))
+
+
+def test_monitoring_an_auc_named_by_its_class_grows():
+    """metrics=['AUC'] logs 'val_AUC' (as Keras); mode='auto' read it as neither loss nor score and asked for
+    mode=. Keras maximizes it (AUC's direction is 'up')."""
+    for callback in (tk.callbacks.EarlyStopping(monitor="val_AUC"), tk.callbacks.ModelCheckpoint("m.keras",
+                                                                                                  monitor="val_AUC")):
+        assert callback.mode == "max"
+
+
+def _auc_file(keras, path, label_weights):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.set_weights([numpy.linspace(-1, 1, 4).reshape(4, 1).astype("float32"), numpy.zeros(1, "float32")])
+    metrics = ["AUC", keras.metrics.AUC(curve="PR", thresholds=[0.3, 0.6], name="p"),
+               keras.metrics.AUC(multi_label=True, label_weights=label_weights, name="ml")]
+    model.compile("sgd", "binary_crossentropy", metrics=metrics)
+    model.save(path)
+    return model
+
+
+def test_auc_in_keras_files_both_ways(real_keras, tmp_path):
+    """A file Keras wrote (label_weights stored as a tensor) loads compiled here with its AUCs, and ours in Keras.
+    NOTE: Keras itself fails to load label_weights under this test suite's conftest (Invalid dtype: object), so
+    the file read by Keras has none."""
+    pytest.importorskip("h5py")
+    x = numpy.random.default_rng(0).normal(size=(12, 4)).astype("float32")
+    y = numpy.float32([[0], [1]] * 6)
+    for writer, reader, label_weights in ((real_keras, tk, [2.0]), (tk, real_keras, None)):
+        path = str(tmp_path / f"{writer.__name__}.keras")
+        theirs = _auc_file(writer, path, label_weights).evaluate(x, y, verbose=0, return_dict=True)
+        ours = reader.models.load_model(path).evaluate(x, y, verbose=0, return_dict=True)
+        assert sorted(ours) == ["AUC", "loss", "ml", "p"] and sorted(theirs) == sorted(ours)
+        assert all(ours[key] == pytest.approx(theirs[key], abs=1e-5) for key in ours)
+    config = tk.metrics.AUC(multi_label=True, label_weights=[0.5, 2.0]).get_config()
+    assert tk.metrics.AUC.from_config(config).label_weights.tolist() == [0.5, 2.0]

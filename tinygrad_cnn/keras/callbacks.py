@@ -101,7 +101,7 @@ def _mode(mode, monitor, who):
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode == "auto":  # as Keras: losses shrink, accuracies (and AUC) grow; anything else is not guessed
-        if any(word in monitor for word in ("acc", "auc")):
+        if any(word in monitor.lower() for word in ("acc", "auc")):  # NOTE: metrics=["AUC"] logs val_AUC
             return "max"
         if "loss" not in monitor:
             raise ValueError(f"{who} cannot tell whether monitor={monitor!r} should be minimized or maximized; "

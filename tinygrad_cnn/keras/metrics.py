@@ -465,11 +465,191 @@ class F1Score(FBetaScore):
         return config
 
 
+class AUC(Metric):
+    """Keras' AUC: the area under the ROC curve (true- against false-positive rate), the PR curve (precision
+    against recall) or the PRGAIN curve, as a Riemann sum over confusion matrices counted at fixed thresholds
+    over the whole epoch. The thresholds are num_thresholds evenly spaced ones in [0, 1] (or the sorted
+    `thresholds` given) with -epsilon and 1 + epsilon added at the ends, so that predictions of exactly 0 or 1
+    are counted. summation_method 'interpolation' takes the mean of each step's two heights (for PR, Davis &
+    Goadrich's interpolation of the counts, not of precision), 'minoring' the lower, 'majoring' the higher.
+    multi_label=True keeps one curve per label (last axis) and averages their areas (by label_weights if
+    given); with False every label-prediction pair is one data point, weighted by its label's label_weights."""
+
+    default_name = "auc"
+    _CURVES = {"roc": "ROC", "pr": "PR", "prgain": "PRGAIN"}
+    _SUMS = ("interpolation", "minoring", "majoring")
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
+                 thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):
+        from .backend import epsilon
+        if str(curve).lower() not in self._CURVES:
+            raise ValueError(f'Invalid AUC curve value: "{curve}". Expected values are ["PR", "ROC", "PRGAIN"]')
+        if str(summation_method).lower() not in self._SUMS:
+            raise ValueError(f'Invalid AUC summation method value: "{summation_method}". Expected values are '
+                             f'["interpolation", "majoring", "minoring"]')
+        if num_labels and not multi_label:
+            raise ValueError("`num_labels` is needed only when `multi_label` is True.")
+        super().__init__(name, dtype)
+        self.curve, self.summation_method = self._CURVES[str(curve).lower()], str(summation_method).lower()
+        self.multi_label, self.num_labels, self.from_logits = bool(multi_label), num_labels, bool(from_logits)
+        self.label_weights = None if label_weights is None else numpy.asarray(_numpy(label_weights), "float32")
+        if self.label_weights is not None and (self.label_weights.ndim != 1 or (self.label_weights < 0).any()):
+            raise ValueError(f"AUC: label_weights must be a list of non-negative weights, one per label, got "
+                             f"{label_weights!r}")
+        self._init_from_thresholds = thresholds is not None
+        if thresholds is not None:
+            inner = sorted(float(t) for t in (thresholds if isinstance(thresholds, (list, tuple, numpy.ndarray))
+                                              else [thresholds]))
+            self.num_thresholds = len(inner) + 2
+            ends = numpy.array([0.0] + inner + [1.0])
+            even = numpy.arange(len(ends), dtype="float32") / (len(ends) - 1)
+            self._evenly = len(ends) >= 3 and numpy.allclose(ends, even, atol=epsilon())
+        else:
+            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, numpy.integer)) \
+                    or num_thresholds <= 1:
+                raise ValueError(f"Argument `num_thresholds` must be an integer > 1. Received: "
+                                 f"num_thresholds={num_thresholds}")
+            self.num_thresholds = int(num_thresholds)
+            inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+            self._evenly = True
+        self._thresholds = numpy.array([0.0 - epsilon()] + inner + [1.0 + epsilon()])
+        self._labels = None  # the number of labels of multi_label's state, once known
+        if not self.multi_label:
+            self._build(())
+        elif num_labels:
+            self._build((int(num_labels),))
+
+    def _build(self, labels):
+        self._labels = labels[0] if labels else None
+        for name_ in ("true_positives", "false_positives", "true_negatives", "false_negatives"):
+            setattr(self, name_, self.add_variable((self.num_thresholds,) + labels, "zeros", name=name_))
+
+    @property
+    def thresholds(self):
+        """The thresholds, the two end ones included."""
+        return [float(t) for t in self._thresholds]
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add a batch's four counts at every threshold (y_true nonzero is a positive; a sample's weight counts
+        for each of its labels)."""
+        y_true = numpy.asarray(_numpy(y_true), "float32")
+        y_pred = numpy.asarray(_numpy(y_pred), "float32")
+        if self.multi_label and "true_positives" not in self.__dict__:
+            if y_pred.ndim != 2:
+                raise ValueError(f"`y_pred` must have rank 2 when `multi_label=True`. Found rank {y_pred.ndim}. "
+                                 f"Full shape received for `y_pred`: {y_pred.shape}")
+            self._build((y_pred.shape[1],))
+        if self.from_logits:
+            y_pred = (1 / (1 + numpy.exp(-y_pred.astype("float64")))).astype("float32")
+        y_pred, y_true = _same_rank(y_pred, y_true)
+        weights = numpy.ones(y_pred.shape, "float32")
+        try:
+            if sample_weight is not None:
+                given = numpy.asarray(_numpy(sample_weight), "float32")[..., None]
+                _, given = _same_rank(y_true, given, expand_rank_1=False)
+                weights = numpy.broadcast_to(given, y_pred.shape)
+            if self.label_weights is not None and not self.multi_label:
+                weights = weights * numpy.broadcast_to(self.label_weights, y_pred.shape)
+        except ValueError:
+            raise ValueError(f"{self.name}: sample_weight of shape {numpy.shape(sample_weight)} or label_weights do "
+                             f"not fit y_pred of shape {y_pred.shape}") from None
+        if y_true.size != y_pred.size:
+            raise ValueError(f"{self.name}: y_true of shape {y_true.shape} does not match y_pred of shape "
+                             f"{y_pred.shape} (give one label per prediction)")
+        labels = self._labels or 1
+        if self.multi_label and (y_pred.ndim != 2 or y_pred.shape[1] != labels):
+            raise ValueError(f"{self.name}: multi_label=True with {labels} labels needs y_pred of shape "
+                             f"(batch, {labels}), got {y_pred.shape}")
+        # every array (data points, labels): one label column unless multi_label
+        truth, pred = y_true.reshape(-1, labels) != 0, y_pred.reshape(-1, labels)
+        weights = weights.reshape(-1, labels).astype("float64")
+        hits, misses = numpy.where(truth, weights, 0.0), numpy.where(truth, 0.0, weights)
+        n = self.num_thresholds
+        if self._evenly:
+            # NOTE: as Keras for evenly spaced thresholds: each prediction falls in one bucket, ceil(p (n - 1)) - 1
+            # in float32, and counts as positive at that threshold and every lower one (a reversed cumulative sum)
+            bucket = numpy.ceil(numpy.clip(pred, 0, 1) * numpy.float32(n - 1)) - 1
+            bucket = (numpy.maximum(bucket, 0).astype("int64") + n * numpy.arange(labels)).reshape(-1)
+
+            def counts(values):
+                per_bucket = numpy.bincount(bucket, values.reshape(-1), n * labels).reshape(labels, n).T
+                return per_bucket[::-1].cumsum(axis=0)[::-1]
+
+            tp, fp = counts(hits), counts(misses)
+        else:
+            positive = pred[None] > self._thresholds.astype("float32")[:, None, None]
+            tp, fp = (positive * hits).sum(axis=1), (positive * misses).sum(axis=1)
+        fn, tn = hits.sum(axis=0) - tp, misses.sum(axis=0) - fp
+        if not self.multi_label:
+            tp, fp, tn, fn = tp[:, 0], fp[:, 0], tn[:, 0], fn[:, 0]
+        self.true_positives.assign_add(tp)
+        self.false_positives.assign_add(fp)
+        self.true_negatives.assign_add(tn)
+        self.false_negatives.assign_add(fn)
+
+    def result(self):
+        """The area, a 0-d float32 Tensor (0 before any update)."""
+        if "true_positives" not in self.__dict__:
+            return Tensor(numpy.float32(0.0))
+        tp, fp, tn, fn = (v.numpy().astype("float64") for v in (self.true_positives, self.false_positives,
+                                                                 self.true_negatives, self.false_negatives))
+
+        def ratio(a, b):  # NOTE: Keras' divide_no_nan: 0 where the denominator is 0
+            with numpy.errstate(divide="ignore", invalid="ignore"):
+                return numpy.where(b != 0, a / numpy.where(b != 0, b, 1), 0.0)
+
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            # NOTE: Davis & Goadrich: between two thresholds tp and p = tp + fp move linearly, so precision is
+            # (intercept + slope p) / p and its integral over recall has a closed form with log(p_a / p_b)
+            d_tp, p = tp[:-1] - tp[1:], tp + fp
+            slope = ratio(d_tp, numpy.maximum(p[:-1] - p[1:], 0))
+            intercept = tp[1:] - slope * p[1:]
+            p_ratio = numpy.where((p[:-1] > 0) & (p[1:] > 0), ratio(p[:-1], numpy.maximum(p[1:], 0)), 1.0)
+            areas = ratio(slope * (d_tp + intercept * numpy.log(p_ratio)), numpy.maximum(tp[1:] + fn[1:], 0))
+        else:
+            recall = ratio(tp, tp + fn)
+            if self.curve == "ROC":
+                x, y = ratio(fp, fp + tn), recall
+            elif self.curve == "PR":
+                x, y = recall, ratio(tp, tp + fp)
+            else:  # NOTE: PRGAIN as Keras: gains 0 (recall) and 1 (precision) where tp is 0, recall gain >= 0
+                scale = ratio(tp + fn, tn + fp)
+                x = numpy.maximum(numpy.where(tp == 0, 0.0, 1 - scale * ratio(fn, tp)), 0.0)
+                y = numpy.where(tp == 0, 1.0, 1 - scale * ratio(fp, tp))
+            pick = {"interpolation": lambda a, b: (a + b) / 2, "minoring": numpy.minimum, "majoring": numpy.maximum}
+            areas = (x[:-1] - x[1:]) * pick[self.summation_method](y[:-1], y[1:])
+        area = areas.sum(axis=0)
+        if self.multi_label:  # the labels' mean, or their label_weights-weighted mean
+            area = area.mean() if self.label_weights is None else \
+                ratio((area * self.label_weights).sum(), self.label_weights.astype("float64").sum())
+        return Tensor(numpy.float32(area))
+
+    def get_config(self):
+        """Keras' config: name, dtype, num_thresholds, curve, summation_method, multi_label, num_labels,
+        label_weights, from_logits (and thresholds, without the two end ones, where given)."""
+        config = {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": self.curve,
+                  "summation_method": self.summation_method, "multi_label": self.multi_label,
+                  "num_labels": self.num_labels, "from_logits": self.from_logits,
+                  "label_weights": None if self.label_weights is None else  # NOTE: a tensor in Keras' form
+                  {"class_name": "__tensor__", "config": {"value": self.label_weights.tolist(), "dtype": "float32"}}}
+        if self._init_from_thresholds:
+            config["thresholds"] = self.thresholds[1:-1]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new AUC from get_config()'s dict (label_weights as Keras writes a tensor, or a list)."""
+        weights = config.get("label_weights")
+        if isinstance(weights, dict) and weights.get("class_name") == "__tensor__":
+            config = {**config, "label_weights": weights["config"]["value"]}
+        return cls(**config)
+
+
 _KINDS = {SparseCategoricalAccuracy: "sparse_categorical_accuracy", CategoricalAccuracy: "categorical_accuracy",
           BinaryAccuracy: "binary_accuracy"}
 
 
-_BY_NAME = {"precision": Precision, "recall": Recall, "f1_score": F1Score, "Precision": Precision, "Recall": Recall,
+_BY_NAME = {"auc": AUC, "AUC": AUC, "precision": Precision, "recall": Recall, "f1_score": F1Score, "Precision": Precision, "Recall": Recall,
             "F1Score": F1Score}
 
 
@@ -485,14 +665,15 @@ def name_of(metric):
     if callable(metric) and not isinstance(metric, str):
         return MeanMetricWrapper(metric)
     if isinstance(metric, str) and metric in _BY_NAME:  # NOTE: as Keras' metrics.get: logged under the name given
-        return _BY_NAME[metric](name=metric if metric.islower() else None)
+        cls = _BY_NAME[metric]
+        return cls(name=metric if metric.islower() or cls is AUC else None)
     return metric
 
 
 def get(identifier):
     """A metric object from its class name or Keras' snake-case name."""
     table = {cls.default_name: cls for cls in (Mean, Accuracy, SparseCategoricalAccuracy, CategoricalAccuracy,
-                                               BinaryAccuracy, F1Score, FBetaScore)}
+                                               BinaryAccuracy, F1Score, FBetaScore, AUC)}
     table.update(precision=Precision, recall=Recall)
     table.update({cls.__name__: cls for cls in table.values()})
     if isinstance(identifier, Metric):
@@ -503,6 +684,6 @@ def get(identifier):
 
 
 __all__ = ["Metric", "Variable", "Mean", "MeanMetricWrapper", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccuracy", "BinaryAccuracy",
-           "Precision", "Recall", "FBetaScore", "F1Score",
+           "Precision", "Recall", "FBetaScore", "F1Score", "AUC",
            "get", "name_of", "forget_names"]
 __getattr__ = not_offered('keras.metrics', __all__)

@@ -2,7 +2,7 @@
 alternative. Each keras submodule's module-level __getattr__ comes from not_offered(), so that
 `keras.callbacks.TensorBoard` says what to use instead of a bare "module has no attribute"."""
 
-_OWN_METRIC = ("compile takes the accuracies, 'mae', 'mse', Precision, Recall, F1Score, metric functions fn(y_true, y_pred) and your own "
+_OWN_METRIC = ("compile takes the accuracies, 'mae', 'mse', Precision, Recall, F1Score, AUC, metric functions fn(y_true, y_pred) and your own "
                "keras.metrics.Metric subclasses (add_variable, update_state, result): write it as one, or compute "
                "it from model.predict()")
 
@@ -16,7 +16,7 @@ HINTS = {
     "Adadelta": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "Adamax": "use 'adam', 'adamw', 'rmsprop' or 'sgd'",
     "schedules": "set the rate each epoch with callbacks.LearningRateScheduler(lambda epoch, lr: ...)",
-    "AUC": _OWN_METRIC,
+    "IoU": _OWN_METRIC,
 }
 for _name in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "Attention", "MultiHeadAttention", "Embedding"):
     HINTS[_name] = "no recurrent, attention or embedding layers here: image models only"

@@ -777,14 +777,15 @@ def _keras_loss(loss, where):
 
 
 def _keras_metrics(metrics, where):
-    """The metrics of a Keras compile_config: names, accuracy, Precision, Recall and F1Score objects' configs
+    """The metrics of a Keras compile_config: names, accuracy, Precision, Recall, F1Score and AUC objects' configs
     (their name= and settings kept), your own metrics (found as Keras finds them, else an error); any other
     Keras metric is left out with a warning."""
     from . import metrics as metrics_module
     kinds = {cls.__name__: cls for cls in (metrics_module.SparseCategoricalAccuracy,
                                            metrics_module.CategoricalAccuracy, metrics_module.BinaryAccuracy)}
     confusion = {cls.__name__: cls for cls in (metrics_module.Precision, metrics_module.Recall,
-                                               metrics_module.FBetaScore, metrics_module.F1Score)}
+                                               metrics_module.FBetaScore, metrics_module.F1Score,
+                                               metrics_module.AUC)}
     found, dropped = [], []
     for metric in metrics or []:
         config = metric.get("config") or {} if isinstance(metric, dict) else {}
@@ -796,7 +797,9 @@ def _keras_metrics(metrics, where):
         elif isinstance(metric, dict) and metric.get("class_name") in kinds and config.get("threshold", 0.5) == 0.5:
             found.append(kinds[metric["class_name"]](name=config.get("name")))
         elif isinstance(metric, dict) and metric.get("class_name") in confusion:
-            settings = {key: value for key, value in config.items() if key != "dtype"}
+            settings = {key: value.get("config", {}).get("value") if isinstance(value, dict) and
+                        value.get("class_name") == "__tensor__" else value  # NOTE: AUC's label_weights
+                        for key, value in config.items() if key != "dtype"}
             found.append(confusion[metric["class_name"]](**settings))
         else:
             dropped.append(metric.get("class_name") if isinstance(metric, dict) else repr(metric))
