@@ -478,3 +478,14 @@ def test_auc_in_keras_files_both_ways(real_keras, tmp_path):
         assert all(ours[key] == pytest.approx(theirs[key], abs=1e-5) for key in ours)
     config = tk.metrics.AUC(multi_label=True, label_weights=[0.5, 2.0]).get_config()
     assert tk.metrics.AUC.from_config(config).label_weights.tolist() == [0.5, 2.0]
+
+
+@pytest.mark.parametrize("given", ["Precision", "Recall", "F1Score", "AUC", "precision", "recall", "auc"])
+def test_a_metric_by_name_logs_under_the_name_given(given):
+    """Keras 3 logs a metric given by name under that string as written: metrics=['Precision'] gives a
+    'Precision' entry and 'val_Precision' (ours logged 'precision' for the capitalised class names)."""
+    model = tk.Sequential([tk.Input((3,)), tk.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy", metrics=[given])
+    x, y = numpy.random.default_rng(0).random((8, 3)), numpy.array([[1.0], [0.0]] * 4)
+    history = model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y))
+    assert sorted(history.history) == sorted(["loss", given, "val_loss", f"val_{given}"])

@@ -666,7 +666,7 @@ def name_of(metric):
         return MeanMetricWrapper(metric)
     if isinstance(metric, str) and metric in _BY_NAME:  # NOTE: as Keras' metrics.get: logged under the name given
         cls = _BY_NAME[metric]
-        return cls(name=metric if metric.islower() or cls is AUC else None)
+        return cls(name=metric)  # ('Precision' logs as 'Precision', 'precision' as 'precision', as Keras)
     return metric
 
 
