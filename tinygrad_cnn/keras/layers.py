@@ -603,7 +603,7 @@ class Layer(_InputShape, nn.Layer):
         'he_uniform', 'he_normal', 'random_normal', 'random_uniform', 'zeros', 'ones', a number or a
         callable(shape, dtype)) on this layer's device; trainable=False keeps it out of training (saved, and
         changed with assign)."""
-        from .metrics import Variable
+        from .metrics import Variable, initial_values
         if "_param_names" not in self.__dict__ and "built" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__(**kwargs) in __init__ before add_weight")
         for what, value in (("regularizer", regularizer), ("constraint", constraint)):
@@ -611,18 +611,8 @@ class Layer(_InputShape, nn.Layer):
                 raise NotImplementedError(f"{self.label()}.add_weight: {what}= is not supported here")
         shape = () if shape is None else tuple(int(s) for s in shape)
         dtype = numpy.dtype(dtype or self.dtype)
-        initializer = "glorot_uniform" if initializer is None else initializer
-        if isinstance(initializer, str):
-            if initializer not in _WEIGHT_INITIALIZERS:
-                raise ValueError(f"{self.label()}.add_weight: initializer {initializer!r} is not offered; use one of "
-                                 f"{', '.join(sorted(_WEIGHT_INITIALIZERS))}, a number or a callable(shape, dtype)")
-            values = _WEIGHT_INITIALIZERS[initializer](shape, dtype)
-        elif callable(initializer):
-            made = initializer(shape, dtype)  # (once: a random initializer draws anew at each call)
-            values = to_numpy(getattr(made, "data", made))
-        else:
-            values = numpy.full(shape, initializer, dtype)
-        values = numpy.asarray(values, dtype)
+        values = initial_values("glorot_uniform" if initializer is None else initializer, shape, dtype,
+                                _WEIGHT_INITIALIZERS, f"{self.label()}.add_weight")
         if values.shape != shape:
             raise ValueError(f"{self.label()}.add_weight: the initializer gave shape {values.shape}, not {shape}")
         weight = Variable(values, name, device=canonical_device(self._weights_device()))

@@ -83,6 +83,19 @@ class Variable(Tensor):
 _INITIALIZERS = {"zeros": numpy.zeros, "ones": numpy.ones}
 
 
+def initial_values(initializer, shape, dtype, offered, where):
+    """The starting values (a NumPy array of `shape`) of a layer's weight or a metric's state: a name from
+    `offered`, a callable(shape, dtype) (called once: a random one draws anew at each call) or a number."""
+    if isinstance(initializer, str):
+        if initializer not in offered:
+            raise ValueError(f"{where}: initializer {initializer!r} is not offered; use one of "
+                             f"{', '.join(sorted(offered))}, a number or a callable(shape, dtype)")
+        return numpy.asarray(offered[initializer](shape, dtype), dtype)
+    if callable(initializer):
+        return numpy.asarray(_numpy(initializer(shape, dtype)), dtype)
+    return numpy.full(shape, _numpy(initializer), dtype)
+
+
 class Metric:
     """Keras' base class for a metric with state: subclass it with add_variable() in __init__ (after
     super().__init__(name=name, **kwargs)), update_state(y_true, y_pred, sample_weight=None) and
@@ -103,17 +116,8 @@ class Metric:
                                f"add_variable")
         shape = () if shape is None else tuple(shape)
         dtype = numpy.dtype(dtype or self.dtype)
-        if isinstance(initializer, str):
-            if initializer not in _INITIALIZERS:
-                raise ValueError(f"add_variable: initializer {initializer!r} is not offered for a metric's state; "
-                                 f"use 'zeros', 'ones' or a number")
-            value = _INITIALIZERS[initializer](shape, dtype)
-        elif callable(initializer):
-            value = numpy.asarray(_numpy(initializer(shape, dtype)), dtype)
-        elif initializer is None:
-            value = numpy.zeros(shape, dtype)
-        else:
-            value = numpy.full(shape, _numpy(initializer), dtype)
+        value = initial_values("zeros" if initializer is None else initializer, shape, dtype, _INITIALIZERS,
+                               "add_variable")
         variable = Variable(value, name)
         self._variables.append(variable)
         return variable
