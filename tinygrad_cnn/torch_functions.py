@@ -248,19 +248,9 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     return _new(numpy.linspace(start, end, int(steps)).astype(dtype or "float32"), device, requires_grad)
 
 
-def _truth(name):
-    def reduce(input, dim=None, keepdim=False):  # noqa: A002
-        if not isinstance(input, Tensor):
-            raise TypeError(f"torch.{name}: input must be a Tensor, got {type(input).__name__}")
-        return getattr(input, name)(dim=dim, keepdim=keepdim)
-    reduce.__name__ = name
-    reduce.__doc__ = (f"torch.{name}(x, dim=None, keepdim=False): x.{name}(dim, keepdim), a bool tensor (0-d without "
-                      f"dim), as torch's (`torch.{name}(x > 0).item()`).")
-    return reduce
-
-
-all = _truth("all")  # noqa: A001 (torch's names)
-any = _truth("any")  # noqa: A001
+# torch.all/any(x, dim=None, keepdim=False): the methods, which are torch's (bool tensors)
+all = _method("all")  # noqa: A001 (torch's names)
+any = _method("any")  # noqa: A001
 
 
 def vector_norm(x, ord=2, dim=None, keepdim=False):  # noqa: A002 (torch's argument name)
